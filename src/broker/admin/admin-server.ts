@@ -1,0 +1,123 @@
+// The admin HTTP endpoint: Prometheus metrics, health and readiness, and a small read-only JSON API
+// for topics and groups. GET only; errors are JSON bodies with the error code. Binds to the
+// configured address (127.0.0.1 by default).
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isMemoryStreamerError } from '../../common/errors.js';
+import type { BrokerMetrics } from '../../metrics/broker-metrics.js';
+import type { BrokerCore } from '../broker-core.js';
+
+export interface AdminServerOptions {
+  core: BrokerCore;
+  metrics: BrokerMetrics;
+  host: string;
+  port: number;
+  /** Whether the broker is ready to serve (storage recovered, listening, not stopping). */
+  ready: () => boolean;
+}
+
+function json(response: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, (_key, value: unknown) =>
+    typeof value === 'bigint' ? value.toString() : value,
+  );
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+  });
+  response.end(text);
+}
+
+function statusFor(codeName: string): number {
+  if (codeName.startsWith('UNKNOWN_')) return 404;
+  if (codeName === 'SHUTTING_DOWN') return 503;
+  return 400;
+}
+
+export class AdminServer {
+  private readonly server: Server;
+
+  private constructor(private readonly options: AdminServerOptions) {
+    this.server = createServer((request, response) => {
+      void this.handle(request, response);
+    });
+  }
+
+  static async start(options: AdminServerOptions): Promise<AdminServer> {
+    const admin = new AdminServer(options);
+    await new Promise<void>((resolve, reject) => {
+      admin.server.once('error', reject);
+      admin.server.listen(options.port, options.host, () => {
+        admin.server.off('error', reject);
+        resolve();
+      });
+    });
+    return admin;
+  }
+
+  get address(): { host: string; port: number } {
+    const address = this.server.address();
+    if (address === null || typeof address === 'string') throw new Error('admin server is not listening');
+    return { host: address.address, port: address.port };
+  }
+
+  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = new URL(request.url ?? '/', 'http://admin').pathname.replace(/\/+$/, '') || '/';
+    if (request.method !== 'GET') {
+      json(response, 405, {
+        error: {
+          name: 'METHOD_NOT_ALLOWED',
+          message: `${request.method} is not allowed; the admin API is read-only (GET)`,
+        },
+      });
+      return;
+    }
+    try {
+      const core = this.options.core;
+      const segments = path.split('/').slice(1).map(decodeURIComponent);
+      if (path === '/metrics') {
+        response.writeHead(200, { 'content-type': this.options.metrics.registry.contentType });
+        response.end(await this.options.metrics.text());
+      } else if (path === '/healthz') {
+        json(response, 200, { status: 'ok' });
+      } else if (path === '/readyz') {
+        const ready = this.options.ready();
+        json(response, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
+      } else if (path === '/api/topics') {
+        json(response, 200, await core.execute('listTopics', {}));
+      } else if (segments[0] === 'api' && segments[1] === 'topics' && segments.length === 3) {
+        json(response, 200, await core.execute('describeTopic', { name: segments[2]! }));
+      } else if (path === '/api/groups') {
+        json(response, 200, await core.execute('listGroups', {}));
+      } else if (segments[0] === 'api' && segments[1] === 'groups' && segments.length === 3) {
+        json(response, 200, await core.execute('describeGroup', { groupId: segments[2]! }));
+      } else {
+        json(response, 404, {
+          error: {
+            name: 'NOT_FOUND',
+            message: `no such endpoint ${path}; try /metrics, /healthz, /readyz, /api/topics, /api/groups`,
+          },
+        });
+      }
+    } catch (error) {
+      if (isMemoryStreamerError(error)) {
+        json(response, statusFor(error.codeName), {
+          error: {
+            code: error.code,
+            name: error.codeName,
+            retriable: error.retriable,
+            message: error.message,
+          },
+        });
+      } else {
+        json(response, 500, { error: { name: 'INTERNAL_ERROR', message: (error as Error).message } });
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+}

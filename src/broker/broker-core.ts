@@ -1,0 +1,434 @@
+// The broker's request semantics, independent of any transport: topics, produce, fetch, offsets,
+// producer ids, streams and push subscriptions. The TCP server and the in-process transport both
+// call `execute` with decoded requests; neither knows what a partition is.
+
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { BrokerMetrics } from '../metrics/broker-metrics.js';
+import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
+import type {
+  DescribeTopicResponse,
+  ListOffsetsResponse,
+  ReadStreamResponse,
+  SubscribeRequest,
+  TopicView,
+} from '../protocol/commands/data-types.js';
+import type { CommandName, RequestOf, ResponseOf } from '../protocol/commands/registry.js';
+import { errorOf } from '../protocol/error-codes.js';
+import { partitionForKey } from '../protocol/partitioner.js';
+import { encodeRecordBatch, iterateRecords, splitBatches } from '../protocol/record-batch.js';
+import { GroupCoordinator } from './groups/group-coordinator.js';
+import {
+  Partition,
+  type PartitionLimits,
+  type PushSink,
+  type PushSubscription,
+} from './partitions/partition.js';
+import { ProducerIdAllocator } from './producers/producer-id-allocator.js';
+import {
+  DEFAULT_TOPIC_CONFIG,
+  INTERNAL_TOPIC_PREFIX,
+  type TopicConfig,
+  type TopicDescription,
+} from './topics/topic-config.js';
+
+/** Internal topics are written by the broker only. */
+function refuseInternal(topic: string): void {
+  if (topic.startsWith(INTERNAL_TOPIC_PREFIX)) {
+    throw errorOf('INVALID_TOPIC_NAME', `${JSON.stringify(topic)} is internal to the broker`);
+  }
+}
+
+/** The internal topic holding committed consumer-group offsets. */
+export const OFFSETS_TOPIC = '__consumer_offsets';
+
+import { TopicRegistry } from './topics/topic-registry.js';
+
+export interface BrokerCoreOptions {
+  dataDir: string;
+  /** Defaults for topics created without explicit settings. */
+  topicDefaults?: Partial<TopicConfig>;
+  defaultPartitions?: number;
+  /** Largest records section a compressed batch may inflate to (decompression-bomb guard). */
+  maxDecompressedBytes?: number;
+  /** How often retention runs over every partition. */
+  retentionCheckMs?: number;
+  /** Longest long-poll a fetch may ask for. */
+  maxFetchWaitMs?: number;
+  /** Largest fetch or push read. */
+  maxFetchBytes?: number;
+  logger?: BrokerLogger;
+}
+
+/** Commands a transport passes straight to `execute` (subscriptions are per session). */
+export type CoreCommand = Exclude<CommandName, 'subscribe' | 'unsubscribe' | 'ping'>;
+
+export class BrokerCore {
+  readonly id = randomUUID();
+  readonly dataDir: string;
+  private readonly registry: TopicRegistry;
+  private readonly producerIds: ProducerIdAllocator;
+  private readonly partitions = new Map<string, Partition[]>();
+  private readonly options: Required<Omit<BrokerCoreOptions, 'topicDefaults' | 'logger'>>;
+  readonly logger: BrokerLogger;
+  private retentionTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  readonly groups: GroupCoordinator;
+  readonly metrics = new BrokerMetrics();
+  /** Set by the network server so metrics can report connections and memory use. */
+  connectionStats: () => { connections: number; heldBytes: number } = () => ({
+    connections: 0,
+    heldBytes: 0,
+  });
+
+  private constructor(options: BrokerCoreOptions, registry: TopicRegistry, producerIds: ProducerIdAllocator) {
+    this.dataDir = options.dataDir;
+    this.registry = registry;
+    this.producerIds = producerIds;
+    this.logger = options.logger ?? silentLogger;
+    this.groups = new GroupCoordinator({
+      partitionsOf: (topic) => this.registry.require(topic).partitions,
+      logEndOffset: (topic, partition) => this.partition(topic, partition).log.highWatermark,
+      store: { append: (groupId, offsets) => this.appendOffsets(groupId, offsets) },
+    });
+    this.metrics.attach({
+      partitions: () =>
+        [...this.partitions.values()].flatMap((list) =>
+          list.map((p) => ({
+            topic: p.topic,
+            partition: p.index,
+            logStartOffset: p.log.logStartOffset,
+            logEndOffset: p.log.highWatermark,
+            sizeBytes: p.log.sizeBytes,
+          })),
+        ),
+      groupLag: () =>
+        this.groups
+          .list()
+          .flatMap((g) => this.groups.describe(g.groupId).lag.map((l) => ({ group: g.groupId, ...l }))),
+      connections: () => this.connectionStats().connections,
+      heldBytes: () => this.connectionStats().heldBytes,
+    });
+    this.options = {
+      dataDir: options.dataDir,
+      defaultPartitions: options.defaultPartitions ?? 1,
+      maxDecompressedBytes: options.maxDecompressedBytes ?? 64 * 1024 * 1024,
+      retentionCheckMs: options.retentionCheckMs ?? 60_000,
+      maxFetchWaitMs: options.maxFetchWaitMs ?? 30_000,
+      maxFetchBytes: options.maxFetchBytes ?? 8 * 1024 * 1024,
+    };
+  }
+
+  static async start(options: BrokerCoreOptions): Promise<BrokerCore> {
+    const registry = await TopicRegistry.open(options.dataDir, {
+      defaults: { ...DEFAULT_TOPIC_CONFIG, ...options.topicDefaults },
+      defaultPartitions: options.defaultPartitions ?? 1,
+    });
+    const producerIds = await ProducerIdAllocator.open(join(options.dataDir, 'broker'));
+    const core = new BrokerCore(options, registry, producerIds);
+    for (const topic of registry.list()) await core.openPartitions(topic, 0);
+    await core.openOffsetsTopic();
+    core.retentionTimer = setInterval(() => void core.applyRetention(), core.options.retentionCheckMs);
+    core.retentionTimer.unref();
+    return core;
+  }
+
+  private limitsFor(topic: TopicDescription): PartitionLimits {
+    return {
+      maxBatchBytes: topic.config.maxMessageBytes,
+      maxDecompressedBytes: this.options.maxDecompressedBytes,
+    };
+  }
+
+  private logConfigFor(topic: TopicDescription) {
+    return {
+      segmentBytes: topic.config.segmentBytes,
+      segmentMs: topic.config.segmentMs,
+      durability: topic.config.durability,
+      flushIntervalMs: topic.config.flushIntervalMs,
+      retentionMs: topic.config.retentionMs,
+      retentionBytes: topic.config.retentionBytes,
+    };
+  }
+
+  private async openPartitions(topic: TopicDescription, from: number): Promise<void> {
+    const list = this.partitions.get(topic.name) ?? [];
+    for (let p = from; p < topic.partitions; p++) {
+      const partition = await Partition.open({
+        topic: topic.name,
+        index: p,
+        dir: this.registry.partitionDir(topic.name, p),
+        config: this.logConfigFor(topic),
+        limits: this.limitsFor(topic),
+      });
+      const recovery = partition.log.recovery;
+      const where = { topic: topic.name, partition: p };
+      if (recovery.truncation !== null) {
+        this.logger.warn(
+          {
+            ...where,
+            bytes: recovery.truncatedBytes,
+            offset: recovery.truncation.offset,
+            reason: recovery.truncation.reason,
+          },
+          'recovery truncated a torn tail',
+        );
+      }
+      if (recovery.corruption !== null) {
+        this.logger.error(
+          {
+            ...where,
+            segment: recovery.corruption.segment,
+            position: recovery.corruption.position,
+            reason: recovery.corruption.reason,
+          },
+          'corrupt data: the partition serves nothing past it and refuses writes',
+        );
+      }
+      list.push(partition);
+    }
+    this.partitions.set(topic.name, list);
+  }
+
+  /**
+   * Committed group offsets live in the internal topic `__consumer_offsets` (one partition,
+   * durability always). Record key: `<group>\0<topic>\0<partition>`; value: the offset in
+   * decimal. At start the topic is read back; the last record per key wins.
+   */
+  private async openOffsetsTopic(): Promise<void> {
+    if (this.registry.get(OFFSETS_TOPIC) === undefined) {
+      const topic = await this.registry.create(
+        { name: OFFSETS_TOPIC, partitions: 1, config: { durability: 'always' } },
+        { internal: true },
+      );
+      await this.openPartitions(topic, 0);
+    }
+    const log = this.partition(OFFSETS_TOPIC, 0).log;
+    let offset = log.logStartOffset;
+    const latest = new Map<string, { groupId: string; topic: string; partition: number; offset: bigint }>();
+    while (offset < log.highWatermark) {
+      const result = await log.read(offset, 1 << 20);
+      for (const batch of splitBatches(result.data)) {
+        for (const record of iterateRecords(batch, {
+          maxDecompressedBytes: this.options.maxDecompressedBytes,
+        })) {
+          if (record.key === null || record.value === null) continue;
+          const [groupId, topic, partition] = record.key.toString('utf8').split('\0');
+          if (groupId === undefined || topic === undefined || partition === undefined) continue;
+          latest.set(record.key.toString('latin1'), {
+            groupId,
+            topic,
+            partition: Number(partition),
+            offset: BigInt(record.value.toString()),
+          });
+        }
+      }
+      offset = result.nextOffset;
+    }
+    for (const entry of latest.values()) this.groups.restore(entry.groupId, [entry]);
+  }
+
+  private async appendOffsets(
+    groupId: string,
+    offsets: readonly { topic: string; partition: number; offset: bigint }[],
+  ): Promise<void> {
+    if (offsets.length === 0) return;
+    const batch = encodeRecordBatch(
+      offsets.map((o) => ({ key: `${groupId}\0${o.topic}\0${o.partition}`, value: o.offset.toString() })),
+    );
+    await this.partition(OFFSETS_TOPIC, 0).produce({ batch, acks: 1 });
+  }
+
+  /** Defaults for topics created from now on (configuration reload). */
+  setTopicDefaults(defaults: Partial<TopicConfig>, defaultPartitions: number): void {
+    this.registry.setDefaults({ ...DEFAULT_TOPIC_CONFIG, ...defaults }, defaultPartitions);
+  }
+
+  partition(topic: string, index: number): Partition {
+    const list = this.partitions.get(topic);
+    if (list === undefined) throw errorOf('UNKNOWN_TOPIC', JSON.stringify(topic));
+    const partition = list[index];
+    if (partition === undefined) {
+      throw errorOf('UNKNOWN_PARTITION', `${topic} has partitions 0..${list.length - 1}, asked for ${index}`);
+    }
+    return partition;
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw errorOf('SHUTTING_DOWN');
+  }
+
+  private view(topic: TopicDescription): TopicView {
+    return {
+      name: topic.name,
+      id: topic.id,
+      partitions: topic.partitions,
+      createdAt: topic.createdAt,
+      config: { ...topic.config },
+    };
+  }
+
+  /** Runs one request/response command. */
+  async execute<K extends CoreCommand>(name: K, request: RequestOf<K>): Promise<ResponseOf<K>> {
+    const done = this.metrics.start(name);
+    try {
+      this.ensureOpen();
+      const handler = this.handlers[name] as (request: RequestOf<K>) => Promise<ResponseOf<K>>;
+      const response = await handler(request);
+      done();
+      return response;
+    } catch (error) {
+      done(error as { codeName?: string });
+      throw error;
+    }
+  }
+
+  private readonly handlers: { [K in CoreCommand]: (request: RequestOf<K>) => Promise<ResponseOf<K>> } = {
+    createTopic: async (request) => {
+      const topic = await this.registry.create(request);
+      await this.openPartitions(topic, 0);
+      return this.view(topic);
+    },
+    alterTopic: async (request) => {
+      refuseInternal(request.name);
+      const before = this.registry.require(request.name);
+      const topic = await this.registry.alter(request);
+      await this.openPartitions(topic, before.partitions);
+      // Settings that the open logs read at append time take effect now; segment and durability
+      // settings take effect when the partitions reopen (documented in docs/operations.md).
+      for (const partition of this.partitions.get(topic.name) ?? [])
+        partition.setLimits(this.limitsFor(topic));
+      return this.view(topic);
+    },
+    deleteTopic: async (request) => {
+      refuseInternal(request.name);
+      const topic = this.registry.require(request.name);
+      const list = this.partitions.get(topic.name) ?? [];
+      this.partitions.delete(topic.name);
+      for (const partition of list) await partition.close();
+      await this.registry.delete(topic.name);
+      return {};
+    },
+    listTopics: async () => ({
+      topics: this.registry
+        .list()
+        .filter((t) => !t.name.startsWith(INTERNAL_TOPIC_PREFIX))
+        .map((t) => this.view(t)),
+    }),
+    describeTopic: async (request): Promise<DescribeTopicResponse> => {
+      const topic = this.registry.require(request.name);
+      const partitions = (this.partitions.get(topic.name) ?? []).map((p) => ({
+        partition: p.index,
+        logStartOffset: p.log.logStartOffset,
+        logEndOffset: p.log.highWatermark,
+        sizeBytes: p.log.sizeBytes,
+      }));
+      return { topic: this.view(topic), partitions };
+    },
+    produce: async (request) => {
+      refuseInternal(request.topic);
+      const response = await this.partition(request.topic, request.partition).produce(request);
+      if (!response.duplicate) {
+        this.metrics.producedMessages.inc(Number(response.lastOffset - response.baseOffset) + 1);
+        this.metrics.producedBytes.inc(request.batch.length);
+      }
+      return response;
+    },
+    fetch: async (request) => {
+      const partition = this.partition(request.topic, request.partition);
+      const maxBytes = Math.min(Math.max(request.maxBytes, 1), this.options.maxFetchBytes);
+      const result = await partition.fetch(
+        request.offset,
+        maxBytes,
+        Math.min(request.maxWaitMs, this.options.maxFetchWaitMs),
+      );
+      this.metrics.fetchedBytes.inc(result.data.length);
+      return {
+        highWatermark: result.highWatermark,
+        logStartOffset: result.logStartOffset,
+        batches: result.data,
+      };
+    },
+    listOffsets: async (request): Promise<ListOffsetsResponse> => {
+      const log = this.partition(request.topic, request.partition).log;
+      if (request.spec === 'earliest') return { offset: log.logStartOffset };
+      if (request.spec === 'latest') return { offset: log.highWatermark };
+      return { offset: await log.offsetForTimestamp(request.spec.timestamp) };
+    },
+    initProducerId: async () => ({ producerId: await this.producerIds.allocate(), producerEpoch: 0 }),
+    joinGroup: (request) => this.groups.join(request),
+    heartbeat: async (request) => {
+      this.groups.heartbeat(request);
+      return {};
+    },
+    leaveGroup: async (request) => {
+      this.groups.leave(request);
+      return {};
+    },
+    commitOffsets: async (request) => {
+      await this.groups.commit(request);
+      return {};
+    },
+    fetchOffsets: async (request) => ({ offsets: this.groups.fetchOffsets(request.groupId) }),
+    listGroups: async () => ({ groups: this.groups.list() }),
+    describeGroup: async (request) => this.groups.describe(request.groupId),
+    readStream: async (request): Promise<ReadStreamResponse> => {
+      const topic = this.registry.require(request.topic);
+      if (request.key.length === 0) throw errorOf('INVALID_STREAM_KEY', 'a stream key is at least one byte');
+      const partition = this.partition(topic.name, partitionForKey(request.key, topic.partitions));
+      return partition.readStream(
+        request.key,
+        request.fromSequence,
+        Math.max(1, request.maxRecords),
+        Math.min(request.maxWaitMs, this.options.maxFetchWaitMs),
+      );
+    },
+  };
+
+  /**
+   * Opens a push subscription. The sink gets whole batches within the credit; `grant` adds credit.
+   * Offsets -1 and -2 mean latest and earliest.
+   */
+  subscribe(
+    request: SubscribeRequest,
+    sink: PushSink,
+    onError: (error: Error) => void,
+  ): { subscription: PushSubscription; offset: bigint } {
+    this.ensureOpen();
+    const partition = this.partition(request.topic, request.partition);
+    const log = partition.log;
+    let offset = request.offset;
+    if (offset === -1n) offset = log.highWatermark;
+    else if (offset === -2n) offset = log.logStartOffset;
+    if (offset < log.logStartOffset || offset > log.highWatermark) {
+      throw errorOf(
+        'OFFSET_OUT_OF_RANGE',
+        `offset ${offset}; log holds ${log.logStartOffset}..${log.highWatermark}`,
+      );
+    }
+    return { subscription: partition.subscribe(offset, request.credit, sink, onError), offset };
+  }
+
+  async applyRetention(): Promise<number> {
+    let removed = 0;
+    for (const list of this.partitions.values()) {
+      for (const partition of list) {
+        if (partition.log.state === 'open') removed += await partition.log.applyRetention().catch(() => 0);
+      }
+    }
+    return removed;
+  }
+
+  topicNames(): string[] {
+    return [...this.partitions.keys()];
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.groups.close();
+    if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
+    for (const list of this.partitions.values()) for (const partition of list) await partition.close();
+    this.partitions.clear();
+  }
+}

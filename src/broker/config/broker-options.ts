@@ -1,0 +1,45 @@
+// Turns a loaded configuration into the options of Broker.start.
+import type { BrokerOptions } from '../../embedded/broker.js';
+import type { LogLevel } from '../../metrics/logger.js';
+import type { LoadedConfig } from './load-config.js';
+
+export function brokerOptionsFrom(
+  config: LoadedConfig,
+  resolvePath: (path: string) => string,
+): BrokerOptions & { shutdownDeadlineMs: number; logLevel: LogLevel; logFormat: 'auto' | 'json' | 'pretty' } {
+  const v = config.values;
+  const n = (key: keyof typeof v) => v[key] as number;
+  return {
+    dataDir: resolvePath(v['storage.data_dir'] as string),
+    host: v['server.host'] as string,
+    port: n('server.port'),
+    defaultPartitions: n('topics.partitions'),
+    maxDecompressedBytes: n('storage.max_decompressed_bytes'),
+    topicDefaults: {
+      durability: v['topics.durability'] as 'always' | 'interval' | 'never',
+      flushIntervalMs: n('topics.flush_interval'),
+      retentionMs: n('topics.retention'),
+      retentionBytes: n('topics.retention_bytes'),
+      maxMessageBytes: n('topics.max_message_bytes'),
+      segmentBytes: n('topics.segment_bytes'),
+      segmentMs: n('topics.segment_age'),
+    },
+    limits: {
+      maxConnections: n('server.max_connections'),
+      maxConnectionsPerAddress: n('server.max_connections_per_address'),
+      handshakeTimeoutMs: n('server.handshake_timeout'),
+      idleTimeoutMs: n('server.idle_timeout'),
+      maxPayloadBytes: n('server.max_payload_bytes'),
+      maxControlPayloadBytes: n('server.max_control_payload_bytes'),
+      connectionBudgetBytes: n('server.connection_budget'),
+      globalBudgetBytes: n('server.global_budget'),
+      maxOutboundBytes: n('server.max_outbound'),
+    },
+    ...(v['admin.enabled'] === 'true'
+      ? { admin: { host: v['admin.host'] as string, port: n('admin.port') } }
+      : {}),
+    shutdownDeadlineMs: n('server.shutdown_deadline'),
+    logLevel: v['log.level'] as LogLevel,
+    logFormat: v['log.format'] as 'auto' | 'json' | 'pretty',
+  };
+}

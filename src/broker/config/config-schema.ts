@@ -1,0 +1,208 @@
+// Every setting of the broker process: its key (`section.name`, as written in the TOML file), its
+// type and allowed range, its default and what it does. docs/configuration.md is generated from
+// this table (scripts/config-doc.ts) and a test keeps the two equal.
+
+export type SettingType =
+  | { kind: 'int'; min: number; max: number }
+  | { kind: 'size'; min: number; max: number; allowUnlimited?: boolean }
+  | { kind: 'duration'; min: number; max: number; allowForever?: boolean }
+  | { kind: 'string'; maxLength: number }
+  | { kind: 'enum'; choices: readonly string[] };
+
+export interface Setting {
+  key: string;
+  type: SettingType;
+  default: number | string;
+  doc: string;
+  /** Takes effect on SIGHUP or a change of the configuration file, without a restart. */
+  reloadable?: boolean;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+const SECOND = 1000;
+const DAY = 24 * 3600 * SECOND;
+
+export const SETTINGS = [
+  {
+    key: 'server.host',
+    type: { kind: 'string', maxLength: 255 },
+    default: '127.0.0.1',
+    doc: 'address the broker listens on',
+  },
+  {
+    key: 'server.port',
+    type: { kind: 'int', min: 0, max: 65535 },
+    default: 7400,
+    doc: 'TCP port for clients (0 picks a free one)',
+  },
+  {
+    key: 'server.max_connections',
+    type: { kind: 'int', min: 1, max: 1_000_000 },
+    default: 20_000,
+    doc: 'connections in total',
+    reloadable: true,
+  },
+  {
+    key: 'server.max_connections_per_address',
+    type: { kind: 'int', min: 1, max: 1_000_000 },
+    default: 10_000,
+    doc: 'connections from one client IP address',
+    reloadable: true,
+  },
+  {
+    key: 'server.handshake_timeout',
+    type: { kind: 'duration', min: 100, max: 600 * SECOND },
+    default: 10 * SECOND,
+    doc: 'a connection without a handshake by then is closed',
+    reloadable: true,
+  },
+  {
+    key: 'server.idle_timeout',
+    type: { kind: 'duration', min: SECOND, max: DAY },
+    default: 300 * SECOND,
+    doc: 'a connection that sends nothing for this long is closed',
+    reloadable: true,
+  },
+  {
+    key: 'server.max_payload_bytes',
+    type: { kind: 'size', min: 64 * KiB, max: GiB },
+    default: 8 * MiB,
+    doc: 'largest data frame (produce, fetch); checked before allocating',
+  },
+  {
+    key: 'server.max_control_payload_bytes',
+    type: { kind: 'size', min: 4 * KiB, max: 16 * MiB },
+    default: 64 * KiB,
+    doc: 'largest control frame',
+  },
+  {
+    key: 'server.connection_budget',
+    type: { kind: 'size', min: 64 * KiB, max: 16 * GiB },
+    default: 32 * MiB,
+    doc: 'bytes one connection may hold before reading pauses (THROTTLE)',
+    reloadable: true,
+  },
+  {
+    key: 'server.global_budget',
+    type: { kind: 'size', min: MiB, max: 256 * GiB },
+    default: 512 * MiB,
+    doc: 'bytes all connections together may hold before reading pauses',
+    reloadable: true,
+  },
+  {
+    key: 'server.max_outbound',
+    type: { kind: 'size', min: 64 * KiB, max: 16 * GiB },
+    default: 64 * MiB,
+    doc: 'bytes queued towards a client that does not read before it is cut',
+    reloadable: true,
+  },
+  {
+    key: 'server.shutdown_deadline',
+    type: { kind: 'duration', min: 0, max: 600 * SECOND },
+    default: 5 * SECOND,
+    doc: 'how long in-flight requests may take at shutdown',
+  },
+  {
+    key: 'log.level',
+    type: { kind: 'enum', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    default: 'info',
+    doc: 'least severe log level written (to standard error)',
+    reloadable: true,
+  },
+  {
+    key: 'log.format',
+    type: { kind: 'enum', choices: ['auto', 'json', 'pretty'] },
+    default: 'auto',
+    doc: 'json lines, one readable line per event, or auto (pretty on a terminal, json otherwise)',
+  },
+  {
+    key: 'admin.enabled',
+    type: { kind: 'enum', choices: ['true', 'false'] },
+    default: 'true',
+    doc: 'serve /metrics, /healthz, /readyz and the JSON admin API over HTTP',
+  },
+  {
+    key: 'admin.host',
+    type: { kind: 'string', maxLength: 255 },
+    default: '127.0.0.1',
+    doc: 'address of the admin HTTP endpoint',
+  },
+  {
+    key: 'admin.port',
+    type: { kind: 'int', min: 0, max: 65535 },
+    default: 7401,
+    doc: 'port of the admin HTTP endpoint (0 picks a free one)',
+  },
+  {
+    key: 'storage.data_dir',
+    type: { kind: 'string', maxLength: 4096 },
+    default: './data',
+    doc: 'directory for topics and logs',
+  },
+  {
+    key: 'storage.max_decompressed_bytes',
+    type: { kind: 'size', min: MiB, max: 4 * GiB },
+    default: 64 * MiB,
+    doc: 'largest size a compressed batch may inflate to',
+  },
+  {
+    key: 'topics.partitions',
+    type: { kind: 'int', min: 1, max: 10_000 },
+    default: 1,
+    doc: 'partitions of a topic created without a count',
+    reloadable: true,
+  },
+  {
+    key: 'topics.durability',
+    type: { kind: 'enum', choices: ['always', 'interval', 'never'] },
+    default: 'interval',
+    doc: 'default durability of new topics (always = fsync before the acknowledgement)',
+    reloadable: true,
+  },
+  {
+    key: 'topics.flush_interval',
+    type: { kind: 'duration', min: 1, max: 3600 * SECOND },
+    default: 100,
+    doc: 'fdatasync period for durability interval',
+    reloadable: true,
+  },
+  {
+    key: 'topics.retention',
+    type: { kind: 'duration', min: SECOND, max: 100_000 * DAY, allowForever: true },
+    default: -1,
+    doc: 'default age after which segments are deleted (forever = -1)',
+    reloadable: true,
+  },
+  {
+    key: 'topics.retention_bytes',
+    type: { kind: 'size', min: MiB, max: Number.MAX_SAFE_INTEGER, allowUnlimited: true },
+    default: -1,
+    doc: 'default size per partition above which old segments are deleted (unlimited = -1)',
+    reloadable: true,
+  },
+  {
+    key: 'topics.max_message_bytes',
+    type: { kind: 'size', min: 64, max: 256 * MiB },
+    default: MiB,
+    doc: 'default largest batch a producer may send',
+    reloadable: true,
+  },
+  {
+    key: 'topics.segment_bytes',
+    type: { kind: 'size', min: 4 * KiB, max: 2 * GiB - 1 },
+    default: 256 * MiB,
+    doc: 'default segment size at which a log rolls',
+    reloadable: true,
+  },
+  {
+    key: 'topics.segment_age',
+    type: { kind: 'duration', min: SECOND, max: 100_000 * DAY },
+    default: 7 * DAY,
+    doc: 'default age at which a segment rolls',
+    reloadable: true,
+  },
+] as const satisfies readonly Setting[];
+
+export type SettingKey = (typeof SETTINGS)[number]['key'];

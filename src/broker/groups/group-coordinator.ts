@@ -1,0 +1,367 @@
+// Consumer groups on one broker: membership with session timeouts, generations, broker-side range
+// assignment, and committed offsets. The rebalance is a barrier (Kafka's eager protocol): when a
+// member joins, leaves or times out, the others learn it from their next heartbeat
+// (REBALANCE_IN_PROGRESS), commit, and join again; the new assignment is handed out only when every
+// member has joined or been dropped, so no partition has two owners at once.
+// Offsets persist through an OffsetStore (the broker backs it with the internal topic
+// `__consumer_offsets`). No sockets here; time comes from a clock so tests can drive it.
+
+import { randomUUID } from 'node:crypto';
+import type {
+  AssignmentStrategy,
+  CommitOffsetsRequest,
+  DescribeGroupResponse,
+  GroupMemberRequest,
+  GroupSummary,
+  JoinGroupRequest,
+  JoinGroupResponse,
+  PartitionOffset,
+  TopicPartitions,
+} from '../../protocol/commands/data-types.js';
+import { errorOf } from '../../protocol/error-codes.js';
+import { assignRange } from './range-assignor.js';
+import { assignSticky } from './sticky-assignor.js';
+
+export interface OffsetStore {
+  /** Durably records committed offsets; resolves when they are stored. */
+  append(groupId: string, offsets: readonly PartitionOffset[]): Promise<void>;
+}
+
+export interface GroupCoordinatorDeps {
+  partitionsOf(topic: string): number;
+  logEndOffset(topic: string, partition: number): bigint;
+  store: OffsetStore;
+  now?: () => number;
+}
+
+interface PendingJoin {
+  resolve: (response: JoinGroupResponse) => void;
+  reject: (error: Error) => void;
+}
+
+interface Member {
+  memberId: string;
+  topics: string[];
+  sessionTimeoutMs: number;
+  lastSeen: number;
+  pendingJoin: PendingJoin | null;
+  assignment: TopicPartitions[];
+  /**
+   * Cooperative rebalancing: partitions taken from this member in the current generation and not
+   * yet handed to anyone else; the member may still commit them (its final position) until then.
+   */
+  releasing: Set<string>;
+}
+
+class Group {
+  strategy: AssignmentStrategy = 'range';
+  generation = 0;
+  rebalancing = false;
+  rebalanceDeadline = 0;
+  readonly members = new Map<string, Member>();
+  readonly offsets = new Map<string, PartitionOffset>();
+
+  constructor(readonly groupId: string) {}
+
+  summary(): GroupSummary {
+    const state = this.members.size === 0 ? 'empty' : this.rebalancing ? 'rebalancing' : 'stable';
+    return { groupId: this.groupId, state, generation: this.generation, members: this.members.size };
+  }
+}
+
+const GROUP_ID = /^[A-Za-z0-9._-]{1,200}$/;
+export const MIN_SESSION_TIMEOUT_MS = 1000;
+export const MAX_SESSION_TIMEOUT_MS = 300_000;
+
+export class GroupCoordinator {
+  private readonly groups = new Map<string, Group>();
+  private readonly deps: GroupCoordinatorDeps;
+  private readonly now: () => number;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(deps: GroupCoordinatorDeps) {
+    this.deps = deps;
+    this.now = deps.now ?? Date.now;
+    this.sweeper = setInterval(() => this.sweep(), 250);
+    this.sweeper.unref();
+  }
+
+  /** Restores committed offsets read back from the store (last value per partition wins). */
+  restore(groupId: string, offsets: readonly PartitionOffset[]): void {
+    const group = this.group(groupId);
+    for (const o of offsets) group.offsets.set(`${o.topic}\0${o.partition}`, o);
+  }
+
+  private group(groupId: string): Group {
+    if (!GROUP_ID.test(groupId))
+      throw errorOf('INVALID_GROUP_ID', `${JSON.stringify(groupId)}: 1-200 of [A-Za-z0-9._-]`);
+    let group = this.groups.get(groupId);
+    if (group === undefined) {
+      group = new Group(groupId);
+      this.groups.set(groupId, group);
+    }
+    return group;
+  }
+
+  private existing(groupId: string): Group {
+    const group = this.groups.get(groupId);
+    if (group === undefined) throw errorOf('UNKNOWN_GROUP', JSON.stringify(groupId));
+    return group;
+  }
+
+  join(request: JoinGroupRequest): Promise<JoinGroupResponse> {
+    if (request.topics.length === 0)
+      throw errorOf('INVALID_REQUEST', 'a group member subscribes to at least one topic');
+    for (const topic of request.topics) this.deps.partitionsOf(topic);
+    if (
+      request.sessionTimeoutMs < MIN_SESSION_TIMEOUT_MS ||
+      request.sessionTimeoutMs > MAX_SESSION_TIMEOUT_MS
+    ) {
+      throw errorOf(
+        'INVALID_REQUEST',
+        `sessionTimeoutMs ${request.sessionTimeoutMs}: ${MIN_SESSION_TIMEOUT_MS}..${MAX_SESSION_TIMEOUT_MS}`,
+      );
+    }
+    const group = this.group(request.groupId);
+    if (group.members.size === 0) group.strategy = request.strategy;
+    else if (group.strategy !== request.strategy) {
+      throw errorOf(
+        'INVALID_REQUEST',
+        `group ${group.groupId} uses ${group.strategy} assignment, not ${request.strategy}`,
+      );
+    }
+    let member: Member | undefined;
+    if (request.memberId === '') {
+      member = {
+        memberId: randomUUID(),
+        topics: [],
+        sessionTimeoutMs: 0,
+        lastSeen: 0,
+        pendingJoin: null,
+        assignment: [],
+        releasing: new Set(),
+      };
+      group.members.set(member.memberId, member);
+    } else {
+      member = group.members.get(request.memberId);
+      if (member === undefined)
+        throw errorOf(
+          'UNKNOWN_MEMBER',
+          `${request.memberId} is not in group ${group.groupId}; join again without a member id`,
+        );
+    }
+    member.topics = [...new Set(request.topics)];
+    member.sessionTimeoutMs = request.sessionTimeoutMs;
+    member.lastSeen = this.now();
+    member.pendingJoin?.reject(
+      errorOf('REBALANCE_IN_PROGRESS', 'superseded by a newer join of the same member'),
+    );
+    const joined = new Promise<JoinGroupResponse>((resolve, reject) => {
+      member.pendingJoin = { resolve, reject };
+    });
+    this.startRebalance(group);
+    this.completeIfReady(group);
+    return joined;
+  }
+
+  private startRebalance(group: Group): void {
+    if (!group.rebalancing) {
+      group.rebalancing = true;
+      let longest = MIN_SESSION_TIMEOUT_MS;
+      for (const m of group.members.values()) longest = Math.max(longest, m.sessionTimeoutMs);
+      group.rebalanceDeadline = this.now() + longest;
+    }
+  }
+
+  /** Hands out the next generation once every member has joined (or been dropped). */
+  private completeIfReady(group: Group, force = false): void {
+    if (!group.rebalancing) return;
+    const candidates = [...group.members.values()];
+    if (!force && candidates.some((m) => m.pendingJoin === null)) return;
+    for (const m of candidates) if (m.pendingJoin === null) group.members.delete(m.memberId);
+    group.rebalancing = false;
+    if (group.members.size === 0) return;
+    group.generation++;
+    const members = [...group.members.values()];
+    const partitionsOf = (topic: string) => this.deps.partitionsOf(topic);
+    let assignment: Map<string, TopicPartitions[]>;
+    let withheld = false;
+    if (group.strategy === 'range') {
+      assignment = assignRange(members, partitionsOf);
+    } else {
+      // Cooperative: a partition that moves is first only taken from its owner; it is handed to
+      // its new owner in the next round, after the old owner has joined without it.
+      const target = assignSticky(
+        members.map((m) => ({ memberId: m.memberId, topics: m.topics, owned: m.assignment })),
+        partitionsOf,
+      );
+      const owner = new Map<string, string>();
+      for (const m of members)
+        for (const a of m.assignment) for (const p of a.partitions) owner.set(`${a.topic}\0${p}`, m.memberId);
+      assignment = new Map();
+      for (const [memberId, list] of target) {
+        const handed = list
+          .map((a) => ({
+            topic: a.topic,
+            partitions: a.partitions.filter((p) => {
+              const current = owner.get(`${a.topic}\0${p}`);
+              if (current !== undefined && current !== memberId) {
+                withheld = true;
+                return false;
+              }
+              return true;
+            }),
+          }))
+          .filter((a) => a.partitions.length > 0);
+        assignment.set(memberId, handed);
+      }
+    }
+    for (const m of group.members.values()) {
+      const next = assignment.get(m.memberId) ?? [];
+      m.releasing = new Set();
+      if (group.strategy !== 'range') {
+        const kept = new Set(next.flatMap((a) => a.partitions.map((p) => `${a.topic}\0${p}`)));
+        for (const a of m.assignment)
+          for (const p of a.partitions)
+            if (!kept.has(`${a.topic}\0${p}`)) m.releasing.add(`${a.topic}\0${p}`);
+      }
+      m.assignment = next;
+      m.lastSeen = this.now();
+      const pending = m.pendingJoin!;
+      m.pendingJoin = null;
+      pending.resolve({ memberId: m.memberId, generation: group.generation, assignment: m.assignment });
+    }
+    if (withheld) this.startRebalance(group);
+  }
+
+  private checkMember(request: GroupMemberRequest): { group: Group; member: Member } {
+    const group = this.existing(request.groupId);
+    const member = group.members.get(request.memberId);
+    if (member === undefined)
+      throw errorOf('UNKNOWN_MEMBER', `${request.memberId} is not in group ${group.groupId}`);
+    if (request.generation !== group.generation) {
+      throw errorOf(
+        'ILLEGAL_GENERATION',
+        `generation ${request.generation}, group is at ${group.generation}`,
+      );
+    }
+    return { group, member };
+  }
+
+  heartbeat(request: GroupMemberRequest): void {
+    const { group, member } = this.checkMember(request);
+    member.lastSeen = this.now();
+    if (group.rebalancing)
+      throw errorOf('REBALANCE_IN_PROGRESS', `group ${group.groupId}: commit and join again`);
+  }
+
+  leave(request: GroupMemberRequest): void {
+    const group = this.existing(request.groupId);
+    const member = group.members.get(request.memberId);
+    if (member === undefined)
+      throw errorOf('UNKNOWN_MEMBER', `${request.memberId} is not in group ${group.groupId}`);
+    group.members.delete(request.memberId);
+    member.pendingJoin?.reject(errorOf('UNKNOWN_MEMBER', 'left the group'));
+    if (group.members.size > 0) {
+      this.startRebalance(group);
+      this.completeIfReady(group);
+    } else {
+      group.rebalancing = false;
+    }
+  }
+
+  /**
+   * Commits offsets of the member's current generation. Accepted while a rebalance is pending too:
+   * the member still owns its partitions until the new generation is handed out.
+   */
+  async commit(request: CommitOffsetsRequest): Promise<void> {
+    const { group, member } = this.checkMember(request);
+    member.lastSeen = this.now();
+    for (const o of request.offsets) {
+      const owned =
+        member.assignment.some((a) => a.topic === o.topic && a.partitions.includes(o.partition)) ||
+        member.releasing.has(`${o.topic}\0${o.partition}`);
+      if (!owned)
+        throw errorOf(
+          'INVALID_REQUEST',
+          `${o.topic}/${o.partition} is not assigned to member ${member.memberId}`,
+        );
+      if (o.offset < 0n || o.offset > this.deps.logEndOffset(o.topic, o.partition)) {
+        throw errorOf('OFFSET_OUT_OF_RANGE', `commit ${o.offset} for ${o.topic}/${o.partition}`);
+      }
+    }
+    await this.deps.store.append(group.groupId, request.offsets);
+    for (const o of request.offsets) group.offsets.set(`${o.topic}\0${o.partition}`, o);
+  }
+
+  fetchOffsets(groupId: string): PartitionOffset[] {
+    const group = this.groups.get(groupId);
+    return group === undefined ? [] : [...group.offsets.values()];
+  }
+
+  list(): GroupSummary[] {
+    return [...this.groups.values()]
+      .map((g) => g.summary())
+      .sort((a, b) => a.groupId.localeCompare(b.groupId));
+  }
+
+  describe(groupId: string): DescribeGroupResponse {
+    const group = this.existing(groupId);
+    const members = [...group.members.values()].map((m) => ({
+      memberId: m.memberId,
+      assignment: m.assignment,
+    }));
+    const partitions = new Map<string, { topic: string; partition: number }>();
+    for (const m of group.members.values()) {
+      for (const a of m.assignment)
+        for (const p of a.partitions) partitions.set(`${a.topic}\0${p}`, { topic: a.topic, partition: p });
+    }
+    for (const o of group.offsets.values())
+      partitions.set(`${o.topic}\0${o.partition}`, { topic: o.topic, partition: o.partition });
+    const lag = [...partitions.entries()]
+      .sort((a, b) => a[0].localeCompare(b[0]))
+      .flatMap(([key, { topic, partition }]) => {
+        let logEndOffset: bigint;
+        try {
+          logEndOffset = this.deps.logEndOffset(topic, partition);
+        } catch {
+          return [];
+        }
+        const committed = group.offsets.get(key)?.offset ?? -1n;
+        return [
+          {
+            topic,
+            partition,
+            committed,
+            logEndOffset,
+            lag: logEndOffset - (committed < 0n ? 0n : committed),
+          },
+        ];
+      });
+    return { group: group.summary(), members, lag };
+  }
+
+  /** Drops members whose session expired and ends rebalances whose time is up. */
+  sweep(): void {
+    const now = this.now();
+    for (const group of this.groups.values()) {
+      let changed = false;
+      for (const member of group.members.values()) {
+        if (member.pendingJoin === null && now - member.lastSeen > member.sessionTimeoutMs) {
+          group.members.delete(member.memberId);
+          changed = true;
+        }
+      }
+      if (changed && group.members.size > 0) this.startRebalance(group);
+      if (group.rebalancing) this.completeIfReady(group, now >= group.rebalanceDeadline);
+      if (group.members.size === 0) group.rebalancing = false;
+    }
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    for (const group of this.groups.values()) {
+      for (const m of group.members.values()) m.pendingJoin?.reject(errorOf('SHUTTING_DOWN'));
+    }
+  }
+}

@@ -1,0 +1,351 @@
+// One partition as the broker serves it: the storage log plus what the broker derives from it —
+// idempotent-producer state, the stream index, long-poll waiters and push subscriptions. Per-batch
+// work only on the produce path (validate, key scan, append); no sockets here.
+
+import type {
+  ProduceResponse,
+  ReadStreamResponse,
+  StreamRecordView,
+} from '../../protocol/commands/data-types.js';
+import { errorOf } from '../../protocol/error-codes.js';
+import {
+  forEachKey,
+  iterateRecords,
+  splitBatches,
+  validateRecordBatch,
+} from '../../protocol/record-batch.js';
+import { PartitionLog, type PartitionLogConfig } from '../../storage/partition-log.js';
+import { ProducerStateTable } from '../producers/producer-state.js';
+import { StreamIndex, type StreamUndo, streamKeyOf } from './stream-index.js';
+
+export interface PartitionLimits {
+  maxBatchBytes: number;
+  maxDecompressedBytes: number;
+}
+
+export interface ProduceInput {
+  batch: Buffer;
+  acks: 0 | 1;
+  expectedVersion?: number | undefined;
+}
+
+/** Receives pushed data: whole batches, and the high watermark after them. */
+export type PushSink = (batches: readonly Buffer[], highWatermark: bigint) => void;
+
+const SCAN_BYTES = 1024 * 1024;
+
+export class Partition {
+  readonly topic: string;
+  readonly index: number;
+  readonly log: PartitionLog;
+  readonly producers = new ProducerStateTable();
+  readonly streams = new StreamIndex();
+  private limits: PartitionLimits;
+  private readonly waiters = new Set<() => void>();
+  private readonly subscriptions = new Set<PushSubscription>();
+
+  private constructor(topic: string, index: number, log: PartitionLog, limits: PartitionLimits) {
+    this.topic = topic;
+    this.index = index;
+    this.log = log;
+    this.limits = limits;
+    log.onVisible((batches, highWatermark) => this.onVisible(batches, highWatermark));
+  }
+
+  static async open(options: {
+    topic: string;
+    index: number;
+    dir: string;
+    config: Partial<PartitionLogConfig>;
+    limits: PartitionLimits;
+  }): Promise<Partition> {
+    const log = await PartitionLog.open({ dir: options.dir, config: options.config });
+    const partition = new Partition(options.topic, options.index, log, options.limits);
+    await partition.rebuildDerivedState();
+    return partition;
+  }
+
+  setLimits(limits: PartitionLimits): void {
+    this.limits = limits;
+  }
+
+  /** Replays the log's batches into the producer table and the stream index. */
+  private async rebuildDerivedState(): Promise<void> {
+    let offset = this.log.logStartOffset;
+    while (offset < this.log.highWatermark) {
+      const { data, nextOffset } = await this.log.read(offset, SCAN_BYTES);
+      for (const batch of splitBatches(data)) {
+        const baseOffset = batch.readBigInt64BE(0);
+        const header = validateRecordBatch(batch, { maxBatchBytes: Number.MAX_SAFE_INTEGER });
+        const lastOffset = baseOffset + BigInt(header.lastOffsetDelta);
+        this.producers.record(header, baseOffset, lastOffset);
+        const base = Number(baseOffset);
+        forEachKey(batch, this.limits, (key, offsetDelta) => {
+          if (key !== null && base + offsetDelta >= Number(offset))
+            this.streams.add(streamKeyOf(key), base + offsetDelta);
+        });
+      }
+      offset = nextOffset;
+    }
+  }
+
+  /**
+   * Appends one producer batch: validation, idempotence, optimistic stream concurrency, offsets
+   * and stream sequences, then durability per acks. Everything up to the storage append happens
+   * synchronously, so concurrent produces to one partition cannot interleave their checks.
+   */
+  async produce(input: ProduceInput): Promise<ProduceResponse> {
+    const header = validateRecordBatch(input.batch, { maxBatchBytes: this.limits.maxBatchBytes });
+    const check = this.producers.check(header);
+    if (check.kind === 'duplicate') {
+      return {
+        baseOffset: check.batch.baseOffset,
+        lastOffset: check.batch.lastOffset,
+        durability: this.log.config.durability === 'always' ? 'synced' : 'written',
+        duplicate: true,
+        sequences: [],
+      };
+    }
+    const keys: (string | null)[] = [];
+    const deltas: number[] = [];
+    let keyed = false;
+    forEachKey(input.batch, this.limits, (key, offsetDelta) => {
+      if (key !== null) keyed = true;
+      keys.push(key === null ? null : streamKeyOf(key));
+      deltas.push(offsetDelta);
+    });
+    if (input.expectedVersion !== undefined) {
+      const key = keys[0];
+      if (key === null || key === undefined || keys.some((k) => k !== key)) {
+        throw errorOf(
+          'INVALID_REQUEST',
+          'an expected-version append needs a batch whose records all have the same key',
+        );
+      }
+      const current = this.streams.version(key);
+      if (current !== input.expectedVersion) {
+        throw errorOf(
+          'STREAM_VERSION_CONFLICT',
+          `stream is at version ${current}, expected ${input.expectedVersion}`,
+        );
+      }
+    }
+    const ticket = this.log.append(input.batch);
+    this.producers.record(header, ticket.baseOffset, ticket.lastOffset);
+    const undo: StreamUndo[] = [];
+    const base = Number(ticket.baseOffset);
+    // Without any key the reply carries no sequences at all (clients read that as -1 for each).
+    const sequences = keyed ? new Array<number>(keys.length) : [];
+    if (keyed) {
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i]!;
+        sequences[i] = key === null ? -1 : this.streams.add(key, base + deltas[i]!, undo);
+      }
+    }
+    const done = ticket.done.catch((error: unknown) => {
+      this.streams.undo(undo);
+      this.producers.truncateFrom(ticket.baseOffset);
+      throw error;
+    });
+    if (input.acks === 0) {
+      done.catch(() => undefined);
+      return {
+        baseOffset: ticket.baseOffset,
+        lastOffset: ticket.lastOffset,
+        durability: 'none',
+        duplicate: false,
+        sequences,
+      };
+    }
+    const durability = await done;
+    return {
+      baseOffset: ticket.baseOffset,
+      lastOffset: ticket.lastOffset,
+      durability,
+      duplicate: false,
+      sequences,
+    };
+  }
+
+  /** Reads from `offset`, waiting up to `maxWaitMs` for data when there is none yet. */
+  async fetch(offset: bigint, maxBytes: number, maxWaitMs: number) {
+    if (offset === this.log.highWatermark && maxWaitMs > 0) await this.waitForData(maxWaitMs);
+    return this.log.read(offset, maxBytes);
+  }
+
+  private waitForData(maxWaitMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.waiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, maxWaitMs);
+      this.waiters.add(wake);
+    });
+  }
+
+  private onVisible(batches: readonly Buffer[], highWatermark: bigint): void {
+    for (const wake of [...this.waiters]) wake();
+    for (const subscription of this.subscriptions) subscription.onAppended(batches, highWatermark);
+  }
+
+  /** Reads one stream from a sequence, scanning from the stream's first message. */
+  async readStream(
+    key: Buffer,
+    fromSequence: number,
+    maxRecords: number,
+    maxWaitMs: number,
+  ): Promise<ReadStreamResponse> {
+    const streamKey = streamKeyOf(key);
+    if (this.streams.version(streamKey) <= fromSequence && maxWaitMs > 0) {
+      const deadline = Date.now() + maxWaitMs;
+      while (this.streams.version(streamKey) <= fromSequence && Date.now() < deadline) {
+        await this.waitForData(deadline - Date.now());
+      }
+    }
+    const entry = this.streams.get(streamKey);
+    const version = entry?.version ?? 0;
+    const records: StreamRecordView[] = [];
+    if (entry === undefined || fromSequence >= version) return { partition: this.index, version, records };
+    let sequence = 0;
+    let offset = BigInt(Math.max(entry.firstOffset, Number(this.log.logStartOffset)));
+    const end = BigInt(entry.lastOffset);
+    while (offset <= end && offset < this.log.highWatermark && records.length < maxRecords) {
+      const { data, nextOffset } = await this.log.read(offset, SCAN_BYTES);
+      for (const batch of splitBatches(data)) {
+        for (const record of iterateRecords(batch, this.limits)) {
+          if (record.offset < offset || record.key === null || !record.key.equals(key)) continue;
+          if (sequence >= fromSequence && records.length < maxRecords) {
+            records.push({
+              offset: record.offset,
+              sequence,
+              timestamp: record.timestamp,
+              key: Buffer.from(record.key),
+              value: record.value === null ? null : Buffer.from(record.value),
+              headers: record.headers.map((h) => ({
+                key: h.key,
+                value: h.value === null ? null : Buffer.from(h.value),
+              })),
+            });
+          }
+          sequence++;
+        }
+      }
+      offset = nextOffset;
+    }
+    return { partition: this.index, version, records };
+  }
+
+  /** Starts pushing batches from `offset` to `sink`, never more bytes than granted. */
+  subscribe(
+    offset: bigint,
+    credit: number,
+    sink: PushSink,
+    onError: (error: Error) => void,
+  ): PushSubscription {
+    const subscription = new PushSubscription(this, offset, credit, sink, onError, () =>
+      this.subscriptions.delete(subscription),
+    );
+    this.subscriptions.add(subscription);
+    subscription.pump();
+    return subscription;
+  }
+
+  async close(): Promise<void> {
+    for (const subscription of [...this.subscriptions]) subscription.close();
+    for (const wake of [...this.waiters]) wake();
+    await this.log.close();
+  }
+}
+
+/**
+ * A push subscription with credit-based flow control: the broker sends whole batches while the
+ * consumer's byte credit covers them, and waits for more credit otherwise. A caught-up subscriber
+ * gets new batches straight from the append path (the in-memory tail), not from a file read.
+ */
+export class PushSubscription {
+  private position: bigint;
+  private credit: number;
+  private pumping = false;
+  private again = false;
+  closed = false;
+
+  constructor(
+    private readonly partition: Partition,
+    offset: bigint,
+    credit: number,
+    private readonly sink: PushSink,
+    private readonly onError: (error: Error) => void,
+    private readonly detach: () => void,
+  ) {
+    this.position = offset;
+    this.credit = credit;
+  }
+
+  get offset(): bigint {
+    return this.position;
+  }
+
+  grant(bytes: number): void {
+    this.credit += bytes;
+    this.pump();
+  }
+
+  onAppended(batches: readonly Buffer[], highWatermark: bigint): void {
+    if (this.closed) return;
+    const first = batches[0];
+    if (!this.pumping && first !== undefined && first.readBigInt64BE(0) === this.position) {
+      let bytes = 0;
+      for (const batch of batches) bytes += batch.length;
+      if (bytes <= this.credit) {
+        this.credit -= bytes;
+        this.position = highWatermark;
+        this.sink(batches, highWatermark);
+        return;
+      }
+    }
+    this.pump();
+  }
+
+  /** Catches up from the log while credit lasts; coalesces concurrent calls into one loop. */
+  pump(): void {
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    void this.catchUp().finally(() => {
+      this.pumping = false;
+      if (this.again && !this.closed) {
+        this.again = false;
+        this.pump();
+      }
+    });
+  }
+
+  private async catchUp(): Promise<void> {
+    const log = this.partition.log;
+    while (!this.closed && this.credit > 0 && this.position < log.highWatermark) {
+      let result: Awaited<ReturnType<PartitionLog['read']>>;
+      try {
+        result = await log.read(this.position, Math.min(this.credit, SCAN_BYTES));
+      } catch (error) {
+        // Retention removed the data, or the log closed: the subscription ends with the reason.
+        this.close();
+        this.onError(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      if (result.data.length === 0 || result.data.length > this.credit || this.closed) return;
+      this.credit -= result.data.length;
+      this.position = result.nextOffset;
+      this.sink([result.data], result.highWatermark);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.detach();
+  }
+}

@@ -1,0 +1,168 @@
+// Topic names and per-topic configuration: validation with errors that name the key, the value and
+// what is allowed. Knows nothing of files; topic-registry.ts persists what this file validates.
+
+import { errorOf } from '../../protocol/error-codes.js';
+
+/**
+ * Cleanup policies this broker applies. The wire format reserves `compact` (docs/protocol.md);
+ * until compaction is built the broker accepts only `delete`, so a topic is never silently left
+ * uncompacted.
+ */
+export const CLEANUP_POLICIES = ['delete'] as const;
+export type CleanupPolicy = 'delete' | 'compact';
+export const DURABILITY_POLICIES = ['always', 'interval', 'never'] as const;
+export type DurabilityPolicy = (typeof DURABILITY_POLICIES)[number];
+
+export interface TopicConfig {
+  /** Delete whole segments older than this; -1 keeps data forever. */
+  retentionMs: number;
+  /** Delete the oldest segments while a partition is larger than this; -1 means no limit. */
+  retentionBytes: number;
+  cleanup: CleanupPolicy;
+  durability: DurabilityPolicy;
+  /** Period of the background fdatasync for durability `interval`. */
+  flushIntervalMs: number;
+  /** Largest record batch a producer may send to this topic, in bytes. */
+  maxMessageBytes: number;
+  /** The active segment rolls when it reaches this size. */
+  segmentBytes: number;
+  /** The active segment rolls when it is older than this. */
+  segmentMs: number;
+}
+
+export interface TopicDescription {
+  name: string;
+  /** Random id given at creation, so that a topic deleted and created again is a different topic. */
+  id: string;
+  partitions: number;
+  createdAt: number;
+  config: TopicConfig;
+}
+
+export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
+  retentionMs: -1,
+  retentionBytes: -1,
+  cleanup: 'delete',
+  durability: 'interval',
+  flushIntervalMs: 100,
+  maxMessageBytes: 1024 * 1024,
+  segmentBytes: 256 * 1024 * 1024,
+  segmentMs: 7 * 24 * 3600 * 1000,
+};
+
+export const MAX_PARTITIONS = 10_000;
+export const MAX_TOPIC_NAME_LENGTH = 200;
+const TOPIC_NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
+/** Names starting with this prefix belong to the broker (consumer offsets, producer state). */
+export const INTERNAL_TOPIC_PREFIX = '__';
+
+/**
+ * A topic name becomes a directory name, so it is checked strictly: only [A-Za-z0-9._-], 1 to 200
+ * characters, never `.` or `..`. That rules out `/`, `\`, NUL and control characters, so no name
+ * can reach outside the data directory.
+ */
+export function validateTopicName(name: unknown, options: { allowInternal?: boolean } = {}): string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw errorOf('INVALID_TOPIC_NAME', 'a topic name is a non-empty string');
+  }
+  if (name.length > MAX_TOPIC_NAME_LENGTH) {
+    throw errorOf(
+      'INVALID_TOPIC_NAME',
+      `"${name.slice(0, 40)}…" is ${name.length} characters; at most ${MAX_TOPIC_NAME_LENGTH}`,
+    );
+  }
+  if (!TOPIC_NAME_PATTERN.test(name) || name === '.' || name === '..') {
+    throw errorOf(
+      'INVALID_TOPIC_NAME',
+      `${JSON.stringify(name)}: allowed are letters, digits, ".", "_" and "-", and not "." or ".."`,
+    );
+  }
+  if (!options.allowInternal && name.startsWith(INTERNAL_TOPIC_PREFIX)) {
+    throw errorOf(
+      'INVALID_TOPIC_NAME',
+      `${JSON.stringify(name)}: names starting with "__" are reserved for the broker`,
+    );
+  }
+  return name;
+}
+
+export function validatePartitionCount(partitions: unknown): number {
+  if (
+    typeof partitions !== 'number' ||
+    !Number.isInteger(partitions) ||
+    partitions < 1 ||
+    partitions > MAX_PARTITIONS
+  ) {
+    throw errorOf(
+      'INVALID_PARTITION_COUNT',
+      `partitions=${String(partitions)}: an integer from 1 to ${MAX_PARTITIONS}`,
+    );
+  }
+  return partitions;
+}
+
+function integerInRange(
+  key: string,
+  value: unknown,
+  min: number,
+  max: number,
+  allowMinusOne = false,
+): number {
+  if (
+    typeof value === 'number' &&
+    Number.isInteger(value) &&
+    ((value >= min && value <= max) || (allowMinusOne && value === -1))
+  ) {
+    return value;
+  }
+  const allowed = `an integer from ${min} to ${max}${allowMinusOne ? ', or -1 for no limit' : ''}`;
+  throw errorOf('INVALID_CONFIG', `${key}=${JSON.stringify(value)}: ${allowed}`);
+}
+
+function oneOf<T extends string>(key: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
+  throw errorOf('INVALID_CONFIG', `${key}=${JSON.stringify(value)}: one of ${allowed.join(', ')}`);
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/** Validates a partial configuration (create or alter) and merges it over `base`. Unknown keys are errors. */
+export function resolveTopicConfig(
+  input: Partial<Record<keyof TopicConfig, unknown>> | undefined,
+  base: TopicConfig,
+): TopicConfig {
+  const result: TopicConfig = { ...base };
+  if (input === undefined) return result;
+  for (const [key, value] of Object.entries(input)) {
+    if (value === undefined) continue;
+    switch (key) {
+      case 'retentionMs':
+        result.retentionMs = integerInRange(key, value, 1, 100_000 * DAY_MS, true);
+        break;
+      case 'retentionBytes':
+        result.retentionBytes = integerInRange(key, value, 1, Number.MAX_SAFE_INTEGER, true);
+        break;
+      case 'cleanup':
+        result.cleanup = oneOf(key, value, CLEANUP_POLICIES);
+        break;
+      case 'durability':
+        result.durability = oneOf(key, value, DURABILITY_POLICIES);
+        break;
+      case 'flushIntervalMs':
+        result.flushIntervalMs = integerInRange(key, value, 1, 3_600_000);
+        break;
+      case 'maxMessageBytes':
+        result.maxMessageBytes = integerInRange(key, value, 64, 256 * 1024 * 1024);
+        break;
+      case 'segmentBytes':
+        result.segmentBytes = integerInRange(key, value, 4096, 2 ** 31 - 1);
+        break;
+      case 'segmentMs':
+        result.segmentMs = integerInRange(key, value, 1000, 100_000 * DAY_MS);
+        break;
+      default:
+        throw errorOf('INVALID_CONFIG', `unknown topic configuration key ${JSON.stringify(key)}`);
+    }
+  }
+  return result;
+}

@@ -1,0 +1,237 @@
+// Which topics exist, with their partition counts and configuration, persisted one file per topic.
+// It owns the topic directories' names and lifecycle; what is inside a partition directory belongs
+// to the storage layer.
+//
+// Layout under the data directory:
+//   topics/<name>/topic.json      TopicDescription as JSON, written to a temporary file, fsynced,
+//                                 renamed over the old one, then the directory is fsynced
+//   topics/<name>/<partition>/    one directory per partition (storage/partition-log)
+//   trash/<name>.<id>/            a deleted topic, renamed here atomically, then removed
+// A topic is created by writing its topic.json last, so a crash mid-create leaves a directory with
+// no topic.json, which open() ignores and removes.
+
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errorOf } from '../../protocol/error-codes.js';
+import {
+  DEFAULT_TOPIC_CONFIG,
+  resolveTopicConfig,
+  type TopicConfig,
+  type TopicDescription,
+  validatePartitionCount,
+  validateTopicName,
+} from './topic-config.js';
+
+const TOPIC_FILE = 'topic.json';
+
+export interface CreateTopicInput {
+  name: string;
+  partitions?: number;
+  config?: Partial<Record<keyof TopicConfig, unknown>>;
+}
+
+export interface AlterTopicInput {
+  name: string;
+  /** New partition count; may only grow (keys would otherwise move between partitions). */
+  partitions?: number;
+  config?: Partial<Record<keyof TopicConfig, unknown>>;
+}
+
+async function writeFileDurably(path: string, data: string): Promise<void> {
+  const tmp = `${path}.tmp`;
+  const handle = await open(tmp, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export class TopicRegistry {
+  readonly dataDir: string;
+  private readonly topics = new Map<string, TopicDescription>();
+  /** Names being created or deleted right now: a second request for one of them is refused. */
+  private readonly busy = new Set<string>();
+  private defaults: TopicConfig;
+  private defaultPartitions: number;
+
+  private constructor(dataDir: string, defaults: TopicConfig, defaultPartitions: number) {
+    this.dataDir = dataDir;
+    this.defaults = defaults;
+    this.defaultPartitions = defaultPartitions;
+  }
+
+  static async open(
+    dataDir: string,
+    options: { defaults?: TopicConfig; defaultPartitions?: number } = {},
+  ): Promise<TopicRegistry> {
+    const registry = new TopicRegistry(
+      dataDir,
+      options.defaults ?? DEFAULT_TOPIC_CONFIG,
+      options.defaultPartitions ?? 1,
+    );
+    await mkdir(join(dataDir, 'topics'), { recursive: true });
+    await mkdir(join(dataDir, 'trash'), { recursive: true });
+    // Finish deletions a crash interrupted.
+    for (const entry of await readdir(join(dataDir, 'trash'))) {
+      await rm(join(dataDir, 'trash', entry), { recursive: true, force: true });
+    }
+    for (const entry of await readdir(join(dataDir, 'topics'), { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const dir = join(dataDir, 'topics', entry.name);
+      let text: string;
+      try {
+        text = await readFile(join(dir, TOPIC_FILE), 'utf8');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+          // A create that crashed before its topic.json was written: nothing was ever acknowledged.
+          await rm(dir, { recursive: true, force: true });
+          continue;
+        }
+        throw error;
+      }
+      const description = registry.parseDescription(text, entry.name);
+      registry.topics.set(description.name, description);
+    }
+    return registry;
+  }
+
+  private parseDescription(text: string, dirName: string): TopicDescription {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (cause) {
+      throw errorOf('CORRUPT_DATA', `topics/${dirName}/${TOPIC_FILE} is not valid JSON`, { cause });
+    }
+    const value = raw as Partial<TopicDescription>;
+    if (value.name !== dirName || typeof value.id !== 'string' || typeof value.createdAt !== 'number') {
+      throw errorOf('CORRUPT_DATA', `topics/${dirName}/${TOPIC_FILE} does not describe topic ${dirName}`);
+    }
+    return {
+      name: validateTopicName(value.name, { allowInternal: true }),
+      id: value.id,
+      partitions: validatePartitionCount(value.partitions),
+      createdAt: value.createdAt,
+      config: resolveTopicConfig(value.config as Partial<Record<keyof TopicConfig, unknown>>, this.defaults),
+    };
+  }
+
+  /** New defaults for topics created from now on (configuration reload); existing topics keep theirs. */
+  setDefaults(defaults: TopicConfig, defaultPartitions: number): void {
+    this.defaults = defaults;
+    this.defaultPartitions = defaultPartitions;
+  }
+
+  topicDir(name: string): string {
+    return join(this.dataDir, 'topics', name);
+  }
+
+  partitionDir(name: string, partition: number): string {
+    return join(this.topicDir(name), String(partition));
+  }
+
+  get(name: string): TopicDescription | undefined {
+    return this.topics.get(name);
+  }
+
+  /** The topic, or UNKNOWN_TOPIC. */
+  require(name: string): TopicDescription {
+    const topic = this.topics.get(name);
+    if (!topic) throw errorOf('UNKNOWN_TOPIC', JSON.stringify(name));
+    return topic;
+  }
+
+  list(): TopicDescription[] {
+    return [...this.topics.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async create(input: CreateTopicInput, options: { internal?: boolean } = {}): Promise<TopicDescription> {
+    const name = validateTopicName(input.name, { allowInternal: options.internal === true });
+    const partitions = validatePartitionCount(input.partitions ?? this.defaultPartitions);
+    const config = resolveTopicConfig(input.config, this.defaults);
+    if (this.topics.has(name) || this.busy.has(name))
+      throw errorOf('TOPIC_ALREADY_EXISTS', JSON.stringify(name));
+    this.busy.add(name);
+    try {
+      const description: TopicDescription = {
+        name,
+        id: randomUUID(),
+        partitions,
+        createdAt: Date.now(),
+        config,
+      };
+      const dir = this.topicDir(name);
+      await mkdir(dir, { recursive: true });
+      for (let p = 0; p < partitions; p++) await mkdir(join(dir, String(p)), { recursive: true });
+      await writeFileDurably(join(dir, TOPIC_FILE), `${JSON.stringify(description, null, 2)}\n`);
+      await syncDirectory(dir);
+      await syncDirectory(join(this.dataDir, 'topics'));
+      this.topics.set(name, description);
+      return description;
+    } finally {
+      this.busy.delete(name);
+    }
+  }
+
+  async alter(input: AlterTopicInput): Promise<TopicDescription> {
+    const current = this.require(input.name);
+    if (this.busy.has(current.name))
+      throw errorOf('INVALID_REQUEST', `topic ${current.name} is being changed`);
+    const config = resolveTopicConfig(input.config, current.config);
+    let partitions = current.partitions;
+    if (input.partitions !== undefined) {
+      partitions = validatePartitionCount(input.partitions);
+      if (partitions < current.partitions) {
+        throw errorOf(
+          'INVALID_PARTITION_COUNT',
+          `partitions=${partitions}: can only grow (now ${current.partitions}); shrinking would move keys`,
+        );
+      }
+    }
+    this.busy.add(current.name);
+    try {
+      const dir = this.topicDir(current.name);
+      for (let p = current.partitions; p < partitions; p++)
+        await mkdir(join(dir, String(p)), { recursive: true });
+      const next: TopicDescription = { ...current, partitions, config };
+      await writeFileDurably(join(dir, TOPIC_FILE), `${JSON.stringify(next, null, 2)}\n`);
+      await syncDirectory(dir);
+      this.topics.set(current.name, next);
+      return next;
+    } finally {
+      this.busy.delete(current.name);
+    }
+  }
+
+  /**
+   * Removes the topic from the registry and moves its directory to trash/ in one rename, so a crash
+   * never leaves half a topic behind. The caller closes the partition logs first.
+   */
+  async delete(name: string): Promise<TopicDescription> {
+    const current = this.require(name);
+    if (this.busy.has(name)) throw errorOf('INVALID_REQUEST', `topic ${name} is being changed`);
+    this.busy.add(name);
+    try {
+      const trashDir = join(this.dataDir, 'trash', `${name}.${current.id}`);
+      await rename(this.topicDir(name), trashDir);
+      await syncDirectory(join(this.dataDir, 'topics'));
+      this.topics.delete(name);
+      await rm(trashDir, { recursive: true, force: true });
+      return current;
+    } finally {
+      this.busy.delete(name);
+    }
+  }
+}

@@ -1,0 +1,158 @@
+// `memorystreamer serve`: runs a broker in this process until SIGTERM or SIGINT, then shuts down
+// gracefully (GOAWAY, in-flight requests finish, logs close). Settings come from defaults, a TOML
+// file (--config), MEMORYSTREAMER_* environment variables and flags, in that order.
+
+import { watch } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { brokerOptionsFrom } from '../../broker/config/broker-options.js';
+import type { SettingKey } from '../../broker/config/config-schema.js';
+import { loadConfig } from '../../broker/config/load-config.js';
+import { diffConfig, mergeReloadable } from '../../broker/config/reload.js';
+import { Broker } from '../../embedded/broker.js';
+import { createLogger } from '../../metrics/logger.js';
+import type { CliContext } from '../context.js';
+
+interface ServeFlags {
+  config?: string;
+  host?: string;
+  port?: string;
+  dataDir?: string;
+  partitions?: string;
+  shutdownDeadlineMs?: string;
+  adminPort?: string;
+}
+
+/** Server limits that a reload changes in place (each backs a reloadable setting). */
+const RELOADABLE_LIMITS = [
+  'maxConnections',
+  'maxConnectionsPerAddress',
+  'handshakeTimeoutMs',
+  'idleTimeoutMs',
+  'connectionBudgetBytes',
+  'globalBudgetBytes',
+  'maxOutboundBytes',
+] as const;
+
+/** The shortcut flags and the settings they set. */
+export function flagSettings(flags: ServeFlags): Partial<Record<SettingKey, string>> {
+  const settings: Partial<Record<SettingKey, string>> = {};
+  if (flags.host !== undefined) settings['server.host'] = flags.host;
+  if (flags.port !== undefined) settings['server.port'] = flags.port;
+  if (flags.dataDir !== undefined) settings['storage.data_dir'] = flags.dataDir;
+  if (flags.partitions !== undefined) settings['topics.partitions'] = flags.partitions;
+  if (flags.shutdownDeadlineMs !== undefined) settings['server.shutdown_deadline'] = flags.shutdownDeadlineMs;
+  if (flags.adminPort !== undefined) settings['admin.port'] = flags.adminPort;
+  return settings;
+}
+
+export function registerServe(program: Command, context: CliContext): void {
+  program
+    .command('serve')
+    .description('run a broker (single node, embedded metadata; no external services)')
+    .option('-c, --config <file>', 'TOML configuration file (see docs/configuration.md)')
+    .option('--host <host>', 'address to listen on (server.host, default 127.0.0.1)')
+    .option('--port <port>', 'TCP port for clients, 0 picks a free one (server.port, default 7400)')
+    .option(
+      '--admin-port <port>',
+      'HTTP port of /metrics, /healthz and the admin API (admin.port, default 7401)',
+    )
+    .option('--data-dir <dir>', 'directory for topics and logs (storage.data_dir, default ./data)')
+    .option('--partitions <n>', 'default partition count of new topics (topics.partitions, default 1)')
+    .option(
+      '--shutdown-deadline-ms <ms>',
+      'how long in-flight requests may take at shutdown (server.shutdown_deadline)',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  memorystreamer serve\n  memorystreamer serve --config /etc/memorystreamer.toml\n  MEMORYSTREAMER_SERVER_PORT=7500 memorystreamer serve --data-dir /var/lib/memorystreamer',
+    )
+    .action(async (flags: ServeFlags) => {
+      const inputs = { file: flags.config ?? null, env: context.env, flags: flagSettings(flags) };
+      let config = await loadConfig(inputs);
+      const { shutdownDeadlineMs, logLevel, logFormat, ...options } = brokerOptionsFrom(config, (path) =>
+        resolve(path),
+      );
+      const pretty = logFormat === 'pretty' || (logFormat === 'auto' && process.stderr.isTTY === true);
+      const logger = createLogger({ level: logLevel, pretty });
+      const broker = await Broker.start({ ...options, logger });
+      logger.info({ dataDir: options.dataDir, config: config.file ?? 'none' }, 'broker started');
+      const address = broker.address!;
+      const admin = broker.admin?.address ?? null;
+      context.print(
+        {
+          event: 'listening',
+          host: address.host,
+          port: address.port,
+          adminPort: admin?.port ?? null,
+          dataDir: options.dataDir,
+          pid: process.pid,
+        },
+        `memorystreamer broker listening on ${address.host}:${address.port}${admin ? `, admin http://${admin.host}:${admin.port}` : ''} (data in ${options.dataDir}, pid ${process.pid})`,
+      );
+
+      // Reload on SIGHUP and when the configuration file changes: reloadable settings apply at
+      // once; others are reported as needing a restart; a bad new configuration is refused and
+      // the running one stays.
+      let reloading = false;
+      const reload = async (why: string) => {
+        if (reloading) return;
+        reloading = true;
+        try {
+          const next = await loadConfig(inputs);
+          const change = diffConfig(config, next);
+          if (change.needRestart.length > 0)
+            logger.warn({ keys: change.needRestart.join(',') }, 'changed settings need a restart');
+          if (change.applied.length === 0) return;
+          config = mergeReloadable(config, next, change);
+          const applied = brokerOptionsFrom(config, (path) => resolve(path));
+          if (broker.server !== null && applied.limits !== undefined) {
+            for (const key of RELOADABLE_LIMITS) {
+              const value = applied.limits[key];
+              if (value !== undefined) broker.server.limits[key] = value;
+            }
+          }
+          broker.core.setTopicDefaults(applied.topicDefaults ?? {}, applied.defaultPartitions ?? 1);
+          logger.setLevel(applied.logLevel);
+          logger.info({ trigger: why, keys: change.applied.join(',') }, 'configuration reloaded');
+        } catch (error) {
+          logger.error(
+            { trigger: why, reason: (error as Error).message },
+            'configuration reload refused; the running configuration stays',
+          );
+        } finally {
+          reloading = false;
+        }
+      };
+      const onHangup = () => void reload('SIGHUP');
+      process.on('SIGHUP', onHangup);
+      let debounce: NodeJS.Timeout | null = null;
+      const watcher =
+        config.file === null
+          ? null
+          : watch(config.file, () => {
+              if (debounce !== null) clearTimeout(debounce);
+              debounce = setTimeout(() => void reload('file change'), 200);
+            });
+      watcher?.on('error', (error) =>
+        logger.warn({ reason: error.message }, 'cannot watch the configuration file'),
+      );
+
+      await new Promise<void>((done) => {
+        const stop = (signal: string) => {
+          process.off('SIGTERM', onTerm);
+          process.off('SIGINT', onInt);
+          process.off('SIGHUP', onHangup);
+          watcher?.close();
+          if (debounce !== null) clearTimeout(debounce);
+          context.print({ event: 'stopping', signal }, `received ${signal}, shutting down`);
+          void broker.stop({ deadlineMs: shutdownDeadlineMs }).then(done);
+        };
+        const onTerm = () => stop('SIGTERM');
+        const onInt = () => stop('SIGINT');
+        process.on('SIGTERM', onTerm);
+        process.on('SIGINT', onInt);
+      });
+      context.print({ event: 'stopped' }, 'broker stopped');
+    });
+}

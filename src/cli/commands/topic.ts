@@ -1,0 +1,179 @@
+// `memorystreamer topic create|list|describe|alter|delete`.
+import type { Command } from 'commander';
+import type { TopicConfigView, TopicView } from '../../protocol/commands/data-types.js';
+import type { CliContext } from '../context.js';
+import { parseChoice, parseIntegerOption } from '../options.js';
+import { renderFields, renderTable } from '../output.js';
+
+interface ConfigFlags {
+  retentionMs?: string;
+  retentionBytes?: string;
+  durability?: string;
+  maxMessageBytes?: string;
+  segmentBytes?: string;
+}
+
+function configFrom(flags: ConfigFlags): Partial<TopicConfigView> | undefined {
+  const config: Partial<TopicConfigView> = {};
+  if (flags.retentionMs !== undefined)
+    config.retentionMs = parseIntegerOption('--retention-ms', flags.retentionMs, -1, Number.MAX_SAFE_INTEGER);
+  if (flags.retentionBytes !== undefined) {
+    config.retentionBytes = parseIntegerOption(
+      '--retention-bytes',
+      flags.retentionBytes,
+      -1,
+      Number.MAX_SAFE_INTEGER,
+    );
+  }
+  if (flags.durability !== undefined) {
+    config.durability = parseChoice('--durability', flags.durability, [
+      'always',
+      'interval',
+      'never',
+    ] as const);
+  }
+  if (flags.maxMessageBytes !== undefined) {
+    config.maxMessageBytes = parseIntegerOption(
+      '--max-message-bytes',
+      flags.maxMessageBytes,
+      64,
+      256 * 1024 * 1024,
+    );
+  }
+  if (flags.segmentBytes !== undefined)
+    config.segmentBytes = parseIntegerOption('--segment-bytes', flags.segmentBytes, 4096, 2 ** 31 - 1);
+  return Object.keys(config).length > 0 ? config : undefined;
+}
+
+function withConfigFlags(command: Command): Command {
+  return command
+    .option('--retention-ms <ms>', 'delete segments older than this (-1 = keep forever)')
+    .option('--retention-bytes <bytes>', 'delete old segments while a partition is larger (-1 = no limit)')
+    .option('--durability <policy>', 'always (fsync before ack) | interval | never')
+    .option('--max-message-bytes <bytes>', 'largest batch a producer may send')
+    .option('--segment-bytes <bytes>', 'segment size at which the log rolls');
+}
+
+function describeConfig(topic: TopicView): Record<string, string | number> {
+  const c = topic.config;
+  return {
+    name: topic.name,
+    id: topic.id,
+    partitions: topic.partitions,
+    created: new Date(topic.createdAt).toISOString(),
+    durability: c.durability,
+    cleanup: c.cleanup,
+    'retention.ms': c.retentionMs,
+    'retention.bytes': c.retentionBytes,
+    'max.message.bytes': c.maxMessageBytes,
+    'segment.bytes': c.segmentBytes,
+  };
+}
+
+export function registerTopic(program: Command, context: CliContext): void {
+  const topic = program.command('topic').description('create, list, describe, alter and delete topics');
+
+  withConfigFlags(
+    topic
+      .command('create <name>')
+      .description('create a topic')
+      .option('-p, --partitions <n>', 'number of partitions', '1')
+      .addHelpText(
+        'after',
+        '\nExamples:\n  memorystreamer topic create orders --partitions 4\n  memorystreamer topic create audit --durability always',
+      ),
+  ).action(async (name: string, flags: ConfigFlags & { partitions: string }) => {
+    const partitions = parseIntegerOption('--partitions', flags.partitions, 1, 10_000);
+    const config = configFrom(flags);
+    const client = await context.connect();
+    try {
+      const created = await client.admin.createTopic({ name, partitions, ...(config ? { config } : {}) });
+      context.print(created, `created topic ${created.name} with ${created.partitions} partition(s)`);
+    } finally {
+      await client.close();
+    }
+  });
+
+  topic
+    .command('list')
+    .description('list topics')
+    .action(async () => {
+      const client = await context.connect();
+      try {
+        const topics = await client.admin.listTopics();
+        context.print(
+          topics,
+          topics.length === 0
+            ? 'no topics'
+            : renderTable(
+                ['name', 'partitions', 'durability', 'cleanup', 'retention ms'],
+                topics.map((t) => [
+                  t.name,
+                  t.partitions,
+                  t.config.durability,
+                  t.config.cleanup,
+                  t.config.retentionMs,
+                ]),
+              ),
+        );
+      } finally {
+        await client.close();
+      }
+    });
+
+  topic
+    .command('describe <name>')
+    .description('show a topic, its configuration and its partitions')
+    .action(async (name: string) => {
+      const client = await context.connect();
+      try {
+        const described = await client.admin.describeTopic(name);
+        context.print(
+          described,
+          `${renderFields(describeConfig(described.topic))}\n\n${renderTable(
+            ['partition', 'start offset', 'end offset', 'bytes'],
+            described.partitions.map((p) => [p.partition, p.logStartOffset, p.logEndOffset, p.sizeBytes]),
+          )}`,
+        );
+      } finally {
+        await client.close();
+      }
+    });
+
+  withConfigFlags(
+    topic
+      .command('alter <name>')
+      .description('change partitions (grow only) or configuration')
+      .option('-p, --partitions <n>', 'new number of partitions'),
+  ).action(async (name: string, flags: ConfigFlags & { partitions?: string }) => {
+    const config = configFrom(flags);
+    const partitions =
+      flags.partitions === undefined
+        ? undefined
+        : parseIntegerOption('--partitions', flags.partitions, 1, 10_000);
+    const client = await context.connect();
+    try {
+      const altered = await client.admin.alterTopic({
+        name,
+        ...(partitions ? { partitions } : {}),
+        ...(config ? { config } : {}),
+      });
+      context.print(altered, `altered topic ${altered.name}\n${renderFields(describeConfig(altered))}`);
+    } finally {
+      await client.close();
+    }
+  });
+
+  topic
+    .command('delete <name>')
+    .description('delete a topic and all its data')
+    .action(async (name: string) => {
+      const client = await context.connect();
+      try {
+        await client.admin.deleteTopic(name);
+        context.print({ deleted: name }, `deleted topic ${name}`);
+      } finally {
+        await client.close();
+      }
+    });
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// The `memorystreamer` command: parses arguments, runs one command, maps failures to exit codes
+// (0 ok, 1 the broker refused, 2 bad usage, 3 broker unreachable). Knows the client and the
+// embedded broker; the broker knows nothing of it.
+
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { registerConfig } from './commands/config.js';
+import { registerConsume } from './commands/consume.js';
+import { registerGroup } from './commands/group.js';
+import { registerProduce } from './commands/produce.js';
+import { registerServe } from './commands/serve.js';
+import { registerStatus } from './commands/status.js';
+import { registerTopic } from './commands/topic.js';
+import { type CliContext, createContext } from './context.js';
+import { describeFailure, EXIT, toJson } from './output.js';
+import { DEFAULT_BROKER } from './profiles.js';
+
+export interface CliIo {
+  env: NodeJS.ProcessEnv;
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+const processIo: CliIo = {
+  env: process.env,
+  out: (text) => process.stdout.write(`${text}\n`),
+  err: (text) => process.stderr.write(`${text}\n`),
+};
+
+export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  const json = argv.includes('--json');
+  const brokerIndex = argv.indexOf('--broker');
+  const profileIndex = argv.indexOf('--profile');
+  const context: CliContext = createContext({
+    json,
+    broker: brokerIndex >= 0 ? argv[brokerIndex + 1] : undefined,
+    profile: profileIndex >= 0 ? argv[profileIndex + 1] : undefined,
+    env: io.env,
+    out: io.out,
+    err: io.err,
+  });
+  const program = new Command('memorystreamer')
+    .description('MemoryStreamer: persistent message streaming for Node.js')
+    .option(
+      '--broker <host:port>',
+      `broker to connect to (env MEMORYSTREAMER_BROKERS; default ${DEFAULT_BROKER})`,
+    )
+    .option(
+      '--profile <name>',
+      'broker list from a profile in ~/.config/memorystreamer/cli.toml (or MEMORYSTREAMER_CLI_CONFIG)',
+    )
+    .option('--json', 'print JSON for machines instead of tables')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
+    .showHelpAfterError();
+  registerServe(program, context);
+  registerTopic(program, context);
+  registerProduce(program, context);
+  registerConsume(program, context);
+  registerGroup(program, context);
+  registerConfig(program, context);
+  registerStatus(program, context);
+  try {
+    await program.parseAsync(argv as string[], { from: 'user' });
+    return EXIT.ok;
+  } catch (error) {
+    // InvalidArgumentError is a CommanderError too: when an action throws it, commander has not
+    // printed it yet, so print it here.
+    if (error instanceof InvalidArgumentError) {
+      context.err(`error: ${error.message}`);
+      return EXIT.usage;
+    }
+    if (error instanceof CommanderError) {
+      return error.exitCode === 0 ||
+        error.code === 'commander.helpDisplayed' ||
+        error.code === 'commander.version'
+        ? EXIT.ok
+        : EXIT.usage;
+    }
+    const failure = describeFailure(error);
+    if (json) context.out(toJson(failure.json, 0));
+    else context.err(failure.message);
+    return failure.exitCode;
+  }
+}
+
+// Runs when executed as the bin, not when imported by tests.
+const invokedDirectly = process.argv[1] !== undefined && /(?:^|[\\/])main\.(?:js|ts)$/.test(process.argv[1]);
+if (invokedDirectly) {
+  run(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`fatal: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

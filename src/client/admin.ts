@@ -1,0 +1,63 @@
+// Topic administration and offsets, as thin typed calls over the transport.
+import type {
+  AlterTopicRequest,
+  CreateTopicRequest,
+  DescribeGroupResponse,
+  DescribeTopicResponse,
+  GroupSummary,
+  OffsetSpec,
+  PartitionOffset,
+  TopicView,
+} from '../protocol/commands/data-types.js';
+import type { Transport } from './transport.js';
+
+export class Admin {
+  constructor(
+    private readonly transport: Transport,
+    private readonly timeoutMs: number,
+    private readonly onTopicChanged: (topic: string) => void,
+  ) {}
+
+  createTopic(request: CreateTopicRequest): Promise<TopicView> {
+    return this.transport.request('createTopic', request, { timeoutMs: this.timeoutMs });
+  }
+
+  async alterTopic(request: AlterTopicRequest): Promise<TopicView> {
+    const topic = await this.transport.request('alterTopic', request, { timeoutMs: this.timeoutMs });
+    this.onTopicChanged(request.name);
+    return topic;
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    await this.transport.request('deleteTopic', { name }, { timeoutMs: this.timeoutMs });
+    this.onTopicChanged(name);
+  }
+
+  async listTopics(): Promise<TopicView[]> {
+    return (await this.transport.request('listTopics', {}, { timeoutMs: this.timeoutMs })).topics;
+  }
+
+  describeTopic(name: string): Promise<DescribeTopicResponse> {
+    return this.transport.request('describeTopic', { name }, { timeoutMs: this.timeoutMs });
+  }
+
+  async listGroups(): Promise<GroupSummary[]> {
+    return (await this.transport.request('listGroups', {}, { timeoutMs: this.timeoutMs })).groups;
+  }
+
+  /** Members with their assigned partitions, and committed offset and lag per partition. */
+  describeGroup(groupId: string): Promise<DescribeGroupResponse> {
+    return this.transport.request('describeGroup', { groupId }, { timeoutMs: this.timeoutMs });
+  }
+
+  async groupOffsets(groupId: string): Promise<PartitionOffset[]> {
+    return (await this.transport.request('fetchOffsets', { groupId }, { timeoutMs: this.timeoutMs })).offsets;
+  }
+
+  /** The offset of a partition at its start, its end, or the first message at or after a time. */
+  async offsetOf(topic: string, partition: number, spec: OffsetSpec): Promise<bigint> {
+    return (
+      await this.transport.request('listOffsets', { topic, partition, spec }, { timeoutMs: this.timeoutMs })
+    ).offset;
+  }
+}

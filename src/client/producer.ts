@@ -1,0 +1,465 @@
+// The producer: batches messages per partition (by size and linger time) into record batches built
+// in place, sends them with idempotence (producer id + per-partition sequence, so a retried batch is
+// never written twice), retries retriable errors with backoff, and resolves each send with its
+// offset and stream sequence. Backpressure: `send` waits while too many bytes are buffered.
+
+import { MemoryStreamerError } from '../common/errors.js';
+import type { Acks, ProduceResponse } from '../protocol/commands/data-types.js';
+import type { CompressionCodecName } from '../protocol/compression.js';
+import { errorOf } from '../protocol/error-codes.js';
+import { partitionForKey } from '../protocol/partitioner.js';
+import { RecordBatchBuilder, type RecordHeaderInput, type RecordInput } from '../protocol/record-batch.js';
+import { BATCH_HEADER_SIZE } from '../protocol/record-batch-layout.js';
+import { type Bytes, toBuffer } from './message.js';
+import type { Transport } from './transport.js';
+
+export interface ProducerOptions {
+  /** How long a batch may wait for more messages (ms). 0 = send what arrived in the same event-loop turn. */
+  lingerMs?: number;
+  /** A batch is sent once it reaches this many bytes. */
+  batchBytes?: number;
+  compression?: CompressionCodecName;
+  /** 1 (default): resolve after the broker wrote it per the topic's durability; 0: do not wait. */
+  acks?: Acks;
+  /** Producer id + sequences so retries never duplicate (default true). */
+  idempotent?: boolean;
+  /** Attempts for retriable errors before `send` rejects. */
+  retries?: number;
+  /** `send` waits while this many bytes are buffered or in flight. */
+  maxBufferedBytes?: number;
+  timeoutMs?: number;
+}
+
+export type HeadersInput =
+  | Record<string, string | Bytes | null>
+  | ReadonlyArray<{ key: string; value: string | Bytes | null }>;
+
+export interface SendInput {
+  topic: string;
+  key?: string | Bytes | null;
+  value: string | Bytes | null;
+  headers?: HeadersInput;
+  /** Explicit partition; otherwise the key's hash, or a rotating partition for messages without key. */
+  partition?: number;
+  timestamp?: number;
+  /** Append only if the key's stream has exactly this many messages (optimistic concurrency). */
+  expectedVersion?: number;
+}
+
+export interface Receipt {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: bigint;
+  /** Position in the key's stream, -1 for a message without key or with acks 0. */
+  readonly sequence: number;
+  /** What the acknowledgement means: synced to disk, written to the page cache, or not waited for. */
+  readonly durability: ProduceResponse['durability'];
+}
+
+/** A receipt whose 64-bit offset is computed when read: no BigInt per message unless it is used. */
+class BatchReceipt implements Receipt {
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    private readonly baseOffset: bigint,
+    private readonly index: number,
+    readonly sequence: number,
+    readonly durability: ProduceResponse['durability'],
+  ) {}
+
+  get offset(): bigint {
+    return this.baseOffset + BigInt(this.index);
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      topic: this.topic,
+      partition: this.partition,
+      offset: this.offset.toString(),
+      sequence: this.sequence,
+      durability: this.durability,
+    };
+  }
+}
+
+interface Waiter {
+  resolve(receipt: Receipt): void;
+  reject(error: Error): void;
+}
+
+/** Collects the receipts of one `sendMany` call: one promise for many messages. */
+class ReceiptGroup {
+  readonly receipts: Receipt[];
+  private remaining: number;
+  private failed = false;
+
+  constructor(
+    count: number,
+    private readonly done: (receipts: Receipt[]) => void,
+    private readonly fail: (error: Error) => void,
+  ) {
+    this.receipts = new Array<Receipt>(count);
+    this.remaining = count;
+  }
+
+  settle(index: number, receipt: Receipt): void {
+    this.receipts[index] = receipt;
+    if (--this.remaining === 0 && !this.failed) this.done(this.receipts);
+  }
+
+  reject(error: Error): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.fail(error);
+  }
+}
+
+/** The waiter of one message of a group (a small object, no closures). */
+class GroupWaiter implements Waiter {
+  constructor(
+    private readonly group: ReceiptGroup,
+    private readonly index: number,
+  ) {}
+
+  resolve(receipt: Receipt): void {
+    this.group.settle(this.index, receipt);
+  }
+
+  reject(error: Error): void {
+    this.group.reject(error);
+  }
+}
+
+interface Accumulator {
+  topic: string;
+  partition: number;
+  builder: RecordBatchBuilder;
+  waiters: Waiter[];
+  timer: NodeJS.Timeout | null;
+  scheduled: boolean;
+}
+
+export interface TopicMetadataSource {
+  partitionCount(topic: string): Promise<number>;
+  /** The count if already known, without waiting. */
+  cachedPartitionCount(topic: string): number | undefined;
+  forget(topic: string): void;
+}
+
+function headersOf(input: HeadersInput | undefined): RecordHeaderInput[] | undefined {
+  if (input === undefined) return undefined;
+  if (Array.isArray(input)) return input as RecordHeaderInput[];
+  return Object.entries(input as Record<string, string | Bytes | null>).map(([key, value]) => ({
+    key,
+    value,
+  }));
+}
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class Producer {
+  private readonly transport: Transport;
+  private readonly metadata: TopicMetadataSource;
+  private readonly options: Required<ProducerOptions>;
+  /** Per topic, the accumulators by partition (no string key built per message). */
+  private readonly accumulators = new Map<string, Array<Accumulator | undefined>>();
+  private readonly sequences = new Map<string, number>();
+  private readonly sticky = new Map<string, number>();
+  private producerId: Promise<{ producerId: bigint; producerEpoch: number }> | null = null;
+  private bufferedBytes = 0;
+  private readonly spaceWaiters: Array<() => void> = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private closed = false;
+
+  constructor(transport: Transport, metadata: TopicMetadataSource, options: ProducerOptions = {}) {
+    this.transport = transport;
+    this.metadata = metadata;
+    this.options = {
+      lingerMs: options.lingerMs ?? 0,
+      batchBytes: options.batchBytes ?? 512 * 1024,
+      compression: options.compression ?? 'none',
+      acks: options.acks ?? 1,
+      idempotent: options.idempotent ?? true,
+      retries: options.retries ?? 5,
+      maxBufferedBytes: options.maxBufferedBytes ?? 64 * 1024 * 1024,
+      timeoutMs: options.timeoutMs ?? 30_000,
+    };
+  }
+
+  /** Sends one message; resolves when the broker acknowledged it (per `acks`). */
+  send(input: SendInput): Promise<Receipt> {
+    // Fast path, no awaits: the topic's partition count is cached, the producer id is known and
+    // there is buffer space. Otherwise the slow path waits for whichever is missing.
+    const partitions = this.metadata.cachedPartitionCount(input.topic);
+    if (
+      this.closed ||
+      partitions === undefined ||
+      this.bufferedBytes >= this.options.maxBufferedBytes ||
+      (this.options.idempotent && this.currentIdentity.producerId < 0n)
+    ) {
+      return this.sendSlow(input);
+    }
+    try {
+      return this.enqueue(input, partitions);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Sends many messages with one promise for all of them (the throughput path: no promise per
+   * message). Resolves with the receipts in input order, or rejects with the first failure.
+   */
+  async sendMany(inputs: readonly SendInput[]): Promise<Receipt[]> {
+    if (inputs.length === 0) return [];
+    for (const input of inputs) {
+      if (this.metadata.cachedPartitionCount(input.topic) === undefined)
+        await this.metadata.partitionCount(input.topic);
+    }
+    await this.identity();
+    while (this.bufferedBytes >= this.options.maxBufferedBytes) {
+      await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
+    }
+    return new Promise<Receipt[]>((resolve, reject) => {
+      const group = new ReceiptGroup(inputs.length, resolve, reject);
+      for (let i = 0; i < inputs.length; i++) {
+        const input = inputs[i]!;
+        try {
+          this.enqueue(input, this.metadata.cachedPartitionCount(input.topic)!, new GroupWaiter(group, i));
+        } catch (error) {
+          group.reject(error as Error);
+          return;
+        }
+      }
+    });
+  }
+
+  private async sendSlow(input: SendInput): Promise<Receipt> {
+    if (this.closed) throw errorOf('CONNECTION_CLOSED', 'producer is closed');
+    while (this.bufferedBytes >= this.options.maxBufferedBytes) {
+      await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
+    }
+    const partitions = await this.metadata.partitionCount(input.topic);
+    // Known before any batch is sealed, so batches can be finished synchronously at flush time.
+    await this.identity();
+    return this.enqueue(input, partitions);
+  }
+
+  private enqueue(input: SendInput, partitions: number): Promise<Receipt>;
+  private enqueue(input: SendInput, partitions: number, waiter: Waiter): null;
+  private enqueue(input: SendInput, partitions: number, waiter?: Waiter): Promise<Receipt> | null {
+    const key = input.key === undefined || input.key === null ? null : toBuffer(input.key);
+    let partition: number;
+    if (input.partition !== undefined) {
+      if (!Number.isInteger(input.partition) || input.partition < 0 || input.partition >= partitions) {
+        throw errorOf(
+          'UNKNOWN_PARTITION',
+          `${input.topic} has partitions 0..${partitions - 1}, asked for ${input.partition}`,
+        );
+      }
+      partition = input.partition;
+    } else if (key !== null) {
+      partition = partitionForKey(key, partitions);
+    } else {
+      partition = (this.sticky.get(input.topic) ?? 0) % partitions;
+    }
+    const record: RecordInput = {
+      key,
+      value: input.value,
+      headers: headersOf(input.headers),
+      timestamp: input.timestamp ?? Date.now(),
+    };
+    if (input.expectedVersion !== undefined) {
+      if (key === null) throw errorOf('INVALID_STREAM_KEY', 'an expected-version append needs a key');
+      // Keep order: what is already buffered for the partition goes first.
+      this.flushPartition(input.topic, partition);
+      const builder = new RecordBatchBuilder(256);
+      builder.append(record);
+      const recordBytes = builder.sizeInBytes - BATCH_HEADER_SIZE;
+      // A conditional append needs no sequence: retrying it after it was written fails with a
+      // version conflict instead of writing twice, and a rejected one must not leave a sequence gap.
+      const batch = builder.finish({
+        producerId: -1n,
+        producerEpoch: -1,
+        baseSequence: -1,
+        compression: this.options.compression,
+      });
+      const expectedVersion = input.expectedVersion;
+      if (waiter !== undefined) {
+        this.dispatch(input.topic, partition, batch, recordBytes, [waiter], expectedVersion);
+        return null;
+      }
+      return new Promise<Receipt>((resolve, reject) => {
+        this.dispatch(input.topic, partition, batch, recordBytes, [{ resolve, reject }], expectedVersion);
+      });
+    }
+    const accumulator = this.accumulatorFor(input.topic, partition);
+    const before = accumulator.builder.sizeInBytes;
+    accumulator.builder.append(record);
+    this.bufferedBytes += accumulator.builder.sizeInBytes - before;
+    let receipt: Promise<Receipt> | null = null;
+    if (waiter === undefined)
+      receipt = new Promise<Receipt>((resolve, reject) => accumulator.waiters.push({ resolve, reject }));
+    else accumulator.waiters.push(waiter);
+    if (accumulator.builder.sizeInBytes >= this.options.batchBytes) {
+      this.flushAccumulator(accumulator);
+    } else if (!accumulator.scheduled) {
+      accumulator.scheduled = true;
+      if (this.options.lingerMs > 0)
+        accumulator.timer = setTimeout(() => this.flushAccumulator(accumulator), this.options.lingerMs);
+      else setImmediate(() => this.flushAccumulator(accumulator));
+    }
+    return receipt;
+  }
+
+  private accumulatorFor(topic: string, partition: number): Accumulator {
+    let byPartition = this.accumulators.get(topic);
+    if (byPartition === undefined) {
+      byPartition = [];
+      this.accumulators.set(topic, byPartition);
+    }
+    let accumulator = byPartition[partition];
+    if (accumulator === undefined) {
+      accumulator = {
+        topic,
+        partition,
+        builder: new RecordBatchBuilder(),
+        waiters: [],
+        timer: null,
+        scheduled: false,
+      };
+      byPartition[partition] = accumulator;
+    }
+    return accumulator;
+  }
+
+  private flushPartition(topic: string, partition: number): void {
+    const accumulator = this.accumulators.get(topic)?.[partition];
+    if (accumulator !== undefined) this.flushAccumulator(accumulator);
+  }
+
+  private flushAccumulator(accumulator: Accumulator): void {
+    if (accumulator.timer !== null) clearTimeout(accumulator.timer);
+    accumulator.timer = null;
+    accumulator.scheduled = false;
+    if (accumulator.waiters.length === 0) return;
+    const waiters = accumulator.waiters;
+    accumulator.waiters = [];
+    const { producerId, producerEpoch } = this.currentIdentity;
+    const sequenceKey = `${accumulator.partition}:${accumulator.topic}`;
+    const count = accumulator.builder.count;
+    const recordBytes = accumulator.builder.sizeInBytes - BATCH_HEADER_SIZE;
+    let baseSequence = -1;
+    if (producerId >= 0n) {
+      baseSequence = this.sequences.get(sequenceKey) ?? 0;
+      this.sequences.set(sequenceKey, (baseSequence + count) % 0x80000000);
+    }
+    const batch = accumulator.builder.finish({
+      producerId,
+      producerEpoch,
+      baseSequence,
+      compression: this.options.compression,
+    });
+    // Messages without key stick to one partition per batch, then move on.
+    this.sticky.set(accumulator.topic, (this.sticky.get(accumulator.topic) ?? 0) + 1);
+    this.dispatch(accumulator.topic, accumulator.partition, batch, recordBytes, waiters, undefined);
+  }
+
+  private dispatch(
+    topic: string,
+    partition: number,
+    batch: Buffer,
+    recordBytes: number,
+    waiters: Waiter[],
+    expectedVersion: number | undefined,
+  ): void {
+    if (expectedVersion !== undefined) this.bufferedBytes += recordBytes;
+    const task = this.sendBatch(topic, partition, batch, waiters, expectedVersion).finally(() => {
+      this.bufferedBytes -= recordBytes;
+      this.inFlight.delete(task);
+      while (this.bufferedBytes < this.options.maxBufferedBytes && this.spaceWaiters.length > 0)
+        this.spaceWaiters.shift()!();
+    });
+    this.inFlight.add(task);
+  }
+
+  private currentIdentity: { producerId: bigint; producerEpoch: number } = {
+    producerId: -1n,
+    producerEpoch: -1,
+  };
+
+  private async identity(): Promise<void> {
+    if (!this.options.idempotent || this.currentIdentity.producerId >= 0n) return;
+    if (this.producerId === null) {
+      this.producerId = this.transport.request('initProducerId', {}, { timeoutMs: this.options.timeoutMs });
+      this.producerId.catch(() => {
+        this.producerId = null;
+      });
+    }
+    this.currentIdentity = await this.producerId;
+  }
+
+  private async sendBatch(
+    topic: string,
+    partition: number,
+    batch: Buffer,
+    waiters: Waiter[],
+    expectedVersion: number | undefined,
+  ): Promise<void> {
+    try {
+      const request = {
+        topic,
+        partition,
+        acks: this.options.acks,
+        batch,
+        ...(expectedVersion !== undefined ? { expectedVersion } : {}),
+      };
+      let response: ProduceResponse | undefined;
+      for (let attempt = 0; response === undefined; attempt++) {
+        try {
+          response = await this.transport.request('produce', request, { timeoutMs: this.options.timeoutMs });
+        } catch (error) {
+          const retriable = error instanceof MemoryStreamerError && error.retriable;
+          if (!retriable || attempt >= this.options.retries || this.closed) throw error;
+          await delay(Math.min(1000, 20 * 2 ** attempt));
+        }
+      }
+      const { baseOffset, sequences, durability } = response;
+      for (let i = 0; i < waiters.length; i++) {
+        waiters[i]!.resolve(
+          new BatchReceipt(topic, partition, baseOffset, i, sequences[i] ?? -1, durability),
+        );
+      }
+    } catch (error) {
+      if (
+        error instanceof MemoryStreamerError &&
+        (error.codeName === 'UNKNOWN_TOPIC' || error.codeName === 'UNKNOWN_PARTITION')
+      ) {
+        this.metadata.forget(topic);
+      }
+      if (expectedVersion === undefined && this.options.idempotent) {
+        // The batch's sequence numbers were used but nothing was written: continue under a fresh
+        // producer id, whose sequences start at 0, rather than leave a gap the broker would refuse.
+        this.producerId = null;
+        this.currentIdentity = { producerId: -1n, producerEpoch: -1 };
+        this.sequences.clear();
+      }
+      for (const waiter of waiters) waiter.reject(error as Error);
+    }
+  }
+
+  /** Sends everything buffered now and waits until every send has settled. */
+  async flush(): Promise<void> {
+    for (const byPartition of this.accumulators.values()) {
+      for (const accumulator of byPartition)
+        if (accumulator !== undefined) this.flushAccumulator(accumulator);
+    }
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flush();
+    this.closed = true;
+  }
+}

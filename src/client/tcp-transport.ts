@@ -1,0 +1,442 @@
+// The TCP transport: one connection to a broker, many requests in flight matched by correlation id,
+// push channels for subscriptions, keepalive pings, and reconnection with backoff. Frames are built
+// and parsed by the sans-IO protocol layer; this file only moves bytes and keeps the bookkeeping.
+
+import { connect as netConnect, type Socket } from 'node:net';
+import { crc32c } from '@node-rs/crc32';
+import { MemoryStreamerError } from '../common/errors.js';
+import { BinaryReader } from '../protocol/codec/binary-reader.js';
+import { BinaryWriter } from '../protocol/codec/binary-writer.js';
+import {
+  ALL_FEATURES,
+  decodeErrorPayload,
+  encodeCredit,
+  type HandshakeResponse,
+  handshakeCommand,
+} from '../protocol/commands/control.js';
+import type { SubscribeRequest } from '../protocol/commands/data-types.js';
+import { COMMANDS, type RequestOf, type ResponseOf } from '../protocol/commands/registry.js';
+import { errorFromWire, errorOf } from '../protocol/error-codes.js';
+import { type Frame, FrameDecoder } from '../protocol/frame-decoder.js';
+import {
+  encodeFrame,
+  FRAME_HEADER_SIZE,
+  FrameFlags,
+  MAX_PROTOCOL_VERSION,
+  MIN_PROTOCOL_VERSION,
+  writeFrameHeader,
+} from '../protocol/frame-header.js';
+import { Opcode } from '../protocol/opcodes.js';
+import type {
+  ClientCommand,
+  PushHandlers,
+  RemoteSubscription,
+  RequestOptions,
+  Transport,
+} from './transport.js';
+
+export interface BrokerAddress {
+  host: string;
+  port: number;
+}
+
+export interface TcpTransportOptions {
+  brokers: BrokerAddress[];
+  clientId?: string;
+  connectTimeoutMs?: number;
+  /** Interval of keepalive pings on an otherwise quiet connection. */
+  keepaliveMs?: number;
+  /** Largest frame payload accepted from the broker. */
+  maxPayloadBytes?: number;
+}
+
+interface PendingRequest {
+  link: Link;
+  decode: (payload: Buffer) => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  /** performance.now() after which the request fails with REQUEST_TIMEOUT. */
+  deadline: number;
+  what: string;
+}
+
+/** Parses `host:port`, `[v6]:port` or `memorystreamer://host:port`. */
+export function parseBrokerAddress(text: string): BrokerAddress {
+  const trimmed = text
+    .trim()
+    .replace(/^memorystreamer:\/\//, '')
+    .replace(/\/$/, '');
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(trimmed);
+  const port = match ? Number(match[3]) : Number.NaN;
+  if (!match || port < 1 || port > 65535) {
+    throw errorOf('INVALID_CONFIG', `broker address ${JSON.stringify(text)}: expected host:port (1..65535)`);
+  }
+  return { host: (match[1] ?? match[2])!, port };
+}
+
+class Link {
+  readonly socket: Socket;
+  readonly decoder: FrameDecoder;
+  handshake: HandshakeResponse | null = null;
+  closed = false;
+  /** Push channels are numbered per connection by the broker. */
+  readonly channels = new Map<number, PushHandlers>();
+  constructor(socket: Socket, maxPayloadBytes: number) {
+    this.socket = socket;
+    this.decoder = new FrameDecoder({ maxPayloadBytes, maxControlPayloadBytes: maxPayloadBytes });
+  }
+}
+
+export class TcpTransport implements Transport {
+  private readonly options: Required<TcpTransportOptions>;
+  private link: Link | null = null;
+  private connecting: Promise<Link> | null = null;
+  private readonly pending = new Map<number, PendingRequest>();
+  private nextCorrelationId = 1;
+  private brokerIndex = 0;
+  private throttleUntil = 0;
+  private lastActivity = Date.now();
+  private readonly keepalive: NodeJS.Timeout;
+  private readonly deadlines: NodeJS.Timeout;
+  private corked = false;
+  private closed = false;
+
+  constructor(options: TcpTransportOptions) {
+    if (options.brokers.length === 0)
+      throw errorOf('INVALID_CONFIG', 'at least one broker address is needed');
+    this.options = {
+      brokers: options.brokers,
+      clientId: options.clientId ?? 'memorystreamer-client',
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      keepaliveMs: options.keepaliveMs ?? 30_000,
+      maxPayloadBytes: options.maxPayloadBytes ?? 256 * 1024 * 1024,
+    };
+    this.keepalive = setInterval(() => this.ping(), this.options.keepaliveMs);
+    this.keepalive.unref();
+    // One timer checks every request's deadline, instead of a timer per request.
+    this.deadlines = setInterval(() => this.expire(), DEADLINE_CHECK_MS);
+    this.deadlines.unref();
+  }
+
+  /** Connects (trying each broker in turn) unless a live connection exists. */
+  connect(): Promise<Link> {
+    if (this.closed) return Promise.reject(errorOf('CONNECTION_CLOSED', 'transport is closed'));
+    if (this.link !== null && !this.link.closed) return Promise.resolve(this.link);
+    this.connecting ??= this.openLink().finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+
+  private async openLink(): Promise<Link> {
+    let lastError: unknown = null;
+    for (let i = 0; i < this.options.brokers.length; i++) {
+      const address = this.options.brokers[(this.brokerIndex + i) % this.options.brokers.length]!;
+      try {
+        const link = await this.dial(address);
+        this.brokerIndex = (this.brokerIndex + i) % this.options.brokers.length;
+        this.link = link;
+        return link;
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    throw errorOf(
+      'BROKER_NOT_AVAILABLE',
+      `no broker reachable (${this.options.brokers.map((b) => `${b.host}:${b.port}`).join(', ')})`,
+      {
+        cause: lastError,
+      },
+    );
+  }
+
+  private dial(address: BrokerAddress): Promise<Link> {
+    return new Promise<Link>((resolve, reject) => {
+      const socket = netConnect({ host: address.host, port: address.port, noDelay: true });
+      const link = new Link(socket, this.options.maxPayloadBytes);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(errorOf('REQUEST_TIMEOUT', `connecting to ${address.host}:${address.port}`));
+      }, this.options.connectTimeoutMs);
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+      };
+      socket.once('error', fail);
+      socket.on('data', (chunk: Buffer) => this.onData(link, chunk));
+      socket.on('close', () => this.onClose(link));
+      socket.once('connect', () => {
+        socket.off('error', fail);
+        socket.on('error', () => undefined);
+        const correlationId = this.nextCorrelationId++;
+        const writer = new BinaryWriter(64);
+        handshakeCommand.encodeRequest(writer, {
+          minVersion: MIN_PROTOCOL_VERSION,
+          maxVersion: MAX_PROTOCOL_VERSION,
+          features: ALL_FEATURES,
+          clientId: this.options.clientId,
+        });
+        this.pending.set(correlationId, {
+          link,
+          decode: (payload) => handshakeCommand.decodeResponse(new BinaryReader(payload)),
+          resolve: (value) => {
+            clearTimeout(timer);
+            link.handshake = value as HandshakeResponse;
+            resolve(link);
+          },
+          reject: (error) => {
+            socket.destroy();
+            fail(error);
+          },
+          deadline: performance.now() + this.options.connectTimeoutMs,
+          what: 'handshake',
+        });
+        socket.write(encodeFrame({ opcode: Opcode.HANDSHAKE, correlationId }, writer.finish()));
+      });
+    });
+  }
+
+  private onData(link: Link, chunk: Buffer): void {
+    this.lastActivity = Date.now();
+    link.decoder.push(chunk);
+    for (;;) {
+      let frame: Frame | null;
+      try {
+        frame = link.decoder.next();
+      } catch (error) {
+        this.failLink(link, error as Error);
+        return;
+      }
+      if (frame === null) return;
+      this.onFrame(link, frame);
+    }
+  }
+
+  private onFrame(link: Link, frame: Frame): void {
+    const { header } = frame;
+    if (!frame.payloadCrcValid) {
+      this.failLink(link, errorOf('BAD_PAYLOAD_CRC', 'from the broker'));
+      return;
+    }
+    if (header.flags & FrameFlags.PUSH) {
+      this.onPush(link, frame);
+      return;
+    }
+    const pending = this.pending.get(header.correlationId);
+    if (pending === undefined) {
+      // A connection-level error (correlation 0), e.g. before the broker closes it.
+      if (header.flags & FrameFlags.ERROR)
+        this.failLink(link, errorFromWire(header.errorCode, decodeErrorPayload(frame.payload)));
+      return;
+    }
+    this.pending.delete(header.correlationId);
+    if (header.flags & FrameFlags.ERROR) {
+      pending.reject(errorFromWire(header.errorCode, decodeErrorPayload(frame.payload)));
+      return;
+    }
+    try {
+      pending.resolve(pending.decode(frame.payload));
+    } catch (error) {
+      pending.reject(error as Error);
+    }
+  }
+
+  private onPush(link: Link, frame: Frame): void {
+    const { header } = frame;
+    switch (header.opcode) {
+      case Opcode.PUSH_BATCH: {
+        const handlers = link.channels.get(header.channelId);
+        if (handlers === undefined) return;
+        if (header.flags & FrameFlags.ERROR) {
+          link.channels.delete(header.channelId);
+          handlers.onError(errorFromWire(header.errorCode, decodeErrorPayload(frame.payload)));
+          return;
+        }
+        if (frame.payload.length < 8) return;
+        handlers.onBatches([frame.payload.subarray(8)], frame.payload.readBigInt64LE(0));
+        return;
+      }
+      case Opcode.THROTTLE: {
+        const throttleMs = frame.payload.length >= 4 ? frame.payload.readUInt32LE(0) : 10;
+        this.throttleUntil = Date.now() + throttleMs;
+        return;
+      }
+      case Opcode.GOAWAY:
+        // Finish what is in flight on this connection; new requests open a new one.
+        link.closed = true;
+        if (this.link === link) this.link = null;
+        return;
+    }
+  }
+
+  private failLink(link: Link, error: Error): void {
+    link.socket.destroy();
+    this.onClose(link, error);
+  }
+
+  private onClose(link: Link, cause?: Error): void {
+    link.closed = true;
+    if (this.link === link) this.link = null;
+    const error = errorOf('CONNECTION_CLOSED', cause?.message ?? 'connection to the broker closed', {
+      cause,
+    });
+    for (const [id, pending] of this.pending) {
+      if (pending.link !== link) continue;
+      this.pending.delete(id);
+      pending.reject(error);
+    }
+    for (const [id, handlers] of link.channels) {
+      link.channels.delete(id);
+      handlers.onError(error);
+    }
+  }
+
+  private send(link: Link, frame: Buffer | Buffer[]): void {
+    this.lastActivity = Date.now();
+    if (!this.corked) {
+      // Coalesce every frame sent in this event-loop turn into one write.
+      this.corked = true;
+      link.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        link.socket.uncork();
+      });
+    }
+    if (Array.isArray(frame)) for (const part of frame) link.socket.write(part);
+    else link.socket.write(frame);
+  }
+
+  async request<K extends ClientCommand>(
+    name: K,
+    request: RequestOf<K>,
+    options: RequestOptions,
+  ): Promise<ResponseOf<K>> {
+    const link = await this.connect();
+    const wait = this.throttleUntil - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const codec = COMMANDS[name];
+    const writer = new BinaryWriter(name === 'produce' ? 64 : 128);
+    let batch: Buffer | null = null;
+    if (name === 'produce') {
+      // Everything but the batch, then the batch itself as a second buffer (no copy).
+      const produce = request as RequestOf<'produce'>;
+      batch = produce.batch;
+      codec.encodeRequest(writer, { ...produce, batch: EMPTY } as never);
+    } else {
+      codec.encodeRequest(writer, request as never);
+    }
+    const prefix = writer.finish();
+    const correlationId = this.nextCorrelationId;
+    this.nextCorrelationId = this.nextCorrelationId >= 0xffffffff ? 1 : this.nextCorrelationId + 1;
+    return new Promise<ResponseOf<K>>((resolve, reject) => {
+      this.pending.set(correlationId, {
+        link,
+        decode: (payload) => codec.decodeResponse(new BinaryReader(payload)),
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        deadline: performance.now() + options.timeoutMs,
+        what: `${name} after ${options.timeoutMs} ms`,
+      });
+      if (batch === null) {
+        this.send(link, encodeFrame({ opcode: codec.opcode, correlationId }, prefix));
+      } else {
+        const head = Buffer.allocUnsafe(FRAME_HEADER_SIZE + prefix.length);
+        prefix.copy(head, FRAME_HEADER_SIZE);
+        writeFrameHeader(
+          head,
+          0,
+          { opcode: codec.opcode, correlationId },
+          prefix.length + batch.length,
+          crc32c(batch, crc32c(prefix)),
+        );
+        this.send(link, [head, batch]);
+      }
+    });
+  }
+
+  async subscribe(
+    request: SubscribeRequest,
+    handlers: PushHandlers,
+    options: RequestOptions,
+  ): Promise<RemoteSubscription> {
+    const link = await this.connect();
+    const correlationId = this.nextCorrelationId++;
+    const writer = new BinaryWriter(64);
+    COMMANDS.subscribe.encodeRequest(writer, request);
+    const response = await new Promise<ResponseOf<'subscribe'>>((resolve, reject) => {
+      this.pending.set(correlationId, {
+        link,
+        decode: (payload) => {
+          const decoded = COMMANDS.subscribe.decodeResponse(new BinaryReader(payload));
+          // Register before any push for the channel can be parsed.
+          link.channels.set(decoded.channelId, handlers);
+          return decoded;
+        },
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        deadline: performance.now() + options.timeoutMs,
+        what: `subscribe after ${options.timeoutMs} ms`,
+      });
+      this.send(link, encodeFrame({ opcode: Opcode.SUBSCRIBE, correlationId }, writer.finish()));
+    });
+    const channelId = response.channelId;
+    return {
+      offset: response.offset,
+      grant: (bytes) => {
+        if (link.closed || !link.channels.has(channelId)) return;
+        this.send(
+          link,
+          encodeFrame({ opcode: Opcode.CREDIT, channelId, correlationId: 0 }, encodeCredit(bytes)),
+        );
+      },
+      close: async () => {
+        if (!link.channels.delete(channelId) || link.closed) return;
+        const unsubscribe = new BinaryWriter(8);
+        COMMANDS.unsubscribe.encodeRequest(unsubscribe, { channelId });
+        this.send(
+          link,
+          encodeFrame(
+            { opcode: Opcode.UNSUBSCRIBE, correlationId: this.nextCorrelationId++ },
+            unsubscribe.finish(),
+          ),
+        );
+      },
+    };
+  }
+
+  private expire(): void {
+    const now = performance.now();
+    for (const [id, pending] of this.pending) {
+      if (pending.deadline > now) continue;
+      this.pending.delete(id);
+      pending.reject(errorOf('REQUEST_TIMEOUT', pending.what));
+    }
+  }
+
+  private ping(): void {
+    const link = this.link;
+    if (link === null || link.closed || Date.now() - this.lastActivity < this.options.keepaliveMs / 2) return;
+    this.request('ping', {}, { timeoutMs: this.options.keepaliveMs }).catch((error: unknown) => {
+      if (error instanceof MemoryStreamerError && error.codeName === 'REQUEST_TIMEOUT')
+        this.failLink(link, error);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.keepalive);
+    clearInterval(this.deadlines);
+    const link = this.link;
+    this.link = null;
+    if (link !== null) {
+      link.socket.end();
+      this.onClose(link, errorOf('CONNECTION_CLOSED', 'client closed'));
+      link.socket.destroy();
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+/** Granularity of request timeouts. */
+const DEADLINE_CHECK_MS = 50;

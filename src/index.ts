@@ -1,0 +1,12 @@
+// Public entry point of the memorystreamer package.
+export { Admin } from './client/admin.js';
+export { Client, type ClientOptions } from './client/client.js';
+export { type ConnectOptions, connect } from './client/connect.js';
+export { Consumer, type ConsumerOptions, type StartPosition } from './client/consumer.js';
+export { keyString, type Message, type MessageHeader, valueJson, valueString } from './client/message.js';
+export { Producer, type ProducerOptions, type Receipt, type SendInput } from './client/producer.js';
+export { isMemoryStreamerError, MemoryStreamerError } from './common/errors.js';
+export { Broker, type BrokerOptions } from './embedded/broker.js';
+export type { TopicConfigView, TopicView } from './protocol/commands/data-types.js';
+export type { CompressionCodecName } from './protocol/compression.js';
+export { describeError, ERROR_TABLE, ErrorCode, type ErrorName } from './protocol/error-codes.js';

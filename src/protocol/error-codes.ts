@@ -1,0 +1,136 @@
+// The single table of error codes spoken on the wire and thrown by every layer.
+// Codes are grouped by range (1xx framing, 2xx connection and limits, 3xx topics and data,
+// 4xx producers, 5xx groups, 6xx storage, 7xx cluster, 8xx security, 9xx internal).
+// A gap is a retired code: never reuse a number. docs/errors.md lists every entry and a test keeps
+// the two in sync. Clients map a code they do not know to UNKNOWN_SERVER_ERROR instead of failing.
+
+import { type ErrorDescriptor, MemoryStreamerError } from '../common/errors.js';
+
+function entry(code: number, retriable: boolean, message: string) {
+  return { code, retriable, message } as const;
+}
+
+export const ERROR_TABLE = {
+  NONE: entry(0, false, 'no error'),
+
+  // 1xx: framing and protocol. The byte stream may no longer be trusted for most of these.
+  BAD_MAGIC: entry(100, false, 'frame does not start with the magic bytes MSTR'),
+  UNSUPPORTED_VERSION: entry(101, false, 'protocol version is not supported'),
+  BAD_HEADER_CRC: entry(102, false, 'frame header CRC-32C does not match'),
+  BAD_PAYLOAD_CRC: entry(103, false, 'frame payload CRC-32C does not match'),
+  UNKNOWN_OPCODE: entry(104, false, 'opcode is not known'),
+  FRAME_TOO_LARGE: entry(105, false, 'frame payload exceeds the maximum frame size'),
+  TRUNCATED_FRAME: entry(106, false, 'frame ended before its declared length'),
+  MALFORMED_PAYLOAD: entry(107, false, 'payload does not follow the layout of its opcode'),
+  HANDSHAKE_REQUIRED: entry(108, false, 'the first frame on a connection must be a handshake'),
+  HANDSHAKE_TIMEOUT: entry(109, false, 'no handshake arrived in time'),
+  UNSUPPORTED_FEATURE: entry(110, false, 'requested feature is not supported'),
+  BAD_RECORD_BATCH: entry(111, false, 'record batch is malformed'),
+  BAD_BATCH_CRC: entry(112, false, 'record batch CRC-32C does not match'),
+  UNSUPPORTED_COMPRESSION: entry(113, false, 'compression codec is not supported'),
+  DECOMPRESSED_TOO_LARGE: entry(114, false, 'record batch inflates past the decompression limit'),
+  BAD_FLAGS: entry(115, false, 'frame flags are not valid for this frame'),
+  DUPLICATE_CORRELATION_ID: entry(116, false, 'correlation id is already in flight on this connection'),
+
+  // 2xx: connection, flow control and resource limits.
+  REQUEST_TIMEOUT: entry(200, true, 'request timed out'),
+  THROTTLED: entry(201, true, 'broker is throttling this client: memory budget exceeded'),
+  TOO_MANY_CONNECTIONS: entry(202, true, 'connection limit reached'),
+  IDLE_TIMEOUT: entry(203, true, 'connection was idle for too long'),
+  SHUTTING_DOWN: entry(204, true, 'broker is shutting down'),
+  CONNECTION_CLOSED: entry(205, true, 'connection closed before the request completed'),
+  UNKNOWN_CHANNEL: entry(206, false, 'channel id is not open on this connection'),
+  INVALID_REQUEST: entry(207, false, 'request is invalid'),
+  TOO_MANY_REQUESTS_IN_FLIGHT: entry(208, true, 'too many requests in flight on this connection'),
+
+  // 3xx: topics, partitions, streams and offsets.
+  UNKNOWN_TOPIC: entry(300, false, 'topic does not exist'),
+  TOPIC_ALREADY_EXISTS: entry(301, false, 'topic already exists'),
+  UNKNOWN_PARTITION: entry(302, false, 'partition does not exist'),
+  INVALID_TOPIC_NAME: entry(303, false, 'topic name is not valid'),
+  INVALID_CONFIG: entry(304, false, 'configuration value is not valid'),
+  MESSAGE_TOO_LARGE: entry(305, false, 'message or batch exceeds the maximum size'),
+  OFFSET_OUT_OF_RANGE: entry(306, false, 'offset is outside the log'),
+  STREAM_VERSION_CONFLICT: entry(307, false, 'stream is not at the expected version'),
+  INVALID_STREAM_KEY: entry(308, false, 'stream key is not valid'),
+  INVALID_PARTITION_COUNT: entry(309, false, 'partition count is not valid'),
+
+  // 4xx: producers and idempotence.
+  OUT_OF_ORDER_SEQUENCE: entry(400, false, 'producer sequence number is out of order'),
+  DUPLICATE_SEQUENCE: entry(401, false, 'batch was already written with this producer sequence'),
+  INVALID_PRODUCER_EPOCH: entry(402, false, 'producer epoch is fenced by a newer one'),
+  UNKNOWN_PRODUCER_ID: entry(403, false, 'producer id is not known'),
+
+  // 5xx: consumer groups.
+  UNKNOWN_GROUP: entry(500, false, 'consumer group does not exist'),
+  UNKNOWN_MEMBER: entry(501, false, 'member is not part of the group'),
+  REBALANCE_IN_PROGRESS: entry(502, true, 'group is rebalancing'),
+  ILLEGAL_GENERATION: entry(503, false, 'group generation is stale'),
+  INVALID_GROUP_ID: entry(504, false, 'group id is not valid'),
+
+  // 6xx: storage.
+  STORAGE_FULL: entry(600, true, 'no space left on the storage device'),
+  STORAGE_FAILED: entry(601, false, 'partition storage failed and is read-only until restart'),
+  CORRUPT_DATA: entry(602, false, 'stored data failed its checksum'),
+  STORAGE_IO: entry(603, true, 'storage I/O error'),
+  PARTITION_CLOSED: entry(604, true, 'partition is closed'),
+
+  // 7xx: cluster.
+  NOT_LEADER: entry(700, true, 'this broker is not the leader of the partition'),
+  LEADER_NOT_AVAILABLE: entry(701, true, 'partition has no leader right now'),
+  NOT_ENOUGH_REPLICAS: entry(702, true, 'fewer in-sync replicas than required'),
+  FENCED_LEADER_EPOCH: entry(703, false, 'leader epoch is stale'),
+  BROKER_NOT_AVAILABLE: entry(704, true, 'broker is not available'),
+
+  // 8xx: security.
+  AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),
+  AUTHORIZATION_FAILED: entry(801, false, 'not authorized'),
+
+  // 9xx: internal.
+  INTERNAL_ERROR: entry(900, true, 'internal broker error'),
+  UNKNOWN_SERVER_ERROR: entry(999, false, 'broker returned an error code this client does not know'),
+} as const;
+
+export type ErrorName = keyof typeof ERROR_TABLE;
+
+/** Numeric codes by name: `ErrorCode.UNKNOWN_TOPIC === 300`. */
+export const ErrorCode = Object.fromEntries(
+  Object.entries(ERROR_TABLE).map(([name, e]) => [name, e.code]),
+) as { readonly [K in ErrorName]: (typeof ERROR_TABLE)[K]['code'] };
+export type ErrorCodeValue = (typeof ErrorCode)[ErrorName];
+
+const byCode = new Map<number, ErrorDescriptor>(
+  Object.entries(ERROR_TABLE).map(([name, e]) => [e.code, { name, ...e }]),
+);
+
+/** The descriptor of a code; unknown codes map to UNKNOWN_SERVER_ERROR (never throws). */
+export function describeError(code: number): ErrorDescriptor {
+  return byCode.get(code) ?? { name: 'UNKNOWN_SERVER_ERROR', ...ERROR_TABLE.UNKNOWN_SERVER_ERROR };
+}
+
+export function isKnownErrorCode(code: number): boolean {
+  return byCode.has(code);
+}
+
+/** Builds the typed error for a code, with an optional detail appended to the table's message. */
+export function errorOf(
+  name: ErrorName,
+  detail?: string,
+  options?: { cause?: unknown },
+): MemoryStreamerError {
+  return new MemoryStreamerError({ name, ...ERROR_TABLE[name] }, detail, options);
+}
+
+/** Builds the typed error a client raises for a code received on the wire. */
+export function errorFromWire(code: number, detail?: string): MemoryStreamerError {
+  const descriptor = describeError(code);
+  // The broker sends its full message ("<table message>: <detail>"); keep the detail only once.
+  if (detail?.startsWith(descriptor.message))
+    detail = detail.slice(descriptor.message.length).replace(/^: /, '') || undefined;
+  return new MemoryStreamerError(
+    descriptor.name === 'UNKNOWN_SERVER_ERROR' && code !== ERROR_TABLE.UNKNOWN_SERVER_ERROR.code
+      ? { ...descriptor, message: `${descriptor.message} (code ${code})` }
+      : descriptor,
+    detail,
+  );
+}

@@ -1,0 +1,201 @@
+// Splits a byte stream, cut anywhere, into frames. Frames inside one chunk come out as zero-copy
+// views of it; a frame spanning chunks is assembled into one buffer that is allocated only after its
+// header passed every check (magic, header CRC, version, flags, length limit). No timers, no sockets.
+//
+// Rules (docs/protocol.md, "Error handling"):
+//  - bad magic, bad header CRC, unsupported version, unknown flags, or a declared length over the
+//    limit make the stream untrustworthy: next() throws that error, and keeps throwing it;
+//  - a payload CRC mismatch under a valid header leaves framing intact: the frame is returned with
+//    `payloadCrcValid: false` and the connection can answer BAD_PAYLOAD_CRC and go on;
+//  - unknown opcodes are returned as frames (the header says how long they are); the dispatcher
+//    answers UNKNOWN_OPCODE. Their payload is held to the control limit.
+
+import { crc32c } from '@node-rs/crc32';
+import { MemoryStreamerError } from '../common/errors.js';
+import { crc32cOf } from './crc32c-small.js';
+import { errorOf } from './error-codes.js';
+import {
+  FRAME_HEADER_SIZE,
+  FrameFlags,
+  type FrameHeader,
+  HEADER_OFFSETS,
+  KNOWN_FLAGS_MASK,
+  MAX_PROTOCOL_VERSION,
+  MIN_PROTOCOL_VERSION,
+  readFrameHeader,
+} from './frame-header.js';
+import { opcodeInfo } from './opcodes.js';
+
+export interface Frame {
+  header: FrameHeader;
+  /** View of the payload; valid as long as the caller keeps it (the decoder never reuses it). */
+  payload: Buffer;
+  payloadCrcValid: boolean;
+}
+
+export interface FrameDecoderLimits {
+  /** Largest payload of a data frame (produce, fetch, push). */
+  maxPayloadBytes: number;
+  /** Largest payload of a control frame (handshake, admin, groups) and of unknown opcodes. */
+  maxControlPayloadBytes: number;
+}
+
+const MAGIC_BYTES = Buffer.from('MSTR', 'latin1');
+const EMPTY = Buffer.alloc(0);
+
+export class FrameDecoder {
+  private readonly limits: FrameDecoderLimits;
+  /** Chunks pushed and not fully consumed; `chunks[0]` is read from `position`. */
+  private readonly chunks: Buffer[] = [];
+  private position = 0;
+  private queuedBytes = 0;
+  /** A header split across chunks is gathered here. */
+  private readonly headerScratch = Buffer.alloc(FRAME_HEADER_SIZE);
+  private headerFill = 0;
+  /** Header of the frame whose payload is being gathered. */
+  private header: FrameHeader | null = null;
+  private payload: Buffer | null = null;
+  private payloadFill = 0;
+  private failure: MemoryStreamerError | null = null;
+
+  constructor(limits: FrameDecoderLimits) {
+    this.limits = limits;
+  }
+
+  /** Bytes held by the decoder (queued input plus partial frame), for memory budgets. */
+  get bufferedBytes(): number {
+    return this.queuedBytes + this.headerFill + this.payloadFill;
+  }
+
+  /** True when the decoder holds part of a frame (a connection closing now would truncate it). */
+  get hasPartialFrame(): boolean {
+    return this.queuedBytes > 0 || this.headerFill > 0 || this.header !== null;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0 || this.failure !== null) return;
+    this.chunks.push(chunk);
+    this.queuedBytes += chunk.length;
+  }
+
+  /** The next whole frame, or null when more bytes are needed. Throws when the stream is broken. */
+  next(): Frame | null {
+    if (this.failure !== null) throw this.failure;
+    try {
+      return this.decode();
+    } catch (error) {
+      if (error instanceof MemoryStreamerError) {
+        this.failure = error;
+        this.chunks.length = 0;
+        this.queuedBytes = 0;
+        this.payload = null;
+      }
+      throw error;
+    }
+  }
+
+  private decode(): Frame | null {
+    if (this.header === null && !this.readHeader()) return null;
+    const header = this.header!;
+    const length = header.payloadLength;
+    const first = this.chunks[0];
+    if (this.payload === null && first !== undefined && first.length - this.position >= length) {
+      // Whole payload in the current chunk: hand out a view.
+      const view = first.subarray(this.position, this.position + length);
+      this.consume(length);
+      return this.finish(header, view);
+    }
+    if (length === 0) return this.finish(header, EMPTY);
+    if (this.payload === null) {
+      this.payload = Buffer.allocUnsafe(length);
+      this.payloadFill = 0;
+    }
+    while (this.payloadFill < length) {
+      const chunk = this.chunks[0];
+      if (chunk === undefined) return null;
+      const take = Math.min(length - this.payloadFill, chunk.length - this.position);
+      chunk.copy(this.payload, this.payloadFill, this.position, this.position + take);
+      this.payloadFill += take;
+      this.consume(take);
+    }
+    const payload = this.payload;
+    this.payload = null;
+    this.payloadFill = 0;
+    return this.finish(header, payload);
+  }
+
+  private finish(header: FrameHeader, payload: Buffer): Frame {
+    this.header = null;
+    const selfCrc = (header.flags & FrameFlags.PAYLOAD_SELF_CRC) !== 0;
+    const payloadCrcValid = selfCrc || payload.length === 0 ? true : crc32c(payload) === header.payloadCrc;
+    return { header, payload, payloadCrcValid };
+  }
+
+  /** Gathers and validates the next header; false when more bytes are needed. */
+  private readHeader(): boolean {
+    const first = this.chunks[0];
+    if (first === undefined) return false;
+    let source: Buffer;
+    let at: number;
+    if (this.headerFill === 0 && first.length - this.position >= FRAME_HEADER_SIZE) {
+      source = first;
+      at = this.position;
+    } else {
+      while (this.headerFill < FRAME_HEADER_SIZE) {
+        const chunk = this.chunks[0];
+        if (chunk === undefined) {
+          this.checkMagicPrefix(this.headerScratch, 0, this.headerFill);
+          return false;
+        }
+        const take = Math.min(FRAME_HEADER_SIZE - this.headerFill, chunk.length - this.position);
+        chunk.copy(this.headerScratch, this.headerFill, this.position, this.position + take);
+        this.headerFill += take;
+        this.consume(take);
+      }
+      source = this.headerScratch;
+      at = 0;
+    }
+    this.checkMagicPrefix(source, at, 4);
+    const headerCrc = source.readUInt32LE(at + HEADER_OFFSETS.headerCrc);
+    if (crc32cOf(source, at, at + HEADER_OFFSETS.headerCrc) !== headerCrc) {
+      throw errorOf('BAD_HEADER_CRC');
+    }
+    const header = readFrameHeader(source, at);
+    if (header.version < MIN_PROTOCOL_VERSION || header.version > MAX_PROTOCOL_VERSION) {
+      throw errorOf(
+        'UNSUPPORTED_VERSION',
+        `frame version ${header.version}; supported ${MIN_PROTOCOL_VERSION}..${MAX_PROTOCOL_VERSION}`,
+      );
+    }
+    if ((header.flags & ~KNOWN_FLAGS_MASK) !== 0) {
+      throw errorOf('BAD_FLAGS', `flags 0x${header.flags.toString(16)}`);
+    }
+    const info = opcodeInfo(header.opcode);
+    const limit =
+      info === undefined || info.control ? this.limits.maxControlPayloadBytes : this.limits.maxPayloadBytes;
+    if (header.payloadLength > limit) {
+      throw errorOf('FRAME_TOO_LARGE', `declared ${header.payloadLength} bytes, limit ${limit}`);
+    }
+    if (source === first) this.consume(FRAME_HEADER_SIZE);
+    this.headerFill = 0;
+    this.header = header;
+    return true;
+  }
+
+  /** Rejects garbage as early as its first byte, so a peer cannot dribble junk into a 40-byte wait. */
+  private checkMagicPrefix(source: Buffer, at: number, count: number): void {
+    for (let i = 0; i < count && i < 4; i++) {
+      if (source[at + i] !== MAGIC_BYTES[i]) throw errorOf('BAD_MAGIC');
+    }
+  }
+
+  private consume(count: number): void {
+    this.position += count;
+    this.queuedBytes -= count;
+    const first = this.chunks[0];
+    if (first !== undefined && this.position >= first.length) {
+      this.chunks.shift();
+      this.position = 0;
+    }
+  }
+}

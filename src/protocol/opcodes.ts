@@ -1,0 +1,62 @@
+// The opcode table: every request kind on the wire, grouped by range, with whether its frames are
+// control frames (small, capped at the control limit before any allocation) or data frames (capped
+// at the larger payload limit). A gap is a retired opcode and is never reused.
+
+function op(code: number, control: boolean) {
+  return { code, control } as const;
+}
+
+export const OPCODE_TABLE = {
+  // 0x00xx: connection control.
+  HANDSHAKE: op(0x0001, true),
+  PING: op(0x0002, true),
+  GOAWAY: op(0x0003, true),
+  THROTTLE: op(0x0004, true),
+  CREDIT: op(0x0005, true),
+  // 0x01xx: topics and metadata.
+  CREATE_TOPIC: op(0x0101, true),
+  DELETE_TOPIC: op(0x0102, true),
+  LIST_TOPICS: op(0x0103, true),
+  DESCRIBE_TOPIC: op(0x0104, true),
+  ALTER_TOPIC: op(0x0105, true),
+  METADATA: op(0x0106, true),
+  // 0x02xx: produce and fetch.
+  PRODUCE: op(0x0201, false),
+  FETCH: op(0x0202, false),
+  LIST_OFFSETS: op(0x0203, true),
+  INIT_PRODUCER_ID: op(0x0204, true),
+  // 0x03xx: streams.
+  READ_STREAM: op(0x0301, false),
+  STREAM_INFO: op(0x0302, true),
+  // 0x04xx: push subscriptions.
+  SUBSCRIBE: op(0x0401, true),
+  UNSUBSCRIBE: op(0x0402, true),
+  PUSH_BATCH: op(0x0403, false),
+  // 0x05xx: consumer groups.
+  JOIN_GROUP: op(0x0501, true),
+  SYNC_GROUP: op(0x0502, true),
+  HEARTBEAT: op(0x0503, true),
+  LEAVE_GROUP: op(0x0504, true),
+  COMMIT_OFFSETS: op(0x0505, true),
+  FETCH_OFFSETS: op(0x0506, true),
+  LIST_GROUPS: op(0x0507, true),
+  DESCRIBE_GROUP: op(0x0508, true),
+} as const;
+
+export type OpcodeName = keyof typeof OPCODE_TABLE;
+
+export const Opcode = Object.fromEntries(Object.entries(OPCODE_TABLE).map(([name, o]) => [name, o.code])) as {
+  readonly [K in OpcodeName]: (typeof OPCODE_TABLE)[K]['code'];
+};
+
+const byCode = new Map<number, { name: OpcodeName; control: boolean }>(
+  Object.entries(OPCODE_TABLE).map(([name, o]) => [o.code, { name: name as OpcodeName, control: o.control }]),
+);
+
+export function opcodeInfo(code: number): { name: OpcodeName; control: boolean } | undefined {
+  return byCode.get(code);
+}
+
+export function opcodeName(code: number): string {
+  return byCode.get(code)?.name ?? `0x${code.toString(16).padStart(4, '0')}`;
+}

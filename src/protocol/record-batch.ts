@@ -1,0 +1,438 @@
+// Encoding, validation and iteration of record batches (Kafka RecordBatch v2; header layout in
+// record-batch-layout.ts). Per-message work happens here, in clients; the broker only validates a
+// batch, writes its base offset, and scans keys for the stream index.
+//
+// Record layout (inside the records section, possibly compressed as one block):
+//   length          varint   bytes of the record after this field
+//   attributes      int8     unused, 0
+//   timestampDelta  varlong  record timestamp - baseTimestamp (ms)
+//   offsetDelta     varint   record offset - baseOffset
+//   keyLength       varint   -1 = null key
+//   key             bytes
+//   valueLength     varint   -1 = null value (a tombstone for compaction)
+//   value           bytes
+//   headerCount     varint
+//   headers         headerCount × (keyLength varint, key UTF-8, valueLength varint (-1 = null), value)
+
+import { crc32c } from '@node-rs/crc32';
+import {
+  CompressionCodec,
+  type CompressionCodecName,
+  codecName,
+  compress,
+  decompress,
+} from './compression.js';
+import { errorOf } from './error-codes.js';
+import {
+  BATCH_CRC_START,
+  BATCH_HEADER_SIZE,
+  BATCH_LOG_OVERHEAD,
+  BATCH_MAGIC,
+  BATCH_OFFSETS,
+  COMPRESSION_CODEC_MASK,
+  type RecordBatchHeader,
+  readBatchHeader,
+} from './record-batch-layout.js';
+import { VarintCursor, varintSize, writeVarint } from './varint.js';
+
+export type RecordValue = Buffer | Uint8Array | string | null;
+
+export interface RecordHeaderInput {
+  key: string;
+  value: RecordValue;
+}
+
+export interface RecordInput {
+  key?: RecordValue | undefined;
+  value: RecordValue;
+  headers?: ReadonlyArray<RecordHeaderInput> | undefined;
+  /** Milliseconds since the Unix epoch; defaults to the batch's base timestamp. */
+  timestamp?: number | undefined;
+}
+
+export interface BatchOptions {
+  baseOffset?: bigint;
+  compression?: CompressionCodecName;
+  producerId?: bigint;
+  producerEpoch?: number;
+  baseSequence?: number;
+  partitionLeaderEpoch?: number;
+  /** Defaults to the smallest record timestamp, or now. */
+  baseTimestamp?: number;
+}
+
+export interface DecodedHeader {
+  key: string;
+  value: Buffer | null;
+}
+
+export interface DecodedRecord {
+  offset: bigint;
+  offsetDelta: number;
+  timestamp: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: DecodedHeader[];
+}
+
+export interface BatchLimits {
+  maxBatchBytes: number;
+}
+
+export interface InflateLimits {
+  /** Largest records section a compressed batch may inflate to. */
+  maxDecompressedBytes: number;
+}
+
+function fieldSize(value: RecordValue | undefined): number {
+  if (value === null || value === undefined) return 1;
+  const length = typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length;
+  return varintSize(length) + length;
+}
+
+function writeField(buf: Buffer, at: number, value: RecordValue | undefined): number {
+  if (value === null || value === undefined) return writeVarint(buf, at, -1);
+  if (typeof value === 'string') {
+    const length = Buffer.byteLength(value, 'utf8');
+    at = writeVarint(buf, at, length);
+    return at + buf.write(value, at, length, 'utf8');
+  }
+  at = writeVarint(buf, at, value.length);
+  buf.set(value, at);
+  return at + value.length;
+}
+
+/** Size of a record's body (everything after its length varint). */
+function recordBodySize(record: RecordInput, timestampDelta: number, offsetDelta: number): number {
+  let size =
+    1 +
+    varintSize(timestampDelta) +
+    varintSize(offsetDelta) +
+    fieldSize(record.key) +
+    fieldSize(record.value);
+  const headers = record.headers;
+  size += varintSize(headers?.length ?? 0);
+  if (headers !== undefined) {
+    for (const header of headers) size += fieldSize(header.key) + fieldSize(header.value);
+  }
+  return size;
+}
+
+function writeRecord(
+  buf: Buffer,
+  at: number,
+  record: RecordInput,
+  bodySize: number,
+  timestampDelta: number,
+  offsetDelta: number,
+): number {
+  at = writeVarint(buf, at, bodySize);
+  buf[at++] = 0;
+  at = writeVarint(buf, at, timestampDelta);
+  at = writeVarint(buf, at, offsetDelta);
+  at = writeField(buf, at, record.key);
+  at = writeField(buf, at, record.value);
+  const headers = record.headers;
+  at = writeVarint(buf, at, headers?.length ?? 0);
+  if (headers !== undefined) {
+    for (const header of headers) {
+      at = writeField(buf, at, header.key);
+      at = writeField(buf, at, header.value);
+    }
+  }
+  return at;
+}
+
+/** Fills the fixed header and the CRC of a batch whose records section is already in place. */
+function sealBatch(
+  batch: Buffer,
+  recordCount: number,
+  attributes: number,
+  baseTimestamp: number,
+  maxTimestamp: number,
+  options: BatchOptions,
+): Buffer {
+  batch.writeBigInt64BE(options.baseOffset ?? 0n, BATCH_OFFSETS.baseOffset);
+  batch.writeInt32BE(batch.length - BATCH_LOG_OVERHEAD, BATCH_OFFSETS.batchLength);
+  batch.writeInt32BE(options.partitionLeaderEpoch ?? -1, BATCH_OFFSETS.partitionLeaderEpoch);
+  batch.writeInt8(BATCH_MAGIC, BATCH_OFFSETS.magic);
+  batch.writeInt16BE(attributes, BATCH_OFFSETS.attributes);
+  batch.writeInt32BE(recordCount - 1, BATCH_OFFSETS.lastOffsetDelta);
+  batch.writeBigInt64BE(BigInt(baseTimestamp), BATCH_OFFSETS.baseTimestamp);
+  batch.writeBigInt64BE(BigInt(maxTimestamp), BATCH_OFFSETS.maxTimestamp);
+  batch.writeBigInt64BE(options.producerId ?? -1n, BATCH_OFFSETS.producerId);
+  batch.writeInt16BE(options.producerEpoch ?? -1, BATCH_OFFSETS.producerEpoch);
+  batch.writeInt32BE(options.baseSequence ?? -1, BATCH_OFFSETS.baseSequence);
+  batch.writeInt32BE(recordCount, BATCH_OFFSETS.recordCount);
+  batch.writeUInt32BE(crc32c(batch.subarray(BATCH_CRC_START)), BATCH_OFFSETS.crc);
+  return batch;
+}
+
+/** Wraps an uncompressed records section (records written from BATCH_HEADER_SIZE on) per `options`. */
+function finishBatch(
+  uncompressed: Buffer,
+  recordCount: number,
+  baseTimestamp: number,
+  maxTimestamp: number,
+  options: BatchOptions,
+): Buffer {
+  const codec = options.compression ?? 'none';
+  if (codec === 'none') return sealBatch(uncompressed, recordCount, 0, baseTimestamp, maxTimestamp, options);
+  const compressed = compress(codec, uncompressed.subarray(BATCH_HEADER_SIZE));
+  const batch = Buffer.allocUnsafe(BATCH_HEADER_SIZE + compressed.length);
+  compressed.copy(batch, BATCH_HEADER_SIZE);
+  return sealBatch(batch, recordCount, CompressionCodec[codec], baseTimestamp, maxTimestamp, options);
+}
+
+/** Encodes records into one batch: sizes everything first, allocates once, writes once. */
+export function encodeRecordBatch(records: ReadonlyArray<RecordInput>, options: BatchOptions = {}): Buffer {
+  if (records.length === 0) throw errorOf('BAD_RECORD_BATCH', 'a batch holds at least one record');
+  let baseTimestamp = options.baseTimestamp;
+  let maxTimestamp = Number.NEGATIVE_INFINITY;
+  const now = Date.now();
+  if (baseTimestamp === undefined) {
+    baseTimestamp = Number.POSITIVE_INFINITY;
+    for (const record of records) baseTimestamp = Math.min(baseTimestamp, record.timestamp ?? now);
+  }
+  const bodySizes = new Array<number>(records.length);
+  let total = BATCH_HEADER_SIZE;
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i]!;
+    const timestamp = record.timestamp ?? baseTimestamp;
+    if (timestamp > maxTimestamp) maxTimestamp = timestamp;
+    const body = recordBodySize(record, timestamp - baseTimestamp, i);
+    bodySizes[i] = body;
+    total += varintSize(body) + body;
+  }
+  const batch = Buffer.allocUnsafe(total);
+  let at = BATCH_HEADER_SIZE;
+  for (let i = 0; i < records.length; i++) {
+    const record = records[i]!;
+    at = writeRecord(
+      batch,
+      at,
+      record,
+      bodySizes[i]!,
+      (record.timestamp ?? baseTimestamp) - baseTimestamp,
+      i,
+    );
+  }
+  return finishBatch(batch, records.length, baseTimestamp, maxTimestamp, options);
+}
+
+/**
+ * Builds a batch one record at a time, for producers that batch by size and linger: records are
+ * written straight into a growable buffer (doubling), and `finish` hands that buffer over.
+ */
+export class RecordBatchBuilder {
+  private buffer: Buffer;
+  private length = BATCH_HEADER_SIZE;
+  private recordCount = 0;
+  private baseTimestamp = 0;
+  private maxTimestamp = 0;
+
+  constructor(private readonly initialCapacity = 16 * 1024) {
+    this.buffer = Buffer.allocUnsafe(initialCapacity);
+  }
+
+  get count(): number {
+    return this.recordCount;
+  }
+
+  /** Bytes the batch would have uncompressed if finished now. */
+  get sizeInBytes(): number {
+    return this.length;
+  }
+
+  /** Bytes `record` would add (to decide whether it still fits before appending it). */
+  estimate(record: RecordInput): number {
+    const body = recordBodySize(record, 0, this.recordCount) + 8;
+    return varintSize(body) + body;
+  }
+
+  append(record: RecordInput): void {
+    const timestamp = record.timestamp ?? Date.now();
+    if (this.recordCount === 0) {
+      this.baseTimestamp = timestamp;
+      this.maxTimestamp = timestamp;
+    } else if (timestamp > this.maxTimestamp) {
+      this.maxTimestamp = timestamp;
+    }
+    const timestampDelta = timestamp - this.baseTimestamp;
+    const body = recordBodySize(record, timestampDelta, this.recordCount);
+    const needed = this.length + varintSize(body) + body;
+    if (needed > this.buffer.length) {
+      let capacity = Math.max(this.buffer.length * 2, this.initialCapacity);
+      while (capacity < needed) capacity *= 2;
+      const grown = Buffer.allocUnsafe(capacity);
+      this.buffer.copy(grown, 0, 0, this.length);
+      this.buffer = grown;
+    }
+    this.length = writeRecord(this.buffer, this.length, record, body, timestampDelta, this.recordCount);
+    this.recordCount++;
+  }
+
+  /**
+   * Seals the batch and returns it; the builder starts empty afterwards. A batch that fills most of
+   * the buffer takes the buffer with it (no copy) and a new one is allocated on the next append; a
+   * small batch is copied out so the buffer is reused (no large allocation per small batch, which
+   * at low rates would otherwise feed the garbage collector 16 KiB per message).
+   */
+  finish(options: BatchOptions = {}): Buffer {
+    if (this.recordCount === 0) throw errorOf('BAD_RECORD_BATCH', 'a batch holds at least one record');
+    const records = this.buffer.subarray(0, this.length);
+    const codec = options.compression ?? 'none';
+    let batch: Buffer;
+    if (codec !== 'none' || this.length * 2 < this.buffer.length) {
+      const source = codec === 'none' ? Buffer.from(records) : records;
+      batch = finishBatch(source, this.recordCount, this.baseTimestamp, this.maxTimestamp, options);
+    } else {
+      batch = finishBatch(records, this.recordCount, this.baseTimestamp, this.maxTimestamp, options);
+      this.buffer = EMPTY_BUFFER;
+    }
+    this.length = BATCH_HEADER_SIZE;
+    this.recordCount = 0;
+    return batch;
+  }
+}
+
+const EMPTY_BUFFER = Buffer.alloc(0);
+
+/**
+ * Checks that `batch` is exactly one well-formed batch: length field, magic, CRC, counts, size limit.
+ * Does not inflate or parse records (per-batch work only). Returns the header.
+ */
+export function validateRecordBatch(batch: Buffer, limits: BatchLimits): RecordBatchHeader {
+  if (batch.length > limits.maxBatchBytes) {
+    throw errorOf('MESSAGE_TOO_LARGE', `batch of ${batch.length} bytes, limit ${limits.maxBatchBytes}`);
+  }
+  if (batch.length < BATCH_HEADER_SIZE) {
+    throw errorOf(
+      'BAD_RECORD_BATCH',
+      `batch of ${batch.length} bytes is shorter than its ${BATCH_HEADER_SIZE}-byte header`,
+    );
+  }
+  const header = readBatchHeader(batch);
+  if (header.batchLength + BATCH_LOG_OVERHEAD !== batch.length) {
+    throw errorOf(
+      'BAD_RECORD_BATCH',
+      `batchLength ${header.batchLength} does not match ${batch.length - BATCH_LOG_OVERHEAD} bytes`,
+    );
+  }
+  if (header.magic !== BATCH_MAGIC)
+    throw errorOf('BAD_RECORD_BATCH', `magic ${header.magic}, expected ${BATCH_MAGIC}`);
+  if (crc32c(batch.subarray(BATCH_CRC_START)) !== header.crc) throw errorOf('BAD_BATCH_CRC');
+  if (header.recordCount < 1 || header.lastOffsetDelta !== header.recordCount - 1) {
+    throw errorOf(
+      'BAD_RECORD_BATCH',
+      `recordCount ${header.recordCount} with lastOffsetDelta ${header.lastOffsetDelta}`,
+    );
+  }
+  codecName(header.attributes & COMPRESSION_CODEC_MASK);
+  return header;
+}
+
+/** The records section, inflated if the batch is compressed. */
+export function recordsSection(batch: Buffer, limits: InflateLimits): Buffer {
+  const codec = codecName(batch.readInt16BE(BATCH_OFFSETS.attributes) & COMPRESSION_CODEC_MASK);
+  return decompress(codec, batch.subarray(BATCH_HEADER_SIZE), limits.maxDecompressedBytes);
+}
+
+/**
+ * Visits every record's key (a view, or null) and offset delta without building record objects:
+ * what the stream index and compaction need from a batch.
+ */
+export function forEachKey(
+  batch: Buffer,
+  limits: InflateLimits,
+  visit: (key: Buffer | null, offsetDelta: number) => void,
+): void {
+  const section = recordsSection(batch, limits);
+  const count = batch.readInt32BE(BATCH_OFFSETS.recordCount);
+  const cursor = new VarintCursor(section, 0, section.length);
+  for (let i = 0; i < count; i++) {
+    const length = cursor.varint();
+    const end = cursor.pos + length;
+    if (length < 0 || end > section.length)
+      throw errorOf('BAD_RECORD_BATCH', `record ${i} length ${length} exceeds the batch`);
+    const outerEnd = cursor.end;
+    cursor.end = end;
+    cursor.int8();
+    cursor.varint();
+    const offsetDelta = cursor.varint();
+    visit(cursor.bytesOrNull(), offsetDelta);
+    cursor.pos = end;
+    cursor.end = outerEnd;
+  }
+  if (cursor.pos !== section.length)
+    throw errorOf('BAD_RECORD_BATCH', `${section.length - cursor.pos} trailing bytes after ${count} records`);
+}
+
+/** Decodes every record of a batch; keys, values and header values are views when uncompressed. */
+export function* iterateRecords(batch: Buffer, limits: InflateLimits): Generator<DecodedRecord> {
+  const section = recordsSection(batch, limits);
+  const count = batch.readInt32BE(BATCH_OFFSETS.recordCount);
+  const baseOffset = batch.readBigInt64BE(BATCH_OFFSETS.baseOffset);
+  const baseTimestamp = Number(batch.readBigInt64BE(BATCH_OFFSETS.baseTimestamp));
+  const cursor = new VarintCursor(section, 0, section.length);
+  for (let i = 0; i < count; i++) {
+    const length = cursor.varint();
+    const end = cursor.pos + length;
+    if (length < 0 || end > section.length)
+      throw errorOf('BAD_RECORD_BATCH', `record ${i} length ${length} exceeds the batch`);
+    cursor.end = end;
+    cursor.int8();
+    const timestampDelta = cursor.varint();
+    const offsetDelta = cursor.varint();
+    const key = cursor.bytesOrNull();
+    const value = cursor.bytesOrNull();
+    const headerCount = cursor.varint();
+    if (headerCount < 0 || headerCount * 2 > end - cursor.pos) {
+      throw errorOf(
+        'BAD_RECORD_BATCH',
+        `record ${i} declares ${headerCount} headers in ${end - cursor.pos} bytes`,
+      );
+    }
+    const headers: DecodedHeader[] = [];
+    for (let h = 0; h < headerCount; h++) {
+      const headerKey = cursor.bytesOrNull();
+      if (headerKey === null) throw errorOf('BAD_RECORD_BATCH', `record ${i} header ${h} has a null key`);
+      headers.push({ key: headerKey.toString('utf8'), value: cursor.bytesOrNull() });
+    }
+    if (cursor.pos !== end)
+      throw errorOf('BAD_RECORD_BATCH', `record ${i} has ${end - cursor.pos} unread bytes`);
+    cursor.end = section.length;
+    yield {
+      offset: baseOffset + BigInt(offsetDelta),
+      offsetDelta,
+      timestamp: baseTimestamp + timestampDelta,
+      key,
+      value,
+      headers,
+    };
+  }
+  if (cursor.pos !== section.length)
+    throw errorOf('BAD_RECORD_BATCH', `${section.length - cursor.pos} trailing bytes after ${count} records`);
+}
+
+export function decodeRecordBatch(
+  batch: Buffer,
+  limits: InflateLimits,
+): { header: RecordBatchHeader; records: DecodedRecord[] } {
+  return { header: readBatchHeader(batch), records: [...iterateRecords(batch, limits)] };
+}
+
+/**
+ * Walks a buffer of consecutive batches (a fetch response or a segment slice) and yields each whole
+ * batch as a view. A trailing partial batch is not yielded (fetches may cut the last one).
+ */
+export function* splitBatches(data: Buffer): Generator<Buffer> {
+  let at = 0;
+  while (data.length - at >= BATCH_LOG_OVERHEAD) {
+    const size = data.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+    if (size < BATCH_HEADER_SIZE) throw errorOf('BAD_RECORD_BATCH', `batch at ${at} declares ${size} bytes`);
+    if (at + size > data.length) return;
+    yield data.subarray(at, at + size);
+    at += size;
+  }
+}

@@ -1,0 +1,592 @@
+// The partition log: an append-only sequence of segments that is its own write-ahead log. Single
+// writer, concurrent readers, durability per policy, recovery at open, retention. Knows nothing of
+// sockets, topics or producers.
+//
+// Public API
+//   PartitionLog.open({ dir, config, fs?, clock? })      recovers and returns the log
+//   log.append(batch) -> { baseOffset, lastOffset, done } assigns offsets now (written into the
+//        batch in place); `done` resolves with 'synced' | 'written' when the policy is met
+//   log.read(offset, maxBytes) -> { data, nextOffset, highWatermark, logStartOffset }
+//   log.offsetForTimestamp(ms) -> first offset whose batch max timestamp is ≥ ms
+//   log.onVisible(listener)                              new batches as they become readable
+//   log.applyRetention(now?) / log.close() / log.recovery / log.state
+//
+// Appends are coalesced: every batch that arrives in one event-loop turn goes out in one positioned
+// writev. With durability `always` the loop then fdatasyncs, and batches that arrive while that sync
+// runs share the next one (group commit). Readers see data up to the high watermark: with `always`
+// only synced bytes, with `interval` and `never` written bytes (docs/storage.md, "Visibility").
+
+import { crc32c } from '@node-rs/crc32';
+import { errorOf } from '../protocol/error-codes.js';
+import {
+  BATCH_CRC_START,
+  BATCH_HEADER_SIZE,
+  BATCH_LOG_OVERHEAD,
+  BATCH_OFFSETS,
+  writeBaseOffset,
+} from '../protocol/record-batch-layout.js';
+import { parseSegmentFileName, type ScanStop, Segment } from './segment.js';
+import { nodeStorageFs, type StorageFs } from './storage-fs.js';
+
+export type DurabilityPolicy = 'always' | 'interval' | 'never';
+export type AppendDurability = 'synced' | 'written';
+
+export interface PartitionLogConfig {
+  segmentBytes: number;
+  segmentMs: number;
+  indexIntervalBytes: number;
+  durability: DurabilityPolicy;
+  flushIntervalMs: number;
+  /** -1 keeps segments forever. */
+  retentionMs: number;
+  /** -1 means no size limit. */
+  retentionBytes: number;
+}
+
+export const DEFAULT_PARTITION_LOG_CONFIG: PartitionLogConfig = {
+  segmentBytes: 256 * 1024 * 1024,
+  segmentMs: 7 * 24 * 3600 * 1000,
+  indexIntervalBytes: 4096,
+  durability: 'interval',
+  flushIntervalMs: 100,
+  retentionMs: -1,
+  retentionBytes: -1,
+};
+
+export interface AppendTicket {
+  baseOffset: bigint;
+  lastOffset: bigint;
+  done: Promise<AppendDurability>;
+}
+
+export interface ReadResult {
+  /** Whole batches, the first one holding `offset`; empty at the high watermark. */
+  data: Buffer;
+  /** Offset after the last batch in `data` (the next offset to ask for). */
+  nextOffset: bigint;
+  highWatermark: bigint;
+  logStartOffset: bigint;
+}
+
+export interface RecoveryReport {
+  segments: number;
+  /** Segments whose indexes were missing, corrupt or stale and were rebuilt by a scan. */
+  rebuiltIndexes: number;
+  scannedBytes: number;
+  /** Bytes cut from the end of the last segment (a torn or garbage tail). */
+  truncatedBytes: number;
+  truncation: ScanStop | null;
+  /** A bad batch before the end of the log: the log serves nothing at or past this offset. */
+  corruption: (ScanStop & { segment: bigint }) | null;
+}
+
+export type VisibleListener = (batches: readonly Buffer[], highWatermark: bigint) => void;
+
+interface PendingAppend {
+  batch: Buffer;
+  lastOffset: bigint;
+  maxTimestamp: number;
+  resolve: (durability: AppendDurability) => void;
+  reject: (error: Error) => void;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+const systemClock: Clock = { now: () => Date.now() };
+
+function storageError(error: unknown, during: string): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return errorOf('STORAGE_FULL', during, { cause: error });
+  return errorOf('STORAGE_IO', `${during}: ${(error as Error).message}`, { cause: error });
+}
+
+export class PartitionLog {
+  readonly dir: string;
+  readonly config: PartitionLogConfig;
+  recovery!: RecoveryReport;
+  /** 'failed' after an fsync error: reads go on, appends are refused until a restart recovers. */
+  state: 'open' | 'failed' | 'closed' = 'open';
+  private failure: Error | null = null;
+  private readonly fs: StorageFs;
+  private readonly clock: Clock;
+  private segments: Segment[] = [];
+  private nextOffset = 0n;
+  private visibleOffset = 0n;
+  /** Offsets at or past this are corrupt and never served. */
+  private corruptFrom: bigint | null = null;
+  private pending: PendingAppend[] = [];
+  private flushing: Promise<void> | null = null;
+  private flushScheduled = false;
+  private dirty = false;
+  private intervalTimer: NodeJS.Timeout | null = null;
+  private intervalSync: Promise<void> | null = null;
+  private readonly listeners = new Set<VisibleListener>();
+
+  private constructor(dir: string, config: PartitionLogConfig, fs: StorageFs, clock: Clock) {
+    this.dir = dir;
+    this.config = config;
+    this.fs = fs;
+    this.clock = clock;
+  }
+
+  static async open(options: {
+    dir: string;
+    config?: Partial<PartitionLogConfig>;
+    fs?: StorageFs;
+    clock?: Clock;
+  }): Promise<PartitionLog> {
+    const log = new PartitionLog(
+      options.dir,
+      { ...DEFAULT_PARTITION_LOG_CONFIG, ...options.config },
+      options.fs ?? nodeStorageFs,
+      options.clock ?? systemClock,
+    );
+    await log.recover();
+    if (log.config.durability === 'interval') {
+      log.intervalTimer = setInterval(() => log.syncInterval(), log.config.flushIntervalMs);
+      log.intervalTimer.unref();
+    }
+    return log;
+  }
+
+  get logStartOffset(): bigint {
+    return this.segments[0]!.baseOffset;
+  }
+
+  /** Offset the next appended record will get. */
+  get logEndOffset(): bigint {
+    return this.nextOffset;
+  }
+
+  /** Offsets below this are readable (written, or synced with `always`). */
+  get highWatermark(): bigint {
+    return this.visibleOffset;
+  }
+
+  get sizeBytes(): number {
+    let total = 0;
+    for (const segment of this.segments) total += segment.size;
+    return total;
+  }
+
+  get segmentCount(): number {
+    return this.segments.length;
+  }
+
+  private get active(): Segment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  private async recover(): Promise<void> {
+    await this.fs.mkdir(this.dir);
+    const report: RecoveryReport = {
+      segments: 0,
+      rebuiltIndexes: 0,
+      scannedBytes: 0,
+      truncatedBytes: 0,
+      truncation: null,
+      corruption: null,
+    };
+    const names = await this.fs.readdir(this.dir);
+    const bases = names
+      .map(parseSegmentFileName)
+      .filter((b): b is bigint => b !== null)
+      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const name of names) {
+      // Leftovers of an index write that a crash interrupted.
+      if (name.endsWith('.tmp')) await this.fs.unlink(`${this.dir}/${name}`);
+    }
+    const now = this.clock.now();
+    for (let i = 0; i < bases.length; i++) {
+      const base = bases[i]!;
+      const segment = await Segment.openExisting(
+        this.fs,
+        this.dir,
+        base,
+        this.config.indexIntervalBytes,
+        now,
+      );
+      const isLast = i === bases.length - 1;
+      this.segments.push(segment);
+      if (!isLast && this.corruptFrom === null && (await segment.loadIndexes())) {
+        segment.visibleBytes = segment.size;
+        continue;
+      }
+      const scan = await segment.scan();
+      report.scannedBytes += scan.validBytes;
+      if (!isLast) report.rebuiltIndexes++;
+      if (scan.stop !== null && this.corruptFrom === null) {
+        if (isLast) {
+          report.truncatedBytes = segment.size - scan.validBytes;
+          report.truncation = scan.stop;
+          await segment.truncateTo(scan.validBytes, scan.nextOffset);
+          await segment.file.datasync();
+        } else {
+          report.corruption = { ...scan.stop, segment: base };
+          this.corruptFrom = scan.stop.offset;
+        }
+      }
+      segment.visibleBytes = scan.validBytes;
+      if (!isLast && scan.stop === null) await segment.persistIndexes();
+    }
+    if (this.segments.length === 0) {
+      this.segments.push(await Segment.create(this.fs, this.dir, 0n, this.config.indexIntervalBytes, now));
+    }
+    report.segments = this.segments.length;
+    this.nextOffset = this.active.nextOffset;
+    this.visibleOffset = this.corruptFrom ?? this.nextOffset;
+    if (this.corruptFrom !== null) {
+      this.state = 'failed';
+      this.failure = errorOf(
+        'CORRUPT_DATA',
+        `segment ${report.corruption!.segment} at byte ${report.corruption!.position}: ${report.corruption!.reason}`,
+      );
+    }
+    this.recovery = report;
+  }
+
+  /**
+   * Appends one validated record batch. Offsets are assigned now, in call order, and written into
+   * the batch; `done` settles when the batch is durable per the policy, or rejects (STORAGE_FULL,
+   * STORAGE_IO, STORAGE_FAILED) — in which case it was not acknowledged and is not readable.
+   */
+  append(batch: Buffer): AppendTicket {
+    if (this.state === 'closed') throw errorOf('PARTITION_CLOSED', this.dir);
+    if (this.state === 'failed') throw errorOf('STORAGE_FAILED', this.failure?.message);
+    if (batch.length < BATCH_HEADER_SIZE) throw errorOf('BAD_RECORD_BATCH', `batch of ${batch.length} bytes`);
+    const baseOffset = this.nextOffset;
+    const lastOffset = baseOffset + BigInt(batch.readInt32BE(BATCH_OFFSETS.lastOffsetDelta));
+    writeBaseOffset(batch, baseOffset);
+    this.nextOffset = lastOffset + 1n;
+    let resolve!: (durability: AppendDurability) => void;
+    let reject!: (error: Error) => void;
+    const done = new Promise<AppendDurability>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.pending.push({
+      batch,
+      lastOffset,
+      maxTimestamp: Number(batch.readBigInt64BE(BATCH_OFFSETS.maxTimestamp)),
+      resolve,
+      reject,
+    });
+    if (!this.flushScheduled && this.flushing === null) {
+      this.flushScheduled = true;
+      setImmediate(() => this.startFlush());
+    }
+    return { baseOffset, lastOffset, done };
+  }
+
+  private startFlush(): void {
+    this.flushScheduled = false;
+    if (this.flushing !== null) return;
+    this.flushing = this.flushLoop().finally(() => {
+      this.flushing = null;
+      if (this.pending.length > 0 && this.state === 'open') this.startFlush();
+    });
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.pending.length > 0 && this.state === 'open') {
+      const group = this.pending;
+      this.pending = [];
+      try {
+        await this.writeGroup(group);
+      } catch (error) {
+        await this.failGroup(group, error);
+        return;
+      }
+    }
+  }
+
+  private async writeGroup(group: PendingAppend[]): Promise<void> {
+    let start = 0;
+    while (start < group.length) {
+      // Take batches until one would overflow the active segment; roll there.
+      let end = start;
+      let bytes = 0;
+      const activeSize = this.active.size;
+      while (end < group.length) {
+        const length = group[end]!.batch.length;
+        const overflow = activeSize + bytes + length > this.config.segmentBytes;
+        if (overflow && (activeSize > 0 || bytes > 0)) break;
+        bytes += length;
+        end++;
+      }
+      if (end === start) {
+        await this.roll();
+        continue;
+      }
+      if (activeSize > 0 && this.clock.now() - this.active.createdAt >= this.config.segmentMs) {
+        await this.roll();
+        continue;
+      }
+      await this.writeToActive(group, start, end);
+      start = end;
+      if (start < group.length) await this.roll();
+    }
+    if (this.config.durability === 'always') {
+      try {
+        await this.active.file.datasync();
+      } catch (error) {
+        this.enterFailed(error);
+        throw this.failure!;
+      }
+    } else {
+      this.dirty = true;
+    }
+    this.publish(group);
+  }
+
+  private async writeToActive(group: PendingAppend[], start: number, end: number): Promise<void> {
+    const segment = this.active;
+    const buffers: Buffer[] = [];
+    for (let i = start; i < end; i++) buffers.push(group[i]!.batch);
+    const position = segment.size;
+    try {
+      await segment.file.writev(buffers, position);
+    } catch (error) {
+      // Cut back whatever part of the write landed, so the file ends on a whole batch again.
+      await segment.file.truncate(position).catch(() => undefined);
+      throw storageError(error, `writing ${buffers.length} batches to ${segment.path('log')}`);
+    }
+    let at = position;
+    for (let i = start; i < end; i++) {
+      const pending = group[i]!;
+      segment.track(at, pending.batch.length, pending.lastOffset, pending.maxTimestamp);
+      at += pending.batch.length;
+    }
+    segment.size = at;
+  }
+
+  /** Seals the active segment (synced unless `never`, indexes persisted) and starts a new one. */
+  private async roll(): Promise<void> {
+    const sealed = this.active;
+    if (this.config.durability !== 'never') {
+      try {
+        await sealed.file.datasync();
+      } catch (error) {
+        this.enterFailed(error);
+        throw this.failure!;
+      }
+    }
+    await sealed.persistIndexes();
+    const next = await Segment.create(
+      this.fs,
+      this.dir,
+      sealed.nextOffset,
+      this.config.indexIntervalBytes,
+      this.clock.now(),
+    );
+    this.segments.push(next);
+  }
+
+  /** Makes a written group readable and tells listeners, then acknowledges it. */
+  private publish(group: PendingAppend[]): void {
+    const last = group[group.length - 1]!;
+    this.visibleOffset = last.lastOffset + 1n;
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const segment = this.segments[i]!;
+      if (segment.visibleBytes === segment.size && segment.size > 0) break;
+      segment.visibleBytes = segment.size;
+    }
+    if (this.listeners.size > 0) {
+      const batches = group.map((p) => p.batch);
+      for (const listener of this.listeners) listener(batches, this.visibleOffset);
+    }
+    const durability: AppendDurability = this.config.durability === 'always' ? 'synced' : 'written';
+    for (const pending of group) pending.resolve(durability);
+  }
+
+  /**
+   * A write or sync failed. When the failure was a write (disk full, I/O error), batches of the
+   * group that reached an earlier segment before a roll are complete and are acknowledged; the
+   * rest, and everything queued behind them, is rejected and its offsets are taken back. When an
+   * fsync failed, nothing of the group is acknowledged and the log is failed.
+   */
+  private async failGroup(group: PendingAppend[], error: unknown): Promise<void> {
+    const rejected = this.pending;
+    this.pending = [];
+    this.nextOffset = this.active.nextOffset;
+    let written = 0;
+    if (this.state === 'open') {
+      while (written < group.length && group[written]!.lastOffset < this.nextOffset) written++;
+    }
+    if (written > 0) this.publish(group.slice(0, written));
+    const reason = error instanceof Error ? error : new Error(String(error));
+    for (const pending of group.slice(written)) pending.reject(reason);
+    for (const pending of rejected) pending.reject(reason);
+  }
+
+  private enterFailed(error: unknown): void {
+    // An fsync error means the kernel may have dropped dirty pages: nothing after the last good
+    // sync can be trusted, and retrying the fsync could report success for lost data. Stop writing.
+    this.state = 'failed';
+    this.failure = errorOf(
+      'STORAGE_FAILED',
+      `fdatasync of ${this.active.path('log')} failed: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+
+  private syncInterval(): void {
+    if (!this.dirty || this.intervalSync !== null || this.state !== 'open') return;
+    this.dirty = false;
+    this.intervalSync = this.active.file
+      .datasync()
+      .catch((error: unknown) => this.enterFailed(error))
+      .finally(() => {
+        this.intervalSync = null;
+      });
+  }
+
+  /** Subscribes to batches as they become readable; returns the unsubscribe function. */
+  onVisible(listener: VisibleListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private segmentFor(offset: bigint): Segment | undefined {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    let found: Segment | undefined;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const segment = this.segments[mid]!;
+      if (segment.baseOffset <= offset) {
+        found = segment;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found;
+  }
+
+  /**
+   * Reads whole batches starting with the one that holds `offset`, up to `maxBytes` (at least one
+   * batch, so a consumer always makes progress). Each batch's CRC is checked before it is served.
+   */
+  async read(offset: bigint, maxBytes: number): Promise<ReadResult> {
+    if (this.state === 'closed') throw errorOf('PARTITION_CLOSED', this.dir);
+    const highWatermark = this.visibleOffset;
+    const logStartOffset = this.logStartOffset;
+    if (offset < logStartOffset || offset > highWatermark) {
+      throw errorOf('OFFSET_OUT_OF_RANGE', `offset ${offset}; log holds ${logStartOffset}..${highWatermark}`);
+    }
+    const empty = { data: Buffer.alloc(0), nextOffset: offset, highWatermark, logStartOffset };
+    if (offset === highWatermark) return empty;
+    let segment = this.segmentFor(offset)!;
+    // A segment that holds no batch at or past `offset` (its batches end earlier): use the next one.
+    while (offset >= segment.nextOffset) {
+      const next = this.segments[this.segments.indexOf(segment) + 1];
+      if (next === undefined) return empty;
+      segment = next;
+    }
+    const limit = segment.visibleBytes;
+    let position = segment.index.floorPosition(Number(offset - segment.baseOffset));
+    const window = Math.min(limit - position, Math.max(maxBytes, 64 * 1024) + this.config.indexIntervalBytes);
+    let chunk = await segment.read(position, window);
+    let at = 0;
+    // Skip batches that end before `offset`.
+    for (;;) {
+      if (chunk.length - at < BATCH_HEADER_SIZE)
+        throw errorOf('CORRUPT_DATA', `short batch at byte ${position + at} of ${segment.path('log')}`);
+      const total = chunk.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+      const last = chunk.readBigInt64BE(at) + BigInt(chunk.readInt32BE(at + BATCH_OFFSETS.lastOffsetDelta));
+      if (last >= offset) break;
+      at += total;
+      if (at >= chunk.length) {
+        position += at;
+        at = 0;
+        chunk = await segment.read(position, Math.min(limit - position, window));
+      }
+    }
+    // Collect whole batches up to maxBytes; the first one always, even when it alone is larger.
+    const first = chunk.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+    if (at + first > chunk.length) {
+      position += at;
+      at = 0;
+      chunk = await segment.read(position, first);
+    }
+    let end = at;
+    let nextOffset = offset;
+    while (end + BATCH_LOG_OVERHEAD <= chunk.length) {
+      const total = chunk.readInt32BE(end + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+      if (end + total > chunk.length || (end > at && end + total - at > maxBytes)) break;
+      const baseOffset = chunk.readBigInt64BE(end);
+      if (this.corruptFrom !== null && baseOffset >= this.corruptFrom) break;
+      if (
+        crc32c(chunk.subarray(end + BATCH_CRC_START, end + total)) !==
+        chunk.readUInt32BE(end + BATCH_OFFSETS.crc)
+      ) {
+        if (end === at)
+          throw errorOf(
+            'CORRUPT_DATA',
+            `batch at offset ${baseOffset} in ${segment.path('log')} fails its CRC`,
+          );
+        break;
+      }
+      nextOffset = baseOffset + BigInt(chunk.readInt32BE(end + BATCH_OFFSETS.lastOffsetDelta)) + 1n;
+      end += total;
+    }
+    return { data: chunk.subarray(at, end), nextOffset, highWatermark, logStartOffset };
+  }
+
+  /** First offset whose batch has a timestamp at or after `timestamp`; the high watermark if none. */
+  async offsetForTimestamp(timestamp: number): Promise<bigint> {
+    for (const segment of this.segments) {
+      if (segment.maxTimestamp < timestamp) continue;
+      const relative = segment.timeIndex.firstAtOrAfter(timestamp);
+      if (relative >= 0) {
+        const offset = segment.baseOffset + BigInt(relative);
+        return offset < this.visibleOffset ? offset : this.visibleOffset;
+      }
+    }
+    return this.visibleOffset;
+  }
+
+  /**
+   * Deletes whole sealed segments past the retention time or size. The active segment is never
+   * deleted. Returns the number of segments removed.
+   */
+  async applyRetention(now = this.clock.now()): Promise<number> {
+    let removed = 0;
+    while (this.segments.length > 1) {
+      const oldest = this.segments[0]!;
+      const expired = this.config.retentionMs >= 0 && oldest.maxTimestamp < now - this.config.retentionMs;
+      const oversized =
+        this.config.retentionBytes >= 0 && this.sizeBytes - oldest.size >= this.config.retentionBytes;
+      if (!expired && !oversized) break;
+      this.segments.shift();
+      await oldest.delete();
+      removed++;
+    }
+    if (removed > 0) await this.fs.syncDirectory(this.dir);
+    return removed;
+  }
+
+  /** Finishes queued appends, syncs, persists the active segment's indexes, closes the files. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    while (this.flushing !== null || this.flushScheduled) {
+      if (this.flushing !== null) await this.flushing;
+      else await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (this.intervalTimer !== null) clearInterval(this.intervalTimer);
+    if (this.intervalSync !== null) await this.intervalSync;
+    const wasOpen = this.state === 'open';
+    this.state = 'closed';
+    for (const pending of this.pending) pending.reject(errorOf('PARTITION_CLOSED', this.dir));
+    this.pending = [];
+    if (wasOpen && this.config.durability !== 'never')
+      await this.active.file.datasync().catch(() => undefined);
+    for (const segment of this.segments) await segment.close();
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,303 @@
+// One segment of a partition log: the `<base offset>.log` file of whole record batches and its two
+// sparse indexes. Knows how to append bookkeeping, read byte ranges, scan and verify its batches,
+// and persist its indexes. Decides nothing about rolling, durability or retention (partition-log.ts).
+
+import { join } from 'node:path';
+import { crc32c } from '@node-rs/crc32';
+import {
+  BATCH_CRC_START,
+  BATCH_HEADER_SIZE,
+  BATCH_LOG_OVERHEAD,
+  BATCH_MAGIC,
+  BATCH_OFFSETS,
+} from '../protocol/record-batch-layout.js';
+import { OffsetIndex, TimeIndex } from './offset-index.js';
+import type { StorageFile, StorageFs } from './storage-fs.js';
+
+/** Segment files are named by their base offset, zero-padded to 20 digits so names sort as numbers. */
+export function segmentFileName(baseOffset: bigint, extension: 'log' | 'index' | 'timeindex'): string {
+  return `${baseOffset.toString().padStart(20, '0')}.${extension}`;
+}
+
+export function parseSegmentFileName(name: string): bigint | null {
+  const match = /^(\d{20})\.log$/.exec(name);
+  return match ? BigInt(match[1]!) : null;
+}
+
+/** Why a scan stopped before the end of the file. */
+export interface ScanStop {
+  position: number;
+  offset: bigint;
+  reason: string;
+}
+
+export interface ScanResult {
+  /** Bytes of valid, contiguous batches from the start of the file. */
+  validBytes: number;
+  nextOffset: bigint;
+  maxTimestamp: number;
+  stop: ScanStop | null;
+}
+
+const SCAN_CHUNK = 1024 * 1024;
+
+export class Segment {
+  readonly baseOffset: bigint;
+  readonly dir: string;
+  /** Bytes written to the file (all of them whole batches). */
+  size = 0;
+  /** Bytes readers may see: up to the high watermark. */
+  visibleBytes = 0;
+  /** Offset after the last batch written. */
+  nextOffset: bigint;
+  maxTimestamp = Number.NEGATIVE_INFINITY;
+  /** When this segment took its first batch (ms), for rolling by age. */
+  createdAt: number;
+  index = new OffsetIndex();
+  timeIndex = new TimeIndex();
+  private bytesSinceIndexEntry = 0;
+  private readers = 0;
+  private deleted = false;
+  private closeWhenIdle: (() => void) | null = null;
+
+  private constructor(
+    dir: string,
+    baseOffset: bigint,
+    readonly file: StorageFile,
+    private readonly fs: StorageFs,
+    private readonly indexIntervalBytes: number,
+    now: number,
+  ) {
+    this.dir = dir;
+    this.baseOffset = baseOffset;
+    this.nextOffset = baseOffset;
+    this.createdAt = now;
+  }
+
+  static async create(
+    fs: StorageFs,
+    dir: string,
+    baseOffset: bigint,
+    indexIntervalBytes: number,
+    now: number,
+  ): Promise<Segment> {
+    const file = await fs.open(join(dir, segmentFileName(baseOffset, 'log')), 'create');
+    await file.truncate(0);
+    await fs.syncDirectory(dir);
+    return new Segment(dir, baseOffset, file, fs, indexIntervalBytes, now);
+  }
+
+  static async openExisting(
+    fs: StorageFs,
+    dir: string,
+    baseOffset: bigint,
+    indexIntervalBytes: number,
+    now: number,
+  ): Promise<Segment> {
+    const file = await fs.open(join(dir, segmentFileName(baseOffset, 'log')), 'read-write');
+    const segment = new Segment(dir, baseOffset, file, fs, indexIntervalBytes, now);
+    segment.size = await file.size();
+    return segment;
+  }
+
+  path(extension: 'log' | 'index' | 'timeindex'): string {
+    return join(this.dir, segmentFileName(this.baseOffset, extension));
+  }
+
+  /** Bookkeeping for a batch written at `position`: indexes, next offset, timestamps. */
+  track(position: number, length: number, lastOffset: bigint, maxTimestamp: number): void {
+    const relativeOffset = Number(lastOffset - this.baseOffset);
+    if (this.index.count === 0 || this.bytesSinceIndexEntry >= this.indexIntervalBytes) {
+      // The entry names the batch's first offset and points at its start: a floor lookup for any
+      // later offset lands at or before the batch that holds it.
+      this.index.add(Number(this.nextOffset - this.baseOffset), position);
+      this.bytesSinceIndexEntry = 0;
+    }
+    this.bytesSinceIndexEntry += length;
+    if (maxTimestamp > this.timeIndex.lastTimestamp)
+      this.timeIndex.add(maxTimestamp, Number(this.nextOffset - this.baseOffset));
+    if (maxTimestamp > this.maxTimestamp) this.maxTimestamp = maxTimestamp;
+    this.nextOffset = this.baseOffset + BigInt(relativeOffset) + 1n;
+  }
+
+  /**
+   * Reads and verifies batches from the start of the file, rebuilding the indexes. Stops at the
+   * first batch that is torn, fails its CRC, or breaks offset contiguity.
+   */
+  async scan(): Promise<ScanResult> {
+    this.index = new OffsetIndex();
+    this.timeIndex = new TimeIndex();
+    this.bytesSinceIndexEntry = 0;
+    this.nextOffset = this.baseOffset;
+    this.maxTimestamp = Number.NEGATIVE_INFINITY;
+    const fileSize = await this.file.size();
+    let chunk = Buffer.allocUnsafe(SCAN_CHUNK);
+    let position = 0;
+    let stop: ScanStop | null = null;
+    while (position < fileSize) {
+      const available = Math.min(chunk.length, fileSize - position);
+      const read = await this.file.read(chunk, 0, available, position);
+      let at = 0;
+      let needMore = false;
+      while (at < read) {
+        if (read - at < BATCH_HEADER_SIZE) {
+          needMore = true;
+          break;
+        }
+        const total = chunk.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+        const problem = this.checkBatch(chunk, at, read, total, fileSize - position - at);
+        if (problem === 'need-more') {
+          needMore = true;
+          break;
+        }
+        if (problem !== null) {
+          stop = { position: position + at, offset: this.nextOffset, reason: problem };
+          break;
+        }
+        const lastOffset =
+          chunk.readBigInt64BE(at + BATCH_OFFSETS.baseOffset) +
+          BigInt(chunk.readInt32BE(at + BATCH_OFFSETS.lastOffsetDelta));
+        this.track(
+          position + at,
+          total,
+          lastOffset,
+          Number(chunk.readBigInt64BE(at + BATCH_OFFSETS.maxTimestamp)),
+        );
+        at += total;
+      }
+      if (stop !== null) break;
+      if (needMore && at === 0) {
+        // One batch larger than the chunk: grow the chunk to hold it.
+        const total = chunk.readInt32BE(BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+        if (read < BATCH_HEADER_SIZE || total <= chunk.length) {
+          stop = { position, offset: this.nextOffset, reason: 'torn batch at the end of the file' };
+          break;
+        }
+        chunk = Buffer.allocUnsafe(total);
+        continue;
+      }
+      position += at;
+    }
+    const validBytes = stop === null ? fileSize : stop.position;
+    return { validBytes, nextOffset: this.nextOffset, maxTimestamp: this.maxTimestamp, stop };
+  }
+
+  /** null when the batch at `at` is valid; 'need-more' when it continues past the chunk; else why not. */
+  private checkBatch(
+    chunk: Buffer,
+    at: number,
+    read: number,
+    total: number,
+    leftInFile: number,
+  ): string | null {
+    if (total < BATCH_HEADER_SIZE) return `batch length ${total} is below the header size`;
+    if (total > leftInFile) return 'torn batch at the end of the file';
+    if (at + total > read) return 'need-more';
+    if (chunk.readInt8(at + BATCH_OFFSETS.magic) !== BATCH_MAGIC) return 'bad magic';
+    if (
+      crc32c(chunk.subarray(at + BATCH_CRC_START, at + total)) !== chunk.readUInt32BE(at + BATCH_OFFSETS.crc)
+    ) {
+      return 'CRC mismatch';
+    }
+    const baseOffset = chunk.readBigInt64BE(at + BATCH_OFFSETS.baseOffset);
+    if (baseOffset !== this.nextOffset)
+      return `base offset ${baseOffset} where ${this.nextOffset} was expected`;
+    const lastOffsetDelta = chunk.readInt32BE(at + BATCH_OFFSETS.lastOffsetDelta);
+    if (lastOffsetDelta < 0) return `negative lastOffsetDelta ${lastOffsetDelta}`;
+    return null;
+  }
+
+  /**
+   * Loads persisted indexes when they describe exactly this file; false when they are missing,
+   * corrupt or stale (then the caller scans).
+   */
+  async loadIndexes(): Promise<boolean> {
+    try {
+      const offsetBytes = await this.fs.readFile(this.path('index'));
+      const timeBytes = await this.fs.readFile(this.path('timeindex'));
+      const index = OffsetIndex.decode(offsetBytes, this.size);
+      const timeIndex = TimeIndex.decode(timeBytes, this.size);
+      if (index === null || timeIndex === null || this.size === 0) return false;
+      this.index = index;
+      this.timeIndex = timeIndex;
+      this.maxTimestamp = timeIndex.lastTimestamp;
+      this.nextOffset = await this.readNextOffset();
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw error;
+    }
+  }
+
+  /** The offset after the last batch, found by walking from the last index entry. */
+  private async readNextOffset(): Promise<bigint> {
+    let position = this.index.floorPosition(0xffffffff);
+    let next = this.baseOffset;
+    const header = Buffer.allocUnsafe(BATCH_HEADER_SIZE);
+    while (position < this.size) {
+      const read = await this.file.read(header, 0, BATCH_HEADER_SIZE, position);
+      if (read < BATCH_HEADER_SIZE) break;
+      next =
+        header.readBigInt64BE(BATCH_OFFSETS.baseOffset) +
+        BigInt(header.readInt32BE(BATCH_OFFSETS.lastOffsetDelta)) +
+        1n;
+      position += header.readInt32BE(BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+    }
+    return next;
+  }
+
+  /** Writes both index files durably (temporary name, fdatasync, rename). */
+  async persistIndexes(): Promise<void> {
+    for (const [extension, data] of [
+      ['index', this.index.encode(this.size)],
+      ['timeindex', this.timeIndex.encode(this.size)],
+    ] as const) {
+      const path = this.path(extension);
+      await this.fs.writeFile(`${path}.tmp`, data);
+      await this.fs.rename(`${path}.tmp`, path);
+    }
+    await this.fs.syncDirectory(this.dir);
+  }
+
+  async truncateTo(bytes: number, nextOffset: bigint): Promise<void> {
+    await this.file.truncate(bytes);
+    this.size = bytes;
+    this.visibleBytes = Math.min(this.visibleBytes, bytes);
+    this.index.truncateToPosition(bytes);
+    this.timeIndex.truncateToOffset(Number(nextOffset - this.baseOffset));
+    this.nextOffset = nextOffset;
+  }
+
+  /** Reads `length` bytes at `position` while holding the segment open against deletion. */
+  async read(position: number, length: number): Promise<Buffer> {
+    this.readers++;
+    try {
+      const buf = Buffer.allocUnsafe(length);
+      const read = await this.file.read(buf, 0, length, position);
+      return read === length ? buf : buf.subarray(0, read);
+    } finally {
+      this.readers--;
+      if (this.readers === 0 && this.closeWhenIdle !== null) this.closeWhenIdle();
+    }
+  }
+
+  /** Closes the file once no read is in flight. */
+  async close(): Promise<void> {
+    if (this.readers > 0) await new Promise<void>((resolve) => (this.closeWhenIdle = resolve));
+    await this.file.close();
+  }
+
+  /** Deletes the segment's files (retention); reads in flight finish first. */
+  async delete(): Promise<void> {
+    if (this.deleted) return;
+    this.deleted = true;
+    await this.close();
+    for (const extension of ['log', 'index', 'timeindex'] as const) {
+      try {
+        await this.fs.unlink(this.path(extension));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+    }
+  }
+}

@@ -1,0 +1,79 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Broker } from '../../../src/embedded/broker.js';
+
+let dataDir: string;
+let broker: Broker;
+let base: string;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'ms-admin-'));
+  broker = await Broker.start({ dataDir, port: 0, admin: { port: 0 } });
+  base = `http://127.0.0.1:${broker.admin!.address.port}`;
+  const client = broker.connect();
+  await client.admin.createTopic({ name: 'web', partitions: 2 });
+  await client
+    .producer()
+    .sendMany(Array.from({ length: 50 }, (_, i) => ({ topic: 'web', key: `k${i}`, value: 'x' })));
+  await client.admin.createTopic({ name: 'other' });
+  const consumer = client.consumer({ topics: ['web'], group: 'dash', sessionTimeoutMs: 1000 });
+  let n = 0;
+  for await (const _ of consumer) if (++n === 20) break;
+  await client.close();
+});
+afterAll(async () => {
+  await broker.stop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+async function get(path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
+  const response = await fetch(`${base}${path}`, { method });
+  return {
+    status: response.status,
+    type: response.headers.get('content-type') ?? '',
+    body: await response.text(),
+  };
+}
+
+describe('admin HTTP endpoint', () => {
+  it('serves Prometheus metrics that reflect the traffic', async () => {
+    const metrics = await get('/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.type).toContain('text/plain');
+    expect(metrics.body).toMatch(/memorystreamer_produce_messages_total 50/);
+    expect(metrics.body).toMatch(/memorystreamer_requests_total\{operation="produce"\} \d+/);
+    expect(metrics.body).toMatch(
+      /memorystreamer_request_duration_seconds_bucket\{le="0.001",operation="createTopic"\}/,
+    );
+    expect(metrics.body).toMatch(/memorystreamer_partition_end_offset\{topic="web",partition="\d"\} \d+/);
+    expect(metrics.body).toMatch(
+      /memorystreamer_group_lag_messages\{group="dash",topic="web",partition="\d"\} \d+/,
+    );
+    expect(metrics.body).toMatch(/memorystreamer_connections \d+/);
+    expect(metrics.body).toMatch(
+      /memorystreamer_request_errors_total\{operation="[a-zA-Z]+",code="[A-Z_]+"\}|memorystreamer_request_errors_total counter/,
+    );
+  });
+
+  it('answers health, readiness and the JSON API, with JSON errors', async () => {
+    expect(JSON.parse((await get('/healthz')).body)).toEqual({ status: 'ok' });
+    expect((await get('/readyz')).status).toBe(200);
+    const topics = JSON.parse((await get('/api/topics')).body) as { topics: Array<{ name: string }> };
+    expect(topics.topics.map((t) => t.name)).toEqual(['other', 'web']);
+    const web = JSON.parse((await get('/api/topics/web')).body) as {
+      partitions: Array<{ logEndOffset: string }>;
+    };
+    expect(web.partitions.reduce((n, p) => n + Number(p.logEndOffset), 0)).toBe(50);
+    const groups = JSON.parse((await get('/api/groups')).body) as { groups: Array<{ groupId: string }> };
+    expect(groups.groups.map((g) => g.groupId)).toEqual(['dash']);
+    const dash = JSON.parse((await get('/api/groups/dash')).body) as { lag: unknown[] };
+    expect(dash.lag.length).toBeGreaterThan(0);
+    const missing = await get('/api/topics/nope');
+    expect(missing.status).toBe(404);
+    expect(JSON.parse(missing.body)).toMatchObject({ error: { code: 300, name: 'UNKNOWN_TOPIC' } });
+    expect((await get('/api/nothing')).status).toBe(404);
+    expect((await get('/api/topics', 'POST')).status).toBe(405);
+  });
+});

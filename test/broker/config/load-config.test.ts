@@ -1,0 +1,127 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { brokerOptionsFrom } from '../../../src/broker/config/broker-options.js';
+import { ConfigError, envName, loadConfig } from '../../../src/broker/config/load-config.js';
+import { ErrorCode } from '../../../src/protocol/error-codes.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ms-config-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function file(text: string): Promise<string> {
+  const path = join(dir, 'memorystreamer.toml');
+  await writeFile(path, text);
+  return path;
+}
+
+async function problems(promise: Promise<unknown>): Promise<string[]> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).code).toBe(ErrorCode.INVALID_CONFIG);
+    return (error as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies defaults, file, environment and flags in that order and records the source', async () => {
+    const path = await file(`
+[server]
+port = 7500
+host = "0.0.0.0"
+idle_timeout = "2m"
+
+[topics]
+durability = "always"
+retention = "7d"
+max_message_bytes = "2MiB"
+`);
+    const loaded = await loadConfig({
+      file: path,
+      env: {
+        MEMORYSTREAMER_SERVER_PORT: '7600',
+        MEMORYSTREAMER_TOPICS_PARTITIONS: '3',
+        MEMORYSTREAMER_BROKERS: 'ignored:1',
+        PATH: '/bin',
+      },
+      flags: { 'server.port': '7700' },
+    });
+    expect(loaded.values['server.port']).toBe(7700);
+    expect(loaded.sources['server.port']).toBe('flag');
+    expect(loaded.values['topics.partitions']).toBe(3);
+    expect(loaded.sources['topics.partitions']).toBe('env');
+    expect(loaded.values['server.host']).toBe('0.0.0.0');
+    expect(loaded.sources['server.host']).toBe('file');
+    expect(loaded.values['server.idle_timeout']).toBe(120_000);
+    expect(loaded.values['topics.retention']).toBe(7 * 86_400_000);
+    expect(loaded.values['topics.max_message_bytes']).toBe(2 * 1024 * 1024);
+    expect(loaded.sources['storage.data_dir']).toBe('default');
+    const options = brokerOptionsFrom(loaded, (p) => `/abs/${p}`);
+    expect(options).toMatchObject({
+      port: 7700,
+      host: '0.0.0.0',
+      dataDir: '/abs/./data',
+      defaultPartitions: 3,
+    });
+    expect(options.topicDefaults).toMatchObject({ durability: 'always', maxMessageBytes: 2 * 1024 * 1024 });
+    expect(options.limits).toMatchObject({ idleTimeoutMs: 120_000 });
+    expect(envName('server.max_connections')).toBe('MEMORYSTREAMER_SERVER_MAX_CONNECTIONS');
+  });
+
+  it('accepts forever and unlimited', async () => {
+    const loaded = await loadConfig({
+      env: { MEMORYSTREAMER_TOPICS_RETENTION: 'forever', MEMORYSTREAMER_TOPICS_RETENTION_BYTES: 'unlimited' },
+    });
+    expect(loaded.values['topics.retention']).toBe(-1);
+    expect(loaded.values['topics.retention_bytes']).toBe(-1);
+  });
+
+  it('reports every problem with its key, source, value and what is allowed', async () => {
+    const path = await file(`
+[server]
+port = 99999
+colour = "red"
+
+[topics]
+durability = "sometimes"
+segment_bytes = "12 parsecs"
+`);
+    const found = await problems(
+      loadConfig({
+        file: path,
+        env: { MEMORYSTREAMER_SERVER_PROT: '1', MEMORYSTREAMER_SERVER_IDLE_TIMEOUT: '1ms' },
+      }),
+    );
+    expect(found).toHaveLength(6);
+    expect(found.join('\n')).toContain('(server.port) 99999: expected an integer from 0 to 65535');
+    expect(found.join('\n')).toContain('unknown setting "server.colour"');
+    expect(found.join('\n')).toContain(
+      '(topics.durability) "sometimes": expected one of always, interval, never',
+    );
+    expect(found.join('\n')).toContain('(topics.segment_bytes) "12 parsecs"');
+    expect(found.join('\n')).toContain('environment: unknown variable MEMORYSTREAMER_SERVER_PROT');
+    expect(found.join('\n')).toContain(
+      'environment MEMORYSTREAMER_SERVER_IDLE_TIMEOUT (server.idle_timeout) "1ms"',
+    );
+  });
+
+  it('refuses unreadable and malformed files', async () => {
+    expect((await problems(loadConfig({ file: join(dir, 'missing.toml') })))[0]).toMatch(
+      /cannot read configuration file/,
+    );
+    expect((await problems(loadConfig({ file: await file('[server\nport = ') })))[0]).toMatch(
+      /is not valid TOML/,
+    );
+    expect((await problems(loadConfig({ file: await file('port = 1') })))[0]).toMatch(
+      /must be a \[section\] table/,
+    );
+  });
+});

@@ -1,0 +1,116 @@
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  DEFAULT_TOPIC_CONFIG,
+  resolveTopicConfig,
+  validateTopicName,
+} from '../../../src/broker/topics/topic-config.js';
+import { TopicRegistry } from '../../../src/broker/topics/topic-registry.js';
+import { ErrorCode } from '../../../src/protocol/error-codes.js';
+
+let dataDir: string;
+beforeEach(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'ms-topics-'));
+});
+afterEach(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+function codeOf(fn: () => unknown): number | undefined {
+  try {
+    fn();
+  } catch (error) {
+    return (error as { code?: number }).code;
+  }
+  return undefined;
+}
+
+describe('topic names', () => {
+  it.each(['..', '.', '', 'a/b', 'a\\b', 'a\0b', 'tab\tname', 'é', 'x'.repeat(201), '../etc'])(
+    'rejects hostile name %j',
+    (name) => {
+      expect(codeOf(() => validateTopicName(name))).toBe(ErrorCode.INVALID_TOPIC_NAME);
+    },
+  );
+  it('accepts ordinary names and reserves the internal prefix', () => {
+    expect(validateTopicName('orders.v1_eu-west')).toBe('orders.v1_eu-west');
+    expect(codeOf(() => validateTopicName('__consumer_offsets'))).toBe(ErrorCode.INVALID_TOPIC_NAME);
+    expect(validateTopicName('__consumer_offsets', { allowInternal: true })).toBe('__consumer_offsets');
+  });
+});
+
+describe('topic configuration', () => {
+  it('names the key, value and what is allowed', () => {
+    expect(() => resolveTopicConfig({ cleanup: 'shred' }, DEFAULT_TOPIC_CONFIG)).toThrow(
+      /cleanup="shred": one of delete/,
+    );
+    expect(() => resolveTopicConfig({ retentionMs: 0 }, DEFAULT_TOPIC_CONFIG)).toThrow(/retentionMs=0/);
+    expect(() => resolveTopicConfig({ colour: 'red' } as never, DEFAULT_TOPIC_CONFIG)).toThrow(
+      /unknown topic configuration key "colour"/,
+    );
+  });
+  it('merges over the base', () => {
+    const config = resolveTopicConfig({ retentionMs: 60_000, durability: 'always' }, DEFAULT_TOPIC_CONFIG);
+    expect(config.retentionMs).toBe(60_000);
+    expect(config.durability).toBe('always');
+    expect(config.cleanup).toBe(DEFAULT_TOPIC_CONFIG.cleanup);
+  });
+});
+
+describe('TopicRegistry', () => {
+  it('creates, persists, alters and deletes topics', async () => {
+    const registry = await TopicRegistry.open(dataDir);
+    const created = await registry.create({
+      name: 'orders',
+      partitions: 3,
+      config: { durability: 'always' },
+    });
+    expect(created.partitions).toBe(3);
+    expect(await readdir(registry.topicDir('orders'))).toEqual(
+      expect.arrayContaining(['0', '1', '2', 'topic.json']),
+    );
+    await expect(registry.create({ name: 'orders' })).rejects.toMatchObject({
+      code: ErrorCode.TOPIC_ALREADY_EXISTS,
+    });
+
+    await registry.alter({ name: 'orders', partitions: 5, config: { retentionMs: 1000 } });
+    await expect(registry.alter({ name: 'orders', partitions: 2 })).rejects.toMatchObject({
+      code: ErrorCode.INVALID_PARTITION_COUNT,
+    });
+
+    const reopened = await TopicRegistry.open(dataDir);
+    const topic = reopened.require('orders');
+    expect(topic.partitions).toBe(5);
+    expect(topic.config.retentionMs).toBe(1000);
+    expect(topic.config.durability).toBe('always');
+    expect(() => resolveTopicConfig({ cleanup: 'compact' }, DEFAULT_TOPIC_CONFIG)).toThrow(/one of delete/);
+    expect(topic.id).toBe(created.id);
+
+    await reopened.delete('orders');
+    expect(reopened.get('orders')).toBeUndefined();
+    expect(() => reopened.require('orders')).toThrow(/topic does not exist/);
+    expect((await TopicRegistry.open(dataDir)).list()).toEqual([]);
+  });
+
+  it('refuses concurrent creation of the same name', async () => {
+    const registry = await TopicRegistry.open(dataDir);
+    const results = await Promise.allSettled([
+      registry.create({ name: 'a' }),
+      registry.create({ name: 'a' }),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+  });
+
+  it('removes a half-created topic and reports a corrupt description', async () => {
+    await mkdir(join(dataDir, 'topics', 'half', '0'), { recursive: true });
+    const registry = await TopicRegistry.open(dataDir);
+    expect(registry.list()).toEqual([]);
+    expect(await readdir(join(dataDir, 'topics'))).toEqual([]);
+
+    await mkdir(join(dataDir, 'topics', 'bad'), { recursive: true });
+    await writeFile(join(dataDir, 'topics', 'bad', 'topic.json'), '{not json');
+    await expect(TopicRegistry.open(dataDir)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
+  });
+});

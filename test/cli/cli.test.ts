@@ -1,0 +1,182 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBrokerProcess } from '../../bench/lib/broker-process.js';
+import { run } from '../../src/cli/main.js';
+import { EXIT } from '../../src/cli/output.js';
+import { Broker } from '../../src/embedded/broker.js';
+
+let dataDir: string;
+let broker: Broker;
+let address: string;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'ms-cli-'));
+  broker = await Broker.start({ dataDir, port: 0 });
+  address = `127.0.0.1:${broker.address!.port}`;
+});
+afterAll(async () => {
+  await broker.stop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await run(['--broker', address, ...argv], {
+    env: {},
+    out: (t) => out.push(t),
+    err: (t) => err.push(t),
+  });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('memorystreamer CLI against a real broker', () => {
+  it('creates, lists, describes, alters and deletes topics', async () => {
+    expect((await cli('topic', 'create', 'events', '--partitions', '2', '--durability', 'always')).out).toBe(
+      'created topic events with 2 partition(s)',
+    );
+    expect((await cli('topic', 'list')).out).toMatch(/events\s+2\s+always/);
+    const listed = JSON.parse((await cli('--json', 'topic', 'list')).out) as Array<{ name: string }>;
+    expect(listed.map((t) => t.name)).toContain('events');
+    expect((await cli('topic', 'describe', 'events')).out).toMatch(/partitions:\s+2/);
+    expect(
+      (await cli('topic', 'alter', 'events', '--partitions', '3', '--retention-ms', '60000')).out,
+    ).toMatch(/retention.ms:\s+60000/);
+    const duplicate = await cli('topic', 'create', 'events');
+    expect(duplicate.code).toBe(EXIT.failed);
+    expect(duplicate.err).toMatch(/TOPIC_ALREADY_EXISTS \(301\)/);
+    expect((await cli('topic', 'delete', 'events')).code).toBe(EXIT.ok);
+    expect((await cli('topic', 'describe', 'events')).code).toBe(EXIT.failed);
+  });
+
+  it('produces from a file and a generated count, then consumes and reads a stream', async () => {
+    await cli('topic', 'create', 'lines', '--partitions', '1');
+    const file = join(dataDir, 'input.txt');
+    await writeFile(file, 'alpha\nbeta\ngamma\n');
+    const produced = await cli('--json', 'produce', 'lines', '--file', file, '--key', 'entity-7');
+    expect(JSON.parse(produced.out)).toMatchObject({ messages: 3, last: { offset: '2', sequence: 2 } });
+    expect((await cli('produce', 'lines', '--count', '500', '--size', '20')).out).toMatch(/sent 500 message/);
+    const consumed = await cli('consume', 'lines', '--count', '3', '--from', 'earliest');
+    expect(consumed.out.split('\n')).toEqual(['alpha', 'beta', 'gamma']);
+    const all = await cli('consume', 'lines', '--idle-ms', '300');
+    expect(all.out.split('\n')).toHaveLength(503);
+    const stream = await cli('--json', 'stream', 'read', 'lines', 'entity-7', '--from', '1');
+    expect(
+      stream.out.split('\n').map((l) => (JSON.parse(l) as { value: string; sequence: number }).sequence),
+    ).toEqual([1, 2]);
+    const grouped = await cli('consume', 'lines', '--group', 'cli-readers', '--count', '2');
+    expect(grouped.out.split('\n')).toEqual(['alpha', 'beta']);
+    const next = await cli('consume', 'lines', '--group', 'cli-readers', '--count', '1');
+    expect(next.out).toBe('gamma');
+    expect((await cli('group', 'list')).out).toMatch(/cli-readers\s+empty/);
+    expect((await cli('group', 'describe', 'cli-readers')).out).toMatch(/lines\s+0\s+3\s+503\s+500/);
+    expect((await cli('consume', 'lines', '--group', 'x', '--partition', '0')).code).toBe(EXIT.usage);
+    expect((await cli('offsets', 'lines')).out).toMatch(/PARTITION\s+START\s+END\n\s+0\s+0\s+503/);
+    expect((await cli('offsets', 'lines', '--group', 'cli-readers')).out).toMatch(/0\s+0\s+503\s+3\s+500/);
+    const status = JSON.parse((await cli('--json', 'status')).out) as {
+      reachable: boolean;
+      topics: number;
+      groups: number;
+    };
+    expect(status).toMatchObject({ reachable: true, groups: 1 });
+    expect(status.topics).toBeGreaterThan(0);
+    expect((await cli('status')).out).toMatch(/broker:\s+reachable/);
+    const fromTime = await cli(
+      'consume',
+      'lines',
+      '--from',
+      new Date(Date.now() + 60_000).toISOString(),
+      '--idle-ms',
+      '200',
+    );
+    expect(fromTime.out).toBe('');
+  });
+
+  it('rejects bad usage with exit code 2 and an explanation', async () => {
+    expect((await cli('topic', 'create', 'x', '--partitions', 'many')).code).toBe(EXIT.usage);
+    const badFrom = await cli('consume', 'x', '--from', 'yesterday-ish');
+    expect(badFrom.code).toBe(EXIT.usage);
+    expect(badFrom.err).toMatch(/--from "yesterday-ish"/);
+    expect((await cli('no-such-command')).code).toBe(EXIT.usage);
+    expect((await cli('topic', 'create', 'y', '--durability', 'sometimes')).err).toMatch(
+      /one of always, interval, never/,
+    );
+  });
+
+  it('prints the effective configuration and refuses a bad one', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = {
+      env: { MEMORYSTREAMER_SERVER_PORT: '7555' },
+      out: (t: string) => out.push(t),
+      err: (t: string) => err.push(t),
+    };
+    expect(await run(['config', 'print'], io)).toBe(0);
+    expect(out.join('\n')).toMatch(/server\.port\s+7555\s+env/);
+    expect(out.join('\n')).toMatch(/topics\.durability\s+interval\s+default/);
+    const bad = join(dataDir, 'bad.toml');
+    await writeFile(bad, '[server]\nport = "many"\n');
+    expect(await run(['serve', '--config', bad], io)).toBe(EXIT.failed);
+    expect(err.join('\n')).toMatch(/INVALID_CONFIG \(304\).*server\.port/);
+  });
+
+  it('takes the broker list from a profile, with --broker and the environment first', async () => {
+    const profiles = join(dataDir, 'cli.toml');
+    await writeFile(
+      profiles,
+      `[profiles.default]\nbrokers = "127.0.0.1:1"\n[profiles.local]\nbrokers = "${address}"\n[profiles.bad]\nbrokers = 7\n`,
+    );
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = (env: NodeJS.ProcessEnv) => ({
+      env,
+      out: (t: string) => out.push(t),
+      err: (t: string) => err.push(t),
+    });
+    const env = { MEMORYSTREAMER_CLI_CONFIG: profiles };
+    expect(await run(['--profile', 'local', 'topic', 'list'], io(env))).toBe(0);
+    expect(await run(['topic', 'list'], io(env))).toBe(EXIT.unavailable);
+    expect(await run(['topic', 'list'], io({ ...env, MEMORYSTREAMER_BROKERS: address }))).toBe(0);
+    expect(await run(['--broker', address, 'topic', 'list'], io(env))).toBe(0);
+    expect(await run(['--profile', 'nope', 'topic', 'list'], io(env))).toBe(EXIT.failed);
+    expect(err.join('\n')).toMatch(/profile "nope" is not in .*profiles: default, local, bad/);
+    expect(await run(['--profile', 'bad', 'topic', 'list'], io(env))).toBe(EXIT.failed);
+    expect(
+      await run(
+        ['--profile', 'x', 'topic', 'list'],
+        io({ MEMORYSTREAMER_CLI_CONFIG: join(dataDir, 'missing.toml') }),
+      ),
+    ).toBe(EXIT.failed);
+  });
+
+  it('exits 3 when no broker is reachable', async () => {
+    const out: string[] = [];
+    const code = await run(['--json', '--broker', '127.0.0.1:1', 'topic', 'list'], {
+      env: {},
+      out: (t) => out.push(t),
+      err: () => {},
+    });
+    expect(code).toBe(EXIT.unavailable);
+    expect(JSON.parse(out.join(''))).toMatchObject({ error: { name: 'BROKER_NOT_AVAILABLE' } });
+  });
+
+  it('serves from the real binary and stops on SIGTERM', async () => {
+    const serveDir = await mkdtemp(join(tmpdir(), 'ms-serve-'));
+    const served = await startBrokerProcess({ dataDir: serveDir });
+    try {
+      const out: string[] = [];
+      const code = await run(['--broker', `127.0.0.1:${served.port}`, 'topic', 'create', 'served'], {
+        env: {},
+        out: (t) => out.push(t),
+        err: (t) => out.push(t),
+      });
+      expect(code).toBe(0);
+      expect(await served.stop()).toBe(0);
+    } finally {
+      served.child.kill('SIGKILL');
+      await rm(serveDir, { recursive: true, force: true });
+    }
+  });
+});

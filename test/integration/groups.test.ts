@@ -1,0 +1,139 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Broker } from '../../src/embedded/broker.js';
+import { type Client, type Consumer, connect } from '../../src/index.js';
+
+let dataDir: string;
+let broker: Broker;
+beforeEach(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'ms-groups-'));
+  broker = await Broker.start({ dataDir, port: 0 });
+});
+afterEach(async () => {
+  await broker.stop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+/** Reads until `stop()` says so, counting every delivery per message value. */
+function drain(
+  consumer: Consumer,
+  seen: Map<string, number>,
+  delayMs = 0,
+): { done: Promise<void>; count: () => number } {
+  let count = 0;
+  return {
+    count: () => count,
+    done: (async () => {
+      for await (const message of consumer) {
+        const value = message.value!.toString();
+        seen.set(value, (seen.get(value) ?? 0) + 1);
+        count++;
+        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+      }
+    })(),
+  };
+}
+
+async function until(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const transports: Array<[string, () => Promise<Client>]> = [
+  ['embedded', async () => broker.connect()],
+  ['tcp', async () => connect({ brokers: [`127.0.0.1:${broker.address!.port}`] })],
+];
+
+describe.each(transports)('consumer groups over the %s transport', (_name, makeClient) => {
+  it.each(['range', 'cooperative-sticky'] as const)(
+    'shares partitions with %s assignment, hands them over with commits, and loses or repeats nothing',
+    async (assignment) => {
+      const client = await makeClient();
+      await client.admin.createTopic({ name: 'payments', partitions: 4 });
+      const producer = client.producer();
+      await producer.sendMany(
+        Array.from({ length: 400 }, (_, i) => ({ topic: 'payments', key: `k${i}`, value: `a${i}` })),
+      );
+
+      const seen = new Map<string, number>();
+      const options = {
+        topics: ['payments'],
+        group: 'billing',
+        sessionTimeoutMs: 1500,
+        autoCommitIntervalMs: 100,
+        assignment,
+      };
+      const first = client.consumer(options);
+      // A slow first member, so that the second joins while work remains.
+      const firstRun = drain(first, seen, 5);
+      await until(() => seen.size >= 20);
+      const second = client.consumer(options);
+      const secondRun = drain(second, seen, 5);
+      await until(() => secondRun.count() > 0);
+      await until(() => seen.size === 400, 60_000);
+      const described = await client.admin.describeGroup('billing');
+      expect(described.members).toHaveLength(2);
+      expect(described.members.every((m) => m.assignment.length > 0)).toBe(true);
+      const owned = described.members.flatMap((m) => m.assignment.flatMap((a) => a.partitions)).sort();
+      expect(owned).toEqual([0, 1, 2, 3]);
+      await until(() => seen.size === 400, 60_000);
+      expect((await client.admin.listGroups()).map((g) => g.groupId)).toEqual(['billing']);
+
+      // The first member leaves cleanly (commits, then leaves); the second takes over everything.
+      await first.close();
+      await firstRun.done;
+      await producer.sendMany(
+        Array.from({ length: 200 }, (_, i) => ({ topic: 'payments', key: `k${i}`, value: `b${i}` })),
+      );
+      await until(() => seen.size === 600);
+      await second.commit();
+      const lag = (await client.admin.describeGroup('billing')).lag;
+      expect(lag.reduce((n, l) => n + l.lag, 0n)).toBe(0n);
+      await second.close();
+      await secondRun.done;
+      expect([...seen.values()].every((count) => count === 1)).toBe(true);
+      await client.close();
+    },
+  );
+
+  it('keeps committed offsets across a broker restart', async () => {
+    let client = await makeClient();
+    await client.admin.createTopic({ name: 'events', partitions: 2 });
+    await client
+      .producer()
+      .sendMany(Array.from({ length: 100 }, (_, i) => ({ topic: 'events', value: `e${i}` })));
+    const seen = new Map<string, number>();
+    const options = { topics: ['events'], group: 'audit', sessionTimeoutMs: 1500 };
+    const consumer = client.consumer(options);
+    const run = drain(consumer, seen);
+    await until(() => seen.size === 100);
+    await consumer.close();
+    await run.done;
+    await client.close();
+
+    const port = broker.address!.port;
+    await broker.stop();
+    broker = await Broker.start({ dataDir, port });
+    client = await makeClient();
+    expect((await client.admin.groupOffsets('audit')).reduce((n, o) => n + o.offset, 0n)).toBe(100n);
+    await client
+      .producer()
+      .sendMany(Array.from({ length: 10 }, (_, i) => ({ topic: 'events', value: `late${i}` })));
+    const after = new Map<string, number>();
+    const resumed = client.consumer(options);
+    const resumedRun = drain(resumed, after);
+    await until(() => after.size === 10);
+    await resumed.close();
+    await resumedRun.done;
+    expect([...after.keys()].every((v) => v.startsWith('late'))).toBe(true);
+    await expect(client.admin.deleteTopic('__consumer_offsets')).rejects.toMatchObject({
+      codeName: 'INVALID_TOPIC_NAME',
+    });
+    await client.close();
+  });
+});

@@ -1,0 +1,295 @@
+import {
+  appendFile,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  truncate,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ErrorCode } from '../../src/protocol/error-codes.js';
+import { encodeRecordBatch, iterateRecords, splitBatches } from '../../src/protocol/record-batch.js';
+import { PartitionLog, type PartitionLogConfig } from '../../src/storage/partition-log.js';
+import { segmentFileName } from '../../src/storage/segment.js';
+import { faultyFs } from './helpers/faulty-fs.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ms-log-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const limits = { maxDecompressedBytes: 1 << 24 };
+
+function batchOf(values: string[], timestamp = 1_700_000_000_000): Buffer {
+  return encodeRecordBatch(
+    values.map((value) => ({ key: `k-${value}`, value, timestamp })),
+    { baseTimestamp: timestamp },
+  );
+}
+
+async function readAll(
+  log: PartitionLog,
+  from = log.logStartOffset,
+): Promise<{ offset: bigint; value: string }[]> {
+  const out: { offset: bigint; value: string }[] = [];
+  let offset = from;
+  while (offset < log.highWatermark) {
+    const result = await log.read(offset, 4096);
+    for (const batch of splitBatches(result.data)) {
+      for (const record of iterateRecords(batch, limits)) {
+        if (record.offset >= offset) out.push({ offset: record.offset, value: record.value!.toString() });
+      }
+    }
+    expect(result.nextOffset).toBeGreaterThan(offset);
+    offset = result.nextOffset;
+  }
+  return out;
+}
+
+async function openLog(config: Partial<PartitionLogConfig> = {}, fs = faultyFs().fs): Promise<PartitionLog> {
+  return PartitionLog.open({ dir, config: { segmentBytes: 1024, indexIntervalBytes: 128, ...config }, fs });
+}
+
+describe('PartitionLog', () => {
+  it('assigns contiguous offsets, rolls segments, and reads from any offset', async () => {
+    const log = await openLog({ durability: 'never' });
+    const tickets = [];
+    for (let i = 0; i < 60; i++) tickets.push(log.append(batchOf([`a${i}`, `b${i}`])));
+    expect(tickets.map((t) => t.baseOffset)).toEqual(tickets.map((_, i) => BigInt(i * 2)));
+    expect(await Promise.all(tickets.map((t) => t.done))).toEqual(tickets.map(() => 'written'));
+    expect(log.segmentCount).toBeGreaterThan(3);
+    expect(log.highWatermark).toBe(120n);
+    const all = await readAll(log);
+    expect(all.map((r) => r.offset)).toEqual(Array.from({ length: 120 }, (_, i) => BigInt(i)));
+    const middle = await log.read(77n, 1);
+    const firstRecord = [...iterateRecords([...splitBatches(middle.data)][0]!, limits)];
+    expect(firstRecord.map((r) => r.offset)).toContain(77n);
+    expect((await log.read(120n, 100)).data.length).toBe(0);
+    await expect(log.read(121n, 100)).rejects.toMatchObject({ code: ErrorCode.OFFSET_OUT_OF_RANGE });
+    await log.close();
+    await expect(log.read(0n, 100)).rejects.toMatchObject({ code: ErrorCode.PARTITION_CLOSED });
+    expect(() => log.append(batchOf(['x']))).toThrow(/partition is closed/);
+  });
+
+  it('reopens with persisted indexes and rebuilds missing or corrupt ones', async () => {
+    const log = await openLog({ durability: 'interval', flushIntervalMs: 5 });
+    for (let i = 0; i < 40; i++) await log.append(batchOf([`v${i}`])).done;
+    const before = await readAll(log);
+    await log.close();
+
+    const reopened = await openLog();
+    expect(reopened.recovery.rebuiltIndexes).toBe(0);
+    expect(reopened.recovery.truncatedBytes).toBe(0);
+    expect(await readAll(reopened)).toEqual(before);
+    await reopened.close();
+
+    const files = (await readdir(dir)).sort();
+    const indexes = files.filter((f) => f.endsWith('.index'));
+    await unlink(join(dir, indexes[0]!));
+    const timeIndex = join(dir, files.filter((f) => f.endsWith('.timeindex'))[1]!);
+    const bytes = await readFile(timeIndex);
+    bytes[0] = (bytes[0] ?? 0) ^ 0xff;
+    await writeFile(timeIndex, bytes);
+    const rebuilt = await openLog();
+    expect(rebuilt.recovery.rebuiltIndexes).toBe(2);
+    expect(await readAll(rebuilt)).toEqual(before);
+    expect(rebuilt.logEndOffset).toBe(40n);
+    rebuilt.append(batchOf(['after']));
+    await rebuilt.close();
+  });
+
+  it('truncates a torn or garbage tail and reports it', async () => {
+    const log = await openLog({ segmentBytes: 1 << 20, durability: 'always' });
+    for (let i = 0; i < 5; i++) await log.append(batchOf([`v${i}`])).done;
+    await log.close();
+    const file = join(dir, segmentFileName(0n, 'log'));
+    const goodSize = (await stat(file)).size;
+    const extra = batchOf(['torn']);
+    extra.writeBigInt64BE(5n, 0);
+    await appendFile(file, extra.subarray(0, 30));
+    let reopened = await openLog({ segmentBytes: 1 << 20 });
+    expect(reopened.recovery.truncatedBytes).toBe(30);
+    expect(reopened.recovery.truncation?.offset).toBe(5n);
+    expect(reopened.logEndOffset).toBe(5n);
+    await reopened.close();
+    expect((await stat(file)).size).toBe(goodSize);
+
+    await appendFile(file, Buffer.alloc(700, 0xab));
+    reopened = await openLog({ segmentBytes: 1 << 20 });
+    expect(reopened.recovery.truncatedBytes).toBe(700);
+    expect((await readAll(reopened)).map((r) => r.value)).toEqual(['v0', 'v1', 'v2', 'v3', 'v4']);
+    await reopened.close();
+  });
+
+  it('detects a flipped bit in a sealed segment and refuses to serve past it', async () => {
+    const log = await openLog({ durability: 'never' });
+    for (let i = 0; i < 40; i++) await log.append(batchOf([`v${i}`])).done;
+    await log.close();
+    const first = join(dir, segmentFileName(0n, 'log'));
+    await unlink(join(dir, segmentFileName(0n, 'index')));
+    const bytes = await readFile(first);
+    const flipAt = bytes.length - 10;
+    bytes[flipAt] = (bytes[flipAt] ?? 0) ^ 0x01;
+    await writeFile(first, bytes);
+    const reopened = await openLog();
+    expect(reopened.recovery.corruption).not.toBeNull();
+    expect(reopened.state).toBe('failed');
+    const served = await readAll(reopened);
+    expect(served.length).toBeLessThan(40);
+    expect(served.map((r) => r.offset)).toEqual(served.map((_, i) => BigInt(i)));
+    expect(() => reopened.append(batchOf(['x']))).toThrow(/read-only/);
+    await reopened.close();
+  });
+
+  it('group-commits with durability always', async () => {
+    const { fs, faults } = faultyFs();
+    const log = await openLog({ segmentBytes: 1 << 20, durability: 'always' }, fs);
+    const tickets = Array.from({ length: 200 }, (_, i) => log.append(batchOf([`v${i}`])));
+    expect(await Promise.all(tickets.map((t) => t.done))).toEqual(tickets.map(() => 'synced'));
+    expect(faults.syncs).toBeLessThan(20);
+    expect(faults.writes).toBeLessThan(20);
+    await log.close();
+  });
+
+  it('reports a full disk, keeps the log valid, and accepts writes again', async () => {
+    const { fs, faults } = faultyFs();
+    const log = await openLog({ segmentBytes: 1 << 20, durability: 'always' }, fs);
+    await log.append(batchOf(['before'])).done;
+    faults.writeError = 'ENOSPC';
+    const failing = [log.append(batchOf(['x'])), log.append(batchOf(['y']))];
+    for (const ticket of failing)
+      await expect(ticket.done).rejects.toMatchObject({ code: ErrorCode.STORAGE_FULL });
+    expect(log.logEndOffset).toBe(1n);
+    faults.writeError = null;
+    const after = log.append(batchOf(['after']));
+    expect(after.baseOffset).toBe(1n);
+    await after.done;
+    expect((await readAll(log)).map((r) => r.value)).toEqual(['before', 'after']);
+    await log.close();
+    const reopened = await openLog({ segmentBytes: 1 << 20 });
+    expect(reopened.recovery.truncatedBytes).toBe(0);
+    expect((await readAll(reopened)).map((r) => r.value)).toEqual(['before', 'after']);
+    await reopened.close();
+  });
+
+  it('fails stop on an fsync error and never acknowledges the batch', async () => {
+    const { fs, faults } = faultyFs();
+    const log = await openLog({ segmentBytes: 1 << 20, durability: 'always' }, fs);
+    await log.append(batchOf(['kept'])).done;
+    faults.syncError = 'EIO';
+    await expect(log.append(batchOf(['lost'])).done).rejects.toMatchObject({
+      code: ErrorCode.STORAGE_FAILED,
+    });
+    expect(log.state).toBe('failed');
+    expect(() => log.append(batchOf(['refused']))).toThrow(/read-only/);
+    expect((await readAll(log)).map((r) => r.value)).toEqual(['kept']);
+    faults.syncError = null;
+    await log.close();
+    const reopened = await openLog({ segmentBytes: 1 << 20 });
+    expect(reopened.state).toBe('open');
+    const values = (await readAll(reopened)).map((r) => r.value);
+    expect(values[0]).toBe('kept');
+    await reopened.close();
+  });
+
+  it('applies retention by size and by time to sealed segments only', async () => {
+    let now = 1_000_000;
+    const log = await PartitionLog.open({
+      dir,
+      config: { segmentBytes: 1024, indexIntervalBytes: 128, durability: 'never', retentionBytes: 3000 },
+      clock: { now: () => now },
+    });
+    for (let i = 0; i < 60; i++) await log.append(batchOf([`v${i}`], now + i)).done;
+    const removed = await log.applyRetention();
+    expect(removed).toBeGreaterThan(0);
+    expect(log.sizeBytes).toBeLessThanOrEqual(3000 + 1024);
+    expect(log.logStartOffset).toBeGreaterThan(0n);
+    await expect(log.read(0n, 100)).rejects.toMatchObject({ code: ErrorCode.OFFSET_OUT_OF_RANGE });
+    const values = await readAll(log);
+    expect(values.at(-1)?.value).toBe('v59');
+    await log.close();
+
+    now += 10_000_000;
+    const timed = await PartitionLog.open({
+      dir,
+      config: { segmentBytes: 1024, retentionMs: 1000 },
+      clock: { now: () => now },
+    });
+    await timed.applyRetention();
+    expect(timed.segmentCount).toBe(1);
+    await timed.close();
+  });
+
+  it('finds offsets by timestamp and tells listeners about new batches', async () => {
+    const log = await openLog({ durability: 'never' });
+    const seen: bigint[] = [];
+    const stop = log.onVisible((batches, hw) => {
+      expect(batches.length).toBeGreaterThan(0);
+      seen.push(hw);
+    });
+    for (let i = 0; i < 30; i++) await log.append(batchOf([`v${i}`], 1000 + i * 10)).done;
+    stop();
+    await log.append(batchOf(['late'], 5000)).done;
+    expect(seen.at(-1)).toBe(30n);
+    expect(await log.offsetForTimestamp(0)).toBe(0n);
+    expect(await log.offsetForTimestamp(1105)).toBe(11n);
+    expect(await log.offsetForTimestamp(9999)).toBe(31n);
+    await log.close();
+  });
+
+  it('behaves like a list under random appends, reopens and reads', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            fc.array(fc.string({ maxLength: 60 }), { minLength: 1, maxLength: 5 }),
+            fc.constant('reopen' as const),
+          ),
+          {
+            maxLength: 25,
+          },
+        ),
+        async (operations) => {
+          await rm(dir, { recursive: true, force: true });
+          let log = await openLog({ segmentBytes: 600, durability: 'never' });
+          const model: string[] = [];
+          for (const operation of operations) {
+            if (operation === 'reopen') {
+              await log.close();
+              log = await openLog({ segmentBytes: 600, durability: 'never' });
+            } else {
+              await log.append(batchOf(operation)).done;
+              model.push(...operation);
+            }
+          }
+          expect((await readAll(log)).map((r) => r.value)).toEqual(model);
+          expect(log.logEndOffset).toBe(BigInt(model.length));
+          await log.close();
+        },
+      ),
+      { numRuns: process.env.CI === 'true' ? 60 : 15 },
+    );
+  });
+
+  it('ignores stray temporary files and truncated index files', async () => {
+    const log = await openLog({ durability: 'never' });
+    for (let i = 0; i < 30; i++) await log.append(batchOf([`v${i}`])).done;
+    await log.close();
+    await writeFile(join(dir, `${segmentFileName(0n, 'index')}.tmp`), 'partial');
+    await truncate(join(dir, segmentFileName(0n, 'index')), 3);
+    const reopened = await openLog();
+    expect(reopened.recovery.rebuiltIndexes).toBe(1);
+    expect((await readAll(reopened)).length).toBe(30);
+    expect((await readdir(dir)).some((f) => f.endsWith('.tmp'))).toBe(false);
+    await reopened.close();
+  });
+});
