@@ -23,28 +23,42 @@ describe('configuration reload', () => {
       },
     );
     const logs: Array<{ msg: string; keys?: string; trigger?: string }> = [];
+    const rawStderr: string[] = [];
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
       const lines = stderr.split('\n');
       stderr = lines.pop()!;
-      for (const line of lines) if (line.startsWith('{')) logs.push(JSON.parse(line) as { msg: string });
+      for (const line of lines) {
+        if (line.startsWith('{')) logs.push(JSON.parse(line) as { msg: string });
+        else rawStderr.push(line);
+      }
     });
+    // Every wait has a deadline and names what it saw, and a broker that died is reported as
+    // such, so a failure here says why instead of running into the test timeout.
+    const exited = new Promise<string>((resolve) =>
+      child.once('exit', (code, signal) => resolve(`exited with ${code ?? signal}`)),
+    );
+    const diagnosis = () =>
+      `broker ${child.exitCode !== null || child.signalCode !== null ? `exited (${child.exitCode ?? child.signalCode})` : 'running'}; logs: ${logs.map((l) => l.msg).join(' | ')}; stderr: ${rawStderr.slice(-10).join(' / ')}`;
     const waitLog = async (msg: string) => {
-      const deadline = Date.now() + 10_000;
+      const deadline = Date.now() + 20_000;
       while (!logs.some((l) => l.msg === msg)) {
-        if (Date.now() > deadline)
-          throw new Error(`no log line "${msg}"; got ${logs.map((l) => l.msg).join(' | ')}`);
+        if (Date.now() > deadline) throw new Error(`no log line "${msg}"; ${diagnosis()}`);
         await new Promise((r) => setTimeout(r, 25));
       }
       return logs.find((l) => l.msg === msg)!;
     };
+    const opened: RawClient[] = [];
     try {
-      const port = await new Promise<number>((resolve) => {
-        child.stdout.once('data', (d: Buffer) =>
-          resolve((JSON.parse(d.toString().split('\n')[0]!) as { port: number }).port),
-        );
-      });
+      const port = await Promise.race([
+        new Promise<number>((resolve) => {
+          child.stdout.once('data', (d: Buffer) =>
+            resolve((JSON.parse(d.toString().split('\n')[0]!) as { port: number }).port),
+          );
+        }),
+        exited.then((how) => Promise.reject(new Error(`broker ${how} before listening; ${diagnosis()}`))),
+      ]);
       await waitLog('broker started');
 
       await writeFile(
@@ -55,8 +69,10 @@ describe('configuration reload', () => {
       const reloaded = await waitLog('configuration reloaded');
       expect(reloaded.keys).toContain('server.max_connections_per_address');
       const first = await RawClient.open(port);
+      opened.push(first);
       await first.handshake();
       const second = await RawClient.open(port);
+      opened.push(second);
       await second.waitFor((f) => f.header.errorCode === ErrorCode.TOO_MANY_CONNECTIONS);
       first.destroy();
 
@@ -69,8 +85,13 @@ describe('configuration reload', () => {
       const refused = await waitLog('configuration reload refused; the running configuration stays');
       expect(refused.trigger).toBe('file change');
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
+      for (const client of opened) client.destroy();
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        await exited;
+        clearTimeout(killer);
+      }
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -2,7 +2,6 @@
 // gracefully (GOAWAY, in-flight requests finish, logs close). Settings come from defaults, a TOML
 // file (--config), MEMORYSTREAMER_* environment variables and flags, in that order.
 
-import { watch } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { brokerOptionsFrom } from '../../broker/config/broker-options.js';
@@ -12,6 +11,7 @@ import { diffConfig, mergeReloadable } from '../../broker/config/reload.js';
 import { Broker } from '../../embedded/broker.js';
 import { createLogger } from '../../metrics/logger.js';
 import type { CliContext } from '../context.js';
+import { watchFileChanges } from '../watch-file.js';
 
 interface ServeFlags {
   config?: string;
@@ -130,13 +130,17 @@ export function registerServe(program: Command, context: CliContext): void {
       const watcher =
         config.file === null
           ? null
-          : watch(config.file, () => {
-              if (debounce !== null) clearTimeout(debounce);
-              debounce = setTimeout(() => void reload('file change'), 200);
-            });
-      watcher?.on('error', (error) =>
-        logger.warn({ reason: error.message }, 'cannot watch the configuration file'),
-      );
+          : watchFileChanges(
+              config.file,
+              () => {
+                if (debounce !== null) clearTimeout(debounce);
+                debounce = setTimeout(() => void reload('file change'), 200);
+              },
+              {
+                onFallback: (reason) =>
+                  logger.warn({ reason }, 'watching the configuration file by polling every second'),
+              },
+            );
 
       await new Promise<void>((done) => {
         const stop = (signal: string) => {
