@@ -4,7 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { BrokerMetrics } from '../metrics/broker-metrics.js';
+import { BrokerMetrics, type BrokerStateSource } from '../metrics/broker-metrics.js';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import type {
   DescribeTopicResponse,
@@ -75,6 +75,8 @@ export class BrokerCore {
   private closed = false;
   readonly groups: GroupCoordinator;
   readonly metrics = new BrokerMetrics();
+  /** Partitions, lag, connections and memory as they are now: read by metrics and the status page. */
+  readonly state: BrokerStateSource;
   /** Set by the network server so metrics can report connections and memory use. */
   connectionStats: () => { connections: number; heldBytes: number } = () => ({
     connections: 0,
@@ -91,7 +93,7 @@ export class BrokerCore {
       logEndOffset: (topic, partition) => this.partition(topic, partition).log.highWatermark,
       store: { append: (groupId, offsets) => this.appendOffsets(groupId, offsets) },
     });
-    this.metrics.attach({
+    this.state = {
       partitions: () =>
         [...this.partitions.values()].flatMap((list) =>
           list.map((p) => ({
@@ -108,7 +110,8 @@ export class BrokerCore {
           .flatMap((g) => this.groups.describe(g.groupId).lag.map((l) => ({ group: g.groupId, ...l }))),
       connections: () => this.connectionStats().connections,
       heldBytes: () => this.connectionStats().heldBytes,
-    });
+    };
+    this.metrics.attach(this.state);
     this.options = {
       dataDir: options.dataDir,
       defaultPartitions: options.defaultPartitions ?? 1,
@@ -329,8 +332,10 @@ export class BrokerCore {
       refuseInternal(request.topic);
       const response = await this.partition(request.topic, request.partition).produce(request);
       if (!response.duplicate) {
-        this.metrics.producedMessages.inc(Number(response.lastOffset - response.baseOffset) + 1);
-        this.metrics.producedBytes.inc(request.batch.length);
+        this.metrics.recordProduce(
+          Number(response.lastOffset - response.baseOffset) + 1,
+          request.batch.length,
+        );
       }
       return response;
     },
@@ -342,7 +347,7 @@ export class BrokerCore {
         maxBytes,
         Math.min(request.maxWaitMs, this.options.maxFetchWaitMs),
       );
-      this.metrics.fetchedBytes.inc(result.data.length);
+      this.metrics.recordFetch(result.data.length);
       return {
         highWatermark: result.highWatermark,
         logStartOffset: result.logStartOffset,

@@ -18,6 +18,8 @@ export interface BrokerOptions extends BrokerCoreOptions {
   logger?: BrokerLogger;
   /** Serve /metrics, /healthz, /readyz and the read-only JSON API over HTTP here. */
   admin?: { host?: string; port: number };
+  /** Record request counters and latency histograms (default true). */
+  metrics?: boolean;
 }
 
 export class Broker {
@@ -34,6 +36,7 @@ export class Broker {
 
   static async start(options: BrokerOptions): Promise<Broker> {
     const core = await BrokerCore.start(options);
+    core.metrics.enabled = options.metrics ?? true;
     let server: NetworkServer | null = null;
     let admin: AdminServer | null = null;
     let broker: Broker | null = null;

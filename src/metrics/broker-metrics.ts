@@ -18,15 +18,38 @@ export interface BrokerStateSource {
   heldBytes(): number;
 }
 
+/** Upper bounds (seconds) of the request latency histogram buckets. */
+const LATENCY_BUCKETS = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 30,
+];
+
+const noRecord = (): void => undefined;
+
+export interface MetricsSnapshot {
+  producedMessages: number;
+  producedBytes: number;
+  fetchedBytes: number;
+  requests: number;
+  errors: number;
+  /** Cumulative counts per bucket, the last one +Inf, by operation. */
+  latency: { bucketsSeconds: number[]; operations: Record<string, number[]> };
+}
+
 export class BrokerMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<'operation'>;
   private readonly errors: Counter<'operation' | 'code'>;
   private readonly latency: Histogram<'operation'>;
-  readonly producedMessages: Counter;
-  readonly producedBytes: Counter;
-  readonly fetchedBytes: Counter;
+  private readonly producedMessages: Counter;
+  private readonly producedBytes: Counter;
+  private readonly fetchedBytes: Counter;
   private source: BrokerStateSource | null = null;
+  /**
+   * Off, the request path records nothing (counters, histograms): the state gauges still answer
+   * a scrape. Exists so the cost of metrics can be measured (bench/metrics-overhead.ts) and so an
+   * operator can take it away; on by default.
+   */
+  enabled = true;
 
   constructor() {
     const registers = [this.registry];
@@ -46,7 +69,7 @@ export class BrokerMetrics {
       name: 'memorystreamer_request_duration_seconds',
       help: 'time from a decoded request to its response, by operation',
       labelNames: ['operation'],
-      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 30],
+      buckets: [...LATENCY_BUCKETS],
       registers,
     });
     this.producedMessages = new Counter({
@@ -133,11 +156,53 @@ export class BrokerMetrics {
 
   /** Times one request; call the returned function with the error (or nothing) when it ends. */
   start(operation: string): (error?: { codeName?: string }) => void {
+    if (!this.enabled) return noRecord;
     const started = performance.now();
     return (error) => {
       this.requests.inc({ operation });
       this.latency.observe({ operation }, (performance.now() - started) / 1000);
       if (error !== undefined) this.errors.inc({ operation, code: error.codeName ?? 'INTERNAL_ERROR' });
+    };
+  }
+
+  recordProduce(messages: number, bytes: number): void {
+    if (!this.enabled) return;
+    this.producedMessages.inc(messages);
+    this.producedBytes.inc(bytes);
+  }
+
+  recordFetch(bytes: number): void {
+    if (this.enabled) this.fetchedBytes.inc(bytes);
+  }
+
+  /**
+   * The request counters as running totals, and each operation's latency histogram as
+   * cumulative bucket counts, for the status page, which turns two snapshots into rates and
+   * interval percentiles itself (so any number of viewers cost the broker nothing extra).
+   */
+  async snapshot(): Promise<MetricsSnapshot> {
+    const single = async (counter: Counter) => (await counter.get()).values[0]?.value ?? 0;
+    const requests = (await this.requests.get()).values.reduce((sum, v) => sum + v.value, 0);
+    const errors = (await this.errors.get()).values.reduce((sum, v) => sum + v.value, 0);
+    const operations: Record<string, number[]> = {};
+    for (const value of (await this.latency.get()).values) {
+      if (value.metricName !== 'memorystreamer_request_duration_seconds_bucket') continue;
+      // Bucket samples carry the `le` label besides the declared ones.
+      const labels = value.labels as Record<string, string | number | undefined>;
+      const operation = String(labels.operation);
+      const index =
+        labels.le === '+Inf' ? LATENCY_BUCKETS.length : LATENCY_BUCKETS.indexOf(Number(labels.le));
+      const counts = operations[operation] ?? new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
+      counts[index] = value.value;
+      operations[operation] = counts;
+    }
+    return {
+      producedMessages: await single(this.producedMessages),
+      producedBytes: await single(this.producedBytes),
+      fetchedBytes: await single(this.fetchedBytes),
+      requests,
+      errors,
+      latency: { bucketsSeconds: [...LATENCY_BUCKETS], operations },
     };
   }
 

@@ -1,11 +1,13 @@
-// The admin HTTP endpoint: Prometheus metrics, health and readiness, and a small read-only JSON API
-// for topics and groups. GET only; errors are JSON bodies with the error code. Binds to the
+// The admin HTTP endpoint: the web status page, Prometheus metrics, health and readiness, and a
+// small read-only JSON API for status, topics and groups. GET only; errors are JSON bodies with the error code. Binds to the
 // configured address (127.0.0.1 by default).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isMemoryStreamerError } from '../../common/errors.js';
 import type { BrokerMetrics } from '../../metrics/broker-metrics.js';
 import type { BrokerCore } from '../broker-core.js';
+import { STATUS_PAGE_CSP, STATUS_PAGE_HTML, STATUS_PAGE_SCRIPT } from './status-page.js';
+import { statusSnapshot } from './status-snapshot.js';
 
 export interface AdminServerOptions {
   core: BrokerCore;
@@ -27,6 +29,16 @@ function json(response: ServerResponse, status: number, body: unknown): void {
   response.end(text);
 }
 
+function page(response: ServerResponse, contentType: string, body: string): void {
+  response.writeHead(200, {
+    'content-type': `${contentType}; charset=utf-8`,
+    'content-security-policy': STATUS_PAGE_CSP,
+    'x-content-type-options': 'nosniff',
+    'cache-control': 'no-cache',
+  });
+  response.end(body);
+}
+
 function statusFor(codeName: string): number {
   if (codeName.startsWith('UNKNOWN_')) return 404;
   if (codeName === 'SHUTTING_DOWN') return 503;
@@ -35,6 +47,7 @@ function statusFor(codeName: string): number {
 
 export class AdminServer {
   private readonly server: Server;
+  private readonly startedAt = Date.now();
 
   private constructor(private readonly options: AdminServerOptions) {
     this.server = createServer((request, response) => {
@@ -74,7 +87,13 @@ export class AdminServer {
     try {
       const core = this.options.core;
       const segments = path.split('/').slice(1).map(decodeURIComponent);
-      if (path === '/metrics') {
+      if (path === '/' || path === '/status') {
+        page(response, 'text/html', STATUS_PAGE_HTML);
+      } else if (path === '/status.js') {
+        page(response, 'text/javascript', STATUS_PAGE_SCRIPT);
+      } else if (path === '/api/status') {
+        json(response, 200, await statusSnapshot(core, this.startedAt));
+      } else if (path === '/metrics') {
         response.writeHead(200, { 'content-type': this.options.metrics.registry.contentType });
         response.end(await this.options.metrics.text());
       } else if (path === '/healthz') {
@@ -94,7 +113,7 @@ export class AdminServer {
         json(response, 404, {
           error: {
             name: 'NOT_FOUND',
-            message: `no such endpoint ${path}; try /metrics, /healthz, /readyz, /api/topics, /api/groups`,
+            message: `no such endpoint ${path}; try / (status page), /metrics, /healthz, /readyz, /api/status, /api/topics, /api/groups`,
           },
         });
       }

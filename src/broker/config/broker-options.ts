@@ -38,6 +38,7 @@ export function brokerOptionsFrom(
     ...(v['admin.enabled'] === 'true'
       ? { admin: { host: v['admin.host'] as string, port: n('admin.port') } }
       : {}),
+    metrics: v['admin.metrics'] === 'true',
     shutdownDeadlineMs: n('server.shutdown_deadline'),
     logLevel: v['log.level'] as LogLevel,
     logFormat: v['log.format'] as 'auto' | 'json' | 'pretty',

@@ -124,6 +124,13 @@ export const SETTINGS = [
     doc: 'serve /metrics, /healthz, /readyz and the JSON admin API over HTTP',
   },
   {
+    key: 'admin.metrics',
+    type: { kind: 'enum', choices: ['true', 'false'] },
+    default: 'true',
+    doc: 'record request counters and latency histograms (off: /metrics keeps only state gauges)',
+    reloadable: true,
+  },
+  {
     key: 'admin.host',
     type: { kind: 'string', maxLength: 255 },
     default: '127.0.0.1',

@@ -76,21 +76,6 @@ export function registerServe(program: Command, context: CliContext): void {
       const pretty = logFormat === 'pretty' || (logFormat === 'auto' && process.stderr.isTTY === true);
       const logger = createLogger({ level: logLevel, pretty });
       const broker = await Broker.start({ ...options, logger });
-      logger.info({ dataDir: options.dataDir, config: config.file ?? 'none' }, 'broker started');
-      const address = broker.address!;
-      const admin = broker.admin?.address ?? null;
-      context.print(
-        {
-          event: 'listening',
-          host: address.host,
-          port: address.port,
-          adminPort: admin?.port ?? null,
-          dataDir: options.dataDir,
-          pid: process.pid,
-        },
-        `memorystreamer broker listening on ${address.host}:${address.port}${admin ? `, admin http://${admin.host}:${admin.port}` : ''} (data in ${options.dataDir}, pid ${process.pid})`,
-      );
-
       // Reload on SIGHUP and when the configuration file changes: reloadable settings apply at
       // once; others are reported as needing a restart; a bad new configuration is refused and
       // the running one stays.
@@ -113,6 +98,7 @@ export function registerServe(program: Command, context: CliContext): void {
             }
           }
           broker.core.setTopicDefaults(applied.topicDefaults ?? {}, applied.defaultPartitions ?? 1);
+          broker.core.metrics.enabled = applied.metrics !== false;
           logger.setLevel(applied.logLevel);
           logger.info({ trigger: why, keys: change.applied.join(',') }, 'configuration reloaded');
         } catch (error) {
@@ -156,6 +142,22 @@ export function registerServe(program: Command, context: CliContext): void {
         const onInt = () => stop('SIGINT');
         process.on('SIGTERM', onTerm);
         process.on('SIGINT', onInt);
+        // Announce only now: whoever waits for this line (a supervisor, a test) may signal at
+        // once, and every signal must find its handler.
+        logger.info({ dataDir: options.dataDir, config: config.file ?? 'none' }, 'broker started');
+        const address = broker.address!;
+        const admin = broker.admin?.address ?? null;
+        context.print(
+          {
+            event: 'listening',
+            host: address.host,
+            port: address.port,
+            adminPort: admin?.port ?? null,
+            dataDir: options.dataDir,
+            pid: process.pid,
+          },
+          `memorystreamer broker listening on ${address.host}:${address.port}${admin ? `, admin http://${admin.host}:${admin.port}` : ''} (data in ${options.dataDir}, pid ${process.pid})`,
+        );
       });
       context.print({ event: 'stopped' }, 'broker stopped');
     });

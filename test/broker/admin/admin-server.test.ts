@@ -76,4 +76,60 @@ describe('admin HTTP endpoint', () => {
     expect((await get('/api/nothing')).status).toBe(404);
     expect((await get('/api/topics', 'POST')).status).toBe(405);
   });
+
+  it('serves the status snapshot and the status page under a strict content policy', async () => {
+    const status = JSON.parse((await get('/api/status')).body) as {
+      brokerId: string;
+      connections: number;
+      metrics: {
+        producedMessages: number;
+        requests: number;
+        latency: { bucketsSeconds: number[]; operations: Record<string, number[]> };
+      };
+      topics: Array<{ name: string; partitions: number; messages: number; endOffsets: number }>;
+      groups: Array<{ groupId: string; lag: number }>;
+    };
+    expect(status.brokerId).toBe(broker.core.id);
+    expect(status.metrics.producedMessages).toBe(50);
+    expect(status.metrics.requests).toBeGreaterThan(0);
+    const produce = status.metrics.latency.operations.produce!;
+    expect(produce).toHaveLength(status.metrics.latency.bucketsSeconds.length + 1);
+    // Cumulative buckets never decrease, and the last (+Inf) counts every produce request.
+    for (let i = 1; i < produce.length; i++) expect(produce[i]).toBeGreaterThanOrEqual(produce[i - 1]!);
+    expect(produce.at(-1)).toBeGreaterThan(0);
+    expect(status.topics).toEqual([
+      { name: 'other', partitions: 1, messages: 0, endOffsets: 0, sizeBytes: 0 },
+      expect.objectContaining({ name: 'web', partitions: 2, messages: 50, endOffsets: 50 }),
+    ]);
+    expect(status.groups).toEqual([expect.objectContaining({ groupId: 'dash' })]);
+    expect(status.groups[0]!.lag).toBeGreaterThan(0);
+
+    const html = await fetch(`${base}/`);
+    expect(html.headers.get('content-type')).toContain('text/html');
+    expect(html.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(await html.text()).toContain('<script src="status.js"></script>');
+    const script = await get('/status.js');
+    expect(script.type).toContain('text/javascript');
+    expect(script.body).toContain("fetch('api/status'");
+  });
+
+  it('records nothing on the request path while metrics are off', async () => {
+    const before = JSON.parse((await get('/api/status')).body) as { metrics: { requests: number } };
+    broker.core.metrics.enabled = false;
+    try {
+      const client = broker.connect();
+      await client.producer().send({ topic: 'other', value: 'quiet' });
+      await client.close();
+      const after = JSON.parse((await get('/api/status')).body) as {
+        metrics: { requests: number; producedMessages: number };
+        topics: Array<{ name: string; messages: number }>;
+      };
+      expect(after.metrics.requests).toBe(before.metrics.requests);
+      expect(after.metrics.producedMessages).toBe(50);
+      // State gauges still answer: the message is there.
+      expect(after.topics.find((t) => t.name === 'other')!.messages).toBe(1);
+    } finally {
+      broker.core.metrics.enabled = true;
+    }
+  });
 });
