@@ -17,6 +17,7 @@ import type { CommandName, RequestOf, ResponseOf } from '../protocol/commands/re
 import { errorOf } from '../protocol/error-codes.js';
 import { partitionForKey } from '../protocol/partitioner.js';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../protocol/record-batch.js';
+import type { StorageObserver } from '../storage/partition-log.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import {
   Partition,
@@ -77,6 +78,9 @@ export class BrokerCore {
   readonly metrics = new BrokerMetrics();
   /** Partitions, lag, connections and memory as they are now: read by metrics and the status page. */
   readonly state: BrokerStateSource;
+  private readonly storageObserver: StorageObserver = {
+    onSync: (seconds, cause) => this.metrics.recordSync(seconds, cause),
+  };
   /** Set by the network server so metrics can report connections and memory use. */
   connectionStats: () => { connections: number; heldBytes: number } = () => ({
     connections: 0,
@@ -163,6 +167,7 @@ export class BrokerCore {
         dir: this.registry.partitionDir(topic.name, p),
         config: this.logConfigFor(topic),
         limits: this.limitsFor(topic),
+        observer: this.storageObserver,
       });
       const recovery = partition.log.recovery;
       const where = { topic: topic.name, partition: p };

@@ -3,7 +3,7 @@
 // with label values bound once per command; gauges that describe state (partitions, lag,
 // connections, memory) are computed when Prometheus scrapes, so they cost nothing in between.
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export interface BrokerStateSource {
   partitions(): Array<{
@@ -43,6 +43,8 @@ export class BrokerMetrics {
   private readonly producedMessages: Counter;
   private readonly producedBytes: Counter;
   private readonly fetchedBytes: Counter;
+  private readonly syncLatency: Histogram<'cause'>;
+  private readonly throttles: Counter;
   private source: BrokerStateSource | null = null;
   /**
    * Off, the request path records nothing (counters, histograms): the state gauges still answer
@@ -87,6 +89,20 @@ export class BrokerMetrics {
       help: 'record batch bytes returned by fetches',
       registers,
     });
+    this.syncLatency = new Histogram({
+      name: 'memorystreamer_storage_fsync_duration_seconds',
+      help: 'time of each fdatasync of a partition log, by cause (append: durability always; interval)',
+      labelNames: ['cause'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.throttles = new Counter({
+      name: 'memorystreamer_throttle_events_total',
+      help: 'times a connection was paused and sent THROTTLE because its or the global memory budget was exceeded',
+      registers,
+    });
+    // Process CPU, memory, file descriptors, event-loop lag and GC, under the same prefix.
+    collectDefaultMetrics({ register: this.registry, prefix: 'memorystreamer_' });
     const source = () => this.source;
     new Gauge({
       name: 'memorystreamer_partition_end_offset',
@@ -169,6 +185,14 @@ export class BrokerMetrics {
     if (!this.enabled) return;
     this.producedMessages.inc(messages);
     this.producedBytes.inc(bytes);
+  }
+
+  recordSync(seconds: number, cause: 'append' | 'interval'): void {
+    if (this.enabled) this.syncLatency.observe({ cause }, seconds);
+  }
+
+  recordThrottle(): void {
+    if (this.enabled) this.throttles.inc();
   }
 
   recordFetch(bytes: number): void {

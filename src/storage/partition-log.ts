@@ -94,6 +94,11 @@ export interface Clock {
   now(): number;
 }
 
+/** Told how long each fdatasync of a log took: storage knows nothing of metrics, the broker listens. */
+export interface StorageObserver {
+  onSync(seconds: number, cause: 'append' | 'interval'): void;
+}
+
 const systemClock: Clock = { now: () => Date.now() };
 
 function storageError(error: unknown, during: string): Error {
@@ -111,6 +116,7 @@ export class PartitionLog {
   private failure: Error | null = null;
   private readonly fs: StorageFs;
   private readonly clock: Clock;
+  private readonly observer: StorageObserver | null;
   private segments: Segment[] = [];
   private nextOffset = 0n;
   private visibleOffset = 0n;
@@ -124,11 +130,18 @@ export class PartitionLog {
   private intervalSync: Promise<void> | null = null;
   private readonly listeners = new Set<VisibleListener>();
 
-  private constructor(dir: string, config: PartitionLogConfig, fs: StorageFs, clock: Clock) {
+  private constructor(
+    dir: string,
+    config: PartitionLogConfig,
+    fs: StorageFs,
+    clock: Clock,
+    observer: StorageObserver | null,
+  ) {
     this.dir = dir;
     this.config = config;
     this.fs = fs;
     this.clock = clock;
+    this.observer = observer;
   }
 
   static async open(options: {
@@ -136,12 +149,14 @@ export class PartitionLog {
     config?: Partial<PartitionLogConfig>;
     fs?: StorageFs;
     clock?: Clock;
+    observer?: StorageObserver;
   }): Promise<PartitionLog> {
     const log = new PartitionLog(
       options.dir,
       { ...DEFAULT_PARTITION_LOG_CONFIG, ...options.config },
       options.fs ?? nodeStorageFs,
       options.clock ?? systemClock,
+      options.observer ?? null,
     );
     await log.recover();
     if (log.config.durability === 'interval') {
@@ -330,7 +345,7 @@ export class PartitionLog {
     }
     if (this.config.durability === 'always') {
       try {
-        await this.active.file.datasync();
+        await this.timedSync('append');
       } catch (error) {
         this.enterFailed(error);
         throw this.failure!;
@@ -434,11 +449,18 @@ export class PartitionLog {
     );
   }
 
+  /** fdatasync of the active segment, timed for the observer (durability's cost, as a histogram). */
+  private async timedSync(cause: 'append' | 'interval'): Promise<void> {
+    if (this.observer === null) return this.active.file.datasync();
+    const started = performance.now();
+    await this.active.file.datasync();
+    this.observer.onSync((performance.now() - started) / 1000, cause);
+  }
+
   private syncInterval(): void {
     if (!this.dirty || this.intervalSync !== null || this.state !== 'open') return;
     this.dirty = false;
-    this.intervalSync = this.active.file
-      .datasync()
+    this.intervalSync = this.timedSync('interval')
       .catch((error: unknown) => this.enterFailed(error))
       .finally(() => {
         this.intervalSync = null;

@@ -14,7 +14,7 @@ import {
   splitBatches,
   validateRecordBatch,
 } from '../../protocol/record-batch.js';
-import { PartitionLog, type PartitionLogConfig } from '../../storage/partition-log.js';
+import { PartitionLog, type PartitionLogConfig, type StorageObserver } from '../../storage/partition-log.js';
 import { ProducerStateTable } from '../producers/producer-state.js';
 import { StreamIndex, type StreamUndo, streamKeyOf } from './stream-index.js';
 
@@ -58,8 +58,13 @@ export class Partition {
     dir: string;
     config: Partial<PartitionLogConfig>;
     limits: PartitionLimits;
+    observer?: StorageObserver;
   }): Promise<Partition> {
-    const log = await PartitionLog.open({ dir: options.dir, config: options.config });
+    const log = await PartitionLog.open({
+      dir: options.dir,
+      config: options.config,
+      ...(options.observer !== undefined ? { observer: options.observer } : {}),
+    });
     const partition = new Partition(options.topic, options.index, log, options.limits);
     await partition.rebuildDerivedState();
     return partition;

@@ -134,6 +134,7 @@ export class Connection {
       this.socket.pause();
       if (!this.throttled) {
         this.throttled = true;
+        this.host.core.metrics.recordThrottle();
         this.sendFrame(
           { opcode: Opcode.THROTTLE, flags: FrameFlags.PUSH },
           encodeThrottle({

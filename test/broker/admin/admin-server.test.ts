@@ -18,6 +18,8 @@ beforeAll(async () => {
     .producer()
     .sendMany(Array.from({ length: 50 }, (_, i) => ({ topic: 'web', key: `k${i}`, value: 'x' })));
   await client.admin.createTopic({ name: 'other' });
+  await client.admin.createTopic({ name: 'durable', config: { durability: 'always' } });
+  await client.producer().send({ topic: 'durable', value: 'synced before the ack' });
   const consumer = client.consumer({ topics: ['web'], group: 'dash', sessionTimeoutMs: 1000 });
   let n = 0;
   for await (const _ of consumer) if (++n === 20) break;
@@ -42,7 +44,7 @@ describe('admin HTTP endpoint', () => {
     const metrics = await get('/metrics');
     expect(metrics.status).toBe(200);
     expect(metrics.type).toContain('text/plain');
-    expect(metrics.body).toMatch(/memorystreamer_produce_messages_total 50/);
+    expect(metrics.body).toMatch(/memorystreamer_produce_messages_total 51/);
     expect(metrics.body).toMatch(/memorystreamer_requests_total\{operation="produce"\} \d+/);
     expect(metrics.body).toMatch(
       /memorystreamer_request_duration_seconds_bucket\{le="0.001",operation="createTopic"\}/,
@@ -53,6 +55,12 @@ describe('admin HTTP endpoint', () => {
     );
     expect(metrics.body).toMatch(/memorystreamer_connections \d+/);
     expect(metrics.body).toMatch(
+      /memorystreamer_storage_fsync_duration_seconds_count\{cause="append"\} [1-9]/,
+    );
+    expect(metrics.body).toMatch(/memorystreamer_throttle_events_total 0/);
+    expect(metrics.body).toMatch(/memorystreamer_process_resident_memory_bytes \d+/);
+    expect(metrics.body).toMatch(/memorystreamer_nodejs_eventloop_lag_p99_seconds /);
+    expect(metrics.body).toMatch(
       /memorystreamer_request_errors_total\{operation="[a-zA-Z]+",code="[A-Z_]+"\}|memorystreamer_request_errors_total counter/,
     );
   });
@@ -61,7 +69,7 @@ describe('admin HTTP endpoint', () => {
     expect(JSON.parse((await get('/healthz')).body)).toEqual({ status: 'ok' });
     expect((await get('/readyz')).status).toBe(200);
     const topics = JSON.parse((await get('/api/topics')).body) as { topics: Array<{ name: string }> };
-    expect(topics.topics.map((t) => t.name)).toEqual(['other', 'web']);
+    expect(topics.topics.map((t) => t.name)).toEqual(['durable', 'other', 'web']);
     const web = JSON.parse((await get('/api/topics/web')).body) as {
       partitions: Array<{ logEndOffset: string }>;
     };
@@ -90,7 +98,7 @@ describe('admin HTTP endpoint', () => {
       groups: Array<{ groupId: string; lag: number }>;
     };
     expect(status.brokerId).toBe(broker.core.id);
-    expect(status.metrics.producedMessages).toBe(50);
+    expect(status.metrics.producedMessages).toBe(51);
     expect(status.metrics.requests).toBeGreaterThan(0);
     const produce = status.metrics.latency.operations.produce!;
     expect(produce).toHaveLength(status.metrics.latency.bucketsSeconds.length + 1);
@@ -98,6 +106,7 @@ describe('admin HTTP endpoint', () => {
     for (let i = 1; i < produce.length; i++) expect(produce[i]).toBeGreaterThanOrEqual(produce[i - 1]!);
     expect(produce.at(-1)).toBeGreaterThan(0);
     expect(status.topics).toEqual([
+      expect.objectContaining({ name: 'durable', messages: 1 }),
       { name: 'other', partitions: 1, messages: 0, endOffsets: 0, sizeBytes: 0 },
       expect.objectContaining({ name: 'web', partitions: 2, messages: 50, endOffsets: 50 }),
     ]);
@@ -125,7 +134,7 @@ describe('admin HTTP endpoint', () => {
         topics: Array<{ name: string; messages: number }>;
       };
       expect(after.metrics.requests).toBe(before.metrics.requests);
-      expect(after.metrics.producedMessages).toBe(50);
+      expect(after.metrics.producedMessages).toBe(51);
       // State gauges still answer: the message is there.
       expect(after.topics.find((t) => t.name === 'other')!.messages).toBe(1);
     } finally {

@@ -186,7 +186,7 @@ describe('network server', () => {
   });
 
   it('throttles a connection past its memory budget instead of buffering', async () => {
-    const { port } = await startBroker({ connectionBudgetBytes: 64 * 1024 });
+    const { broker, port } = await startBroker({ connectionBudgetBytes: 64 * 1024 });
     const client = await open(port);
     await client.handshake();
     const writer = new BinaryWriter(64);
@@ -211,6 +211,7 @@ describe('network server', () => {
       ),
     );
     await client.waitFor((f) => f.header.opcode === Opcode.THROTTLE, 5000);
+    expect(await broker.core.metrics.text()).toMatch(/memorystreamer_throttle_events_total [1-9]/);
   });
 
   it('sends GOAWAY on shutdown and lets in-flight requests finish', async () => {

@@ -1,0 +1,212 @@
+// deploy/: the Prometheus alerting rules pass `promtool check rules` and their own unit tests, every
+// metric the rules and the Grafana dashboard name is one the broker exports, and a real Prometheus
+// server (Debian's package) scrapes a running broker and sees its metrics and loads the rules.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Broker } from '../../src/embedded/broker.js';
+
+const run = promisify(execFile);
+const RULES = resolve('deploy/prometheus/alerts.yml');
+const RULE_TESTS = resolve('deploy/prometheus/alerts.test.yml');
+const EXAMPLE_CONFIG = resolve('deploy/prometheus/prometheus.yml');
+const DASHBOARD = resolve('deploy/grafana/memorystreamer-dashboard.json');
+
+// CI installs Prometheus (.ci/apt-packages.txt), so there a missing binary fails; elsewhere the
+// Prometheus parts are skipped with a message.
+const havePrometheus = existsSync('/usr/bin/promtool') && existsSync('/usr/bin/prometheus');
+const prometheusRunnable = havePrometheus || process.env.CI === 'true';
+if (!prometheusRunnable)
+  console.warn('deploy tests that need Prometheus skipped: apt-get install prometheus');
+
+interface Dashboard {
+  title: string;
+  panels: Array<{ title: string; targets: Array<{ expr: string }> }>;
+}
+
+/** Metric names in a PromQL text, with histogram series suffixes folded to the family name. */
+function metricNames(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const match of text.matchAll(/\bmemorystreamer_[a-z0-9_]+/g))
+    names.add(match[0].replace(/_(bucket|count|sum)$/, ''));
+  return names;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => done(port));
+    });
+  });
+}
+
+let dataDir: string;
+let broker: Broker;
+let exported: Set<string>;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'ms-deploy-'));
+  broker = await Broker.start({ dataDir, port: 0, admin: { port: 0 } });
+  const client = broker.connect();
+  await client.admin.createTopic({ name: 'scraped', config: { durability: 'always' } });
+  await client
+    .producer()
+    .sendMany(Array.from({ length: 42 }, (_, i) => ({ topic: 'scraped', value: `m${i}` })));
+  const consumer = client.consumer({ topics: ['scraped'], group: 'scrapers', sessionTimeoutMs: 1000 });
+  for (let read = 0; read < 10; ) if ((await consumer.next()) !== null) read++;
+  await consumer.commit();
+  await consumer.close();
+  await client.close();
+  const text = await (await fetch(`http://127.0.0.1:${broker.admin!.address.port}/metrics`)).text();
+  exported = new Set([...text.matchAll(/^# TYPE (memorystreamer_[a-z0-9_]+) /gm)].map((m) => m[1]!));
+});
+
+afterAll(async () => {
+  await broker?.stop();
+  if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('deploy/ artefacts', () => {
+  it('the Grafana dashboard is valid JSON whose every query names exported metrics', () => {
+    const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard;
+    expect(dashboard.title).toBe('MemoryStreamer');
+    expect(dashboard.panels.length).toBeGreaterThanOrEqual(10);
+    const used = new Set<string>();
+    for (const panel of dashboard.panels) {
+      expect(panel.targets.length, panel.title).toBeGreaterThan(0);
+      for (const target of panel.targets) for (const name of metricNames(target.expr)) used.add(name);
+    }
+    const missing = [...used].filter((name) => !exported.has(name));
+    expect(missing).toEqual([]);
+    // The areas the operations guide promises are all on the dashboard.
+    for (const name of [
+      'memorystreamer_produce_messages_total',
+      'memorystreamer_request_duration_seconds',
+      'memorystreamer_request_errors_total',
+      'memorystreamer_connections',
+      'memorystreamer_memory_budget_used_bytes',
+      'memorystreamer_throttle_events_total',
+      'memorystreamer_storage_fsync_duration_seconds',
+      'memorystreamer_group_lag_messages',
+      'memorystreamer_partition_size_bytes',
+    ])
+      expect(used.has(name), name).toBe(true);
+  });
+
+  it('the alerting rules name only exported metrics', () => {
+    const missing = [...metricNames(readFileSync(RULES, 'utf8'))].filter((name) => !exported.has(name));
+    expect(missing).toEqual([]);
+  });
+
+  it.runIf(prometheusRunnable)(
+    'promtool accepts the rules and the example configuration, and the rule tests pass',
+    async () => {
+      const check = await run('promtool', ['check', 'rules', RULES]);
+      expect(check.stdout).toMatch(/SUCCESS: 8 rules found/);
+      const tests = await run('promtool', ['test', 'rules', RULE_TESTS], {
+        cwd: resolve('deploy/prometheus'),
+      });
+      expect(tests.stdout).toMatch(/SUCCESS/);
+      const config = await run('promtool', ['check', 'config', EXAMPLE_CONFIG]);
+      expect(config.stdout).toMatch(/is valid prometheus config file/);
+    },
+  );
+
+  it.runIf(prometheusRunnable)(
+    'a real Prometheus scrapes the broker, sees its metrics and loads the rules',
+    async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'ms-prometheus-'));
+      const port = await freePort();
+      const config = join(dir, 'prometheus.yml');
+      await writeFile(
+        config,
+        [
+          'global:',
+          '  scrape_interval: 1s',
+          '  evaluation_interval: 1s',
+          'rule_files:',
+          `  - ${JSON.stringify(RULES)}`,
+          'scrape_configs:',
+          '  - job_name: memorystreamer',
+          '    static_configs:',
+          `      - targets: ['127.0.0.1:${broker.admin!.address.port}']`,
+          '',
+        ].join('\n'),
+      );
+      let output = '';
+      const prometheus: ChildProcess = spawn(
+        '/usr/bin/prometheus',
+        [
+          `--config.file=${config}`,
+          `--storage.tsdb.path=${join(dir, 'tsdb')}`,
+          `--web.listen-address=127.0.0.1:${port}`,
+          '--log.level=warn',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      prometheus.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+      prometheus.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = new Promise<void>((done) => prometheus.once('exit', () => done()));
+      const api = async <T>(path: string): Promise<T> => {
+        const response = await fetch(`http://127.0.0.1:${port}${path}`);
+        return ((await response.json()) as { data: T }).data;
+      };
+      const query = async (promql: string) =>
+        (
+          await api<{ result: Array<{ value: [number, string] }> }>(
+            `/api/v1/query?query=${encodeURIComponent(promql)}`,
+          )
+        ).result;
+      try {
+        const deadline = Date.now() + 45_000;
+        let produced: string | undefined;
+        while (produced !== '42') {
+          if (prometheus.exitCode !== null) throw new Error(`prometheus exited: ${output}`);
+          if (Date.now() > deadline)
+            throw new Error(`prometheus never saw the produced messages; its output: ${output}`);
+          await new Promise((r) => setTimeout(r, 250));
+          produced = await query('memorystreamer_produce_messages_total')
+            .then((result) => result[0]?.value[1])
+            .catch(() => undefined);
+        }
+        expect((await query('up{job="memorystreamer"}'))[0]?.value[1]).toBe('1');
+        expect((await query('memorystreamer_group_lag_messages{group="scrapers"}'))[0]?.value[1]).toBe('32');
+        expect(
+          Number(
+            (await query('memorystreamer_storage_fsync_duration_seconds_count{cause="append"}'))[0]?.value[1],
+          ),
+        ).toBeGreaterThan(0);
+        // Every rule is evaluated against live data without error ('ok'; 'unknown' until its first run).
+        type RuleGroups = { groups: Array<{ name: string; rules: Array<{ health: string; name: string }> }> };
+        const unhealthy = (groups: RuleGroups) =>
+          groups.groups.flatMap((g) => g.rules).filter((r) => r.health !== 'ok');
+        let rules = await api<RuleGroups>('/api/v1/rules');
+        while (unhealthy(rules).length > 0) {
+          if (Date.now() > deadline)
+            throw new Error(`rules not healthy: ${JSON.stringify(unhealthy(rules))}`);
+          await new Promise((r) => setTimeout(r, 250));
+          rules = await api<RuleGroups>('/api/v1/rules');
+        }
+        expect(rules.groups.map((g) => g.name).sort()).toEqual([
+          'memorystreamer.availability',
+          'memorystreamer.capacity',
+          'memorystreamer.latency',
+        ]);
+        expect(rules.groups.flatMap((g) => g.rules)).toHaveLength(8);
+      } finally {
+        prometheus.kill('SIGTERM');
+        await exited;
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+    90_000,
+  );
+});
