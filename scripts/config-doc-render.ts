@@ -13,6 +13,8 @@ function typeText(setting: Setting): string {
       return `duration${t.allowForever ? ' or `forever`' : ''}`;
     case 'string':
       return 'string';
+    case 'url':
+      return 'URL or empty';
     case 'enum':
       return t.choices.map((c) => `\`${c}\``).join(' \\| ');
   }
@@ -20,6 +22,7 @@ function typeText(setting: Setting): string {
 
 function defaultText(setting: Setting): string {
   if (setting.default === -1) return setting.type.kind === 'duration' ? '`forever`' : '`unlimited`';
+  if (setting.default === '') return '(empty)';
   if (typeof setting.default === 'string') return `\`${setting.default}\``;
   return `\`${setting.default}\`${setting.type.kind === 'duration' ? ' ms' : setting.type.kind === 'size' ? ' bytes' : ''}`;
 }

@@ -5,6 +5,7 @@ export { type ConnectOptions, connect } from './client/connect.js';
 export { Consumer, type ConsumerOptions, type StartPosition } from './client/consumer.js';
 export { keyString, type Message, type MessageHeader, valueJson, valueString } from './client/message.js';
 export { Producer, type ProducerOptions, type Receipt, type SendInput } from './client/producer.js';
+export { messageTraceContext } from './client/tracing.js';
 export { isMemoryStreamerError, MemoryStreamerError } from './common/errors.js';
 export { Broker, type BrokerOptions } from './embedded/broker.js';
 export type { TopicConfigView, TopicView } from './protocol/commands/data-types.js';

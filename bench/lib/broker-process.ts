@@ -7,6 +7,8 @@ import { join } from 'node:path';
 
 export interface BrokerProcess {
   port: number;
+  /** Port of the admin HTTP endpoint (/metrics). */
+  adminPort: number;
   pid: number;
   child: ChildProcess;
   /** SIGTERM, wait for the exit; resolves with the exit code. Removes the data directory it made. */
@@ -19,7 +21,7 @@ export interface BrokerProcess {
  * stop, for restarts); without, a temporary one is made and removed on stop.
  */
 export async function startBrokerProcess(
-  options: { dataDir?: string; port?: number } = {},
+  options: { dataDir?: string; port?: number; env?: Record<string, string> } = {},
 ): Promise<BrokerProcess> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-broker-')));
   const args = [
@@ -34,19 +36,21 @@ export async function startBrokerProcess(
   ];
   const child = spawn(process.execPath, [...args, '--data-dir', dataDir, '--json'], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, MEMORYSTREAMER_LOG_LEVEL: 'warn' },
+    env: { ...process.env, MEMORYSTREAMER_LOG_LEVEL: 'warn', ...options.env },
   });
-  const port = await new Promise<number>((resolve, reject) => {
+  const { port, adminPort } = await new Promise<{ port: number; adminPort: number }>((resolve, reject) => {
     let buffered = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
       const line = buffered.split('\n')[0];
-      if (buffered.includes('\n') && line !== undefined) resolve((JSON.parse(line) as { port: number }).port);
+      if (buffered.includes('\n') && line !== undefined)
+        resolve(JSON.parse(line) as { port: number; adminPort: number });
     });
     child.once('exit', (code) => reject(new Error(`broker exited with ${code}`)));
   });
   return {
     port,
+    adminPort,
     pid: child.pid!,
     child,
     async stop() {

@@ -4,6 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import type { Tracer } from '@opentelemetry/api';
 import { BrokerMetrics, type BrokerStateSource } from '../metrics/broker-metrics.js';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import type {
@@ -18,6 +19,7 @@ import { errorOf } from '../protocol/error-codes.js';
 import { partitionForKey } from '../protocol/partitioner.js';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../protocol/record-batch.js';
 import type { StorageObserver } from '../storage/partition-log.js';
+import { endRequestSpan, startRequestSpan, TRACED_OPERATIONS, traceDelivery } from './broker-tracing.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import {
   Partition,
@@ -59,6 +61,8 @@ export interface BrokerCoreOptions {
   /** Largest fetch or push read. */
   maxFetchBytes?: number;
   logger?: BrokerLogger;
+  /** OpenTelemetry tracer for request and delivery spans; none when not set (and no cost). */
+  tracer?: Tracer;
 }
 
 /** Commands a transport passes straight to `execute` (subscriptions are per session). */
@@ -70,7 +74,8 @@ export class BrokerCore {
   private readonly registry: TopicRegistry;
   private readonly producerIds: ProducerIdAllocator;
   private readonly partitions = new Map<string, Partition[]>();
-  private readonly options: Required<Omit<BrokerCoreOptions, 'topicDefaults' | 'logger'>>;
+  private readonly options: Required<Omit<BrokerCoreOptions, 'topicDefaults' | 'logger' | 'tracer'>>;
+  private readonly tracer: Tracer | null;
   readonly logger: BrokerLogger;
   private retentionTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -92,6 +97,7 @@ export class BrokerCore {
     this.registry = registry;
     this.producerIds = producerIds;
     this.logger = options.logger ?? silentLogger;
+    this.tracer = options.tracer ?? null;
     this.groups = new GroupCoordinator({
       partitionsOf: (topic) => this.registry.require(topic).partitions,
       logEndOffset: (topic, partition) => this.partition(topic, partition).log.highWatermark,
@@ -276,17 +282,27 @@ export class BrokerCore {
     };
   }
 
+  private get inflateLimits(): { maxDecompressedBytes: number } {
+    return { maxDecompressedBytes: this.options.maxDecompressedBytes };
+  }
+
   /** Runs one request/response command. */
   async execute<K extends CoreCommand>(name: K, request: RequestOf<K>): Promise<ResponseOf<K>> {
     const done = this.metrics.start(name);
+    const span =
+      this.tracer !== null && TRACED_OPERATIONS.has(name)
+        ? startRequestSpan(this.tracer, name, request as object, this.inflateLimits)
+        : null;
     try {
       this.ensureOpen();
       const handler = this.handlers[name] as (request: RequestOf<K>) => Promise<ResponseOf<K>>;
       const response = await handler(request);
       done();
+      if (span !== null) endRequestSpan(span);
       return response;
     } catch (error) {
       done(error as { codeName?: string });
+      if (span !== null) endRequestSpan(span, error);
       throw error;
     }
   }
@@ -416,7 +432,15 @@ export class BrokerCore {
         `offset ${offset}; log holds ${log.logStartOffset}..${log.highWatermark}`,
       );
     }
-    return { subscription: partition.subscribe(offset, request.credit, sink, onError), offset };
+    const tracer = this.tracer;
+    const traced: PushSink =
+      tracer === null
+        ? sink
+        : (batches, highWatermark) => {
+            traceDelivery(tracer, request.topic, request.partition, batches, this.inflateLimits);
+            sink(batches, highWatermark);
+          };
+    return { subscription: partition.subscribe(offset, request.credit, traced, onError), offset };
   }
 
   async applyRetention(): Promise<number> {

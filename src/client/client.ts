@@ -1,6 +1,7 @@
 // The client: one transport (TCP or in-process) shared by admin, producers and consumers, with a
 // small cache of topic partition counts for partitioning.
 
+import type { Tracer } from '@opentelemetry/api';
 import { Admin } from './admin.js';
 import { Consumer, type ConsumerOptions } from './consumer.js';
 import { Producer, type ProducerOptions, type TopicMetadataSource } from './producer.js';
@@ -9,12 +10,18 @@ import type { Transport } from './transport.js';
 export interface ClientOptions {
   /** Default timeout of admin calls and of requests made without their own. */
   requestTimeoutMs?: number;
+  /**
+   * OpenTelemetry tracer for producers and consumers made by this client (each may override it):
+   * spans for send and receive, W3C trace context in message headers. Off when not set.
+   */
+  tracer?: Tracer;
 }
 
 export class Client {
   readonly admin: Admin;
   private readonly transport: Transport;
   private readonly timeoutMs: number;
+  private readonly tracer: Tracer | undefined;
   private readonly partitionCounts = new Map<string, Promise<number>>();
   private readonly knownPartitionCounts = new Map<string, number>();
   private readonly producers = new Set<Producer>();
@@ -24,6 +31,7 @@ export class Client {
   constructor(transport: Transport, options: ClientOptions = {}) {
     this.transport = transport;
     this.timeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.tracer = options.tracer;
     this.admin = new Admin(transport, this.timeoutMs, (topic) => this.metadata.forget(topic));
   }
 
@@ -50,13 +58,21 @@ export class Client {
   };
 
   producer(options: ProducerOptions = {}): Producer {
-    const producer = new Producer(this.transport, this.metadata, { timeoutMs: this.timeoutMs, ...options });
+    const producer = new Producer(this.transport, this.metadata, {
+      timeoutMs: this.timeoutMs,
+      ...(this.tracer !== undefined ? { tracer: this.tracer } : {}),
+      ...options,
+    });
     this.producers.add(producer);
     return producer;
   }
 
   consumer(options: ConsumerOptions): Consumer {
-    const consumer = new Consumer(this.transport, { timeoutMs: this.timeoutMs, ...options });
+    const consumer = new Consumer(this.transport, {
+      timeoutMs: this.timeoutMs,
+      ...(this.tracer !== undefined ? { tracer: this.tracer } : {}),
+      ...options,
+    });
     this.consumers.add(consumer);
     return consumer;
   }

@@ -2,6 +2,7 @@
 // lazily into messages as the application pulls them. Credit is returned to the broker only for
 // bytes the application consumed, so a slow consumer slows only itself. `for await` or `run()`.
 
+import type { Tracer } from '@opentelemetry/api';
 import { MemoryStreamerError } from '../common/errors.js';
 import type {
   AssignmentStrategy,
@@ -11,6 +12,7 @@ import type {
 import { errorOf } from '../protocol/error-codes.js';
 import { type DecodedRecord, iterateRecords, splitBatches } from '../protocol/record-batch.js';
 import { type Bytes, type Message, toBuffer } from './message.js';
+import { traceReceive } from './tracing.js';
 import type { RemoteSubscription, Transport } from './transport.js';
 
 export type StartPosition = 'earliest' | 'latest' | bigint | { timestamp: number };
@@ -44,6 +46,8 @@ export interface ConsumerOptions {
   timeoutMs?: number;
   /** Largest size a compressed batch may inflate to. */
   maxDecompressedBytes?: number;
+  /** OpenTelemetry tracer: each delivered message that carries a trace context gets a CONSUMER span. */
+  tracer?: Tracer;
 }
 
 interface Feed {
@@ -545,6 +549,8 @@ export class Consumer implements AsyncIterable<Message> {
           if (message !== null) {
             // Round-robin over partitions so one busy partition cannot starve the others.
             this.cursor = (this.cursor + i + 1) % this.feeds.length;
+            if (this.options.tracer !== undefined)
+              traceReceive(this.options.tracer, message, this.options.group);
             return message;
           }
         }

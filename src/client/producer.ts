@@ -3,6 +3,7 @@
 // never written twice), retries retriable errors with backoff, and resolves each send with its
 // offset and stream sequence. Backpressure: `send` waits while too many bytes are buffered.
 
+import type { Tracer } from '@opentelemetry/api';
 import { MemoryStreamerError } from '../common/errors.js';
 import type { Acks, ProduceResponse } from '../protocol/commands/data-types.js';
 import type { CompressionCodecName } from '../protocol/compression.js';
@@ -11,6 +12,7 @@ import { partitionForKey } from '../protocol/partitioner.js';
 import { RecordBatchBuilder, type RecordHeaderInput, type RecordInput } from '../protocol/record-batch.js';
 import { BATCH_HEADER_SIZE } from '../protocol/record-batch-layout.js';
 import { type Bytes, toBuffer } from './message.js';
+import { endSpan, startSendSpan, withTraceHeaders } from './tracing.js';
 import type { Transport } from './transport.js';
 
 export interface ProducerOptions {
@@ -28,6 +30,11 @@ export interface ProducerOptions {
   /** `send` waits while this many bytes are buffered or in flight. */
   maxBufferedBytes?: number;
   timeoutMs?: number;
+  /**
+   * OpenTelemetry tracer: each send becomes a PRODUCER span and its W3C trace context is written
+   * to the message headers (`traceparent`). Off (and free) when not set.
+   */
+  tracer?: Tracer;
 }
 
 export type HeadersInput =
@@ -160,7 +167,8 @@ const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export class Producer {
   private readonly transport: Transport;
   private readonly metadata: TopicMetadataSource;
-  private readonly options: Required<ProducerOptions>;
+  private readonly options: Required<Omit<ProducerOptions, 'tracer'>>;
+  private readonly tracer: Tracer | null;
   /** Per topic, the accumulators by partition (no string key built per message). */
   private readonly accumulators = new Map<string, Array<Accumulator | undefined>>();
   private readonly sequences = new Map<string, number>();
@@ -184,10 +192,32 @@ export class Producer {
       maxBufferedBytes: options.maxBufferedBytes ?? 64 * 1024 * 1024,
       timeoutMs: options.timeoutMs ?? 30_000,
     };
+    this.tracer = options.tracer ?? null;
   }
 
   /** Sends one message; resolves when the broker acknowledged it (per `acks`). */
   send(input: SendInput): Promise<Receipt> {
+    if (this.tracer !== null) return this.sendTraced(input, this.tracer);
+    return this.sendUntraced(input);
+  }
+
+  private sendTraced(input: SendInput, tracer: Tracer): Promise<Receipt> {
+    const span = startSendSpan(tracer, input.topic, 1);
+    return this.sendUntraced(withTraceHeaders(input, span)).then(
+      (receipt) => {
+        span.setAttribute('messaging.destination.partition.id', String(receipt.partition));
+        span.setAttribute('messaging.kafka.offset', Number(receipt.offset));
+        endSpan(span);
+        return receipt;
+      },
+      (error: unknown) => {
+        endSpan(span, error);
+        throw error;
+      },
+    );
+  }
+
+  private sendUntraced(input: SendInput): Promise<Receipt> {
     // Fast path, no awaits: the topic's partition count is cached, the producer id is known and
     // there is buffer space. Otherwise the slow path waits for whichever is missing.
     const partitions = this.metadata.cachedPartitionCount(input.topic);
@@ -212,6 +242,22 @@ export class Producer {
    */
   async sendMany(inputs: readonly SendInput[]): Promise<Receipt[]> {
     if (inputs.length === 0) return [];
+    if (this.tracer !== null) {
+      // One span for the call; every message carries its context.
+      const span = startSendSpan(this.tracer, inputs[0]!.topic, inputs.length);
+      try {
+        const receipts = await this.sendManyUntraced(inputs.map((input) => withTraceHeaders(input, span)));
+        endSpan(span);
+        return receipts;
+      } catch (error) {
+        endSpan(span, error);
+        throw error;
+      }
+    }
+    return this.sendManyUntraced(inputs);
+  }
+
+  private async sendManyUntraced(inputs: readonly SendInput[]): Promise<Receipt[]> {
     for (const input of inputs) {
       if (this.metadata.cachedPartitionCount(input.topic) === undefined)
         await this.metadata.partitionCount(input.topic);

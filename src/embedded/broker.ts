@@ -7,6 +7,7 @@ import { BrokerCore, type BrokerCoreOptions } from '../broker/broker-core.js';
 import { NetworkServer, type ServerLimits } from '../broker/server/network-server.js';
 import { Client, type ClientOptions } from '../client/client.js';
 import type { BrokerLogger } from '../metrics/logger.js';
+import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
 import { InProcessTransport } from './in-process-transport.js';
 
 export interface BrokerOptions extends BrokerCoreOptions {
@@ -20,6 +21,11 @@ export interface BrokerOptions extends BrokerCoreOptions {
   admin?: { host?: string; port: number };
   /** Record request counters and latency histograms (default true). */
   metrics?: boolean;
+  /**
+   * Export spans over OTLP/HTTP (`tracing.otlp_endpoint`). To use a tracer of your own instead,
+   * pass `tracer` (from BrokerCoreOptions).
+   */
+  tracing?: OtlpTracingOptions;
 }
 
 export class Broker {
@@ -27,15 +33,23 @@ export class Broker {
   readonly server: NetworkServer | null;
   readonly admin: AdminServer | null;
   private stopped = false;
+  private readonly tracing: BrokerTracing | null;
 
-  private constructor(core: BrokerCore, server: NetworkServer | null, admin: AdminServer | null) {
+  private constructor(
+    core: BrokerCore,
+    server: NetworkServer | null,
+    admin: AdminServer | null,
+    tracing: BrokerTracing | null,
+  ) {
     this.core = core;
     this.server = server;
     this.admin = admin;
+    this.tracing = tracing;
   }
 
   static async start(options: BrokerOptions): Promise<Broker> {
-    const core = await BrokerCore.start(options);
+    const tracing = options.tracing !== undefined ? otlpTracing(options.tracing) : null;
+    const core = await BrokerCore.start(tracing !== null ? { ...options, tracer: tracing.tracer } : options);
     core.metrics.enabled = options.metrics ?? true;
     let server: NetworkServer | null = null;
     let admin: AdminServer | null = null;
@@ -64,9 +78,10 @@ export class Broker {
     } catch (error) {
       await server?.shutdown({ deadlineMs: 0 });
       await core.close();
+      await tracing?.shutdown();
       throw error;
     }
-    broker = new Broker(core, server, admin);
+    broker = new Broker(core, server, admin, tracing);
     return broker;
   }
 
@@ -87,5 +102,7 @@ export class Broker {
     if (this.server !== null) await this.server.shutdown({ deadlineMs: options.deadlineMs ?? 5000 });
     if (this.admin !== null) await this.admin.close();
     await this.core.close();
+    // Last, so the spans of the final requests are exported too.
+    await this.tracing?.shutdown();
   }
 }

@@ -39,6 +39,14 @@ export function brokerOptionsFrom(
       ? { admin: { host: v['admin.host'] as string, port: n('admin.port') } }
       : {}),
     metrics: v['admin.metrics'] === 'true',
+    ...(v['tracing.otlp_endpoint'] !== ''
+      ? {
+          tracing: {
+            endpoint: v['tracing.otlp_endpoint'] as string,
+            serviceName: v['tracing.service_name'] as string,
+          },
+        }
+      : {}),
     shutdownDeadlineMs: n('server.shutdown_deadline'),
     logLevel: v['log.level'] as LogLevel,
     logFormat: v['log.format'] as 'auto' | 'json' | 'pretty',

@@ -7,6 +7,8 @@ export type SettingType =
   | { kind: 'size'; min: number; max: number; allowUnlimited?: boolean }
   | { kind: 'duration'; min: number; max: number; allowForever?: boolean }
   | { kind: 'string'; maxLength: number }
+  /** An http(s) URL, or the empty string for "none". */
+  | { kind: 'url' }
   | { kind: 'enum'; choices: readonly string[] };
 
 export interface Setting {
@@ -141,6 +143,18 @@ export const SETTINGS = [
     type: { kind: 'int', min: 0, max: 65535 },
     default: 7401,
     doc: 'port of the admin HTTP endpoint (0 picks a free one)',
+  },
+  {
+    key: 'tracing.otlp_endpoint',
+    type: { kind: 'url' },
+    default: '',
+    doc: 'OTLP/HTTP receiver for OpenTelemetry spans, e.g. http://127.0.0.1:4318 (empty: tracing off)',
+  },
+  {
+    key: 'tracing.service_name',
+    type: { kind: 'string', maxLength: 255 },
+    default: 'memorystreamer',
+    doc: 'service.name of the exported spans',
   },
   {
     key: 'storage.data_dir',

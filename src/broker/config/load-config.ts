@@ -53,6 +53,16 @@ function parseUnit(text: string, units: Record<string, number>): number | null {
   return Number.isFinite(value) ? Math.round(value) : null;
 }
 
+function isHttpUrl(text: string): boolean {
+  if (text.length > 2048) return false;
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
 function allowedText(setting: Setting): string {
   const t = setting.type;
   switch (t.kind) {
@@ -64,6 +74,8 @@ function allowedText(setting: Setting): string {
       return `a duration from ${t.min} to ${t.max} ms (a number of ms or e.g. "500ms", "30s", "7d")${t.allowForever ? ', or -1 / "forever"' : ''}`;
     case 'string':
       return `a non-empty string of at most ${t.maxLength} characters`;
+    case 'url':
+      return 'an http:// or https:// URL, or "" for none';
     case 'enum':
       return `one of ${t.choices.join(', ')}`;
   }
@@ -77,6 +89,8 @@ function coerce(setting: Setting, raw: unknown): { value: number | string } | { 
     return typeof raw === 'string' && raw.length > 0 && raw.length <= t.maxLength ? { value: raw } : bad;
   }
   if (t.kind === 'enum') return typeof raw === 'string' && t.choices.includes(raw) ? { value: raw } : bad;
+  if (t.kind === 'url')
+    return typeof raw === 'string' && (raw === '' || isHttpUrl(raw)) ? { value: raw } : bad;
   let value: number | null;
   if (typeof raw === 'number' || typeof raw === 'bigint') value = Number(raw);
   else if (typeof raw === 'string') {

@@ -113,6 +113,16 @@ segment_bytes = "12 parsecs"
     );
   });
 
+  it('takes an OTLP endpoint only as an http(s) URL', async () => {
+    const found = await problems(loadConfig({ env: { MEMORYSTREAMER_TRACING_OTLP_ENDPOINT: 'ftp://x' } }));
+    expect(found.join('\n')).toContain(
+      '(tracing.otlp_endpoint) "ftp://x": expected an http:// or https:// URL, or "" for none',
+    );
+    const ok = await loadConfig({ env: { MEMORYSTREAMER_TRACING_OTLP_ENDPOINT: 'http://127.0.0.1:4318' } });
+    expect(ok.values['tracing.otlp_endpoint']).toBe('http://127.0.0.1:4318');
+    expect((await loadConfig({})).values['tracing.otlp_endpoint']).toBe('');
+  });
+
   it('refuses unreadable and malformed files', async () => {
     expect((await problems(loadConfig({ file: join(dir, 'missing.toml') })))[0]).toMatch(
       /cannot read configuration file/,

@@ -1,0 +1,134 @@
+// What metrics cost: two brokers as child processes, one with request metrics on and one with
+// them off (admin.metrics=false), driven alternately with the same produce workload over TCP
+// loopback, 100-byte messages. Alternating rounds spread the machine's drifts over both; the
+// figures are the medians of the rounds. Metrics are recorded per request, not per message, so
+// small batches are the worst case and are measured too. Broker CPU per message comes from
+// /proc, which is steadier than throughput on a shared VM.
+// Run: npx tsx bench/metrics-overhead.ts [--messages 300000] [--rounds 7] [--json]
+import type { Client } from '../src/client/client.js';
+import { connect } from '../src/client/connect.js';
+import { type BrokerProcess, cpuSeconds, startBrokerProcess } from './lib/broker-process.js';
+import { argNumber, printResult, progress, type Row, rate, writeResult } from './lib/report.js';
+
+const messages = argNumber('messages', 300_000);
+const rounds = argNumber('rounds', 7);
+const value = Buffer.alloc(100, 0x6d);
+
+interface Workload {
+  name: string;
+  /** Messages per sendMany call (each call is one produce request per partition). */
+  batch: number;
+  /** Calls in flight. */
+  window: number;
+}
+
+const WORKLOADS: Workload[] = [
+  { name: 'batched (1,000 msgs/request)', batch: 1000, window: 8 },
+  { name: 'small batches (10 msgs/request)', batch: 10, window: 64 },
+];
+
+interface Side {
+  label: 'on' | 'off';
+  broker: BrokerProcess;
+  client: Client;
+}
+
+async function produceRound(
+  side: Side,
+  workload: Workload,
+  topic: string,
+): Promise<{ rate: number; cpuUsPerMsg: number }> {
+  const producer = side.client.producer({ batchBytes: 256 * 1024, lingerMs: 0 });
+  const chunk = Array.from({ length: workload.batch }, () => ({ topic, value }));
+  const calls = Math.ceil(messages / workload.batch);
+  const cpuBefore = await cpuSeconds(side.broker.pid);
+  const started = performance.now();
+  let window: Promise<unknown>[] = [];
+  for (let i = 0; i < calls; i++) {
+    window.push(producer.sendMany(chunk));
+    if (window.length === workload.window) {
+      await Promise.all(window);
+      window = [];
+    }
+  }
+  await Promise.all(window);
+  const ms = performance.now() - started;
+  const cpu = (await cpuSeconds(side.broker.pid)) - cpuBefore;
+  await producer.close();
+  const sent = calls * workload.batch;
+  return { rate: rate(sent, ms), cpuUsPerMsg: (cpu * 1e6) / sent };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+async function main(): Promise<void> {
+  const sides: Side[] = [];
+  try {
+    for (const label of ['on', 'off'] as const) {
+      const broker = await startBrokerProcess({
+        env: { MEMORYSTREAMER_ADMIN_METRICS: label === 'on' ? 'true' : 'false' },
+      });
+      sides.push({ label, broker, client: await connect({ brokers: [`127.0.0.1:${broker.port}`] }) });
+    }
+    const rows: Row[] = [];
+    for (const workload of WORKLOADS) {
+      const results: Record<'on' | 'off', Array<{ rate: number; cpuUsPerMsg: number }>> = { on: [], off: [] };
+      for (let round = 0; round < rounds; round++) {
+        // Alternate which side goes first so neither always runs on a warmer machine.
+        const order = round % 2 === 0 ? sides : [...sides].reverse();
+        for (const side of order) {
+          const topic = `overhead-${workload.batch}-${round}`;
+          await side.client.admin.createTopic({ name: topic });
+          progress(`${workload.name}: round ${round + 1}/${rounds}, metrics ${side.label}`);
+          results[side.label].push(await produceRound(side, workload, topic));
+          await side.client.admin.deleteTopic(topic);
+        }
+      }
+      const onRate = median(results.on.map((r) => r.rate));
+      const offRate = median(results.off.map((r) => r.rate));
+      const onCpu = median(results.on.map((r) => r.cpuUsPerMsg));
+      const offCpu = median(results.off.map((r) => r.cpuUsPerMsg));
+      rows.push({
+        workload: workload.name,
+        'metrics on msg/s': onRate,
+        'metrics off msg/s': offRate,
+        'throughput cost %': Number((((offRate - onRate) / offRate) * 100).toFixed(2)),
+        'broker CPU on µs/msg': Number(onCpu.toFixed(3)),
+        'broker CPU off µs/msg': Number(offCpu.toFixed(3)),
+        'CPU cost %': Number((((onCpu - offCpu) / offCpu) * 100).toFixed(2)),
+        'spread on msg/s': `${Math.min(...results.on.map((r) => r.rate))}..${Math.max(...results.on.map((r) => r.rate))}`,
+        'spread off msg/s': `${Math.min(...results.off.map((r) => r.rate))}..${Math.max(...results.off.map((r) => r.rate))}`,
+      });
+    }
+    const result = writeResult({
+      benchmark: 'metrics-overhead',
+      title: 'Cost of request metrics: produce throughput and broker CPU with metrics on vs off',
+      command: `npx tsx bench/metrics-overhead.ts --messages ${messages} --rounds ${rounds}`,
+      settings: {
+        transport: 'TCP loopback, broker child processes',
+        messageBytes: value.length,
+        messagesPerRound: messages,
+        rounds,
+        durability: 'interval (default)',
+        statistic: 'median of rounds',
+      },
+      rows,
+      notes: [
+        'Both brokers run at once; rounds alternate between them and the figures are medians.',
+        'A negative cost means the difference is below what this machine can resolve (the spread columns show the run-to-run range).',
+      ],
+    });
+    printResult(result);
+  } finally {
+    for (const side of sides) {
+      await side.client.close();
+      await side.broker.stop();
+    }
+  }
+}
+
+await main();
