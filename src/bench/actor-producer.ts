@@ -76,7 +76,9 @@ export class ProducerActor {
     this.warmupEnd = schedule.warmupEnd;
     this.usage.openAt(schedule.warmupEnd);
     const wait = schedule.startAt - monotonicMs();
-    if (wait > 0) await sleep(wait);
+    if (wait > 1) await sleep(wait - 1);
+    // Timers may fire a little early; the first send must not precede the schedule.
+    while (monotonicMs() < schedule.startAt) await nextTurn();
     let usage: ThreadUsage;
     try {
       if (this.plan.ratePerSecond === null) await this.sendAtMaxRate(schedule);
