@@ -43,12 +43,13 @@ export class LiveStatus {
     const now = monotonicMs();
     const counts = this.read();
     const seconds = Math.max((now - this.previousAt) / 1000, 0.001);
-    const rate = (key: keyof Counts) => integer((counts[key] - this.previous[key]) / seconds);
+    const acked = integer((counts.acked - this.previous.acked) / seconds);
+    const consumed = integer((counts.consumed - this.previous.consumed) / seconds);
     this.previous = counts;
     this.previousAt = now;
     const line =
-      `[${this.phase(now)}] sent ${integer(counts.sent)}  acked ${integer(counts.acked)} (${rate('acked')} msg/s)` +
-      `  consumed ${integer(counts.consumed)} (${rate('consumed')} msg/s)`;
+      `[${this.phase(now)}] sent ${integer(counts.sent)}  acked ${integer(counts.acked)} (${acked} msg/s)` +
+      `  consumed ${integer(counts.consumed)} (${consumed} msg/s)`;
     this.stream.write(`\r${line}\x1b[K`);
     this.drawn = true;
   }

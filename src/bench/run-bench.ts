@@ -123,7 +123,8 @@ export async function runBench(options: BenchOptions, hooks: RunHooks): Promise<
       interrupted = true;
       for (const producer of producers) producer.send({ type: 'stop' });
     };
-    hooks.signal?.addEventListener('abort', interrupt, { once: true });
+    if (hooks.signal?.aborted === true) interrupt();
+    else hooks.signal?.addEventListener('abort', interrupt, { once: true });
 
     let producerResults: ActorResult[];
     let consumerResults: ActorResult[];

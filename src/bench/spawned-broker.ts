@@ -55,7 +55,13 @@ export async function spawnBroker(dataDir: string): Promise<SpawnedBroker> {
       dataDir,
       '--json',
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MEMORYSTREAMER_LOG_LEVEL: 'warn' } },
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MEMORYSTREAMER_LOG_LEVEL: 'warn' },
+      // Its own process group: Ctrl-C in the terminal reaches the bench, which drains, reports and
+      // then stops the broker, instead of the broker vanishing under the running consumers.
+      detached: true,
+    },
   );
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);

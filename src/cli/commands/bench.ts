@@ -66,10 +66,14 @@ export function registerBench(program: Command, context: CliContext): void {
         options.mode === 'external'
           ? await resolveBrokers({ broker: globals.broker, profile: globals.profile, env: context.env })
           : '';
-      // Ctrl-C ends the measurement early; the run still drains, reports and cleans up.
+      // The first Ctrl-C ends the measurement early; the run still drains, reports and cleans up.
+      // A second one exits at once (exit handlers still kill a spawned broker).
       const controller = new AbortController();
-      const interrupt = () => controller.abort();
-      process.once('SIGINT', interrupt);
+      const interrupt = () => {
+        if (controller.signal.aborted) process.exit(130);
+        controller.abort();
+      };
+      process.on('SIGINT', interrupt);
       try {
         const report = await runBench(options, { brokers, signal: controller.signal });
         context.print(report, renderSummary(report));
