@@ -14,6 +14,8 @@ import { fillerFor, stampedValue } from './payload.js';
 import type { ActorResult, PartitionCount, ProducerPlan, Schedule, ThreadUsage } from './protocol.js';
 import { UsageWindow } from './usage-window.js';
 
+/** Longest a fixed-rate producer blocks its thread while waiting for the next message's time (ms). */
+const BLOCK_SLICE_MS = 0.1;
 /** At max rate, give timers and messages from the orchestrator a turn this often (ms). */
 const YIELD_EVERY_MS = 5;
 
@@ -24,6 +26,8 @@ export class ProducerActor {
   private readonly histogram: Histogram = latencyHistogram();
   private readonly filler: Buffer;
   private readonly usage = new UsageWindow();
+  /** Only ever waited on (Atomics.wait as a precise short sleep), never notified. */
+  private readonly pause = new Int32Array(new SharedArrayBuffer(4));
   /** Acknowledged messages per topic × partition (grown on demand). */
   private readonly ackedPerPartition: number[][] = [];
   private warmupEnd = Number.POSITIVE_INFINITY;
@@ -148,9 +152,18 @@ export class ProducerActor {
         continue;
       }
       const untilNext = schedule.startAt + index * interval - monotonicMs();
-      // setTimeout is only millisecond-grained; shorter waits spin through the event loop.
+      // setTimeout is only millisecond-grained. Shorter waits take one event-loop turn (the batch
+      // goes out, arrived acknowledgements are handled); with `spin` pacing that is all, so the
+      // thread busy-polls (most exact, costs a core). With `block` it then blocks for at most
+      // BLOCK_SLICE_MS, leaving the core to the broker on a small machine, at the price of
+      // handling an acknowledgement (and so its measured latency) up to that much later.
       if (untilNext >= 2) await sleep(untilNext - 1);
-      else await nextTurn();
+      else {
+        await nextTurn();
+        const left = schedule.startAt + index * interval - monotonicMs();
+        if (left > 0 && this.plan.pacing === 'block')
+          Atomics.wait(this.pause, 0, 0, Math.min(left, BLOCK_SLICE_MS));
+      }
     }
   }
 

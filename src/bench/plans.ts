@@ -28,6 +28,7 @@ export function producerPlans(options: BenchOptions, topics: string[], brokers: 
         ? null
         : Math.floor(options.messages / options.producers) +
           (index < options.messages % options.producers ? 1 : 0),
+    pacing: options.pacing,
     maxOutstanding,
   }));
 }

@@ -3,6 +3,7 @@
 
 import type { Acks } from '../protocol/commands/data-types.js';
 import type { CompressionCodecName } from '../protocol/compression.js';
+import type { Pacing } from './options.js';
 
 export interface ProducerPlan {
   kind: 'producer';
@@ -22,6 +23,8 @@ export interface ProducerPlan {
   ratePerSecond: number | null;
   /** Measured messages this producer sends after warmup; null = until the schedule ends. */
   quota: number | null;
+  /** How a fixed-rate producer waits less than 2 ms for its next message (options.ts). */
+  pacing: Pacing;
   /** Sends awaiting acknowledgement at most; bounds memory when the broker falls behind. */
   maxOutstanding: number;
 }

@@ -34,6 +34,8 @@ export interface RunHooks {
   signal?: AbortSignal;
   /** Where the live line goes (a terminal only); default stderr. */
   statusStream?: NodeJS.WriteStream;
+  /** Called once every actor has been told to start. */
+  onStart?: () => void;
 }
 
 function topicNames(count: number): string[] {
@@ -108,6 +110,7 @@ export async function runBench(options: BenchOptions, hooks: RunHooks): Promise<
     };
     windowTimer = setTimeout(openWindow, Math.max(0, warmupEnd - monotonicMs()));
     for (const actor of actors) actor.send({ type: 'start', schedule });
+    hooks.onStart?.();
     status = new LiveStatus(
       schedule,
       () => ({

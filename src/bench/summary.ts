@@ -33,7 +33,7 @@ function header(report: BenchReport): string {
       : `${s.durationS} s${report.interrupted ? ' (interrupted)' : ''}`;
   return [
     `memorystreamer bench: ${broker} ${report.brokers.join(',')}, ${plural(s.topics, 'topic')} × ${plural(s.partitions, 'partition')}, ${plural(s.producers, 'producer')}, ${plural(s.consumers, 'consumer')}`,
-    `  ${s.size}-byte values${s.streams > 0 ? ` over ${integer(s.streams)} keys` : ''}, ${s.rate === null ? 'max rate' : `${integer(s.rate)} msg/s`}, ${bound} measured after ${s.warmupS} s warmup`,
+    `  ${s.size}-byte values${s.streams > 0 ? ` over ${integer(s.streams)} keys` : ''}, ${s.rate === null ? 'max rate' : `${integer(s.rate)} msg/s (${s.pacing} pacing)`}, ${bound} measured after ${s.warmupS} s warmup`,
     `  acks ${s.acks}, durability ${s.durability}, compression ${s.compression}, batch ${integer(s.batchBytes)} B, linger ${s.lingerMs} ms`,
   ].join('\n');
 }

@@ -5,8 +5,8 @@ import { run } from '../../src/cli/main.js';
 import { EXIT } from '../../src/cli/output.js';
 
 const defaults: BenchFlags = { ...BENCH_DEFAULTS, duration: undefined };
-const parse = (flags: Partial<BenchFlags>, brokerFlag = false) =>
-  parseBenchOptions({ ...defaults, ...flags }, { brokerFlag });
+const parse = (flags: Partial<BenchFlags>, brokerFlag = false, cores = 2) =>
+  parseBenchOptions({ ...defaults, ...flags }, { brokerFlag, cores });
 
 async function cli(...argv: string[]): Promise<{ code: number; err: string }> {
   const err: string[] = [];
@@ -33,8 +33,17 @@ describe('bench options', () => {
       durationS: 10,
       warmupS: 1,
       messages: null,
+      pacing: 'block',
       dataDir: null,
     });
+  });
+
+  it('spins a fixed-rate producer only when every thread can have a core, unless told', () => {
+    expect(parse({}, false, 4).pacing).toBe('spin');
+    expect(parse({}, false, 3).pacing).toBe('block');
+    expect(parse({ producers: '4', consumers: '1' }, false, 6).pacing).toBe('block');
+    expect(parse({ pacing: 'spin' }, false, 1).pacing).toBe('spin');
+    expect(parse({ pacing: 'block' }, false, 64).pacing).toBe('block');
   });
 
   it("parses every flag, decimals for seconds and rate, and maps durability none to the broker's never", () => {
@@ -95,6 +104,7 @@ describe('bench options', () => {
     [{ duration: '5', messages: '10' }, /--duration and --messages cannot be combined/],
     [{ embedded: true, spawn: true }, /--embedded and --spawn cannot be combined/],
     [{ dataDir: '/tmp' }, /--data-dir needs --embedded or --spawn/],
+    [{ pacing: 'nap' }, /--pacing "nap": one of auto, spin, block/],
   ] as const)('refuses %o', (flags, message) => {
     expect(() => parse(flags)).toThrow(InvalidArgumentError);
     expect(() => parse(flags)).toThrow(message);

@@ -11,8 +11,11 @@ describe('runBench', () => {
       { brokerFlag: false },
     );
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 500);
-    const report = await runBench(options, { brokers: '', signal: controller.signal });
+    const report = await runBench(options, {
+      brokers: '',
+      signal: controller.signal,
+      onStart: () => setTimeout(() => controller.abort(), 500),
+    });
     expect(report.interrupted).toBe(true);
     expect(report.produce.totalMessages).toBeGreaterThan(0);
     // Far fewer than 600 s at 2,000 msg/s: the producers stopped when told.

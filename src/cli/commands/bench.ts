@@ -55,6 +55,11 @@ export function registerBench(program: Command, context: CliContext): void {
     .option('--duration <s>', `measured seconds after warmup (default ${BENCH_DEFAULTS.duration})`)
     .option('--warmup <s>', 'seconds sent and consumed but not measured', BENCH_DEFAULTS.warmup)
     .option('--messages <n>', 'measured messages over all producers, instead of --duration')
+    .option(
+      '--pacing <mode>',
+      'with --rate, waits under 2 ms: spin (exact, a busy core each) | block (0.1 ms slices) | auto (spin if cores suffice)',
+      BENCH_DEFAULTS.pacing,
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  memorystreamer bench --embedded --duration 5\n  memorystreamer bench --spawn --rate 10000 --duration 30 --json\n  memorystreamer --broker 10.0.0.5:7400 bench --producers 4 --consumers 4 --partitions 8',
