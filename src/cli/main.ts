@@ -4,6 +4,7 @@
 // embedded broker; the broker knows nothing of it.
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { registerBench } from './commands/bench.js';
 import { registerConfig } from './commands/config.js';
 import { registerConsume } from './commands/consume.js';
 import { registerGroup } from './commands/group.js';
@@ -60,6 +61,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
   registerGroup(program, context);
   registerConfig(program, context);
   registerStatus(program, context);
+  registerBench(program, context);
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return EXIT.ok;
