@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 // The web status page in a real browser (Debian's Chromium driven by playwright-core): it loads,
 // lists a topic the test creates, its rates move while a producer runs, a consumer group's lag
 // shows, and a screenshot is saved to test-results/status-page.png.
@@ -9,6 +8,23 @@ import { join } from 'node:path';
 import { type Browser as Chromium, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Broker } from '../../src/embedded/broker.js';
+
+// The little of the DOM that the browser-side functions below use: the test program is type-checked
+// without the DOM library (it would leak browser globals into the Node code's types).
+interface PageElement {
+  textContent: string | null;
+}
+interface PageDocument {
+  querySelector(selector: string): PageElement | null;
+  getElementById(id: string): PageElement | null;
+}
+interface PageCanvas {
+  width: number;
+  height: number;
+  getContext(kind: '2d'): {
+    getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray };
+  };
+}
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // CI installs Chromium (.ci/apt-packages.txt), so there a missing browser fails the test; on a
@@ -82,11 +98,10 @@ describe.runIf(runnable)('web status page in Chromium', () => {
     try {
       await page.waitForFunction(
         () => {
-          const cell = document.querySelector(
-            '#topics tr[data-name="page-orders"] [data-testid="topic-rate"]',
-          );
+          const doc = (globalThis as unknown as { document: PageDocument }).document;
+          const cell = doc.querySelector('#topics tr[data-name="page-orders"] [data-testid="topic-rate"]');
           const rate = Number.parseFloat(cell?.textContent ?? '');
-          const total = Number.parseFloat(document.getElementById('produce-rate')?.textContent ?? '');
+          const total = Number.parseFloat(doc.getElementById('produce-rate')?.textContent ?? '');
           return rate > 0 && total > 0;
         },
         undefined,
@@ -118,8 +133,9 @@ describe.runIf(runnable)('web status page in Chromium', () => {
 
     // Charts are drawn (the canvas has non-blank pixels).
     const inked = await page.evaluate(() => {
-      const canvas = document.getElementById('throughput-chart') as HTMLCanvasElement;
-      const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+      const doc = (globalThis as unknown as { document: PageDocument }).document;
+      const canvas = doc.getElementById('throughput-chart') as unknown as PageCanvas;
+      const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
       let painted = 0;
       for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) painted++;
       return painted;
