@@ -432,14 +432,16 @@ export class BrokerCore {
         `offset ${offset}; log holds ${log.logStartOffset}..${log.highWatermark}`,
       );
     }
+    // Pushed bytes count as fetched bytes, like those of fetch requests.
     const tracer = this.tracer;
-    const traced: PushSink =
-      tracer === null
-        ? sink
-        : (batches, highWatermark) => {
-            traceDelivery(tracer, request.topic, request.partition, batches, this.inflateLimits);
-            sink(batches, highWatermark);
-          };
+    const traced: PushSink = (batches, highWatermark) => {
+      let bytes = 0;
+      for (const batch of batches) bytes += batch.length;
+      this.metrics.recordFetch(bytes);
+      if (tracer !== null)
+        traceDelivery(tracer, request.topic, request.partition, batches, this.inflateLimits);
+      sink(batches, highWatermark);
+    };
     return { subscription: partition.subscribe(offset, request.credit, traced, onError), offset };
   }
 

@@ -91,6 +91,7 @@ describe('admin HTTP endpoint', () => {
       connections: number;
       metrics: {
         producedMessages: number;
+        fetchedBytes: number;
         requests: number;
         latency: { bucketsSeconds: number[]; operations: Record<string, number[]> };
       };
@@ -100,6 +101,8 @@ describe('admin HTTP endpoint', () => {
     expect(status.brokerId).toBe(broker.core.id);
     expect(status.metrics.producedMessages).toBe(51);
     expect(status.metrics.requests).toBeGreaterThan(0);
+    // The group consumer of the setup read by push subscription: those bytes count as fetched.
+    expect(status.metrics.fetchedBytes).toBeGreaterThan(0);
     const produce = status.metrics.latency.operations.produce!;
     expect(produce).toHaveLength(status.metrics.latency.bucketsSeconds.length + 1);
     // Cumulative buckets never decrease, and the last (+Inf) counts every produce request.
