@@ -6,7 +6,6 @@
 import type { Client } from '../src/client/client.js';
 import { connect } from '../src/client/connect.js';
 import { startBrokerProcess } from './lib/broker-process.js';
-import { connectEcho, echoRoundTrips, startEchoServer } from './lib/round-trip.js';
 import {
   argNumber,
   latencyHistogram,
@@ -15,6 +14,7 @@ import {
   progress,
   writeResult,
 } from './lib/report.js';
+import { connectEcho, echoRoundTrips, startEchoServer } from './lib/round-trip.js';
 
 const count = argNumber('count', 10_000);
 const rounds = argNumber('rounds', 6);
