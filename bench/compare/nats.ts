@@ -1,12 +1,15 @@
 // NATS JetStream: nats-server -js with a file-storage stream per subject, in a temp dir.
 // Produce = js.publish (async, each resolves on the stream's PubAck) with 4,096 in flight (the
 // window bench/end-to-end.ts uses for one-promise-per-message sends); replay and the latency
-// consumer are ordered pull consumers (the client's recommended way to read a whole stream).
+// consumer are ephemeral pull consumers without acks, read with consume(). (The client's ordered
+// consumers, which would be the same thing, never deliver against nats-server 2.9 here.)
 import { execFileSync } from 'node:child_process';
 import {
+  AckPolicy,
   type ConsumerMessages,
   connect,
   DeliverPolicy,
+  type JetStreamManager,
   type JsMsg,
   type NatsConnection,
   StorageType,
@@ -33,9 +36,10 @@ export async function openNats(): Promise<System> {
     readyPort: port,
   });
   let connection: NatsConnection;
+  let manager: JetStreamManager;
   try {
     connection = await connect({ servers: `127.0.0.1:${port}` });
-    const manager = await connection.jetstreamManager();
+    manager = await connection.jetstreamManager();
     for (const name of [THROUGHPUT_STREAM, LATENCY_STREAM])
       await manager.streams.add({ name, subjects: [name], storage: StorageType.File });
   } catch (error) {
@@ -45,6 +49,22 @@ export async function openNats(): Promise<System> {
   const nc = connection;
   const js = nc.jetstream();
   const feeds: ConsumerMessages[] = [];
+  /** An ephemeral, unacknowledged pull consumer of a whole stream, being consumed. */
+  // Callback style: leaving a `for await` over consume() with break never returns in this client.
+  const readAll = async (
+    stream: string,
+    batch: number,
+    callback: (message: JsMsg) => void,
+  ): Promise<ConsumerMessages> => {
+    const info = await manager.consumers.add(stream, {
+      ack_policy: AckPolicy.None,
+      deliver_policy: DeliverPolicy.All,
+    });
+    const consumer = await js.consumers.get(stream, info.name);
+    const messages = await consumer.consume({ max_messages: batch, callback });
+    feeds.push(messages);
+    return messages;
+  };
   return {
     name: 'NATS JetStream',
     version,
@@ -63,23 +83,20 @@ export async function openNats(): Promise<System> {
       await Promise.all(window);
     },
     async replay(count) {
-      const consumer = await js.consumers.get(THROUGHPUT_STREAM, { deliver_policy: DeliverPolicy.All });
-      const messages = await consumer.consume({ max_messages: 10_000 });
       let received = 0;
-      for await (const message of messages) {
-        if (message.data.byteLength > 0) received++;
-        if (received === count) break;
-      }
+      let finished: () => void = () => undefined;
+      const done = new Promise<void>((resolve) => {
+        finished = resolve;
+      });
+      const messages = await readAll(THROUGHPUT_STREAM, 10_000, (message) => {
+        if (message.data.byteLength > 0 && ++received === count) finished();
+      });
+      await done;
       await messages.close();
       return received;
     },
     async subscribe(onValue) {
-      const consumer = await js.consumers.get(LATENCY_STREAM, { deliver_policy: DeliverPolicy.All });
-      const messages = await consumer.consume({ max_messages: 1000 });
-      feeds.push(messages);
-      void (async () => {
-        for await (const message of messages) onValue(asBuffer(message));
-      })();
+      await readAll(LATENCY_STREAM, 1000, (message) => onValue(asBuffer(message)));
     },
     publish(value) {
       return js.publish(LATENCY_STREAM, value);

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Client, connect, Offset, type Publisher } from 'rabbitmq-stream-js-client';
+import { allowPre311Servers } from './rabbitmq-compat.js';
 import { freePort, type ServerProcess, startServer, tempDir } from './servers.js';
 import { LATENCY_STREAM, type System, THROUGHPUT_STREAM } from './workload.js';
 
@@ -65,7 +66,6 @@ class Confirms {
 }
 
 async function startRabbit(): Promise<{ epmd: ServerProcess; rabbit: ServerProcess; streamPort: number }> {
-  if (!existsSync(SERVER_SCRIPT)) throw new Error('rabbitmq-server is not installed');
   const [epmdPort, amqpPort, distPort, streamPort] = [
     await freePort(),
     await freePort(),
@@ -129,6 +129,10 @@ async function startRabbit(): Promise<{ epmd: ServerProcess; rabbit: ServerProce
 }
 
 export async function openRabbitMq(): Promise<System> {
+  if (!existsSync(SERVER_SCRIPT)) throw new Error('rabbitmq-server is not installed');
+  const version =
+    execFileSync('dpkg-query', ['-W', 'rabbitmq-server']).toString().trim().split('\t')[1] ?? '';
+  const shimmed = allowPre311Servers(version);
   const { epmd, rabbit, streamPort } = await startRabbit();
   const stopServers = async () => {
     await rabbit.stop();
@@ -155,11 +159,9 @@ export async function openRabbitMq(): Promise<System> {
   const rabbitClient = client;
   const produceConfirms = new Confirms(throughputPublisher, false);
   const latencyConfirms = new Confirms(latencyPublisher, true);
-  const version =
-    execFileSync('dpkg-query', ['-W', 'rabbitmq-server']).toString().trim().split('\t')[1] ?? 'unknown';
   return {
     name: 'RabbitMQ Streams',
-    version,
+    version: shimmed ? `${version} (client handshake shim, see rabbitmq-compat.ts)` : version,
     ackMeans: 'stream, 1 node: confirm = chunk written to the segment file (page cache); streams never fsync',
     serverPid: rabbit.pid,
     async produce(count, value) {

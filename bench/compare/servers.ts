@@ -125,7 +125,8 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
         await exited;
         clearTimeout(grace);
       }
-      await rm(options.dir, { recursive: true, force: true });
+      // BENCH_KEEP_DIRS=1 keeps data and logs for a look after a failed run.
+      if (process.env.BENCH_KEEP_DIRS !== '1') await rm(options.dir, { recursive: true, force: true });
     },
   });
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
