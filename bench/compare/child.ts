@@ -1,6 +1,7 @@
 // Measures one system (or the bare limits) in a fresh process, so one system's garbage and JIT
 // state do not affect the next; run by bench/compare/run.ts as `child.ts <system> [flags]`.
 // Prints one `RESULT <json>` line on stdout; a system that cannot run reports why instead.
+import { loadavg } from 'node:os';
 import type { Histogram } from 'hdr-histogram-js';
 import { measureLimits } from './limits.js';
 import { openMemoryStreamer } from './memorystreamer.js';
@@ -29,10 +30,12 @@ function percentilesOf(histogram: Histogram): Percentiles {
 }
 
 async function run(key: SystemKey): Promise<Outcome> {
+  const load = Number(loadavg()[0]!.toFixed(2));
   if (key === 'limits') {
     const limits = await measureLimits(limitSettings);
     return {
       kind: 'limits',
+      load,
       echoMsgPerSec: limits.echoMsgPerSec,
       pingPong: percentilesOf(limits.pingPong),
       pingPongCount: limits.pingPongCount,
@@ -50,6 +53,7 @@ async function run(key: SystemKey): Promise<Outcome> {
   const figures = await measure(system, settings);
   return {
     kind: 'system',
+    load,
     key,
     name: system.name,
     version: system.version,

@@ -7,6 +7,7 @@
 // Run: bash bench/compare/install.sh && npx tsx bench/compare/run.ts
 //        [--messages 1000000] [--rate 10000] [--seconds 5] [--only nats,redis,...] [--smoke] [--json]
 import { type ChildProcess, spawn } from 'node:child_process';
+import { cpus } from 'node:os';
 import { printResult, progress, writeResult } from '../lib/report.js';
 import {
   argString,
@@ -104,6 +105,12 @@ const result = writeResult({
     'MS÷ produce/replay = MemoryStreamer msg/s ÷ that row (>1: MemoryStreamer faster); against the echo row, ÷ the echo msg/s',
     'MS÷ e2e/ack p99 = MemoryStreamer P99 ÷ that row (<1: MemoryStreamer lower); the fdatasync row is the floor of a per-message durable ack',
     'server CPU = server process CPU seconds ÷ wall seconds over produce + replay',
+    `load 1m = the machine's 1-minute load average as that row began (${cpus().length} cores); figures taken under load are not comparable`,
+    ...(systems.includes('nats')
+      ? [
+          'NATS produce: nats.js has no batch publish; one js.publish request per message bounds it in the client (compare its server CPU)',
+        ]
+      : []),
     'each system runs in a fresh client process against its own server in a fresh temp dir; all on 127.0.0.1',
   ],
 });

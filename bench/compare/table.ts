@@ -13,6 +13,8 @@ export interface Percentiles {
 
 export interface SystemOutcome {
   kind: 'system';
+  /** 1-minute load average when this system's run began (other work on the machine skews figures). */
+  load: number;
   key: string;
   name: string;
   version: string;
@@ -27,6 +29,7 @@ export interface SystemOutcome {
 
 export interface LimitsOutcome {
   kind: 'limits';
+  load: number;
   echoMsgPerSec: number;
   pingPong: Percentiles;
   pingPongCount: number;
@@ -64,6 +67,7 @@ const EMPTY: Row = {
   'MS÷ e2e p99': null,
   'MS÷ ack p99': null,
   'e2e p99 ÷ ping p99': null,
+  'load 1m': null,
 };
 
 export function buildRows(outcomes: Outcome[]): Row[] {
@@ -94,6 +98,7 @@ export function buildRows(outcomes: Outcome[]): Row[] {
         'MS÷ e2e p99': isMs ? null : ratio(ms?.endToEnd.p99, outcome.endToEnd.p99),
         'MS÷ ack p99': isMs ? null : ratio(ms?.ack.p99, outcome.ack.p99),
         'e2e p99 ÷ ping p99': ratio(outcome.endToEnd.p99, limits?.pingPong.p99),
+        'load 1m': outcome.load,
         status: `ok; ${outcome.ackMeans}`,
       });
     } else {
@@ -104,6 +109,7 @@ export function buildRows(outcomes: Outcome[]): Row[] {
         'produce MB/s': mbps(outcome.echoMsgPerSec),
         'MS÷ produce': ratio(ms?.produceMsgPerSec, outcome.echoMsgPerSec),
         'MS÷ replay': ratio(ms?.replayMsgPerSec, outcome.echoMsgPerSec),
+        'load 1m': outcome.load,
         status: 'ok; no broker, nothing stored',
       });
       rows.push({
@@ -114,6 +120,7 @@ export function buildRows(outcomes: Outcome[]): Row[] {
         'e2e p99.9 µs': outcome.pingPong.p999,
         'MS÷ e2e p99': ratio(ms?.endToEnd.p99, outcome.pingPong.p99),
         'e2e p99 ÷ ping p99': 1,
+        'load 1m': outcome.load,
         status: `ok; ${outcome.pingPongCount} round trips`,
       });
       rows.push({
@@ -123,6 +130,7 @@ export function buildRows(outcomes: Outcome[]): Row[] {
         'ack p99 µs': outcome.fsync.p99,
         'ack p99.9 µs': outcome.fsync.p999,
         'MS÷ ack p99': ratio(ms?.ack.p99, outcome.fsync.p99),
+        'load 1m': outcome.load,
         status: `ok; ${outcome.fsyncCount} syncs, one at a time`,
       });
     }
@@ -139,6 +147,7 @@ export const THROUGHPUT_COLUMNS = [
   'server CPU (cores)',
   'MS÷ produce',
   'MS÷ replay',
+  'load 1m',
   'version',
   'status',
 ];
