@@ -39,10 +39,20 @@ export function track<T extends Stoppable>(item: T): T {
   return once;
 }
 
-export async function stopAll(): Promise<void> {
-  const items = [...running].reverse();
-  running.clear();
-  for (const item of items) await item.stop().catch(() => undefined);
+let allStopping: Promise<void> | null = null;
+/**
+ * Stops everything tracked, newest first. Concurrent calls (a signal arriving while an error
+ * handler is already cleaning up) share one pass, so nobody exits before the servers are down.
+ */
+export function stopAll(): Promise<void> {
+  allStopping ??= (async () => {
+    while (running.size > 0) {
+      for (const item of [...running].reverse()) await item.stop().catch(() => undefined);
+    }
+  })().finally(() => {
+    allStopping = null;
+  });
+  return allStopping;
 }
 
 let handlersInstalled = false;
@@ -111,6 +121,9 @@ export async function startServer(options: StartOptions): Promise<ServerProcess>
     cwd: options.dir,
     env: options.env ?? process.env,
     stdio: ['ignore', log, log],
+    // Its own process group: a terminal's Ctrl-C reaches us, and we stop the server in order,
+    // rather than the server dying mid-run under a client that still talks to it.
+    detached: true,
   });
   const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
