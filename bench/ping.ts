@@ -3,8 +3,6 @@
 // child process. Both servers stay up and the two are measured in alternating rounds, so drifts of
 // the machine (frequency, neighbours) hit both alike; the histograms add up all rounds.
 // Run: npx tsx bench/ping.ts [--count 10000] [--rounds 6] [--json]
-import { spawn } from 'node:child_process';
-import { connect as netConnect, type Socket } from 'node:net';
 import type { Client } from '../src/client/client.js';
 import { connect } from '../src/client/connect.js';
 import { startBrokerProcess } from './lib/broker-process.js';
@@ -16,39 +14,11 @@ import {
   progress,
   writeResult,
 } from './lib/report.js';
+import { connectEcho, echoRoundTrips, startEchoServer } from './lib/round-trip.js';
 
 const count = argNumber('count', 10_000);
 const rounds = argNumber('rounds', 6);
 const warmup = Math.min(2000, count);
-
-async function echoRoundTrips(
-  socket: Socket,
-  n: number,
-  record: ((us: number) => void) | null,
-): Promise<void> {
-  const message = Buffer.alloc(40, 1);
-  let pending: (() => void) | null = null;
-  let received = 0;
-  const onData = (chunk: Buffer) => {
-    received += chunk.length;
-    if (received >= message.length && pending !== null) {
-      received -= message.length;
-      const wake = pending;
-      pending = null;
-      wake();
-    }
-  };
-  socket.on('data', onData);
-  for (let i = 0; i < n; i++) {
-    const started = performance.now();
-    await new Promise<void>((resolve) => {
-      pending = resolve;
-      socket.write(message);
-    });
-    record?.(Math.max(1, Math.round((performance.now() - started) * 1000)));
-  }
-  socket.off('data', onData);
-}
 
 async function pingRoundTrips(
   client: Client,
@@ -61,16 +31,10 @@ async function pingRoundTrips(
   }
 }
 
-const echo = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/echo-server.ts'], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-const echoPort = await new Promise<number>((resolve) =>
-  echo.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
-);
+const echo = await startEchoServer();
 const broker = await startBrokerProcess();
 try {
-  const socket = netConnect({ host: '127.0.0.1', port: echoPort, noDelay: true });
-  await new Promise((resolve) => socket.once('connect', resolve));
+  const socket = await connectEcho(echo.port);
   const client = await connect({ brokers: `127.0.0.1:${broker.port}` });
   await echoRoundTrips(socket, warmup, null);
   await pingRoundTrips(client, warmup, null);
@@ -116,6 +80,6 @@ try {
     }),
   );
 } finally {
-  echo.kill('SIGTERM');
+  await echo.stop();
   await broker.stop();
 }

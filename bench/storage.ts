@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RecordBatchBuilder } from '../src/protocol/record-batch.js';
 import { PartitionLog } from '../src/storage/partition-log.js';
+import { rawFsyncLatency } from './lib/fsync.js';
 import {
   argNumber,
   latencyHistogram,
@@ -70,21 +71,8 @@ async function logAppend(dir: string, durability: 'never' | 'interval'): Promise
   return mbps(written, ms);
 }
 
-async function rawFsyncLatency(path: string): Promise<Row> {
-  const handle = await open(path, 'w');
-  const histogram = latencyHistogram();
-  const deadline = performance.now() + seconds * 1000;
-  let position = 0;
-  let count = 0;
-  while (performance.now() < deadline) {
-    const started = performance.now();
-    await handle.write(small, 0, small.length, position);
-    await handle.datasync();
-    histogram.recordValue(Math.max(1, Math.round((performance.now() - started) * 1000)));
-    position += small.length;
-    count++;
-  }
-  await handle.close();
+async function rawFsync(path: string): Promise<Row> {
+  const { histogram, count } = await rawFsyncLatency(path, small, seconds);
   return {
     case: 'raw write+fdatasync 4 KiB',
     writers: 1,
@@ -182,7 +170,7 @@ try {
   );
   const latency: Row[] = [];
   progress('raw fdatasync');
-  latency.push(await rawFsyncLatency(join(root, 'fsync.bin')));
+  latency.push(await rawFsync(join(root, 'fsync.bin')));
   for (const writers of [1, 8, 64]) {
     progress(`always with ${writers} writers`);
     latency.push(await alwaysLatency(join(root, `always-${writers}`), writers));
