@@ -21,10 +21,17 @@ export interface BrokerProcess {
  * stop, for restarts); without, a temporary one is made and removed on stop.
  */
 export async function startBrokerProcess(
-  options: { dataDir?: string; port?: number; env?: Record<string, string> } = {},
+  options: {
+    dataDir?: string;
+    port?: number;
+    env?: Record<string, string>;
+    /** Extra Node.js flags for the broker process (e.g. --cpu-prof). */
+    nodeArgs?: string[];
+  } = {},
 ): Promise<BrokerProcess> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-broker-')));
   const args = [
+    ...(options.nodeArgs ?? []),
     '--import',
     'tsx',
     'src/cli/main.ts',

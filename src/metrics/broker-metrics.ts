@@ -4,6 +4,7 @@
 // connections, memory) are computed when Prometheus scrapes, so they cost nothing in between.
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { RequestRecorder } from './request-recorder.js';
 
 export interface BrokerStateSource {
   partitions(): Array<{
@@ -37,15 +38,14 @@ export interface MetricsSnapshot {
 
 export class BrokerMetrics {
   readonly registry = new Registry();
-  private readonly requests: Counter<'operation'>;
   private readonly errors: Counter<'operation' | 'code'>;
-  private readonly latency: Histogram<'operation'>;
   private readonly producedMessages: Counter;
   private readonly producedBytes: Counter;
   private readonly fetchedBytes: Counter;
   private readonly syncLatency: Histogram<'cause'>;
   private readonly throttles: Counter;
   private source: BrokerStateSource | null = null;
+  private readonly recorder = new RequestRecorder(LATENCY_BUCKETS);
   /**
    * Off, the request path records nothing (counters, histograms): the state gauges still answer
    * a scrape. Exists so the cost of metrics can be measured (bench/metrics-overhead.ts) and so an
@@ -55,25 +55,17 @@ export class BrokerMetrics {
 
   constructor() {
     const registers = [this.registry];
-    this.requests = new Counter({
-      name: 'memorystreamer_requests_total',
-      help: 'requests handled, by operation',
-      labelNames: ['operation'],
-      registers,
-    });
     this.errors = new Counter({
       name: 'memorystreamer_request_errors_total',
       help: 'requests that failed, by operation and error code name',
       labelNames: ['operation', 'code'],
       registers,
     });
-    this.latency = new Histogram({
-      name: 'memorystreamer_request_duration_seconds',
-      help: 'time from a decoded request to its response, by operation',
-      labelNames: ['operation'],
-      buckets: [...LATENCY_BUCKETS],
-      registers,
-    });
+    for (const family of this.recorder.families(
+      'memorystreamer_requests_total',
+      'memorystreamer_request_duration_seconds',
+    ))
+      this.registry.registerMetric(family as unknown as Counter);
     this.producedMessages = new Counter({
       name: 'memorystreamer_produce_messages_total',
       help: 'messages appended by producers',
@@ -173,10 +165,10 @@ export class BrokerMetrics {
   /** Times one request; call the returned function with the error (or nothing) when it ends. */
   start(operation: string): (error?: { codeName?: string }) => void {
     if (!this.enabled) return noRecord;
+    const recorded = this.recorder.operation(operation);
     const started = performance.now();
     return (error) => {
-      this.requests.inc({ operation });
-      this.latency.observe({ operation }, (performance.now() - started) / 1000);
+      this.recorder.observe(recorded, (performance.now() - started) / 1000);
       if (error !== undefined) this.errors.inc({ operation, code: error.codeName ?? 'INTERNAL_ERROR' });
     };
   }
@@ -206,20 +198,9 @@ export class BrokerMetrics {
    */
   async snapshot(): Promise<MetricsSnapshot> {
     const single = async (counter: Counter) => (await counter.get()).values[0]?.value ?? 0;
-    const requests = (await this.requests.get()).values.reduce((sum, v) => sum + v.value, 0);
+    const requests = this.recorder.totalRequests();
     const errors = (await this.errors.get()).values.reduce((sum, v) => sum + v.value, 0);
-    const operations: Record<string, number[]> = {};
-    for (const value of (await this.latency.get()).values) {
-      if (value.metricName !== 'memorystreamer_request_duration_seconds_bucket') continue;
-      // Bucket samples carry the `le` label besides the declared ones.
-      const labels = value.labels as Record<string, string | number | undefined>;
-      const operation = String(labels.operation);
-      const index =
-        labels.le === '+Inf' ? LATENCY_BUCKETS.length : LATENCY_BUCKETS.indexOf(Number(labels.le));
-      const counts = operations[operation] ?? new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
-      counts[index] = value.value;
-      operations[operation] = counts;
-    }
+    const operations = this.recorder.cumulative();
     return {
       producedMessages: await single(this.producedMessages),
       producedBytes: await single(this.producedBytes),
