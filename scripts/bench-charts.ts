@@ -236,13 +236,13 @@ export function horizontalBarChart(spec: BarChartSpec): string {
 /** One or more side-by-side line panels sharing the x parameter. */
 export function lineChart(spec: LineChartSpec): string {
   const width = 880;
-  const panelGap = 56;
+  const panelGap = 100;
   const panelCount = Math.max(1, spec.panels.length);
   const left = 78;
   const panelWidth = (width - left - 24 - (panelCount - 1) * panelGap) / panelCount;
   const seriesNames = [...new Set(spec.panels.flatMap((p) => p.lines.map((l) => l.name)))];
   const showLegend = seriesNames.length > 1;
-  const top = showLegend ? 100 : 84;
+  const top = showLegend ? 116 : 100;
   const plotHeight = 240;
   const bottom = top + plotHeight;
   const height = bottom + 52;
@@ -277,7 +277,7 @@ export function lineChart(spec: LineChartSpec): string {
     };
     const ys = panel.lines.flatMap((l) => l.points.map((p) => p.y));
     const yAxis = linearAxis(Math.max(...ys, 0), bottom, top);
-    body.push(text(from, top - 14, panel.title, { size: 13, extra: 'font-weight="600"' }));
+    body.push(text(from, top - 24, panel.title, { size: 13, extra: 'font-weight="600"' }));
     for (const tick of yAxis.ticks) {
       const y = yAxis.position(tick);
       body.push(
@@ -340,6 +340,7 @@ export function formatCount(value: number): string {
 
 /** Microseconds → "89 µs", "5.05 ms", "1.2 s". */
 export function formatMicros(value: number): string {
+  if (value === 0) return '0';
   if (value >= 1e6) return `${Number((value / 1e6).toPrecision(3))} s`;
   if (value >= 1e3) return `${Number((value / 1e3).toPrecision(3))} ms`;
   return `${Number(value.toPrecision(3))} µs`;
