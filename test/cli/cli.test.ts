@@ -122,6 +122,32 @@ describe('memorystreamer CLI against a real broker', () => {
     expect(err.join('\n')).toMatch(/INVALID_CONFIG \(304\).*server\.port/);
   });
 
+  it('says which listener cannot bind and which setting moves it', async () => {
+    const err: string[] = [];
+    const io = { env: {}, out: () => undefined, err: (t: string) => err.push(t) };
+    const busyPort = String(broker.address!.port);
+    const dir = await mkdtemp(join(tmpdir(), 'ms-busy-'));
+    try {
+      expect(await run(['serve', '--port', busyPort, '--admin-port', '0', '--data-dir', dir], io)).toBe(
+        EXIT.failed,
+      );
+      expect(err.join('\n')).toMatch(
+        new RegExp(
+          `INVALID_CONFIG \\(304\\):.*cannot listen on 127\\.0\\.0\\.1:${busyPort} for the broker: the address is already in use.*--port`,
+        ),
+      );
+      err.length = 0;
+      expect(await run(['serve', '--port', '0', '--admin-port', busyPort, '--data-dir', dir], io)).toBe(
+        EXIT.failed,
+      );
+      expect(err.join('\n')).toMatch(
+        /for the admin HTTP endpoint: the address is already in use.*--admin-port/,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('takes the broker list from a profile, with --broker and the environment first', async () => {
     const profiles = join(dataDir, 'cli.toml');
     await writeFile(

@@ -10,8 +10,42 @@ import { loadConfig } from '../../broker/config/load-config.js';
 import { diffConfig, mergeReloadable } from '../../broker/config/reload.js';
 import { Broker } from '../../embedded/broker.js';
 import { createLogger } from '../../metrics/logger.js';
+import { errorOf } from '../../protocol/error-codes.js';
 import type { CliContext } from '../context.js';
 import { watchFileChanges } from '../watch-file.js';
+
+/**
+ * A listener that cannot bind, said in terms of the setting to change: which listener, which
+ * address, why, and the flag and variable that move it.
+ */
+function listenProblem(
+  error: unknown,
+  options: { host?: string; port?: number; admin?: { host?: string; port: number } },
+): Error | null {
+  const failure = error as NodeJS.ErrnoException & { address?: string; port?: number };
+  const why =
+    failure.code === 'EADDRINUSE'
+      ? 'the address is already in use (another broker or program listens there)'
+      : failure.code === 'EACCES'
+        ? 'permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
+        : failure.code === 'EADDRNOTAVAIL'
+          ? 'no network interface has this address'
+          : null;
+  if (why === null) return null;
+  const admin =
+    options.admin !== undefined && failure.port === options.admin.port && failure.port !== options.port;
+  const where = `${failure.address ?? '?'}:${failure.port ?? '?'}`;
+  const hint = admin
+    ? 'admin.port / admin.host (--admin-port, MEMORYSTREAMER_ADMIN_PORT; admin.enabled = false turns it off)'
+    : 'server.port / server.host (--port, --host, MEMORYSTREAMER_SERVER_PORT)';
+  return errorOf(
+    'INVALID_CONFIG',
+    `cannot listen on ${where} for the ${admin ? 'admin HTTP endpoint' : 'broker'}: ${why}; change ${hint}`,
+    {
+      cause: error,
+    },
+  );
+}
 
 interface ServeFlags {
   config?: string;
@@ -75,7 +109,9 @@ export function registerServe(program: Command, context: CliContext): void {
       );
       const pretty = logFormat === 'pretty' || (logFormat === 'auto' && process.stderr.isTTY === true);
       const logger = createLogger({ level: logLevel, pretty });
-      const broker = await Broker.start({ ...options, logger });
+      const broker = await Broker.start({ ...options, logger }).catch((error: unknown) => {
+        throw listenProblem(error, options) ?? error;
+      });
       // Reload on SIGHUP and when the configuration file changes: reloadable settings apply at
       // once; others are reported as needing a restart; a bad new configuration is refused and
       // the running one stays.
