@@ -88,7 +88,7 @@ const rows: RoundRow[] = [];
 runBare();
 runOurs(ours);
 runOurs(oursSelfCrc);
-const ROUNDS = 5;
+const ROUNDS = 9;
 for (let round = 0; round < ROUNDS; round++) {
   progress(`round ${round + 1}/${ROUNDS}`);
   const b = runBare();

@@ -10,12 +10,12 @@
 //  - unknown opcodes are returned as frames (the header says how long they are); the dispatcher
 //    answers UNKNOWN_OPCODE. Their payload is held to the control limit.
 
-import { crc32c } from '@node-rs/crc32';
 import { MemoryStreamerError } from '../common/errors.js';
-import { crc32cOf } from './crc32c-small.js';
+import { crc32cHeader, crc32cOf } from './crc32c-small.js';
 import { errorOf } from './error-codes.js';
 import {
   FRAME_HEADER_SIZE,
+  FRAME_MAGIC,
   FrameFlags,
   type FrameHeader,
   HEADER_OFFSETS,
@@ -23,8 +23,9 @@ import {
   MAX_PROTOCOL_VERSION,
   MIN_PROTOCOL_VERSION,
   readFrameHeader,
+  u32,
 } from './frame-header.js';
-import { opcodeInfo } from './opcodes.js';
+import { isDataOpcode } from './opcodes.js';
 
 export interface Frame {
   header: FrameHeader;
@@ -95,6 +96,26 @@ export class FrameDecoder {
   }
 
   private decode(): Frame | null {
+    if (this.header === null) {
+      // Fast path, the common case on a socket: the whole frame lies in the current chunk. One
+      // validation, one view, one consume.
+      const first = this.chunks[0];
+      if (this.headerFill === 0 && first !== undefined) {
+        const at = this.position;
+        const available = first.length - at;
+        if (available >= FRAME_HEADER_SIZE) {
+          const header = this.validateHeader(first, at);
+          const length = header.payloadLength;
+          if (available - FRAME_HEADER_SIZE >= length) {
+            const start = at + FRAME_HEADER_SIZE;
+            this.consume(FRAME_HEADER_SIZE + length);
+            return this.finish(header, length === 0 ? EMPTY : first.subarray(start, start + length));
+          }
+          this.consume(FRAME_HEADER_SIZE);
+          this.header = header;
+        }
+      }
+    }
     if (this.header === null && !this.readHeader()) return null;
     const header = this.header!;
     const length = header.payloadLength;
@@ -127,7 +148,8 @@ export class FrameDecoder {
   private finish(header: FrameHeader, payload: Buffer): Frame {
     this.header = null;
     const selfCrc = (header.flags & FrameFlags.PAYLOAD_SELF_CRC) !== 0;
-    const payloadCrcValid = selfCrc || payload.length === 0 ? true : crc32c(payload) === header.payloadCrc;
+    const payloadCrcValid =
+      selfCrc || payload.length === 0 ? true : crc32cOf(payload, 0, payload.length) === header.payloadCrc;
     return { header, payload, payloadCrcValid };
   }
 
@@ -155,9 +177,18 @@ export class FrameDecoder {
       source = this.headerScratch;
       at = 0;
     }
-    this.checkMagicPrefix(source, at, 4);
-    const headerCrc = source.readUInt32LE(at + HEADER_OFFSETS.headerCrc);
-    if (crc32cOf(source, at, at + HEADER_OFFSETS.headerCrc) !== headerCrc) {
+    const header = this.validateHeader(source, at);
+    if (source === first) this.consume(FRAME_HEADER_SIZE);
+    this.headerFill = 0;
+    this.header = header;
+    return true;
+  }
+
+  /** Checks the 40 header bytes at `at` (magic, CRC, version, flags, length limit) and parses them. */
+  private validateHeader(source: Buffer, at: number): FrameHeader {
+    if (u32(source, at) !== FRAME_MAGIC) this.checkMagicPrefix(source, at, 4);
+    const headerCrc = u32(source, at + HEADER_OFFSETS.headerCrc);
+    if (crc32cHeader(source, at) !== headerCrc) {
       throw errorOf('BAD_HEADER_CRC');
     }
     const header = readFrameHeader(source, at);
@@ -170,16 +201,13 @@ export class FrameDecoder {
     if ((header.flags & ~KNOWN_FLAGS_MASK) !== 0) {
       throw errorOf('BAD_FLAGS', `flags 0x${header.flags.toString(16)}`);
     }
-    const info = opcodeInfo(header.opcode);
-    const limit =
-      info === undefined || info.control ? this.limits.maxControlPayloadBytes : this.limits.maxPayloadBytes;
+    const limit = isDataOpcode(header.opcode)
+      ? this.limits.maxPayloadBytes
+      : this.limits.maxControlPayloadBytes;
     if (header.payloadLength > limit) {
       throw errorOf('FRAME_TOO_LARGE', `declared ${header.payloadLength} bytes, limit ${limit}`);
     }
-    if (source === first) this.consume(FRAME_HEADER_SIZE);
-    this.headerFill = 0;
-    this.header = header;
-    return true;
+    return header;
   }
 
   /** Rejects garbage as early as its first byte, so a peer cannot dribble junk into a 40-byte wait. */

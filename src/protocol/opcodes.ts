@@ -53,6 +53,15 @@ const byCode = new Map<number, { name: OpcodeName; control: boolean }>(
   Object.entries(OPCODE_TABLE).map(([name, o]) => [o.code, { name: name as OpcodeName, control: o.control }]),
 );
 
+/** 1 for each data opcode (u16 indexed): a per-frame check without a Map lookup. */
+const DATA_OPCODES = new Uint8Array(0x10000);
+for (const [code, info] of byCode) if (!info.control) DATA_OPCODES[code] = 1;
+
+/** True for a known data opcode (payload capped at the data limit); unknown ones are control-capped. */
+export function isDataOpcode(code: number): boolean {
+  return DATA_OPCODES[code] === 1;
+}
+
 export function opcodeInfo(code: number): { name: OpcodeName; control: boolean } | undefined {
   return byCode.get(code);
 }
