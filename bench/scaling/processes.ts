@@ -14,10 +14,21 @@ export interface ScalingBroker {
   stop(): Promise<void>;
 }
 
-export async function startScalingBroker(): Promise<ScalingBroker> {
+/**
+ * `env`: broker settings as MEMORYSTREAMER_* variables. spawnBroker passes this process's
+ * environment to the child when it spawns (synchronously), so they are set only around that call.
+ */
+export async function startScalingBroker(env: Record<string, string> = {}): Promise<ScalingBroker> {
   const dataDir = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-scaling-'));
   try {
-    const child = await spawnBroker(dataDir);
+    const saved = Object.keys(env).map((name) => [name, process.env[name]] as const);
+    Object.assign(process.env, env);
+    const starting = spawnBroker(dataDir);
+    for (const [name, value] of saved) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    const child = await starting;
     return {
       pid: child.pid,
       address: `127.0.0.1:${child.port}`,
