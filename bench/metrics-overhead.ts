@@ -1,10 +1,14 @@
 // What metrics cost: two brokers as child processes, one with request metrics on and one with
-// them off (admin.metrics=false), driven alternately with the same produce workload over TCP
-// loopback, 100-byte messages. Alternating rounds spread the machine's drifts over both; the
-// figures are the medians of the rounds. Metrics are recorded per request, not per message, so
+// them off (admin.metrics), driven alternately with the same produce workload over TCP loopback,
+// 100-byte messages. Every round the two swap roles (a configuration reload by SIGHUP), so a
+// difference between the processes themselves cancels out; alternating rounds spread the
+// machine's drifts over both; the figures are the medians of the rounds. Metrics are recorded per request, not per message, so
 // small batches are the worst case and are measured too. Broker CPU per message comes from
 // /proc, which is steadier than throughput on a shared VM.
 // Run: npx tsx bench/metrics-overhead.ts [--messages 300000] [--rounds 7] [--json]
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Client } from '../src/client/client.js';
 import { connect } from '../src/client/connect.js';
 import { BrokerMetrics } from '../src/metrics/broker-metrics.js';
@@ -34,6 +38,33 @@ interface Side {
   label: 'on' | 'off';
   broker: BrokerProcess;
   client: Client;
+  configFile: string;
+}
+
+/** Requests the broker has counted so far (all operations). */
+async function requestsCounted(side: Side): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${side.broker.adminPort}/metrics`)).text();
+  let total = 0;
+  for (const match of text.matchAll(/^memorystreamer_requests_total\{[^}]*\} (\d+)/gm))
+    total += Number(match[1]);
+  return total;
+}
+
+/** Switches the broker's request metrics by rewriting its configuration and sending SIGHUP. */
+async function setMetrics(side: Side, on: boolean): Promise<void> {
+  await writeFile(side.configFile, `[admin]\nmetrics = ${on}\n`);
+  side.broker.child.kill('SIGHUP');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    // Recording shows as a request counted for an admin call.
+    const before = await requestsCounted(side);
+    await side.client.admin.listTopics();
+    if ((await requestsCounted(side)) > before === on) break;
+    if (Date.now() > deadline)
+      throw new Error(`broker ${side.broker.pid} did not switch metrics ${on ? 'on' : 'off'}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  side.label = on ? 'on' : 'off';
 }
 
 async function produceRound(
@@ -106,12 +137,16 @@ function median(values: number[]): number {
 
 async function main(): Promise<void> {
   const sides: Side[] = [];
+  const cleanup: Array<() => Promise<void>> = [];
   try {
+    const configDir = await mkdtemp(join(tmpdir(), 'ms-overhead-'));
+    cleanup.push(() => rm(configDir, { recursive: true, force: true }));
     for (const label of ['on', 'off'] as const) {
-      const broker = await startBrokerProcess({
-        env: { MEMORYSTREAMER_ADMIN_METRICS: label === 'on' ? 'true' : 'false' },
-      });
-      sides.push({ label, broker, client: await connect({ brokers: [`127.0.0.1:${broker.port}`] }) });
+      const configFile = join(configDir, `${label}.toml`);
+      await writeFile(configFile, `[admin]\nmetrics = ${label === 'on'}\n`);
+      const broker = await startBrokerProcess({ configFile });
+      const client = await connect({ brokers: [`127.0.0.1:${broker.port}`] });
+      sides.push({ label, broker, client, configFile });
     }
     progress('recording cost in process');
     const recordingNs = recordingCostNs(true);
@@ -119,10 +154,11 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     for (const workload of WORKLOADS) {
       const results: Record<'on' | 'off', Array<{ rate: number; cpuUsPerMsg: number }>> = { on: [], off: [] };
-      const onSide = sides.find((side) => side.label === 'on')!;
-      const countsBefore = await produceCounts(onSide.broker.adminPort);
+      const countsBefore = await Promise.all(sides.map((side) => produceCounts(side.broker.adminPort)));
       for (let round = 0; round < rounds; round++) {
-        // Alternate which side goes first so neither always runs on a warmer machine.
+        // Swap roles every round, and alternate which goes first.
+        await setMetrics(sides[0]!, round % 2 === 0);
+        await setMetrics(sides[1]!, round % 2 !== 0);
         const order = round % 2 === 0 ? sides : [...sides].reverse();
         for (const side of order) {
           const topic = `overhead-${workload.batch}-${round}`;
@@ -132,9 +168,11 @@ async function main(): Promise<void> {
           await side.client.admin.deleteTopic(topic);
         }
       }
-      const countsAfter = await produceCounts(onSide.broker.adminPort);
-      const messagesPerRequest =
-        (countsAfter.messages - countsBefore.messages) / (countsAfter.requests - countsBefore.requests);
+      // Counted only while a broker records, which is half the rounds of each: the ratio holds.
+      const countsAfter = await Promise.all(sides.map((side) => produceCounts(side.broker.adminPort)));
+      const delta = (key: 'messages' | 'requests') =>
+        countsAfter.reduce((sum, after, i) => sum + after[key] - countsBefore[i]![key], 0);
+      const messagesPerRequest = delta('messages') / delta('requests');
       const onRate = median(results.on.map((r) => r.rate));
       const offRate = median(results.off.map((r) => r.rate));
       const onCpu = median(results.on.map((r) => r.cpuUsPerMsg));
@@ -170,7 +208,7 @@ async function main(): Promise<void> {
       },
       rows,
       notes: [
-        'Both brokers run at once; rounds alternate between them and the figures are medians.',
+        'Both brokers run at once and swap roles every round (admin.metrics by SIGHUP), so per-process differences cancel; the figures are medians of the rounds.',
         'A negative cost means the difference is below what this machine can resolve (the spread columns show the run-to-run range).',
         'recording ns/request: in-process cost of timing and counting one produce request with metrics on (median of 5 × 200,000); implied cost % = (that − the cost with metrics off) ÷ (broker CPU per message with metrics off × messages per request, as the broker counted them).',
       ],
@@ -181,6 +219,7 @@ async function main(): Promise<void> {
       await side.client.close();
       await side.broker.stop();
     }
+    for (const clean of cleanup) await clean();
   }
 }
 

@@ -27,6 +27,8 @@ export async function startBrokerProcess(
     env?: Record<string, string>;
     /** Extra Node.js flags for the broker process (e.g. --cpu-prof). */
     nodeArgs?: string[];
+    /** A TOML configuration file (`serve --config`), e.g. to change settings by SIGHUP later. */
+    configFile?: string;
   } = {},
 ): Promise<BrokerProcess> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-broker-')));
@@ -40,6 +42,7 @@ export async function startBrokerProcess(
     '0',
     '--port',
     String(options.port ?? 0),
+    ...(options.configFile !== undefined ? ['--config', options.configFile] : []),
   ];
   const child = spawn(process.execPath, [...args, '--data-dir', dataDir, '--json'], {
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -88,7 +88,11 @@ function coerce(setting: Setting, raw: unknown): { value: number | string } | { 
   if (t.kind === 'string') {
     return typeof raw === 'string' && raw.length > 0 && raw.length <= t.maxLength ? { value: raw } : bad;
   }
-  if (t.kind === 'enum') return typeof raw === 'string' && t.choices.includes(raw) ? { value: raw } : bad;
+  if (t.kind === 'enum') {
+    // Switches are enums of 'true' | 'false'; TOML writes them as booleans.
+    const text = typeof raw === 'boolean' ? String(raw) : raw;
+    return typeof text === 'string' && t.choices.includes(text) ? { value: text } : bad;
+  }
   if (t.kind === 'url')
     return typeof raw === 'string' && (raw === '' || isHttpUrl(raw)) ? { value: raw } : bad;
   let value: number | null;

@@ -113,6 +113,16 @@ segment_bytes = "12 parsecs"
     );
   });
 
+  it('takes TOML booleans for on/off settings', async () => {
+    const path = await file('[admin]\nenabled = false\nmetrics = true\n');
+    const loaded = await loadConfig({ file: path });
+    expect(loaded.values['admin.enabled']).toBe('false');
+    expect(loaded.values['admin.metrics']).toBe('true');
+    expect((await problems(loadConfig({ file: await file('[admin]\nenabled = 1\n') })))[0]).toContain(
+      '(admin.enabled) 1: expected one of true, false',
+    );
+  });
+
   it('takes an OTLP endpoint only as an http(s) URL', async () => {
     const found = await problems(loadConfig({ env: { MEMORYSTREAMER_TRACING_OTLP_ENDPOINT: 'ftp://x' } }));
     expect(found.join('\n')).toContain(
