@@ -13,6 +13,7 @@ import type { Client } from '../src/client/client.js';
 import { connect } from '../src/client/connect.js';
 import { Broker } from '../src/embedded/broker.js';
 import { type BrokerProcess, cpuSeconds, startBrokerProcess } from './lib/broker-process.js';
+import { brokerFixedRate } from './lib/fixed-rate.js';
 import {
   argNumber,
   describeMachine,
@@ -83,41 +84,8 @@ async function replayThroughput(client: Client, topic: string): Promise<number> 
 
 async function fixedRateLatency(client: Client, topic: string): Promise<Row> {
   const histogram = latencyHistogram();
-  // The first second warms up the JIT and the buffers and is not recorded.
-  const warmup = fixedRate;
-  const total = fixedRate * seconds + warmup;
-  const consumer = client.consumer({ topics: [topic], from: 'latest' });
-  await consumer.start();
-  const producer = client.producer({ lingerMs: 0 });
-  const origin = performance.now();
-  const received = (async () => {
-    let count = 0;
-    for await (const message of consumer) {
-      const intended = message.value!.readDoubleLE(0);
-      if (count >= warmup)
-        histogram.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
-      if (++count === total) break;
-    }
-  })();
-  const interval = 1000 / fixedRate;
-  let sent = 0;
-  const payload = () => {
-    const buffer = Buffer.allocUnsafe(100);
-    buffer.writeDoubleLE(origin + sent * interval, 0);
-    return buffer;
-  };
-  while (sent < total) {
-    const due = Math.min(total, Math.floor((performance.now() - origin) / interval) + 1);
-    while (sent < due) {
-      void producer.send({ topic, value: payload() });
-      sent++;
-    }
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  await received;
-  await producer.close();
-  await consumer.close();
-  return { 'rate msg/s': fixedRate, messages: total - warmup, ...percentiles(histogram) };
+  await brokerFixedRate(client, topic, { rate: fixedRate, seconds }, histogram);
+  return { 'rate msg/s': fixedRate, messages: fixedRate * seconds, ...percentiles(histogram) };
 }
 
 async function measure(
