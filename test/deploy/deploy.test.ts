@@ -60,7 +60,7 @@ beforeAll(async () => {
   await client
     .producer()
     .sendMany(Array.from({ length: 42 }, (_, i) => ({ topic: 'scraped', value: `m${i}` })));
-  const consumer = client.consumer({ topics: ['scraped'], group: 'scrapers', sessionTimeoutMs: 1000 });
+  const consumer = client.consumer({ topics: ['scraped'], group: 'scrapers', sessionTimeoutMs: 10_000 });
   for (let read = 0; read < 10; ) if ((await consumer.next()) !== null) read++;
   await consumer.commit();
   await consumer.close();

@@ -36,11 +36,27 @@ function drain(
   };
 }
 
-async function until(condition: () => boolean, timeoutMs = 20_000): Promise<void> {
+async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not reached');
+    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms: ${what}`);
     await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Awaits a step with a deadline, so a hang names its step instead of running into the test timeout. */
+async function step<T>(what: string, promise: Promise<T>, timeoutMs = 30_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`step did not finish within ${timeoutMs} ms: ${what}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, expired]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -64,41 +80,43 @@ describe.each(transports)('consumer groups over the %s transport', (_name, makeC
       const options = {
         topics: ['payments'],
         group: 'billing',
-        sessionTimeoutMs: 1500,
+        // Long enough that a loaded 2-core CI machine does not expel a member between heartbeats;
+        // this test is about handing partitions over, not about session expiry.
+        sessionTimeoutMs: 6000,
         autoCommitIntervalMs: 100,
         assignment,
       };
       const first = client.consumer(options);
       // A slow first member, so that the second joins while work remains.
       const firstRun = drain(first, seen, 5);
-      await until(() => seen.size >= 20);
+      await until(() => seen.size >= 20, 'the first member reads 20 messages');
       const second = client.consumer(options);
       const secondRun = drain(second, seen, 5);
-      await until(() => secondRun.count() > 0);
-      await until(() => seen.size === 400, 60_000);
+      await until(() => secondRun.count() > 0, 'the second member reads');
+      await until(() => seen.size === 400, `all 400 read (${seen.size} so far)`, 60_000);
       const described = await client.admin.describeGroup('billing');
       expect(described.members).toHaveLength(2);
       expect(described.members.every((m) => m.assignment.length > 0)).toBe(true);
       const owned = described.members.flatMap((m) => m.assignment.flatMap((a) => a.partitions)).sort();
       expect(owned).toEqual([0, 1, 2, 3]);
-      await until(() => seen.size === 400, 60_000);
       expect((await client.admin.listGroups()).map((g) => g.groupId)).toEqual(['billing']);
 
       // The first member leaves cleanly (commits, then leaves); the second takes over everything.
-      await first.close();
-      await firstRun.done;
+      await step('the first member closes', first.close());
+      await step('the first member stops reading', firstRun.done);
       await producer.sendMany(
         Array.from({ length: 200 }, (_, i) => ({ topic: 'payments', key: `k${i}`, value: `b${i}` })),
       );
-      await until(() => seen.size === 600);
-      await second.commit();
+      await until(() => seen.size === 600, `all 600 read (${seen.size} so far)`);
+      await step('the second member commits', second.commit());
       const lag = (await client.admin.describeGroup('billing')).lag;
       expect(lag.reduce((n, l) => n + l.lag, 0n)).toBe(0n);
-      await second.close();
-      await secondRun.done;
+      await step('the second member closes', second.close());
+      await step('the second member stops reading', secondRun.done);
       expect([...seen.values()].every((count) => count === 1)).toBe(true);
       await client.close();
     },
+    120_000,
   );
 
   it('keeps committed offsets across a broker restart', async () => {
@@ -111,7 +129,7 @@ describe.each(transports)('consumer groups over the %s transport', (_name, makeC
     const options = { topics: ['events'], group: 'audit', sessionTimeoutMs: 1500 };
     const consumer = client.consumer(options);
     const run = drain(consumer, seen);
-    await until(() => seen.size === 100);
+    await until(() => seen.size === 100, 'all 100 read');
     await consumer.close();
     await run.done;
     await client.close();
@@ -127,7 +145,7 @@ describe.each(transports)('consumer groups over the %s transport', (_name, makeC
     const after = new Map<string, number>();
     const resumed = client.consumer(options);
     const resumedRun = drain(resumed, after);
-    await until(() => after.size === 10);
+    await until(() => after.size === 10, 'the 10 new messages read after the restart');
     await resumed.close();
     await resumedRun.done;
     expect([...after.keys()].every((v) => v.startsWith('late'))).toBe(true);

@@ -119,7 +119,7 @@ describe.runIf(runnable)('web status page in Chromium', () => {
     const consumer = client.consumer({
       topics: ['page-orders'],
       group: 'page-readers',
-      sessionTimeoutMs: 1000,
+      sessionTimeoutMs: 10_000,
     });
     // next() rather than for-await: leaving a for-await loop closes the consumer (and the group).
     for (let read = 0; read < 100; ) if ((await consumer.next()) !== null) read++;

@@ -20,7 +20,7 @@ beforeAll(async () => {
   await client.admin.createTopic({ name: 'other' });
   await client.admin.createTopic({ name: 'durable', config: { durability: 'always' } });
   await client.producer().send({ topic: 'durable', value: 'synced before the ack' });
-  const consumer = client.consumer({ topics: ['web'], group: 'dash', sessionTimeoutMs: 1000 });
+  const consumer = client.consumer({ topics: ['web'], group: 'dash', sessionTimeoutMs: 10_000 });
   let n = 0;
   for await (const _ of consumer) if (++n === 20) break;
   await client.close();
