@@ -388,14 +388,22 @@ export class PartitionLog {
         throw this.failure!;
       }
     }
-    await sealed.persistIndexes();
-    const next = await Segment.create(
-      this.fs,
-      this.dir,
-      sealed.nextOffset,
-      this.config.indexIntervalBytes,
-      this.clock.now(),
-    );
+    // Disk full while rolling (the sealed segment's index files, the new segment file) is the same
+    // typed, retriable STORAGE_FULL as during a write: nothing of the group was acknowledged, the
+    // log is unchanged, and the next append retries the roll (both steps can be repeated).
+    let next: Segment;
+    try {
+      await sealed.persistIndexes();
+      next = await Segment.create(
+        this.fs,
+        this.dir,
+        sealed.nextOffset,
+        this.config.indexIntervalBytes,
+        this.clock.now(),
+      );
+    } catch (error) {
+      throw storageError(error, `rolling to a new segment at offset ${sealed.nextOffset}`);
+    }
     this.segments.push(next);
   }
 
