@@ -35,8 +35,8 @@ const [T0, T1, T2, T3, T4, T5, T6, T7] = TABLES as [
 /** From this length the native implementation is faster than the table loop (bench/frame-decode.ts). */
 const NATIVE_FROM = 160;
 
-export function crc32cOf(buf: Buffer, start: number, end: number): number {
-  if (end - start >= NATIVE_FROM) return crc32c(buf.subarray(start, end));
+export function crc32cOf(buf: Uint8Array, start: number, end: number): number {
+  if (end - start >= NATIVE_FROM) return crc32c(Buffer.from(buf.buffer, buf.byteOffset + start, end - start));
   let c = -1;
   let i = start;
   for (; i + 8 <= end; i += 8) c = step8(c, buf, i);
@@ -45,7 +45,7 @@ export function crc32cOf(buf: Buffer, start: number, end: number): number {
 }
 
 /** One slicing-by-8 step: the CRC `c` after the eight bytes at `i`. */
-function step8(c: number, buf: Buffer, i: number): number {
+function step8(c: number, buf: Uint8Array, i: number): number {
   const low = c ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24));
   const high = buf[i + 4]! | (buf[i + 5]! << 8) | (buf[i + 6]! << 16) | (buf[i + 7]! << 24);
   return (

@@ -16,8 +16,7 @@
 //  32      4     payloadCrc       CRC-32C of the payload; 0 and unchecked when PAYLOAD_SELF_CRC is set
 //  36      4     headerCrc        CRC-32C of bytes 0..35
 
-import { crc32c } from '@node-rs/crc32';
-import { crc32cOf } from './crc32c-small.js';
+import { crc32cHeader, crc32cOf } from './crc32c-small.js';
 
 export const FRAME_HEADER_SIZE = 40;
 export const FRAME_MAGIC = 0x5254534d; // "MSTR" read as a little-endian u32
@@ -118,7 +117,7 @@ export function writeFrameHeader(
   target[at + HEADER_OFFSETS.priority] = fields.priority ?? 0;
   target[at + HEADER_OFFSETS.reserved] = 0;
   target.writeUInt32LE(payloadCrc, at + HEADER_OFFSETS.payloadCrc);
-  target.writeUInt32LE(crc32cOf(target, at, at + HEADER_OFFSETS.headerCrc), at + HEADER_OFFSETS.headerCrc);
+  target.writeUInt32LE(crc32cHeader(target, at), at + HEADER_OFFSETS.headerCrc);
 }
 
 /**
@@ -127,7 +126,8 @@ export function writeFrameHeader(
  */
 export function writeFrame(target: Buffer, at: number, fields: FrameFields, payload: Uint8Array): number {
   const flags = fields.flags ?? 0;
-  const payloadCrc = flags & FrameFlags.PAYLOAD_SELF_CRC || payload.length === 0 ? 0 : crc32c(payload);
+  const payloadCrc =
+    flags & FrameFlags.PAYLOAD_SELF_CRC || payload.length === 0 ? 0 : crc32cOf(payload, 0, payload.length);
   writeFrameHeader(target, at, fields, payload.length, payloadCrc);
   target.set(payload, at + FRAME_HEADER_SIZE);
   return at + FRAME_HEADER_SIZE + payload.length;
