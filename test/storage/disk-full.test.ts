@@ -259,6 +259,36 @@ describe.skipIf(skip)('disk full on a real tmpfs', () => {
     }
   });
 
+  // Known bug (reported): indexes are derivable, yet open() fails with the raw ENOSPC when a sealed
+  // segment's index must be rebuilt on a full disk (recover() persists it and does not tolerate the
+  // failure), and the segment files it opened stay open. A full disk should not stop a restart.
+  // Remove `.fails` when fixed.
+  it.fails('reopens a log on a full disk when a sealed segment index must be rebuilt', async () => {
+    const mount = await mountTmpfs('1m');
+    const dir = join(mount.dir, 'partition');
+    const config = { durability: 'always' as const, segmentBytes: 16 * 1024 };
+    let log: PartitionLog | null = null;
+    try {
+      log = await PartitionLog.open({ dir, config });
+      const acked: Buffer[] = [];
+      for (let n = 0; n < 5; n++) {
+        const b = encodeRecordBatch([{ key: `k${n}`, value: Buffer.alloc(5000, n), timestamp: n }]);
+        await log.append(b).done;
+        acked.push(Buffer.from(b));
+      }
+      await log.close();
+      log = null;
+      await rm(join(dir, '00000000000000000000.index'));
+      await takeAllSpace(join(mount.dir, 'filler.bin'));
+      log = await PartitionLog.open({ dir, config });
+      expect(log.recovery.rebuiltIndexes).toBe(1);
+      expectSameBatches(await readBatches(log), acked);
+    } finally {
+      await log?.close().catch(() => undefined);
+      await mount.release();
+    }
+  });
+
   it('through the broker: a full disk refuses produce with STORAGE_FULL and reads go on', async () => {
     const mount = await mountTmpfs('3m');
     let broker: Broker | null = null;
