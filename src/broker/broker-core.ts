@@ -199,6 +199,12 @@ export class BrokerCore {
           'corrupt data: the partition serves nothing past it and refuses writes',
         );
       }
+      if (recovery.unsavedIndexes > 0) {
+        this.logger.warn(
+          { ...where, indexes: recovery.unsavedIndexes },
+          'rebuilt indexes could not be written (disk full?); they are used from memory and rebuilt at the next start',
+        );
+      }
       list.push(partition);
     }
     this.partitions.set(topic.name, list);

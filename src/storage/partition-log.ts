@@ -78,6 +78,11 @@ export interface RecoveryReport {
   truncation: ScanStop | null;
   /** A bad batch before the end of the log: the log serves nothing at or past this offset. */
   corruption: (ScanStop & { segment: bigint }) | null;
+  /**
+   * Rebuilt indexes that could not be written back (e.g. the disk is full): they are used from
+   * memory and rebuilt again at the next open. Indexes are derivable, so this never stops an open.
+   */
+  unsavedIndexes: number;
 }
 
 export type VisibleListener = (batches: readonly Buffer[], highWatermark: bigint) => void;
@@ -158,7 +163,14 @@ export class PartitionLog {
       options.clock ?? systemClock,
       options.observer ?? null,
     );
-    await log.recover();
+    try {
+      await log.recover();
+    } catch (error) {
+      // Leave no file of this partition open behind a failed open (it would keep the file system
+      // busy, e.g. an unmount).
+      for (const segment of log.segments) await segment.close().catch(() => undefined);
+      throw error;
+    }
     if (log.config.durability === 'interval') {
       log.intervalTimer = setInterval(() => log.syncInterval(), log.config.flushIntervalMs);
       log.intervalTimer.unref();
@@ -203,6 +215,7 @@ export class PartitionLog {
       truncatedBytes: 0,
       truncation: null,
       corruption: null,
+      unsavedIndexes: 0,
     };
     const names = await this.fs.readdir(this.dir);
     const bases = names
@@ -244,7 +257,13 @@ export class PartitionLog {
         }
       }
       segment.visibleBytes = scan.validBytes;
-      if (!isLast && scan.stop === null) await segment.persistIndexes();
+      if (!isLast && scan.stop === null) {
+        try {
+          await segment.persistIndexes();
+        } catch {
+          report.unsavedIndexes++;
+        }
+      }
     }
     if (this.segments.length === 0) {
       this.segments.push(await Segment.create(this.fs, this.dir, 0n, this.config.indexIntervalBytes, now));
@@ -601,7 +620,7 @@ export class PartitionLog {
     return removed;
   }
 
-  /** Finishes queued appends, syncs, persists the active segment's indexes, closes the files. */
+  /** Finishes queued appends, syncs, closes the files (the active segment's indexes are rebuilt at open). */
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     while (this.flushing !== null || this.flushScheduled) {

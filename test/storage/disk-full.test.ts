@@ -215,11 +215,9 @@ describe.skipIf(skip)('disk full on a real tmpfs', () => {
     }
   });
 
-  // Known bug (reported, src/ not changed here): when ENOSPC hits while a segment rolls — the index
-  // files of the sealed segment are written then — the append rejects with the raw Node error
-  // (code ENOSPC), not the typed, retriable STORAGE_FULL: roll() does not go through storageError().
-  // The log itself stays valid and writable. Remove `.fails` when the roll path is fixed.
-  it.fails('rejects with STORAGE_FULL when the disk fills while a segment rolls', async () => {
+  // ENOSPC while a segment rolls (the sealed segment's index files are written then) is the same
+  // typed, retriable STORAGE_FULL as during a write, and the log stays valid and writable.
+  it('rejects with STORAGE_FULL when the disk fills while a segment rolls', async () => {
     const mount = await mountTmpfs('1m');
     const dir = join(mount.dir, 'partition');
     const config = { durability: 'always' as const, segmentBytes: 16 * 1024 };
@@ -259,11 +257,9 @@ describe.skipIf(skip)('disk full on a real tmpfs', () => {
     }
   });
 
-  // Known bug (reported): indexes are derivable, yet open() fails with the raw ENOSPC when a sealed
-  // segment's index must be rebuilt on a full disk (recover() persists it and does not tolerate the
-  // failure), and the segment files it opened stay open. A full disk should not stop a restart.
-  // Remove `.fails` when fixed.
-  it.fails('reopens a log on a full disk when a sealed segment index must be rebuilt', async () => {
+  // Indexes are derivable: a full disk must not stop a restart that has to rebuild one. The
+  // rebuilt index is used from memory and reported as unsaved.
+  it('reopens a log on a full disk when a sealed segment index must be rebuilt', async () => {
     const mount = await mountTmpfs('1m');
     const dir = join(mount.dir, 'partition');
     const config = { durability: 'always' as const, segmentBytes: 16 * 1024 };
@@ -282,6 +278,7 @@ describe.skipIf(skip)('disk full on a real tmpfs', () => {
       await takeAllSpace(join(mount.dir, 'filler.bin'));
       log = await PartitionLog.open({ dir, config });
       expect(log.recovery.rebuiltIndexes).toBe(1);
+      expect(log.recovery.unsavedIndexes).toBe(1);
       expectSameBatches(await readBatches(log), acked);
     } finally {
       await log?.close().catch(() => undefined);

@@ -54,6 +54,7 @@ describe('storage format v1 fixtures', () => {
         truncatedBytes: 0,
         truncation: null,
         corruption: null,
+        unsavedIndexes: 0,
       });
       expect(log.state).toBe('open');
       expect(log.logStartOffset).toBe(BigInt(expected.logStartOffset));
