@@ -1,0 +1,373 @@
+// Crash states: small deterministic workloads run through a recording file system; then, for every
+// prefix of the journal of operations (every crash point) and every crash model, the disk state
+// that crash could leave is written to a fresh directory and recovered with the real file system.
+// Recovery must succeed, keep every batch acknowledged (durability `always`) before the crash, show
+// no record that was never appended, and serve through its indexes exactly what a scan of the files
+// finds (docs/storage.md, "Crash-state tests"; RELIABILITY.md "crash-states").
+import { appendFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { crc32c } from '@node-rs/crc32';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
+import {
+  BATCH_CRC_START,
+  BATCH_HEADER_SIZE,
+  BATCH_LOG_OVERHEAD,
+  BATCH_OFFSETS,
+} from '../../src/protocol/record-batch-layout.js';
+import { PartitionLog, type PartitionLogConfig } from '../../src/storage/partition-log.js';
+import { parseSegmentFileName, Segment, segmentFileName } from '../../src/storage/segment.js';
+import { nodeStorageFs } from '../../src/storage/storage-fs.js';
+import {
+  CRASH_VARIANTS,
+  type CrashState,
+  type CrashVariant,
+  crashStates,
+  type JournalOp,
+  materialize,
+  type RecordingOptions,
+  recordingFs,
+} from './helpers/recording-fs.js';
+
+const LARGE = process.env.CI === 'true';
+const T0 = 1_700_000_000_000;
+
+interface Appended {
+  baseOffset: bigint;
+  lastOffset: bigint;
+  /** The batch as stored (base offset written in by append). */
+  bytes: Buffer;
+  /** Journal length when `done` resolved: acknowledged before every crash point k ≥ ackAt. */
+  ackAt: number | null;
+}
+
+interface Recorded {
+  name: string;
+  config: Partial<PartitionLogConfig>;
+  journal: JournalOp[];
+  appended: Appended[];
+}
+
+interface WorkloadContext {
+  log: PartitionLog;
+  /** Appends batch number `i`; resolves when it is acknowledged (or rejected). */
+  append(i: number): Promise<void>;
+}
+
+interface Workload {
+  name: string;
+  config: Partial<PartitionLogConfig>;
+  run(context: WorkloadContext): Promise<void>;
+}
+
+/** Batch `i`: 1–3 records of varied sizes, some large enough to cross 512 B and 4 KiB boundaries. */
+function makeBatch(i: number): Buffer {
+  const records = 1 + (i % 3);
+  const size = i % 7 === 3 ? 1500 + i * 11 : 5 + ((i * 97) % 400);
+  return encodeRecordBatch(
+    Array.from({ length: records }, (_, r) => ({
+      key: `k${i % 5}`,
+      value: `${i}.${r}:${String.fromCharCode(97 + ((i + r) % 26)).repeat(size)}`,
+      timestamp: T0 + i * 1000 + r,
+    })),
+  );
+}
+
+/** Appends `count` batches in bursts (1–4 at once: one group commit each), waiting for each burst. */
+async function appendInBursts(context: WorkloadContext, from: number, count: number): Promise<void> {
+  const pattern = [1, 1, 3, 1, 2, 1, 4, 1, 2];
+  let i = from;
+  for (let burst = 0; i < from + count; burst++) {
+    const size = Math.min(pattern[burst % pattern.length]!, from + count - i);
+    const pending: Promise<void>[] = [];
+    for (let j = 0; j < size; j++) pending.push(context.append(i++));
+    await Promise.all(pending);
+  }
+}
+
+function workloads(scale: number): Workload[] {
+  return [
+    {
+      name: 'append',
+      config: { durability: 'always', indexIntervalBytes: 256 },
+      run: (context) => appendInBursts(context, 0, 20 * scale),
+    },
+    {
+      name: 'roll + index write',
+      config: { durability: 'always', segmentBytes: 1500, indexIntervalBytes: 200 },
+      run: (context) => appendInBursts(context, 0, 24 * scale),
+    },
+    {
+      name: 'retention while appending',
+      config: { durability: 'always', segmentBytes: 1200, indexIntervalBytes: 200, retentionBytes: 2500 },
+      async run(context) {
+        const retention: Promise<number>[] = [];
+        for (let round = 0; round < 5 * scale; round++) {
+          // Retention starts while the next burst is being appended (and rolled).
+          retention.push(context.log.applyRetention());
+          await appendInBursts(context, round * 4, 4);
+        }
+        retention.push(context.log.applyRetention());
+        await Promise.all(retention);
+      },
+    },
+  ];
+}
+
+async function record(workload: Workload, root: string, options: RecordingOptions = {}): Promise<Recorded> {
+  const dir = await mkdtemp(join(root, 'live-'));
+  const shim = recordingFs(nodeStorageFs, options);
+  const appended: Appended[] = [];
+  const log = await PartitionLog.open({ dir, config: workload.config, fs: shim.fs });
+  await workload.run({
+    log,
+    append(i) {
+      const batch = makeBatch(i);
+      const ticket = log.append(batch);
+      // A copy of the batch as stored: append wrote its base offset in (outside the CRC).
+      const entry: Appended = {
+        baseOffset: ticket.baseOffset,
+        lastOffset: ticket.lastOffset,
+        bytes: Buffer.from(batch),
+        ackAt: null,
+      };
+      appended.push(entry);
+      return ticket.done.then(
+        () => {
+          entry.ackAt = shim.journal.length;
+        },
+        () => undefined,
+      );
+    },
+  });
+  await log.close();
+  await rm(dir, { recursive: true, force: true });
+  return { name: workload.name, config: workload.config, journal: shim.journal, appended };
+}
+
+interface ScannedBatch {
+  segment: bigint;
+  baseOffset: bigint;
+  lastOffset: bigint;
+  maxTimestamp: number;
+  bytes: Buffer;
+}
+
+/** Reads every segment file directly and splits it into CRC-checked batches: the ground truth. */
+async function scanFiles(
+  dir: string,
+  problems: string[],
+): Promise<{ bases: bigint[]; batches: ScannedBatch[] }> {
+  const bases = (await readdir(dir))
+    .map(parseSegmentFileName)
+    .filter((b): b is bigint => b !== null)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const batches: ScannedBatch[] = [];
+  for (const segment of bases) {
+    const data = await readFile(join(dir, segmentFileName(segment, 'log')));
+    let at = 0;
+    while (at < data.length) {
+      if (data.length - at < BATCH_HEADER_SIZE) {
+        problems.push(`scan: ${data.length - at} stray bytes at the end of segment ${segment}`);
+        break;
+      }
+      const total = data.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+      const bytes = data.subarray(at, at + total);
+      if (
+        total < BATCH_HEADER_SIZE ||
+        bytes.length < total ||
+        crc32c(bytes.subarray(BATCH_CRC_START)) !== bytes.readUInt32BE(BATCH_OFFSETS.crc)
+      ) {
+        problems.push(`scan: bad batch at byte ${at} of segment ${segment} (left after recovery)`);
+        break;
+      }
+      const baseOffset = bytes.readBigInt64BE(BATCH_OFFSETS.baseOffset);
+      batches.push({
+        segment,
+        baseOffset,
+        lastOffset: baseOffset + BigInt(bytes.readInt32BE(BATCH_OFFSETS.lastOffsetDelta)),
+        maxTimestamp: Number(bytes.readBigInt64BE(BATCH_OFFSETS.maxTimestamp)),
+        bytes,
+      });
+      at += total;
+    }
+  }
+  return { bases, batches };
+}
+
+/** Recovers `state` in `dir` and returns what is wrong with the result (empty when all is well). */
+async function checkState(
+  rec: Recorded,
+  state: CrashState,
+  k: number,
+  dir: string,
+): Promise<{ problems: string[]; truncatedBytes: number }> {
+  const problems: string[] = [];
+  await materialize(state, dir);
+  let log: PartitionLog;
+  try {
+    log = await PartitionLog.open({ dir, config: rec.config });
+  } catch (error) {
+    return { problems: [`recovery threw: ${(error as Error).message}`], truncatedBytes: 0 };
+  }
+  const truncatedBytes = log.recovery.truncatedBytes;
+  try {
+    if (log.state !== 'open') problems.push(`log is ${log.state} after recovery`);
+    if (log.recovery.corruption !== null)
+      problems.push(
+        `recovery reports corruption: ${JSON.stringify(log.recovery.corruption, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`,
+      );
+    if (log.highWatermark !== log.logEndOffset)
+      problems.push(`high watermark ${log.highWatermark} below log end ${log.logEndOffset}`);
+
+    // Everything the log serves, read sequentially from its start.
+    const byBase = new Map<bigint, Appended>();
+    for (const entry of rec.appended) byBase.set(entry.baseOffset, entry);
+    const served: Buffer[] = [];
+    let offset = log.logStartOffset;
+    while (offset < log.highWatermark) {
+      const { data, nextOffset } = await log.read(offset, 1 << 20);
+      let at = 0;
+      while (at < data.length) {
+        const total = data.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+        served.push(data.subarray(at, at + total));
+        at += total;
+      }
+      if (nextOffset <= offset) {
+        problems.push(`read at ${offset} made no progress`);
+        break;
+      }
+      offset = nextOffset;
+    }
+    let expected = log.logStartOffset;
+    const present = new Set<bigint>();
+    for (const batch of served) {
+      const base = batch.readBigInt64BE(BATCH_OFFSETS.baseOffset);
+      if (base !== expected)
+        problems.push(`offsets not contiguous: batch at ${base} where ${expected} was next`);
+      const appended = byBase.get(base);
+      if (appended === undefined || !appended.bytes.equals(batch)) {
+        problems.push(`phantom: the batch served at offset ${base} was never appended there`);
+      } else {
+        present.add(base);
+      }
+      expected = base + BigInt(batch.readInt32BE(BATCH_OFFSETS.lastOffsetDelta)) + 1n;
+    }
+
+    // Acknowledged before the crash ⇒ present, unless retention had already unlinked its segment.
+    const segmentBases = rec.journal
+      .flatMap((op) => (op.kind === 'create' ? [parseSegmentFileName(op.name)] : []))
+      .filter((b): b is bigint => b !== null);
+    const unlinked = new Set(
+      rec.journal.slice(0, k).flatMap((op) => (op.kind === 'unlink' ? [op.name] : [])),
+    );
+    for (const entry of rec.appended) {
+      if (entry.ackAt === null || entry.ackAt > k || present.has(entry.baseOffset)) continue;
+      let segment = 0n;
+      for (const b of segmentBases) if (b <= entry.baseOffset && b > segment) segment = b;
+      const retained = unlinked.has(segmentFileName(segment, 'log')) && entry.lastOffset < log.logStartOffset;
+      if (!retained)
+        problems.push(`lost acknowledged batch at offset ${entry.baseOffset} (acked at op ${entry.ackAt})`);
+    }
+
+    // The files, scanned directly, hold exactly what the log serves.
+    const { bases, batches } = await scanFiles(dir, problems);
+    const scanned = batches.filter((b) => b.baseOffset >= log.logStartOffset);
+    if (scanned.length !== served.length || scanned.some((b, i) => !b.bytes.equals(served[i]!)))
+      problems.push(
+        `sequential read (${served.length} batches) differs from a scan of the files (${scanned.length})`,
+      );
+
+    // Reads by offset go through the offset indexes: each lands on the batch the scan found.
+    for (const batch of scanned) {
+      for (let o = batch.baseOffset; o <= batch.lastOffset; o++) {
+        const { data } = await log.read(o, 1);
+        if (!data.equals(batch.bytes)) problems.push(`read(${o}) through the index differs from the scan`);
+      }
+      const byTime = await log.offsetForTimestamp(batch.maxTimestamp);
+      if (byTime !== batch.baseOffset)
+        problems.push(`offsetForTimestamp(${batch.maxTimestamp}) = ${byTime}, scan says ${batch.baseOffset}`);
+    }
+
+    // Recovery leaves a log that takes appends at its end.
+    const before = log.logEndOffset;
+    const ticket = log.append(makeBatch(1000));
+    await ticket.done;
+    if (ticket.baseOffset !== before)
+      problems.push(`append after recovery got ${ticket.baseOffset}, not ${before}`);
+    await log.close();
+
+    // Sealed segments' index files equal the indexes a scan of the segment builds.
+    for (const base of bases.slice(0, -1)) {
+      const segment = await Segment.openExisting(nodeStorageFs, dir, base, rec.config.indexIntervalBytes!, 0);
+      try {
+        await segment.scan();
+        for (const [extension, built] of [
+          ['index', segment.index.encode(segment.size)],
+          ['timeindex', segment.timeIndex.encode(segment.size)],
+        ] as const) {
+          const onDisk = await readFile(segment.path(extension)).catch(() => null);
+          if (onDisk === null) problems.push(`sealed segment ${base} has no .${extension} after recovery`);
+          else if (!onDisk.equals(built))
+            problems.push(`.${extension} of segment ${base} differs from a scan`);
+        }
+      } finally {
+        await segment.close();
+      }
+    }
+  } catch (error) {
+    problems.push(`check threw: ${(error as Error).message}`);
+    await log.close().catch(() => undefined);
+  }
+  return { problems, truncatedBytes };
+}
+
+interface Sweep {
+  crashPoints: number;
+  states: number;
+  truncations: number;
+  failures: string[];
+}
+
+/** Every crash point 0..journal.length × every variant of `variants`. */
+async function sweep(rec: Recorded, variants: readonly CrashVariant[], root: string): Promise<Sweep> {
+  const result: Sweep = { crashPoints: 0, states: 0, truncations: 0, failures: [] };
+  let n = 0;
+  for (let k = 0; k <= rec.journal.length; k++) {
+    for (const variant of variants) {
+      result.crashPoints++;
+      for (const state of crashStates(rec.journal, k, variant)) {
+        result.states++;
+        const dir = join(root, `state-${n++}`);
+        const { problems, truncatedBytes } = await checkState(rec, state, k, dir);
+        if (truncatedBytes > 0) result.truncations++;
+        for (const problem of problems) result.failures.push(`${rec.name} ${state.label}: ${problem}`);
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+  }
+  return result;
+}
+
+let root = '';
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'ms-crash-states-'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('crash states', () => {
+  for (const workload of workloads(LARGE ? 3 : 1)) {
+    it(`${workload.name}: every crash point × ${CRASH_VARIANTS.length} crash models recovers without loss`, async () => {
+      const rec = await record(workload, root);
+      expect(rec.appended.every((a) => a.ackAt !== null)).toBe(true);
+      const result = await sweep(rec, CRASH_VARIANTS, root);
+      console.log(
+        `crash states: ${workload.name}: ${rec.journal.length} operations, ${result.crashPoints} crash points, ${result.states} states recovered`,
+      );
+      expect(result.failures.slice(0, 20)).toEqual([]);
+    });
+  }
+});
