@@ -147,16 +147,24 @@ export function recordingFs(real: StorageFs, options: RecordingOptions = {}): Re
  *   covered, and the directory holds what its last fsync covered.
  * - `lose-unsynced-data`: unsynced file data is lost, but directory operations survive (a
  *   file system that journals metadata in order, like ext4 data=ordered without the data).
+ * - `lose-unsynced-dir`: file data survives, directory operations since the directory's last
+ *   fsync are lost.
  * - `torn-last-write`: everything survives except the last write, if still unsynced: only a prefix
  *   of it ending on a 512 B or 4 KiB boundary lands, the file cut there or (when the write extended
  *   the file) left at its new size with zeros where the lost sectors were.
  */
-export type CrashVariant = 'keep-all' | 'lose-unsynced' | 'lose-unsynced-data' | 'torn-last-write';
+export type CrashVariant =
+  | 'keep-all'
+  | 'lose-unsynced'
+  | 'lose-unsynced-data'
+  | 'lose-unsynced-dir'
+  | 'torn-last-write';
 
 export const CRASH_VARIANTS: readonly CrashVariant[] = [
   'keep-all',
   'lose-unsynced',
   'lose-unsynced-data',
+  'lose-unsynced-dir',
   'torn-last-write',
 ];
 
@@ -261,6 +269,8 @@ export function crashStates(journal: readonly JournalOp[], k: number, variant: C
       return [state(variant, durableDir, (id) => inodeOf(id).durable)];
     case 'lose-unsynced-data':
       return [state(variant, volatileDir, (id) => inodeOf(id).durable)];
+    case 'lose-unsynced-dir':
+      return [state(variant, durableDir, (id) => inodeOf(id).data)];
     case 'torn-last-write': {
       if (lastWrite === null) return [];
       const torn = lastWrite;
