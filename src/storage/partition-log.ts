@@ -106,6 +106,20 @@ export interface StorageObserver {
 
 const systemClock: Clock = { now: () => Date.now() };
 
+/**
+ * Bytes of the batch at `at` in `chunk` (its length field plus the log overhead), refusing a length
+ * that cannot be a batch — zeroed or torn data — as CORRUPT_DATA instead of walking on from it.
+ */
+function batchSpan(chunk: Buffer, at: number, position: number, segment: { path(e: 'log'): string }): number {
+  const total = chunk.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+  if (total < BATCH_HEADER_SIZE)
+    throw errorOf(
+      'CORRUPT_DATA',
+      `batch at byte ${position + at} of ${segment.path('log')} declares ${total} bytes`,
+    );
+  return total;
+}
+
 function storageError(error: unknown, during: string): Error {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return errorOf('STORAGE_FULL', during, { cause: error });
@@ -399,13 +413,16 @@ export class PartitionLog {
   /** Seals the active segment (synced unless `never`, indexes persisted) and starts a new one. */
   private async roll(): Promise<void> {
     const sealed = this.active;
-    if (this.config.durability !== 'never') {
-      try {
-        await sealed.file.datasync();
-      } catch (error) {
-        this.enterFailed(error);
-        throw this.failure!;
-      }
+    // Synced whatever the durability policy, `never` included (one fdatasync per segment): the
+    // sealed segment's indexes are written durably next and the next segment starts after it, so
+    // a power loss must not leave an empty or torn sealed segment behind a newer one — recovery
+    // trusts sealed segments through their indexes and only scans the last one
+    // (test/storage/crash-states.test.ts found exactly that hole).
+    try {
+      await sealed.file.datasync();
+    } catch (error) {
+      this.enterFailed(error);
+      throw this.failure!;
     }
     // Disk full while rolling (the sealed segment's index files, the new segment file) is the same
     // typed, retriable STORAGE_FULL as during a write: nothing of the group was acknowledged, the
@@ -546,7 +563,7 @@ export class PartitionLog {
     for (;;) {
       if (chunk.length - at < BATCH_HEADER_SIZE)
         throw errorOf('CORRUPT_DATA', `short batch at byte ${position + at} of ${segment.path('log')}`);
-      const total = chunk.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+      const total = batchSpan(chunk, at, position, segment);
       const last = chunk.readBigInt64BE(at) + BigInt(chunk.readInt32BE(at + BATCH_OFFSETS.lastOffsetDelta));
       if (last >= offset) break;
       at += total;
@@ -557,7 +574,7 @@ export class PartitionLog {
       }
     }
     // Collect whole batches up to maxBytes; the first one always, even when it alone is larger.
-    const first = chunk.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+    const first = batchSpan(chunk, at, position, segment);
     if (at + first > chunk.length) {
       position += at;
       at = 0;
@@ -567,6 +584,11 @@ export class PartitionLog {
     let nextOffset = offset;
     while (end + BATCH_LOG_OVERHEAD <= chunk.length) {
       const total = chunk.readInt32BE(end + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+      // A length that cannot be a batch (zeroed or torn data) ends the read here, like a bad CRC.
+      if (total < BATCH_HEADER_SIZE) {
+        if (end === at) batchSpan(chunk, end, position, segment);
+        break;
+      }
       if (end + total > chunk.length || (end > at && end + total - at > maxBytes)) break;
       const baseOffset = chunk.readBigInt64BE(end);
       if (this.corruptFrom !== null && baseOffset >= this.corruptFrom) break;

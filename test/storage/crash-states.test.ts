@@ -547,25 +547,19 @@ describe('durability never: power loss after an unsynced roll (known bug)', () =
     const rec = await record(neverRoll, root);
     const k = rec.journal.findIndex((op) => op.kind === 'writev' && op.name === segmentFileName(1n, 'log'));
     const state = crashStates(rec.journal, k, c.variant).find((s) => s.label.includes(c.label));
-    if (state === undefined) throw new Error(`no ${c.label} state at k=${k}`);
+    // With the fix the sealed segment is synced before this point, so the torn models find no
+    // unsynced write left to tear here: the state that broke the log no longer exists.
+    if (state === undefined) return [];
     return (await checkState(rec, state, k, join(root, `never-${k}-${c.variant}`), false)).problems;
   }
 
+  // These were bugs until a roll synced the sealed segment under `never` too; they stay as the
+  // regression tests of that fix. `symptoms` records what each looked like.
   for (const c of cases) {
-    it.fails(`BUG never-roll: ${c.bug}`, async () => {
+    it(`never-roll (was: ${c.bug}; ${symptoms[c.bug]})`, async () => {
       expect(await problemsOf(c)).toEqual([]);
     });
   }
-
-  it('current symptoms of the never-roll bug (update with the fix)', async () => {
-    for (const c of cases) {
-      const problems = await problemsOf(c);
-      expect(
-        problems.some((p) => p.startsWith(symptoms[c.bug])),
-        problems.join('\n'),
-      ).toBe(true);
-    }
-  });
 });
 
 // Test-the-test (RELIABILITY.md): the same checker, given a broken discipline or a doctored disk,

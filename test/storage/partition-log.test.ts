@@ -150,6 +150,20 @@ describe('PartitionLog', () => {
     await reopened.close();
   });
 
+  it('refuses zeroed bytes in a sealed segment trusted through its index as CORRUPT_DATA', async () => {
+    const log = await openLog({ durability: 'never' });
+    for (let i = 0; i < 40; i++) await log.append(batchOf([`v${i}`])).done;
+    await log.close();
+    // Same size, index still valid (recovery trusts it), but the data zeroed: what a lost
+    // page-cache write can leave behind.
+    const first = join(dir, segmentFileName(0n, 'log'));
+    await writeFile(first, Buffer.alloc((await readFile(first)).length));
+    const reopened = await openLog();
+    expect(reopened.recovery.corruption).toBeNull();
+    await expect(reopened.read(0n, 4096)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
+    await reopened.close();
+  });
+
   it('group-commits with durability always', async () => {
     const { fs, faults } = faultyFs();
     const log = await openLog({ segmentBytes: 1 << 20, durability: 'always' }, fs);
