@@ -15,9 +15,9 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, mkdtemp, open, readdir, rm, stat, statfs, truncate, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RecordBatchBuilder } from '../src/protocol/record-batch.js';
 import { BATCH_OFFSETS } from '../src/protocol/record-batch-layout.js';
 import { PartitionLog, type RecoveryReport } from '../src/storage/partition-log.js';
+import { makeBatch } from './lib/batches.js';
 import { argNumber, printResult, progress, type Row, writeResult } from './lib/report.js';
 
 const megabytes = argNumber('mb', 1024);
@@ -27,13 +27,6 @@ const rounds = argNumber('rounds', 3);
 const GARBAGE_BYTES = 4096;
 const root = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-bench-recovery-'));
 const dir = join(root, 'log');
-
-function makeBatch(records: number, valueBytes: number): Buffer {
-  const builder = new RecordBatchBuilder(records * (valueBytes + 16) + 128);
-  const value = Buffer.alloc(valueBytes, 0x62);
-  for (let i = 0; i < records; i++) builder.append({ value, timestamp: 1_700_000_000_000 });
-  return builder.finish();
-}
 
 const big = makeBatch(590, 100); // ≈ 64 KiB
 const recordsPerBatch = big.readInt32BE(BATCH_OFFSETS.recordCount);

@@ -8,8 +8,8 @@
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RecordBatchBuilder } from '../src/protocol/record-batch.js';
 import { PartitionLog } from '../src/storage/partition-log.js';
+import { makeBatch } from './lib/batches.js';
 import { rawFsyncLatency } from './lib/fsync.js';
 import {
   argNumber,
@@ -24,13 +24,6 @@ import {
 const totalBytes = argNumber('mb', 256) * 1024 * 1024;
 const seconds = argNumber('seconds', 3);
 const root = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-bench-storage-'));
-
-function makeBatch(records: number, valueBytes: number): Buffer {
-  const builder = new RecordBatchBuilder(records * (valueBytes + 16) + 128);
-  const value = Buffer.alloc(valueBytes, 0x62);
-  for (let i = 0; i < records; i++) builder.append({ value, timestamp: 1_700_000_000_000 });
-  return builder.finish();
-}
 
 const big = makeBatch(590, 100); // ≈ 64 KiB
 const small = makeBatch(36, 100); // ≈ 4 KiB
