@@ -16,6 +16,7 @@ import {
 } from '@opentelemetry/api';
 import { parseTraceparent, TRACEPARENT_HEADER } from '../common/trace-context.js';
 import { type InflateLimits, iterateRecords, splitBatches } from '../protocol/record-batch.js';
+import { BATCH_OFFSETS, COMPRESSION_CODEC_MASK } from '../protocol/record-batch-layout.js';
 
 /** Operations that get a span; the others (metadata, admin) would only add noise. */
 export const TRACED_OPERATIONS = new Set([
@@ -32,13 +33,19 @@ export const TRACED_OPERATIONS = new Set([
 
 /** At most this many message contexts are linked to one span. */
 const MAX_LINKS = 16;
+/** Records examined per span: the scan runs on the request path, so it is bounded. */
+const MAX_RECORDS_SCANNED = 64;
 
 /** The trace contexts carried by the records of some batches, distinct, at most MAX_LINKS. */
 export function messageContexts(batches: Iterable<Buffer>, limits: InflateLimits): SpanContext[] {
   const found: SpanContext[] = [];
   const seen = new Set<string>();
+  let scanned = 0;
   for (const batch of batches) {
+    // A compressed batch would be inflated once more just for its headers: not worth it here.
+    if ((batch.readInt16BE(BATCH_OFFSETS.attributes) & COMPRESSION_CODEC_MASK) !== 0) continue;
     for (const record of iterateRecords(batch, limits)) {
+      if (++scanned > MAX_RECORDS_SCANNED) return found;
       for (const header of record.headers) {
         if (header.key !== TRACEPARENT_HEADER || header.value === null) continue;
         const context = parseTraceparent(header.value.toString('latin1'));

@@ -3,7 +3,7 @@
 // overlay file systems never deliver events, and an editor that replaces the file ends the watch.
 // In each of those cases this falls back to polling the file's mtime and size, so a configuration
 // reload on file change keeps working, only later.
-import { type FSWatcher, type StatWatcher, unwatchFile, watch, watchFile } from 'node:fs';
+import { type FSWatcher, type Stats, type StatWatcher, unwatchFile, watch, watchFile } from 'node:fs';
 
 export interface FileWatch {
   /** 'inotify' while fs.watch delivers events, 'polling' after falling back. */
@@ -31,15 +31,16 @@ export function watchFileChanges(
   let closed = false;
   let mode: 'inotify' | 'polling' = 'inotify';
 
+  const listener = (now: Stats, before: Stats) => {
+    if (now.mtimeMs !== before.mtimeMs || now.size !== before.size) onChange();
+  };
   const poll = (reason: string) => {
     if (closed || poller !== null) return;
     watcher?.close();
     watcher = null;
     mode = 'polling';
     options.onFallback?.(reason);
-    poller = watchFile(path, { interval, persistent: false }, (now, before) => {
-      if (now.mtimeMs !== before.mtimeMs || now.size !== before.size) onChange();
-    });
+    poller = watchFile(path, { interval, persistent: false }, listener);
   };
 
   if (options.forcePolling === true) poll('polling requested');
@@ -64,7 +65,8 @@ export function watchFileChanges(
     close() {
       closed = true;
       watcher?.close();
-      if (poller !== null) unwatchFile(path);
+      // With the listener: other watchers of the same path in this process keep theirs.
+      if (poller !== null) unwatchFile(path, listener);
     },
   };
 }

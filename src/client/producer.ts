@@ -203,7 +203,14 @@ export class Producer {
 
   private sendTraced(input: SendInput, tracer: Tracer): Promise<Receipt> {
     const span = startSendSpan(tracer, input.topic, 1);
-    return this.sendUntraced(withTraceHeaders(input, span)).then(
+    let traced: SendInput;
+    try {
+      traced = withTraceHeaders(input, span);
+    } catch (error) {
+      endSpan(span, error);
+      return Promise.reject(error);
+    }
+    return this.sendUntraced(traced).then(
       (receipt) => {
         span.setAttribute('messaging.destination.partition.id', String(receipt.partition));
         span.setAttribute('messaging.kafka.offset', Number(receipt.offset));

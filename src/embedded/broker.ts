@@ -102,7 +102,18 @@ export class Broker {
     if (this.server !== null) await this.server.shutdown({ deadlineMs: options.deadlineMs ?? 5000 });
     if (this.admin !== null) await this.admin.close();
     await this.core.close();
-    // Last, so the spans of the final requests are exported too.
-    await this.tracing?.shutdown();
+    // Last, so the spans of the final requests are exported too. An unreachable collector must
+    // not make stopping fail or hang: the spans are given up after a short deadline.
+    if (this.tracing !== null) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        this.tracing.shutdown().catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, 2000);
+          timer.unref();
+        }),
+      ]);
+      clearTimeout(timer);
+    }
   }
 }

@@ -24,7 +24,10 @@ export interface OtlpTracingOptions {
 export function otlpTracing(options: OtlpTracingOptions): BrokerTracing {
   let url: URL;
   try {
-    url = new URL('v1/traces', options.endpoint.endsWith('/') ? options.endpoint : `${options.endpoint}/`);
+    // A base URL gets /v1/traces appended (the OTLP convention); a full traces URL is kept.
+    url = /\/v1\/traces\/?$/.test(new URL(options.endpoint).pathname)
+      ? new URL(options.endpoint)
+      : new URL('v1/traces', options.endpoint.endsWith('/') ? options.endpoint : `${options.endpoint}/`);
   } catch {
     throw new TypeError(`tracing endpoint ${JSON.stringify(options.endpoint)} is not a URL`);
   }

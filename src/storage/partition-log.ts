@@ -110,9 +110,16 @@ const systemClock: Clock = { now: () => Date.now() };
  * Bytes of the batch at `at` in `chunk` (its length field plus the log overhead), refusing a length
  * that cannot be a batch — zeroed or torn data — as CORRUPT_DATA instead of walking on from it.
  */
-function batchSpan(chunk: Buffer, at: number, position: number, segment: { path(e: 'log'): string }): number {
+function batchSpan(
+  chunk: Buffer,
+  at: number,
+  position: number,
+  segment: { path(e: 'log'): string; visibleBytes: number },
+): number {
   const total = chunk.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
-  if (total < BATCH_HEADER_SIZE)
+  // Too short to be a batch, or longer than what is written: a torn or zeroed length. Walking on
+  // from it would return nothing forever (a reader stuck at this offset) or allocate what it claims.
+  if (total < BATCH_HEADER_SIZE || position + at + total > segment.visibleBytes)
     throw errorOf(
       'CORRUPT_DATA',
       `batch at byte ${position + at} of ${segment.path('log')} declares ${total} bytes`,
@@ -498,7 +505,11 @@ export class PartitionLog {
     if (this.observer === null) return this.active.file.datasync();
     const started = performance.now();
     await this.active.file.datasync();
-    this.observer.onSync((performance.now() - started) / 1000, cause);
+    try {
+      this.observer.onSync((performance.now() - started) / 1000, cause);
+    } catch {
+      // A failing observer (metrics) must never look like a failed fdatasync.
+    }
   }
 
   private syncInterval(): void {

@@ -82,8 +82,14 @@ export class Segment {
     now: number,
   ): Promise<Segment> {
     const file = await fs.open(join(dir, segmentFileName(baseOffset, 'log')), 'create');
-    await file.truncate(0);
-    await fs.syncDirectory(dir);
+    try {
+      await file.truncate(0);
+      await fs.syncDirectory(dir);
+    } catch (error) {
+      // A roll that fails here is retried by the next append: leave no handle behind each try.
+      await file.close().catch(() => undefined);
+      throw error;
+    }
     return new Segment(dir, baseOffset, file, fs, indexIntervalBytes, now);
   }
 

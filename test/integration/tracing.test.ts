@@ -139,4 +139,50 @@ describe('OpenTelemetry tracing', () => {
       await rm(dataDir, { recursive: true, force: true });
     }
   });
+
+  it('takes a full /v1/traces URL as the endpoint, and stops promptly when the collector is gone', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ms-tracing-url-'));
+    const before = exports.length;
+    const broker = await Broker.start({
+      dataDir,
+      tracing: { endpoint: `${endpoint}/v1/traces`, exportDelayMs: 50 },
+    });
+    const client = broker.connect();
+    await client.admin.createTopic({ name: 'full-url' });
+    await client.producer().send({ topic: 'full-url', value: 'x' });
+    await client.close();
+    await broker.stop();
+    expect(exports.length).toBeGreaterThan(before);
+
+    // A collector that refuses connections: stop() must neither fail nor wait for it.
+    const unreachable = await Broker.start({
+      dataDir,
+      tracing: { endpoint: 'http://127.0.0.1:1', exportDelayMs: 50 },
+    });
+    const other = unreachable.connect();
+    await other.producer().send({ topic: 'full-url', value: 'y' });
+    await other.close();
+    const started = Date.now();
+    await expect(unreachable.stop()).resolves.toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(5000);
+    await rm(dataDir, { recursive: true, force: true });
+  }, 30_000);
+
+  it('a traced send with bad headers rejects (and ends its span) instead of throwing', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ms-tracing-bad-'));
+    const broker = await Broker.start({ dataDir });
+    const appSpans = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(appSpans)] });
+    const client = broker.connect({ tracer: provider.getTracer('app') });
+    try {
+      await client.admin.createTopic({ name: 'bad' });
+      const sent = client.producer().send({ topic: 'bad', value: 'x', headers: null as never });
+      await expect(sent).rejects.toBeInstanceOf(TypeError);
+      expect(appSpans.getFinishedSpans().map((s) => s.name)).toEqual(['send bad']);
+    } finally {
+      await client.close();
+      await broker.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
 });

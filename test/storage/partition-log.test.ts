@@ -164,6 +164,19 @@ describe('PartitionLog', () => {
     await reopened.close();
   });
 
+  it('refuses a batch length that runs past the written data instead of returning nothing', async () => {
+    const log = await openLog({ durability: 'never' });
+    for (let i = 0; i < 40; i++) await log.append(batchOf([`v${i}`])).done;
+    await log.close();
+    const first = join(dir, segmentFileName(0n, 'log'));
+    const bytes = await readFile(first);
+    bytes.writeInt32BE(1_000_000, 8); // the first batch's length field, as a torn write can leave it
+    await writeFile(first, bytes);
+    const reopened = await openLog();
+    await expect(reopened.read(0n, 4096)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
+    await reopened.close();
+  });
+
   it('group-commits with durability always', async () => {
     const { fs, faults } = faultyFs();
     const log = await openLog({ segmentBytes: 1 << 20, durability: 'always' }, fs);

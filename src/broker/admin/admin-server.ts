@@ -51,7 +51,12 @@ export class AdminServer {
 
   private constructor(private readonly options: AdminServerOptions) {
     this.server = createServer((request, response) => {
-      void this.handle(request, response);
+      // Nothing a request does may become an unhandled rejection: that would end the process.
+      this.handle(request, response).catch(() => {
+        if (!response.headersSent)
+          json(response, 500, { error: { name: 'INTERNAL_ERROR', message: 'admin request failed' } });
+        else response.destroy();
+      });
     });
   }
 
@@ -74,7 +79,20 @@ export class AdminServer {
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = new URL(request.url ?? '/', 'http://admin').pathname.replace(/\/+$/, '') || '/';
+    let path: string;
+    let segments: string[];
+    try {
+      path = new URL(request.url ?? '/', 'http://admin').pathname.replace(/\/+$/, '') || '/';
+      segments = path.split('/').slice(1).map(decodeURIComponent);
+    } catch {
+      json(response, 400, {
+        error: {
+          name: 'BAD_REQUEST',
+          message: `cannot parse the request path ${JSON.stringify(request.url)}`,
+        },
+      });
+      return;
+    }
     if (request.method !== 'GET') {
       json(response, 405, {
         error: {
@@ -86,16 +104,21 @@ export class AdminServer {
     }
     try {
       const core = this.options.core;
-      const segments = path.split('/').slice(1).map(decodeURIComponent);
-      if (path === '/' || path === '/status') {
+      if (path === '/status' && (request.url ?? '').split('?')[0]!.endsWith('/')) {
+        // The page loads status.js and api/status relative to itself: /status/ would miss them.
+        response.writeHead(301, { location: '/status' });
+        response.end();
+      } else if (path === '/' || path === '/status') {
         page(response, 'text/html', STATUS_PAGE_HTML);
       } else if (path === '/status.js') {
         page(response, 'text/javascript', STATUS_PAGE_SCRIPT);
       } else if (path === '/api/status') {
         json(response, 200, await statusSnapshot(core, this.startedAt));
       } else if (path === '/metrics') {
+        // Rendered before the head is written, so a failing collector still gets a JSON 500.
+        const text = await this.options.metrics.text();
         response.writeHead(200, { 'content-type': this.options.metrics.registry.contentType });
-        response.end(await this.options.metrics.text());
+        response.end(text);
       } else if (path === '/healthz') {
         json(response, 200, { status: 'ok' });
       } else if (path === '/readyz') {

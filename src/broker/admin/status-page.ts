@@ -111,21 +111,22 @@ export const STATUS_PAGE_SCRIPT = `'use strict';
   }
   function ms(seconds) {
     if (seconds === null) return '–';
+    if (seconds === Infinity) return '> 30 s';
     if (seconds < 0.001) return '≤ ' + Math.round(seconds * 1e6) + ' µs';
     return '≤ ' + (seconds * 1000).toFixed(seconds < 0.01 ? 2 : 1) + ' ms';
   }
 
   // The upper bound of the bucket holding quantile q of the requests between two cumulative
-  // histograms, or null when no request finished in between.
+  // histograms (Infinity for the +Inf bucket), or null when no request finished in between.
   function quantile(bounds, now, before, q) {
     if (!now) return null;
     var total = now[now.length - 1] - (before ? before[before.length - 1] : 0);
     if (total <= 0) return null;
     for (var i = 0; i < now.length; i++) {
       var count = now[i] - (before ? before[i] : 0);
-      if (count >= q * total) return i < bounds.length ? bounds[i] : bounds[bounds.length - 1];
+      if (count >= q * total) return i < bounds.length ? bounds[i] : Infinity;
     }
-    return bounds[bounds.length - 1];
+    return Infinity;
   }
 
   function push(list, value) {
@@ -229,8 +230,9 @@ export const STATUS_PAGE_SCRIPT = `'use strict';
       setText('produce-p99', ms(p99));
       push(series.produce, produceRate);
       push(series.fetch, fetchMBps);
-      push(series.p50, p50 === null ? null : p50 * 1000);
-      push(series.p99, p99 === null ? null : p99 * 1000);
+      // The chart cannot draw the +Inf bucket: such a point is left out.
+      push(series.p50, p50 === null || p50 === Infinity ? null : p50 * 1000);
+      push(series.p99, p99 === null || p99 === Infinity ? null : p99 * 1000);
       var before = {};
       previous.topics.forEach(function (t) { before[t.name] = t.endOffsets; });
       now.topics.forEach(function (t) {

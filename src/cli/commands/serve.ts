@@ -116,8 +116,13 @@ export function registerServe(program: Command, context: CliContext): void {
       // once; others are reported as needing a restart; a bad new configuration is refused and
       // the running one stays.
       let reloading = false;
-      const reload = async (why: string) => {
-        if (reloading) return;
+      let again: string | null = null;
+      const reload = async (why: string): Promise<void> => {
+        if (reloading) {
+          // Read the file again once this reload is done: it may have changed after it was read.
+          again = why;
+          return;
+        }
         reloading = true;
         try {
           const next = await loadConfig(inputs);
@@ -144,6 +149,11 @@ export function registerServe(program: Command, context: CliContext): void {
           );
         } finally {
           reloading = false;
+          if (again !== null) {
+            const next = again;
+            again = null;
+            void reload(next);
+          }
         }
       };
       const onHangup = () => void reload('SIGHUP');
@@ -172,7 +182,12 @@ export function registerServe(program: Command, context: CliContext): void {
           watcher?.close();
           if (debounce !== null) clearTimeout(debounce);
           context.print({ event: 'stopping', signal }, `received ${signal}, shutting down`);
-          void broker.stop({ deadlineMs: shutdownDeadlineMs }).then(done);
+          broker
+            .stop({ deadlineMs: shutdownDeadlineMs })
+            .catch((error: unknown) =>
+              logger.error({ reason: (error as Error).message }, 'shutdown did not finish cleanly'),
+            )
+            .then(done);
         };
         const onTerm = () => stop('SIGTERM');
         const onInt = () => stop('SIGINT');

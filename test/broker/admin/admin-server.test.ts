@@ -144,4 +144,24 @@ describe('admin HTTP endpoint', () => {
       broker.core.metrics.enabled = true;
     }
   });
+
+  it('answers unparsable paths with 400 and keeps serving', async () => {
+    const { connect: tcp } = await import('node:net');
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = tcp({ host: '127.0.0.1', port: broker.admin!.address.port }, () =>
+        socket.end('GET //[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+      );
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400/);
+    expect(raw).toContain('BAD_REQUEST');
+    expect((await get('/api/topics/%E0')).status).toBe(400);
+    expect((await get('/healthz')).status).toBe(200);
+    const redirected = await fetch(`${base}/status/`, { redirect: 'manual' });
+    expect(redirected.status).toBe(301);
+    expect(redirected.headers.get('location')).toBe('/status');
+  });
 });
