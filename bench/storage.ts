@@ -25,7 +25,7 @@ import {
 
 const totalBytes = argNumber('mb', 256) * 1024 * 1024;
 const seconds = argNumber('seconds', 3);
-const rounds = argNumber('rounds', 3);
+const rounds = argNumber('rounds', 5);
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const root = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-bench-storage-'));
 
@@ -162,6 +162,10 @@ try {
     // source of run-to-run variation); the figures are the medians.
     const raws: number[] = [];
     const logs: number[] = [];
+    // One unrecorded run of each first: the first log run of a process is several times slower
+    // (JIT, first allocations of the 16 MiB window), which is not what this measures.
+    await rawWrite(join(root, `raw-${durability}.bin`), durability);
+    await logAppend(join(root, `log-${durability}`), durability);
     for (let round = 0; round < rounds; round++) {
       progress(`raw write and log append (${durability}), round ${round + 1}/${rounds}`);
       const order = round % 2 === 0 ? (['raw', 'log'] as const) : (['log', 'raw'] as const);
