@@ -9,6 +9,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import type * as hdr from 'hdr-histogram-js';
 import { connect } from '../src/client/connect.js';
 import { Broker } from '../src/embedded/broker.js';
@@ -32,6 +33,61 @@ const rounds = argNumber('rounds', 3);
 const CASES = ['bare Node TCP echo', 'MemoryStreamer over TCP', 'MemoryStreamer embedded'] as const;
 type Case = (typeof CASES)[number];
 
+/**
+ * Where a tail comes from: event-loop delay (P99 over the round, µs; a stalled loop delays every
+ * message behind it) and garbage-collection time (ms per second) of a process during a round.
+ * For this process they come from perf_hooks; for the broker process from its /metrics, whose
+ * event-loop histogram prom-client resets at every scrape (so a scrape before the round starts
+ * the window).
+ */
+interface Stalls {
+  loopP99Us: number;
+  gcMsPerS: number;
+}
+
+async function brokerMetrics(adminPort: number): Promise<{ loopP99: number; gcSeconds: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const loop = /^memorystreamer_nodejs_eventloop_lag_p99_seconds (\S+)/m.exec(text);
+  let gcSeconds = 0;
+  for (const match of text.matchAll(/^memorystreamer_nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)/gm))
+    gcSeconds += Number(match[1]);
+  return { loopP99: Number(loop?.[1] ?? Number.NaN), gcSeconds };
+}
+
+/** Runs `round`, measuring this process's event loop and GC, and the broker's when given. */
+async function withStalls(
+  adminPort: number | null,
+  round: () => Promise<void>,
+): Promise<{ here: Stalls; broker: Stalls | null }> {
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  let gcMs = 0;
+  const gc = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gcMs += entry.duration;
+  });
+  gc.observe({ entryTypes: ['gc'] });
+  const before = adminPort === null ? null : await brokerMetrics(adminPort);
+  const started = performance.now();
+  loop.enable();
+  await round();
+  loop.disable();
+  const seconds = (performance.now() - started) / 1000;
+  gc.disconnect();
+  const after = adminPort === null ? null : await brokerMetrics(adminPort);
+  return {
+    here: {
+      loopP99Us: Math.round(loop.percentile(99) / 1000),
+      gcMsPerS: Number((gcMs / seconds).toFixed(1)),
+    },
+    broker:
+      before === null || after === null
+        ? null
+        : {
+            loopP99Us: Math.round(after.loopP99 * 1e6),
+            gcMsPerS: Number((((after.gcSeconds - before.gcSeconds) * 1000) / seconds).toFixed(1)),
+          },
+  };
+}
+
 async function main(): Promise<void> {
   const echo = await startEchoServer();
   const broker = await startBrokerProcess();
@@ -42,19 +98,25 @@ async function main(): Promise<void> {
   const socket = await connectEcho(echo.port);
   const pooled = new Map<Case, hdr.Histogram>(CASES.map((c) => [c, latencyHistogram()]));
   const perRound = new Map<Case, number[]>(CASES.map((c) => [c, []]));
+  const stalls = new Map<Case, Array<{ here: Stalls; broker: Stalls | null }>>(CASES.map((c) => [c, []]));
   try {
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? CASES : [...CASES].reverse();
       for (const which of order) {
         progress(`round ${round + 1}/${rounds}: ${which}`);
         const histogram = latencyHistogram();
-        if (which === 'bare Node TCP echo') await echoFixedRate(socket, { rate, seconds }, histogram);
+        let measured: { here: Stalls; broker: Stalls | null };
+        if (which === 'bare Node TCP echo')
+          measured = await withStalls(null, () => echoFixedRate(socket, { rate, seconds }, histogram));
         else {
           const client = which === 'MemoryStreamer over TCP' ? tcpClient : embeddedClient;
           const topic = `floor-${round}`;
           await client.admin.createTopic({ name: topic, config: { durability: 'interval' } });
-          await brokerFixedRate(client, topic, { rate, seconds }, histogram);
+          measured = await withStalls(which === 'MemoryStreamer over TCP' ? broker.adminPort : null, () =>
+            brokerFixedRate(client, topic, { rate, seconds }, histogram),
+          );
         }
+        stalls.get(which)!.push(measured);
         pooled.get(which)!.add(histogram);
         perRound.get(which)!.push(histogram.getValueAtPercentile(99));
       }
@@ -77,6 +139,30 @@ async function main(): Promise<void> {
       ...percentiles(histogram),
       'p99 ÷ echo p99': Number((histogram.getValueAtPercentile(99) / floorP99).toFixed(2)),
       'p99 per round µs': perRound.get(which)!.join(', '),
+      'client loop lag p99 µs': stalls
+        .get(which)!
+        .map((m) => m.here.loopP99Us)
+        .join(', '),
+      'client GC ms/s': stalls
+        .get(which)!
+        .map((m) => m.here.gcMsPerS)
+        .join(', '),
+      'broker loop lag p99 µs':
+        which === 'MemoryStreamer over TCP'
+          ? stalls
+              .get(which)!
+              .map((m) => m.broker?.loopP99Us ?? '-')
+              .join(', ')
+          : which === 'MemoryStreamer embedded'
+            ? '(same process as the client)'
+            : '-',
+      'broker GC ms/s':
+        which === 'MemoryStreamer over TCP'
+          ? stalls
+              .get(which)!
+              .map((m) => m.broker?.gcMsPerS ?? '-')
+              .join(', ')
+          : '-',
     };
   });
   const result = writeResult({
@@ -96,6 +182,7 @@ async function main(): Promise<void> {
     notes: [
       'The echo row is the same schedule through a Node TCP echo server in another process: what two processes on loopback cost at this rate on this machine, with no broker.',
       'Rounds alternate the order of the three cases; the histograms add up all rounds.',
+      'Stall columns, per round: event-loop delay P99 (perf_hooks monitorEventLoopDelay in this process, 1 ms resolution; the broker process reports its own at 10 ms resolution through /metrics) and garbage-collection time per second. This process is the client (producer and consumer) in every case and also the broker in the embedded case.',
     ],
   });
   printResult(result);
