@@ -207,7 +207,7 @@ export function registerServe(program: Command, context: CliContext): void {
             dataDir: options.dataDir,
             pid: process.pid,
           },
-          `memorystreamer broker listening on ${address.host}:${address.port}${admin ? `, admin http://${admin.host}:${admin.port}` : ''} (data in ${options.dataDir}, pid ${process.pid})`,
+          `memorystreamer broker listening on ${address.host}:${address.port}${admin ? `, status page and admin API http://${admin.host}:${admin.port}/` : ''} (data in ${options.dataDir}, pid ${process.pid})`,
         );
       });
       context.print({ event: 'stopped' }, 'broker stopped');
