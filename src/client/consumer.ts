@@ -283,6 +283,8 @@ export class Consumer implements AsyncIterable<Message> {
   private feeds: Feed[] = [];
   private readonly partitionFeeds = new Map<string, PartitionFeed>();
   private started: Promise<void> | null = null;
+  /** True once every subscription is in place: from then on next() can answer without waiting. */
+  private subscribed = false;
   private cursor = 0;
   private waiter: (() => void) | null = null;
   private failure: Error | null = null;
@@ -321,7 +323,10 @@ export class Consumer implements AsyncIterable<Message> {
 
   /** Subscribes now (otherwise the first read does); resolves once every partition is subscribed. */
   start(): Promise<void> {
-    if (this.started === null) this.started = this.subscribeAll();
+    if (this.started === null)
+      this.started = this.subscribeAll().then(() => {
+        this.subscribed = true;
+      });
     return this.started;
   }
 
@@ -532,7 +537,38 @@ export class Consumer implements AsyncIterable<Message> {
   }
 
   /** The next message, waiting for one; null once the consumer is closed. */
-  async next(): Promise<Message | null> {
+  next(): Promise<Message | null> {
+    // Fast path, the common case while messages are buffered: no async function, no awaits, one
+    // already-resolved promise per message (the iterator protocol needs a promise anyway).
+    const ready = this.poll();
+    return ready !== null ? Promise.resolve(ready) : this.nextWaiting();
+  }
+
+  /**
+   * A message that can be handed out now, or null when next() must take the slow path: not
+   * subscribed yet, failed, closed, paused, a rebalance or an auto-commit due, or nothing buffered.
+   */
+  private poll(): Message | null {
+    if (!this.subscribed || this.failure !== null || this.closed || this.paused) return null;
+    if ((this.rebalanceNeeded || this.commitDue) && this.rejoining === null) return null;
+    return this.takeBuffered();
+  }
+
+  private takeBuffered(): Message | null {
+    for (let i = 0; i < this.feeds.length; i++) {
+      const feed = this.feeds[(this.cursor + i) % this.feeds.length]!;
+      const message = feed.next();
+      if (message !== null) {
+        // Round-robin over partitions so one busy partition cannot starve the others.
+        this.cursor = (this.cursor + i + 1) % this.feeds.length;
+        if (this.options.tracer !== undefined) traceReceive(this.options.tracer, message, this.options.group);
+        return message;
+      }
+    }
+    return null;
+  }
+
+  private async nextWaiting(): Promise<Message | null> {
     await this.start();
     for (;;) {
       if (this.failure !== null) throw this.failure;
@@ -543,17 +579,8 @@ export class Consumer implements AsyncIterable<Message> {
         await this.autoCommit();
       }
       if (!this.paused) {
-        for (let i = 0; i < this.feeds.length; i++) {
-          const feed = this.feeds[(this.cursor + i) % this.feeds.length]!;
-          const message = feed.next();
-          if (message !== null) {
-            // Round-robin over partitions so one busy partition cannot starve the others.
-            this.cursor = (this.cursor + i + 1) % this.feeds.length;
-            if (this.options.tracer !== undefined)
-              traceReceive(this.options.tracer, message, this.options.group);
-            return message;
-          }
-        }
+        const message = this.takeBuffered();
+        if (message !== null) return message;
       }
       await new Promise<void>((resolve) => (this.waiter = resolve));
     }
@@ -561,9 +588,13 @@ export class Consumer implements AsyncIterable<Message> {
 
   [Symbol.asyncIterator](): AsyncIterator<Message> {
     return {
-      next: async () => {
-        const message = await this.next();
-        return message === null ? { done: true, value: undefined } : { done: false, value: message };
+      next: () => {
+        const ready = this.poll();
+        if (ready !== null) return Promise.resolve({ done: false, value: ready });
+        return this.nextWaiting().then(
+          (message): IteratorResult<Message> =>
+            message === null ? { done: true, value: undefined } : { done: false, value: message },
+        );
       },
       return: async () => {
         await this.close();
