@@ -245,7 +245,8 @@ export class Producer {
 
   /**
    * Sends many messages with one promise for all of them (the throughput path: no promise per
-   * message). Resolves with the receipts in input order, or rejects with the first failure.
+   * message). Resolves with the receipts in input order, or rejects with the first failure. Messages
+   * without a `timestamp` get the time of the call.
    */
   async sendMany(inputs: readonly SendInput[]): Promise<Receipt[]> {
     if (inputs.length === 0) return [];
@@ -273,12 +274,19 @@ export class Producer {
     while (this.bufferedBytes >= this.options.maxBufferedBytes) {
       await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
     }
+    // One clock read for the call: messages without their own timestamp share it.
+    const now = Date.now();
     return new Promise<Receipt[]>((resolve, reject) => {
       const group = new ReceiptGroup(inputs.length, resolve, reject);
       for (let i = 0; i < inputs.length; i++) {
         const input = inputs[i]!;
         try {
-          this.enqueue(input, this.metadata.cachedPartitionCount(input.topic)!, new GroupWaiter(group, i));
+          this.enqueue(
+            input,
+            this.metadata.cachedPartitionCount(input.topic)!,
+            new GroupWaiter(group, i),
+            now,
+          );
         } catch (error) {
           group.reject(error as Error);
           return;
@@ -299,8 +307,14 @@ export class Producer {
   }
 
   private enqueue(input: SendInput, partitions: number): Promise<Receipt>;
-  private enqueue(input: SendInput, partitions: number, waiter: Waiter): null;
-  private enqueue(input: SendInput, partitions: number, waiter?: Waiter): Promise<Receipt> | null {
+  private enqueue(input: SendInput, partitions: number, waiter: Waiter, now: number): null;
+  /** `now`: the timestamp of messages without one (sendMany reads the clock once per call). */
+  private enqueue(
+    input: SendInput,
+    partitions: number,
+    waiter?: Waiter,
+    now?: number,
+  ): Promise<Receipt> | null {
     const key = input.key === undefined || input.key === null ? null : toBuffer(input.key);
     let partition: number;
     if (input.partition !== undefined) {
@@ -320,7 +334,7 @@ export class Producer {
       key,
       value: input.value,
       headers: headersOf(input.headers),
-      timestamp: input.timestamp ?? Date.now(),
+      timestamp: input.timestamp ?? now ?? Date.now(),
     };
     if (input.expectedVersion !== undefined) {
       if (key === null) throw errorOf('INVALID_STREAM_KEY', 'an expected-version append needs a key');
