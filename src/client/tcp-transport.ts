@@ -95,7 +95,10 @@ export class TcpTransport implements Transport {
   private nextCorrelationId = 1;
   private brokerIndex = 0;
   private throttleUntil = 0;
-  private lastActivity = Date.now();
+  /** Requests on the slow path that have not been sent yet. */
+  private waitingRequests = 0;
+  /** performance.now() of the last frame sent or received (cheaper than Date.now on every frame). */
+  private lastActivity = performance.now();
   private readonly keepalive: NodeJS.Timeout;
   private readonly deadlines: NodeJS.Timeout;
   private corked = false;
@@ -197,7 +200,7 @@ export class TcpTransport implements Transport {
   }
 
   private onData(link: Link, chunk: Buffer): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = performance.now();
     link.decoder.push(chunk);
     for (;;) {
       let frame: Frame | null;
@@ -292,7 +295,7 @@ export class TcpTransport implements Transport {
   }
 
   private send(link: Link, frame: Buffer | Buffer[]): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = performance.now();
     if (!this.corked) {
       // Coalesce every frame sent in this event-loop turn into one write.
       this.corked = true;
@@ -306,14 +309,56 @@ export class TcpTransport implements Transport {
     else link.socket.write(frame);
   }
 
-  async request<K extends ClientCommand>(
+  request<K extends ClientCommand>(
     name: K,
     request: RequestOf<K>,
     options: RequestOptions,
   ): Promise<ResponseOf<K>> {
-    const link = await this.connect();
-    const wait = this.throttleUntil - Date.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    // Fast path, the common case: a live connection and no throttle in force. The frame is sent
+    // now, with no await before it (each would cost a microtask turn per request).
+    // While any request waits on the slow path (connecting, throttled), later ones queue behind it:
+    // requests leave in call order (the producer's sequence numbers depend on it).
+    const link = this.link;
+    if (
+      link !== null &&
+      !link.closed &&
+      !this.closed &&
+      this.throttleUntil === 0 &&
+      this.waitingRequests === 0
+    ) {
+      try {
+        return this.sendRequest(link, name, request, options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.requestSlow(name, request, options);
+  }
+
+  private async requestSlow<K extends ClientCommand>(
+    name: K,
+    request: RequestOf<K>,
+    options: RequestOptions,
+  ): Promise<ResponseOf<K>> {
+    this.waitingRequests++;
+    let link: Link;
+    try {
+      link = await this.connect();
+      const wait = this.throttleUntil - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      else this.throttleUntil = 0;
+    } finally {
+      this.waitingRequests--;
+    }
+    return this.sendRequest(link, name, request, options);
+  }
+
+  private sendRequest<K extends ClientCommand>(
+    link: Link,
+    name: K,
+    request: RequestOf<K>,
+    options: RequestOptions,
+  ): Promise<ResponseOf<K>> {
     const codec = COMMANDS[name];
     const writer = new BinaryWriter(name === 'produce' ? 64 : 128);
     let batch: Buffer | null = null;
@@ -415,7 +460,8 @@ export class TcpTransport implements Transport {
 
   private ping(): void {
     const link = this.link;
-    if (link === null || link.closed || Date.now() - this.lastActivity < this.options.keepaliveMs / 2) return;
+    if (link === null || link.closed || performance.now() - this.lastActivity < this.options.keepaliveMs / 2)
+      return;
     this.request('ping', {}, { timeoutMs: this.options.keepaliveMs }).catch((error: unknown) => {
       if (error instanceof MemoryStreamerError && error.codeName === 'REQUEST_TIMEOUT')
         this.failLink(link, error);
