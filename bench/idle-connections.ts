@@ -2,54 +2,34 @@
 // reports the broker's resident memory per connection. Clients run in 4 child processes. The broker
 // needs one file descriptor per connection: check `ulimit -n` (20,000 on the development VM).
 // Run: npx tsx bench/idle-connections.ts [--connections 10000] [--json]
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { startBrokerProcess } from './lib/broker-process.js';
+import {
+  IDLE_CLIENT_PROCESSES,
+  type IdleClients,
+  openIdleConnections,
+  procMemory,
+} from './lib/idle-fleet.js';
 import { argNumber, printResult, progress, writeResult } from './lib/report.js';
 
 const connections = argNumber('connections', 10_000);
-const CHILDREN = 4;
-
-async function rssBytes(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
-}
 
 const broker = await startBrokerProcess();
-const children: ChildProcess[] = [];
+let idle: IdleClients | null = null;
 try {
   await new Promise((resolve) => setTimeout(resolve, 500));
-  const before = await rssBytes(broker.pid);
+  const before = (await procMemory(broker.pid)).rss;
   const started = performance.now();
-  await Promise.all(
-    Array.from({ length: CHILDREN }, async (_, i) => {
-      const share = Math.floor(connections / CHILDREN) + (i < connections % CHILDREN ? 1 : 0);
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', 'bench/lib/idle-clients.ts', String(broker.port), String(share)],
-        {
-          stdio: ['ignore', 'pipe', 'inherit'],
-        },
-      );
-      children.push(child);
-      await new Promise<void>((resolve, reject) => {
-        child.stdout!.on('data', (d: Buffer) => {
-          if (d.toString().startsWith('ready')) resolve();
-        });
-        child.once('exit', (code) => reject(new Error(`client process exited with ${code}`)));
-      });
-      progress(`client process ${i + 1}/${CHILDREN} holds ${share} connections`);
-    }),
-  );
+  progress(`opening ${connections} idle connections from client processes`);
+  idle = await openIdleConnections(broker.port, connections);
   const openMs = performance.now() - started;
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  const after = await rssBytes(broker.pid);
+  const after = (await procMemory(broker.pid)).rss;
   printResult(
     writeResult({
       benchmark: 'idle-connections',
       title: `${connections.toLocaleString('en-US')} idle connections (handshake done) held by one broker process`,
       command: 'npx tsx bench/idle-connections.ts',
-      settings: { connections, clientProcesses: CHILDREN },
+      settings: { connections, clientProcesses: IDLE_CLIENT_PROCESSES },
       rows: [
         {
           connections,
@@ -62,6 +42,6 @@ try {
     }),
   );
 } finally {
-  for (const child of children) child.kill('SIGTERM');
+  await idle?.stop();
   await broker.stop();
 }

@@ -8,14 +8,9 @@
 import { BENCH_DEFAULTS, type BenchFlags, parseBenchOptions } from '../src/bench/options.js';
 import type { BenchReport } from '../src/bench/report.js';
 import { runBench } from '../src/bench/run-bench.js';
+import { type IdleClients, openIdleConnections, procMemory } from './lib/idle-fleet.js';
 import { argNumber, type BenchResult, printResult, progress, type Row, writeResult } from './lib/report.js';
-import {
-  type IdleClients,
-  openIdleConnections,
-  procMemory,
-  type ScalingBroker,
-  startScalingBroker,
-} from './scaling/processes.js';
+import { type ScalingBroker, startScalingBroker } from './scaling/processes.js';
 
 type DimensionName = 'size' | 'producers' | 'partitions' | 'streams' | 'idle';
 

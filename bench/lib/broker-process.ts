@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processCpuSeconds } from '../../src/bench/cpu.js';
 
 export interface BrokerProcess {
   port: number;
@@ -73,9 +74,9 @@ export async function startBrokerProcess(
   };
 }
 
-/** CPU seconds (user + system) a process has used, from /proc. */
+/** CPU seconds (user + system) a process has used, from /proc (src/bench/cpu.ts reads it). */
 export async function cpuSeconds(pid: number): Promise<number> {
-  const { readFile } = await import('node:fs/promises');
-  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  const seconds = processCpuSeconds(pid);
+  if (seconds === null) throw new Error(`cannot read the CPU time of process ${pid} from /proc`);
+  return seconds;
 }

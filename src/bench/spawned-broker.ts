@@ -37,7 +37,8 @@ function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
-export async function spawnBroker(dataDir: string): Promise<SpawnedBroker> {
+/** `env`: extra variables for the broker process, e.g. MEMORYSTREAMER_* settings. */
+export async function spawnBroker(dataDir: string, env: Record<string, string> = {}): Promise<SpawnedBroker> {
   const { script, execArgv } = cliCommand();
   const child = spawn(
     process.execPath,
@@ -57,7 +58,7 @@ export async function spawnBroker(dataDir: string): Promise<SpawnedBroker> {
     ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, MEMORYSTREAMER_LOG_LEVEL: 'warn' },
+      env: { ...process.env, MEMORYSTREAMER_LOG_LEVEL: 'warn', ...env },
       // Its own process group: Ctrl-C in the terminal reaches the bench, which drains, reports and
       // then stops the broker, instead of the broker vanishing under the running consumers.
       detached: true,
