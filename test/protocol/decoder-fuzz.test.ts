@@ -3,7 +3,8 @@
 // Inputs: random bytes, boundary lengths (declared payload lengths 0, 1, limit, limit + 1,
 // 2^31, 2^32 − 1 under a valid header CRC), and valid frames with 1–4 bytes mutated; each decoded
 // whole and again in random chunks. Pass: only typed protocol errors, the chunked decode equals
-// the whole one, and no input takes 100 ms. (The fast-check fuzz in frame-decoder.test.ts shrinks
+// the whole one, and no input takes 100 ms (best of
+// three for an input whose first timing is slow). (The fast-check fuzz in frame-decoder.test.ts shrinks
 // failures; this one is for volume.)
 
 import { describe, expect, it } from 'vitest';
@@ -105,6 +106,16 @@ function decode(bytes: Buffer, random: (() => number) | null): Outcome {
   }
 }
 
+const SLOW_MS = 100;
+
+/** Wall time of decoding `bytes` whole and in chunks cut by a generator seeded from its index. */
+function timeDecode(bytes: Buffer, n: number): number {
+  const started = performance.now();
+  decode(bytes, null);
+  decode(bytes, generator(n + 1));
+  return performance.now() - started;
+}
+
 describe('frame decoder fuzz (counted)', () => {
   it(`decodes ${INPUTS.toLocaleString('en-US')} random, boundary and mutated inputs with typed errors only`, () => {
     const random = generator(SEED);
@@ -115,7 +126,10 @@ describe('frame decoder fuzz (counted)', () => {
       const started = performance.now();
       const whole = decode(bytes, null);
       const chunked = decode(bytes, random);
-      const took = performance.now() - started;
+      let took = performance.now() - started;
+      // One sample can include a GC pause or a descheduled CPU on a loaded machine; a pathological
+      // input is slow every time, so a slow one is timed again (best of three) before it counts.
+      if (took >= SLOW_MS) took = Math.min(took, ...[0, 1, 2].map(() => timeDecode(bytes, n)));
       if (took > slowest) slowest = took;
       if (whole.frames !== chunked.frames || whole.error !== chunked.error) {
         throw new Error(
@@ -127,7 +141,7 @@ describe('frame decoder fuzz (counted)', () => {
     console.log(
       `decoder fuzz: ${INPUTS} inputs (seed ${SEED}), slowest ${slowest.toFixed(2)} ms, errors by code ${JSON.stringify(Object.fromEntries(errors))}`,
     );
-    expect(slowest).toBeLessThan(100);
+    expect(slowest).toBeLessThan(SLOW_MS);
     // The generator reaches the interesting refusals, not only BAD_MAGIC.
     for (const code of [100, 102, 105]) expect(errors.get(code) ?? 0, `error ${code}`).toBeGreaterThan(0);
   }, 600_000);
