@@ -8,7 +8,8 @@
 //  - durability always: ack latency with 1 writer of 4 KiB batches vs a raw 4 KiB write +
 //    fdatasync, sample by sample in turns, in rounds (per-round P99 ratios and pooled histograms);
 //    then 8 and 64 concurrent writers (group commit shows as throughput growing with writers).
-// Run: npx tsx bench/storage.ts [--mb 256] [--seconds 2] [--rounds 5] [--always-rounds 8]
+// Run: npx tsx bench/storage.ts [--mb 256] [--seconds 2] [--rounds 5] [--replay-rounds 9]
+//        [--always-rounds 8]
 //        [--only append,replay,always] [--json]   (data in $TMPDIR, removed after)
 import { execSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -34,6 +35,7 @@ const totalBytes = argNumber('mb', 256) * 1024 * 1024;
 const seconds = argNumber('seconds', 2);
 const rounds = argNumber('rounds', 5);
 const alwaysRounds = argNumber('always-rounds', 8);
+const replayRounds = argNumber('replay-rounds', 9);
 const onlyIndex = process.argv.indexOf('--only');
 const only = onlyIndex < 0 ? ['append', 'replay', 'always'] : process.argv[onlyIndex + 1]!.split(',');
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
@@ -255,8 +257,8 @@ async function replaySection(): Promise<void> {
   const names = Object.keys(cases) as (keyof typeof cases)[];
   const figures = new Map<string, number[]>(names.map((name) => [name, []]));
   for (const name of names) await cases[name](); // warm-up: page cache, JIT
-  for (let round = 0; round < rounds; round++) {
-    progress(`replay, round ${round + 1}/${rounds}`);
+  for (let round = 0; round < replayRounds; round++) {
+    progress(`replay, round ${round + 1}/${replayRounds}`);
     // Rotate the order each round so no case always runs first or last.
     for (let i = 0; i < names.length; i++) {
       const name = names[(i + round) % names.length]!;
@@ -286,7 +288,7 @@ async function replaySection(): Promise<void> {
         batchBytes: big.length,
         recordBytes: 100,
         readBytes: READ_WINDOW,
-        rounds,
+        rounds: replayRounds,
         statistic: 'median of rounds; every case once per round, order rotated each round',
       },
       rows,
