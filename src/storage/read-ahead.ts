@@ -5,8 +5,10 @@
 //
 // Readers are told apart by position, not identity: an entry is keyed by the offset its reader will
 // ask for next, so concurrent readers at different offsets each keep their own read-ahead. Bounds:
-// at most `maxEntries` entries per log (the oldest is dropped first), each at most `maxBytes`, and
-// an entry is taken (removed) by the read that uses it. A read is only started for bytes below the
+// at most `maxEntries` entries per log (the oldest is dropped first), each at most `maxBytes`, an
+// entry is taken (removed) by the read that uses it, and all logs of the process share one budget
+// of bytes held (ReadAheadBudget): a reader that stops leaves its last entry behind until it is
+// taken or pushed out, and a broker with thousands of partitions must not add that up unbounded. A read is only started for bytes below the
 // segment's visible end, which never change while the segment exists (appends go past it; the only
 // truncation is at recovery, before a log serves reads). What can change is the segment itself —
 // deleted by retention or replaced — so an entry is served only to a read that finds the very same
@@ -19,11 +21,40 @@ import type { Segment } from './segment.js';
 
 export interface ReadAheadChunk {
   segment: Segment;
+  /** Bytes asked for (what the entry holds once read). */
+  bytes: number;
   /** Byte position of the chunk in the segment file: the start of the batch holding the offset. */
   position: number;
   /** The bytes, or null when the read failed (the taker then reads for itself). */
   data: Promise<Buffer | null>;
 }
+
+/**
+ * Bytes held in read-ahead entries across logs, oldest first: when a new entry would take it past
+ * `limit`, the oldest entries anywhere are dropped.
+ */
+export class ReadAheadBudget {
+  private readonly held = new Map<ReadAheadChunk, ReadAhead>();
+  bytes = 0;
+
+  constructor(readonly limit: number) {}
+
+  add(entry: ReadAheadChunk, owner: ReadAhead): void {
+    this.held.set(entry, owner);
+    this.bytes += entry.bytes;
+    while (this.bytes > this.limit && this.held.size > 1) {
+      const [oldest, holder] = this.held.entries().next().value as [ReadAheadChunk, ReadAhead];
+      holder.forget(oldest);
+    }
+  }
+
+  remove(entry: ReadAheadChunk): void {
+    if (this.held.delete(entry)) this.bytes -= entry.bytes;
+  }
+}
+
+/** The process-wide budget every log uses unless given another: 64 MiB. */
+export const sharedReadAheadBudget = new ReadAheadBudget(64 * 1024 * 1024);
 
 export class ReadAhead {
   private readonly entries = new Map<bigint, ReadAheadChunk>();
@@ -33,6 +64,7 @@ export class ReadAhead {
   hits = 0;
 
   constructor(
+    private readonly budget: ReadAheadBudget = sharedReadAheadBudget,
     private readonly maxEntries = 4,
     readonly maxBytes = 4 * 1024 * 1024,
     private readonly maxEnds = 64,
@@ -56,20 +88,21 @@ export class ReadAhead {
    */
   start(offset: bigint, segment: Segment, position: number, length: number): void {
     if (length <= 0 || this.entries.has(offset)) return;
-    if (this.entries.size >= this.maxEntries) {
-      this.entries.delete(this.entries.keys().next().value as bigint);
-    }
+    if (this.entries.size >= this.maxEntries) this.delete(this.entries.keys().next().value as bigint);
+    const bytes = Math.min(length, this.maxBytes);
     // A failed read-ahead is not an error of anyone yet: the read that would have used it reads for
     // itself and meets the error there.
-    const data = segment.read(position, Math.min(length, this.maxBytes)).catch(() => null);
-    this.entries.set(offset, { segment, position, data });
+    const data = segment.read(position, bytes).catch(() => null);
+    const entry: ReadAheadChunk = { segment, bytes, position, data };
+    this.entries.set(offset, entry);
+    this.budget.add(entry, this);
   }
 
   /** Removes and returns the entry for a read at `offset` in `segment`, if one is there. */
   take(offset: bigint, segment: Segment): ReadAheadChunk | undefined {
     const entry = this.entries.get(offset);
     if (entry === undefined) return undefined;
-    this.entries.delete(offset);
+    this.delete(offset);
     if (entry.segment !== segment) return undefined;
     this.hits++;
     return entry;
@@ -77,17 +110,35 @@ export class ReadAhead {
 
   /** Forgets the entry for `offset` (its read predicted an end it did not reach). */
   cancel(offset: bigint): void {
-    this.entries.delete(offset);
+    this.delete(offset);
   }
 
   /** Drops every entry reading from `segment` (deleted or replaced). */
   dropSegment(segment: Segment): void {
-    for (const [offset, entry] of this.entries) if (entry.segment === segment) this.entries.delete(offset);
+    for (const [offset, entry] of this.entries) if (entry.segment === segment) this.delete(offset);
+  }
+
+  /** Drops `entry` if it is still held (the budget pushing out the oldest). */
+  forget(entry: ReadAheadChunk): void {
+    for (const [offset, held] of this.entries) {
+      if (held === entry) {
+        this.delete(offset);
+        return;
+      }
+    }
+    this.budget.remove(entry);
   }
 
   clear(): void {
-    this.entries.clear();
+    for (const offset of [...this.entries.keys()]) this.delete(offset);
     this.ends.clear();
+  }
+
+  private delete(offset: bigint): void {
+    const entry = this.entries.get(offset);
+    if (entry === undefined) return;
+    this.entries.delete(offset);
+    this.budget.remove(entry);
   }
 
   /** Entries held (for tests and metrics). */
