@@ -23,6 +23,7 @@ const ORDER = [
   'end-to-end-throughput',
   'end-to-end-latency',
   'storage-throughput',
+  'storage-replay',
   'storage-always',
   'record-batch',
   'frame-decode',

@@ -25,6 +25,7 @@ import {
   BATCH_OFFSETS,
   writeBaseOffset,
 } from '../protocol/record-batch-layout.js';
+import { ReadAhead } from './read-ahead.js';
 import { parseSegmentFileName, type ScanStop, Segment } from './segment.js';
 import { nodeStorageFs, type StorageFs } from './storage-fs.js';
 
@@ -127,6 +128,11 @@ function batchSpan(
   return total;
 }
 
+/** Last offset of the batch at `at` in `chunk`. */
+function lastOffsetOf(chunk: Buffer, at: number): bigint {
+  return chunk.readBigInt64BE(at) + BigInt(chunk.readInt32BE(at + BATCH_OFFSETS.lastOffsetDelta));
+}
+
 function storageError(error: unknown, during: string): Error {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return errorOf('STORAGE_FULL', during, { cause: error });
@@ -155,6 +161,8 @@ export class PartitionLog {
   private intervalTimer: NodeJS.Timeout | null = null;
   private intervalSync: Promise<void> | null = null;
   private readonly listeners = new Set<VisibleListener>();
+  /** Chunks read ahead for sequential readers (read-ahead.ts). */
+  private readonly readAhead = new ReadAhead();
 
   private constructor(
     dir: string,
@@ -545,6 +553,16 @@ export class PartitionLog {
     return found;
   }
 
+  /** Whether `segment` is still one of this open log's segments (not deleted, replaced or closed). */
+  private holds(segment: Segment): boolean {
+    return this.state !== 'closed' && this.segmentFor(segment.baseOffset) === segment;
+  }
+
+  /** Read-ahead chunks held, and reads served from one (for tests and metrics). */
+  get readAheadStats(): { entries: number; hits: number } {
+    return { entries: this.readAhead.size, hits: this.readAhead.hits };
+  }
+
   /**
    * Reads whole batches starting with the one that holds `offset`, up to `maxBytes` (at least one
    * batch, so a consumer always makes progress). Each batch's CRC is checked before it is served.
@@ -566,9 +584,24 @@ export class PartitionLog {
       segment = next;
     }
     const limit = segment.visibleBytes;
-    let position = segment.index.floorPosition(Number(offset - segment.baseOffset));
-    const window = Math.min(limit - position, Math.max(maxBytes, 64 * 1024) + this.config.indexIntervalBytes);
-    let chunk = await segment.read(position, window);
+    const window = Math.max(maxBytes, 64 * 1024) + this.config.indexIntervalBytes;
+    // A read that continues where an earlier one ended may find its bytes already read (or being
+    // read) ahead; it verifies them like any other chunk.
+    const sequential = this.readAhead.isSequential(offset);
+    let position = 0;
+    let chunk: Buffer | null = null;
+    const ahead = sequential ? this.readAhead.take(offset, segment) : undefined;
+    if (ahead !== undefined) {
+      const data = await ahead.data;
+      if (data !== null && data.length >= BATCH_HEADER_SIZE) {
+        position = ahead.position;
+        chunk = data;
+      }
+    }
+    if (chunk === null) {
+      position = segment.index.floorPosition(Number(offset - segment.baseOffset));
+      chunk = await segment.read(position, Math.min(limit - position, window));
+    }
     let at = 0;
     // Skip batches that end before `offset`.
     for (;;) {
@@ -591,8 +624,9 @@ export class PartitionLog {
       at = 0;
       chunk = await segment.read(position, first);
     }
+    // Pass 1, by lengths only: where the batches this read returns end.
     let end = at;
-    let nextOffset = offset;
+    let lastStart = -1;
     while (end + BATCH_LOG_OVERHEAD <= chunk.length) {
       const total = chunk.readInt32BE(end + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
       // A length that cannot be a batch (zeroed or torn data) ends the read here, like a bad CRC.
@@ -601,23 +635,45 @@ export class PartitionLog {
         break;
       }
       if (end + total > chunk.length || (end > at && end + total - at > maxBytes)) break;
-      const baseOffset = chunk.readBigInt64BE(end);
-      if (this.corruptFrom !== null && baseOffset >= this.corruptFrom) break;
-      if (
-        crc32c(chunk.subarray(end + BATCH_CRC_START, end + total)) !==
-        chunk.readUInt32BE(end + BATCH_OFFSETS.crc)
-      ) {
-        if (end === at)
-          throw errorOf(
-            'CORRUPT_DATA',
-            `batch at offset ${baseOffset} in ${segment.path('log')} fails its CRC`,
-          );
-        break;
-      }
-      nextOffset = baseOffset + BigInt(chunk.readInt32BE(end + BATCH_OFFSETS.lastOffsetDelta)) + 1n;
+      lastStart = end;
       end += total;
     }
-    return { data: chunk.subarray(at, end), nextOffset, highWatermark, logStartOffset };
+    // A sequential reader will ask for the offset after these batches next: start reading its chunk
+    // now, so the read overlaps the CRC checks below and whatever the caller does with this data.
+    // The key comes from unverified bytes; if the checks end the read earlier, it is cancelled.
+    let predicted: bigint | null = null;
+    // Only for a segment still in the log: this read may have waited while retention deleted it.
+    if (sequential && lastStart >= 0 && position + end < limit && this.holds(segment)) {
+      predicted = lastOffsetOf(chunk, lastStart) + 1n;
+      this.readAhead.start(predicted, segment, position + end, Math.min(limit - position - end, window));
+    }
+    // Pass 2: verify every batch's CRC-32C before it is served.
+    let verified = at;
+    let lastVerified = -1;
+    while (verified < end) {
+      const total = chunk.readInt32BE(verified + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+      if (this.corruptFrom !== null && chunk.readBigInt64BE(verified) >= this.corruptFrom) break;
+      if (
+        crc32c(chunk.subarray(verified + BATCH_CRC_START, verified + total)) !==
+        chunk.readUInt32BE(verified + BATCH_OFFSETS.crc)
+      ) {
+        if (verified === at) {
+          if (predicted !== null) this.readAhead.cancel(predicted);
+          throw errorOf(
+            'CORRUPT_DATA',
+            `batch at offset ${chunk.readBigInt64BE(verified)} in ${segment.path('log')} fails its CRC`,
+          );
+        }
+        break;
+      }
+      lastVerified = verified;
+      verified += total;
+    }
+    if (verified < end && predicted !== null) this.readAhead.cancel(predicted);
+    if (lastVerified < 0) return { ...empty, data: chunk.subarray(at, at) };
+    const nextOffset = lastOffsetOf(chunk, lastVerified) + 1n;
+    this.readAhead.noteEnd(nextOffset);
+    return { data: chunk.subarray(at, verified), nextOffset, highWatermark, logStartOffset };
   }
 
   /** First offset whose batch has a timestamp at or after `timestamp`; the high watermark if none. */
@@ -646,6 +702,7 @@ export class PartitionLog {
         this.config.retentionBytes >= 0 && this.sizeBytes - oldest.size >= this.config.retentionBytes;
       if (!expired && !oversized) break;
       this.segments.shift();
+      this.readAhead.dropSegment(oldest);
       await oldest.delete();
       removed++;
     }
@@ -668,6 +725,7 @@ export class PartitionLog {
     this.pending = [];
     if (wasOpen && this.config.durability !== 'never')
       await this.active.file.datasync().catch(() => undefined);
+    this.readAhead.clear();
     for (const segment of this.segments) await segment.close();
     this.listeners.clear();
   }

@@ -1,6 +1,7 @@
 import {
   appendFile,
   mkdtemp,
+  open,
   readdir,
   readFile,
   rm,
@@ -317,6 +318,150 @@ describe('PartitionLog', () => {
     expect(reopened.recovery.rebuiltIndexes).toBe(1);
     expect((await readAll(reopened)).length).toBe(30);
     expect((await readdir(dir)).some((f) => f.endsWith('.tmp'))).toBe(false);
+    await reopened.close();
+  });
+});
+
+describe('PartitionLog read-ahead', () => {
+  /** Appends `count` one-record batches and returns each batch's byte position in the first segment. */
+  async function fill(log: PartitionLog, count: number, from = 0): Promise<number[]> {
+    const positions: number[] = [];
+    let at = log.sizeBytes;
+    for (let i = from; i < from + count; i++) {
+      const batch = batchOf([`v${i}`]);
+      positions.push(at);
+      at += batch.length;
+      await log.append(batch).done;
+    }
+    return positions;
+  }
+
+  /** One reader: reads from `offset` on, `maxBytes` at a time, until the high watermark. */
+  async function* reader(log: PartitionLog, offset: bigint, maxBytes: number) {
+    while (offset < log.highWatermark) {
+      const result = await log.read(offset, maxBytes);
+      for (const batch of splitBatches(result.data)) {
+        for (const record of iterateRecords(batch, limits)) {
+          if (record.offset >= offset) yield record.value!.toString();
+        }
+      }
+      offset = result.nextOffset;
+    }
+  }
+
+  it('serves concurrent sequential readers at different positions the bytes they ask for', async () => {
+    const log = await openLog({ segmentBytes: 1 << 20, durability: 'never' });
+    await fill(log, 300);
+    const starts = [0n, 0n, 57n, 200n];
+    const readers = starts.map((start) => reader(log, start, 300 + Number(start)));
+    const seen: string[][] = starts.map(() => []);
+    // Step all readers in turn, each read in flight together with the others' read-ahead.
+    for (let live = readers.length; live > 0; ) {
+      live = 0;
+      const steps = await Promise.all(readers.map((r) => r.next()));
+      steps.forEach((step, i) => {
+        if (step.done) return;
+        live++;
+        seen[i]!.push(step.value);
+      });
+    }
+    starts.forEach((start, i) => {
+      expect(seen[i]).toEqual(Array.from({ length: 300 - Number(start) }, (_, k) => `v${Number(start) + k}`));
+    });
+    expect(log.readAheadStats.hits).toBeGreaterThan(20);
+    await log.close();
+  });
+
+  it('still detects a corrupted batch in the middle of a segment when its bytes came by read-ahead', async () => {
+    // Corrupt each of several consecutive batches in turn, so that the bad one is once the first
+    // batch of a read-ahead chunk (the read fails) and otherwise further in (the read stops before
+    // it and the next one fails).
+    for (let bad = 60; bad < 68; bad++) {
+      const log = await openLog({ segmentBytes: 1 << 20, durability: 'never' });
+      const positions = await fill(log, 120);
+      const file = await open(join(dir, segmentFileName(0n, 'log')), 'r+');
+      const flipAt = positions[bad + 1]! - 3; // inside the last record of batch `bad`
+      const byte = Buffer.alloc(1);
+      await file.read(byte, 0, 1, flipAt);
+      byte[0] = byte[0]! ^ 0x10;
+      await file.write(byte, 0, 1, flipAt);
+      await file.close();
+      const served: string[] = [];
+      await expect(
+        (async () => {
+          for await (const value of reader(log, 0n, 400)) served.push(value);
+        })(),
+      ).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
+      expect(served).toEqual(Array.from({ length: bad }, (_, k) => `v${k}`));
+      expect(log.readAheadStats.hits).toBeGreaterThan(5);
+      // Asked again, directly, the batch is still refused.
+      await expect(log.read(BigInt(bad), 400)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
+      await log.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('drops read-ahead of a segment that retention deletes, and reads on from the new start', async () => {
+    const log = await openLog({ durability: 'never', retentionBytes: 2048 });
+    await fill(log, 80);
+    expect(log.segmentCount).toBeGreaterThan(4);
+    // A reader part-way through the first segment, with its next chunk read ahead.
+    let offset = 0n;
+    for (let i = 0; i < 3; i++) offset = (await log.read(offset, 150)).nextOffset;
+    expect(log.readAheadStats.entries).toBe(1);
+    const inFlight = log.read(offset, 150); // may run while the segment is deleted
+    expect(await log.applyRetention()).toBeGreaterThan(0);
+    await inFlight.catch(() => undefined);
+    expect(log.readAheadStats.entries).toBe(0);
+    await expect(log.read(offset, 150)).rejects.toMatchObject({ code: ErrorCode.OFFSET_OUT_OF_RANGE });
+    const start = Number(log.logStartOffset);
+    const rest: string[] = [];
+    for await (const value of reader(log, log.logStartOffset, 150)) rest.push(value);
+    expect(rest).toEqual(Array.from({ length: 80 - start }, (_, k) => `v${start + k}`));
+    await log.close();
+  });
+
+  it('serves a tailing reader the batches appended after its read-ahead started', async () => {
+    const log = await openLog({ segmentBytes: 1 << 20, durability: 'always' });
+    await fill(log, 20);
+    let offset = 0n;
+    const seen: string[] = [];
+    for (let round = 1; round <= 5; round++) {
+      // Read part of what is there (read-ahead then covers only bytes visible at that moment), then
+      // append more before reading on.
+      for (let i = 0; i < 3 && offset < log.highWatermark; i++) {
+        const result = await log.read(offset, 200);
+        for (const batch of splitBatches(result.data))
+          for (const record of iterateRecords(batch, limits)) seen.push(record.value!.toString());
+        offset = result.nextOffset;
+      }
+      await fill(log, 20, round * 20);
+    }
+    for await (const value of reader(log, offset, 200)) seen.push(value);
+    expect(seen).toEqual(Array.from({ length: 120 }, (_, k) => `v${k}`));
+    expect(log.readAheadStats.hits).toBeGreaterThan(0);
+    await log.close();
+  });
+
+  it('keeps nothing stale across a reopen that truncates a torn tail', async () => {
+    const log = await openLog({ segmentBytes: 1 << 20, durability: 'always' });
+    await fill(log, 40);
+    let offset = 0n;
+    for (let i = 0; i < 4; i++) offset = (await log.read(offset, 200)).nextOffset;
+    expect(log.readAheadStats.entries).toBe(1);
+    await log.close();
+    expect(log.readAheadStats.entries).toBe(0);
+    const file = join(dir, segmentFileName(0n, 'log'));
+    const torn = batchOf(['torn']);
+    torn.writeBigInt64BE(40n, 0);
+    await appendFile(file, torn.subarray(0, torn.length - 5));
+    const reopened = await openLog({ segmentBytes: 1 << 20, durability: 'always' });
+    expect(reopened.recovery.truncatedBytes).toBe(torn.length - 5);
+    await fill(reopened, 10, 40);
+    const values: string[] = [];
+    for await (const value of reader(reopened, 0n, 200)) values.push(value);
+    expect(values).toEqual(Array.from({ length: 50 }, (_, k) => `v${k}`));
+    expect(reopened.readAheadStats.hits).toBeGreaterThan(0);
     await reopened.close();
   });
 });
