@@ -295,6 +295,8 @@ export class LogCleaner {
       // An emptied segment goes, except the first: the log start offset stays where it was, so a
       // consumer's committed offset inside it still reads on from the next record.
       if (cleaned.size === 0 && segment.baseOffset !== this.host.logStartOffset) {
+        committed = true;
+        await cleaned.discardCleaned();
         await this.host.replace(segment, null);
         this.report.segmentsRemoved++;
         return;
