@@ -70,9 +70,10 @@ async function appendAll(log: PartitionLog, batches: Buffer[]): Promise<void> {
   await Promise.all(batches.map((b) => log.append(b).done));
 }
 
-async function activeBase(): Promise<bigint> {
-  const bases = (await readdir(dir)).map(parseSegmentFileName).filter((b): b is bigint => b !== null);
-  return bases.reduce((a, b) => (a > b ? a : b), 0n);
+/** Base offset of the active segment: the largest segment file name in `where`. */
+async function activeBase(where = dir): Promise<bigint> {
+  const bases = (await readdir(where)).map(parseSegmentFileName).filter((b): b is bigint => b !== null);
+  return bases.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).at(-1) ?? 0n;
 }
 
 describe('compaction', () => {
@@ -352,9 +353,7 @@ describe('compaction model', () => {
               });
               await ticket.done;
             } else if (op.kind === 'compact') {
-              const active = (
-                await readdir(runDir).then((names) => names.map(parseSegmentFileName))
-              ).reduce<bigint>((a, b) => (b !== null && b > a ? b : a), 0n);
+              const active = await activeBase(runDir);
               await log.compact({ now, deleteRetentionMs: op.deleteRetentionMs });
               const latest = new Map<string, bigint>();
               for (const r of model) if (r.key !== null) latest.set(r.key, r.offset);
