@@ -18,9 +18,9 @@ import { nodeStorageFs } from '../../src/storage/storage-fs.js';
 import {
   CRASH_VARIANTS,
   type CrashState,
+  type CrashVariant,
   crashStates,
   type JournalOp,
-  type CrashVariant,
   materialize,
   type RecordingOptions,
   recordingFs,
