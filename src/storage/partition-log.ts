@@ -787,15 +787,21 @@ export class PartitionLog {
     if (at < 0 || at === this.segments.length - 1)
       throw errorOf('STORAGE_IO', `segment ${old.baseOffset} is not a sealed segment of ${this.dir}`);
     await this.notifySegment(old.baseOffset, 'replacing');
+    const unlink = (path: string) =>
+      this.fs.unlink(path).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
     try {
       if (cleaned !== null) {
+        // The old indexes go first, durably: a recompressed batch can come out larger than the
+        // original, so the cleaned file's size could equal the old one and an old index (valid for
+        // that size) would be trusted for the new bytes. Without them a crash here rebuilds by scan.
+        await unlink(old.path('index'));
+        await unlink(old.path('timeindex'));
+        await this.fs.syncDirectory(this.dir);
         await cleaned.commitCleaned();
       } else {
-        for (const extension of ['log', 'index', 'timeindex'] as const) {
-          await this.fs.unlink(old.path(extension)).catch((error: NodeJS.ErrnoException) => {
-            if (error.code !== 'ENOENT') throw error;
-          });
-        }
+        for (const extension of ['log', 'index', 'timeindex'] as const) await unlink(old.path(extension));
       }
       await this.fs.syncDirectory(this.dir);
     } catch (error) {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../../src/protocol/record-batch.js';
 import { PartitionLog, type PartitionLogConfig } from '../../src/storage/partition-log.js';
+import { parseSegmentFileName, segmentFileName } from '../../src/storage/segment.js';
 import { nodeStorageFs } from '../../src/storage/storage-fs.js';
 import {
   CRASH_VARIANTS,
@@ -55,13 +56,28 @@ function makeBatch(i: number): { key: string | null; value: string | null }[] {
   });
 }
 
+interface Recorded {
+  config: Partial<PartitionLogConfig>;
+  journal: JournalOp[];
+  records: Rec[];
+  /** Journal length when compaction started: from there on every record below `sealedBelow` is durable. */
+  compactionStart: number;
+  /** Base offset of the active segment when compaction started (sealed segments are synced). */
+  sealedBelow: bigint;
+}
+
 async function record(
   root: string,
-  options: RecordingOptions = {},
-): Promise<{ journal: JournalOp[]; records: Rec[] }> {
+  config: Partial<PartitionLogConfig> = CONFIG,
+  /** Test-the-test: fdatasyncs of this file only pretend (name of the active segment, set at compaction). */
+  options: RecordingOptions & { skipActiveSyncDuringCompaction?: boolean } = {},
+): Promise<Recorded> {
   const dir = await mkdtemp(join(root, 'live-'));
-  const shim = recordingFs(nodeStorageFs, options);
-  const log = await PartitionLog.open({ dir, config: CONFIG, fs: shim.fs });
+  let skipSyncOf: string | null = null;
+  const shim = recordingFs(nodeStorageFs, {
+    dropDatasync: (name, n) => name === skipSyncOf || (options.dropDatasync?.(name, n) ?? false),
+  });
+  const log = await PartitionLog.open({ dir, config, fs: shim.fs });
   const records: Rec[] = [];
   const append = (i: number): Promise<void> => {
     const inputs = makeBatch(i);
@@ -84,14 +100,20 @@ async function record(
   };
   for (let i = 0; i < 24; i++) await append(i);
   // Compaction, with appends going on while it runs; tombstones are all past deleteRetentionMs.
+  const sealedBelow = (await readdir(dir))
+    .map(parseSegmentFileName)
+    .reduce<bigint>((a, b) => (b !== null && b > a ? b : a), 0n);
+  const compactionStart = shim.journal.length;
+  if (options.skipActiveSyncDuringCompaction) skipSyncOf = segmentFileName(sealedBelow, 'log');
   const compaction = log.compact({ now: T0 + 100_000, deleteRetentionMs: 10_000 });
   for (let i = 24; i < 28; i++) await append(i);
   const report = await compaction;
+  skipSyncOf = null;
   expect(report.segmentsCleaned).toBeGreaterThan(0);
   expect(report.tombstonesRemoved).toBeGreaterThan(0);
   await log.close();
   await rm(dir, { recursive: true, force: true });
-  return { journal: shim.journal, records };
+  return { config, journal: shim.journal, records, compactionStart, sealedBelow };
 }
 
 async function served(log: PartitionLog, from: bigint): Promise<Rec[]> {
@@ -114,12 +136,20 @@ async function served(log: PartitionLog, from: bigint): Promise<Rec[]> {
   return out;
 }
 
-async function check(records: readonly Rec[], state: CrashState, k: number, dir: string): Promise<string[]> {
+async function check(
+  rec: Recorded,
+  state: CrashState,
+  k: number,
+  dir: string,
+  /** With durability `always`, or after a process crash (`keep-all`). */
+  acksMustSurvive: boolean,
+): Promise<string[]> {
+  const { records } = rec;
   const problems: string[] = [];
   await materialize(state, dir);
   let log: PartitionLog;
   try {
-    log = await PartitionLog.open({ dir, config: CONFIG });
+    log = await PartitionLog.open({ dir, config: rec.config });
   } catch (error) {
     return [`recovery threw: ${(error as Error).message}`];
   }
@@ -135,7 +165,13 @@ async function check(records: readonly Rec[], state: CrashState, k: number, dir:
       if (appended === undefined || appended.key !== r.key || appended.value !== r.value)
         problems.push(`phantom record at offset ${r.offset}`);
     }
-    const acked = records.filter((r) => r.ackAt !== null && r.ackAt <= k);
+    // Records that must survive: acknowledged ones (when acknowledgements mean durable here), and
+    // once compaction started, everything in the sealed segments (synced at their roll).
+    const acked = records.filter(
+      (r) =>
+        (acksMustSurvive && r.ackAt !== null && r.ackAt <= k) ||
+        (k >= rec.compactionStart && r.offset < rec.sealedBelow),
+    );
     const present = new Set(all.map((r) => r.offset));
     // Keyless records are never compacted away.
     for (const r of acked)
@@ -191,10 +227,10 @@ afterAll(async () => {
 });
 
 async function sweep(
-  journal: readonly JournalOp[],
-  records: readonly Rec[],
+  rec: Recorded,
   variants: readonly CrashVariant[],
 ): Promise<{ states: number; failures: string[] }> {
+  const { journal } = rec;
   const seen = new Set<string>();
   const failures: string[] = [];
   let states = 0;
@@ -202,12 +238,13 @@ async function sweep(
   // acknowledgements (what must hold at earlier points is included).
   for (let k = journal.length; k >= 0; k--) {
     for (const variant of variants) {
+      const acksMustSurvive = rec.config.durability === 'always' || variant === 'keep-all';
       for (const state of crashStates(journal, k, variant)) {
-        const key = fingerprint(state);
+        const key = `${acksMustSurvive} ${fingerprint(state)}`;
         if (seen.has(key)) continue;
         seen.add(key);
         const dir = join(root, `state-${states++}`);
-        for (const problem of await check(records, state, k, dir))
+        for (const problem of await check(rec, state, k, dir, acksMustSurvive))
           failures.push(`${state.label}: ${problem}`);
         await rm(dir, { recursive: true, force: true });
       }
@@ -218,22 +255,42 @@ async function sweep(
 
 describe('compaction crash states', () => {
   it(`every crash point × ${CRASH_VARIANTS.length} crash models recovers a valid log without loss`, async () => {
-    const { journal, records } = await record(root);
+    const rec = await record(root);
     const kinds = new Map<string, number>();
-    for (const op of journal) kinds.set(op.kind, (kinds.get(op.kind) ?? 0) + 1);
+    for (const op of rec.journal) kinds.set(op.kind, (kinds.get(op.kind) ?? 0) + 1);
     expect(kinds.get('rename')).toBeGreaterThan(0);
-    const { states, failures } = await sweep(journal, records, CRASH_VARIANTS);
+    const { states, failures } = await sweep(rec, CRASH_VARIANTS);
     console.log(
-      `compaction crash states: ${journal.length} operations ${JSON.stringify(Object.fromEntries(kinds))}, ${states} distinct states recovered`,
+      `compaction crash states: ${rec.journal.length} operations ${JSON.stringify(Object.fromEntries(kinds))}, ${states} distinct states recovered`,
     );
+    expect(failures.slice(0, 20)).toEqual([]);
+  });
+
+  // Durability interval: acknowledgements survive only a process crash, but what compaction
+  // removes must still never be lost — it syncs the active segment (where the superseding records
+  // may be) before it builds its map.
+  it(`durability interval: every crash point × ${CRASH_VARIANTS.length} crash models`, async () => {
+    const rec = await record(root, { ...CONFIG, durability: 'interval', flushIntervalMs: 3_600_000 });
+    const { states, failures } = await sweep(rec, CRASH_VARIANTS);
+    console.log(`compaction crash states (interval): ${states} distinct states recovered`);
     expect(failures.slice(0, 20)).toEqual([]);
   });
 
   // Test-the-test: a cleaner whose fdatasync of the cleaned file only pretends (renamed over the
   // segment with its data still in the page cache) must be caught after a power loss.
   it('the checker reports the loss when the cleaned file is not synced before the rename', async () => {
-    const { journal, records } = await record(root, { dropDatasync: (name) => name.endsWith('.cleaned') });
-    const { failures } = await sweep(journal, records, ['lose-unsynced']);
+    const rec = await record(root, CONFIG, { dropDatasync: (name) => name.endsWith('.cleaned') });
+    const { failures } = await sweep(rec, ['lose-unsynced']);
     expect(failures.length).toBeGreaterThan(0);
+  });
+
+  it('the checker reports a lost key when compaction does not sync the active segment (interval)', async () => {
+    const rec = await record(
+      root,
+      { ...CONFIG, durability: 'interval', flushIntervalMs: 3_600_000 },
+      { skipActiveSyncDuringCompaction: true },
+    );
+    const { failures } = await sweep(rec, ['lose-unsynced']);
+    expect(failures.some((f) => / key k\d: /.test(f))).toBe(true);
   });
 });
