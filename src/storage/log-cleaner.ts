@@ -21,6 +21,7 @@
 
 import { crc32c } from '@node-rs/crc32';
 import { errorOf } from '../protocol/error-codes.js';
+import { forEachKey } from '../protocol/record-batch.js';
 import {
   BATCH_CRC_START,
   BATCH_HEADER_SIZE,
@@ -182,16 +183,18 @@ export class LogCleaner {
         const producerId = batch.readBigInt64BE(BATCH_OFFSETS.producerId);
         if (producerId >= 0n) lastBatchOf.set(producerId, base);
         if (full || lastOffsetOf(batch) < firstDirty || isControlBatch(batch)) continue;
-        for (const record of storedRecords(batch, this.maxDecompressedBytes)) {
-          if (record.offset < firstDirty || record.key === null) continue;
-          const id = keyId(record.key);
+        // Keys and offsets only: no record objects for the map (forEachKey walks the records).
+        forEachKey(batch, { maxDecompressedBytes: this.maxDecompressedBytes }, (key, offsetDelta) => {
+          const offset = base + BigInt(offsetDelta);
+          if (full || offset < firstDirty || key === null) return;
+          const id = keyId(key);
           if (!latest.has(id) && latest.size >= this.maxMapEntries) {
             full = true;
-            mapEnd = record.offset;
-            break;
+            mapEnd = offset;
+            return;
           }
-          latest.set(id, record.offset);
-        }
+          latest.set(id, offset);
+        });
       }
     }
     const horizon = this.now - this.minCompactionLagMs;
