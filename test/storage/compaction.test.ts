@@ -336,7 +336,7 @@ describe('compaction model', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 40 }), async (ops) => {
         const runDir = join(dir, `run-${run++}`);
-        const config = { segmentBytes: 300, indexIntervalBytes: 64, retentionMs: 30_000 };
+        const config = { segmentBytes: 300, indexIntervalBytes: 64, retentionMs: 8_000 };
         let log = await PartitionLog.open({ dir: runDir, config });
         const model: (Rec & { timestamp: number })[] = [];
         let removed = new Set<bigint>();
@@ -391,7 +391,7 @@ describe('compaction model', () => {
           await rm(runDir, { recursive: true, force: true });
         }
       }),
-      { numRuns: 60 },
+      { numRuns: 100 },
     );
   });
 });
