@@ -20,6 +20,12 @@ import { partitionForKey } from '../protocol/partitioner.js';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../protocol/record-batch.js';
 import type { StorageObserver } from '../storage/partition-log.js';
 import { endRequestSpan, startRequestSpan, TRACED_OPERATIONS, traceDelivery } from './broker-tracing.js';
+import {
+  CompactionScheduler,
+  type CompactionSettings,
+  DEFAULT_COMPACTION_SETTINGS,
+  type PartitionCompaction,
+} from './compaction-scheduler.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import {
   Partition,
@@ -42,8 +48,10 @@ function refuseInternal(topic: string): void {
   }
 }
 
-/** The internal topic holding committed consumer-group offsets. */
+/** The internal topic holding committed consumer-group offsets (compacted: the latest per key). */
 export const OFFSETS_TOPIC = '__consumer_offsets';
+/** Segment size of the offsets topic: small, because compaction only cleans sealed segments. */
+const OFFSETS_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 import { TopicRegistry } from './topics/topic-registry.js';
 
@@ -54,8 +62,12 @@ export interface BrokerCoreOptions {
   defaultPartitions?: number;
   /** Largest records section a compressed batch may inflate to (decompression-bomb guard). */
   maxDecompressedBytes?: number;
-  /** How often retention runs over every partition. */
+  /** How often retention (and compaction, for compacted topics that are due) runs over every partition. */
   retentionCheckMs?: number;
+  /** Log compaction of `cleanup: compact` topics (broker-wide; docs/configuration.md `compaction.*`). */
+  compaction?: Partial<CompactionSettings>;
+  /** Segment size of `__consumer_offsets` when the broker creates it (default 16 MiB). */
+  offsetsSegmentBytes?: number;
   /** Longest long-poll a fetch may ask for. */
   maxFetchWaitMs?: number;
   /** Largest fetch or push read. */
@@ -74,7 +86,11 @@ export class BrokerCore {
   private readonly registry: TopicRegistry;
   private readonly producerIds: ProducerIdAllocator;
   private readonly partitions = new Map<string, Partition[]>();
-  private readonly options: Required<Omit<BrokerCoreOptions, 'topicDefaults' | 'logger' | 'tracer'>>;
+  private readonly options: Required<
+    Omit<BrokerCoreOptions, 'topicDefaults' | 'logger' | 'tracer' | 'compaction' | 'offsetsSegmentBytes'>
+  >;
+  private readonly offsetsSegmentBytes: number;
+  private readonly compaction: CompactionScheduler;
   private readonly tracer: Tracer | null;
   readonly logger: BrokerLogger;
   private retentionTimer: NodeJS.Timeout | null = null;
@@ -130,6 +146,21 @@ export class BrokerCore {
       maxFetchWaitMs: options.maxFetchWaitMs ?? 30_000,
       maxFetchBytes: options.maxFetchBytes ?? 8 * 1024 * 1024,
     };
+    this.offsetsSegmentBytes = options.offsetsSegmentBytes ?? OFFSETS_SEGMENT_BYTES;
+    this.compaction = new CompactionScheduler({
+      settings: { ...DEFAULT_COMPACTION_SETTINGS, ...options.compaction },
+      maxDecompressedBytes: this.options.maxDecompressedBytes,
+      compactedPartitions: (topic) =>
+        [...this.partitions.entries()]
+          .filter(
+            ([name]) =>
+              (topic === undefined || name === topic) &&
+              this.registry.get(name)?.config.cleanup === 'compact',
+          )
+          .flatMap(([, list]) => list),
+      metrics: this.metrics,
+      logger: this.logger,
+    });
   }
 
   static async start(options: BrokerCoreOptions): Promise<BrokerCore> {
@@ -141,7 +172,7 @@ export class BrokerCore {
     const core = new BrokerCore(options, registry, producerIds);
     for (const topic of registry.list()) await core.openPartitions(topic, 0);
     await core.openOffsetsTopic();
-    core.retentionTimer = setInterval(() => void core.applyRetention(), core.options.retentionCheckMs);
+    core.retentionTimer = setInterval(() => void core.maintain(), core.options.retentionCheckMs);
     core.retentionTimer.unref();
     return core;
   }
@@ -216,12 +247,26 @@ export class BrokerCore {
    * decimal. At start the topic is read back; the last record per key wins.
    */
   private async openOffsetsTopic(): Promise<void> {
-    if (this.registry.get(OFFSETS_TOPIC) === undefined) {
+    const existing = this.registry.get(OFFSETS_TOPIC);
+    if (existing === undefined) {
       const topic = await this.registry.create(
-        { name: OFFSETS_TOPIC, partitions: 1, config: { durability: 'always' } },
+        {
+          name: OFFSETS_TOPIC,
+          partitions: 1,
+          config: { durability: 'always', cleanup: 'compact', segmentBytes: this.offsetsSegmentBytes },
+        },
         { internal: true },
       );
       await this.openPartitions(topic, 0);
+    } else if (existing.config.cleanup !== 'compact') {
+      // Created by a broker before compaction existed: compact it from now on.
+      await this.registry.alter({
+        name: OFFSETS_TOPIC,
+        config: {
+          cleanup: 'compact',
+          segmentBytes: Math.min(existing.config.segmentBytes, this.offsetsSegmentBytes),
+        },
+      });
     }
     const log = this.partition(OFFSETS_TOPIC, 0).log;
     let offset = log.logStartOffset;
@@ -459,6 +504,18 @@ export class BrokerCore {
       }
     }
     return removed;
+  }
+
+  /** Compacts the partitions of compacted topics: those that are due, or all with `force`. */
+  compact(options: { topic?: string; force?: boolean } = {}): Promise<PartitionCompaction[]> {
+    return this.compaction.run(options);
+  }
+
+  /** The periodic maintenance: retention everywhere, then compaction where it is due. */
+  private async maintain(): Promise<void> {
+    if (this.closed) return;
+    await this.applyRetention();
+    if (!this.closed) await this.compaction.run();
   }
 
   topicNames(): string[] {

@@ -10,6 +10,8 @@
 //   log.offsetForTimestamp(ms) -> first offset whose batch max timestamp is ≥ ms
 //   log.onVisible(listener)                              new batches as they become readable
 //   log.applyRetention(now?) / log.close() / log.recovery / log.state
+//   log.compact(options?) -> CompactionReport             log compaction of the sealed segments
+//   log.onSegmentReplaced(listener)                       a sealed segment is rewritten or removed
 //
 // Appends are coalesced: every batch that arrives in one event-loop turn goes out in one positioned
 // writev. With durability `always` the loop then fdatasyncs, and batches that arrive while that sync
@@ -25,8 +27,14 @@ import {
   BATCH_OFFSETS,
   writeBaseOffset,
 } from '../protocol/record-batch-layout.js';
+import {
+  type CleanerHost,
+  type CompactionOptions,
+  type CompactionReport,
+  LogCleaner,
+} from './log-cleaner.js';
 import { ReadAhead } from './read-ahead.js';
-import { parseSegmentFileName, type ScanStop, Segment } from './segment.js';
+import { CLEANED_SUFFIX, parseSegmentFileName, type ScanStop, Segment, segmentFileName } from './segment.js';
 import { nodeStorageFs, type StorageFs } from './storage-fs.js';
 
 export type DurabilityPolicy = 'always' | 'interval' | 'never';
@@ -87,6 +95,17 @@ export interface RecoveryReport {
 }
 
 export type VisibleListener = (batches: readonly Buffer[], highWatermark: bigint) => void;
+
+/**
+ * A sealed segment the log cleaner replaces. 'replacing' is awaited before the swap is committed:
+ * files derived from the segment's bytes (other than its offset and time indexes, which the log
+ * rewrites) must be deleted or invalidated there, so that no crash leaves a derived file describing
+ * the old bytes beside the new ones. 'replaced' (rewritten) and 'removed' follow the durable swap.
+ */
+export type SegmentReplacedListener = (event: {
+  baseOffset: bigint;
+  phase: 'replacing' | 'replaced' | 'removed';
+}) => void | Promise<void>;
 
 interface PendingAppend {
   batch: Buffer;
@@ -163,6 +182,12 @@ export class PartitionLog {
   private readonly listeners = new Set<VisibleListener>();
   /** Chunks read ahead for sequential readers (read-ahead.ts). */
   private readonly readAhead = new ReadAhead();
+  private readonly segmentListeners = new Set<SegmentReplacedListener>();
+  /** Compaction and retention change the segment list: they run one at a time, in this chain. */
+  private maintenance: Promise<unknown> = Promise.resolve();
+  private stopMaintenance = false;
+  /** Offsets below this are clean (log-cleaner.ts); in memory only, so everything is dirty after open. */
+  private cleanedThrough = 0n;
 
   private constructor(
     dir: string,
@@ -251,9 +276,18 @@ export class PartitionLog {
       .map(parseSegmentFileName)
       .filter((b): b is bigint => b !== null)
       .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const logs = new Set(bases.map((base) => segmentFileName(base, 'log')));
     for (const name of names) {
-      // Leftovers of an index write that a crash interrupted.
-      if (name.endsWith('.tmp')) await this.fs.unlink(`${this.dir}/${name}`);
+      // Leftovers of an index write or a compaction that a crash interrupted (a `.cleaned` file is
+      // never committed data: committing it is its rename to `<base>.log`), and indexes of a segment
+      // whose log file compaction or retention unlinked before the crash.
+      const orphanIndex = /^(\d{20})\.(index|timeindex)$/.exec(name);
+      if (
+        name.endsWith('.tmp') ||
+        name.endsWith(CLEANED_SUFFIX) ||
+        (orphanIndex !== null && !logs.has(`${orphanIndex[1]}.log`))
+      )
+        await this.fs.unlink(`${this.dir}/${name}`);
     }
     const now = this.clock.now();
     for (let i = 0; i < bases.length; i++) {
@@ -271,7 +305,8 @@ export class PartitionLog {
         segment.visibleBytes = segment.size;
         continue;
       }
-      const scan = await segment.scan();
+      // Sealed segments may have offset gaps where the log cleaner dropped whole batches.
+      const scan = await segment.scan(!isLast);
       report.scannedBytes += scan.validBytes;
       if (!isLast) report.rebuiltIndexes++;
       if (scan.stop !== null && this.corruptFrom === null) {
@@ -300,6 +335,7 @@ export class PartitionLog {
     report.segments = this.segments.length;
     this.nextOffset = this.active.nextOffset;
     this.visibleOffset = this.corruptFrom ?? this.nextOffset;
+    this.cleanedThrough = this.logStartOffset;
     if (this.corruptFrom !== null) {
       this.state = 'failed';
       this.failure = errorOf(
@@ -693,7 +729,11 @@ export class PartitionLog {
    * Deletes whole sealed segments past the retention time or size. The active segment is never
    * deleted. Returns the number of segments removed.
    */
-  async applyRetention(now = this.clock.now()): Promise<number> {
+  applyRetention(now = this.clock.now()): Promise<number> {
+    return this.exclusive(() => this.retain(now));
+  }
+
+  private async retain(now: number): Promise<number> {
     let removed = 0;
     while (this.segments.length > 1) {
       const oldest = this.segments[0]!;
@@ -710,9 +750,137 @@ export class PartitionLog {
     return removed;
   }
 
+  /** Runs `task` after every compaction or retention run before it (they change the segment list). */
+  private exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.maintenance.then(task, task);
+    this.maintenance = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Compacts the sealed segments (log-cleaner.ts): keeps the latest record per key, drops expired
+   * tombstones. Runs in the background of appends and reads; one run at a time per log.
+   */
+  compact(options: CompactionOptions = {}): Promise<CompactionReport> {
+    return this.exclusive(async () => {
+      if (this.state === 'closed') throw errorOf('PARTITION_CLOSED', this.dir);
+      if (this.state === 'failed') throw errorOf('STORAGE_FAILED', this.failure?.message);
+      return new LogCleaner(this.cleanerHost(), { ...options, now: options.now ?? this.clock.now() }).run();
+    });
+  }
+
+  /**
+   * Bytes of sealed segments not yet cleaned since the open, over all sealed bytes (0 when there
+   * is no sealed segment): the broker compacts a log once this reaches minCleanableDirtyRatio.
+   */
+  get dirtyRatio(): number {
+    let dirty = 0;
+    let total = 0;
+    for (let i = 0; i < this.segments.length - 1; i++) {
+      const segment = this.segments[i]!;
+      total += segment.size;
+      if (segment.nextOffset > this.cleanedThrough) dirty += segment.size;
+    }
+    return total === 0 ? 0 : dirty / total;
+  }
+
+  /** Subscribes to compaction's segment swaps (SegmentReplacedListener); returns the unsubscribe function. */
+  onSegmentReplaced(listener: SegmentReplacedListener): () => void {
+    this.segmentListeners.add(listener);
+    return () => this.segmentListeners.delete(listener);
+  }
+
+  private async notifySegment(
+    baseOffset: bigint,
+    phase: 'replacing' | 'replaced' | 'removed',
+  ): Promise<void> {
+    for (const listener of this.segmentListeners) await listener({ baseOffset, phase });
+  }
+
+  private cleanerHost(): CleanerHost {
+    const log = this;
+    return {
+      get logStartOffset() {
+        return log.logStartOffset;
+      },
+      get cleanedThrough() {
+        return log.cleanedThrough;
+      },
+      set cleanedThrough(offset: bigint) {
+        log.cleanedThrough = offset;
+      },
+      async snapshot() {
+        const segments = log.segments.slice();
+        const readableBytes = segments.map((segment) => segment.visibleBytes);
+        const bound = log.visibleOffset;
+        // Records of the active segment may supersede older ones: make them durable first, or a
+        // power loss could take the new value after the cleaner removed the old one.
+        if (log.config.durability !== 'always') {
+          try {
+            await segments[segments.length - 1]!.file.datasync();
+          } catch (error) {
+            log.enterFailed(error);
+            throw log.failure!;
+          }
+        }
+        return { segments, readableBytes, bound };
+      },
+      isCurrent: (segment) => log.segments.includes(segment) && segment !== log.active,
+      replace: (old, cleaned) => log.replaceSegment(old, cleaned),
+      stopping: () => log.stopMaintenance || log.state !== 'open',
+    };
+  }
+
+  /**
+   * The one place a sealed segment's file is replaced (compaction). Order, for crash safety
+   * (docs/storage.md, "Compaction"): listeners invalidate derived files; the cleaned file, already
+   * fdatasynced, is renamed over `<base>.log` (or the log file is unlinked) and the directory is
+   * fsynced — the commit point; the old index files no longer match the log's size, so until the new
+   * ones are written a restart rebuilds them by a scan. Readers holding the old segment finish on
+   * the old file (its inode lives while open); it is closed when they are done.
+   */
+  private async replaceSegment(old: Segment, cleaned: Segment | null): Promise<void> {
+    const at = this.segments.indexOf(old);
+    if (at < 0 || at === this.segments.length - 1)
+      throw errorOf('STORAGE_IO', `segment ${old.baseOffset} is not a sealed segment of ${this.dir}`);
+    await this.notifySegment(old.baseOffset, 'replacing');
+    const unlink = (path: string) =>
+      this.fs.unlink(path).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'ENOENT') throw error;
+      });
+    try {
+      if (cleaned !== null) {
+        // The old indexes go first, durably: a recompressed batch can come out larger than the
+        // original, so the cleaned file's size could equal the old one and an old index (valid for
+        // that size) would be trusted for the new bytes. Without them a crash here rebuilds by scan.
+        await unlink(old.path('index'));
+        await unlink(old.path('timeindex'));
+        await this.fs.syncDirectory(this.dir);
+        await cleaned.commitCleaned();
+      } else {
+        for (const extension of ['log', 'index', 'timeindex'] as const) await unlink(old.path(extension));
+      }
+      await this.fs.syncDirectory(this.dir);
+    } catch (error) {
+      throw storageError(error, `replacing segment ${old.path('log')} by its compacted copy`);
+    }
+    if (cleaned !== null) this.segments[at] = cleaned;
+    else this.segments.splice(at, 1);
+    this.readAhead.dropSegment(old);
+    void old.retire().catch(() => undefined);
+    if (cleaned !== null) {
+      // Derivable: when this fails (disk full), the next open rebuilds them by a scan.
+      await cleaned.persistIndexes().catch(() => undefined);
+    }
+    await this.notifySegment(old.baseOffset, cleaned !== null ? 'replaced' : 'removed');
+  }
+
   /** Finishes queued appends, syncs, closes the files (the active segment's indexes are rebuilt at open). */
   async close(): Promise<void> {
     if (this.state === 'closed') return;
+    // A compaction in progress stops after the segment it is writing.
+    this.stopMaintenance = true;
+    await this.maintenance;
     while (this.flushing !== null || this.flushScheduled) {
       if (this.flushing !== null) await this.flushing;
       else await new Promise((resolve) => setImmediate(resolve));

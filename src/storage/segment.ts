@@ -19,6 +19,9 @@ export function segmentFileName(baseOffset: bigint, extension: 'log' | 'index' |
   return `${baseOffset.toString().padStart(20, '0')}.${extension}`;
 }
 
+/** Suffix of a segment file being written by the log cleaner; renamed over the segment to commit. */
+export const CLEANED_SUFFIX = '.cleaned';
+
 export function parseSegmentFileName(name: string): bigint | null {
   const match = /^(\d{20})\.log$/.exec(name);
   return match ? BigInt(match[1]!) : null;
@@ -93,6 +96,32 @@ export class Segment {
     return new Segment(dir, baseOffset, file, fs, indexIntervalBytes, now);
   }
 
+  /**
+   * A new, empty `<base>.log.cleaned` that will replace this sealed segment (log-cleaner.ts). Its
+   * `path('log')` is the segment's own name: `commitCleaned` renames the file there.
+   */
+  async createCleaned(): Promise<Segment> {
+    const file = await this.fs.open(`${this.path('log')}${CLEANED_SUFFIX}`, 'create');
+    try {
+      await file.truncate(0);
+    } catch (error) {
+      await file.close().catch(() => undefined);
+      throw error;
+    }
+    return new Segment(this.dir, this.baseOffset, file, this.fs, this.indexIntervalBytes, this.createdAt);
+  }
+
+  /** Renames the cleaned file over the segment's log file (not yet durable: sync the directory). */
+  async commitCleaned(): Promise<void> {
+    await this.fs.rename(`${this.path('log')}${CLEANED_SUFFIX}`, this.path('log'));
+  }
+
+  /** Closes and unlinks a cleaned file that will not be committed. */
+  async discardCleaned(): Promise<void> {
+    await this.file.close().catch(() => undefined);
+    await this.fs.unlink(`${this.path('log')}${CLEANED_SUFFIX}`).catch(() => undefined);
+  }
+
   static async openExisting(
     fs: StorageFs,
     dir: string,
@@ -128,9 +157,11 @@ export class Segment {
 
   /**
    * Reads and verifies batches from the start of the file, rebuilding the indexes. Stops at the
-   * first batch that is torn, fails its CRC, or breaks offset contiguity.
+   * first batch that is torn, fails its CRC, or breaks offset order: each batch must start where
+   * the previous one ended, or — with `allowGaps`, for sealed segments, which the log cleaner may
+   * have rewritten without some batches — anywhere after that.
    */
-  async scan(): Promise<ScanResult> {
+  async scan(allowGaps = false): Promise<ScanResult> {
     this.index = new OffsetIndex();
     this.timeIndex = new TimeIndex();
     this.bytesSinceIndexEntry = 0;
@@ -151,7 +182,7 @@ export class Segment {
           break;
         }
         const total = chunk.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
-        const problem = this.checkBatch(chunk, at, read, total, fileSize - position - at);
+        const problem = this.checkBatch(chunk, at, read, total, fileSize - position - at, allowGaps);
         if (problem === 'need-more') {
           needMore = true;
           break;
@@ -195,6 +226,7 @@ export class Segment {
     read: number,
     total: number,
     leftInFile: number,
+    allowGaps: boolean,
   ): string | null {
     if (total < BATCH_HEADER_SIZE) return `batch length ${total} is below the header size`;
     if (total > leftInFile) return 'torn batch at the end of the file';
@@ -206,7 +238,7 @@ export class Segment {
       return 'CRC mismatch';
     }
     const baseOffset = chunk.readBigInt64BE(at + BATCH_OFFSETS.baseOffset);
-    if (baseOffset !== this.nextOffset)
+    if (allowGaps ? baseOffset < this.nextOffset : baseOffset !== this.nextOffset)
       return `base offset ${baseOffset} where ${this.nextOffset} was expected`;
     const lastOffsetDelta = chunk.readInt32BE(at + BATCH_OFFSETS.lastOffsetDelta);
     if (lastOffsetDelta < 0) return `negative lastOffsetDelta ${lastOffsetDelta}`;
@@ -290,6 +322,21 @@ export class Segment {
   /** Closes the file once no read is in flight. */
   async close(): Promise<void> {
     if (this.readers > 0) await new Promise<void>((resolve) => (this.closeWhenIdle = resolve));
+    await this.file.close();
+  }
+
+  /**
+   * Closes the file once no read is in flight, for a segment the log cleaner replaced. A
+   * PartitionLog.read may call `read` several times on one segment without yielding to the event
+   * loop in between (only awaiting each read), so idle is checked again one macrotask later.
+   */
+  async retire(): Promise<void> {
+    for (;;) {
+      if (this.readers > 0) await new Promise<void>((resolve) => (this.closeWhenIdle = resolve));
+      this.closeWhenIdle = null;
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.readers === 0) break;
+    }
     await this.file.close();
   }
 

@@ -44,6 +44,7 @@ describe('memorystreamer CLI against a real broker', () => {
     expect(
       (await cli('topic', 'alter', 'events', '--partitions', '3', '--retention-ms', '60000')).out,
     ).toMatch(/retention.ms:\s+60000/);
+    expect((await cli('topic', 'alter', 'events', '--cleanup', 'compact')).out).toMatch(/cleanup:\s+compact/);
     const duplicate = await cli('topic', 'create', 'events');
     expect(duplicate.code).toBe(EXIT.failed);
     expect(duplicate.err).toMatch(/TOPIC_ALREADY_EXISTS \(301\)/);

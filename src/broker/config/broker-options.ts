@@ -24,6 +24,12 @@ export function brokerOptionsFrom(
       segmentBytes: n('topics.segment_bytes'),
       segmentMs: n('topics.segment_age'),
     },
+    compaction: {
+      minCleanableDirtyRatio: n('compaction.min_dirty_percent') / 100,
+      deleteRetentionMs: n('compaction.delete_retention'),
+      minCompactionLagMs: n('compaction.min_lag'),
+      maxMapEntries: n('compaction.max_map_entries'),
+    },
     limits: {
       maxConnections: n('server.max_connections'),
       maxConnectionsPerAddress: n('server.max_connections_per_address'),

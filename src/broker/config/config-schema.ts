@@ -224,6 +224,30 @@ export const SETTINGS = [
     doc: 'default age at which a segment rolls',
     reloadable: true,
   },
+  {
+    key: 'compaction.min_dirty_percent',
+    type: { kind: 'int', min: 1, max: 100 },
+    default: 50,
+    doc: 'compact a partition of a cleanup=compact topic once this percentage of its sealed bytes is not yet cleaned',
+  },
+  {
+    key: 'compaction.delete_retention',
+    type: { kind: 'duration', min: 0, max: 100_000 * DAY },
+    default: DAY,
+    doc: 'age (record timestamp) after which compaction drops a tombstone (a record with a null value)',
+  },
+  {
+    key: 'compaction.min_lag',
+    type: { kind: 'duration', min: 0, max: 100_000 * DAY },
+    default: 0,
+    doc: 'sealed segments holding a record younger than this are not compacted yet',
+  },
+  {
+    key: 'compaction.max_map_entries',
+    type: { kind: 'int', min: 1000, max: 100_000_000 },
+    default: 1_000_000,
+    doc: 'keys in the offset map of one compaction pass (about 100 bytes each); more keys take more passes',
+  },
 ] as const satisfies readonly Setting[];
 
 export type SettingKey = (typeof SETTINGS)[number]['key'];

@@ -14,6 +14,7 @@ import {
   splitBatches,
   validateRecordBatch,
 } from '../../protocol/record-batch.js';
+import { readBatchHeader } from '../../protocol/record-batch-layout.js';
 import { PartitionLog, type PartitionLogConfig, type StorageObserver } from '../../storage/partition-log.js';
 import { ProducerStateTable } from '../producers/producer-state.js';
 import { StreamIndex, type StreamUndo, streamKeyOf } from './stream-index.js';
@@ -81,9 +82,12 @@ export class Partition {
       const { data, nextOffset } = await this.log.read(offset, SCAN_BYTES);
       for (const batch of splitBatches(data)) {
         const baseOffset = batch.readBigInt64BE(0);
-        const header = validateRecordBatch(batch, { maxBatchBytes: Number.MAX_SAFE_INTEGER });
+        // Stored batches passed validation when appended and their CRC when read. A compacted batch
+        // has fewer records than lastOffsetDelta + 1 (docs/storage.md, "Compaction"): the
+        // producer's sequence range is still baseSequence..baseSequence + lastOffsetDelta.
+        const header = readBatchHeader(batch);
         const lastOffset = baseOffset + BigInt(header.lastOffsetDelta);
-        this.producers.record(header, baseOffset, lastOffset);
+        this.producers.record({ ...header, recordCount: header.lastOffsetDelta + 1 }, baseOffset, lastOffset);
         const base = Number(baseOffset);
         forEachKey(batch, this.limits, (key, offsetDelta) => {
           if (key !== null && base + offsetDelta >= Number(offset))

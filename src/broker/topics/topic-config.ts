@@ -4,11 +4,12 @@
 import { errorOf } from '../../protocol/error-codes.js';
 
 /**
- * Cleanup policies this broker applies. The wire format reserves `compact` (docs/protocol.md);
- * until compaction is built the broker accepts only `delete`, so a topic is never silently left
- * uncompacted.
+ * Cleanup policies: `delete` removes whole old segments by retention time and size; `compact`
+ * (docs/storage.md, "Compaction") also keeps only the latest record per key in sealed segments
+ * and drops tombstones after the broker's compaction.delete_retention. Retention settings apply
+ * to both.
  */
-export const CLEANUP_POLICIES = ['delete'] as const;
+export const CLEANUP_POLICIES = ['delete', 'compact'] as const;
 export type CleanupPolicy = 'delete' | 'compact';
 export const DURABILITY_POLICIES = ['always', 'interval', 'never'] as const;
 export type DurabilityPolicy = (typeof DURABILITY_POLICIES)[number];

@@ -9,6 +9,7 @@ interface ConfigFlags {
   retentionMs?: string;
   retentionBytes?: string;
   durability?: string;
+  cleanup?: string;
   maxMessageBytes?: string;
   segmentBytes?: string;
 }
@@ -32,6 +33,8 @@ function configFrom(flags: ConfigFlags): Partial<TopicConfigView> | undefined {
       'never',
     ] as const);
   }
+  if (flags.cleanup !== undefined)
+    config.cleanup = parseChoice('--cleanup', flags.cleanup, ['delete', 'compact'] as const);
   if (flags.maxMessageBytes !== undefined) {
     config.maxMessageBytes = parseIntegerOption(
       '--max-message-bytes',
@@ -50,6 +53,7 @@ function withConfigFlags(command: Command): Command {
     .option('--retention-ms <ms>', 'delete segments older than this (-1 = keep forever)')
     .option('--retention-bytes <bytes>', 'delete old segments while a partition is larger (-1 = no limit)')
     .option('--durability <policy>', 'always (fsync before ack) | interval | never')
+    .option('--cleanup <policy>', 'delete (retention only) | compact (also keep the latest record per key)')
     .option('--max-message-bytes <bytes>', 'largest batch a producer may send')
     .option('--segment-bytes <bytes>', 'segment size at which the log rolls');
 }
