@@ -27,6 +27,7 @@ import {
 } from '../protocol/record-batch-layout.js';
 import { parseSegmentFileName, type ScanStop, Segment } from './segment.js';
 import { nodeStorageFs, type StorageFs } from './storage-fs.js';
+import { StreamIndex, type StreamRecovery } from './stream-index.js';
 
 export type DurabilityPolicy = 'always' | 'interval' | 'never';
 export type AppendDurability = 'synced' | 'written';
@@ -83,6 +84,8 @@ export interface RecoveryReport {
    * memory and rebuilt again at the next open. Indexes are derivable, so this never stops an open.
    */
   unsavedIndexes: number;
+  /** The stream index's open (when the log keeps one). */
+  streams?: StreamRecovery;
 }
 
 export type VisibleListener = (batches: readonly Buffer[], highWatermark: bigint) => void;
@@ -155,6 +158,8 @@ export class PartitionLog {
   private intervalTimer: NodeJS.Timeout | null = null;
   private intervalSync: Promise<void> | null = null;
   private readonly listeners = new Set<VisibleListener>();
+  /** The persisted stream index, when opened with `streams` (docs/storage.md, "Stream index"). */
+  readonly streams: StreamIndex | null;
 
   private constructor(
     dir: string,
@@ -162,7 +167,9 @@ export class PartitionLog {
     fs: StorageFs,
     clock: Clock,
     observer: StorageObserver | null,
+    streams: StreamIndex | null,
   ) {
+    this.streams = streams;
     this.dir = dir;
     this.config = config;
     this.fs = fs;
@@ -176,13 +183,17 @@ export class PartitionLog {
     fs?: StorageFs;
     clock?: Clock;
     observer?: StorageObserver;
+    /** Keep a stream index (key → sequence → offset); keys of compressed batches inflate up to this. */
+    streams?: { maxDecompressedBytes: number };
   }): Promise<PartitionLog> {
+    const fs = options.fs ?? nodeStorageFs;
     const log = new PartitionLog(
       options.dir,
       { ...DEFAULT_PARTITION_LOG_CONFIG, ...options.config },
-      options.fs ?? nodeStorageFs,
+      fs,
       options.clock ?? systemClock,
       options.observer ?? null,
+      options.streams === undefined ? null : new StreamIndex(fs, options.dir, options.streams),
     );
     try {
       await log.recover();
@@ -190,6 +201,7 @@ export class PartitionLog {
       // Leave no file of this partition open behind a failed open (it would keep the file system
       // busy, e.g. an unmount).
       for (const segment of log.segments) await segment.close().catch(() => undefined);
+      await log.streams?.close();
       throw error;
     }
     if (log.config.durability === 'interval') {
@@ -300,6 +312,8 @@ export class PartitionLog {
       );
     }
     this.recovery = report;
+    // Step: the stream index from its files (a scan of the active segment, rebuilds as needed).
+    if (this.streams !== null) report.streams = await this.streams.open(this.segments);
   }
 
   /**
@@ -437,6 +451,8 @@ export class PartitionLog {
     let next: Segment;
     try {
       await sealed.persistIndexes();
+      // Step: the sealed segment's stream file (docs/storage.md, "Stream index").
+      await this.streams?.sealActive(sealed);
       next = await Segment.create(
         this.fs,
         this.dir,
@@ -639,15 +655,22 @@ export class PartitionLog {
    */
   async applyRetention(now = this.clock.now()): Promise<number> {
     let removed = 0;
-    while (this.segments.length > 1) {
-      const oldest = this.segments[0]!;
+    let size = this.sizeBytes;
+    let count = 0;
+    while (count < this.segments.length - 1) {
+      const oldest = this.segments[count]!;
       const expired = this.config.retentionMs >= 0 && oldest.maxTimestamp < now - this.config.retentionMs;
-      const oversized =
-        this.config.retentionBytes >= 0 && this.sizeBytes - oldest.size >= this.config.retentionBytes;
+      const oversized = this.config.retentionBytes >= 0 && size - oldest.size >= this.config.retentionBytes;
       if (!expired && !oversized) break;
-      this.segments.shift();
+      size -= oldest.size;
+      count++;
+    }
+    // Step: the stream versions at the new log start are checkpointed before segments go.
+    if (count > 0 && this.streams !== null)
+      await this.streams.beforeRetention(this.segments.slice(0, count), this.segments[count]!.baseOffset);
+    for (; removed < count; removed++) {
+      const oldest = this.segments.shift()!;
       await oldest.delete();
-      removed++;
     }
     if (removed > 0) await this.fs.syncDirectory(this.dir);
     return removed;
@@ -669,6 +692,7 @@ export class PartitionLog {
     if (wasOpen && this.config.durability !== 'never')
       await this.active.file.datasync().catch(() => undefined);
     for (const segment of this.segments) await segment.close();
+    await this.streams?.close();
     this.listeners.clear();
   }
 }

@@ -14,9 +14,13 @@ import {
   splitBatches,
   validateRecordBatch,
 } from '../../protocol/record-batch.js';
+import { BATCH_OFFSETS } from '../../protocol/record-batch-layout.js';
 import { PartitionLog, type PartitionLogConfig, type StorageObserver } from '../../storage/partition-log.js';
+import { StreamIndex, type StreamUndo } from '../../storage/stream-index.js';
 import { ProducerStateTable } from '../producers/producer-state.js';
-import { StreamIndex, type StreamUndo, streamKeyOf } from './stream-index.js';
+
+const streamKeyOf = StreamIndex.keyOf;
+const BATCH_LAST_OFFSET_DELTA = BATCH_OFFSETS.lastOffsetDelta;
 
 export interface PartitionLimits {
   maxBatchBytes: number;
@@ -39,7 +43,7 @@ export class Partition {
   readonly index: number;
   readonly log: PartitionLog;
   readonly producers = new ProducerStateTable();
-  readonly streams = new StreamIndex();
+  readonly streams: StreamIndex;
   private limits: PartitionLimits;
   private readonly waiters = new Set<() => void>();
   private readonly subscriptions = new Set<PushSubscription>();
@@ -48,6 +52,7 @@ export class Partition {
     this.topic = topic;
     this.index = index;
     this.log = log;
+    this.streams = log.streams!;
     this.limits = limits;
     log.onVisible((batches, highWatermark) => this.onVisible(batches, highWatermark));
   }
@@ -63,6 +68,7 @@ export class Partition {
     const log = await PartitionLog.open({
       dir: options.dir,
       config: options.config,
+      streams: { maxDecompressedBytes: options.limits.maxDecompressedBytes },
       ...(options.observer !== undefined ? { observer: options.observer } : {}),
     });
     const partition = new Partition(options.topic, options.index, log, options.limits);
@@ -74,7 +80,7 @@ export class Partition {
     this.limits = limits;
   }
 
-  /** Replays the log's batches into the producer table and the stream index. */
+  /** Replays the log's batch headers into the producer table (the stream index opens with the log). */
   private async rebuildDerivedState(): Promise<void> {
     let offset = this.log.logStartOffset;
     while (offset < this.log.highWatermark) {
@@ -84,11 +90,6 @@ export class Partition {
         const header = validateRecordBatch(batch, { maxBatchBytes: Number.MAX_SAFE_INTEGER });
         const lastOffset = baseOffset + BigInt(header.lastOffsetDelta);
         this.producers.record(header, baseOffset, lastOffset);
-        const base = Number(baseOffset);
-        forEachKey(batch, this.limits, (key, offsetDelta) => {
-          if (key !== null && base + offsetDelta >= Number(offset))
-            this.streams.add(streamKeyOf(key), base + offsetDelta);
-        });
       }
       offset = nextOffset;
     }
@@ -148,7 +149,7 @@ export class Partition {
       }
     }
     const done = ticket.done.catch((error: unknown) => {
-      this.streams.undo(undo);
+      this.streams.undo(undo, base);
       this.producers.truncateFrom(ticket.baseOffset);
       throw error;
     });
@@ -195,7 +196,11 @@ export class Partition {
     for (const subscription of this.subscriptions) subscription.onAppended(batches, highWatermark);
   }
 
-  /** Reads one stream from a sequence, scanning from the stream's first message. */
+  /**
+   * Reads one stream from a sequence: the stream index names the offsets of its messages, and only
+   * the batches holding them are read (no partition scan). Sequences are the stream's own, also
+   * after retention removed its first messages.
+   */
   async readStream(
     key: Buffer,
     fromSequence: number,
@@ -209,35 +214,44 @@ export class Partition {
         await this.waitForData(deadline - Date.now());
       }
     }
-    const entry = this.streams.get(streamKey);
-    const version = entry?.version ?? 0;
+    const version = this.streams.version(streamKey);
     const records: StreamRecordView[] = [];
-    if (entry === undefined || fromSequence >= version) return { partition: this.index, version, records };
-    let sequence = 0;
-    let offset = BigInt(Math.max(entry.firstOffset, Number(this.log.logStartOffset)));
-    const end = BigInt(entry.lastOffset);
-    while (offset <= end && offset < this.log.highWatermark && records.length < maxRecords) {
-      const { data, nextOffset } = await this.log.read(offset, SCAN_BYTES);
-      for (const batch of splitBatches(data)) {
-        for (const record of iterateRecords(batch, this.limits)) {
-          if (record.offset < offset || record.key === null || !record.key.equals(key)) continue;
-          if (sequence >= fromSequence && records.length < maxRecords) {
-            records.push({
-              offset: record.offset,
-              sequence,
-              timestamp: record.timestamp,
-              key: Buffer.from(record.key),
-              value: record.value === null ? null : Buffer.from(record.value),
-              headers: record.headers.map((h) => ({
-                key: h.key,
-                value: h.value === null ? null : Buffer.from(h.value),
-              })),
-            });
-          }
-          sequence++;
-        }
+    if (fromSequence >= version) return { partition: this.index, version, records };
+    const located = await this.streams.locate(streamKey, fromSequence, maxRecords);
+    const highWatermark = this.log.highWatermark;
+    const logStart = this.log.logStartOffset;
+    let batch: Buffer | null = null;
+    let batchFirst = -1n;
+    let batchLast = -1n;
+    for (const { offset: at, sequence } of located) {
+      const offset = BigInt(at);
+      if (offset >= highWatermark) break;
+      if (offset < logStart) continue;
+      if (batch === null || offset < batchFirst || offset > batchLast) {
+        // The batch holding the offset: read() returns it first, and at least that one.
+        const { data } = await this.log.read(offset, 1);
+        batch = splitBatches(data).next().value ?? null;
+        if (batch === null) break;
+        batchFirst = batch.readBigInt64BE(0);
+        batchLast = batchFirst + BigInt(batch.readInt32BE(BATCH_LAST_OFFSET_DELTA));
       }
-      offset = nextOffset;
+      for (const record of iterateRecords(batch, this.limits)) {
+        if (record.offset !== offset) continue;
+        // A hash collision in the index would name another key's record: check the key.
+        if (record.key === null || !record.key.equals(key)) break;
+        records.push({
+          offset: record.offset,
+          sequence,
+          timestamp: record.timestamp,
+          key: Buffer.from(record.key),
+          value: record.value === null ? null : Buffer.from(record.value),
+          headers: record.headers.map((h) => ({
+            key: h.key,
+            value: h.value === null ? null : Buffer.from(h.value),
+          })),
+        });
+        break;
+      }
     }
     return { partition: this.index, version, records };
   }
