@@ -1,7 +1,9 @@
 // The stream entries of the segment being written, in memory until the segment is sealed and its
-// stream file written (stream-index-file.ts). Compact: per message 16 bytes in typed arrays (key
-// slot, offset, previous message of the same key), per key present in the segment one slot of
-// 32 bytes — no object per message. Messages arrive in offset order.
+// stream file written (stream-index-file.ts). Compact: per message 12 bytes in typed arrays (key
+// slot, offset relative to the first message here, previous message of the same key), per key
+// present in the segment one slot of 16 bytes plus its key reference — no object per message.
+// Messages arrive in offset order. A slot's first sequence is not stored: every message of the key
+// since the slot began is here, so it is the key's version minus the slot's count.
 
 import type { StreamFileInput } from './stream-index-file.js';
 
@@ -25,22 +27,28 @@ function grown<T extends Float64Array | Int32Array | Uint32Array>(array: T, need
 export class ActiveStreamEntries {
   // Per slot (one per key with messages here).
   private slotKeys: string[] = [];
-  private slotEntries: StreamEntry[] = [];
-  private slotFirstSequence = new Float64Array(64);
   private slotPreviousOffset = new Float64Array(64);
   private slotLast = new Int32Array(64);
   private slotCount = new Uint32Array(64);
   private slots = 0;
   // Per message.
   private messageSlot = new Uint32Array(256);
-  private messageOffset = new Float64Array(256);
+  private messageOffset = new Uint32Array(256);
   private messagePrevious = new Int32Array(256);
+  /** Offsets are kept relative to the first message added (a segment spans < 2^32 offsets). */
+  private base = -1;
   messages = 0;
+
+  constructor(private readonly entryOf: (key: string) => StreamEntry | undefined) {}
+
+  private firstSequence(entry: StreamEntry, slot: number): number {
+    return entry.version - this.slotCount[slot]!;
+  }
 
   get memoryBytes(): number {
     return (
-      this.slotKeys.length * 8 +
-      this.slotFirstSequence.byteLength * 2 +
+      this.slotKeys.length * 4 +
+      this.slotPreviousOffset.byteLength +
       this.slotLast.byteLength * 2 +
       this.messageSlot.byteLength +
       this.messageOffset.byteLength +
@@ -48,20 +56,21 @@ export class ActiveStreamEntries {
     );
   }
 
-  /** Records message `sequence` of `key` at `offset`; `previousOffset` is the key's last offset before it. */
-  add(key: string, entry: StreamEntry, offset: number, sequence: number, previousOffset: number): void {
+  /**
+   * Records the key's next message at `offset` (call before counting it in the entry's version);
+   * `previousOffset` is the key's last offset before it.
+   */
+  add(key: string, entry: StreamEntry, offset: number, previousOffset: number): void {
+    if (this.base < 0) this.base = offset;
     let slot = entry.slot;
     if (slot < 0) {
       slot = this.slots++;
       if (slot >= this.slotLast.length) {
-        this.slotFirstSequence = grown(this.slotFirstSequence, slot + 1);
         this.slotPreviousOffset = grown(this.slotPreviousOffset, slot + 1);
         this.slotLast = grown(this.slotLast, slot + 1);
         this.slotCount = grown(this.slotCount, slot + 1);
       }
       this.slotKeys[slot] = key;
-      this.slotEntries[slot] = entry;
-      this.slotFirstSequence[slot] = sequence;
       this.slotPreviousOffset[slot] = previousOffset;
       this.slotLast[slot] = -1;
       this.slotCount[slot] = 0;
@@ -74,7 +83,7 @@ export class ActiveStreamEntries {
       this.messagePrevious = grown(this.messagePrevious, m + 1);
     }
     this.messageSlot[m] = slot;
-    this.messageOffset[m] = offset;
+    this.messageOffset[m] = offset - this.base;
     this.messagePrevious[m] = this.slotLast[slot]!;
     this.slotLast[slot] = m;
     this.slotCount[slot]!++;
@@ -82,12 +91,14 @@ export class ActiveStreamEntries {
 
   /** Takes back every message at or past `offset` (appends that failed take a suffix). */
   truncateFrom(offset: number): void {
-    while (this.messages > 0 && this.messageOffset[this.messages - 1]! >= offset) {
+    while (this.messages > 0 && this.base + this.messageOffset[this.messages - 1]! >= offset) {
       const m = --this.messages;
       const slot = this.messageSlot[m]!;
       this.slotLast[slot] = this.messagePrevious[m]!;
-      if (--this.slotCount[slot]! === 0 && this.slotEntries[slot]!.slot === slot)
-        this.slotEntries[slot]!.slot = -1;
+      if (--this.slotCount[slot]! === 0) {
+        const entry = this.entryOf(this.slotKeys[slot]!);
+        if (entry !== undefined && entry.slot === slot) entry.slot = -1;
+      }
     }
   }
 
@@ -100,10 +111,10 @@ export class ActiveStreamEntries {
     const slot = entry.slot;
     if (slot < 0 || this.slotCount[slot] === 0) return null;
     const count = this.slotCount[slot]!;
-    const first = this.slotFirstSequence[slot]!;
+    const first = this.firstSequence(entry, slot);
     const offsets = new Array<number>(count);
     for (let m = this.slotLast[slot]!, k = count - 1; m >= 0 && k >= 0; m = this.messagePrevious[m]!, k--)
-      offsets[k] = this.messageOffset[m]!;
+      offsets[k] = this.base + this.messageOffset[m]!;
     return {
       previousOffset: this.slotPreviousOffset[slot]!,
       firstSequence: first,
@@ -117,7 +128,8 @@ export class ActiveStreamEntries {
   }
 
   /** Index of the first message at or past `offset`. */
-  private cutAt(offset: number): number {
+  private cutAt(absolute: number): number {
+    const offset = absolute - this.base;
     let low = 0;
     let high = this.messages;
     while (low < high) {
@@ -138,10 +150,12 @@ export class ActiveStreamEntries {
     for (let m = 0; m < cut; m++) perSlot[this.messageSlot[m]!]!++;
     const keyOfSlot = new Int32Array(this.slots).fill(-1);
     const keys: string[] = [];
+    const firstSequence = new Float64Array(this.slots);
     for (let s = 0; s < this.slots; s++) {
       if (perSlot[s] === 0) continue;
       keyOfSlot[s] = keys.length;
       keys.push(this.slotKeys[s]!);
+      firstSequence[s] = this.firstSequence(this.entryOf(this.slotKeys[s]!)!, s);
     }
     const n = keys.length;
     const entryStart = new Uint32Array(n);
@@ -154,7 +168,7 @@ export class ActiveStreamEntries {
       if (k < 0) continue;
       entryStart[k] = at;
       entryCount[k] = perSlot[s]!;
-      nextSequence[k] = this.slotFirstSequence[s]! + perSlot[s]!;
+      nextSequence[k] = firstSequence[s]! + perSlot[s]!;
       previousOffset[k] = this.slotPreviousOffset[s]!;
       at += perSlot[s]!;
     }
@@ -165,8 +179,8 @@ export class ActiveStreamEntries {
       const s = this.messageSlot[m]!;
       const k = keyOfSlot[s]!;
       const j = filled[k]!++;
-      entryOffsets[entryStart[k]! + j] = this.messageOffset[m]!;
-      entrySequences[entryStart[k]! + j] = this.slotFirstSequence[s]! + j;
+      entryOffsets[entryStart[k]! + j] = this.base + this.messageOffset[m]!;
+      entrySequences[entryStart[k]! + j] = firstSequence[s]! + j;
     }
     return {
       cut,
@@ -188,24 +202,27 @@ export class ActiveStreamEntries {
 
   /** The entries from message `cut` on, for the next segment; frees every key's slot here. */
   split(cut: number): ActiveStreamEntries {
-    const next = new ActiveStreamEntries();
-    const before = new Uint32Array(this.slots);
-    const lastBefore = new Float64Array(this.slots);
-    for (let m = 0; m < cut; m++) {
-      const s = this.messageSlot[m]!;
-      before[s]!++;
-      lastBefore[s] = this.messageOffset[m]!;
-    }
+    const next = new ActiveStreamEntries(this.entryOf);
+    const lastBefore = new Float64Array(this.slots).fill(-1);
+    for (let m = 0; m < cut; m++) lastBefore[this.messageSlot[m]!] = this.base + this.messageOffset[m]!;
+    // Each key's entry leaves its slot here; its messages past the cut are counted again below,
+    // so its version is taken back by them first (the next segment's slot starts from there).
+    const entries: (StreamEntry | undefined)[] = new Array(this.slots);
+    const suffix = new Uint32Array(this.slots);
+    for (let m = cut; m < this.messages; m++) suffix[this.messageSlot[m]!]!++;
     for (let s = 0; s < this.slots; s++) {
-      const entry = this.slotEntries[s]!;
-      if (entry.slot === s) entry.slot = -1;
+      const entry = this.entryOf(this.slotKeys[s]!);
+      entries[s] = entry;
+      if (entry === undefined || entry.slot !== s) continue;
+      entry.slot = -1;
+      entry.version -= suffix[s]!;
     }
-    const seen = new Uint32Array(this.slots);
     for (let m = cut; m < this.messages; m++) {
       const s = this.messageSlot[m]!;
-      const sequence = this.slotFirstSequence[s]! + before[s]! + seen[s]!++;
-      const previous = before[s]! > 0 ? lastBefore[s]! : this.slotPreviousOffset[s]!;
-      next.add(this.slotKeys[s]!, this.slotEntries[s]!, this.messageOffset[m]!, sequence, previous);
+      const entry = entries[s]!;
+      const previous = lastBefore[s]! >= 0 ? lastBefore[s]! : this.slotPreviousOffset[s]!;
+      next.add(this.slotKeys[s]!, entry, this.base + this.messageOffset[m]!, previous);
+      entry.version++;
     }
     return next;
   }

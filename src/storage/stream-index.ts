@@ -78,7 +78,7 @@ export function streamFileName(baseOffset: bigint | number): string {
 
 export class StreamIndex {
   private readonly versions = new Map<string, StreamEntry>();
-  private active = new ActiveStreamEntries();
+  private active = new ActiveStreamEntries((key) => this.versions.get(key));
   private sealed: SealedStreams[] = [];
   private checkpointBase = -1;
 
@@ -115,10 +115,9 @@ export class StreamIndex {
       this.versions.set(key, entry);
     }
     undo?.push({ entry, key, version: entry.version, lastOffset: entry.lastOffset });
-    const sequence = entry.version++;
-    this.active.add(key, entry, offset, sequence, entry.lastOffset);
+    this.active.add(key, entry, offset, entry.lastOffset);
     entry.lastOffset = offset;
-    return sequence;
+    return entry.version++;
   }
 
   /**
