@@ -449,10 +449,11 @@ export class PartitionLog {
     // typed, retriable STORAGE_FULL as during a write: nothing of the group was acknowledged, the
     // log is unchanged, and the next append retries the roll (both steps can be repeated).
     let next: Segment;
+    // Step: the sealed segment's stream file, written here and taken into use after the roll.
+    let streamFile: Awaited<ReturnType<StreamIndex['writeSealed']>> | null = null;
     try {
       await sealed.persistIndexes();
-      // Step: the sealed segment's stream file (docs/storage.md, "Stream index").
-      await this.streams?.sealActive(sealed);
+      if (this.streams !== null) streamFile = await this.streams.writeSealed(sealed);
       next = await Segment.create(
         this.fs,
         this.dir,
@@ -461,9 +462,11 @@ export class PartitionLog {
         this.clock.now(),
       );
     } catch (error) {
+      await streamFile?.reader.close().catch(() => undefined);
       throw storageError(error, `rolling to a new segment at offset ${sealed.nextOffset}`);
     }
     this.segments.push(next);
+    if (streamFile !== null) this.streams!.commitSealed(streamFile);
   }
 
   /** Makes a written group readable and tells listeners, then acknowledges it. */

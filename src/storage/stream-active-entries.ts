@@ -89,16 +89,24 @@ export class ActiveStreamEntries {
     this.slotCount[slot]!++;
   }
 
-  /** Takes back every message at or past `offset` (appends that failed take a suffix). */
-  truncateFrom(offset: number): void {
+  /**
+   * Takes back every message at or past `offset` (appends that failed take a suffix): each one's
+   * key goes back to the version and last offset before it; `forget` drops a key left at version 0.
+   */
+  truncateFrom(offset: number, forget: (key: string) => void): void {
     while (this.messages > 0 && this.base + this.messageOffset[this.messages - 1]! >= offset) {
       const m = --this.messages;
       const slot = this.messageSlot[m]!;
-      this.slotLast[slot] = this.messagePrevious[m]!;
-      if (--this.slotCount[slot]! === 0) {
-        const entry = this.entryOf(this.slotKeys[slot]!);
-        if (entry !== undefined && entry.slot === slot) entry.slot = -1;
-      }
+      const previous = this.messagePrevious[m]!;
+      this.slotLast[slot] = previous;
+      const key = this.slotKeys[slot]!;
+      const entry = this.entryOf(key);
+      if (entry === undefined) continue;
+      entry.version--;
+      entry.lastOffset =
+        previous >= 0 ? this.base + this.messageOffset[previous]! : this.slotPreviousOffset[slot]!;
+      if (--this.slotCount[slot]! === 0 && entry.slot === slot) entry.slot = -1;
+      if (entry.version === 0) forget(key);
     }
   }
 
@@ -128,7 +136,7 @@ export class ActiveStreamEntries {
   }
 
   /** Index of the first message at or past `offset`. */
-  private cutAt(absolute: number): number {
+  indexOf(absolute: number): number {
     const offset = absolute - this.base;
     let low = 0;
     let high = this.messages;
@@ -142,10 +150,10 @@ export class ActiveStreamEntries {
 
   /**
    * The stream file content of the messages below `upTo` (the sealed segment's end), without
-   * changing anything: the file is written first, `split` runs once it is durable.
+   * changing anything: the file is written first, `split` runs once the roll is done.
    */
-  sealInput(baseOffset: number, upTo: number, coveredBytes: number): { input: StreamFileInput; cut: number } {
-    const cut = this.cutAt(upTo);
+  sealInput(baseOffset: number, upTo: number, coveredBytes: number): StreamFileInput {
+    const cut = this.indexOf(upTo);
     const perSlot = new Uint32Array(this.slots);
     for (let m = 0; m < cut; m++) perSlot[this.messageSlot[m]!]!++;
     const keyOfSlot = new Int32Array(this.slots).fill(-1);
@@ -183,20 +191,17 @@ export class ActiveStreamEntries {
       entrySequences[entryStart[k]! + j] = firstSequence[s]! + j;
     }
     return {
-      cut,
-      input: {
-        kind: 'segment',
-        baseOffset,
-        nextOffset: upTo,
-        coveredBytes,
-        keys,
-        entryStart,
-        entryCount,
-        nextSequence,
-        previousOffset,
-        entryOffsets,
-        entrySequences,
-      },
+      kind: 'segment',
+      baseOffset,
+      nextOffset: upTo,
+      coveredBytes,
+      keys,
+      entryStart,
+      entryCount,
+      nextSequence,
+      previousOffset,
+      entryOffsets,
+      entrySequences,
     };
   }
 

@@ -38,13 +38,6 @@ export interface StreamSegmentView {
   read(position: number, length: number): Promise<Buffer>;
 }
 
-export interface StreamUndo {
-  entry: StreamEntry;
-  key: string;
-  version: number;
-  lastOffset: number;
-}
-
 export interface StreamRecovery {
   /** Sealed segments whose stream file was loaded as it was. */
   loaded: number;
@@ -108,31 +101,23 @@ export class StreamIndex {
   }
 
   /** Counts one message of `key` at `offset` (appended in offset order); returns its sequence. */
-  add(key: string, offset: number, undo?: StreamUndo[]): number {
+  add(key: string, offset: number): number {
     let entry = this.versions.get(key);
     if (entry === undefined) {
       entry = new StreamEntry(0, -1, -1);
       this.versions.set(key, entry);
     }
-    undo?.push({ entry, key, version: entry.version, lastOffset: entry.lastOffset });
     this.active.add(key, entry, offset, entry.lastOffset);
     entry.lastOffset = offset;
     return entry.version++;
   }
 
   /**
-   * Takes back messages at or past `fromOffset` whose append failed. Failures always take a
-   * suffix of appends, so the smallest version seen restores the state, in any order of undos.
+   * Takes back every message at or past `offset`: appends that failed (the log takes back a
+   * suffix of offsets, all of them past the sealed segments). Repeating it is harmless.
    */
-  undo(records: readonly StreamUndo[], fromOffset: number): void {
-    this.active.truncateFrom(fromOffset);
-    for (const record of records) {
-      if (record.version < record.entry.version) {
-        record.entry.version = record.version;
-        record.entry.lastOffset = record.lastOffset;
-      }
-      if (record.entry.version === 0) this.versions.delete(record.key);
-    }
+  takeBack(offset: number): void {
+    this.active.truncateFrom(offset, (key) => this.versions.delete(key));
   }
 
   private path(name: string): string {
@@ -178,7 +163,7 @@ export class StreamIndex {
       const covered = base < this.checkpointBase;
       if (valid) {
         if (!covered) forEachStreamKey(file.buf, file.header, (record) => this.apply(record.key, record));
-        await this.attach(base, Number(segment.nextOffset), file.buf, file.header, false);
+        this.insert(await this.reader(base, Number(segment.nextOffset), file.buf, file.header, false));
         report.loaded++;
         baseKnown = true;
         continue;
@@ -188,7 +173,9 @@ export class StreamIndex {
       baseKnown = true;
       report.scannedBytes += await this.scan(segment);
       report.rebuilt++;
-      if (!(await this.sealActive(segment, true))) report.unsaved++;
+      const sealed = await this.writeSealed(segment, true);
+      this.commitSealed(sealed);
+      if (!sealed.saved) report.unsaved++;
     }
     const last = segments[segments.length - 1]!;
     if (!baseKnown && last.size > 0) report.baseUnknown = true;
@@ -230,16 +217,15 @@ export class StreamIndex {
 
   /**
    * Writes the stream file of a segment that is being sealed (at a roll, or rebuilt at open) and
-   * moves the active entries past its end on. A roll retried after a later step failed finds the
-   * segment sealed already. Returns false when the file could not be written at open (kept in
-   * memory); at a roll the write error is thrown, so the roll fails and is retried.
+   * opens it for lookups, changing nothing in memory: `commitSealed` does that once the roll is
+   * done, so a roll that fails after this step (and is retried, maybe after more batches went
+   * into the segment) leaves the index as it was. At a roll a write error is thrown (the roll
+   * fails); at open the file is kept in memory instead and `saved` is false.
    */
-  async sealActive(segment: StreamSegmentView, atOpen = false): Promise<boolean> {
+  async writeSealed(segment: StreamSegmentView, atOpen = false): Promise<SealedStreams & { saved: boolean }> {
     const base = Number(segment.baseOffset);
-    if (this.sealed.length > 0 && this.sealed[this.sealed.length - 1]!.base >= base) return true;
     const next = Number(segment.nextOffset);
-    const { input, cut } = this.active.sealInput(base, next, segment.size);
-    const buf = encodeStreamFile(input);
+    const buf = encodeStreamFile(this.active.sealInput(base, next, segment.size));
     const header = decodeStreamFile(buf)!;
     let saved = true;
     try {
@@ -251,18 +237,22 @@ export class StreamIndex {
       if (!atOpen) throw error;
       saved = false;
     }
-    await this.attach(base, next, buf, header, !saved);
-    this.active = this.active.split(cut);
-    return saved;
+    return { ...(await this.reader(base, next, buf, header, !saved)), saved };
   }
 
-  private async attach(
+  /** The segment is sealed: lookups below its end go to its file, the active entries move on. */
+  commitSealed(sealed: SealedStreams): void {
+    this.insert(sealed);
+    this.active = this.active.split(this.active.indexOf(sealed.next));
+  }
+
+  private async reader(
     base: number,
     next: number,
     buf: Buffer,
     header: StreamFileHeader,
     inMemory: boolean,
-  ): Promise<void> {
+  ): Promise<SealedStreams> {
     let reader: StreamFileReader;
     if (inMemory) {
       reader = StreamFileReader.fromBuffer(buf, header, memorySource(buf), async () => undefined);
@@ -270,9 +260,12 @@ export class StreamIndex {
       const file = await this.fs.open(this.path(streamFileName(base)), 'read-write');
       reader = StreamFileReader.fromBuffer(buf, header, fileSource(file), () => file.close());
     }
-    const sealed: SealedStreams = { base, next, reader, memory: inMemory ? buf : null };
+    return { base, next, reader, memory: inMemory ? buf : null };
+  }
+
+  private insert(sealed: SealedStreams): void {
     let at = this.sealed.length;
-    while (at > 0 && this.sealed[at - 1]!.base > base) at--;
+    while (at > 0 && this.sealed[at - 1]!.base > sealed.base) at--;
     this.sealed.splice(at, 0, sealed);
   }
 

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Partition } from '../../src/broker/partitions/partition.js';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
+import { nodeStorageFs } from '../../src/storage/storage-fs.js';
 import { STREAM_CHECKPOINT, StreamIndex } from '../../src/storage/stream-index.js';
 import {
   decodeStreamFile,
@@ -338,5 +339,39 @@ describe('stream index through the partition', () => {
     } finally {
       await partition.close();
     }
+  });
+});
+
+describe('taking back failed appends', () => {
+  it('restores versions and last offsets and forgets keys left at version 0', async () => {
+    const dir = await tempDir();
+    const index = new StreamIndex(nodeStorageFs, dir, { maxDecompressedBytes: 1 << 20 });
+    const empty = {
+      baseOffset: 0n,
+      nextOffset: 0n,
+      size: 0,
+      visibleBytes: 0,
+      read: async () => Buffer.alloc(0),
+    };
+    await index.open([empty]);
+    expect([
+      index.add('a', 0),
+      index.add('b', 1),
+      index.add('a', 2),
+      index.add('a', 3),
+      index.add('c', 4),
+    ]).toEqual([0, 0, 1, 2, 0]);
+    index.takeBack(3);
+    expect([index.version('a'), index.version('b'), index.version('c'), index.size]).toEqual([2, 1, 0, 2]);
+    expect(await index.locate('a', 0, 10)).toEqual([
+      { offset: 0, sequence: 0 },
+      { offset: 2, sequence: 1 },
+    ]);
+    expect(index.add('a', 3)).toBe(2);
+    expect(await index.locate('a', 1, 10)).toEqual([
+      { offset: 2, sequence: 1 },
+      { offset: 3, sequence: 2 },
+    ]);
+    await index.close();
   });
 });

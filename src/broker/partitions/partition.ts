@@ -16,7 +16,7 @@ import {
 } from '../../protocol/record-batch.js';
 import { BATCH_OFFSETS } from '../../protocol/record-batch-layout.js';
 import { PartitionLog, type PartitionLogConfig, type StorageObserver } from '../../storage/partition-log.js';
-import { StreamIndex, type StreamUndo } from '../../storage/stream-index.js';
+import { StreamIndex } from '../../storage/stream-index.js';
 import { ProducerStateTable } from '../producers/producer-state.js';
 
 const streamKeyOf = StreamIndex.keyOf;
@@ -138,18 +138,17 @@ export class Partition {
     }
     const ticket = this.log.append(input.batch);
     this.producers.record(header, ticket.baseOffset, ticket.lastOffset);
-    const undo: StreamUndo[] = [];
     const base = Number(ticket.baseOffset);
     // Without any key the reply carries no sequences at all (clients read that as -1 for each).
     const sequences = keyed ? new Array<number>(keys.length) : [];
     if (keyed) {
       for (let i = 0; i < keys.length; i++) {
         const key = keys[i]!;
-        sequences[i] = key === null ? -1 : this.streams.add(key, base + deltas[i]!, undo);
+        sequences[i] = key === null ? -1 : this.streams.add(key, base + deltas[i]!);
       }
     }
     const done = ticket.done.catch((error: unknown) => {
-      this.streams.undo(undo, base);
+      this.streams.takeBack(base);
       this.producers.truncateFrom(ticket.baseOffset);
       throw error;
     });
