@@ -100,7 +100,8 @@ try {
   await client.close();
   await broker.stop();
   latencies.sort((a, b) => a - b);
-  const pct = (p: number) => Number(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!.toFixed(3));
+  const pct = (p: number) =>
+    Number(latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!.toFixed(3));
 
   printResult(
     writeResult({
@@ -122,7 +123,9 @@ try {
           streams,
           'produce msg/s': rate(streams, produceMs),
           'memory per stream after produce (bytes)': Math.round((memoryAfter - memoryBefore) / streams),
-          'memory per stream after restart (bytes)': Math.round((memoryRestarted - memoryBeforeStart) / streams),
+          'memory per stream after restart (bytes)': Math.round(
+            (memoryRestarted - memoryBeforeStart) / streams,
+          ),
           'restart, stream files valid (s)': Number((median(restart.valid) / 1000).toFixed(2)),
           'restart, stream files deleted (s)': Number((median(restart.missing) / 1000).toFixed(2)),
           'read one stream p50 (ms)': pct(0.5),

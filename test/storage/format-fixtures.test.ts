@@ -107,6 +107,44 @@ describe('storage format v1 fixtures', () => {
     }
   });
 
+  it('opens with a stream index: the missing stream files are rebuilt, every stream reads as expected', async () => {
+    const dir = join(work, 'streams');
+    await cp(join(fixture, 'partition'), dir, { recursive: true });
+    // The model: every keyed record, in log order, numbered per key from 0 (the log starts at 0).
+    const streams = new Map<string, { offset: number; sequence: number }[]>();
+    for (const batch of expected.batches)
+      for (const record of batch.records) {
+        const key = bytes(record.key);
+        if (key === null) continue;
+        const list = streams.get(key.toString('latin1')) ?? [];
+        list.push({ offset: Number(record.offset), sequence: list.length });
+        streams.set(key.toString('latin1'), list);
+      }
+    expect(streams.size).toBeGreaterThan(1);
+    for (const round of [0, 1]) {
+      const log = await PartitionLog.open({ dir, config: FIXTURE_CONFIG, streams: limits });
+      try {
+        expect(log.recovery.rebuiltIndexes).toBe(0);
+        expect(log.recovery.streams).toMatchObject({
+          loaded: round === 0 ? 0 : expected.segments.length - 1,
+          rebuilt: round === 0 ? expected.segments.length - 1 : 0,
+          unsaved: 0,
+          baseUnknown: false,
+        });
+        for (const [key, list] of streams) {
+          expect(log.streams!.version(key)).toBe(list.length);
+          expect(await log.streams!.locate(key, 0, 1000)).toEqual(list);
+          expect(await log.streams!.locate(key, list.length - 1, 1000)).toEqual(list.slice(-1));
+        }
+      } finally {
+        await log.close();
+      }
+    }
+    expect((await readdir(dir)).filter((name) => name.endsWith('.streams'))).toHaveLength(
+      expected.segments.length - 1,
+    );
+  });
+
   it('reads from any offset, and finds offsets by timestamp, as expected', async () => {
     const log = await openCopy('lookups');
     try {
