@@ -656,7 +656,17 @@ export class PartitionLog {
    * Deletes whole sealed segments past the retention time or size. The active segment is never
    * deleted. Returns the number of segments removed.
    */
-  async applyRetention(now = this.clock.now()): Promise<number> {
+  applyRetention(now = this.clock.now()): Promise<number> {
+    // One at a time: each run decides which segments go, checkpoints their streams, then deletes
+    // them; two interleaved runs would delete segments the other one's checkpoint does not hold.
+    const run = this.retaining.then(() => this.retainOnce(now));
+    this.retaining = run.catch(() => 0);
+    return run;
+  }
+
+  private retaining: Promise<number> = Promise.resolve(0);
+
+  private async retainOnce(now: number): Promise<number> {
     let removed = 0;
     let size = this.sizeBytes;
     let count = 0;
