@@ -20,6 +20,7 @@ import {
   decodeStreamFile,
   encodeStreamFile,
   fileSource,
+  filterStreamFile,
   forEachStreamKey,
   memorySource,
   mergeCheckpoint,
@@ -267,6 +268,28 @@ export class StreamIndex {
     let at = this.sealed.length;
     while (at > 0 && this.sealed[at - 1]!.base > sealed.base) at--;
     this.sealed.splice(at, 0, sealed);
+  }
+
+  /**
+   * For compaction, right after it renamed a rewritten segment into place (offsets kept): filters
+   * the segment's stream file to the offsets `keep` accepts (sequences unchanged), writes it
+   * (tmp, fdatasync, rename) and swaps the reader. `segment` is the rewritten segment.
+   */
+  async replaceSealed(segment: StreamSegmentView, keep: (offset: number) => boolean): Promise<void> {
+    const base = Number(segment.baseOffset);
+    const at = this.sealed.findIndex((x) => x.base === base);
+    if (at < 0) return;
+    const old = this.sealed[at]!;
+    const file = old.memory !== null ? { buf: old.memory } : await this.readValid(streamFileName(base));
+    const header = file === null ? null : decodeStreamFile(file.buf);
+    if (file === null || header === null) return; // Rebuilt from the segment at the next open.
+    const buf = filterStreamFile(file.buf, header, keep, segment.size);
+    const path = this.path(streamFileName(base));
+    await this.fs.writeFile(`${path}.tmp`, buf);
+    await this.fs.rename(`${path}.tmp`, path);
+    await this.fs.syncDirectory(this.dir);
+    this.sealed[at] = await this.reader(base, old.next, buf, decodeStreamFile(buf)!, false);
+    await old.reader.close().catch(() => undefined);
   }
 
   /**

@@ -1,7 +1,7 @@
 // The persisted stream index: the stream file format (round trip, lookups, corrupt and stale files
 // rebuilt) and a model test through the broker's Partition (appends over a few keys, rolls,
 // retention, reopen, deleted stream files): every stream reads back exactly as the model says.
-import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -373,5 +373,39 @@ describe('taking back failed appends', () => {
       { offset: 3, sequence: 2 },
     ]);
     await index.close();
+  });
+});
+
+describe('compaction hook', () => {
+  it('replaceSealed filters a sealed segment stream file, keeping sequences, and the file stays valid', async () => {
+    const dir = await tempDir();
+    let partition = await openPartition(dir);
+    const model: Model = new Map();
+    for (let i = 0; i < 30; i++) await produce(partition, model, [{ key: 'k', value: `v${i}` }], 1000 + i);
+    const name = (await readdir(dir)).filter((n) => n.endsWith('.streams')).sort()[1]!;
+    const base = BigInt(name.slice(0, 20));
+    const size = (await stat(join(dir, `${name.slice(0, 20)}.log`))).size;
+    const view = {
+      baseOffset: base,
+      nextOffset: 0n,
+      size,
+      visibleBytes: size,
+      read: async () => Buffer.alloc(0),
+    };
+    const inSegment = model.get('k')!.filter((m) => m.offset >= base);
+    const dropped = inSegment[0]!.offset;
+    await partition.streams.replaceSealed(view, (offset) => BigInt(offset) !== dropped);
+    const expected = model.get('k')!.filter((m) => m.offset !== dropped);
+    const read = async () =>
+      (await partition.readStream(Buffer.from('k'), 0, 1000, 0)).records.map((r) => [r.sequence, r.offset]);
+    expect(await read()).toEqual(expected.map((m) => [m.sequence, m.offset]));
+    await partition.close();
+    partition = await openPartition(dir);
+    try {
+      expect(partition.log.recovery.streams?.rebuilt).toBe(0);
+      expect(await read()).toEqual(expected.map((m) => [m.sequence, m.offset]));
+    } finally {
+      await partition.close();
+    }
   });
 });
