@@ -8,6 +8,7 @@ import { mkdtemp, readdir, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Broker } from '../src/embedded/broker.js';
+import { PartitionLog } from '../src/storage/partition-log.js';
 import { argNumber, printResult, progress, rate, writeResult } from './lib/report.js';
 
 const streams = argNumber('streams', 1_000_000);
@@ -78,6 +79,28 @@ try {
     }
   }
 
+  // The partition log alone (no broker, no producer-table scan): the stream index's own open.
+  const logOpen: Record<'valid' | 'missing', number[]> = { valid: [], missing: [] };
+  for (let round = 0; round < rounds; round++) {
+    for (const mode of ['valid', 'missing'] as const) {
+      const dir = partitionDirs[0]!;
+      if (mode === 'missing')
+        for (const name of await readdir(dir)) if (name.endsWith('.streams')) await unlink(join(dir, name));
+      const t0 = performance.now();
+      const log = await PartitionLog.open({
+        dir,
+        config: { segmentBytes: segmentMb * 1024 * 1024 },
+        streams: { maxDecompressedBytes: 64 * 1024 * 1024 },
+      });
+      logOpen[mode].push(performance.now() - t0);
+      const report = log.recovery.streams!;
+      if (mode === 'missing' ? report.loaded !== 0 : report.rebuilt !== 0)
+        throw new Error(`unexpected stream recovery ${JSON.stringify(report)}`);
+      if (log.streams!.size < streams / partitions) throw new Error(`only ${log.streams!.size} streams`);
+      await log.close();
+    }
+  }
+
   broker = await Broker.start({ dataDir });
   client = broker.connect();
   const again = await client
@@ -126,6 +149,8 @@ try {
           'memory per stream after restart (bytes)': Math.round(
             (memoryRestarted - memoryBeforeStart) / streams,
           ),
+          'partition log open, stream files valid (s)': Number((median(logOpen.valid) / 1000).toFixed(2)),
+          'partition log open, stream files deleted (s)': Number((median(logOpen.missing) / 1000).toFixed(2)),
           'restart, stream files valid (s)': Number((median(restart.valid) / 1000).toFixed(2)),
           'restart, stream files deleted (s)': Number((median(restart.missing) / 1000).toFixed(2)),
           'read one stream p50 (ms)': pct(0.5),
@@ -137,7 +162,8 @@ try {
         'memory = V8 heapUsed + ArrayBuffer bytes (typed arrays), after gc; it includes the key string, the version entry and, after produce, the active segment entries',
         'after restart: the whole broker (index loaded from the stream files, plus the active segment scan) against the process before the broker started',
         'restart medians of alternating rounds; "deleted" removes every .streams file first, so each sealed segment is scanned and its file rewritten',
-        'restart includes the idempotent-producer table rebuild, which still reads every batch header of the log',
+        'partition log open: PartitionLog.open of partition 0 alone with its stream index (no broker, no producer-table scan), medians of alternating rounds',
+        'broker restart includes the idempotent-producer table rebuild, which still reads every batch of the log',
         'read: a new stream consumer for a random key (from sequence 0), time until its first message arrives',
       ],
     }),

@@ -68,6 +68,8 @@ function writeU64(buf: Buffer, at: number, value: number): void {
 function readU64(buf: Buffer, at: number): number {
   const lo = buf.readUInt32LE(at);
   const hi = buf.readUInt32LE(at + 4);
+  // Small values stay small integers (no float arithmetic), which V8 keeps unboxed in objects.
+  if (hi === 0) return lo;
   if (hi === 0xffffffff && lo === 0xffffffff) return -1;
   return hi * TWO_32 + lo;
 }
@@ -234,6 +236,33 @@ export function forEachStreamKey(
   visit: (record: StreamKeyRecord) => void,
 ): void {
   for (let i = 0; i < header.keyCount; i++) visit(keyRecordAt(buf, header, i));
+}
+
+/**
+ * Visits every key of a decoded file with its version and last offset, without building a record
+ * object per key (the open path: a million keys per file).
+ */
+export function forEachStreamVersion(
+  buf: Buffer,
+  header: StreamFileHeader,
+  visit: (key: string, nextSequence: number, lastOffset: number) => void,
+): void {
+  const keysAt = keyAreaStart(header);
+  const entriesAt = entriesStart(header);
+  for (let i = 0, at = STREAM_FILE_HEADER; i < header.keyCount; i++, at += STREAM_KEY_RECORD) {
+    const keyAt = keysAt + buf.readUInt32LE(at + 8);
+    const count = buf.readUInt32LE(at + 20);
+    const lastOffset =
+      count === 0
+        ? readU64(buf, at + 32)
+        : header.baseOffset +
+          buf.readUInt32LE(entriesAt + (buf.readUInt32LE(at + 16) + count - 1) * STREAM_ENTRY);
+    visit(
+      buf.toString('latin1', keyAt, keyAt + buf.readUInt32LE(at + 12)),
+      readU64(buf, at + 24),
+      lastOffset,
+    );
+  }
 }
 
 /** The entries of one key record of a decoded file. */

@@ -21,7 +21,7 @@ import {
   encodeStreamFile,
   fileSource,
   filterStreamFile,
-  forEachStreamKey,
+  forEachStreamVersion,
   memorySource,
   mergeCheckpoint,
   type StreamFileHeader,
@@ -144,8 +144,8 @@ export class StreamIndex {
     const checkpoint = await this.readValid(STREAM_CHECKPOINT);
     if (checkpoint !== null && checkpoint.header.kind === 'checkpoint') {
       this.checkpointBase = checkpoint.header.baseOffset;
-      forEachStreamKey(checkpoint.buf, checkpoint.header, (record) => {
-        this.versions.set(record.key, new StreamEntry(record.nextSequence, record.lastOffset, -1));
+      forEachStreamVersion(checkpoint.buf, checkpoint.header, (key, version, lastOffset) => {
+        this.versions.set(key, new StreamEntry(version, lastOffset, -1));
       });
     }
     let baseKnown = first === 0 || this.checkpointBase >= 0;
@@ -163,7 +163,8 @@ export class StreamIndex {
       // keys are in the checkpoint already; they serve reads if their file is valid.
       const covered = base < this.checkpointBase;
       if (valid) {
-        if (!covered) forEachStreamKey(file.buf, file.header, (record) => this.apply(record.key, record));
+        if (!covered)
+          forEachStreamVersion(file.buf, file.header, (key, version, last) => this.apply(key, version, last));
         this.insert(await this.reader(base, Number(segment.nextOffset), file.buf, file.header, false));
         report.loaded++;
         baseKnown = true;
@@ -184,13 +185,12 @@ export class StreamIndex {
     return report;
   }
 
-  private apply(key: string, record: { nextSequence: number; lastOffset: number }): void {
+  private apply(key: string, version: number, lastOffset: number): void {
     const entry = this.versions.get(key);
-    if (entry === undefined)
-      this.versions.set(key, new StreamEntry(record.nextSequence, record.lastOffset, -1));
+    if (entry === undefined) this.versions.set(key, new StreamEntry(version, lastOffset, -1));
     else {
-      entry.version = record.nextSequence;
-      entry.lastOffset = record.lastOffset;
+      entry.version = version;
+      entry.lastOffset = lastOffset;
     }
   }
 
