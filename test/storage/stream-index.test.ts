@@ -299,9 +299,11 @@ describe('stream index through the partition', () => {
     for (let i = 0; i < 40; i++)
       await produce(partition, model, [{ key: i % 3 === 0 ? 'rare' : 'hot', value: `v${i}` }], 1000 + i);
     await produce(partition, model, [{ key: 'only-old', value: 'x' }], 1040);
+    // Old enough messages after it that its segment is sealed before the new ones start.
+    for (let i = 0; i < 10; i++) await produce(partition, model, [{ key: 'rare', value: `f${i}` }], 1041 + i);
     for (let i = 0; i < 20; i++) await produce(partition, model, [{ key: 'hot', value: `w${i}` }], 2000 + i);
     expect(await partition.log.applyRetention(1500)).toBeGreaterThan(0);
-    expect(partition.log.logStartOffset).toBeGreaterThan(0n);
+    expect(partition.log.logStartOffset).toBeGreaterThan(model.get('only-old')![0]!.offset);
     await expectModel(partition, model);
     await partition.close();
     for (const name of await readdir(dir)) if (name.endsWith('.streams')) await unlink(join(dir, name));
@@ -309,14 +311,22 @@ describe('stream index through the partition', () => {
     try {
       expect(partition.log.recovery.streams).toMatchObject({ baseUnknown: false });
       await expectModel(partition, model);
-      // A stream whose every message retention deleted keeps its version.
+      // A stream whose every message retention deleted keeps its version; a reader from 0 waits
+      // (nothing to serve) and is woken by the stream's next message, with its true sequence.
       expect(partition.streams.version('only-old')).toBe(1);
+      expect((await partition.readStream(Buffer.from('only-old'), 0, 10, 0)).records).toEqual([]);
+      const waiting = partition.readStream(Buffer.from('only-old'), 0, 10, 60_000);
+      await produce(partition, model, [{ key: 'hot', value: 'other stream' }], 3000);
+      await new Promise((resolve) => setTimeout(resolve, 20));
       const next = await partition.produce({
         batch: encodeRecordBatch([{ key: 'only-old', value: 'y' }]),
         acks: 1,
         expectedVersion: 1,
       });
       expect(next.sequences).toEqual([1]);
+      const woken = await waiting;
+      expect(woken.records.map((r) => [r.sequence, r.value?.toString()])).toEqual([[1, 'y']]);
+      expect(woken.version).toBe(2);
     } finally {
       await partition.close();
     }

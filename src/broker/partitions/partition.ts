@@ -9,6 +9,7 @@ import type {
 } from '../../protocol/commands/data-types.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import {
+  type DecodedRecord,
   forEachKey,
   iterateRecords,
   splitBatches,
@@ -207,52 +208,77 @@ export class Partition {
     maxWaitMs: number,
   ): Promise<ReadStreamResponse> {
     const streamKey = streamKeyOf(key);
-    if (this.streams.version(streamKey) <= fromSequence && maxWaitMs > 0) {
-      const deadline = Date.now() + maxWaitMs;
-      while (this.streams.version(streamKey) <= fromSequence && Date.now() < deadline) {
-        await this.waitForData(deadline - Date.now());
+    const deadline = Date.now() + maxWaitMs;
+    // Waits (up to maxWaitMs) while there is nothing to serve: the stream has no message at or
+    // past `fromSequence` yet, or those it has are not readable yet, or retention deleted them.
+    // The index is asked again only when the stream's version moved or the high watermark passed
+    // a located message, not on every append to the partition.
+    let seenVersion = -1;
+    let waitingFor = -1n;
+    for (;;) {
+      const version = this.streams.version(streamKey);
+      if (fromSequence < version && (version !== seenVersion || this.log.highWatermark > waitingFor)) {
+        seenVersion = version;
+        const located = await this.streams.locate(streamKey, fromSequence, maxRecords);
+        const records = await this.streamRecords(key, located);
+        if (records.length > 0) return { partition: this.index, version, records };
+        const pending = located.find((l) => BigInt(l.offset) >= this.log.highWatermark);
+        waitingFor = pending === undefined ? BigInt(Number.MAX_SAFE_INTEGER) : BigInt(pending.offset);
       }
+      const left = deadline - Date.now();
+      if (maxWaitMs <= 0 || left <= 0) return { partition: this.index, version, records: [] };
+      await this.waitForData(left);
     }
-    const version = this.streams.version(streamKey);
+  }
+
+  /** The records at the located offsets (below the high watermark), reading only their batches. */
+  private async streamRecords(
+    key: Buffer,
+    located: readonly { offset: number; sequence: number }[],
+  ): Promise<StreamRecordView[]> {
     const records: StreamRecordView[] = [];
-    if (fromSequence >= version) return { partition: this.index, version, records };
-    const located = await this.streams.locate(streamKey, fromSequence, maxRecords);
     const highWatermark = this.log.highWatermark;
     const logStart = this.log.logStartOffset;
-    let batch: Buffer | null = null;
+    // The batch last read, decoded once: a stream's messages often share batches.
+    let decoded: DecodedRecord[] = [];
     let batchFirst = -1n;
     let batchLast = -1n;
     for (const { offset: at, sequence } of located) {
       const offset = BigInt(at);
       if (offset >= highWatermark) break;
       if (offset < logStart) continue;
-      if (batch === null || offset < batchFirst || offset > batchLast) {
+      if (offset < batchFirst || offset > batchLast) {
         // The batch holding the offset: read() returns it first, and at least that one.
-        const { data } = await this.log.read(offset, 1);
-        batch = splitBatches(data).next().value ?? null;
-        if (batch === null) break;
+        let data: Buffer;
+        try {
+          ({ data } = await this.log.read(offset, 1));
+        } catch (error) {
+          if (offset < this.log.logStartOffset) continue; // Retention deleted it meanwhile.
+          throw error;
+        }
+        const batch = splitBatches(data).next().value;
+        if (batch === undefined) break;
         batchFirst = batch.readBigInt64BE(0);
         batchLast = batchFirst + BigInt(batch.readInt32BE(BATCH_LAST_OFFSET_DELTA));
+        decoded = [...iterateRecords(batch, this.limits)];
       }
-      for (const record of iterateRecords(batch, this.limits)) {
-        if (record.offset !== offset) continue;
-        // A hash collision in the index would name another key's record: check the key.
-        if (record.key === null || !record.key.equals(key)) break;
-        records.push({
-          offset: record.offset,
-          sequence,
-          timestamp: record.timestamp,
-          key: Buffer.from(record.key),
-          value: record.value === null ? null : Buffer.from(record.value),
-          headers: record.headers.map((h) => ({
-            key: h.key,
-            value: h.value === null ? null : Buffer.from(h.value),
-          })),
-        });
-        break;
-      }
+      const guess = decoded[Number(offset - batchFirst)];
+      const record = guess?.offset === offset ? guess : decoded.find((r) => r.offset === offset);
+      // A hash collision in the index would name another key's record: check the key.
+      if (record === undefined || record.key === null || !record.key.equals(key)) continue;
+      records.push({
+        offset: record.offset,
+        sequence,
+        timestamp: record.timestamp,
+        key: Buffer.from(record.key),
+        value: record.value === null ? null : Buffer.from(record.value),
+        headers: record.headers.map((h) => ({
+          key: h.key,
+          value: h.value === null ? null : Buffer.from(h.value),
+        })),
+      });
     }
-    return { partition: this.index, version, records };
+    return records;
   }
 
   /** Starts pushing batches from `offset` to `sink`, never more bytes than granted. */
