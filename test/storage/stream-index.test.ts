@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Partition } from '../../src/broker/partitions/partition.js';
+import { ErrorCode } from '../../src/protocol/error-codes.js';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
-import { nodeStorageFs } from '../../src/storage/storage-fs.js';
+import { PartitionLog } from '../../src/storage/partition-log.js';
+import { nodeStorageFs, type StorageFs } from '../../src/storage/storage-fs.js';
 import { STREAM_CHECKPOINT, StreamIndex } from '../../src/storage/stream-index.js';
 import {
   decodeStreamFile,
@@ -418,4 +420,72 @@ describe('compaction hook', () => {
       await partition.close();
     }
   });
+});
+
+describe('a roll that fails around the stream file', () => {
+  function fsWith(fail: { streamFile: boolean; newSegment: boolean }): StorageFs {
+    const enospc = () => Object.assign(new Error('ENOSPC: injected'), { code: 'ENOSPC' });
+    return {
+      ...nodeStorageFs,
+      async writeFile(path, data) {
+        if (fail.streamFile && path.endsWith('.streams.tmp')) throw enospc();
+        return nodeStorageFs.writeFile(path, data);
+      },
+      async open(path, mode) {
+        if (fail.newSegment && mode === 'create' && path.endsWith('.log')) throw enospc();
+        return nodeStorageFs.open(path, mode);
+      },
+    };
+  }
+
+  for (const step of ['streamFile', 'newSegment'] as const) {
+    it(`(${step}) fails with STORAGE_FULL, takes the appends back, and the retried roll indexes exactly what was stored`, async () => {
+      const dir = await tempDir();
+      const fail = { streamFile: false, newSegment: false };
+      const config = { segmentBytes: 600, indexIntervalBytes: 128, durability: 'never' as const };
+      let log = await PartitionLog.open({ dir, config, fs: fsWith(fail), streams: LIMITS });
+      const stored: { key: string; offset: number }[] = [];
+      const append = async (key: string, i: number) => {
+        const ticket = log.append(encodeRecordBatch([{ key, value: `value-${i}`.padEnd(60, '.') }]));
+        const offset = Number(ticket.baseOffset);
+        log.streams!.add(key, offset);
+        try {
+          await ticket.done;
+          stored.push({ key, offset });
+          return 'ok';
+        } catch (error) {
+          log.streams!.takeBack(offset);
+          return (error as { code?: number }).code === ErrorCode.STORAGE_FULL
+            ? 'STORAGE_FULL'
+            : String(error);
+        }
+      };
+      let i = 0;
+      while (log.segmentCount < 2) await append(`k${i % 3}`, i++);
+      fail[step] = true;
+      const results: (string | undefined)[] = [];
+      while (!results.includes('STORAGE_FULL') && i < 200) results.push(await append(`k${i % 3}`, i++));
+      expect(results).toContain('STORAGE_FULL');
+      fail[step] = false;
+      for (let j = 0; j < 20; j++) expect(await append(`k${i % 3}`, i++)).toBe('ok');
+      const check = async () => {
+        for (const key of ['k0', 'k1', 'k2']) {
+          const want = stored
+            .filter((s) => s.key === key)
+            .map((s, sequence) => ({ offset: s.offset, sequence }));
+          expect(log.streams!.version(key)).toBe(want.length);
+          expect(await log.streams!.locate(key, 0, 1000)).toEqual(want);
+        }
+      };
+      await check();
+      await log.close();
+      log = await PartitionLog.open({ dir, config, streams: LIMITS });
+      try {
+        expect(log.recovery.streams).toMatchObject({ rebuilt: 0, baseUnknown: false });
+        await check();
+      } finally {
+        await log.close();
+      }
+    });
+  }
 });
