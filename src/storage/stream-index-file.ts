@@ -91,7 +91,78 @@ export interface StreamFileInput {
   entrySequences: Float64Array;
 }
 
+/**
+ * Key indexes in file order: by hashHi with a stable two-pass radix sort (16 bits a pass; a
+ * comparator sort of a million keys blocks the event loop for seconds at a roll), then runs of
+ * equal hashHi (rare) by hashLo and key bytes.
+ */
+function sortedOrder(keys: readonly string[], hi: Uint32Array, lo: Uint32Array): Uint32Array {
+  const n = keys.length;
+  let order = new Uint32Array(n);
+  let next = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  for (const shift of [0, 16]) {
+    const counts = new Uint32Array(65537);
+    for (let i = 0; i < n; i++) counts[((hi[order[i]!]! >>> shift) & 0xffff) + 1]!++;
+    for (let d = 0; d < 65536; d++) counts[d + 1]! += counts[d]!;
+    for (let i = 0; i < n; i++) {
+      const k = order[i]!;
+      next[counts[(hi[k]! >>> shift) & 0xffff]!++] = k;
+    }
+    [order, next] = [next, order];
+  }
+  for (let start = 0; start < n; ) {
+    let end = start + 1;
+    while (end < n && hi[order[end]!] === hi[order[start]!]) end++;
+    if (end - start > 1) {
+      const run = Array.from(order.subarray(start, end)).sort((x, y) => {
+        if (lo[x] !== lo[y]) return lo[x]! - lo[y]!;
+        return keys[x]! < keys[y]! ? -1 : keys[x]! > keys[y]! ? 1 : 0;
+      });
+      order.set(run, start);
+    }
+    start = end;
+  }
+  return order;
+}
+
+function setU64(view: DataView, at: number, value: number): void {
+  if (value < 0) {
+    view.setUint32(at, 0xffffffff, true);
+    view.setUint32(at + 4, 0xffffffff, true);
+    return;
+  }
+  const high = Math.floor(value / TWO_32);
+  view.setUint32(at, value - high * TWO_32, true);
+  view.setUint32(at + 4, high, true);
+}
+
+/** Keys encoded between two yields of `encodeStreamFileSliced` (a few ms of work each). */
+const SLICE_KEYS = 32_768;
+
 export function encodeStreamFile(input: StreamFileInput): Buffer {
+  const steps = encodeSteps(input);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * The same bytes, encoded in slices with the event loop turning between them: a roll of a
+ * segment with a million keys would otherwise block every other partition and connection for
+ * the whole encoding (about a second).
+ */
+export async function encodeStreamFileSliced(input: StreamFileInput): Promise<Buffer> {
+  const steps = encodeSteps(input);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+function* encodeSteps(input: StreamFileInput): Generator<void, Buffer, void> {
   const n = input.keys.length;
   const hi = new Uint32Array(n);
   const lo = new Uint32Array(n);
@@ -103,18 +174,16 @@ export function encodeStreamFile(input: StreamFileInput): Buffer {
     lo[i] = h.lo;
     keyBytes += input.keys[i]!.length;
     entries += input.entryCount[i]!;
+    if (i % SLICE_KEYS === SLICE_KEYS - 1) yield;
   }
-  const order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
   const keys = input.keys;
-  order.sort((x, y) => {
-    if (hi[x] !== hi[y]) return hi[x]! - hi[y]!;
-    if (lo[x] !== lo[y]) return lo[x]! - lo[y]!;
-    return keys[x]! < keys[y]! ? -1 : keys[x]! > keys[y]! ? 1 : 0;
-  });
+  const order = sortedOrder(keys, hi, lo);
+  yield;
   const entriesAt = STREAM_FILE_HEADER + n * STREAM_KEY_RECORD;
   const keysAt = entriesAt + entries * STREAM_ENTRY;
   const buf = Buffer.alloc(keysAt + keyBytes);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  const sortedKeys = new Array<string>(n);
   let entry = 0;
   let keyAt = 0;
   for (let r = 0; r < n; r++) {
@@ -122,23 +191,30 @@ export function encodeStreamFile(input: StreamFileInput): Buffer {
     const at = STREAM_FILE_HEADER + r * STREAM_KEY_RECORD;
     const key = keys[i]!;
     const count = input.entryCount[i]!;
-    buf.writeUInt32LE(hi[i]!, at);
-    buf.writeUInt32LE(lo[i]!, at + 4);
-    buf.writeUInt32LE(keyAt, at + 8);
-    buf.writeUInt32LE(key.length, at + 12);
-    buf.writeUInt32LE(entry, at + 16);
-    buf.writeUInt32LE(count, at + 20);
-    writeU64(buf, at + 24, input.nextSequence[i]!);
-    writeU64(buf, at + 32, input.previousOffset[i]!);
-    buf.write(key, keysAt + keyAt, 'latin1');
+    view.setUint32(at, hi[i]!, true);
+    view.setUint32(at + 4, lo[i]!, true);
+    view.setUint32(at + 8, keyAt, true);
+    view.setUint32(at + 12, key.length, true);
+    view.setUint32(at + 16, entry, true);
+    view.setUint32(at + 20, count, true);
+    setU64(view, at + 24, input.nextSequence[i]!);
+    setU64(view, at + 32, input.previousOffset[i]!);
+    sortedKeys[r] = key;
     keyAt += key.length;
     const start = input.entryStart[i]!;
     for (let j = 0; j < count; j++) {
       const e = entriesAt + (entry + j) * STREAM_ENTRY;
-      buf.writeUInt32LE(input.entryOffsets[start + j]! - input.baseOffset, e);
-      writeU64(buf, e + 4, input.entrySequences[start + j]!);
+      view.setUint32(e, input.entryOffsets[start + j]! - input.baseOffset, true);
+      setU64(view, e + 4, input.entrySequences[start + j]!);
     }
     entry += count;
+    if (r % SLICE_KEYS === SLICE_KEYS - 1 || r === n - 1) {
+      // One write per slice of keys (a write per key costs a native call each).
+      const first = r - (r % SLICE_KEYS);
+      const text = sortedKeys.slice(first, r + 1).join('');
+      buf.write(text, keysAt + keyAt - text.length, 'latin1');
+      yield;
+    }
   }
   buf.write(MAGIC, 0, 'latin1');
   buf.writeUInt16LE(FORMAT_VERSION, 4);

@@ -18,7 +18,7 @@ import type { StorageFs } from './storage-fs.js';
 import { ActiveStreamEntries, StreamEntry } from './stream-active-entries.js';
 import {
   decodeStreamFile,
-  encodeStreamFile,
+  encodeStreamFileSliced,
   fileSource,
   filterStreamFile,
   forEachStreamVersion,
@@ -226,7 +226,7 @@ export class StreamIndex {
   async writeSealed(segment: StreamSegmentView, atOpen = false): Promise<SealedStreams & { saved: boolean }> {
     const base = Number(segment.baseOffset);
     const next = Number(segment.nextOffset);
-    const buf = encodeStreamFile(this.active.sealInput(base, next, segment.size));
+    const buf = await encodeStreamFileSliced(this.active.sealInput(base, next, segment.size));
     const header = decodeStreamFile(buf)!;
     let saved = true;
     try {
