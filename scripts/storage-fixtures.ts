@@ -1,7 +1,9 @@
-// Generates the on-disk format fixtures under test/fixtures/storage/v1/: a partition directory of
-// three segments (`.log`, and `.index` + `.timeindex` for the two sealed ones) written by the real
-// PartitionLog, and `expected.json`, what every later version must read from those bytes (records,
-// batch headers, index entries, offset → position and timestamp → offset answers).
+// Generates the on-disk format fixtures under test/fixtures/storage/<version>/: a partition
+// directory of three segments (`.log`, and `.index` + `.timeindex` for the two sealed ones; from v2
+// also their `.streams` stream index files) written by the real PartitionLog, and `expected.json`,
+// what every later version must read from those bytes (records, batch headers, index entries,
+// offset → position and timestamp → offset answers; from v2 every stream's (offset, sequence) list).
+// v1 is the log without a stream index; v2 the same batches with one.
 //
 // Run ONCE per format version: npx tsx scripts/storage-fixtures.ts [--out <dir>] [--force]
 // It refuses to overwrite a committed fixture without --force: those bytes are the compatibility
@@ -20,7 +22,8 @@ import type { CompressionCodecName } from '../src/protocol/compression.js';
 import { encodeRecordBatch, type RecordInput } from '../src/protocol/record-batch.js';
 import { PartitionLog, type PartitionLogConfig } from '../src/storage/partition-log.js';
 
-export const FIXTURE_VERSION = 'v1';
+export const FIXTURE_VERSION = 'v2';
+export type FixtureVersion = 'v1' | 'v2';
 /** The log settings the fixture was written with (and is read back with). */
 export const FIXTURE_CONFIG: Partial<PartitionLogConfig> = {
   segmentBytes: 1536,
@@ -77,6 +80,8 @@ export interface ExpectedFixture {
   offsetLookups: { offset: string; segment: string; indexPosition: number; batchPosition: number }[];
   /** offsetForTimestamp answers: the first batch (in log order) whose max timestamp is ≥ timestamp. */
   timestampLookups: { timestamp: number; offset: string }[];
+  /** v2: every stream (records of one key), its messages in order with their sequences. */
+  streams?: { key: ExpectedBytes; entries: { offset: string; sequence: number }[] }[];
 }
 
 interface BatchSpec {
@@ -205,11 +210,21 @@ function readIndexEntries(buf: Buffer, entryBytes: number, ts: boolean): [number
 }
 
 /** Writes the partition directory into `<out>/partition` and returns what must be read from it. */
-export async function generateFixture(out: string): Promise<ExpectedFixture> {
+export async function generateFixture(
+  out: string,
+  version: FixtureVersion = FIXTURE_VERSION,
+): Promise<ExpectedFixture> {
   const dir = join(out, 'partition');
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
-  const log = await PartitionLog.open({ dir, config: FIXTURE_CONFIG, clock: CLOCK });
+  const withStreams = version !== 'v1';
+  const log = await PartitionLog.open({
+    dir,
+    config: FIXTURE_CONFIG,
+    clock: CLOCK,
+    ...(withStreams ? { streams: { maxDecompressedBytes: 1 << 20 } } : {}),
+  });
+  const streams = new Map<string, { key: ExpectedBytes; entries: { offset: string; sequence: number }[] }>();
   const written: { spec: BatchSpec; baseOffset: bigint; lastOffset: bigint; maxTimestamp: number }[] = [];
   for (const spec of batchSpecs()) {
     const timestamps = spec.records.map((r) => r.timestamp!);
@@ -221,6 +236,19 @@ export async function generateFixture(out: string): Promise<ExpectedFixture> {
       baseTimestamp: Math.min(...timestamps),
     });
     const ticket = log.append(batch);
+    if (withStreams) {
+      // What the broker's produce does: count each keyed record in its stream.
+      spec.records.forEach((record, i) => {
+        if (record.key === null || record.key === undefined) return;
+        const bytes =
+          typeof record.key === 'string' ? Buffer.from(record.key, 'utf8') : Buffer.from(record.key);
+        const offset = ticket.baseOffset + BigInt(i);
+        const sequence = log.streams!.add(bytes.toString('latin1'), Number(offset));
+        const stream = streams.get(bytes.toString('latin1')) ?? { key: bytesOf(record.key), entries: [] };
+        stream.entries.push({ offset: offset.toString(), sequence });
+        streams.set(bytes.toString('latin1'), stream);
+      });
+    }
     await ticket.done;
     written.push({
       spec,
@@ -304,7 +332,7 @@ export async function generateFixture(out: string): Promise<ExpectedFixture> {
   timestampLookups.push({ timestamp: T0 + 101, offset: logEndOffset.toString() });
 
   return {
-    version: FIXTURE_VERSION,
+    version,
     config: FIXTURE_CONFIG,
     logStartOffset: '0',
     logEndOffset: logEndOffset.toString(),
@@ -312,6 +340,7 @@ export async function generateFixture(out: string): Promise<ExpectedFixture> {
     batches,
     offsetLookups,
     timestampLookups,
+    ...(withStreams ? { streams: [...streams.values()] } : {}),
   };
 }
 

@@ -236,6 +236,19 @@ export class BrokerCore {
           'rebuilt indexes could not be written (disk full?); they are used from memory and rebuilt at the next start',
         );
       }
+      const streams = recovery.streams;
+      if (streams !== undefined && streams.unsaved > 0) {
+        this.logger.warn(
+          { ...where, files: streams.unsaved },
+          'rebuilt stream index files could not be written (disk full?); they are used from memory and rebuilt at the next start',
+        );
+      }
+      if (streams?.baseUnknown) {
+        this.logger.warn(
+          where,
+          'stream versions at the log start are unknown (no stream checkpoint): streams with messages before it count their sequences from 0 again',
+        );
+      }
       list.push(partition);
     }
     this.partitions.set(topic.name, list);

@@ -36,6 +36,7 @@ import {
 import { ReadAhead } from './read-ahead.js';
 import { CLEANED_SUFFIX, parseSegmentFileName, type ScanStop, Segment, segmentFileName } from './segment.js';
 import { nodeStorageFs, type StorageFs } from './storage-fs.js';
+import { StreamIndex, type StreamRecovery } from './stream-index.js';
 
 export type DurabilityPolicy = 'always' | 'interval' | 'never';
 export type AppendDurability = 'synced' | 'written';
@@ -92,6 +93,8 @@ export interface RecoveryReport {
    * memory and rebuilt again at the next open. Indexes are derivable, so this never stops an open.
    */
   unsavedIndexes: number;
+  /** The stream index's open (when the log keeps one). */
+  streams?: StreamRecovery;
 }
 
 export type VisibleListener = (batches: readonly Buffer[], highWatermark: bigint) => void;
@@ -188,6 +191,8 @@ export class PartitionLog {
   private stopMaintenance = false;
   /** Offsets below this are clean (log-cleaner.ts); in memory only, so everything is dirty after open. */
   private cleanedThrough = 0n;
+  /** The persisted stream index, when opened with `streams` (docs/storage.md, "Stream index"). */
+  readonly streams: StreamIndex | null;
 
   private constructor(
     dir: string,
@@ -195,7 +200,9 @@ export class PartitionLog {
     fs: StorageFs,
     clock: Clock,
     observer: StorageObserver | null,
+    streams: StreamIndex | null,
   ) {
+    this.streams = streams;
     this.dir = dir;
     this.config = config;
     this.fs = fs;
@@ -209,13 +216,17 @@ export class PartitionLog {
     fs?: StorageFs;
     clock?: Clock;
     observer?: StorageObserver;
+    /** Keep a stream index (key → sequence → offset); keys of compressed batches inflate up to this. */
+    streams?: { maxDecompressedBytes: number };
   }): Promise<PartitionLog> {
+    const fs = options.fs ?? nodeStorageFs;
     const log = new PartitionLog(
       options.dir,
       { ...DEFAULT_PARTITION_LOG_CONFIG, ...options.config },
-      options.fs ?? nodeStorageFs,
+      fs,
       options.clock ?? systemClock,
       options.observer ?? null,
+      options.streams === undefined ? null : new StreamIndex(fs, options.dir, options.streams),
     );
     try {
       await log.recover();
@@ -223,6 +234,7 @@ export class PartitionLog {
       // Leave no file of this partition open behind a failed open (it would keep the file system
       // busy, e.g. an unmount).
       for (const segment of log.segments) await segment.close().catch(() => undefined);
+      await log.streams?.close();
       throw error;
     }
     if (log.config.durability === 'interval') {
@@ -281,10 +293,15 @@ export class PartitionLog {
       // Leftovers of an index write or a compaction that a crash interrupted (a `.cleaned` file is
       // never committed data: committing it is its rename to `<base>.log`), and indexes of a segment
       // whose log file compaction or retention unlinked before the crash.
-      const orphanIndex = /^(\d{20})\.(index|timeindex)$/.exec(name);
+      // A `<base>.streams.cleaned` is written before its segment's commit rename: with the
+      // `<base>.log.cleaned` still present the compaction did not commit and it goes too; without
+      // it the compaction committed and the stream index adopts it (stream-index.ts, open).
+      const orphanIndex = /^(\d{20})\.(index|timeindex|streams)$/.exec(name);
+      const cleanedStreams = /^(\d{20})\.streams\.cleaned$/.exec(name);
       if (
         name.endsWith('.tmp') ||
-        name.endsWith(CLEANED_SUFFIX) ||
+        (name.endsWith(CLEANED_SUFFIX) && cleanedStreams === null) ||
+        (cleanedStreams !== null && names.includes(`${cleanedStreams[1]}.log${CLEANED_SUFFIX}`)) ||
         (orphanIndex !== null && !logs.has(`${orphanIndex[1]}.log`))
       )
         await this.fs.unlink(`${this.dir}/${name}`);
@@ -344,6 +361,8 @@ export class PartitionLog {
       );
     }
     this.recovery = report;
+    // Step: the stream index from its files (a scan of the active segment, rebuilds as needed).
+    if (this.streams !== null) report.streams = await this.streams.open(this.segments);
   }
 
   /**
@@ -479,8 +498,11 @@ export class PartitionLog {
     // typed, retriable STORAGE_FULL as during a write: nothing of the group was acknowledged, the
     // log is unchanged, and the next append retries the roll (both steps can be repeated).
     let next: Segment;
+    // Step: the sealed segment's stream file, written here and taken into use after the roll.
+    let streamFile: Awaited<ReturnType<StreamIndex['writeSealed']>> | null = null;
     try {
       await sealed.persistIndexes();
+      if (this.streams !== null) streamFile = await this.streams.writeSealed(sealed);
       next = await Segment.create(
         this.fs,
         this.dir,
@@ -489,9 +511,11 @@ export class PartitionLog {
         this.clock.now(),
       );
     } catch (error) {
+      await streamFile?.reader.close().catch(() => undefined);
       throw storageError(error, `rolling to a new segment at offset ${sealed.nextOffset}`);
     }
     this.segments.push(next);
+    if (streamFile !== null) this.streams!.commitSealed(streamFile);
   }
 
   /** Makes a written group readable and tells listeners, then acknowledges it. */
@@ -730,21 +754,31 @@ export class PartitionLog {
    * deleted. Returns the number of segments removed.
    */
   applyRetention(now = this.clock.now()): Promise<number> {
+    // One at a time (with compaction too): each run decides which segments go, checkpoints their
+    // streams, then deletes them; two interleaved runs would delete segments the other one's
+    // checkpoint does not hold.
     return this.exclusive(() => this.retain(now));
   }
 
   private async retain(now: number): Promise<number> {
     let removed = 0;
-    while (this.segments.length > 1) {
-      const oldest = this.segments[0]!;
+    let size = this.sizeBytes;
+    let count = 0;
+    while (count < this.segments.length - 1) {
+      const oldest = this.segments[count]!;
       const expired = this.config.retentionMs >= 0 && oldest.maxTimestamp < now - this.config.retentionMs;
-      const oversized =
-        this.config.retentionBytes >= 0 && this.sizeBytes - oldest.size >= this.config.retentionBytes;
+      const oversized = this.config.retentionBytes >= 0 && size - oldest.size >= this.config.retentionBytes;
       if (!expired && !oversized) break;
-      this.segments.shift();
+      size -= oldest.size;
+      count++;
+    }
+    // Step: the stream versions at the new log start are checkpointed before segments go.
+    if (count > 0 && this.streams !== null)
+      await this.streams.beforeRetention(this.segments.slice(0, count), this.segments[count]!.baseOffset);
+    for (; removed < count; removed++) {
+      const oldest = this.segments.shift()!;
       this.readAhead.dropSegment(oldest);
       await oldest.delete();
-      removed++;
     }
     if (removed > 0) await this.fs.syncDirectory(this.dir);
     return removed;
@@ -844,6 +878,10 @@ export class PartitionLog {
     if (at < 0 || at === this.segments.length - 1)
       throw errorOf('STORAGE_IO', `segment ${old.baseOffset} is not a sealed segment of ${this.dir}`);
     await this.notifySegment(old.baseOffset, 'replacing');
+    // The segment's stream file, filtered to the records the cleaned copy keeps, is made durable
+    // before the commit rename, so a crash on either side of it leaves a matching stream file.
+    const streams =
+      this.streams !== null && cleaned !== null ? await this.streams.prepareReplacement(cleaned) : null;
     const unlink = (path: string) =>
       this.fs.unlink(path).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'ENOENT') throw error;
@@ -858,7 +896,8 @@ export class PartitionLog {
         await this.fs.syncDirectory(this.dir);
         await cleaned.commitCleaned();
       } else {
-        for (const extension of ['log', 'index', 'timeindex'] as const) await unlink(old.path(extension));
+        for (const extension of ['log', 'index', 'timeindex', 'streams'] as const)
+          await unlink(old.path(extension));
       }
       await this.fs.syncDirectory(this.dir);
     } catch (error) {
@@ -868,6 +907,10 @@ export class PartitionLog {
     else this.segments.splice(at, 1);
     this.readAhead.dropSegment(old);
     void old.retire().catch(() => undefined);
+    if (this.streams !== null) {
+      if (streams !== null) await this.streams.commitReplacement(streams);
+      else if (cleaned === null) await this.streams.removeSealed(old.baseOffset);
+    }
     if (cleaned !== null) {
       // Derivable: when this fails (disk full), the next open rebuilds them by a scan.
       await cleaned.persistIndexes().catch(() => undefined);
@@ -895,6 +938,7 @@ export class PartitionLog {
       await this.active.file.datasync().catch(() => undefined);
     this.readAhead.clear();
     for (const segment of this.segments) await segment.close();
+    await this.streams?.close();
     this.listeners.clear();
   }
 }

@@ -15,7 +15,10 @@ import { OffsetIndex, TimeIndex } from './offset-index.js';
 import type { StorageFile, StorageFs } from './storage-fs.js';
 
 /** Segment files are named by their base offset, zero-padded to 20 digits so names sort as numbers. */
-export function segmentFileName(baseOffset: bigint, extension: 'log' | 'index' | 'timeindex'): string {
+export function segmentFileName(
+  baseOffset: bigint,
+  extension: 'log' | 'index' | 'timeindex' | 'streams',
+): string {
   return `${baseOffset.toString().padStart(20, '0')}.${extension}`;
 }
 
@@ -135,7 +138,7 @@ export class Segment {
     return segment;
   }
 
-  path(extension: 'log' | 'index' | 'timeindex'): string {
+  path(extension: 'log' | 'index' | 'timeindex' | 'streams'): string {
     return join(this.dir, segmentFileName(this.baseOffset, extension));
   }
 
@@ -345,7 +348,7 @@ export class Segment {
     if (this.deleted) return;
     this.deleted = true;
     await this.close();
-    for (const extension of ['log', 'index', 'timeindex'] as const) {
+    for (const extension of ['log', 'index', 'timeindex', 'streams'] as const) {
       try {
         await this.fs.unlink(this.path(extension));
       } catch (error) {

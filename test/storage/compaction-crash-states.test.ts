@@ -77,7 +77,7 @@ async function record(
   const shim = recordingFs(nodeStorageFs, {
     dropDatasync: (name, n) => name === skipSyncOf || (options.dropDatasync?.(name, n) ?? false),
   });
-  const log = await PartitionLog.open({ dir, config, fs: shim.fs });
+  const log = await PartitionLog.open({ dir, config, fs: shim.fs, streams: limits });
   const records: Rec[] = [];
   const append = (i: number): Promise<void> => {
     const inputs = makeBatch(i);
@@ -88,6 +88,10 @@ async function record(
         { baseTimestamp: timestamp },
       ),
     );
+    // What the broker's partition does on produce: the stream index counts each keyed record.
+    inputs.forEach((r, j) => {
+      if (r.key !== null) log.streams!.add(r.key, Number(ticket.baseOffset) + j);
+    });
     const entries = inputs.map((r, j) => ({
       offset: ticket.baseOffset + BigInt(j),
       ...r,
@@ -149,7 +153,7 @@ async function check(
   await materialize(state, dir);
   let log: PartitionLog;
   try {
-    log = await PartitionLog.open({ dir, config: rec.config });
+    log = await PartitionLog.open({ dir, config: rec.config, streams: limits });
   } catch (error) {
     return [`recovery threw: ${(error as Error).message}`];
   }
@@ -195,6 +199,31 @@ async function check(
       const expected = all.find((r) => r.offset >= o);
       if (first?.offset !== expected?.offset)
         problems.push(`read(${o}) starts at ${first?.offset}, not ${expected?.offset}`);
+    }
+    // The stream index: compaction keeps sequences (the filtered stream file is made durable before
+    // the segment's commit rename), so every served keyed record has its sequence of the append
+    // history, and a key's version counts every record of it the log still spans — removed ones too.
+    const history = new Map<bigint, number>();
+    const version = new Map<string, number>();
+    for (const r of records) {
+      if (r.key === null || r.offset >= log.logEndOffset) continue;
+      const n = version.get(r.key) ?? 0;
+      history.set(r.offset, n);
+      version.set(r.key, n + 1);
+    }
+    const streams = log.streams!;
+    for (const [key, want] of version) {
+      // A key every record of which compaction removed (its tombstone expired) is a deleted stream:
+      // where the segment holding its last records went away, a restart counts it from 0 again.
+      const deleted = !all.some((r) => r.key === key) && streams.version(key) === 0;
+      if (streams.version(key) !== want && !deleted)
+        problems.push(`stream ${key}: version ${streams.version(key)}, not ${want}`);
+      const located = await streams.locate(key, 0, 1000);
+      const expected = all
+        .filter((r) => r.key === key)
+        .map((r) => ({ offset: Number(r.offset), sequence: history.get(r.offset) }));
+      if (JSON.stringify(located) !== JSON.stringify(expected))
+        problems.push(`stream ${key}: index ${JSON.stringify(located)}, log ${JSON.stringify(expected)}`);
     }
     const lastAcked = acked.at(-1);
     if (lastAcked !== undefined && log.logEndOffset <= lastAcked.offset)

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
+import { encodeRecordBatch, iterateRecords } from '../../src/protocol/record-batch.js';
 import {
   BATCH_CRC_START,
   BATCH_HEADER_SIZE,
@@ -34,6 +34,8 @@ import {
 } from './helpers/recording-fs.js';
 
 const LARGE = process.env.CI === 'true';
+/** Every log here keeps a stream index too: its files are written at rolls and at retention. */
+const STREAMS = { maxDecompressedBytes: 1 << 20 };
 const T0 = 1_700_000_000_000;
 
 interface Appended {
@@ -122,12 +124,14 @@ async function record(workload: Workload, root: string, options: RecordingOption
   const dir = await mkdtemp(join(root, 'live-'));
   const shim = recordingFs(nodeStorageFs, options);
   const appended: Appended[] = [];
-  const log = await PartitionLog.open({ dir, config: workload.config, fs: shim.fs });
+  const log = await PartitionLog.open({ dir, config: workload.config, fs: shim.fs, streams: STREAMS });
   await workload.run({
     log,
     append(i) {
       const batch = makeBatch(i);
       const ticket = log.append(batch);
+      // What the broker's produce does: count each record in its stream (keys as makeBatch sets them).
+      for (let r = 0; r < 1 + (i % 3); r++) log.streams!.add(`k${i % 5}`, Number(ticket.baseOffset) + r);
       // A copy of the batch as stored: append wrote its base offset in (outside the CRC).
       const entry: Appended = {
         baseOffset: ticket.baseOffset,
@@ -212,7 +216,7 @@ async function checkState(
   await materialize(state, dir);
   let log: PartitionLog;
   try {
-    log = await PartitionLog.open({ dir, config: rec.config });
+    log = await PartitionLog.open({ dir, config: rec.config, streams: STREAMS });
   } catch (error) {
     return { problems: [`recovery threw: ${(error as Error).message}`], truncatedBytes: 0 };
   }
@@ -294,6 +298,30 @@ async function checkState(
       const byTime = await log.offsetForTimestamp(batch.maxTimestamp);
       if (byTime !== batch.baseOffset)
         problems.push(`offsetForTimestamp(${batch.maxTimestamp}) = ${byTime}, scan says ${batch.baseOffset}`);
+    }
+
+    // The stream index: every stream's version, and its messages from the log start with their
+    // sequences counted over everything appended below the log end (retention keeps sequences).
+    const counts = new Map<string, number>();
+    const streams = new Map<string, { offset: number; sequence: number }[]>();
+    for (const entry of [...rec.appended].sort((a, b) => (a.baseOffset < b.baseOffset ? -1 : 1))) {
+      if (entry.lastOffset >= log.logEndOffset) continue;
+      for (const r of iterateRecords(entry.bytes, STREAMS)) {
+        const key = r.key!.toString('latin1');
+        const sequence = counts.get(key) ?? 0;
+        counts.set(key, sequence + 1);
+        const list = streams.get(key) ?? [];
+        if (r.offset >= log.logStartOffset) list.push({ offset: Number(r.offset), sequence });
+        streams.set(key, list);
+      }
+    }
+    if (log.recovery.streams?.baseUnknown) problems.push('stream index: base versions unknown');
+    for (const [key, list] of streams) {
+      if (log.streams!.version(key) !== counts.get(key))
+        problems.push(`stream ${key}: version ${log.streams!.version(key)}, appended ${counts.get(key)}`);
+      const located = await log.streams!.locate(key, 0, 1 << 20);
+      if (JSON.stringify(located) !== JSON.stringify(list))
+        problems.push(`stream ${key}: index has ${JSON.stringify(located)}, log has ${JSON.stringify(list)}`);
     }
 
     // Recovery leaves a log that takes appends at its end.
@@ -391,7 +419,7 @@ async function sweepRecovery(rec: Recorded, state: CrashState, k: number, root: 
   }
   await shim.fs.syncDirectory(dir);
   const seeded = shim.journal.length;
-  const log = await PartitionLog.open({ dir, config: rec.config, fs: shim.fs });
+  const log = await PartitionLog.open({ dir, config: rec.config, fs: shim.fs, streams: STREAMS });
   await log.close();
   await rm(dir, { recursive: true, force: true });
   // Only recoveries that changed something (beyond the mkdir and the sync at close) are of interest.

@@ -18,6 +18,7 @@ import { iterateRecords, splitBatches } from '../../src/protocol/record-batch.js
 import { BATCH_OFFSETS } from '../../src/protocol/record-batch-layout.js';
 import { OffsetIndex, TimeIndex } from '../../src/storage/offset-index.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
+import { decodeStreamFile, entriesOf, forEachStreamKey } from '../../src/storage/stream-index-file.js';
 
 const fixture = join(import.meta.dirname, '..', 'fixtures', 'storage', 'v1');
 const limits = { maxDecompressedBytes: 1 << 20 };
@@ -107,6 +108,44 @@ describe('storage format v1 fixtures', () => {
     }
   });
 
+  it('opens with a stream index: the missing stream files are rebuilt, every stream reads as expected', async () => {
+    const dir = join(work, 'streams');
+    await cp(join(fixture, 'partition'), dir, { recursive: true });
+    // The model: every keyed record, in log order, numbered per key from 0 (the log starts at 0).
+    const streams = new Map<string, { offset: number; sequence: number }[]>();
+    for (const batch of expected.batches)
+      for (const record of batch.records) {
+        const key = bytes(record.key);
+        if (key === null) continue;
+        const list = streams.get(key.toString('latin1')) ?? [];
+        list.push({ offset: Number(record.offset), sequence: list.length });
+        streams.set(key.toString('latin1'), list);
+      }
+    expect(streams.size).toBeGreaterThan(1);
+    for (const round of [0, 1]) {
+      const log = await PartitionLog.open({ dir, config: FIXTURE_CONFIG, streams: limits });
+      try {
+        expect(log.recovery.rebuiltIndexes).toBe(0);
+        expect(log.recovery.streams).toMatchObject({
+          loaded: round === 0 ? 0 : expected.segments.length - 1,
+          rebuilt: round === 0 ? expected.segments.length - 1 : 0,
+          unsaved: 0,
+          baseUnknown: false,
+        });
+        for (const [key, list] of streams) {
+          expect(log.streams!.version(key)).toBe(list.length);
+          expect(await log.streams!.locate(key, 0, 1000)).toEqual(list);
+          expect(await log.streams!.locate(key, list.length - 1, 1000)).toEqual(list.slice(-1));
+        }
+      } finally {
+        await log.close();
+      }
+    }
+    expect((await readdir(dir)).filter((name) => name.endsWith('.streams'))).toHaveLength(
+      expected.segments.length - 1,
+    );
+  });
+
   it('reads from any offset, and finds offsets by timestamp, as expected', async () => {
     const log = await openCopy('lookups');
     try {
@@ -190,7 +229,7 @@ describe('storage format v1 fixtures', () => {
 
   it('is what the current code writes, byte for byte (a format change must be deliberate)', async () => {
     const out = join(work, 'regenerated');
-    const regenerated = await generateFixture(out);
+    const regenerated = await generateFixture(out, 'v1');
     const names = (await readdir(join(fixture, 'partition'))).sort();
     expect((await readdir(join(out, 'partition'))).sort()).toEqual(names);
     for (const name of names) {
@@ -204,5 +243,74 @@ describe('storage format v1 fixtures', () => {
       ).toEqual({ length: committed.length, firstDifferentByte: -1 });
     }
     expect(expectedJson(regenerated)).toBe(await readFile(join(fixture, 'expected.json'), 'utf8'));
+  });
+});
+
+describe('storage format v2 fixtures (with stream index files)', () => {
+  const v2 = join(import.meta.dirname, '..', 'fixtures', 'storage', 'v2');
+  let expected2: ExpectedFixture;
+  beforeAll(async () => {
+    expected2 = JSON.parse(await readFile(join(v2, 'expected.json'), 'utf8')) as ExpectedFixture;
+  });
+
+  it('loads the stream files as they are and reads every stream as expected', async () => {
+    const dir = join(work, 'v2-read');
+    await cp(join(v2, 'partition'), dir, { recursive: true });
+    const log = await PartitionLog.open({ dir, config: FIXTURE_CONFIG, streams: limits });
+    try {
+      expect(log.recovery).toMatchObject({ rebuiltIndexes: 0, truncatedBytes: 0, corruption: null });
+      expect(log.recovery.streams).toMatchObject({ loaded: 2, rebuilt: 0, unsaved: 0, baseUnknown: false });
+      expect(expected2.streams!.length).toBeGreaterThan(1);
+      for (const stream of expected2.streams!) {
+        const key = bytes(stream.key)!.toString('latin1');
+        const want = stream.entries.map((e) => ({ offset: Number(e.offset), sequence: e.sequence }));
+        expect(log.streams!.version(key)).toBe(want.length);
+        expect(await log.streams!.locate(key, 0, 1000)).toEqual(want);
+      }
+    } finally {
+      await log.close();
+    }
+  });
+
+  it('has stream files in the documented layout: each holds the entries of its segment', async () => {
+    const names = (await readdir(join(v2, 'partition'))).filter((n) => n.endsWith('.streams')).sort();
+    expect(names).toHaveLength(2);
+    const fromFiles = new Map<string, { offset: number; sequence: number }[]>();
+    for (const name of names) {
+      const buf = await readFile(join(v2, 'partition', name));
+      expect(buf.toString('latin1', 0, 4)).toBe('MSSX');
+      const header = decodeStreamFile(buf)!;
+      expect(header.kind).toBe('segment');
+      expect(header.baseOffset).toBe(Number(name.slice(0, 20)));
+      const segment = expected2.segments.find((s) => s.file === name.replace('.streams', '.log'))!;
+      expect(header.coveredBytes).toBe(segment.logBytes);
+      forEachStreamKey(buf, header, (record) => {
+        const list = fromFiles.get(record.key) ?? [];
+        list.push(...entriesOf(buf, header, record));
+        fromFiles.set(record.key, list);
+      });
+    }
+    // The active segment's messages are not in any file; everything before it is.
+    const activeBase = Number(expected2.segments[expected2.segments.length - 1]!.file.slice(0, 20));
+    for (const stream of expected2.streams!) {
+      const key = bytes(stream.key)!.toString('latin1');
+      const want = stream.entries
+        .map((e) => ({ offset: Number(e.offset), sequence: e.sequence }))
+        .filter((e) => e.offset < activeBase);
+      expect(fromFiles.get(key) ?? []).toEqual(want);
+    }
+  });
+
+  it('is what the current code writes, byte for byte', async () => {
+    const out = join(work, 'regenerated-v2');
+    const regenerated = await generateFixture(out, 'v2');
+    const names = (await readdir(join(v2, 'partition'))).sort();
+    expect((await readdir(join(out, 'partition'))).sort()).toEqual(names);
+    for (const name of names)
+      expect(
+        (await readFile(join(out, 'partition', name))).equals(await readFile(join(v2, 'partition', name))),
+        name,
+      ).toBe(true);
+    expect(expectedJson(regenerated)).toBe(await readFile(join(v2, 'expected.json'), 'utf8'));
   });
 });

@@ -9,15 +9,19 @@ import type {
 } from '../../protocol/commands/data-types.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import {
+  type DecodedRecord,
   forEachKey,
   iterateRecords,
   splitBatches,
   validateRecordBatch,
 } from '../../protocol/record-batch.js';
-import { readBatchHeader } from '../../protocol/record-batch-layout.js';
+import { BATCH_OFFSETS, readBatchHeader } from '../../protocol/record-batch-layout.js';
 import { PartitionLog, type PartitionLogConfig, type StorageObserver } from '../../storage/partition-log.js';
+import { StreamIndex } from '../../storage/stream-index.js';
 import { ProducerStateTable } from '../producers/producer-state.js';
-import { StreamIndex, type StreamUndo, streamKeyOf } from './stream-index.js';
+
+const streamKeyOf = StreamIndex.keyOf;
+const BATCH_LAST_OFFSET_DELTA = BATCH_OFFSETS.lastOffsetDelta;
 
 export interface PartitionLimits {
   maxBatchBytes: number;
@@ -40,7 +44,7 @@ export class Partition {
   readonly index: number;
   readonly log: PartitionLog;
   readonly producers = new ProducerStateTable();
-  readonly streams = new StreamIndex();
+  readonly streams: StreamIndex;
   private limits: PartitionLimits;
   private readonly waiters = new Set<() => void>();
   private readonly subscriptions = new Set<PushSubscription>();
@@ -49,6 +53,7 @@ export class Partition {
     this.topic = topic;
     this.index = index;
     this.log = log;
+    this.streams = log.streams!;
     this.limits = limits;
     log.onVisible((batches, highWatermark) => this.onVisible(batches, highWatermark));
   }
@@ -64,6 +69,7 @@ export class Partition {
     const log = await PartitionLog.open({
       dir: options.dir,
       config: options.config,
+      streams: { maxDecompressedBytes: options.limits.maxDecompressedBytes },
       ...(options.observer !== undefined ? { observer: options.observer } : {}),
     });
     const partition = new Partition(options.topic, options.index, log, options.limits);
@@ -75,7 +81,7 @@ export class Partition {
     this.limits = limits;
   }
 
-  /** Replays the log's batches into the producer table and the stream index. */
+  /** Replays the log's batch headers into the producer table (the stream index opens with the log). */
   private async rebuildDerivedState(): Promise<void> {
     let offset = this.log.logStartOffset;
     while (offset < this.log.highWatermark) {
@@ -88,11 +94,6 @@ export class Partition {
         const header = readBatchHeader(batch);
         const lastOffset = baseOffset + BigInt(header.lastOffsetDelta);
         this.producers.record({ ...header, recordCount: header.lastOffsetDelta + 1 }, baseOffset, lastOffset);
-        const base = Number(baseOffset);
-        forEachKey(batch, this.limits, (key, offsetDelta) => {
-          if (key !== null && base + offsetDelta >= Number(offset))
-            this.streams.add(streamKeyOf(key), base + offsetDelta);
-        });
       }
       offset = nextOffset;
     }
@@ -141,18 +142,17 @@ export class Partition {
     }
     const ticket = this.log.append(input.batch);
     this.producers.record(header, ticket.baseOffset, ticket.lastOffset);
-    const undo: StreamUndo[] = [];
     const base = Number(ticket.baseOffset);
     // Without any key the reply carries no sequences at all (clients read that as -1 for each).
     const sequences = keyed ? new Array<number>(keys.length) : [];
     if (keyed) {
       for (let i = 0; i < keys.length; i++) {
         const key = keys[i]!;
-        sequences[i] = key === null ? -1 : this.streams.add(key, base + deltas[i]!, undo);
+        sequences[i] = key === null ? -1 : this.streams.add(key, base + deltas[i]!);
       }
     }
     const done = ticket.done.catch((error: unknown) => {
-      this.streams.undo(undo);
+      this.streams.takeBack(base);
       this.producers.truncateFrom(ticket.baseOffset);
       throw error;
     });
@@ -199,7 +199,11 @@ export class Partition {
     for (const subscription of this.subscriptions) subscription.onAppended(batches, highWatermark);
   }
 
-  /** Reads one stream from a sequence, scanning from the stream's first message. */
+  /**
+   * Reads one stream from a sequence: the stream index names the offsets of its messages, and only
+   * the batches holding them are read (no partition scan). Sequences are the stream's own, also
+   * after retention removed its first messages.
+   */
   async readStream(
     key: Buffer,
     fromSequence: number,
@@ -207,43 +211,77 @@ export class Partition {
     maxWaitMs: number,
   ): Promise<ReadStreamResponse> {
     const streamKey = streamKeyOf(key);
-    if (this.streams.version(streamKey) <= fromSequence && maxWaitMs > 0) {
-      const deadline = Date.now() + maxWaitMs;
-      while (this.streams.version(streamKey) <= fromSequence && Date.now() < deadline) {
-        await this.waitForData(deadline - Date.now());
+    const deadline = Date.now() + maxWaitMs;
+    // Waits (up to maxWaitMs) while there is nothing to serve: the stream has no message at or
+    // past `fromSequence` yet, or those it has are not readable yet, or retention deleted them.
+    // The index is asked again only when the stream's version moved or the high watermark passed
+    // a located message, not on every append to the partition.
+    let seenVersion = -1;
+    let waitingFor = -1n;
+    for (;;) {
+      const version = this.streams.version(streamKey);
+      if (fromSequence < version && (version !== seenVersion || this.log.highWatermark > waitingFor)) {
+        seenVersion = version;
+        const located = await this.streams.locate(streamKey, fromSequence, maxRecords);
+        const records = await this.streamRecords(key, located);
+        if (records.length > 0) return { partition: this.index, version, records };
+        const pending = located.find((l) => BigInt(l.offset) >= this.log.highWatermark);
+        waitingFor = pending === undefined ? BigInt(Number.MAX_SAFE_INTEGER) : BigInt(pending.offset);
       }
+      const left = deadline - Date.now();
+      if (maxWaitMs <= 0 || left <= 0) return { partition: this.index, version, records: [] };
+      await this.waitForData(left);
     }
-    const entry = this.streams.get(streamKey);
-    const version = entry?.version ?? 0;
+  }
+
+  /** The records at the located offsets (below the high watermark), reading only their batches. */
+  private async streamRecords(
+    key: Buffer,
+    located: readonly { offset: number; sequence: number }[],
+  ): Promise<StreamRecordView[]> {
     const records: StreamRecordView[] = [];
-    if (entry === undefined || fromSequence >= version) return { partition: this.index, version, records };
-    let sequence = 0;
-    let offset = BigInt(Math.max(entry.firstOffset, Number(this.log.logStartOffset)));
-    const end = BigInt(entry.lastOffset);
-    while (offset <= end && offset < this.log.highWatermark && records.length < maxRecords) {
-      const { data, nextOffset } = await this.log.read(offset, SCAN_BYTES);
-      for (const batch of splitBatches(data)) {
-        for (const record of iterateRecords(batch, this.limits)) {
-          if (record.offset < offset || record.key === null || !record.key.equals(key)) continue;
-          if (sequence >= fromSequence && records.length < maxRecords) {
-            records.push({
-              offset: record.offset,
-              sequence,
-              timestamp: record.timestamp,
-              key: Buffer.from(record.key),
-              value: record.value === null ? null : Buffer.from(record.value),
-              headers: record.headers.map((h) => ({
-                key: h.key,
-                value: h.value === null ? null : Buffer.from(h.value),
-              })),
-            });
-          }
-          sequence++;
+    const highWatermark = this.log.highWatermark;
+    const logStart = this.log.logStartOffset;
+    // The batch last read, decoded once: a stream's messages often share batches.
+    let decoded: DecodedRecord[] = [];
+    let batchFirst = -1n;
+    let batchLast = -1n;
+    for (const { offset: at, sequence } of located) {
+      const offset = BigInt(at);
+      if (offset >= highWatermark) break;
+      if (offset < logStart) continue;
+      if (offset < batchFirst || offset > batchLast) {
+        // The batch holding the offset: read() returns it first, and at least that one.
+        let data: Buffer;
+        try {
+          ({ data } = await this.log.read(offset, 1));
+        } catch (error) {
+          if (offset < this.log.logStartOffset) continue; // Retention deleted it meanwhile.
+          throw error;
         }
+        const batch = splitBatches(data).next().value;
+        if (batch === undefined) break;
+        batchFirst = batch.readBigInt64BE(0);
+        batchLast = batchFirst + BigInt(batch.readInt32BE(BATCH_LAST_OFFSET_DELTA));
+        decoded = [...iterateRecords(batch, this.limits)];
       }
-      offset = nextOffset;
+      const guess = decoded[Number(offset - batchFirst)];
+      const record = guess?.offset === offset ? guess : decoded.find((r) => r.offset === offset);
+      // A hash collision in the index would name another key's record: check the key.
+      if (record === undefined || record.key === null || !record.key.equals(key)) continue;
+      records.push({
+        offset: record.offset,
+        sequence,
+        timestamp: record.timestamp,
+        key: Buffer.from(record.key),
+        value: record.value === null ? null : Buffer.from(record.value),
+        headers: record.headers.map((h) => ({
+          key: h.key,
+          value: h.value === null ? null : Buffer.from(h.value),
+        })),
+      });
     }
-    return { partition: this.index, version, records };
+    return records;
   }
 
   /** Starts pushing batches from `offset` to `sink`, never more bytes than granted. */
