@@ -78,6 +78,11 @@ export interface CleanerHost {
   replace(old: Segment, cleaned: Segment | null): Promise<void>;
   /** True once the log is closing: stop between segments. */
   stopping(): boolean;
+  /**
+   * True when a segment carries per-segment state beyond its records (the stream index's versions
+   * of keys whose records it held): an emptied segment is then kept, empty, instead of removed.
+   */
+  readonly keepsEmptySegments: boolean;
 }
 
 /** Whole, CRC-checked batches of `segment` from byte 0 to `limit`. */
@@ -295,9 +300,14 @@ export class LogCleaner {
       this.report.bytesAfter += cleaned.size;
       this.report.recordsRemoved += removed + tombstones;
       this.report.tombstonesRemoved += tombstones;
-      // An emptied segment goes, except the first: the log start offset stays where it was, so a
-      // consumer's committed offset inside it still reads on from the next record.
-      if (cleaned.size === 0 && segment.baseOffset !== this.host.logStartOffset) {
+      // An emptied segment goes, except the first (the log start offset stays where it was, so a
+      // consumer's committed offset inside it still reads on from the next record) and except in a
+      // log whose segments carry stream versions (their stream file keeps them).
+      if (
+        cleaned.size === 0 &&
+        segment.baseOffset !== this.host.logStartOffset &&
+        !this.host.keepsEmptySegments
+      ) {
         committed = true;
         await cleaned.discardCleaned();
         await this.host.replace(segment, null);

@@ -637,8 +637,9 @@ export class PartitionLog {
     const empty = { data: Buffer.alloc(0), nextOffset: offset, highWatermark, logStartOffset };
     if (offset === highWatermark) return empty;
     let segment = this.segmentFor(offset)!;
-    // A segment that holds no batch at or past `offset` (its batches end earlier): use the next one.
-    while (offset >= segment.nextOffset) {
+    // A segment that holds no batch at or past `offset` (its batches end earlier, or compaction
+    // emptied it): use the next one.
+    while (offset >= segment.nextOffset || segment.visibleBytes === 0) {
       const next = this.segments[this.segments.indexOf(segment) + 1];
       if (next === undefined) return empty;
       segment = next;
@@ -840,6 +841,7 @@ export class PartitionLog {
       get cleanedThrough() {
         return log.cleanedThrough;
       },
+      keepsEmptySegments: log.streams !== null,
       set cleanedThrough(offset: bigint) {
         log.cleanedThrough = offset;
       },

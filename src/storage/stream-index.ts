@@ -166,7 +166,11 @@ export class StreamIndex {
         file !== null &&
         file.header.kind === 'segment' &&
         file.header.baseOffset === base &&
-        file.header.nextOffset === Number(segment.nextOffset) &&
+        // A sealed segment spans the offsets up to the next segment's base. Compaction can drop the
+        // segment's last batches (its recovered nextOffset is then lower) or a whole segment after
+        // it, so the file's end offset is checked against that range; its size must match exactly.
+        file.header.nextOffset >= Number(segment.nextOffset) &&
+        file.header.nextOffset <= Number(segments[i + 1]!.baseOffset) &&
         file.header.coveredBytes === segment.size;
       // Segments below the checkpoint are left over from a retention a crash interrupted: their
       // keys are in the checkpoint already; they serve reads if their file is valid.
@@ -364,28 +368,6 @@ export class StreamIndex {
       position += used;
     }
     return offsets;
-  }
-
-  /**
-   * For compaction, right after it renamed a rewritten segment into place (offsets kept): filters
-   * the segment's stream file to the offsets `keep` accepts (sequences unchanged), writes it
-   * (tmp, fdatasync, rename) and swaps the reader. `segment` is the rewritten segment.
-   */
-  async replaceSealed(segment: StreamSegmentView, keep: (offset: number) => boolean): Promise<void> {
-    const base = Number(segment.baseOffset);
-    const at = this.sealed.findIndex((x) => x.base === base);
-    if (at < 0) return;
-    const old = this.sealed[at]!;
-    const file = old.memory !== null ? { buf: old.memory } : await this.readValid(streamFileName(base));
-    const header = file === null ? null : decodeStreamFile(file.buf);
-    if (file === null || header === null) return; // Rebuilt from the segment at the next open.
-    const buf = filterStreamFile(file.buf, header, keep, segment.size);
-    const path = this.path(streamFileName(base));
-    await this.fs.writeFile(`${path}.tmp`, buf);
-    await this.fs.rename(`${path}.tmp`, path);
-    await this.fs.syncDirectory(this.dir);
-    this.sealed[at] = await this.reader(base, old.next, buf, decodeStreamFile(buf)!, false);
-    await old.reader.close().catch(() => undefined);
   }
 
   /**
