@@ -79,10 +79,11 @@ export interface CleanerHost {
   /** True once the log is closing: stop between segments. */
   stopping(): boolean;
   /**
-   * True when a segment carries per-segment state beyond its records (the stream index's versions
-   * of keys whose records it held): an emptied segment is then kept, empty, instead of removed.
+   * True when an emptied segment still carries state beyond its records (the stream index's
+   * version of a key whose last record it held, e.g. an expired tombstone): it is then kept, empty,
+   * instead of removed.
    */
-  readonly keepsEmptySegments: boolean;
+  keepsEmpty(segment: Segment): Promise<boolean>;
 }
 
 /** Whole, CRC-checked batches of `segment` from byte 0 to `limit`. */
@@ -302,11 +303,11 @@ export class LogCleaner {
       this.report.tombstonesRemoved += tombstones;
       // An emptied segment goes, except the first (the log start offset stays where it was, so a
       // consumer's committed offset inside it still reads on from the next record) and except in a
-      // log whose segments carry stream versions (their stream file keeps them).
+      // segment whose stream file holds the only record of a key's version.
       if (
         cleaned.size === 0 &&
         segment.baseOffset !== this.host.logStartOffset &&
-        !this.host.keepsEmptySegments
+        !(await this.host.keepsEmpty(segment))
       ) {
         committed = true;
         await cleaned.discardCleaned();

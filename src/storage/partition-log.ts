@@ -841,7 +841,7 @@ export class PartitionLog {
       get cleanedThrough() {
         return log.cleanedThrough;
       },
-      keepsEmptySegments: log.streams !== null,
+      keepsEmpty: async (segment) => log.streams !== null && (await log.streams.holdsLastVersions(segment)),
       set cleanedThrough(offset: bigint) {
         log.cleanedThrough = offset;
       },

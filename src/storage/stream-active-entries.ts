@@ -111,6 +111,13 @@ export class ActiveStreamEntries {
   }
 
   /** The key's messages here with sequence ≥ `from`, at most `max`, in order. */
+  /** The key's last offset before the active segment when it has messages here, else null. */
+  previousOffsetOf(entry: StreamEntry): number | null {
+    const slot = entry.slot;
+    if (slot < 0 || this.slotCount[slot] === 0) return null;
+    return this.slotPreviousOffset[slot]!;
+  }
+
   run(entry: StreamEntry): {
     previousOffset: number;
     firstSequence: number;

@@ -21,6 +21,7 @@ import {
   encodeStreamFileSliced,
   fileSource,
   filterStreamFile,
+  forEachStreamKey,
   forEachStreamVersion,
   memorySource,
   mergeCheckpoint,
@@ -336,6 +337,29 @@ export class StreamIndex {
       false,
     );
     await old.reader.close().catch(() => undefined);
+  }
+
+  /**
+   * True when the segment's stream file holds a key whose last message among the sealed segments
+   * lies in this segment (no later stream file names its version; the active segment's entries are
+   * counted at open from the sealed files' versions): compaction must then keep the segment, even
+   * emptied, or the key's version would be lost at the next open. A segment without a valid stream
+   * file is kept too.
+   */
+  async holdsLastVersions(segment: StreamSegmentView): Promise<boolean> {
+    const base = Number(segment.baseOffset);
+    const sealed = this.sealed.find((x) => x.base === base);
+    if (sealed === undefined) return true;
+    const file = sealed.memory !== null ? { buf: sealed.memory } : await this.readValid(streamFileName(base));
+    const header = file === null ? null : decodeStreamFile(file.buf);
+    if (file === null || header === null) return true;
+    let holds = false;
+    forEachStreamKey(file.buf, header, (record) => {
+      const entry = this.versions.get(record.key);
+      const lastSealed = entry === undefined ? -1 : (this.active.previousOffsetOf(entry) ?? entry.lastOffset);
+      if (lastSealed < sealed.next) holds = true;
+    });
+    return holds;
   }
 
   /** Compaction removed a whole sealed segment (every record dropped): its stream file is gone. */
