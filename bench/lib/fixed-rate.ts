@@ -4,6 +4,7 @@
 // bench/end-to-end.ts and bench/latency-floor.ts (the same pacing loop for the broker and for the
 // bare echo it is held against).
 import type { Socket } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import type * as hdr from 'hdr-histogram-js';
 import type { Client } from '../../src/client/client.js';
 
@@ -12,25 +13,98 @@ export interface FixedRate {
   /** Measured seconds; one more second before them warms up and is not recorded. */
   seconds: number;
   bytes?: number;
+  /**
+   * How the sender waits for the next due message:
+   *  - `thread` (default): a worker thread sleeps until each due time (Atomics.wait, precise to the
+   *    kernel's timer slack, ~50 µs) and wakes this thread's event loop, which is otherwise idle
+   *    in epoll like a real service's; costs a few % of a core.
+   *  - `spin`: this thread polls the clock every event-loop turn (setImmediate): most exact, but
+   *    keeps one of the machine's cores busy the whole run, which on a 2-core machine competes
+   *    with the broker, its I/O threads and the consumer for the other one.
+   */
+  pacing?: Pacing;
 }
 
-/** Runs the send schedule, calling `send(payload)` for each message as it becomes due. */
+export type Pacing = 'thread' | 'spin';
+
+/**
+ * Runs the send schedule, calling `send(payload)` for each message as it becomes due. The payload's
+ * first 8 bytes carry the intended send time (performance.now() ms), bytes 8..12 its index.
+ */
 async function paced(options: FixedRate, send: (payload: Buffer) => void): Promise<number> {
   const total = options.rate * (options.seconds + 1);
   const interval = 1000 / options.rate;
+  const ticker = (options.pacing ?? 'thread') === 'thread' ? await startTicker() : null;
   const origin = performance.now();
   let sent = 0;
-  while (sent < total) {
-    const due = Math.min(total, Math.floor((performance.now() - origin) / interval) + 1);
+  const sendDue = (due: number) => {
     while (sent < due) {
       const payload = Buffer.allocUnsafe(options.bytes ?? 100);
       payload.writeDoubleLE(origin + sent * interval, 0);
+      payload.writeUInt32LE(sent, 8);
       send(payload);
       sent++;
     }
+  };
+  if (ticker !== null) return ticker(origin, interval, total, sendDue);
+  while (sent < total) {
+    sendDue(Math.min(total, Math.floor((performance.now() - origin) / interval) + 1));
     await new Promise((resolve) => setImmediate(resolve));
   }
   return total;
+}
+
+/**
+ * The ticking thread: sleeps until the next message is due, then posts how many are due by now.
+ * It reads CLOCK_MONOTONIC (hrtime); `origin` is passed over in that clock.
+ */
+const TICKER = `
+const { parentPort } = require('node:worker_threads');
+parentPort.once('message', ({ origin, interval, total }) => {
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  const now = () => Number(process.hrtime.bigint()) / 1e6;
+  let posted = 0;
+  while (posted < total) {
+    const t = now();
+    const due = Math.min(total, Math.floor((t - origin) / interval) + 1);
+    if (due > posted) {
+      parentPort.postMessage(due);
+      posted = due;
+      continue;
+    }
+    Atomics.wait(sleeper, 0, 0, origin + posted * interval - t);
+  }
+});
+`;
+
+type Ticker = (
+  origin: number,
+  interval: number,
+  total: number,
+  sendDue: (due: number) => void,
+) => Promise<number>;
+
+/** Starts the ticking thread (and waits until it runs, so its start-up is not charged to messages). */
+async function startTicker(): Promise<Ticker> {
+  const worker = new Worker(TICKER, { eval: true });
+  await new Promise((resolve, reject) => {
+    worker.once('online', resolve);
+    worker.once('error', reject);
+  });
+  return (origin, interval, total, sendDue) =>
+    new Promise<number>((resolve, reject) => {
+      worker.on('message', (due: number) => {
+        sendDue(due);
+        if (due >= total) {
+          void worker.terminate();
+          resolve(total);
+        }
+      });
+      worker.once('error', reject);
+      // performance.now() and hrtime differ by a fixed offset within one process.
+      const offset = Number(process.hrtime.bigint()) / 1e6 - performance.now();
+      worker.postMessage({ origin: origin + offset, interval, total });
+    });
 }
 
 function record(histogram: hdr.Histogram, intended: number): void {
