@@ -17,7 +17,7 @@ import { Worker } from 'node:worker_threads';
 import type { Client } from '../src/client/client.js';
 import { connect } from '../src/client/connect.js';
 import { Broker } from '../src/embedded/broker.js';
-import { startBrokerProcess } from './lib/broker-process.js';
+import { cpuSeconds, startBrokerProcess } from './lib/broker-process.js';
 import { argNumber, printResult, progress, type Row, writeResult } from './lib/report.js';
 import { dump, installClientProbe, nowUs, type ProbeDump, stamp } from './lib/stage-probe.js';
 
@@ -89,12 +89,17 @@ async function schedule(send: (index: number, intendedUs: number) => void): Prom
   await worker.terminate();
 }
 
-async function run(client: Client, topic: string): Promise<void> {
+/** CPU seconds used during the run: this process, and the broker process over TCP. */
+const cpu = { client: 0, broker: 0 };
+
+async function run(client: Client, topic: string, brokerPid: number | null): Promise<void> {
   const consumer = client.consumer({ topics: [topic], from: 'latest' });
   await consumer.start();
   const producer = client.producer({ lingerMs: 0 });
   // The producer id first, so message i carries sequence i.
   await producer.send({ topic, value: Buffer.alloc(100) });
+  const clientBefore = process.cpuUsage();
+  const brokerBefore = brokerPid === null ? 0 : await cpuSeconds(brokerPid);
   const received = (async () => {
     let count = 0;
     for await (const message of consumer) {
@@ -113,6 +118,9 @@ async function run(client: Client, topic: string): Promise<void> {
     void producer.send({ topic, value });
   });
   await received;
+  const used = process.cpuUsage(clientBefore);
+  cpu.client = (used.user + used.system) / 1e6;
+  if (brokerPid !== null) cpu.broker = (await cpuSeconds(brokerPid)) - brokerBefore;
   await producer.close();
   await consumer.close();
 }
@@ -224,7 +232,7 @@ async function main(): Promise<void> {
       const client = broker.connect();
       await client.admin.createTopic({ name: topic, config: { durability } });
       progress(`embedded, ${rate} msg/s for ${seconds + 1} s`);
-      await run(client, topic);
+      await run(client, topic, null);
       await client.close();
       await broker.stop();
     } finally {
@@ -241,7 +249,7 @@ async function main(): Promise<void> {
       const client = await connect({ brokers: `127.0.0.1:${broker.port}` });
       await client.admin.createTopic({ name: topic, config: { durability } });
       progress(`tcp, ${rate} msg/s for ${seconds + 1} s`);
-      await run(client, topic);
+      await run(client, topic, broker.pid);
       await client.close();
       process.kill(broker.pid, 'SIGUSR2');
       for (let i = 0; i < 100; i++) {
@@ -262,6 +270,12 @@ async function main(): Promise<void> {
     merged = { stages: { ...own.stages, ...brokerDump.stages }, gcs: own.gcs, syncs: brokerDump.syncs };
   }
   const { rows, notes } = analyse(merged, brokerDump, transport === 'tcp' ? ORDER_TCP : ORDER_EMBEDDED);
+  const perMessage = (s: number) => ((s * 1e6) / total).toFixed(1);
+  notes.push(
+    transport === 'tcp'
+      ? `CPU per message over the run (probes included): client process ${perMessage(cpu.client)} µs (producer, consumer, pacing), broker process ${perMessage(cpu.broker)} µs`
+      : `CPU per message over the run (probes included): ${perMessage(cpu.client)} µs (producer, broker, consumer and pacing in one process)`,
+  );
   const result = {
     benchmark: `latency-stages-${transport}`,
     title: `Where the end-to-end time goes, ${transport === 'tcp' ? 'over TCP loopback' : 'embedded'}: ${rate} msg/s, 100-byte messages, durability ${durability}`,

@@ -4,6 +4,7 @@
 // bench/end-to-end.ts and bench/latency-floor.ts (the same pacing loop for the broker and for the
 // bare echo it is held against).
 import type { Socket } from 'node:net';
+import { write } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type * as hdr from 'hdr-histogram-js';
 import type { Client } from '../../src/client/client.js';
@@ -29,7 +30,9 @@ export type Pacing = 'thread' | 'spin';
 
 /**
  * Runs the send schedule, calling `send(payload)` for each message as it becomes due. The payload's
- * first 8 bytes carry the intended send time (performance.now() ms), bytes 8..12 its index.
+ * first 8 bytes carry the intended send time (performance.now() ms), bytes 8..12 its index, bytes
+ * 12..20 the time it was actually handed to `send` (which lags the intended one by the pacer's
+ * wake-up and by any stall of this thread).
  */
 async function paced(options: FixedRate, send: (payload: Buffer) => void): Promise<number> {
   const total = options.rate * (options.seconds + 1);
@@ -42,6 +45,7 @@ async function paced(options: FixedRate, send: (payload: Buffer) => void): Promi
       const payload = Buffer.allocUnsafe(options.bytes ?? 100);
       payload.writeDoubleLE(origin + sent * interval, 0);
       payload.writeUInt32LE(sent, 8);
+      payload.writeDoubleLE(performance.now(), 12);
       send(payload);
       sent++;
     }
@@ -107,8 +111,15 @@ async function startTicker(): Promise<Ticker> {
     });
 }
 
-function record(histogram: hdr.Histogram, intended: number): void {
-  histogram.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
+/**
+ * Records one received payload: from its intended send time into `histogram` (no coordinated
+ * omission), and from the moment it was handed to send into `fromSend` (the system's own part,
+ * without the pacer's lag).
+ */
+function record(payload: Buffer, at: number, histogram: hdr.Histogram, fromSend?: hdr.Histogram): void {
+  const now = performance.now();
+  histogram.recordValue(Math.max(1, Math.round((now - payload.readDoubleLE(at)) * 1000)));
+  fromSend?.recordValue(Math.max(1, Math.round((now - payload.readDoubleLE(at + 12)) * 1000)));
 }
 
 /** Producer → broker → consumer on `topic` (which must exist), one message per send. */
@@ -117,6 +128,7 @@ export async function brokerFixedRate(
   topic: string,
   options: FixedRate,
   histogram: hdr.Histogram,
+  fromSend?: hdr.Histogram,
 ): Promise<void> {
   const warmup = options.rate;
   const total = options.rate * (options.seconds + 1);
@@ -126,7 +138,7 @@ export async function brokerFixedRate(
   const received = (async () => {
     let count = 0;
     for await (const message of consumer) {
-      if (count >= warmup) record(histogram, message.value!.readDoubleLE(0));
+      if (count >= warmup) record(message.value!, 0, histogram, fromSend);
       if (++count === total) break;
     }
   })();
@@ -141,6 +153,7 @@ export async function echoFixedRate(
   socket: Socket,
   options: FixedRate,
   histogram: hdr.Histogram,
+  fromSend?: hdr.Histogram,
 ): Promise<void> {
   const bytes = options.bytes ?? 100;
   const warmup = options.rate;
@@ -152,7 +165,7 @@ export async function echoFixedRate(
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       let at = 0;
       for (; pending.length - at >= bytes; at += bytes) {
-        if (count >= warmup) record(histogram, pending.readDoubleLE(at));
+        if (count >= warmup) record(pending, at, histogram, fromSend);
         if (++count === total) {
           socket.off('data', onData);
           resolve();
@@ -164,4 +177,54 @@ export async function echoFixedRate(
   });
   await paced(options, (payload) => socket.write(payload));
   await done;
+}
+
+/**
+ * The in-process floor for a hop: each message, as it becomes due, is recorded in a setImmediate
+ * callback (what a same-thread handoff to a consumer costs at the least: one event-loop turn).
+ */
+export async function immediateHopFixedRate(
+  options: FixedRate,
+  histogram: hdr.Histogram,
+  fromSend?: hdr.Histogram,
+): Promise<void> {
+  let count = 0;
+  await paced(options, (payload) =>
+    setImmediate(() => {
+      if (count++ >= options.rate) record(payload, 0, histogram, fromSend);
+    }),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * The in-process floor for making a message durable-as-written: each message, as it becomes due,
+ * is appended to a file with one fs.write (libuv's threadpool) and recorded in its callback — the
+ * least an embedded append costs before the data may be visible (docs/storage.md, "Visibility").
+ */
+export async function threadpoolWriteFixedRate(
+  options: FixedRate,
+  fd: number,
+  histogram: hdr.Histogram,
+  fromSend?: hdr.Histogram,
+): Promise<void> {
+  const total = options.rate * (options.seconds + 1);
+  let count = 0;
+  let position = 0;
+  let failure: Error | null = null;
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  await paced(options, (payload) => {
+    const at = position;
+    position += payload.length;
+    write(fd, payload, 0, payload.length, at, (error) => {
+      if (error !== null) failure ??= error;
+      if (count >= options.rate) record(payload, 0, histogram, fromSend);
+      if (++count === total) finish();
+    });
+  });
+  await done;
+  if (failure !== null) throw failure;
 }
