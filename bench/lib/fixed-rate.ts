@@ -3,8 +3,9 @@
 // measured from that intended time, so a stall delays every message due during it. Shared by
 // bench/end-to-end.ts and bench/latency-floor.ts (the same pacing loop for the broker and for the
 // bare echo it is held against).
-import type { Socket } from 'node:net';
+
 import { write } from 'node:fs';
+import type { Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import type * as hdr from 'hdr-histogram-js';
 import type { Client } from '../../src/client/client.js';
