@@ -284,9 +284,7 @@ async function main(): Promise<void> {
     rows,
     notes,
   };
-  printResult(
-    process.argv.includes('--write') ? writeResult(result) : { ...result, date: '', machine: null as never },
-  );
+  printResult(writeResult(result));
 }
 
 await main();
