@@ -457,18 +457,21 @@ export class Producer {
     };
     // The first attempt with plain callbacks (no async function, no finally: this runs once per
     // batch, at low rates once per message); retries and failures take the async path.
-    const task: Promise<void> = this.transport
-      .request('produce', request, { timeoutMs: this.options.timeoutMs })
-      .then(
-        (response) => {
-          this.settle(topic, partition, response, waiters);
-          this.release(recordBytes, task);
-        },
-        (error: unknown) =>
-          this.sendBatch(request, waiters, expectedVersion, error).then(() =>
-            this.release(recordBytes, task),
-          ),
-      );
+    let attempt: Promise<ProduceResponse>;
+    try {
+      attempt = this.transport.request('produce', request, { timeoutMs: this.options.timeoutMs });
+    } catch (error) {
+      // A transport that throws instead of rejecting fails (or retries) the batch the same way.
+      attempt = Promise.reject(error);
+    }
+    const task: Promise<void> = attempt.then(
+      (response) => {
+        this.settle(topic, partition, response, waiters);
+        this.release(recordBytes, task);
+      },
+      (error: unknown) =>
+        this.sendBatch(request, waiters, expectedVersion, error).then(() => this.release(recordBytes, task)),
+    );
     this.inFlight.add(task);
   }
 
