@@ -7,6 +7,10 @@
 //                     worker thread: P50/P99 from the intended send time, CPU µs per message
 //   alloc-fixed       bytes the client process allocates per message at 10,000 msg/s over TCP
 //                     (V8's sampling heap profiler, every 4 KiB, garbage included)
+//   embedded-produce-profile  one embedded sendMany run of 1M messages under the CPU profiler:
+//                     the share of busy CPU time in Buffer copies (`_copyActual`, `copy`), in
+//                     record encoding (producer `enqueue`, `writeRecord`, `writeField`, varints,
+//                     `recordBodySize`) and in the garbage collector
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
@@ -41,6 +45,34 @@ async function cpuSecondsOf(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string } }>;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const ENCODING = new Set(['enqueue', 'writeRecord', 'writeField', 'writeVarint', 'varint', 'recordBodySize']);
+
+/** Shares (%) of busy (non-idle) CPU time by self time of named functions. */
+function shares(profile: CpuProfile): Record<string, number> {
+  const names = new Map(profile.nodes.map((node) => [node.id, node.callFrame.functionName]));
+  let busy = 0;
+  let copy = 0;
+  let encoding = 0;
+  let gc = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const name = names.get(profile.samples[i]!) ?? '';
+    const us = profile.timeDeltas[i] ?? 0;
+    if (name === '(idle)') continue;
+    busy += us;
+    if (name === '_copyActual' || name === 'copy') copy += us;
+    if (ENCODING.has(name)) encoding += us;
+    if (name === '(garbage collector)') gc += us;
+  }
+  const share = (us: number) => Number(((100 * us) / busy).toFixed(1));
+  return { 'Buffer copy %': share(copy), 'record encoding %': share(encoding), 'GC %': share(gc) };
 }
 
 async function produceMany(client: ClientLike, topic: string, messages: number): Promise<number> {
@@ -151,7 +183,18 @@ async function main(): Promise<object> {
     const client = broker.connect() as ClientLike;
     let result: object;
     if (test === 'embedded-fixed') result = await fixedRate(client, null, false);
-    else {
+    else if (test === 'embedded-produce-profile') {
+      await client.admin.createTopic({ name: 'bench', config: { durability: 'interval' } });
+      await produceMany(client, 'bench', 300_000);
+      const session = new Session();
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+      const rate = await produceMany(client, 'bench', 1_000_000);
+      const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: CpuProfile };
+      session.disconnect();
+      result = { 'produce msg/s (profiled)': rate, ...shares(profile) };
+    } else {
       await client.admin.createTopic({ name: 'bench', config: { durability: 'interval' } });
       await produceMany(client, 'bench', 300_000);
       const rates = [
