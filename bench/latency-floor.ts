@@ -1,12 +1,20 @@
 // Is the end-to-end latency tail ours or the machine's? The same fixed-rate schedule (100-byte
 // messages, 10,000 msg/s, latency from each message's intended send time) through
 //  - a bare Node TCP echo in another process: the floor for two processes on loopback,
+//  - the same echo writing what it receives to a file before echoing it (bench/lib/echo-server.ts
+//    --write: one writev on the threadpool at a time, fdatasync every 100 ms): the floor for a
+//    broker in another process that delivers a message only once it is written, as ours does,
 //  - MemoryStreamer over TCP (broker in another process; producer and consumer here),
 //  - MemoryStreamer embedded (everything in this process, no sockets),
-// in alternating rounds so drifts of the machine hit all three alike; histograms add up the
-// rounds, and each round's P99 is listed too.
-// Run: npx tsx bench/latency-floor.ts [--rate 10000] [--seconds 4] [--rounds 3] [--json]
-import { mkdtemp, rm } from 'node:fs/promises';
+//  - the two floors of the embedded path: a setImmediate hop (the least a same-thread handoff
+//    costs) and one fs.write of the 100 bytes on libuv's threadpool (the least an append costs
+//    before it may become visible: a message is readable once written, never before),
+// in alternating rounds so drifts of the machine hit all alike; histograms add up the rounds, and
+// each round's P99 is listed too.
+// Pacing (bench/lib/fixed-rate.ts): `thread` (default) wakes this process's event loop from a
+// sleeping worker at each due time; `spin` polls every event-loop turn and keeps a core busy.
+// Run: npx tsx bench/latency-floor.ts [--rate 10000] [--seconds 4] [--rounds 3] [--pacing thread|spin] [--json]
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
@@ -14,7 +22,13 @@ import type * as hdr from 'hdr-histogram-js';
 import { connect } from '../src/client/connect.js';
 import { Broker } from '../src/embedded/broker.js';
 import { startBrokerProcess } from './lib/broker-process.js';
-import { brokerFixedRate, echoFixedRate } from './lib/fixed-rate.js';
+import {
+  brokerFixedRate,
+  echoFixedRate,
+  immediateHopFixedRate,
+  type Pacing,
+  threadpoolWriteFixedRate,
+} from './lib/fixed-rate.js';
 import {
   argNumber,
   latencyHistogram,
@@ -29,8 +43,18 @@ import { connectEcho, startEchoServer } from './lib/round-trip.js';
 const rate = argNumber('rate', 10_000);
 const seconds = argNumber('seconds', 4);
 const rounds = argNumber('rounds', 3);
+const pacing: Pacing = process.argv.includes('--pacing')
+  ? (process.argv[process.argv.indexOf('--pacing') + 1] as Pacing)
+  : 'thread';
 
-const CASES = ['bare Node TCP echo', 'MemoryStreamer over TCP', 'MemoryStreamer embedded'] as const;
+const CASES = [
+  'bare Node TCP echo',
+  'TCP echo that writes first (threadpool)',
+  'MemoryStreamer over TCP',
+  'MemoryStreamer embedded',
+  'in-process floor: setImmediate hop',
+  'in-process floor: fs.write 100 B (threadpool)',
+] as const;
 type Case = (typeof CASES)[number];
 
 /**
@@ -90,13 +114,17 @@ async function withStalls(
 
 async function main(): Promise<void> {
   const echo = await startEchoServer();
-  const broker = await startBrokerProcess();
   const dataDir = await mkdtemp(join(tmpdir(), 'ms-floor-'));
-  const embedded = await Broker.start({ dataDir });
+  const writingEcho = await startEchoServer(join(dataDir, 'echo.bin'));
+  const broker = await startBrokerProcess();
+  const embedded = await Broker.start({ dataDir: join(dataDir, 'broker') });
   const tcpClient = await connect({ brokers: [`127.0.0.1:${broker.port}`] });
   const embeddedClient = embedded.connect();
   const socket = await connectEcho(echo.port);
+  const writingSocket = await connectEcho(writingEcho.port);
+  const file = await open(join(dataDir, 'floor.bin'), 'w');
   const pooled = new Map<Case, hdr.Histogram>(CASES.map((c) => [c, latencyHistogram()]));
+  const pooledFromSend = new Map<Case, hdr.Histogram>(CASES.map((c) => [c, latencyHistogram()]));
   const perRound = new Map<Case, number[]>(CASES.map((c) => [c, []]));
   const stalls = new Map<Case, Array<{ here: Stalls; broker: Stalls | null }>>(CASES.map((c) => [c, []]));
   try {
@@ -105,15 +133,27 @@ async function main(): Promise<void> {
       for (const which of order) {
         progress(`round ${round + 1}/${rounds}: ${which}`);
         const histogram = latencyHistogram();
+        const fromSend = pooledFromSend.get(which)!;
+        const schedule = { rate, seconds, pacing };
         let measured: { here: Stalls; broker: Stalls | null };
         if (which === 'bare Node TCP echo')
-          measured = await withStalls(null, () => echoFixedRate(socket, { rate, seconds }, histogram));
+          measured = await withStalls(null, () => echoFixedRate(socket, schedule, histogram, fromSend));
+        else if (which === 'TCP echo that writes first (threadpool)')
+          measured = await withStalls(null, () =>
+            echoFixedRate(writingSocket, schedule, histogram, fromSend),
+          );
+        else if (which === 'in-process floor: setImmediate hop')
+          measured = await withStalls(null, () => immediateHopFixedRate(schedule, histogram, fromSend));
+        else if (which === 'in-process floor: fs.write 100 B (threadpool)')
+          measured = await withStalls(null, () =>
+            threadpoolWriteFixedRate(schedule, file.fd, histogram, fromSend),
+          );
         else {
           const client = which === 'MemoryStreamer over TCP' ? tcpClient : embeddedClient;
           const topic = `floor-${round}`;
           await client.admin.createTopic({ name: topic, config: { durability: 'interval' } });
           measured = await withStalls(which === 'MemoryStreamer over TCP' ? broker.adminPort : null, () =>
-            brokerFixedRate(client, topic, { rate, seconds }, histogram),
+            brokerFixedRate(client, topic, schedule, histogram, fromSend),
           );
         }
         stalls.get(which)!.push(measured);
@@ -123,6 +163,9 @@ async function main(): Promise<void> {
     }
   } finally {
     socket.destroy();
+    writingSocket.destroy();
+    await writingEcho.stop();
+    await file.close();
     await tcpClient.close();
     await embeddedClient.close();
     await embedded.stop();
@@ -138,6 +181,7 @@ async function main(): Promise<void> {
       messages: histogram.totalCount,
       ...percentiles(histogram),
       'p99 ÷ echo p99': Number((histogram.getValueAtPercentile(99) / floorP99).toFixed(2)),
+      'from send call: p50 / p99 µs': `${pooledFromSend.get(which)!.getValueAtPercentile(50)} / ${pooledFromSend.get(which)!.getValueAtPercentile(99)}`,
       'p99 per round µs': perRound.get(which)!.join(', '),
       'client loop lag p99 µs': stalls
         .get(which)!
@@ -168,7 +212,7 @@ async function main(): Promise<void> {
   const result = writeResult({
     benchmark: 'latency-floor',
     title: `End-to-end latency at a fixed ${rate} msg/s against the bare echo floor (100-byte messages)`,
-    command: `npx tsx bench/latency-floor.ts --rate ${rate} --seconds ${seconds} --rounds ${rounds}`,
+    command: `npx tsx bench/latency-floor.ts --rate ${rate} --seconds ${seconds} --rounds ${rounds} --pacing ${pacing}`,
     settings: {
       rate,
       secondsPerRound: seconds,
@@ -176,12 +220,17 @@ async function main(): Promise<void> {
       messageBytes: 100,
       durability: 'interval',
       pacing:
-        'send when due, checked every event-loop turn (setImmediate); latency from the intended send time',
+        pacing === 'thread'
+          ? 'a worker thread sleeps to each due time and wakes the event loop; latency from the intended send time'
+          : 'send when due, checked every event-loop turn (setImmediate, one core busy); latency from the intended send time',
     },
     rows,
     notes: [
       'The echo row is the same schedule through a Node TCP echo server in another process: what two processes on loopback cost at this rate on this machine, with no broker.',
-      'Rounds alternate the order of the three cases; the histograms add up all rounds.',
+      'The writing echo appends each received chunk to a file before echoing it (one writev on libuv\'s threadpool at a time, chunks arriving meanwhile go together in the next, fdatasync every 100 ms): the floor for a broker process that delivers a message only once it is written, as MemoryStreamer does (docs/storage.md, "Visibility"); it adds a threadpool round trip and a second wake-up of the server per message.',
+      'Rounds alternate the order of the cases; the histograms add up all rounds.',
+      "The two in-process floors run the same schedule with no broker: a setImmediate hop per message, and one fs.write of the 100 bytes per message on libuv's threadpool (a file in the temporary directory), recorded in its callback. An embedded append cannot become visible before such a write has completed, so the second is the least an embedded end-to-end latency can be on this machine.",
+      "'from send call' counts from the moment the pacer handed the message over, without the pacer's own wake-up lag; the other columns count from the intended send time.",
       'Stall columns, per round: event-loop delay P99 (perf_hooks monitorEventLoopDelay in this process, 1 ms resolution; the broker process reports its own at 10 ms resolution through /metrics) and garbage-collection time per second. This process is the client (producer and consumer) in every case and also the broker in the embedded case.',
     ],
   });

@@ -3,7 +3,10 @@
 // measured from that intended time, so a stall delays every message due during it. Shared by
 // bench/end-to-end.ts and bench/latency-floor.ts (the same pacing loop for the broker and for the
 // bare echo it is held against).
+
+import { write } from 'node:fs';
 import type { Socket } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import type * as hdr from 'hdr-histogram-js';
 import type { Client } from '../../src/client/client.js';
 
@@ -12,29 +15,112 @@ export interface FixedRate {
   /** Measured seconds; one more second before them warms up and is not recorded. */
   seconds: number;
   bytes?: number;
+  /**
+   * How the sender waits for the next due message:
+   *  - `thread` (default): a worker thread sleeps until each due time (Atomics.wait, precise to the
+   *    kernel's timer slack, ~50 µs) and wakes this thread's event loop, which is otherwise idle
+   *    in epoll like a real service's; costs a few % of a core.
+   *  - `spin`: this thread polls the clock every event-loop turn (setImmediate): most exact, but
+   *    keeps one of the machine's cores busy the whole run, which on a 2-core machine competes
+   *    with the broker, its I/O threads and the consumer for the other one.
+   */
+  pacing?: Pacing;
 }
 
-/** Runs the send schedule, calling `send(payload)` for each message as it becomes due. */
+export type Pacing = 'thread' | 'spin';
+
+/**
+ * Runs the send schedule, calling `send(payload)` for each message as it becomes due. The payload's
+ * first 8 bytes carry the intended send time (performance.now() ms), bytes 8..12 its index, bytes
+ * 12..20 the time it was actually handed to `send` (which lags the intended one by the pacer's
+ * wake-up and by any stall of this thread).
+ */
 async function paced(options: FixedRate, send: (payload: Buffer) => void): Promise<number> {
   const total = options.rate * (options.seconds + 1);
   const interval = 1000 / options.rate;
+  const ticker = (options.pacing ?? 'thread') === 'thread' ? await startTicker() : null;
   const origin = performance.now();
   let sent = 0;
-  while (sent < total) {
-    const due = Math.min(total, Math.floor((performance.now() - origin) / interval) + 1);
+  const sendDue = (due: number) => {
     while (sent < due) {
       const payload = Buffer.allocUnsafe(options.bytes ?? 100);
       payload.writeDoubleLE(origin + sent * interval, 0);
+      payload.writeUInt32LE(sent, 8);
+      payload.writeDoubleLE(performance.now(), 12);
       send(payload);
       sent++;
     }
+  };
+  if (ticker !== null) return ticker(origin, interval, total, sendDue);
+  while (sent < total) {
+    sendDue(Math.min(total, Math.floor((performance.now() - origin) / interval) + 1));
     await new Promise((resolve) => setImmediate(resolve));
   }
   return total;
 }
 
-function record(histogram: hdr.Histogram, intended: number): void {
-  histogram.recordValue(Math.max(1, Math.round((performance.now() - intended) * 1000)));
+/**
+ * The ticking thread: sleeps until the next message is due, then posts how many are due by now.
+ * It reads CLOCK_MONOTONIC (hrtime); `origin` is passed over in that clock.
+ */
+const TICKER = `
+const { parentPort } = require('node:worker_threads');
+parentPort.once('message', ({ origin, interval, total }) => {
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  const now = () => Number(process.hrtime.bigint()) / 1e6;
+  let posted = 0;
+  while (posted < total) {
+    const t = now();
+    const due = Math.min(total, Math.floor((t - origin) / interval) + 1);
+    if (due > posted) {
+      parentPort.postMessage(due);
+      posted = due;
+      continue;
+    }
+    Atomics.wait(sleeper, 0, 0, origin + posted * interval - t);
+  }
+});
+`;
+
+type Ticker = (
+  origin: number,
+  interval: number,
+  total: number,
+  sendDue: (due: number) => void,
+) => Promise<number>;
+
+/** Starts the ticking thread (and waits until it runs, so its start-up is not charged to messages). */
+async function startTicker(): Promise<Ticker> {
+  const worker = new Worker(TICKER, { eval: true });
+  await new Promise((resolve, reject) => {
+    worker.once('online', resolve);
+    worker.once('error', reject);
+  });
+  return (origin, interval, total, sendDue) =>
+    new Promise<number>((resolve, reject) => {
+      worker.on('message', (due: number) => {
+        sendDue(due);
+        if (due >= total) {
+          void worker.terminate();
+          resolve(total);
+        }
+      });
+      worker.once('error', reject);
+      // performance.now() and hrtime differ by a fixed offset within one process.
+      const offset = Number(process.hrtime.bigint()) / 1e6 - performance.now();
+      worker.postMessage({ origin: origin + offset, interval, total });
+    });
+}
+
+/**
+ * Records one received payload: from its intended send time into `histogram` (no coordinated
+ * omission), and from the moment it was handed to send into `fromSend` (the system's own part,
+ * without the pacer's lag).
+ */
+function record(payload: Buffer, at: number, histogram: hdr.Histogram, fromSend?: hdr.Histogram): void {
+  const now = performance.now();
+  histogram.recordValue(Math.max(1, Math.round((now - payload.readDoubleLE(at)) * 1000)));
+  fromSend?.recordValue(Math.max(1, Math.round((now - payload.readDoubleLE(at + 12)) * 1000)));
 }
 
 /** Producer → broker → consumer on `topic` (which must exist), one message per send. */
@@ -43,6 +129,7 @@ export async function brokerFixedRate(
   topic: string,
   options: FixedRate,
   histogram: hdr.Histogram,
+  fromSend?: hdr.Histogram,
 ): Promise<void> {
   const warmup = options.rate;
   const total = options.rate * (options.seconds + 1);
@@ -52,7 +139,7 @@ export async function brokerFixedRate(
   const received = (async () => {
     let count = 0;
     for await (const message of consumer) {
-      if (count >= warmup) record(histogram, message.value!.readDoubleLE(0));
+      if (count >= warmup) record(message.value!, 0, histogram, fromSend);
       if (++count === total) break;
     }
   })();
@@ -67,6 +154,7 @@ export async function echoFixedRate(
   socket: Socket,
   options: FixedRate,
   histogram: hdr.Histogram,
+  fromSend?: hdr.Histogram,
 ): Promise<void> {
   const bytes = options.bytes ?? 100;
   const warmup = options.rate;
@@ -78,7 +166,7 @@ export async function echoFixedRate(
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       let at = 0;
       for (; pending.length - at >= bytes; at += bytes) {
-        if (count >= warmup) record(histogram, pending.readDoubleLE(at));
+        if (count >= warmup) record(pending, at, histogram, fromSend);
         if (++count === total) {
           socket.off('data', onData);
           resolve();
@@ -90,4 +178,54 @@ export async function echoFixedRate(
   });
   await paced(options, (payload) => socket.write(payload));
   await done;
+}
+
+/**
+ * The in-process floor for a hop: each message, as it becomes due, is recorded in a setImmediate
+ * callback (what a same-thread handoff to a consumer costs at the least: one event-loop turn).
+ */
+export async function immediateHopFixedRate(
+  options: FixedRate,
+  histogram: hdr.Histogram,
+  fromSend?: hdr.Histogram,
+): Promise<void> {
+  let count = 0;
+  await paced(options, (payload) =>
+    setImmediate(() => {
+      if (count++ >= options.rate) record(payload, 0, histogram, fromSend);
+    }),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * The in-process floor for making a message durable-as-written: each message, as it becomes due,
+ * is appended to a file with one fs.write (libuv's threadpool) and recorded in its callback — the
+ * least an embedded append costs before the data may be visible (docs/storage.md, "Visibility").
+ */
+export async function threadpoolWriteFixedRate(
+  options: FixedRate,
+  fd: number,
+  histogram: hdr.Histogram,
+  fromSend?: hdr.Histogram,
+): Promise<void> {
+  const total = options.rate * (options.seconds + 1);
+  let count = 0;
+  let position = 0;
+  let failure: Error | null = null;
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  await paced(options, (payload) => {
+    const at = position;
+    position += payload.length;
+    write(fd, payload, 0, payload.length, at, (error) => {
+      if (error !== null) failure ??= error;
+      if (count >= options.rate) record(payload, 0, histogram, fromSend);
+      if (++count === total) finish();
+    });
+  });
+  await done;
+  if (failure !== null) throw failure;
 }

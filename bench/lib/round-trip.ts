@@ -11,9 +11,13 @@ export interface EchoServer {
   stop(): Promise<void>;
 }
 
-/** Starts bench/lib/echo-server.ts in its own process, so the echo does not share our event loop. */
-export async function startEchoServer(): Promise<EchoServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/echo-server.ts'], {
+/**
+ * Starts bench/lib/echo-server.ts in its own process, so the echo does not share our event loop.
+ * With `writeFile`, it appends what it receives to that file before echoing it (see there).
+ */
+export async function startEchoServer(writeFile?: string): Promise<EchoServer> {
+  const args = writeFile === undefined ? [] : ['--write', writeFile];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/echo-server.ts', ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port = await new Promise<number>((resolve, reject) => {

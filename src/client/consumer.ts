@@ -569,7 +569,8 @@ export class Consumer implements AsyncIterable<Message> {
   }
 
   private async nextWaiting(): Promise<Message | null> {
-    await this.start();
+    // Once subscribed, no await on the settled start: at low rates every message comes this way.
+    if (!this.subscribed) await this.start();
     for (;;) {
       if (this.failure !== null) throw this.failure;
       if (this.closed) return null;

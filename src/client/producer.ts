@@ -6,6 +6,7 @@
 import type { Tracer } from '@opentelemetry/api';
 import { MemoryStreamerError } from '../common/errors.js';
 import type { Acks, ProduceResponse } from '../protocol/commands/data-types.js';
+import type { RequestOf } from '../protocol/commands/registry.js';
 import type { CompressionCodecName } from '../protocol/compression.js';
 import { errorOf } from '../protocol/error-codes.js';
 import { partitionForKey } from '../protocol/partitioner.js';
@@ -140,10 +141,14 @@ class GroupWaiter implements Waiter {
 interface Accumulator {
   topic: string;
   partition: number;
+  /** `partition:topic`, the key of its sequence numbers (built once, not per batch). */
+  sequenceKey: string;
   builder: RecordBatchBuilder;
   waiters: Waiter[];
   timer: NodeJS.Timeout | null;
   scheduled: boolean;
+  /** Flushes this accumulator (one closure per accumulator, not one per scheduled flush). */
+  flush: () => void;
 }
 
 export interface TopicMetadataSource {
@@ -372,9 +377,8 @@ export class Producer {
       this.flushAccumulator(accumulator);
     } else if (!accumulator.scheduled) {
       accumulator.scheduled = true;
-      if (this.options.lingerMs > 0)
-        accumulator.timer = setTimeout(() => this.flushAccumulator(accumulator), this.options.lingerMs);
-      else setImmediate(() => this.flushAccumulator(accumulator));
+      if (this.options.lingerMs > 0) accumulator.timer = setTimeout(accumulator.flush, this.options.lingerMs);
+      else setImmediate(accumulator.flush);
     }
     return receipt;
   }
@@ -387,14 +391,17 @@ export class Producer {
     }
     let accumulator = byPartition[partition];
     if (accumulator === undefined) {
-      accumulator = {
+      const created: Accumulator = {
         topic,
         partition,
+        sequenceKey: `${partition}:${topic}`,
         builder: new RecordBatchBuilder(),
         waiters: [],
         timer: null,
         scheduled: false,
+        flush: () => this.flushAccumulator(created),
       };
+      accumulator = created;
       byPartition[partition] = accumulator;
     }
     return accumulator;
@@ -413,7 +420,7 @@ export class Producer {
     const waiters = accumulator.waiters;
     accumulator.waiters = [];
     const { producerId, producerEpoch } = this.currentIdentity;
-    const sequenceKey = `${accumulator.partition}:${accumulator.topic}`;
+    const sequenceKey = accumulator.sequenceKey;
     const count = accumulator.builder.count;
     const recordBytes = accumulator.builder.sizeInBytes - BATCH_HEADER_SIZE;
     let baseSequence = -1;
@@ -441,13 +448,46 @@ export class Producer {
     expectedVersion: number | undefined,
   ): void {
     if (expectedVersion !== undefined) this.bufferedBytes += recordBytes;
-    const task = this.sendBatch(topic, partition, batch, waiters, expectedVersion).finally(() => {
-      this.bufferedBytes -= recordBytes;
-      this.inFlight.delete(task);
-      while (this.bufferedBytes < this.options.maxBufferedBytes && this.spaceWaiters.length > 0)
-        this.spaceWaiters.shift()!();
-    });
+    const request: RequestOf<'produce'> = {
+      topic,
+      partition,
+      acks: this.options.acks,
+      batch,
+      ...(expectedVersion !== undefined ? { expectedVersion } : {}),
+    };
+    // The first attempt with plain callbacks (no async function, no finally: this runs once per
+    // batch, at low rates once per message); retries and failures take the async path.
+    let attempt: Promise<ProduceResponse>;
+    try {
+      attempt = this.transport.request('produce', request, { timeoutMs: this.options.timeoutMs });
+    } catch (error) {
+      // A transport that throws instead of rejecting fails (or retries) the batch the same way.
+      attempt = Promise.reject(error);
+    }
+    const task: Promise<void> = attempt.then(
+      (response) => {
+        this.settle(topic, partition, response, waiters);
+        this.release(recordBytes, task);
+      },
+      (error: unknown) =>
+        this.sendBatch(request, waiters, expectedVersion, error).then(() => this.release(recordBytes, task)),
+    );
     this.inFlight.add(task);
+  }
+
+  /** A batch has settled: its bytes no longer count against the buffer limit. */
+  private release(recordBytes: number, task: Promise<void>): void {
+    this.bufferedBytes -= recordBytes;
+    this.inFlight.delete(task);
+    while (this.bufferedBytes < this.options.maxBufferedBytes && this.spaceWaiters.length > 0)
+      this.spaceWaiters.shift()!();
+  }
+
+  private settle(topic: string, partition: number, response: ProduceResponse, waiters: Waiter[]): void {
+    const { baseOffset, sequences, durability } = response;
+    for (let i = 0; i < waiters.length; i++) {
+      waiters[i]!.resolve(new BatchReceipt(topic, partition, baseOffset, i, sequences[i] ?? -1, durability));
+    }
   }
 
   private currentIdentity: { producerId: bigint; producerEpoch: number } = {
@@ -466,37 +506,28 @@ export class Producer {
     this.currentIdentity = await this.producerId;
   }
 
+  /** After a failed first attempt: retries retriable errors with backoff, or fails the batch. */
   private async sendBatch(
-    topic: string,
-    partition: number,
-    batch: Buffer,
+    request: RequestOf<'produce'>,
     waiters: Waiter[],
     expectedVersion: number | undefined,
+    firstError: unknown,
   ): Promise<void> {
+    const { topic, partition } = request;
     try {
-      const request = {
-        topic,
-        partition,
-        acks: this.options.acks,
-        batch,
-        ...(expectedVersion !== undefined ? { expectedVersion } : {}),
-      };
       let response: ProduceResponse | undefined;
+      let error = firstError;
       for (let attempt = 0; response === undefined; attempt++) {
+        const retriable = error instanceof MemoryStreamerError && error.retriable;
+        if (!retriable || attempt >= this.options.retries || this.closed) throw error;
+        await delay(Math.min(1000, 20 * 2 ** attempt));
         try {
           response = await this.transport.request('produce', request, { timeoutMs: this.options.timeoutMs });
-        } catch (error) {
-          const retriable = error instanceof MemoryStreamerError && error.retriable;
-          if (!retriable || attempt >= this.options.retries || this.closed) throw error;
-          await delay(Math.min(1000, 20 * 2 ** attempt));
+        } catch (retryError) {
+          error = retryError;
         }
       }
-      const { baseOffset, sequences, durability } = response;
-      for (let i = 0; i < waiters.length; i++) {
-        waiters[i]!.resolve(
-          new BatchReceipt(topic, partition, baseOffset, i, sequences[i] ?? -1, durability),
-        );
-      }
+      this.settle(topic, partition, response, waiters);
     } catch (error) {
       if (
         error instanceof MemoryStreamerError &&

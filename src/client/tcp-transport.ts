@@ -57,7 +57,21 @@ interface PendingRequest {
   reject: (error: Error) => void;
   /** performance.now() after which the request fails with REQUEST_TIMEOUT. */
   deadline: number;
+  /** What timed out (with timeoutMs, the message is built only when it happens). */
   what: string;
+  timeoutMs: number;
+}
+
+/** One response decoder per command, shared by all its requests (no closure per request). */
+const decoders = new Map<ClientCommand, (payload: Buffer) => unknown>();
+function decoderOf(name: ClientCommand): (payload: Buffer) => unknown {
+  let decode = decoders.get(name);
+  if (decode === undefined) {
+    const codec = COMMANDS[name];
+    decode = (payload) => codec.decodeResponse(new BinaryReader(payload));
+    decoders.set(name, decode);
+  }
+  return decode;
 }
 
 /** Parses `host:port`, `[v6]:port` or `memorystreamer://host:port`. */
@@ -193,6 +207,7 @@ export class TcpTransport implements Transport {
           },
           deadline: performance.now() + this.options.connectTimeoutMs,
           what: 'handshake',
+          timeoutMs: this.options.connectTimeoutMs,
         });
         socket.write(encodeFrame({ opcode: Opcode.HANDSHAKE, correlationId }, writer.finish()));
       });
@@ -376,11 +391,12 @@ export class TcpTransport implements Transport {
     return new Promise<ResponseOf<K>>((resolve, reject) => {
       this.pending.set(correlationId, {
         link,
-        decode: (payload) => codec.decodeResponse(new BinaryReader(payload)),
+        decode: decoderOf(name),
         resolve: resolve as (value: unknown) => void,
         reject,
         deadline: performance.now() + options.timeoutMs,
-        what: `${name} after ${options.timeoutMs} ms`,
+        what: name,
+        timeoutMs: options.timeoutMs,
       });
       if (batch === null) {
         this.send(link, encodeFrame({ opcode: codec.opcode, correlationId }, prefix));
@@ -420,7 +436,8 @@ export class TcpTransport implements Transport {
         resolve: resolve as (value: unknown) => void,
         reject,
         deadline: performance.now() + options.timeoutMs,
-        what: `subscribe after ${options.timeoutMs} ms`,
+        what: 'subscribe',
+        timeoutMs: options.timeoutMs,
       });
       this.send(link, encodeFrame({ opcode: Opcode.SUBSCRIBE, correlationId }, writer.finish()));
     });
@@ -454,7 +471,7 @@ export class TcpTransport implements Transport {
     for (const [id, pending] of this.pending) {
       if (pending.deadline > now) continue;
       this.pending.delete(id);
-      pending.reject(errorOf('REQUEST_TIMEOUT', pending.what));
+      pending.reject(errorOf('REQUEST_TIMEOUT', `${pending.what} after ${pending.timeoutMs} ms`));
     }
   }
 

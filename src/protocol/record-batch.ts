@@ -143,6 +143,30 @@ function writeRecord(
   return at;
 }
 
+/**
+ * Writes a signed 64-bit big-endian integer given as a safe-integer number or a bigint, as two
+ * 32-bit halves: Buffer.writeBigInt64BE allocates intermediate BigInts on every call, and a batch
+ * header takes four 64-bit fields (about 100 bytes of garbage per batch, at one batch per message
+ * a good part of a producer's garbage at low rates).
+ */
+function writeInt64BE(buffer: Buffer, value: number | bigint, at: number): void {
+  if (typeof value === 'bigint') {
+    if (value < -0x80000000n || value > 0x7fffffffn) {
+      buffer.writeBigInt64BE(value, at);
+      return;
+    }
+    value = Number(value);
+  } else if (!Number.isSafeInteger(value)) {
+    // Refused as before (BigInt of a fraction throws a RangeError).
+    buffer.writeBigInt64BE(BigInt(value), at);
+    return;
+  }
+  // Floor division keeps the two's-complement split right for negative values too.
+  const high = Math.floor(value / 0x100000000);
+  buffer.writeInt32BE(high, at);
+  buffer.writeUInt32BE(value - high * 0x100000000, at + 4);
+}
+
 /** Fills the fixed header and the CRC of a batch whose records section is already in place. */
 function sealBatch(
   batch: Buffer,
@@ -152,15 +176,15 @@ function sealBatch(
   maxTimestamp: number,
   options: BatchOptions,
 ): Buffer {
-  batch.writeBigInt64BE(options.baseOffset ?? 0n, BATCH_OFFSETS.baseOffset);
+  writeInt64BE(batch, options.baseOffset ?? 0, BATCH_OFFSETS.baseOffset);
   batch.writeInt32BE(batch.length - BATCH_LOG_OVERHEAD, BATCH_OFFSETS.batchLength);
   batch.writeInt32BE(options.partitionLeaderEpoch ?? -1, BATCH_OFFSETS.partitionLeaderEpoch);
   batch.writeInt8(BATCH_MAGIC, BATCH_OFFSETS.magic);
   batch.writeInt16BE(attributes, BATCH_OFFSETS.attributes);
   batch.writeInt32BE(recordCount - 1, BATCH_OFFSETS.lastOffsetDelta);
-  batch.writeBigInt64BE(BigInt(baseTimestamp), BATCH_OFFSETS.baseTimestamp);
-  batch.writeBigInt64BE(BigInt(maxTimestamp), BATCH_OFFSETS.maxTimestamp);
-  batch.writeBigInt64BE(options.producerId ?? -1n, BATCH_OFFSETS.producerId);
+  writeInt64BE(batch, baseTimestamp, BATCH_OFFSETS.baseTimestamp);
+  writeInt64BE(batch, maxTimestamp, BATCH_OFFSETS.maxTimestamp);
+  writeInt64BE(batch, options.producerId ?? -1, BATCH_OFFSETS.producerId);
   batch.writeInt16BE(options.producerEpoch ?? -1, BATCH_OFFSETS.producerEpoch);
   batch.writeInt32BE(options.baseSequence ?? -1, BATCH_OFFSETS.baseSequence);
   batch.writeInt32BE(recordCount, BATCH_OFFSETS.recordCount);
@@ -230,6 +254,12 @@ export class RecordBatchBuilder {
   private recordCount = 0;
   private baseTimestamp = 0;
   private maxTimestamp = 0;
+  /**
+   * Capacity of the last buffer a finished batch took with it: the next batch starts at that size
+   * instead of growing to it again from `initialCapacity` (at full rate every batch fills up, and
+   * the doublings copied each batch's bytes once more).
+   */
+  private handedOffCapacity = 0;
 
   constructor(private readonly initialCapacity = 16 * 1024) {
     this.buffer = Buffer.allocUnsafe(initialCapacity);
@@ -262,7 +292,7 @@ export class RecordBatchBuilder {
     const body = recordBodySize(record, timestampDelta, this.recordCount);
     const needed = this.length + varintSize(body) + body;
     if (needed > this.buffer.length) {
-      let capacity = Math.max(this.buffer.length * 2, this.initialCapacity);
+      let capacity = Math.max(this.buffer.length * 2, this.initialCapacity, this.handedOffCapacity);
       while (capacity < needed) capacity *= 2;
       const grown = Buffer.allocUnsafe(capacity);
       this.buffer.copy(grown, 0, 0, this.length);
@@ -286,8 +316,14 @@ export class RecordBatchBuilder {
     if (codec !== 'none' || this.length * 2 < this.buffer.length) {
       const source = codec === 'none' ? Buffer.from(records) : records;
       batch = finishBatch(source, this.recordCount, this.baseTimestamp, this.maxTimestamp, options);
+      if (this.buffer.length > this.initialCapacity && this.length * 8 < this.buffer.length) {
+        // Batches got small again: do not keep (or start the next at) a size they no longer need.
+        this.buffer = EMPTY_BUFFER;
+        this.handedOffCapacity = 0;
+      }
     } else {
       batch = finishBatch(records, this.recordCount, this.baseTimestamp, this.maxTimestamp, options);
+      this.handedOffCapacity = this.buffer.length;
       this.buffer = EMPTY_BUFFER;
     }
     this.length = BATCH_HEADER_SIZE;

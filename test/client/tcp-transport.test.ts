@@ -90,4 +90,53 @@ describe('TCP transport', () => {
       code: ErrorCode.BROKER_NOT_AVAILABLE,
     });
   });
+
+  it('retries a produce that failed with a retriable error, and acknowledges it once, in order', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ms-transport-'));
+    let broker = await Broker.start({ dataDir, port: 0 });
+    const port = broker.address!.port;
+    cleanups.push(async () => {
+      await broker.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    });
+    const client = await connect({ brokers: `127.0.0.1:${port}`, connectTimeoutMs: 200 });
+    cleanups.push(() => client.close());
+    await client.admin.createTopic({ name: 'p', partitions: 1 });
+    const producer = client.producer({ lingerMs: 0, retries: 8 });
+    await producer.send({ topic: 'p', value: 'before' });
+    await broker.stop();
+    // Sent while no broker listens: the first attempts fail (BROKER_NOT_AVAILABLE, retriable) and
+    // back off; the broker returns during the backoff and a retry lands.
+    const sending = producer.send({ topic: 'p', value: 'during' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    broker = await Broker.start({ dataDir, port });
+    const receipt = await sending;
+    expect(receipt.offset).toBe(1n);
+    const last = await producer.send({ topic: 'p', value: 'after' });
+    expect(last.offset).toBe(2n);
+    await producer.close();
+    const consumer = client.consumer({ topics: ['p'], from: 'earliest' });
+    const values: string[] = [];
+    for await (const message of consumer) {
+      values.push(message.value!.toString());
+      if (values.length === 3) break;
+    }
+    expect(values).toEqual(['before', 'during', 'after']);
+  });
+
+  it('rejects a produce once its retries are used up', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ms-transport-'));
+    const broker = await Broker.start({ dataDir, port: 0 });
+    const port = broker.address!.port;
+    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+    const client = await connect({ brokers: `127.0.0.1:${port}`, connectTimeoutMs: 200 });
+    cleanups.push(() => client.close());
+    await client.admin.createTopic({ name: 'p', partitions: 1 });
+    const producer = client.producer({ lingerMs: 0, retries: 1 });
+    await producer.send({ topic: 'p', value: 'before' });
+    await broker.stop();
+    await expect(producer.send({ topic: 'p', value: 'lost' })).rejects.toMatchObject({
+      code: ErrorCode.BROKER_NOT_AVAILABLE,
+    });
+  });
 });

@@ -117,7 +117,9 @@ export class Connection {
         if (this.isClosed()) return;
       }
     } finally {
-      process.nextTick(() => this.socket.uncork());
+      // Everything answered synchronously from this chunk (pings, credit errors, pushes) leaves in
+      // one write, now: no nextTick per chunk. Answers that complete later are written as they do.
+      this.socket.uncork();
     }
     this.updateBudget();
   }
@@ -224,7 +226,7 @@ export class Connection {
       if (opcode !== Opcode.PRODUCE && opcode !== Opcode.FETCH) reader.end();
       const response = await this.host.core.execute(name, request as never);
       if (this.state === 'closed') return;
-      const writer = new BinaryWriter(name === 'fetch' ? 64 : 256);
+      const writer = new BinaryWriter(name === 'fetch' || name === 'produce' ? 64 : 256);
       codec.encodeResponse(writer, response as never);
       this.sendFrame({ opcode, correlationId, flags: FrameFlags.RESPONSE }, writer.finish());
     } catch (error) {

@@ -1,0 +1,266 @@
+// One measurement of bench/ab/run.ts in a fresh process, against the src/ tree in `dir` (a commit
+// exported by run.ts): prints one JSON line. Workloads, 100-byte messages, durability `interval`:
+//   embedded-produce  sendMany of 1,000, 8 calls in flight, best of two 1M-message runs
+//   tcp-produce       the same over TCP loopback (broker child process from that tree), then a
+//                     replay of everything by one consumer
+//   tcp-fixed / embedded-fixed  10,000 msg/s for 4 s after 1 s of warm-up, paced by a sleeping
+//                     worker thread: P50/P99 from the intended send time, CPU µs per message
+//   alloc-fixed       bytes the client process allocates per message at 10,000 msg/s over TCP
+//                     (V8's sampling heap profiler, every 4 KiB, garbage included)
+//   embedded-produce-profile  one embedded sendMany run of 1M messages under the CPU profiler:
+//                     the share of busy CPU time in Buffer copies (`_copyActual`, `copy`), in
+//                     record encoding (producer `enqueue`, `writeRecord`, `writeField`, varints,
+//                     `recordBodySize`) and in the garbage collector
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+interface ClientLike {
+  admin: { createTopic(topic: { name: string; config?: object }): Promise<unknown> };
+  producer(options: object): {
+    send(input: object): Promise<unknown>;
+    sendMany(inputs: object[]): Promise<unknown>;
+    close(): Promise<void>;
+  };
+  consumer(options: object): AsyncIterable<{ value: Buffer | null }> & {
+    start(): Promise<void>;
+    close(): Promise<void>;
+  };
+  close(): Promise<void>;
+}
+
+const [dir, test] = process.argv.slice(2) as [string, string];
+const value = Buffer.alloc(100, 0x63);
+const dataDirs: string[] = [];
+const dataDir = async () => {
+  const made = await mkdtemp(join(tmpdir(), 'ms-ab-'));
+  dataDirs.push(made);
+  return made;
+};
+
+async function cpuSecondsOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string } }>;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const ENCODING = new Set(['enqueue', 'writeRecord', 'writeField', 'writeVarint', 'varint', 'recordBodySize']);
+
+/** Shares (%) of busy (non-idle) CPU time by self time of named functions. */
+function shares(profile: CpuProfile): Record<string, number> {
+  const names = new Map(profile.nodes.map((node) => [node.id, node.callFrame.functionName]));
+  let busy = 0;
+  let copy = 0;
+  let encoding = 0;
+  let gc = 0;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const name = names.get(profile.samples[i]!) ?? '';
+    const us = profile.timeDeltas[i] ?? 0;
+    if (name === '(idle)') continue;
+    busy += us;
+    if (name === '_copyActual' || name === 'copy') copy += us;
+    if (ENCODING.has(name)) encoding += us;
+    if (name === '(garbage collector)') gc += us;
+  }
+  const share = (us: number) => Number(((100 * us) / busy).toFixed(1));
+  return { 'Buffer copy %': share(copy), 'record encoding %': share(encoding), 'GC %': share(gc) };
+}
+
+async function produceMany(client: ClientLike, topic: string, messages: number): Promise<number> {
+  const producer = client.producer({ batchBytes: 256 * 1024 });
+  const chunk = Array.from({ length: 1000 }, () => ({ topic, value }));
+  const started = performance.now();
+  let window: Promise<unknown>[] = [];
+  for (let i = 0; i < messages / 1000; i++) {
+    window.push(producer.sendMany(chunk));
+    if (window.length === 8) {
+      await Promise.all(window);
+      window = [];
+    }
+  }
+  await Promise.all(window);
+  const rate = Math.round(messages / ((performance.now() - started) / 1000));
+  await producer.close();
+  return rate;
+}
+
+async function fixedRate(client: ClientLike, brokerPid: number | null, profile: boolean): Promise<object> {
+  const rate = 10_000;
+  const total = rate * 5;
+  await client.admin.createTopic({ name: 'fixed', config: { durability: 'interval' } });
+  const consumer = client.consumer({ topics: ['fixed'], from: 'latest' });
+  await consumer.start();
+  const producer = client.producer({ lingerMs: 0 });
+  const latencies: number[] = [];
+  let count = 0;
+  const received = (async () => {
+    for await (const message of consumer) {
+      if (count >= rate) latencies.push(performance.now() - message.value!.readDoubleLE(0));
+      if (++count === total) break;
+    }
+  })();
+  const ticker = new Worker(
+    `const { parentPort } = require('node:worker_threads');
+     parentPort.once('message', ({ origin, interval, total }) => {
+       const sleeper = new Int32Array(new SharedArrayBuffer(4));
+       let posted = 0;
+       while (posted < total) {
+         const t = Number(process.hrtime.bigint()) / 1e6;
+         const due = Math.min(total, Math.floor((t - origin) / interval) + 1);
+         if (due > posted) { parentPort.postMessage(due); posted = due; continue; }
+         Atomics.wait(sleeper, 0, 0, origin + posted * interval - t);
+       }
+     });`,
+    { eval: true },
+  );
+  await new Promise((resolve) => ticker.once('online', resolve));
+  const session = profile ? new Session() : null;
+  if (session !== null) {
+    session.connect();
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 4096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    } as never);
+  }
+  const cpuBefore = process.cpuUsage();
+  const brokerBefore = brokerPid === null ? 0 : await cpuSecondsOf(brokerPid);
+  const origin = performance.now();
+  const offset = Number(process.hrtime.bigint()) / 1e6 - origin;
+  let sent = 0;
+  await new Promise<void>((resolve) => {
+    ticker.on('message', (due: number) => {
+      for (; sent < due; sent++) {
+        const payload = Buffer.allocUnsafe(100);
+        payload.writeDoubleLE(origin + sent * (1000 / rate), 0);
+        void producer.send({ topic: 'fixed', value: payload });
+      }
+      if (due >= total) resolve();
+    });
+    ticker.postMessage({ origin: origin + offset, interval: 1000 / rate, total });
+  });
+  await received;
+  await ticker.terminate();
+  const cpu = process.cpuUsage(cpuBefore);
+  const brokerCpu = brokerPid === null ? 0 : (await cpuSecondsOf(brokerPid)) - brokerBefore;
+  let allocated: number | null = null;
+  if (session !== null) {
+    const { profile: heap } = (await session.post('HeapProfiler.stopSampling')) as unknown as {
+      profile: { head: { selfSize: number; children: unknown[] } };
+    };
+    const sum = (node: { selfSize: number; children: unknown[] }): number =>
+      node.selfSize + node.children.reduce<number>((s, c) => s + sum(c as typeof node), 0);
+    allocated = Math.round(sum(heap.head) / total);
+    session.disconnect();
+  }
+  latencies.sort((a, b) => a - b);
+  await producer.close();
+  await consumer.close();
+  const at = (q: number) => Math.round(latencies[Math.floor(latencies.length * q)]! * 1000);
+  return {
+    'p50 µs': at(0.5),
+    'p99 µs': at(0.99),
+    'client CPU µs/msg': Number(((cpu.user + cpu.system) / total).toFixed(1)),
+    ...(brokerPid === null ? {} : { 'broker CPU µs/msg': Number(((brokerCpu * 1e6) / total).toFixed(1)) }),
+    ...(allocated === null ? {} : { 'client bytes allocated/msg': allocated }),
+  };
+}
+
+async function main(): Promise<object> {
+  if (test.startsWith('embedded')) {
+    const { Broker } = await import(join(dir, 'src/embedded/broker.ts'));
+    const broker = await Broker.start({ dataDir: await dataDir() });
+    const client = broker.connect() as ClientLike;
+    let result: object;
+    if (test === 'embedded-fixed') result = await fixedRate(client, null, false);
+    else if (test === 'embedded-produce-profile') {
+      await client.admin.createTopic({ name: 'bench', config: { durability: 'interval' } });
+      await produceMany(client, 'bench', 300_000);
+      const session = new Session();
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+      const rate = await produceMany(client, 'bench', 1_000_000);
+      const { profile } = (await session.post('Profiler.stop')) as unknown as { profile: CpuProfile };
+      session.disconnect();
+      result = { 'produce msg/s (profiled)': rate, ...shares(profile) };
+    } else {
+      await client.admin.createTopic({ name: 'bench', config: { durability: 'interval' } });
+      await produceMany(client, 'bench', 300_000);
+      const rates = [
+        await produceMany(client, 'bench', 1_000_000),
+        await produceMany(client, 'bench', 1_000_000),
+      ];
+      result = { 'produce msg/s': Math.max(...rates) };
+    }
+    await client.close();
+    await broker.stop();
+    return result;
+  }
+  const { connect } = await import(join(dir, 'src/client/connect.ts'));
+  const brokerDir = await dataDir();
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(dir, 'src/cli/main.ts'),
+      'serve',
+      '--port',
+      '0',
+      '--admin-port',
+      '0',
+      '--data-dir',
+      brokerDir,
+      '--json',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, MEMORYSTREAMER_LOG_LEVEL: 'warn' } },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    let buffered = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      if (buffered.includes('\n')) resolve((JSON.parse(buffered.split('\n')[0]!) as { port: number }).port);
+    });
+    child.once('exit', (code) => reject(new Error(`broker exited with ${code}`)));
+  });
+  try {
+    const client = (await connect({ brokers: `127.0.0.1:${port}` })) as ClientLike;
+    let result: object;
+    if (test === 'tcp-produce') {
+      await client.admin.createTopic({ name: 'bench', config: { durability: 'interval' } });
+      await produceMany(client, 'bench', 200_000);
+      const produce = await produceMany(client, 'bench', 1_000_000);
+      const consumer = client.consumer({ topics: ['bench'], from: 'earliest', creditBytes: 8 << 20 });
+      const started = performance.now();
+      let count = 0;
+      for await (const _ of consumer) if (++count === 1_200_000) break;
+      result = {
+        'produce msg/s': produce,
+        'replay msg/s': Math.round(count / ((performance.now() - started) / 1000)),
+      };
+      await consumer.close();
+    } else result = await fixedRate(client, child.pid!, test === 'alloc-fixed');
+    await client.close();
+    return result;
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+}
+
+try {
+  process.stdout.write(`${JSON.stringify(await main())}\n`);
+} finally {
+  for (const made of dataDirs) await rm(made, { recursive: true, force: true });
+}
