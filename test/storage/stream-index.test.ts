@@ -1,7 +1,7 @@
 // The persisted stream index: the stream file format (round trip, lookups, corrupt and stale files
 // rebuilt) and a model test through the broker's Partition (appends over a few keys, rolls,
 // retention, reopen, deleted stream files): every stream reads back exactly as the model says.
-import { mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
