@@ -260,6 +260,7 @@ async function sweep(
   const seen = new Set<string>();
   const failures: string[] = [];
   let states = 0;
+  const sweepRoot = await mkdtemp(join(root, 'sweep-'));
   // Latest crash point first: a state shared by several crash points is checked against the most
   // acknowledgements (what must hold at earlier points is included).
   for (let k = journal.length; k >= 0; k--) {
@@ -269,7 +270,7 @@ async function sweep(
         const key = `${acksMustSurvive} ${fingerprint(state)}`;
         if (seen.has(key)) continue;
         seen.add(key);
-        const dir = join(root, `state-${states++}`);
+        const dir = join(sweepRoot, `state-${states++}`);
         for (const problem of await check(rec, state, k, dir, acksMustSurvive))
           failures.push(`${state.label}: ${problem}`);
         await rm(dir, { recursive: true, force: true });

@@ -381,6 +381,9 @@ async function sweep(rec: Recorded, variants: readonly CrashVariant[], root: str
   const result: Sweep = { crashPoints: 0, states: 0, truncations: 0, failures: [] };
   const seen = new Set<string>();
   let n = 0;
+  // A directory of its own: a sweep that outlives its test (a timeout) must not share state
+  // directories with the next test's sweep.
+  const where = await mkdtemp(join(root, 'sweep-'));
   for (let k = rec.journal.length; k >= 0; k--) {
     for (const variant of variants) {
       result.crashPoints++;
@@ -390,7 +393,7 @@ async function sweep(rec: Recorded, variants: readonly CrashVariant[], root: str
         if (seen.has(key)) continue;
         seen.add(key);
         result.states++;
-        const dir = join(root, `state-${n++}`);
+        const dir = join(where, `state-${n++}`);
         const { problems, truncatedBytes } = await checkState(rec, state, k, dir, acksMustSurvive);
         if (truncatedBytes > 0) result.truncations++;
         for (const problem of problems) result.failures.push(`${rec.name} ${state.label}: ${problem}`);
@@ -408,7 +411,7 @@ async function sweep(rec: Recorded, variants: readonly CrashVariant[], root: str
  */
 async function sweepRecovery(rec: Recorded, state: CrashState, k: number, root: string): Promise<Sweep> {
   const result: Sweep = { crashPoints: 0, states: 0, truncations: 0, failures: [] };
-  const dir = join(root, 'recovering');
+  const dir = join(await mkdtemp(join(root, 'sweep-')), 'recovering');
   const shim = recordingFs(nodeStorageFs);
   await shim.fs.mkdir(dir);
   for (const [name, data] of state.files) {
@@ -472,7 +475,7 @@ describe('crash states', () => {
       expect(result.failures.slice(0, 20)).toEqual([]);
       // The torn states really left torn tails for recovery to cut.
       expect(result.truncations).toBeGreaterThan(0);
-    });
+    }, 600_000);
   }
 });
 
