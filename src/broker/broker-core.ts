@@ -181,6 +181,7 @@ export class BrokerCore {
     return {
       maxBatchBytes: topic.config.maxMessageBytes,
       maxDecompressedBytes: this.options.maxDecompressedBytes,
+      keysRequired: topic.config.cleanup === 'compact',
     };
   }
 

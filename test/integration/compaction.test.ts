@@ -64,6 +64,11 @@ describe('compacted topics', () => {
     });
     expect(created.config.cleanup).toBe('compact');
     const producer = client.producer();
+    // Compaction keeps the latest record per key: a message without one is refused, as in Kafka.
+    await expect(producer.send({ topic: 'profiles', value: 'no key' })).rejects.toMatchObject({
+      codeName: 'INVALID_REQUEST',
+      message: expect.stringContaining('every message needs a key'),
+    });
     for (let version = 0; version < 20; version++) {
       await producer.sendMany(
         Array.from({ length: 10 }, (_, user) => ({

@@ -26,6 +26,8 @@ const BATCH_LAST_OFFSET_DELTA = BATCH_OFFSETS.lastOffsetDelta;
 export interface PartitionLimits {
   maxBatchBytes: number;
   maxDecompressedBytes: number;
+  /** Every record needs a key (compacted topics: compaction keeps the latest record per key). */
+  keysRequired?: boolean;
 }
 
 export interface ProduceInput {
@@ -124,6 +126,12 @@ export class Partition {
       keys.push(key === null ? null : streamKeyOf(key));
       deltas.push(offsetDelta);
     });
+    if (this.limits.keysRequired === true && keys.includes(null)) {
+      throw errorOf(
+        'INVALID_REQUEST',
+        `topic ${this.topic} is compacted (cleanup=compact): every message needs a key`,
+      );
+    }
     if (input.expectedVersion !== undefined) {
       const key = keys[0];
       if (key === null || key === undefined || keys.some((k) => k !== key)) {
