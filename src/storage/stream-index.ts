@@ -222,7 +222,15 @@ export class StreamIndex {
   }
 
   /** Adds every keyed record of the segment's readable batches to the active entries. */
-  private async scan(segment: StreamSegmentView): Promise<number> {
+  private scan(segment: StreamSegmentView): Promise<number> {
+    return this.forEachKeyedRecord(segment, (key, offset) => this.add(key, offset));
+  }
+
+  /** Calls `fn` for every keyed record of the segment's readable batches; returns the bytes read. */
+  private async forEachKeyedRecord(
+    segment: StreamSegmentView,
+    fn: (key: string, offset: number) => void,
+  ): Promise<number> {
     const end = segment.visibleBytes;
     let position = 0;
     while (position < end) {
@@ -233,7 +241,7 @@ export class StreamIndex {
       for (const batch of splitBatches(chunk)) {
         const base = Number(batch.readBigInt64BE(BATCH_OFFSETS.baseOffset));
         forEachKey(batch, this.limits, (key, delta) => {
-          if (key !== null) this.add(StreamIndex.keyOf(key), base + delta);
+          if (key !== null) fn(StreamIndex.keyOf(key), base + delta);
         });
         used += batch.length;
       }
@@ -374,23 +382,7 @@ export class StreamIndex {
   /** Offsets of the keyed records a segment holds. */
   private async keyedOffsets(segment: StreamSegmentView): Promise<Set<number>> {
     const offsets = new Set<number>();
-    const end = segment.visibleBytes;
-    let position = 0;
-    while (position < end) {
-      let chunk = await segment.read(position, Math.min(SCAN_CHUNK, end - position));
-      const first = chunk.readInt32BE(BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
-      if (first > chunk.length) chunk = await segment.read(position, first);
-      let used = 0;
-      for (const batch of splitBatches(chunk)) {
-        const base = Number(batch.readBigInt64BE(BATCH_OFFSETS.baseOffset));
-        forEachKey(batch, this.limits, (key, delta) => {
-          if (key !== null) offsets.add(base + delta);
-        });
-        used += batch.length;
-      }
-      if (used === 0) break;
-      position += used;
-    }
+    await this.forEachKeyedRecord(segment, (_key, offset) => offsets.add(offset));
     return offsets;
   }
 
