@@ -36,7 +36,7 @@ import {
 import { ReadAhead } from './read-ahead.js';
 import { CLEANED_SUFFIX, parseSegmentFileName, type ScanStop, Segment, segmentFileName } from './segment.js';
 import { nodeStorageFs, type StorageFs } from './storage-fs.js';
-import { StreamIndex, type StreamRecovery } from './stream-index.js';
+import { type PendingStreamReplacement, StreamIndex, type StreamRecovery } from './stream-index.js';
 
 export type DurabilityPolicy = 'always' | 'interval' | 'never';
 export type AppendDurability = 'synced' | 'written';
@@ -289,6 +289,18 @@ export class PartitionLog {
       .filter((b): b is bigint => b !== null)
       .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const logs = new Set(bases.map((base) => segmentFileName(base, 'log')));
+    // A prepared stream file whose segment's `.log.cleaned` still exists belongs to a compaction
+    // that did not commit: it goes first, durably, so that a crash during this cleanup can never
+    // leave it without its `.log.cleaned` (an open would then adopt it).
+    let uncommitted = 0;
+    for (const name of names) {
+      const prepared = /^(\d{20})\.streams\.cleaned$/.exec(name);
+      if (prepared !== null && names.includes(`${prepared[1]}.log${CLEANED_SUFFIX}`)) {
+        await this.fs.unlink(`${this.dir}/${name}`);
+        uncommitted++;
+      }
+    }
+    if (uncommitted > 0) await this.fs.syncDirectory(this.dir);
     for (const name of names) {
       // Leftovers of an index write or a compaction that a crash interrupted (a `.cleaned` file is
       // never committed data: committing it is its rename to `<base>.log`), and indexes of a segment
@@ -301,8 +313,8 @@ export class PartitionLog {
       if (
         name.endsWith('.tmp') ||
         (name.endsWith(CLEANED_SUFFIX) && cleanedStreams === null) ||
-        (cleanedStreams !== null && names.includes(`${cleanedStreams[1]}.log${CLEANED_SUFFIX}`)) ||
-        (orphanIndex !== null && !logs.has(`${orphanIndex[1]}.log`))
+        (orphanIndex !== null && !logs.has(`${orphanIndex[1]}.log`)) ||
+        (cleanedStreams !== null && !logs.has(`${cleanedStreams[1]}.log`))
       )
         await this.fs.unlink(`${this.dir}/${name}`);
     }
@@ -880,15 +892,16 @@ export class PartitionLog {
     if (at < 0 || at === this.segments.length - 1)
       throw errorOf('STORAGE_IO', `segment ${old.baseOffset} is not a sealed segment of ${this.dir}`);
     await this.notifySegment(old.baseOffset, 'replacing');
-    // The segment's stream file, filtered to the records the cleaned copy keeps, is made durable
-    // before the commit rename, so a crash on either side of it leaves a matching stream file.
-    const streams =
-      this.streams !== null && cleaned !== null ? await this.streams.prepareReplacement(cleaned) : null;
     const unlink = (path: string) =>
       this.fs.unlink(path).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'ENOENT') throw error;
       });
+    const preparedStreams = `${old.path('streams')}${CLEANED_SUFFIX}`;
+    let streams: PendingStreamReplacement | null = null;
     try {
+      // The segment's stream file, filtered to the records the cleaned copy keeps, is made durable
+      // before the commit rename, so a crash on either side of it leaves a matching stream file.
+      if (this.streams !== null && cleaned !== null) streams = await this.streams.prepareReplacement(cleaned);
       if (cleaned !== null) {
         // The old indexes go first, durably: a recompressed batch can come out larger than the
         // original, so the cleaned file's size could equal the old one and an old index (valid for
@@ -903,21 +916,28 @@ export class PartitionLog {
       }
       await this.fs.syncDirectory(this.dir);
     } catch (error) {
+      // Not committed: the old segment stays, and a prepared stream file must not outlive it (an
+      // open would take it for a committed compaction's).
+      if (this.streams !== null && cleaned !== null) await unlink(preparedStreams).catch(() => undefined);
       throw storageError(error, `replacing segment ${old.path('log')} by its compacted copy`);
     }
     if (cleaned !== null) this.segments[at] = cleaned;
     else this.segments.splice(at, 1);
     this.readAhead.dropSegment(old);
     void old.retire().catch(() => undefined);
-    if (this.streams !== null) {
-      if (streams !== null) await this.streams.commitReplacement(streams);
-      else if (cleaned === null) await this.streams.removeSealed(old.baseOffset);
+    // Committed: what follows is derived state. A failure here must not make the swap look undone
+    // (the cleaner would close the now live segment's file); the next open repairs it — it adopts a
+    // prepared stream file left behind and rebuilds missing index files by a scan.
+    try {
+      if (this.streams !== null) {
+        if (streams !== null) await this.streams.commitReplacement(streams);
+        else if (cleaned === null) await this.streams.removeSealed(old.baseOffset);
+      }
+      if (cleaned !== null) await cleaned.persistIndexes();
+      await this.notifySegment(old.baseOffset, cleaned !== null ? 'replaced' : 'removed');
+    } catch {
+      // Left to the next open, as above.
     }
-    if (cleaned !== null) {
-      // Derivable: when this fails (disk full), the next open rebuilds them by a scan.
-      await cleaned.persistIndexes().catch(() => undefined);
-    }
-    await this.notifySegment(old.baseOffset, cleaned !== null ? 'replaced' : 'removed');
   }
 
   /** Finishes queued appends, syncs, closes the files (the active segment's indexes are rebuilt at open). */

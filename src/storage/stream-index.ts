@@ -62,6 +62,9 @@ interface SealedStreams {
   reader: StreamFileReader;
   /** The file's bytes when it could not be written. */
   memory: Buffer | null;
+  /** Lookups in flight that hold this reader: a replaced or dropped one is closed when they end. */
+  users: number;
+  retired: boolean;
 }
 
 export const STREAM_CHECKPOINT = 'streams.checkpoint';
@@ -296,7 +299,7 @@ export class StreamIndex {
       const file = await this.fs.open(this.path(streamFileName(base)), 'read-write');
       reader = StreamFileReader.fromBuffer(buf, header, fileSource(file), () => file.close());
     }
-    return { base, next, reader, memory: inMemory ? buf : null };
+    return { base, next, reader, memory: inMemory ? buf : null, users: 0, retired: false };
   }
 
   private insert(sealed: SealedStreams): void {
@@ -344,7 +347,7 @@ export class StreamIndex {
       decodeStreamFile(pending.buf)!,
       false,
     );
-    await old.reader.close().catch(() => undefined);
+    await this.retire(old);
   }
 
   /**
@@ -376,7 +379,7 @@ export class StreamIndex {
     const at = this.sealed.findIndex((x) => x.base === base);
     if (at < 0) return;
     const [old] = this.sealed.splice(at, 1);
-    await old!.reader.close().catch(() => undefined);
+    await this.retire(old!);
   }
 
   /** Offsets of the keyed records a segment holds. */
@@ -413,16 +416,44 @@ export class StreamIndex {
     await this.fs.syncDirectory(this.dir);
     this.checkpointBase = Number(newStart);
     this.sealed = this.sealed.filter((s) => !dropped.includes(s));
-    for (const s of dropped) await s.reader.close().catch(() => undefined);
+    for (const s of dropped) await this.retire(s);
   }
 
   /**
    * The (offset, sequence) of the stream's messages from sequence `from`, at most `max`, including
    * messages appended but not yet readable (the caller keeps those below the high watermark).
    */
+  /**
+   * A reader that left the index (replaced by compaction, dropped by retention) is closed once no
+   * lookup holds it: a `locate` in flight reads a file several times and must not find it closed
+   * halfway (it would take that for messages that are gone and skip them).
+   */
+  private async retire(sealed: SealedStreams): Promise<void> {
+    sealed.retired = true;
+    if (sealed.users === 0) await sealed.reader.close().catch(() => undefined);
+  }
+
   async locate(key: string, from: number, max: number): Promise<{ offset: number; sequence: number }[]> {
     const entry = this.versions.get(key);
     if (entry === undefined || from >= entry.version || max <= 0) return [];
+    const held: SealedStreams[] = [];
+    try {
+      return await this.locateHeld(key, entry, from, max, held);
+    } finally {
+      for (const sealed of held) {
+        sealed.users--;
+        if (sealed.retired && sealed.users === 0) void sealed.reader.close().catch(() => undefined);
+      }
+    }
+  }
+
+  private async locateHeld(
+    key: string,
+    entry: StreamEntry,
+    from: number,
+    max: number,
+    held: SealedStreams[],
+  ): Promise<{ offset: number; sequence: number }[]> {
     const runs: { firstSequence: number; entries: (from: number, max: number) => unknown }[] = [];
     const active = this.active.run(entry);
     let offset = entry.lastOffset;
@@ -433,12 +464,9 @@ export class StreamIndex {
     while (offset >= 0) {
       const sealed = this.sealedFor(offset);
       if (sealed === undefined) break;
-      let run: Awaited<ReturnType<StreamFileReader['lookup']>>;
-      try {
-        run = await sealed.reader.lookup(key);
-      } catch {
-        break; // Retention closed the file meanwhile: the older messages are gone.
-      }
+      sealed.users++;
+      held.push(sealed);
+      const run = await sealed.reader.lookup(key);
       if (run === null || run.count === 0) break;
       runs.push(run);
       if (run.firstSequence <= from) break;
@@ -446,16 +474,11 @@ export class StreamIndex {
     }
     const out: { offset: number; sequence: number }[] = [];
     for (let r = runs.length - 1; r >= 0 && out.length < max; r--) {
-      try {
-        const entries = (await runs[r]!.entries(from, max - out.length)) as {
-          offset: number;
-          sequence: number;
-        }[];
-        out.push(...entries);
-      } catch {
-        if (out.length === 0) continue;
-        break;
-      }
+      const entries = (await runs[r]!.entries(from, max - out.length)) as {
+        offset: number;
+        sequence: number;
+      }[];
+      out.push(...entries);
     }
     return out;
   }

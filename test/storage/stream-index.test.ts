@@ -507,3 +507,58 @@ describe('a roll that fails around the stream file', () => {
     });
   }
 });
+
+describe('a compaction whose steps after the commit fail', () => {
+  it('keeps the swapped segment readable and the next open repairs the derived files', async () => {
+    const dir = await tempDir();
+    let failStreamOpens = false;
+    const emfile = () => Object.assign(new Error('EMFILE: injected'), { code: 'EMFILE' });
+    const fs: StorageFs = {
+      ...nodeStorageFs,
+      async open(path, mode) {
+        if (failStreamOpens && path.endsWith('.streams')) throw emfile();
+        return nodeStorageFs.open(path, mode);
+      },
+    };
+    const config = { segmentBytes: 600, indexIntervalBytes: 128, durability: 'never' as const };
+    let log = await PartitionLog.open({ dir, config, fs, streams: LIMITS });
+    const history = new Map<string, number[]>();
+    for (let i = 0; i < 40; i++) {
+      const key = i % 4 === 0 ? `stay${i}` : `k${i % 3}`;
+      const ticket = log.append(encodeRecordBatch([{ key, value: `value-${i}`.padEnd(60, '.') }]));
+      log.streams!.add(key, Number(ticket.baseOffset));
+      history.set(key, [...(history.get(key) ?? []), Number(ticket.baseOffset)]);
+      await ticket.done;
+    }
+    const readAll = async () => {
+      const offsets: number[] = [];
+      for (let offset = log.logStartOffset; offset < log.highWatermark; ) {
+        const { data, nextOffset } = await log.read(offset, 1 << 20);
+        for (const batch of splitBatches(data))
+          for (const record of iterateRecords(batch, LIMITS)) offsets.push(Number(record.offset));
+        offset = nextOffset;
+      }
+      return offsets;
+    };
+    // The commit rename succeeds; opening the swapped stream file afterwards fails (EMFILE).
+    failStreamOpens = true;
+    const report = await log.compact({ now: Date.now() + 1e9 });
+    expect(report.segmentsCleaned).toBeGreaterThan(0);
+    const after = await readAll();
+    expect(after.length).toBeLessThan(40);
+    failStreamOpens = false;
+    await log.close();
+    log = await PartitionLog.open({ dir, config, fs, streams: LIMITS });
+    try {
+      expect((await readdir(dir)).filter((n) => n.endsWith('.cleaned'))).toEqual([]);
+      expect(await readAll()).toEqual(after);
+      // Versions survive: every key still counts all the messages it was given.
+      for (const [key, offsets] of history) expect(log.streams!.version(key)).toBe(offsets.length);
+      const kept = await log.streams!.locate('k0', 0, 100);
+      expect(kept.map((l) => l.offset)).toEqual(history.get('k0')!.filter((o) => after.includes(o)));
+      expect(kept.map((l) => l.sequence)).toEqual(kept.map((l) => history.get('k0')!.indexOf(l.offset)));
+    } finally {
+      await log.close();
+    }
+  });
+});
