@@ -283,11 +283,10 @@ export class BrokerCore {
       });
     }
     const log = this.partition(OFFSETS_TOPIC, 0).log;
-    let offset = log.logStartOffset;
     const latest = new Map<string, { groupId: string; topic: string; partition: number; offset: bigint }>();
-    while (offset < log.highWatermark) {
-      const result = await log.read(offset, 1 << 20);
-      for (const batch of splitBatches(result.data)) {
+    // Keys and values are copied into strings, so the replay's reused buffers are safe here.
+    for await (const { data } of log.replay(log.logStartOffset, 1 << 20)) {
+      for (const batch of splitBatches(data)) {
         for (const record of iterateRecords(batch, {
           maxDecompressedBytes: this.options.maxDecompressedBytes,
         })) {
@@ -302,7 +301,6 @@ export class BrokerCore {
           });
         }
       }
-      offset = result.nextOffset;
     }
     for (const entry of latest.values()) this.groups.restore(entry.groupId, [entry]);
   }

@@ -7,6 +7,7 @@
 //   log.append(batch) -> { baseOffset, lastOffset, done } assigns offsets now (written into the
 //        batch in place); `done` resolves with 'synced' | 'written' when the policy is met
 //   log.read(offset, maxBytes) -> { data, nextOffset, highWatermark, logStartOffset }
+//   log.reader(offset, maxBytes?) / log.replay(offset)   sequential reads into reused buffers
 //   log.offsetForTimestamp(ms) -> first offset whose batch max timestamp is ≥ ms
 //   log.onVisible(listener)                              new batches as they become readable
 //   log.applyRetention(now?) / log.close() / log.recovery / log.state
@@ -18,21 +19,16 @@
 // runs share the next one (group commit). Readers see data up to the high watermark: with `always`
 // only synced bytes, with `interval` and `never` written bytes (docs/storage.md, "Visibility").
 
-import { crc32c } from '@node-rs/crc32';
 import { errorOf } from '../protocol/error-codes.js';
-import {
-  BATCH_CRC_START,
-  BATCH_HEADER_SIZE,
-  BATCH_LOG_OVERHEAD,
-  BATCH_OFFSETS,
-  writeBaseOffset,
-} from '../protocol/record-batch-layout.js';
+import { BATCH_HEADER_SIZE, BATCH_OFFSETS, writeBaseOffset } from '../protocol/record-batch-layout.js';
+import { batchSpan, frameBatches, lastOffsetOf, verifyBatches } from './batch-chunk.js';
 import {
   type CleanerHost,
   type CompactionOptions,
   type CompactionReport,
   LogCleaner,
 } from './log-cleaner.js';
+import { LogReader } from './log-reader.js';
 import { ReadAhead } from './read-ahead.js';
 import { CLEANED_SUFFIX, parseSegmentFileName, type ScanStop, Segment, segmentFileName } from './segment.js';
 import { nodeStorageFs, type StorageFs } from './storage-fs.js';
@@ -128,32 +124,6 @@ export interface StorageObserver {
 }
 
 const systemClock: Clock = { now: () => Date.now() };
-
-/**
- * Bytes of the batch at `at` in `chunk` (its length field plus the log overhead), refusing a length
- * that cannot be a batch — zeroed or torn data — as CORRUPT_DATA instead of walking on from it.
- */
-function batchSpan(
-  chunk: Buffer,
-  at: number,
-  position: number,
-  segment: { path(e: 'log'): string; visibleBytes: number },
-): number {
-  const total = chunk.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
-  // Too short to be a batch, or longer than what is written: a torn or zeroed length. Walking on
-  // from it would return nothing forever (a reader stuck at this offset) or allocate what it claims.
-  if (total < BATCH_HEADER_SIZE || position + at + total > segment.visibleBytes)
-    throw errorOf(
-      'CORRUPT_DATA',
-      `batch at byte ${position + at} of ${segment.path('log')} declares ${total} bytes`,
-    );
-  return total;
-}
-
-/** Last offset of the batch at `at` in `chunk`. */
-function lastOffsetOf(chunk: Buffer, at: number): bigint {
-  return chunk.readBigInt64BE(at) + BigInt(chunk.readInt32BE(at + BATCH_OFFSETS.lastOffsetDelta));
-}
 
 function storageError(error: unknown, during: string): Error {
   const code = (error as NodeJS.ErrnoException).code;
@@ -638,115 +608,156 @@ export class PartitionLog {
   /**
    * Reads whole batches starting with the one that holds `offset`, up to `maxBytes` (at least one
    * batch, so a consumer always makes progress). Each batch's CRC is checked before it is served.
+   * The data is a new buffer the caller may keep; `reader()` reads into reused buffers instead.
    */
   async read(offset: bigint, maxBytes: number): Promise<ReadResult> {
+    const { highWatermark, logStartOffset } = this.readBounds(offset);
+    const empty = { data: Buffer.alloc(0), nextOffset: offset, highWatermark, logStartOffset };
+    const segment = offset === highWatermark ? null : this.segmentHolding(offset);
+    if (segment === null) return empty;
+    const window = Math.max(maxBytes, 64 * 1024) + this.config.indexIntervalBytes;
+    // A read that continues where an earlier one ended may find its bytes already read (or being
+    // read) ahead; it verifies them like any other chunk.
+    const sequential = this.readAhead.isSequential(offset);
+    let start: { chunk: Buffer; position: number } | null = null;
+    const ahead = sequential ? this.readAhead.take(offset, segment) : undefined;
+    if (ahead !== undefined) {
+      const data = await ahead.data;
+      if (data !== null && data.length >= BATCH_HEADER_SIZE)
+        start = { chunk: data, position: ahead.position };
+    }
+    const { chunk, position, at } = await this.chunkFrom(segment, offset, window, start, (at, length) =>
+      segment.read(at, length),
+    );
+    const { end, lastStart } = frameBatches(chunk, at, maxBytes, position, segment);
+    // A sequential reader will ask for the offset after these batches next: start reading its chunk
+    // now, so the read overlaps the CRC checks below and whatever the caller does with this data.
+    // The key comes from unverified bytes; if the checks end the read earlier, it is cancelled.
+    let predicted: bigint | null = null;
+    const limit = segment.visibleBytes;
+    // Only for a segment still in the log: this read may have waited while retention deleted it.
+    if (sequential && lastStart >= 0 && position + end < limit && this.holds(segment)) {
+      predicted = lastOffsetOf(chunk, lastStart) + 1n;
+      this.readAhead.start(predicted, segment, position + end, Math.min(limit - position - end, window));
+    }
+    let checked: { verified: number; lastVerified: number };
+    try {
+      checked = verifyBatches(chunk, at, end, this.corruptFrom, segment);
+    } catch (error) {
+      if (predicted !== null) this.readAhead.cancel(predicted);
+      throw error;
+    }
+    const { verified, lastVerified } = checked;
+    if (verified < end && predicted !== null) this.readAhead.cancel(predicted);
+    if (lastVerified < 0) return { ...empty, data: chunk.subarray(at, at) };
+    const nextOffset = lastOffsetOf(chunk, lastVerified) + 1n;
+    this.readAhead.noteEnd(nextOffset);
+    return { data: chunk.subarray(at, verified), nextOffset, highWatermark, logStartOffset };
+  }
+
+  /**
+   * A sequential reader from `offset` that reads into two buffers of its own, reused from read to
+   * read: what each `next()` returns is valid only until the next call (log-reader.ts). For replays
+   * that look at the bytes and move on; a reader that keeps or hands on the bytes uses `read`.
+   */
+  reader(offset: bigint, maxBytes = 1024 * 1024): LogReader {
+    const log = this;
+    return new LogReader(
+      {
+        indexIntervalBytes: this.config.indexIntervalBytes,
+        get corruptFrom() {
+          return log.corruptFrom;
+        },
+        bounds: (at) => log.readBounds(at),
+        segmentHolding: (at) => log.segmentHolding(at),
+        holds: (segment) => log.holds(segment),
+        chunkFrom: (segment, at, window, start, readAt) => log.chunkFrom(segment, at, window, start, readAt),
+      },
+      offset,
+      maxBytes,
+    );
+  }
+
+  /**
+   * Every batch from `offset` to the high watermark as the replay runs, in chunks of at most
+   * `maxBytes` read into reused buffers: a chunk is valid only until the loop asks for the next one.
+   */
+  async *replay(offset: bigint, maxBytes = 1024 * 1024): AsyncGenerator<ReadResult, void, undefined> {
+    const reader = this.reader(offset, maxBytes);
+    try {
+      for (;;) {
+        const result = await reader.next();
+        if (result.data.length === 0) return;
+        yield result;
+      }
+    } finally {
+      reader.close();
+    }
+  }
+
+  /** The log's readable range, refusing a closed log and an offset outside it. */
+  private readBounds(offset: bigint): { highWatermark: bigint; logStartOffset: bigint } {
     if (this.state === 'closed') throw errorOf('PARTITION_CLOSED', this.dir);
     const highWatermark = this.visibleOffset;
     const logStartOffset = this.logStartOffset;
     if (offset < logStartOffset || offset > highWatermark) {
       throw errorOf('OFFSET_OUT_OF_RANGE', `offset ${offset}; log holds ${logStartOffset}..${highWatermark}`);
     }
-    const empty = { data: Buffer.alloc(0), nextOffset: offset, highWatermark, logStartOffset };
-    if (offset === highWatermark) return empty;
-    let segment = this.segmentFor(offset)!;
-    // A segment that holds no batch at or past `offset` (its batches end earlier, or compaction
-    // emptied it): use the next one.
+    return { highWatermark, logStartOffset };
+  }
+
+  /**
+   * The segment with the first visible batch at or past `offset` (the one holding it, or a later one
+   * when its batches end earlier or compaction emptied it); null when there is none.
+   */
+  private segmentHolding(offset: bigint): Segment | null {
+    let segment = this.segmentFor(offset);
+    if (segment === undefined) return null;
     while (offset >= segment.nextOffset || segment.visibleBytes === 0) {
-      const next = this.segments[this.segments.indexOf(segment) + 1];
-      if (next === undefined) return empty;
+      const next: Segment | undefined = this.segments[this.segments.indexOf(segment) + 1];
+      if (next === undefined) return null;
       segment = next;
     }
+    return segment;
+  }
+
+  /**
+   * A chunk of `segment` whose batch at `at` is the first that ends at or past `offset`, that batch
+   * whole in it. Starts from `start` (bytes read ahead) or reads a window at the offset index's
+   * position; `readAt` does every file read, so the caller chooses whose memory the bytes go to.
+   */
+  private async chunkFrom(
+    segment: Segment,
+    offset: bigint,
+    window: number,
+    start: { chunk: Buffer; position: number } | null,
+    readAt: (position: number, length: number) => Promise<Buffer>,
+  ): Promise<{ chunk: Buffer; position: number; at: number }> {
     const limit = segment.visibleBytes;
-    const window = Math.max(maxBytes, 64 * 1024) + this.config.indexIntervalBytes;
-    // A read that continues where an earlier one ended may find its bytes already read (or being
-    // read) ahead; it verifies them like any other chunk.
-    const sequential = this.readAhead.isSequential(offset);
-    let position = 0;
-    let chunk: Buffer | null = null;
-    const ahead = sequential ? this.readAhead.take(offset, segment) : undefined;
-    if (ahead !== undefined) {
-      const data = await ahead.data;
-      if (data !== null && data.length >= BATCH_HEADER_SIZE) {
-        position = ahead.position;
-        chunk = data;
-      }
-    }
-    if (chunk === null) {
-      position = segment.index.floorPosition(Number(offset - segment.baseOffset));
-      chunk = await segment.read(position, Math.min(limit - position, window));
-    }
+    let position = start?.position ?? segment.index.floorPosition(Number(offset - segment.baseOffset));
+    let chunk = start?.chunk ?? (await readAt(position, Math.min(limit - position, window)));
     let at = 0;
     // Skip batches that end before `offset`.
     for (;;) {
       if (chunk.length - at < BATCH_HEADER_SIZE)
         throw errorOf('CORRUPT_DATA', `short batch at byte ${position + at} of ${segment.path('log')}`);
       const total = batchSpan(chunk, at, position, segment);
-      const last = chunk.readBigInt64BE(at) + BigInt(chunk.readInt32BE(at + BATCH_OFFSETS.lastOffsetDelta));
-      if (last >= offset) break;
+      if (lastOffsetOf(chunk, at) >= offset) break;
       at += total;
       if (at >= chunk.length) {
         position += at;
         at = 0;
-        chunk = await segment.read(position, Math.min(limit - position, window));
+        chunk = await readAt(position, Math.min(limit - position, window));
       }
     }
-    // Collect whole batches up to maxBytes; the first one always, even when it alone is larger.
+    // The first batch whole, even when it alone is larger than the window.
     const first = batchSpan(chunk, at, position, segment);
     if (at + first > chunk.length) {
       position += at;
       at = 0;
-      chunk = await segment.read(position, first);
+      chunk = await readAt(position, first);
     }
-    // Pass 1, by lengths only: where the batches this read returns end.
-    let end = at;
-    let lastStart = -1;
-    while (end + BATCH_LOG_OVERHEAD <= chunk.length) {
-      const total = chunk.readInt32BE(end + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
-      // A length that cannot be a batch (zeroed or torn data) ends the read here, like a bad CRC.
-      if (total < BATCH_HEADER_SIZE) {
-        if (end === at) batchSpan(chunk, end, position, segment);
-        break;
-      }
-      if (end + total > chunk.length || (end > at && end + total - at > maxBytes)) break;
-      lastStart = end;
-      end += total;
-    }
-    // A sequential reader will ask for the offset after these batches next: start reading its chunk
-    // now, so the read overlaps the CRC checks below and whatever the caller does with this data.
-    // The key comes from unverified bytes; if the checks end the read earlier, it is cancelled.
-    let predicted: bigint | null = null;
-    // Only for a segment still in the log: this read may have waited while retention deleted it.
-    if (sequential && lastStart >= 0 && position + end < limit && this.holds(segment)) {
-      predicted = lastOffsetOf(chunk, lastStart) + 1n;
-      this.readAhead.start(predicted, segment, position + end, Math.min(limit - position - end, window));
-    }
-    // Pass 2: verify every batch's CRC-32C before it is served.
-    let verified = at;
-    let lastVerified = -1;
-    while (verified < end) {
-      const total = chunk.readInt32BE(verified + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
-      if (this.corruptFrom !== null && chunk.readBigInt64BE(verified) >= this.corruptFrom) break;
-      if (
-        crc32c(chunk.subarray(verified + BATCH_CRC_START, verified + total)) !==
-        chunk.readUInt32BE(verified + BATCH_OFFSETS.crc)
-      ) {
-        if (verified === at) {
-          if (predicted !== null) this.readAhead.cancel(predicted);
-          throw errorOf(
-            'CORRUPT_DATA',
-            `batch at offset ${chunk.readBigInt64BE(verified)} in ${segment.path('log')} fails its CRC`,
-          );
-        }
-        break;
-      }
-      lastVerified = verified;
-      verified += total;
-    }
-    if (verified < end && predicted !== null) this.readAhead.cancel(predicted);
-    if (lastVerified < 0) return { ...empty, data: chunk.subarray(at, at) };
-    const nextOffset = lastOffsetOf(chunk, lastVerified) + 1n;
-    this.readAhead.noteEnd(nextOffset);
-    return { data: chunk.subarray(at, verified), nextOffset, highWatermark, logStartOffset };
+    return { chunk, position, at };
   }
 
   /** First offset whose batch has a timestamp at or after `timestamp`; the high watermark if none. */

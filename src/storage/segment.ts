@@ -310,12 +310,20 @@ export class Segment {
   }
 
   /** Reads `length` bytes at `position` while holding the segment open against deletion. */
-  async read(position: number, length: number): Promise<Buffer> {
+  read(position: number, length: number): Promise<Buffer> {
+    return this.readInto(Buffer.allocUnsafe(length), position, length);
+  }
+
+  /**
+   * Reads `length` bytes at `position` into the start of `target` (at least that long) while
+   * holding the segment open against deletion; returns the part of `target` read (shorter at the
+   * end of the file).
+   */
+  async readInto(target: Buffer, position: number, length: number): Promise<Buffer> {
     this.readers++;
     try {
-      const buf = Buffer.allocUnsafe(length);
-      const read = await this.file.read(buf, 0, length, position);
-      return read === length ? buf : buf.subarray(0, read);
+      const read = await this.file.read(target, 0, length, position);
+      return read === target.length ? target : target.subarray(0, read);
     } finally {
       this.readers--;
       if (this.readers === 0 && this.closeWhenIdle !== null) this.closeWhenIdle();

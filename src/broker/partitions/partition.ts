@@ -85,9 +85,8 @@ export class Partition {
 
   /** Replays the log's batch headers into the producer table (the stream index opens with the log). */
   private async rebuildDerivedState(): Promise<void> {
-    let offset = this.log.logStartOffset;
-    while (offset < this.log.highWatermark) {
-      const { data, nextOffset } = await this.log.read(offset, SCAN_BYTES);
+    // Only numbers are kept from each header, so the replay's reused buffers are safe here.
+    for await (const { data } of this.log.replay(this.log.logStartOffset, SCAN_BYTES)) {
       for (const batch of splitBatches(data)) {
         const baseOffset = batch.readBigInt64BE(0);
         // Stored batches passed validation when appended and their CRC when read. A compacted batch
@@ -97,7 +96,6 @@ export class Partition {
         const lastOffset = baseOffset + BigInt(header.lastOffsetDelta);
         this.producers.record({ ...header, recordCount: header.lastOffsetDelta + 1 }, baseOffset, lastOffset);
       }
-      offset = nextOffset;
     }
   }
 

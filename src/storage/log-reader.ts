@@ -1,0 +1,182 @@
+// A sequential reader of a partition log that reads into two buffers of its own and reuses them.
+//
+// PartitionLog.read returns a new buffer per read, as it must for data that is handed on (to a
+// socket, to a consumer that keeps messages). For a replay that looks at each chunk and moves on
+// (a tool, a rebuild, an embedded consumer that decodes and drops), fresh memory is the largest cost
+// left: the kernel zeroes and page-faults every new page, which costs more than the read's copy
+// (docs/storage.md, "Reads"). So this reader double-buffers: while the caller works on the chunk
+// in one buffer, the next chunk of the same segment is read into the other on the libuv threadpool.
+// The contract that makes the reuse safe: what `next()` returns is valid only until the next call
+// of `next()` (or `close()`); by calling again the caller gives that buffer back.
+//
+// Every batch is verified exactly as PartitionLog.read verifies it (batch-chunk.ts). Bytes read
+// ahead are used only by the call that asks for the offset they were read for, in the very same
+// segment (retention or compaction may have removed it meanwhile); otherwise they are dropped.
+
+import { errorOf } from '../protocol/error-codes.js';
+import { BATCH_HEADER_SIZE } from '../protocol/record-batch-layout.js';
+import { frameBatches, lastOffsetOf, verifyBatches } from './batch-chunk.js';
+import type { ReadResult } from './partition-log.js';
+import type { Segment } from './segment.js';
+
+/** What the reader needs of its log (PartitionLog.reader builds it). */
+export interface LogReaderHost {
+  readonly indexIntervalBytes: number;
+  /** Offsets at or past this are corrupt and never served. */
+  readonly corruptFrom: bigint | null;
+  /** The readable range; throws for a closed log or an offset outside it. */
+  bounds(offset: bigint): { highWatermark: bigint; logStartOffset: bigint };
+  /** The segment with the first visible batch at or past `offset`, or null. */
+  segmentHolding(offset: bigint): Segment | null;
+  /** Whether `segment` is still one of the log's segments. */
+  holds(segment: Segment): boolean;
+  /** A chunk whose batch at `at` is the first ending at or past `offset`, read through `readAt`. */
+  chunkFrom(
+    segment: Segment,
+    offset: bigint,
+    window: number,
+    start: { chunk: Buffer; position: number } | null,
+    readAt: (position: number, length: number) => Promise<Buffer>,
+  ): Promise<{ chunk: Buffer; position: number; at: number }>;
+}
+
+/** A read started ahead into one of the two buffers, for the reader's next offset. */
+interface PendingChunk {
+  offset: bigint;
+  segment: Segment;
+  position: number;
+  slot: 0 | 1;
+  /** The bytes read, or null when the read failed (the next call then reads for itself). */
+  data: Promise<Buffer | null>;
+}
+
+/** The chunk calls are served from: whole batches in chunk[at, end), not yet returned. */
+interface CurrentChunk {
+  segment: Segment;
+  slot: 0 | 1;
+  chunk: Buffer;
+  /** Byte position of the chunk in the segment file. */
+  position: number;
+  at: number;
+  end: number;
+}
+
+export class LogReader {
+  private readonly buffers: [Buffer, Buffer];
+  private readonly window: number;
+  private current: CurrentChunk | null = null;
+  private pending: PendingChunk | null = null;
+  private offset: bigint;
+  private closed = false;
+
+  constructor(
+    private readonly host: LogReaderHost,
+    offset: bigint,
+    readonly maxBytes: number,
+  ) {
+    if (!Number.isInteger(maxBytes) || maxBytes < 1)
+      throw errorOf('INVALID_REQUEST', `reader maxBytes must be a positive integer, got ${maxBytes}`);
+    this.offset = offset;
+    // As PartitionLog.read: the offset index points up to one interval before the wanted batch.
+    this.window = Math.max(maxBytes, 64 * 1024) + host.indexIntervalBytes;
+    this.buffers = [Buffer.allocUnsafe(this.window), Buffer.allocUnsafe(this.window)];
+  }
+
+  /** The offset the next call reads from. */
+  get nextOffset(): bigint {
+    return this.offset;
+  }
+
+  /**
+   * Whole verified batches from the reader's offset, up to `maxBytes` (at least one batch); empty
+   * data at the high watermark (call again later: the reader stays where it is). The data is valid
+   * until the next call.
+   */
+  async next(): Promise<ReadResult> {
+    if (this.closed) throw errorOf('INVALID_REQUEST', 'log reader is closed');
+    const offset = this.offset;
+    const { highWatermark, logStartOffset } = this.host.bounds(offset);
+    const empty = { data: this.buffers[0].subarray(0, 0), nextOffset: offset, highWatermark, logStartOffset };
+    const segment = offset === highWatermark ? null : this.host.segmentHolding(offset);
+    if (segment === null) return empty;
+    // A chunk read earlier still holds the next batches (a reader that asks for less than a
+    // window): served from memory. Not when compaction replaced its segment meanwhile.
+    let current = this.current;
+    if (current === null || current.at >= current.end || current.segment !== segment) {
+      current = await this.load(segment, offset);
+      this.current = current;
+      // load() waited: the segment may be gone (retention, compaction) and the offset with it.
+      this.host.bounds(offset);
+    }
+    const { chunk, position, at } = current;
+    // The served range ends with whole batches only: `end` is where the chunk's last whole one ends.
+    const { end } = frameBatches(chunk.subarray(0, current.end), at, this.maxBytes, position, segment);
+    const { verified, lastVerified } = verifyBatches(chunk, at, end, this.host.corruptFrom, segment);
+    if (lastVerified < 0) return empty;
+    current.at = verified;
+    this.offset = lastOffsetOf(chunk, lastVerified) + 1n;
+    return { data: chunk.subarray(at, verified), nextOffset: this.offset, highWatermark, logStartOffset };
+  }
+
+  /**
+   * The chunk whose first batch holds `offset`: the one read ahead for it when there is one, else
+   * read now. Starts the read of the chunk after it into the other buffer.
+   */
+  private async load(segment: Segment, offset: bigint): Promise<CurrentChunk> {
+    // Whatever was read ahead lands first: its buffer is needed again either way.
+    const pending = this.pending;
+    this.pending = null;
+    const ahead = pending === null ? null : await pending.data;
+    let slot: 0 | 1 = 0;
+    let start: { chunk: Buffer; position: number } | null = null;
+    if (
+      pending !== null &&
+      ahead !== null &&
+      ahead.length >= BATCH_HEADER_SIZE &&
+      pending.offset === offset &&
+      pending.segment === segment &&
+      this.host.holds(segment)
+    ) {
+      slot = pending.slot;
+      start = { chunk: ahead, position: pending.position };
+    }
+    const { chunk, position, at } = await this.host.chunkFrom(
+      segment,
+      offset,
+      this.window,
+      start,
+      (from, length) => segment.readInto(this.buffer(slot, length), from, length),
+    );
+    // Where the chunk's whole batches end (lengths only; the CRCs are checked as they are served).
+    const { end, lastStart } = frameBatches(chunk, at, Number.MAX_SAFE_INTEGER, position, segment);
+    // Start the next chunk of this segment into the other buffer, keyed by the offset after these
+    // batches (from unverified bytes: if a check ends the chunk early, the key will not match).
+    const limit = segment.visibleBytes;
+    if (lastStart >= 0 && position + end < limit && this.host.holds(segment)) {
+      const other: 0 | 1 = slot === 0 ? 1 : 0;
+      const length = Math.min(limit - position - end, this.window);
+      this.pending = {
+        offset: lastOffsetOf(chunk, lastStart) + 1n,
+        segment,
+        position: position + end,
+        slot: other,
+        // A failed read-ahead is nobody's error yet: the next load reads for itself and meets it.
+        data: segment.readInto(this.buffer(other, length), position + end, length).catch(() => null),
+      };
+    }
+    return { segment, slot, chunk, position, at, end };
+  }
+
+  /** Drops the buffers; a read still in flight finishes into memory nobody looks at. */
+  close(): void {
+    this.closed = true;
+    this.pending = null;
+    this.current = null;
+  }
+
+  /** Buffer `slot`, grown when one batch is larger than the window (it stays that size). */
+  private buffer(slot: 0 | 1, length: number): Buffer {
+    if (this.buffers[slot].length < length) this.buffers[slot] = Buffer.allocUnsafe(length);
+    return this.buffers[slot];
+  }
+}
