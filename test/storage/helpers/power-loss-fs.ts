@@ -14,6 +14,8 @@ export interface PowerLossFs {
 export function powerLossFs(): PowerLossFs {
   const synced = new Map<string, number>();
   let dead = false;
+  // Files still open at the power loss: closed then, as the kernel closes a dead process's files.
+  const open = new Set<StorageFile>();
   const inFlight = new Set<Promise<unknown>>();
   const guard = <T>(operation: () => Promise<T>): Promise<T> => {
     if (dead) return Promise.reject(Object.assign(new Error('EIO: machine is off'), { code: 'EIO' }));
@@ -39,7 +41,10 @@ export function powerLossFs(): PowerLossFs {
         synced.set(path, Math.min(synced.get(path) ?? 0, length));
       }),
     size: () => guard(() => file.size()),
-    close: () => file.close(),
+    close: () => {
+      open.delete(file);
+      return file.close();
+    },
   });
   const fs: StorageFs = {
     ...nodeStorageFs,
@@ -47,6 +52,7 @@ export function powerLossFs(): PowerLossFs {
       guard(async () => {
         const file = await nodeStorageFs.open(path, mode);
         if (!synced.has(path)) synced.set(path, mode === 'create' ? 0 : await file.size());
+        open.add(file);
         return wrap(path, file);
       }),
     writeFile: (path, data) =>
@@ -66,6 +72,8 @@ export function powerLossFs(): PowerLossFs {
     async powerLoss() {
       dead = true;
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+      for (const file of open) await file.close().catch(() => undefined);
+      open.clear();
       for (const [path, size] of synced) {
         await truncate(path, size).catch(() => undefined);
       }
