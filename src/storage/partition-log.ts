@@ -18,7 +18,7 @@
 // runs share the next one (group commit). Readers see data up to the high watermark: with `always`
 // only synced bytes, with `interval` and `never` written bytes (docs/storage.md, "Visibility").
 
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../protocol/crc32c.js';
 import { errorOf } from '../protocol/error-codes.js';
 import {
   BATCH_CRC_START,

@@ -3,7 +3,7 @@
 // and persist its indexes. Decides nothing about rolling, durability or retention (partition-log.ts).
 
 import { join } from 'node:path';
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../protocol/crc32c.js';
 import {
   BATCH_CRC_START,
   BATCH_HEADER_SIZE,
