@@ -10,7 +10,9 @@ export function patternBytes(length: number): Buffer {
   return buf;
 }
 
-export const CHILD_LENGTHS = [0, 1, 7, 8, 9, 100, 191, 192, 767, 768, 769, 3072, 12_287, 12_288, 12_289, 100_000];
+export const CHILD_LENGTHS = [
+  0, 1, 7, 8, 9, 100, 191, 192, 767, 768, 769, 3072, 12_287, 12_288, 12_289, 100_000,
+];
 
 function rejection(f: () => number): string {
   try {
