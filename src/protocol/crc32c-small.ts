@@ -34,11 +34,11 @@ const [T0, T1, T2, T3, T4, T5, T6, T7] = TABLES as [
 
 /**
  * From this length a native call is faster than the table loop. Measured per call on the 2-core EPYC
- * of docs/native-crc32c.md: our addon costs ~130 ns whatever the length up to a few hundred bytes and
- * the loop catches up at 64-96 bytes; @node-rs/crc32 (with the view it needs) costs ~330 ns, reached
- * by the loop at ~160 bytes.
+ * of docs/native-crc32c.md: our addon (crc32cRange) costs 125-180 ns for anything up to a few hundred
+ * bytes, and the loop costs as much at 96-128 bytes; @node-rs/crc32 (with the view it needs) costs
+ * ~330 ns, reached by the loop at ~160 bytes.
  */
-const NATIVE_FROM = crc32cBackend === 'native' ? 96 : 160;
+const NATIVE_FROM = crc32cBackend === 'native' ? 128 : 160;
 
 export function crc32cOf(buf: Uint8Array, start: number, end: number): number {
   if (end - start >= NATIVE_FROM) return crc32cRange(buf, start, end);
