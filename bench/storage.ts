@@ -16,8 +16,8 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32c } from '@node-rs/crc32';
 import type { Histogram } from 'hdr-histogram-js';
+import { crc32c } from '../src/protocol/crc32c.js';
 import { PartitionLog } from '../src/storage/partition-log.js';
 import { makeBatch } from './lib/batches.js';
 import {

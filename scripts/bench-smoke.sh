@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 export BENCH_SMOKE=1
 npx tsx bench/frame-decode.ts --messages 20000
 npx tsx bench/record-batch.ts --messages 20000
+npx tsx bench/crc32c.ts --rounds 1 --mb 8
 npx tsx bench/storage.ts --mb 8 --seconds 0.3
 npx tsx bench/end-to-end.ts --messages 20000 --seconds 1 --rate 2000
 npx tsx bench/metrics-overhead.ts --messages 5000 --rounds 1

@@ -3,7 +3,6 @@
 // and parsed by the sans-IO protocol layer; this file only moves bytes and keeps the bookkeeping.
 
 import { connect as netConnect, type Socket } from 'node:net';
-import { crc32c } from '@node-rs/crc32';
 import { MemoryStreamerError } from '../common/errors.js';
 import { BinaryReader } from '../protocol/codec/binary-reader.js';
 import { BinaryWriter } from '../protocol/codec/binary-writer.js';
@@ -16,6 +15,7 @@ import {
 } from '../protocol/commands/control.js';
 import type { SubscribeRequest } from '../protocol/commands/data-types.js';
 import { COMMANDS, type RequestOf, type ResponseOf } from '../protocol/commands/registry.js';
+import { crc32c } from '../protocol/crc32c.js';
 import { errorFromWire, errorOf } from '../protocol/error-codes.js';
 import { type Frame, FrameDecoder } from '../protocol/frame-decoder.js';
 import {

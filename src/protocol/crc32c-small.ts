@@ -1,12 +1,12 @@
 // CRC-32C (Castagnoli) in JavaScript for short inputs such as the 36 covered bytes of a frame
 // header: for a few dozen bytes a table loop beats the native call's fixed overhead (measured in
-// bench/frame-decode.ts). Longer inputs go to the native @node-rs/crc32, which is far faster there.
+// bench/frame-decode.ts). Longer inputs go to the native implementation (crc32c.ts), far faster there.
 //
 // "Slicing by 8": eight 256-entry tables let one step fold eight input bytes into the CRC with
 // eight lookups instead of eight dependent table steps (Intel's slicing-by-8, as in zlib and
 // Linux). TABLES[k][n] is the CRC of byte n followed by k zero bytes.
 
-import { crc32c } from '@node-rs/crc32';
+import { crc32cBackend, crc32cRange } from './crc32c.js';
 
 const TABLES: Int32Array[] = Array.from({ length: 8 }, () => new Int32Array(256));
 for (let n = 0; n < 256; n++) {
@@ -32,11 +32,16 @@ const [T0, T1, T2, T3, T4, T5, T6, T7] = TABLES as [
   Int32Array,
 ];
 
-/** From this length the native implementation is faster than the table loop (bench/frame-decode.ts). */
-const NATIVE_FROM = 160;
+/**
+ * From this length a native call is faster than the table loop. Measured per call on the 2-core EPYC
+ * of docs/native-crc32c.md: our addon (crc32cRange) costs 125-180 ns for anything up to a few hundred
+ * bytes, and the loop costs as much at 96-128 bytes; @node-rs/crc32 (with the view it needs) costs
+ * ~330 ns, reached by the loop at ~160 bytes.
+ */
+const NATIVE_FROM = crc32cBackend === 'native' ? 128 : 160;
 
 export function crc32cOf(buf: Uint8Array, start: number, end: number): number {
-  if (end - start >= NATIVE_FROM) return crc32c(Buffer.from(buf.buffer, buf.byteOffset + start, end - start));
+  if (end - start >= NATIVE_FROM) return crc32cRange(buf, start, end);
   let c = -1;
   let i = start;
   for (; i + 8 <= end; i += 8) c = step8(c, buf, i);

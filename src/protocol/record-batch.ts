@@ -14,7 +14,6 @@
 //   headerCount     varint
 //   headers         headerCount × (keyLength varint, key UTF-8, valueLength varint (-1 = null), value)
 
-import { crc32c } from '@node-rs/crc32';
 import {
   CompressionCodec,
   type CompressionCodecName,
@@ -22,6 +21,7 @@ import {
   compress,
   decompress,
 } from './compression.js';
+import { crc32c } from './crc32c.js';
 import { errorOf } from './error-codes.js';
 import {
   BATCH_CRC_START,

@@ -7,7 +7,7 @@
 //   | 21 attributes ... (the CRC-32C covers byte 21 to the end) ... | 23 lastOffsetDelta i32 ...
 // so a batch spans batchLength + 12 (BATCH_LOG_OVERHEAD) bytes.
 
-import { crc32c } from '@node-rs/crc32';
+import { crc32cRange } from '../protocol/crc32c.js';
 import { errorOf } from '../protocol/error-codes.js';
 import {
   BATCH_CRC_START,
@@ -92,7 +92,7 @@ export function verifyBatches(
     const total = chunk.readInt32BE(verified + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
     if (corruptFrom !== null && chunk.readBigInt64BE(verified) >= corruptFrom) break;
     if (
-      crc32c(chunk.subarray(verified + BATCH_CRC_START, verified + total)) !==
+      crc32cRange(chunk, verified + BATCH_CRC_START, verified + total) !==
       chunk.readUInt32BE(verified + BATCH_OFFSETS.crc)
     ) {
       if (verified === at) {

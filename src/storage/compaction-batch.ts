@@ -20,8 +20,8 @@
 // take record offsets from baseOffset + offsetDelta, never from a record's position in the batch.
 
 import { createHash } from 'node:crypto';
-import { crc32c } from '@node-rs/crc32';
 import { codecName, compress, decompress } from '../protocol/compression.js';
+import { crc32c } from '../protocol/crc32c.js';
 import { errorOf } from '../protocol/error-codes.js';
 import {
   BATCH_CRC_START,

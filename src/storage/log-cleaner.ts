@@ -19,7 +19,7 @@
 // Oldest first matters: a tombstone is only dropped in a swap after the swaps that dropped the
 // values it deleted, so any prefix of a pass's swaps (a crash) still shows the key as deleted.
 
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../protocol/crc32c.js';
 import { errorOf } from '../protocol/error-codes.js';
 import { forEachKey } from '../protocol/record-batch.js';
 import {

@@ -11,7 +11,7 @@
 // `coveredBytes` is the segment size the index describes: an index whose coveredBytes differs from
 // the segment's size is stale and is rebuilt.
 
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../protocol/crc32c.js';
 
 const TRAILER_BYTES = 16;
 

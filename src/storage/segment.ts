@@ -3,7 +3,7 @@
 // and persist its indexes. Decides nothing about rolling, durability or retention (partition-log.ts).
 
 import { join } from 'node:path';
-import { crc32c } from '@node-rs/crc32';
+import { crc32cRange } from '../protocol/crc32c.js';
 import {
   BATCH_CRC_START,
   BATCH_HEADER_SIZE,
@@ -235,9 +235,7 @@ export class Segment {
     if (total > leftInFile) return 'torn batch at the end of the file';
     if (at + total > read) return 'need-more';
     if (chunk.readInt8(at + BATCH_OFFSETS.magic) !== BATCH_MAGIC) return 'bad magic';
-    if (
-      crc32c(chunk.subarray(at + BATCH_CRC_START, at + total)) !== chunk.readUInt32BE(at + BATCH_OFFSETS.crc)
-    ) {
+    if (crc32cRange(chunk, at + BATCH_CRC_START, at + total) !== chunk.readUInt32BE(at + BATCH_OFFSETS.crc)) {
       return 'CRC mismatch';
     }
     const baseOffset = chunk.readBigInt64BE(at + BATCH_OFFSETS.baseOffset);

@@ -22,7 +22,7 @@
 // A sequence is stored per entry (not derived by counting) so that it survives retention and
 // compaction, which remove messages but never renumber a stream.
 
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../protocol/crc32c.js';
 import type { StorageFile } from './storage-fs.js';
 
 export const STREAM_FILE_HEADER = 56;

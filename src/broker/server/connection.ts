@@ -3,7 +3,6 @@
 // the outbound limit (a client that never reads is cut), and the error rules of docs/protocol.md.
 
 import type { Socket } from 'node:net';
-import { crc32c } from '@node-rs/crc32';
 import { MemoryStreamerError } from '../../common/errors.js';
 import type { BrokerLogger } from '../../metrics/logger.js';
 import { BinaryReader } from '../../protocol/codec/binary-reader.js';
@@ -17,6 +16,7 @@ import {
   handshakeCommand,
 } from '../../protocol/commands/control.js';
 import { COMMANDS, commandForOpcode } from '../../protocol/commands/registry.js';
+import { crc32c } from '../../protocol/crc32c.js';
 import { ErrorCode, errorOf } from '../../protocol/error-codes.js';
 import { type Frame, FrameDecoder } from '../../protocol/frame-decoder.js';
 import {
