@@ -151,17 +151,21 @@ export class LogReader {
     const { end, lastStart } = frameBatches(chunk, at, Number.MAX_SAFE_INTEGER, position, segment);
     // Start the next chunk of this segment into the other buffer, keyed by the offset after these
     // batches (from unverified bytes: if a check ends the chunk early, the key will not match).
+    // The chunk's partial last batch is already here: it is copied to the front of the other buffer
+    // and only the bytes after it are read (not read twice; the copy is at most one batch).
     const limit = segment.visibleBytes;
     if (lastStart >= 0 && position + end < limit && this.host.holds(segment)) {
       const other: 0 | 1 = slot === 0 ? 1 : 0;
       const length = Math.min(limit - position - end, this.window);
+      const target = this.buffer(other, length);
+      const carried = chunk.copy(target, 0, end);
       this.pending = {
         offset: lastOffsetOf(chunk, lastStart) + 1n,
         segment,
         position: position + end,
         slot: other,
         // A failed read-ahead is nobody's error yet: the next load reads for itself and meets it.
-        data: segment.readInto(this.buffer(other, length), position + end, length).catch(() => null),
+        data: segment.readInto(target, position + end + carried, length - carried, carried).catch(() => null),
       };
     }
     return { segment, slot, chunk, position, at, end };

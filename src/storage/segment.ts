@@ -313,15 +313,14 @@ export class Segment {
   }
 
   /**
-   * Reads `length` bytes at `position` into the start of `target` (at least that long) while
-   * holding the segment open against deletion; returns the part of `target` read (shorter at the
-   * end of the file).
+   * Reads `length` bytes at `position` into `target` from byte `at` on, while holding the segment
+   * open against deletion; returns target[0, at + bytes read) (shorter at the end of the file).
    */
-  async readInto(target: Buffer, position: number, length: number): Promise<Buffer> {
+  async readInto(target: Buffer, position: number, length: number, at = 0): Promise<Buffer> {
     this.readers++;
     try {
-      const read = await this.file.read(target, 0, length, position);
-      return read === target.length ? target : target.subarray(0, read);
+      const read = await this.file.read(target, at, length, position);
+      return at + read === target.length ? target : target.subarray(0, at + read);
     } finally {
       this.readers--;
       if (this.readers === 0 && this.closeWhenIdle !== null) this.closeWhenIdle();

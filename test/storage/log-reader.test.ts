@@ -236,7 +236,7 @@ describe('LogReader', () => {
         fc.double({ min: 0, max: 1, noNaN: true }),
         async (batches, maxBytes, startAt) => {
           await rm(dir, { recursive: true, force: true });
-          const log = await openLog({ segmentBytes: 48 * 1024, indexIntervalBytes: 512 });
+          const log = await openLog({ segmentBytes: 160 * 1024, indexIntervalBytes: 512 });
           let next = 0;
           for (const [count, pad] of batches) {
             await log.append(batchOf(next, count, pad)).done;
