@@ -34,16 +34,23 @@ const native = loadNative();
 /** Which implementation this process uses. */
 export const crc32cBackend: 'native' | '@node-rs/crc32' = native === null ? '@node-rs/crc32' : 'native';
 
+/** The @node-rs/crc32 backend with the addon's interface (exported so tests check it in-process). */
+export const fallbackCrc32c: Omit<NativeCrc32c, 'hardware'> = {
+  crc32c: (data, initial) => nodeRsCrc32c(data, initial),
+  crc32cRange: fallbackRange,
+};
+
+const backend = native ?? fallbackCrc32c;
+
 /** CRC-32C of `data`, continuing from the finished CRC `initial` (default 0). An unsigned 32-bit number. */
-export const crc32c: (data: Uint8Array, initial?: number) => number =
-  native === null ? (data, initial) => nodeRsCrc32c(data, initial) : native.crc32c;
+export const crc32c: (data: Uint8Array, initial?: number) => number = backend.crc32c;
 
 /**
  * CRC-32C of data[start, end) without making a view of it; throws a RangeError (code
  * ERR_OUT_OF_RANGE) unless start and end are integers with 0 <= start <= end <= data.length.
  */
 export const crc32cRange: (data: Uint8Array, start: number, end: number, initial?: number) => number =
-  native === null ? fallbackRange : native.crc32cRange;
+  backend.crc32cRange;
 
 function fallbackRange(data: Uint8Array, start: number, end: number, initial?: number): number {
   // The same checks as the addon, so a caller sees one behaviour whichever backend runs.

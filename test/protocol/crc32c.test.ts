@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { crc32c as reference } from '@node-rs/crc32';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { crc32c, crc32cBackend, crc32cRange } from '../../src/protocol/crc32c.js';
+import { crc32c, crc32cBackend, crc32cRange, fallbackCrc32c } from '../../src/protocol/crc32c.js';
 import { CHILD_LENGTHS, patternBytes } from './helpers/crc32c-backend.js';
 
 // The addon's round sizes (native/crc32c/crc32c.c): three chains of 4096, 1024, 256, then 64 bytes,
@@ -108,16 +108,21 @@ describe('CRC-32C', () => {
       [0, Number.NaN],
       [0, Number.POSITIVE_INFINITY],
     ];
-    for (const [start, end] of bad) {
-      expect(() => crc32cRange(data, start, end)).toThrow(RangeError);
-      try {
-        crc32cRange(data, start, end);
-      } catch (error) {
-        expect((error as { code?: string }).code).toBe('ERR_OUT_OF_RANGE');
+    // Both backends, in this process: the one in use and the fallback's own range checks.
+    for (const range of [crc32cRange, fallbackCrc32c.crc32cRange]) {
+      for (const [start, end] of bad) {
+        expect(() => range(data, start, end)).toThrow(RangeError);
+        try {
+          range(data, start, end);
+        } catch (error) {
+          expect((error as { code?: string }).code).toBe('ERR_OUT_OF_RANGE');
+        }
       }
+      expect(range(data, 100, 100)).toBe(0);
+      expect(range(data, 0, 100)).toBe(reference(data));
+      expect(range(data, 13, 77, 0x1234)).toBe(crc32c(data.subarray(13, 77), 0x1234));
     }
-    expect(crc32cRange(data, 100, 100)).toBe(0);
-    expect(crc32cRange(data, 0, 100)).toBe(reference(data));
+    expect(fallbackCrc32c.crc32c(data, 99)).toBe(crc32c(data, 99));
   });
 
   it('falls back to @node-rs/crc32 with MEMORYSTREAMER_NATIVE_CRC=0, with the same values and errors', async () => {
