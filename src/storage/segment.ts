@@ -47,6 +47,17 @@ export interface ScanResult {
 
 const SCAN_CHUNK = 1024 * 1024;
 
+/** Where the whole batches at the start of chunk[0, read) end, by their length fields only. */
+function endOfWholeBatches(chunk: Buffer, read: number): number {
+  let at = 0;
+  while (at + BATCH_HEADER_SIZE <= read) {
+    const total = chunk.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+    if (total < BATCH_HEADER_SIZE || at + total > read) break;
+    at += total;
+  }
+  return at;
+}
+
 export class Segment {
   readonly baseOffset: bigint;
   readonly dir: string;
@@ -172,11 +183,37 @@ export class Segment {
     this.maxTimestamp = Number.NEGATIVE_INFINITY;
     const fileSize = await this.file.size();
     let chunk = Buffer.allocUnsafe(SCAN_CHUNK);
+    // The next chunk is read into `spare` while this one's CRCs are checked (the read runs on the
+    // threadpool), starting where this chunk's whole batches end by their length fields. It is used
+    // when the checks end there too; otherwise (a problem, or a batch larger than the chunk) it is
+    // awaited and dropped.
+    let spare = Buffer.allocUnsafe(SCAN_CHUNK);
+    let ahead: { position: number; read: Promise<number> } | null = null;
     let position = 0;
     let stop: ScanStop | null = null;
     while (position < fileSize) {
-      const available = Math.min(chunk.length, fileSize - position);
-      const read = await this.file.read(chunk, 0, available, position);
+      let read: number;
+      if (ahead !== null && ahead.position === position) {
+        read = await ahead.read;
+        [chunk, spare] = [spare, chunk];
+      } else {
+        if (ahead !== null) await ahead.read.catch(() => 0);
+        read = await this.file.read(chunk, 0, Math.min(chunk.length, fileSize - position), position);
+      }
+      ahead = null;
+      const wholeEnd = endOfWholeBatches(chunk, read);
+      if (wholeEnd > 0 && position + wholeEnd < fileSize) {
+        const nextPosition: number = position + wholeEnd;
+        const pending: Promise<number> = this.file.read(
+          spare,
+          0,
+          Math.min(spare.length, fileSize - nextPosition),
+          nextPosition,
+        );
+        // Handled now, so a failure of a read nobody ends up using is not an unhandled rejection.
+        pending.catch(() => undefined);
+        ahead = { position: nextPosition, read: pending };
+      }
       let at = 0;
       let needMore = false;
       while (at < read) {
@@ -218,6 +255,7 @@ export class Segment {
       }
       position += at;
     }
+    if (ahead !== null) await ahead.read.catch(() => 0);
     const validBytes = stop === null ? fileSize : stop.position;
     return { validBytes, nextOffset: this.nextOffset, maxTimestamp: this.maxTimestamp, stop };
   }
