@@ -119,7 +119,13 @@ export class Partition {
       ...(options.observer !== undefined ? { observer: options.observer } : {}),
     });
     const partition = new Partition(options.topic, options.index, log, options.limits);
-    await partition.rebuildDerivedState();
+    try {
+      await partition.rebuildDerivedState();
+    } catch (error) {
+      // No file of a partition that failed to open stays open behind it (e.g. a corrupt batch).
+      await log.close().catch(() => undefined);
+      throw error;
+    }
     return partition;
   }
 
@@ -207,6 +213,11 @@ export class Partition {
         this.snapshotFailures++;
       }
     });
+    return this.snapshotChain;
+  }
+
+  /** Settles when the snapshot writes started so far are done (tests wait for it). */
+  snapshotsWritten(): Promise<void> {
     return this.snapshotChain;
   }
 
