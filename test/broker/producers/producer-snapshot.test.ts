@@ -372,21 +372,29 @@ describe('producer snapshots through the partition', () => {
 
   it('ignores and deletes a snapshot past the recovered log end (its data was lost)', async () => {
     const dir = await tempDir();
-    const partition = await openPartition(dir);
+    const config = { ...SMALL_SEGMENTS, segmentBytes: 1 << 20 }; // no roll: the close writes the only snapshot
+    const partition = await openPartition(dir, config);
     await fill(partition, 20);
     await partition.close();
     const end = partition.log.logEndOffset;
-    // A power loss took the tail the snapshot describes: the last segment loses its last batches.
-    const logs = (await readdir(dir)).filter((n) => n.endsWith('.log')).sort();
-    const last = join(dir, logs.at(-1)!);
-    const size = (await stat(last)).size;
-    await truncate(last, Math.max(0, size - 60));
-    const reopened = await openPartition(dir);
+    expect(await listSnapshots(dir)).toEqual([end]);
+    // A power loss took the tail the snapshot describes: the segment loses its last batches.
+    const last = join(dir, '00000000000000000000.log');
+    await truncate(last, (await stat(last)).size - 100);
+    const reopened = await openPartition(dir, config);
     expect(reopened.log.logEndOffset).toBeLessThan(end);
-    expect(reopened.producerRecovery.snapshotOffset).not.toBe(end);
-    expect(await listSnapshots(dir)).not.toContain(end);
-    await expectSameAsFullReplay(reopened, dir);
-    await reopened.close();
+    expect(reopened.producerRecovery.snapshotOffset).toBeNull();
+    expect(await listSnapshots(dir)).toEqual([]);
+    await expectSameAsFullReplay(reopened, dir, config);
+    // Other batches take the lost offsets and go past the old end; then a crash (no close, so no
+    // new snapshot). Had the stale snapshot stayed, this open would start from it and be wrong.
+    for (let i = 0; i < 10; i++) await reopened.produce({ batch: producerBatch(3n, 0, i * 2, 2), acks: 1 });
+    expect(reopened.log.logEndOffset).toBeGreaterThan(end);
+    const afterCrash = await openPartition(dir, config);
+    expect(afterCrash.producerRecovery.snapshotOffset).toBeNull();
+    await expectSameAsFullReplay(afterCrash, dir, config);
+    await afterCrash.close();
+    await reopened.log.close();
   });
 
   it('after retention, the snapshot forgets batches of deleted segments like a replay does', async () => {
