@@ -58,6 +58,8 @@ export interface ProducerRecovery {
   snapshotOffset: bigint | null;
   replayedBatches: number;
   replayedBytes: number;
+  /** Time the producer table took to build (snapshot load and replay). */
+  seconds: number;
 }
 
 export class Partition {
@@ -85,7 +87,12 @@ export class Partition {
   private snapshotsEnabled = true;
   /** Snapshot writes or prunes that failed (they only cost replay time at the next open). */
   snapshotFailures = 0;
-  producerRecovery: ProducerRecovery = { snapshotOffset: null, replayedBatches: 0, replayedBytes: 0 };
+  producerRecovery: ProducerRecovery = {
+    snapshotOffset: null,
+    replayedBatches: 0,
+    replayedBytes: 0,
+    seconds: 0,
+  };
   readonly streams: StreamIndex;
   private limits: PartitionLimits;
   private readonly waiters = new Set<() => void>();
@@ -140,6 +147,7 @@ export class Partition {
    * durable): it is deleted durably now, before an append could bring the log end past it again.
    */
   private async rebuildDerivedState(): Promise<void> {
+    const started = performance.now();
     const dir = this.log.dir;
     const start = this.log.logStartOffset;
     const highWatermark = this.log.highWatermark;
@@ -164,6 +172,7 @@ export class Partition {
       snapshotOffset: snapshot?.offset ?? null,
       replayedBatches: 0,
       replayedBytes: 0,
+      seconds: 0,
     };
     // Only numbers are kept from each header, so the replay's reused buffers are safe here.
     for await (const { data } of this.log.replay(from, SCAN_BYTES)) {
@@ -175,6 +184,7 @@ export class Partition {
       }
     }
     this.visibleThrough = highWatermark;
+    recovery.seconds = (performance.now() - started) / 1000;
     this.producerRecovery = recovery;
   }
 

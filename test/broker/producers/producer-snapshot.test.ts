@@ -306,7 +306,7 @@ describe('producer snapshots through the partition', () => {
     await partition.close();
     expect((await listSnapshots(dir))[0]).toBe(partition.log.logEndOffset);
     const reopened = await openPartition(dir);
-    expect(reopened.producerRecovery).toEqual({
+    expect(reopened.producerRecovery).toMatchObject({
       snapshotOffset: reopened.log.logEndOffset,
       replayedBatches: 0,
       replayedBytes: 0,
