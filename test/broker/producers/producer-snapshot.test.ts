@@ -36,7 +36,7 @@ import {
 import { crc32c } from '../../../src/protocol/crc32c.js';
 import { ErrorCode } from '../../../src/protocol/error-codes.js';
 import { encodeRecordBatch } from '../../../src/protocol/record-batch.js';
-import type { PartitionLogConfig } from '../../../src/storage/partition-log.js';
+import { PartitionLog, type PartitionLogConfig } from '../../../src/storage/partition-log.js';
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -294,6 +294,37 @@ async function fill(partition: Partition, batches: number, start = 0): Promise<v
 }
 
 describe('producer snapshots through the partition', () => {
+  it('PartitionLog.onRoll reports each new segment base, after the sealed segment is complete', async () => {
+    const dir = await tempDir();
+    const log = await PartitionLog.open({ dir, config: SMALL_SEGMENTS });
+    const rolls: bigint[] = [];
+    log.onRoll((sealedNextOffset) => rolls.push(sealedNextOffset));
+    log.onRoll(() => {
+      throw new Error('a failing listener does not fail the roll');
+    });
+    for (let i = 0; i < 20; i++) await log.append(producerBatch(-1n, -1, -1, 3)).done;
+    const bases = (await readdir(dir))
+      .filter((n) => n.endsWith('.log'))
+      .map((n) => BigInt(n.slice(0, 20)))
+      .sort((a, b) => (a < b ? -1 : 1));
+    expect(rolls.length).toBeGreaterThan(1);
+    expect(rolls).toEqual(bases.slice(1));
+    await log.close();
+  });
+
+  it('a snapshot write cut short by a crash leaves a .tmp file the open removes', async () => {
+    const dir = await tempDir();
+    const partition = await openPartition(dir);
+    await fill(partition, 10);
+    await partition.close();
+    const tmp = join(dir, `${snapshotFileName(partition.log.logEndOffset + 5n)}.tmp`);
+    await writeFile(tmp, Buffer.from('half a snapshot'));
+    const reopened = await openPartition(dir);
+    expect(reopened.producerRecovery.snapshotOffset).toBe(reopened.log.logEndOffset);
+    expect((await readdir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    await reopened.close();
+  });
+
   it('writes snapshots at rolls and at close, keeps a few, and a clean reopen replays nothing', async () => {
     const dir = await tempDir();
     const partition = await openPartition(dir);
