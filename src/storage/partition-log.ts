@@ -13,6 +13,7 @@
 //   log.applyRetention(now?) / log.close() / log.recovery / log.state
 //   log.compact(options?) -> CompactionReport             log compaction of the sealed segments
 //   log.onSegmentReplaced(listener)                       a sealed segment is rewritten or removed
+//   log.onRoll(listener)                                  a segment was sealed and a new one started
 //
 // Appends are coalesced: every batch that arrives in one event-loop turn goes out in one positioned
 // writev. With durability `always` the loop then fdatasyncs, and batches that arrive while that sync
@@ -156,6 +157,7 @@ export class PartitionLog {
   /** Chunks read ahead for sequential readers (read-ahead.ts). */
   private readonly readAhead = new ReadAhead();
   private readonly segmentListeners = new Set<SegmentReplacedListener>();
+  private readonly rollListeners = new Set<(sealedNextOffset: bigint) => void>();
   /** Compaction and retention change the segment list: they run one at a time, in this chain. */
   private maintenance: Promise<unknown> = Promise.resolve();
   private stopMaintenance = false;
@@ -498,6 +500,23 @@ export class PartitionLog {
     }
     this.segments.push(next);
     if (streamFile !== null) this.streams!.commitSealed(streamFile);
+    for (const listener of this.rollListeners) {
+      try {
+        listener(sealed.nextOffset);
+      } catch {
+        // A listener's failure (derived state, e.g. a producer snapshot) is not the roll's.
+      }
+    }
+  }
+
+  /**
+   * Subscribes to rolls: called synchronously after a segment was sealed (synced, indexes written)
+   * and the next one created at `sealedNextOffset`, while the write that rolled is in progress (its
+   * batches are not yet visible). Returns the unsubscribe function.
+   */
+  onRoll(listener: (sealedNextOffset: bigint) => void): () => void {
+    this.rollListeners.add(listener);
+    return () => this.rollListeners.delete(listener);
   }
 
   /** Makes a written group readable and tells listeners, then acknowledges it. */

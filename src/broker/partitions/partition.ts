@@ -17,8 +17,16 @@ import {
 } from '../../protocol/record-batch.js';
 import { BATCH_OFFSETS, readBatchHeader } from '../../protocol/record-batch-layout.js';
 import { PartitionLog, type PartitionLogConfig, type StorageObserver } from '../../storage/partition-log.js';
+import { nodeStorageFs } from '../../storage/storage-fs.js';
 import { StreamIndex } from '../../storage/stream-index.js';
-import { ProducerStateTable } from '../producers/producer-state.js';
+import {
+  deleteSnapshot,
+  listSnapshots,
+  type ProducerSnapshot,
+  readSnapshot,
+  writeSnapshot,
+} from '../producers/producer-snapshot.js';
+import { NO_PRODUCER_ID, ProducerStateTable } from '../producers/producer-state.js';
 
 const streamKeyOf = StreamIndex.keyOf;
 const BATCH_LAST_OFFSET_DELTA = BATCH_OFFSETS.lastOffsetDelta;
@@ -40,12 +48,51 @@ export interface ProduceInput {
 export type PushSink = (batches: readonly Buffer[], highWatermark: bigint) => void;
 
 const SCAN_BYTES = 1024 * 1024;
+/** Producer snapshots kept per partition (the newest; older ones only cost disk). */
+const KEPT_SNAPSHOTS = 3;
+const BATCH_PRODUCER_ID = BATCH_OFFSETS.producerId;
+
+/** How the last open rebuilt the producer table (tests and the partition-open benchmark read it). */
+export interface ProducerRecovery {
+  /** The snapshot the replay started from; null for a replay from the log start. */
+  snapshotOffset: bigint | null;
+  replayedBatches: number;
+  replayedBytes: number;
+  /** Time the producer table took to build (snapshot load and replay). */
+  seconds: number;
+}
 
 export class Partition {
   readonly topic: string;
   readonly index: number;
   readonly log: PartitionLog;
   readonly producers = new ProducerStateTable();
+  /**
+   * The visible producer table: the batches below `visibleThrough` and none other, recorded as they
+   * become visible (`producers` records a batch when it is appended, before it is written, so it may
+   * already hold batches past a roll — whose recording can have evicted older batches or reset the
+   * epoch, which an export "as of" an offset could not undo). Snapshots are taken from this one,
+   * so a snapshot is exactly the table a replay of the log up to its offset builds.
+   */
+  private readonly visibleProducers = new ProducerStateTable();
+  private visibleThrough = 0n;
+  /** Snapshot writes, one at a time, in the background of appends. */
+  private snapshotChain: Promise<void> = Promise.resolve();
+  private lastSnapshotOffset = -1n;
+  /**
+   * False once compaction rewrote a segment: the visible table still remembers batches compaction
+   * dropped, so it no longer equals a replay of the log and is not saved (until the next open, whose
+   * table is built from the compacted log).
+   */
+  private snapshotsEnabled = true;
+  /** Snapshot writes or prunes that failed (they only cost replay time at the next open). */
+  snapshotFailures = 0;
+  producerRecovery: ProducerRecovery = {
+    snapshotOffset: null,
+    replayedBatches: 0,
+    replayedBytes: 0,
+    seconds: 0,
+  };
   readonly streams: StreamIndex;
   private limits: PartitionLimits;
   private readonly waiters = new Set<() => void>();
@@ -58,6 +105,10 @@ export class Partition {
     this.streams = log.streams!;
     this.limits = limits;
     log.onVisible((batches, highWatermark) => this.onVisible(batches, highWatermark));
+    log.onRoll(() => this.snapshotInBackground());
+    log.onSegmentReplaced((event) =>
+      event.phase === 'replacing' ? this.invalidateSnapshots(event.baseOffset) : undefined,
+    );
   }
 
   static async open(options: {
@@ -75,7 +126,13 @@ export class Partition {
       ...(options.observer !== undefined ? { observer: options.observer } : {}),
     });
     const partition = new Partition(options.topic, options.index, log, options.limits);
-    await partition.rebuildDerivedState();
+    try {
+      await partition.rebuildDerivedState();
+    } catch (error) {
+      // No file of a partition that failed to open stays open behind it (e.g. a corrupt batch).
+      await log.close().catch(() => undefined);
+      throw error;
+    }
     return partition;
   }
 
@@ -83,20 +140,115 @@ export class Partition {
     this.limits = limits;
   }
 
-  /** Replays the log's batch headers into the producer table (the stream index opens with the log). */
+  /**
+   * Builds the producer tables: from the newest valid snapshot at or below the high watermark (and
+   * not below the log start), then a replay of the batch headers from its offset; from the log start
+   * when there is none. A snapshot past the log end describes data recovery cut off (it was not
+   * durable): it is deleted durably now, before an append could bring the log end past it again.
+   */
   private async rebuildDerivedState(): Promise<void> {
-    // Only numbers are kept from each header, so the replay's reused buffers are safe here.
-    for await (const { data } of this.log.replay(this.log.logStartOffset, SCAN_BYTES)) {
-      for (const batch of splitBatches(data)) {
-        const baseOffset = batch.readBigInt64BE(0);
-        // Stored batches passed validation when appended and their CRC when read. A compacted batch
-        // has fewer records than lastOffsetDelta + 1 (docs/storage.md, "Compaction"): the
-        // producer's sequence range is still baseSequence..baseSequence + lastOffsetDelta.
-        const header = readBatchHeader(batch);
-        const lastOffset = baseOffset + BigInt(header.lastOffsetDelta);
-        this.producers.record({ ...header, recordCount: header.lastOffsetDelta + 1 }, baseOffset, lastOffset);
+    const started = performance.now();
+    const dir = this.log.dir;
+    const start = this.log.logStartOffset;
+    const highWatermark = this.log.highWatermark;
+    let snapshot: ProducerSnapshot | null = null;
+    let deleted = false;
+    for (const offset of await listSnapshots(dir)) {
+      if (offset > this.log.logEndOffset) {
+        await deleteSnapshot(dir, offset);
+        deleted = true;
+      } else if (snapshot === null && offset >= start && offset <= highWatermark) {
+        snapshot = await readSnapshot(dir, offset);
       }
     }
+    if (deleted) await nodeStorageFs.syncDirectory(dir);
+    const from = snapshot?.offset ?? start;
+    if (snapshot !== null) {
+      this.producers.loadState(snapshot.entries, start);
+      this.visibleProducers.loadState(snapshot.entries, start);
+      this.lastSnapshotOffset = snapshot.offset;
+    }
+    const recovery: ProducerRecovery = {
+      snapshotOffset: snapshot?.offset ?? null,
+      replayedBatches: 0,
+      replayedBytes: 0,
+      seconds: 0,
+    };
+    // Only numbers are kept from each header, so the replay's reused buffers are safe here.
+    for await (const { data } of this.log.replay(from, SCAN_BYTES)) {
+      recovery.replayedBytes += data.length;
+      for (const batch of splitBatches(data)) {
+        recovery.replayedBatches++;
+        this.recordBatch(this.producers, batch);
+        this.recordBatch(this.visibleProducers, batch);
+      }
+    }
+    this.visibleThrough = highWatermark;
+    recovery.seconds = (performance.now() - started) / 1000;
+    this.producerRecovery = recovery;
+  }
+
+  private recordBatch(table: ProducerStateTable, batch: Buffer): void {
+    if (batch.readBigInt64BE(BATCH_PRODUCER_ID) === NO_PRODUCER_ID) return;
+    const baseOffset = batch.readBigInt64BE(0);
+    // Stored batches passed validation when appended and their CRC when read. A compacted batch
+    // has fewer records than lastOffsetDelta + 1 (docs/storage.md, "Compaction"): the
+    // producer's sequence range is still baseSequence..baseSequence + lastOffsetDelta.
+    const header = readBatchHeader(batch);
+    const lastOffset = baseOffset + BigInt(header.lastOffsetDelta);
+    table.record({ ...header, recordCount: header.lastOffsetDelta + 1 }, baseOffset, lastOffset);
+  }
+
+  /**
+   * Saves the visible producer table (docs/producer-snapshots.md) after the writes queued before.
+   * The table is copied now; the file is written in the background, and a failure only means a
+   * longer replay at the next open.
+   */
+  private snapshotInBackground(): Promise<void> {
+    const offset = this.visibleThrough;
+    if (!this.snapshotsEnabled || offset === this.lastSnapshotOffset) return this.snapshotChain;
+    this.lastSnapshotOffset = offset;
+    const snapshot: ProducerSnapshot = { offset, entries: this.visibleProducers.exportState() };
+    const dir = this.log.dir;
+    this.snapshotChain = this.snapshotChain.then(async () => {
+      try {
+        await writeSnapshot(dir, snapshot);
+        // The newest few stay; older ones, and any below the log start (retention), go.
+        const start = this.log.state === 'closed' ? 0n : this.log.logStartOffset;
+        const offsets = await listSnapshots(dir);
+        for (let i = 0; i < offsets.length; i++) {
+          if (i >= KEPT_SNAPSHOTS || offsets[i]! < start) await deleteSnapshot(dir, offsets[i]!);
+        }
+      } catch {
+        this.snapshotFailures++;
+      }
+    });
+    return this.snapshotChain;
+  }
+
+  /** Settles when the snapshot writes started so far are done (tests wait for it). */
+  snapshotsWritten(): Promise<void> {
+    return this.snapshotChain;
+  }
+
+  /**
+   * Compaction is about to replace the sealed segment at `baseOffset` (its 'replacing' phase): every
+   * snapshot above that offset was derived from the old bytes and is deleted durably before the
+   * swap commits (a snapshot could hold batches compaction drops, and so differ from the replay of
+   * the compacted log). Throwing here stops the swap, which is the safe side.
+   */
+  private async invalidateSnapshots(baseOffset: bigint): Promise<void> {
+    this.snapshotsEnabled = false;
+    await this.snapshotChain;
+    const dir = this.log.dir;
+    let deleted = false;
+    for (const offset of await listSnapshots(dir)) {
+      if (offset > baseOffset) {
+        await deleteSnapshot(dir, offset);
+        deleted = true;
+      }
+    }
+    if (deleted) await nodeStorageFs.syncDirectory(dir);
   }
 
   /**
@@ -201,6 +353,8 @@ export class Partition {
   }
 
   private onVisible(batches: readonly Buffer[], highWatermark: bigint): void {
+    for (const batch of batches) this.recordBatch(this.visibleProducers, batch);
+    this.visibleThrough = highWatermark;
     for (const wake of [...this.waiters]) wake();
     for (const subscription of this.subscriptions) subscription.onAppended(batches, highWatermark);
   }
@@ -309,6 +463,8 @@ export class Partition {
     for (const subscription of [...this.subscriptions]) subscription.close();
     for (const wake of [...this.waiters]) wake();
     await this.log.close();
+    // A clean close saves the table as of the log end, so the next open replays nothing.
+    await this.snapshotInBackground();
   }
 }
 

@@ -40,6 +40,14 @@ interface ProducerEntry {
   recent: WrittenBatch[];
 }
 
+/** One producer's state as a snapshot holds it (producer-snapshot.ts): its epoch and recent batches. */
+export interface ProducerSnapshotEntry {
+  producerId: bigint;
+  epoch: number;
+  /** Oldest first, at most RETAINED_BATCHES, never empty. */
+  batches: WrittenBatch[];
+}
+
 export type SequenceCheck = { kind: 'append' } | { kind: 'duplicate'; batch: WrittenBatch };
 
 function nextSequence(sequence: number): number {
@@ -124,6 +132,55 @@ export class ProducerStateTable {
     for (const [id, entry] of this.producers) {
       entry.recent = entry.recent.filter((batch) => batch.lastOffset < offset);
       if (entry.recent.length === 0) this.producers.delete(id);
+    }
+  }
+
+  /**
+   * The table as of `offset`: the batches recorded with lastOffset < offset, copied (truncateFrom's
+   * rule on a copy; the table is unchanged). Exact only when nothing recorded at or after `offset`
+   * evicted an older batch or bumped the epoch — the table keeps no history for what it evicted.
+   * The partition therefore exports a table that has seen exactly the batches below the offset
+   * (partition.ts, "visible producer table"), and passes that offset or a later one here.
+   * Sorted by producer id, so equal tables export equal arrays.
+   */
+  exportState(offset?: bigint): ProducerSnapshotEntry[] {
+    const entries: ProducerSnapshotEntry[] = [];
+    for (const [producerId, entry] of this.producers) {
+      const batches = entry.recent
+        .filter((batch) => offset === undefined || batch.lastOffset < offset)
+        .map((batch) => ({ ...batch }));
+      if (batches.length > 0) entries.push({ producerId, epoch: entry.epoch, batches });
+    }
+    return entries.sort((a, b) => (a.producerId < b.producerId ? -1 : a.producerId > b.producerId ? 1 : 0));
+  }
+
+  /**
+   * Replaces the table by a snapshot's entries, forgetting batches below `logStartOffset` (retention
+   * deleted their segments since the snapshot was written; a replay from the log start would not
+   * see them either).
+   *
+   * Why snapshot-then-replay equals a full replay (the log's batches of one producer are in offset
+   * order, and its epochs never decrease along the log, since older epochs are fenced):
+   *  - Epochs: a snapshot entry holds only batches of the producer's newest epoch below the offset
+   *    (record() starts a fresh entry when the epoch grows). Replaying a batch of a newer epoch
+   *    starts a fresh entry again, dropping the snapshot's batches — as the full replay drops the
+   *    same batches at the same point. Old-epoch batches are never carried into a new epoch.
+   *  - Eviction: record() keeps the last RETAINED_BATCHES of a producer's batches in the current
+   *    epoch. Let S be that producer's batches below the snapshot offset and R those replayed after
+   *    it. The last 5 of S ++ R depend only on R and the last 5 of S (if R has ≥ 5 batches they are
+   *    R's last 5; otherwise all of R after the last 5 − |R| of S, all of which are in last5(S)).
+   *    The snapshot holds last5(S), so last5(last5(S) ++ R) = last5(S ++ R): the full replay's.
+   *  - Retention: the batches left after retention are a suffix of S ++ R; the last 5 of a suffix
+   *    are the last 5 of the whole restricted to that suffix, so dropping snapshot batches below the
+   *    new log start gives what a replay from the log start gives.
+   */
+  loadState(entries: readonly ProducerSnapshotEntry[], logStartOffset = 0n): void {
+    this.producers.clear();
+    for (const { producerId, epoch, batches } of entries) {
+      const recent = batches
+        .filter((batch) => batch.lastOffset >= logStartOffset)
+        .map((batch) => ({ ...batch }));
+      if (recent.length > 0) this.producers.set(producerId, { epoch, recent });
     }
   }
 }
