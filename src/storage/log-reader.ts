@@ -40,6 +40,9 @@ export interface LogReaderHost {
   ): Promise<{ chunk: Buffer; position: number; at: number }>;
 }
 
+/** Largest chunk a reader reads at once (each of its two buffers holds one). */
+export const MAX_WINDOW_BYTES = 16 * 1024 * 1024;
+
 /** A read started ahead into one of the two buffers, for the reader's next offset. */
 interface PendingChunk {
   offset: bigint;
@@ -77,8 +80,10 @@ export class LogReader {
     if (!Number.isInteger(maxBytes) || maxBytes < 1)
       throw errorOf('INVALID_REQUEST', `reader maxBytes must be a positive integer, got ${maxBytes}`);
     this.offset = offset;
-    // As PartitionLog.read: the offset index points up to one interval before the wanted batch.
-    this.window = Math.max(maxBytes, 64 * 1024) + host.indexIntervalBytes;
+    // As PartitionLog.read: the offset index points up to one interval before the wanted batch. The
+    // window is capped so that a caller's huge maxBytes cannot make the reader allocate it (twice):
+    // a call returns at most the window's whole batches (one batch always, whatever its size).
+    this.window = Math.min(Math.max(maxBytes, 64 * 1024), MAX_WINDOW_BYTES) + host.indexIntervalBytes;
     this.buffers = [Buffer.allocUnsafe(this.window), Buffer.allocUnsafe(this.window)];
   }
 
@@ -88,7 +93,8 @@ export class LogReader {
   }
 
   /**
-   * Whole verified batches from the reader's offset, up to `maxBytes` (at least one batch); empty
+   * Whole verified batches from the reader's offset, up to `maxBytes` and MAX_WINDOW_BYTES (at
+   * least one batch); empty
    * data at the high watermark (call again later: the reader stays where it is). The data is valid
    * until the next call.
    */

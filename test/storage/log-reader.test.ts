@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/protocol/error-codes.js';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../../src/protocol/record-batch.js';
+import { MAX_WINDOW_BYTES } from '../../src/storage/log-reader.js';
 import { PartitionLog, type PartitionLogConfig } from '../../src/storage/partition-log.js';
 import { segmentFileName } from '../../src/storage/segment.js';
 
@@ -216,6 +217,21 @@ describe('LogReader', () => {
     expect(new Set(numbers).size).toBe(numbers.length);
     expect(after).toContain('v2999');
     expect(after.length).toBeLessThan(3000 - before.length);
+    await log.close();
+  });
+
+  it('bounds its buffers whatever maxBytes it is given', async () => {
+    const log = await openLog({ segmentBytes: 64 << 20 });
+    for (let i = 0; i < 40; i++) await log.append(batchOf(i * 100, 100, 10_000)).done; // ≈ 40 MB
+    const seen: string[] = [];
+    let largest = 0;
+    for await (const { data } of log.replay(0n, 1 << 30)) {
+      largest = Math.max(largest, data.length, data.buffer.byteLength);
+      seen.push(...valuesIn(data, 0n));
+    }
+    expect(seen).toEqual(expected(0, 4000));
+    expect(largest).toBeLessThanOrEqual(MAX_WINDOW_BYTES + 4096);
+    expect(largest).toBeGreaterThan(MAX_WINDOW_BYTES / 2);
     await log.close();
   });
 
