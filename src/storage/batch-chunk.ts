@@ -45,9 +45,31 @@ export function lastOffsetOf(chunk: Buffer, at: number): bigint {
 }
 
 /**
- * Pass 1, by lengths only: where the whole batches from `at` end when a read returns at most
- * `maxBytes` (the first batch always, even when it alone is larger). `lastStart` is where the last
- * of them starts, -1 when none is whole in the chunk.
+ * By lengths only: where the whole batches from `at` end, taking at most `maxBytes` after `at` (the
+ * first batch always, even when it alone is larger), and where the last of them starts (-1 when
+ * none is whole in the chunk). Stops at a length that cannot be a batch; never throws (recovery's
+ * scan uses it on unverified bytes and judges what it stopped at itself).
+ */
+export function wholeBatches(
+  chunk: Buffer,
+  at: number,
+  maxBytes: number,
+): { end: number; lastStart: number } {
+  let end = at;
+  let lastStart = -1;
+  while (end + BATCH_LOG_OVERHEAD <= chunk.length) {
+    const total = chunk.readInt32BE(end + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+    if (total < BATCH_HEADER_SIZE || end + total > chunk.length || (end > at && end + total - at > maxBytes))
+      break;
+    lastStart = end;
+    end += total;
+  }
+  return { end, lastStart };
+}
+
+/**
+ * Pass 1 of a read: `wholeBatches`, except that a first length that cannot be a batch (zeroed or
+ * torn data) is CORRUPT_DATA; later ones end the read there, like a bad CRC.
  */
 export function frameBatches(
   chunk: Buffer,
@@ -56,21 +78,14 @@ export function frameBatches(
   position: number,
   origin: ChunkOrigin,
 ): { end: number; lastStart: number } {
-  let end = at;
-  let lastStart = -1;
-  while (end + BATCH_LOG_OVERHEAD <= chunk.length) {
-    const total = chunk.readInt32BE(end + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
-    // A length that cannot be a batch (zeroed or torn data) ends the read here, like a bad CRC;
-    // as the first batch it is an error.
-    if (total < BATCH_HEADER_SIZE) {
-      if (end === at) batchSpan(chunk, end, position, origin);
-      break;
-    }
-    if (end + total > chunk.length || (end > at && end + total - at > maxBytes)) break;
-    lastStart = end;
-    end += total;
-  }
-  return { end, lastStart };
+  const framed = wholeBatches(chunk, at, maxBytes);
+  if (
+    framed.end === at &&
+    at + BATCH_LOG_OVERHEAD <= chunk.length &&
+    chunk.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD < BATCH_HEADER_SIZE
+  )
+    batchSpan(chunk, at, position, origin);
+  return framed;
 }
 
 /**

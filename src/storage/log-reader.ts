@@ -94,9 +94,8 @@ export class LogReader {
 
   /**
    * Whole verified batches from the reader's offset, up to `maxBytes` and MAX_WINDOW_BYTES (at
-   * least one batch); empty
-   * data at the high watermark (call again later: the reader stays where it is). The data is valid
-   * until the next call.
+   * least one batch); empty data at the high watermark (call again later: the reader stays where it
+   * is). The data is valid until the next call.
    */
   async next(): Promise<ReadResult> {
     if (this.closed) throw errorOf('INVALID_REQUEST', 'log reader is closed');

@@ -11,6 +11,7 @@ import {
   BATCH_MAGIC,
   BATCH_OFFSETS,
 } from '../protocol/record-batch-layout.js';
+import { wholeBatches } from './batch-chunk.js';
 import { OffsetIndex, TimeIndex } from './offset-index.js';
 import type { StorageFile, StorageFs } from './storage-fs.js';
 
@@ -46,17 +47,6 @@ export interface ScanResult {
 }
 
 const SCAN_CHUNK = 1024 * 1024;
-
-/** Where the whole batches at the start of chunk[0, read) end, by their length fields only. */
-function endOfWholeBatches(chunk: Buffer, read: number): number {
-  let at = 0;
-  while (at + BATCH_HEADER_SIZE <= read) {
-    const total = chunk.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
-    if (total < BATCH_HEADER_SIZE || at + total > read) break;
-    at += total;
-  }
-  return at;
-}
 
 export class Segment {
   readonly baseOffset: bigint;
@@ -201,7 +191,7 @@ export class Segment {
         read = await this.file.read(chunk, 0, Math.min(chunk.length, fileSize - position), position);
       }
       ahead = null;
-      const wholeEnd = endOfWholeBatches(chunk, read);
+      const wholeEnd = wholeBatches(chunk.subarray(0, read), 0, Number.POSITIVE_INFINITY).end;
       if (wholeEnd > 0 && position + wholeEnd < fileSize) {
         const nextPosition: number = position + wholeEnd;
         const pending: Promise<number> = this.file.read(

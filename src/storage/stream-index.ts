@@ -420,10 +420,6 @@ export class StreamIndex {
   }
 
   /**
-   * The (offset, sequence) of the stream's messages from sequence `from`, at most `max`, including
-   * messages appended but not yet readable (the caller keeps those below the high watermark).
-   */
-  /**
    * A reader that left the index (replaced by compaction, dropped by retention) is closed once no
    * lookup holds it: a `locate` in flight reads a file several times and must not find it closed
    * halfway (it would take that for messages that are gone and skip them).
@@ -433,6 +429,10 @@ export class StreamIndex {
     if (sealed.users === 0) await sealed.reader.close().catch(() => undefined);
   }
 
+  /**
+   * The (offset, sequence) of the stream's messages from sequence `from`, at most `max`, including
+   * messages appended but not yet readable (the caller keeps those below the high watermark).
+   */
   async locate(key: string, from: number, max: number): Promise<{ offset: number; sequence: number }[]> {
     const entry = this.versions.get(key);
     if (entry === undefined || from >= entry.version || max <= 0) return [];

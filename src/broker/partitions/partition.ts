@@ -17,10 +17,10 @@ import {
 } from '../../protocol/record-batch.js';
 import { BATCH_OFFSETS, readBatchHeader } from '../../protocol/record-batch-layout.js';
 import { PartitionLog, type PartitionLogConfig, type StorageObserver } from '../../storage/partition-log.js';
-import { nodeStorageFs } from '../../storage/storage-fs.js';
 import { StreamIndex } from '../../storage/stream-index.js';
 import {
   deleteSnapshot,
+  deleteSnapshotsAbove,
   listSnapshots,
   type ProducerSnapshot,
   readSnapshot,
@@ -152,16 +152,10 @@ export class Partition {
     const start = this.log.logStartOffset;
     const highWatermark = this.log.highWatermark;
     let snapshot: ProducerSnapshot | null = null;
-    let deleted = false;
-    for (const offset of await listSnapshots(dir)) {
-      if (offset > this.log.logEndOffset) {
-        await deleteSnapshot(dir, offset);
-        deleted = true;
-      } else if (snapshot === null && offset >= start && offset <= highWatermark) {
-        snapshot = await readSnapshot(dir, offset);
-      }
+    for (const offset of await deleteSnapshotsAbove(dir, this.log.logEndOffset)) {
+      if (offset >= start && offset <= highWatermark) snapshot = await readSnapshot(dir, offset);
+      if (snapshot !== null) break;
     }
-    if (deleted) await nodeStorageFs.syncDirectory(dir);
     const from = snapshot?.offset ?? start;
     if (snapshot !== null) {
       this.producers.loadState(snapshot.entries, start);
@@ -240,15 +234,7 @@ export class Partition {
   private async invalidateSnapshots(baseOffset: bigint): Promise<void> {
     this.snapshotsEnabled = false;
     await this.snapshotChain;
-    const dir = this.log.dir;
-    let deleted = false;
-    for (const offset of await listSnapshots(dir)) {
-      if (offset > baseOffset) {
-        await deleteSnapshot(dir, offset);
-        deleted = true;
-      }
-    }
-    if (deleted) await nodeStorageFs.syncDirectory(dir);
+    await deleteSnapshotsAbove(this.log.dir, baseOffset);
   }
 
   /**

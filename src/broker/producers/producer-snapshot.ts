@@ -33,6 +33,7 @@
 import { readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '../../protocol/crc32c.js';
+import { nodeStorageFs } from '../../storage/storage-fs.js';
 import { type ProducerSnapshotEntry, RETAINED_BATCHES } from './producer-state.js';
 
 export const SNAPSHOT_MAGIC = 0x4d535053;
@@ -176,4 +177,25 @@ export async function deleteSnapshot(dir: string, offset: bigint): Promise<void>
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
+}
+
+/**
+ * Deletes every snapshot above `offset` durably (the directory is fsynced when one went) and
+ * returns the offsets of those left, newest first. Used where a snapshot describes bytes that are
+ * gone or about to be (a log end cut by recovery, a segment compaction replaces), so that no later
+ * open takes it for valid.
+ */
+export async function deleteSnapshotsAbove(dir: string, offset: bigint): Promise<bigint[]> {
+  const kept: bigint[] = [];
+  let deleted = false;
+  for (const snapshot of await listSnapshots(dir)) {
+    if (snapshot > offset) {
+      await deleteSnapshot(dir, snapshot);
+      deleted = true;
+    } else {
+      kept.push(snapshot);
+    }
+  }
+  if (deleted) await nodeStorageFs.syncDirectory(dir);
+  return kept;
 }

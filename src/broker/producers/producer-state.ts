@@ -136,20 +136,17 @@ export class ProducerStateTable {
   }
 
   /**
-   * The table as of `offset`: the batches recorded with lastOffset < offset, copied (truncateFrom's
-   * rule on a copy; the table is unchanged). Exact only when nothing recorded at or after `offset`
-   * evicted an older batch or bumped the epoch — the table keeps no history for what it evicted.
-   * The partition therefore exports a table that has seen exactly the batches below the offset
-   * (partition.ts, "visible producer table"), and passes that offset or a later one here.
-   * Sorted by producer id, so equal tables export equal arrays.
+   * A copy of the table, sorted by producer id (so equal tables export equal arrays). A snapshot
+   * must hold exactly the batches below its offset, and this table cannot give "the state as of an
+   * earlier offset" (what a later batch evicted or an epoch bump dropped is gone): the partition
+   * exports a table that has seen exactly the batches below the offset (partition.ts, "visible
+   * producer table").
    */
-  exportState(offset?: bigint): ProducerSnapshotEntry[] {
+  exportState(): ProducerSnapshotEntry[] {
     const entries: ProducerSnapshotEntry[] = [];
     for (const [producerId, entry] of this.producers) {
-      const batches = entry.recent
-        .filter((batch) => offset === undefined || batch.lastOffset < offset)
-        .map((batch) => ({ ...batch }));
-      if (batches.length > 0) entries.push({ producerId, epoch: entry.epoch, batches });
+      if (entry.recent.length === 0) continue;
+      entries.push({ producerId, epoch: entry.epoch, batches: entry.recent.map((batch) => ({ ...batch })) });
     }
     return entries.sort((a, b) => (a.producerId < b.producerId ? -1 : a.producerId > b.producerId ? 1 : 0));
   }

@@ -218,21 +218,25 @@ describe('ProducerStateTable export and load', () => {
     recordCount: 1,
   });
 
-  it('exports the state as of an offset without changing the table', () => {
+  it('exports a copy sorted by producer id, which the table does not share', () => {
     const table = new ProducerStateTable();
-    for (let i = 0; i < 3; i++) table.record(info(1n, 0, i), BigInt(i * 10), BigInt(i * 10));
     table.record(info(2n, 0, 0), 25n, 25n);
-    expect(table.exportState(15n)).toEqual([
-      {
-        producerId: 1n,
-        epoch: 0,
-        batches: [
-          { baseSequence: 0, lastSequence: 0, baseOffset: 0n, lastOffset: 0n },
-          { baseSequence: 1, lastSequence: 1, baseOffset: 10n, lastOffset: 10n },
-        ],
-      },
+    for (let i = 0; i < 3; i++) table.record(info(1n, 0, i), BigInt(i * 10), BigInt(i * 10));
+    const exported = table.exportState();
+    expect(exported.map((e) => [e.producerId, e.batches.length])).toEqual([
+      [1n, 3],
+      [2n, 1],
     ]);
-    expect(table.exportState().map((e) => e.batches.length)).toEqual([3, 1]);
+    expect(exported[0]!.batches[0]).toEqual({
+      baseSequence: 0,
+      lastSequence: 0,
+      baseOffset: 0n,
+      lastOffset: 0n,
+    });
+    exported[0]!.batches[0]!.lastOffset = 99n;
+    exported[0]!.batches.pop();
+    expect(table.exportState()[0]!.batches).toHaveLength(3);
+    expect(table.exportState()[0]!.batches[0]!.lastOffset).toBe(0n);
   });
 
   it('snapshot then replay equals the full replay across an epoch bump and evictions', () => {
