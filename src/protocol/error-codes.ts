@@ -81,6 +81,11 @@ export const ERROR_TABLE = {
   NOT_ENOUGH_REPLICAS: entry(702, true, 'fewer in-sync replicas than required'),
   FENCED_LEADER_EPOCH: entry(703, false, 'leader epoch is stale'),
   BROKER_NOT_AVAILABLE: entry(704, true, 'broker is not available'),
+  CONTROL_PLANE_UNAVAILABLE: entry(720, true, 'the cluster control plane (etcd) cannot be reached'),
+  NOT_CONTROLLER: entry(721, true, 'this broker is not the cluster controller (or no longer is)'),
+  CLUSTER_ID_MISMATCH: entry(722, false, 'the data directory belongs to another cluster or broker id'),
+  BROKER_ID_IN_USE: entry(723, false, 'another live broker is registered with this broker id'),
+  INVALID_CLUSTER_METADATA: entry(724, false, 'cluster metadata in the control plane is not valid'),
 
   // 8xx: security.
   AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),

@@ -1,0 +1,42 @@
+// Where the cluster's metadata lives in etcd. Every key is under /memorystreamer/<cluster name>/:
+//
+//   cluster-id                      the cluster's UUID, written once by the first broker
+//                                   (create-if-absent); every data directory records it
+//   brokers/<id>                    BrokerRegistration (JSON), attached to that broker's lease:
+//                                   it disappears when the broker stops heartbeating
+//   controller                      { brokerId } attached to the controller's lease; the key's
+//                                   create revision is the controller epoch (see control-plane.ts)
+//   topics/<topic>                  TopicRecord (JSON)
+//   partitions/<topic>/<partition>  PartitionState (JSON): replicas, leader, leader epoch, ISR
+//
+// Topic names cannot contain '/', so the prefixes never overlap.
+
+export const ROOT = '/memorystreamer/';
+
+export function clusterPrefix(name: string): string {
+  return `${ROOT}${name}/`;
+}
+
+export const KEYS = {
+  clusterId: 'cluster-id',
+  controller: 'controller',
+  brokersPrefix: 'brokers/',
+  broker: (id: number) => `brokers/${id}`,
+  topicsPrefix: 'topics/',
+  topic: (name: string) => `topics/${name}`,
+  partitionsPrefix: 'partitions/',
+  topicPartitionsPrefix: (topic: string) => `partitions/${topic}/`,
+  partition: (topic: string, partition: number) => `partitions/${topic}/${partition}`,
+} as const;
+
+/** `partitions/<topic>/<n>` → [topic, n], or null for any other key. */
+export function parsePartitionKey(key: string): [string, number] | null {
+  if (!key.startsWith(KEYS.partitionsPrefix)) return null;
+  const rest = key.slice(KEYS.partitionsPrefix.length);
+  const slash = rest.lastIndexOf('/');
+  if (slash <= 0) return null;
+  const partition = Number(rest.slice(slash + 1));
+  if (!Number.isSafeInteger(partition) || partition < 0 || String(partition) !== rest.slice(slash + 1))
+    return null;
+  return [rest.slice(0, slash), partition];
+}
