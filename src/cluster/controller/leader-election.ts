@@ -1,0 +1,71 @@
+// The controller's decisions for one partition, given which brokers are alive: who leads, at which
+// epoch, with which in-sync replicas. Pure, so every rule is tested with plain values:
+//
+// - A partition without state, or whose leader is gone, gets as leader the first replica in
+//   assignment order that is alive and in the ISR (clean election), and a new leader epoch.
+// - Dead brokers leave the ISR. The last member of an ISR is never removed: if it is dead the
+//   partition goes offline (leader -1) and keeps it, so that it can lead again when it returns
+//   (its log holds everything acknowledged; no other replica's log is known to). Going offline
+//   bumps the leader epoch too, so a leader that was only cut off is fenced by its followers.
+// - Unclean election (a live replica outside the ISR takes over, acknowledged writes may be lost)
+//   happens only when the topic allows it, and says so in its result for the metrics.
+// - A partition whose state needs no change yields null: the controller writes nothing.
+
+import { NO_LEADER, type PartitionState } from '../control-plane/metadata-records.js';
+
+export interface ElectionInput {
+  readonly replicas: readonly number[];
+  /** Current state, or undefined for a partition that never had a leader. */
+  readonly state: PartitionState | undefined;
+  readonly live: ReadonlySet<number>;
+  readonly uncleanElectionAllowed: boolean;
+}
+
+export interface ElectionResult {
+  readonly state: PartitionState;
+  readonly unclean: boolean;
+}
+
+export function decidePartition(input: ElectionInput): ElectionResult | null {
+  const { replicas, live } = input;
+  const current: PartitionState = input.state ?? { leader: NO_LEADER, leaderEpoch: -1, isr: [...replicas] };
+  const liveIsr = current.isr.filter((id) => live.has(id));
+
+  if (current.leader !== NO_LEADER && live.has(current.leader)) {
+    // The leader stays; only dead followers leave the ISR.
+    if (liveIsr.length === current.isr.length)
+      return input.state === undefined ? { state: current, unclean: false } : null;
+    return { state: { ...current, isr: liveIsr }, unclean: false };
+  }
+
+  const clean = replicas.find((id) => liveIsr.includes(id));
+  if (clean !== undefined)
+    return {
+      state: { leader: clean, leaderEpoch: current.leaderEpoch + 1, isr: orderLike(replicas, liveIsr) },
+      unclean: false,
+    };
+
+  if (input.uncleanElectionAllowed) {
+    const any = replicas.find((id) => live.has(id));
+    if (any !== undefined)
+      return { state: { leader: any, leaderEpoch: current.leaderEpoch + 1, isr: [any] }, unclean: true };
+  }
+
+  // Offline: keep the last ISR member(s), so the partition can come back with its data.
+  const offline: PartitionState = {
+    leader: NO_LEADER,
+    leaderEpoch: current.leader !== NO_LEADER ? current.leaderEpoch + 1 : Math.max(current.leaderEpoch, 0),
+    isr: current.isr.length > 0 ? [...current.isr] : [...replicas],
+  };
+  const unchanged =
+    input.state !== undefined && current.leader === NO_LEADER && sameMembers(current.isr, offline.isr);
+  return unchanged ? null : { state: offline, unclean: false };
+}
+
+function orderLike(order: readonly number[], members: readonly number[]): number[] {
+  return order.filter((id) => members.includes(id));
+}
+
+function sameMembers(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((id) => b.includes(id));
+}

@@ -1,0 +1,131 @@
+// Three cluster members on a real etcd: one controller at a time, leaders for every partition of a
+// new topic, and failover when a broker dies without leaving (its lease expires), including the
+// controller itself.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseClusterUrl } from '../../../src/cluster/control-plane/cluster-url.js';
+import { type BrokerSession, ControlPlane } from '../../../src/cluster/control-plane/control-plane.js';
+import { NO_LEADER } from '../../../src/cluster/control-plane/metadata-records.js';
+import { ControllerService } from '../../../src/cluster/controller/controller-service.js';
+import { type EtcdProcess, etcdAvailable, startEtcd } from '../../harness/etcd.js';
+
+let etcd: EtcdProcess;
+
+interface Member {
+  id: number;
+  plane: ControlPlane;
+  session: BrokerSession;
+  service: ControllerService;
+  errors: Error[];
+  unclean: number;
+}
+
+async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+async function startMember(address: string, id: number): Promise<Member> {
+  const plane = await ControlPlane.connect({ address: parseClusterUrl(address) });
+  const session = await plane.register(
+    { brokerId: id, advertise: `127.0.0.1:${7400 + id}`, startedAtMs: Date.now() },
+    1,
+  );
+  const member: Member = { id, plane, session, service: undefined as never, errors: [], unclean: 0 };
+  member.service = await ControllerService.start(plane, session, {
+    onError: (error) => member.errors.push(error),
+    onReconcile: (result) => {
+      member.unclean += result.uncleanElections;
+    },
+  });
+  return member;
+}
+
+describe.skipIf(!etcdAvailable())('controller service', () => {
+  beforeAll(async () => {
+    etcd = await startEtcd();
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  it('elects one controller, leads every partition, and fails over when brokers die', async () => {
+    const address = `${etcd.endpoint.replace('http://', 'etcd://')}/failover`;
+    const members = [
+      await startMember(address, 1),
+      await startMember(address, 2),
+      await startMember(address, 3),
+    ];
+    const view = members[0]!.service.cache;
+    try {
+      await until(() => members.filter((m) => m.service.term !== null).length === 1);
+      await until(() => view.brokers().length === 3 && view.controller !== null);
+      const controller = () => members.find((m) => m.service.term !== null);
+
+      // Only the controller creates topics.
+      const follower = members.find((m) => m.service.term === null)!;
+      await expect(
+        follower.service.createTopic({ name: 'x', partitions: 1, replicationFactor: 1, config: {} }),
+      ).rejects.toThrow(/not the controller/);
+      await expect(
+        controller()!.service.createTopic({ name: 'big', partitions: 1, replicationFactor: 4, config: {} }),
+      ).rejects.toThrow(/larger than the 3 live broker/);
+
+      const created = await controller()!.service.createTopic({
+        name: 'orders',
+        partitions: 6,
+        replicationFactor: 3,
+        config: {},
+      });
+      expect(created.assignment.every((replicas) => new Set(replicas).size === 3)).toBe(true);
+      const leaderOf = (p: number) => view.partition('orders', p)?.value;
+      await until(() =>
+        [0, 1, 2, 3, 4, 5].every((p) => leaderOf(p) !== undefined && leaderOf(p)!.leader !== NO_LEADER),
+      );
+      for (let p = 0; p < 6; p++) {
+        expect(leaderOf(p)!.leader).toBe(created.assignment[p]![0]); // the preferred leader
+        expect(leaderOf(p)!.leaderEpoch).toBe(0);
+        expect(leaderOf(p)!.isr).toEqual(created.assignment[p]);
+      }
+
+      // The controller dies without leaving: its lease expires, another member takes over and moves
+      // its partitions to live ISR members with a new epoch.
+      const dead = controller()!;
+      const before = Array.from({ length: 6 }, (_, p) => leaderOf(p)!);
+      dead.session.abandon();
+      await dead.service.stop().catch(() => undefined);
+      const survivors = members.filter((m) => m !== dead);
+      const survivorView = survivors[0]!.service.cache;
+      const survivorLeader = (p: number) => survivorView.partition('orders', p)?.value;
+      await until(() => survivors.some((m) => m.service.term !== null));
+      await until(() => [0, 1, 2, 3, 4, 5].every((p) => !survivorLeader(p)!.isr.includes(dead.id)));
+      for (let p = 0; p < 6; p++) {
+        const now = survivorLeader(p)!;
+        expect(now.leader).not.toBe(dead.id);
+        expect(now.isr).toContain(now.leader);
+        if (before[p]!.leader === dead.id) expect(now.leaderEpoch).toBe(before[p]!.leaderEpoch + 1);
+        else expect(now.leaderEpoch).toBe(before[p]!.leaderEpoch);
+      }
+
+      // Down to one broker: every partition is led by it, nothing was elected uncleanly.
+      const second = survivors.find((m) => m.service.term !== null)!;
+      const last = survivors.find((m) => m !== second)!;
+      second.session.abandon();
+      await second.service.stop().catch(() => undefined);
+      await until(() => last.service.term !== null);
+      const lastLeader = (p: number) => last.service.cache.partition('orders', p)?.value;
+      await until(() => [0, 1, 2, 3, 4, 5].every((p) => lastLeader(p)!.leader === last.id));
+      expect(members.reduce((sum, m) => sum + m.unclean, 0)).toBe(0);
+      expect(last.errors).toEqual([]);
+    } finally {
+      for (const member of members) {
+        await member.service.stop().catch(() => undefined);
+        await member.session.close();
+        await member.plane.close();
+      }
+    }
+  });
+});
