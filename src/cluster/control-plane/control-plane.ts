@@ -321,6 +321,48 @@ export class ControlPlane {
     return result.succeeded;
   }
 
+  /** One key's value and mod revision (0n when absent). */
+  async read(key: string): Promise<{ value: Buffer | null; modRevision: bigint }> {
+    const response = await this.call(() => this.store.get(key).exec());
+    const kv = response.kvs[0];
+    return kv === undefined
+      ? { value: null, modRevision: 0n }
+      : { value: kv.value, modRevision: BigInt(kv.mod_revision) };
+  }
+
+  /** Every key under `prefix`, in key order. */
+  async list(prefix: string): Promise<Array<{ key: string; value: Buffer; modRevision: bigint }>> {
+    const response = await this.call(() => this.store.getAll().prefix(prefix).exec());
+    return response.kvs.map((kv) => ({
+      key: kv.key.toString('utf8'),
+      value: kv.value,
+      modRevision: BigInt(kv.mod_revision),
+    }));
+  }
+
+  /**
+   * Writes `puts` in one transaction if `key` is still at `expectedModRevision` (0n: absent).
+   * Returns false when it moved. Not fenced by a controller term: for settings any member may change.
+   */
+  async writeIfUnchanged(
+    key: string,
+    expectedModRevision: bigint,
+    puts: ReadonlyArray<[string, string]>,
+  ): Promise<boolean> {
+    const result = await this.call(() =>
+      this.store
+        .if(
+          key,
+          expectedModRevision === 0n ? 'Create' : 'Mod',
+          '==',
+          expectedModRevision === 0n ? 0 : expectedModRevision.toString(),
+        )
+        .then(...puts.map(([k, v]) => this.store.put(k).value(v)))
+        .commit(),
+    );
+    return result.succeeded;
+  }
+
   /** Every key of the cluster at one revision (one range read): load a MetadataCache with it. */
   async snapshot(): Promise<MetadataSnapshot> {
     const response = await this.call(() => this.store.getAll().prefix('').exec());

@@ -8,6 +8,8 @@
 //                                   create revision is the controller epoch (see control-plane.ts)
 //   topics/<topic>                  TopicRecord (JSON)
 //   partitions/<topic>/<partition>  PartitionState (JSON): replicas, leader, leader epoch, ISR
+//   config/current                  the cluster-wide broker settings (ConfigVersion JSON)
+//   config/history/<version>        every version ever written, <version> zero-padded to 12 digits
 //
 // Topic names cannot contain '/', so the prefixes never overlap.
 
@@ -27,6 +29,9 @@ export const KEYS = {
   partitionsPrefix: 'partitions/',
   topicPartitionsPrefix: (topic: string) => `partitions/${topic}/`,
   partition: (topic: string, partition: number) => `partitions/${topic}/${partition}`,
+  configCurrent: 'config/current',
+  configHistoryPrefix: 'config/history/',
+  configVersion: (version: number) => `config/history/${String(version).padStart(12, '0')}`,
 } as const;
 
 /** `partitions/<topic>/<n>` → [topic, n], or null for any other key. */
