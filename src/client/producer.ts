@@ -19,7 +19,11 @@ import type { Transport } from './transport.js';
 export interface ProducerOptions {
   /** How long a batch may wait for more messages (ms). 0 = send what arrived in the same event-loop turn. */
   lingerMs?: number;
-  /** A batch is sent once it reaches this many bytes. */
+  /**
+   * A batch is sent once it reaches this many bytes, and a message that would take it past this
+   * size starts the next batch (a message larger than this travels alone). Keep it at most the
+   * topics' `maxMessageBytes`, which the broker applies to whole batches.
+   */
   batchBytes?: number;
   compression?: CompressionCodecName;
   /** 1 (default): resolve after the broker wrote it per the topic's durability; 0: do not wait. */
@@ -77,6 +81,17 @@ class BatchReceipt implements Receipt {
 
   get offset(): bigint {
     return this.baseOffset + BigInt(this.index);
+  }
+
+  /** console.log and util.inspect show the receipt's fields, offset included (it is a getter). */
+  [Symbol.for('nodejs.util.inspect.custom')](): Receipt {
+    return {
+      topic: this.topic,
+      partition: this.partition,
+      offset: this.offset,
+      sequence: this.sequence,
+      durability: this.durability,
+    };
   }
 
   toJSON(): Record<string, unknown> {
@@ -149,6 +164,10 @@ interface Accumulator {
   scheduled: boolean;
   /** Flushes this accumulator (one closure per accumulator, not one per scheduled flush). */
   flush: () => void;
+  /** The transport's produce payload limit that `maxBatchBytes` was computed from. */
+  payloadLimit: number | undefined;
+  /** The largest batch one produce request to this topic can carry; Infinity when nothing limits it. */
+  maxBatchBytes: number;
 }
 
 export interface TopicMetadataSource {
@@ -168,6 +187,20 @@ function headersOf(input: HeadersInput | undefined): RecordHeaderInput[] | undef
 }
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * What a produce request carries besides its batch: topic string (u16 length + UTF-8), partition
+ * u32, acks u8, hasExpectedVersion u8, expectedVersion i64 (src/protocol/commands/data-commands.ts).
+ */
+function produceRequestOverhead(topic: string): number {
+  return 2 + Buffer.byteLength(topic) + 4 + 1 + 1 + 8;
+}
+
+/**
+ * How many bytes a record may take beyond `RecordBatchBuilder.estimate` once appended: the estimate
+ * assumes timestamp delta 0 (a varint of up to 10 bytes) and its length varint may grow by one.
+ */
+const ESTIMATE_SLACK = 10;
 
 export class Producer {
   private readonly transport: Transport;
@@ -347,6 +380,14 @@ export class Producer {
       this.flushPartition(input.topic, partition);
       const builder = new RecordBatchBuilder(256);
       builder.append(record);
+      const payloadLimit = this.transport.maxRequestPayloadBytes?.('produce');
+      if (payloadLimit !== undefined) {
+        this.refuseIfTooLarge(
+          input.topic,
+          builder.sizeInBytes,
+          payloadLimit - produceRequestOverhead(input.topic),
+        );
+      }
       const recordBytes = builder.sizeInBytes - BATCH_HEADER_SIZE;
       // A conditional append needs no sequence: retrying it after it was written fails with a
       // version conflict instead of writing twice, and a rejected one must not leave a sequence gap.
@@ -366,6 +407,19 @@ export class Producer {
       });
     }
     const accumulator = this.accumulatorFor(input.topic, partition);
+    const maxBatchBytes = this.maxBatchBytesOf(accumulator);
+    const recordBytes = accumulator.builder.estimate(record);
+    // Refused before it touches the batch: the batch's other messages are not failed with it.
+    this.refuseIfTooLarge(input.topic, BATCH_HEADER_SIZE + recordBytes, maxBatchBytes);
+    if (
+      accumulator.builder.count > 0 &&
+      accumulator.builder.sizeInBytes + recordBytes + ESTIMATE_SLACK >
+        Math.min(this.options.batchBytes, maxBatchBytes)
+    ) {
+      // It does not fit: what is buffered leaves as it is, and this message starts the next batch
+      // (Kafka's accumulator does the same), so no batch outgrows the limits for one message.
+      this.flushAccumulator(accumulator);
+    }
     const before = accumulator.builder.sizeInBytes;
     accumulator.builder.append(record);
     this.bufferedBytes += accumulator.builder.sizeInBytes - before;
@@ -400,11 +454,35 @@ export class Producer {
         timer: null,
         scheduled: false,
         flush: () => this.flushAccumulator(created),
+        payloadLimit: undefined,
+        maxBatchBytes: Number.POSITIVE_INFINITY,
       };
       accumulator = created;
       byPartition[partition] = accumulator;
     }
     return accumulator;
+  }
+
+  /** The largest batch a produce request to the accumulator's topic can carry, per the transport. */
+  private maxBatchBytesOf(accumulator: Accumulator): number {
+    const payloadLimit = this.transport.maxRequestPayloadBytes?.('produce');
+    if (payloadLimit !== accumulator.payloadLimit) {
+      accumulator.payloadLimit = payloadLimit;
+      accumulator.maxBatchBytes =
+        payloadLimit === undefined
+          ? Number.POSITIVE_INFINITY
+          : payloadLimit - produceRequestOverhead(accumulator.topic);
+    }
+    return accumulator.maxBatchBytes;
+  }
+
+  /** A message that alone makes a batch larger than one request can carry fails before sending. */
+  private refuseIfTooLarge(topic: string, batchBytes: number, maxBatchBytes: number): void {
+    if (batchBytes <= maxBatchBytes) return;
+    throw errorOf(
+      'MESSAGE_TOO_LARGE',
+      `a message to ${topic} needs a batch of ${batchBytes} bytes; a produce request to this broker carries at most ${maxBatchBytes} (its server.max_payload_bytes less the request's other fields), so it was not sent`,
+    );
   }
 
   private flushPartition(topic: string, partition: number): void {
