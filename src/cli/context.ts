@@ -4,8 +4,8 @@
 import type { Client } from '../client/client.js';
 import { connect } from '../client/connect.js';
 import { toJson } from './output.js';
-import type { ProgressOutput } from './progress.js';
 import { resolveBrokers } from './profiles.js';
+import type { ProgressOutput } from './progress.js';
 
 /** The global options, as commander parsed them (a later occurrence wins over an earlier one). */
 export interface GlobalOptions {
