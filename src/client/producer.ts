@@ -21,8 +21,8 @@ export interface ProducerOptions {
   lingerMs?: number;
   /**
    * A batch is sent once it reaches this many bytes, and a message that would take it past this
-   * size starts the next batch (a message larger than this travels alone). Keep it at most the
-   * topics' `maxMessageBytes`, which the broker applies to whole batches.
+   * size starts the next batch (a message larger than this travels alone). Batches also stay within
+   * the topic's `maxMessageBytes` (which the broker applies to whole batches) and the frame limit.
    */
   batchBytes?: number;
   compression?: CompressionCodecName;
@@ -164,16 +164,25 @@ interface Accumulator {
   scheduled: boolean;
   /** Flushes this accumulator (one closure per accumulator, not one per scheduled flush). */
   flush: () => void;
-  /** The transport's produce payload limit that `maxBatchBytes` was computed from. */
-  payloadLimit: number | undefined;
-  /** The largest batch one produce request to this topic can carry; Infinity when nothing limits it. */
+  /**
+   * The largest batch one produce request to this topic can carry (the transport's frame limit less
+   * the request's other fields; Infinity when nothing limits it): a message needing more is refused.
+   */
   maxBatchBytes: number;
+  /**
+   * A message that would take the batch past this starts the next batch: the least of batchBytes,
+   * maxBatchBytes and the topic's maxMessageBytes (which the broker applies to whole batches).
+   * Both are refreshed per batch, when limits can have changed (a reconnect, topic metadata).
+   */
+  splitAtBytes: number;
 }
 
 export interface TopicMetadataSource {
   partitionCount(topic: string): Promise<number>;
   /** The count if already known, without waiting. */
   cachedPartitionCount(topic: string): number | undefined;
+  /** The topic's maxMessageBytes as last described, if known (a hint: the broker enforces it). */
+  cachedMaxMessageBytes?(topic: string): number | undefined;
   forget(topic: string): void;
 }
 
@@ -407,14 +416,12 @@ export class Producer {
       });
     }
     const accumulator = this.accumulatorFor(input.topic, partition);
-    const maxBatchBytes = this.maxBatchBytesOf(accumulator);
     const recordBytes = accumulator.builder.estimate(record);
     // Refused before it touches the batch: the batch's other messages are not failed with it.
-    this.refuseIfTooLarge(input.topic, BATCH_HEADER_SIZE + recordBytes, maxBatchBytes);
+    this.refuseIfTooLarge(input.topic, BATCH_HEADER_SIZE + recordBytes, accumulator.maxBatchBytes);
     if (
       accumulator.builder.count > 0 &&
-      accumulator.builder.sizeInBytes + recordBytes + ESTIMATE_SLACK >
-        Math.min(this.options.batchBytes, maxBatchBytes)
+      accumulator.builder.sizeInBytes + recordBytes + ESTIMATE_SLACK > accumulator.splitAtBytes
     ) {
       // It does not fit: what is buffered leaves as it is, and this message starts the next batch
       // (Kafka's accumulator does the same), so no batch outgrows the limits for one message.
@@ -454,26 +461,25 @@ export class Producer {
         timer: null,
         scheduled: false,
         flush: () => this.flushAccumulator(created),
-        payloadLimit: undefined,
         maxBatchBytes: Number.POSITIVE_INFINITY,
+        splitAtBytes: this.options.batchBytes,
       };
+      this.refreshLimits(created);
       accumulator = created;
       byPartition[partition] = accumulator;
     }
     return accumulator;
   }
 
-  /** The largest batch a produce request to the accumulator's topic can carry, per the transport. */
-  private maxBatchBytesOf(accumulator: Accumulator): number {
+  /** Sets the accumulator's size limits from the transport's frame limit and the topic's metadata. */
+  private refreshLimits(accumulator: Accumulator): void {
     const payloadLimit = this.transport.maxRequestPayloadBytes?.('produce');
-    if (payloadLimit !== accumulator.payloadLimit) {
-      accumulator.payloadLimit = payloadLimit;
-      accumulator.maxBatchBytes =
-        payloadLimit === undefined
-          ? Number.POSITIVE_INFINITY
-          : payloadLimit - produceRequestOverhead(accumulator.topic);
-    }
-    return accumulator.maxBatchBytes;
+    accumulator.maxBatchBytes =
+      payloadLimit === undefined
+        ? Number.POSITIVE_INFINITY
+        : payloadLimit - produceRequestOverhead(accumulator.topic);
+    const topicLimit = this.metadata.cachedMaxMessageBytes?.(accumulator.topic) ?? Number.POSITIVE_INFINITY;
+    accumulator.splitAtBytes = Math.min(this.options.batchBytes, accumulator.maxBatchBytes, topicLimit);
   }
 
   /** A message that alone makes a batch larger than one request can carry fails before sending. */
@@ -512,6 +518,7 @@ export class Producer {
       baseSequence,
       compression: this.options.compression,
     });
+    this.refreshLimits(accumulator);
     // Messages without key stick to one partition per batch, then move on.
     this.sticky.set(accumulator.topic, (this.sticky.get(accumulator.topic) ?? 0) + 1);
     this.dispatch(accumulator.topic, accumulator.partition, batch, recordBytes, waiters, undefined);

@@ -100,6 +100,19 @@ describe('producer: message and batch sizes', () => {
     });
   });
 
+  it("keeps batches within the topic's maxMessageBytes even when batchBytes is larger", async () => {
+    // 'small' takes batches up to 1 MiB; 3 MB of small messages with batchBytes 4 MiB would make one
+    // batch the broker refuses (MESSAGE_TOO_LARGE for all of them).
+    for (const client of [await tcpClient(), broker.connect()]) {
+      clients.push(client);
+      const producer = client.producer({ batchBytes: 4 * MiB });
+      const receipts = await producer.sendMany(
+        Array.from({ length: 3000 }, () => ({ topic: 'small', value: Buffer.alloc(1000, 3) })),
+      );
+      expect(receipts).toHaveLength(3000);
+    }
+  });
+
   it('refuses other requests over the limit alone with REQUEST_TOO_LARGE', async () => {
     const client = await tcpClient();
     // A control request (64 KiB limit by default): a topic name that makes the payload too large.
