@@ -95,8 +95,15 @@ export const MIN_MESSAGE_BYTES = 8;
 const MAX_MESSAGE_BYTES = 1024 * 1024;
 const MAX_ACTORS = 256;
 const COMPRESSIONS = ['none', 'gzip', 'snappy', 'lz4', 'zstd'] as const;
-/** `none` is what people say; the broker calls the same policy `never` (no fsync of its own). */
-const DURABILITY_FLAGS = ['none', 'never', 'interval', 'always'] as const;
+/** The topics' own names for the policies (`none`, an older spelling of `never`, is still taken). */
+const DURABILITY_POLICIES = ['never', 'interval', 'always'] as const;
+
+/** Notes for the user about what the run took differently from how it was written (stderr). */
+export function benchOptionNotes(flags: BenchFlags): string[] {
+  return flags.durability === 'none'
+    ? ["note: --durability none is now spelled never (the topic setting's name); running with never"]
+    : [];
+}
 
 /** A decimal number of seconds (or messages per second), e.g. 0.5, 10. */
 function parseDecimal(name: string, value: string, min: number, max: number, allowMin: boolean): number {
@@ -146,7 +153,11 @@ export function parseBenchOptions(
       `--consumers ${consumers}: at most topics × partitions = ${topics * partitions}, since each consumer reads its own partitions`,
     );
   }
-  const durability = parseChoice('--durability', flags.durability, DURABILITY_FLAGS);
+  const durability = parseChoice(
+    '--durability',
+    flags.durability === 'none' ? 'never' : flags.durability,
+    DURABILITY_POLICIES,
+  );
   const messages =
     flags.messages === undefined
       ? null
@@ -164,7 +175,7 @@ export function parseBenchOptions(
     lingerMs: parseIntegerOption('--linger-ms', flags.lingerMs, 0, 60_000),
     compression: parseChoice('--compression', flags.compression, COMPRESSIONS),
     acks: parseIntegerOption('--acks', flags.acks, 0, 1) as Acks,
-    durability: durability === 'none' ? 'never' : durability,
+    durability,
     rate: flags.rate === undefined ? null : parseDecimal('--rate', flags.rate, 0, 1e9, false),
     durationS:
       messages !== null

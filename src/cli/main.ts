@@ -12,7 +12,7 @@ import { registerProduce } from './commands/produce.js';
 import { registerServe } from './commands/serve.js';
 import { registerStatus } from './commands/status.js';
 import { registerTopic } from './commands/topic.js';
-import { type CliContext, createContext } from './context.js';
+import { type CliContext, createContext, type GlobalOptions } from './context.js';
 import { describeFailure, EXIT, toJson } from './output.js';
 import { DEFAULT_BROKER } from './profiles.js';
 
@@ -20,27 +20,32 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   out: (text: string) => void;
   err: (text: string) => void;
+  /** Standard error when it is a terminal (progress is redrawn in place there); absent otherwise. */
+  terminal?: { write(text: string): void };
 }
 
 const processIo: CliIo = {
   env: process.env,
   out: (text) => process.stdout.write(`${text}\n`),
   err: (text) => process.stderr.write(`${text}\n`),
+  ...(process.stderr.isTTY ? { terminal: { write: (text: string) => process.stderr.write(text) } } : {}),
 };
 
 export async function run(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  // Known before parsing: a usage error is printed as JSON too.
   const json = argv.includes('--json');
-  const brokerIndex = argv.indexOf('--broker');
-  const profileIndex = argv.indexOf('--profile');
+  const program: Command = new Command('memorystreamer');
   const context: CliContext = createContext({
     json,
-    broker: brokerIndex >= 0 ? argv[brokerIndex + 1] : undefined,
-    profile: profileIndex >= 0 ? argv[profileIndex + 1] : undefined,
+    // Commander takes global options before or after the subcommand; given twice, the later wins
+    // (as for every option), so `--broker a:1 topic list --broker b:2` connects to b:2.
+    globals: () => program.opts<GlobalOptions>(),
     env: io.env,
     out: io.out,
     err: io.err,
+    terminal: io.terminal ?? null,
   });
-  const program = new Command('memorystreamer')
+  program
     .description('MemoryStreamer: persistent message streaming for Node.js')
     .option(
       '--broker <host:port>',
@@ -51,6 +56,8 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
       'broker list from a profile in ~/.config/memorystreamer/cli.toml (or MEMORYSTREAMER_CLI_CONFIG)',
     )
     .option('--json', 'print JSON for machines instead of tables')
+    // Every subcommand's --help lists these too (they may be given before or after it).
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
     .showHelpAfterError();

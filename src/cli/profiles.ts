@@ -13,6 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
+import { describeTomlError } from '../broker/config/load-config.js';
 import { errorOf } from '../protocol/error-codes.js';
 
 export const DEFAULT_BROKER = '127.0.0.1:7400';
@@ -34,7 +35,7 @@ async function readProfiles(path: string, required: boolean): Promise<Record<str
   try {
     return parseToml(text) as Record<string, unknown>;
   } catch (error) {
-    throw errorOf('INVALID_CONFIG', `${path} is not valid TOML: ${(error as Error).message.split('\n')[0]}`);
+    throw errorOf('INVALID_CONFIG', describeTomlError(path, error));
   }
 }
 

@@ -24,6 +24,7 @@ export class Client {
   private readonly tracer: Tracer | undefined;
   private readonly partitionCounts = new Map<string, Promise<number>>();
   private readonly knownPartitionCounts = new Map<string, number>();
+  private readonly knownMaxMessageBytes = new Map<string, number>();
   private readonly producers = new Set<Producer>();
   private readonly consumers = new Set<Consumer>();
   private closed = false;
@@ -43,6 +44,7 @@ export class Client {
           .request('describeTopic', { name: topic }, { timeoutMs: this.timeoutMs })
           .then((d) => {
             this.knownPartitionCounts.set(topic, d.topic.partitions);
+            this.knownMaxMessageBytes.set(topic, d.topic.config.maxMessageBytes);
             return d.topic.partitions;
           });
         count.catch(() => this.partitionCounts.delete(topic));
@@ -51,9 +53,11 @@ export class Client {
       return count;
     },
     cachedPartitionCount: (topic) => this.knownPartitionCounts.get(topic),
+    cachedMaxMessageBytes: (topic) => this.knownMaxMessageBytes.get(topic),
     forget: (topic) => {
       this.partitionCounts.delete(topic);
       this.knownPartitionCounts.delete(topic);
+      this.knownMaxMessageBytes.delete(topic);
     },
   };
 

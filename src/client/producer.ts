@@ -19,7 +19,11 @@ import type { Transport } from './transport.js';
 export interface ProducerOptions {
   /** How long a batch may wait for more messages (ms). 0 = send what arrived in the same event-loop turn. */
   lingerMs?: number;
-  /** A batch is sent once it reaches this many bytes. */
+  /**
+   * A batch is sent once it reaches this many bytes, and a message that would take it past this
+   * size starts the next batch (a message larger than this travels alone). Batches also stay within
+   * the topic's `maxMessageBytes` (which the broker applies to whole batches) and the frame limit.
+   */
   batchBytes?: number;
   compression?: CompressionCodecName;
   /** 1 (default): resolve after the broker wrote it per the topic's durability; 0: do not wait. */
@@ -77,6 +81,17 @@ class BatchReceipt implements Receipt {
 
   get offset(): bigint {
     return this.baseOffset + BigInt(this.index);
+  }
+
+  /** console.log and util.inspect show the receipt's fields, offset included (it is a getter). */
+  [Symbol.for('nodejs.util.inspect.custom')](): Receipt {
+    return {
+      topic: this.topic,
+      partition: this.partition,
+      offset: this.offset,
+      sequence: this.sequence,
+      durability: this.durability,
+    };
   }
 
   toJSON(): Record<string, unknown> {
@@ -149,12 +164,25 @@ interface Accumulator {
   scheduled: boolean;
   /** Flushes this accumulator (one closure per accumulator, not one per scheduled flush). */
   flush: () => void;
+  /**
+   * The largest batch one produce request to this topic can carry (the transport's frame limit less
+   * the request's other fields; Infinity when nothing limits it): a message needing more is refused.
+   */
+  maxBatchBytes: number;
+  /**
+   * A message that would take the batch past this starts the next batch: the least of batchBytes,
+   * maxBatchBytes and the topic's maxMessageBytes (which the broker applies to whole batches).
+   * Both are refreshed per batch, when limits can have changed (a reconnect, topic metadata).
+   */
+  splitAtBytes: number;
 }
 
 export interface TopicMetadataSource {
   partitionCount(topic: string): Promise<number>;
   /** The count if already known, without waiting. */
   cachedPartitionCount(topic: string): number | undefined;
+  /** The topic's maxMessageBytes as last described, if known (a hint: the broker enforces it). */
+  cachedMaxMessageBytes?(topic: string): number | undefined;
   forget(topic: string): void;
 }
 
@@ -168,6 +196,20 @@ function headersOf(input: HeadersInput | undefined): RecordHeaderInput[] | undef
 }
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * What a produce request carries besides its batch: topic string (u16 length + UTF-8), partition
+ * u32, acks u8, hasExpectedVersion u8, expectedVersion i64 (src/protocol/commands/data-commands.ts).
+ */
+function produceRequestOverhead(topic: string): number {
+  return 2 + Buffer.byteLength(topic) + 4 + 1 + 1 + 8;
+}
+
+/**
+ * How many bytes a record may take beyond `RecordBatchBuilder.estimate` once appended: the estimate
+ * assumes timestamp delta 0 (a varint of up to 10 bytes) and its length varint may grow by one.
+ */
+const ESTIMATE_SLACK = 10;
 
 export class Producer {
   private readonly transport: Transport;
@@ -347,6 +389,14 @@ export class Producer {
       this.flushPartition(input.topic, partition);
       const builder = new RecordBatchBuilder(256);
       builder.append(record);
+      const payloadLimit = this.transport.maxRequestPayloadBytes?.('produce');
+      if (payloadLimit !== undefined) {
+        this.refuseIfTooLarge(
+          input.topic,
+          builder.sizeInBytes,
+          payloadLimit - produceRequestOverhead(input.topic),
+        );
+      }
       const recordBytes = builder.sizeInBytes - BATCH_HEADER_SIZE;
       // A conditional append needs no sequence: retrying it after it was written fails with a
       // version conflict instead of writing twice, and a rejected one must not leave a sequence gap.
@@ -366,6 +416,17 @@ export class Producer {
       });
     }
     const accumulator = this.accumulatorFor(input.topic, partition);
+    const recordBytes = accumulator.builder.estimate(record);
+    // Refused before it touches the batch: the batch's other messages are not failed with it.
+    this.refuseIfTooLarge(input.topic, BATCH_HEADER_SIZE + recordBytes, accumulator.maxBatchBytes);
+    if (
+      accumulator.builder.count > 0 &&
+      accumulator.builder.sizeInBytes + recordBytes + ESTIMATE_SLACK > accumulator.splitAtBytes
+    ) {
+      // It does not fit: what is buffered leaves as it is, and this message starts the next batch
+      // (Kafka's accumulator does the same), so no batch outgrows the limits for one message.
+      this.flushAccumulator(accumulator);
+    }
     const before = accumulator.builder.sizeInBytes;
     accumulator.builder.append(record);
     this.bufferedBytes += accumulator.builder.sizeInBytes - before;
@@ -400,11 +461,34 @@ export class Producer {
         timer: null,
         scheduled: false,
         flush: () => this.flushAccumulator(created),
+        maxBatchBytes: Number.POSITIVE_INFINITY,
+        splitAtBytes: this.options.batchBytes,
       };
+      this.refreshLimits(created);
       accumulator = created;
       byPartition[partition] = accumulator;
     }
     return accumulator;
+  }
+
+  /** Sets the accumulator's size limits from the transport's frame limit and the topic's metadata. */
+  private refreshLimits(accumulator: Accumulator): void {
+    const payloadLimit = this.transport.maxRequestPayloadBytes?.('produce');
+    accumulator.maxBatchBytes =
+      payloadLimit === undefined
+        ? Number.POSITIVE_INFINITY
+        : payloadLimit - produceRequestOverhead(accumulator.topic);
+    const topicLimit = this.metadata.cachedMaxMessageBytes?.(accumulator.topic) ?? Number.POSITIVE_INFINITY;
+    accumulator.splitAtBytes = Math.min(this.options.batchBytes, accumulator.maxBatchBytes, topicLimit);
+  }
+
+  /** A message that alone makes a batch larger than one request can carry fails before sending. */
+  private refuseIfTooLarge(topic: string, batchBytes: number, maxBatchBytes: number): void {
+    if (batchBytes <= maxBatchBytes) return;
+    throw errorOf(
+      'MESSAGE_TOO_LARGE',
+      `a message to ${topic} needs a batch of ${batchBytes} bytes; a produce request to this broker carries at most ${maxBatchBytes} (its server.max_payload_bytes less the request's other fields), so it was not sent`,
+    );
   }
 
   private flushPartition(topic: string, partition: number): void {
@@ -434,6 +518,7 @@ export class Producer {
       baseSequence,
       compression: this.options.compression,
     });
+    this.refreshLimits(accumulator);
     // Messages without key stick to one partition per batch, then move on.
     this.sticky.set(accumulator.topic, (this.sticky.get(accumulator.topic) ?? 0) + 1);
     this.dispatch(accumulator.topic, accumulator.partition, batch, recordBytes, waiters, undefined);

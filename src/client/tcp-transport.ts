@@ -26,7 +26,7 @@ import {
   MIN_PROTOCOL_VERSION,
   writeFrameHeader,
 } from '../protocol/frame-header.js';
-import { Opcode } from '../protocol/opcodes.js';
+import { isDataOpcode, Opcode } from '../protocol/opcodes.js';
 import type {
   ClientCommand,
   PushHandlers,
@@ -117,6 +117,8 @@ export class TcpTransport implements Transport {
   private readonly deadlines: NodeJS.Timeout;
   private corked = false;
   private closed = false;
+  /** The limits of the last handshake: still known while a new connection is being opened. */
+  private lastHandshake: HandshakeResponse | null = null;
 
   constructor(options: TcpTransportOptions) {
     if (options.brokers.length === 0)
@@ -199,6 +201,7 @@ export class TcpTransport implements Transport {
           resolve: (value) => {
             clearTimeout(timer);
             link.handshake = value as HandshakeResponse;
+            this.lastHandshake = link.handshake;
             resolve(link);
           },
           reject: (error) => {
@@ -324,6 +327,36 @@ export class TcpTransport implements Transport {
     else link.socket.write(frame);
   }
 
+  maxRequestPayloadBytes(name: ClientCommand): number | undefined {
+    const handshake = this.link?.handshake ?? this.lastHandshake;
+    if (handshake === null) return undefined;
+    return isDataOpcode(COMMANDS[name].opcode) ? handshake.maxPayloadBytes : handshake.maxControlPayloadBytes;
+  }
+
+  /**
+   * Refuses a request larger than the broker takes. Sent, it would not fail alone: the broker reads
+   * the declared length first and closes the whole connection (FRAME_TOO_LARGE), failing every
+   * request in flight on it. Produce gets the code a too-large message has (MESSAGE_TOO_LARGE).
+   */
+  private checkPayloadSize(link: Link, name: string, opcode: number, payloadBytes: number): void {
+    const handshake = link.handshake;
+    if (handshake === null) return;
+    const data = isDataOpcode(opcode);
+    const limit = data ? handshake.maxPayloadBytes : handshake.maxControlPayloadBytes;
+    if (payloadBytes <= limit) return;
+    const setting = data ? 'server.max_payload_bytes' : 'server.max_control_payload_bytes';
+    if (name === 'produce') {
+      throw errorOf(
+        'MESSAGE_TOO_LARGE',
+        `a produce request of ${payloadBytes} bytes; the broker accepts at most ${limit} bytes per request (${setting}), so it was not sent`,
+      );
+    }
+    throw errorOf(
+      'REQUEST_TOO_LARGE',
+      `${name}: ${payloadBytes} bytes, the broker's limit is ${limit} (${setting})`,
+    );
+  }
+
   request<K extends ClientCommand>(
     name: K,
     request: RequestOf<K>,
@@ -386,6 +419,7 @@ export class TcpTransport implements Transport {
       codec.encodeRequest(writer, request as never);
     }
     const prefix = writer.finish();
+    this.checkPayloadSize(link, name, codec.opcode, prefix.length + (batch === null ? 0 : batch.length));
     const correlationId = this.nextCorrelationId;
     this.nextCorrelationId = this.nextCorrelationId >= 0xffffffff ? 1 : this.nextCorrelationId + 1;
     return new Promise<ResponseOf<K>>((resolve, reject) => {
@@ -421,9 +455,11 @@ export class TcpTransport implements Transport {
     options: RequestOptions,
   ): Promise<RemoteSubscription> {
     const link = await this.connect();
-    const correlationId = this.nextCorrelationId++;
     const writer = new BinaryWriter(64);
     COMMANDS.subscribe.encodeRequest(writer, request);
+    const payload = writer.finish();
+    this.checkPayloadSize(link, 'subscribe', Opcode.SUBSCRIBE, payload.length);
+    const correlationId = this.nextCorrelationId++;
     const response = await new Promise<ResponseOf<'subscribe'>>((resolve, reject) => {
       this.pending.set(correlationId, {
         link,
@@ -439,7 +475,7 @@ export class TcpTransport implements Transport {
         what: 'subscribe',
         timeoutMs: options.timeoutMs,
       });
-      this.send(link, encodeFrame({ opcode: Opcode.SUBSCRIBE, correlationId }, writer.finish()));
+      this.send(link, encodeFrame({ opcode: Opcode.SUBSCRIBE, correlationId }, payload));
     });
     const channelId = response.channelId;
     return {

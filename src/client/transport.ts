@@ -25,6 +25,13 @@ export interface RemoteSubscription {
   /** Lets the broker push `bytes` more. */
   grant(bytes: number): void;
   close(): Promise<void>;
+  /**
+   * The largest payload the broker accepts in one request of `name` (learnt in the handshake), or
+   * undefined while unknown or when nothing limits it (in process). A larger request would not be
+   * answered but would close the connection, so the transport refuses it before sending and the
+   * producer keeps its batches under it.
+   */
+  maxRequestPayloadBytes?(name: ClientCommand): number | undefined;
 }
 
 export interface Transport {
@@ -39,4 +46,11 @@ export interface Transport {
     options: RequestOptions,
   ): Promise<RemoteSubscription>;
   close(): Promise<void>;
+  /**
+   * The largest payload the broker accepts in one request of `name` (learnt in the handshake), or
+   * undefined while unknown or when nothing limits it (in process). A larger request would not be
+   * answered but would close the connection, so the transport refuses it before sending and the
+   * producer keeps its batches under it.
+   */
+  maxRequestPayloadBytes?(name: ClientCommand): number | undefined;
 }

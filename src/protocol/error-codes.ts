@@ -91,8 +91,14 @@ export const ERROR_TABLE = {
   AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),
   AUTHORIZATION_FAILED: entry(801, false, 'not authorized'),
 
-  // 9xx: internal.
-  INTERNAL_ERROR: entry(900, true, 'internal broker error'),
+  // 9xx: internal, and refusals by the client itself.
+  // Not retriable: a broker bug answers the same way on every attempt (a retry only multiplies it).
+  INTERNAL_ERROR: entry(900, false, 'internal broker error'),
+  REQUEST_TOO_LARGE: entry(
+    901,
+    false,
+    "request exceeds the broker's frame size limit; the client did not send it",
+  ),
   UNKNOWN_SERVER_ERROR: entry(999, false, 'broker returned an error code this client does not know'),
 } as const;
 

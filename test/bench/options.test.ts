@@ -1,6 +1,11 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { BENCH_DEFAULTS, type BenchFlags, parseBenchOptions } from '../../src/bench/options.js';
+import {
+  BENCH_DEFAULTS,
+  type BenchFlags,
+  benchOptionNotes,
+  parseBenchOptions,
+} from '../../src/bench/options.js';
 import { run } from '../../src/cli/main.js';
 import { EXIT } from '../../src/cli/output.js';
 
@@ -46,7 +51,7 @@ describe('bench options', () => {
     expect(parse({ pacing: 'block' }, false, 64).pacing).toBe('block');
   });
 
-  it("parses every flag, decimals for seconds and rate, and maps durability none to the broker's never", () => {
+  it('parses every flag, decimals for seconds and rate', () => {
     const options = parse({
       embedded: true,
       size: '512',
@@ -59,7 +64,7 @@ describe('bench options', () => {
       lingerMs: '5',
       compression: 'zstd',
       acks: '0',
-      durability: 'none',
+      durability: 'never',
       rate: '2500.5',
       duration: '0.5',
       warmup: '0',
@@ -95,7 +100,7 @@ describe('bench options', () => {
     [{ consumers: '3', partitions: '2' }, /--consumers 3: at most topics × partitions = 2/],
     [{ compression: 'brotli' }, /--compression "brotli": one of none, gzip, snappy, lz4, zstd/],
     [{ acks: 'all' }, /--acks "all": an integer from 0 to 1/],
-    [{ durability: 'sometimes' }, /--durability "sometimes": one of none, never, interval, always/],
+    [{ durability: 'sometimes' }, /--durability "sometimes": one of never, interval, always$/],
     [{ rate: '0' }, /--rate "0": a number greater than 0/],
     [{ rate: '-5' }, /--rate "-5"/],
     [{ duration: '1s' }, /--duration "1s": a number greater than 0/],
@@ -108,6 +113,19 @@ describe('bench options', () => {
   ] as const)('refuses %o', (flags, message) => {
     expect(() => parse(flags)).toThrow(InvalidArgumentError);
     expect(() => parse(flags)).toThrow(message);
+  });
+
+  it("names durability policies as topics do (never, interval, always) and still takes the old 'none'", async () => {
+    expect(parse({ durability: 'never' }).durability).toBe('never');
+    expect(benchOptionNotes({ ...defaults, durability: 'never' })).toEqual([]);
+    expect(parse({ durability: 'none' }).durability).toBe('never');
+    expect(benchOptionNotes({ ...defaults, durability: 'none' })).toEqual([
+      expect.stringMatching(/--durability none is now spelled never/),
+    ]);
+    const help: string[] = [];
+    await run(['bench', '--help'], { env: {}, out: (t) => help.push(t), err: (t) => help.push(t) });
+    expect(help.join('\n')).toMatch(/--durability <policy>\s+never \| interval \| always/);
+    expect(help.join('\n')).not.toMatch(/\bnone \| interval/);
   });
 
   it('refuses --broker together with a broker the bench starts itself', () => {

@@ -121,6 +121,13 @@ describe('memorystreamer CLI against a real broker', () => {
     await writeFile(bad, '[server]\nport = "many"\n');
     expect(await run(['serve', '--config', bad], io)).toBe(EXIT.failed);
     expect(err.join('\n')).toMatch(/INVALID_CONFIG \(304\).*server\.port/);
+    // A syntax error names the file, the line and the column.
+    err.length = 0;
+    await writeFile(bad, '[server]\nport = 7400\nhost = [oops\n');
+    expect(await run(['serve', '--config', bad], io)).toBe(EXIT.failed);
+    expect(err.join('\n')).toMatch(
+      new RegExp(`INVALID_CONFIG \\(304\\).*${bad}:3:\\d+: not valid TOML \\(line 3, column \\d+\\)`),
+    );
   });
 
   it('says which listener cannot bind and which setting moves it', async () => {
@@ -176,6 +183,92 @@ describe('memorystreamer CLI against a real broker', () => {
         io({ MEMORYSTREAMER_CLI_CONFIG: join(dataDir, 'missing.toml') }),
       ),
     ).toBe(EXIT.failed);
+  });
+
+  it('takes a global option after the subcommand, the later of two winning', async () => {
+    const io = { env: {}, out: () => undefined, err: () => undefined };
+    // 127.0.0.1:1 refuses connections: exit 3 would mean the first --broker was used.
+    expect(await run(['--broker', '127.0.0.1:1', 'topic', 'list', '--broker', address], io)).toBe(0);
+    expect(await run(['--broker=127.0.0.1:1', 'status', `--broker=${address}`], io)).toBe(0);
+    expect(await run(['--broker', address, 'topic', 'list', '--broker', '127.0.0.1:1'], io)).toBe(
+      EXIT.unavailable,
+    );
+  });
+
+  it("lists the global options in every subcommand's --help", async () => {
+    for (const argv of [
+      ['topic', 'list', '--help'],
+      ['produce', '--help'],
+      ['stream', 'read', '--help'],
+    ]) {
+      const out: string[] = [];
+      expect(await run(argv, { env: {}, out: (t) => out.push(t), err: (t) => out.push(t) })).toBe(0);
+      const help = out.join('\n');
+      expect(help).toMatch(/Global Options:/);
+      expect(help).toMatch(/--broker <host:port>/);
+      expect(help).toMatch(/--profile <name>/);
+      expect(help).toMatch(/--json/);
+    }
+  });
+
+  it('says so when a stream has no events, and fails for an unknown topic', async () => {
+    await cli('topic', 'create', 'streams-empty');
+    const empty = await cli('stream', 'read', 'streams-empty', 'nobody', '--idle-ms', '200');
+    expect(empty).toMatchObject({ code: EXIT.ok, out: '' });
+    expect(empty.err).toBe('stream "nobody" of topic streams-empty has no events');
+    await cli('produce', 'streams-empty', '--key', 'one', '--count', '2');
+    const past = await cli(
+      '--json',
+      'stream',
+      'read',
+      'streams-empty',
+      'one',
+      '--from',
+      '5',
+      '--idle-ms',
+      '200',
+    );
+    expect(past).toMatchObject({ code: EXIT.ok, out: '' });
+    expect(past.err).toBe('stream "one" of topic streams-empty has no events from sequence 5 on');
+    const unknown = await cli('stream', 'read', 'no-such-topic', 'k', '--idle-ms', '200');
+    expect(unknown.code).toBe(EXIT.failed);
+    expect(unknown.err).toMatch(/UNKNOWN_TOPIC \(300\)/);
+  });
+
+  it('prints progress lines to stderr while producing when stderr is not a terminal', async () => {
+    await cli('topic', 'create', 'progress');
+    const lines: string[] = [];
+    const io = {
+      env: {},
+      out: (t: string) => lines.push(`out ${t}`),
+      err: (t: string) => lines.push(`err ${t}`),
+    };
+    const argv = ['--broker', address, 'produce', 'progress', '--count', '20000', '--size', '10'];
+    expect(await run([...argv, '--progress-ms', '1'], io)).toBe(0);
+    const progress = lines.filter((l) =>
+      /^err produced [\d,]+\/20,000 messages \([\d,]+ msg\/s\) after [\d.]+ s$/.test(l),
+    );
+    expect(progress.length).toBeGreaterThan(0);
+    // They come before the summary, which alone is on stdout.
+    expect(lines.indexOf(progress[0]!)).toBeLessThan(lines.findIndex((l) => l.startsWith('out ')));
+    expect(lines.filter((l) => l.startsWith('out '))).toEqual([
+      expect.stringMatching(/^out sent 20000 message/),
+    ]);
+
+    // With --json, stdout stays one JSON document and the progress lines are JSON too.
+    lines.length = 0;
+    expect(await run(['--json', ...argv, '--progress-ms', '1'], io)).toBe(0);
+    const out = lines.filter((l) => l.startsWith('out ')).map((l) => l.slice(4));
+    expect(out).toHaveLength(1);
+    expect(JSON.parse(out[0]!)).toMatchObject({ topic: 'progress', messages: 20000 });
+    const err = lines.filter((l) => l.startsWith('err ')).map((l) => JSON.parse(l.slice(4)));
+    expect(err.length).toBeGreaterThan(0);
+    expect(err[0]).toMatchObject({ progress: { label: 'produced', total: 20000 } });
+
+    // --progress-ms 0 turns them off.
+    lines.length = 0;
+    expect(await run([...argv, '--progress-ms', '0'], io)).toBe(0);
+    expect(lines.filter((l) => l.startsWith('err '))).toEqual([]);
   });
 
   it('exits 3 when no broker is reachable', async () => {

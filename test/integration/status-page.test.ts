@@ -1,11 +1,12 @@
-// The web status page in a real browser (Debian's Chromium driven by playwright-core): it loads,
-// lists a topic the test creates, its rates move while a producer runs, a consumer group's lag
-// shows, and a screenshot is saved to test-results/status-page.png.
+// The web status page in a real browser (Debian's Chromium driven by playwright-core): an idle
+// chart has distinct axis labels and shows both of its lines, it lists a topic the test creates,
+// its rates move while a producer runs, a consumer group's lag shows, and a screenshot is saved to
+// test-results/status-page.png.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser as Chromium, chromium } from 'playwright-core';
+import { type Browser as Chromium, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Broker } from '../../src/embedded/broker.js';
 
@@ -24,6 +25,85 @@ interface PageCanvas {
   getContext(kind: '2d'): {
     getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray };
   };
+}
+
+interface DrawnText {
+  canvas: string;
+  text: string;
+  x: number;
+}
+interface ProbedWindow {
+  drawnText: DrawnText[];
+  CanvasRenderingContext2D: {
+    prototype: {
+      fillText(this: { canvas: { id: string } }, text: string, x: number, y: number): void;
+    };
+  };
+}
+
+/** Records every text the page draws on a canvas (the axis labels), before the page's script runs. */
+async function probeCanvasText(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    const window = globalThis as unknown as ProbedWindow;
+    window.drawnText = [];
+    const prototype = window.CanvasRenderingContext2D.prototype;
+    const fillText = prototype.fillText;
+    prototype.fillText = function (text, x, y) {
+      window.drawnText.push({ canvas: this.canvas.id, text: String(text), x });
+      fillText.call(this, text, x, y);
+    };
+  });
+}
+
+/** The left and right axis labels of the next drawing of a chart, bottom to top. */
+async function axisLabels(page: Page, canvas: string): Promise<{ left: string[]; right: string[] }> {
+  await page.evaluate(() => {
+    (globalThis as unknown as ProbedWindow).drawnText.length = 0;
+  });
+  // 'now' is the last label of a drawing: everything of this canvas before it is one drawing.
+  await page.waitForFunction(
+    (id) =>
+      (globalThis as unknown as ProbedWindow).drawnText.some((t) => t.canvas === id && t.text === 'now'),
+    canvas,
+    { timeout: 10_000 },
+  );
+  const drawn = await page.evaluate(() => (globalThis as unknown as ProbedWindow).drawnText);
+  const ofChart = drawn.filter((t) => t.canvas === canvas);
+  const labels = ofChart
+    .slice(
+      0,
+      ofChart.findIndex((t) => t.text === 'now'),
+    )
+    .filter((t) => t.text !== '-120 s');
+  // Left labels are right-aligned before the plot (x = 50); right ones start after it.
+  return {
+    left: labels.filter((t) => t.x < 56).map((t) => t.text),
+    right: labels.filter((t) => t.x >= 56).map((t) => t.text),
+  };
+}
+
+/**
+ * Counts the painted pixels of a canvas nearest to each of the page's two series colours (accent
+ * #2563eb, accent2 #dc6803); antialiased edges keep their colour with a partial alpha.
+ */
+function seriesPixels(canvasId: string): { accent: number; accent2: number } {
+  const doc = (globalThis as unknown as { document: PageDocument }).document;
+  const canvas = doc.getElementById(canvasId) as unknown as PageCanvas;
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  const colours = [
+    [37, 99, 235],
+    [220, 104, 3],
+  ] as const;
+  const counts = [0, 0];
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i + 3]! < 100) continue;
+    const distance = colours.map(
+      ([r, g, b]) => Math.abs(data[i]! - r) + Math.abs(data[i + 1]! - g) + Math.abs(data[i + 2]! - b),
+    );
+    const nearest = distance[0]! <= distance[1]! ? 0 : 1;
+    if (distance[nearest]! < 100) counts[nearest]!++;
+  }
+  return { accent: counts[0]!, accent2: counts[1]! };
 }
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -62,10 +142,56 @@ describe.runIf(runnable)('web status page in Chromium', () => {
     if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
   });
 
+  it('labels idle axes with distinct ticks and keeps coinciding lines visible', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await probeCanvasText(page);
+    await page.goto(base);
+    // Idle: produce and fetch are both 0, so their lines lie on top of each other. Both colours
+    // must show (the fetch line is dashed), and the legend says which is which. A line grows by a
+    // point a second from the right edge: 15 pixels of each colour take a few seconds.
+    let throughput = await page.evaluate(seriesPixels, 'throughput-chart');
+    for (const deadline = Date.now() + 15_000; throughput.accent < 15 || throughput.accent2 < 15; ) {
+      expect(Date.now(), JSON.stringify(throughput)).toBeLessThan(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      throughput = await page.evaluate(seriesPixels, 'throughput-chart');
+    }
+    const latency = await page.evaluate(seriesPixels, 'latency-chart');
+    expect(latency).toEqual({ accent: 0, accent2: 0 }); // no produce yet: no latency points
+    expect(await page.locator('#throughput-legend [data-series]').allTextContents()).toEqual([
+      'produce msg/s (left axis)',
+      'fetch MB/s (right axis)',
+    ]);
+    const swatchStyles = await page.locator('#throughput-legend .swatch').evaluateAll((swatches) =>
+      swatches.map(
+        (swatch) =>
+          (
+            globalThis as unknown as {
+              getComputedStyle(e: unknown): { borderTopStyle: string };
+            }
+          ).getComputedStyle(swatch).borderTopStyle,
+      ),
+    );
+    expect(swatchStyles).toEqual(['solid', 'dashed']);
+    await mkdir('test-results', { recursive: true });
+    await page.screenshot({ path: join('test-results', 'status-page-idle.png') });
+
+    // Distinct round ticks: messages/s are counts (0, 1), MB/s and ms get halves.
+    expect(await axisLabels(page, 'throughput-chart')).toEqual({
+      left: ['0', '1'],
+      right: ['0.0', '0.5', '1.0'],
+    });
+    expect(await axisLabels(page, 'latency-chart')).toEqual({
+      left: ['0.0 ms', '0.5 ms', '1.0 ms'],
+      right: [],
+    });
+    await page.close();
+  }, 60_000);
+
   it('shows a new topic, moving rates while a producer runs, and group lag', async () => {
     const client = broker.connect();
     await client.admin.createTopic({ name: 'page-orders', partitions: 3 });
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await probeCanvasText(page);
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
     page.on('console', (message) => {
@@ -109,6 +235,14 @@ describe.runIf(runnable)('web status page in Chromium', () => {
       );
       const p99 = await page.locator('#produce-p99').textContent();
       expect(p99).toMatch(/^≤ [\d.]+ (µs|ms)$/);
+      // Under load too, every axis label is distinct and they ascend.
+      for (const chart of ['throughput-chart', 'latency-chart']) {
+        const { left } = await axisLabels(page, chart);
+        expect(left.length).toBeGreaterThan(1);
+        expect(new Set(left).size).toBe(left.length);
+        const values = left.map((label) => Number.parseFloat(label) * (label.endsWith('k') ? 1000 : 1));
+        expect([...values].sort((a, b) => a - b)).toEqual(values);
+      }
     } finally {
       producing = false;
       await loop;

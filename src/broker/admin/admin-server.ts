@@ -1,6 +1,7 @@
 // The admin HTTP endpoint: the web status page, Prometheus metrics, health and readiness, and a
-// small read-only JSON API for status, topics and groups. GET only; errors are JSON bodies with the error code. Binds to the
-// configured address (127.0.0.1 by default).
+// small read-only JSON API for status, topics and groups. GET, and HEAD for every GET route (the
+// same status and headers, no body: uptime checkers and curl -I use it); errors are JSON bodies with
+// the error code. Binds to the configured address (127.0.0.1 by default).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isMemoryStreamerError } from '../../common/errors.js';
@@ -93,11 +94,13 @@ export class AdminServer {
       });
       return;
     }
-    if (request.method !== 'GET') {
+    // A HEAD request runs the GET route: Node's response drops the body of an answer to HEAD.
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.setHeader('allow', 'GET, HEAD');
       json(response, 405, {
         error: {
           name: 'METHOD_NOT_ALLOWED',
-          message: `${request.method} is not allowed; the admin API is read-only (GET)`,
+          message: `${request.method} is not allowed; the admin API is read-only (GET, HEAD)`,
         },
       });
       return;

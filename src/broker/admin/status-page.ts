@@ -35,6 +35,9 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   figure { margin: 0; background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; }
   figcaption { color: var(--muted); font-size: 12px; margin-bottom: 6px; }
   canvas { width: 100%; height: 180px; display: block; }
+  .key { white-space: nowrap; margin-right: 10px; }
+  .swatch { display: inline-block; width: 24px; vertical-align: middle; margin-right: 5px; border-top: 2px solid; }
+  .swatch.dashed { border-top-style: dashed; }
   table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
   th, td { text-align: right; padding: 5px 10px; border-bottom: 1px solid var(--line); }
   th:first-child, td:first-child { text-align: left; }
@@ -65,8 +68,12 @@ export const STATUS_PAGE_HTML = `<!doctype html>
     <div class="card"><div class="label">request errors/s</div><div class="value" id="error-rate">–</div></div>
   </section>
   <section class="charts">
-    <figure><figcaption>Throughput, last 2 minutes: <span style="color:var(--accent)">produce msg/s</span>, <span style="color:var(--accent2)">fetch MB/s (right axis)</span></figcaption><canvas id="throughput-chart"></canvas></figure>
-    <figure><figcaption>Produce latency, last 2 minutes (upper bucket bound): <span style="color:var(--accent)">P50</span>, <span style="color:var(--accent2)">P99</span></figcaption><canvas id="latency-chart"></canvas></figure>
+    <figure><figcaption id="throughput-legend">Throughput, last 2 minutes:
+      <span class="key" data-series="produce"><i class="swatch" style="border-top-color:var(--accent)"></i>produce msg/s (left axis)</span>
+      <span class="key" data-series="fetch"><i class="swatch dashed" style="border-top-color:var(--accent2)"></i>fetch MB/s (right axis)</span></figcaption><canvas id="throughput-chart"></canvas></figure>
+    <figure><figcaption id="latency-legend">Produce latency, last 2 minutes (upper bucket bound):
+      <span class="key" data-series="p50"><i class="swatch" style="border-top-color:var(--accent)"></i>P50</span>
+      <span class="key" data-series="p99"><i class="swatch dashed" style="border-top-color:var(--accent2)"></i>P99</span></figcaption><canvas id="latency-chart"></canvas></figure>
   </section>
   <section>
     <h2>Topics</h2>
@@ -82,6 +89,27 @@ export const STATUS_PAGE_HTML = `<!doctype html>
 </body>
 </html>
 `;
+
+/**
+ * The value axis of a chart, in the page's JavaScript (a string, as the rest of the script):
+ * `niceAxis(max, integer)` gives ticks from 0 that are round and distinct, a step of 1, 2 or 5 × 10^k
+ * (at least 1 when the values are counts) in about four intervals, the last tick the first at or
+ * above `max`, and the decimals a label needs. An idle chart (nothing above 0) gets 0..1, labelled
+ * 0, 0.5, 1 (or 0, 1 for counts), never 0, 0, 1, 1, 1.
+ */
+export const STATUS_PAGE_AXIS_SCRIPT = `function niceAxis(max, integer) {
+    var top = max > 0 && isFinite(max) ? max : 1;
+    var rough = top / 4;
+    var magnitude = Math.pow(10, Math.floor(Math.log10(rough)));
+    var residual = rough / magnitude;
+    var step = (residual <= 1 + 1e-9 ? 1 : residual <= 2 + 1e-9 ? 2 : residual <= 5 + 1e-9 ? 5 : 10) * magnitude;
+    if (integer && step < 1) step = 1;
+    var decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+    var intervals = Math.max(1, Math.ceil(top / step - 1e-9));
+    var ticks = [];
+    for (var i = 0; i <= intervals; i++) ticks.push(Number((i * step).toFixed(decimals)));
+    return { max: ticks[ticks.length - 1], ticks: ticks, decimals: decimals };
+  }`;
 
 export const STATUS_PAGE_SCRIPT = `'use strict';
 (function () {
@@ -160,7 +188,12 @@ export const STATUS_PAGE_SCRIPT = `'use strict';
     });
   }
 
-  function draw(canvas, lines, unitsLeft, unitsRight) {
+  ${STATUS_PAGE_AXIS_SCRIPT}
+
+  // Draws the lines of one chart. Each axis is { format(value, decimals), integer }; a line is
+  // { values, color, axis, dashed }. The second series of a chart is dashed (and the legend says
+  // so): when two lines coincide, as at idle or when a consumer keeps up, both stay visible.
+  function draw(canvas, lines, leftAxis, rightAxis) {
     var ratio = window.devicePixelRatio || 1;
     var width = canvas.clientWidth, height = canvas.clientHeight;
     canvas.width = width * ratio;
@@ -168,33 +201,40 @@ export const STATUS_PAGE_SCRIPT = `'use strict';
     var g = canvas.getContext('2d');
     g.scale(ratio, ratio);
     var style = getComputedStyle(document.documentElement);
-    var left = 56, right = unitsRight ? 56 : 10, top = 8, bottom = 18;
+    var left = 56, right = rightAxis ? 56 : 10, top = 8, bottom = 18;
     var plotW = width - left - right, plotH = height - top - bottom;
     g.font = '11px system-ui, sans-serif';
     g.strokeStyle = style.getPropertyValue('--line');
     g.fillStyle = style.getPropertyValue('--muted');
     g.lineWidth = 1;
-    function maxOf(axis) {
+    function scaleOf(axis, spec) {
       var m = 0;
       lines.forEach(function (l) { if (l.axis === axis) l.values.forEach(function (v) { if (v !== null && v > m) m = v; }); });
-      return m > 0 ? m * 1.15 : 1;
+      return niceAxis(m, spec.integer);
     }
-    var maxLeft = maxOf('left'), maxRight = maxOf('right');
-    for (var t = 0; t <= 4; t++) {
-      var y = top + plotH - (plotH * t) / 4;
+    var scaleLeft = scaleOf('left', leftAxis);
+    var scaleRight = rightAxis ? scaleOf('right', rightAxis) : null;
+    scaleLeft.ticks.forEach(function (tick) {
+      var y = top + plotH - (plotH * tick) / scaleLeft.max;
       g.beginPath(); g.moveTo(left, y); g.lineTo(left + plotW, y); g.stroke();
       g.textAlign = 'right';
-      g.fillText(unitsLeft((maxLeft * t) / 4), left - 6, y + 4);
-      if (unitsRight) { g.textAlign = 'left'; g.fillText(unitsRight((maxRight * t) / 4), left + plotW + 6, y + 4); }
+      g.fillText(leftAxis.format(tick, scaleLeft.decimals), left - 6, y + 4);
+    });
+    if (scaleRight) {
+      g.textAlign = 'left';
+      scaleRight.ticks.forEach(function (tick) {
+        g.fillText(rightAxis.format(tick, scaleRight.decimals), left + plotW + 6, top + plotH - (plotH * tick) / scaleRight.max + 4);
+      });
     }
     g.textAlign = 'left';
     g.fillText('-' + HISTORY + ' s', left, height - 4);
     g.textAlign = 'right';
     g.fillText('now', left + plotW, height - 4);
     lines.forEach(function (line) {
-      var max = line.axis === 'right' ? maxRight : maxLeft;
+      var max = line.axis === 'right' ? scaleRight.max : scaleLeft.max;
       g.strokeStyle = style.getPropertyValue(line.color);
       g.lineWidth = 1.6;
+      g.setLineDash(line.dashed ? [6, 4] : []);
       g.beginPath();
       var started = false;
       var offset = HISTORY - line.values.length;
@@ -206,6 +246,7 @@ export const STATUS_PAGE_SCRIPT = `'use strict';
       });
       g.stroke();
     });
+    g.setLineDash([]);
   }
 
   function render(now) {
@@ -252,13 +293,13 @@ export const STATUS_PAGE_SCRIPT = `'use strict';
       ] };
     }), 5);
     draw($('throughput-chart'), [
-      { values: series.produce, color: '--accent', axis: 'left' },
-      { values: series.fetch, color: '--accent2', axis: 'right' },
-    ], function (v) { return fmt(v); }, function (v) { return v.toFixed(1); });
+      { values: series.produce, color: '--accent', axis: 'left', dashed: false },
+      { values: series.fetch, color: '--accent2', axis: 'right', dashed: true },
+    ], { format: fmt, integer: true }, { format: function (v, d) { return v.toFixed(d); }, integer: false });
     draw($('latency-chart'), [
-      { values: series.p50, color: '--accent', axis: 'left' },
-      { values: series.p99, color: '--accent2', axis: 'left' },
-    ], function (v) { return v.toFixed(v < 1 ? 2 : 1) + ' ms'; });
+      { values: series.p50, color: '--accent', axis: 'left', dashed: false },
+      { values: series.p99, color: '--accent2', axis: 'left', dashed: true },
+    ], { format: function (v, d) { return v.toFixed(d) + ' ms'; }, integer: false });
     previous = now;
   }
 

@@ -4,7 +4,7 @@
 // what is allowed; unknown keys are errors, not silently ignored.
 
 import { readFile } from 'node:fs/promises';
-import { parse as parseToml } from 'smol-toml';
+import { parse as parseToml, TomlError } from 'smol-toml';
 import { MemoryStreamerError } from '../../common/errors.js';
 import { ERROR_TABLE } from '../../protocol/error-codes.js';
 import { SETTINGS, type Setting, type SettingKey } from './config-schema.js';
@@ -110,6 +110,18 @@ function coerce(setting: Setting, raw: unknown): { value: number | string } | { 
   return value >= t.min && value <= t.max ? { value } : bad;
 }
 
+/**
+ * `file:line:column: not valid TOML: reason`, then the offending line with a caret under the column,
+ * as compilers print it (smol-toml's TomlError carries line, column and that excerpt).
+ */
+export function describeTomlError(file: string, error: unknown): string {
+  if (!(error instanceof TomlError)) return `${file} is not valid TOML: ${(error as Error).message}`;
+  const [first = '', ...rest] = error.message.split('\n');
+  const reason = first.replace(/^Invalid TOML document: /, '');
+  const excerpt = rest.filter((line) => line.trim() !== '').join('\n');
+  return `${file}:${error.line}:${error.column}: not valid TOML (line ${error.line}, column ${error.column}): ${reason}${excerpt === '' ? '' : `\n${excerpt}`}`;
+}
+
 export interface ConfigInputs {
   /** Path of a TOML file; null for none. */
   file?: string | null;
@@ -152,7 +164,7 @@ export async function loadConfig(inputs: ConfigInputs = {}): Promise<LoadedConfi
     try {
       parsed = parseToml(text) as Record<string, unknown>;
     } catch (error) {
-      throw new ConfigError([`${file} is not valid TOML: ${(error as Error).message.split('\n')[0]}`]);
+      throw new ConfigError([describeTomlError(file, error)]);
     }
     for (const [section, entries] of Object.entries(parsed)) {
       if (entries === null || typeof entries !== 'object' || Array.isArray(entries)) {

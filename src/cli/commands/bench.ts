@@ -3,7 +3,7 @@
 // (--embedded), a spawned one (--spawn) or an existing one (--broker); see docs/bench-tool.md.
 
 import type { Command } from 'commander';
-import { BENCH_DEFAULTS, type BenchFlags, parseBenchOptions } from '../../bench/options.js';
+import { BENCH_DEFAULTS, type BenchFlags, benchOptionNotes, parseBenchOptions } from '../../bench/options.js';
 import { runBench } from '../../bench/run-bench.js';
 import { renderSummary } from '../../bench/summary.js';
 import type { CliContext } from '../context.js';
@@ -48,7 +48,7 @@ export function registerBench(program: Command, context: CliContext): void {
     .option('--acks <0|1>', '1 waits for the write per the topic durability, 0 does not', BENCH_DEFAULTS.acks)
     .option(
       '--durability <policy>',
-      'none | interval | always, for the topics the run creates',
+      'never | interval | always, for the topics the run creates (as `topic create --durability`)',
       BENCH_DEFAULTS.durability,
     )
     .option('--rate <msg/s>', 'fixed total rate (latency mode); default: as fast as possible')
@@ -67,6 +67,7 @@ export function registerBench(program: Command, context: CliContext): void {
     .action(async (flags: BenchFlags, command: Command) => {
       const globals = command.optsWithGlobals<GlobalFlags>();
       const options = parseBenchOptions(flags, { brokerFlag: globals.broker !== undefined });
+      for (const note of benchOptionNotes(flags)) context.err(note);
       const brokers =
         options.mode === 'external'
           ? await resolveBrokers({ broker: globals.broker, profile: globals.profile, env: context.env })

@@ -31,7 +31,7 @@ async function printMessages(
   consumer: Consumer,
   options: { count: number | null; follow: boolean; idleMs: number },
 ): Promise<number> {
-  const progress = new Progress('consumed', options.count);
+  const progress = new Progress('consumed', options.count, context);
   let printed = 0;
   let idleTimer: NodeJS.Timeout | null = null;
   const armIdle = () => {
@@ -126,11 +126,18 @@ export function registerConsume(program: Command, context: CliContext): void {
       const idleMs = parseIntegerOption('--idle-ms', flags.idleMs, 1, 3_600_000);
       const client = await context.connect();
       try {
-        await printMessages(context, client.consumer({ stream: { topic, key }, from }), {
+        // An unknown topic fails the read (UNKNOWN_TOPIC, exit 1); an unknown key is a stream with
+        // no events yet, which is an answer (exit 0) but must not look like a silent failure.
+        const printed = await printMessages(context, client.consumer({ stream: { topic, key }, from }), {
           count,
           follow,
           idleMs,
         });
+        if (printed === 0) {
+          context.err(
+            `stream ${JSON.stringify(key)} of topic ${topic} has no events${from > 0 ? ` from sequence ${from} on` : ''}`,
+          );
+        }
       } finally {
         await client.close();
       }

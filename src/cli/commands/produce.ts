@@ -18,6 +18,7 @@ interface ProduceFlags {
   acks: string;
   compression: string;
   linger: string;
+  progressMs: string;
 }
 
 export function registerProduce(program: Command, context: CliContext): void {
@@ -32,6 +33,11 @@ export function registerProduce(program: Command, context: CliContext): void {
     .option('--acks <0|1>', '1 waits for the write per the topic durability, 0 does not', '1')
     .option('--compression <codec>', 'none | gzip | snappy | lz4 | zstd', 'none')
     .option('--linger <ms>', 'how long a batch waits for more messages', '0')
+    .option(
+      '--progress-ms <ms>',
+      'when standard error is not a terminal, print a progress line this often (0: never)',
+      '5000',
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  echo hello | memorystreamer produce orders\n  memorystreamer produce orders --key order-1 --file events.jsonl\n  memorystreamer produce bench --count 1000000 --size 100',
@@ -55,9 +61,10 @@ export function registerProduce(program: Command, context: CliContext): void {
           ? null
           : parseIntegerOption('--count', flags.count, 1, Number.MAX_SAFE_INTEGER);
       const size = parseIntegerOption('--size', flags.size, 0, 64 * 1024 * 1024);
+      const progressMs = parseIntegerOption('--progress-ms', flags.progressMs, 0, 86_400_000);
       const client = await context.connect();
       const producer = client.producer({ acks, compression, lingerMs });
-      const progress = new Progress('produced', count);
+      const progress = new Progress('produced', count, context, progressMs);
       let first: Receipt | null = null;
       let last: Receipt | null = null;
       let inFlight: Promise<void>[] = [];

@@ -85,6 +85,37 @@ describe('admin HTTP endpoint', () => {
     expect((await get('/api/topics', 'POST')).status).toBe(405);
   });
 
+  it('answers HEAD like GET, without a body, on every GET route', async () => {
+    for (const path of [
+      '/',
+      '/status',
+      '/status.js',
+      '/api/status',
+      '/metrics',
+      '/healthz',
+      '/readyz',
+      '/api/topics',
+      '/api/topics/web',
+      '/api/topics/nope',
+      '/api/groups',
+      '/api/groups/dash',
+      '/api/nothing',
+    ]) {
+      const [asGet, asHead] = await Promise.all([get(path), get(path, 'HEAD')]);
+      expect({ path, status: asHead.status, type: asHead.type }).toEqual({
+        path,
+        status: asGet.status,
+        type: asGet.type,
+      });
+      expect(asHead.body).toBe('');
+    }
+    const head = await fetch(`${base}/`, { method: 'HEAD' });
+    expect(head.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
+    const post = await fetch(`${base}/healthz`, { method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD');
+  });
+
   it('serves the status snapshot and the status page under a strict content policy', async () => {
     const status = JSON.parse((await get('/api/status')).body) as {
       brokerId: string;

@@ -133,12 +133,25 @@ segment_bytes = "12 parsecs"
     expect((await loadConfig({})).values['tracing.otlp_endpoint']).toBe('');
   });
 
+  it('names the file, line and column of a TOML syntax error, with the line itself', async () => {
+    const path = await file('[server]\nport = 7400\nhost = "127.0.0.1\n');
+    const [problem] = await problems(loadConfig({ file: path }));
+    expect(problem).toBe(
+      `${path}:3:18: not valid TOML (line 3, column 18): control characters are not allowed in strings\n` +
+        '2:  port = 7400\n3:  host = "127.0.0.1\n                     ^',
+    );
+    const [duplicate] = await problems(loadConfig({ file: await file('[server]\nport = 1\nport = 2\n') }));
+    expect(duplicate).toMatch(
+      /memorystreamer\.toml:3:1: not valid TOML \(line 3, column 1\): .*already defined/,
+    );
+  });
+
   it('refuses unreadable and malformed files', async () => {
     expect((await problems(loadConfig({ file: join(dir, 'missing.toml') })))[0]).toMatch(
       /cannot read configuration file/,
     );
     expect((await problems(loadConfig({ file: await file('[server\nport = ') })))[0]).toMatch(
-      /is not valid TOML/,
+      /memorystreamer\.toml:1:\d+: not valid TOML \(line 1, column \d+\)/,
     );
     expect((await problems(loadConfig({ file: await file('port = 1') })))[0]).toMatch(
       /must be a \[section\] table/,
