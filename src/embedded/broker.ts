@@ -14,7 +14,7 @@ import {
   type RaiseResult,
   raiseFdLimit,
   readFdLimits,
-} from '../common/fd-limit.js';
+} from '../broker/fd-budget.js';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
 import { InProcessTransport } from './in-process-transport.js';
