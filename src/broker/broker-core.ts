@@ -7,7 +7,6 @@ import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Tracer } from '@opentelemetry/api';
 import { isMemoryStreamerError } from '../common/errors.js';
-import { countOpenFds, type FdBudget, FILES_PER_NEW_PARTITION } from './fd-budget.js';
 import { BrokerMetrics, type BrokerStateSource } from '../metrics/broker-metrics.js';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import type {
@@ -31,6 +30,7 @@ import {
   type PartitionCompaction,
 } from './compaction-scheduler.js';
 import { type DataDirLock, dataDirUnusable, lockDataDir } from './data-dir-lock.js';
+import { countOpenFds, type FdBudget, FILES_PER_NEW_PARTITION } from './fd-budget.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import {
   Partition,

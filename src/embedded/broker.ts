@@ -4,9 +4,6 @@
 
 import { AdminServer } from '../broker/admin/admin-server.js';
 import { BrokerCore, type BrokerCoreOptions } from '../broker/broker-core.js';
-import { NetworkServer, type ServerLimits } from '../broker/server/network-server.js';
-import { DEFAULT_SERVER_LIMITS } from '../broker/server/server-limits.js';
-import { Client, type ClientOptions } from '../client/client.js';
 import {
   countOpenFds,
   type FdBudget,
@@ -15,6 +12,9 @@ import {
   raiseFdLimit,
   readFdLimits,
 } from '../broker/fd-budget.js';
+import { NetworkServer, type ServerLimits } from '../broker/server/network-server.js';
+import { DEFAULT_SERVER_LIMITS } from '../broker/server/server-limits.js';
+import { Client, type ClientOptions } from '../client/client.js';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
 import { InProcessTransport } from './in-process-transport.js';
