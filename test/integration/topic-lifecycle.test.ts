@@ -209,8 +209,10 @@ describe('a full disk', () => {
     cleanups.push(() => broker.stop());
     const client = broker.connect();
     await client.admin.createTopic({ name: 'fill', partitions: 1, config: { segmentBytes: 256 * 1024 } });
+    await client.admin.createTopic({ name: 'ballast', partitions: 1 });
     const producer = client.producer({ lingerMs: 0 });
     const value = Buffer.alloc(60 * 1024, 7);
+    for (let i = 0; i < 6; i++) await producer.send({ topic: 'ballast', value });
     let full: unknown = null;
     for (let i = 0; i < 200 && full === null; i++) {
       await producer.send({ topic: 'fill', value }).catch((error: unknown) => {
@@ -225,6 +227,13 @@ describe('a full disk', () => {
     // Logged once per episode, not per refused write.
     await producer.send({ topic: 'fill', value }).catch(() => undefined);
     expect(lines.filter((l) => /storage full/.test(l.message))).toHaveLength(1);
+    // Space returns (another topic goes): the next write succeeds and says so.
+    await client.admin.deleteTopic('ballast');
+    await producer.send({ topic: 'fill', value: 'again' });
+    expect(lines.find((l) => l.level === 'info' && /space again/.test(l.message))?.fields).toMatchObject({
+      topic: 'fill',
+      partition: 0,
+    });
     await producer.close().catch(() => undefined);
   });
 });
