@@ -47,6 +47,22 @@ import {
   validatePartitionCount,
 } from './topics/topic-config.js';
 
+/**
+ * A file-system error from a topic change that was undone, as a typed error: out of descriptors
+ * or space says so; anything else is a storage I/O error. Typed errors pass unchanged.
+ */
+function undoneError(what: string, error: unknown): unknown {
+  if (!(error instanceof Error) || isMemoryStreamerError(error)) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  const name =
+    code === 'EMFILE' || code === 'ENFILE'
+      ? 'FILE_LIMIT_EXCEEDED'
+      : code === 'ENOSPC' || code === 'EDQUOT'
+        ? 'STORAGE_FULL'
+        : 'STORAGE_IO';
+  return errorOf(name, `${what} failed and was undone: ${error.message}`, { cause: error });
+}
+
 /** Internal topics are written by the broker only. */
 function refuseInternal(topic: string): void {
   if (topic.startsWith(INTERNAL_TOPIC_PREFIX)) {
@@ -588,15 +604,7 @@ export class BrokerCore {
         });
         return this.view(topic);
       } catch (error) {
-        if (error instanceof Error && !isMemoryStreamerError(error)) {
-          const code = (error as NodeJS.ErrnoException).code;
-          throw errorOf(
-            code === 'EMFILE' || code === 'ENFILE' ? 'FILE_LIMIT_EXCEEDED' : 'STORAGE_IO',
-            `creating topic ${input.name} failed and was undone: ${error.message}`,
-            { cause: error },
-          );
-        }
-        throw error;
+        throw undoneError(`creating topic ${input.name}`, error);
       } finally {
         release();
       }
@@ -641,6 +649,8 @@ export class BrokerCore {
         for (const partition of this.partitions.get(topic.name) ?? [])
           partition.setLimits(this.limitsFor(topic));
         return this.view(topic);
+      } catch (error) {
+        throw undoneError(`growing topic ${input.name}`, error);
       } finally {
         release();
         if (growth > 0) {

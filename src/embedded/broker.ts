@@ -63,7 +63,11 @@ function fileBudgetFor(
     openNow: open.total,
     storageOpen: open.under,
     admin: options.admin !== undefined,
-    configuredMaxConnections: options.limits?.maxConnections ?? DEFAULT_SERVER_LIMITS.maxConnections,
+    // Without a TCP listener there are no client connections: storage may use their share.
+    configuredMaxConnections:
+      options.port === undefined
+        ? 0
+        : (options.limits?.maxConnections ?? DEFAULT_SERVER_LIMITS.maxConnections),
   });
   const fields = {
     limit: budget.limit,
