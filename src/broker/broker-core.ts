@@ -122,8 +122,12 @@ export class BrokerCore {
   private readonly lock: DataDirLock;
   /** Topics that could not be opened at start, by name, with the reason. */
   private readonly offline = new Map<string, string>();
-  /** Topics whose partitions are being grown: produces to them wait for the growth to finish. */
-  private readonly growing = new Map<string, Promise<unknown>>();
+  /**
+   * Topics being created or grown: produces to them wait until the change is committed or undone,
+   * so nothing is acknowledged in a partition that a failed change removes again, and the check
+   * for keyed data before a growth commits sees every message written at the old count.
+   */
+  private readonly changing = new Map<string, Promise<void>>();
   /** Partitions refusing writes for lack of space (logged once until a write succeeds again). */
   private readonly fullPartitions = new Set<Partition>();
   private readonly registry: TopicRegistry;
@@ -499,6 +503,16 @@ export class BrokerCore {
     );
   }
 
+  /** Makes produces to `topic` wait until the returned function is called. */
+  private holdProduces(topic: string): () => void {
+    let done = (): void => undefined;
+    this.changing.set(topic, new Promise<void>((resolve) => (done = resolve)));
+    return () => {
+      this.changing.delete(topic);
+      done();
+    };
+  }
+
   /** Logs once per episode why a partition refuses writes for lack of space. */
   private noteStorageFull(partition: Partition, error: unknown): void {
     if (!isMemoryStreamerError(error) || error.codeName !== 'STORAGE_FULL') return;
@@ -583,12 +597,15 @@ export class BrokerCore {
       const existing = this.registry.get(input.name);
       if (existing !== undefined && ifNotExists === true && !input.name.startsWith(INTERNAL_TOPIC_PREFIX))
         return this.view(existing);
+      if (this.changing.has(input.name))
+        throw errorOf('TOPIC_ALREADY_EXISTS', `${input.name} is being created`);
       const release = this.reserveFiles(
         input.name,
         existing === undefined
           ? validatePartitionCount(input.partitions ?? this.registry.defaultPartitionCount)
           : 0,
       );
+      const changed = existing === undefined ? this.holdProduces(input.name) : () => undefined;
       try {
         // All or nothing: the partitions open before topic.json is written; a failure closes
         // what opened and removes the directory, so the topic is never listed half-created.
@@ -607,6 +624,7 @@ export class BrokerCore {
         throw undoneError(`creating topic ${input.name}`, error);
       } finally {
         release();
+        changed();
       }
     },
     alterTopic: async (request) => {
@@ -620,11 +638,10 @@ export class BrokerCore {
           ? 0
           : Math.max(0, validatePartitionCount(input.partitions) - before.partitions);
       if (growth > 0 && allowKeyMovement !== true) this.refuseKeyMovement(before, input.partitions!);
+      if (this.changing.has(input.name))
+        throw errorOf('INVALID_REQUEST', `topic ${input.name} is being changed`);
       const release = this.reserveFiles(input.name, growth);
-      // Produces to the topic wait while it grows, so the check for keyed data in `open` below
-      // (right before the new count is committed) sees every message written at the old count.
-      let growthDone = (): void => undefined;
-      if (growth > 0) this.growing.set(input.name, new Promise<void>((done) => (growthDone = done)));
+      const changed = growth > 0 ? this.holdProduces(input.name) : () => undefined;
       try {
         const topic = await this.registry.alter(input, {
           open: async (next, from) => {
@@ -653,10 +670,7 @@ export class BrokerCore {
         throw undoneError(`growing topic ${input.name}`, error);
       } finally {
         release();
-        if (growth > 0) {
-          this.growing.delete(input.name);
-          growthDone();
-        }
+        changed();
       }
     },
     deleteTopic: async (request) => {
@@ -694,7 +708,7 @@ export class BrokerCore {
     },
     produce: async (request) => {
       refuseInternal(request.topic);
-      if (this.growing.size > 0) await this.growing.get(request.topic);
+      if (this.changing.size > 0) await this.changing.get(request.topic);
       const partition = this.partition(request.topic, request.partition);
       let response: ResponseOf<'produce'>;
       try {

@@ -11,6 +11,7 @@ import { connect } from '../../src/client/connect.js';
 import { Broker } from '../../src/embedded/broker.js';
 import type { BrokerLogger } from '../../src/metrics/logger.js';
 import { ErrorCode } from '../../src/protocol/error-codes.js';
+import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
 
 let dataDir: string;
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -109,6 +110,25 @@ describe('streams across partition growth', () => {
     expect(
       (await client.admin.alterTopic({ name: 'logs', config: { retentionMs: 60_000 } })).config.retentionMs,
     ).toBe(60_000);
+  });
+});
+
+describe('produces during a topic change', () => {
+  it('wait for a growth to commit instead of writing where it is not committed yet', async () => {
+    const broker = await startBroker();
+    const core = broker.core;
+    await core.execute('createTopic', { name: 'logs', partitions: 1 });
+    const batch = encodeRecordBatch([{ key: null, value: 'into a new partition' }]);
+    // Issued while the growth is under way: it waits, then lands in the committed partition 2.
+    const growing = core.execute('alterTopic', { name: 'logs', partitions: 3 });
+    const produced = core.execute('produce', { topic: 'logs', partition: 2, acks: 1, batch });
+    expect((await growing).partitions).toBe(3);
+    expect((await produced).baseOffset).toBe(0n);
+    // The same while a topic is created.
+    const creating = core.execute('createTopic', { name: 'fresh', partitions: 2 });
+    const first = core.execute('produce', { topic: 'fresh', partition: 1, acks: 1, batch });
+    await creating;
+    expect((await first).baseOffset).toBe(0n);
   });
 });
 
