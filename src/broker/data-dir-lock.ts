@@ -30,7 +30,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
-import { link, mkdir, open, readFile, rmdir, stat, unlink, utimes } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rmdir, stat, unlink, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { MemoryStreamerError } from '../common/errors.js';
@@ -375,10 +375,25 @@ export async function lockDataDir(
         }
       }
       await syncDirectory(dir).catch(() => undefined);
+      await removeLeftoverTemporaries(dir, record.token);
       return new DataDirLock(dir, record, logger);
     }
   } finally {
     await unlink(tmp).catch(() => undefined);
+  }
+}
+
+/**
+ * Removes `broker.lock.<token>.tmp` files a process left when it died while taking the lock. Only
+ * old ones: a young one may belong to a broker starting right now, which would then fail its link.
+ */
+async function removeLeftoverTemporaries(dir: string, ownToken: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    if (!name.startsWith(`${LOCK_FILE}.`) || !name.endsWith('.tmp') || name.includes(ownToken)) continue;
+    const info = await stat(join(dir, name)).catch(() => null);
+    if (info !== null && Date.now() - info.mtimeMs > LOCK_EXPIRY_MS)
+      await unlink(join(dir, name)).catch(() => undefined);
   }
 }
 

@@ -121,6 +121,19 @@ describe('one broker per data directory', () => {
     await lock.release();
   });
 
+  it('removes temporary lock files a process left behind long ago, and only those', async () => {
+    await mkdir(dataDir, { recursive: true });
+    const old = join(dataDir, `${LOCK_FILE}.dead-broker.tmp`);
+    const young = join(dataDir, `${LOCK_FILE}.starting-broker.tmp`);
+    await writeFile(old, '{}');
+    await writeFile(young, '{}');
+    const longAgo = new Date(Date.now() - 120_000);
+    await utimes(old, longAgo, longAgo);
+    const lock = await lockDataDir(dataDir);
+    expect((await readdir(dataDir)).sort()).toEqual([LOCK_FILE, `${LOCK_FILE}.starting-broker.tmp`]);
+    await lock.release();
+  });
+
   it('lets exactly one of many contenders take over one stale lock', async () => {
     await forgeLock({ pid: 999_999 });
     const results = await Promise.allSettled(Array.from({ length: 8 }, () => lockDataDir(dataDir)));
