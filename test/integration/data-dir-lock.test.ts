@@ -41,7 +41,14 @@ function serveRefused(dir: string): Promise<{ code: number | null; stderr: strin
     stderr += chunk.toString();
   });
   child.stdout.resume();
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stderr })));
+  // A serve that starts after all (the failure under test) is stopped, not left running.
+  const stopper = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  return new Promise((resolve) =>
+    child.once('exit', (code) => {
+      clearTimeout(stopper);
+      resolve({ code, stderr });
+    }),
+  );
 }
 
 describe('one owner per data directory', () => {
