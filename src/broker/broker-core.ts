@@ -3,8 +3,10 @@
 // call `execute` with decoded requests; neither knows what a partition is.
 
 import { randomUUID } from 'node:crypto';
+import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Tracer } from '@opentelemetry/api';
+import { isMemoryStreamerError } from '../common/errors.js';
 import { BrokerMetrics, type BrokerStateSource } from '../metrics/broker-metrics.js';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import type {
@@ -15,6 +17,7 @@ import type {
   TopicView,
 } from '../protocol/commands/data-types.js';
 import type { CommandName, RequestOf, ResponseOf } from '../protocol/commands/registry.js';
+import { assertKnownTopicOptions } from '../protocol/commands/topic-commands.js';
 import { errorOf } from '../protocol/error-codes.js';
 import { partitionForKey } from '../protocol/partitioner.js';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../protocol/record-batch.js';
@@ -26,6 +29,8 @@ import {
   DEFAULT_COMPACTION_SETTINGS,
   type PartitionCompaction,
 } from './compaction-scheduler.js';
+import { type DataDirLock, dataDirUnusable, lockDataDir } from './data-dir-lock.js';
+import { countOpenFds, type FdBudget, FILES_PER_NEW_PARTITION } from './fd-budget.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import {
   Partition,
@@ -39,7 +44,24 @@ import {
   INTERNAL_TOPIC_PREFIX,
   type TopicConfig,
   type TopicDescription,
+  validatePartitionCount,
 } from './topics/topic-config.js';
+
+/**
+ * A file-system error from a topic change that was undone, as a typed error: out of descriptors
+ * or space says so; anything else is a storage I/O error. Typed errors pass unchanged.
+ */
+function undoneError(what: string, error: unknown): unknown {
+  if (!(error instanceof Error) || isMemoryStreamerError(error)) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  const name =
+    code === 'EMFILE' || code === 'ENFILE'
+      ? 'FILE_LIMIT_EXCEEDED'
+      : code === 'ENOSPC' || code === 'EDQUOT'
+        ? 'STORAGE_FULL'
+        : 'STORAGE_IO';
+  return errorOf(name, `${what} failed and was undone: ${error.message}`, { cause: error });
+}
 
 /** Internal topics are written by the broker only. */
 function refuseInternal(topic: string): void {
@@ -80,9 +102,34 @@ export interface BrokerCoreOptions {
 /** Commands a transport passes straight to `execute` (subscriptions are per session). */
 export type CoreCommand = Exclude<CommandName, 'subscribe' | 'unsubscribe' | 'ping'>;
 
+/** A topic the broker could not open at start: it is offline, the rest of the broker serves. */
+export interface OfflineTopic {
+  topic: string;
+  reason: string;
+}
+
 export class BrokerCore {
   readonly id = randomUUID();
   readonly dataDir: string;
+  /**
+   * The file-descriptor budget (set by `Broker.start`): topic creation and growth are refused up
+   * front when storage would pass its share. Null: no check (a core used on its own in tests).
+   */
+  fileBudget: FdBudget | null = null;
+  /** Files that creates and growths under way will open, counted against the budget meanwhile. */
+  private pendingFiles = 0;
+  private readonly realDataDir: string;
+  private readonly lock: DataDirLock;
+  /** Topics that could not be opened at start, by name, with the reason. */
+  private readonly offline = new Map<string, string>();
+  /**
+   * Topics being created or grown: produces to them wait until the change is committed or undone,
+   * so nothing is acknowledged in a partition that a failed change removes again, and the check
+   * for keyed data before a growth commits sees every message written at the old count.
+   */
+  private readonly changing = new Map<string, Promise<void>>();
+  /** Partitions refusing writes for lack of space (logged once until a write succeeds again). */
+  private readonly fullPartitions = new Set<Partition>();
   private readonly registry: TopicRegistry;
   private readonly producerIds: ProducerIdAllocator;
   private readonly partitions = new Map<string, Partition[]>();
@@ -108,8 +155,16 @@ export class BrokerCore {
     heldBytes: 0,
   });
 
-  private constructor(options: BrokerCoreOptions, registry: TopicRegistry, producerIds: ProducerIdAllocator) {
+  private constructor(
+    options: BrokerCoreOptions,
+    registry: TopicRegistry,
+    producerIds: ProducerIdAllocator,
+    lock: DataDirLock,
+    realDataDir: string,
+  ) {
     this.dataDir = options.dataDir;
+    this.lock = lock;
+    this.realDataDir = realDataDir;
     this.registry = registry;
     this.producerIds = producerIds;
     this.logger = options.logger ?? silentLogger;
@@ -163,18 +218,118 @@ export class BrokerCore {
     });
   }
 
+  /**
+   * Takes the data directory's lock (one broker per directory: DATA_DIR_LOCKED names the holder),
+   * then opens every topic. A topic that cannot be opened is logged, set offline and isolated:
+   * the rest of the broker starts and serves.
+   */
   static async start(options: BrokerCoreOptions): Promise<BrokerCore> {
-    const registry = await TopicRegistry.open(options.dataDir, {
-      defaults: { ...DEFAULT_TOPIC_CONFIG, ...options.topicDefaults },
-      defaultPartitions: options.defaultPartitions ?? 1,
-    });
-    const producerIds = await ProducerIdAllocator.open(join(options.dataDir, 'broker'));
-    const core = new BrokerCore(options, registry, producerIds);
-    for (const topic of registry.list()) await core.openPartitions(topic, 0);
-    await core.openOffsetsTopic();
-    core.retentionTimer = setInterval(() => void core.maintain(), core.options.retentionCheckMs);
-    core.retentionTimer.unref();
-    return core;
+    const logger = options.logger ?? silentLogger;
+    const lock = await lockDataDir(options.dataDir, { logger });
+    let core: BrokerCore | null = null;
+    try {
+      const usable = <T>(what: string, opening: Promise<T>): Promise<T> =>
+        opening.catch((error: unknown) => {
+          if (isMemoryStreamerError(error)) throw error;
+          throw dataDirUnusable(lock.dataDir, `${what} cannot be opened`, error);
+        });
+      const registry = await usable(
+        'its topics directory',
+        TopicRegistry.open(options.dataDir, {
+          defaults: { ...DEFAULT_TOPIC_CONFIG, ...options.topicDefaults },
+          defaultPartitions: options.defaultPartitions ?? 1,
+        }),
+      );
+      const producerIds = await usable(
+        'its producer id file',
+        ProducerIdAllocator.open(join(options.dataDir, 'broker')),
+      );
+      core = new BrokerCore(options, registry, producerIds, lock, await realpath(lock.dataDir));
+      for (const [name, reason] of registry.damaged) core.setOffline(name, reason);
+      for (const topic of registry.list()) {
+        if (topic.name === OFFSETS_TOPIC) await core.openPartitions(topic, 0);
+        else await core.openTopicIsolated(topic);
+      }
+      await core.openOffsetsTopic();
+      core.retentionTimer = setInterval(() => void core?.maintain(), core.options.retentionCheckMs);
+      core.retentionTimer.unref();
+      return core;
+    } catch (error) {
+      if (core !== null) await core.close().catch(() => undefined);
+      else await lock.release();
+      throw error;
+    }
+  }
+
+  /** Opens a topic at start; a failure sets it offline (logged, requests get TOPIC_OFFLINE). */
+  private async openTopicIsolated(topic: TopicDescription): Promise<void> {
+    try {
+      await this.openPartitions(topic, 0);
+    } catch (error) {
+      await this.closePartitions(topic.name);
+      this.setOffline(topic.name, (error as Error).message);
+    }
+  }
+
+  private setOffline(topic: string, reason: string): void {
+    this.offline.set(topic, reason);
+    this.logger.error(
+      { topic, dir: this.registry.topicDir(topic), reason },
+      'topic could not be opened: it is offline until a restart opens it (fix or delete it); the rest of the broker serves',
+    );
+  }
+
+  /** The data directory as the kernel names it (symlinks resolved): open files are matched on it. */
+  get storageDir(): string {
+    return this.realDataDir;
+  }
+
+  /** Topics that could not be opened at start, with the reason (status page, metrics). */
+  offlineTopics(): OfflineTopic[] {
+    return [...this.offline].map(([topic, reason]) => ({ topic, reason }));
+  }
+
+  private refuseOffline(topic: string): void {
+    const reason = this.offline.get(topic);
+    if (reason !== undefined) throw errorOf('TOPIC_OFFLINE', `${topic}: ${reason}`);
+  }
+
+  private async closePartitions(topic: string, from = 0): Promise<void> {
+    const list = this.partitions.get(topic) ?? [];
+    for (const partition of list.slice(from)) await partition.close().catch(() => undefined);
+    if (from === 0) this.partitions.delete(topic);
+    else list.length = Math.min(list.length, from);
+  }
+
+  /**
+   * Refuses, before anything is created, a topic or growth whose partitions would take storage
+   * past its share of the file-descriptor budget (FILE_LIMIT_EXCEEDED); else reserves the files
+   * until `release` is called.
+   */
+  private reserveFiles(topic: string, newPartitions: number): () => void {
+    const budget = this.fileBudget;
+    const needed = newPartitions * FILES_PER_NEW_PARTITION;
+    if (budget === null || needed <= 0) return () => undefined;
+    const open = countOpenFds(this.realDataDir);
+    if (open === null) return () => undefined;
+    const holding = open.under + this.pendingFiles;
+    if (holding + needed > budget.storageReserve) {
+      throw errorOf(
+        'FILE_LIMIT_EXCEEDED',
+        `topic ${topic}: ${newPartitions} new partition(s) need ${needed} open file(s), but storage may hold ` +
+          `${budget.storageReserve} of this process's ${budget.limit} (${holding} in use); ${budget.maxConnections} are ` +
+          `kept for client connections (server.max_connections) and ${budget.processReserve + budget.adminReserve} for the ` +
+          'process and the admin endpoint. Raise the open-files limit (ulimit -n, systemd LimitNOFILE=) or lower ' +
+          'server.max_connections, then restart',
+      );
+    }
+    this.pendingFiles += needed;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.pendingFiles -= needed;
+    };
   }
 
   private limitsFor(topic: TopicDescription): PartitionLimits {
@@ -313,7 +468,14 @@ export class BrokerCore {
     const batch = encodeRecordBatch(
       offsets.map((o) => ({ key: `${groupId}\0${o.topic}\0${o.partition}`, value: o.offset.toString() })),
     );
-    await this.partition(OFFSETS_TOPIC, 0).produce({ batch, acks: 1 });
+    const partition = this.partition(OFFSETS_TOPIC, 0);
+    try {
+      await partition.produce({ batch, acks: 1 });
+    } catch (error) {
+      this.noteStorageFull(partition, error);
+      throw error;
+    }
+    if (this.fullPartitions.size > 0) this.noteWritable(partition);
   }
 
   /** Defaults for topics created from now on (configuration reload). */
@@ -321,9 +483,61 @@ export class BrokerCore {
     this.registry.setDefaults({ ...DEFAULT_TOPIC_CONFIG, ...defaults }, defaultPartitions);
   }
 
+  /**
+   * Refuses growth of a topic that holds keyed messages: a key's partition is its hash modulo the
+   * partition count, so most keys would move, and their streams would restart at version 0 in the
+   * new partition (an `expectedVersion` written before would fail, a stale one would pass).
+   */
+  private refuseKeyMovement(topic: TopicDescription, partitions: number): void {
+    const keyed = (this.partitions.get(topic.name) ?? [])
+      .filter((p) => p.streams.size > 0)
+      .map((p) => p.index);
+    if (keyed.length === 0) return;
+    throw errorOf(
+      'PARTITION_GROWTH_MOVES_KEYS',
+      `topic ${topic.name} has keyed messages (partition${keyed.length > 1 ? 's' : ''} ${keyed.slice(0, 10).join(', ')}` +
+        `${keyed.length > 10 ? ', …' : ''}); growing it from ${topic.partitions} to ${partitions} partitions sends most ` +
+        'keys to another partition, where their streams start again at version 0 without their history, and ' +
+        'expectedVersion checks compare against the new partition. To grow anyway, pass allowKeyMovement: true ' +
+        '(CLI: --allow-key-movement); producers started before the growth keep the old key placement until they reconnect',
+    );
+  }
+
+  /** Makes produces to `topic` wait until the returned function is called. */
+  private holdProduces(topic: string): () => void {
+    let done = (): void => undefined;
+    this.changing.set(topic, new Promise<void>((resolve) => (done = resolve)));
+    return () => {
+      this.changing.delete(topic);
+      done();
+    };
+  }
+
+  /** Logs once per episode why a partition refuses writes for lack of space. */
+  private noteStorageFull(partition: Partition, error: unknown): void {
+    if (!isMemoryStreamerError(error) || error.codeName !== 'STORAGE_FULL') return;
+    if (this.fullPartitions.has(partition)) return;
+    this.fullPartitions.add(partition);
+    this.logger.warn(
+      { topic: partition.topic, partition: partition.index, path: partition.log.dir, reason: error.message },
+      'storage full: writes to this partition are refused with STORAGE_FULL (retriable); they resume when space returns',
+    );
+  }
+
+  private noteWritable(partition: Partition): void {
+    if (!this.fullPartitions.delete(partition)) return;
+    this.logger.info(
+      { topic: partition.topic, partition: partition.index, path: partition.log.dir },
+      'storage has space again: writes to this partition resumed',
+    );
+  }
+
   partition(topic: string, index: number): Partition {
     const list = this.partitions.get(topic);
-    if (list === undefined) throw errorOf('UNKNOWN_TOPIC', JSON.stringify(topic));
+    if (list === undefined) {
+      this.refuseOffline(topic);
+      throw errorOf('UNKNOWN_TOPIC', JSON.stringify(topic));
+    }
     const partition = list[index];
     if (partition === undefined) {
       throw errorOf('UNKNOWN_PARTITION', `${topic} has partitions 0..${list.length - 1}, asked for ${index}`);
@@ -372,23 +586,102 @@ export class BrokerCore {
 
   private readonly handlers: { [K in CoreCommand]: (request: RequestOf<K>) => Promise<ResponseOf<K>> } = {
     createTopic: async (request) => {
-      const topic = await this.registry.create(request);
-      await this.openPartitions(topic, 0);
-      return this.view(topic);
+      assertKnownTopicOptions('createTopic', request);
+      const { ifNotExists, ...input } = request;
+      if (this.offline.has(input.name)) {
+        throw errorOf(
+          'TOPIC_ALREADY_EXISTS',
+          `${JSON.stringify(input.name)} exists but is offline (${this.offline.get(input.name)}); delete it to create it again`,
+        );
+      }
+      const existing = this.registry.get(input.name);
+      if (existing !== undefined && ifNotExists === true && !input.name.startsWith(INTERNAL_TOPIC_PREFIX))
+        return this.view(existing);
+      if (this.changing.has(input.name))
+        throw errorOf('TOPIC_ALREADY_EXISTS', `${input.name} is being created`);
+      const release = this.reserveFiles(
+        input.name,
+        existing === undefined
+          ? validatePartitionCount(input.partitions ?? this.registry.defaultPartitionCount)
+          : 0,
+      );
+      const changed = existing === undefined ? this.holdProduces(input.name) : () => undefined;
+      try {
+        // All or nothing: the partitions open before topic.json is written; a failure closes
+        // what opened and removes the directory, so the topic is never listed half-created.
+        const topic = await this.registry.create(input, {
+          open: async (description) => {
+            try {
+              await this.openPartitions(description, 0);
+            } catch (error) {
+              await this.closePartitions(description.name);
+              throw error;
+            }
+          },
+        });
+        return this.view(topic);
+      } catch (error) {
+        throw undoneError(`creating topic ${input.name}`, error);
+      } finally {
+        release();
+        changed();
+      }
     },
     alterTopic: async (request) => {
+      assertKnownTopicOptions('alterTopic', request);
       refuseInternal(request.name);
-      const before = this.registry.require(request.name);
-      const topic = await this.registry.alter(request);
-      await this.openPartitions(topic, before.partitions);
-      // Settings that the open logs read at append time take effect now; segment and durability
-      // settings take effect when the partitions reopen (documented in docs/operations.md).
-      for (const partition of this.partitions.get(topic.name) ?? [])
-        partition.setLimits(this.limitsFor(topic));
-      return this.view(topic);
+      this.refuseOffline(request.name);
+      const { allowKeyMovement, ...input } = request;
+      const before = this.registry.require(input.name);
+      const growth =
+        input.partitions === undefined
+          ? 0
+          : Math.max(0, validatePartitionCount(input.partitions) - before.partitions);
+      if (growth > 0 && allowKeyMovement !== true) this.refuseKeyMovement(before, input.partitions!);
+      if (this.changing.has(input.name))
+        throw errorOf('INVALID_REQUEST', `topic ${input.name} is being changed`);
+      const release = this.reserveFiles(input.name, growth);
+      const changed = growth > 0 ? this.holdProduces(input.name) : () => undefined;
+      try {
+        const topic = await this.registry.alter(input, {
+          open: async (next, from) => {
+            if (next.partitions === from) return;
+            if (allowKeyMovement !== true) this.refuseKeyMovement(before, next.partitions);
+            try {
+              await this.openPartitions(next, from);
+            } catch (error) {
+              await this.closePartitions(next.name, from);
+              throw error;
+            }
+          },
+        });
+        if (growth > 0 && allowKeyMovement === true) {
+          this.logger.warn(
+            { topic: topic.name, from: before.partitions, to: topic.partitions },
+            'partitions grown with allowKeyMovement: keys that moved start new streams at version 0 in their new partition',
+          );
+        }
+        // Settings that the open logs read at append time take effect now; segment and durability
+        // settings take effect when the partitions reopen (documented in docs/operations.md).
+        for (const partition of this.partitions.get(topic.name) ?? [])
+          partition.setLimits(this.limitsFor(topic));
+        return this.view(topic);
+      } catch (error) {
+        throw undoneError(`growing topic ${input.name}`, error);
+      } finally {
+        release();
+        changed();
+      }
     },
     deleteTopic: async (request) => {
       refuseInternal(request.name);
+      if (this.offline.has(request.name)) {
+        // The way out for a topic that could not be opened: its directory goes.
+        await this.registry.delete(request.name);
+        this.offline.delete(request.name);
+        this.logger.info({ topic: request.name }, 'offline topic deleted');
+        return {};
+      }
       const topic = this.registry.require(request.name);
       const list = this.partitions.get(topic.name) ?? [];
       this.partitions.delete(topic.name);
@@ -403,6 +696,7 @@ export class BrokerCore {
         .map((t) => this.view(t)),
     }),
     describeTopic: async (request): Promise<DescribeTopicResponse> => {
+      this.refuseOffline(request.name);
       const topic = this.registry.require(request.name);
       const partitions = (this.partitions.get(topic.name) ?? []).map((p) => ({
         partition: p.index,
@@ -414,7 +708,16 @@ export class BrokerCore {
     },
     produce: async (request) => {
       refuseInternal(request.topic);
-      const response = await this.partition(request.topic, request.partition).produce(request);
+      if (this.changing.size > 0) await this.changing.get(request.topic);
+      const partition = this.partition(request.topic, request.partition);
+      let response: ResponseOf<'produce'>;
+      try {
+        response = await partition.produce(request);
+      } catch (error) {
+        this.noteStorageFull(partition, error);
+        throw error;
+      }
+      if (this.fullPartitions.size > 0) this.noteWritable(partition);
       if (!response.duplicate) {
         this.metrics.recordProduce(
           Number(response.lastOffset - response.baseOffset) + 1,
@@ -534,12 +837,17 @@ export class BrokerCore {
     return [...this.partitions.keys()];
   }
 
+  /** Closes every log, then gives up the data directory's lock. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.groups.close();
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
-    for (const list of this.partitions.values()) for (const partition of list) await partition.close();
-    this.partitions.clear();
+    try {
+      for (const list of this.partitions.values()) for (const partition of list) await partition.close();
+      this.partitions.clear();
+    } finally {
+      await this.lock.release();
+    }
   }
 }

@@ -1,7 +1,5 @@
 // Topic administration and offsets, as thin typed calls over the transport.
 import type {
-  AlterTopicRequest,
-  CreateTopicRequest,
   DescribeGroupResponse,
   DescribeTopicResponse,
   GroupSummary,
@@ -9,6 +7,11 @@ import type {
   PartitionOffset,
   TopicView,
 } from '../protocol/commands/data-types.js';
+import {
+  type AlterTopicRequest,
+  assertKnownTopicOptions,
+  type CreateTopicRequest,
+} from '../protocol/commands/topic-commands.js';
 import type { Transport } from './transport.js';
 
 export class Admin {
@@ -18,11 +21,23 @@ export class Admin {
     private readonly onTopicChanged: (topic: string) => void,
   ) {}
 
-  createTopic(request: CreateTopicRequest): Promise<TopicView> {
+  /**
+   * Creates a topic. Unknown options and configuration keys are refused (INVALID_CONFIG naming
+   * them); with `ifNotExists` an existing topic of that name is returned as it is (its settings
+   * are not changed) instead of TOPIC_ALREADY_EXISTS.
+   */
+  async createTopic(request: CreateTopicRequest): Promise<TopicView> {
+    assertKnownTopicOptions('createTopic', request);
     return this.transport.request('createTopic', request, { timeoutMs: this.timeoutMs });
   }
 
+  /**
+   * Changes partitions (grow only) or configuration. Growing a topic that holds keyed messages is
+   * refused (PARTITION_GROWTH_MOVES_KEYS) unless `allowKeyMovement` is set: keys would move to
+   * other partitions and their streams restart at version 0 there.
+   */
   async alterTopic(request: AlterTopicRequest): Promise<TopicView> {
+    assertKnownTopicOptions('alterTopic', request);
     const topic = await this.transport.request('alterTopic', request, { timeoutMs: this.timeoutMs });
     this.onTopicChanged(request.name);
     return topic;

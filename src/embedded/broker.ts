@@ -4,9 +4,18 @@
 
 import { AdminServer } from '../broker/admin/admin-server.js';
 import { BrokerCore, type BrokerCoreOptions } from '../broker/broker-core.js';
+import {
+  countOpenFds,
+  type FdBudget,
+  planFdBudget,
+  type RaiseResult,
+  raiseFdLimit,
+  readFdLimits,
+} from '../broker/fd-budget.js';
 import { NetworkServer, type ServerLimits } from '../broker/server/network-server.js';
+import { DEFAULT_SERVER_LIMITS } from '../broker/server/server-limits.js';
 import { Client, type ClientOptions } from '../client/client.js';
-import type { BrokerLogger } from '../metrics/logger.js';
+import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
 import { InProcessTransport } from './in-process-transport.js';
 
@@ -26,6 +35,64 @@ export interface BrokerOptions extends BrokerCoreOptions {
    * pass `tracer` (from BrokerCoreOptions).
    */
   tracing?: OtlpTracingOptions;
+  /**
+   * Raise the process's soft open-files limit to its hard limit at start (default true; it is
+   * process-wide, so an application embedding the broker may turn it off).
+   */
+  raiseFileLimit?: boolean;
+}
+
+/**
+ * Splits the process's file-descriptor limit (docs/operations.md, "File descriptors") once storage
+ * is open: what storage holds now is measured, so the split fits this data directory.
+ */
+function fileBudgetFor(
+  core: BrokerCore,
+  options: BrokerOptions,
+  raised: RaiseResult | null,
+  logger: BrokerLogger,
+): FdBudget | null {
+  const limits = raised?.after ?? readFdLimits();
+  const open = countOpenFds(core.storageDir);
+  if (limits === null || open === null) {
+    logger.warn({}, 'the open-files limit is unknown (no /proc): no file-descriptor budget is applied');
+    return null;
+  }
+  const budget = planFdBudget({
+    limit: limits.soft,
+    openNow: open.total,
+    storageOpen: open.under,
+    admin: options.admin !== undefined,
+    // Without a TCP listener there are no client connections: storage may use their share.
+    configuredMaxConnections:
+      options.port === undefined
+        ? 0
+        : (options.limits?.maxConnections ?? DEFAULT_SERVER_LIMITS.maxConnections),
+  });
+  const fields = {
+    limit: budget.limit,
+    hardLimit: limits.hard,
+    raisedFrom:
+      raised !== null && raised.before !== null && raised.before.soft !== limits.soft
+        ? raised.before.soft
+        : null,
+    openAtStart: open.total,
+    storageOpen: open.under,
+    storageReserve: budget.storageReserve,
+    adminReserve: budget.adminReserve,
+    processReserve: budget.processReserve,
+    maxConnections: budget.maxConnections,
+    configuredMaxConnections: budget.configuredMaxConnections,
+  };
+  if (raised?.problem)
+    logger.warn({ ...fields, reason: raised.problem }, 'the open-files limit could not be raised');
+  if (budget.maxConnections < budget.configuredMaxConnections) {
+    logger.warn(
+      fields,
+      'file descriptors: client connections capped below server.max_connections to fit the open-files limit (raise ulimit -n / LimitNOFILE= for more)',
+    );
+  } else logger.info(fields, 'file descriptors budgeted');
+  return budget;
 }
 
 export class Broker {
@@ -48,9 +115,14 @@ export class Broker {
   }
 
   static async start(options: BrokerOptions): Promise<Broker> {
+    const logger = options.logger ?? silentLogger;
+    // Before storage opens: a data directory with many partitions needs the higher limit.
+    const raised = options.raiseFileLimit === false ? null : raiseFdLimit();
     const tracing = options.tracing !== undefined ? otlpTracing(options.tracing) : null;
     const core = await BrokerCore.start(tracing !== null ? { ...options, tracer: tracing.tracer } : options);
     core.metrics.enabled = options.metrics ?? true;
+    const budget = fileBudgetFor(core, options, raised, logger);
+    core.fileBudget = budget;
     let server: NetworkServer | null = null;
     let admin: AdminServer | null = null;
     let broker: Broker | null = null;
@@ -60,7 +132,10 @@ export class Broker {
           core,
           host: options.host ?? '127.0.0.1',
           port: options.port,
-          limits: options.limits ?? {},
+          limits: {
+            ...options.limits,
+            ...(budget !== null ? { maxConnections: budget.maxConnections } : {}),
+          },
           ...(options.logger ? { logger: options.logger } : {}),
         });
         server = network;
@@ -83,6 +158,11 @@ export class Broker {
     }
     broker = new Broker(core, server, admin, tracing);
     return broker;
+  }
+
+  /** How the open-files limit is split (null where it cannot be read); see docs/operations.md. */
+  get fileBudget(): FdBudget | null {
+    return this.core.fileBudget;
   }
 
   /** host:port of the TCP listener, or null when the broker is in-process only. */

@@ -54,6 +54,13 @@ export const ERROR_TABLE = {
   STREAM_VERSION_CONFLICT: entry(307, false, 'stream is not at the expected version'),
   INVALID_STREAM_KEY: entry(308, false, 'stream key is not valid'),
   INVALID_PARTITION_COUNT: entry(309, false, 'partition count is not valid'),
+  TOPIC_OFFLINE: entry(310, false, 'topic could not be opened at start and is offline until a restart'),
+  FILE_LIMIT_EXCEEDED: entry(311, false, 'the request would not fit the file-descriptor budget'),
+  PARTITION_GROWTH_MOVES_KEYS: entry(
+    312,
+    false,
+    'growing the partitions of a topic with keyed messages moves keys and resets their stream versions',
+  ),
 
   // 4xx: producers and idempotence.
   OUT_OF_ORDER_SEQUENCE: entry(400, false, 'producer sequence number is out of order'),
@@ -74,6 +81,8 @@ export const ERROR_TABLE = {
   CORRUPT_DATA: entry(602, false, 'stored data failed its checksum'),
   STORAGE_IO: entry(603, true, 'storage I/O error'),
   PARTITION_CLOSED: entry(604, true, 'partition is closed'),
+  DATA_DIR_LOCKED: entry(605, false, 'another broker holds the data directory'),
+  DATA_DIR_UNUSABLE: entry(606, false, 'the data directory cannot be used'),
 
   // 7xx: cluster.
   NOT_LEADER: entry(700, true, 'this broker is not the leader of the partition'),

@@ -8,7 +8,11 @@
 //   topics/<name>/<partition>/    one directory per partition (storage/partition-log)
 //   trash/<name>.<id>/            a deleted topic, renamed here atomically, then removed
 // A topic is created by writing its topic.json last, so a crash mid-create leaves a directory with
-// no topic.json, which open() ignores and removes.
+// no topic.json, which open() ignores and removes. Creation is all-or-nothing also without a crash:
+// the caller's `open` step (the broker opens every partition) runs before topic.json is written,
+// and a failure there removes the directory, so the registry never lists a topic that is not fully
+// open. A topic whose topic.json cannot be read at start is set aside in `damaged` (the broker
+// reports it offline) instead of stopping every other topic from opening.
 
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
@@ -30,6 +34,9 @@ export interface CreateTopicInput {
   partitions?: number;
   config?: Partial<Record<keyof TopicConfig, unknown>>;
 }
+
+/** Opens what a new or grown topic needs (partitions from `from` on) before it is committed. */
+export type OpenTopicStep = (topic: TopicDescription, from: number) => Promise<void>;
 
 export interface AlterTopicInput {
   name: string;
@@ -64,6 +71,8 @@ export class TopicRegistry {
   private readonly topics = new Map<string, TopicDescription>();
   /** Names being created or deleted right now: a second request for one of them is refused. */
   private readonly busy = new Set<string>();
+  /** Topic directories whose topic.json could not be read at open: name → reason. */
+  readonly damaged = new Map<string, string>();
   private defaults: TopicConfig;
   private defaultPartitions: number;
 
@@ -100,10 +109,18 @@ export class TopicRegistry {
           await rm(dir, { recursive: true, force: true });
           continue;
         }
-        throw error;
+        registry.damaged.set(
+          entry.name,
+          `topics/${entry.name}/${TOPIC_FILE} cannot be read: ${(error as Error).message}`,
+        );
+        continue;
       }
-      const description = registry.parseDescription(text, entry.name);
-      registry.topics.set(description.name, description);
+      try {
+        const description = registry.parseDescription(text, entry.name);
+        registry.topics.set(description.name, description);
+      } catch (error) {
+        registry.damaged.set(entry.name, (error as Error).message);
+      }
     }
     return registry;
   }
@@ -134,6 +151,11 @@ export class TopicRegistry {
     this.defaultPartitions = defaultPartitions;
   }
 
+  /** Partitions of a topic created without a count. */
+  get defaultPartitionCount(): number {
+    return this.defaultPartitions;
+  }
+
   topicDir(name: string): string {
     return join(this.dataDir, 'topics', name);
   }
@@ -157,13 +179,17 @@ export class TopicRegistry {
     return [...this.topics.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  async create(input: CreateTopicInput, options: { internal?: boolean } = {}): Promise<TopicDescription> {
+  async create(
+    input: CreateTopicInput,
+    options: { internal?: boolean; open?: OpenTopicStep } = {},
+  ): Promise<TopicDescription> {
     const name = validateTopicName(input.name, { allowInternal: options.internal === true });
     const partitions = validatePartitionCount(input.partitions ?? this.defaultPartitions);
     const config = resolveTopicConfig(input.config, this.defaults);
-    if (this.topics.has(name) || this.busy.has(name))
+    if (this.topics.has(name) || this.busy.has(name) || this.damaged.has(name))
       throw errorOf('TOPIC_ALREADY_EXISTS', JSON.stringify(name));
     this.busy.add(name);
+    const dir = this.topicDir(name);
     try {
       const description: TopicDescription = {
         name,
@@ -172,20 +198,25 @@ export class TopicRegistry {
         createdAt: Date.now(),
         config,
       };
-      const dir = this.topicDir(name);
       await mkdir(dir, { recursive: true });
       for (let p = 0; p < partitions; p++) await mkdir(join(dir, String(p)), { recursive: true });
+      await options.open?.(description, 0);
       await writeFileDurably(join(dir, TOPIC_FILE), `${JSON.stringify(description, null, 2)}\n`);
       await syncDirectory(dir);
       await syncDirectory(join(this.dataDir, 'topics'));
       this.topics.set(name, description);
       return description;
+    } catch (error) {
+      // Nothing of a failed create stays: the next open would remove a directory without
+      // topic.json anyway, and the name must be free at once.
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      throw error;
     } finally {
       this.busy.delete(name);
     }
   }
 
-  async alter(input: AlterTopicInput): Promise<TopicDescription> {
+  async alter(input: AlterTopicInput, options: { open?: OpenTopicStep } = {}): Promise<TopicDescription> {
     const current = this.require(input.name);
     if (this.busy.has(current.name))
       throw errorOf('INVALID_REQUEST', `topic ${current.name} is being changed`);
@@ -201,15 +232,21 @@ export class TopicRegistry {
       }
     }
     this.busy.add(current.name);
+    const dir = this.topicDir(current.name);
     try {
-      const dir = this.topicDir(current.name);
       for (let p = current.partitions; p < partitions; p++)
         await mkdir(join(dir, String(p)), { recursive: true });
       const next: TopicDescription = { ...current, partitions, config };
+      await options.open?.(next, current.partitions);
       await writeFileDurably(join(dir, TOPIC_FILE), `${JSON.stringify(next, null, 2)}\n`);
       await syncDirectory(dir);
       this.topics.set(current.name, next);
       return next;
+    } catch (error) {
+      // The added partitions go again; the topic stays as it was.
+      for (let p = current.partitions; p < partitions; p++)
+        await rm(join(dir, String(p)), { recursive: true, force: true }).catch(() => undefined);
+      throw error;
     } finally {
       this.busy.delete(current.name);
     }
@@ -219,7 +256,21 @@ export class TopicRegistry {
    * Removes the topic from the registry and moves its directory to trash/ in one rename, so a crash
    * never leaves half a topic behind. The caller closes the partition logs first.
    */
-  async delete(name: string): Promise<TopicDescription> {
+  async delete(name: string): Promise<TopicDescription | null> {
+    if (!this.topics.has(name) && this.damaged.has(name) && !this.busy.has(name)) {
+      // A topic set aside at open: its directory goes to trash like any other.
+      this.busy.add(name);
+      try {
+        const trashDir = join(this.dataDir, 'trash', `${name}.${randomUUID()}`);
+        await rename(this.topicDir(name), trashDir);
+        await syncDirectory(join(this.dataDir, 'topics'));
+        this.damaged.delete(name);
+        await rm(trashDir, { recursive: true, force: true });
+        return null;
+      } finally {
+        this.busy.delete(name);
+      }
+    }
     const current = this.require(name);
     if (this.busy.has(name)) throw errorOf('INVALID_REQUEST', `topic ${name} is being changed`);
     this.busy.add(name);

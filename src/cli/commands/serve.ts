@@ -137,6 +137,15 @@ export function registerServe(program: Command, context: CliContext): void {
               const value = applied.limits[key];
               if (value !== undefined) broker.server.limits[key] = value;
             }
+            // The file-descriptor budget caps connections whatever the configuration says.
+            const budget = broker.fileBudget;
+            if (budget !== null && broker.server.limits.maxConnections > budget.allowedConnections) {
+              logger.warn(
+                { configured: broker.server.limits.maxConnections, allowed: budget.allowedConnections },
+                'server.max_connections is above what the open-files limit allows; capped',
+              );
+              broker.server.limits.maxConnections = budget.allowedConnections;
+            }
           }
           broker.core.setTopicDefaults(applied.topicDefaults ?? {}, applied.defaultPartitions ?? 1);
           broker.core.metrics.enabled = applied.metrics !== false;

@@ -1,5 +1,6 @@
 // `memorystreamer topic create|list|describe|alter|delete`.
 import type { Command } from 'commander';
+import { isMemoryStreamerError } from '../../common/errors.js';
 import type { TopicConfigView, TopicView } from '../../protocol/commands/data-types.js';
 import type { CliContext } from '../context.js';
 import { parseChoice, parseIntegerOption } from '../options.js';
@@ -82,17 +83,34 @@ export function registerTopic(program: Command, context: CliContext): void {
       .command('create <name>')
       .description('create a topic')
       .option('-p, --partitions <n>', 'number of partitions', '1')
+      .option('--if-not-exists', 'succeed without changing anything when the topic already exists')
       .addHelpText(
         'after',
-        '\nExamples:\n  memorystreamer topic create orders --partitions 4\n  memorystreamer topic create audit --durability always',
+        '\nExamples:\n  memorystreamer topic create orders --partitions 4\n  memorystreamer topic create audit --durability always\n  memorystreamer topic create orders --if-not-exists',
       ),
-  ).action(async (name: string, flags: ConfigFlags & { partitions: string }) => {
+  ).action(async (name: string, flags: ConfigFlags & { partitions: string; ifNotExists?: boolean }) => {
     const partitions = parseIntegerOption('--partitions', flags.partitions, 1, 10_000);
     const config = configFrom(flags);
     const client = await context.connect();
     try {
-      const created = await client.admin.createTopic({ name, partitions, ...(config ? { config } : {}) });
-      context.print(created, `created topic ${created.name} with ${created.partitions} partition(s)`);
+      const request = { name, partitions, ...(config ? { config } : {}) };
+      try {
+        const created = await client.admin.createTopic(request);
+        context.print(created, `created topic ${created.name} with ${created.partitions} partition(s)`);
+      } catch (error) {
+        if (
+          flags.ifNotExists !== true ||
+          !isMemoryStreamerError(error) ||
+          error.codeName !== 'TOPIC_ALREADY_EXISTS'
+        )
+          throw error;
+        // The broker answers ifNotExists with the existing topic, unchanged.
+        const existing = await client.admin.createTopic({ ...request, ifNotExists: true });
+        context.print(
+          existing,
+          `topic ${existing.name} already exists with ${existing.partitions} partition(s); nothing changed`,
+        );
+      }
     } finally {
       await client.close();
     }
@@ -148,8 +166,12 @@ export function registerTopic(program: Command, context: CliContext): void {
     topic
       .command('alter <name>')
       .description('change partitions (grow only) or configuration')
-      .option('-p, --partitions <n>', 'new number of partitions'),
-  ).action(async (name: string, flags: ConfigFlags & { partitions?: string }) => {
+      .option('-p, --partitions <n>', 'new number of partitions')
+      .option(
+        '--allow-key-movement',
+        'grow a topic that holds keyed messages: keys move to other partitions and their streams start again at version 0 there',
+      ),
+  ).action(async (name: string, flags: ConfigFlags & { partitions?: string; allowKeyMovement?: boolean }) => {
     const config = configFrom(flags);
     const partitions =
       flags.partitions === undefined
@@ -161,6 +183,7 @@ export function registerTopic(program: Command, context: CliContext): void {
         name,
         ...(partitions ? { partitions } : {}),
         ...(config ? { config } : {}),
+        ...(flags.allowKeyMovement === true ? { allowKeyMovement: true } : {}),
       });
       context.print(altered, `altered topic ${altered.name}\n${renderFields(describeConfig(altered))}`);
     } finally {

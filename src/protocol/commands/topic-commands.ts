@@ -9,9 +9,13 @@
 // TopicView          name string | id string | partitions u32 | createdAt int | TopicConfig
 // PartitionView      partition u32 | logStartOffset i64 | logEndOffset i64 | sizeBytes int
 //
-// CREATE_TOPIC  req: name string | partitions u32 (0 = broker default) | PartialTopicConfig
+// CREATE_TOPIC  req: name string | partitions u32 (0 = broker default) | PartialTopicConfig |
+//                    [flags u8: bit 0 ifNotExists]
 //               res: TopicView
-// ALTER_TOPIC   req: name string | partitions u32 (0 = unchanged) | PartialTopicConfig; res: TopicView
+// ALTER_TOPIC   req: name string | partitions u32 (0 = unchanged) | PartialTopicConfig |
+//                    [flags u8: bit 0 allowKeyMovement]; res: TopicView
+//               The flags byte is written only when a flag is set, so a request without flags is
+//               byte-identical to what brokers without flags accept; a missing byte reads as 0.
 // DELETE_TOPIC  req: name string; res: empty
 // LIST_TOPICS   req: empty; res: count u32 | count × TopicView
 // DESCRIBE_TOPIC req: name string; res: TopicView | count u32 | count × PartitionView
@@ -22,8 +26,8 @@ import { errorOf } from '../error-codes.js';
 import { Opcode } from '../opcodes.js';
 import { defineCommand } from './command.js';
 import type {
-  AlterTopicRequest,
-  CreateTopicRequest,
+  AlterTopicRequest as AlterTopicFields,
+  CreateTopicRequest as CreateTopicFields,
   DescribeTopicResponse,
   ListTopicsResponse,
   PartitionView,
@@ -31,6 +35,54 @@ import type {
   TopicNameRequest,
   TopicView,
 } from './data-types.js';
+
+/** createTopic: `ifNotExists` answers with the existing topic instead of TOPIC_ALREADY_EXISTS. */
+export interface CreateTopicRequest extends CreateTopicFields {
+  ifNotExists?: boolean;
+}
+
+/**
+ * alterTopic: growing the partitions of a topic that holds keyed messages moves keys to other
+ * partitions (their streams restart at version 0 there), so the broker refuses it with
+ * PARTITION_GROWTH_MOVES_KEYS unless `allowKeyMovement` is set.
+ */
+export interface AlterTopicRequest extends AlterTopicFields {
+  allowKeyMovement?: boolean;
+}
+
+const CREATE_OPTIONS = ['name', 'partitions', 'config', 'ifNotExists'] as const;
+const ALTER_OPTIONS = ['name', 'partitions', 'config', 'allowKeyMovement'] as const;
+
+/**
+ * Refuses what a createTopic or alterTopic call would otherwise drop without a word: options and
+ * topic configuration keys that do not exist (a misspelt setting must not vanish). Both the client
+ * (before encoding, which carries only known fields) and the broker (in-process calls are not
+ * encoded) check.
+ */
+export function assertKnownTopicOptions(command: 'createTopic' | 'alterTopic', request: object): void {
+  const known: readonly string[] = command === 'createTopic' ? CREATE_OPTIONS : ALTER_OPTIONS;
+  for (const key of Object.keys(request)) {
+    if (!known.includes(key)) {
+      throw errorOf(
+        'INVALID_CONFIG',
+        `${command}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')}; topic settings go in config)`,
+      );
+    }
+  }
+  const config = (request as { config?: unknown }).config;
+  if (config === undefined) return;
+  if (config === null || typeof config !== 'object') {
+    throw errorOf('INVALID_CONFIG', `${command}: config must be an object of topic settings`);
+  }
+  for (const key of Object.keys(config)) {
+    if (!(CONFIG_FIELDS as readonly string[]).includes(key)) {
+      throw errorOf(
+        'INVALID_CONFIG',
+        `${command}: unknown topic configuration key ${JSON.stringify(key)} (known: ${CONFIG_FIELDS.join(', ')})`,
+      );
+    }
+  }
+}
 
 const CLEANUP = ['delete', 'compact'] as const;
 const DURABILITY = ['always', 'interval', 'never'] as const;
@@ -138,31 +190,49 @@ function readPartitionView(r: BinaryReader): PartitionView {
   return { partition: r.u32(), logStartOffset: r.i64(), logEndOffset: r.i64(), sizeBytes: r.int() };
 }
 
-/** CREATE_TOPIC and ALTER_TOPIC share one layout: name, partitions (0 = not given), partial config. */
-function writeTopicChange(w: BinaryWriter, req: CreateTopicRequest | AlterTopicRequest): void {
+/**
+ * CREATE_TOPIC and ALTER_TOPIC share one layout: name, partitions (0 = not given), partial config,
+ * and a flags byte when a flag is set (bit 0: ifNotExists for create, allowKeyMovement for alter).
+ */
+function writeTopicChange(w: BinaryWriter, req: CreateTopicFields, flag: boolean | undefined): void {
   w.string(req.name).u32(req.partitions ?? 0);
   writePartialConfig(w, req.config);
+  if (flag === true) w.u8(1);
 }
 
-function readTopicChange(r: BinaryReader): CreateTopicRequest & AlterTopicRequest {
+function readTopicChange(r: BinaryReader): { fields: CreateTopicFields; flag: boolean } {
   const name = r.string();
   const partitions = r.u32();
   const config = readPartialConfig(r);
-  return { name, ...(partitions > 0 ? { partitions } : {}), ...(config ? { config } : {}) };
+  let flags = 0;
+  if (r.remaining > 0) {
+    flags = r.u8();
+    if (flags > 1) throw errorOf('MALFORMED_PAYLOAD', `unknown topic request flags 0x${flags.toString(16)}`);
+  }
+  return {
+    fields: { name, ...(partitions > 0 ? { partitions } : {}), ...(config ? { config } : {}) },
+    flag: flags === 1,
+  };
 }
 
 export const createTopicCommand = defineCommand<CreateTopicRequest, TopicView>({
   opcode: Opcode.CREATE_TOPIC,
-  encodeRequest: writeTopicChange,
-  decodeRequest: readTopicChange,
+  encodeRequest: (w, req) => writeTopicChange(w, req, req.ifNotExists),
+  decodeRequest: (r) => {
+    const { fields, flag } = readTopicChange(r);
+    return flag ? { ...fields, ifNotExists: true } : fields;
+  },
   encodeResponse: writeTopicView,
   decodeResponse: readTopicView,
 });
 
 export const alterTopicCommand = defineCommand<AlterTopicRequest, TopicView>({
   opcode: Opcode.ALTER_TOPIC,
-  encodeRequest: writeTopicChange,
-  decodeRequest: readTopicChange,
+  encodeRequest: (w, req) => writeTopicChange(w, req, req.allowKeyMovement),
+  decodeRequest: (r) => {
+    const { fields, flag } = readTopicChange(r);
+    return flag ? { ...fields, allowKeyMovement: true } : fields;
+  },
   encodeResponse: writeTopicView,
   decodeResponse: readTopicView,
 });

@@ -114,6 +114,59 @@ describe('TopicRegistry', () => {
 
     await mkdir(join(dataDir, 'topics', 'bad'), { recursive: true });
     await writeFile(join(dataDir, 'topics', 'bad', 'topic.json'), '{not json');
-    await expect(TopicRegistry.open(dataDir)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
+    const withBad = await TopicRegistry.open(dataDir);
+    await withBad.create({ name: 'good' });
+    // One unreadable topic is set aside with its reason; the others open.
+    const reopened = await TopicRegistry.open(dataDir);
+    expect(reopened.list().map((t) => t.name)).toEqual(['good']);
+    expect(reopened.damaged.get('bad')).toMatch(/topics\/bad\/topic.json is not valid JSON/);
+    await expect(reopened.create({ name: 'bad' })).rejects.toMatchObject({
+      code: ErrorCode.TOPIC_ALREADY_EXISTS,
+    });
+    // Deleting it is the way out: the directory goes and the name is free again.
+    await reopened.delete('bad');
+    expect(reopened.damaged.has('bad')).toBe(false);
+    expect(await readdir(join(dataDir, 'topics'))).toEqual(['good']);
+    await reopened.create({ name: 'bad' });
+  });
+
+  it('creates all or nothing: a failing open step leaves no directory and no listing', async () => {
+    const registry = await TopicRegistry.open(dataDir);
+    const failure = new Error('EMFILE: too many open files');
+    await expect(
+      registry.create(
+        { name: 'wide', partitions: 5 },
+        {
+          open: async (topic) => {
+            expect(await readdir(join(dataDir, 'topics', 'wide'))).toHaveLength(topic.partitions);
+            throw failure;
+          },
+        },
+      ),
+    ).rejects.toBe(failure);
+    expect(registry.get('wide')).toBeUndefined();
+    expect(await readdir(join(dataDir, 'topics'))).toEqual([]);
+    expect((await TopicRegistry.open(dataDir)).list()).toEqual([]);
+    // The name is free at once.
+    const created = await registry.create({ name: 'wide', partitions: 2 }, { open: async () => undefined });
+    expect(created.partitions).toBe(2);
+  });
+
+  it('grows all or nothing: a failing open step removes the added partitions', async () => {
+    const registry = await TopicRegistry.open(dataDir);
+    await registry.create({ name: 'orders', partitions: 2 });
+    await expect(
+      registry.alter(
+        { name: 'orders', partitions: 4 },
+        {
+          open: async () => {
+            throw new Error('cannot open');
+          },
+        },
+      ),
+    ).rejects.toThrow('cannot open');
+    expect(registry.require('orders').partitions).toBe(2);
+    expect((await readdir(join(dataDir, 'topics', 'orders'))).sort()).toEqual(['0', '1', 'topic.json']);
+    expect((await TopicRegistry.open(dataDir)).require('orders').partitions).toBe(2);
   });
 });

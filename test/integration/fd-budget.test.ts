@@ -1,0 +1,233 @@
+// The file-descriptor budget with a real broker process under a small open-files limit
+// (`prlimit --nofile=512:512`): client connections are capped so that the admin port and /healthz
+// keep answering while a flood holds every connection it may; a connection past the cap gets
+// TOO_MANY_CONNECTIONS at once; a topic that would not fit (`--partitions 10000`, twice) is refused
+// up front, leaves nothing behind, and the broker starts again.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { run } from '../../src/cli/main.js';
+import { BinaryWriter } from '../../src/protocol/codec/binary-writer.js';
+import { handshakeCommand } from '../../src/protocol/commands/control.js';
+import { ErrorCode } from '../../src/protocol/error-codes.js';
+import { encodeFrame, FrameFlags } from '../../src/protocol/frame-header.js';
+import { Opcode } from '../../src/protocol/opcodes.js';
+import { RawClient } from '../broker/server/helpers/raw-client.js';
+
+const FILE_LIMIT = 512;
+
+interface LimitedBroker {
+  child: ChildProcess;
+  port: number;
+  adminPort: number;
+  /** The `maxConnections` the broker logged at start. */
+  maxConnections: number;
+  stderr: () => string;
+}
+
+let dataDir: string;
+const children: ChildProcess[] = [];
+beforeEach(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'ms-fd-'));
+});
+afterEach(async () => {
+  for (const child of children.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+/** `memorystreamer serve` under `prlimit --nofile=LIMIT:LIMIT`, logging at info. */
+async function startLimitedBroker(): Promise<LimitedBroker> {
+  const child = spawn(
+    'prlimit',
+    [
+      `--nofile=${FILE_LIMIT}:${FILE_LIMIT}`,
+      process.execPath,
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'serve',
+      '--port',
+      '0',
+      '--admin-port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--json',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MEMORYSTREAMER_LOG_LEVEL: 'info' } },
+  );
+  children.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const listening = await new Promise<{ port: number; adminPort: number }>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line !== undefined)
+        resolve(JSON.parse(line) as { port: number; adminPort: number });
+    });
+    child.once('exit', (code) => reject(new Error(`broker exited with ${code}: ${stderr}`)));
+  });
+  const budgetLine = stderr
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { msg: string; maxConnections?: number; limit?: number })
+    .find((entry) => entry.maxConnections !== undefined);
+  expect(budgetLine?.limit).toBe(FILE_LIMIT);
+  return { child, ...listening, maxConnections: budgetLine!.maxConnections!, stderr: () => stderr };
+}
+
+function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, timeout: 5000 }, (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${path} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * A child process that opens `count` connections, handshakes on each and reports how each was
+ * answered: a handshake response (accepted), an error frame (its code), or nothing (closed or no
+ * answer within 10 s). It keeps the accepted ones open until its standard input closes.
+ */
+function flood(
+  port: number,
+  count: number,
+): Promise<{ child: ChildProcess; answers: Record<string, number> }> {
+  const writer = new BinaryWriter(64);
+  handshakeCommand.encodeRequest(writer, { minVersion: 1, maxVersion: 1, features: 0, clientId: 'flood' });
+  const handshake = encodeFrame({ opcode: Opcode.HANDSHAKE, correlationId: 1 }, writer.finish()).toString(
+    'hex',
+  );
+  const script = `
+    const net = require('node:net');
+    const [port, count, hex, errorFlag] = process.argv.slice(1);
+    const frame = Buffer.from(hex, 'hex');
+    const answers = {};
+    let pending = Number(count);
+    const note = (what) => { answers[what] = (answers[what] ?? 0) + 1; if (--pending === 0) process.stdout.write(JSON.stringify(answers) + '\\n'); };
+    for (let i = 0; i < Number(count); i++) {
+      // The handshake goes only to a connection the broker has not refused at once: a refused
+      // one is answered and closed before it sends anything (bytes it sent could meet a reset).
+      let quiet = null;
+      const socket = net.connect({ host: '127.0.0.1', port: Number(port) }, () => {
+        quiet = setTimeout(() => socket.write(frame), 1500);
+      });
+      let done = false;
+      const finish = (what) => { if (!done) { done = true; note(what); } };
+      const timer = setTimeout(() => finish('no answer'), 10000);
+      socket.on('data', (chunk) => {
+        clearTimeout(timer);
+        clearTimeout(quiet);
+        if (chunk.length < 40) return finish('short');
+        const flags = chunk[5];
+        finish((flags & Number(errorFlag)) !== 0 ? 'error ' + chunk.readUInt16LE(28) : 'accepted');
+      });
+      socket.on('error', (e) => { clearTimeout(timer); finish('socket ' + e.code); });
+      socket.on('close', () => { clearTimeout(timer); clearTimeout(quiet); finish('closed'); });
+    }
+    process.stdin.resume();
+    process.stdin.on('end', () => process.exit(0));
+  `;
+  const child = spawn(
+    process.execPath,
+    ['-e', script, String(port), String(count), handshake, String(FrameFlags.ERROR)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('\n')) resolve({ child, answers: JSON.parse(out) as Record<string, number> });
+    });
+    child.once('exit', (code) => reject(new Error(`flood exited with ${code}`)));
+  });
+}
+
+describe('file-descriptor budget', () => {
+  it('caps connections so that the admin port answers while a flood holds every one', async () => {
+    const broker = await startLimitedBroker();
+    expect(broker.maxConnections).toBeGreaterThan(10);
+    expect(broker.maxConnections).toBeLessThan(FILE_LIMIT);
+    // More connections than the process has descriptors.
+    const { answers } = await flood(broker.port, FILE_LIMIT);
+    expect(answers.accepted).toBe(broker.maxConnections);
+    expect(answers[`error ${ErrorCode.TOO_MANY_CONNECTIONS}`]).toBe(FILE_LIMIT - broker.maxConnections);
+    // While they are held: health, a new admin request, and a refusal at once past the cap.
+    expect(await httpGet(broker.adminPort, '/healthz')).toMatchObject({ status: 200 });
+    expect((await httpGet(broker.adminPort, '/api/topics')).status).toBe(200);
+    const late = await RawClient.open(broker.port);
+    const refused = await late.waitFor(
+      (f) =>
+        (f.header.flags & FrameFlags.ERROR) !== 0 && f.header.errorCode === ErrorCode.TOO_MANY_CONNECTIONS,
+      2000,
+    );
+    expect(refused.header.errorCode).toBe(ErrorCode.TOO_MANY_CONNECTIONS);
+    expect(broker.stderr()).not.toMatch(/EMFILE/);
+  });
+
+  it('refuses a topic that would not fit, twice, leaving nothing behind; the broker starts again', async () => {
+    const broker = await startLimitedBroker();
+    const cli = async (...argv: string[]) => {
+      const lines: string[] = [];
+      const code = await run(['--broker', `127.0.0.1:${broker.port}`, ...argv], {
+        env: {},
+        out: (t) => lines.push(t),
+        err: (t) => lines.push(t),
+      });
+      return { code, text: lines.join('\n') };
+    };
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const { code, text } = await cli('topic', 'create', 'wide', '--partitions', '10000');
+      expect(code).toBe(1);
+      expect(text).toContain(`FILE_LIMIT_EXCEEDED (${ErrorCode.FILE_LIMIT_EXCEEDED})`);
+      expect(text).toContain('10000 new partition(s) need 10000 open file(s)');
+      expect(text).toContain('server.max_connections');
+    }
+    expect(await readdir(join(dataDir, 'topics'))).not.toContain('wide');
+    expect((await cli('topic', 'list')).text).not.toContain('wide');
+    // What fits is created; the broker stops and starts again with it.
+    expect((await cli('topic', 'create', 'narrow', '--partitions', '20')).code).toBe(0);
+    expect(broker.stderr()).not.toMatch(/INTERNAL_ERROR|EMFILE/);
+    const exited = new Promise<number | null>((resolve) => broker.child.once('exit', resolve));
+    broker.child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const again = await startLimitedBroker();
+    const { text } = await run(['--broker', `127.0.0.1:${again.port}`, 'topic', 'list'], {
+      env: {},
+      out: () => undefined,
+      err: () => undefined,
+    }).then(async () => {
+      const lines: string[] = [];
+      await run(['--broker', `127.0.0.1:${again.port}`, 'topic', 'list'], {
+        env: {},
+        out: (t) => lines.push(t),
+        err: (t) => lines.push(t),
+      });
+      return { text: lines.join('\n') };
+    });
+    expect(text).toMatch(/narrow\s+20/);
+  });
+});
