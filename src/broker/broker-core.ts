@@ -191,6 +191,7 @@ export class BrokerCore {
           .flatMap((g) => this.groups.describe(g.groupId).lag.map((l) => ({ group: g.groupId, ...l }))),
       connections: () => this.connectionStats().connections,
       heldBytes: () => this.connectionStats().heldBytes,
+      offlineTopics: () => this.offlineTopics(),
     };
     this.metrics.attach(this.state);
     this.options = {

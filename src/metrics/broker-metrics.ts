@@ -17,6 +17,8 @@ export interface BrokerStateSource {
   groupLag(): Array<{ group: string; topic: string; partition: number; lag: bigint }>;
   connections(): number;
   heldBytes(): number;
+  /** Topics that could not be opened at start (offline; the rest of the broker serves). */
+  offlineTopics(): Array<{ topic: string; reason: string }>;
 }
 
 /** Upper bounds (seconds) of the request latency histogram buckets. */
@@ -164,6 +166,14 @@ export class BrokerMetrics {
       registers,
       collect() {
         this.set(source()?.connections() ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'memorystreamer_topics_offline',
+      help: 'topics that could not be opened at start: requests for them get TOPIC_OFFLINE',
+      registers,
+      collect() {
+        this.set(source()?.offlineTopics().length ?? 0);
       },
     });
     new Gauge({

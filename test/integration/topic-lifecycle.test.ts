@@ -23,7 +23,9 @@ afterEach(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-async function startBroker(options: { logger?: BrokerLogger } = {}): Promise<Broker> {
+async function startBroker(
+  options: { logger?: BrokerLogger; admin?: { port: number } } = {},
+): Promise<Broker> {
   const broker = await Broker.start({ dataDir, port: 0, ...options });
   cleanups.push(() => broker.stop());
   return broker;
@@ -184,7 +186,7 @@ describe('a topic that cannot be opened at start', () => {
     await writeFile(join(dataDir, 'topics', 'unreadable', 'topic.json'), '{ oops');
 
     const lines: LogLine[] = [];
-    broker = await startBroker({ logger: capturingLogger(lines) });
+    broker = await startBroker({ logger: capturingLogger(lines), admin: { port: 0 } });
     const offline = lines.filter((l) => l.level === 'error' && /offline/.test(l.message));
     expect(offline.map((l) => l.fields.topic).sort()).toEqual(['broken', 'unreadable']);
     expect(String(offline.find((l) => l.fields.topic === 'unreadable')?.fields.reason)).toMatch(
@@ -196,6 +198,13 @@ describe('a topic that cannot be opened at start', () => {
         .map((t) => t.topic)
         .sort(),
     ).toEqual(['broken', 'unreadable']);
+    // Operators see them on the status API and in the metrics.
+    const adminUrl = `http://127.0.0.1:${broker.admin!.address.port}`;
+    const status = (await (await fetch(`${adminUrl}/api/status`)).json()) as {
+      offlineTopics: Array<{ topic: string }>;
+    };
+    expect(status.offlineTopics.map((t) => t.topic).sort()).toEqual(['broken', 'unreadable']);
+    expect(await (await fetch(`${adminUrl}/metrics`)).text()).toMatch(/^memorystreamer_topics_offline 2$/m);
 
     const client = await tcpClient(broker);
     const producer = client.producer();

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isMemoryStreamerError } from '../../common/errors.js';
 import type { BrokerMetrics } from '../../metrics/broker-metrics.js';
 import type { BrokerCore } from '../broker-core.js';
+import { ADMIN_RESERVE } from '../fd-budget.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML, STATUS_PAGE_SCRIPT } from './status-page.js';
 import { statusSnapshot } from './status-snapshot.js';
 
@@ -59,6 +60,9 @@ export class AdminServer {
         else response.destroy();
       });
     });
+    // The admin port has its own share of file descriptors (fd-budget.ts): a flood of admin
+    // connections is refused past it instead of taking descriptors storage or clients need.
+    this.server.maxConnections = ADMIN_RESERVE;
   }
 
   static async start(options: AdminServerOptions): Promise<AdminServer> {

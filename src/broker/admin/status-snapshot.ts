@@ -33,6 +33,8 @@ export interface StatusSnapshot {
   memory: { heldBytes: number; rssBytes: number; heapUsedBytes: number };
   metrics: MetricsSnapshot;
   topics: TopicStatus[];
+  /** Topics that could not be opened at start, with the reason. */
+  offlineTopics: Array<{ topic: string; reason: string }>;
   groups: GroupStatus[];
 }
 
@@ -62,6 +64,7 @@ export async function statusSnapshot(core: BrokerCore, startedAt: number): Promi
     memory: { heldBytes: core.state.heldBytes(), rssBytes: memory.rss, heapUsedBytes: memory.heapUsed },
     metrics: await core.metrics.snapshot(),
     topics: [...topics.values()].sort((a, b) => a.name.localeCompare(b.name)),
+    offlineTopics: core.offlineTopics(),
     groups: core.groups.list().map((g) => ({ ...g, lag: lag.get(g.groupId) ?? 0 })),
   };
 }

@@ -196,3 +196,27 @@ describe('admin HTTP endpoint', () => {
     expect(redirected.headers.get('location')).toBe('/status');
   });
 });
+
+describe('admin connections', () => {
+  it('are capped at the admin share of file descriptors; the port answers again when they go', async () => {
+    const { connect: netConnect } = await import('node:net');
+    const { ADMIN_RESERVE } = await import('../../../src/broker/fd-budget.js');
+    const port = broker.admin!.address.port;
+    const open = async () =>
+      await new Promise<import('node:net').Socket>((resolve, reject) => {
+        const socket = netConnect(port, '127.0.0.1', () => resolve(socket));
+        socket.once('error', reject);
+      });
+    const held = [];
+    for (let i = 0; i < ADMIN_RESERVE; i++) held.push(await open());
+    // Past the cap the server closes a new connection at once, before reading a request.
+    const extra = await open();
+    const closed = await new Promise<boolean>((resolve) => {
+      extra.once('close', () => resolve(true));
+      setTimeout(() => resolve(false), 5000);
+    });
+    expect(closed).toBe(true);
+    for (const socket of held) socket.destroy();
+    await expect.poll(async () => (await get('/healthz')).status, { timeout: 5000 }).toBe(200);
+  });
+});
