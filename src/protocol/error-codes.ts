@@ -81,6 +81,16 @@ export const ERROR_TABLE = {
   NOT_ENOUGH_REPLICAS: entry(702, true, 'fewer in-sync replicas than required'),
   FENCED_LEADER_EPOCH: entry(703, false, 'leader epoch is stale'),
   BROKER_NOT_AVAILABLE: entry(704, true, 'broker is not available'),
+  UNKNOWN_LEADER_EPOCH: entry(705, true, 'leader epoch is newer than this broker knows yet'),
+  NOT_ENOUGH_REPLICAS_AFTER_APPEND: entry(
+    706,
+    true,
+    'written on the leader, but the in-sync replicas fell below the minimum before it was replicated',
+  ),
+  NOT_A_REPLICA: entry(707, false, 'broker is not a replica of the partition'),
+  CORRUPT_EPOCH_CHECKPOINT: entry(708, false, 'leader epoch checkpoint is corrupt'),
+  LEADER_EPOCH_REGRESSION: entry(709, false, 'leader epoch or its start offset would go backwards'),
+  INCONSISTENT_REPLICA_FETCH: entry(710, false, 'replica fetch response does not continue the follower log'),
 
   // 8xx: security.
   AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),
