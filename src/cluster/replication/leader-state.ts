@@ -89,7 +89,8 @@ export class LeaderState {
   private highWatermarkValue: bigint;
   private resigned = false;
 
-  private constructor(config: LeaderConfig, epochCache: LeaderEpochCache, start: LeaderStart) {
+  /** Use LeaderState.become (subclasses: call begin() next, as become does). */
+  protected constructor(config: LeaderConfig, epochCache: LeaderEpochCache, start: LeaderStart) {
     this.config = config;
     this.leaderEpoch = config.leaderEpoch;
     this.epochCache = epochCache;
@@ -123,12 +124,17 @@ export class LeaderState {
     start: LeaderStart,
   ): { leader: LeaderState; actions: LeaderAction[] } {
     const leader = new LeaderState(config, epochCache, start);
+    return { leader, actions: leader.begin() };
+  }
+
+  /** Records this epoch in the cache at the log end, and moves the high watermark if it can. */
+  protected begin(): LeaderAction[] {
     const actions: LeaderAction[] = [];
-    if (epochCache.assign(config.leaderEpoch, start.logEndOffset))
-      actions.push({ type: 'write-epoch-checkpoint', bytes: epochCache.encode() });
+    if (this.epochCache.assign(this.leaderEpoch, this.epochStartOffset))
+      actions.push({ type: 'write-epoch-checkpoint', bytes: this.epochCache.encode() });
     // A leader alone in its ISR can move the high watermark at once.
-    leader.advanceHighWatermark(actions);
-    return { leader, actions };
+    this.advanceHighWatermark(actions);
+    return actions;
   }
 
   get highWatermark(): bigint {
@@ -289,13 +295,15 @@ export class LeaderState {
   }
 
   /**
-   * The controller's answer to a proposal, or an ISR it wrote itself (a dead follower removed).
-   * An older version is ignored; the same version with a proposal pending means the proposal lost
-   * its compare-and-swap and is dropped (the next tick proposes again if still needed).
+   * The ISR as the controller wrote it: the answer to a proposal, or a change it made itself (a
+   * dead follower removed). Only a newer version counts, and it settles a pending proposal: the
+   * controller compares-and-swaps on the version the proposal was based on, so once a newer
+   * version exists that proposal is either in it or can never be written. An answer at the same
+   * version settles nothing (a late reply to an earlier attempt looks just like that), so the
+   * proposal stays pending, keeps counting in the maximal ISR, and is sent again.
    */
   applyIsr(isr: readonly number[], isrVersion: number, nowMs: number): LeaderAction[] {
-    if (this.resigned || isrVersion < this.isrVersionValue) return [];
-    if (isrVersion === this.isrVersionValue && this.pending === null) return [];
+    if (this.resigned || isrVersion <= this.isrVersionValue) return [];
     this.pending = null;
     for (const id of isr) {
       const progress = this.followers.get(id);
