@@ -86,7 +86,7 @@ export interface SimulationResult {
 }
 
 const TICK_MS = 5;
-const HEAL_MS = 400;
+const HEAL_MS = 1000;
 const LEASE_MS = 15;
 
 /** mulberry32: small, fast, seeded. */
@@ -686,7 +686,7 @@ class Simulation {
           if (answer.error !== null) response = { error: answer.error };
           else {
             const from = Number(answer.fetchOffset);
-            const to = Math.min(Number(answer.endOffset), from + 1 + Math.floor(this.random() * 4));
+            const to = Math.min(Number(answer.endOffset), from + 1 + Math.floor(this.random() * 8));
             const batches: ReplicaBatch[] = [];
             for (let offset = from; offset < to; offset++) {
               const entry = broker.log[offset]!;
