@@ -227,7 +227,15 @@ describe('epoch checkpoint bytes', () => {
     ]);
     expect(bytes.length).toBe(10 + 2 * 12 + 4);
     expect(bytes.subarray(0, 34).toString('hex')).toBe(
-      `4d534543` + `0001` + `00000002` + `00000001${'00'.repeat(8)}` + `00000003${'00'.repeat(6)}0102`,
+      [
+        '4d534543', // magic "MSEC"
+        '0001', // version
+        '00000002', // entry count
+        '00000001', // epoch 1
+        '0000000000000000', // start offset 0
+        '00000003', // epoch 3
+        '0000000000000102', // start offset 258
+      ].join(''),
     );
   });
 
