@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { LeaderEpochCache } from '../../../src/cluster/replication/leader-epoch-cache.js';
 import { type LeaderConfig, LeaderState } from '../../../src/cluster/replication/leader-state.js';
 import type { LeaderAction } from '../../../src/cluster/replication/messages.js';
+import { maxOffset, minOffset } from '../../../src/cluster/replication/offsets.js';
 
 const BASE: LeaderConfig = {
   brokerId: 1,
@@ -128,13 +129,10 @@ describe('LeaderState: high watermark', () => {
                 Math.min(Math.floor(step.fraction * Number(logEnd + 1n)), Number(logEnd)),
               );
               fetch(step.replica, offset);
-              best.set(
-                step.replica,
-                (best.get(step.replica) ?? -1n) > offset ? best.get(step.replica)! : offset,
-              );
+              best.set(step.replica, maxOffset(best.get(step.replica) ?? -1n, offset));
             }
             if (best.has(2) && best.has(3)) {
-              const lowest = [logEnd, best.get(2)!, best.get(3)!].reduce((a, b) => (a < b ? a : b));
+              const lowest = [logEnd, best.get(2)!, best.get(3)!].reduce(minOffset);
               if (lowest > model) model = lowest;
             }
             expect(leader.highWatermark).toBe(model);
