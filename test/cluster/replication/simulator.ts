@@ -212,6 +212,8 @@ class Simulation {
       if (this.now === nextTick) {
         this.tick();
         nextTick += TICK_MS;
+        // Healed and converged: nothing more can happen but idle fetches.
+        if (this.healing && this.now % (TICK_MS * 10) === 0 && this.converged()) break;
       }
       // Jump to the next moment anything happens.
       let next = nextTick;
@@ -732,20 +734,30 @@ class Simulation {
       return;
     }
     const leader = this.broker(leaderId);
-    const same = (log: readonly LogEntry[]) =>
-      log.length === leader.log.length &&
-      log.every((entry, offset) => {
-        const theirs = leader.log[offset]!;
-        return entry.epoch === theirs.epoch && entry.value === theirs.value;
-      });
     // Liveness: with the faults over, replication must finish what it started.
-    if (leader.highWatermark === leader.log.length && this.brokers.every((broker) => same(broker.log)))
-      this.stats.converged = 1;
+    if (this.converged()) this.stats.converged = 1;
     else this.checker.violation(`replicas did not converge within ${HEAL_MS} ms of healing`);
     this.checker.onFinal(
       leader.id,
       leader.log,
       this.brokers.map((broker) => ({ id: broker.id, log: broker.log, highWatermark: broker.highWatermark })),
+    );
+  }
+
+  /** Every replica holds the leader's whole log, and the high watermark is its end. */
+  private converged(): boolean {
+    const leaderId = this.controller.leader;
+    if (leaderId === null) return false;
+    const leader = this.broker(leaderId);
+    if (leader.role.kind !== 'leader' || leader.highWatermark !== leader.log.length) return false;
+    return this.brokers.every(
+      (broker) =>
+        broker.alive &&
+        broker.log.length === leader.log.length &&
+        broker.log.every((entry, offset) => {
+          const theirs = leader.log[offset]!;
+          return entry.epoch === theirs.epoch && entry.value === theirs.value;
+        }),
     );
   }
 
