@@ -51,6 +51,7 @@ const faults = fc.record({
   crashRate: fc.constantFrom(0.005, 0.02, 0.04),
   leaderMoveRate: fc.constantFrom(0, 0.01, 0.05),
   maxDelayMs: fc.constantFrom(2, 8, 20),
+  durability: fc.constantFrom('always' as const, 'interval' as const),
 });
 
 function optionsOf(drawn: {
@@ -61,6 +62,7 @@ function optionsOf(drawn: {
   crashRate: number;
   leaderMoveRate: number;
   maxDelayMs: number;
+  durability: 'always' | 'interval';
 }): SimulationOptions {
   const { minInsyncFraction, ...rest } = drawn;
   return {

@@ -51,6 +51,12 @@ export interface SimulationOptions {
   readonly crashRate: number;
   /** Per 5 ms tick: the controller moves leadership to another ISR member. */
   readonly leaderMoveRate: number;
+  /**
+   * `always`: positions are locally stable ends, and a crash is a power loss (the unsynced suffix
+   * is gone). `interval`: positions are log ends, and a crash is a process kill (the page cache
+   * keeps what was written), the case where that policy still promises every acknowledged write.
+   */
+  readonly durability: 'always' | 'interval';
   /** Deliberately wrong parts, for the tests that prove the checker catches them. */
   readonly follower?: FollowerFactory;
   readonly leader?: LeaderFactory;
@@ -67,6 +73,7 @@ export const DEFAULT_SIMULATION: Omit<SimulationOptions, 'seed'> = {
   maxDelayMs: 8,
   crashRate: 0.01,
   leaderMoveRate: 0.01,
+  durability: 'always',
 };
 
 export interface SimulationResult {
@@ -260,7 +267,7 @@ class Simulation {
         broker,
         role.state.onLocalProgress({
           logEndOffset: BigInt(broker.log.length),
-          localEnd: BigInt(broker.stable),
+          localEnd: this.localEnd(broker),
         }),
       );
     else if (role.kind === 'follower') role.state.onLocalStable(BigInt(broker.stable));
@@ -275,7 +282,8 @@ class Simulation {
     this.stats.crashes++;
     broker.alive = false;
     broker.incarnation++;
-    broker.log.length = broker.stable; // the unsynced suffix is gone
+    if (this.options.durability === 'always') broker.log.length = broker.stable; // power loss: unsynced data is gone
+    else broker.stable = broker.log.length; // process kill: the page cache keeps every write
     broker.role = { kind: 'none' };
     broker.waiting.clear();
     broker.known = null;
@@ -433,7 +441,7 @@ class Simulation {
     const start: LeaderStart = {
       logStartOffset: 0n,
       logEndOffset: BigInt(broker.log.length),
-      localEnd: BigInt(broker.stable),
+      localEnd: this.localEnd(broker),
       highWatermark: BigInt(broker.highWatermark),
       nowMs: this.now,
     };
@@ -450,7 +458,7 @@ class Simulation {
       brokerId: broker.id,
       leaderId: state.leader,
       leaderEpoch: state.epoch,
-      reportStableOffset: true,
+      reportStableOffset: this.options.durability === 'always',
       requestTimeoutMs: 20,
       idleFetchBackoffMs: 3,
       errorBackoffMs: 5,
@@ -584,7 +592,7 @@ class Simulation {
       broker,
       role.state.onLocalProgress({
         logEndOffset: BigInt(broker.log.length),
-        localEnd: BigInt(broker.stable),
+        localEnd: this.localEnd(broker),
       }),
     );
     if (message.acks !== 'all') {
@@ -762,6 +770,11 @@ class Simulation {
   }
 
   // ---- helpers ----
+
+  /** The leader's own high-watermark contribution under the topic's durability. */
+  private localEnd(broker: SimBroker): bigint {
+    return BigInt(this.options.durability === 'always' ? broker.stable : broker.log.length);
+  }
 
   private broker(id: number): SimBroker {
     const broker = this.brokers[id - 1];
