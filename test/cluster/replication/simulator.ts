@@ -282,7 +282,8 @@ class Simulation {
     this.stats.crashes++;
     broker.alive = false;
     broker.incarnation++;
-    if (this.options.durability === 'always') broker.log.length = broker.stable; // power loss: unsynced data is gone
+    if (this.options.durability === 'always')
+      broker.log.length = broker.stable; // power loss: unsynced data is gone
     else broker.stable = broker.log.length; // process kill: the page cache keeps every write
     broker.role = { kind: 'none' };
     broker.waiting.clear();
