@@ -1,5 +1,5 @@
 // The replication state machines under thousands of seeded fault schedules (time-boxed: a few
-// seconds, longer with CI=true), and the proof that the checker catches a wrong rule: three
+// seconds, longer with CI=true), and the proof that the checker catches a wrong rule: four
 // deliberately broken variants must each be caught within a fixed range of seeds.
 // A failure prints its options (seed included); replay that run alone, with a trace of its events:
 //   SIM_OPTIONS='<the printed JSON>' npx vitest run test/cluster/replication/simulator.test.ts
@@ -40,6 +40,29 @@ class MaxHighWatermarkLeader extends LeaderState {
     for (const position of followers.values())
       if (position !== null && position > highest) highest = position;
     return highest;
+  }
+}
+
+/**
+ * Waits only for the committed ISR: a member proposed for addition does not hold the high
+ * watermark back, although the controller may commit it (and then elect it) at any moment.
+ */
+class CommittedIsrLeader extends LeaderState {
+  static override become(config: LeaderConfig, cache: LeaderEpochCache, start: LeaderStart) {
+    const leader = new CommittedIsrLeader(config, cache, start);
+    return { leader, actions: leader.begin() };
+  }
+
+  protected override computeHighWatermark(): bigint | null {
+    const { localEnd, followers } = this.positions();
+    let lowest = localEnd;
+    for (const id of this.isr) {
+      if (!followers.has(id)) continue; // the leader itself
+      const position = followers.get(id) ?? null;
+      if (position === null) return null;
+      if (position < lowest) lowest = position;
+    }
+    return lowest;
   }
 }
 
@@ -139,6 +162,12 @@ describe('replication simulator', () => {
       const caught = firstCaught({ leader: MaxHighWatermarkLeader.become }, 400);
       expect(caught, 'no seed in 1..400 caught it').not.toBeNull();
       console.log(`max high watermark caught at seed ${caught?.seed}: ${caught?.violations[0]}`);
+    });
+
+    it('a high watermark that ignores a member proposed for the ISR', () => {
+      const caught = firstCaught({ leader: CommittedIsrLeader.become }, 400);
+      expect(caught, 'no seed in 1..400 caught it').not.toBeNull();
+      console.log(`committed-ISR high watermark caught at seed ${caught?.seed}: ${caught?.violations[0]}`);
     });
 
     it('leader election from outside the ISR', () => {
