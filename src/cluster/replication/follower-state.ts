@@ -128,7 +128,11 @@ export class FollowerState {
     if (capped > this.stable) this.stable = capped;
   }
 
-  /** The leader's answer to our OffsetsForLeaderEpoch; answers to other requests are ignored. */
+  /**
+   * The leader's answer to our OffsetsForLeaderEpoch; answers to other requests are ignored. An
+   * answer naming a newer epoch than we asked about, or a negative offset, is refused with
+   * INCONSISTENT_REPLICA_FETCH before anything is truncated.
+   */
   onEpochAnswer(requestId: number, answer: EpochAnswer, nowMs: number): FollowerAction[] {
     const inFlight = this.take(requestId, 'epoch-query');
     if (inFlight === null) return [];
@@ -136,6 +140,12 @@ export class FollowerState {
     // The leader knows no epoch at or below ours: ours is newer than the leader's, so the leader
     // (or this instruction) is stale.
     if (answer.epoch === UNDEFINED_EPOCH) return this.stop('FENCED_LEADER_EPOCH');
+    // The leader answers with an epoch at or below the one asked about, and a real offset.
+    if (answer.epoch > inFlight.queryEpoch || answer.endOffset < 0n)
+      throw errorOf(
+        'INCONSISTENT_REPLICA_FETCH',
+        `asked where epoch ${inFlight.queryEpoch} ends, answered (${answer.epoch}, ${answer.endOffset})`,
+      );
     const actions: FollowerAction[] = [];
     const done = this.truncateFor(answer.epoch, answer.endOffset, actions);
     if (done) this.phaseValue = 'fetching';

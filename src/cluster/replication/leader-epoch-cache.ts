@@ -104,7 +104,7 @@ export class LeaderEpochCache {
   /** Forgets epochs that start at or above `endOffset` (the log was truncated to end there). */
   truncateFromEnd(endOffset: bigint): boolean {
     const before = this.list.length;
-    while ((this.list.at(-1)?.startOffset ?? -1n) >= endOffset) this.list.pop();
+    while (this.list.length > 0 && this.list.at(-1)!.startOffset >= endOffset) this.list.pop();
     return this.list.length !== before;
   }
 

@@ -141,6 +141,22 @@ describe('FollowerState: truncation (OffsetsForLeaderEpoch)', () => {
     expect(follower.poll(1_000)).toEqual([]);
   });
 
+  it('refuses an answer about a newer epoch than asked, or with a negative offset, truncating nothing', () => {
+    for (const answer of [
+      { error: null, epoch: 3, endOffset: 2n },
+      { error: null, epoch: 1, endOffset: -5n },
+    ]) {
+      const cache = cacheOf([1, 0], [2, 2]);
+      const follower = follow(cache, 4n);
+      const query = onlyRequest(follower.poll(0));
+      expect(() => follower.onEpochAnswer(query.requestId, answer, 0)).toThrow(
+        /does not continue the follower log: asked where epoch 2 ends/,
+      );
+      expect(follower.logEndOffset).toBe(4n);
+      expect(cache.entries()).toHaveLength(2);
+    }
+  });
+
   it('refuses to follow a leader whose epoch is older than its own log', () => {
     const follower = follow(cacheOf([7, 0]), 3n);
     expect(follower.poll(0)).toEqual([{ type: 'refresh-metadata', reason: 'FENCED_LEADER_EPOCH' }]);

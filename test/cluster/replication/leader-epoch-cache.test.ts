@@ -96,6 +96,9 @@ describe('LeaderEpochCache truncation', () => {
     expect(cache.latestEpoch).toBe(4);
     expect(cache.truncateFromEnd(0n)).toBe(true);
     expect(cache.entries()).toEqual([]);
+    // An empty cache stays empty, whatever the offset.
+    expect(cache.truncateFromEnd(-1n)).toBe(false);
+    expect(cache.truncateFromEnd(0n)).toBe(false);
   });
 
   it('truncateFromStart keeps the epoch holding the new start, starting there', () => {
