@@ -17,7 +17,7 @@ import type { FollowerAction } from '../../../src/cluster/replication/messages.j
 import { DEFAULT_SIMULATION, type SimulationOptions, simulate } from './simulator.js';
 
 const CI = process.env.CI === 'true';
-const BUDGET_MS = Number(process.env.SIM_BUDGET_MS ?? (CI ? 60_000 : 4_000));
+const BUDGET_MS = Number(process.env.SIM_BUDGET_MS ?? (CI ? 30_000 : 4_000));
 
 /** Truncates to its high watermark instead of where its history and the leader's part (pre-KIP-101). */
 class TruncateToHighWatermarkFollower extends FollowerState {
