@@ -74,6 +74,8 @@ export const ERROR_TABLE = {
   CORRUPT_DATA: entry(602, false, 'stored data failed its checksum'),
   STORAGE_IO: entry(603, true, 'storage I/O error'),
   PARTITION_CLOSED: entry(604, true, 'partition is closed'),
+  STORAGE_FILE_MISSING: entry(610, false, 'a file of the partition log is missing from the data directory'),
+  STORAGE_NO_FILE_DESCRIPTORS: entry(611, true, 'no file descriptor is left to open a storage file'),
 
   // 7xx: cluster.
   NOT_LEADER: entry(700, true, 'this broker is not the leader of the partition'),
