@@ -55,7 +55,7 @@ export interface OpenFileStats {
   waiting: number;
   /** Files opened (first opens and reopens after eviction). */
   opens: number;
-  /** Idle files closed to make room. */
+  /** Idle files closed to make room (for another file, or under a lowered cap). */
   evictions: number;
 }
 
@@ -95,7 +95,6 @@ class OpenFileBudget {
       }
       const victim = this.idleHead;
       if (victim !== null && this.waiters.length === 0) {
-        this.evictions++;
         // Its slot is freed when the close completes (release), and taken by the loop's next turn.
         await victim.closeIdle();
         continue;
@@ -145,7 +144,6 @@ class OpenFileBudget {
   /** Closes idle files until the count is within the cap (after the cap was lowered). */
   async shrink(): Promise<void> {
     while (this.inUse > this.maxOpenFiles && this.idleHead !== null) {
-      this.evictions++;
       await this.idleHead.closeIdle();
     }
   }
@@ -363,6 +361,7 @@ export class CachedFile {
     const file = this.file;
     if (file === null || this.leases > 0) return;
     this.file = null;
+    if (!this.disposed) budget.evictions++;
     try {
       await file.close();
     } catch {
