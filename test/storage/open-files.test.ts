@@ -39,7 +39,7 @@ function batchOf(values: string[]): Buffer {
 /** Appends records keyed `k-<value>` and counts them in the stream index, as the broker does. */
 function appendKeyed(log: PartitionLog, values: string[]): Promise<unknown> {
   const ticket = log.append(batchOf(values));
-  values.forEach((value, i) => log.streams?.add(`k-${value}`, Number(ticket.baseOffset) + i));
+  for (let i = 0; i < values.length; i++) log.streams?.add(`k-${values[i]}`, Number(ticket.baseOffset) + i);
   return ticket.done;
 }
 
