@@ -249,6 +249,12 @@ export class PartitionLog {
     return this.segments[this.segments.length - 1]!;
   }
 
+  /** Segments this log writes to: held open from a write to its sync when the policy syncs. */
+  private writable(segment: Segment): Segment {
+    segment.holdUntilSynced = this.config.durability !== 'never';
+    return segment;
+  }
+
   private async recover(): Promise<void> {
     await this.fs.mkdir(this.dir);
     const report: RecoveryReport = {
@@ -338,6 +344,7 @@ export class PartitionLog {
     if (this.segments.length === 0) {
       this.segments.push(await Segment.create(this.fs, this.dir, 0n, this.config.indexIntervalBytes, now));
     }
+    this.writable(this.active);
     report.segments = this.segments.length;
     this.nextOffset = this.active.nextOffset;
     this.visibleOffset = this.corruptFrom ?? this.nextOffset;
@@ -501,7 +508,7 @@ export class PartitionLog {
       await streamFile?.reader.close().catch(() => undefined);
       throw storageError(error, `rolling to a new segment at offset ${sealed.nextOffset}`);
     }
-    this.segments.push(next);
+    this.segments.push(this.writable(next));
     if (streamFile !== null) this.streams!.commitSealed(streamFile);
     for (const listener of this.rollListeners) {
       try {

@@ -67,6 +67,15 @@ export class Segment {
   timeIndex = new TimeIndex();
   private bytesSinceIndexEntry = 0;
   private deleted = false;
+  /**
+   * Set by a log whose durability syncs what it wrote (`always`, `interval`): the file then stays
+   * open (leased) from a write until an fdatasync that began after it, so the sync runs on the
+   * descriptor the bytes were written through and the cap cannot close the file in between.
+   */
+  holdUntilSynced = false;
+  private heldForSync = false;
+  /** Writes so far; a sync releases the hold only when no write came after it began. */
+  private writes = 0;
 
   private constructor(
     dir: string,
@@ -371,6 +380,7 @@ export class Segment {
   /** Positioned gather write of whole batches; on failure cuts the file back to `position`. */
   async write(buffers: Buffer[], position: number): Promise<void> {
     const file = this.file.tryLease() ?? (await this.file.lease());
+    this.writes++;
     try {
       await file.writev(buffers, position);
     } catch (error) {
@@ -378,15 +388,22 @@ export class Segment {
       await file.truncate(position).catch(() => undefined);
       throw error;
     } finally {
-      this.file.release();
+      // The write's lease becomes the hold until the next sync (one hold at most).
+      if (this.holdUntilSynced && !this.heldForSync) this.heldForSync = true;
+      else this.file.release();
     }
   }
 
   /** fdatasync of the log file (reopened when it was evicted: the kernel syncs the inode's pages). */
   async datasync(): Promise<void> {
     const file = this.file.tryLease() ?? (await this.file.lease());
+    const writes = this.writes;
     try {
       await file.datasync();
+      if (this.heldForSync && this.writes === writes) {
+        this.heldForSync = false;
+        this.file.release();
+      }
     } finally {
       this.file.release();
     }
@@ -412,7 +429,15 @@ export class Segment {
 
   /** Closes the file once no use holds it; a later use fails with FileRetiredError. */
   close(): Promise<void> {
+    this.dropSyncHold();
     return this.file.dispose();
+  }
+
+  /** A failed or closing log syncs no more: the hold of written bytes ends. */
+  private dropSyncHold(): void {
+    if (!this.heldForSync) return;
+    this.heldForSync = false;
+    this.file.release();
   }
 
   /** Closes the file of a segment the log cleaner replaced, once no read holds it. */

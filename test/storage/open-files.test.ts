@@ -248,6 +248,30 @@ describe('partition logs under the cap', () => {
     await again.close();
   });
 
+  it('bytes written but not yet synced keep their file open until the sync (interval); never holds nothing', async () => {
+    await configureOpenFiles({ maxOpenFiles: MIN_MAX_OPEN_FILES });
+    const opensOfSecondAppend = async (durability: 'interval' | 'never'): Promise<number> => {
+      // No interval sync happens during the test: the written bytes stay unsynced.
+      const log = await PartitionLog.open({
+        dir: join(dir, durability),
+        config: { durability, flushIntervalMs: 3_600_000 },
+      });
+      await log.append(batchOf(['a'])).done;
+      const pushed = await fillCache(MIN_MAX_OPEN_FILES, `push-${durability}`);
+      const opens = openFileStats().opens;
+      await log.append(batchOf(['b'])).done;
+      const reopened = openFileStats().opens - opens;
+      expect(await values(log)).toEqual(['a', 'b']);
+      for (const file of pushed) await file.dispose();
+      await log.close();
+      return reopened;
+    };
+    expect(await opensOfSecondAppend('interval')).toBe(0);
+    expect(await opensOfSecondAppend('never')).toBe(1);
+    // Closed logs hold nothing (the hold ended with the close).
+    expect(openFileStats().open).toBe(0);
+  });
+
   it('a sealed segment file removed by hand gives STORAGE_FILE_MISSING on its read, and the rest of the log serves', async () => {
     await configureOpenFiles({ maxOpenFiles: MIN_MAX_OPEN_FILES });
     const log = await PartitionLog.open({ dir, config: { segmentBytes: 600, indexIntervalBytes: 128 } });
