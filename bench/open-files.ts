@@ -1,11 +1,13 @@
-// What the cap on open files (src/storage/open-files.ts) costs a read: a log of --segments sealed
-// segments of one 4 KiB batch each, read one batch at a time at offsets spread over all segments:
-//  - hot: the cap holds every segment's file, so no read opens anything;
-//  - cold: the cap is the minimum (8), so nearly every read finds its segment's file closed and
-//    reopens it (and closes the least recently used idle one to make room).
-// Both cases read the same offsets in the same order from the page cache, in alternating rounds;
-// the difference per read is the price of a cold read (one open, one close, on the threadpool).
-// Run: npx tsx bench/open-files.ts [--segments 2000] [--reads 20000] [--rounds 5] [--json]
+// What the cap on open files (src/storage/open-files.ts) costs a read, under the minimum cap (8):
+//  - hot: a log of one segment holding --segments 4 KiB batches; its file stays open (it is the
+//    most recently used), so a read of any batch opens nothing;
+//  - cold: a log of --segments segments of one 4 KiB batch each; with 8 files open at most, the
+//    segment a read needs is closed, so the read reopens it (and closes the least recently used
+//    idle file to make room).
+// Reads alternate hot, cold, hot, cold… at the same batch index (a fixed pseudo-random order), one at
+// a time, from the page cache, each timed on its own: load on the machine hits both alike, and the
+// median of the per-pair differences is the price of a cold read.
+// Run: npx tsx bench/open-files.ts [--segments 1000] [--reads 20000] [--json]
 //      (data in $BENCH_DIR or $TMPDIR, removed after)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,80 +23,89 @@ import { PartitionLog } from '../src/storage/partition-log.js';
 import { makeBatch } from './lib/batches.js';
 import { argNumber, printResult, progress, type Row, writeResult } from './lib/report.js';
 
-const segments = argNumber('segments', 2000);
+const segments = argNumber('segments', 1000);
 const reads = argNumber('reads', 20000);
-const rounds = argNumber('rounds', 5);
 const root = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-bench-open-files-'));
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-const batch = makeBatch(36, 100); // ≈ 4 KiB, one per segment
-const log = await PartitionLog.open({
-  dir: root,
-  config: { durability: 'never', segmentBytes: batch.length + 1, indexIntervalBytes: 4096 },
-});
-progress(`writing ${segments} segments`);
-for (let i = 0; i < segments; i++) await log.append(Buffer.from(batch)).done;
+const batch = makeBatch(36, 100); // ≈ 4 KiB
 const recordsPerBatch = BigInt(batch.readInt32BE(BATCH_OFFSETS.recordCount));
-// A fixed pseudo-random order over the segments (a multiplicative step coprime to the count).
-const step = 7919 % segments === 0 ? 7907 : 7919;
+const config = { durability: 'never' as const, indexIntervalBytes: 4096 };
+const hot = await PartitionLog.open({ dir: join(root, 'hot'), config: { ...config, segmentBytes: 1 << 30 } });
+const cold = await PartitionLog.open({
+  dir: join(root, 'cold'),
+  config: { ...config, segmentBytes: batch.length + 1 },
+});
+progress(`writing ${segments} batches to each log`);
+for (let i = 0; i < segments; i++) {
+  await hot.append(Buffer.from(batch)).done;
+  await cold.append(Buffer.from(batch)).done;
+}
+await configureOpenFiles({ maxOpenFiles: MIN_MAX_OPEN_FILES });
+// A fixed pseudo-random order over the batches (a step coprime to the count).
+let step = 7919;
+while (segments % step === 0) step += 2;
 const offsets = Array.from({ length: reads }, (_, i) => BigInt((i * step) % segments) * recordsPerBatch);
 
-async function readAll(cap: number): Promise<{ usPerRead: number; opensPerRead: number }> {
-  await configureOpenFiles({ maxOpenFiles: cap });
-  // Warm: the hot case starts with every file open, the cold one with the cap already full.
-  for (let s = 0; s < segments; s++) await log.read(BigInt(s) * recordsPerBatch, 4096);
-  const opens = openFileStats().opens;
+async function timed(log: PartitionLog, offset: bigint): Promise<number> {
   const started = performance.now();
-  for (const offset of offsets) await log.read(offset, 4096);
-  const ms = performance.now() - started;
-  return { usPerRead: (ms * 1000) / reads, opensPerRead: (openFileStats().opens - opens) / reads };
+  await log.read(offset, 4096);
+  return (performance.now() - started) * 1000;
 }
 
-const hotCap = Math.max(DEFAULT_MAX_OPEN_FILES, segments + 64);
-const figures = { hot: [] as number[], cold: [] as number[] };
-let coldOpens = 0;
-let hotOpens = 0;
-for (let round = 0; round < rounds; round++) {
-  progress(`round ${round + 1}/${rounds}`);
-  const order = round % 2 === 0 ? (['hot', 'cold'] as const) : (['cold', 'hot'] as const);
-  for (const name of order) {
-    const result = await readAll(name === 'hot' ? hotCap : MIN_MAX_OPEN_FILES);
-    figures[name].push(result.usPerRead);
-    if (name === 'cold') coldOpens = result.opensPerRead;
-    else hotOpens = result.opensPerRead;
-  }
+// Warm-up: JIT, page cache.
+for (let i = 0; i < Math.min(2000, reads); i++) {
+  await timed(hot, offsets[i]!);
+  await timed(cold, offsets[i]!);
 }
-await log.close();
+const hotUs: number[] = [];
+const coldUs: number[] = [];
+const diffUs: number[] = [];
+const opensBefore = openFileStats().opens;
+let coldOpens = 0;
+for (let i = 0; i < reads; i++) {
+  if (i % 2000 === 0) progress(`read ${i}/${reads}`);
+  const h = await timed(hot, offsets[i]!);
+  const opens = openFileStats().opens;
+  const c = await timed(cold, offsets[i]!);
+  coldOpens += openFileStats().opens - opens;
+  hotUs.push(h);
+  coldUs.push(c);
+  diffUs.push(c - h);
+}
+const hotOpens = openFileStats().opens - opensBefore - coldOpens;
+await hot.close();
+await cold.close();
 await rm(root, { recursive: true, force: true });
 
-const hot = median(figures.hot);
-const cold = median(figures.cold);
+const us = (v: number) => Math.round(v * 10) / 10;
+const p90 = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length * 0.9)]!;
 const rows: Row[] = [
   {
-    case: `hot: cap ${hotCap}, every segment file open`,
-    'µs per read (median of rounds)': Math.round(hot * 10) / 10,
-    'opens per read': Math.round(hotOpens * 1000) / 1000,
-    'µs per round': figures.hot.map((v) => v.toFixed(1)).join(', '),
+    case: 'hot: the segment file is open',
+    'median µs': us(median(hotUs)),
+    'p90 µs': us(p90(hotUs)),
+    'opens per read': Math.round((hotOpens / reads) * 1000) / 1000,
   },
   {
-    case: `cold: cap ${MIN_MAX_OPEN_FILES}, the segment's file reopened`,
-    'µs per read (median of rounds)': Math.round(cold * 10) / 10,
-    'opens per read': Math.round(coldOpens * 1000) / 1000,
-    'µs per round': figures.cold.map((v) => v.toFixed(1)).join(', '),
+    case: `cold: the segment file was closed (cap ${MIN_MAX_OPEN_FILES})`,
+    'median µs': us(median(coldUs)),
+    'p90 µs': us(p90(coldUs)),
+    'opens per read': Math.round((coldOpens / reads) * 1000) / 1000,
   },
   {
-    case: 'cost of a cold read (cold − hot)',
-    'µs per read (median of rounds)': Math.round((cold - hot) * 10) / 10,
+    case: 'cold − hot, per pair',
+    'median µs': us(median(diffUs)),
+    'p90 µs': us(p90(diffUs)),
     'opens per read': null,
-    'µs per round': figures.cold.map((v, i) => (v - figures.hot[i]!).toFixed(1)).join(', '),
   },
 ];
 printResult(
   writeResult({
     benchmark: 'open-files',
-    title: 'Open-file cap: a read of a segment whose file is open vs one whose file was closed',
+    title: 'Open-file cap: a 4 KiB read of a segment whose file is open vs one whose file was closed',
     command: 'npx tsx bench/open-files.ts',
-    settings: { segments, reads, rounds, batchBytes: batch.length },
+    settings: { segments, reads, batchBytes: batch.length },
     rows,
   }),
 );
