@@ -141,6 +141,15 @@ class OpenFileBudget {
     file.inIdleList = false;
   }
 
+  /** After the cap was raised: uses waiting for a slot get the new ones. */
+  grant(): void {
+    while (this.inUse < this.maxOpenFiles && this.waiters.length > 0) {
+      this.inUse++;
+      if (this.inUse > this.peak) this.peak = this.inUse;
+      this.waiters.shift()!();
+    }
+  }
+
   /** Closes idle files until the count is within the cap (after the cap was lowered). */
   async shrink(): Promise<void> {
     while (this.inUse > this.maxOpenFiles && this.idleHead !== null) {
@@ -163,6 +172,7 @@ export async function configureOpenFiles(options: { maxOpenFiles: number }): Pro
       `maxOpenFiles must be an integer ≥ ${MIN_MAX_OPEN_FILES}, got ${maxOpenFiles}`,
     );
   budget.maxOpenFiles = maxOpenFiles;
+  budget.grant();
   await budget.shrink();
 }
 

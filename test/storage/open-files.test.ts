@@ -182,6 +182,25 @@ describe('CachedFile under the cap', () => {
     await closed.dispose();
   });
 
+  it('raising the cap lets waiting uses go on; lowering it closes idle files down to it', async () => {
+    await configureOpenFiles({ maxOpenFiles: MIN_MAX_OPEN_FILES });
+    const files = await fillCache(MIN_MAX_OPEN_FILES - openFileStats().open, 'a');
+    for (const file of files) await file.lease();
+    const path = join(dir, 'late');
+    await writeFile(path, 'late');
+    const late = CachedFile.open(nodeStorageFs, path, 'read-write');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(openFileStats().waiting).toBe(1);
+    await configureOpenFiles({ maxOpenFiles: MIN_MAX_OPEN_FILES + 1 });
+    const lateFile = await late;
+    expect(lateFile.isOpen).toBe(true);
+    for (const file of files) file.release();
+    expect(openFileStats().open).toBe(MIN_MAX_OPEN_FILES + 1);
+    await configureOpenFiles({ maxOpenFiles: MIN_MAX_OPEN_FILES });
+    expect(openFileStats().open).toBe(MIN_MAX_OPEN_FILES);
+    for (const file of [...files, lateFile]) await file.dispose();
+  });
+
   it('refuses a cap below the minimum with INVALID_CONFIG', async () => {
     await expect(configureOpenFiles({ maxOpenFiles: 2 })).rejects.toMatchObject({
       code: ErrorCode.INVALID_CONFIG,
