@@ -15,7 +15,6 @@ import { join } from 'node:path';
 import { BATCH_OFFSETS } from '../src/protocol/record-batch-layout.js';
 import {
   configureOpenFiles,
-  DEFAULT_MAX_OPEN_FILES,
   MIN_MAX_OPEN_FILES,
   openFileStats,
 } from '../src/storage/open-files.js';
