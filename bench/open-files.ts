@@ -13,11 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BATCH_OFFSETS } from '../src/protocol/record-batch-layout.js';
-import {
-  configureOpenFiles,
-  MIN_MAX_OPEN_FILES,
-  openFileStats,
-} from '../src/storage/open-files.js';
+import { configureOpenFiles, MIN_MAX_OPEN_FILES, openFileStats } from '../src/storage/open-files.js';
 import { PartitionLog } from '../src/storage/partition-log.js';
 import { makeBatch } from './lib/batches.js';
 import { argNumber, printResult, progress, type Row, writeResult } from './lib/report.js';
