@@ -19,10 +19,15 @@ import { segmentFileName } from '../../src/storage/segment.js';
 import { nodeStorageFs, type StorageFs } from '../../src/storage/storage-fs.js';
 
 let dir: string;
+/** Files the test opened through the cache: closed after it, so every test starts from none open. */
+let created: CachedFile[] = [];
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ms-open-files-'));
 });
 afterEach(async () => {
+  for (const file of created) await file.dispose();
+  created = [];
+  expect(openFileStats().open).toBe(0);
   await configureOpenFiles({ maxOpenFiles: DEFAULT_MAX_OPEN_FILES });
   await rm(dir, { recursive: true, force: true });
 });
@@ -69,6 +74,7 @@ async function fillCache(count: number, tag: string): Promise<CachedFile[]> {
     await writeFile(path, `file ${i}`);
     files.push(await CachedFile.open(nodeStorageFs, path, 'read-write'));
   }
+  created.push(...files);
   return files;
 }
 
@@ -140,6 +146,7 @@ describe('CachedFile under the cap', () => {
     const path = join(dir, 'limited');
     await writeFile(path, 'x');
     const limited = await CachedFile.open(emfile, path, 'read-write');
+    created.push(limited);
     await fillCache(MIN_MAX_OPEN_FILES, 'push2');
     expect(limited.isOpen).toBe(false);
     failOpens = true;
