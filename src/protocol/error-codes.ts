@@ -83,6 +83,8 @@ export const ERROR_TABLE = {
   PARTITION_CLOSED: entry(604, true, 'partition is closed'),
   DATA_DIR_LOCKED: entry(605, false, 'another broker holds the data directory'),
   DATA_DIR_UNUSABLE: entry(606, false, 'the data directory cannot be used'),
+  STORAGE_FILE_MISSING: entry(610, false, 'a file of the partition log is missing from the data directory'),
+  STORAGE_NO_FILE_DESCRIPTORS: entry(611, true, 'no file descriptor is left to open a storage file'),
 
   // 7xx: cluster.
   NOT_LEADER: entry(700, true, 'this broker is not the leader of the partition'),

@@ -247,7 +247,7 @@ export class LogCleaner {
       const flush = async (): Promise<void> => {
         if (pending.length === 0) return;
         const position = cleaned.size;
-        await cleaned.file.writev(pending, position);
+        await cleaned.write(pending, position);
         let at = position;
         for (const batch of pending) {
           cleaned.track(
@@ -315,7 +315,7 @@ export class LogCleaner {
         this.report.segmentsRemoved++;
         return;
       }
-      await cleaned.file.datasync();
+      await cleaned.datasync();
       cleaned.visibleBytes = cleaned.size;
       await this.host.replace(segment, cleaned);
       committed = true;

@@ -16,6 +16,7 @@
 import { errorOf } from '../protocol/error-codes.js';
 import { BATCH_HEADER_SIZE } from '../protocol/record-batch-layout.js';
 import { frameBatches, lastOffsetOf, verifyBatches } from './batch-chunk.js';
+import { FileRetiredError } from './open-files.js';
 import type { ReadResult } from './partition-log.js';
 import type { Segment } from './segment.js';
 
@@ -98,6 +99,23 @@ export class LogReader {
    * is). The data is valid until the next call.
    */
   async next(): Promise<ReadResult> {
+    // A segment closed while idle and then deleted or replaced cannot be reopened: the reader drops
+    // what it holds of it and looks its offset up again (open-files.ts, FileRetiredError).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.nextOnce();
+      } catch (error) {
+        if (!(error instanceof FileRetiredError) || attempt >= 3) throw error;
+        // A read still running ahead writes into one of the two buffers: it lands before reuse.
+        const pending = this.pending;
+        this.pending = null;
+        this.current = null;
+        if (pending !== null) await pending.data;
+      }
+    }
+  }
+
+  private async nextOnce(): Promise<ReadResult> {
     if (this.closed) throw errorOf('INVALID_REQUEST', 'log reader is closed');
     const offset = this.offset;
     const { highWatermark, logStartOffset } = this.host.bounds(offset);

@@ -20,6 +20,7 @@
 // runs share the next one (group commit). Readers see data up to the high watermark: with `always`
 // only synced bytes, with `interval` and `never` written bytes (docs/storage.md, "Visibility").
 
+import { isMemoryStreamerError } from '../common/errors.js';
 import { errorOf } from '../protocol/error-codes.js';
 import { BATCH_HEADER_SIZE, BATCH_OFFSETS, writeBaseOffset } from '../protocol/record-batch-layout.js';
 import { batchSpan, frameBatches, lastOffsetOf, verifyBatches } from './batch-chunk.js';
@@ -30,6 +31,7 @@ import {
   LogCleaner,
 } from './log-cleaner.js';
 import { LogReader } from './log-reader.js';
+import { budgetedFs, FileRetiredError } from './open-files.js';
 import { ReadAhead } from './read-ahead.js';
 import { CLEANED_SUFFIX, parseSegmentFileName, type ScanStop, Segment, segmentFileName } from './segment.js';
 import { nodeStorageFs, type StorageFs } from './storage-fs.js';
@@ -127,6 +129,8 @@ export interface StorageObserver {
 const systemClock: Clock = { now: () => Date.now() };
 
 function storageError(error: unknown, during: string): Error {
+  // Typed already (a file that could not be reopened: out of descriptors, missing).
+  if (isMemoryStreamerError(error)) return error;
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') return errorOf('STORAGE_FULL', during, { cause: error });
   return errorOf('STORAGE_IO', `${during}: ${(error as Error).message}`, { cause: error });
@@ -191,7 +195,8 @@ export class PartitionLog {
     /** Keep a stream index (key → sequence → offset); keys of compressed batches inflate up to this. */
     streams?: { maxDecompressedBytes: number };
   }): Promise<PartitionLog> {
-    const fs = options.fs ?? nodeStorageFs;
+    // Every descriptor the log uses counts against the process-wide cap (open-files.ts).
+    const fs = budgetedFs(options.fs ?? nodeStorageFs);
     const log = new PartitionLog(
       options.dir,
       { ...DEFAULT_PARTITION_LOG_CONFIG, ...options.config },
@@ -242,6 +247,12 @@ export class PartitionLog {
 
   private get active(): Segment {
     return this.segments[this.segments.length - 1]!;
+  }
+
+  /** Segments this log writes to: held open from a write to its sync when the policy syncs. */
+  private writable(segment: Segment): Segment {
+    segment.holdUntilSynced = this.config.durability !== 'never';
+    return segment;
   }
 
   private async recover(): Promise<void> {
@@ -315,7 +326,7 @@ export class PartitionLog {
           report.truncatedBytes = segment.size - scan.validBytes;
           report.truncation = scan.stop;
           await segment.truncateTo(scan.validBytes, scan.nextOffset);
-          await segment.file.datasync();
+          await segment.datasync();
         } else {
           report.corruption = { ...scan.stop, segment: base };
           this.corruptFrom = scan.stop.offset;
@@ -333,6 +344,7 @@ export class PartitionLog {
     if (this.segments.length === 0) {
       this.segments.push(await Segment.create(this.fs, this.dir, 0n, this.config.indexIntervalBytes, now));
     }
+    this.writable(this.active);
     report.segments = this.segments.length;
     this.nextOffset = this.active.nextOffset;
     this.visibleOffset = this.corruptFrom ?? this.nextOffset;
@@ -449,10 +461,8 @@ export class PartitionLog {
     for (let i = start; i < end; i++) buffers.push(group[i]!.batch);
     const position = segment.size;
     try {
-      await segment.file.writev(buffers, position);
+      await segment.write(buffers, position);
     } catch (error) {
-      // Cut back whatever part of the write landed, so the file ends on a whole batch again.
-      await segment.file.truncate(position).catch(() => undefined);
       throw storageError(error, `writing ${buffers.length} batches to ${segment.path('log')}`);
     }
     let at = position;
@@ -473,7 +483,7 @@ export class PartitionLog {
     // trusts sealed segments through their indexes and only scans the last one
     // (test/storage/crash-states.test.ts found exactly that hole).
     try {
-      await sealed.file.datasync();
+      await sealed.datasync();
     } catch (error) {
       this.enterFailed(error);
       throw this.failure!;
@@ -498,7 +508,7 @@ export class PartitionLog {
       await streamFile?.reader.close().catch(() => undefined);
       throw storageError(error, `rolling to a new segment at offset ${sealed.nextOffset}`);
     }
-    this.segments.push(next);
+    this.segments.push(this.writable(next));
     if (streamFile !== null) this.streams!.commitSealed(streamFile);
     for (const listener of this.rollListeners) {
       try {
@@ -571,9 +581,9 @@ export class PartitionLog {
 
   /** fdatasync of the active segment, timed for the observer (durability's cost, as a histogram). */
   private async timedSync(cause: 'append' | 'interval'): Promise<void> {
-    if (this.observer === null) return this.active.file.datasync();
+    if (this.observer === null) return this.active.datasync();
     const started = performance.now();
-    await this.active.file.datasync();
+    await this.active.datasync();
     try {
       this.observer.onSync((performance.now() - started) / 1000, cause);
     } catch {
@@ -630,6 +640,18 @@ export class PartitionLog {
    * The data is a new buffer the caller may keep; `reader()` reads into reused buffers instead.
    */
   async read(offset: bigint, maxBytes: number): Promise<ReadResult> {
+    // A segment closed while idle and then deleted or replaced cannot be reopened: the read looks
+    // its offset up again in the log as it is now (open-files.ts, FileRetiredError).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.readOnce(offset, maxBytes);
+      } catch (error) {
+        if (!(error instanceof FileRetiredError) || attempt >= 3) throw error;
+      }
+    }
+  }
+
+  private async readOnce(offset: bigint, maxBytes: number): Promise<ReadResult> {
     const { highWatermark, logStartOffset } = this.readBounds(offset);
     const empty = { data: Buffer.alloc(0), nextOffset: offset, highWatermark, logStartOffset };
     const segment = offset === highWatermark ? null : this.segmentHolding(offset);
@@ -895,7 +917,7 @@ export class PartitionLog {
         // power loss could take the new value after the cleaner removed the old one.
         if (log.config.durability !== 'always') {
           try {
-            await segments[segments.length - 1]!.file.datasync();
+            await segments[segments.length - 1]!.datasync();
           } catch (error) {
             log.enterFailed(error);
             throw log.failure!;
@@ -929,6 +951,11 @@ export class PartitionLog {
     const preparedStreams = `${old.path('streams')}${CLEANED_SUFFIX}`;
     let streams: PendingStreamReplacement | null = null;
     try {
+      // From here the old files are not reopened by their paths (the cleaned copy is renamed over
+      // them): reads holding the old segment finish on the old inode, or find it gone and look
+      // the offset up again (open-files.ts, freeze).
+      await old.freeze();
+      await this.streams?.freezeSealed(old.baseOffset);
       // The segment's stream file, filtered to the records the cleaned copy keeps, is made durable
       // before the commit rename, so a crash on either side of it leaves a matching stream file.
       if (this.streams !== null && cleaned !== null) streams = await this.streams.prepareReplacement(cleaned);
@@ -949,6 +976,8 @@ export class PartitionLog {
       // Not committed: the old segment stays, and a prepared stream file must not outlive it (an
       // open would take it for a committed compaction's).
       if (this.streams !== null && cleaned !== null) await unlink(preparedStreams).catch(() => undefined);
+      old.thaw();
+      this.streams?.thawSealed(old.baseOffset);
       throw storageError(error, `replacing segment ${old.path('log')} by its compacted copy`);
     }
     if (cleaned !== null) this.segments[at] = cleaned;
@@ -986,8 +1015,7 @@ export class PartitionLog {
     this.state = 'closed';
     for (const pending of this.pending) pending.reject(errorOf('PARTITION_CLOSED', this.dir));
     this.pending = [];
-    if (wasOpen && this.config.durability !== 'never')
-      await this.active.file.datasync().catch(() => undefined);
+    if (wasOpen && this.config.durability !== 'never') await this.active.datasync().catch(() => undefined);
     this.readAhead.clear();
     for (const segment of this.segments) await segment.close();
     await this.streams?.close();

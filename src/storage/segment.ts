@@ -1,6 +1,8 @@
 // One segment of a partition log: the `<base offset>.log` file of whole record batches and its two
 // sparse indexes. Knows how to append bookkeeping, read byte ranges, scan and verify its batches,
 // and persist its indexes. Decides nothing about rolling, durability or retention (partition-log.ts).
+// Its log file is a CachedFile (open-files.ts): every use leases it, so an idle segment's descriptor
+// can be closed under the process-wide cap and is reopened by its next use.
 
 import { join } from 'node:path';
 import { crc32cRange } from '../protocol/crc32c.js';
@@ -13,6 +15,7 @@ import {
 } from '../protocol/record-batch-layout.js';
 import { wholeBatches } from './batch-chunk.js';
 import { OffsetIndex, TimeIndex } from './offset-index.js';
+import { CachedFile } from './open-files.js';
 import type { StorageFile, StorageFs } from './storage-fs.js';
 
 /** Segment files are named by their base offset, zero-padded to 20 digits so names sort as numbers. */
@@ -63,14 +66,22 @@ export class Segment {
   index = new OffsetIndex();
   timeIndex = new TimeIndex();
   private bytesSinceIndexEntry = 0;
-  private readers = 0;
   private deleted = false;
-  private closeWhenIdle: (() => void) | null = null;
+  /**
+   * Set by a log whose durability syncs what it wrote (`always`, `interval`): the file then stays
+   * open (leased) from a write until an fdatasync that began after it, so the sync runs on the
+   * descriptor the bytes were written through and the cap cannot close the file in between.
+   */
+  holdUntilSynced = false;
+  private heldForSync = false;
+  /** Writes so far; a sync releases the hold only when no write came after it began. */
+  private writes = 0;
 
   private constructor(
     dir: string,
     baseOffset: bigint,
-    readonly file: StorageFile,
+    /** The `.log` file (or, for a compacted copy before its commit, the `.log.cleaned` file). */
+    private readonly file: CachedFile,
     private readonly fs: StorageFs,
     private readonly indexIntervalBytes: number,
     now: number,
@@ -88,13 +99,13 @@ export class Segment {
     indexIntervalBytes: number,
     now: number,
   ): Promise<Segment> {
-    const file = await fs.open(join(dir, segmentFileName(baseOffset, 'log')), 'create');
+    const file = await CachedFile.open(fs, join(dir, segmentFileName(baseOffset, 'log')), 'create');
     try {
-      await file.truncate(0);
+      await file.with((handle) => handle.truncate(0));
       await fs.syncDirectory(dir);
     } catch (error) {
       // A roll that fails here is retried by the next append: leave no handle behind each try.
-      await file.close().catch(() => undefined);
+      await file.dispose();
       throw error;
     }
     return new Segment(dir, baseOffset, file, fs, indexIntervalBytes, now);
@@ -105,11 +116,11 @@ export class Segment {
    * `path('log')` is the segment's own name: `commitCleaned` renames the file there.
    */
   async createCleaned(): Promise<Segment> {
-    const file = await this.fs.open(`${this.path('log')}${CLEANED_SUFFIX}`, 'create');
+    const file = await CachedFile.open(this.fs, `${this.path('log')}${CLEANED_SUFFIX}`, 'create');
     try {
-      await file.truncate(0);
+      await file.with((handle) => handle.truncate(0));
     } catch (error) {
-      await file.close().catch(() => undefined);
+      await file.dispose();
       throw error;
     }
     return new Segment(this.dir, this.baseOffset, file, this.fs, this.indexIntervalBytes, this.createdAt);
@@ -118,11 +129,12 @@ export class Segment {
   /** Renames the cleaned file over the segment's log file (not yet durable: sync the directory). */
   async commitCleaned(): Promise<void> {
     await this.fs.rename(`${this.path('log')}${CLEANED_SUFFIX}`, this.path('log'));
+    this.file.renamed(this.path('log'));
   }
 
   /** Closes and unlinks a cleaned file that will not be committed. */
   async discardCleaned(): Promise<void> {
-    await this.file.close().catch(() => undefined);
+    await this.file.dispose();
     await this.fs.unlink(`${this.path('log')}${CLEANED_SUFFIX}`).catch(() => undefined);
   }
 
@@ -133,9 +145,14 @@ export class Segment {
     indexIntervalBytes: number,
     now: number,
   ): Promise<Segment> {
-    const file = await fs.open(join(dir, segmentFileName(baseOffset, 'log')), 'read-write');
+    const file = await CachedFile.open(fs, join(dir, segmentFileName(baseOffset, 'log')), 'read-write');
     const segment = new Segment(dir, baseOffset, file, fs, indexIntervalBytes, now);
-    segment.size = await file.size();
+    try {
+      segment.size = await file.with((handle) => handle.size());
+    } catch (error) {
+      await file.dispose();
+      throw error;
+    }
     return segment;
   }
 
@@ -171,7 +188,12 @@ export class Segment {
     this.bytesSinceIndexEntry = 0;
     this.nextOffset = this.baseOffset;
     this.maxTimestamp = Number.NEGATIVE_INFINITY;
-    const fileSize = await this.file.size();
+    // Leased for the whole scan: its reads overlap (one runs ahead), all on this one file.
+    return this.file.with((file) => this.scanFile(file, allowGaps));
+  }
+
+  private async scanFile(file: StorageFile, allowGaps: boolean): Promise<ScanResult> {
+    const fileSize = await file.size();
     let chunk = Buffer.allocUnsafe(SCAN_CHUNK);
     // The next chunk is read into `spare` while this one's CRCs are checked (the read runs on the
     // threadpool), starting where this chunk's whole batches end by their length fields. It is used
@@ -188,13 +210,13 @@ export class Segment {
         [chunk, spare] = [spare, chunk];
       } else {
         if (ahead !== null) await ahead.read.catch(() => 0);
-        read = await this.file.read(chunk, 0, Math.min(chunk.length, fileSize - position), position);
+        read = await file.read(chunk, 0, Math.min(chunk.length, fileSize - position), position);
       }
       ahead = null;
       const wholeEnd = wholeBatches(chunk.subarray(0, read), 0, Number.POSITIVE_INFINITY).end;
       if (wholeEnd > 0 && position + wholeEnd < fileSize) {
         const nextPosition: number = position + wholeEnd;
-        const pending: Promise<number> = this.file.read(
+        const pending: Promise<number> = file.read(
           spare,
           0,
           Math.min(spare.length, fileSize - nextPosition),
@@ -288,7 +310,7 @@ export class Segment {
       this.index = index;
       this.timeIndex = timeIndex;
       this.maxTimestamp = timeIndex.lastTimestamp;
-      this.nextOffset = await this.readNextOffset();
+      this.nextOffset = await this.file.with((file) => this.readNextOffset(file));
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -297,12 +319,12 @@ export class Segment {
   }
 
   /** The offset after the last batch, found by walking from the last index entry. */
-  private async readNextOffset(): Promise<bigint> {
+  private async readNextOffset(file: StorageFile): Promise<bigint> {
     let position = this.index.floorPosition(0xffffffff);
     let next = this.baseOffset;
     const header = Buffer.allocUnsafe(BATCH_HEADER_SIZE);
     while (position < this.size) {
-      const read = await this.file.read(header, 0, BATCH_HEADER_SIZE, position);
+      const read = await file.read(header, 0, BATCH_HEADER_SIZE, position);
       if (read < BATCH_HEADER_SIZE) break;
       next =
         header.readBigInt64BE(BATCH_OFFSETS.baseOffset) +
@@ -327,7 +349,7 @@ export class Segment {
   }
 
   async truncateTo(bytes: number, nextOffset: bigint): Promise<void> {
-    await this.file.truncate(bytes);
+    await this.file.with((file) => file.truncate(bytes));
     this.size = bytes;
     this.visibleBytes = Math.min(this.visibleBytes, bytes);
     this.index.truncateToPosition(bytes);
@@ -343,43 +365,91 @@ export class Segment {
   /**
    * Reads `length` bytes at `position` into `target` from byte `at` on, while holding the segment
    * open against deletion; returns target[0, at + bytes read) (shorter at the end of the file).
+   * An open file is leased without a promise of its own; a closed one is reopened first.
    */
   async readInto(target: Buffer, position: number, length: number, at = 0): Promise<Buffer> {
-    this.readers++;
+    const file = this.file.tryLease() ?? (await this.file.lease());
     try {
-      const read = await this.file.read(target, at, length, position);
+      const read = await file.read(target, at, length, position);
       return at + read === target.length ? target : target.subarray(0, at + read);
     } finally {
-      this.readers--;
-      if (this.readers === 0 && this.closeWhenIdle !== null) this.closeWhenIdle();
+      this.file.release();
     }
   }
 
-  /** Closes the file once no read is in flight. */
-  async close(): Promise<void> {
-    if (this.readers > 0) await new Promise<void>((resolve) => (this.closeWhenIdle = resolve));
-    await this.file.close();
+  /** Positioned gather write of whole batches; on failure cuts the file back to `position`. */
+  async write(buffers: Buffer[], position: number): Promise<void> {
+    const file = this.file.tryLease() ?? (await this.file.lease());
+    this.writes++;
+    try {
+      await file.writev(buffers, position);
+    } catch (error) {
+      // Cut back whatever part of the write landed, so the file ends on a whole batch again.
+      await file.truncate(position).catch(() => undefined);
+      throw error;
+    } finally {
+      // The write's lease becomes the hold until the next sync (one hold at most).
+      if (this.holdUntilSynced && !this.heldForSync) this.heldForSync = true;
+      else this.file.release();
+    }
+  }
+
+  /** fdatasync of the log file (reopened when it was evicted: the kernel syncs the inode's pages). */
+  async datasync(): Promise<void> {
+    const file = this.file.tryLease() ?? (await this.file.lease());
+    const writes = this.writes;
+    try {
+      await file.datasync();
+      if (this.heldForSync && this.writes === writes) {
+        this.heldForSync = false;
+        this.file.release();
+      }
+    } finally {
+      this.file.release();
+    }
+  }
+
+  /** Whether the log file is open now (for tests: an idle segment's file may be closed). */
+  get fileOpen(): boolean {
+    return this.file.isOpen;
   }
 
   /**
-   * Closes the file once no read is in flight, for a segment the log cleaner replaced. A
-   * PartitionLog.read may call `read` several times on one segment without yielding to the event
-   * loop in between (only awaiting each read), so idle is checked again one macrotask later.
+   * Before another file is renamed over this segment's (a compacted copy) or it is unlinked: it is
+   * not reopened by its path again; reads that hold it finish on the old file (open-files.ts).
    */
-  async retire(): Promise<void> {
-    for (;;) {
-      if (this.readers > 0) await new Promise<void>((resolve) => (this.closeWhenIdle = resolve));
-      this.closeWhenIdle = null;
-      await new Promise((resolve) => setImmediate(resolve));
-      if (this.readers === 0) break;
-    }
-    await this.file.close();
+  freeze(): Promise<void> {
+    return this.file.freeze();
+  }
+
+  /** Undoes `freeze` (the replacement failed). */
+  thaw(): void {
+    this.file.thaw();
+  }
+
+  /** Closes the file once no use holds it; a later use fails with FileRetiredError. */
+  close(): Promise<void> {
+    this.dropSyncHold();
+    return this.file.dispose();
+  }
+
+  /** A failed or closing log syncs no more: the hold of written bytes ends. */
+  private dropSyncHold(): void {
+    if (!this.heldForSync) return;
+    this.heldForSync = false;
+    this.file.release();
+  }
+
+  /** Closes the file of a segment the log cleaner replaced, once no read holds it. */
+  retire(): Promise<void> {
+    return this.file.dispose();
   }
 
   /** Deletes the segment's files (retention); reads in flight finish first. */
   async delete(): Promise<void> {
     if (this.deleted) return;
     this.deleted = true;
+    await this.freeze();
     await this.close();
     for (const extension of ['log', 'index', 'timeindex', 'streams'] as const) {
       try {

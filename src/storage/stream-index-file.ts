@@ -23,7 +23,7 @@
 // compaction, which remove messages but never renumber a stream.
 
 import { crc32c } from '../protocol/crc32c.js';
-import type { StorageFile } from './storage-fs.js';
+import type { CachedFile } from './open-files.js';
 
 export const STREAM_FILE_HEADER = 56;
 export const STREAM_KEY_RECORD = 40;
@@ -468,12 +468,14 @@ export function filterStreamFile(
 /** Where a stream file's bytes come from: the open file, or memory when it could not be written. */
 export type ByteSource = (position: number, length: number) => Promise<Buffer>;
 
-export function fileSource(file: StorageFile): ByteSource {
-  return async (position, length) => {
-    const buf = Buffer.allocUnsafe(length);
-    const read = await file.read(buf, 0, length, position);
-    return read === length ? buf : buf.subarray(0, read);
-  };
+/** Reads through a CachedFile, leased for each read (so the file may be closed while idle). */
+export function fileSource(file: CachedFile): ByteSource {
+  return (position, length) =>
+    file.with(async (handle) => {
+      const buf = Buffer.allocUnsafe(length);
+      const read = await handle.read(buf, 0, length, position);
+      return read === length ? buf : buf.subarray(0, read);
+    });
 }
 
 export function memorySource(buf: Buffer): ByteSource {

@@ -14,6 +14,7 @@
 import { join } from 'node:path';
 import { forEachKey, type InflateLimits, splitBatches } from '../protocol/record-batch.js';
 import { BATCH_LOG_OVERHEAD, BATCH_OFFSETS } from '../protocol/record-batch-layout.js';
+import { CachedFile, FileRetiredError } from './open-files.js';
 import type { StorageFs } from './storage-fs.js';
 import { ActiveStreamEntries, StreamEntry } from './stream-active-entries.js';
 import {
@@ -60,6 +61,8 @@ interface SealedStreams {
   base: number;
   next: number;
   reader: StreamFileReader;
+  /** The stream file, opened on a lookup's first read (null when the reader reads from memory). */
+  file: CachedFile | null;
   /** The file's bytes when it could not be written. */
   memory: Buffer | null;
   /** Lookups in flight that hold this reader: a replaced or dropped one is closed when they end. */
@@ -293,13 +296,16 @@ export class StreamIndex {
     inMemory: boolean,
   ): Promise<SealedStreams> {
     let reader: StreamFileReader;
+    let file: CachedFile | null = null;
     if (inMemory) {
       reader = StreamFileReader.fromBuffer(buf, header, memorySource(buf), async () => undefined);
     } else {
-      const file = await this.fs.open(this.path(streamFileName(base)), 'read-write');
-      reader = StreamFileReader.fromBuffer(buf, header, fileSource(file), () => file.close());
+      // Opened lazily, under the process-wide cap of open files: most stream files are never read.
+      const cached = CachedFile.lazy(this.fs, this.path(streamFileName(base)));
+      reader = StreamFileReader.fromBuffer(buf, header, fileSource(cached), () => cached.dispose());
+      file = cached;
     }
-    return { base, next, reader, memory: inMemory ? buf : null, users: 0, retired: false };
+    return { base, next, reader, file, memory: inMemory ? buf : null, users: 0, retired: false };
   }
 
   private insert(sealed: SealedStreams): void {
@@ -335,6 +341,8 @@ export class StreamIndex {
   /** After the commit rename of the segment: the prepared file takes its place and its reader swaps. */
   async commitReplacement(pending: PendingStreamReplacement): Promise<void> {
     const path = this.path(streamFileName(pending.base));
+    // Lookups holding the old reader must not reopen the path and find the new file there.
+    await this.freezeSealed(BigInt(pending.base));
     await this.fs.rename(`${path}${CLEANED_STREAMS_SUFFIX}`, path);
     await this.fs.syncDirectory(this.dir);
     const at = this.sealed.findIndex((x) => x.base === pending.base);
@@ -371,6 +379,19 @@ export class StreamIndex {
       if (lastSealed < sealed.next) holds = true;
     });
     return holds;
+  }
+
+  /**
+   * Before the segment's stream file is renamed over or unlinked (compaction): its reader's file is
+   * not reopened by its path again (open-files.ts, freeze); `thawSealed` undoes it when the
+   * replacement fails.
+   */
+  async freezeSealed(baseOffset: bigint): Promise<void> {
+    await this.sealed.find((x) => x.base === Number(baseOffset))?.file?.freeze();
+  }
+
+  thawSealed(baseOffset: bigint): void {
+    this.sealed.find((x) => x.base === Number(baseOffset))?.file?.thaw();
   }
 
   /** Compaction removed a whole sealed segment (every record dropped): its stream file is gone. */
@@ -434,6 +455,22 @@ export class StreamIndex {
    * messages appended but not yet readable (the caller keeps those below the high watermark).
    */
   async locate(key: string, from: number, max: number): Promise<{ offset: number; sequence: number }[]> {
+    // A stream file closed while idle and then replaced or removed cannot be reopened: the lookup
+    // starts again from the index as it is now (open-files.ts, FileRetiredError).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.locateOnce(key, from, max);
+      } catch (error) {
+        if (!(error instanceof FileRetiredError) || attempt >= 3) throw error;
+      }
+    }
+  }
+
+  private async locateOnce(
+    key: string,
+    from: number,
+    max: number,
+  ): Promise<{ offset: number; sequence: number }[]> {
     const entry = this.versions.get(key);
     if (entry === undefined || from >= entry.version || max <= 0) return [];
     const held: SealedStreams[] = [];

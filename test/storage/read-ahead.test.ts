@@ -18,7 +18,7 @@ afterEach(async () => {
 async function segmentOf(base: bigint, length: number): Promise<{ segment: Segment; bytes: Buffer }> {
   const segment = await Segment.create(nodeStorageFs, dir, base, 4096, Date.now());
   const bytes = Buffer.from(Array.from({ length }, (_, i) => i % 251));
-  await segment.file.writev([bytes], 0);
+  await segment.write([bytes], 0);
   segment.size = length;
   segment.visibleBytes = length;
   return { segment, bytes };
