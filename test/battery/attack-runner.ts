@@ -377,7 +377,7 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
     producer.phase = 'after';
     consumer.phase = 'after';
     if (setupErrors.length > 0) checks.push(check('attackers started', false, setupErrors.join('; ')));
-    const alive = broker.child.exitCode === null && broker.child.signalCode === null;
+    const alive = sampler.killedAt === null && broker.child.exitCode === null && broker.child.signalCode === null;
     checks.push(
       check(
         'broker alive after the attack',
@@ -502,7 +502,7 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
     }
 
     // Everything acknowledged, read back from the start.
-    const running = broker.child.exitCode === null && broker.child.signalCode === null;
+    const running = sampler.killedAt === null && broker.child.exitCode === null && broker.child.signalCode === null;
     if (running) {
       const read = await readWholePartition(broker.port, GOOD, 30_000);
       checks.push(lossCheck(checkAcknowledged(producer.acknowledged, read.records)));

@@ -52,9 +52,13 @@ async function pipelinedFetch(j: Extract<AttackerJob, { kind: 'pipelined-fetch' 
   const { opened, failures } = await openMany(j.connections, { port: j.port }, async (c) => {
     if (!(await c.handshake())) return;
     c.stopReading();
+    // Written in slices, in the background (the job is ready once every connection is up), so
+    // the attacker's own memory stays small; the socket's buffer absorbs what the broker does not
+    // read.
+    void writeFetches(c);
+  });
+  async function writeFetches(c: RawConnection): Promise<void> {
     let correlationId = 2;
-    // Written in slices so the attacker's own memory stays small; the socket's buffer absorbs
-    // what the broker does not read.
     while (!stopping && correlationId < j.requestsPerConnection + 2 && !c.closed) {
       const frames: Buffer[] = [];
       for (let i = 0; i < 256 && correlationId < j.requestsPerConnection + 2; i++) {
@@ -69,7 +73,7 @@ async function pipelinedFetch(j: Extract<AttackerJob, { kind: 'pipelined-fetch' 
       written += frames.length;
       if (!c.write(Buffer.concat(frames))) await drainedOrClosed(c, 2000);
     }
-  });
+  }
   return () => ({ ...connectionFigures(opened, failures), requestsWritten: written });
 }
 

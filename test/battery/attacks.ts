@@ -31,7 +31,7 @@ export const LIMITS: BatteryLimits = {
   globalBudget: 64 * MiB,
   maxOutbound: 16 * MiB,
   nofileSoft: 1024,
-  nofileHard: 4096,
+  nofileHard: 1024,
 };
 
 /** The MEMORYSTREAMER_* variables that give the broker these limits. */

@@ -56,7 +56,8 @@ export class MemorySampler {
   /** Takes one sample now (also used by the recovery wait). */
   sample(): MemorySample | null {
     const memory = readProcMemory(this.pid);
-    if (memory === null) return null;
+    // A process that exited but was not reaped yet has no VmRSS line: not a sample.
+    if (memory === null || !Number.isFinite(memory.rss)) return null;
     const sample = { at: performance.now(), ...memory };
     this.samples.push(sample);
     if (sample.rss > this.safetyCeiling && this.killedAt === null) {
