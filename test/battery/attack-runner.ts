@@ -82,7 +82,7 @@ export const BUDGETS: Record<BudgetName, BudgetSettings> = {
 /** What the broker may use beyond its configured budget (stated in the output). */
 export const FIXED_OVERHEAD = 96 * MiB;
 /** "Memory returned": within this of the pre-attack RSS. */
-export const RETURN_MARGIN = 32 * MiB;
+export const RETURN_MARGIN = 48 * MiB;
 
 export interface PhaseLatencies {
   before: LatencySummary;
@@ -377,7 +377,8 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
     producer.phase = 'after';
     consumer.phase = 'after';
     if (setupErrors.length > 0) checks.push(check('attackers started', false, setupErrors.join('; ')));
-    const alive = sampler.killedAt === null && broker.child.exitCode === null && broker.child.signalCode === null;
+    const alive =
+      sampler.killedAt === null && broker.child.exitCode === null && broker.child.signalCode === null;
     checks.push(
       check(
         'broker alive after the attack',
@@ -502,7 +503,8 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
     }
 
     // Everything acknowledged, read back from the start.
-    const running = sampler.killedAt === null && broker.child.exitCode === null && broker.child.signalCode === null;
+    const running =
+      sampler.killedAt === null && broker.child.exitCode === null && broker.child.signalCode === null;
     if (running) {
       const read = await readWholePartition(broker.port, GOOD, 30_000);
       checks.push(lossCheck(checkAcknowledged(producer.acknowledged, read.records)));

@@ -74,12 +74,25 @@ export async function startBroker(
     let buffered = '';
     child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
-      const newline = buffered.indexOf('\n');
-      if (newline >= 0) {
+      // `serve --json` writes one event per line; `listening` carries the ports, anything else
+      // before it (an error at start) is the reason it will not be ready.
+      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        let event: { event?: string; port?: number; adminPort?: number };
         try {
-          resolve(JSON.parse(buffered.slice(0, newline)) as { port: number; adminPort: number });
-        } catch (error) {
-          reject(error);
+          event = JSON.parse(line) as typeof event;
+        } catch {
+          continue;
+        }
+        if (
+          event.event === 'listening' &&
+          typeof event.port === 'number' &&
+          typeof event.adminPort === 'number'
+        ) {
+          resolve({ port: event.port, adminPort: event.adminPort });
+        } else {
+          reject(new Error(`broker said ${line.slice(0, 500)} before it was ready`));
         }
       }
     });
