@@ -3,7 +3,10 @@
 // docs/hostile-clients.md describes the attacks and the checks.
 //
 //   npx tsx scripts/hostile-battery.ts [--budget ci|long] [--only <attack>[,<attack>]] [--seed N]
-//                                      [--json] [--keep-data] [--env KEY=VALUE]...
+//                                      [--json] [--keep-data] [--env KEY=VALUE]... [--nofile N]
+//
+// --env passes a broker setting (MEMORYSTREAMER_<SECTION>_<NAME>) on top of the battery's limits;
+// --nofile sets the broker's descriptor limit (soft and hard; 1024 by default).
 //
 // Exit code 0 when every check of every attack passed, 1 otherwise (2 for a usage error).
 
@@ -18,7 +21,13 @@ import {
   RETURN_MARGIN,
   runAttack,
 } from '../test/battery/attack-runner.js';
-import { ATTACKS, attackNamed, type BudgetName, LIMITS } from '../test/battery/attacks.js';
+import {
+  ATTACKS,
+  attackNamed,
+  type BatteryLimits,
+  type BudgetName,
+  LIMITS as DEFAULT_LIMITS,
+} from '../test/battery/attacks.js';
 import { logTail } from '../test/battery/broker.js';
 import { MiB } from '../test/battery/checks.js';
 import { attackSeed } from '../test/battery/random.js';
@@ -26,7 +35,7 @@ import { formatAttack, formatSummary } from '../test/battery/report.js';
 
 function usage(message: string): never {
   process.stderr.write(
-    `${message}\nusage: npx tsx scripts/hostile-battery.ts [--budget ci|long] [--only a,b] [--seed N] [--json] [--keep-data] [--env KEY=VALUE]\nattacks: ${ATTACKS.map((a) => a.name).join(', ')}\n`,
+    `${message}\nusage: npx tsx scripts/hostile-battery.ts [--budget ci|long] [--only a,b] [--seed N] [--json] [--keep-data] [--env KEY=VALUE] [--nofile N]\nattacks: ${ATTACKS.map((a) => a.name).join(', ')}\n`,
   );
   process.exit(2);
 }
@@ -39,6 +48,7 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     'keep-data': { type: 'boolean', default: false },
     env: { type: 'string', multiple: true, default: [] },
+    nofile: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -59,6 +69,13 @@ for (const pair of values.env ?? []) {
     usage(`--env ${pair}: MEMORYSTREAMER_<SECTION>_<NAME>=value`);
   extraEnv[pair.slice(0, at)] = pair.slice(at + 1);
 }
+
+if (values.nofile !== undefined && !/^\d+$/.test(values.nofile))
+  usage(`--nofile ${values.nofile}: a number of descriptors`);
+const LIMITS: BatteryLimits =
+  values.nofile === undefined
+    ? DEFAULT_LIMITS
+    : { ...DEFAULT_LIMITS, nofileSoft: Number(values.nofile), nofileHard: Number(values.nofile) };
 
 const progress = (line: string) =>
   process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
@@ -87,6 +104,7 @@ for (const attack of selected) {
     seed: attackSeed(seed, attack.name),
     workDir,
     extraEnv,
+    limits: LIMITS,
     keepData: values['keep-data'] ?? false,
     progress,
   });

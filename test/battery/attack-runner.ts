@@ -8,7 +8,13 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
 import type { AttackerJob, AttackerReport } from './attacker-jobs.js';
-import { type AttackContext, type AttackDefinition, type BudgetName, LIMITS, limitsEnv } from './attacks.js';
+import {
+  type AttackContext,
+  type AttackDefinition,
+  type BatteryLimits,
+  type BudgetName,
+  limitsEnv,
+} from './attacks.js';
 import { killPid, REPO_ROOT, type RunningBroker, startBroker, stopBroker } from './broker.js';
 import {
   type CheckResult,
@@ -121,6 +127,8 @@ export interface RunOptions {
   seed: number;
   workDir: string;
   extraEnv: Record<string, string>;
+  /** The broker's limits (LIMITS unless the command line changed the descriptor limit). */
+  limits: BatteryLimits;
   /** Keep each attack's data directory (removed by default; the broker log is always kept). */
   keepData: boolean;
   progress: (line: string) => void;
@@ -290,11 +298,16 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
   await mkdir(dataDir, { recursive: true });
   const logFile = join(dir, 'broker.log');
   const brokerSettings = {
-    env: { ...limitsEnv(LIMITS), ...options.extraEnv },
-    nofileSoft: LIMITS.nofileSoft,
-    nofileHard: LIMITS.nofileHard,
+    env: { ...limitsEnv(options.limits), ...options.extraEnv },
+    nofileSoft: options.limits.nofileSoft,
+    nofileHard: options.limits.nofileHard,
   };
-  const ctx: AttackContext = { budget: options.budget, limits: LIMITS, goodTopic: GOOD, bulkTopic: BULK };
+  const ctx: AttackContext = {
+    budget: options.budget,
+    limits: options.limits,
+    goodTopic: GOOD,
+    bulkTopic: BULK,
+  };
   const say = (text: string) => options.progress(`[${definition.name}] ${text}`);
   const checks: CheckResult[] = [];
   const attackers: Attacker[] = [];
@@ -322,8 +335,12 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
     // Sampled before any attack: the idle broker with its topics open.
     const probe = new MemorySampler(broker.pid, Number.POSITIVE_INFINITY);
     const idleRss = probe.sample()?.rss ?? Number.NaN;
-    const rule: RssRule = { idleRss, globalBudget: LIMITS.globalBudget, fixedOverhead: FIXED_OVERHEAD };
-    const ceiling = idleRss + LIMITS.globalBudget + FIXED_OVERHEAD;
+    const rule: RssRule = {
+      idleRss,
+      globalBudget: options.limits.globalBudget,
+      fixedOverhead: FIXED_OVERHEAD,
+    };
+    const ceiling = idleRss + options.limits.globalBudget + FIXED_OVERHEAD;
     sampler = new MemorySampler(broker.pid, ceiling + 768 * MiB);
     sampler.start();
     health.start();
@@ -332,9 +349,9 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
       GOOD,
       settings.producerRate,
       new SeededRandom(random.fork()),
-      settings.stallBoundMs * 3,
+      settings.stallBoundMs * 2,
     );
-    consumer = new GoodConsumer(broker.port, GOOD, producer, settings.stallBoundMs * 3);
+    consumer = new GoodConsumer(broker.port, GOOD, producer, settings.stallBoundMs * 2);
     producer.start();
     consumer.start();
     say(

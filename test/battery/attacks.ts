@@ -295,7 +295,7 @@ export const ATTACKS: AttackDefinition[] = [
     jobs: (ctx) => [
       {
         kind: 'partition-flood' as const,
-        names: ['wide', 'wide', ...Array.from({ length: scale(ctx, 2, 8) }, (_, i) => `wide-${i + 2}`)],
+        names: ['wide', 'wide', ...Array.from({ length: scale(ctx, 1, 8) }, (_, i) => `wide-${i + 2}`)],
         partitions: 10_000,
         requestTimeoutMs: scale(ctx, 30_000, 120_000),
       },
