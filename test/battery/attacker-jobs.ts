@@ -23,7 +23,13 @@ export type AttackerJob = JobBase &
         credit: number;
       }
     | { kind: 'partial-frames'; connections: number; frameBytes: number; sendBytes: number; topic: string }
-    | { kind: 'flood'; connections: number; localAddress: string; handshakeTenths: number }
+    | {
+        kind: 'flood';
+        connections: number;
+        localAddress: string;
+        handshakeTenths: number;
+        startDelayMs: number;
+      }
     | {
         kind: 'slow-readers';
         connections: number;

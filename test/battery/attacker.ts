@@ -154,6 +154,7 @@ async function flood(j: Extract<AttackerJob, { kind: 'flood' }>): Promise<Report
     for (const c of dribblers) c.write(Buffer.from('M'));
   }, 1000);
   dribble.unref();
+  await new Promise((resolve) => setTimeout(resolve, j.startDelayMs));
   const { opened, failures } = await openMany(
     j.connections,
     { port: j.port, localAddress: j.localAddress, timeoutMs: 3000 },

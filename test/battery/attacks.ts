@@ -162,12 +162,15 @@ export const ATTACKS: AttackDefinition[] = [
           connections: perAddress + 150,
           localAddress: '127.0.0.2',
           handshakeTenths: 10,
+          startDelayMs: 0,
         },
         ...Array.from({ length: scale(ctx, 3, 6) }, (_, i) => ({
           kind: 'flood' as const,
           connections: perAddress,
           localAddress: `127.0.0.${3 + i}`,
           handshakeTenths: 8,
+          // After the first address has met its cap, so that cap is what limits it there.
+          startDelayMs: 2000,
         })),
       ];
     },
