@@ -28,7 +28,7 @@ import {
   type BudgetName,
   LIMITS as DEFAULT_LIMITS,
 } from '../test/battery/attacks.js';
-import { logTail } from '../test/battery/broker.js';
+import { killAllTracked, logTail } from '../test/battery/broker.js';
 import { MiB } from '../test/battery/checks.js';
 import { attackSeed } from '../test/battery/random.js';
 import { formatAttack, formatSummary } from '../test/battery/report.js';
@@ -91,6 +91,15 @@ const header = [
   }`,
   `rules: RSS peak <= idle RSS + global budget + ${FIXED_OVERHEAD / MiB} MiB fixed overhead; after the attack RSS back within ${RETURN_MARGIN / MiB} MiB of the pre-attack RSS within ${settings.recoveryMs / 1000} s; no good-client operation waits over ${settings.stallBoundMs} ms; a new client produces within ${settings.newClientBoundMs} ms; attack ${settings.attackMs / 1000} s after ${settings.beforeMs / 1000} s of good traffic at ${settings.producerRate} msg/s`,
 ].join('\n');
+
+// Whatever ends the battery (a signal, an exception), the broker and attackers go with it.
+process.on('exit', killAllTracked);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    progress(`${signal}: stopping the broker and attackers`);
+    process.exit(130);
+  });
+}
 
 const workDir = await mkdtemp(join(process.env.BATTERY_DIR ?? tmpdir(), 'ms-battery-'));
 if (!values.json) process.stdout.write(`${header}\nwork directory (broker logs): ${workDir}\n`);

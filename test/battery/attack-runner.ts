@@ -15,7 +15,7 @@ import {
   type BudgetName,
   limitsEnv,
 } from './attacks.js';
-import { killPid, REPO_ROOT, type RunningBroker, startBroker, stopBroker } from './broker.js';
+import { killPid, REPO_ROOT, type RunningBroker, startBroker, stopBroker, track } from './broker.js';
 import {
   type CheckResult,
   check,
@@ -199,6 +199,7 @@ function spawnAttacker(job: AttackerJob): Attacker {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
+  track(child);
   const attacker: Attacker = { child, ready: Promise.resolve(null), report: null, stderr: '' };
   child.stderr!.on('data', (chunk: Buffer) => {
     if (attacker.stderr.length < 4000) attacker.stderr += chunk.toString();

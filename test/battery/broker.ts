@@ -63,6 +63,7 @@ export async function startBroker(
       },
     },
   );
+  track(child);
   child.stderr!.pipe(log);
   const exited = new Promise<string>((resolve) =>
     child.once('exit', (code, signal) => {
@@ -120,6 +121,24 @@ export async function stopBroker(broker: RunningBroker, graceMs = 10_000): Promi
   const how = await broker.exited;
   clearTimeout(timer);
   return how;
+}
+
+/**
+ * Every process the battery started and has not seen exit (brokers and attackers): killed by PID
+ * when the battery itself exits, however it exits, so none outlives it.
+ */
+export const livePids = new Set<number>();
+
+export function track(child: ChildProcess): void {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  livePids.add(pid);
+  child.once('exit', () => livePids.delete(pid));
+}
+
+export function killAllTracked(): void {
+  for (const pid of livePids) killPid(pid);
+  livePids.clear();
 }
 
 export function killPid(pid: number | undefined): void {
