@@ -3,11 +3,11 @@
 // after), spawn the attackers, sample memory and descriptors, stop and kill the attackers by PID
 // (always), then check recovery, restart if the attack asks for it, and read everything back.
 
-import { type ChildProcess, fork } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
 import type { AttackerJob, AttackerReport } from './attacker-jobs.js';
+import { type Attacker, collectReports, spawnAttacker } from './attacker-process.js';
 import {
   type AttackContext,
   type AttackDefinition,
@@ -15,8 +15,9 @@ import {
   type BudgetName,
   limitsEnv,
 } from './attacks.js';
-import { killPid, REPO_ROOT, type RunningBroker, startBroker, stopBroker, track } from './broker.js';
+import { killPid, type RunningBroker, startBroker, stopBroker } from './broker.js';
 import {
+  type Acknowledged,
   type CheckResult,
   check,
   checkAcknowledged,
@@ -186,56 +187,6 @@ async function prefill(port: number, megabytes: number, random: SeededRandom): P
   }
 }
 
-interface Attacker {
-  child: ChildProcess;
-  ready: Promise<string | null>;
-  report: AttackerReport | null;
-  stderr: string;
-}
-
-function spawnAttacker(job: AttackerJob): Attacker {
-  const child = fork(join(REPO_ROOT, 'test', 'battery', 'attacker.ts'), [JSON.stringify(job)], {
-    cwd: REPO_ROOT,
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  });
-  track(child);
-  const attacker: Attacker = { child, ready: Promise.resolve(null), report: null, stderr: '' };
-  child.stderr!.on('data', (chunk: Buffer) => {
-    if (attacker.stderr.length < 4000) attacker.stderr += chunk.toString();
-  });
-  attacker.ready = new Promise((resolve) => {
-    child.on('message', (message: { type: string; error?: string; report?: AttackerReport }) => {
-      if (message.type === 'ready') resolve(null);
-      else if (message.type === 'failed') resolve(message.error ?? 'failed');
-      else if (message.type === 'result') attacker.report = message.report ?? null;
-    });
-    child.once('exit', (code, signal) =>
-      resolve(`exited (${signal ?? code}) ${attacker.stderr.slice(0, 500)}`),
-    );
-  });
-  return attacker;
-}
-
-async function collectReports(attackers: Attacker[]): Promise<void> {
-  await Promise.all(
-    attackers.map(
-      (a) =>
-        new Promise<void>((resolve) => {
-          if (!a.child.connected) return resolve();
-          const timer = setTimeout(resolve, 5000);
-          a.child.on('message', (m: { type: string }) => {
-            if (m.type === 'result') {
-              clearTimeout(timer);
-              resolve();
-            }
-          });
-          a.child.send({ type: 'stop' });
-        }),
-    ),
-  );
-}
-
 /** A fresh client connects and has one produce acknowledged; returns the milliseconds or an error. */
 async function newClientProduce(
   port: number,
@@ -255,7 +206,7 @@ async function newClientProduce(
 }
 
 /** After a restart: every topic the broker lists answers describe and takes a produce on its first and last partition. */
-async function checkTopicsUsable(port: number): Promise<CheckResult> {
+export async function checkTopicsUsable(port: number): Promise<CheckResult> {
   const transport = transportTo(port, 'battery-after-restart');
   const problems: string[] = [];
   let topics: Array<{ name: string; partitions: number }> = [];
@@ -288,6 +239,73 @@ async function checkTopicsUsable(port: number): Promise<CheckResult> {
       : problems.slice(0, 4).join('; '),
   );
 }
+
+/** The good clients' checks: no stall past the bound (P99s beside it), no errors, health throughout. */
+function goodClientChecks(
+  figures: AttackResult['figures'],
+  producer: GoodProducer,
+  consumer: GoodConsumer,
+  health: HealthProbe,
+  stallBoundMs: number,
+): CheckResult[] {
+  const checks: CheckResult[] = [];
+  checks.push(
+    check(
+      'good producer never stalled',
+      figures.producerStallMs <= stallBoundMs,
+      `longest wait ${figures.producerStallMs.toFixed(0)} ms (bound ${stallBoundMs} ms); P99 before ${figures.producerLatencyMs.before.p99.toFixed(1)} ms, during ${figures.producerLatencyMs.attack.p99.toFixed(1)} ms`,
+    ),
+  );
+  checks.push(
+    check(
+      'good consumer never stalled',
+      figures.consumerStallMs <= stallBoundMs,
+      `longest wait ${figures.consumerStallMs.toFixed(0)} ms (bound ${stallBoundMs} ms); P99 before ${figures.consumerLatencyMs.before.p99.toFixed(1)} ms, during ${figures.consumerLatencyMs.attack.p99.toFixed(1)} ms`,
+    ),
+  );
+  const clientErrors = [
+    ...producer.errors.map((e) => `producer ${e}`),
+    ...consumer.errors.map((e) => `consumer ${e}`),
+  ];
+  checks.push(
+    check(
+      'good clients got no errors',
+      clientErrors.length === 0,
+      clientErrors.length === 0
+        ? `${producer.operations.length} sends, ${consumer.delivered} deliveries`
+        : `${clientErrors.length} errors; first: ${clientErrors.slice(0, 2).join('; ')}`,
+    ),
+  );
+  checks.push(
+    check(
+      'admin /healthz answered throughout',
+      health.failures.length === 0,
+      `${health.probes - health.failures.length} of ${health.probes} probes answered within 1 s${health.failures.length > 0 ? `; first failure: ${health.failures[0]}` : ''}`,
+    ),
+  );
+  return checks;
+}
+
+/** Reads the good partition from its start: every acknowledged message there, every batch decodable. */
+async function readBackChecks(port: number, acknowledged: readonly Acknowledged[]): Promise<CheckResult[]> {
+  const read = await readWholePartition(port, GOOD, 30_000);
+  return [
+    lossCheck(checkAcknowledged(acknowledged, read.records)),
+    check(
+      'a consumer from earliest reads the whole partition without an error',
+      read.errors.length === 0,
+      read.errors.length === 0
+        ? `${read.records.length} records up to offset ${read.highWatermark}`
+        : `${read.errors.length} errors; first: ${read.errors.slice(0, 2).join('; ')}`,
+    ),
+  ];
+}
+
+const notRunning = check(
+  'every acknowledged message read back byte-identical at its offset',
+  false,
+  'the broker is not running',
+);
 
 export async function runAttack(definition: AttackDefinition, options: RunOptions): Promise<AttackResult> {
   const settings = BUDGETS[options.budget];
@@ -419,7 +437,9 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
         fresh.error === null && fresh.ms <= settings.newClientBoundMs,
         fresh.error === null
           ? `${fresh.ms.toFixed(0)} ms (bound ${settings.newClientBoundMs} ms)`
-          : `${fresh.error} after ${fresh.ms.toFixed(0)} ms`,
+          : Number.isFinite(fresh.ms)
+            ? `${fresh.error} after ${fresh.ms.toFixed(0)} ms`
+            : fresh.error,
       ),
     );
     const recoverySamples: Array<{ at: number; rss: number }> = [];
@@ -430,7 +450,11 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
       if (s !== undefined && s.rss <= baseline + RETURN_MARGIN && performance.now() - attackEnd > 2000) break;
       await sleep(200);
     }
-    checks.push(checkRssReturn(baseline, RETURN_MARGIN, settings.recoveryMs, recoverySamples));
+    checks.push(
+      alive
+        ? checkRssReturn(baseline, RETURN_MARGIN, settings.recoveryMs, recoverySamples)
+        : check('rss returns after the attack', false, 'the broker is not running'),
+    );
     sampler.stop();
     health.stop();
     const now = performance.now();
@@ -453,40 +477,7 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
     );
     figures.peakFds = peakFds;
     checks.push(checkRssPeak(rule, peak));
-    checks.push(
-      check(
-        'good producer never stalled',
-        figures.producerStallMs <= settings.stallBoundMs,
-        `longest wait ${figures.producerStallMs.toFixed(0)} ms (bound ${settings.stallBoundMs} ms); P99 before ${figures.producerLatencyMs.before.p99.toFixed(1)} ms, during ${figures.producerLatencyMs.attack.p99.toFixed(1)} ms`,
-      ),
-    );
-    checks.push(
-      check(
-        'good consumer never stalled',
-        figures.consumerStallMs <= settings.stallBoundMs,
-        `longest wait ${figures.consumerStallMs.toFixed(0)} ms (bound ${settings.stallBoundMs} ms); P99 before ${figures.consumerLatencyMs.before.p99.toFixed(1)} ms, during ${figures.consumerLatencyMs.attack.p99.toFixed(1)} ms`,
-      ),
-    );
-    const clientErrors = [
-      ...producer.errors.map((e) => `producer ${e}`),
-      ...consumer.errors.map((e) => `consumer ${e}`),
-    ];
-    checks.push(
-      check(
-        'good clients got no errors',
-        clientErrors.length === 0,
-        clientErrors.length === 0
-          ? `${producer.operations.length} sends, ${consumer.delivered} deliveries`
-          : `${clientErrors.length} errors; first: ${clientErrors.slice(0, 2).join('; ')}`,
-      ),
-    );
-    checks.push(
-      check(
-        'admin /healthz answered throughout',
-        health.failures.length === 0,
-        `${health.probes - health.failures.length} of ${health.probes} probes answered within 1 s${health.failures.length > 0 ? `; first failure: ${health.failures[0]}` : ''}`,
-      ),
-    );
+    checks.push(...goodClientChecks(figures, producer, consumer, health, settings.stallBoundMs));
     const memory = {
       rssRise: peak - baseline,
       virtualRise: sampler.peak('virtual', attackStart, attackEnd) - baselineVirtual,
@@ -523,27 +514,7 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
     // Everything acknowledged, read back from the start.
     const running =
       sampler.killedAt === null && broker.child.exitCode === null && broker.child.signalCode === null;
-    if (running) {
-      const read = await readWholePartition(broker.port, GOOD, 30_000);
-      checks.push(lossCheck(checkAcknowledged(producer.acknowledged, read.records)));
-      checks.push(
-        check(
-          'a consumer from earliest reads the whole partition without an error',
-          read.errors.length === 0,
-          read.errors.length === 0
-            ? `${read.records.length} records up to offset ${read.highWatermark}`
-            : `${read.errors.length} errors; first: ${read.errors.slice(0, 2).join('; ')}`,
-        ),
-      );
-    } else {
-      checks.push(
-        check(
-          'every acknowledged message read back byte-identical at its offset',
-          false,
-          'the broker is not running',
-        ),
-      );
-    }
+    checks.push(...(running ? await readBackChecks(broker.port, producer.acknowledged) : [notRunning]));
     return finish(reports);
   } catch (error) {
     checks.push(check('the attack ran to its end', false, (error as Error).stack ?? String(error)));
