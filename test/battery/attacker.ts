@@ -146,7 +146,6 @@ async function partialFrames(j: Extract<AttackerJob, { kind: 'partial-frames' }>
 
 async function flood(j: Extract<AttackerJob, { kind: 'flood' }>): Promise<Report> {
   let handshaked = 0;
-  let refused = 0;
   const silent: RawConnection[] = [];
   const dribblers: RawConnection[] = [];
   const dribble = setInterval(() => {
@@ -162,7 +161,6 @@ async function flood(j: Extract<AttackerJob, { kind: 'flood' }>): Promise<Report
       const role = index % 10;
       if (role < j.handshakeTenths) {
         if (await c.handshake(5000)) handshaked++;
-        else if (c.lastErrorCode === ErrorCode.TOO_MANY_CONNECTIONS) refused++;
       } else if (role === 9) {
         dribblers.push(c);
       } else {
@@ -181,7 +179,8 @@ async function flood(j: Extract<AttackerJob, { kind: 'flood' }>): Promise<Report
     localAddress: j.localAddress,
     attempted: j.connections,
     handshaked,
-    refusedTooMany: refused + opened.filter((c) => c.errorCodes.has(ErrorCode.TOO_MANY_CONNECTIONS)).length,
+    // Counted once per connection, whether the refusal came before or after its handshake.
+    refusedTooMany: opened.filter((c) => c.errorCodes.has(ErrorCode.TOO_MANY_CONNECTIONS)).length,
     silentOpen: silent.filter((c) => !c.closed).length,
     silentTotal: silent.length,
     dribblersOpen: dribblers.filter((c) => !c.closed).length,
