@@ -301,12 +301,6 @@ async function readBackChecks(port: number, acknowledged: readonly Acknowledged[
   ];
 }
 
-const notRunning = check(
-  'every acknowledged message read back byte-identical at its offset',
-  false,
-  'the broker is not running',
-);
-
 export async function runAttack(definition: AttackDefinition, options: RunOptions): Promise<AttackResult> {
   const settings = BUDGETS[options.budget];
   const random = new SeededRandom(options.seed);
@@ -514,7 +508,14 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
     // Everything acknowledged, read back from the start.
     const running =
       sampler.killedAt === null && broker.child.exitCode === null && broker.child.signalCode === null;
-    checks.push(...(running ? await readBackChecks(broker.port, producer.acknowledged) : [notRunning]));
+    const gone = sampler.killedAt
+      ? `the battery killed the broker at RSS ${mib(sampler.killedAt.rss)} MiB (safety ceiling)`
+      : 'the broker is not running';
+    checks.push(
+      ...(running
+        ? await readBackChecks(broker.port, producer.acknowledged)
+        : [check('every acknowledged message read back byte-identical at its offset', false, gone)]),
+    );
     return finish(reports);
   } catch (error) {
     checks.push(check('the attack ran to its end', false, (error as Error).stack ?? String(error)));
