@@ -30,7 +30,7 @@ import {
   type PartitionCompaction,
 } from './compaction-scheduler.js';
 import { type DataDirLock, dataDirUnusable, lockDataDir } from './data-dir-lock.js';
-import { countOpenFds, type FdBudget, FILES_PER_NEW_PARTITION } from './fd-budget.js';
+import type { FdBudget } from './fd-budget.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
 import {
   Partition,
@@ -117,7 +117,6 @@ export class BrokerCore {
    */
   fileBudget: FdBudget | null = null;
   /** Files that creates and growths under way will open, counted against the budget meanwhile. */
-  private pendingFiles = 0;
   private readonly realDataDir: string;
   private readonly lock: DataDirLock;
   /** Topics that could not be opened at start, by name, with the reason. */
@@ -300,37 +299,6 @@ export class BrokerCore {
     for (const partition of list.slice(from)) await partition.close().catch(() => undefined);
     if (from === 0) this.partitions.delete(topic);
     else list.length = Math.min(list.length, from);
-  }
-
-  /**
-   * Refuses, before anything is created, a topic or growth whose partitions would take storage
-   * past its share of the file-descriptor budget (FILE_LIMIT_EXCEEDED); else reserves the files
-   * until `release` is called.
-   */
-  private reserveFiles(topic: string, newPartitions: number): () => void {
-    const budget = this.fileBudget;
-    const needed = newPartitions * FILES_PER_NEW_PARTITION;
-    if (budget === null || needed <= 0) return () => undefined;
-    const open = countOpenFds(this.realDataDir);
-    if (open === null) return () => undefined;
-    const holding = open.under + this.pendingFiles;
-    if (holding + needed > budget.storageReserve) {
-      throw errorOf(
-        'FILE_LIMIT_EXCEEDED',
-        `topic ${topic}: ${newPartitions} new partition(s) need ${needed} open file(s), but storage may hold ` +
-          `${budget.storageReserve} of this process's ${budget.limit} (${holding} in use); ${budget.maxConnections} are ` +
-          `kept for client connections (server.max_connections) and ${budget.processReserve + budget.adminReserve} for the ` +
-          'process and the admin endpoint. Raise the open-files limit (ulimit -n, systemd LimitNOFILE=) or lower ' +
-          'server.max_connections, then restart',
-      );
-    }
-    this.pendingFiles += needed;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.pendingFiles -= needed;
-    };
   }
 
   private limitsFor(topic: TopicDescription): PartitionLimits {
@@ -600,12 +568,6 @@ export class BrokerCore {
         return this.view(existing);
       if (this.changing.has(input.name))
         throw errorOf('TOPIC_ALREADY_EXISTS', `${input.name} is being created`);
-      const release = this.reserveFiles(
-        input.name,
-        existing === undefined
-          ? validatePartitionCount(input.partitions ?? this.registry.defaultPartitionCount)
-          : 0,
-      );
       const changed = existing === undefined ? this.holdProduces(input.name) : () => undefined;
       try {
         // All or nothing: the partitions open before topic.json is written; a failure closes
@@ -624,7 +586,6 @@ export class BrokerCore {
       } catch (error) {
         throw undoneError(`creating topic ${input.name}`, error);
       } finally {
-        release();
         changed();
       }
     },
@@ -641,7 +602,6 @@ export class BrokerCore {
       if (growth > 0 && allowKeyMovement !== true) this.refuseKeyMovement(before, input.partitions!);
       if (this.changing.has(input.name))
         throw errorOf('INVALID_REQUEST', `topic ${input.name} is being changed`);
-      const release = this.reserveFiles(input.name, growth);
       const changed = growth > 0 ? this.holdProduces(input.name) : () => undefined;
       try {
         const topic = await this.registry.alter(input, {
@@ -670,7 +630,6 @@ export class BrokerCore {
       } catch (error) {
         throw undoneError(`growing topic ${input.name}`, error);
       } finally {
-        release();
         changed();
       }
     },

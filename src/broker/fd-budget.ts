@@ -20,11 +20,17 @@ export interface FdLimits {
 export const PROCESS_SLACK = 128;
 /** Admin HTTP connections (/healthz, /metrics, the status page) the budget keeps free. */
 export const ADMIN_RESERVE = 64;
-/** Share of the limit kept for storage growth (new partitions and segments) above what is open at
- * start, unless storage has a cap of its own on open files. */
+/** Share of the limit given to storage's open-file cap (src/storage/open-files.ts) when clients
+ * also need descriptors; storage opens segment files on use and closes idle ones under that cap,
+ * so the number of partitions does not depend on the limit. */
 export const STORAGE_SHARE = 0.25;
-/** Open files one new partition holds (today: its active segment's log file). */
-export const FILES_PER_NEW_PARTITION = 1;
+/** Storage never gets fewer open files than this (a cap too small makes every read reopen). */
+export const STORAGE_MIN_FILES = 64;
+
+/** The open files storage may hold when client connections share the limit. */
+export function storageCapFor(limit: number): number {
+  return Math.max(STORAGE_MIN_FILES, Math.floor(limit * STORAGE_SHARE));
+}
 
 /** "Max open files  1024  524288  files" from /proc/self/limits; null where there is none. */
 export function readFdLimits(path = '/proc/self/limits'): FdLimits | null {
@@ -120,7 +126,7 @@ export interface FdBudget {
 
 /**
  * Splits the limit. `storageOpen` is what storage holds now (files under the data directory);
- * `storageCap`, when storage caps its open files itself, is used instead of growth headroom.
+ * `storageCap`, storage's own cap on open files, is used instead of growth headroom when given.
  * Connections get the rest; a smaller configured count leaves the difference to storage.
  */
 export function planFdBudget(input: {

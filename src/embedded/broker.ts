@@ -11,12 +11,14 @@ import {
   type RaiseResult,
   raiseFdLimit,
   readFdLimits,
+  storageCapFor,
 } from '../broker/fd-budget.js';
 import { NetworkServer, type ServerLimits } from '../broker/server/network-server.js';
 import { DEFAULT_SERVER_LIMITS } from '../broker/server/server-limits.js';
 import { Client, type ClientOptions } from '../client/client.js';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
+import { configureOpenFiles, MIN_MAX_OPEN_FILES } from '../storage/open-files.js';
 import { InProcessTransport } from './in-process-transport.js';
 
 export interface BrokerOptions extends BrokerCoreOptions {
@@ -43,31 +45,32 @@ export interface BrokerOptions extends BrokerCoreOptions {
 }
 
 /**
- * Splits the process's file-descriptor limit (docs/operations.md, "File descriptors") once storage
- * is open: what storage holds now is measured, so the split fits this data directory.
+ * Splits the process's file-descriptor limit (docs/operations.md, "File descriptors") before
+ * storage opens: storage gets an open-file cap of its own (segments are opened on use and idle
+ * ones closed under it, however many partitions there are), client connections what is left.
  */
 function fileBudgetFor(
-  core: BrokerCore,
   options: BrokerOptions,
   raised: RaiseResult | null,
   logger: BrokerLogger,
 ): FdBudget | null {
   const limits = raised?.after ?? readFdLimits();
-  const open = countOpenFds(core.storageDir);
+  const open = countOpenFds();
   if (limits === null || open === null) {
     logger.warn({}, 'the open-files limit is unknown (no /proc): no file-descriptor budget is applied');
     return null;
   }
+  const listens = options.port !== undefined;
   const budget = planFdBudget({
     limit: limits.soft,
     openNow: open.total,
-    storageOpen: open.under,
+    storageOpen: 0,
     admin: options.admin !== undefined,
     // Without a TCP listener there are no client connections: storage may use their share.
-    configuredMaxConnections:
-      options.port === undefined
-        ? 0
-        : (options.limits?.maxConnections ?? DEFAULT_SERVER_LIMITS.maxConnections),
+    configuredMaxConnections: listens
+      ? (options.limits?.maxConnections ?? DEFAULT_SERVER_LIMITS.maxConnections)
+      : 0,
+    ...(listens ? { storageCap: storageCapFor(limits.soft) } : {}),
   });
   const fields = {
     limit: budget.limit,
@@ -77,8 +80,7 @@ function fileBudgetFor(
         ? raised.before.soft
         : null,
     openAtStart: open.total,
-    storageOpen: open.under,
-    storageReserve: budget.storageReserve,
+    storageOpenFiles: budget.storageReserve,
     adminReserve: budget.adminReserve,
     processReserve: budget.processReserve,
     maxConnections: budget.maxConnections,
@@ -118,10 +120,13 @@ export class Broker {
     const logger = options.logger ?? silentLogger;
     // Before storage opens: a data directory with many partitions needs the higher limit.
     const raised = options.raiseFileLimit === false ? null : raiseFdLimit();
+    const budget = fileBudgetFor(options, raised, logger);
+    // Process-wide, like the limit it comes from: the last broker started in a process sets it.
+    if (budget !== null)
+      await configureOpenFiles({ maxOpenFiles: Math.max(MIN_MAX_OPEN_FILES, budget.storageReserve) });
     const tracing = options.tracing !== undefined ? otlpTracing(options.tracing) : null;
     const core = await BrokerCore.start(tracing !== null ? { ...options, tracer: tracing.tracer } : options);
     core.metrics.enabled = options.metrics ?? true;
-    const budget = fileBudgetFor(core, options, raised, logger);
     core.fileBudget = budget;
     let server: NetworkServer | null = null;
     let admin: AdminServer | null = null;

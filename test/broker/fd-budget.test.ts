@@ -9,6 +9,8 @@ import {
   PROCESS_SLACK,
   planFdBudget,
   readFdLimits,
+  STORAGE_MIN_FILES,
+  storageCapFor,
 } from '../../src/broker/fd-budget.js';
 
 let dir: string;
@@ -100,6 +102,11 @@ describe('splitting the limit', () => {
     expect(budget.maxConnections).toBe(20_000);
     expect(budget.adminReserve).toBe(0);
     expect(budget.storageReserve).toBe(1_048_576 - (20 + PROCESS_SLACK) - 20_000);
+  });
+
+  it('gives storage a quarter of the limit as its open-file cap, never fewer than the minimum', () => {
+    expect(storageCapFor(20_000)).toBe(5000);
+    expect(storageCapFor(100)).toBe(STORAGE_MIN_FILES);
   });
 
   it('uses a storage cap when storage has one, and never goes below zero', () => {
