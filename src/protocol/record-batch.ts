@@ -33,6 +33,7 @@ import {
   type RecordBatchHeader,
   readBatchHeader,
 } from './record-batch-layout.js';
+import { type KeyVisitor, validateRecords } from './record-validator.js';
 import { VarintCursor, varintSize, writeVarint } from './varint.js';
 
 export type RecordValue = Buffer | Uint8Array | string | null;
@@ -77,7 +78,15 @@ export interface DecodedRecord {
 
 export interface BatchLimits {
   maxBatchBytes: number;
+  /**
+   * Largest records section a compressed batch may inflate to while its records are validated;
+   * DEFAULT_MAX_DECOMPRESSED_BYTES when not given.
+   */
+  maxDecompressedBytes?: number;
 }
+
+/** The broker's default storage.max_decompressed_bytes. */
+export const DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024;
 
 export interface InflateLimits {
   /** Largest records section a compressed batch may inflate to. */
@@ -335,10 +344,18 @@ export class RecordBatchBuilder {
 const EMPTY_BUFFER = Buffer.alloc(0);
 
 /**
- * Checks that `batch` is exactly one well-formed batch: length field, magic, CRC, counts, size limit.
- * Does not inflate or parse records (per-batch work only). Returns the header.
+ * Checks that `batch` is exactly one well-formed batch a producer may append: length field, magic,
+ * CRC, counts, size limit, and every record (record-validator.ts), inflating a compressed batch once
+ * under `limits.maxDecompressedBytes`. `visit`, if given, receives each record's key and offset
+ * delta in the same pass (what the stream index needs), so the produce path need not inflate the
+ * batch a second time; it is called only for records that passed validation so far, and a batch
+ * that throws must be discarded whole. Returns the header.
  */
-export function validateRecordBatch(batch: Buffer, limits: BatchLimits): RecordBatchHeader {
+export function validateRecordBatch(
+  batch: Buffer,
+  limits: BatchLimits,
+  visit?: KeyVisitor,
+): RecordBatchHeader {
   if (batch.length > limits.maxBatchBytes) {
     throw errorOf('MESSAGE_TOO_LARGE', `batch of ${batch.length} bytes, limit ${limits.maxBatchBytes}`);
   }
@@ -364,7 +381,13 @@ export function validateRecordBatch(batch: Buffer, limits: BatchLimits): RecordB
       `recordCount ${header.recordCount} with lastOffsetDelta ${header.lastOffsetDelta}`,
     );
   }
-  codecName(header.attributes & COMPRESSION_CODEC_MASK);
+  const codec = codecName(header.attributes & COMPRESSION_CODEC_MASK);
+  const section = decompress(
+    codec,
+    batch.subarray(BATCH_HEADER_SIZE),
+    limits.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES,
+  );
+  validateRecords(section, header, visit);
   return header;
 }
 
