@@ -140,8 +140,10 @@ function inflateBlock(
   windowStart: number,
 ): void {
   let ip = start;
-  if (ip >= end) corrupt('block is empty');
   for (;;) {
+    // The last sequence of a block holds literals only: a block cannot end after a match. (Blocks
+    // are never empty: a zero block size is the frame's end mark, and the older format has ≥ 1 byte.)
+    if (ip >= end) corrupt('block ends after a match');
     const token = src[ip++]!;
     let literals = token >>> 4;
     if (literals === 15) {
