@@ -1,0 +1,86 @@
+// The broker's per-batch produce work on one core: validating a producer's batch and scanning its
+// keys for the stream index, per codec, for 600 records of 100 bytes (~64 KiB) and for one-record
+// batches (a producer sending without lingering). Two ways of calling it:
+//   two passes   validateRecordBatch(batch, { maxBatchBytes }) then forEachKey(batch, limits, visit),
+//                as the produce path calls them (a compressed batch is inflated by each)
+//   one pass     validateRecordBatch(batch, limits, visit): records validated and keys visited in the
+//                same pass, one inflation
+// Run: npx tsx bench/record-validate.ts [--messages N]
+// For an A/B against another tree, point MS_RECORD_BATCH_MODULE at its record-batch.ts (an older
+// validateRecordBatch ignores the visitor: its "one pass" row is then meaningless).
+import { randomBytes } from 'node:crypto';
+import type { CompressionCodecName } from '../src/protocol/compression.js';
+import type * as RecordBatchModule from '../src/protocol/record-batch.js';
+import { argNumber, describeMachine, printResult, progress, type Row, rate } from './lib/report.js';
+
+const modulePath = process.env.MS_RECORD_BATCH_MODULE ?? '../src/protocol/record-batch.js';
+const { encodeRecordBatch, forEachKey, validateRecordBatch } = (await import(
+  modulePath
+)) as typeof RecordBatchModule;
+
+const messages = argNumber('messages', 600_000);
+const limits = { maxBatchBytes: 8 << 20, maxDecompressedBytes: 64 << 20 };
+const values = Array.from({ length: 1024 }, () => Buffer.from(randomBytes(75).toString('base64')));
+
+function batchesOf(codec: CompressionCodecName, perBatch: number): Buffer[] {
+  const batches: Buffer[] = [];
+  const timestamp = 1_700_000_000_000;
+  for (let i = 0; i < messages; i += perBatch) {
+    const records = Array.from({ length: Math.min(perBatch, messages - i) }, (_, j) => ({
+      key: `key-${(i + j) % 1000}`,
+      value: values[(i + j) & 1023]!,
+      timestamp,
+    }));
+    batches.push(encodeRecordBatch(records, { compression: codec }));
+  }
+  return batches;
+}
+
+let keys = 0;
+const visit = (key: Buffer | null): void => {
+  if (key !== null) keys++;
+};
+
+function twoPasses(batches: Buffer[]): number {
+  const started = performance.now();
+  for (const batch of batches) {
+    validateRecordBatch(batch, { maxBatchBytes: limits.maxBatchBytes });
+    forEachKey(batch, limits, visit);
+  }
+  return performance.now() - started;
+}
+
+function onePass(batches: Buffer[]): number {
+  const started = performance.now();
+  for (const batch of batches) validateRecordBatch(batch, limits, visit);
+  return performance.now() - started;
+}
+
+const rows: Row[] = [];
+for (const perBatch of [600, 1]) {
+  for (const codec of ['none', 'lz4', 'snappy', 'zstd', 'gzip'] as const) {
+    if (perBatch === 1 && codec !== 'none' && codec !== 'lz4') continue;
+    progress(`${perBatch} per batch, ${codec}`);
+    const batches = batchesOf(codec, perBatch);
+    twoPasses(batches); // warm-up
+    onePass(batches);
+    const two = twoPasses(batches);
+    const one = onePass(batches);
+    rows.push({
+      'records per batch': perBatch,
+      codec,
+      'two passes msg/s': rate(messages, two),
+      'one pass msg/s': rate(messages, one),
+    });
+  }
+}
+if (keys === 0) throw new Error('no key visited');
+printResult({
+  benchmark: 'record-validate',
+  title: 'Produce-path batch validation and key scan, 100-byte values, keyed (one core)',
+  command: 'npx tsx bench/record-validate.ts',
+  date: new Date().toISOString(),
+  machine: describeMachine(),
+  settings: { messages, valueBytes: 100 },
+  rows,
+});
