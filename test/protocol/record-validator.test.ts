@@ -10,7 +10,7 @@ import {
   recordsSection,
   validateRecordBatch,
 } from '../../src/protocol/record-batch.js';
-import { BATCH_HEADER_SIZE, BATCH_OFFSETS } from '../../src/protocol/record-batch-layout.js';
+import { BATCH_HEADER_SIZE, BATCH_OFFSETS, writeBaseOffset } from '../../src/protocol/record-batch-layout.js';
 import {
   goodRecords,
   RAW_BASE_TIMESTAMP,
@@ -272,6 +272,24 @@ describe('validateRecordBatch refuses malformed records under a correct CRC', ()
         ['0001', 2],
       ]);
     }
+  });
+});
+
+describe('reading a batch that was accepted before records were validated', () => {
+  it('throws an error that names the batch offsets, so a reader can report it and go on after it', () => {
+    const batch = rawBatch(forged(1, (r) => ({ ...r, headers: [{ key: null, value: 'v' }] })));
+    writeBaseOffset(batch, 100n);
+    let error: unknown;
+    try {
+      for (const _ of iterateRecords(batch, limits));
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(MemoryStreamerError);
+    expect((error as MemoryStreamerError).code).toBe(ErrorCode.BAD_RECORD_BATCH);
+    expect((error as MemoryStreamerError).message).toBe(
+      'record batch is malformed: batch at offsets 100-102: record 1 header 0 has a null key',
+    );
   });
 });
 
