@@ -5,24 +5,26 @@
 //                as the produce path calls them (a compressed batch is inflated by each)
 //   one pass     validateRecordBatch(batch, limits, visit): records validated and keys visited in the
 //                same pass, one inflation
-// Run: npx tsx bench/record-validate.ts [--messages N]
-// For an A/B against another tree, point MS_RECORD_BATCH_MODULE at its record-batch.ts (an older
-// validateRecordBatch ignores the visitor: its "one pass" row is then meaningless).
+// Each figure is the best of --rounds rounds, the variants alternating, so that a busy machine
+// slows them alike. With MS_BASELINE_MODULE pointing at another tree's record-batch.ts, its two
+// passes are measured in the same rounds (an A/B against that tree, on batches it encoded).
+// Run: npx tsx bench/record-validate.ts [--messages N] [--rounds N]
 import { randomBytes } from 'node:crypto';
 import type { CompressionCodecName } from '../src/protocol/compression.js';
 import type * as RecordBatchModule from '../src/protocol/record-batch.js';
 import { argNumber, describeMachine, printResult, progress, type Row, rate } from './lib/report.js';
 
-const modulePath = process.env.MS_RECORD_BATCH_MODULE ?? '../src/protocol/record-batch.js';
-const { encodeRecordBatch, forEachKey, validateRecordBatch } = (await import(
-  modulePath
-)) as typeof RecordBatchModule;
+type Module = typeof RecordBatchModule;
+const current = (await import('../src/protocol/record-batch.js')) as Module;
+const baselinePath = process.env.MS_BASELINE_MODULE;
+const baseline = baselinePath === undefined ? undefined : ((await import(baselinePath)) as Module);
+const rounds = argNumber('rounds', 5);
 
 const messages = argNumber('messages', 600_000);
 const limits = { maxBatchBytes: 8 << 20, maxDecompressedBytes: 64 << 20 };
 const values = Array.from({ length: 1024 }, () => Buffer.from(randomBytes(75).toString('base64')));
 
-function batchesOf(codec: CompressionCodecName, perBatch: number): Buffer[] {
+function batchesOf(lib: Module, codec: CompressionCodecName, perBatch: number): Buffer[] {
   const batches: Buffer[] = [];
   const timestamp = 1_700_000_000_000;
   for (let i = 0; i < messages; i += perBatch) {
@@ -31,7 +33,7 @@ function batchesOf(codec: CompressionCodecName, perBatch: number): Buffer[] {
       value: values[(i + j) & 1023]!,
       timestamp,
     }));
-    batches.push(encodeRecordBatch(records, { compression: codec }));
+    batches.push(lib.encodeRecordBatch(records, { compression: codec }));
   }
   return batches;
 }
@@ -41,18 +43,18 @@ const visit = (key: Buffer | null): void => {
   if (key !== null) keys++;
 };
 
-function twoPasses(batches: Buffer[]): number {
+function twoPasses(lib: Module, batches: Buffer[]): number {
   const started = performance.now();
   for (const batch of batches) {
-    validateRecordBatch(batch, { maxBatchBytes: limits.maxBatchBytes });
-    forEachKey(batch, limits, visit);
+    lib.validateRecordBatch(batch, { maxBatchBytes: limits.maxBatchBytes });
+    lib.forEachKey(batch, limits, visit);
   }
   return performance.now() - started;
 }
 
 function onePass(batches: Buffer[]): number {
   const started = performance.now();
-  for (const batch of batches) validateRecordBatch(batch, limits, visit);
+  for (const batch of batches) current.validateRecordBatch(batch, limits, visit);
   return performance.now() - started;
 }
 
@@ -61,14 +63,20 @@ for (const perBatch of [600, 1]) {
   for (const codec of ['none', 'lz4', 'snappy', 'zstd', 'gzip'] as const) {
     if (perBatch === 1 && codec !== 'none' && codec !== 'lz4') continue;
     progress(`${perBatch} per batch, ${codec}`);
-    const batches = batchesOf(codec, perBatch);
-    twoPasses(batches); // warm-up
-    onePass(batches);
-    const two = twoPasses(batches);
-    const one = onePass(batches);
+    const batches = batchesOf(current, codec, perBatch);
+    const baselineBatches = baseline === undefined ? [] : batchesOf(baseline, codec, perBatch);
+    let two = Number.POSITIVE_INFINITY;
+    let one = Number.POSITIVE_INFINITY;
+    let before = Number.POSITIVE_INFINITY;
+    for (let round = 0; round < rounds; round++) {
+      two = Math.min(two, twoPasses(current, batches));
+      one = Math.min(one, onePass(batches));
+      if (baseline !== undefined) before = Math.min(before, twoPasses(baseline, baselineBatches));
+    }
     rows.push({
       'records per batch': perBatch,
       codec,
+      ...(baseline === undefined ? {} : { 'baseline two passes msg/s': rate(messages, before) }),
       'two passes msg/s': rate(messages, two),
       'one pass msg/s': rate(messages, one),
     });
@@ -81,6 +89,6 @@ printResult({
   command: 'npx tsx bench/record-validate.ts',
   date: new Date().toISOString(),
   machine: describeMachine(),
-  settings: { messages, valueBytes: 100 },
+  settings: { messages, valueBytes: 100, rounds, baseline: baselinePath ?? 'none' },
   rows,
 });

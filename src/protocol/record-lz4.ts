@@ -183,13 +183,24 @@ function inflateBlock(
     out.reserve(matchLength);
     dest = out.buf;
     let from = op - offset;
-    if (offset >= matchLength && matchLength >= 32) {
+    if (matchLength < 32) {
+      // Short: a byte loop beats a native call. Forwards, so an overlapping match repeats its bytes.
+      const stop = op + matchLength;
+      while (op < stop) dest[op++] = dest[from++]!;
+    } else if (offset >= matchLength) {
       dest.copyWithin(op, from, from + matchLength);
       op += matchLength;
     } else {
-      // Overlapping matches repeat the last `offset` bytes: copy forwards, byte by byte.
-      const stop = op + matchLength;
-      while (op < stop) dest[op++] = dest[from++]!;
+      // An overlapping match repeats the last `offset` bytes. What is written continues the
+      // period, so each copy can take everything from `from` up to where it is (doubling chunks,
+      // always a multiple of the period, so the phase stays right).
+      let copied = 0;
+      while (copied < matchLength) {
+        const chunk = Math.min(matchLength - copied, op + copied - from);
+        dest.copyWithin(op + copied, from, from + chunk);
+        copied += chunk;
+      }
+      op += matchLength;
     }
     out.pos = op;
   }

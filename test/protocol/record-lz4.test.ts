@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { compressFrameSync, compressSync, decompressFrameSync } from 'lz4-napi';
 import { describe, expect, it } from 'vitest';
 import { MemoryStreamerError } from '../../src/common/errors.js';
@@ -118,6 +119,27 @@ describe('LZ4 codec (id 3)', () => {
         expect(decompress('lz4', written, data.length).equals(data)).toBe(true);
       }
     }
+  });
+
+  it('reads whatever lz4-napi compresses: runs of every period and length, in frames and in the older format', () => {
+    // Data made of repeated runs: matches of every offset and length, overlapping or not.
+    const runs = fc.array(
+      fc.record({
+        pattern: fc.uint8Array({ minLength: 1, maxLength: 70 }),
+        times: fc.integer({ min: 1, max: 300 }),
+      }),
+      { minLength: 1, maxLength: 12 },
+    );
+    fc.assert(
+      fc.property(runs, (parts) => {
+        const data = Buffer.concat(
+          parts.flatMap(({ pattern, times }) => Array.from({ length: times }, () => Buffer.from(pattern))),
+        );
+        expect(decompress('lz4', compressFrameSync(data), data.length).equals(data)).toBe(true);
+        expect(decompress('lz4', compressSync(data), data.length).equals(data)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('reads stored blocks, a content size, linked blocks, skippable frames and several frames', () => {
