@@ -5,10 +5,11 @@
 // Codec framing inside the batch (docs/protocol.md, "Compression"):
 //   gzip   RFC 1952 member(s)                      limit via zlib maxOutputLength
 //   snappy raw Snappy block; its varint preamble holds the inflated length: checked first
-//   lz4    LZ4 frames (magic 0x184D2204), as Kafka's RecordBatch v2 defines codec 3; inflated block
-//          by block into a buffer capped at the limit (record-lz4.ts). Still read: the format
-//          older versions wrote, one LZ4 block behind its u32 little-endian inflated length
-//          (checked first); told apart by the frame magic
+//   lz4    LZ4 frames (magic 0x184D2204), as Kafka's RecordBatch v2 defines codec 3: sized from
+//          their block and sequence headers first (refused once the size passes the limit), then
+//          inflated into one buffer of that size (record-lz4.ts). Still read: what older versions
+//          wrote, one LZ4 block behind its u32 little-endian inflated length (checked first); the
+//          frame magic tells the two apart
 //   zstd   Zstandard frame(s); inflated with a streaming context into a buffer capped at the limit
 
 import { gunzipSync, gzipSync, constants as zlibConstants } from 'node:zlib';

@@ -1,7 +1,9 @@
 // LZ4 for a batch's records section (codec id 3). Kafka's RecordBatch v2 means the LZ4 *frame*
-// format here; that is what is written. Inflation is done here, block by block, into one output
-// buffer that never grows past the caller's limit: a frame that would inflate further is refused
-// when the limit is reached, not after (lz4-napi's frame decoder inflates the whole frame first).
+// format here; that is what is written. Reading is done here, not by lz4-napi's frame decoder
+// (which inflates a whole frame before anyone can look at its size): the frames are first sized
+// from their block headers and their blocks' sequence headers (no byte is copied), so data that
+// would inflate past the caller's limit is refused when the running size reaches it, before
+// anything is inflated; then the output is allocated once, at its exact size, and filled.
 //
 // LZ4 frame (https://github.com/lz4/lz4/blob/dev/doc/lz4_Frame_format.md), all little-endian:
 //   magic        u32   0x184D2204
@@ -99,32 +101,27 @@ export function xxhash32(buf: Uint8Array, start = 0, end = buf.length): number {
   return h >>> 0;
 }
 
-/** An output buffer that grows by doubling, never past `limit` bytes. */
-class BoundedOutput {
-  buf: Buffer;
+/**
+ * The inflated output, allocated once at the size the input declares (the older format's prefix)
+ * or that sizing found (frames): a block that would write past it is refused.
+ */
+class FixedOutput {
+  readonly buf: Buffer;
   pos = 0;
 
-  constructor(
-    readonly limit: number,
-    initial: number,
-  ) {
-    this.buf = Buffer.allocUnsafe(Math.min(limit, Math.max(initial, 0)));
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
   }
 
-  /** Makes room for `n` more bytes, or refuses: the limit is checked before anything is written. */
+  /** Checks that `n` more bytes fit, before they are written. */
   reserve(n: number): void {
-    const needed = this.pos + n;
-    if (needed <= this.buf.length) return;
-    if (needed > this.limit) tooLarge(this.limit);
-    let capacity = Math.max(this.buf.length * 2, 64 * 1024);
-    while (capacity < needed) capacity *= 2;
-    const grown = Buffer.allocUnsafe(Math.min(capacity, this.limit));
-    this.buf.copy(grown, 0, 0, this.pos);
-    this.buf = grown;
+    if (this.pos + n > this.buf.length) {
+      corrupt(`block inflates past the ${this.buf.length} bytes its headers declare`);
+    }
   }
 
   result(): Buffer {
-    return this.buf.subarray(0, this.pos);
+    return this.pos === this.buf.length ? this.buf : this.buf.subarray(0, this.pos);
   }
 }
 
@@ -132,13 +129,8 @@ class BoundedOutput {
  * Inflates the LZ4 block src[start, end) into `out`. Matches may reach back to `windowStart` (the
  * block's own start for independent blocks, the frame's start for linked ones).
  */
-function inflateBlock(
-  src: Buffer,
-  start: number,
-  end: number,
-  out: BoundedOutput,
-  windowStart: number,
-): void {
+function inflateBlock(src: Buffer, start: number, end: number, out: FixedOutput, windowStart: number): void {
+  const dest = out.buf;
   let ip = start;
   for (;;) {
     // The last sequence of a block holds literals only: a block cannot end after a match. (Blocks
@@ -156,7 +148,6 @@ function inflateBlock(
     }
     if (literals > end - ip) corrupt('literals run past the end of the block');
     out.reserve(literals);
-    let dest = out.buf;
     let op = out.pos;
     if (literals < 16) {
       for (let i = 0; i < literals; i++) dest[op + i] = src[ip + i]!;
@@ -181,7 +172,6 @@ function inflateBlock(
       } while (byte === 255);
     }
     out.reserve(matchLength);
-    dest = out.buf;
     let from = op - offset;
     if (matchLength < 32) {
       // Short: a byte loop beats a native call. Forwards, so an overlapping match repeats its bytes.
@@ -217,8 +207,70 @@ function need(data: Buffer, at: number, n: number, what: string): void {
   if (data.length - at < n) corrupt(`frame ends inside its ${what}`);
 }
 
-/** Inflates one frame starting at `at` into `out`; returns the offset after it. */
-function inflateFrame(data: Buffer, at: number, out: BoundedOutput): number {
+/**
+ * Bytes the LZ4 block src[start, end) inflates to, from its sequence headers alone (literals are
+ * skipped, nothing is copied); stops counting once past `cap`. Refuses a malformed block.
+ */
+function blockInflatedSize(src: Buffer, start: number, end: number, cap: number): number {
+  let ip = start;
+  let size = 0;
+  for (;;) {
+    if (ip >= end) corrupt('block ends after a match');
+    const token = src[ip++]!;
+    let literals = token >>> 4;
+    if (literals === 15) {
+      let byte: number;
+      do {
+        if (ip >= end) corrupt('block ends inside a literal length');
+        byte = src[ip++]!;
+        literals += byte;
+      } while (byte === 255);
+    }
+    if (literals > end - ip) corrupt('literals run past the end of the block');
+    ip += literals;
+    size += literals;
+    if (ip === end) return size;
+    if (end - ip < 2) corrupt('block ends inside a match offset');
+    ip += 2;
+    let matchLength = (token & 15) + 4;
+    if ((token & 15) === 15) {
+      let byte: number;
+      do {
+        if (ip >= end) corrupt('block ends inside a match length');
+        byte = src[ip++]!;
+        matchLength += byte;
+      } while (byte === 255);
+    }
+    size += matchLength;
+    if (size > cap) return size;
+  }
+}
+
+interface FrameBlock {
+  start: number;
+  size: number;
+  stored: boolean;
+}
+
+interface ParsedFrame {
+  blocks: FrameBlock[];
+  independent: boolean;
+  /** Offset of the content checksum, or -1. */
+  checksumAt: number;
+  /** Bytes the frame inflates to. */
+  inflatedSize: number;
+}
+
+/**
+ * Reads the frame at `at`: header, block sizes and checksums, and what each block inflates to,
+ * refusing it as soon as the running total passes `budget` (nothing is inflated yet).
+ */
+function parseFrame(
+  data: Buffer,
+  at: number,
+  budget: number,
+  limit: number,
+): { frame: ParsedFrame; next: number } {
   need(data, at, 7, 'header');
   const flg = data[at + 4]!;
   const bd = data[at + 5]!;
@@ -226,10 +278,8 @@ function inflateFrame(data: Buffer, at: number, out: BoundedOutput): number {
   if ((flg & 0x02) !== 0 || (bd & 0x8f) !== 0) corrupt('frame header sets reserved bits');
   const blockMax = BLOCK_MAX_SIZES[(bd >>> 4) & 0x07];
   if (blockMax === undefined) corrupt(`frame block size id ${(bd >>> 4) & 0x07} is not 4-7`);
-  const independent = (flg & 0x20) !== 0;
   const blockChecksums = (flg & 0x10) !== 0;
   const hasContentSize = (flg & 0x08) !== 0;
-  const contentChecksum = (flg & 0x04) !== 0;
   if ((flg & 0x01) !== 0) corrupt('frame needs a dictionary, which is not supported');
   const descriptorEnd = at + 6 + (hasContentSize ? 8 : 0);
   need(data, at, descriptorEnd - at + 1, 'header');
@@ -239,12 +289,13 @@ function inflateFrame(data: Buffer, at: number, out: BoundedOutput): number {
   let contentSize = -1;
   if (hasContentSize) {
     const size = data.readBigUInt64LE(at + 6);
-    if (size > BigInt(out.limit - out.pos)) tooLarge(out.limit, size > 2n ** 53n ? undefined : Number(size));
+    if (size > BigInt(budget))
+      tooLarge(limit, size > 2n ** 53n ? undefined : Number(size) + (limit - budget));
     contentSize = Number(size);
-    out.reserve(contentSize);
   }
+  const blocks: FrameBlock[] = [];
+  let inflatedSize = 0;
   let pos = descriptorEnd + 1;
-  const frameStart = out.pos;
   for (;;) {
     need(data, pos, 4, 'block size');
     const word = data.readUInt32LE(pos);
@@ -257,39 +308,38 @@ function inflateFrame(data: Buffer, at: number, out: BoundedOutput): number {
     if (blockChecksums && xxhash32(data, pos, pos + size) !== data.readUInt32LE(pos + size)) {
       corrupt('block checksum does not match');
     }
-    const blockStart = out.pos;
-    if (stored) {
-      out.reserve(size);
-      data.copy(out.buf, out.pos, pos, pos + size);
-      out.pos += size;
-    } else {
-      inflateBlock(data, pos, pos + size, out, independent ? out.pos : frameStart);
-      if (out.pos - blockStart > blockMax) {
-        corrupt(
-          `block inflates to ${out.pos - blockStart} bytes, over the frame's ${blockMax}-byte block size`,
-        );
-      }
+    const left = budget - inflatedSize;
+    const inflated = stored ? size : blockInflatedSize(data, pos, pos + size, Math.min(left, blockMax));
+    if (inflated > blockMax) {
+      corrupt(`block inflates to more than the frame's ${blockMax}-byte block size`);
     }
+    if (inflated > left) tooLarge(limit);
+    inflatedSize += inflated;
+    blocks.push({ start: pos, size, stored });
     pos += size + (blockChecksums ? 4 : 0);
   }
-  if (contentChecksum) {
+  let checksumAt = -1;
+  if ((flg & 0x04) !== 0) {
     need(data, pos, 4, 'content checksum');
-    if (xxhash32(out.buf, frameStart, out.pos) !== data.readUInt32LE(pos)) {
-      corrupt('content checksum does not match');
-    }
+    checksumAt = pos;
     pos += 4;
   }
-  if (contentSize >= 0 && out.pos - frameStart !== contentSize) {
-    corrupt(`frame inflates to ${out.pos - frameStart} bytes, its header says ${contentSize}`);
+  if (contentSize >= 0 && inflatedSize !== contentSize) {
+    corrupt(`frame inflates to ${inflatedSize} bytes, its header says ${contentSize}`);
   }
-  return pos;
+  return { frame: { blocks, independent: (flg & 0x20) !== 0, checksumAt, inflatedSize }, next: pos };
 }
 
-/** Inflates a sequence of LZ4 frames (and skippable frames), refusing to produce more than `limit`. */
+/**
+ * Inflates a sequence of LZ4 frames (and skippable frames), refusing to produce more than `limit`.
+ * Every frame is parsed and sized first, from its block headers and sequence headers, so a frame
+ * that would pass the limit is refused before anything is inflated and the output is allocated
+ * once, at its exact size.
+ */
 export function inflateLz4Frames(data: Buffer, limit: number): Buffer {
-  const out = new BoundedOutput(limit, data.length * 4);
+  const frames: ParsedFrame[] = [];
+  let total = 0;
   let at = 0;
-  let frames = 0;
   while (at < data.length) {
     need(data, at, 4, 'magic');
     const magic = data.readUInt32LE(at);
@@ -301,10 +351,36 @@ export function inflateLz4Frames(data: Buffer, limit: number): Buffer {
       continue;
     }
     if (magic !== LZ4_FRAME_MAGIC) corrupt(`frame magic 0x${magic.toString(16)}, expected 0x184d2204`);
-    at = inflateFrame(data, at, out);
-    frames++;
+    const { frame, next } = parseFrame(data, at, limit - total, limit);
+    frames.push(frame);
+    total += frame.inflatedSize;
+    at = next;
   }
-  if (frames === 0) corrupt('data holds no frame');
+  if (frames.length === 0) corrupt('data holds no frame');
+  const out = new FixedOutput(total);
+  for (const frame of frames) {
+    const frameStart = out.pos;
+    for (const block of frame.blocks) {
+      if (block.stored) {
+        data.copy(out.buf, out.pos, block.start, block.start + block.size);
+        out.pos += block.size;
+      } else {
+        inflateBlock(
+          data,
+          block.start,
+          block.start + block.size,
+          out,
+          frame.independent ? out.pos : frameStart,
+        );
+      }
+    }
+    if (
+      frame.checksumAt >= 0 &&
+      xxhash32(out.buf, frameStart, out.pos) !== data.readUInt32LE(frame.checksumAt)
+    ) {
+      corrupt('content checksum does not match');
+    }
+  }
   return out.result();
 }
 
@@ -316,15 +392,8 @@ export function inflateLz4LengthPrefixed(data: Buffer, limit: number): Buffer {
   if (data.length < 5) corrupt('block is truncated');
   const declared = data.readUInt32LE(0);
   if (declared > limit) tooLarge(limit, declared);
-  const out = new BoundedOutput(declared, declared);
-  try {
-    inflateBlock(data, 4, data.length, out, 0);
-  } catch (error) {
-    if ((error as { codeName?: string }).codeName === 'DECOMPRESSED_TOO_LARGE') {
-      corrupt(`block inflates past its declared ${declared} bytes`);
-    }
-    throw error;
-  }
+  const out = new FixedOutput(declared);
+  inflateBlock(data, 4, data.length, out, 0);
   if (out.pos !== declared) corrupt(`block inflates to ${out.pos} bytes, its prefix says ${declared}`);
   return out.result();
 }
