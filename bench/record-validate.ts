@@ -8,7 +8,8 @@
 // Each figure is the best of --rounds rounds, the variants alternating, so that a busy machine
 // slows them alike. With MS_BASELINE_MODULE pointing at another tree's record-batch.ts, its two
 // passes are measured in the same rounds (an A/B against that tree, on batches it encoded).
-// Run: npx tsx bench/record-validate.ts [--messages N] [--rounds N]
+// Run: npx tsx bench/record-validate.ts [--messages N] [--rounds N] [--values random|json]
+// The decode columns are a consumer's iterateRecords over the same batches.
 import { randomBytes } from 'node:crypto';
 import type { CompressionCodecName } from '../src/protocol/compression.js';
 import type * as RecordBatchModule from '../src/protocol/record-batch.js';
@@ -22,7 +23,18 @@ const rounds = argNumber('rounds', 5);
 
 const messages = argNumber('messages', 600_000);
 const limits = { maxBatchBytes: 8 << 20, maxDecompressedBytes: 64 << 20 };
-const values = Array.from({ length: 1024 }, () => Buffer.from(randomBytes(75).toString('base64')));
+// --values random: random base64 (as bench/record-batch.ts; LZ4 stores most of it uncompressed);
+// --values json: small JSON documents that every codec compresses.
+const valueKind = process.argv.includes('json') ? 'json' : 'random';
+const values = Array.from({ length: 1024 }, (_, i) =>
+  valueKind === 'json'
+    ? Buffer.from(
+        JSON.stringify({ id: i, account: `acct-${i % 50}`, amount: (i * 37) % 1000, currency: 'EUR' }).padEnd(
+          100,
+        ),
+      )
+    : Buffer.from(randomBytes(75).toString('base64')),
+);
 
 function batchesOf(lib: Module, codec: CompressionCodecName, perBatch: number): Buffer[] {
   const batches: Buffer[] = [];
@@ -52,6 +64,12 @@ function twoPasses(lib: Module, batches: Buffer[]): number {
   return performance.now() - started;
 }
 
+function decode(lib: Module, batches: Buffer[]): number {
+  const started = performance.now();
+  for (const batch of batches) for (const record of lib.iterateRecords(batch, limits)) visit(record.key);
+  return performance.now() - started;
+}
+
 function onePass(batches: Buffer[]): number {
   const started = performance.now();
   for (const batch of batches) current.validateRecordBatch(batch, limits, visit);
@@ -68,10 +86,16 @@ for (const perBatch of [600, 1]) {
     let two = Number.POSITIVE_INFINITY;
     let one = Number.POSITIVE_INFINITY;
     let before = Number.POSITIVE_INFINITY;
+    let decoded = Number.POSITIVE_INFINITY;
+    let decodedBefore = Number.POSITIVE_INFINITY;
     for (let round = 0; round < rounds; round++) {
       two = Math.min(two, twoPasses(current, batches));
       one = Math.min(one, onePass(batches));
-      if (baseline !== undefined) before = Math.min(before, twoPasses(baseline, baselineBatches));
+      decoded = Math.min(decoded, decode(current, batches));
+      if (baseline !== undefined) {
+        before = Math.min(before, twoPasses(baseline, baselineBatches));
+        decodedBefore = Math.min(decodedBefore, decode(baseline, baselineBatches));
+      }
     }
     rows.push({
       'records per batch': perBatch,
@@ -79,16 +103,18 @@ for (const perBatch of [600, 1]) {
       ...(baseline === undefined ? {} : { 'baseline two passes msg/s': rate(messages, before) }),
       'two passes msg/s': rate(messages, two),
       'one pass msg/s': rate(messages, one),
+      ...(baseline === undefined ? {} : { 'baseline decode msg/s': rate(messages, decodedBefore) }),
+      'decode msg/s': rate(messages, decoded),
     });
   }
 }
 if (keys === 0) throw new Error('no key visited');
 printResult({
   benchmark: 'record-validate',
-  title: 'Produce-path batch validation and key scan, 100-byte values, keyed (one core)',
+  title: `Produce-path batch validation and key scan, and decode; 100-byte ${valueKind} values, keyed (one core)`,
   command: 'npx tsx bench/record-validate.ts',
   date: new Date().toISOString(),
   machine: describeMachine(),
-  settings: { messages, valueBytes: 100, rounds, baseline: baselinePath ?? 'none' },
+  settings: { messages, valueBytes: 100, values: valueKind, rounds, baseline: baselinePath ?? 'none' },
   rows,
 });
