@@ -28,6 +28,7 @@
 // Older versions wrote codec 3 as one raw LZ4 block preceded by its inflated length (u32 LE); that
 // is still read (see decompressLz4Records).
 
+import { uncompressSync as lz4UncompressBlock } from 'lz4-napi';
 import { errorOf } from './error-codes.js';
 
 export const LZ4_FRAME_MAGIC = 0x184d2204;
@@ -250,6 +251,8 @@ interface FrameBlock {
   start: number;
   size: number;
   stored: boolean;
+  /** Bytes it inflates to (found by sizing). */
+  inflated: number;
 }
 
 interface ParsedFrame {
@@ -315,7 +318,7 @@ function parseFrame(
     }
     if (inflated > left) tooLarge(limit);
     inflatedSize += inflated;
-    blocks.push({ start: pos, size, stored });
+    blocks.push({ start: pos, size, stored, inflated });
     pos += size + (blockChecksums ? 4 : 0);
   }
   let checksumAt = -1;
@@ -328,6 +331,37 @@ function parseFrame(
     corrupt(`frame inflates to ${inflatedSize} bytes, its header says ${contentSize}`);
   }
   return { frame: { blocks, independent: (flg & 0x20) !== 0, checksumAt, inflatedSize }, next: pos };
+}
+
+/**
+ * Smaller blocks are inflated by inflateBlock: for them the native call, the copy of the block
+ * behind a size prefix and the copy of the result cost more than the inflation itself (measured
+ * with bench/record-validate.ts: one-record batches decoded twice as fast in JavaScript).
+ */
+const NATIVE_BLOCK_MIN_BYTES = 8 * 1024;
+
+/**
+ * Inflates an independent block with lz4-napi's native block decoder, told the exact size sizing
+ * found (so it cannot produce more; the limit was enforced by sizing): faster than inflateBlock on
+ * large compressible blocks. Linked blocks need the previous output as a window, which that
+ * decoder does not take; they go through inflateBlock.
+ */
+function inflateIndependentBlock(data: Buffer, block: FrameBlock, out: FixedOutput): void {
+  const prefixed = Buffer.allocUnsafe(4 + block.size);
+  prefixed.writeUInt32LE(block.inflated, 0);
+  data.copy(prefixed, 4, block.start, block.start + block.size);
+  let inflated: Buffer;
+  try {
+    inflated = lz4UncompressBlock(prefixed);
+  } catch (cause) {
+    throw errorOf('BAD_RECORD_BATCH', 'lz4 block does not decompress', { cause });
+  }
+  if (inflated.length !== block.inflated) {
+    corrupt(`block inflates to ${inflated.length} bytes, its sequences say ${block.inflated}`);
+  }
+  out.reserve(inflated.length);
+  inflated.copy(out.buf, out.pos);
+  out.pos += inflated.length;
 }
 
 /**
@@ -364,14 +398,10 @@ export function inflateLz4Frames(data: Buffer, limit: number): Buffer {
       if (block.stored) {
         data.copy(out.buf, out.pos, block.start, block.start + block.size);
         out.pos += block.size;
+      } else if (frame.independent && block.inflated >= NATIVE_BLOCK_MIN_BYTES) {
+        inflateIndependentBlock(data, block, out);
       } else {
-        inflateBlock(
-          data,
-          block.start,
-          block.start + block.size,
-          out,
-          frame.independent ? out.pos : frameStart,
-        );
+        inflateBlock(data, block.start, block.start + block.size, out, frameStart);
       }
     }
     if (
