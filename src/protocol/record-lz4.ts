@@ -31,7 +31,7 @@
 import { uncompressSync as lz4UncompressBlock } from 'lz4-napi';
 import { errorOf } from './error-codes.js';
 
-export const LZ4_FRAME_MAGIC = 0x184d2204;
+const LZ4_FRAME_MAGIC = 0x184d2204;
 const SKIPPABLE_MAGIC_MASK = 0xfffffff0;
 const SKIPPABLE_MAGIC = 0x184d2a50;
 const BLOCK_UNCOMPRESSED_FLAG = 0x80000000;
@@ -370,7 +370,7 @@ function inflateIndependentBlock(data: Buffer, block: FrameBlock, out: FixedOutp
  * that would pass the limit is refused before anything is inflated and the output is allocated
  * once, at its exact size.
  */
-export function inflateLz4Frames(data: Buffer, limit: number): Buffer {
+function inflateLz4Frames(data: Buffer, limit: number): Buffer {
   const frames: ParsedFrame[] = [];
   let total = 0;
   let at = 0;
@@ -418,7 +418,7 @@ export function inflateLz4Frames(data: Buffer, limit: number): Buffer {
  * Inflates the block format older versions wrote: the inflated length as u32 LE, then one raw LZ4
  * block that must inflate to exactly that length. The length is checked against `limit` first.
  */
-export function inflateLz4LengthPrefixed(data: Buffer, limit: number): Buffer {
+function inflateLz4LengthPrefixed(data: Buffer, limit: number): Buffer {
   if (data.length < 5) corrupt('block is truncated');
   const declared = data.readUInt32LE(0);
   if (declared > limit) tooLarge(limit, declared);
@@ -429,7 +429,7 @@ export function inflateLz4LengthPrefixed(data: Buffer, limit: number): Buffer {
 }
 
 /** Whether `data` starts like an LZ4 frame (or a skippable frame) rather than the older block format. */
-export function startsWithLz4Frame(data: Buffer): boolean {
+function startsWithLz4Frame(data: Buffer): boolean {
   if (data.length < 4) return false;
   const magic = data.readUInt32LE(0);
   return magic === LZ4_FRAME_MAGIC || (magic & SKIPPABLE_MAGIC_MASK) >>> 0 === SKIPPABLE_MAGIC;
