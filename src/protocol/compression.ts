@@ -2,18 +2,23 @@
 // recompresses; it inflates only to validate or index, and always under a hard output limit that is
 // enforced before or during inflation, never after: a decompression bomb is refused, not inflated.
 //
-// Codec framing inside the batch (our own choice, documented in docs/record-batch.md):
+// Codec framing inside the batch (docs/protocol.md, "Compression"):
 //   gzip   RFC 1952 member(s)                      limit via zlib maxOutputLength
 //   snappy raw Snappy block; its varint preamble holds the inflated length: checked first
-//   lz4    LZ4 block with a u32 little-endian inflated length in front: checked first
+//   lz4    LZ4 frames (magic 0x184D2204), as Kafka's RecordBatch v2 defines codec 3: sized from
+//          their block and sequence headers first (refused once the size passes the limit), then
+//          inflated into one buffer of that size (record-lz4.ts). Still read: what older versions
+//          wrote, one LZ4 block behind its u32 little-endian inflated length (checked first); the
+//          frame magic tells the two apart
 //   zstd   Zstandard frame(s); inflated with a streaming context into a buffer capped at the limit
 
 import { gunzipSync, gzipSync, constants as zlibConstants } from 'node:zlib';
-import { compressSync as lz4Compress, uncompressSync as lz4Uncompress } from 'lz4-napi';
+import { compressFrameSync as lz4CompressFrame } from 'lz4-napi';
 import { compressSync as snappyCompress, uncompressSync as snappyUncompress } from 'snappy';
 import { compress as zstdCompress } from 'zstd-napi';
 import zstdBinding from 'zstd-napi/binding.js';
 import { errorOf } from './error-codes.js';
+import { decompressLz4Records } from './record-lz4.js';
 
 export const CompressionCodec = { none: 0, gzip: 1, snappy: 2, lz4: 3, zstd: 4 } as const;
 export type CompressionCodecName = keyof typeof CompressionCodec;
@@ -40,7 +45,8 @@ export function compress(codec: CompressionCodecName, data: Buffer): Buffer {
     case 'snappy':
       return snappyCompress(data);
     case 'lz4':
-      return lz4Compress(data);
+      // lz4-napi's frame writer: independent 64 KiB blocks, no checksums (Kafka's defaults).
+      return lz4CompressFrame(data);
     case 'zstd':
       return zstdCompress(data, { compressionLevel: 3 });
   }
@@ -120,17 +126,6 @@ function inflateSnappy(data: Buffer, limit: number): Buffer {
   }
 }
 
-function inflateLz4(data: Buffer, limit: number): Buffer {
-  if (data.length < 4) throw errorOf('BAD_RECORD_BATCH', 'lz4 block is truncated');
-  const declared = data.readUInt32LE(0);
-  if (declared > limit) tooLarge('lz4', declared, limit);
-  try {
-    return lz4Uncompress(data);
-  } catch (cause) {
-    corrupt('lz4', cause);
-  }
-}
-
 /** Inflates `data` compressed with `codec`, refusing to produce more than `limit` bytes. */
 export function decompress(codec: CompressionCodecName, data: Buffer, limit: number): Buffer {
   switch (codec) {
@@ -142,7 +137,7 @@ export function decompress(codec: CompressionCodecName, data: Buffer, limit: num
     case 'snappy':
       return inflateSnappy(data, limit);
     case 'lz4':
-      return inflateLz4(data, limit);
+      return decompressLz4Records(data, limit);
     case 'zstd':
       return inflateZstd(data, limit);
   }

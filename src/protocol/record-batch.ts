@@ -14,6 +14,7 @@
 //   headerCount     varint
 //   headers         headerCount × (keyLength varint, key UTF-8, valueLength varint (-1 = null), value)
 
+import { MemoryStreamerError } from '../common/errors.js';
 import {
   CompressionCodec,
   type CompressionCodecName,
@@ -22,7 +23,7 @@ import {
   decompress,
 } from './compression.js';
 import { crc32c } from './crc32c.js';
-import { errorOf } from './error-codes.js';
+import { ERROR_TABLE, errorOf } from './error-codes.js';
 import {
   BATCH_CRC_START,
   BATCH_HEADER_SIZE,
@@ -33,6 +34,7 @@ import {
   type RecordBatchHeader,
   readBatchHeader,
 } from './record-batch-layout.js';
+import { type KeyVisitor, validateRecords } from './record-validator.js';
 import { VarintCursor, varintSize, writeVarint } from './varint.js';
 
 export type RecordValue = Buffer | Uint8Array | string | null;
@@ -77,7 +79,15 @@ export interface DecodedRecord {
 
 export interface BatchLimits {
   maxBatchBytes: number;
+  /**
+   * Largest records section a compressed batch may inflate to while its records are validated;
+   * DEFAULT_MAX_DECOMPRESSED_BYTES when not given.
+   */
+  maxDecompressedBytes?: number;
 }
+
+/** The broker's default storage.max_decompressed_bytes. */
+export const DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024;
 
 export interface InflateLimits {
   /** Largest records section a compressed batch may inflate to. */
@@ -335,10 +345,18 @@ export class RecordBatchBuilder {
 const EMPTY_BUFFER = Buffer.alloc(0);
 
 /**
- * Checks that `batch` is exactly one well-formed batch: length field, magic, CRC, counts, size limit.
- * Does not inflate or parse records (per-batch work only). Returns the header.
+ * Checks that `batch` is exactly one well-formed batch a producer may append: length field, magic,
+ * CRC, counts, size limit, and every record (record-validator.ts), inflating a compressed batch once
+ * under `limits.maxDecompressedBytes`. `visit`, if given, receives each record's key and offset
+ * delta in the same pass (what the stream index needs), so the produce path need not inflate the
+ * batch a second time; it is called only for records that passed validation so far, and a batch
+ * that throws must be discarded whole. Returns the header.
  */
-export function validateRecordBatch(batch: Buffer, limits: BatchLimits): RecordBatchHeader {
+export function validateRecordBatch(
+  batch: Buffer,
+  limits: BatchLimits,
+  visit?: KeyVisitor,
+): RecordBatchHeader {
   if (batch.length > limits.maxBatchBytes) {
     throw errorOf('MESSAGE_TOO_LARGE', `batch of ${batch.length} bytes, limit ${limits.maxBatchBytes}`);
   }
@@ -364,7 +382,13 @@ export function validateRecordBatch(batch: Buffer, limits: BatchLimits): RecordB
       `recordCount ${header.recordCount} with lastOffsetDelta ${header.lastOffsetDelta}`,
     );
   }
-  codecName(header.attributes & COMPRESSION_CODEC_MASK);
+  const codec = codecName(header.attributes & COMPRESSION_CODEC_MASK);
+  const section = decompress(
+    codec,
+    batch.subarray(BATCH_HEADER_SIZE),
+    limits.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES,
+  );
+  validateRecords(section, header, visit);
   return header;
 }
 
@@ -404,51 +428,75 @@ export function forEachKey(
     throw errorOf('BAD_RECORD_BATCH', `${section.length - cursor.pos} trailing bytes after ${count} records`);
 }
 
-/** Decodes every record of a batch; keys, values and header values are views when uncompressed. */
+/** The same error, its message naming the batch's offset range (what a reader would skip). */
+function withBatchOffsets(batch: Buffer, error: unknown): unknown {
+  if (!(error instanceof MemoryStreamerError)) return error;
+  const name = error.codeName;
+  if (name !== 'BAD_RECORD_BATCH' && name !== 'DECOMPRESSED_TOO_LARGE') return error;
+  const base = batch.readBigInt64BE(BATCH_OFFSETS.baseOffset);
+  const last = base + BigInt(batch.readInt32BE(BATCH_OFFSETS.lastOffsetDelta));
+  const prefix = `${ERROR_TABLE[name].message}: `;
+  const detail = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+  return errorOf(name, `batch at offsets ${base}-${last}: ${detail}`, { cause: error });
+}
+
+/**
+ * Decodes every record of a batch; keys, values and header values are views when uncompressed.
+ * A batch that cannot be decoded (the broker accepted such batches before it validated records)
+ * throws BAD_RECORD_BATCH or DECOMPRESSED_TOO_LARGE naming the batch's offsets, so that a reader
+ * can report it and go on after it.
+ */
 export function* iterateRecords(batch: Buffer, limits: InflateLimits): Generator<DecodedRecord> {
-  const section = recordsSection(batch, limits);
-  const count = batch.readInt32BE(BATCH_OFFSETS.recordCount);
-  const baseOffset = batch.readBigInt64BE(BATCH_OFFSETS.baseOffset);
-  const baseTimestamp = Number(batch.readBigInt64BE(BATCH_OFFSETS.baseTimestamp));
-  const cursor = new VarintCursor(section, 0, section.length);
-  for (let i = 0; i < count; i++) {
-    const length = cursor.varint();
-    const end = cursor.pos + length;
-    if (length < 0 || end > section.length)
-      throw errorOf('BAD_RECORD_BATCH', `record ${i} length ${length} exceeds the batch`);
-    cursor.end = end;
-    cursor.int8();
-    const timestampDelta = cursor.varint();
-    const offsetDelta = cursor.varint();
-    const key = cursor.bytesOrNull();
-    const value = cursor.bytesOrNull();
-    const headerCount = cursor.varint();
-    if (headerCount < 0 || headerCount * 2 > end - cursor.pos) {
+  try {
+    const section = recordsSection(batch, limits);
+    const count = batch.readInt32BE(BATCH_OFFSETS.recordCount);
+    const baseOffset = batch.readBigInt64BE(BATCH_OFFSETS.baseOffset);
+    const baseTimestamp = Number(batch.readBigInt64BE(BATCH_OFFSETS.baseTimestamp));
+    const cursor = new VarintCursor(section, 0, section.length);
+    for (let i = 0; i < count; i++) {
+      const length = cursor.varint();
+      const end = cursor.pos + length;
+      if (length < 0 || end > section.length)
+        throw errorOf('BAD_RECORD_BATCH', `record ${i} length ${length} exceeds the batch`);
+      cursor.end = end;
+      cursor.int8();
+      const timestampDelta = cursor.varint();
+      const offsetDelta = cursor.varint();
+      const key = cursor.bytesOrNull();
+      const value = cursor.bytesOrNull();
+      const headerCount = cursor.varint();
+      if (headerCount < 0 || headerCount * 2 > end - cursor.pos) {
+        throw errorOf(
+          'BAD_RECORD_BATCH',
+          `record ${i} declares ${headerCount} headers in ${end - cursor.pos} bytes`,
+        );
+      }
+      const headers: DecodedHeader[] = [];
+      for (let h = 0; h < headerCount; h++) {
+        const headerKey = cursor.bytesOrNull();
+        if (headerKey === null) throw errorOf('BAD_RECORD_BATCH', `record ${i} header ${h} has a null key`);
+        headers.push({ key: headerKey.toString('utf8'), value: cursor.bytesOrNull() });
+      }
+      if (cursor.pos !== end)
+        throw errorOf('BAD_RECORD_BATCH', `record ${i} has ${end - cursor.pos} unread bytes`);
+      cursor.end = section.length;
+      yield {
+        offset: baseOffset + BigInt(offsetDelta),
+        offsetDelta,
+        timestamp: baseTimestamp + timestampDelta,
+        key,
+        value,
+        headers,
+      };
+    }
+    if (cursor.pos !== section.length)
       throw errorOf(
         'BAD_RECORD_BATCH',
-        `record ${i} declares ${headerCount} headers in ${end - cursor.pos} bytes`,
+        `${section.length - cursor.pos} trailing bytes after ${count} records`,
       );
-    }
-    const headers: DecodedHeader[] = [];
-    for (let h = 0; h < headerCount; h++) {
-      const headerKey = cursor.bytesOrNull();
-      if (headerKey === null) throw errorOf('BAD_RECORD_BATCH', `record ${i} header ${h} has a null key`);
-      headers.push({ key: headerKey.toString('utf8'), value: cursor.bytesOrNull() });
-    }
-    if (cursor.pos !== end)
-      throw errorOf('BAD_RECORD_BATCH', `record ${i} has ${end - cursor.pos} unread bytes`);
-    cursor.end = section.length;
-    yield {
-      offset: baseOffset + BigInt(offsetDelta),
-      offsetDelta,
-      timestamp: baseTimestamp + timestampDelta,
-      key,
-      value,
-      headers,
-    };
+  } catch (error) {
+    throw withBatchOffsets(batch, error);
   }
-  if (cursor.pos !== section.length)
-    throw errorOf('BAD_RECORD_BATCH', `${section.length - cursor.pos} trailing bytes after ${count} records`);
 }
 
 export function decodeRecordBatch(
