@@ -3,7 +3,8 @@
 // also their `.streams` stream index files) written by the real PartitionLog, and `expected.json`,
 // what every later version must read from those bytes (records, batch headers, index entries,
 // offset → position and timestamp → offset answers; from v2 every stream's (offset, sequence) list).
-// v1 is the log without a stream index; v2 the same batches with one.
+// v1 is the log without a stream index; v2 the same batches with one; v3 the same as v2, with its
+// LZ4 batches written as LZ4 frames (v1 and v2 hold the older length-prefixed LZ4 block).
 //
 // Run ONCE per format version: npx tsx scripts/storage-fixtures.ts [--out <dir>] [--force]
 // It refuses to overwrite a committed fixture without --force: those bytes are the compatibility
@@ -22,8 +23,8 @@ import type { CompressionCodecName } from '../src/protocol/compression.js';
 import { encodeRecordBatch, type RecordInput } from '../src/protocol/record-batch.js';
 import { PartitionLog, type PartitionLogConfig } from '../src/storage/partition-log.js';
 
-export const FIXTURE_VERSION = 'v2';
-export type FixtureVersion = 'v1' | 'v2';
+export const FIXTURE_VERSION = 'v3';
+export type FixtureVersion = 'v1' | 'v2' | 'v3';
 /** The log settings the fixture was written with (and is read back with). */
 export const FIXTURE_CONFIG: Partial<PartitionLogConfig> = {
   segmentBytes: 1536,

@@ -197,11 +197,7 @@ describe('LZ4 codec (id 3)', () => {
     ['a truncated frame', good.subarray(0, good.length - 6), /ends inside/],
     ['no end mark', good.subarray(0, good.length - 4), /ends inside its block size/],
     ['bytes after the frame', Buffer.concat([good, Buffer.from([1, 2, 3])]), /frame ends inside its magic/],
-    [
-      'a match before the data',
-      frame([{ data: Buffer.from([0x04, 0x08, 0x00, 0x00]) }]),
-      /reaches before/,
-    ],
+    ['a match before the data', frame([{ data: Buffer.from([0x04, 0x08, 0x00, 0x00]) }]), /reaches before/],
     [
       'a large block with a match before the data (the native decoder refuses it)',
       (() => {
