@@ -11,6 +11,7 @@ import type {
 } from '../protocol/commands/data-types.js';
 import { errorOf } from '../protocol/error-codes.js';
 import { type DecodedRecord, iterateRecords, splitBatches } from '../protocol/record-batch.js';
+import { readBatchHeader } from '../protocol/record-batch-layout.js';
 import { type Bytes, type Message, toBuffer } from './message.js';
 import { traceReceive } from './tracing.js';
 import type { RemoteSubscription, Transport } from './transport.js';
@@ -46,9 +47,30 @@ export interface ConsumerOptions {
   timeoutMs?: number;
   /** Largest size a compressed batch may inflate to. */
   maxDecompressedBytes?: number;
+  /**
+   * Told of a stored batch whose records cannot be decoded (its CRC is right, its records are not:
+   * the broker refuses such batches, but a log may hold one written before it did). The consumer
+   * skips the rest of that batch and goes on; without this callback it emits a process warning
+   * naming the topic, partition and offsets skipped, so nothing is skipped silently.
+   */
+  onUndecodableBatch?: (event: UndecodableBatch) => void;
   /** OpenTelemetry tracer: each delivered message that carries a trace context gets a CONSUMER span. */
   tracer?: Tracer;
 }
+
+export interface UndecodableBatch {
+  topic: string;
+  partition: number;
+  /** The batch's first and last offsets: nothing at or below `lastOffset` is delivered from it. */
+  firstOffset: bigint;
+  lastOffset: bigint;
+  /** Records of the batch decoded before the undecodable one. */
+  delivered: number;
+  error: MemoryStreamerError;
+}
+
+/** Errors of a batch's records (as opposed to its transport): the batch is skipped, not the consumer stopped. */
+const UNDECODABLE = new Set(['BAD_RECORD_BATCH', 'DECOMPRESSED_TOO_LARGE', 'UNSUPPORTED_COMPRESSION']);
 
 interface Feed {
   next(): Message | null;
@@ -67,6 +89,9 @@ class PartitionFeed implements Feed {
   private batches: Buffer[] = [];
   private batchIndex = 0;
   private records: Iterator<DecodedRecord> | null = null;
+  /** The batch `records` decodes, and how many of its records came out so far. */
+  private currentBatch: Buffer | null = null;
+  private deliveredFromBatch = 0;
   private currentChunkSize = 0;
   private ungranted = 0;
   private closed = false;
@@ -149,8 +174,16 @@ class PartitionFeed implements Feed {
   next(): Message | null {
     for (;;) {
       if (this.records !== null) {
-        const step = this.records.next();
+        let step: IteratorResult<DecodedRecord>;
+        try {
+          step = this.records.next();
+        } catch (error) {
+          if (!(error instanceof MemoryStreamerError) || !UNDECODABLE.has(error.codeName)) throw error;
+          this.skipBatch(error);
+          continue;
+        }
         if (!step.done) {
+          this.deliveredFromBatch++;
           const record = step.value;
           if (record.offset < this.position) continue;
           this.position = record.offset + 1n;
@@ -168,9 +201,9 @@ class PartitionFeed implements Feed {
         this.records = null;
       }
       if (this.batchIndex < this.batches.length) {
-        this.records = iterateRecords(this.batches[this.batchIndex++]!, this.consumer.inflateLimits)[
-          Symbol.iterator
-        ]();
+        this.currentBatch = this.batches[this.batchIndex++]!;
+        this.deliveredFromBatch = 0;
+        this.records = iterateRecords(this.currentBatch, this.consumer.inflateLimits)[Symbol.iterator]();
         continue;
       }
       if (this.currentChunkSize > 0) {
@@ -185,6 +218,23 @@ class PartitionFeed implements Feed {
       this.batchIndex = 0;
       this.currentChunkSize = chunk.length;
     }
+  }
+
+  /** Moves past a batch whose records cannot be decoded, and says so. */
+  private skipBatch(error: MemoryStreamerError): void {
+    this.records = null;
+    const batch = this.currentBatch!;
+    const header = readBatchHeader(batch);
+    const lastOffset = header.baseOffset + BigInt(header.lastOffsetDelta);
+    if (lastOffset >= this.position) this.position = lastOffset + 1n;
+    this.consumer.reportUndecodable({
+      topic: this.topic,
+      partition: this.partition,
+      firstOffset: header.baseOffset,
+      lastOffset,
+      delivered: this.deliveredFromBatch,
+      error,
+    });
   }
 
   grantIfDue(): void {
@@ -529,6 +579,19 @@ export class Consumer implements AsyncIterable<Message> {
     const waiter = this.waiter;
     this.waiter = null;
     waiter?.();
+  }
+
+  /** A batch was skipped because its records cannot be decoded: the application hears of it. */
+  reportUndecodable(event: UndecodableBatch): void {
+    if (this.options.onUndecodableBatch !== undefined) {
+      this.options.onUndecodableBatch(event);
+      return;
+    }
+    process.emitWarning(
+      `skipped offsets ${event.firstOffset}..${event.lastOffset} of ${event.topic}/${event.partition} ` +
+        `(${event.delivered} record(s) of that batch delivered before): ${event.error.message}`,
+      { code: event.error.codeName, type: 'MemoryStreamerWarning' },
+    );
   }
 
   fail(error: Error): void {
