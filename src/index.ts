@@ -2,7 +2,12 @@
 export { Admin } from './client/admin.js';
 export { Client, type ClientOptions } from './client/client.js';
 export { type ConnectOptions, connect } from './client/connect.js';
-export { Consumer, type ConsumerOptions, type StartPosition, type UndecodableBatch } from './client/consumer.js';
+export {
+  Consumer,
+  type ConsumerOptions,
+  type StartPosition,
+  type UndecodableBatch,
+} from './client/consumer.js';
 export { keyString, type Message, type MessageHeader, valueJson, valueString } from './client/message.js';
 export { Producer, type ProducerOptions, type Receipt, type SendInput } from './client/producer.js';
 export { messageTraceContext } from './client/tracing.js';
