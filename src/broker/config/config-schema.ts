@@ -93,9 +93,9 @@ export const SETTINGS = [
   },
   {
     key: 'server.max_subscription_credit',
-    type: { kind: 'size', min: 64 * KiB, max: GiB },
+    type: { kind: 'size', min: MiB, max: GiB },
     default: 16 * MiB,
-    doc: 'credit one subscription may hold at once, whatever the client grants',
+    doc: 'credit one subscription may hold at once, whatever the client grants (keep it at least the largest batch a topic accepts: a batch is pushed whole)',
   },
   {
     key: 'server.max_payload_bytes',

@@ -58,6 +58,8 @@ export interface ConnectionHost {
   onClose(connection: Connection): void;
 }
 
+/** How often a connection whose reading is paused is sent THROTTLE again (see probeWhilePaused). */
+const PAUSED_PROBE_MS = 1000;
 /** Bytes of a fetch response beyond its batches (high watermark, log start offset). */
 const FETCH_RESPONSE_OVERHEAD = 64;
 
@@ -83,6 +85,7 @@ export class Connection {
   private processing = false;
   private paused = false;
   private throttled = false;
+  private throttleSentAt = 0;
   private frameTimer: NodeJS.Timeout | null = null;
   /** `decoder.framesDecoded` when the frame timer started: a frame completed since means a new one. */
   private framesAtTimerStart = 0;
@@ -232,19 +235,38 @@ export class Connection {
       if (!this.throttled) {
         this.throttled = true;
         this.host.core.metrics.recordThrottle();
-        this.sendFrame(
-          { opcode: Opcode.THROTTLE, flags: FrameFlags.PUSH },
-          encodeThrottle({
-            throttleMs: 10,
-            reason: 'memory budget exceeded; reading paused until requests complete',
-          }),
-        );
+        this.sendThrottle();
       }
     } else if (!over && this.paused) {
       this.paused = false;
       this.throttled = false;
       this.socket.resume();
     }
+  }
+
+  private sendThrottle(): void {
+    this.throttleSentAt = Date.now();
+    this.sendFrame(
+      { opcode: Opcode.THROTTLE, flags: FrameFlags.PUSH },
+      encodeThrottle({
+        throttleMs: 10,
+        reason: 'memory budget exceeded; reading paused until requests complete',
+      }),
+    );
+  }
+
+  get readingPaused(): boolean {
+    return this.paused;
+  }
+
+  /**
+   * While reading is paused the socket does not notice that the client left (nothing reads the
+   * end of the stream): a THROTTLE every second tells the client it is still held back, and a write
+   * to a peer that is gone fails, which closes the connection and frees its bytes.
+   */
+  probeWhilePaused(now: number): void {
+    if (this.paused && this.state !== 'closed' && now - this.throttleSentAt >= PAUSED_PROBE_MS)
+      this.sendThrottle();
   }
 
   private holdOrReleasePushes(over: boolean): void {

@@ -186,6 +186,7 @@ export class NetworkServer implements ConnectionHost {
     const now = Date.now();
     const pressure = !this.globalBudgetFits(READ_ALLOWANCE) && this.waiting.size > 0;
     for (const connection of this.connections) {
+      connection.probeWhilePaused(now);
       if (connection.outboundBytes === 0 && connection.held === 0) continue;
       connection.refreshOutbound();
       const stalled = connection.outboundStalledMs(now);

@@ -104,7 +104,11 @@ export async function halfSentFrames(
 ): Promise<Attack> {
   const sockets = await openAll(port, options.connections);
   const partial = partialProduceFrame(options.topic, options.declared, options.sent);
-  for (const socket of sockets) socket.write(Buffer.concat([handshakeFrame(), partial]));
+  const handshake = handshakeFrame();
+  for (const socket of sockets) {
+    socket.write(handshake);
+    socket.write(partial);
+  }
   return attack(sockets);
 }
 
