@@ -622,7 +622,13 @@ export class Connection {
       16 + response.batches.length,
       crc,
     );
-    this.writeParts(response.batches.length === 0 ? [head] : [head, response.batches]);
+    // Written now (not with the pushes' deferred uncork): the request counts as done after this,
+    // and a shutdown waiting for it may close the socket right away.
+    this.noteWrite();
+    this.socket.cork();
+    this.socket.write(head);
+    if (response.batches.length > 0) this.socket.write(response.batches);
+    this.socket.uncork();
     this.checkOutbound();
   }
 
