@@ -27,6 +27,7 @@ import {
   writeSnapshot,
 } from '../producers/producer-snapshot.js';
 import { NO_PRODUCER_ID, ProducerStateTable } from '../producers/producer-state.js';
+import { sharedReads } from './read-scheduler.js';
 
 const streamKeyOf = StreamIndex.keyOf;
 const BATCH_LAST_OFFSET_DELTA = BATCH_OFFSETS.lastOffsetDelta;
@@ -547,12 +548,21 @@ export class PushSubscription {
     while (!this.closed && !this.held && this.credit > 0 && this.position < log.highWatermark) {
       let result: Awaited<ReturnType<PartitionLog['read']>>;
       try {
+        // Catch-up reads take turns with other clients' reads (read-scheduler.ts).
+        await sharedReads.acquire(this);
+      } catch {
+        return; // Closed while waiting for its turn.
+      }
+      try {
+        if (this.closed) return;
         result = await log.read(this.position, Math.min(this.credit, SCAN_BYTES));
       } catch (error) {
         // Retention removed the data, or the log closed: the subscription ends with the reason.
         this.close();
         this.onError(error instanceof Error ? error : new Error(String(error)));
         return;
+      } finally {
+        sharedReads.release();
       }
       if (result.data.length === 0 || result.data.length > this.credit || this.closed || this.held) return;
       this.credit -= result.data.length;
@@ -564,6 +574,7 @@ export class PushSubscription {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    sharedReads.cancel(this);
     this.detach();
   }
 }

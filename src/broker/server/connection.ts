@@ -37,7 +37,7 @@ import {
 import { Opcode } from '../../protocol/opcodes.js';
 import type { BrokerCore, CoreCommand } from '../broker-core.js';
 import type { PushSubscription } from '../partitions/partition.js';
-import type { FetchScheduler } from './fetch-scheduler.js';
+import type { ReadScheduler } from '../partitions/read-scheduler.js';
 import { PushScheduler } from './push-scheduler.js';
 import type { ServerLimits } from './server-limits.js';
 
@@ -53,8 +53,8 @@ export interface ConnectionHost {
   globalBudgetFits(bytes: number): boolean;
   /** The connection waits for the global budget: wake it (`retry`) when bytes are freed. */
   waitForBudget(connection: Connection): void;
-  /** Fetches reading at once, server-wide. */
-  readonly fetches: FetchScheduler;
+  /** Reads for clients at once, process-wide (fetches wait their turn there). */
+  readonly fetches: ReadScheduler;
   onClose(connection: Connection): void;
 }
 

@@ -10,7 +10,7 @@ import { ERROR_TABLE } from '../../protocol/error-codes.js';
 import { encodeFrame, FrameFlags } from '../../protocol/frame-header.js';
 import type { BrokerCore } from '../broker-core.js';
 import { Connection, type ConnectionHost } from './connection.js';
-import { FetchScheduler } from './fetch-scheduler.js';
+import { sharedReads } from '../partitions/read-scheduler.js';
 import { DEFAULT_SERVER_LIMITS, PRESSURE_STALL_MS, type ServerLimits } from './server-limits.js';
 
 export type { ServerLimits } from './server-limits.js';
@@ -25,8 +25,6 @@ export interface NetworkServerOptions {
 
 /** How often connections with bytes waiting towards them are checked for progress. */
 const SWEEP_INTERVAL_MS = 250;
-/** Fetches reading at once: libuv's threadpool has four threads (UV_THREADPOOL_SIZE). */
-const FETCH_CONCURRENCY = 4;
 /** Bytes a woken connection may read before it counts them (one socket read). */
 const READ_ALLOWANCE = 64 * 1024;
 
@@ -44,7 +42,7 @@ export class NetworkServer implements ConnectionHost {
   private readonly sweepTimer: NodeJS.Timeout;
   private globalBytes = 0;
   private shuttingDown = false;
-  readonly fetches = new FetchScheduler(FETCH_CONCURRENCY);
+  readonly fetches = sharedReads;
   /** Connections refused at accept (limits or shutdown), for tests and metrics. */
   refusedConnections = 0;
 

@@ -1,8 +1,9 @@
-// Fetches reading at once, server-wide: a few (as many as the libuv threadpool has threads), the
-// rest wait in one queue per connection, served in turn. Many large reads at once make each
-// slower (they compete for the threadpool, the page cache copy and the garbage collector) and hold
-// the threadpool from produce writes; and a fetch still queued when its connection closes is
-// dropped, so a crowd of clients that asked for gigabytes and left costs nothing after it left.
+// Reads for clients at once, process-wide: fetches and the catch-up reads of push subscriptions.
+// A few run (as many as the libuv threadpool has threads), the rest wait in one queue per owner (a
+// connection, a subscription), served in turn. Many large reads at once make each slower (they
+// compete for the threadpool, the page-cache copy and the garbage collector) and hold the
+// threadpool from produce writes, which queue behind them; and a read still waiting when its owner
+// goes is dropped, so a crowd of clients that asked for gigabytes and left costs nothing after.
 import { errorOf } from '../../protocol/error-codes.js';
 
 interface Waiter {
@@ -10,7 +11,7 @@ interface Waiter {
   refuse: (error: Error) => void;
 }
 
-export class FetchScheduler {
+export class ReadScheduler {
   private running = 0;
   /** Waiting fetches per owner (a connection); the Map's order is the turn order. */
   private readonly queues = new Map<object, Waiter[]>();
@@ -23,7 +24,7 @@ export class FetchScheduler {
     return count;
   }
 
-  /** Resolves when the owner's fetch may read; `release` must follow exactly once. */
+  /** Resolves when the owner may read; `release` must follow exactly once. */
   acquire(owner: object): Promise<void> {
     if (this.running < this.concurrency && this.queues.size === 0) {
       this.running++;
@@ -41,7 +42,7 @@ export class FetchScheduler {
     this.next();
   }
 
-  /** The owner left: its waiting fetches fail (CONNECTION_CLOSED) without reading anything. */
+  /** The owner left: its waiting reads fail (CONNECTION_CLOSED) without reading anything. */
   cancel(owner: object): void {
     const queue = this.queues.get(owner);
     if (queue === undefined) return;
@@ -63,3 +64,6 @@ export class FetchScheduler {
     }
   }
 }
+
+/** Reads at once: libuv's threadpool has four threads (UV_THREADPOOL_SIZE). */
+export const sharedReads = new ReadScheduler(4);
