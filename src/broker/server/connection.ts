@@ -86,6 +86,10 @@ export class Connection {
   private paused = false;
   private throttled = false;
   private throttleSentAt = 0;
+  /** framesDecoded while let through past the global budget to finish a frame; -1 when not. */
+  private exemptUntilFrame = -1;
+  /** When bytes last arrived (a frame left halfway is timed from it under memory pressure). */
+  private lastDataAt = Date.now();
   private frameTimer: NodeJS.Timeout | null = null;
   /** `decoder.framesDecoded` when the frame timer started: a frame completed since means a new one. */
   private framesAtTimerStart = 0;
@@ -135,6 +139,7 @@ export class Connection {
 
   private onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
+    this.lastDataAt = Date.now();
     this.decoder.push(chunk);
     this.pump();
   }
@@ -224,7 +229,11 @@ export class Connection {
     this.host.addGlobalBytes(held - this.heldBytes);
     this.heldBytes = held;
     const ownOver = held > this.host.limits.connectionBudgetBytes;
-    const globalOver = this.host.globalBudgetExceeded();
+    // A connection let through to finish its frame (see finishFrameUnderPressure) ignores the
+    // global budget until that frame is complete.
+    if (this.exemptUntilFrame >= 0 && this.decoder.framesDecoded > this.exemptUntilFrame)
+      this.exemptUntilFrame = -1;
+    const globalOver = this.exemptUntilFrame < 0 && this.host.globalBudgetExceeded();
     this.holdOrReleasePushes(ownOver || globalOver);
     const over = this.parked !== null || ownOver || globalOver;
     // Waiting for others to free bytes: the server wakes this connection when they do.
@@ -300,6 +309,37 @@ export class Connection {
   outboundStalledMs(now: number): number {
     if (this.outboundBytes === 0) return 0;
     return now - this.sentMovedAt;
+  }
+
+  /**
+   * Milliseconds since the client last sent a byte while part of a frame is held and reading is on
+   * (a connection the broker paused cannot send; a parked one waits for the budget); 0 otherwise.
+   */
+  partialFrameSilentMs(now: number): number {
+    if (this.state === 'closed' || this.paused || this.parked !== null || !this.decoder.hasPartialFrame)
+      return 0;
+    return now - this.lastDataAt;
+  }
+
+  /** True when reading is paused while part of a frame is held (it cannot finish it by itself). */
+  get pausedInFrame(): boolean {
+    return this.paused && this.parked === null && this.decoder.hasPartialFrame && this.state !== 'closed';
+  }
+
+  get finishingFrame(): boolean {
+    return this.exemptUntilFrame >= 0 && this.state !== 'closed';
+  }
+
+  /**
+   * Under memory pressure, when every connection holding part of a frame is paused, none can
+   * complete one and free its bytes: the server lets one read on until its frame is whole (at most
+   * one frame over the budget). If it goes silent instead, it is closed (partialFrameSilentMs).
+   */
+  finishFrameUnderPressure(): void {
+    if (!this.pausedInFrame) return;
+    this.exemptUntilFrame = this.decoder.framesDecoded;
+    this.lastDataAt = Date.now();
+    this.pump();
   }
 
   /** A frame whose first bytes arrived must arrive whole within frameTimeoutMs. */

@@ -6,7 +6,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { type BrokerLogger, silentLogger } from '../../metrics/logger.js';
 import { encodeErrorPayload } from '../../protocol/commands/control.js';
-import { ERROR_TABLE } from '../../protocol/error-codes.js';
+import { ERROR_TABLE, errorOf } from '../../protocol/error-codes.js';
 import { encodeFrame, FrameFlags } from '../../protocol/frame-header.js';
 import type { BrokerCore } from '../broker-core.js';
 import { Connection, type ConnectionHost } from './connection.js';
@@ -178,14 +178,31 @@ export class NetworkServer implements ConnectionHost {
   /**
    * Re-counts the outbound bytes of connections with some waiting (the kernel takes them without an
    * event), and cuts clients that take none of them for writeStallTimeoutMs — or for a second while
-   * the global budget is exhausted, when their bytes keep others waiting.
+   * the global budget is exhausted, when their bytes keep others waiting. Under that pressure, a
+   * client silent for a second in the middle of a frame is closed too (FRAME_TIMEOUT).
    */
   private sweep(): void {
     const now = Date.now();
     const pressure = !this.globalBudgetFits(READ_ALLOWANCE) && this.waiting.size > 0;
+    let finishing = false;
+    let oldestPausedInFrame: Connection | null = null;
     for (const connection of this.connections) {
+      if (connection.finishingFrame) finishing = true;
+      else if (pressure && oldestPausedInFrame === null && connection.pausedInFrame)
+        oldestPausedInFrame = connection;
       connection.probeWhilePaused(now);
       if (connection.outboundBytes === 0 && connection.held === 0) continue;
+      // Under pressure, a frame left halfway by a client that went silent is not waited for.
+      const silent = pressure ? connection.partialFrameSilentMs(now) : 0;
+      if (silent >= PRESSURE_STALL_MS) {
+        connection.fatal(
+          errorOf(
+            'FRAME_TIMEOUT',
+            `part of a frame held, nothing sent for ${silent} ms while the global memory budget is exhausted`,
+          ),
+        );
+        continue;
+      }
       connection.refreshOutbound();
       const stalled = connection.outboundStalledMs(now);
       if (stalled === 0) continue;
@@ -196,6 +213,10 @@ export class NetworkServer implements ConnectionHost {
           `took none of ${connection.outboundBytes} queued bytes for ${stalled} ms while the global memory budget is exhausted`,
         );
     }
+    // Frames in progress are the bytes that only their completion frees: when all their holders
+    // are paused, one (the longest connected) reads on until its frame is whole.
+    if (pressure && !finishing && oldestPausedInFrame !== null)
+      oldestPausedInFrame.finishFrameUnderPressure();
   }
 
   onClose(connection: Connection): void {

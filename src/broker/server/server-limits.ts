@@ -55,5 +55,8 @@ export const DEFAULT_SERVER_LIMITS: ServerLimits = {
   maxSubscriptionCreditBytes: 16 * MiB,
 };
 
-/** Stall allowed to a connection with bytes waiting towards it while the global budget is exhausted. */
+/**
+ * While the global budget is exhausted and connections wait for it: how long a client may leave
+ * bytes waiting towards it untaken, or stay silent in the middle of a frame.
+ */
 export const PRESSURE_STALL_MS = 1000;
