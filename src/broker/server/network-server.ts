@@ -9,8 +9,8 @@ import { encodeErrorPayload } from '../../protocol/commands/control.js';
 import { ERROR_TABLE, errorOf } from '../../protocol/error-codes.js';
 import { encodeFrame, FrameFlags } from '../../protocol/frame-header.js';
 import type { BrokerCore } from '../broker-core.js';
-import { Connection, type ConnectionHost } from './connection.js';
 import { sharedReads } from '../partitions/read-scheduler.js';
+import { Connection, type ConnectionHost } from './connection.js';
 import { DEFAULT_SERVER_LIMITS, PRESSURE_STALL_MS, type ServerLimits } from './server-limits.js';
 
 export type { ServerLimits } from './server-limits.js';
