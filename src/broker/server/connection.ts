@@ -58,6 +58,8 @@ export interface ConnectionHost {
   onClose(connection: Connection): void;
 }
 
+/** Bytes a connection may hold whatever the global budget (one socket read). */
+const GLOBAL_FLOOR_BYTES = 64 * 1024;
 /** How often a connection whose reading is paused is sent THROTTLE again (see probeWhilePaused). */
 const PAUSED_PROBE_MS = 1000;
 /** Bytes of a fetch response beyond its batches (high watermark, log start offset). */
@@ -233,7 +235,10 @@ export class Connection {
     // global budget until that frame is complete.
     if (this.exemptUntilFrame >= 0 && this.decoder.framesDecoded > this.exemptUntilFrame)
       this.exemptUntilFrame = -1;
-    const globalOver = this.exemptUntilFrame < 0 && this.host.globalBudgetExceeded();
+    // A connection holding at most one read is not paused for the global budget: a producer of
+    // small messages keeps going while others hold the budget (the cost: one read per connection).
+    const globalOver =
+      this.exemptUntilFrame < 0 && held > GLOBAL_FLOOR_BYTES && this.host.globalBudgetExceeded();
     this.holdOrReleasePushes(ownOver || globalOver);
     const over = this.parked !== null || ownOver || globalOver;
     // Waiting for others to free bytes: the server wakes this connection when they do.
@@ -353,8 +358,11 @@ export class Connection {
     }
     if (this.frameTimer !== null && this.decoder.framesDecoded === this.framesAtTimerStart) return;
     // A frame completed since the timer started: the one arriving now started after it.
-    if (this.frameTimer !== null) clearTimeout(this.frameTimer);
     this.framesAtTimerStart = this.decoder.framesDecoded;
+    if (this.frameTimer !== null) {
+      this.frameTimer.refresh();
+      return;
+    }
     const timeoutMs = this.host.limits.frameTimeoutMs;
     this.frameTimer = setTimeout(() => {
       this.frameTimer = null;
