@@ -42,6 +42,12 @@ export const ERROR_TABLE = {
   UNKNOWN_CHANNEL: entry(206, false, 'channel id is not open on this connection'),
   INVALID_REQUEST: entry(207, false, 'request is invalid'),
   TOO_MANY_REQUESTS_IN_FLIGHT: entry(208, true, 'too many requests in flight on this connection'),
+  FRAME_TIMEOUT: entry(209, true, 'a frame started did not arrive whole in time; connection closed'),
+  CLIENT_NOT_READING: entry(
+    210,
+    true,
+    'client did not read what the broker sent (outbound limit or stall); connection closed',
+  ),
 
   // 3xx: topics, partitions, streams and offsets.
   UNKNOWN_TOPIC: entry(300, false, 'topic does not exist'),

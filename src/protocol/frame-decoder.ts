@@ -1,6 +1,9 @@
 // Splits a byte stream, cut anywhere, into frames. Frames inside one chunk come out as zero-copy
-// views of it; a frame spanning chunks is assembled into one buffer that is allocated only after its
-// header passed every check (magic, header CRC, version, flags, length limit). No timers, no sockets.
+// views of it; a frame spanning chunks is assembled into one buffer only once all of its bytes have
+// arrived: until then the decoder holds just the chunks received, so a header that declares 8 MiB
+// and is followed by 10 bytes costs 10 bytes, not 8 MiB (not even of virtual memory). A header must
+// also pass every check (magic, header CRC, version, flags, length limit) first. No timers, no
+// sockets: a connection bounds how long a frame may take to arrive (`frameStarted`).
 //
 // Rules (docs/protocol.md, "Error handling"):
 //  - bad magic, bad header CRC, unsupported version, unknown flags, or a declared length over the
@@ -42,6 +45,9 @@ export interface FrameDecoderLimits {
 }
 
 const MAGIC_BYTES = Buffer.from('MSTR', 'latin1');
+/** Chunks up to this size are copied into a shared tail buffer of TAIL_BYTES instead of queued as they are. */
+const SMALL_CHUNK = 1024;
+const TAIL_BYTES = 16 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 export class FrameDecoder {
@@ -55,18 +61,28 @@ export class FrameDecoder {
   private headerFill = 0;
   /** Header of the frame whose payload is being gathered. */
   private header: FrameHeader | null = null;
-  private payload: Buffer | null = null;
-  private payloadFill = 0;
   private failure: MemoryStreamerError | null = null;
+  /** Buffer that small chunks are gathered in; the queued view of it spans tailStart..tailFill. */
+  private tail: Buffer | null = null;
+  private tailStart = 0;
+  private tailFill = 0;
+  /** True while the last element of `chunks` is the view of `tail` that new small chunks extend. */
+  private tailIsLast = false;
 
   constructor(limits: FrameDecoderLimits) {
     this.limits = limits;
   }
 
-  /** Bytes held by the decoder (queued input plus partial frame), for memory budgets. */
+  /** Bytes held by the decoder (input received and not yet handed out as frames), for memory budgets. */
   get bufferedBytes(): number {
-    return this.queuedBytes + this.headerFill + this.payloadFill;
+    return this.queuedBytes + this.headerFill;
   }
+
+  /**
+   * Frames handed out so far. A connection compares it across reads to tell a frame still arriving
+   * from one that started after the last completed (the frame timeout runs from a frame's start).
+   */
+  framesDecoded = 0;
 
   /** True when the decoder holds part of a frame (a connection closing now would truncate it). */
   get hasPartialFrame(): boolean {
@@ -75,8 +91,33 @@ export class FrameDecoder {
 
   push(chunk: Buffer): void {
     if (chunk.length === 0 || this.failure !== null) return;
-    this.chunks.push(chunk);
     this.queuedBytes += chunk.length;
+    if (chunk.length > SMALL_CHUNK || (this.chunks.length === 0 && this.headerFill === 0)) {
+      // Large chunks, and any that starts on a frame boundary (frames inside it come out as views).
+      this.chunks.push(chunk);
+      this.tailIsLast = false;
+      return;
+    }
+    // A small chunk continuing a frame is copied into a shared tail buffer, so a peer that sends a
+    // frame a few bytes at a time costs those bytes, not a Buffer object per read.
+    const tail = this.tail;
+    if (this.tailIsLast && tail !== null && this.tailFill + chunk.length <= tail.length) {
+      // The last queued chunk is a view of the tail: extend it (same start, so `position` stays).
+      chunk.copy(tail, this.tailFill);
+      this.tailFill += chunk.length;
+      this.chunks[this.chunks.length - 1] = tail.subarray(this.tailStart, this.tailFill);
+      return;
+    }
+    if (tail === null || this.tailFill + chunk.length > tail.length) {
+      // Bytes already written to an old tail never change: frames handed out as views stay valid.
+      this.tail = Buffer.allocUnsafe(TAIL_BYTES);
+      this.tailFill = 0;
+    }
+    this.tailStart = this.tailFill;
+    chunk.copy(this.tail!, this.tailFill);
+    this.tailFill += chunk.length;
+    this.chunks.push(this.tail!.subarray(this.tailStart, this.tailFill));
+    this.tailIsLast = true;
   }
 
   /** The next whole frame, or null when more bytes are needed. Throws when the stream is broken. */
@@ -89,7 +130,8 @@ export class FrameDecoder {
         this.failure = error;
         this.chunks.length = 0;
         this.queuedBytes = 0;
-        this.payload = null;
+        this.tail = null;
+        this.tailIsLast = false;
       }
       throw error;
     }
@@ -120,33 +162,30 @@ export class FrameDecoder {
     const header = this.header!;
     const length = header.payloadLength;
     const first = this.chunks[0];
-    if (this.payload === null && first !== undefined && first.length - this.position >= length) {
+    if (first !== undefined && first.length - this.position >= length) {
       // Whole payload in the current chunk: hand out a view.
       const view = first.subarray(this.position, this.position + length);
       this.consume(length);
       return this.finish(header, view);
     }
     if (length === 0) return this.finish(header, EMPTY);
-    if (this.payload === null) {
-      this.payload = Buffer.allocUnsafe(length);
-      this.payloadFill = 0;
-    }
-    while (this.payloadFill < length) {
-      const chunk = this.chunks[0];
-      if (chunk === undefined) return null;
-      const take = Math.min(length - this.payloadFill, chunk.length - this.position);
-      chunk.copy(this.payload, this.payloadFill, this.position, this.position + take);
-      this.payloadFill += take;
+    // The payload spans chunks: wait until all of it has arrived, then copy it out once.
+    if (this.queuedBytes < length) return null;
+    const payload = Buffer.allocUnsafe(length);
+    let filled = 0;
+    while (filled < length) {
+      const chunk = this.chunks[0]!;
+      const take = Math.min(length - filled, chunk.length - this.position);
+      chunk.copy(payload, filled, this.position, this.position + take);
+      filled += take;
       this.consume(take);
     }
-    const payload = this.payload;
-    this.payload = null;
-    this.payloadFill = 0;
     return this.finish(header, payload);
   }
 
   private finish(header: FrameHeader, payload: Buffer): Frame {
     this.header = null;
+    this.framesDecoded++;
     const selfCrc = (header.flags & FrameFlags.PAYLOAD_SELF_CRC) !== 0;
     const payloadCrcValid =
       selfCrc || payload.length === 0 ? true : crc32cOf(payload, 0, payload.length) === header.payloadCrc;
@@ -224,6 +263,7 @@ export class FrameDecoder {
     if (first !== undefined && this.position >= first.length) {
       this.chunks.shift();
       this.position = 0;
+      if (this.chunks.length === 0) this.tailIsLast = false;
     }
   }
 }

@@ -47,6 +47,12 @@ function summary(frames: Frame[]) {
   }));
 }
 
+function decodeOne(bytes: Buffer): Frame {
+  const decoder = new FrameDecoder(limits);
+  decoder.push(bytes);
+  return decoder.next()!;
+}
+
 function codeOf(fn: () => unknown): number | undefined {
   try {
     fn();
@@ -166,6 +172,55 @@ describe('FrameDecoder', () => {
       encodeFrame({ opcode: Opcode.CREATE_TOPIC }, Buffer.alloc(limits.maxControlPayloadBytes + 1)),
     );
     expect(codeOf(() => control.next())).toBe(ErrorCode.FRAME_TOO_LARGE);
+  });
+
+  it('holds only the bytes that arrived of a frame in progress, not its declared length', () => {
+    const declared = 8 * 1024 * 1024 - 1024;
+    const big = { maxPayloadBytes: 8 * 1024 * 1024, maxControlPayloadBytes: 64 * 1024 };
+    const frame = encodeFrame({ opcode: Opcode.PRODUCE, correlationId: 9 }, Buffer.alloc(declared, 3));
+    const before = process.memoryUsage().arrayBuffers;
+    // 100 frames in progress, each with its header and 10 payload bytes received.
+    const decoders = Array.from({ length: 100 }, () => {
+      const decoder = new FrameDecoder(big);
+      decoder.push(frame.subarray(0, FRAME_HEADER_SIZE));
+      expect(decoder.next()).toBeNull();
+      decoder.push(frame.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + 10));
+      expect(decoder.next()).toBeNull();
+      expect(decoder.bufferedBytes).toBe(10);
+      expect(decoder.hasPartialFrame).toBe(true);
+      return decoder;
+    });
+    // Allocating the declared payloads up front would take 100 × 8 MiB.
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(32 * 1024 * 1024);
+    // The rest arrives in pieces of every size; the frame comes out whole and exact.
+    const decoder = decoders[0]!;
+    let at = FRAME_HEADER_SIZE + 10;
+    for (const size of [1, 7, 1000, 5, 65_536, 3]) {
+      decoder.push(frame.subarray(at, at + size));
+      at += size;
+      expect(decoder.next()).toBeNull();
+      expect(decoder.bufferedBytes).toBe(at - FRAME_HEADER_SIZE);
+    }
+    decoder.push(frame.subarray(at));
+    const decoded = decoder.next()!;
+    expect(decoded.payloadCrcValid).toBe(true);
+    expect(decoded.payload.equals(frame.subarray(FRAME_HEADER_SIZE))).toBe(true);
+    expect(decoder.bufferedBytes).toBe(0);
+    expect(decoder.hasPartialFrame).toBe(false);
+    expect(decoder.framesDecoded).toBe(1);
+  });
+
+  it('gathers a frame sent a few bytes at a time into few buffers, with exact views', () => {
+    const decoder = new FrameDecoder(limits);
+    const frames = sampleFrames();
+    const stream = Buffer.concat([...frames, ...frames]);
+    const out: Frame[] = [];
+    for (let at = 0; at < stream.length; at += 3) {
+      decoder.push(stream.subarray(at, at + 3));
+      out.push(...drain(decoder));
+    }
+    expect(summary(out)).toEqual(summary([...frames, ...frames].map((f) => decodeOne(f))));
+    expect(decoder.framesDecoded).toBe(6);
   });
 
   it('returns a frame with a bad payload CRC as invalid and keeps decoding', () => {

@@ -40,6 +40,11 @@ export function brokerOptionsFrom(
       connectionBudgetBytes: n('server.connection_budget'),
       globalBudgetBytes: n('server.global_budget'),
       maxOutboundBytes: n('server.max_outbound'),
+      frameTimeoutMs: n('server.frame_timeout'),
+      writeStallTimeoutMs: n('server.write_stall_timeout'),
+      maxInFlightRequests: n('server.max_in_flight_requests'),
+      maxFetchBytes: n('server.max_fetch_bytes'),
+      maxSubscriptionCreditBytes: n('server.max_subscription_credit'),
     },
     ...(v['admin.enabled'] === 'true'
       ? { admin: { host: v['admin.host'] as string, port: n('admin.port') } }

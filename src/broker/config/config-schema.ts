@@ -49,8 +49,8 @@ export const SETTINGS = [
   {
     key: 'server.max_connections_per_address',
     type: { kind: 'int', min: 1, max: 1_000_000 },
-    default: 10_000,
-    doc: 'connections from one client IP address',
+    default: 1024,
+    doc: 'connections from one client IP address; more are refused with TOO_MANY_CONNECTIONS',
     reloadable: true,
   },
   {
@@ -66,6 +66,36 @@ export const SETTINGS = [
     default: 300 * SECOND,
     doc: 'a connection that sends nothing for this long is closed',
     reloadable: true,
+  },
+  {
+    key: 'server.frame_timeout',
+    type: { kind: 'duration', min: 100, max: 600 * SECOND },
+    default: 30 * SECOND,
+    doc: 'a frame whose first bytes arrived must arrive whole within this, else FRAME_TIMEOUT and the connection closes (30 s: an 8 MiB frame needs 2.3 Mbit/s)',
+  },
+  {
+    key: 'server.write_stall_timeout',
+    type: { kind: 'duration', min: SECOND, max: DAY },
+    default: 60 * SECOND,
+    doc: 'a client that takes none of the bytes waiting towards it for this long is cut (CLIENT_NOT_READING); while the global budget is exhausted, after 1 s',
+  },
+  {
+    key: 'server.max_in_flight_requests',
+    type: { kind: 'int', min: 1, max: 65_536 },
+    default: 256,
+    doc: 'requests one connection may have executing at once; more are answered TOO_MANY_REQUESTS_IN_FLIGHT',
+  },
+  {
+    key: 'server.max_fetch_bytes',
+    type: { kind: 'size', min: 64 * KiB, max: 256 * MiB },
+    default: 8 * MiB,
+    doc: "a fetch's maxBytes is clamped to this, and that much is reserved from the budgets before the fetch runs",
+  },
+  {
+    key: 'server.max_subscription_credit',
+    type: { kind: 'size', min: MiB, max: GiB },
+    default: 16 * MiB,
+    doc: 'credit one subscription may hold at once, whatever the client grants (keep it at least the largest batch a topic accepts: a batch is pushed whole)',
   },
   {
     key: 'server.max_payload_bytes',

@@ -1,6 +1,12 @@
 // One client connection: frames in, requests dispatched to the broker core, responses and pushes
-// out. Enforces the handshake, the per-connection memory budget (reading pauses, TCP pushes back),
-// the outbound limit (a client that never reads is cut), and the error rules of docs/protocol.md.
+// out. Enforces the handshake, the error rules of docs/protocol.md, and the memory budget: every byte
+// the connection holds — frames arriving, requests in flight, the reservation of each fetch (its
+// clamped maxBytes, taken before it runs), responses and pushes queued towards the client — counts
+// against its budget and the global one. When a request does not fit, it waits (parked) and reading
+// pauses, so pipelined requests stay in the kernel's socket buffer and TCP pushes back; pushes wait
+// while the queued outbound bytes are over budget. A connection paused for the global budget is woken
+// by the server when others free bytes. A frame that stops arriving halfway times out; a client that
+// stops reading is cut (outbound limit, or no progress: see network-server.ts).
 
 import type { Socket } from 'node:net';
 import { MemoryStreamerError } from '../../common/errors.js';
@@ -15,6 +21,7 @@ import {
   encodeThrottle,
   handshakeCommand,
 } from '../../protocol/commands/control.js';
+import type { FetchResponse } from '../../protocol/commands/data-types.js';
 import { COMMANDS, commandForOpcode } from '../../protocol/commands/registry.js';
 import { crc32c } from '../../protocol/crc32c.js';
 import { ErrorCode, errorOf } from '../../protocol/error-codes.js';
@@ -30,6 +37,7 @@ import {
 import { Opcode } from '../../protocol/opcodes.js';
 import type { BrokerCore, CoreCommand } from '../broker-core.js';
 import type { PushSubscription } from '../partitions/partition.js';
+import type { ReadScheduler } from '../partitions/read-scheduler.js';
 import { PushScheduler } from './push-scheduler.js';
 import type { ServerLimits } from './server-limits.js';
 
@@ -41,8 +49,21 @@ export interface ConnectionHost {
   /** Bytes held by all connections; the host decides when the global budget is exceeded. */
   addGlobalBytes(delta: number): void;
   globalBudgetExceeded(): boolean;
+  /** True when `bytes` more fit in the global budget. */
+  globalBudgetFits(bytes: number): boolean;
+  /** The connection waits for the global budget: wake it (`retry`) when bytes are freed. */
+  waitForBudget(connection: Connection): void;
+  /** Reads for clients at once, process-wide (fetches wait their turn there). */
+  readonly fetches: ReadScheduler;
   onClose(connection: Connection): void;
 }
+
+/** Bytes a connection may hold whatever the global budget (one socket read). */
+const GLOBAL_FLOOR_BYTES = 64 * 1024;
+/** How often a connection whose reading is paused is sent THROTTLE again (see probeWhilePaused). */
+const PAUSED_PROBE_MS = 1000;
+/** Bytes of a fetch response beyond its batches (high watermark, log start offset). */
+const FETCH_RESPONSE_OVERHEAD = 64;
 
 export class Connection {
   readonly socket: Socket;
@@ -55,9 +76,28 @@ export class Connection {
   private nextChannelId = 1;
   private inFlightRequests = 0;
   private inFlightBytes = 0;
+  /** Bytes reserved for the responses of fetches in flight. */
+  private reservedBytes = 0;
   private heldBytes = 0;
+  /** A decoded request waiting for its reservation to fit; nothing after it is dispatched. */
+  private parked: { frame: Frame; reservation: number } | null = null;
+  /** Subscriptions whose delivery waits for the outbound bytes to fall within the budget. */
+  private readonly heldChannels = new Set<PushSubscription>();
+  /** Inside processFrames: requests completing synchronously must not re-enter it. */
+  private processing = false;
   private paused = false;
   private throttled = false;
+  private throttleSentAt = 0;
+  /** framesDecoded while let through past the global budget to finish a frame; -1 when not. */
+  private exemptUntilFrame = -1;
+  /** When bytes last arrived (a frame left halfway is timed from it under memory pressure). */
+  private lastDataAt = Date.now();
+  private frameTimer: NodeJS.Timeout | null = null;
+  /** `decoder.framesDecoded` when the frame timer started: a frame completed since means a new one. */
+  private framesAtTimerStart = 0;
+  /** Bytes handed to the kernel when last sampled, and when that count last moved (stall detection). */
+  private sentSample = 0;
+  private sentMovedAt = Date.now();
   private drainWaiters: Array<() => void> = [];
   private released = false;
   private clientId = '';
@@ -83,7 +123,7 @@ export class Connection {
     socket.on('close', () => this.cleanup());
     socket.on('drain', () => {
       this.drainPushes();
-      this.updateBudget();
+      this.pump();
     });
     this.handshakeTimer = setTimeout(() => {
       if (this.state === 'handshake')
@@ -101,49 +141,115 @@ export class Connection {
 
   private onData(chunk: Buffer): void {
     if (this.state === 'closed') return;
+    this.lastDataAt = Date.now();
     this.decoder.push(chunk);
-    this.socket.cork();
-    try {
-      for (;;) {
-        let frame: Frame | null;
-        try {
-          frame = this.decoder.next();
-        } catch (error) {
-          this.fatal(error);
-          return;
-        }
-        if (frame === null) break;
-        this.dispatch(frame);
-        if (this.isClosed()) return;
-      }
-    } finally {
-      // Everything answered synchronously from this chunk (pings, credit errors, pushes) leaves in
-      // one write, now: no nextTick per chunk. Answers that complete later are written as they do.
-      this.socket.uncork();
-    }
-    this.updateBudget();
+    this.pump();
   }
 
-  /** Pauses reading while this connection, or all of them together, hold more than their budget. */
+  /**
+   * Dispatches what can be dispatched (the parked request first, then decoded frames in order),
+   * then settles the budget: reading pauses while anything waits or the budget is exceeded.
+   * Called on input, on request completion, on drain and when the server wakes the connection.
+   */
+  private pump(): void {
+    if (this.state === 'closed') return;
+    if (this.processing) return;
+    this.processing = true;
+    this.socket.cork();
+    try {
+      this.processFrames();
+    } finally {
+      this.processing = false;
+      // Everything answered synchronously (pings, credit errors, pushes) leaves in one write, now.
+      if (!this.socket.destroyed) this.socket.uncork();
+    }
+    if (this.isClosed()) return;
+    this.updateBudget();
+    this.updateFrameTimer();
+  }
+
+  private processFrames(): void {
+    if (this.parked !== null) {
+      const { frame, reservation } = this.parked;
+      if (!this.reservationFits(reservation)) return;
+      this.parked = null;
+      this.dispatch(frame, reservation);
+      if (this.isClosed()) return;
+    }
+    for (;;) {
+      let frame: Frame | null;
+      try {
+        frame = this.decoder.next();
+      } catch (error) {
+        this.fatal(error);
+        return;
+      }
+      if (frame === null) return;
+      this.dispatch(frame);
+      if (this.isClosed() || this.parked !== null) return;
+    }
+  }
+
+  /** Bytes this connection holds: input, requests, reservations and what waits towards the client. */
+  private currentHeldBytes(): number {
+    return (
+      this.decoder.bufferedBytes +
+      this.inFlightBytes +
+      this.reservedBytes +
+      (this.parked?.frame.payload.length ?? 0) +
+      this.outboundBytes
+    );
+  }
+
+  /** Responses and pushes not yet handed to the kernel. */
+  get outboundBytes(): number {
+    return this.socket.writableLength + this.pushQueue.bytes;
+  }
+
+  /** Bytes held, as last counted in the global budget. */
+  get held(): number {
+    return this.heldBytes;
+  }
+
+  /**
+   * A fetch runs only when its reservation fits this connection's budget (always when the
+   * connection holds nothing else, so a budget below one fetch cannot lock it out) and the global one.
+   */
+  private reservationFits(reservation: number): boolean {
+    const held = this.currentHeldBytes();
+    const own = held === 0 || held + reservation <= this.host.limits.connectionBudgetBytes;
+    return own && this.host.globalBudgetFits(reservation);
+  }
+
+  /**
+   * Counts what the connection holds into the global budget, and pauses reading while a request is
+   * parked or either budget is exceeded; resumes when not. Pushes are held and released likewise.
+   */
   private updateBudget(): void {
     if (this.state === 'closed') return;
-    const held = this.decoder.bufferedBytes + this.inFlightBytes;
+    const held = this.currentHeldBytes();
     this.host.addGlobalBytes(held - this.heldBytes);
     this.heldBytes = held;
-    const over = held > this.host.limits.connectionBudgetBytes || this.host.globalBudgetExceeded();
+    const ownOver = held > this.host.limits.connectionBudgetBytes;
+    // A connection let through to finish its frame (see finishFrameUnderPressure) ignores the
+    // global budget until that frame is complete.
+    if (this.exemptUntilFrame >= 0 && this.decoder.framesDecoded > this.exemptUntilFrame)
+      this.exemptUntilFrame = -1;
+    // A connection holding at most one read is not paused for the global budget: a producer of
+    // small messages keeps going while others hold the budget (the cost: one read per connection).
+    const globalOver =
+      this.exemptUntilFrame < 0 && held > GLOBAL_FLOOR_BYTES && this.host.globalBudgetExceeded();
+    this.holdOrReleasePushes(ownOver || globalOver);
+    const over = this.parked !== null || ownOver || globalOver;
+    // Waiting for others to free bytes: the server wakes this connection when they do.
+    if (globalOver || (this.parked !== null && !ownOver)) this.host.waitForBudget(this);
     if (over && !this.paused) {
       this.paused = true;
       this.socket.pause();
       if (!this.throttled) {
         this.throttled = true;
         this.host.core.metrics.recordThrottle();
-        this.sendFrame(
-          { opcode: Opcode.THROTTLE, flags: FrameFlags.PUSH },
-          encodeThrottle({
-            throttleMs: 10,
-            reason: 'memory budget exceeded; reading paused until requests complete',
-          }),
-        );
+        this.sendThrottle();
       }
     } else if (!over && this.paused) {
       this.paused = false;
@@ -152,7 +258,125 @@ export class Connection {
     }
   }
 
-  private dispatch(frame: Frame): void {
+  private sendThrottle(): void {
+    this.throttleSentAt = Date.now();
+    this.sendFrame(
+      { opcode: Opcode.THROTTLE, flags: FrameFlags.PUSH },
+      encodeThrottle({
+        throttleMs: 10,
+        reason: 'memory budget exceeded; reading paused until requests complete',
+      }),
+    );
+  }
+
+  get readingPaused(): boolean {
+    return this.paused;
+  }
+
+  /**
+   * While reading is paused the socket does not notice that the client left (nothing reads the
+   * end of the stream): a THROTTLE every second tells the client it is still held back, and a write
+   * to a peer that is gone fails, which closes the connection and frees its bytes.
+   */
+  probeWhilePaused(now: number): void {
+    if (this.paused && this.state !== 'closed' && now - this.throttleSentAt >= PAUSED_PROBE_MS)
+      this.sendThrottle();
+  }
+
+  private holdOrReleasePushes(over: boolean): void {
+    if (over) return;
+    if (this.heldChannels.size === 0) return;
+    const held = [...this.heldChannels];
+    this.heldChannels.clear();
+    for (const subscription of held) subscription.resumeDelivery();
+  }
+
+  /** The server wakes a connection that waited for the global budget; true when it reads again. */
+  retry(): boolean {
+    if (this.state === 'closed') return false;
+    this.refreshOutbound();
+    this.pump();
+    return !this.paused;
+  }
+
+  /** Re-counts the outbound bytes (the kernel takes them without an event until the queue is empty). */
+  refreshOutbound(): void {
+    if (this.state === 'closed') return;
+    const sent = this.socket.bytesWritten - this.socket.writableLength;
+    if (sent !== this.sentSample || this.outboundBytes === 0) {
+      this.sentSample = sent;
+      this.sentMovedAt = Date.now();
+    }
+    if (this.currentHeldBytes() !== this.heldBytes) this.pump();
+  }
+
+  /** Milliseconds for which bytes have been waiting towards the client without any taken; 0 if none wait. */
+  outboundStalledMs(now: number): number {
+    if (this.outboundBytes === 0) return 0;
+    return now - this.sentMovedAt;
+  }
+
+  /**
+   * Milliseconds since the client last sent a byte while part of a frame is held and reading is on
+   * (a connection the broker paused cannot send; a parked one waits for the budget); 0 otherwise.
+   */
+  partialFrameSilentMs(now: number): number {
+    if (this.state === 'closed' || this.paused || this.parked !== null || !this.decoder.hasPartialFrame)
+      return 0;
+    return now - this.lastDataAt;
+  }
+
+  /** True when reading is paused while part of a frame is held (it cannot finish it by itself). */
+  get pausedInFrame(): boolean {
+    return this.paused && this.parked === null && this.decoder.hasPartialFrame && this.state !== 'closed';
+  }
+
+  get finishingFrame(): boolean {
+    return this.exemptUntilFrame >= 0 && this.state !== 'closed';
+  }
+
+  /**
+   * Under memory pressure, when every connection holding part of a frame is paused, none can
+   * complete one and free its bytes: the server lets one read on until its frame is whole (at most
+   * one frame over the budget). If it goes silent instead, it is closed (partialFrameSilentMs).
+   */
+  finishFrameUnderPressure(): void {
+    if (!this.pausedInFrame) return;
+    this.exemptUntilFrame = this.decoder.framesDecoded;
+    this.lastDataAt = Date.now();
+    this.pump();
+  }
+
+  /** A frame whose first bytes arrived must arrive whole within frameTimeoutMs. */
+  private updateFrameTimer(): void {
+    // A parked request waits for the budget, not for the client: its frames are not timed.
+    const arriving = this.parked === null && this.decoder.hasPartialFrame;
+    if (!arriving) {
+      if (this.frameTimer !== null) clearTimeout(this.frameTimer);
+      this.frameTimer = null;
+      return;
+    }
+    if (this.frameTimer !== null && this.decoder.framesDecoded === this.framesAtTimerStart) return;
+    // A frame completed since the timer started: the one arriving now started after it.
+    this.framesAtTimerStart = this.decoder.framesDecoded;
+    if (this.frameTimer !== null) {
+      this.frameTimer.refresh();
+      return;
+    }
+    const timeoutMs = this.host.limits.frameTimeoutMs;
+    this.frameTimer = setTimeout(() => {
+      this.frameTimer = null;
+      if (this.state === 'closed' || this.parked !== null || !this.decoder.hasPartialFrame) return;
+      this.fatal(
+        errorOf(
+          'FRAME_TIMEOUT',
+          `${this.decoder.bufferedBytes} bytes of a frame arrived, not the rest within ${timeoutMs} ms`,
+        ),
+      );
+    }, timeoutMs);
+  }
+
+  private dispatch(frame: Frame, reserved?: number): void {
     const { header } = frame;
     if (!frame.payloadCrcValid) {
       this.sendError(header.correlationId, header.opcode, errorOf('BAD_PAYLOAD_CRC'));
@@ -208,25 +432,70 @@ export class Connection {
       return;
     }
     if (this.inFlightRequests >= this.host.limits.maxInFlightRequests) {
-      this.sendError(header.correlationId, header.opcode, errorOf('TOO_MANY_REQUESTS_IN_FLIGHT'));
+      this.sendError(
+        header.correlationId,
+        header.opcode,
+        errorOf('TOO_MANY_REQUESTS_IN_FLIGHT', `limit ${this.host.limits.maxInFlightRequests}`),
+      );
       return;
     }
-    void this.execute(name as CoreCommand, frame);
+    let request: unknown;
+    try {
+      const reader = new BinaryReader(frame.payload);
+      request = COMMANDS[name as CoreCommand].decodeRequest(reader);
+      if (header.opcode !== Opcode.PRODUCE && header.opcode !== Opcode.FETCH) reader.end();
+    } catch (error) {
+      this.sendError(header.correlationId, header.opcode, error);
+      return;
+    }
+    let reservation = 0;
+    if (header.opcode === Opcode.FETCH) {
+      // The response is reserved before the fetch runs, at most the server's fetch limit whatever
+      // the client asked for; a fetch that does not fit waits, and reading with it.
+      const fetch = request as { maxBytes: number };
+      fetch.maxBytes = Math.min(fetch.maxBytes, this.host.limits.maxFetchBytes);
+      reservation = reserved ?? fetch.maxBytes + FETCH_RESPONSE_OVERHEAD;
+      if (reserved === undefined && !this.reservationFits(reservation)) {
+        this.parked = { frame, reservation };
+        return;
+      }
+    }
+    void this.execute(name as CoreCommand, frame, request, reservation);
   }
 
-  private async execute(name: CoreCommand, frame: Frame): Promise<void> {
+  private async execute(
+    name: CoreCommand,
+    frame: Frame,
+    request: unknown,
+    reservation: number,
+  ): Promise<void> {
     const { correlationId, opcode } = frame.header;
     const size = frame.payload.length;
     this.inFlightRequests++;
     this.inFlightBytes += size;
+    this.reservedBytes += reservation;
+    // Counted now, before the request runs: the next reservation check sees it.
+    if (reservation > 0) this.updateBudget();
     try {
       const codec = COMMANDS[name];
-      const reader = new BinaryReader(frame.payload);
-      const request = codec.decodeRequest(reader);
-      if (opcode !== Opcode.PRODUCE && opcode !== Opcode.FETCH) reader.end();
-      const response = await this.host.core.execute(name, request as never);
+      let response: unknown;
+      if (name === 'fetch') {
+        await this.host.fetches.acquire(this);
+        try {
+          if (this.state === 'closed') return;
+          response = await this.host.core.execute(name, request as never);
+        } finally {
+          this.host.fetches.release();
+        }
+      } else {
+        response = await this.host.core.execute(name, request as never);
+      }
       if (this.state === 'closed') return;
-      const writer = new BinaryWriter(name === 'fetch' || name === 'produce' ? 64 : 256);
+      if (name === 'fetch') {
+        this.sendFetchResponse(correlationId, response as FetchResponse);
+        return;
+      }
+      const writer = new BinaryWriter(name === 'produce' ? 64 : 256);
       codec.encodeResponse(writer, response as never);
       this.sendFrame({ opcode, correlationId, flags: FrameFlags.RESPONSE }, writer.finish());
     } catch (error) {
@@ -234,7 +503,9 @@ export class Connection {
     } finally {
       this.inFlightRequests--;
       this.inFlightBytes -= size;
-      this.updateBudget();
+      this.reservedBytes -= reservation;
+      if (this.processing) this.updateBudget();
+      else this.pump();
       if (this.inFlightRequests === 0) for (const wake of this.drainWaiters.splice(0)) wake();
     }
   }
@@ -283,11 +554,14 @@ export class Connection {
       const reader = new BinaryReader(frame.payload);
       const request = COMMANDS.subscribe.decodeRequest(reader);
       reader.end();
+      request.credit = Math.min(request.credit, this.host.limits.maxSubscriptionCreditBytes);
       const channelId = this.nextChannelId++;
       const { subscription, offset } = this.host.core.subscribe(
         request,
         (batches, highWatermark) => this.push(channelId, frame.header.priority, batches, highWatermark),
         (error) => {
+          const ended = this.channels.get(channelId);
+          if (ended !== undefined) this.heldChannels.delete(ended);
           this.channels.delete(channelId);
           this.sendError(0, Opcode.PUSH_BATCH, error, channelId, FrameFlags.PUSH | FrameFlags.END_OF_STREAM);
         },
@@ -313,6 +587,7 @@ export class Connection {
       const subscription = this.channels.get(channelId);
       if (subscription === undefined) throw errorOf('UNKNOWN_CHANNEL', `channel ${channelId}`);
       subscription.close();
+      this.heldChannels.delete(subscription);
       this.channels.delete(channelId);
       this.sendFrame({ opcode: Opcode.UNSUBSCRIBE, correlationId, flags: FrameFlags.RESPONSE }, EMPTY);
     } catch (error) {
@@ -326,7 +601,9 @@ export class Connection {
       const bytes = decodeCredit(frame.payload);
       const subscription = this.channels.get(channelId);
       if (subscription === undefined) throw errorOf('UNKNOWN_CHANNEL', `channel ${channelId}`);
-      subscription.grant(bytes);
+      // The credit a subscription holds is capped by the server, whatever the client grants.
+      const room = this.host.limits.maxSubscriptionCreditBytes - subscription.availableCredit;
+      if (room > 0) subscription.grant(Math.min(bytes, room));
     } catch (error) {
       // Credit frames are not answered when they succeed, so only failures carry the correlation id.
       this.sendError(correlationId, Opcode.CREDIT, error, channelId);
@@ -362,9 +639,57 @@ export class Connection {
       this.pushQueue.enqueue({ priority, parts, bytes: FRAME_HEADER_SIZE + length });
     }
     this.checkOutbound();
+    if (this.isClosed()) return;
+    // Past the budget, this channel waits (credit or not) until the client takes what is queued.
+    const subscription = this.channels.get(channelId);
+    if (
+      subscription !== undefined &&
+      (this.currentHeldBytes() > this.host.limits.connectionBudgetBytes || !this.host.globalBudgetFits(0))
+    ) {
+      subscription.pauseDelivery();
+      this.heldChannels.add(subscription);
+    }
+    if (!this.processing) this.updateBudget();
+  }
+
+  /**
+   * A FETCH response as header, offsets and the batches as read (scatter write, no copy of the
+   * batches; the payload CRC computed over the pieces). Layout: frame header (40 bytes), then
+   * highWatermark i64 LE, logStartOffset i64 LE, then the batches.
+   */
+  private sendFetchResponse(correlationId: number, response: FetchResponse): void {
+    if (this.socket.destroyed) return;
+    const head = Buffer.allocUnsafe(FRAME_HEADER_SIZE + 16);
+    head.writeBigInt64LE(response.highWatermark, FRAME_HEADER_SIZE);
+    head.writeBigInt64LE(response.logStartOffset, FRAME_HEADER_SIZE + 8);
+    const crc = crc32c(response.batches, crc32c(head.subarray(FRAME_HEADER_SIZE)));
+    writeFrameHeader(
+      head,
+      0,
+      { opcode: Opcode.FETCH, correlationId, flags: FrameFlags.RESPONSE },
+      16 + response.batches.length,
+      crc,
+    );
+    // Written now (not with the pushes' deferred uncork): the request counts as done after this,
+    // and a shutdown waiting for it may close the socket right away.
+    this.noteWrite();
+    this.socket.cork();
+    this.socket.write(head);
+    if (response.batches.length > 0) this.socket.write(response.batches);
+    this.socket.uncork();
+    this.checkOutbound();
+  }
+
+  /** Before a write: when nothing was waiting towards the client, the stall clock starts now. */
+  private noteWrite(): void {
+    if (this.socket.writableLength === 0 && this.pushQueue.empty) {
+      this.sentSample = this.socket.bytesWritten;
+      this.sentMovedAt = Date.now();
+    }
   }
 
   private writeParts(parts: readonly Buffer[]): void {
+    this.noteWrite();
     this.socket.cork();
     for (const part of parts) this.socket.write(part);
     process.nextTick(() => this.socket.uncork());
@@ -381,16 +706,33 @@ export class Connection {
 
   private sendFrame(fields: Parameters<typeof encodeFrame>[0], payload: Buffer): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
+    this.noteWrite();
     this.socket.write(encodeFrame(fields, payload));
     this.checkOutbound();
   }
 
   /** A client that does not read its responses and pushes is cut before it costs unbounded memory. */
   private checkOutbound(): void {
-    if (this.socket.writableLength + this.pushQueue.bytes > this.host.limits.maxOutboundBytes) {
-      this.socket.destroy();
-      this.cleanup();
+    const outbound = this.outboundBytes;
+    if (outbound > this.host.limits.maxOutboundBytes) {
+      this.cut(
+        `${outbound} bytes queued towards the client, over the outbound limit ${this.host.limits.maxOutboundBytes}`,
+      );
     }
+  }
+
+  /**
+   * Cuts a client that does not read (CLIENT_NOT_READING): at once, without trying to tell it (it
+   * would not read that either), and says why in the log.
+   */
+  cut(reason: string): void {
+    if (this.state === 'closed') return;
+    this.host.logger.warn(
+      { remote: this.remote, client: this.clientId, code: 'CLIENT_NOT_READING', reason },
+      'connection cut by the broker',
+    );
+    this.socket.destroy();
+    this.cleanup();
   }
 
   private sendError(
@@ -456,8 +798,13 @@ export class Connection {
     this.host.logger.info({ remote: this.remote, client: this.clientId }, 'connection closed');
     if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
     this.handshakeTimer = null;
+    if (this.frameTimer !== null) clearTimeout(this.frameTimer);
+    this.frameTimer = null;
+    this.parked = null;
+    this.host.fetches.cancel(this);
     for (const subscription of this.channels.values()) subscription.close();
     this.channels.clear();
+    this.heldChannels.clear();
     this.pushQueue.clear();
     if (this.heldBytes !== 0) {
       this.host.addGlobalBytes(-this.heldBytes);

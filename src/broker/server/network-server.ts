@@ -1,15 +1,17 @@
 // The TCP listener: accepts connections within the total and per-address caps, tracks the global
-// memory budget, and shuts down gracefully (stop accepting, GOAWAY, drain in-flight requests up to a
-// deadline, close). Knows nothing of topics: requests go to the broker core.
+// memory budget (and wakes connections that wait for it, oldest first, when bytes are freed), cuts
+// clients that stop reading, and shuts down gracefully (stop accepting, GOAWAY, drain in-flight
+// requests up to a deadline, close). Knows nothing of topics: requests go to the broker core.
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { type BrokerLogger, silentLogger } from '../../metrics/logger.js';
 import { encodeErrorPayload } from '../../protocol/commands/control.js';
-import { ERROR_TABLE } from '../../protocol/error-codes.js';
+import { ERROR_TABLE, errorOf } from '../../protocol/error-codes.js';
 import { encodeFrame, FrameFlags } from '../../protocol/frame-header.js';
 import type { BrokerCore } from '../broker-core.js';
+import { sharedReads } from '../partitions/read-scheduler.js';
 import { Connection, type ConnectionHost } from './connection.js';
-import { DEFAULT_SERVER_LIMITS, type ServerLimits } from './server-limits.js';
+import { DEFAULT_SERVER_LIMITS, PRESSURE_STALL_MS, type ServerLimits } from './server-limits.js';
 
 export type { ServerLimits } from './server-limits.js';
 
@@ -21,6 +23,11 @@ export interface NetworkServerOptions {
   logger?: BrokerLogger;
 }
 
+/** How often connections with bytes waiting towards them are checked for progress. */
+const SWEEP_INTERVAL_MS = 250;
+/** Bytes a woken connection may read before it counts them (one socket read). */
+const READ_ALLOWANCE = 64 * 1024;
+
 export class NetworkServer implements ConnectionHost {
   readonly core: BrokerCore;
   readonly limits: ServerLimits;
@@ -29,8 +36,15 @@ export class NetworkServer implements ConnectionHost {
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private readonly perAddress = new Map<string, number>();
+  /** Connections waiting for the global budget, in the order they started waiting. */
+  private readonly waiting = new Set<Connection>();
+  private wakeScheduled = false;
+  private readonly sweepTimer: NodeJS.Timeout;
   private globalBytes = 0;
   private shuttingDown = false;
+  readonly fetches = sharedReads;
+  /** Connections refused at accept (limits or shutdown), for tests and metrics. */
+  refusedConnections = 0;
 
   private constructor(options: NetworkServerOptions) {
     this.core = options.core;
@@ -38,17 +52,24 @@ export class NetworkServer implements ConnectionHost {
     this.limits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
     this.logger = options.logger ?? silentLogger;
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
   }
 
   static async start(options: NetworkServerOptions): Promise<NetworkServer> {
     const server = new NetworkServer(options);
-    await new Promise<void>((resolve, reject) => {
-      server.server.once('error', reject);
-      server.server.listen(options.port, options.host, () => {
-        server.server.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.server.once('error', reject);
+        server.server.listen(options.port, options.host, () => {
+          server.server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (error) {
+      clearInterval(server.sweepTimer);
+      throw error;
+    }
     return server;
   }
 
@@ -70,41 +91,136 @@ export class NetworkServer implements ConnectionHost {
       this.connections.size >= this.limits.maxConnections ||
       fromAddress >= this.limits.maxConnectionsPerAddress
     ) {
-      const entry = this.shuttingDown ? ERROR_TABLE.SHUTTING_DOWN : ERROR_TABLE.TOO_MANY_CONNECTIONS;
-      const detail = this.shuttingDown
-        ? 'broker is shutting down'
-        : `limit ${this.limits.maxConnections} in total, ${this.limits.maxConnectionsPerAddress} per address`;
-      this.logger.warn(
-        { remote: `${address}:${socket.remotePort ?? 0}`, reason: detail },
-        'connection refused',
-      );
-      socket.on('error', () => socket.destroy());
-      socket.end(
-        encodeFrame(
-          { opcode: 0, flags: FrameFlags.RESPONSE | FrameFlags.ERROR, errorCode: entry.code },
-          encodeErrorPayload(detail),
-        ),
-      );
-      setTimeout(() => socket.destroy(), 1000).unref();
+      this.refuse(socket, address, fromAddress);
       return;
     }
     this.perAddress.set(address, fromAddress + 1);
     this.connections.add(new Connection(socket, this));
   }
 
+  /**
+   * Refuses a connection cheaply: one error frame (it fits the kernel's send buffer of a new
+   * socket), then the descriptor is closed at once — a flood of refused connections holds none.
+   */
+  private refuse(socket: Socket, address: string, fromAddress: number): void {
+    this.refusedConnections++;
+    const entry = this.shuttingDown ? ERROR_TABLE.SHUTTING_DOWN : ERROR_TABLE.TOO_MANY_CONNECTIONS;
+    const detail = this.shuttingDown
+      ? 'broker is shutting down'
+      : fromAddress >= this.limits.maxConnectionsPerAddress
+        ? `${fromAddress} connections from ${address}, limit ${this.limits.maxConnectionsPerAddress} per address`
+        : `${this.connections.size} connections, limit ${this.limits.maxConnections} in total`;
+    // One line per refusal would let a flood fill the log: the first of each burst is logged.
+    if (this.refusedConnections % 1000 === 1)
+      this.logger.warn(
+        {
+          remote: `${address}:${socket.remotePort ?? 0}`,
+          code: entry === ERROR_TABLE.SHUTTING_DOWN ? 'SHUTTING_DOWN' : 'TOO_MANY_CONNECTIONS',
+          reason: detail,
+          refused: this.refusedConnections,
+        },
+        'connection refused',
+      );
+    socket.on('error', () => undefined);
+    socket.write(
+      encodeFrame(
+        { opcode: 0, flags: FrameFlags.RESPONSE | FrameFlags.ERROR, errorCode: entry.code },
+        encodeErrorPayload(detail),
+      ),
+    );
+    if (socket.writableLength === 0) socket.destroy();
+    else socket.end(() => socket.destroy());
+    // Whatever the peer does, the descriptor goes within a second.
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
   addGlobalBytes(delta: number): void {
     this.globalBytes += delta;
+    if (delta < 0 && this.waiting.size > 0 && !this.wakeScheduled) {
+      this.wakeScheduled = true;
+      setImmediate(() => this.wake());
+    }
   }
 
   globalBudgetExceeded(): boolean {
     return this.globalBytes > this.limits.globalBudgetBytes;
   }
 
+  globalBudgetFits(bytes: number): boolean {
+    return this.globalBytes + bytes <= this.limits.globalBudgetBytes;
+  }
+
   get heldBytes(): number {
     return this.globalBytes;
   }
 
+  waitForBudget(connection: Connection): void {
+    this.waiting.add(connection);
+  }
+
+  /**
+   * Bytes were freed: connections that waited for the global budget retry while there is room
+   * (each that reads again may read one socket chunk before counting it). Those holding least go
+   * first, then the longest waiting: a small producer is not starved by connections that each hold
+   * megabytes. One that still does not fit waits again.
+   */
+  private wake(): void {
+    this.wakeScheduled = false;
+    let allowance = 0;
+    // The sort is stable: equal holders keep the order in which they started waiting.
+    for (const connection of [...this.waiting].sort((a, b) => a.held - b.held)) {
+      if (!this.globalBudgetFits(allowance + READ_ALLOWANCE)) break;
+      this.waiting.delete(connection);
+      if (connection.retry()) allowance += READ_ALLOWANCE;
+    }
+  }
+
+  /**
+   * Re-counts the outbound bytes of connections with some waiting (the kernel takes them without an
+   * event), and cuts clients that take none of them for writeStallTimeoutMs — or for a second while
+   * the global budget is exhausted, when their bytes keep others waiting. Under that pressure, a
+   * client silent for a second in the middle of a frame is closed too (FRAME_TIMEOUT).
+   */
+  private sweep(): void {
+    const now = Date.now();
+    const pressure = !this.globalBudgetFits(READ_ALLOWANCE) && this.waiting.size > 0;
+    let finishing = false;
+    let oldestPausedInFrame: Connection | null = null;
+    for (const connection of this.connections) {
+      if (connection.finishingFrame) finishing = true;
+      else if (pressure && oldestPausedInFrame === null && connection.pausedInFrame)
+        oldestPausedInFrame = connection;
+      connection.probeWhilePaused(now);
+      if (connection.outboundBytes === 0 && connection.held === 0) continue;
+      // Under pressure, a frame left halfway by a client that went silent is not waited for.
+      const silent = pressure ? connection.partialFrameSilentMs(now) : 0;
+      if (silent >= PRESSURE_STALL_MS) {
+        connection.fatal(
+          errorOf(
+            'FRAME_TIMEOUT',
+            `part of a frame held, nothing sent for ${silent} ms while the global memory budget is exhausted`,
+          ),
+        );
+        continue;
+      }
+      connection.refreshOutbound();
+      const stalled = connection.outboundStalledMs(now);
+      if (stalled === 0) continue;
+      if (stalled >= this.limits.writeStallTimeoutMs)
+        connection.cut(`took none of ${connection.outboundBytes} queued bytes for ${stalled} ms`);
+      else if (pressure && stalled >= PRESSURE_STALL_MS)
+        connection.cut(
+          `took none of ${connection.outboundBytes} queued bytes for ${stalled} ms while the global memory budget is exhausted`,
+        );
+    }
+    // Frames in progress are the bytes that only their completion frees: when all their holders
+    // are paused, one (the longest connected) reads on until its frame is whole.
+    if (pressure && !finishing && oldestPausedInFrame !== null)
+      oldestPausedInFrame.finishFrameUnderPressure();
+  }
+
   onClose(connection: Connection): void {
+    this.waiting.delete(connection);
     if (!this.connections.delete(connection)) return;
     const count = (this.perAddress.get(connection.remoteAddress) ?? 1) - 1;
     if (count <= 0) this.perAddress.delete(connection.remoteAddress);
@@ -115,6 +231,7 @@ export class NetworkServer implements ConnectionHost {
   async shutdown(options: { deadlineMs: number }): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
+    clearInterval(this.sweepTimer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const drained = Promise.all([...this.connections].map((c) => c.goaway(options.deadlineMs)));
     let timer: NodeJS.Timeout | undefined;
