@@ -10,7 +10,6 @@ import type {
 import { errorOf } from '../../protocol/error-codes.js';
 import {
   type DecodedRecord,
-  forEachKey,
   iterateRecords,
   splitBatches,
   validateRecordBatch,
@@ -244,7 +243,15 @@ export class Partition {
    * synchronously, so concurrent produces to one partition cannot interleave their checks.
    */
   async produce(input: ProduceInput): Promise<ProduceResponse> {
-    const header = validateRecordBatch(input.batch, { maxBatchBytes: this.limits.maxBatchBytes });
+    const keys: (string | null)[] = [];
+    const deltas: number[] = [];
+    let keyed = false;
+    // One pass: every record is validated and its key taken (a compressed batch is inflated once).
+    const header = validateRecordBatch(input.batch, this.limits, (key, offsetDelta) => {
+      if (key !== null) keyed = true;
+      keys.push(key === null ? null : streamKeyOf(key));
+      deltas.push(offsetDelta);
+    });
     const check = this.producers.check(header);
     if (check.kind === 'duplicate') {
       return {
@@ -255,14 +262,6 @@ export class Partition {
         sequences: [],
       };
     }
-    const keys: (string | null)[] = [];
-    const deltas: number[] = [];
-    let keyed = false;
-    forEachKey(input.batch, this.limits, (key, offsetDelta) => {
-      if (key !== null) keyed = true;
-      keys.push(key === null ? null : streamKeyOf(key));
-      deltas.push(offsetDelta);
-    });
     if (this.limits.keysRequired === true && keys.includes(null)) {
       throw errorOf(
         'INVALID_REQUEST',
