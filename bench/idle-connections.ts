@@ -13,7 +13,10 @@ import { argNumber, printResult, progress, writeResult } from './lib/report.js';
 
 const connections = argNumber('connections', 10_000);
 
-const broker = await startBrokerProcess();
+// Every idle connection comes from 127.0.0.1: raise the per-address cap (default 1,024) above them.
+const broker = await startBrokerProcess({
+  env: { MEMORYSTREAMER_SERVER_MAX_CONNECTIONS_PER_ADDRESS: String(connections + 100) },
+});
 let idle: IdleClients | null = null;
 try {
   await new Promise((resolve) => setTimeout(resolve, 500));

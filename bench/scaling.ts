@@ -78,8 +78,8 @@ const DIMENSIONS: Dimension[] = [
 /** Fixed rate of the P99 run: this many msg/s, or P99_BYTES_CAP of values per second if fewer. */
 const P99_RATE_CAP = 5000;
 const P99_BYTES_CAP = 50e6;
-/** From this many idle connections the broker's per-address limit (10,000 by default) is raised. */
-const IDLE_LIMIT_FROM = 5000;
+/** From this many idle connections the broker's per-address limit (1,024 by default) is raised. */
+const IDLE_LIMIT_FROM = 500;
 
 function argList(name: string): string[] | null {
   const index = process.argv.indexOf(`--${name}`);
@@ -148,7 +148,7 @@ function p99Rate(dimension: Dimension, value: number): number {
 /** Broker settings per dimension (MEMORYSTREAMER_* variables). */
 function brokerEnv(dimension: Dimension, value: number): Record<string, string> {
   const idle = dimension.idle(value);
-  // The default allows 10,000 connections per client address; idle + bench clients all come from 127.0.0.1.
+  // The default allows 1,024 connections per client address; idle + bench clients all come from 127.0.0.1.
   return idle >= IDLE_LIMIT_FROM
     ? { MEMORYSTREAMER_SERVER_MAX_CONNECTIONS_PER_ADDRESS: String(idle + 1000) }
     : {};
@@ -237,7 +237,7 @@ function notes(dimension: Dimension): string[] {
     );
   if (dimension.name === 'idle')
     list.push(
-      `Idle connections: handshake done then silent, held by 4 client processes (bench/lib/idle-clients.ts) for the whole row, opened before the runs. From ${IDLE_LIMIT_FROM.toLocaleString('en-US')} idle connections the broker runs with server.max_connections_per_address = idle + 1,000 (default 10,000: all clients come from 127.0.0.1).`,
+      `Idle connections: handshake done then silent, held by 4 client processes (bench/lib/idle-clients.ts) for the whole row, opened before the runs. From ${IDLE_LIMIT_FROM.toLocaleString('en-US')} idle connections the broker runs with server.max_connections_per_address = idle + 1,000 (default 1,024: all clients come from 127.0.0.1).`,
     );
   return list;
 }

@@ -41,7 +41,7 @@ rows.push({
   'storage peak': 0,
 });
 try {
-  let broker = await Broker.start({ dataDir: root, port: 0 });
+  let broker = await Broker.start({ dataDir: root, port: 0, maxOpenFiles });
   const client = await broker.connect();
   for (const name of ['wide-a', 'wide-b'])
     await step(`create ${name} (${partitions} partitions)`, () =>
@@ -50,7 +50,7 @@ try {
   await client.close();
   await step('stop', () => broker.stop());
   await step(`start again (${2 * partitions} partitions)`, async () => {
-    broker = await Broker.start({ dataDir: root, port: 0 });
+    broker = await Broker.start({ dataDir: root, port: 0, maxOpenFiles });
   });
   await broker.stop();
 } finally {

@@ -8,6 +8,10 @@ npx tsx bench/frame-decode.ts --messages 20000
 npx tsx bench/record-batch.ts --messages 20000
 npx tsx bench/crc32c.ts --rounds 1 --mb 8
 npx tsx bench/storage.ts --mb 8 --seconds 0.3
+npx tsx bench/record-validate.ts --messages 20000 --rounds 1
+npx tsx bench/open-files.ts --segments 50 --reads 500
+npx tsx bench/storage-hot-path.ts --appends 2000 --rounds 1
+npx tsx bench/wide-partitions.ts --partitions 200 --max-open-files 64
 npx tsx bench/end-to-end.ts --messages 20000 --seconds 1 --rate 2000
 npx tsx bench/metrics-overhead.ts --messages 5000 --rounds 1
 npx tsx bench/recovery.ts --mb 16

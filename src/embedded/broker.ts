@@ -42,6 +42,11 @@ export interface BrokerOptions extends BrokerCoreOptions {
    * process-wide, so an application embedding the broker may turn it off).
    */
   raiseFileLimit?: boolean;
+  /**
+   * Files storage may hold open at once (segments and stream files are opened on use and idle ones
+   * closed under this cap; process-wide). Default: a quarter of the open-files limit.
+   */
+  maxOpenFiles?: number;
 }
 
 /**
@@ -70,7 +75,7 @@ function fileBudgetFor(
     configuredMaxConnections: listens
       ? (options.limits?.maxConnections ?? DEFAULT_SERVER_LIMITS.maxConnections)
       : 0,
-    ...(listens ? { storageCap: storageCapFor(limits.soft) } : {}),
+    storageCap: options.maxOpenFiles ?? storageCapFor(limits.soft),
   });
   const fields = {
     limit: budget.limit,
@@ -80,7 +85,7 @@ function fileBudgetFor(
         ? raised.before.soft
         : null,
     openAtStart: open.total,
-    storageOpenFiles: budget.storageReserve,
+    storageOpenFiles: options.maxOpenFiles ?? storageCapFor(limits.soft),
     adminReserve: budget.adminReserve,
     processReserve: budget.processReserve,
     maxConnections: budget.maxConnections,
@@ -122,8 +127,9 @@ export class Broker {
     const raised = options.raiseFileLimit === false ? null : raiseFdLimit();
     const budget = fileBudgetFor(options, raised, logger);
     // Process-wide, like the limit it comes from: the last broker started in a process sets it.
-    if (budget !== null)
-      await configureOpenFiles({ maxOpenFiles: Math.max(MIN_MAX_OPEN_FILES, budget.storageReserve) });
+    const maxOpenFiles = options.maxOpenFiles ?? (budget !== null ? storageCapFor(budget.limit) : null);
+    if (maxOpenFiles !== null)
+      await configureOpenFiles({ maxOpenFiles: Math.max(MIN_MAX_OPEN_FILES, maxOpenFiles) });
     const tracing = options.tracing !== undefined ? otlpTracing(options.tracing) : null;
     const core = await BrokerCore.start(tracing !== null ? { ...options, tracer: tracing.tracer } : options);
     core.metrics.enabled = options.metrics ?? true;

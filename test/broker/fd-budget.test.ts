@@ -131,3 +131,21 @@ describe('splitting the limit', () => {
     expect(tiny.allowedConnections).toBe(0);
   });
 });
+
+describe("storage's share", () => {
+  it('is the open-file cap Broker.start gives storage: a quarter of the limit, or maxOpenFiles', async () => {
+    const { Broker } = await import('../../src/embedded/broker.js');
+    const { openFileStats } = await import('../../src/storage/open-files.js');
+    const dataDir = await mkdtemp(join(tmpdir(), 'ms-fd-share-'));
+    try {
+      let broker = await Broker.start({ dataDir, maxOpenFiles: 32 });
+      expect(openFileStats().maxOpenFiles).toBe(32);
+      await broker.stop();
+      broker = await Broker.start({ dataDir });
+      expect(openFileStats().maxOpenFiles).toBe(storageCapFor(readFdLimits()!.soft));
+      await broker.stop();
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -15,6 +15,7 @@ export function brokerOptionsFrom(
     port: n('server.port'),
     defaultPartitions: n('topics.partitions'),
     maxDecompressedBytes: n('storage.max_decompressed_bytes'),
+    ...(n('storage.max_open_files') > 0 ? { maxOpenFiles: n('storage.max_open_files') } : {}),
     topicDefaults: {
       durability: v['topics.durability'] as 'always' | 'interval' | 'never',
       flushIntervalMs: n('topics.flush_interval'),

@@ -199,6 +199,12 @@ export const SETTINGS = [
     doc: 'largest size a compressed batch may inflate to',
   },
   {
+    key: 'storage.max_open_files',
+    type: { kind: 'int', min: 0, max: 10_000_000 },
+    default: 0,
+    doc: 'files storage keeps open at once (segments are opened on use, idle ones closed); 0: a quarter of the open-files limit, at least 64',
+  },
+  {
     key: 'topics.partitions',
     type: { kind: 'int', min: 1, max: 10_000 },
     default: 1,
