@@ -72,6 +72,8 @@ function refuseInternal(topic: string): void {
 
 /** The internal topic holding committed consumer-group offsets (compacted: the latest per key). */
 export const OFFSETS_TOPIC = '__consumer_offsets';
+/** Partitions of all topics together a broker takes unless configured otherwise (topics.max_partitions). */
+export const DEFAULT_MAX_PARTITIONS = 10_000;
 /** Segment size of the offsets topic: small, because compaction only cleans sealed segments. */
 const OFFSETS_SEGMENT_BYTES = 16 * 1024 * 1024;
 
@@ -94,6 +96,11 @@ export interface BrokerCoreOptions {
   maxFetchWaitMs?: number;
   /** Largest fetch or push read. */
   maxFetchBytes?: number;
+  /**
+   * Partitions of all topics together that this broker takes (default 10,000): each costs memory
+   * (docs/operations.md), so a client cannot grow the broker past what the operator sized it for.
+   */
+  maxPartitions?: number;
   logger?: BrokerLogger;
   /** OpenTelemetry tracer for request and delivery spans; none when not set (and no cost). */
   tracer?: Tracer;
@@ -112,8 +119,8 @@ export class BrokerCore {
   readonly id = randomUUID();
   readonly dataDir: string;
   /**
-   * The file-descriptor budget (set by `Broker.start`): topic creation and growth are refused up
-   * front when storage would pass its share. Null: no check (a core used on its own in tests).
+   * How the file-descriptor limit is split (set by `Broker.start`, reported on the admin API); null
+   * where the limit cannot be read or for a core used on its own.
    */
   fileBudget: FdBudget | null = null;
   /** Files that creates and growths under way will open, counted against the budget meanwhile. */
@@ -121,6 +128,8 @@ export class BrokerCore {
   private readonly lock: DataDirLock;
   /** Topics that could not be opened at start, by name, with the reason. */
   private readonly offline = new Map<string, string>();
+  /** Partitions of topics being created or grown right now (reservePartitions). */
+  private pendingPartitions = 0;
   /**
    * Topics being created or grown: produces to them wait until the change is committed or undone,
    * so nothing is acknowledged in a partition that a failed change removes again, and the check
@@ -200,6 +209,7 @@ export class BrokerCore {
       retentionCheckMs: options.retentionCheckMs ?? 60_000,
       maxFetchWaitMs: options.maxFetchWaitMs ?? 30_000,
       maxFetchBytes: options.maxFetchBytes ?? 8 * 1024 * 1024,
+      maxPartitions: options.maxPartitions ?? DEFAULT_MAX_PARTITIONS,
     };
     this.offsetsSegmentBytes = options.offsetsSegmentBytes ?? OFFSETS_SEGMENT_BYTES;
     this.compaction = new CompactionScheduler({
@@ -299,6 +309,34 @@ export class BrokerCore {
     for (const partition of list.slice(from)) await partition.close().catch(() => undefined);
     if (from === 0) this.partitions.delete(topic);
     else list.length = Math.min(list.length, from);
+  }
+
+  /**
+   * Refuses, before anything is created, a topic or growth that would take the broker past
+   * `maxPartitions` (PARTITION_LIMIT_EXCEEDED); else holds the partitions until `release` is called,
+   * so concurrent creations cannot pass the limit together.
+   */
+  private reservePartitions(topic: string, count: number): () => void {
+    if (count <= 0) return () => undefined;
+    const held = this.registry
+      .list()
+      .filter((t) => !t.name.startsWith(INTERNAL_TOPIC_PREFIX))
+      .reduce((sum, t) => sum + t.partitions, 0);
+    const limit = this.options.maxPartitions;
+    if (held + this.pendingPartitions + count > limit)
+      throw errorOf(
+        'PARTITION_LIMIT_EXCEEDED',
+        `topic ${topic}: ${count} new partition(s) on top of the ${held + this.pendingPartitions} this broker holds ` +
+          `would pass topics.max_partitions = ${limit}; each partition costs memory (docs/operations.md), ` +
+          'raise the setting if the broker is sized for more',
+      );
+    this.pendingPartitions += count;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.pendingPartitions -= count;
+    };
   }
 
   private limitsFor(topic: TopicDescription): PartitionLimits {
@@ -568,6 +606,13 @@ export class BrokerCore {
         return this.view(existing);
       if (this.changing.has(input.name))
         throw errorOf('TOPIC_ALREADY_EXISTS', `${input.name} is being created`);
+      const release =
+        existing === undefined && !input.name.startsWith(INTERNAL_TOPIC_PREFIX)
+          ? this.reservePartitions(
+              input.name,
+              validatePartitionCount(input.partitions ?? this.registry.defaultPartitionCount),
+            )
+          : () => undefined;
       const changed = existing === undefined ? this.holdProduces(input.name) : () => undefined;
       try {
         // All or nothing: the partitions open before topic.json is written; a failure closes
@@ -586,6 +631,7 @@ export class BrokerCore {
       } catch (error) {
         throw undoneError(`creating topic ${input.name}`, error);
       } finally {
+        release();
         changed();
       }
     },
@@ -602,6 +648,7 @@ export class BrokerCore {
       if (growth > 0 && allowKeyMovement !== true) this.refuseKeyMovement(before, input.partitions!);
       if (this.changing.has(input.name))
         throw errorOf('INVALID_REQUEST', `topic ${input.name} is being changed`);
+      const release = this.reservePartitions(input.name, growth);
       const changed = growth > 0 ? this.holdProduces(input.name) : () => undefined;
       try {
         const topic = await this.registry.alter(input, {
@@ -630,6 +677,7 @@ export class BrokerCore {
       } catch (error) {
         throw undoneError(`growing topic ${input.name}`, error);
       } finally {
+        release();
         changed();
       }
     },

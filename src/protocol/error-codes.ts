@@ -61,11 +61,16 @@ export const ERROR_TABLE = {
   INVALID_STREAM_KEY: entry(308, false, 'stream key is not valid'),
   INVALID_PARTITION_COUNT: entry(309, false, 'partition count is not valid'),
   TOPIC_OFFLINE: entry(310, false, 'topic could not be opened at start and is offline until a restart'),
-  FILE_LIMIT_EXCEEDED: entry(311, false, 'the request would not fit the file-descriptor budget'),
+  FILE_LIMIT_EXCEEDED: entry(311, false, 'the process ran out of file descriptors; the change was undone'),
   PARTITION_GROWTH_MOVES_KEYS: entry(
     312,
     false,
     'growing the partitions of a topic with keyed messages moves keys and resets their stream versions',
+  ),
+  PARTITION_LIMIT_EXCEEDED: entry(
+    313,
+    false,
+    'the broker would hold more partitions than topics.max_partitions',
   ),
 
   // 4xx: producers and idempotence.

@@ -29,6 +29,7 @@ import {
   MiB,
   mib,
   type RssRule,
+  rssCeiling,
   summarize,
 } from './checks.js';
 import { countOpenFds } from './fds.js';
@@ -352,8 +353,9 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
       idleRss,
       globalBudget: options.limits.globalBudget,
       fixedOverhead: FIXED_OVERHEAD,
+      stateBytes: definition.stateBytes?.(ctx) ?? 0,
     };
-    const ceiling = idleRss + options.limits.globalBudget + FIXED_OVERHEAD;
+    const ceiling = rssCeiling(rule);
     sampler = new MemorySampler(broker.pid, ceiling + 768 * MiB);
     sampler.start();
     health.start();
@@ -441,12 +443,22 @@ export async function runAttack(definition: AttackDefinition, options: RunOption
     while (alive && performance.now() < recoveryEnd) {
       const s = sampler.latest();
       if (s !== undefined) recoverySamples.push({ at: Math.max(0, s.at - attackEnd), rss: s.rss });
-      if (s !== undefined && s.rss <= baseline + RETURN_MARGIN && performance.now() - attackEnd > 2000) break;
+      if (
+        s !== undefined &&
+        s.rss <= baseline + (rule.stateBytes ?? 0) + RETURN_MARGIN &&
+        performance.now() - attackEnd > 2000
+      )
+        break;
       await sleep(200);
     }
     checks.push(
       alive
-        ? checkRssReturn(baseline, RETURN_MARGIN, settings.recoveryMs, recoverySamples)
+        ? checkRssReturn(
+            baseline + (rule.stateBytes ?? 0),
+            RETURN_MARGIN,
+            settings.recoveryMs,
+            recoverySamples,
+          )
         : check('rss returns after the attack', false, 'the broker is not running'),
     );
     sampler.stop();

@@ -19,6 +19,8 @@ export interface BatteryLimits {
   maxOutbound: number;
   nofileSoft: number;
   nofileHard: number;
+  /** topics.max_partitions: what the partition flood can make the broker hold. */
+  maxPartitions: number;
 }
 
 export const LIMITS: BatteryLimits = {
@@ -32,6 +34,7 @@ export const LIMITS: BatteryLimits = {
   maxOutbound: 16 * MiB,
   nofileSoft: 1024,
   nofileHard: 1024,
+  maxPartitions: 4000,
 };
 
 /** The MEMORYSTREAMER_* variables that give the broker these limits. */
@@ -45,6 +48,7 @@ export function limitsEnv(limits: BatteryLimits): Record<string, string> {
     MEMORYSTREAMER_SERVER_CONNECTION_BUDGET: String(limits.connectionBudget),
     MEMORYSTREAMER_SERVER_GLOBAL_BUDGET: String(limits.globalBudget),
     MEMORYSTREAMER_SERVER_MAX_OUTBOUND: String(limits.maxOutbound),
+    MEMORYSTREAMER_TOPICS_MAX_PARTITIONS: String(limits.maxPartitions),
   };
 }
 
@@ -83,7 +87,15 @@ export interface AttackDefinition {
   checks?(ctx: AttackContext, reports: AttackerReport[], memory: MemoryWindow): CheckResult[];
   /** Stop and start the broker on the same data directory after the attack (must succeed). */
   restartAfter?: boolean;
+  /**
+   * Memory of durable state the attack may create and the broker keeps by design: added to the RSS
+   * ceiling and to the after-attack return target (0 when absent).
+   */
+  stateBytes?(ctx: AttackContext): number;
 }
+
+/** Memory one open partition costs (docs/operations.md, "Partitions and memory": 13–15 KiB measured), rounded up. */
+export const PARTITION_STATE_BYTES = 16 * 1024;
 
 const scale = (ctx: AttackContext, ci: number, long: number) => (ctx.budget === 'ci' ? ci : long);
 
@@ -293,13 +305,14 @@ export const ATTACKS: AttackDefinition[] = [
     name: 'partition-flood',
     table: 'fd-exhaustion',
     summary:
-      'createTopic with 10,000 partitions, repeated (the same name twice, then new names), then a broker restart on the same data directory',
+      'createTopic with 2,000 partitions, repeated (the same name twice, then new names) past topics.max_partitions (4,000), then a broker restart on the same data directory',
     restartAfter: true,
+    stateBytes: (ctx) => ctx.limits.maxPartitions * PARTITION_STATE_BYTES,
     jobs: (ctx) => [
       {
         kind: 'partition-flood' as const,
         names: ['wide', 'wide', ...Array.from({ length: scale(ctx, 1, 8) }, (_, i) => `wide-${i + 2}`)],
-        partitions: 10_000,
+        partitions: 2_000,
         requestTimeoutMs: scale(ctx, 30_000, 120_000),
       },
     ],

@@ -97,6 +97,12 @@ describe('RSS rule', () => {
     expect(rssCeiling(rule)).toBe(300 * MiB);
   });
 
+  it('adds the durable state an attack may create (partitions) to the ceiling, and names it', () => {
+    const withState = { ...rule, stateBytes: 40 * MiB };
+    expect(rssCeiling(withState)).toBe(340 * MiB);
+    expect(checkRssPeak(withState, 340 * MiB + 1).detail).toContain('+ state 40.0');
+  });
+
   it('passes a peak at the ceiling and fails one byte over', () => {
     expect(checkRssPeak(rule, 300 * MiB).pass).toBe(true);
     const over = checkRssPeak(rule, 300 * MiB + 1);

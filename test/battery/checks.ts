@@ -73,11 +73,16 @@ export interface RssRule {
   globalBudget: number;
   /** Stated fixed overhead: what the broker may use beyond its budget (heap, per-connection objects). */
   fixedOverhead: number;
+  /**
+   * Durable state the attack may create and the broker keeps by design (e.g. partitions, bounded
+   * by topics.max_partitions × their measured cost); 0 for attacks that create none.
+   */
+  stateBytes?: number;
 }
 
-/** The ceiling the broker's RSS must stay under during an attack: idle RSS + budget + overhead. */
+/** The ceiling the broker's RSS must stay under during an attack: idle RSS + budget + overhead (+ state). */
 export function rssCeiling(rule: RssRule): number {
-  return rule.idleRss + rule.globalBudget + rule.fixedOverhead;
+  return rule.idleRss + rule.globalBudget + rule.fixedOverhead + (rule.stateBytes ?? 0);
 }
 
 export function checkRssPeak(rule: RssRule, peak: number): CheckResult {
@@ -85,7 +90,8 @@ export function checkRssPeak(rule: RssRule, peak: number): CheckResult {
   return check(
     'rss peak within budget',
     peak <= ceiling,
-    `peak ${mib(peak)} MiB; ceiling ${mib(ceiling)} MiB = idle ${mib(rule.idleRss)} + global budget ${mib(rule.globalBudget)} + overhead ${mib(rule.fixedOverhead)}`,
+    `peak ${mib(peak)} MiB; ceiling ${mib(ceiling)} MiB = idle ${mib(rule.idleRss)} + global budget ${mib(rule.globalBudget)} + overhead ${mib(rule.fixedOverhead)}` +
+      (rule.stateBytes ? ` + state ${mib(rule.stateBytes)}` : ''),
   );
 }
 

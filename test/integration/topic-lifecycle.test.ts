@@ -174,6 +174,35 @@ describe('createTopic options', () => {
   });
 });
 
+describe('the broker-wide partition limit', () => {
+  it('refuses a create or a growth past topics.max_partitions up front, concurrent ones too, creating nothing', async () => {
+    const broker = await Broker.start({ dataDir, port: 0, maxPartitions: 10 });
+    cleanups.push(() => broker.stop());
+    const admin = (await tcpClient(broker)).admin;
+    await admin.createTopic({ name: 'a', partitions: 6 });
+    await expect(admin.createTopic({ name: 'b', partitions: 5 })).rejects.toMatchObject({
+      code: ErrorCode.PARTITION_LIMIT_EXCEEDED,
+      message: expect.stringContaining(
+        '5 new partition(s) on top of the 6 this broker holds would pass topics.max_partitions = 10',
+      ),
+    });
+    await expect(admin.alterTopic({ name: 'a', partitions: 11 })).rejects.toMatchObject({
+      code: ErrorCode.PARTITION_LIMIT_EXCEEDED,
+    });
+    // Two creations at once cannot pass the limit together: one of them is refused.
+    const results = await Promise.allSettled([
+      admin.createTopic({ name: 'c', partitions: 3 }),
+      admin.createTopic({ name: 'd', partitions: 3 }),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const names = (await admin.listTopics()).map((t) => t.name).sort();
+    expect(names.filter((n) => !n.startsWith('__'))).toHaveLength(2);
+    expect(names).not.toContain('b');
+    // What fits is still created, up to the limit exactly.
+    await admin.alterTopic({ name: 'a', partitions: 7 });
+  });
+});
+
 describe('a topic that cannot be opened at start', () => {
   it('is reported and isolated: the broker starts and serves the others', async () => {
     let broker = await Broker.start({ dataDir });

@@ -14,6 +14,7 @@ export function brokerOptionsFrom(
     host: v['server.host'] as string,
     port: n('server.port'),
     defaultPartitions: n('topics.partitions'),
+    maxPartitions: n('topics.max_partitions'),
     maxDecompressedBytes: n('storage.max_decompressed_bytes'),
     ...(n('storage.max_open_files') > 0 ? { maxOpenFiles: n('storage.max_open_files') } : {}),
     topicDefaults: {

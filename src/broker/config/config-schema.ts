@@ -212,6 +212,12 @@ export const SETTINGS = [
     reloadable: true,
   },
   {
+    key: 'topics.max_partitions',
+    type: { kind: 'int', min: 1, max: 1_000_000 },
+    default: 10_000,
+    doc: 'partitions of all topics together this broker takes; a create or grow past it is refused (PARTITION_LIMIT_EXCEEDED); each partition costs memory',
+  },
+  {
     key: 'topics.durability',
     type: { kind: 'enum', choices: ['always', 'interval', 'never'] },
     default: 'interval',

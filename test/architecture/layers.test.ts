@@ -1,0 +1,126 @@
+// Keeps the layers of docs/architecture.md honest: every relative import in src/ is resolved to
+// the top-level folder it lands in, and a folder may import only the folders below it. A new
+// upward import fails the suite with the file, the line and the rule it breaks.
+
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const SRC = resolve(import.meta.dirname, '../../src');
+
+/** What each top-level folder of src/ may import besides itself. */
+const ALLOWED: Readonly<Record<string, readonly string[]>> = {
+  common: [],
+  protocol: ['common'],
+  storage: ['protocol', 'common'],
+  metrics: ['common'],
+  broker: ['storage', 'protocol', 'metrics', 'common'],
+  cluster: ['broker', 'storage', 'protocol', 'metrics', 'common'],
+  client: ['protocol', 'common'],
+  embedded: ['broker', 'client', 'protocol', 'metrics', 'common'],
+  // The tools: the CLI starts brokers and runs the load generator, which shares its option parsers.
+  bench: ['cli', 'embedded', 'broker', 'client', 'protocol', 'metrics', 'common'],
+  cli: ['bench', 'embedded', 'broker', 'cluster', 'client', 'protocol', 'metrics', 'common'],
+  '(root)': ['embedded', 'broker', 'client', 'protocol', 'metrics', 'common', 'cluster'],
+};
+
+/** Node modules a layer must not touch: the protocol is sans-IO, storage knows nothing of sockets. */
+const FORBIDDEN_MODULES: Readonly<Record<string, readonly string[]>> = {
+  protocol: [
+    'node:net',
+    'node:tls',
+    'node:fs',
+    'node:fs/promises',
+    'node:child_process',
+    'node:timers',
+    'node:dgram',
+  ],
+  storage: ['node:net', 'node:tls', 'node:http', 'node:dgram'],
+  client: ['node:fs', 'node:fs/promises', 'node:child_process'],
+};
+
+interface Import {
+  file: string;
+  line: number;
+  specifier: string;
+}
+
+function sourceFiles(dir: string): string[] {
+  const files: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) files.push(...sourceFiles(path));
+    else if (/\.(ts|mts)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) files.push(path);
+  }
+  return files;
+}
+
+const IMPORT_PATTERN =
+  /(?:^|\s)(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+
+function importsOf(file: string): Import[] {
+  const text = readFileSync(file, 'utf8');
+  const found: Import[] = [];
+  for (const match of text.matchAll(IMPORT_PATTERN)) {
+    const specifier = match[1] ?? match[2];
+    if (specifier === undefined) continue;
+    const at = match.index + match[0].indexOf(specifier);
+    const line = text.slice(0, at).split('\n').length;
+    found.push({ file, line, specifier });
+  }
+  return found;
+}
+
+function layerOf(file: string): string {
+  const parts = relative(SRC, file).split(sep);
+  return parts.length === 1 ? '(root)' : parts[0]!;
+}
+
+function violations(): string[] {
+  const problems: string[] = [];
+  for (const file of sourceFiles(SRC)) {
+    const from = layerOf(file);
+    const allowed = ALLOWED[from];
+    if (allowed === undefined) {
+      problems.push(
+        `${relative(SRC, file)}: folder src/${from} has no rule in test/architecture/layers.test.ts`,
+      );
+      continue;
+    }
+    for (const { line, specifier } of importsOf(file)) {
+      const where = `src/${relative(SRC, file)}:${line}`;
+      if (specifier.startsWith('.')) {
+        const target = layerOf(resolve(dirname(file), specifier));
+        if (target !== from && !allowed.includes(target))
+          problems.push(`${where} imports ${specifier}: src/${from} may not import src/${target}`);
+      } else if ((FORBIDDEN_MODULES[from] ?? []).includes(specifier)) {
+        problems.push(`${where} imports ${specifier}: src/${from} may not use it`);
+      }
+    }
+  }
+  return problems;
+}
+
+describe('layers', () => {
+  it('no folder of src/ imports a layer above it', () => {
+    expect(violations()).toEqual([]);
+  });
+
+  it('finds an upward import when there is one', () => {
+    // The check itself: a storage file that imports the broker must be reported.
+    const text = "import { BrokerCore } from '../broker/broker-core.js';";
+    const matches = [...text.matchAll(IMPORT_PATTERN)].map((m) => m[1]);
+    expect(matches).toEqual(['../broker/broker-core.js']);
+    expect(layerOf(resolve(SRC, 'storage', '../broker/broker-core.js'))).toBe('broker');
+    expect(ALLOWED.storage).not.toContain('broker');
+  });
+
+  it('the protocol layer does no I/O and sets no timers', () => {
+    const timers: string[] = [];
+    for (const file of sourceFiles(join(SRC, 'protocol'))) {
+      const text = readFileSync(file, 'utf8');
+      if (/\b(setTimeout|setInterval|setImmediate)\s*\(/.test(text)) timers.push(relative(SRC, file));
+    }
+    expect(timers).toEqual([]);
+  });
+});
