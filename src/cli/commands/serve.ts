@@ -4,13 +4,13 @@
 
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { brokerOptionsFrom } from '../../broker/config/broker-options.js';
 import type { SettingKey } from '../../broker/config/config-schema.js';
 import { loadConfig } from '../../broker/config/load-config.js';
 import { diffConfig, mergeReloadable } from '../../broker/config/reload.js';
 import { Broker } from '../../embedded/broker.js';
 import { createLogger } from '../../metrics/logger.js';
 import { errorOf } from '../../protocol/error-codes.js';
+import { brokerOptionsFrom } from '../broker-options.js';
 import type { CliContext } from '../context.js';
 import { watchFileChanges } from '../watch-file.js';
 

@@ -2,8 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { brokerOptionsFrom } from '../../../src/broker/config/broker-options.js';
 import { ConfigError, envName, loadConfig } from '../../../src/broker/config/load-config.js';
+import { brokerOptionsFrom } from '../../../src/cli/broker-options.js';
 import { ErrorCode } from '../../../src/protocol/error-codes.js';
 
 let dir: string;

@@ -1,7 +1,9 @@
-// Turns a loaded configuration into the options of Broker.start.
-import type { BrokerOptions } from '../../embedded/broker.js';
-import type { LogLevel } from '../../metrics/logger.js';
-import type { LoadedConfig } from './load-config.js';
+// Turns a loaded configuration into the options of Broker.start (what `serve` starts). It lives with
+// the CLI because it maps onto the embedded Broker's options: the broker layer knows nothing of them.
+
+import type { LoadedConfig } from '../broker/config/load-config.js';
+import type { BrokerOptions } from '../embedded/broker.js';
+import type { LogLevel } from '../metrics/logger.js';
 
 export function brokerOptionsFrom(
   config: LoadedConfig,
