@@ -20,6 +20,7 @@ import { nativeMemory, trimMallocAsync } from '../common/native-memory.js';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
 import { configureOpenFiles, MIN_MAX_OPEN_FILES } from '../storage/open-files.js';
+import { garbageCollector } from './collect-garbage.js';
 import { InProcessTransport } from './in-process-transport.js';
 import { DEFAULT_MEMORY_TRIM, MemoryTrimmer, type MemoryTrimSettings } from './memory-trimmer.js';
 
@@ -52,7 +53,9 @@ export interface BrokerOptions extends BrokerCoreOptions {
   /**
    * Return freed malloc memory to the OS (malloc_trim, glibc Linux with the native addon; see
    * docs/native-memory.md): checked every `intervalMs` (default 2000), trimmed when memory outside
-   * V8 and Buffers grew by more than `thresholdBytes` (default 32 MiB). `false` turns it off.
+   * V8 and Buffers grew by more than `thresholdBytes` (default 32 MiB), after a full garbage
+   * collection (at most one per `minGcIntervalMs`, default 10 000) when the connections let go of
+   * more than that. `false` turns it off.
    */
   memoryTrim?: Partial<MemoryTrimSettings> | false;
 }
@@ -114,6 +117,7 @@ function fileBudgetFor(
 function startMemoryTrimmer(
   options: BrokerOptions,
   core: BrokerCore,
+  server: NetworkServer | null,
   logger: BrokerLogger,
 ): MemoryTrimmer | null {
   if (options.memoryTrim === false) return null;
@@ -121,6 +125,12 @@ function startMemoryTrimmer(
   const trimmer = new MemoryTrimmer(settings, {
     status: nativeMemory,
     trim: trimMallocAsync,
+    heldBytes: () => server?.heldBytes ?? 0,
+    collectGarbage: server !== null ? garbageCollector() : null,
+    onGc: (durationMs) => {
+      core.metrics.recordForcedGc();
+      logger.debug({ durationMs }, 'full garbage collection after connections released their buffers');
+    },
     onTrim: (record) => {
       core.metrics.recordMemoryTrim(record.returnedBytes);
       logger.debug({ ...record }, 'freed malloc memory returned to the OS');
@@ -209,7 +219,7 @@ export class Broker {
       await tracing?.shutdown();
       throw error;
     }
-    const trimmer = startMemoryTrimmer(options, core, logger);
+    const trimmer = startMemoryTrimmer(options, core, server, logger);
     broker = new Broker(core, server, admin, tracing, trimmer);
     return broker;
   }

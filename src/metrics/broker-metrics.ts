@@ -51,6 +51,7 @@ export class BrokerMetrics {
   private readonly compactionRemovedRecords: Counter;
   private readonly memoryTrims: Counter;
   private readonly memoryTrimmedBytes: Counter;
+  private readonly forcedGcs: Counter;
   private source: BrokerStateSource | null = null;
   private readonly recorder = new RequestRecorder(LATENCY_BUCKETS);
   /**
@@ -123,6 +124,11 @@ export class BrokerMetrics {
     this.memoryTrimmedBytes = new Counter({
       name: 'memorystreamer_memory_trimmed_bytes_total',
       help: 'resident memory those trims returned (RSS before minus after)',
+      registers,
+    });
+    this.forcedGcs = new Counter({
+      name: 'memorystreamer_memory_forced_gc_total',
+      help: 'full garbage collections run because connections released much more memory than V8 had freed',
       registers,
     });
     // Process CPU, memory, file descriptors, event-loop lag and GC, under the same prefix.
@@ -240,6 +246,10 @@ export class BrokerMetrics {
     // Background work, not the request path: counted even with request metrics off.
     this.memoryTrims.inc();
     this.memoryTrimmedBytes.inc(returnedBytes);
+  }
+
+  recordForcedGc(): void {
+    this.forcedGcs.inc();
   }
 
   recordFetch(bytes: number): void {

@@ -11,23 +11,32 @@ const MiB = 1024 * 1024;
 
 /** test/embedded/helpers/trim-child.ts in a child, so this runner's own heap does not count. */
 async function child(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Record<string, unknown>> {
+  const exposeGc = args[0] === 'release' ? [] : ['--expose-gc'];
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ['--expose-gc', '--import', 'tsx', 'test/embedded/helpers/trim-child.ts', ...args],
+    [...exposeGc, '--import', 'tsx', 'test/embedded/helpers/trim-child.ts', ...args],
     { env: { ...process.env, ...env }, timeout: 60_000 },
   );
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
 }
 
 describe('MemoryTrimmer', () => {
-  it('measures memory outside V8 and Buffers as rss − heapTotal − external', () => {
-    expect(unaccountedBytes({ rss: 300 * MiB, heapTotal: 40 * MiB, external: 60 * MiB })).toBe(200 * MiB);
+  it('measures memory outside V8 and Buffers as rss − heapTotal − arrayBuffers', () => {
+    expect(unaccountedBytes({ rss: 300 * MiB, heapTotal: 40 * MiB, arrayBuffers: 60 * MiB })).toBe(200 * MiB);
   });
 
   it('rejects settings that cannot work', () => {
-    const deps = { status: nativeMemory, trim: async () => false, onTrim: () => undefined };
-    expect(() => new MemoryTrimmer({ intervalMs: 0, thresholdBytes: MiB }, deps)).toThrow(RangeError);
-    expect(() => new MemoryTrimmer({ intervalMs: 1000, thresholdBytes: -1 }, deps)).toThrow(RangeError);
+    const deps = {
+      status: nativeMemory,
+      trim: async () => false,
+      heldBytes: () => 0,
+      collectGarbage: null,
+      onTrim: () => undefined,
+    };
+    const settings = DEFAULT_MEMORY_TRIM;
+    expect(() => new MemoryTrimmer({ ...settings, intervalMs: 0 }, deps)).toThrow(RangeError);
+    expect(() => new MemoryTrimmer({ ...settings, thresholdBytes: -1 }, deps)).toThrow(RangeError);
+    expect(() => new MemoryTrimmer({ ...settings, minGcIntervalMs: Number.NaN }, deps)).toThrow(RangeError);
     expect(new MemoryTrimmer(DEFAULT_MEMORY_TRIM, deps).active).toBe(nativeMemory.available);
   });
 
@@ -46,6 +55,27 @@ describe('MemoryTrimmer', () => {
     expect(result.first!.returnedBytes).toBeGreaterThan(100 * MiB);
     expect(result.first!.rssAfter).toBe(result.first!.rssBefore - result.first!.returnedBytes);
     expect(result.second).toBeNull();
+  }, 90_000);
+
+  it('forces a full collection when connections let go of Buffers V8 has not freed, then trims', async () => {
+    const result = (await child(['release'])) as {
+      exposedGc: boolean;
+      collector: boolean;
+      whileHeld: unknown;
+      arrayBuffersBefore: number;
+      released: { returnedBytes: number; gcMs: number | null } | null;
+      arrayBuffersAfter: number;
+    };
+    // Started without --expose-gc: the collector comes from the flag set at run time.
+    expect(result.exposedGc).toBe(false);
+    expect(result.collector).toBe(true);
+    expect(result.whileHeld).toBeNull();
+    if (!nativeMemory.available) return expect(result.released).toBeNull();
+    expect(result.arrayBuffersBefore).toBeGreaterThan(150 * MiB);
+    expect(result.released).not.toBeNull();
+    expect(result.released!.gcMs).not.toBeNull();
+    expect(result.arrayBuffersAfter).toBeLessThan(50 * MiB);
+    expect(result.released!.returnedBytes).toBeGreaterThan(100 * MiB);
   }, 90_000);
 
   it('does nothing without the addon', async () => {
