@@ -131,6 +131,8 @@ function startMemoryTrimmer(
       core.metrics.recordForcedGc();
       logger.debug({ durationMs }, 'full garbage collection after connections released their buffers');
     },
+    onError: (error) =>
+      logger.warn({ error: (error as Error).message }, 'returning freed memory to the OS failed'),
     onTrim: (record) => {
       core.metrics.recordMemoryTrim(record.returnedBytes);
       logger.debug({ ...record }, 'freed malloc memory returned to the OS');

@@ -52,6 +52,8 @@ export interface MemoryTrimmerDeps {
   collectGarbage: (() => void) | null;
   onTrim: (record: TrimRecord) => void;
   onGc?: (durationMs: number) => void;
+  /** A check that failed (the trim could not be queued); the next check tries again. */
+  onError: (error: unknown) => void;
 }
 
 /** Memory the process holds that neither V8's heap nor ArrayBuffers (Buffers) account for, bytes. */
@@ -90,7 +92,9 @@ export class MemoryTrimmer {
   /** Starts the periodic check (unref'd: it never keeps the process alive). No-op without the addon. */
   start(): void {
     if (!this.active || this.timer !== null) return;
-    this.timer = setInterval(() => void this.check(), this.settings.intervalMs);
+    this.timer = setInterval(() => {
+      this.check().catch(this.deps.onError);
+    }, this.settings.intervalMs);
     this.timer.unref();
   }
 

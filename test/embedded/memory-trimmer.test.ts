@@ -32,6 +32,7 @@ describe('MemoryTrimmer', () => {
       heldBytes: () => 0,
       collectGarbage: null,
       onTrim: () => undefined,
+      onError: () => undefined,
     };
     const settings = DEFAULT_MEMORY_TRIM;
     expect(() => new MemoryTrimmer({ ...settings, intervalMs: 0 }, deps)).toThrow(RangeError);

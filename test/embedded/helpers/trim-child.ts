@@ -53,6 +53,9 @@ if (process.argv[1]?.endsWith('trim-child.ts')) {
         heldBytes: () => 0,
         collectGarbage: null,
         onTrim: () => undefined,
+        onError: (error: unknown) => {
+          throw error;
+        },
       },
     );
     await churn(200 * MiB);
@@ -70,6 +73,9 @@ if (process.argv[1]?.endsWith('trim-child.ts')) {
         heldBytes: () => heldBytes,
         collectGarbage: garbageCollector(),
         onTrim: () => undefined,
+        onError: (error: unknown) => {
+          throw error;
+        },
       },
     );
     const whileHeld = await trimmer.check();
