@@ -16,10 +16,13 @@ import {
 import { NetworkServer, type ServerLimits } from '../broker/server/network-server.js';
 import { DEFAULT_SERVER_LIMITS } from '../broker/server/server-limits.js';
 import { Client, type ClientOptions } from '../client/client.js';
+import { nativeMemory, trimMallocAsync } from '../common/native-memory.js';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
 import { configureOpenFiles, MIN_MAX_OPEN_FILES } from '../storage/open-files.js';
+import { garbageCollector } from './collect-garbage.js';
 import { InProcessTransport } from './in-process-transport.js';
+import { DEFAULT_MEMORY_TRIM, MemoryTrimmer, type MemoryTrimSettings } from './memory-trimmer.js';
 
 export interface BrokerOptions extends BrokerCoreOptions {
   /** Also listen on TCP at this port (0 picks a free one). */
@@ -47,6 +50,14 @@ export interface BrokerOptions extends BrokerCoreOptions {
    * closed under this cap; process-wide). Default: a quarter of the open-files limit.
    */
   maxOpenFiles?: number;
+  /**
+   * Return freed malloc memory to the OS (malloc_trim, glibc Linux with the native addon; see
+   * docs/native-memory.md): checked every `intervalMs` (default 2000), trimmed when memory outside
+   * V8 and Buffers grew by more than `thresholdBytes` (default 32 MiB), after a full garbage
+   * collection (at most one per `minGcIntervalMs`, default 10 000) when the connections let go of
+   * more than that. `false` turns it off.
+   */
+  memoryTrim?: Partial<MemoryTrimSettings> | false;
 }
 
 /**
@@ -102,23 +113,66 @@ function fileBudgetFor(
   return budget;
 }
 
+/** The periodic malloc_trim (null when turned off); logs once whether it can run and why not. */
+function startMemoryTrimmer(
+  options: BrokerOptions,
+  core: BrokerCore,
+  server: NetworkServer | null,
+  logger: BrokerLogger,
+): MemoryTrimmer | null {
+  if (options.memoryTrim === false) return null;
+  const settings = { ...DEFAULT_MEMORY_TRIM, ...options.memoryTrim };
+  const trimmer = new MemoryTrimmer(settings, {
+    status: nativeMemory,
+    trim: trimMallocAsync,
+    heldBytes: () => server?.heldBytes ?? 0,
+    collectGarbage: server !== null ? garbageCollector() : null,
+    onGc: (durationMs) => {
+      core.metrics.recordForcedGc();
+      logger.debug({ durationMs }, 'full garbage collection after connections released their buffers');
+    },
+    onError: (error) =>
+      logger.warn({ error: (error as Error).message }, 'returning freed memory to the OS failed'),
+    onTrim: (record) => {
+      core.metrics.recordMemoryTrim(record.returnedBytes);
+      logger.debug({ ...record }, 'freed malloc memory returned to the OS');
+    },
+  });
+  if (nativeMemory.available) {
+    logger.info(
+      { glibc: nativeMemory.glibcVersion, ...settings },
+      'freed malloc memory is returned to the OS',
+    );
+    trimmer.start();
+  } else {
+    logger.info(
+      { reason: nativeMemory.reason },
+      'freed malloc memory is not returned to the OS (no malloc_trim)',
+    );
+  }
+  return trimmer;
+}
+
 export class Broker {
   readonly core: BrokerCore;
   readonly server: NetworkServer | null;
   readonly admin: AdminServer | null;
   private stopped = false;
   private readonly tracing: BrokerTracing | null;
+  private readonly trimmer: MemoryTrimmer | null;
 
   private constructor(
     core: BrokerCore,
     server: NetworkServer | null,
     admin: AdminServer | null,
     tracing: BrokerTracing | null,
+    trimmer: MemoryTrimmer | null,
   ) {
     this.core = core;
     this.server = server;
     this.admin = admin;
     this.tracing = tracing;
+    this.trimmer = trimmer;
   }
 
   static async start(options: BrokerOptions): Promise<Broker> {
@@ -167,7 +221,8 @@ export class Broker {
       await tracing?.shutdown();
       throw error;
     }
-    broker = new Broker(core, server, admin, tracing);
+    const trimmer = startMemoryTrimmer(options, core, server, logger);
+    broker = new Broker(core, server, admin, tracing, trimmer);
     return broker;
   }
 
@@ -190,6 +245,7 @@ export class Broker {
   async stop(options: { deadlineMs?: number } = {}): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.trimmer?.stop();
     if (this.server !== null) await this.server.shutdown({ deadlineMs: options.deadlineMs ?? 5000 });
     if (this.admin !== null) await this.admin.close();
     await this.core.close();

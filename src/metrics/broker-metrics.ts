@@ -49,6 +49,9 @@ export class BrokerMetrics {
   private readonly compactedBytes: Counter;
   private readonly compactionRemovedBytes: Counter;
   private readonly compactionRemovedRecords: Counter;
+  private readonly memoryTrims: Counter;
+  private readonly memoryTrimmedBytes: Counter;
+  private readonly forcedGcs: Counter;
   private source: BrokerStateSource | null = null;
   private readonly recorder = new RequestRecorder(LATENCY_BUCKETS);
   /**
@@ -111,6 +114,21 @@ export class BrokerMetrics {
     this.compactionRemovedRecords = new Counter({
       name: 'memorystreamer_compaction_removed_records_total',
       help: 'records log compaction removed: superseded by a later record of their key, or expired tombstones',
+      registers,
+    });
+    this.memoryTrims = new Counter({
+      name: 'memorystreamer_memory_trims_total',
+      help: 'times freed malloc memory was returned to the OS (malloc_trim; glibc Linux with the native addon)',
+      registers,
+    });
+    this.memoryTrimmedBytes = new Counter({
+      name: 'memorystreamer_memory_trimmed_bytes_total',
+      help: 'resident memory those trims returned (RSS before minus after)',
+      registers,
+    });
+    this.forcedGcs = new Counter({
+      name: 'memorystreamer_memory_forced_gc_total',
+      help: 'full garbage collections run because connections released much more memory than V8 had freed',
       registers,
     });
     // Process CPU, memory, file descriptors, event-loop lag and GC, under the same prefix.
@@ -221,6 +239,17 @@ export class BrokerMetrics {
     this.compactedBytes.inc(bytesBefore);
     this.compactionRemovedBytes.inc(bytesBefore - bytesAfter);
     this.compactionRemovedRecords.inc(records);
+  }
+
+  /** One malloc_trim and the RSS it gave back. */
+  recordMemoryTrim(returnedBytes: number): void {
+    // Background work, not the request path: counted even with request metrics off.
+    this.memoryTrims.inc();
+    this.memoryTrimmedBytes.inc(returnedBytes);
+  }
+
+  recordForcedGc(): void {
+    this.forcedGcs.inc();
   }
 
   recordFetch(bytes: number): void {

@@ -1,0 +1,98 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { nativeMemory } from '../../src/common/native-memory.js';
+import { DEFAULT_MEMORY_TRIM, MemoryTrimmer, unaccountedBytes } from '../../src/embedded/memory-trimmer.js';
+
+const MiB = 1024 * 1024;
+
+/** test/embedded/helpers/trim-child.ts in a child, so this runner's own heap does not count. */
+async function child(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Record<string, unknown>> {
+  const exposeGc = args[0] === 'release' ? [] : ['--expose-gc'];
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [...exposeGc, '--import', 'tsx', 'test/embedded/helpers/trim-child.ts', ...args],
+    { env: { ...process.env, ...env }, timeout: 60_000 },
+  );
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+}
+
+describe('MemoryTrimmer', () => {
+  it('measures memory outside V8 and Buffers as rss − heapTotal − arrayBuffers', () => {
+    expect(unaccountedBytes({ rss: 300 * MiB, heapTotal: 40 * MiB, arrayBuffers: 60 * MiB })).toBe(200 * MiB);
+  });
+
+  it('rejects settings that cannot work', () => {
+    const deps = {
+      status: nativeMemory,
+      trim: async () => false,
+      heldBytes: () => 0,
+      collectGarbage: null,
+      onTrim: () => undefined,
+      onError: () => undefined,
+    };
+    const settings = DEFAULT_MEMORY_TRIM;
+    expect(() => new MemoryTrimmer({ ...settings, intervalMs: 0 }, deps)).toThrow(RangeError);
+    expect(() => new MemoryTrimmer({ ...settings, thresholdBytes: -1 }, deps)).toThrow(RangeError);
+    expect(() => new MemoryTrimmer({ ...settings, minGcIntervalMs: Number.NaN }, deps)).toThrow(RangeError);
+    expect(new MemoryTrimmer(DEFAULT_MEMORY_TRIM, deps).active).toBe(nativeMemory.available);
+  });
+
+  it('trims once after 200 MiB of Buffers were freed, then not again until memory grows', async () => {
+    const result = (await child(['check'])) as {
+      active: boolean;
+      first: { rssBefore: number; rssAfter: number; returnedBytes: number } | null;
+      second: unknown;
+    };
+    if (!nativeMemory.available) {
+      expect(result.active).toBe(false);
+      expect(result.first).toBeNull();
+      return;
+    }
+    expect(result.first).not.toBeNull();
+    expect(result.first!.returnedBytes).toBeGreaterThan(100 * MiB);
+    expect(result.first!.rssAfter).toBe(result.first!.rssBefore - result.first!.returnedBytes);
+    expect(result.second).toBeNull();
+  }, 90_000);
+
+  it('forces a full collection when connections let go of Buffers V8 has not freed, then trims', async () => {
+    const result = (await child(['release'])) as {
+      exposedGc: boolean;
+      collector: boolean;
+      whileHeld: unknown;
+      arrayBuffersBefore: number;
+      released: { returnedBytes: number; gcMs: number | null } | null;
+      arrayBuffersAfter: number;
+    };
+    // Started without --expose-gc: the collector comes from the flag set at run time.
+    expect(result.exposedGc).toBe(false);
+    expect(result.collector).toBe(true);
+    expect(result.whileHeld).toBeNull();
+    if (!nativeMemory.available) return expect(result.released).toBeNull();
+    expect(result.arrayBuffersBefore).toBeGreaterThan(150 * MiB);
+    expect(result.released).not.toBeNull();
+    expect(result.released!.gcMs).not.toBeNull();
+    expect(result.arrayBuffersAfter).toBeLessThan(50 * MiB);
+    expect(result.released!.returnedBytes).toBeGreaterThan(100 * MiB);
+  }, 90_000);
+
+  it('does nothing without the addon', async () => {
+    const result = await child(['check'], { MEMORYSTREAMER_NATIVE_MEMORY: '0' });
+    expect(result).toMatchObject({ active: false, first: null, second: null });
+  }, 90_000);
+
+  it('a broker counts its trims and the bytes they returned in its metrics', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'ms-trim-'));
+    try {
+      const result = (await child(['broker', dataDir])) as { trims: number; trimmedBytes: number };
+      if (!nativeMemory.available) return expect(result.trims).toBe(0);
+      expect(result.trims).toBeGreaterThanOrEqual(1);
+      expect(result.trimmedBytes).toBeGreaterThan(100 * MiB);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
+});
