@@ -178,7 +178,14 @@ export async function loadConfig(inputs: ConfigInputs = {}): Promise<LoadedConfi
   const env = inputs.env ?? {};
   const byEnv = new Map(SETTINGS.map((s) => [envName(s.key), s.key]));
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith('MEMORYSTREAMER_') || name === 'MEMORYSTREAMER_BROKERS' || raw === undefined)
+    // MEMORYSTREAMER_BROKERS is the CLI's; MEMORYSTREAMER_NATIVE_* turn the native addons off
+    // (docs/native-crc32c.md, docs/native-memory.md); neither is a broker setting.
+    if (
+      !name.startsWith('MEMORYSTREAMER_') ||
+      name === 'MEMORYSTREAMER_BROKERS' ||
+      name.startsWith('MEMORYSTREAMER_NATIVE_') ||
+      raw === undefined
+    )
       continue;
     const key = byEnv.get(name);
     if (key === undefined) problems.push(`environment: unknown variable ${name}`);

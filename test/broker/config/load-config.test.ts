@@ -76,6 +76,17 @@ max_message_bytes = "2MiB"
     expect(envName('server.max_connections')).toBe('MEMORYSTREAMER_SERVER_MAX_CONNECTIONS');
   });
 
+  it('leaves the native-addon switches (MEMORYSTREAMER_NATIVE_*) and the CLI broker list alone', async () => {
+    const loaded = await loadConfig({
+      env: {
+        MEMORYSTREAMER_NATIVE_CRC: '0',
+        MEMORYSTREAMER_NATIVE_MEMORY: '0',
+        MEMORYSTREAMER_BROKERS: 'h:1',
+      },
+    });
+    expect(loaded.values['server.port']).toBe(7400);
+  });
+
   it('accepts forever and unlimited', async () => {
     const loaded = await loadConfig({
       env: { MEMORYSTREAMER_TOPICS_RETENTION: 'forever', MEMORYSTREAMER_TOPICS_RETENTION_BYTES: 'unlimited' },
