@@ -51,6 +51,12 @@ export interface ConnectionHost {
   globalBudgetExceeded(): boolean;
   /** True when `bytes` more fit in the global budget. */
   globalBudgetFits(bytes: number): boolean;
+  /**
+   * True when a fetch reservation of `bytes` fits the global budget for a connection holding
+   * `heldByRequester`: big holders leave the budget's headroom to small fetches of connections that
+   * hold next to nothing.
+   */
+  reservationFitsGlobally(bytes: number, heldByRequester: number): boolean;
   /** The connection waits for the global budget: wake it (`retry`) when bytes are freed. */
   waitForBudget(connection: Connection): void;
   /** Reads for clients at once, process-wide (fetches wait their turn there). */
@@ -218,7 +224,15 @@ export class Connection {
   private reservationFits(reservation: number): boolean {
     const held = this.currentHeldBytes();
     const own = held === 0 || held + reservation <= this.host.limits.connectionBudgetBytes;
-    return own && this.host.globalBudgetFits(reservation);
+    return own && this.host.reservationFitsGlobally(reservation, held);
+  }
+
+  /** A parked fetch that fits this connection's budget but not the global one. */
+  get blockedByGlobalBudget(): boolean {
+    if (this.parked === null || this.state === 'closed') return false;
+    const held = this.currentHeldBytes();
+    const own = held === 0 || held + this.parked.reservation <= this.host.limits.connectionBudgetBytes;
+    return own && !this.host.reservationFitsGlobally(this.parked.reservation, held);
   }
 
   /**

@@ -27,6 +27,16 @@ export interface NetworkServerOptions {
 const SWEEP_INTERVAL_MS = 250;
 /** Bytes a woken connection may read before it counts them (one socket read). */
 const READ_ALLOWANCE = 64 * 1024;
+/**
+ * The last part of the global budget (1/GLOBAL_HEADROOM_DIVISOR) is kept for small fetches of
+ * connections that hold next to nothing: clients that pile up reservations and unread responses
+ * fill the rest, never this, so an honest consumer's next fetch still fits while they are cut.
+ */
+const GLOBAL_HEADROOM_DIVISOR = 8;
+/** A fetch may use the headroom when its reservation is at most this part of it. */
+const HEADROOM_SHARE_DIVISOR = 4;
+/** "Holds next to nothing": at most one socket read. */
+const SMALL_HOLDER_BYTES = 64 * 1024;
 
 export class NetworkServer implements ConnectionHost {
   readonly core: BrokerCore;
@@ -150,6 +160,13 @@ export class NetworkServer implements ConnectionHost {
     return this.globalBytes + bytes <= this.limits.globalBudgetBytes;
   }
 
+  reservationFitsGlobally(bytes: number, heldByRequester: number): boolean {
+    const headroom = Math.floor(this.limits.globalBudgetBytes / GLOBAL_HEADROOM_DIVISOR);
+    const small = heldByRequester <= SMALL_HOLDER_BYTES && bytes <= headroom / HEADROOM_SHARE_DIVISOR;
+    const limit = this.limits.globalBudgetBytes - (small ? 0 : headroom);
+    return this.globalBytes + bytes <= limit;
+  }
+
   get heldBytes(): number {
     return this.globalBytes;
   }
@@ -183,7 +200,14 @@ export class NetworkServer implements ConnectionHost {
    */
   private sweep(): void {
     const now = Date.now();
-    const pressure = !this.globalBudgetFits(READ_ALLOWANCE) && this.waiting.size > 0;
+    // Pressure: a connection waits for the global budget and what it needs does not fit (a read,
+    // or the reservation of its parked fetch).
+    let pressure = false;
+    for (const connection of this.waiting)
+      if (!this.globalBudgetFits(READ_ALLOWANCE) || connection.blockedByGlobalBudget) {
+        pressure = true;
+        break;
+      }
     let finishing = false;
     let oldestPausedInFrame: Connection | null = null;
     for (const connection of this.connections) {
