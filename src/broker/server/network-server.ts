@@ -35,8 +35,11 @@ const READ_ALLOWANCE = 64 * 1024;
 const GLOBAL_HEADROOM_DIVISOR = 8;
 /** A fetch may use the headroom when its reservation is at most this part of it. */
 const HEADROOM_SHARE_DIVISOR = 4;
-/** "Holds next to nothing": at most one socket read. */
-const SMALL_HOLDER_BYTES = 64 * 1024;
+/**
+ * "Holds next to nothing": no responses waiting, no other fetch reserved, no pipelined input
+ * beyond a few small requests (a connection with kilobytes of requests queued is not one).
+ */
+const SMALL_HOLDER_BYTES = 4 * 1024;
 
 export class NetworkServer implements ConnectionHost {
   readonly core: BrokerCore;
