@@ -41,6 +41,8 @@ import type { ReadScheduler } from '../partitions/read-scheduler.js';
 import { PushScheduler } from './push-scheduler.js';
 import type { ServerLimits } from './server-limits.js';
 
+export type ReservationPool = 'shared' | 'headroom';
+
 export interface ConnectionHost {
   readonly core: BrokerCore;
   readonly limits: ServerLimits;
@@ -52,11 +54,14 @@ export interface ConnectionHost {
   /** True when `bytes` more fit in the global budget. */
   globalBudgetFits(bytes: number): boolean;
   /**
-   * True when a fetch reservation of `bytes` fits the global budget for a connection holding
-   * `heldByRequester`: big holders leave the budget's headroom to small fetches of connections that
-   * hold next to nothing.
+   * Where a fetch reservation of `bytes` from a connection holding `heldByRequester` fits: the
+   * shared part of the global budget, the headroom kept for small fetches of connections that hold
+   * next to nothing, or nowhere yet (null).
    */
-  reservationFitsGlobally(bytes: number, heldByRequester: number): boolean;
+  admitReservation(bytes: number, heldByRequester: number): ReservationPool | null;
+  /** A fetch admitted to the headroom runs: its reservation is taken from it until released. */
+  takeHeadroom(bytes: number): void;
+  releaseHeadroom(bytes: number): void;
   /** The connection waits for the global budget: wake it (`retry`) when bytes are freed. */
   waitForBudget(connection: Connection): void;
   /** Reads for clients at once, process-wide (fetches wait their turn there). */
@@ -195,9 +200,10 @@ export class Connection {
     if (this.yielding) return;
     if (this.parked !== null) {
       const { frame, reservation } = this.parked;
-      if (!this.reservationFits(reservation)) return;
+      const pool = this.admission(reservation);
+      if (pool === null) return;
       this.parked = null;
-      this.dispatch(frame, reservation);
+      this.dispatch(frame, { reservation, pool });
       if (this.isClosed()) return;
     }
     let dispatched = 0;
@@ -254,10 +260,10 @@ export class Connection {
    * A fetch runs only when its reservation fits this connection's budget (always when the
    * connection holds nothing else, so a budget below one fetch cannot lock it out) and the global one.
    */
-  private reservationFits(reservation: number): boolean {
+  private admission(reservation: number): ReservationPool | null {
     const held = this.currentHeldBytes();
     const own = held === 0 || held + reservation <= this.host.limits.connectionBudgetBytes;
-    return own && this.host.reservationFitsGlobally(reservation, held);
+    return own ? this.host.admitReservation(reservation, held) : null;
   }
 
   /** A parked fetch that fits this connection's budget but not the global one. */
@@ -265,7 +271,7 @@ export class Connection {
     if (this.parked === null || this.state === 'closed') return false;
     const held = this.currentHeldBytes();
     const own = held === 0 || held + this.parked.reservation <= this.host.limits.connectionBudgetBytes;
-    return own && !this.host.reservationFitsGlobally(this.parked.reservation, held);
+    return own && this.host.admitReservation(this.parked.reservation, held) === null;
   }
 
   /**
@@ -427,7 +433,7 @@ export class Connection {
     }, timeoutMs);
   }
 
-  private dispatch(frame: Frame, reserved?: number): void {
+  private dispatch(frame: Frame, admitted?: { reservation: number; pool: ReservationPool }): void {
     const { header } = frame;
     if (!frame.payloadCrcValid) {
       this.sendError(header.correlationId, header.opcode, errorOf('BAD_PAYLOAD_CRC'));
@@ -500,18 +506,20 @@ export class Connection {
       return;
     }
     let reservation = 0;
+    let pool: ReservationPool | null = 'shared';
     if (header.opcode === Opcode.FETCH) {
       // The response is reserved before the fetch runs, at most the server's fetch limit whatever
       // the client asked for; a fetch that does not fit waits, and reading with it.
       const fetch = request as { maxBytes: number };
       fetch.maxBytes = Math.min(fetch.maxBytes, this.host.limits.maxFetchBytes);
-      reservation = reserved ?? fetch.maxBytes + FETCH_RESPONSE_OVERHEAD;
-      if (reserved === undefined && !this.reservationFits(reservation)) {
+      reservation = admitted?.reservation ?? fetch.maxBytes + FETCH_RESPONSE_OVERHEAD;
+      pool = admitted?.pool ?? this.admission(reservation);
+      if (pool === null) {
         this.parked = { frame, reservation };
         return;
       }
     }
-    void this.execute(name as CoreCommand, frame, request, reservation);
+    void this.execute(name as CoreCommand, frame, request, reservation, pool === 'headroom');
   }
 
   private async execute(
@@ -519,9 +527,11 @@ export class Connection {
     frame: Frame,
     request: unknown,
     reservation: number,
+    fromHeadroom: boolean,
   ): Promise<void> {
     const { correlationId, opcode } = frame.header;
     const size = frame.payload.length;
+    if (fromHeadroom) this.host.takeHeadroom(reservation);
     this.inFlightRequests++;
     this.inFlightBytes += size;
     this.reservedBytes += reservation;
@@ -555,6 +565,7 @@ export class Connection {
       this.inFlightRequests--;
       this.inFlightBytes -= size;
       this.reservedBytes -= reservation;
+      if (fromHeadroom) this.host.releaseHeadroom(reservation);
       if (this.processing) this.updateBudget();
       else this.pump();
       if (this.inFlightRequests === 0) {

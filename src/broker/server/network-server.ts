@@ -10,7 +10,7 @@ import { ERROR_TABLE, errorOf } from '../../protocol/error-codes.js';
 import { encodeFrame, FrameFlags } from '../../protocol/frame-header.js';
 import type { BrokerCore } from '../broker-core.js';
 import { sharedReads } from '../partitions/read-scheduler.js';
-import { Connection, type ConnectionHost } from './connection.js';
+import { Connection, type ConnectionHost, type ReservationPool } from './connection.js';
 import { DEFAULT_SERVER_LIMITS, PRESSURE_STALL_MS, type ServerLimits } from './server-limits.js';
 
 export type { ServerLimits } from './server-limits.js';
@@ -28,9 +28,9 @@ const SWEEP_INTERVAL_MS = 250;
 /** Bytes a woken connection may read before it counts them (one socket read). */
 const READ_ALLOWANCE = 64 * 1024;
 /**
- * The last part of the global budget (1/GLOBAL_HEADROOM_DIVISOR) is kept for small fetches of
- * connections that hold next to nothing: clients that pile up reservations and unread responses
- * fill the rest, never this, so an honest consumer's next fetch still fits while they are cut.
+ * A part of the global budget (1/GLOBAL_HEADROOM_DIVISOR) is kept for small fetches of connections
+ * that hold next to nothing: clients that pile up reservations, unread responses or half-sent
+ * frames fill the rest, never this, so an honest consumer's next fetch runs while they are cut.
  */
 const GLOBAL_HEADROOM_DIVISOR = 8;
 /** A fetch may use the headroom when its reservation is at most this part of it. */
@@ -54,6 +54,8 @@ export class NetworkServer implements ConnectionHost {
   private wakeScheduled = false;
   private readonly sweepTimer: NodeJS.Timeout;
   private globalBytes = 0;
+  /** Bytes reserved by fetches running from the headroom (see admitReservation). */
+  private headroomReserved = 0;
   private shuttingDown = false;
   readonly fetches = sharedReads;
   /** Connections refused at accept (limits or shutdown), for tests and metrics. */
@@ -163,11 +165,32 @@ export class NetworkServer implements ConnectionHost {
     return this.globalBytes + bytes <= this.limits.globalBudgetBytes;
   }
 
-  reservationFitsGlobally(bytes: number, heldByRequester: number): boolean {
-    const headroom = Math.floor(this.limits.globalBudgetBytes / GLOBAL_HEADROOM_DIVISOR);
+  /**
+   * Fetches reserve from the shared part of the global budget (all but the headroom; the bytes the
+   * headroom's fetches hold are not charged to it). A small fetch of a connection holding next to
+   * nothing that does not fit there takes the headroom, whatever else holds the budget (frames
+   * arriving, unread responses): the headroom is its own pool, so the global budget is passed by at
+   * most the headroom.
+   */
+  admitReservation(bytes: number, heldByRequester: number): ReservationPool | null {
+    const headroom = this.headroomBytes;
+    if (this.globalBytes - this.headroomReserved + bytes <= this.limits.globalBudgetBytes - headroom)
+      return 'shared';
     const small = heldByRequester <= SMALL_HOLDER_BYTES && bytes <= headroom / HEADROOM_SHARE_DIVISOR;
-    const limit = this.limits.globalBudgetBytes - (small ? 0 : headroom);
-    return this.globalBytes + bytes <= limit;
+    if (small && this.headroomReserved + bytes <= headroom) return 'headroom';
+    return null;
+  }
+
+  takeHeadroom(bytes: number): void {
+    this.headroomReserved += bytes;
+  }
+
+  releaseHeadroom(bytes: number): void {
+    this.headroomReserved -= bytes;
+  }
+
+  private get headroomBytes(): number {
+    return Math.floor(this.limits.globalBudgetBytes / GLOBAL_HEADROOM_DIVISOR);
   }
 
   get heldBytes(): number {
