@@ -41,6 +41,8 @@ import type { ReadScheduler } from '../partitions/read-scheduler.js';
 import { PushScheduler } from './push-scheduler.js';
 import type { ServerLimits } from './server-limits.js';
 
+export type ReservationPool = 'shared' | 'headroom';
+
 export interface ConnectionHost {
   readonly core: BrokerCore;
   readonly limits: ServerLimits;
@@ -51,6 +53,15 @@ export interface ConnectionHost {
   globalBudgetExceeded(): boolean;
   /** True when `bytes` more fit in the global budget. */
   globalBudgetFits(bytes: number): boolean;
+  /**
+   * Where a fetch reservation of `bytes` from a connection holding `heldByRequester` fits: the
+   * shared part of the global budget, the headroom kept for small fetches of connections that hold
+   * next to nothing, or nowhere yet (null).
+   */
+  admitReservation(bytes: number, heldByRequester: number): ReservationPool | null;
+  /** A fetch admitted to the headroom runs: its reservation is taken from it until released. */
+  takeHeadroom(bytes: number): void;
+  releaseHeadroom(bytes: number): void;
   /** The connection waits for the global budget: wake it (`retry`) when bytes are freed. */
   waitForBudget(connection: Connection): void;
   /** Reads for clients at once, process-wide (fetches wait their turn there). */
@@ -64,6 +75,11 @@ const GLOBAL_FLOOR_BYTES = 64 * 1024;
 const PAUSED_PROBE_MS = 1000;
 /** Bytes of a fetch response beyond its batches (high watermark, log start offset). */
 const FETCH_RESPONSE_OVERHEAD = 64;
+/**
+ * Frames one connection dispatches before it lets the others run (setImmediate): a flood of tiny
+ * requests on some connections costs them turns, not the event loop of everyone else.
+ */
+export const MAX_FRAMES_PER_TURN = 32;
 
 export class Connection {
   readonly socket: Socket;
@@ -86,6 +102,17 @@ export class Connection {
   /** Inside processFrames: requests completing synchronously must not re-enter it. */
   private processing = false;
   private paused = false;
+  /** Frames wait for the next turn (MAX_FRAMES_PER_TURN reached); reading stops until then. */
+  private yielding = false;
+  /** Whether the socket is told to stop reading (paused for the budget, or yielding its turn). */
+  private socketPaused = false;
+  /**
+   * Small frames (answers, errors, throttles) waiting to leave as one write: one buffer per
+   * flush instead of one write request per frame, so the bytes counted are the bytes held.
+   */
+  private smallFrames: Buffer[] = [];
+  private smallBytes = 0;
+  private flushScheduled = false;
   private throttled = false;
   private throttleSentAt = 0;
   /** framesDecoded while let through past the global budget to finish a frame; -1 when not. */
@@ -161,6 +188,7 @@ export class Connection {
     } finally {
       this.processing = false;
       // Everything answered synchronously (pings, credit errors, pushes) leaves in one write, now.
+      this.flushSmallFrames();
       if (!this.socket.destroyed) this.socket.uncork();
     }
     if (this.isClosed()) return;
@@ -169,14 +197,21 @@ export class Connection {
   }
 
   private processFrames(): void {
+    if (this.yielding) return;
     if (this.parked !== null) {
       const { frame, reservation } = this.parked;
-      if (!this.reservationFits(reservation)) return;
+      const pool = this.admission(reservation);
+      if (pool === null) return;
       this.parked = null;
-      this.dispatch(frame, reservation);
+      this.dispatch(frame, { reservation, pool });
       if (this.isClosed()) return;
     }
+    let dispatched = 0;
     for (;;) {
+      if (dispatched >= MAX_FRAMES_PER_TURN && this.decoder.bufferedBytes > 0) {
+        this.yieldTurn();
+        return;
+      }
       let frame: Frame | null;
       try {
         frame = this.decoder.next();
@@ -186,8 +221,18 @@ export class Connection {
       }
       if (frame === null) return;
       this.dispatch(frame);
+      dispatched++;
       if (this.isClosed() || this.parked !== null) return;
     }
+  }
+
+  /** Lets the other connections run before this one dispatches more (reading stops meanwhile). */
+  private yieldTurn(): void {
+    this.yielding = true;
+    setImmediate(() => {
+      this.yielding = false;
+      this.pump();
+    });
   }
 
   /** Bytes this connection holds: input, requests, reservations and what waits towards the client. */
@@ -203,7 +248,7 @@ export class Connection {
 
   /** Responses and pushes not yet handed to the kernel. */
   get outboundBytes(): number {
-    return this.socket.writableLength + this.pushQueue.bytes;
+    return this.socket.writableLength + this.pushQueue.bytes + this.smallBytes;
   }
 
   /** Bytes held, as last counted in the global budget. */
@@ -215,10 +260,18 @@ export class Connection {
    * A fetch runs only when its reservation fits this connection's budget (always when the
    * connection holds nothing else, so a budget below one fetch cannot lock it out) and the global one.
    */
-  private reservationFits(reservation: number): boolean {
+  private admission(reservation: number): ReservationPool | null {
     const held = this.currentHeldBytes();
     const own = held === 0 || held + reservation <= this.host.limits.connectionBudgetBytes;
-    return own && this.host.globalBudgetFits(reservation);
+    return own ? this.host.admitReservation(reservation, held) : null;
+  }
+
+  /** A parked fetch that fits this connection's budget but not the global one. */
+  get blockedByGlobalBudget(): boolean {
+    if (this.parked === null || this.state === 'closed') return false;
+    const held = this.currentHeldBytes();
+    const own = held === 0 || held + this.parked.reservation <= this.host.limits.connectionBudgetBytes;
+    return own && this.host.admitReservation(this.parked.reservation, held) === null;
   }
 
   /**
@@ -245,7 +298,6 @@ export class Connection {
     if (globalOver || (this.parked !== null && !ownOver)) this.host.waitForBudget(this);
     if (over && !this.paused) {
       this.paused = true;
-      this.socket.pause();
       if (!this.throttled) {
         this.throttled = true;
         this.host.core.metrics.recordThrottle();
@@ -254,7 +306,12 @@ export class Connection {
     } else if (!over && this.paused) {
       this.paused = false;
       this.throttled = false;
-      this.socket.resume();
+    }
+    const stopReading = this.paused || this.yielding;
+    if (stopReading !== this.socketPaused) {
+      this.socketPaused = stopReading;
+      if (stopReading) this.socket.pause();
+      else this.socket.resume();
     }
   }
 
@@ -376,7 +433,7 @@ export class Connection {
     }, timeoutMs);
   }
 
-  private dispatch(frame: Frame, reserved?: number): void {
+  private dispatch(frame: Frame, admitted?: { reservation: number; pool: ReservationPool }): void {
     const { header } = frame;
     if (!frame.payloadCrcValid) {
       this.sendError(header.correlationId, header.opcode, errorOf('BAD_PAYLOAD_CRC'));
@@ -449,18 +506,20 @@ export class Connection {
       return;
     }
     let reservation = 0;
+    let pool: ReservationPool | null = 'shared';
     if (header.opcode === Opcode.FETCH) {
       // The response is reserved before the fetch runs, at most the server's fetch limit whatever
       // the client asked for; a fetch that does not fit waits, and reading with it.
       const fetch = request as { maxBytes: number };
       fetch.maxBytes = Math.min(fetch.maxBytes, this.host.limits.maxFetchBytes);
-      reservation = reserved ?? fetch.maxBytes + FETCH_RESPONSE_OVERHEAD;
-      if (reserved === undefined && !this.reservationFits(reservation)) {
+      reservation = admitted?.reservation ?? fetch.maxBytes + FETCH_RESPONSE_OVERHEAD;
+      pool = admitted?.pool ?? this.admission(reservation);
+      if (pool === null) {
         this.parked = { frame, reservation };
         return;
       }
     }
-    void this.execute(name as CoreCommand, frame, request, reservation);
+    void this.execute(name as CoreCommand, frame, request, reservation, pool === 'headroom');
   }
 
   private async execute(
@@ -468,9 +527,11 @@ export class Connection {
     frame: Frame,
     request: unknown,
     reservation: number,
+    fromHeadroom: boolean,
   ): Promise<void> {
     const { correlationId, opcode } = frame.header;
     const size = frame.payload.length;
+    if (fromHeadroom) this.host.takeHeadroom(reservation);
     this.inFlightRequests++;
     this.inFlightBytes += size;
     this.reservedBytes += reservation;
@@ -504,9 +565,14 @@ export class Connection {
       this.inFlightRequests--;
       this.inFlightBytes -= size;
       this.reservedBytes -= reservation;
+      if (fromHeadroom) this.host.releaseHeadroom(reservation);
       if (this.processing) this.updateBudget();
       else this.pump();
-      if (this.inFlightRequests === 0) for (const wake of this.drainWaiters.splice(0)) wake();
+      if (this.inFlightRequests === 0) {
+        // A shutdown waiting for this request may close the socket at once: the answer leaves first.
+        this.flushSmallFrames();
+        for (const wake of this.drainWaiters.splice(0)) wake();
+      }
     }
   }
 
@@ -672,6 +738,7 @@ export class Connection {
     );
     // Written now (not with the pushes' deferred uncork): the request counts as done after this,
     // and a shutdown waiting for it may close the socket right away.
+    this.flushSmallFrames();
     this.noteWrite();
     this.socket.cork();
     this.socket.write(head);
@@ -689,6 +756,7 @@ export class Connection {
   }
 
   private writeParts(parts: readonly Buffer[]): void {
+    this.flushSmallFrames();
     this.noteWrite();
     this.socket.cork();
     for (const part of parts) this.socket.write(part);
@@ -704,11 +772,36 @@ export class Connection {
     }
   }
 
+  /**
+   * Queues a frame with the other small frames of this turn; they leave as one write at the end of
+   * the dispatching pass, or on the next tick for answers completing asynchronously (many answers
+   * completing together leave together). Counted as outbound from now.
+   */
   private sendFrame(fields: Parameters<typeof encodeFrame>[0], payload: Buffer): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
+    const frame = encodeFrame(fields, payload);
     this.noteWrite();
-    this.socket.write(encodeFrame(fields, payload));
+    this.smallFrames.push(frame);
+    this.smallBytes += frame.length;
     this.checkOutbound();
+    if (!this.processing && !this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(() => {
+        this.flushScheduled = false;
+        this.flushSmallFrames();
+      });
+    }
+  }
+
+  /** Hands the queued small frames to the socket as one buffer (before any other write: order). */
+  private flushSmallFrames(): void {
+    if (this.smallFrames.length === 0) return;
+    const frames = this.smallFrames;
+    const bytes = this.smallBytes;
+    this.smallFrames = [];
+    this.smallBytes = 0;
+    if (this.socket.destroyed) return;
+    this.socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames, bytes));
   }
 
   /** A client that does not read its responses and pushes is cut before it costs unbounded memory. */
@@ -767,6 +860,7 @@ export class Connection {
       'connection closed by the broker',
     );
     this.sendError(correlationId, 0, error);
+    this.flushSmallFrames();
     this.state = 'closed';
     this.socket.end();
     // A peer that never reads must not keep the socket half-open.
@@ -782,6 +876,7 @@ export class Connection {
       { opcode: Opcode.GOAWAY, flags: FrameFlags.PUSH },
       encodeGoaway({ reasonCode: ErrorCode.SHUTTING_DOWN, deadlineMs, message: 'broker is shutting down' }),
     );
+    this.flushSmallFrames();
     if (this.inFlightRequests === 0) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
@@ -806,6 +901,8 @@ export class Connection {
     this.channels.clear();
     this.heldChannels.clear();
     this.pushQueue.clear();
+    this.smallFrames = [];
+    this.smallBytes = 0;
     if (this.heldBytes !== 0) {
       this.host.addGlobalBytes(-this.heldBytes);
       this.heldBytes = 0;

@@ -10,7 +10,7 @@ import { ERROR_TABLE, errorOf } from '../../protocol/error-codes.js';
 import { encodeFrame, FrameFlags } from '../../protocol/frame-header.js';
 import type { BrokerCore } from '../broker-core.js';
 import { sharedReads } from '../partitions/read-scheduler.js';
-import { Connection, type ConnectionHost } from './connection.js';
+import { Connection, type ConnectionHost, type ReservationPool } from './connection.js';
 import { DEFAULT_SERVER_LIMITS, PRESSURE_STALL_MS, type ServerLimits } from './server-limits.js';
 
 export type { ServerLimits } from './server-limits.js';
@@ -27,6 +27,19 @@ export interface NetworkServerOptions {
 const SWEEP_INTERVAL_MS = 250;
 /** Bytes a woken connection may read before it counts them (one socket read). */
 const READ_ALLOWANCE = 64 * 1024;
+/**
+ * A part of the global budget (1/GLOBAL_HEADROOM_DIVISOR) is kept for small fetches of connections
+ * that hold next to nothing: clients that pile up reservations, unread responses or half-sent
+ * frames fill the rest, never this, so an honest consumer's next fetch runs while they are cut.
+ */
+const GLOBAL_HEADROOM_DIVISOR = 8;
+/** A fetch may use the headroom when its reservation is at most this part of it. */
+const HEADROOM_SHARE_DIVISOR = 4;
+/**
+ * "Holds next to nothing": no responses waiting, no other fetch reserved, no pipelined input
+ * beyond a few small requests (a connection with kilobytes of requests queued is not one).
+ */
+const SMALL_HOLDER_BYTES = 4 * 1024;
 
 export class NetworkServer implements ConnectionHost {
   readonly core: BrokerCore;
@@ -41,6 +54,8 @@ export class NetworkServer implements ConnectionHost {
   private wakeScheduled = false;
   private readonly sweepTimer: NodeJS.Timeout;
   private globalBytes = 0;
+  /** Bytes reserved by fetches running from the headroom (see admitReservation). */
+  private headroomReserved = 0;
   private shuttingDown = false;
   readonly fetches = sharedReads;
   /** Connections refused at accept (limits or shutdown), for tests and metrics. */
@@ -150,6 +165,34 @@ export class NetworkServer implements ConnectionHost {
     return this.globalBytes + bytes <= this.limits.globalBudgetBytes;
   }
 
+  /**
+   * Fetches reserve from the shared part of the global budget (all but the headroom; the bytes the
+   * headroom's fetches hold are not charged to it). A small fetch of a connection holding next to
+   * nothing that does not fit there takes the headroom, whatever else holds the budget (frames
+   * arriving, unread responses): the headroom is its own pool, so the global budget is passed by at
+   * most the headroom.
+   */
+  admitReservation(bytes: number, heldByRequester: number): ReservationPool | null {
+    const headroom = this.headroomBytes;
+    if (this.globalBytes - this.headroomReserved + bytes <= this.limits.globalBudgetBytes - headroom)
+      return 'shared';
+    const small = heldByRequester <= SMALL_HOLDER_BYTES && bytes <= headroom / HEADROOM_SHARE_DIVISOR;
+    if (small && this.headroomReserved + bytes <= headroom) return 'headroom';
+    return null;
+  }
+
+  takeHeadroom(bytes: number): void {
+    this.headroomReserved += bytes;
+  }
+
+  releaseHeadroom(bytes: number): void {
+    this.headroomReserved -= bytes;
+  }
+
+  private get headroomBytes(): number {
+    return Math.floor(this.limits.globalBudgetBytes / GLOBAL_HEADROOM_DIVISOR);
+  }
+
   get heldBytes(): number {
     return this.globalBytes;
   }
@@ -183,7 +226,14 @@ export class NetworkServer implements ConnectionHost {
    */
   private sweep(): void {
     const now = Date.now();
-    const pressure = !this.globalBudgetFits(READ_ALLOWANCE) && this.waiting.size > 0;
+    // Pressure: a connection waits for the global budget and what it needs does not fit (a read,
+    // or the reservation of its parked fetch).
+    let pressure = false;
+    for (const connection of this.waiting)
+      if (!this.globalBudgetFits(READ_ALLOWANCE) || connection.blockedByGlobalBudget) {
+        pressure = true;
+        break;
+      }
     let finishing = false;
     let oldestPausedInFrame: Connection | null = null;
     for (const connection of this.connections) {
