@@ -89,8 +89,12 @@ export const BUDGETS: Record<BudgetName, BudgetSettings> = {
 
 /** What the broker may use beyond its configured budget (stated in the output). */
 export const FIXED_OVERHEAD = 96 * MiB;
-/** "Memory returned": within this of the pre-attack RSS. */
-export const RETURN_MARGIN = 48 * MiB;
+/**
+ * "Memory returned": within this of the pre-attack RSS, the size of the global budget. What glibc and
+ * V8 keep after an attack varies from run to run (one CI run ended 57 MiB above); memory held
+ * after the attack, the defect this catches, showed as 75-160 MiB over the pre-attack value.
+ */
+export const RETURN_MARGIN = 64 * MiB;
 
 export interface PhaseLatencies {
   before: LatencySummary;
