@@ -36,6 +36,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { MemoryStreamerError } from '../common/errors.js';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { errorOf } from '../protocol/error-codes.js';
+import { nodeStorageFs } from '../storage/storage-fs.js';
 
 export const LOCK_FILE = 'broker.lock';
 const TAKEOVER_DIR = 'broker.lock.takeover';
@@ -237,15 +238,6 @@ export async function prepareDataDir(dataDir: string): Promise<void> {
   }
 }
 
-async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
 
 /** The held lock: refreshed while held, removed by `release`. */
@@ -374,7 +366,7 @@ export async function lockDataDir(
           throw dataDirUnusable(dir, 'is not writable', error);
         }
       }
-      await syncDirectory(dir).catch(() => undefined);
+      await nodeStorageFs.syncDirectory(dir).catch(() => undefined);
       await removeLeftoverTemporaries(dir, record.token);
       return new DataDirLock(dir, record, logger);
     }

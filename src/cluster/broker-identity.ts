@@ -7,9 +7,10 @@
 // another broker id or into another cluster, and a directory that already holds single-node
 // topics does not join a cluster at all (the cluster would not know its topics).
 
-import { open, readdir, readFile, rename } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorOf } from '../protocol/error-codes.js';
+import { nodeStorageFs } from '../storage/storage-fs.js';
 
 export const IDENTITY_FILE = 'cluster.json';
 
@@ -74,18 +75,7 @@ export async function claimIdentity(dataDir: string, identity: BrokerIdentity): 
     );
   const path = join(dataDir, IDENTITY_FILE);
   const tmp = `${path}.tmp`;
-  const handle = await open(tmp, 'w');
-  try {
-    await handle.writeFile(`${JSON.stringify({ version: 1, ...identity })}\n`);
-    await handle.datasync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, path);
-  const directory = await open(dataDir, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
+  await nodeStorageFs.writeFile(tmp, Buffer.from(`${JSON.stringify({ version: 1, ...identity })}\n`));
+  await nodeStorageFs.rename(tmp, path);
+  await nodeStorageFs.syncDirectory(dataDir);
 }

@@ -19,11 +19,11 @@ interface ChurnResult {
   returned: boolean;
 }
 
-/** test/common/helpers/buffer-churn.ts in a child, so this runner's own heap does not count. */
+/** bench/malloc-trim.ts in a child, so this runner's own heap does not count. */
 async function churn(mode: 'sync' | 'async', env: NodeJS.ProcessEnv = {}): Promise<ChurnResult> {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ['--expose-gc', '--import', 'tsx', 'test/common/helpers/buffer-churn.ts', mode, '200'],
+    ['--expose-gc', '--import', 'tsx', 'bench/malloc-trim.ts', mode, '200'],
     { env: { ...process.env, ...env }, timeout: 60_000 },
   );
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as ChurnResult;

@@ -46,9 +46,12 @@ export function decidePartition(input: ElectionInput): ElectionResult | null {
     };
 
   if (input.uncleanElectionAllowed) {
-    const any = replicas.find((id) => live.has(id));
-    if (any !== undefined)
-      return { state: { leader: any, leaderEpoch: current.leaderEpoch + 1, isr: [any] }, unclean: true };
+    const firstLive = replicas.find((id) => live.has(id));
+    if (firstLive !== undefined)
+      return {
+        state: { leader: firstLive, leaderEpoch: current.leaderEpoch + 1, isr: [firstLive] },
+        unclean: true,
+      };
   }
 
   // Offline: keep the last ISR member(s), so the partition can come back with its data.

@@ -1,14 +1,10 @@
-// Child process for test/common/native-memory.test.ts (run with --expose-gc): allocates about
-// 200 MiB as Buffers of 16-64 KiB (the sizes of socket read chunks), frees them, collects garbage,
+// What malloc_trim gives back, and what it costs (test/common/native-memory.test.ts runs it as a
+// child too). Run: node --expose-gc --import tsx bench/malloc-trim.ts sync|async [MiB]
+// Allocates about 200 MiB as Buffers of 16-64 KiB (the sizes of socket read chunks), frees them, collects garbage,
 // then prints one JSON line: which backend the loader chose, RSS before and after trimMalloc() (argv
 // "sync") or trimMallocAsync() ("async"), how long the trim took and the longest the event loop
 // went without running a timer meanwhile.
-import {
-  mallocFreeBytes,
-  nativeMemory,
-  trimMalloc,
-  trimMallocAsync,
-} from '../../../src/common/native-memory.js';
+import { mallocFreeBytes, nativeMemory, trimMalloc, trimMallocAsync } from '../src/common/native-memory.js';
 
 const MiB = 1024 * 1024;
 
@@ -23,7 +19,7 @@ function collect(): void {
   gc();
 }
 
-if (process.argv[1]?.endsWith('buffer-churn.ts')) {
+if (process.argv[1]?.endsWith('malloc-trim.ts')) {
   const mode = process.argv[2] === 'async' ? 'async' : 'sync';
   const total = Number(process.argv[3] ?? 200) * MiB;
   let held: Buffer[] = [];
