@@ -2,6 +2,14 @@
 // in place, sends them with idempotence (producer id + per-partition sequence, so a retried batch is
 // never written twice), retries retriable errors with backoff, and resolves each send with its
 // offset and stream sequence. Backpressure: `send` waits while too many bytes are buffered.
+//
+// Order per partition: at most RETAINED_PRODUCER_BATCHES batches are in flight per partition (the
+// broker remembers that many per producer, so any of them can be retried without writing it twice);
+// while they are, the open batch keeps growing, as in Kafka's accumulator. When a send fails with a
+// retriable error, the batches behind it are refused for the gap in the sequence; the partition then
+// stops sending, waits until nothing of it is in flight, and resends the failed batches in their
+// order. A batch the broker refuses for good leaves a gap: the batches behind it move to a fresh
+// producer id (restamped, their records untouched) instead of failing with it.
 
 import type { Tracer } from '@opentelemetry/api';
 import { MemoryStreamerError } from '../common/errors.js';
@@ -9,9 +17,15 @@ import type { Acks, ProduceResponse } from '../protocol/commands/data-types.js';
 import type { RequestOf } from '../protocol/commands/registry.js';
 import type { CompressionCodecName } from '../protocol/compression.js';
 import { errorOf } from '../protocol/error-codes.js';
+import { RETAINED_PRODUCER_BATCHES } from '../protocol/idempotence.js';
 import { partitionForKey } from '../protocol/partitioner.js';
-import { RecordBatchBuilder, type RecordHeaderInput, type RecordInput } from '../protocol/record-batch.js';
-import { BATCH_HEADER_SIZE } from '../protocol/record-batch-layout.js';
+import {
+  RecordBatchBuilder,
+  type RecordHeaderInput,
+  type RecordInput,
+  restampProducer,
+} from '../protocol/record-batch.js';
+import { BATCH_HEADER_SIZE, BATCH_OFFSETS } from '../protocol/record-batch-layout.js';
 import { type Bytes, toBuffer } from './message.js';
 import { endSpan, startSendSpan, withTraceHeaders } from './tracing.js';
 import type { Transport } from './transport.js';
@@ -175,6 +189,39 @@ interface Accumulator {
    * Both are refreshed per batch, when limits can have changed (a reconnect, topic metadata).
    */
   splitAtBytes: number;
+  /** Batches of this partition sent and not answered yet (at most RETAINED_PRODUCER_BATCHES). */
+  inFlight: number;
+  /** Producer id of the batches in flight: a batch of another id waits until they are answered. */
+  inFlightProducerId: bigint;
+  /** Sealed batches waiting for a slot, in their order. */
+  queue: PendingBatch[];
+  /** Set while the partition recovers from a failed send: nothing is sent until it is retried. */
+  failed: PendingBatch[] | null;
+  /** A recovery round is waiting (backoff, a new producer id). */
+  recovering: boolean;
+  /** A flush was due while the partition was busy: the open batch goes out when a slot frees. */
+  deferred: boolean;
+  /** Numbers the partition's batches in the order they were sealed. */
+  nextOrdinal: number;
+  /** Queued batches sealed while no producer id was known: stamped, in order, once one is. */
+  unstamped: number;
+}
+
+/** The producer id of a batch sealed before the producer id was known: it is stamped before it goes. */
+const UNSTAMPED = -2n;
+
+/** One sealed batch on its way: sent, waiting for a slot, or waiting to be retried. */
+interface PendingBatch {
+  readonly request: RequestOf<'produce'>;
+  readonly recordBytes: number;
+  readonly waiters: Waiter[];
+  /** Its place in the partition's order. */
+  readonly ordinal: number;
+  /** The producer id its sequence numbers belong to; -1 when it carries none. */
+  producerId: bigint;
+  /** Retriable failures so far (a refusal for a gap another batch left does not count). */
+  failures: number;
+  error: unknown;
 }
 
 export interface TopicMetadataSource {
@@ -223,7 +270,9 @@ export class Producer {
   private producerId: Promise<{ producerId: bigint; producerEpoch: number }> | null = null;
   private bufferedBytes = 0;
   private readonly spaceWaiters: Array<() => void> = [];
-  private readonly inFlight = new Set<Promise<void>>();
+  /** Batches sealed and not settled (sent, queued or being retried); `flush` waits for 0. */
+  private pendingBatches = 0;
+  private readonly idleWaiters: Array<() => void> = [];
   private closed = false;
 
   constructor(transport: Transport, metadata: TopicMetadataSource, options: ProducerOptions = {}) {
@@ -407,12 +456,13 @@ export class Producer {
         compression: this.options.compression,
       });
       const expectedVersion = input.expectedVersion;
+      const lane = this.accumulatorFor(input.topic, partition);
       if (waiter !== undefined) {
-        this.dispatch(input.topic, partition, batch, recordBytes, [waiter], expectedVersion);
+        this.submitConditional(lane, batch, recordBytes, waiter, expectedVersion);
         return null;
       }
       return new Promise<Receipt>((resolve, reject) => {
-        this.dispatch(input.topic, partition, batch, recordBytes, [{ resolve, reject }], expectedVersion);
+        this.submitConditional(lane, batch, recordBytes, { resolve, reject }, expectedVersion);
       });
     }
     const accumulator = this.accumulatorFor(input.topic, partition);
@@ -425,7 +475,7 @@ export class Producer {
     ) {
       // It does not fit: what is buffered leaves as it is, and this message starts the next batch
       // (Kafka's accumulator does the same), so no batch outgrows the limits for one message.
-      this.flushAccumulator(accumulator);
+      this.flushAccumulator(accumulator, true);
     }
     const before = accumulator.builder.sizeInBytes;
     accumulator.builder.append(record);
@@ -435,7 +485,7 @@ export class Producer {
       receipt = new Promise<Receipt>((resolve, reject) => accumulator.waiters.push({ resolve, reject }));
     else accumulator.waiters.push(waiter);
     if (accumulator.builder.sizeInBytes >= this.options.batchBytes) {
-      this.flushAccumulator(accumulator);
+      this.flushAccumulator(accumulator, true);
     } else if (!accumulator.scheduled) {
       accumulator.scheduled = true;
       if (this.options.lingerMs > 0) accumulator.timer = setTimeout(accumulator.flush, this.options.lingerMs);
@@ -460,9 +510,17 @@ export class Producer {
         waiters: [],
         timer: null,
         scheduled: false,
-        flush: () => this.flushAccumulator(created),
+        flush: () => this.flushAccumulator(created, false),
         maxBatchBytes: Number.POSITIVE_INFINITY,
         splitAtBytes: this.options.batchBytes,
+        inFlight: 0,
+        inFlightProducerId: -1n,
+        queue: [],
+        failed: null,
+        recovering: false,
+        deferred: false,
+        nextOrdinal: 0,
+        unstamped: 0,
       };
       this.refreshLimits(created);
       accumulator = created;
@@ -493,25 +551,36 @@ export class Producer {
 
   private flushPartition(topic: string, partition: number): void {
     const accumulator = this.accumulators.get(topic)?.[partition];
-    if (accumulator !== undefined) this.flushAccumulator(accumulator);
+    if (accumulator !== undefined) this.flushAccumulator(accumulator, true);
   }
 
-  private flushAccumulator(accumulator: Accumulator): void {
+  /**
+   * Seals the open batch and sends it. `force` false (a linger timer): while the partition is busy
+   * the batch stays open and keeps growing, and goes out when a slot frees.
+   */
+  private flushAccumulator(accumulator: Accumulator, force: boolean): void {
     if (accumulator.timer !== null) clearTimeout(accumulator.timer);
     accumulator.timer = null;
+    if (!force && accumulator.waiters.length > 0 && this.laneBusy(accumulator)) {
+      accumulator.deferred = true;
+      return;
+    }
     accumulator.scheduled = false;
+    accumulator.deferred = false;
     if (accumulator.waiters.length === 0) return;
     const waiters = accumulator.waiters;
     accumulator.waiters = [];
-    const { producerId, producerEpoch } = this.currentIdentity;
-    const sequenceKey = accumulator.sequenceKey;
     const count = accumulator.builder.count;
     const recordBytes = accumulator.builder.sizeInBytes - BATCH_HEADER_SIZE;
-    let baseSequence = -1;
-    if (producerId >= 0n) {
-      baseSequence = this.sequences.get(sequenceKey) ?? 0;
-      this.sequences.set(sequenceKey, (baseSequence + count) % 0x80000000);
+    let { producerId, producerEpoch } = this.currentIdentity;
+    // The producer id is being replaced (after a batch failed for good): this batch is stamped
+    // when the new one is known, after the partition's batches sealed before it.
+    const stampLater = this.options.idempotent && (producerId < 0n || accumulator.unstamped > 0);
+    if (stampLater) {
+      producerId = -1n;
+      producerEpoch = -1;
     }
+    const baseSequence = producerId >= 0n ? this.takeSequences(accumulator.sequenceKey, count) : -1;
     const batch = accumulator.builder.finish({
       producerId,
       producerEpoch,
@@ -521,58 +590,258 @@ export class Producer {
     this.refreshLimits(accumulator);
     // Messages without key stick to one partition per batch, then move on.
     this.sticky.set(accumulator.topic, (this.sticky.get(accumulator.topic) ?? 0) + 1);
-    this.dispatch(accumulator.topic, accumulator.partition, batch, recordBytes, waiters, undefined);
-  }
-
-  private dispatch(
-    topic: string,
-    partition: number,
-    batch: Buffer,
-    recordBytes: number,
-    waiters: Waiter[],
-    expectedVersion: number | undefined,
-  ): void {
-    if (expectedVersion !== undefined) this.bufferedBytes += recordBytes;
     const request: RequestOf<'produce'> = {
-      topic,
-      partition,
+      topic: accumulator.topic,
+      partition: accumulator.partition,
       acks: this.options.acks,
       batch,
-      ...(expectedVersion !== undefined ? { expectedVersion } : {}),
     };
-    // The first attempt with plain callbacks (no async function, no finally: this runs once per
-    // batch, at low rates once per message); retries and failures take the async path.
+    this.submit(
+      accumulator,
+      this.pendingBatch(accumulator, request, recordBytes, waiters, stampLater ? UNSTAMPED : producerId),
+    );
+  }
+
+  /** The next `count` sequence numbers of a partition under the current producer id. */
+  private takeSequences(sequenceKey: string, count: number): number {
+    const base = this.sequences.get(sequenceKey) ?? 0;
+    this.sequences.set(sequenceKey, (base + count) % 0x80000000);
+    return base;
+  }
+
+  private pendingBatch(
+    lane: Accumulator,
+    request: RequestOf<'produce'>,
+    recordBytes: number,
+    waiters: Waiter[],
+    producerId: bigint,
+  ): PendingBatch {
+    return {
+      request,
+      recordBytes,
+      waiters,
+      ordinal: lane.nextOrdinal++,
+      producerId,
+      failures: 0,
+      error: null,
+    };
+  }
+
+  /** A conditional append: no sequence (see enqueue), but in the partition's order like any batch. */
+  private submitConditional(
+    lane: Accumulator,
+    batch: Buffer,
+    recordBytes: number,
+    waiter: Waiter,
+    expectedVersion: number,
+  ): void {
+    this.bufferedBytes += recordBytes;
+    const request: RequestOf<'produce'> = {
+      topic: lane.topic,
+      partition: lane.partition,
+      acks: this.options.acks,
+      batch,
+      expectedVersion,
+    };
+    this.submit(lane, this.pendingBatch(lane, request, recordBytes, [waiter], -1n));
+  }
+
+  private laneBusy(lane: Accumulator): boolean {
+    return lane.failed !== null || lane.queue.length > 0 || lane.inFlight >= RETAINED_PRODUCER_BATCHES;
+  }
+
+  private submit(lane: Accumulator, pending: PendingBatch): void {
+    this.pendingBatches++;
+    if (pending.producerId === UNSTAMPED) {
+      lane.unstamped++;
+      lane.queue.push(pending);
+      this.identity().then(
+        () => this.pump(lane),
+        (error: unknown) => this.failUnstamped(lane, error),
+      );
+    } else if (this.laneBusy(lane) || !this.sendableNow(lane, pending)) lane.queue.push(pending);
+    else this.transmit(lane, pending);
+  }
+
+  /** Gives the partition's unstamped batches, in order, the current producer id and sequences. */
+  private stampQueued(lane: Accumulator): void {
+    const { producerId, producerEpoch } = this.currentIdentity;
+    for (const pending of lane.queue) {
+      if (pending.producerId !== UNSTAMPED) continue;
+      const count = pending.request.batch.readInt32BE(BATCH_OFFSETS.recordCount);
+      restampProducer(
+        pending.request.batch,
+        producerId,
+        producerEpoch,
+        this.takeSequences(lane.sequenceKey, count),
+      );
+      pending.producerId = producerId;
+    }
+    lane.unstamped = 0;
+  }
+
+  /** No producer id could be had (the broker cannot be reached): the batches waiting for one fail. */
+  private failUnstamped(lane: Accumulator, error: unknown): void {
+    if (lane.unstamped === 0) return;
+    const waiting = lane.queue.filter((pending) => pending.producerId === UNSTAMPED);
+    lane.queue = lane.queue.filter((pending) => pending.producerId !== UNSTAMPED);
+    lane.unstamped = 0;
+    for (const pending of waiting) this.fail(pending, error);
+    this.pump(lane);
+  }
+
+  /** Batches of a new producer id wait until the old id's batches are answered (no reordering). */
+  private sendableNow(lane: Accumulator, pending: PendingBatch): boolean {
+    return lane.inFlight === 0 || pending.producerId === lane.inFlightProducerId;
+  }
+
+  private transmit(lane: Accumulator, pending: PendingBatch): void {
+    lane.inFlight++;
+    lane.inFlightProducerId = pending.producerId;
+    // Plain callbacks, no async function: this runs once per batch, at low rates once per message.
     let attempt: Promise<ProduceResponse>;
     try {
-      attempt = this.transport.request('produce', request, { timeoutMs: this.options.timeoutMs });
+      attempt = this.transport.request('produce', pending.request, { timeoutMs: this.options.timeoutMs });
     } catch (error) {
       // A transport that throws instead of rejecting fails (or retries) the batch the same way.
       attempt = Promise.reject(error);
     }
-    const task: Promise<void> = attempt.then(
+    attempt.then(
       (response) => {
-        this.settle(topic, partition, response, waiters);
-        this.release(recordBytes, task);
+        lane.inFlight--;
+        this.settle(pending, response);
+        this.pump(lane);
       },
-      (error: unknown) =>
-        this.sendBatch(request, waiters, expectedVersion, error).then(() => this.release(recordBytes, task)),
+      (error: unknown) => {
+        lane.inFlight--;
+        this.onSendFailed(lane, pending, error);
+        this.pump(lane);
+      },
     );
-    this.inFlight.add(task);
   }
 
-  /** A batch has settled: its bytes no longer count against the buffer limit. */
-  private release(recordBytes: number, task: Promise<void>): void {
-    this.bufferedBytes -= recordBytes;
-    this.inFlight.delete(task);
-    while (this.bufferedBytes < this.options.maxBufferedBytes && this.spaceWaiters.length > 0)
-      this.spaceWaiters.shift()!();
+  private onSendFailed(lane: Accumulator, pending: PendingBatch, error: unknown): void {
+    const retriable = error instanceof MemoryStreamerError && error.retriable;
+    if (!retriable && pending.producerId < 0n) {
+      // Nothing of the partition's order hangs on a batch without sequence numbers.
+      this.fail(pending, error);
+      return;
+    }
+    if (retriable) pending.failures++;
+    pending.error = error;
+    if (lane.failed === null) lane.failed = [];
+    lane.failed.push(pending);
   }
 
-  private settle(topic: string, partition: number, response: ProduceResponse, waiters: Waiter[]): void {
+  /** Sends what the partition's slots allow; starts a recovery round once nothing is in flight. */
+  private pump(lane: Accumulator): void {
+    if (lane.failed !== null) {
+      if (lane.inFlight === 0 && !lane.recovering) void this.recover(lane);
+      return;
+    }
+    if (lane.unstamped > 0 && lane.queue[0]?.producerId === UNSTAMPED) {
+      if (this.currentIdentity.producerId < 0n) return; // submit's identity() pumps again
+      this.stampQueued(lane);
+    }
+    while (lane.queue.length > 0 && lane.inFlight < RETAINED_PRODUCER_BATCHES) {
+      if (!this.sendableNow(lane, lane.queue[0]!)) return;
+      this.transmit(lane, lane.queue.shift()!);
+    }
+    if (lane.deferred && !this.laneBusy(lane)) this.flushAccumulator(lane, true);
+  }
+
+  /**
+   * Every batch of the partition is answered and some failed. The first failed one decides: a
+   * retriable error is retried after a backoff (the ones behind it were refused for the gap it left
+   * and go again after it); a refusal for good fails it alone; a broker that lost the producer's
+   * sequence (OUT_OF_ORDER_SEQUENCE or UNKNOWN_PRODUCER_ID with nothing before it missing) gets the
+   * batches again under a fresh producer id.
+   */
+  private async recover(lane: Accumulator): Promise<void> {
+    lane.recovering = true;
+    const failed = lane.failed!.sort((a, b) => a.ordinal - b.ordinal);
+    const head = failed[0]!;
+    const error = head.error;
+    const code = error instanceof MemoryStreamerError ? error.codeName : undefined;
+    if (code === 'UNKNOWN_TOPIC' || code === 'UNKNOWN_PARTITION') this.metadata.forget(lane.topic);
+    const retriable = error instanceof MemoryStreamerError && error.retriable;
+    const sequenceLost = code === 'OUT_OF_ORDER_SEQUENCE' || code === 'UNKNOWN_PRODUCER_ID';
+    try {
+      if (sequenceLost && head.failures < this.options.retries && !this.closed) {
+        head.failures++;
+        await this.restamp(lane, failed, head.producerId);
+      } else if (!retriable || head.failures > this.options.retries || this.closed) {
+        failed.shift();
+        this.fail(head, error);
+        // Its sequence numbers were used but nothing was written: the batches behind it move to a
+        // fresh producer id rather than keep a gap the broker would refuse.
+        if (head.producerId >= 0n && failed.length + lane.queue.length > 0)
+          await this.restamp(lane, failed, head.producerId);
+        else if (head.producerId >= 0n) this.resetIdentity(head.producerId);
+      } else {
+        await delay(Math.min(1000, 20 * 2 ** (head.failures - 1)));
+      }
+    } catch (identityError) {
+      // No new producer id (the broker cannot be reached): what waited on this partition fails.
+      for (const pending of [...failed, ...lane.queue]) this.fail(pending, identityError);
+      failed.length = 0;
+      lane.queue = [];
+    }
+    lane.queue = [...failed, ...lane.queue];
+    lane.failed = null;
+    lane.recovering = false;
+    this.pump(lane);
+  }
+
+  /** Moves the partition's unsent batches, in order, to a fresh producer id from sequence 0. */
+  private async restamp(lane: Accumulator, failed: PendingBatch[], staleProducerId: bigint): Promise<void> {
+    this.resetIdentity(staleProducerId);
+    await this.identity();
+    const { producerId, producerEpoch } = this.currentIdentity;
+    // Nothing of this partition was sent under the new id yet (it was recovering): start at 0.
+    this.sequences.delete(lane.sequenceKey);
+    for (const pending of [...failed, ...lane.queue]) {
+      if (pending.producerId < 0n) continue;
+      const count = pending.request.batch.readInt32BE(BATCH_OFFSETS.recordCount);
+      restampProducer(
+        pending.request.batch,
+        producerId,
+        producerEpoch,
+        this.takeSequences(lane.sequenceKey, count),
+      );
+      pending.producerId = producerId;
+    }
+  }
+
+  /** Drops the producer id unless it was already replaced: the next batches get a fresh one. */
+  private resetIdentity(staleProducerId: bigint): void {
+    if (this.currentIdentity.producerId !== staleProducerId) return;
+    this.producerId = null;
+    this.currentIdentity = { producerId: -1n, producerEpoch: -1 };
+    this.sequences.clear();
+  }
+
+  private settle(pending: PendingBatch, response: ProduceResponse): void {
     const { baseOffset, sequences, durability } = response;
+    const { topic, partition } = pending.request;
+    const waiters = pending.waiters;
     for (let i = 0; i < waiters.length; i++) {
       waiters[i]!.resolve(new BatchReceipt(topic, partition, baseOffset, i, sequences[i] ?? -1, durability));
     }
+    this.release(pending);
+  }
+
+  private fail(pending: PendingBatch, error: unknown): void {
+    for (const waiter of pending.waiters) waiter.reject(error as Error);
+    this.release(pending);
+  }
+
+  /** A batch has settled: its bytes no longer count against the buffer limit. */
+  private release(pending: PendingBatch): void {
+    this.bufferedBytes -= pending.recordBytes;
+    while (this.bufferedBytes < this.options.maxBufferedBytes && this.spaceWaiters.length > 0)
+      this.spaceWaiters.shift()!();
+    if (--this.pendingBatches === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   private currentIdentity: { producerId: bigint; producerEpoch: number } = {
@@ -591,53 +860,13 @@ export class Producer {
     this.currentIdentity = await this.producerId;
   }
 
-  /** After a failed first attempt: retries retriable errors with backoff, or fails the batch. */
-  private async sendBatch(
-    request: RequestOf<'produce'>,
-    waiters: Waiter[],
-    expectedVersion: number | undefined,
-    firstError: unknown,
-  ): Promise<void> {
-    const { topic, partition } = request;
-    try {
-      let response: ProduceResponse | undefined;
-      let error = firstError;
-      for (let attempt = 0; response === undefined; attempt++) {
-        const retriable = error instanceof MemoryStreamerError && error.retriable;
-        if (!retriable || attempt >= this.options.retries || this.closed) throw error;
-        await delay(Math.min(1000, 20 * 2 ** attempt));
-        try {
-          response = await this.transport.request('produce', request, { timeoutMs: this.options.timeoutMs });
-        } catch (retryError) {
-          error = retryError;
-        }
-      }
-      this.settle(topic, partition, response, waiters);
-    } catch (error) {
-      if (
-        error instanceof MemoryStreamerError &&
-        (error.codeName === 'UNKNOWN_TOPIC' || error.codeName === 'UNKNOWN_PARTITION')
-      ) {
-        this.metadata.forget(topic);
-      }
-      if (expectedVersion === undefined && this.options.idempotent) {
-        // The batch's sequence numbers were used but nothing was written: continue under a fresh
-        // producer id, whose sequences start at 0, rather than leave a gap the broker would refuse.
-        this.producerId = null;
-        this.currentIdentity = { producerId: -1n, producerEpoch: -1 };
-        this.sequences.clear();
-      }
-      for (const waiter of waiters) waiter.reject(error as Error);
-    }
-  }
-
   /** Sends everything buffered now and waits until every send has settled. */
   async flush(): Promise<void> {
     for (const byPartition of this.accumulators.values()) {
       for (const accumulator of byPartition)
-        if (accumulator !== undefined) this.flushAccumulator(accumulator);
+        if (accumulator !== undefined) this.flushAccumulator(accumulator, true);
     }
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    while (this.pendingBatches > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
   async close(): Promise<void> {

@@ -202,6 +202,23 @@ function sealBatch(
   return batch;
 }
 
+/**
+ * Gives a sealed batch another producer identity and base sequence, in place, and recomputes its CRC
+ * (which covers those fields). For a producer that must resend unsent batches under a new producer
+ * id after the broker refused the old one's sequence; the records are untouched.
+ */
+export function restampProducer(
+  batch: Buffer,
+  producerId: bigint,
+  producerEpoch: number,
+  baseSequence: number,
+): void {
+  writeInt64BE(batch, producerId, BATCH_OFFSETS.producerId);
+  batch.writeInt16BE(producerEpoch, BATCH_OFFSETS.producerEpoch);
+  batch.writeInt32BE(baseSequence, BATCH_OFFSETS.baseSequence);
+  batch.writeUInt32BE(crc32c(batch.subarray(BATCH_CRC_START)), BATCH_OFFSETS.crc);
+}
+
 /** Wraps an uncompressed records section (records written from BATCH_HEADER_SIZE on) per `options`. */
 function finishBatch(
   uncompressed: Buffer,

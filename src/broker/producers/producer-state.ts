@@ -13,10 +13,11 @@
 //    DUPLICATE_SEQUENCE, above it OUT_OF_ORDER_SEQUENCE (a gap: a batch in between was lost).
 
 import { errorOf } from '../../protocol/error-codes.js';
+import { RETAINED_PRODUCER_BATCHES } from '../../protocol/idempotence.js';
 
 export const NO_PRODUCER_ID = -1n;
 /** How many recent batches per producer are remembered for duplicate detection (Kafka keeps 5). */
-export const RETAINED_BATCHES = 5;
+export const RETAINED_BATCHES = RETAINED_PRODUCER_BATCHES;
 const MAX_SEQUENCE = 0x7fffffff;
 
 export interface ProducerBatchInfo {
