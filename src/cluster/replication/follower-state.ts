@@ -18,7 +18,12 @@ export interface FollowerConfig {
    * position, so the high watermark only covers what is fsynced here.
    */
   readonly reportStableOffset: boolean;
-  /** A request unanswered this long is sent again (the answer to the old one is then ignored). */
+  /**
+   * A request unanswered this long is sent again; the wait doubles on every timeout in a row (up to
+   * 8 times this) and returns to this after an answer. The answer to a fetch that timed out is
+   * still used if it arrives first and continues the log: on a link slower than the timeout the
+   * follower keeps progressing instead of discarding every answer.
+   */
   readonly requestTimeoutMs: number;
   /** After an empty fetch, wait this long before the next one (a broker may long-poll instead). */
   readonly idleFetchBackoffMs: number;
@@ -43,6 +48,11 @@ interface InFlight {
   readonly queryEpoch: number;
 }
 
+/** How many timed-out fetches are remembered, so that their late answers can still be used. */
+const LATE_FETCHES_REMEMBERED = 8;
+/** The request timeout grows up to this multiple of the configured one while requests time out. */
+const MAX_TIMEOUT_FACTOR = 8;
+
 /** Errors after which following this leader at this epoch cannot succeed: new metadata is needed. */
 const NEEDS_METADATA: ReadonlySet<ErrorName> = new Set<ErrorName>([
   'FENCED_LEADER_EPOCH',
@@ -57,6 +67,9 @@ export class FollowerState {
   private readonly config: FollowerConfig;
   private phaseValue: FollowerPhase = 'truncating';
   private inFlight: InFlight | null = null;
+  /** Fetches that timed out, oldest first: a late answer that continues the log is still used. */
+  private readonly lateFetches: number[] = [];
+  private timeoutMs: number;
   private nextSendAtMs: number;
   private nextRequestId = 1;
   private logEnd: bigint;
@@ -65,6 +78,7 @@ export class FollowerState {
 
   constructor(config: FollowerConfig, epochCache: LeaderEpochCache, start: FollowerStart) {
     this.config = config;
+    this.timeoutMs = config.requestTimeoutMs;
     this.leaderId = config.leaderId;
     this.leaderEpoch = config.leaderEpoch;
     this.epochCache = epochCache;
@@ -94,7 +108,10 @@ export class FollowerState {
     // This replica holds batches of a newer epoch than the leader it was told to follow: the
     // instruction is stale.
     if (this.epochCache.latestEpoch > this.leaderEpoch) return this.stop('FENCED_LEADER_EPOCH');
-    if (this.inFlight !== null && nowMs - this.inFlight.sentAtMs < this.config.requestTimeoutMs) return [];
+    if (this.inFlight !== null) {
+      if (nowMs - this.inFlight.sentAtMs < this.timeoutMs) return [];
+      this.timedOut(this.inFlight);
+    }
     if (nowMs < this.nextSendAtMs) return [];
     const requestId = this.nextRequestId++;
     const { brokerId: replicaId, leaderEpoch } = this.config;
@@ -192,7 +209,11 @@ export class FollowerState {
    */
   onFetchResponse(requestId: number, response: ReplicaFetchResponse, nowMs: number): FollowerAction[] {
     const inFlight = this.take(requestId, 'fetch');
-    if (inFlight === null) return [];
+    if (inFlight === null) {
+      if (!this.usesLateAnswer(requestId, response)) return [];
+    } else {
+      this.timeoutMs = this.config.requestTimeoutMs;
+    }
     if (response.error !== null) {
       if (response.error === 'OFFSET_OUT_OF_RANGE') this.phaseValue = 'truncating';
       return this.failed(response.error, nowMs);
@@ -232,6 +253,32 @@ export class FollowerState {
       expected = batch.lastOffset + 1n;
       epoch = batch.leaderEpoch;
     }
+  }
+
+  /** The request in flight timed out: the next one waits longer, and its fetch's answer may still do. */
+  private timedOut(inFlight: InFlight): void {
+    this.inFlight = null;
+    this.timeoutMs = Math.min(this.timeoutMs * 2, this.config.requestTimeoutMs * MAX_TIMEOUT_FACTOR);
+    if (inFlight.kind !== 'fetch') return;
+    this.lateFetches.push(inFlight.requestId);
+    if (this.lateFetches.length > LATE_FETCHES_REMEMBERED) this.lateFetches.shift();
+  }
+
+  /**
+   * The answer to a fetch that timed out, arriving before the answer to the one sent since: used
+   * when it carries batches that continue the log exactly (its errors and anything else are
+   * dropped; the fetch in flight answers those). The fetch in flight then counts as timed out.
+   */
+  private usesLateAnswer(requestId: number, response: ReplicaFetchResponse): boolean {
+    const index = this.lateFetches.indexOf(requestId);
+    if (index < 0 || this.phaseValue !== 'fetching' || response.error !== null) return false;
+    const first = response.batches[0];
+    if (first === undefined || first.baseOffset !== this.logEnd) return false;
+    if (this.inFlight !== null && this.inFlight.kind !== 'fetch') return false;
+    this.lateFetches.splice(0, index + 1);
+    if (this.inFlight !== null) this.timedOut(this.inFlight);
+    this.timeoutMs = this.config.requestTimeoutMs;
+    return true;
   }
 
   private take(requestId: number, kind: InFlight['kind']): InFlight | null {

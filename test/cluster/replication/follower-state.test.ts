@@ -224,7 +224,7 @@ describe('FollowerState: fetching', () => {
     expect(onlyRequest(follower.poll(12))).toMatchObject({ request: { fetchOffset: 2n, stableOffset: 1n } });
   });
 
-  it('ignores answers to requests it no longer waits for, and resends after the timeout', () => {
+  it('ignores answers to requests it never sent, and resends after the timeout, waiting longer each time', () => {
     const { follower, first } = fetching();
     expect(
       follower.onFetchResponse(
@@ -236,14 +236,36 @@ describe('FollowerState: fetching', () => {
     expect(follower.poll(99)).toEqual([]);
     const again = onlyRequest(follower.poll(100));
     expect(again.requestId).not.toBe(first.requestId);
+    // The timeout doubles while requests time out in a row: 200 ms now.
+    expect(follower.poll(299)).toEqual([]);
+    const third = onlyRequest(follower.poll(300));
+    expect(third.requestId).not.toBe(again.requestId);
+    expect(follower.logEndOffset).toBe(0n);
+  });
+
+  it("uses a timed-out fetch's late answer when it continues the log; the newer fetch's answer is then dropped", () => {
+    const { follower, first } = fetching();
+    const again = onlyRequest(follower.poll(100));
+    // The late answer to the first fetch arrives before the answer to the second: it is used.
+    const actions = follower.onFetchResponse(
+      first.requestId,
+      { error: null, batches: [batch(0, 3)], highWatermark: 1n },
+      120,
+    );
+    expect(ofType(actions, 'append').map((a) => a.batch.baseOffset)).toEqual([0n]);
+    expect(follower.logEndOffset).toBe(1n);
+    // The second fetch asked from offset 0 too: its answer no longer continues the log.
     expect(
       follower.onFetchResponse(
-        first.requestId,
-        { error: null, batches: [batch(0, 3)], highWatermark: 0n },
-        101,
+        again.requestId,
+        { error: null, batches: [batch(0, 3)], highWatermark: 1n },
+        130,
       ),
     ).toEqual([]);
-    expect(follower.logEndOffset).toBe(0n);
+    expect(follower.logEndOffset).toBe(1n);
+    // The next fetch went out from the new log end.
+    const next = actions.at(-1)!;
+    expect(next).toMatchObject({ type: 'send-fetch', request: { fetchOffset: 1n } });
   });
 
   it('refuses a response that does not continue its log, appending nothing', () => {

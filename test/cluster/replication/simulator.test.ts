@@ -111,6 +111,23 @@ function firstCaught(
 }
 
 describe('replication simulator', () => {
+  it('converges when fetch answers outlive the fetch timeout (seed 1362182267: late answers are used)', () => {
+    const result = simulate({
+      ...DEFAULT_SIMULATION,
+      replicas: 4,
+      minInsyncReplicas: 1,
+      durationMs: 400,
+      lossRate: 0,
+      maxDelayMs: 20,
+      crashRate: 0.04,
+      leaderMoveRate: 0.05,
+      durability: 'interval',
+      seed: 1362182267,
+    });
+    expect(result.violations).toEqual([]);
+    expect(result.stats.converged).toBe(1);
+  });
+
   it('keeps every invariant over thousands of seeded fault schedules', () => {
     const replay = process.env.SIM_OPTIONS;
     if (replay !== undefined) {
