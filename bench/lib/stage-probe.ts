@@ -189,10 +189,14 @@ export async function installClientProbe(embedded: boolean): Promise<void> {
   const { TcpTransport } = await import(new URL('client/tcp-transport.ts', root).href);
   wrap(
     Producer.prototype,
-    'dispatch',
+    'submit',
     (original) =>
       function (this: unknown, ...args: never[]) {
-        stampBatch('client: batch sealed', args[2] as unknown as Buffer);
+        // submit(lane, pending): called once per batch, right after it is sealed.
+        stampBatch(
+          'client: batch sealed',
+          (args[1] as unknown as { request: { batch: Buffer } }).request.batch,
+        );
         return original.apply(this, args);
       },
   );

@@ -2,7 +2,8 @@
 // push channels for subscriptions, keepalive pings, and reconnection with backoff. Frames are built
 // and parsed by the sans-IO protocol layer; this file only moves bytes and keeps the bookkeeping.
 
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { MemoryStreamerError } from '../common/errors.js';
 import { BinaryReader } from '../protocol/codec/binary-reader.js';
 import { BinaryWriter } from '../protocol/codec/binary-writer.js';
@@ -48,6 +49,18 @@ export interface TcpTransportOptions {
   keepaliveMs?: number;
   /** Largest frame payload accepted from the broker. */
   maxPayloadBytes?: number;
+  /** Speak TLS to the brokers (their listener has `server.tls_cert`); plain TCP when not set. */
+  tls?: ClientTlsOptions;
+}
+
+export interface ClientTlsOptions {
+  /** PEM CA certificates the broker's certificate is checked against (default: the system's). */
+  ca?: string | Buffer;
+  /** PEM client certificate and key, for brokers that require client authentication. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Name expected in the broker's certificate (default: the host of the address dialled). */
+  servername?: string;
 }
 
 interface PendingRequest {
@@ -120,15 +133,19 @@ export class TcpTransport implements Transport {
   /** The limits of the last handshake: still known while a new connection is being opened. */
   private lastHandshake: HandshakeResponse | null = null;
 
+  private readonly tls: ClientTlsOptions | null;
+
   constructor(options: TcpTransportOptions) {
     if (options.brokers.length === 0)
       throw errorOf('INVALID_CONFIG', 'at least one broker address is needed');
+    this.tls = options.tls ?? null;
     this.options = {
       brokers: options.brokers,
       clientId: options.clientId ?? 'memorystreamer-client',
       connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
       keepaliveMs: options.keepaliveMs ?? 30_000,
       maxPayloadBytes: options.maxPayloadBytes ?? 256 * 1024 * 1024,
+      tls: options.tls ?? {},
     };
     this.keepalive = setInterval(() => this.ping(), this.options.keepaliveMs);
     this.keepalive.unref();
@@ -171,7 +188,20 @@ export class TcpTransport implements Transport {
 
   private dial(address: BrokerAddress): Promise<Link> {
     return new Promise<Link>((resolve, reject) => {
-      const socket = netConnect({ host: address.host, port: address.port, noDelay: true });
+      const tls = this.tls;
+      const socket =
+        tls === null
+          ? netConnect({ host: address.host, port: address.port, noDelay: true })
+          : tlsConnect({
+              host: address.host,
+              port: address.port,
+              // An IP address is not a valid SNI name; the certificate is still checked against it.
+              servername: tls.servername ?? (isIP(address.host) === 0 ? address.host : ''),
+              ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+              ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
+              ...(tls.key !== undefined ? { key: tls.key } : {}),
+            });
+      if (tls !== null) socket.setNoDelay(true);
       const link = new Link(socket, this.options.maxPayloadBytes);
       const timer = setTimeout(() => {
         socket.destroy();
@@ -184,7 +214,7 @@ export class TcpTransport implements Transport {
       socket.once('error', fail);
       socket.on('data', (chunk: Buffer) => this.onData(link, chunk));
       socket.on('close', () => this.onClose(link));
-      socket.once('connect', () => {
+      socket.once(tls === null ? 'connect' : 'secureConnect', () => {
         socket.off('error', fail);
         socket.on('error', () => undefined);
         const correlationId = this.nextCorrelationId++;

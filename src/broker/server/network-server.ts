@@ -12,6 +12,7 @@ import type { BrokerCore } from '../broker-core.js';
 import { sharedReads } from '../partitions/read-scheduler.js';
 import { Connection, type ConnectionHost, type ReservationPool } from './connection.js';
 import { DEFAULT_SERVER_LIMITS, PRESSURE_STALL_MS, type ServerLimits } from './server-limits.js';
+import { type ServerTls, type ServerTlsOptions, serverTls } from './tls.js';
 
 export type { ServerLimits } from './server-limits.js';
 
@@ -21,6 +22,8 @@ export interface NetworkServerOptions {
   port: number;
   limits?: Partial<ServerLimits>;
   logger?: BrokerLogger;
+  /** Serve clients over TLS only (tls.ts); plain TCP when not set. */
+  tls?: ServerTlsOptions;
 }
 
 /** How often connections with bytes waiting towards them are checked for progress. */
@@ -47,6 +50,9 @@ export class NetworkServer implements ConnectionHost {
   readonly serverId: string;
   readonly logger: BrokerLogger;
   private readonly server: Server;
+  private readonly tls: ServerTls | null;
+  /** TLS handshakes in progress: they count against the connection caps like connections. */
+  private tlsHandshakes = 0;
   private readonly connections = new Set<Connection>();
   private readonly perAddress = new Map<string, number>();
   /** Connections waiting for the global budget, in the order they started waiting. */
@@ -66,6 +72,7 @@ export class NetworkServer implements ConnectionHost {
     this.serverId = options.core.id;
     this.limits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
     this.logger = options.logger ?? silentLogger;
+    this.tls = options.tls === undefined ? null : serverTls(options.tls, this.limits.handshakeTimeoutMs);
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
@@ -103,14 +110,44 @@ export class NetworkServer implements ConnectionHost {
     const fromAddress = this.perAddress.get(address) ?? 0;
     if (
       this.shuttingDown ||
-      this.connections.size >= this.limits.maxConnections ||
+      this.connections.size + this.tlsHandshakes >= this.limits.maxConnections ||
       fromAddress >= this.limits.maxConnectionsPerAddress
     ) {
       this.refuse(socket, address, fromAddress);
       return;
     }
     this.perAddress.set(address, fromAddress + 1);
-    this.connections.add(new Connection(socket, this));
+    if (this.tls === null) {
+      this.connections.add(new Connection(socket, this));
+      return;
+    }
+    // The handshake holds its place in the caps until it ends.
+    this.tlsHandshakes++;
+    this.tls.handshake(
+      socket,
+      (secure) => {
+        this.tlsHandshakes--;
+        if (this.shuttingDown) {
+          secure.destroy();
+          this.releaseAddress(address);
+        } else this.connections.add(new Connection(secure, this));
+      },
+      () => {
+        this.tlsHandshakes--;
+        this.releaseAddress(address);
+      },
+    );
+  }
+
+  private releaseAddress(address: string): void {
+    const count = (this.perAddress.get(address) ?? 1) - 1;
+    if (count <= 0) this.perAddress.delete(address);
+    else this.perAddress.set(address, count);
+  }
+
+  /** True when clients must speak TLS to this listener. */
+  get secure(): boolean {
+    return this.tls !== null;
   }
 
   /**
@@ -137,6 +174,12 @@ export class NetworkServer implements ConnectionHost {
         'connection refused',
       );
     socket.on('error', () => undefined);
+    if (this.tls !== null) {
+      // A TLS client cannot read a plain error frame, and a handshake per refusal is what a flood
+      // wants: the connection is closed at once.
+      socket.destroy();
+      return;
+    }
     socket.write(
       encodeFrame(
         { opcode: 0, flags: FrameFlags.RESPONSE | FrameFlags.ERROR, errorCode: entry.code },
@@ -272,9 +315,7 @@ export class NetworkServer implements ConnectionHost {
   onClose(connection: Connection): void {
     this.waiting.delete(connection);
     if (!this.connections.delete(connection)) return;
-    const count = (this.perAddress.get(connection.remoteAddress) ?? 1) - 1;
-    if (count <= 0) this.perAddress.delete(connection.remoteAddress);
-    else this.perAddress.set(connection.remoteAddress, count);
+    this.releaseAddress(connection.remoteAddress);
   }
 
   /** Stops accepting, sends GOAWAY, waits for in-flight requests up to the deadline, closes all. */
@@ -282,6 +323,7 @@ export class NetworkServer implements ConnectionHost {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     clearInterval(this.sweepTimer);
+    this.tls?.abortHandshakes();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const drained = Promise.all([...this.connections].map((c) => c.goaway(options.deadlineMs)));
     let timer: NodeJS.Timeout | undefined;

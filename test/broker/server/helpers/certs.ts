@@ -1,0 +1,107 @@
+// Makes a throwaway certificate authority, a broker certificate for 127.0.0.1/localhost and a
+// client certificate, with the system's openssl, in a temporary directory the caller removes.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface TestCertificates {
+  dir: string;
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+  /** A second, unrelated CA: certificates it signs must be refused. */
+  otherCa: string;
+  otherClientCert: string;
+  otherClientKey: string;
+}
+
+export function opensslAvailable(): boolean {
+  return spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
+}
+
+function openssl(dir: string, ...args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+}
+
+function authority(dir: string, name: string): void {
+  openssl(
+    dir,
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+  );
+}
+
+async function leaf(dir: string, ca: string, name: string, extensions: string): Promise<void> {
+  openssl(
+    dir,
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
+    '-subj',
+    `/CN=${name}`,
+  );
+  await writeFile(join(dir, `${name}.ext`), extensions);
+  openssl(
+    dir,
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.pem`,
+    '-CAkey',
+    `${ca}.key`,
+    '-CAcreateserial',
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '2',
+    '-extfile',
+    `${name}.ext`,
+  );
+}
+
+export async function makeCertificates(): Promise<TestCertificates> {
+  const dir = await mkdtemp(join(tmpdir(), 'ms-certs-'));
+  authority(dir, 'ca');
+  authority(dir, 'other-ca');
+  await leaf(dir, 'ca', 'broker', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  await leaf(dir, 'ca', 'client', 'extendedKeyUsage=clientAuth\n');
+  await leaf(dir, 'other-ca', 'intruder', 'extendedKeyUsage=clientAuth\n');
+  const read = (file: string) => readFile(join(dir, file), 'utf8');
+  return {
+    dir,
+    ca: await read('ca.pem'),
+    serverCert: await read('broker.pem'),
+    serverKey: await read('broker.key'),
+    clientCert: await read('client.pem'),
+    clientKey: await read('client.key'),
+    otherCa: await read('other-ca.pem'),
+    otherClientCert: await read('intruder.pem'),
+    otherClientKey: await read('intruder.key'),
+  };
+}
