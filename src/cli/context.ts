@@ -1,8 +1,10 @@
 // What every CLI command shares: output mode (human or --json), where output goes, and how to
 // reach the broker (flag, MEMORYSTREAMER_BROKERS, or the default 127.0.0.1:7400).
 
+import { readFile } from 'node:fs/promises';
 import type { Client } from '../client/client.js';
-import { connect } from '../client/connect.js';
+import { type ClientTlsOptions, connect } from '../client/connect.js';
+import { errorOf } from '../protocol/error-codes.js';
 import { toJson } from './output.js';
 import { resolveBrokers } from './profiles.js';
 import type { ProgressOutput } from './progress.js';
@@ -11,6 +13,42 @@ import type { ProgressOutput } from './progress.js';
 export interface GlobalOptions {
   broker?: string;
   profile?: string;
+  tls?: boolean;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+/**
+ * The TLS settings of the global flags, files read: undefined for plain TCP. Each flag has an
+ * environment variable (MEMORYSTREAMER_TLS_CA, _CERT, _KEY; MEMORYSTREAMER_TLS=1) for scripts.
+ */
+export async function tlsOf(
+  globals: GlobalOptions,
+  env: NodeJS.ProcessEnv,
+): Promise<ClientTlsOptions | undefined> {
+  const caFile = globals.tlsCa ?? env.MEMORYSTREAMER_TLS_CA;
+  const certFile = globals.tlsCert ?? env.MEMORYSTREAMER_TLS_CERT;
+  const keyFile = globals.tlsKey ?? env.MEMORYSTREAMER_TLS_KEY;
+  const wanted = globals.tls === true || env.MEMORYSTREAMER_TLS === '1';
+  if (!wanted && caFile === undefined && certFile === undefined && keyFile === undefined) return undefined;
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw errorOf(
+      'INVALID_CONFIG',
+      '--tls-cert and --tls-key go together (a client certificate and its key)',
+    );
+  const read = async (what: string, file: string) => {
+    try {
+      return await readFile(file);
+    } catch (error) {
+      throw errorOf('INVALID_CONFIG', `cannot read the TLS ${what} ${file}: ${(error as Error).message}`);
+    }
+  };
+  return {
+    ...(caFile !== undefined ? { ca: await read('CA file', caFile) } : {}),
+    ...(certFile !== undefined ? { cert: await read('certificate', certFile) } : {}),
+    ...(keyFile !== undefined ? { key: await read('key', keyFile) } : {}),
+  };
 }
 
 export interface CliContext extends ProgressOutput {
@@ -42,11 +80,13 @@ export function createContext(options: {
       options.out(options.json ? toJson(value, 0) : human);
     },
     connect: async () => {
-      const { broker, profile } = options.globals();
+      const globals = options.globals();
+      const tls = await tlsOf(globals, options.env);
       return connect({
-        brokers: await resolveBrokers({ broker, profile, env: options.env }),
+        brokers: await resolveBrokers({ broker: globals.broker, profile: globals.profile, env: options.env }),
         clientId: 'memorystreamer-cli',
         connectTimeoutMs: 5000,
+        ...(tls !== undefined ? { tls } : {}),
       });
     },
   };

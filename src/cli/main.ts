@@ -55,6 +55,10 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
       '--profile <name>',
       'broker list from a profile in ~/.config/memorystreamer/cli.toml (or MEMORYSTREAMER_CLI_CONFIG)',
     )
+    .option('--tls', 'connect over TLS, checking the broker certificate against the system CAs')
+    .option('--tls-ca <file>', 'connect over TLS, checking the broker certificate against this CA (PEM)')
+    .option('--tls-cert <file>', 'client certificate (PEM) for brokers that require client authentication')
+    .option('--tls-key <file>', 'private key (PEM) of --tls-cert')
     .option('--json', 'print JSON for machines instead of tables')
     // Every subcommand's --help lists these too (they may be given before or after it).
     .configureHelp({ showGlobalOptions: true })
