@@ -6,9 +6,13 @@
 // same producer sequences and stream versions, and a follower that becomes leader answers retries
 // and expected-version appends as the old leader would have.
 //
-// Ordering: batches are applied in offset order, each once, before or after it becomes visible
-// (`visible` is the log's onVisible listener). `truncated(offset)` forgets every batch at or past
-// `offset` after the log dropped them.
+// Contract for callers: batches are applied in offset order, each once, synchronously right after
+// the log accepted them (`log.append` for the leader, the follower's append of the leader's
+// batches), before the event loop turns: the stream index counts a batch's keys into the segment
+// being written, and a roll during the write seals them into that segment's stream file. (The
+// producer tables would also take a batch applied after it became visible.) `visible` is the log's
+// onVisible listener. `truncated(offset)` forgets every batch at or past `offset`, after the log
+// dropped them.
 
 import type { InflateLimits } from '../../protocol/record-batch.js';
 import type { PartitionLog } from '../../storage/partition-log.js';

@@ -29,10 +29,10 @@ const LIMITS = { maxBatchBytes: 1 << 20, maxDecompressedBytes: 1 << 24 };
 const CONFIG: Partial<PartitionLogConfig> = { durability: 'never' };
 const STREAMS = ['a', 'b', 'c'];
 
-async function openPartition(dir?: string): Promise<Partition> {
+async function openPartition(dir?: string, config = CONFIG): Promise<Partition> {
   const at = dir ?? (await mkdtemp(join(tmpdir(), 'ms-derived-state-')));
   if (dir === undefined) dirs.push(at);
-  return Partition.open({ topic: 't', index: 0, dir: at, config: CONFIG, limits: LIMITS });
+  return Partition.open({ topic: 't', index: 0, dir: at, config, limits: LIMITS });
 }
 
 interface Command {
@@ -163,8 +163,8 @@ function answer(table: ProducerStateTable, info: ProducerBatchInfo): Answer {
   }
 }
 
-/** Producer state, idempotence answers around it, and every stream's version and entries. */
-async function stateOf(partition: Partition) {
+/** Producer state and the idempotence answers around it. */
+function producerStateOf(partition: Partition) {
   const answers: Answer[] = [];
   for (const producerId of [1n, 2n, 3n]) {
     for (const producerEpoch of [0, 1, 2]) {
@@ -174,6 +174,11 @@ async function stateOf(partition: Partition) {
       }
     }
   }
+  return { producers: partition.producers.exportState(), answers };
+}
+
+/** Producer state, idempotence answers around it, and every stream's version and entries. */
+async function stateOf(partition: Partition) {
   const streams = [];
   for (const key of STREAMS) {
     streams.push({
@@ -182,7 +187,7 @@ async function stateOf(partition: Partition) {
       entries: await partition.streams.locate(key, 0, 10_000),
     });
   }
-  return { producers: partition.producers.exportState(), answers, streams };
+  return { ...producerStateOf(partition), streams };
 }
 
 describe('DerivedState', () => {
@@ -295,6 +300,42 @@ describe('DerivedState', () => {
         examples: [[[...Array.from({ length: 7 }, () => step(1, false)), step(1, true), step(2, false)], 3]],
       },
     );
+  });
+});
+
+describe('DerivedState across segments', () => {
+  it('after a truncation below the high watermark rebuilds the producer state from a snapshot at a roll', async () => {
+    // Small segments: every few batches a roll saves a snapshot, and the rebuild starts from the
+    // newest one at or below the cut. (Stream versions of sealed segments are the log's to take
+    // back when it truncates into them; only producer state is compared here.)
+    const small: Partial<PartitionLogConfig> = {
+      durability: 'never',
+      segmentBytes: 600,
+      indexIntervalBytes: 128,
+    };
+    let fromSnapshot = 0;
+    await fc.assert(
+      fc.asyncProperty(commands, fc.nat(), async (script, cutAt) => {
+        const leader = await openPartition(undefined, small);
+        const prefix = await openPartition();
+        try {
+          await produceAll(leader, script);
+          await leader.snapshotsWritten();
+          const batches = await batchesOf(leader);
+          const cut = cutAt % (batches.length + 1);
+          const cutOffset = cut < batches.length ? baseOffsetOf(batches[cut]!) : leader.log.logEndOffset;
+          applyOnly(batches.slice(0, cut), prefix);
+          await leader.derived.truncated(cutOffset);
+          if (leader.producerRecovery.snapshotOffset !== null) fromSnapshot++;
+          expect(producerStateOf(leader)).toEqual(producerStateOf(prefix));
+        } finally {
+          await leader.close();
+          await prefix.close();
+        }
+      }),
+      { numRuns: 12, examples: [[Array.from({ length: 30 }, (_, i) => step(1 + (i % 2), i === 20)), 25]] },
+    );
+    expect(fromSnapshot).toBeGreaterThan(0);
   });
 });
 
