@@ -28,7 +28,8 @@
 // file empty, short or holding garbage: every such file fails the length checks or the CRC and is
 // ignored, and the open falls back to an older snapshot or a full replay. A snapshot whose offset
 // is past the recovered log end (its data did not survive) is deleted durably at open, before any
-// append could make that offset valid again (partition.ts).
+// append could make that offset valid again (producer-snapshot-store.ts, newestUsable); a
+// truncation of the log deletes those above its cut the same way.
 
 import { readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

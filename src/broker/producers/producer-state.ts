@@ -128,20 +128,12 @@ export class ProducerStateTable {
     if (entry.recent.length > RETAINED_BATCHES) entry.recent.shift();
   }
 
-  /** Forgets everything recorded at or after `offset` (the log was truncated there). */
-  truncateFrom(offset: bigint): void {
-    for (const [id, entry] of this.producers) {
-      entry.recent = entry.recent.filter((batch) => batch.lastOffset < offset);
-      if (entry.recent.length === 0) this.producers.delete(id);
-    }
-  }
-
   /**
    * A copy of the table, sorted by producer id (so equal tables export equal arrays). A snapshot
    * must hold exactly the batches below its offset, and this table cannot give "the state as of an
    * earlier offset" (what a later batch evicted or an epoch bump dropped is gone): the partition
-   * exports a table that has seen exactly the batches below the offset (partition.ts, "visible
-   * producer table").
+   * exports a table that has seen exactly the batches below the offset (producer-tables.ts, the
+   * visible table).
    */
   exportState(): ProducerSnapshotEntry[] {
     const entries: ProducerSnapshotEntry[] = [];

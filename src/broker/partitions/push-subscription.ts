@@ -1,0 +1,130 @@
+// A push subscription with credit-based flow control: the broker sends whole batches while the
+// consumer's byte credit covers them, and waits for more credit otherwise. A caught-up subscriber
+// gets new batches straight from the append path (the in-memory tail), not from a file read.
+// The transport can also hold delivery (`pauseDelivery`) while the bytes it already queued towards
+// the client are over its memory budget, whatever credit is left; it resumes from the log.
+
+import type { PartitionLog } from '../../storage/partition-log.js';
+import { sharedReads } from './read-scheduler.js';
+
+/** Receives pushed data: whole batches, and the high watermark after them. */
+export type PushSink = (batches: readonly Buffer[], highWatermark: bigint) => void;
+
+const CATCH_UP_READ_BYTES = 1024 * 1024;
+
+export class PushSubscription {
+  private position: bigint;
+  private credit: number;
+  private pumping = false;
+  private again = false;
+  private held = false;
+  closed = false;
+
+  constructor(
+    private readonly log: PartitionLog,
+    offset: bigint,
+    credit: number,
+    private readonly sink: PushSink,
+    private readonly onError: (error: Error) => void,
+    private readonly detach: () => void,
+  ) {
+    this.position = offset;
+    this.credit = credit;
+  }
+
+  get offset(): bigint {
+    return this.position;
+  }
+
+  /** Credit granted and not yet used by pushes. */
+  get availableCredit(): number {
+    return this.credit;
+  }
+
+  grant(bytes: number): void {
+    this.credit += bytes;
+    this.pump();
+  }
+
+  /** Stops pushing (also from the append path) until `resumeDelivery`; what was pushed stays pushed. */
+  pauseDelivery(): void {
+    this.held = true;
+  }
+
+  get deliveryPaused(): boolean {
+    return this.held;
+  }
+
+  resumeDelivery(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.pump();
+  }
+
+  onAppended(batches: readonly Buffer[], highWatermark: bigint): void {
+    if (this.closed || this.held) return;
+    const first = batches[0];
+    if (!this.pumping && first !== undefined && first.readBigInt64BE(0) === this.position) {
+      let bytes = 0;
+      for (const batch of batches) bytes += batch.length;
+      if (bytes <= this.credit) {
+        this.credit -= bytes;
+        this.position = highWatermark;
+        this.sink(batches, highWatermark);
+        return;
+      }
+    }
+    this.pump();
+  }
+
+  /** Catches up from the log while credit lasts; coalesces concurrent calls into one loop. */
+  pump(): void {
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    void this.catchUp().finally(() => {
+      this.pumping = false;
+      if (this.again && !this.closed) {
+        this.again = false;
+        this.pump();
+      }
+    });
+  }
+
+  private async catchUp(): Promise<void> {
+    const log = this.log;
+    while (!this.closed && !this.held && this.credit > 0 && this.position < log.highWatermark) {
+      let result: Awaited<ReturnType<PartitionLog['read']>>;
+      try {
+        // Catch-up reads take turns with other clients' reads (read-scheduler.ts).
+        await sharedReads.acquire(this);
+      } catch {
+        return; // Closed while waiting for its turn.
+      }
+      try {
+        if (this.closed) return;
+        result = await log.read(this.position, Math.min(this.credit, CATCH_UP_READ_BYTES));
+      } catch (error) {
+        // Retention removed the data, or the log closed: the subscription ends with the reason.
+        this.close();
+        this.onError(error instanceof Error ? error : new Error(String(error)));
+        return;
+      } finally {
+        sharedReads.release();
+      }
+      if (result.data.length === 0 || result.data.length > this.credit || this.closed || this.held) return;
+      this.credit -= result.data.length;
+      this.position = result.nextOffset;
+      this.sink([result.data], result.highWatermark);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    sharedReads.cancel(this);
+    this.detach();
+  }
+}

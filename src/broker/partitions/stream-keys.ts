@@ -1,0 +1,30 @@
+// The stream keys of one batch's records, in record order: what the stream index counts when the
+// batch is appended. The leader collects them while it validates the batch (one pass, a compressed
+// batch inflated once); a batch that arrives already validated (a follower's copy of the leader's
+// batch) has them read from its bytes. Both give the same keys.
+
+import { forEachKey, type InflateLimits } from '../../protocol/record-batch.js';
+import { StreamIndex } from '../../storage/stream-index.js';
+
+export class StreamKeys {
+  /** Each record's stream key (StreamIndex.keyOf), null for a record without a key. */
+  readonly keys: (string | null)[] = [];
+  /** Each record's offset delta. */
+  readonly deltas: number[] = [];
+  /** Whether any record has a key. */
+  keyed = false;
+
+  /** Takes one record's key; pass it as the key visitor of validateRecordBatch or forEachKey. */
+  readonly visit = (key: Buffer | null, offsetDelta: number): void => {
+    if (key !== null) this.keyed = true;
+    this.keys.push(key === null ? null : StreamIndex.keyOf(key));
+    this.deltas.push(offsetDelta);
+  };
+
+  /** The keys of a batch read from its bytes. */
+  static of(batch: Buffer, limits: InflateLimits): StreamKeys {
+    const keys = new StreamKeys();
+    forEachKey(batch, limits, keys.visit);
+    return keys;
+  }
+}
