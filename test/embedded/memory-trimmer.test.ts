@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_MEMORY_TRIM, MemoryTrimmer, unaccountedBytes } from '../../src/broker/memory-trimmer.js';
 import { nativeMemory } from '../../src/common/native-memory.js';
-import { DEFAULT_MEMORY_TRIM, MemoryTrimmer, unaccountedBytes } from '../../src/embedded/memory-trimmer.js';
 
 const MiB = 1024 * 1024;
 
