@@ -5,6 +5,7 @@
 // The process itself is started by the project's one spawner (src/bench/spawned-broker.ts).
 
 import { spawn } from 'node:child_process';
+import { onTestFinished } from 'vitest';
 import {
   type SpawnBrokerOptions,
   type SpawnedBroker,
@@ -48,7 +49,11 @@ export interface TestBroker extends SpawnedBroker {
   stop(): Promise<number | null>;
 }
 
-/** Starts a broker; with neither `dataDir` nor `configFile` it gets a temporary data directory. */
+/**
+ * Starts a broker; with neither `dataDir` nor `configFile` it gets a temporary data directory.
+ * Started in a test body, it is also stopped when the test has finished (after its afterEach
+ * hooks), if the test did not stop it; started in a hook, the matching after-hook stops it.
+ */
 export async function startBroker(options: StartBrokerOptions = {}): Promise<TestBroker> {
   const { logLevel, ...spawnOptions } = options;
   const made =
@@ -84,6 +89,18 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Tes
     if (made !== null) await removeTempDir(made);
     throw error;
   }
+  const stop = async (): Promise<number | null> => {
+    const code = await broker.stop();
+    if (made !== null) await removeTempDir(made);
+    return code;
+  };
+  try {
+    onTestFinished(async () => {
+      await stop();
+    });
+  } catch {
+    // Not in a test body (a hook, or outside a test): the caller stops it.
+  }
   const describe = () =>
     `broker ${broker.child.exitCode !== null || broker.child.signalCode !== null ? `exited (${broker.child.exitCode ?? broker.child.signalCode})` : 'running'}; stderr: ${stderr.slice(-2000)}`;
   return {
@@ -105,11 +122,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Tes
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
     },
-    async stop(): Promise<number | null> {
-      const code = await broker.stop();
-      if (made !== null) await removeTempDir(made);
-      return code;
-    },
+    stop,
   };
 }
 
