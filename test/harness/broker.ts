@@ -101,7 +101,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Tes
   } catch {
     // Not in a test body (a hook, or outside a test): the caller stops it.
   }
-  const describe = () =>
+  const status = () =>
     `broker ${broker.child.exitCode !== null || broker.child.signalCode !== null ? `exited (${broker.child.exitCode ?? broker.child.signalCode})` : 'running'}; stderr: ${stderr.slice(-2000)}`;
   return {
     ...broker,
@@ -117,7 +117,7 @@ export async function startBroker(options: StartBrokerOptions = {}): Promise<Tes
         const gone = broker.child.exitCode !== null || broker.child.signalCode !== null;
         if (gone || Date.now() > deadline)
           throw new Error(
-            `no log line ${typeof match === 'string' ? `"${match}"` : 'that matches'}${gone ? '' : ` within ${timeoutMs} ms`}; ${describe()}; lines: ${logs.map((l) => l.msg).join(' | ')}`,
+            `no log line ${typeof match === 'string' ? `"${match}"` : 'that matches'}${gone ? '' : ` within ${timeoutMs} ms`}; ${status()}; lines: ${logs.map((l) => l.msg).join(' | ')}`,
           );
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
