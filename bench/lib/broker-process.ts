@@ -1,25 +1,26 @@
-// Starts a broker as a child process (`memorystreamer serve --port 0 --json`) so benchmarks measure
-// it over real loopback TCP without sharing its event loop, and tests can signal and kill it.
-import { type ChildProcess, spawn } from 'node:child_process';
+// Starts a broker as a child process (`memorystreamer serve --port 0 --json`, the project's one
+// spawner in src/bench/spawned-broker.ts) so benchmarks measure it over real loopback TCP without
+// sharing its event loop.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processCpuSeconds } from '../../src/bench/cpu.js';
+import { type SpawnedBroker, spawnBrokerProcess } from '../../src/bench/spawned-broker.js';
 
 export interface BrokerProcess {
   port: number;
   /** Port of the admin HTTP endpoint (/metrics). */
   adminPort: number;
   pid: number;
-  child: ChildProcess;
+  child: SpawnedBroker['child'];
   /** SIGTERM, wait for the exit; resolves with the exit code. Removes the data directory it made. */
   stop(): Promise<number | null>;
 }
 
 /**
- * Starts `memorystreamer serve` as a child process (used by benchmarks and by tests that need a
- * real broker process: kill -9, signals). With `dataDir` the caller owns the directory (it survives
- * stop, for restarts); without, a temporary one is made and removed on stop.
+ * Starts `memorystreamer serve` as a child process, its stderr on this process's. With `dataDir`
+ * the caller owns the directory (it survives stop, for restarts); without, a temporary one is made
+ * (under BENCH_DIR when set) and removed on stop.
  */
 export async function startBrokerProcess(
   options: {
@@ -33,42 +34,39 @@ export async function startBrokerProcess(
   } = {},
 ): Promise<BrokerProcess> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-broker-')));
-  const args = [
-    ...(options.nodeArgs ?? []),
-    '--import',
-    'tsx',
-    'src/cli/main.ts',
-    'serve',
-    '--admin-port',
-    '0',
-    '--port',
-    String(options.port ?? 0),
-    ...(options.configFile !== undefined ? ['--config', options.configFile] : []),
-  ];
-  const child = spawn(process.execPath, [...args, '--data-dir', dataDir, '--json'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, MEMORYSTREAMER_LOG_LEVEL: 'warn', ...options.env },
-  });
-  const { port, adminPort } = await new Promise<{ port: number; adminPort: number }>((resolve, reject) => {
-    let buffered = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const line = buffered.split('\n')[0];
-      if (buffered.includes('\n') && line !== undefined)
-        resolve(JSON.parse(line) as { port: number; adminPort: number });
+  const removeMade = async () => {
+    if (options.dataDir === undefined) await rm(dataDir, { recursive: true, force: true });
+  };
+  let broker: SpawnedBroker;
+  try {
+    broker = await spawnBrokerProcess({
+      dataDir,
+      port: options.port ?? 0,
+      stderr: 'inherit',
+      ...(options.env !== undefined ? { env: options.env } : {}),
+      ...(options.nodeArgs !== undefined ? { nodeArgs: options.nodeArgs } : {}),
+      ...(options.configFile !== undefined ? { configFile: options.configFile } : {}),
     });
-    child.once('exit', (code) => reject(new Error(`broker exited with ${code}`)));
-  });
+  } catch (error) {
+    await removeMade();
+    throw error;
+  }
+  const adminPort = broker.adminPort;
+  if (adminPort === null) {
+    await broker.stop();
+    await removeMade();
+    throw new Error(
+      'the broker runs without its admin endpoint (admin.enabled = false): benchmarks read /metrics',
+    );
+  }
   return {
-    port,
+    port: broker.port,
     adminPort,
-    pid: child.pid!,
-    child,
+    pid: broker.pid,
+    child: broker.child,
     async stop() {
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      child.kill('SIGTERM');
-      const code = await exited;
-      if (options.dataDir === undefined) await rm(dataDir, { recursive: true, force: true });
+      const code = await broker.stop();
+      await removeMade();
       return code;
     },
   };

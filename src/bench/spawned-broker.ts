@@ -1,6 +1,9 @@
-// `--spawn`: a broker in a child process (`memorystreamer serve` on a free port, temporary data
-// directory), so it has its own event loop and its CPU use can be read from /proc. It is stopped by
-// its PID, also when the bench fails, and killed if the bench process exits first.
+// A broker in a child process (`memorystreamer serve --json`, a free port by default), so it has its
+// own event loop, its CPU use can be read from /proc, and it can be signalled and killed. The one
+// spawner of the project: `bench --spawn` uses it, and so do the benchmarks (bench/lib) and the
+// test harness (test/harness/broker.ts). It waits for the broker's first output line (printed once
+// it listens), stops it by its PID (SIGTERM, then SIGKILL if it does not exit in time) and kills it
+// if this process exits first.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -9,12 +12,52 @@ import { errorOf } from '../protocol/error-codes.js';
 
 const STARTUP_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 10_000;
+/** Stderr kept for the error of a broker that fails to start; later output is only passed on. */
+const KEPT_STDERR_CHARS = 4096;
+
+export interface SpawnBrokerOptions {
+  /** `--data-dir`; without it the configuration file (or the default) says where. */
+  dataDir?: string;
+  /** `--port` (default 0, a free one); null leaves it to the configuration file. */
+  port?: number | null;
+  /** `--admin-port` (default 0, a free one); null leaves it to the configuration file. */
+  adminPort?: number | null;
+  /** `--host` (default 127.0.0.1); null leaves it to the configuration file. */
+  host?: string | null;
+  /** A TOML configuration file (`serve --config`), e.g. to change settings by SIGHUP later. */
+  configFile?: string;
+  /**
+   * Environment on top of this process's, e.g. MEMORYSTREAMER_* settings; `undefined` removes a
+   * variable. MEMORYSTREAMER_LOG_LEVEL is `warn` unless set here.
+   */
+  env?: Record<string, string | undefined>;
+  /** Node.js flags for the broker process (e.g. --cpu-prof). */
+  nodeArgs?: string[];
+  /** A command the broker runs under, which then executes it: e.g. `['prlimit', '--nofile=512:512']`. */
+  wrapper?: string[];
+  /** Where the broker's stderr goes: to this process's stderr, or to a function (default: dropped). */
+  stderr?: 'inherit' | ((text: string) => void);
+  /**
+   * Its own process group: Ctrl-C in the terminal reaches only this process, which can then stop
+   * the broker when it is done with it, instead of the broker vanishing under running clients.
+   */
+  detached?: boolean;
+  /** How long the broker may take to listen (default 20 s). */
+  startupTimeoutMs?: number;
+}
 
 export interface SpawnedBroker {
   pid: number;
   port: number;
-  /** SIGTERM, then SIGKILL if it does not exit in time. */
-  stop(): Promise<void>;
+  /** Port of the admin HTTP endpoint, null when it is turned off. */
+  adminPort: number | null;
+  child: ChildProcess;
+  /** Settles when the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGTERM, then SIGKILL if it does not exit in time; resolves with the exit code (null if killed). */
+  stop(): Promise<number | null>;
+  /** SIGKILL (kill -9), and wait for the exit. */
+  kill(): Promise<void>;
 }
 
 /** The CLI entry next to this module, and the node flags it needs (tsx when running from sources). */
@@ -26,8 +69,12 @@ function cliCommand(): { script: string; execArgv: string[] } {
   return { script: fileURLToPath(new URL('../cli/main.ts', import.meta.url)), execArgv: ['--import', tsx] };
 }
 
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
 function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  if (hasExited(child)) return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => resolve(false), ms);
     child.once('exit', () => {
@@ -37,69 +84,110 @@ function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
   });
 }
 
-/** `env`: extra variables for the broker process, e.g. MEMORYSTREAMER_* settings. */
-export async function spawnBroker(dataDir: string, env: Record<string, string> = {}): Promise<SpawnedBroker> {
+function serveArguments(options: SpawnBrokerOptions, json: boolean): string[] {
+  const args = ['serve'];
+  const host = options.host === undefined ? '127.0.0.1' : options.host;
+  const port = options.port === undefined ? 0 : options.port;
+  const adminPort = options.adminPort === undefined ? 0 : options.adminPort;
+  if (options.configFile !== undefined) args.push('--config', options.configFile);
+  if (host !== null) args.push('--host', host);
+  if (port !== null) args.push('--port', String(port));
+  if (adminPort !== null) args.push('--admin-port', String(adminPort));
+  if (options.dataDir !== undefined) args.push('--data-dir', options.dataDir);
+  if (json) args.push('--json');
+  return args;
+}
+
+/** The environment of the child: this process's, with `extra` on top (undefined removes). */
+function childEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, MEMORYSTREAMER_LOG_LEVEL: 'warn' };
+  for (const [key, value] of Object.entries(extra)) {
+    if (value === undefined) delete env[key];
+    else env[key] = value;
+  }
+  return env;
+}
+
+/**
+ * The command line and environment of `memorystreamer serve` with these options. With `json` (what
+ * spawnBrokerProcess uses) it prints its listening line and errors as JSON on stdout; without,
+ * errors go to stderr as people read them (for a test of a serve that must refuse to start).
+ */
+export function serveCommand(
+  options: SpawnBrokerOptions,
+  { json = true }: { json?: boolean } = {},
+): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
   const { script, execArgv } = cliCommand();
-  const child = spawn(
+  const node = [
     process.execPath,
-    [
-      ...execArgv,
-      script,
-      'serve',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--admin-port',
-      '0',
-      '--data-dir',
-      dataDir,
-      '--json',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, MEMORYSTREAMER_LOG_LEVEL: 'warn', ...env },
-      // Its own process group: Ctrl-C in the terminal reaches the bench, which drains, reports and
-      // then stops the broker, instead of the broker vanishing under the running consumers.
-      detached: true,
-    },
-  );
+    ...(options.nodeArgs ?? []),
+    ...execArgv,
+    script,
+    ...serveArguments(options, json),
+  ];
+  const [command, ...args] = [...(options.wrapper ?? []), ...node];
+  return { command: command!, args, env: childEnv(options.env ?? {}) };
+}
+
+/** Starts `memorystreamer serve` in a child process and resolves once it listens. */
+export async function spawnBrokerProcess(options: SpawnBrokerOptions = {}): Promise<SpawnedBroker> {
+  const { command, args, env } = serveCommand(options);
+  const child = spawn(command, args, {
+    stdio: ['ignore', 'pipe', options.stderr === 'inherit' ? 'inherit' : 'pipe'],
+    env,
+    detached: options.detached ?? false,
+  });
+  // A process that could not be started at all emits only 'error'.
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', () => {
+      if (child.pid === undefined) resolve({ code: null, signal: null });
+    });
+  });
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
+  void exited.then(() => process.off('exit', killOnExit));
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    // Kept for the error message if it fails to start; later output is only drained.
-    if (stderr.length < 4096) stderr += chunk.toString();
+  const onStderr = typeof options.stderr === 'function' ? options.stderr : null;
+  child.stderr?.on('data', (chunk: Buffer) => {
+    const text = chunk.toString();
+    if (stderr.length < KEPT_STDERR_CHARS) stderr += text;
+    onStderr?.(text);
   });
-  const stop = async () => {
-    process.off('exit', killOnExit);
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    if (!(await waitForExit(child, STOP_TIMEOUT_MS))) {
-      child.kill('SIGKILL');
-      await waitForExit(child, STOP_TIMEOUT_MS);
+  const stop = async (): Promise<number | null> => {
+    if (!hasExited(child)) {
+      child.kill('SIGTERM');
+      if (!(await waitForExit(child, STOP_TIMEOUT_MS))) child.kill('SIGKILL');
     }
+    return (await exited).code;
   };
+  const kill = async (): Promise<void> => {
+    if (!hasExited(child)) child.kill('SIGKILL');
+    await exited;
+  };
+  const timeoutMs = options.startupTimeoutMs ?? STARTUP_TIMEOUT_MS;
   try {
-    const port = await new Promise<number>((resolve, reject) => {
+    const listening = await new Promise<{ port: number; adminPort: number | null }>((resolve, reject) => {
       let stdout = '';
       const timer = setTimeout(
-        () => reject(new Error(`the spawned broker did not start within ${STARTUP_TIMEOUT_MS} ms`)),
-        STARTUP_TIMEOUT_MS,
+        () => reject(new Error(`the spawned broker did not start within ${timeoutMs} ms: ${stderr.trim()}`)),
+        timeoutMs,
       );
       child.stdout!.on('data', (chunk: Buffer) => {
+        // Later output (the `stopping` and `stopped` lines) is only drained.
         if (stdout.includes('\n')) return;
         stdout += chunk.toString();
         const newline = stdout.indexOf('\n');
         if (newline < 0) return;
         clearTimeout(timer);
         try {
-          resolve((JSON.parse(stdout.slice(0, newline)) as { port: number }).port);
+          resolve(JSON.parse(stdout.slice(0, newline)) as { port: number; adminPort: number | null });
         } catch {
           reject(new Error(`the spawned broker printed ${JSON.stringify(stdout.slice(0, 200))}`));
         }
       });
-      child.once('exit', (code, signal) => {
+      // 'close', not 'exit': by then all it wrote to stderr has been read, for the error.
+      child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
         clearTimeout(timer);
         reject(
           errorOf(
@@ -113,9 +201,22 @@ export async function spawnBroker(dataDir: string, env: Record<string, string> =
         reject(error);
       });
     });
-    return { pid: child.pid!, port, stop };
+    return {
+      pid: child.pid!,
+      port: listening.port,
+      adminPort: listening.adminPort,
+      child,
+      exited,
+      stop,
+      kill,
+    };
   } catch (error) {
-    await stop();
+    await kill();
     throw error;
   }
+}
+
+/** `bench --spawn`'s broker: a free port, `dataDir`, extra `env` (e.g. MEMORYSTREAMER_* settings). */
+export function spawnBroker(dataDir: string, env: Record<string, string> = {}): Promise<SpawnedBroker> {
+  return spawnBrokerProcess({ dataDir, env, detached: true });
 }

@@ -1,14 +1,18 @@
-// Turns a loaded configuration into the options of Broker.start (what `serve` starts). It lives with
-// the CLI because it maps onto the embedded Broker's options: the broker layer knows nothing of them.
+// Turns a loaded configuration into the options of a broker node (what `serve` starts). It lives
+// with the CLI, the one that starts a node from a configuration; embedded users pass options directly.
 
+import type { BrokerNodeOptions } from '../broker/broker-node.js';
 import type { LoadedConfig } from '../broker/config/load-config.js';
-import type { BrokerOptions } from '../embedded/broker.js';
 import type { LogLevel } from '../metrics/logger.js';
 
 export function brokerOptionsFrom(
   config: LoadedConfig,
   resolvePath: (path: string) => string,
-): BrokerOptions & { shutdownDeadlineMs: number; logLevel: LogLevel; logFormat: 'auto' | 'json' | 'pretty' } {
+): BrokerNodeOptions & {
+  shutdownDeadlineMs: number;
+  logLevel: LogLevel;
+  logFormat: 'auto' | 'json' | 'pretty';
+} {
   const v = config.values;
   const n = (key: keyof typeof v) => v[key] as number;
   return {

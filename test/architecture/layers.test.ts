@@ -17,10 +17,12 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   broker: ['storage', 'protocol', 'metrics', 'common'],
   cluster: ['broker', 'storage', 'protocol', 'metrics', 'common'],
   client: ['protocol', 'common'],
-  embedded: ['broker', 'storage', 'client', 'protocol', 'metrics', 'common'],
-  // The tools: the CLI starts brokers and runs the load generator, which shares its option parsers.
+  // In-process running only: the embedded Broker API over a broker node, and its transport.
+  embedded: ['broker', 'client', 'protocol', 'common'],
+  // The tools: the CLI starts broker nodes and runs the load generator, which shares its option
+  // parsers; the load generator may also run an embedded broker.
   bench: ['cli', 'embedded', 'broker', 'client', 'protocol', 'metrics', 'common'],
-  cli: ['bench', 'embedded', 'broker', 'cluster', 'client', 'protocol', 'metrics', 'common'],
+  cli: ['bench', 'broker', 'cluster', 'client', 'protocol', 'metrics', 'common'],
   '(root)': ['embedded', 'broker', 'client', 'protocol', 'metrics', 'common', 'cluster'],
 };
 
@@ -113,6 +115,25 @@ describe('layers', () => {
     expect(matches).toEqual(['../broker/broker-core.js']);
     expect(layerOf(resolve(SRC, 'storage', '../broker/broker-core.js'))).toBe('broker');
     expect(ALLOWED.storage).not.toContain('broker');
+  });
+
+  it('the broker is assembled below the embedded layer, which only entry points use', () => {
+    // A broker node (src/broker/broker-node.ts) is what `serve` runs and what the embedded Broker
+    // wraps: nothing under the broker may reach up into src/embedded, and the CLI starts nodes, not
+    // embedded brokers.
+    const users = Object.entries(ALLOWED)
+      .filter(([, allowed]) => allowed.includes('embedded'))
+      .map(([layer]) => layer)
+      .sort();
+    expect(users).toEqual(['(root)', 'bench']);
+    const brokerImports = sourceFiles(join(SRC, 'broker')).flatMap((file) =>
+      importsOf(file)
+        .filter(
+          (i) => i.specifier.startsWith('.') && layerOf(resolve(dirname(file), i.specifier)) === 'embedded',
+        )
+        .map((i) => `src/${relative(SRC, file)}:${i.line} imports ${i.specifier}`),
+    );
+    expect(brokerImports).toEqual([]);
   });
 
   it('the protocol layer does no I/O and sets no timers', () => {

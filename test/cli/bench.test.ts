@@ -1,11 +1,10 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdir } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../src/bench/report.js';
 import { run } from '../../src/cli/main.js';
 import { EXIT } from '../../src/cli/output.js';
 import { Broker } from '../../src/embedded/broker.js';
+import { tempDir, useTempDir } from '../harness/temp-dir.js';
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
@@ -94,58 +93,54 @@ describe('memorystreamer bench', () => {
   });
 
   it('runs against a spawned broker for an exact message count at a fixed rate, and cleans up', async () => {
-    const parent = await mkdtemp(join(tmpdir(), 'ms-bench-test-'));
-    try {
-      const report = await bench(
-        'bench',
-        '--spawn',
-        '--data-dir',
-        parent,
-        '--messages',
-        '3000',
-        '--rate',
-        '6000',
-        '--warmup',
-        '0',
-        '--producers',
-        '2',
-        '--consumers',
-        '2',
-        '--topics',
-        '2',
-        '--streams',
-        '50',
-        '--compression',
-        'lz4',
-        '--durability',
-        'always',
-      );
-      expect(report.mode).toBe('spawn');
-      expect(report.topics).toHaveLength(2);
-      expect(report.produce.messages).toBe(3000);
-      expect(report.produce.totalMessages).toBe(3000);
-      expectConsistent(report);
-      expect(report.cpu.broker.method).toBe('proc');
-      expect(report.cpu.broker.cores).toBeGreaterThan(0);
-      // The broker was stopped and its temporary data directory removed.
-      expect(await readdir(parent)).toEqual([]);
-    } finally {
-      await rm(parent, { recursive: true, force: true });
-    }
+    const parent = await tempDir('ms-bench-test-');
+    const report = await bench(
+      'bench',
+      '--spawn',
+      '--data-dir',
+      parent,
+      '--messages',
+      '3000',
+      '--rate',
+      '6000',
+      '--warmup',
+      '0',
+      '--producers',
+      '2',
+      '--consumers',
+      '2',
+      '--topics',
+      '2',
+      '--streams',
+      '50',
+      '--compression',
+      'lz4',
+      '--durability',
+      'always',
+    );
+    expect(report.mode).toBe('spawn');
+    expect(report.topics).toHaveLength(2);
+    expect(report.produce.messages).toBe(3000);
+    expect(report.produce.totalMessages).toBe(3000);
+    expectConsistent(report);
+    expect(report.cpu.broker.method).toBe('proc');
+    expect(report.cpu.broker.cores).toBeGreaterThan(0);
+    // The broker was stopped and its temporary data directory removed.
+    expect(await readdir(parent)).toEqual([]);
   });
 
   describe('against an existing broker', () => {
+    const scratch = useTempDir('ms-bench-broker-', 'all');
     let dataDir: string;
     let broker: Broker;
     let address: string;
     beforeAll(async () => {
-      dataDir = await mkdtemp(join(tmpdir(), 'ms-bench-broker-'));
+      dataDir = scratch.path;
       broker = await Broker.start({ dataDir, port: 0 });
       address = `127.0.0.1:${broker.address!.port}`;
     });
     afterAll(async () => {
       await broker.stop();
-      await rm(dataDir, { recursive: true, force: true });
     });
 
     it('measures produce only with --consumers 0, then deletes the topics it created', async () => {

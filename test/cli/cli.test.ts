@@ -1,24 +1,24 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBrokerProcess } from '../../bench/lib/broker-process.js';
 import { run } from '../../src/cli/main.js';
 import { EXIT } from '../../src/cli/output.js';
 import { Broker } from '../../src/embedded/broker.js';
+import { startBroker } from '../harness/broker.js';
+import { tempDir, useTempDir } from '../harness/temp-dir.js';
 
+const scratch = useTempDir('ms-cli-', 'all');
 let dataDir: string;
 let broker: Broker;
 let address: string;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-cli-'));
+  dataDir = scratch.path;
   broker = await Broker.start({ dataDir, port: 0 });
   address = `127.0.0.1:${broker.address!.port}`;
 });
 afterAll(async () => {
   await broker.stop();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -134,26 +134,22 @@ describe('memorystreamer CLI against a real broker', () => {
     const err: string[] = [];
     const io = { env: {}, out: () => undefined, err: (t: string) => err.push(t) };
     const busyPort = String(broker.address!.port);
-    const dir = await mkdtemp(join(tmpdir(), 'ms-busy-'));
-    try {
-      expect(await run(['serve', '--port', busyPort, '--admin-port', '0', '--data-dir', dir], io)).toBe(
-        EXIT.failed,
-      );
-      expect(err.join('\n')).toMatch(
-        new RegExp(
-          `INVALID_CONFIG \\(304\\):.*cannot listen on 127\\.0\\.0\\.1:${busyPort} for the broker: the address is already in use.*--port`,
-        ),
-      );
-      err.length = 0;
-      expect(await run(['serve', '--port', '0', '--admin-port', busyPort, '--data-dir', dir], io)).toBe(
-        EXIT.failed,
-      );
-      expect(err.join('\n')).toMatch(
-        /for the admin HTTP endpoint: the address is already in use.*--admin-port/,
-      );
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const dir = await tempDir('ms-busy-');
+    expect(await run(['serve', '--port', busyPort, '--admin-port', '0', '--data-dir', dir], io)).toBe(
+      EXIT.failed,
+    );
+    expect(err.join('\n')).toMatch(
+      new RegExp(
+        `INVALID_CONFIG \\(304\\):.*cannot listen on 127\\.0\\.0\\.1:${busyPort} for the broker: the address is already in use.*--port`,
+      ),
+    );
+    err.length = 0;
+    expect(await run(['serve', '--port', '0', '--admin-port', busyPort, '--data-dir', dir], io)).toBe(
+      EXIT.failed,
+    );
+    expect(err.join('\n')).toMatch(
+      /for the admin HTTP endpoint: the address is already in use.*--admin-port/,
+    );
   });
 
   it('takes the broker list from a profile, with --broker and the environment first', async () => {
@@ -283,8 +279,7 @@ describe('memorystreamer CLI against a real broker', () => {
   });
 
   it('serves from the real binary and stops on SIGTERM', async () => {
-    const serveDir = await mkdtemp(join(tmpdir(), 'ms-serve-'));
-    const served = await startBrokerProcess({ dataDir: serveDir });
+    const served = await startBroker();
     try {
       const out: string[] = [];
       const code = await run(['--broker', `127.0.0.1:${served.port}`, 'topic', 'create', 'served'], {
@@ -295,8 +290,7 @@ describe('memorystreamer CLI against a real broker', () => {
       expect(code).toBe(0);
       expect(await served.stop()).toBe(0);
     } finally {
-      served.child.kill('SIGKILL');
-      await rm(serveDir, { recursive: true, force: true });
+      await served.kill();
     }
   });
 });

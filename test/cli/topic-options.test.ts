@@ -1,24 +1,22 @@
 // `topic create --if-not-exists`, `topic alter --allow-key-movement` and unknown topic flags,
 // against a real broker over TCP.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { EXIT } from '../../src/cli/output.js';
 import { Broker } from '../../src/embedded/broker.js';
 import { ErrorCode } from '../../src/protocol/error-codes.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
+const scratch = useTempDir('ms-cli-topic-', 'all');
 let dataDir: string;
 let broker: Broker;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-cli-topic-'));
+  dataDir = scratch.path;
   broker = await Broker.start({ dataDir, port: 0 });
 });
 afterAll(async () => {
   await broker.stop();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 async function cli(...argv: string[]): Promise<{ code: number; text: string }> {

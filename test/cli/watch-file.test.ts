@@ -1,8 +1,8 @@
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { watchFileChanges } from '../../src/cli/watch-file.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -13,15 +13,13 @@ async function until(check: () => boolean, what: string, timeoutMs = 5000): Prom
 }
 
 describe('watchFileChanges', () => {
+  const scratch = useTempDir('ms-watch-');
   let dir: string;
   let file: string;
   beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ms-watch-'));
+    dir = scratch.path;
     file = join(dir, 'config.toml');
     await writeFile(file, 'a = 1\n');
-  });
-  afterEach(async () => {
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('reports a write through inotify', async () => {

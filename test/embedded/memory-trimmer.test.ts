@@ -1,11 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_MEMORY_TRIM, MemoryTrimmer, unaccountedBytes } from '../../src/broker/memory-trimmer.js';
 import { nativeMemory } from '../../src/common/native-memory.js';
-import { DEFAULT_MEMORY_TRIM, MemoryTrimmer, unaccountedBytes } from '../../src/embedded/memory-trimmer.js';
+import { tempDir } from '../harness/temp-dir.js';
 
 const MiB = 1024 * 1024;
 
@@ -85,14 +83,10 @@ describe('MemoryTrimmer', () => {
   }, 90_000);
 
   it('a broker counts its trims and the bytes they returned in its metrics', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'ms-trim-'));
-    try {
-      const result = (await child(['broker', dataDir])) as { trims: number; trimmedBytes: number };
-      if (!nativeMemory.available) return expect(result.trims).toBe(0);
-      expect(result.trims).toBeGreaterThanOrEqual(1);
-      expect(result.trimmedBytes).toBeGreaterThan(100 * MiB);
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    const dataDir = await tempDir('ms-trim-');
+    const result = (await child(['broker', dataDir])) as { trims: number; trimmedBytes: number };
+    if (!nativeMemory.available) return expect(result.trims).toBe(0);
+    expect(result.trims).toBeGreaterThanOrEqual(1);
+    expect(result.trimmedBytes).toBeGreaterThan(100 * MiB);
   }, 90_000);
 });

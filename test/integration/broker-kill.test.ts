@@ -1,17 +1,15 @@
 // kill -9 of a real broker process between produce and consume: every acknowledged message comes
 // back after the restart, in order per partition, without duplicates (idempotent producer).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startBrokerProcess } from '../../bench/lib/broker-process.js';
 import { connect } from '../../src/client/connect.js';
 import type { Receipt } from '../../src/client/producer.js';
+import { startBroker } from '../harness/broker.js';
+import { tempDir } from '../harness/temp-dir.js';
 
 describe('broker killed with SIGKILL', () => {
   it('returns every acknowledged message after a restart, once, in order', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'ms-kill-'));
-    let broker = await startBrokerProcess({ dataDir });
+    const dataDir = await tempDir('ms-kill-');
+    let broker = await startBroker({ dataDir });
     try {
       const client = await connect({ brokers: `127.0.0.1:${broker.port}` });
       await client.admin.createTopic({ name: 'ledger', partitions: 3, config: { durability: 'always' } });
@@ -37,11 +35,11 @@ describe('broker killed with SIGKILL', () => {
         }
       })();
       while (acknowledged.length < 500) await new Promise((r) => setTimeout(r, 10));
-      broker.child.kill('SIGKILL');
+      await broker.kill();
       await sending;
       await client.close().catch(() => undefined);
 
-      broker = await startBrokerProcess({ dataDir, port: broker.port });
+      broker = await startBroker({ dataDir, port: broker.port });
       const reader = await connect({ brokers: `127.0.0.1:${broker.port}` });
       const described = await reader.admin.describeTopic('ledger');
       const total = described.partitions.reduce((n, p) => n + Number(p.logEndOffset), 0);
@@ -62,8 +60,7 @@ describe('broker killed with SIGKILL', () => {
       expect(new Set(seen.values()).size).toBe(seen.size);
       await reader.close();
     } finally {
-      broker.child.kill('SIGKILL');
-      await rm(dataDir, { recursive: true, force: true });
+      await broker.kill();
     }
   });
 });

@@ -1,12 +1,13 @@
 // Compacted topics end to end: created over TCP with cleanup=compact, compacted by the broker,
 // consumed from the start; and the compacted __consumer_offsets across a restart.
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Broker, type BrokerOptions } from '../../src/embedded/broker.js';
 import { type Client, connect, type Message } from '../../src/index.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
+const scratch = useTempDir('ms-compaction-');
 let dataDir: string;
 let broker: Broker;
 const options = (): BrokerOptions => ({
@@ -18,12 +19,11 @@ const options = (): BrokerOptions => ({
 });
 
 beforeEach(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-compaction-'));
+  dataDir = scratch.path;
   broker = await Broker.start(options());
 });
 afterEach(async () => {
   await broker.stop();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 async function tcpClient(): Promise<Client> {

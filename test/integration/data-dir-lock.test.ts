@@ -1,54 +1,31 @@
 // One owner per data directory across processes: a `serve` child and an embedded broker, both
 // ways; kill -9 then restart; a data directory that is a file or on a read-only file system.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type BrokerProcess, startBrokerProcess } from '../../bench/lib/broker-process.js';
 import { LOCK_FILE, type LockRecord } from '../../src/broker/data-dir-lock.js';
 import { Broker } from '../../src/embedded/broker.js';
 import { ErrorCode } from '../../src/protocol/error-codes.js';
+import { serveRefusal, startBroker, type TestBroker } from '../harness/broker.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
+const scratch = useTempDir('ms-owner-');
 let base: string;
 let dataDir: string;
-const started: BrokerProcess[] = [];
-beforeEach(async () => {
-  base = await mkdtemp(join(tmpdir(), 'ms-owner-'));
+const started: TestBroker[] = [];
+beforeEach(() => {
+  base = scratch.path;
   dataDir = join(base, 'data');
 });
 afterEach(async () => {
-  for (const broker of started.splice(0))
-    if (broker.child.exitCode === null && broker.child.signalCode === null) await broker.stop();
-  await rm(base, { recursive: true, force: true });
+  for (const broker of started.splice(0)) await broker.stop();
 });
 
-async function serve(dir: string): Promise<BrokerProcess> {
-  const broker = await startBrokerProcess({ dataDir: dir });
+async function serve(dir: string): Promise<TestBroker> {
+  const broker = await startBroker({ dataDir: dir });
   started.push(broker);
   return broker;
-}
-
-/** Runs `serve` expecting it to refuse to start: its exit code and standard error. */
-function serveRefused(dir: string): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--admin-port', '0', '--data-dir', dir],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MEMORYSTREAMER_LOG_LEVEL: 'warn' } },
-  );
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  child.stdout.resume();
-  // A serve that starts after all (the failure under test) is stopped, not left running.
-  const stopper = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  return new Promise((resolve) =>
-    child.once('exit', (code) => {
-      clearTimeout(stopper);
-      resolve({ code, stderr });
-    }),
-  );
 }
 
 describe('one owner per data directory', () => {
@@ -65,7 +42,7 @@ describe('one owner per data directory', () => {
   it('serve refuses a directory an embedded broker holds, with exit code 1 and the holder', async () => {
     const holder = await Broker.start({ dataDir });
     try {
-      const { code, stderr } = await serveRefused(dataDir);
+      const { code, stderr } = await serveRefusal({ dataDir });
       expect(code).toBe(1);
       expect(stderr).toContain(`DATA_DIR_LOCKED (${ErrorCode.DATA_DIR_LOCKED})`);
       expect(stderr).toContain(`pid ${process.pid}`);
@@ -79,9 +56,7 @@ describe('one owner per data directory', () => {
     const killed = await serve(dataDir);
     const record = JSON.parse(await readFile(join(dataDir, LOCK_FILE), 'utf8')) as LockRecord;
     expect(record.pid).toBe(killed.pid);
-    const exited = new Promise((resolve) => killed.child.once('exit', resolve));
-    killed.child.kill('SIGKILL');
-    await exited;
+    await killed.kill();
     // The lock file is still there, naming a process that is gone.
     expect(JSON.parse(await readFile(join(dataDir, LOCK_FILE), 'utf8'))).toMatchObject({ pid: killed.pid });
     const restarted = await serve(dataDir);
@@ -94,7 +69,7 @@ describe('one owner per data directory', () => {
 describe('an unusable data directory at start', () => {
   it('serve names a data directory that is a file, exit code 1', async () => {
     await writeFile(dataDir, 'x');
-    const { code, stderr } = await serveRefused(dataDir);
+    const { code, stderr } = await serveRefusal({ dataDir });
     expect(code).toBe(1);
     expect(stderr).toContain(`DATA_DIR_UNUSABLE (${ErrorCode.DATA_DIR_UNUSABLE})`);
     expect(stderr).toContain(`${dataDir}: is a file, not a directory`);
@@ -120,7 +95,7 @@ describe('an unusable data directory at start', () => {
         code: ErrorCode.DATA_DIR_UNUSABLE,
         message: expect.stringContaining(`${missing}: does not exist and cannot be created`),
       });
-      const { code, stderr } = await serveRefused(mount);
+      const { code, stderr } = await serveRefusal({ dataDir: mount });
       expect(code).toBe(1);
       expect(stderr).toContain(`DATA_DIR_UNUSABLE (${ErrorCode.DATA_DIR_UNUSABLE})`);
       expect(stderr).toContain('read-only');

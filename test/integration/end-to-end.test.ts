@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   Broker,
@@ -11,16 +8,17 @@ import {
   valueJson,
   valueString,
 } from '../../src/index.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
+const scratch = useTempDir('ms-e2e-');
 let dataDir: string;
 let broker: Broker;
 beforeEach(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-e2e-'));
+  dataDir = scratch.path;
   broker = await Broker.start({ dataDir, port: 0 });
 });
 afterEach(async () => {
   await broker.stop();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 async function take(iterator: AsyncIterable<Message>, count: number): Promise<Message[]> {

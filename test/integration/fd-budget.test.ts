@@ -5,11 +5,8 @@
 // created and served (storage opens files on use under its own cap), and the broker starts again.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { BinaryWriter } from '../../src/protocol/codec/binary-writer.js';
 import { handshakeCommand } from '../../src/protocol/commands/control.js';
@@ -17,11 +14,13 @@ import { ErrorCode } from '../../src/protocol/error-codes.js';
 import { encodeFrame, FrameFlags } from '../../src/protocol/frame-header.js';
 import { Opcode } from '../../src/protocol/opcodes.js';
 import { RawClient } from '../broker/server/helpers/raw-client.js';
+import { startBroker, type TestBroker } from '../harness/broker.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 const FILE_LIMIT = 512;
 
 interface LimitedBroker {
-  child: ChildProcess;
+  broker: TestBroker;
   port: number;
   adminPort: number;
   /** The `maxConnections` the broker logged at start. */
@@ -29,11 +28,9 @@ interface LimitedBroker {
   stderr: () => string;
 }
 
-let dataDir: string;
+const dataDir = useTempDir('ms-fd-');
+const brokers: TestBroker[] = [];
 const children: ChildProcess[] = [];
-beforeEach(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-fd-'));
-});
 afterEach(async () => {
   for (const child of children.splice(0)) {
     if (child.exitCode === null && child.signalCode === null) {
@@ -42,52 +39,26 @@ afterEach(async () => {
       await exited;
     }
   }
-  await rm(dataDir, { recursive: true, force: true });
+  for (const broker of brokers.splice(0)) await broker.kill();
 });
 
 /** `memorystreamer serve` under `prlimit --nofile=LIMIT:LIMIT`, logging at info. */
 async function startLimitedBroker(): Promise<LimitedBroker> {
-  const child = spawn(
-    'prlimit',
-    [
-      `--nofile=${FILE_LIMIT}:${FILE_LIMIT}`,
-      process.execPath,
-      '--import',
-      'tsx',
-      'src/cli/main.ts',
-      'serve',
-      '--port',
-      '0',
-      '--admin-port',
-      '0',
-      '--data-dir',
-      dataDir,
-      '--json',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MEMORYSTREAMER_LOG_LEVEL: 'info' } },
-  );
-  children.push(child);
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
+  const broker = await startBroker({
+    dataDir: dataDir.path,
+    wrapper: ['prlimit', `--nofile=${FILE_LIMIT}:${FILE_LIMIT}`],
+    logLevel: 'info',
   });
-  const listening = await new Promise<{ port: number; adminPort: number }>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const line = out.split('\n')[0];
-      if (out.includes('\n') && line !== undefined)
-        resolve(JSON.parse(line) as { port: number; adminPort: number });
-    });
-    child.once('exit', (code) => reject(new Error(`broker exited with ${code}: ${stderr}`)));
-  });
-  const budgetLine = stderr
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as { msg: string; maxConnections?: number; limit?: number })
-    .find((entry) => entry.maxConnections !== undefined);
-  expect(budgetLine?.limit).toBe(FILE_LIMIT);
-  return { child, ...listening, maxConnections: budgetLine!.maxConnections!, stderr: () => stderr };
+  brokers.push(broker);
+  const budgetLine = await broker.waitForLog((line) => line.maxConnections !== undefined);
+  expect(budgetLine.limit).toBe(FILE_LIMIT);
+  return {
+    broker,
+    port: broker.port,
+    adminPort: broker.adminPort!,
+    maxConnections: budgetLine.maxConnections as number,
+    stderr: broker.stderr,
+  };
 }
 
 function openDescriptors(pid: number): number {
@@ -215,11 +186,9 @@ describe('file-descriptor budget', () => {
       expect(
         (await cli('produce', 'wide', '--partition', String(partition), '--count', '1', '--size', '10')).code,
       ).toBe(0);
-    expect(openDescriptors(broker.child.pid!)).toBeLessThan(FILE_LIMIT);
+    expect(openDescriptors(broker.broker.pid)).toBeLessThan(FILE_LIMIT);
     expect(broker.stderr()).not.toMatch(/INTERNAL_ERROR|EMFILE/);
-    const exited = new Promise<number | null>((resolve) => broker.child.once('exit', resolve));
-    broker.child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect(await broker.broker.stop()).toBe(0);
 
     const restarted = await startLimitedBroker();
     const lines: string[] = [];
@@ -229,6 +198,6 @@ describe('file-descriptor budget', () => {
       err: (t) => lines.push(t),
     });
     expect(lines.join('\n')).toMatch(new RegExp(`wide\\s+${partitions}`));
-    expect(openDescriptors(restarted.child.pid!)).toBeLessThan(FILE_LIMIT);
+    expect(openDescriptors(restarted.broker.pid)).toBeLessThan(FILE_LIMIT);
   }, 240_000);
 });

@@ -1,19 +1,17 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Broker } from '../../src/embedded/broker.js';
 import { type Client, type Consumer, connect } from '../../src/index.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
+const scratch = useTempDir('ms-groups-');
 let dataDir: string;
 let broker: Broker;
 beforeEach(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-groups-'));
+  dataDir = scratch.path;
   broker = await Broker.start({ dataDir, port: 0 });
 });
 afterEach(async () => {
   await broker.stop();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 /** Reads until `stop()` says so, counting every delivery per message value. */

@@ -2,9 +2,6 @@
 // deltas, a null header key, lengths that do not add up, over-long varints...), raw over TCP,
 // plain and inside every codec: the broker refuses each with BAD_RECORD_BATCH naming the record,
 // appends nothing, and a consumer from earliest reads every good message and only those.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Broker, type Client, connect, ErrorCode, type Message, valueString } from '../../src/index.js';
 import { BinaryWriter } from '../../src/protocol/codec/binary-writer.js';
@@ -14,17 +11,18 @@ import type { CompressionCodecName } from '../../src/protocol/compression.js';
 import { Opcode } from '../../src/protocol/opcodes.js';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
 import { RawClient } from '../broker/server/helpers/raw-client.js';
+import { useTempDir } from '../harness/temp-dir.js';
 import { goodRecords, type RawRecord, rawBatch } from '../protocol/helpers/raw-batch.js';
 
+const scratch = useTempDir('ms-malformed-');
 let dataDir: string;
 let broker: Broker;
 beforeEach(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-malformed-'));
+  dataDir = scratch.path;
   broker = await Broker.start({ dataDir, port: 0 });
 });
 afterEach(async () => {
   await broker.stop();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 const CODECS: readonly CompressionCodecName[] = ['none', 'gzip', 'snappy', 'lz4', 'zstd'];

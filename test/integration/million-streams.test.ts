@@ -1,17 +1,15 @@
 // A topic with a million streams: one message per key, then optimistic appends and stream reads on
 // a few of them, and the stream index survives a restart (rebuilt from the log).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Broker } from '../../src/embedded/broker.js';
 import { ErrorCode, valueString } from '../../src/index.js';
+import { tempDir } from '../harness/temp-dir.js';
 
 const STREAMS = 1_000_000;
 
 describe('a million streams', () => {
   it('keeps a version per stream, checks expected versions, and rebuilds after a restart', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'ms-million-'));
+    const dataDir = await tempDir('ms-million-');
     let broker = await Broker.start({ dataDir });
     try {
       let client = broker.connect();
@@ -60,7 +58,6 @@ describe('a million streams', () => {
       await client.close();
     } finally {
       await broker.stop();
-      await rm(dataDir, { recursive: true, force: true });
     }
   });
 });

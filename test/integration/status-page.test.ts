@@ -3,12 +3,12 @@
 // its rates move while a producer runs, a consumer group's lag shows, and a screenshot is saved to
 // test-results/status-page.png.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Browser as Chromium, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Broker } from '../../src/embedded/broker.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 // The little of the DOM that the browser-side functions below use: the test program is type-checked
 // without the DOM library (it would leak browser globals into the Node code's types).
@@ -113,13 +113,14 @@ const runnable = existsSync(CHROMIUM) || process.env.CI === 'true';
 if (!runnable) console.warn(`status page browser test skipped: no Chromium at ${CHROMIUM}`);
 
 describe.runIf(runnable)('web status page in Chromium', () => {
+  const scratch = useTempDir('ms-status-page-', 'all');
   let dataDir: string;
   let broker: Broker;
   let browser: Chromium;
   let base: string;
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'ms-status-page-'));
+    dataDir = scratch.path;
     broker = await Broker.start({ dataDir, admin: { port: 0 } });
     base = `http://127.0.0.1:${broker.admin!.address.port}/`;
     browser = await chromium.launch({
@@ -139,7 +140,6 @@ describe.runIf(runnable)('web status page in Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     await broker?.stop();
-    if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
   });
 
   it('labels idle axes with distinct ticks and keeps coinciding lines visible', async () => {

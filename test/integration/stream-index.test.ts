@@ -1,18 +1,11 @@
 // Streams through the client over the persisted stream index: reads from a sequence, expected-
 // version appends after a restart and after retention deleted a stream's first messages (the
 // sequences stay the stream's own), with segments small enough that every stream spans several.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Client } from '../../src/client/client.js';
 import { Broker } from '../../src/embedded/broker.js';
 import { ErrorCode, valueString } from '../../src/index.js';
-
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
+import { tempDir } from '../harness/temp-dir.js';
 
 async function readStream(client: Client, key: string, from: number, count: number): Promise<string[]> {
   const consumer = client.consumer({ stream: { topic: 'orders', key }, from });
@@ -26,8 +19,7 @@ async function readStream(client: Client, key: string, from: number, count: numb
 
 describe('streams over the persisted stream index', () => {
   it('reads from a sequence and appends at an expected version after a restart and after retention', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'ms-stream-index-'));
-    dirs.push(dataDir);
+    const dataDir = await tempDir('ms-stream-index-');
     let broker = await Broker.start({ dataDir });
     let client = broker.connect();
     try {

@@ -2,8 +2,7 @@
 // growth, createTopic options (unknown ones refused, ifNotExists), a topic that cannot be opened
 // at start (isolated, the rest serves), and the log line a full disk leaves.
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/client/client.js';
@@ -12,15 +11,16 @@ import { Broker } from '../../src/embedded/broker.js';
 import type { BrokerLogger } from '../../src/metrics/logger.js';
 import { ErrorCode } from '../../src/protocol/error-codes.js';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
+const scratch = useTempDir('ms-topic-life-');
 let dataDir: string;
 const cleanups: (() => Promise<unknown>)[] = [];
 beforeEach(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-topic-life-'));
+  dataDir = scratch.path;
 });
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 async function startBroker(

@@ -1,10 +1,7 @@
 // OpenTelemetry end to end: a producer and a consumer traced by the application's own SDK (an
 // in-memory exporter) and a broker exporting over OTLP/HTTP to a receiver this test runs. One trace
 // must run producer → broker → consumer through the `traceparent` message header.
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SpanKind, trace } from '@opentelemetry/api';
 import {
   BasicTracerProvider,
@@ -15,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/client/connect.js';
 import { messageTraceContext } from '../../src/client/tracing.js';
 import { Broker } from '../../src/embedded/broker.js';
+import { tempDir } from '../harness/temp-dir.js';
 
 interface OtlpSpan {
   traceId: string;
@@ -61,7 +59,7 @@ function brokerSpans(): OtlpSpan[] {
 
 describe('OpenTelemetry tracing', () => {
   it('carries one trace from producer through broker to consumer', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'ms-tracing-'));
+    const dataDir = await tempDir('ms-tracing-');
     const broker = await Broker.start({
       dataDir,
       port: 0,
@@ -102,7 +100,6 @@ describe('OpenTelemetry tracing', () => {
     } finally {
       await client.close();
       await broker.stop(); // flushes the broker's spans to the receiver
-      await rm(dataDir, { recursive: true, force: true });
     }
 
     const send = appSpans.getFinishedSpans().find((s) => s.name === 'send traced')!;
@@ -123,7 +120,7 @@ describe('OpenTelemetry tracing', () => {
   }, 30_000);
 
   it('adds nothing to messages when no tracer is configured', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'ms-tracing-off-'));
+    const dataDir = await tempDir('ms-tracing-off-');
     const broker = await Broker.start({ dataDir });
     const client = broker.connect();
     try {
@@ -136,12 +133,11 @@ describe('OpenTelemetry tracing', () => {
     } finally {
       await client.close();
       await broker.stop();
-      await rm(dataDir, { recursive: true, force: true });
     }
   });
 
   it('takes a full /v1/traces URL as the endpoint, and stops promptly when the collector is gone', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'ms-tracing-url-'));
+    const dataDir = await tempDir('ms-tracing-url-');
     const before = exports.length;
     const broker = await Broker.start({
       dataDir,
@@ -165,11 +161,10 @@ describe('OpenTelemetry tracing', () => {
     const started = Date.now();
     await expect(unreachable.stop()).resolves.toBeUndefined();
     expect(Date.now() - started).toBeLessThan(5000);
-    await rm(dataDir, { recursive: true, force: true });
   }, 30_000);
 
   it('a traced send with bad headers rejects (and ends its span) instead of throwing', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'ms-tracing-bad-'));
+    const dataDir = await tempDir('ms-tracing-bad-');
     const broker = await Broker.start({ dataDir });
     const appSpans = new InMemorySpanExporter();
     const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(appSpans)] });
@@ -182,7 +177,6 @@ describe('OpenTelemetry tracing', () => {
     } finally {
       await client.close();
       await broker.stop();
-      await rm(dataDir, { recursive: true, force: true });
     }
   });
 });

@@ -4,10 +4,10 @@
 
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { BrokerNode } from '../../broker/broker-node.js';
 import type { SettingKey } from '../../broker/config/config-schema.js';
 import { loadConfig } from '../../broker/config/load-config.js';
 import { diffConfig, mergeReloadable } from '../../broker/config/reload.js';
-import { Broker } from '../../embedded/broker.js';
 import { createLogger } from '../../metrics/logger.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import { brokerOptionsFrom } from '../broker-options.js';
@@ -109,7 +109,7 @@ export function registerServe(program: Command, context: CliContext): void {
       );
       const pretty = logFormat === 'pretty' || (logFormat === 'auto' && process.stderr.isTTY === true);
       const logger = createLogger({ level: logLevel, pretty });
-      const broker = await Broker.start({ ...options, logger }).catch((error: unknown) => {
+      const broker = await BrokerNode.start({ ...options, logger }).catch((error: unknown) => {
         throw listenProblem(error, options) ?? error;
       });
       // Reload on SIGHUP and when the configuration file changes: reloadable settings apply at

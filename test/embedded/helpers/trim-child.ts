@@ -6,10 +6,11 @@
 //            the result
 //   broker   (--expose-gc) starts an in-process Broker that checks every 100 ms and prints its trim
 //            metrics once they count a trim (or after 20 s)
+
+import { garbageCollector } from '../../../src/broker/collect-garbage.js';
+import { MemoryTrimmer } from '../../../src/broker/memory-trimmer.js';
 import { nativeMemory, trimMallocAsync } from '../../../src/common/native-memory.js';
 import { Broker } from '../../../src/embedded/broker.js';
-import { garbageCollector } from '../../../src/embedded/collect-garbage.js';
-import { MemoryTrimmer } from '../../../src/embedded/memory-trimmer.js';
 
 const MiB = 1024 * 1024;
 

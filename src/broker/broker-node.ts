@@ -1,0 +1,222 @@
+// A broker node: the parts of one broker process and the order they start and stop in. Both ways of
+// running a broker use it: `memorystreamer serve` and the embedded `Broker` (src/embedded), which
+// adds the in-process transport on top.
+//
+// Start:  file-descriptor budget (before storage opens: it raises the limit and caps storage's
+//         open files) → tracing → storage and the broker core → the node's parts, in order →
+//         TCP listener → admin HTTP endpoint → memory trimmer.
+// Stop:   memory trimmer → listener (GOAWAY, in-flight requests finish up to the deadline) →
+//         admin endpoint → the parts, in reverse order → core and storage → tracing (last, so the
+//         spans of the final requests are exported).
+// A start that fails stops what had started, in the same order.
+
+import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
+import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
+import { AdminServer } from './admin/admin-server.js';
+import { BrokerCore, type BrokerCoreOptions } from './broker-core.js';
+import type { FdBudget } from './fd-budget.js';
+import type { MemoryTrimmer, MemoryTrimSettings } from './memory-trimmer.js';
+import { NetworkServer, type ServerLimits } from './server/network-server.js';
+import { applyStartupFileBudget } from './startup-file-budget.js';
+import { startMemoryTrim } from './startup-memory-trim.js';
+
+/** How long stopping waits for the tracing exporter before giving its spans up. */
+const TRACING_SHUTDOWN_MS = 2000;
+
+export interface BrokerNodeOptions extends BrokerCoreOptions {
+  /** Also listen on TCP at this port (0 picks a free one). */
+  port?: number;
+  host?: string;
+  limits?: Partial<ServerLimits>;
+  /** Where connection events and unexpected errors go (silent by default). */
+  logger?: BrokerLogger;
+  /** Serve /metrics, /healthz, /readyz and the read-only JSON API over HTTP here. */
+  admin?: { host?: string; port: number };
+  /** Record request counters and latency histograms (default true). */
+  metrics?: boolean;
+  /**
+   * Export spans over OTLP/HTTP (`tracing.otlp_endpoint`). To use a tracer of your own instead,
+   * pass `tracer` (from BrokerCoreOptions).
+   */
+  tracing?: OtlpTracingOptions;
+  /**
+   * Raise the process's soft open-files limit to its hard limit at start (default true; it is
+   * process-wide, so an application embedding the broker may turn it off).
+   */
+  raiseFileLimit?: boolean;
+  /**
+   * Files storage may hold open at once (segments and stream files are opened on use and idle ones
+   * closed under this cap; process-wide). Default: a quarter of the open-files limit.
+   */
+  maxOpenFiles?: number;
+  /**
+   * Return freed malloc memory to the OS (malloc_trim, glibc Linux with the native addon; see
+   * docs/native-memory.md): checked every `intervalMs` (default 2000), trimmed when memory outside
+   * V8 and Buffers grew by more than `thresholdBytes` (default 32 MiB), after a full garbage
+   * collection (at most one per `minGcIntervalMs`, default 10 000) when the connections let go of
+   * more than that. `false` turns it off.
+   */
+  memoryTrim?: Partial<MemoryTrimSettings> | false;
+}
+
+/**
+ * An optional part of a node that runs beside the core (a cluster's control-plane member, say).
+ * Parts start after storage has opened and before the listener accepts clients, so a client never
+ * reaches a broker whose parts are not running; they stop after the listener has closed and before
+ * storage closes.
+ */
+export interface NodePart {
+  /** What the part is, for the log and for errors of a start that failed. */
+  readonly name: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a part over the opened core. A part that fails to start fails the node's start. */
+export type NodePartStarter = (core: BrokerCore, logger: BrokerLogger) => Promise<NodePart>;
+
+/** Gives the tracing exporter a short deadline: an unreachable collector must not make stopping hang. */
+async function shutdownTracing(tracing: BrokerTracing): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    tracing.shutdown().catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, TRACING_SHUTDOWN_MS);
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/** Stops parts in reverse start order; every part is stopped even when one of them fails. */
+async function stopParts(parts: readonly NodePart[], logger: BrokerLogger): Promise<void> {
+  for (const part of [...parts].reverse()) {
+    try {
+      await part.stop();
+    } catch (error) {
+      logger.error(
+        { part: part.name, reason: (error as Error).message },
+        'a broker part did not stop cleanly',
+      );
+    }
+  }
+}
+
+export class BrokerNode {
+  readonly core: BrokerCore;
+  readonly server: NetworkServer | null;
+  readonly admin: AdminServer | null;
+  /** The optional parts, in the order they started. */
+  readonly parts: readonly NodePart[];
+  private stopped = false;
+  private readonly tracing: BrokerTracing | null;
+  private readonly trimmer: MemoryTrimmer | null;
+  private readonly logger: BrokerLogger;
+
+  private constructor(fields: {
+    core: BrokerCore;
+    server: NetworkServer | null;
+    admin: AdminServer | null;
+    parts: readonly NodePart[];
+    tracing: BrokerTracing | null;
+    trimmer: MemoryTrimmer | null;
+    logger: BrokerLogger;
+  }) {
+    this.core = fields.core;
+    this.server = fields.server;
+    this.admin = fields.admin;
+    this.parts = fields.parts;
+    this.tracing = fields.tracing;
+    this.trimmer = fields.trimmer;
+    this.logger = fields.logger;
+  }
+
+  /** Starts every part in order (see the top of this file); `parts` start between storage and the listener. */
+  static async start(
+    options: BrokerNodeOptions,
+    parts: readonly NodePartStarter[] = [],
+  ): Promise<BrokerNode> {
+    const logger = options.logger ?? silentLogger;
+    const budget = await applyStartupFileBudget(
+      {
+        listens: options.port !== undefined,
+        admin: options.admin !== undefined,
+        ...(options.limits !== undefined ? { limits: options.limits } : {}),
+        ...(options.raiseFileLimit !== undefined ? { raiseFileLimit: options.raiseFileLimit } : {}),
+        ...(options.maxOpenFiles !== undefined ? { maxOpenFiles: options.maxOpenFiles } : {}),
+      },
+      logger,
+    );
+    const tracing = options.tracing !== undefined ? otlpTracing(options.tracing) : null;
+    let core: BrokerCore;
+    try {
+      core = await BrokerCore.start(tracing !== null ? { ...options, tracer: tracing.tracer } : options);
+    } catch (error) {
+      if (tracing !== null) await shutdownTracing(tracing);
+      throw error;
+    }
+    core.metrics.enabled = options.metrics ?? true;
+    core.fileBudget = budget;
+    const started: NodePart[] = [];
+    let server: NetworkServer | null = null;
+    let admin: AdminServer | null = null;
+    let node: BrokerNode | null = null;
+    try {
+      for (const start of parts) started.push(await start(core, logger));
+      if (options.port !== undefined) {
+        const network = await NetworkServer.start({
+          core,
+          host: options.host ?? '127.0.0.1',
+          port: options.port,
+          limits: {
+            ...options.limits,
+            ...(budget !== null ? { maxConnections: budget.maxConnections } : {}),
+          },
+          ...(options.logger ? { logger: options.logger } : {}),
+        });
+        server = network;
+        core.connectionStats = () => ({ connections: network.connectionCount, heldBytes: network.heldBytes });
+      }
+      if (options.admin !== undefined) {
+        admin = await AdminServer.start({
+          core,
+          metrics: core.metrics,
+          host: options.admin.host ?? '127.0.0.1',
+          port: options.admin.port,
+          // Ready once the whole node has started, and no longer once it is stopping.
+          ready: () => node !== null && !node.stopped,
+        });
+      }
+    } catch (error) {
+      await server?.shutdown({ deadlineMs: 0 });
+      await stopParts(started, logger);
+      await core.close();
+      if (tracing !== null) await shutdownTracing(tracing);
+      throw error;
+    }
+    const trimmer = startMemoryTrim(options.memoryTrim, core, server, logger);
+    node = new BrokerNode({ core, server, admin, parts: started, tracing, trimmer, logger });
+    return node;
+  }
+
+  /** How the open-files limit is split (null where it cannot be read); see docs/operations.md. */
+  get fileBudget(): FdBudget | null {
+    return this.core.fileBudget;
+  }
+
+  /** host:port of the TCP listener, or null when the node does not listen. */
+  get address(): { host: string; port: number } | null {
+    return this.server?.address ?? null;
+  }
+
+  /** Stops accepting, lets in-flight requests finish (up to the deadline), closes every log. */
+  async stop(options: { deadlineMs?: number } = {}): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.trimmer?.stop();
+    if (this.server !== null) await this.server.shutdown({ deadlineMs: options.deadlineMs ?? 5000 });
+    if (this.admin !== null) await this.admin.close();
+    await stopParts(this.parts, this.logger);
+    await this.core.close();
+    if (this.tracing !== null) await shutdownTracing(this.tracing);
+  }
+}
