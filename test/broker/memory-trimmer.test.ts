@@ -7,12 +7,12 @@ import { tempDir } from '../harness/temp-dir.js';
 
 const MiB = 1024 * 1024;
 
-/** test/embedded/helpers/trim-child.ts in a child, so this runner's own heap does not count. */
+/** test/broker/helpers/trim-child.ts in a child, so this runner's own heap does not count. */
 async function child(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Record<string, unknown>> {
   const exposeGc = args[0] === 'release' ? [] : ['--expose-gc'];
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [...exposeGc, '--import', 'tsx', 'test/embedded/helpers/trim-child.ts', ...args],
+    [...exposeGc, '--import', 'tsx', 'test/broker/helpers/trim-child.ts', ...args],
     { env: { ...process.env, ...env }, timeout: 60_000 },
   );
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
