@@ -17,6 +17,7 @@ import { BrokerCore, type BrokerCoreOptions } from './broker-core.js';
 import type { FdBudget } from './fd-budget.js';
 import type { MemoryTrimmer, MemoryTrimSettings } from './memory-trimmer.js';
 import { NetworkServer, type ServerLimits } from './server/network-server.js';
+import type { ServerTlsOptions } from './server/tls.js';
 import { applyStartupFileBudget } from './startup-file-budget.js';
 import { startMemoryTrim } from './startup-memory-trim.js';
 
@@ -28,6 +29,8 @@ export interface BrokerNodeOptions extends BrokerCoreOptions {
   port?: number;
   host?: string;
   limits?: Partial<ServerLimits>;
+  /** Serve clients over TLS only (certificate, key, and the CA of client certificates if required). */
+  tls?: ServerTlsOptions;
   /** Where connection events and unexpected errors go (silent by default). */
   logger?: BrokerLogger;
   /** Serve /metrics, /healthz, /readyz and the read-only JSON API over HTTP here. */
@@ -172,6 +175,7 @@ export class BrokerNode {
             ...(budget !== null ? { maxConnections: budget.maxConnections } : {}),
           },
           ...(options.logger ? { logger: options.logger } : {}),
+          ...(options.tls !== undefined ? { tls: options.tls } : {}),
         });
         server = network;
         core.connectionStats = () => ({ connections: network.connectionCount, heldBytes: network.heldBytes });

@@ -1,9 +1,44 @@
 // Turns a loaded configuration into the options of a broker node (what `serve` starts). It lives
 // with the CLI, the one that starts a node from a configuration; embedded users pass options directly.
 
+import { readFileSync } from 'node:fs';
 import type { BrokerNodeOptions } from '../broker/broker-node.js';
 import type { LoadedConfig } from '../broker/config/load-config.js';
+import type { ServerTlsOptions, TlsClientAuth } from '../broker/server/tls.js';
 import type { LogLevel } from '../metrics/logger.js';
+import { errorOf } from '../protocol/error-codes.js';
+
+/** The TLS settings, files read (INVALID_CONFIG naming the key when one cannot be): null for plain TCP. */
+function tlsFrom(config: LoadedConfig, resolvePath: (path: string) => string): ServerTlsOptions | null {
+  const v = config.values;
+  const certFile = v['server.tls_cert_file'] as string;
+  const keyFile = v['server.tls_key_file'] as string;
+  const caFile = v['server.tls_ca_file'] as string;
+  const clientAuth = v['server.tls_client_auth'] as TlsClientAuth;
+  if (certFile === '' && keyFile === '') {
+    if (caFile !== '' || clientAuth !== 'none')
+      throw errorOf(
+        'INVALID_CONFIG',
+        'server.tls_ca_file and server.tls_client_auth need server.tls_cert_file',
+      );
+    return null;
+  }
+  if (certFile === '' || keyFile === '')
+    throw errorOf('INVALID_CONFIG', 'server.tls_cert_file and server.tls_key_file go together');
+  const read = (key: string, file: string) => {
+    try {
+      return readFileSync(resolvePath(file));
+    } catch (error) {
+      throw errorOf('INVALID_CONFIG', `${key}: cannot read ${file}: ${(error as Error).message}`);
+    }
+  };
+  return {
+    cert: read('server.tls_cert_file', certFile),
+    key: read('server.tls_key_file', keyFile),
+    ...(caFile !== '' ? { ca: read('server.tls_ca_file', caFile) } : {}),
+    clientAuth,
+  };
+}
 
 export function brokerOptionsFrom(
   config: LoadedConfig,
@@ -15,7 +50,9 @@ export function brokerOptionsFrom(
 } {
   const v = config.values;
   const n = (key: keyof typeof v) => v[key] as number;
+  const tls = tlsFrom(config, resolvePath);
   return {
+    ...(tls !== null ? { tls } : {}),
     dataDir: resolvePath(v['storage.data_dir'] as string),
     host: v['server.host'] as string,
     port: n('server.port'),

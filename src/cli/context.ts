@@ -21,16 +21,16 @@ export interface GlobalOptions {
 
 /**
  * The TLS settings of the global flags, files read: undefined for plain TCP. Each flag has an
- * environment variable (MEMORYSTREAMER_TLS_CA, _CERT, _KEY; MEMORYSTREAMER_TLS=1) for scripts.
+ * environment variable (MEMORYSTREAMER_CLI_TLS_CA, _CERT, _KEY; MEMORYSTREAMER_CLI_TLS=1) for scripts.
  */
 export async function tlsOf(
   globals: GlobalOptions,
   env: NodeJS.ProcessEnv,
 ): Promise<ClientTlsOptions | undefined> {
-  const caFile = globals.tlsCa ?? env.MEMORYSTREAMER_TLS_CA;
-  const certFile = globals.tlsCert ?? env.MEMORYSTREAMER_TLS_CERT;
-  const keyFile = globals.tlsKey ?? env.MEMORYSTREAMER_TLS_KEY;
-  const wanted = globals.tls === true || env.MEMORYSTREAMER_TLS === '1';
+  const caFile = globals.tlsCa ?? env.MEMORYSTREAMER_CLI_TLS_CA;
+  const certFile = globals.tlsCert ?? env.MEMORYSTREAMER_CLI_TLS_CERT;
+  const keyFile = globals.tlsKey ?? env.MEMORYSTREAMER_CLI_TLS_KEY;
+  const wanted = globals.tls === true || env.MEMORYSTREAMER_CLI_TLS === '1';
   if (!wanted && caFile === undefined && certFile === undefined && keyFile === undefined) return undefined;
   if ((certFile === undefined) !== (keyFile === undefined))
     throw errorOf(

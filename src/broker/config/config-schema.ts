@@ -131,6 +131,30 @@ export const SETTINGS = [
     reloadable: true,
   },
   {
+    key: 'server.tls_cert_file',
+    type: { kind: 'string', maxLength: 4096 },
+    default: '',
+    doc: 'PEM certificate chain of the broker: clients must connect over TLS (empty: plain TCP); needs server.tls_key_file',
+  },
+  {
+    key: 'server.tls_key_file',
+    type: { kind: 'string', maxLength: 4096 },
+    default: '',
+    doc: 'PEM private key of server.tls_cert_file',
+  },
+  {
+    key: 'server.tls_ca_file',
+    type: { kind: 'string', maxLength: 4096 },
+    default: '',
+    doc: 'PEM CA certificates that client certificates must be signed by (with server.tls_client_auth)',
+  },
+  {
+    key: 'server.tls_client_auth',
+    type: { kind: 'enum', choices: ['none', 'request', 'require'] },
+    default: 'none',
+    doc: 'client certificates: none, request (asked, not required) or require (clients without one signed by server.tls_ca_file are refused)',
+  },
+  {
     key: 'server.shutdown_deadline',
     type: { kind: 'duration', min: 0, max: 600 * SECOND },
     default: 5 * SECOND,

@@ -178,11 +178,12 @@ export async function loadConfig(inputs: ConfigInputs = {}): Promise<LoadedConfi
   const env = inputs.env ?? {};
   const byEnv = new Map(SETTINGS.map((s) => [envName(s.key), s.key]));
   for (const [name, raw] of Object.entries(env)) {
-    // MEMORYSTREAMER_BROKERS is the CLI's; MEMORYSTREAMER_NATIVE_* turn the native addons off
-    // (docs/native-crc32c.md, docs/native-memory.md); neither is a broker setting.
+    // MEMORYSTREAMER_BROKERS and MEMORYSTREAMER_CLI_* are the CLI's; MEMORYSTREAMER_NATIVE_* turn
+    // the native addons off (docs/native-crc32c.md, docs/native-memory.md); none is a broker setting.
     if (
       !name.startsWith('MEMORYSTREAMER_') ||
       name === 'MEMORYSTREAMER_BROKERS' ||
+      name.startsWith('MEMORYSTREAMER_CLI_') ||
       name.startsWith('MEMORYSTREAMER_NATIVE_') ||
       raw === undefined
     )

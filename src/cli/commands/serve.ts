@@ -212,11 +212,12 @@ export function registerServe(program: Command, context: CliContext): void {
             event: 'listening',
             host: address.host,
             port: address.port,
+            tls: options.tls !== undefined,
             adminPort: admin?.port ?? null,
             dataDir: options.dataDir,
             pid: process.pid,
           },
-          `memorystreamer broker listening on ${address.host}:${address.port}${admin ? `, status page and admin API http://${admin.host}:${admin.port}/` : ''} (data in ${options.dataDir}, pid ${process.pid})`,
+          `memorystreamer broker listening on ${address.host}:${address.port}${options.tls !== undefined ? ' (TLS)' : ''}${admin ? `, status page and admin API http://${admin.host}:${admin.port}/` : ''} (data in ${options.dataDir}, pid ${process.pid})`,
         );
       });
       context.print({ event: 'stopped' }, 'broker stopped');
