@@ -9,7 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/client/client.js';
 import { connect } from '../../src/client/connect.js';
 import { Broker } from '../../src/embedded/broker.js';
+import { BinaryWriter } from '../../src/protocol/codec/binary-writer.js';
+import { replicaFetchCommand } from '../../src/protocol/commands/replication-commands.js';
 import { ErrorCode } from '../../src/protocol/error-codes.js';
+import { FrameFlags } from '../../src/protocol/frame-header.js';
+import { Opcode } from '../../src/protocol/opcodes.js';
+import { RawClient } from './server/helpers/raw-client.js';
 
 let dataDir: string;
 let broker: Broker;
@@ -152,6 +157,40 @@ describe('a broker without a cluster', () => {
     } finally {
       await other.stop();
       await rm(otherDir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers a replica fetch UNKNOWN_OPCODE (it has no followers) and keeps the connection', async () => {
+    const raw = await RawClient.open(broker.address!.port);
+    try {
+      await raw.handshake();
+      const w = new BinaryWriter(64);
+      replicaFetchCommand.encodeRequest(w, {
+        replicaId: 1,
+        maxWaitMs: 0,
+        minBytes: 1,
+        maxBytes: 1 << 20,
+        partitions: [
+          {
+            topic: 'orders',
+            partition: 0,
+            leaderEpoch: 0,
+            lastFetchedEpoch: -1,
+            fetchOffset: 0n,
+            stableOffset: 0n,
+            maxBytes: 1 << 20,
+          },
+        ],
+      });
+      raw.send(Opcode.REPLICA_FETCH, w.finish(), 41);
+      const answer = await raw.waitFor((f) => f.header.correlationId === 41);
+      expect(answer.header.flags & FrameFlags.ERROR).toBe(FrameFlags.ERROR);
+      expect(answer.header.errorCode).toBe(ErrorCode.UNKNOWN_OPCODE);
+      raw.send(Opcode.PING, Buffer.alloc(0), 42);
+      await raw.waitFor((f) => f.header.correlationId === 42);
+      expect(raw.closed).toBe(false);
+    } finally {
+      raw.destroy();
     }
   });
 });
