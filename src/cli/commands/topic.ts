@@ -106,7 +106,7 @@ export function registerTopic(program: Command, context: CliContext): void {
       .option('--if-not-exists', 'succeed without changing anything when the topic already exists')
       .addHelpText(
         'after',
-        '\nExamples:\n  memorystreamer topic create orders --partitions 4\n  memorystreamer topic create audit --durability always\n  memorystreamer topic create orders --if-not-exists',
+        '\nExamples:\n  memorystreamer topic create orders --partitions 4\n  memorystreamer topic create audit --durability always\n  memorystreamer topic create orders --if-not-exists\n  memorystreamer topic create payments --replication-factor 3 --min-insync-replicas 2   (in a cluster)',
       ),
   ).action(
     async (

@@ -311,12 +311,12 @@ function readPartitionReplication(r: BinaryReader, into: PartitionView): void {
 }
 
 /** A response's single TopicView, then its replication extension. */
-export function writeTopicViewPayload(w: BinaryWriter, topic: TopicView): void {
+function writeTopicViewPayload(w: BinaryWriter, topic: TopicView): void {
   writeTopicView(w, topic);
   writeTopicReplication(w, topic);
 }
 
-export function readTopicViewPayload(r: BinaryReader): TopicView {
+function readTopicViewPayload(r: BinaryReader): TopicView {
   const topic = readTopicView(r);
   if (r.remaining > 0) readTopicReplication(r, topic);
   return topic;
