@@ -30,7 +30,9 @@
 //         -1 and -1 when the leader knows no such epoch, or with an error)
 //
 // The per-partition field names are those of src/cluster/replication/messages.ts (ReplicaFetchRequest,
-// EpochQuery, EpochAnswer): an entry with the request's replicaId is the state machines' message.
+// EpochQuery): an entry with the request's replicaId is the state machines' message. Answers map
+// with epochAnswerOf / epochAnswerPartitionOf (EpochAnswer) and replicaFetchResultOf
+// (ReplicaFetchResponse, its batches split by replicaBatchesOf).
 
 import type { BinaryReader } from '../codec/binary-reader.js';
 import type { BinaryWriter } from '../codec/binary-writer.js';
@@ -139,6 +141,17 @@ export function epochAnswerOf(entry: EpochAnswerPartition): EpochAnswerOf {
     : { error: entry.error };
 }
 
+/** The wire entry of a leader's answer (LeaderState.handleEpochQuery) for one partition. */
+export function epochAnswerPartitionOf(
+  topic: string,
+  partition: number,
+  answer: EpochAnswerOf,
+): EpochAnswerPartition {
+  return answer.error === null
+    ? { topic, partition, error: null, epoch: answer.epoch, endOffset: answer.endOffset }
+    : { topic, partition, error: answer.error, epoch: NO_EPOCH, endOffset: NO_OFFSET };
+}
+
 /** One batch of a replica fetch, as the follower appends it (messages.ts ReplicaBatch). */
 export interface ReplicaBatchView {
   readonly baseOffset: bigint;
@@ -182,6 +195,18 @@ export function replicaBatchesOf(section: Buffer): ReplicaBatchView[] {
     at += size;
   }
   return batches;
+}
+
+/** A partition's fetch answer as the follower state machine takes it (messages.ts ReplicaFetchResponse). */
+export type ReplicaFetchResultOf =
+  | { readonly error: null; readonly batches: readonly ReplicaBatchView[]; readonly highWatermark: bigint }
+  | { readonly error: ErrorName };
+
+/** Maps one fetched partition for the follower; its batches are split (and checked whole) here. */
+export function replicaFetchResultOf(entry: ReplicaFetchedPartition): ReplicaFetchResultOf {
+  return entry.error === null
+    ? { error: null, batches: replicaBatchesOf(entry.batches), highWatermark: entry.highWatermark }
+    : { error: entry.error };
 }
 
 /** Writes entries grouped by topic: runs of consecutive entries with the same topic share its name. */

@@ -5,6 +5,7 @@ import type {
   EpochAnswer,
   EpochQuery,
   ReplicaFetchRequest as FollowerFetch,
+  ReplicaFetchResponse as FollowerFetchResponse,
   ReplicaBatch,
 } from '../../../src/cluster/replication/messages.js';
 import { BinaryReader } from '../../../src/protocol/codec/binary-reader.js';
@@ -13,6 +14,7 @@ import type { CommandCodec } from '../../../src/protocol/commands/command.js';
 import { commandForOpcode } from '../../../src/protocol/commands/registry.js';
 import {
   epochAnswerOf,
+  epochAnswerPartitionOf,
   type OffsetsForLeaderEpochRequest,
   type OffsetsForLeaderEpochResponse,
   offsetsForLeaderEpochCommand,
@@ -21,6 +23,7 @@ import {
   type ReplicaFetchResponse,
   replicaBatchesOf,
   replicaFetchCommand,
+  replicaFetchResultOf,
   replicationCommandForOpcode,
 } from '../../../src/protocol/commands/replication-commands.js';
 import { ErrorCode } from '../../../src/protocol/error-codes.js';
@@ -243,6 +246,29 @@ describe('REPLICA_FETCH', () => {
     expect(() => replicaBatchesOf(negative)).toThrow(/offsets -5\+0/);
   });
 
+  it("maps a fetched partition onto the follower's ReplicaFetchResponse", () => {
+    const fetched = {
+      topic: 't',
+      partition: 0,
+      highWatermark: 121n,
+      logStartOffset: 0n,
+      leaderEpoch: 5,
+      divergingEpoch: null,
+      batches: Buffer.concat([batch(120n, 5, ['a']), batch(121n, 5, ['b', 'c'])]),
+    };
+    const ok: FollowerFetchResponse = replicaFetchResultOf({ ...fetched, error: null });
+    expect(ok.error).toBeNull();
+    if (ok.error === null) {
+      expect(ok.highWatermark).toBe(121n);
+      expect(ok.batches.map((b) => [b.baseOffset, b.lastOffset, b.leaderEpoch])).toEqual([
+        [120n, 120n, 5],
+        [121n, 122n, 5],
+      ]);
+    }
+    const failed: FollowerFetchResponse = replicaFetchResultOf({ ...fetched, error: 'FENCED_LEADER_EPOCH' });
+    expect(failed).toEqual({ error: 'FENCED_LEADER_EPOCH' });
+  });
+
   it("is what the follower state machine sends: an entry with the request's replicaId", () => {
     const entry = FETCH.partitions[0]!;
     const message: FollowerFetch = { replicaId: FETCH.replicaId, ...entry };
@@ -315,5 +341,9 @@ describe('OFFSETS_FOR_LEADER_EPOCH', () => {
       { error: null, epoch: -1, endOffset: -1n },
       { error: 'FENCED_LEADER_EPOCH' },
     ]);
+    // And back: the leader's answers as wire entries.
+    expect(answers.map((answer, i) => epochAnswerPartitionOf('orders', i, answer))).toEqual(
+      response.partitions,
+    );
   });
 });
