@@ -2,8 +2,7 @@
 // given), leads every partition as its only replica and ISR at epoch 0, answers METADATA with
 // itself, takes acks 'all' as acks 1, and refuses what it cannot keep (a replication factor above
 // 1, minInsyncReplicas above the replication factor). Over TCP and in process, against a real broker.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/client/client.js';
@@ -14,15 +13,17 @@ import { replicaFetchCommand } from '../../src/protocol/commands/replication-com
 import { ErrorCode } from '../../src/protocol/error-codes.js';
 import { FrameFlags } from '../../src/protocol/frame-header.js';
 import { Opcode } from '../../src/protocol/opcodes.js';
+import { tempDir, useTempDir } from '../harness/temp-dir.js';
 import { RawClient } from './server/helpers/raw-client.js';
 
+const scratch = useTempDir('ms-cluster-view-', 'all');
 let dataDir: string;
 let broker: Broker;
 let tcp: Client;
 let local: Client;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-cluster-view-'));
+  dataDir = scratch.path;
   broker = await Broker.start({ dataDir, port: 0, host: '127.0.0.1' });
   tcp = await connect({ brokers: `127.0.0.1:${broker.address!.port}` });
   local = broker.connect();
@@ -31,7 +32,6 @@ afterAll(async () => {
   await tcp?.close();
   await local?.close();
   await broker?.stop();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 describe('a broker without a cluster', () => {
@@ -139,7 +139,7 @@ describe('a broker without a cluster', () => {
   });
 
   it('names itself by the broker id it was given', async () => {
-    const otherDir = await mkdtemp(join(tmpdir(), 'ms-cluster-view-id-'));
+    const otherDir = await tempDir('ms-cluster-view-id-');
     const other = await Broker.start({ dataDir: otherDir, brokerId: 5 });
     try {
       const client = other.connect();
@@ -156,7 +156,6 @@ describe('a broker without a cluster', () => {
       await client.close();
     } finally {
       await other.stop();
-      await rm(otherDir, { recursive: true, force: true });
     }
   });
 
