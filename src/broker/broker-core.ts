@@ -48,6 +48,7 @@ import {
   type TopicConfig,
   type TopicDescription,
   validatePartitionCount,
+  validateReplicationFactor,
 } from './topics/topic-config.js';
 
 /**
@@ -617,7 +618,7 @@ export class BrokerCore {
       assertKnownTopicOptions('createTopic', request);
       const { ifNotExists, ...input } = request;
       // A broker without a cluster is the only broker: one copy is all it can keep.
-      if (input.replicationFactor !== undefined && input.replicationFactor > 1)
+      if (input.replicationFactor !== undefined && validateReplicationFactor(input.replicationFactor) > 1)
         throw errorOf(
           'NOT_ENOUGH_BROKERS',
           `topic ${input.name}: replicationFactor ${input.replicationFactor} needs ${input.replicationFactor} brokers, ` +

@@ -119,6 +119,13 @@ describe('a broker without a cluster', () => {
       });
     }
     expect((await tcp.admin.listTopics()).map((t) => t.name)).not.toContain('replicated');
+    // In process nothing is encoded: a value that is no replication factor is INVALID_CONFIG first.
+    await expect(
+      local.admin.createTopic({ name: 'replicated', replicationFactor: '3' as unknown as number }),
+    ).rejects.toMatchObject({
+      code: ErrorCode.INVALID_CONFIG,
+      message: expect.stringContaining('replicationFactor="3"'),
+    });
     const one = await tcp.admin.createTopic({ name: 'replicated', replicationFactor: 1 });
     expect(one.replicationFactor).toBe(1);
   });
