@@ -12,8 +12,11 @@ import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import type {
   DescribeTopicResponse,
   ListOffsetsResponse,
+  MetadataResponse,
+  ProduceRequest,
   ReadStreamResponse,
   SubscribeRequest,
+  TopicMetadata,
   TopicView,
 } from '../protocol/commands/data-types.js';
 import type { CommandName, RequestOf, ResponseOf } from '../protocol/commands/registry.js';
@@ -45,6 +48,7 @@ import {
   type TopicConfig,
   type TopicDescription,
   validatePartitionCount,
+  validateReplicationFactor,
 } from './topics/topic-config.js';
 
 /**
@@ -81,6 +85,11 @@ import { TopicRegistry } from './topics/topic-registry.js';
 
 export interface BrokerCoreOptions {
   dataDir: string;
+  /**
+   * This broker's id in METADATA and in the leader, replicas and ISR of its partitions (0 unless
+   * given: a broker without a cluster is the only one, and leads every partition).
+   */
+  brokerId?: number;
   /** Defaults for topics created without explicit settings. */
   topicDefaults?: Partial<TopicConfig>;
   defaultPartitions?: number;
@@ -157,6 +166,12 @@ export class BrokerCore {
   private readonly storageObserver: StorageObserver = {
     onSync: (seconds, cause) => this.metrics.recordSync(seconds, cause),
   };
+  /**
+   * Where clients reach this broker over TCP, as METADATA reports it: set by whoever starts the
+   * TCP listener once it is bound (the advertised address when one is configured); null for a
+   * broker that is reached in process only.
+   */
+  advertisedListener: { host: string; port: number } | null = null;
   /** Set by the network server so metrics can report connections and memory use. */
   connectionStats: () => { connections: number; heldBytes: number } = () => ({
     connections: 0,
@@ -210,6 +225,7 @@ export class BrokerCore {
       maxFetchWaitMs: options.maxFetchWaitMs ?? 30_000,
       maxFetchBytes: options.maxFetchBytes ?? 8 * 1024 * 1024,
       maxPartitions: options.maxPartitions ?? DEFAULT_MAX_PARTITIONS,
+      brokerId: options.brokerId ?? 0,
     };
     this.offsetsSegmentBytes = options.offsetsSegmentBytes ?? OFFSETS_SEGMENT_BYTES;
     this.compaction = new CompactionScheduler({
@@ -556,11 +572,17 @@ export class BrokerCore {
     if (this.closed) throw errorOf('SHUTTING_DOWN');
   }
 
+  /** This broker's id: the leader, the only replica and the ISR of every partition it holds. */
+  get brokerId(): number {
+    return this.options.brokerId;
+  }
+
   private view(topic: TopicDescription): TopicView {
     return {
       name: topic.name,
       id: topic.id,
       partitions: topic.partitions,
+      replicationFactor: topic.replicationFactor,
       createdAt: topic.createdAt,
       config: { ...topic.config },
     };
@@ -595,6 +617,13 @@ export class BrokerCore {
     createTopic: async (request) => {
       assertKnownTopicOptions('createTopic', request);
       const { ifNotExists, ...input } = request;
+      // A broker without a cluster is the only broker: one copy is all it can keep.
+      if (input.replicationFactor !== undefined && validateReplicationFactor(input.replicationFactor) > 1)
+        throw errorOf(
+          'NOT_ENOUGH_BROKERS',
+          `topic ${input.name}: replicationFactor ${input.replicationFactor} needs ${input.replicationFactor} brokers, ` +
+            'and this broker runs alone, without a cluster (start brokers with serve --cluster to replicate)',
+        );
       if (this.offline.has(input.name)) {
         throw errorOf(
           'TOPIC_ALREADY_EXISTS',
@@ -706,13 +735,52 @@ export class BrokerCore {
     describeTopic: async (request): Promise<DescribeTopicResponse> => {
       this.refuseOffline(request.name);
       const topic = this.registry.require(request.name);
+      const self = this.options.brokerId;
       const partitions = (this.partitions.get(topic.name) ?? []).map((p) => ({
         partition: p.index,
         logStartOffset: p.log.logStartOffset,
         logEndOffset: p.log.highWatermark,
         sizeBytes: p.log.sizeBytes,
+        leader: self,
+        replicas: [self],
+        isr: [self],
+        leaderEpoch: 0,
       }));
       return { topic: this.view(topic), partitions };
+    },
+    metadata: async (request): Promise<MetadataResponse> => {
+      const self = this.options.brokerId;
+      const names = request.topics ?? this.registry.list().map((t) => t.name);
+      const topics = names.map((name): TopicMetadata => {
+        const internal = name.startsWith(INTERNAL_TOPIC_PREFIX);
+        const unavailable = (error: 'UNKNOWN_TOPIC' | 'TOPIC_OFFLINE') => ({
+          name,
+          error,
+          id: '',
+          internal,
+          partitions: [],
+        });
+        if (this.offline.has(name)) return unavailable('TOPIC_OFFLINE');
+        const topic = this.registry.get(name);
+        if (topic === undefined) return unavailable('UNKNOWN_TOPIC');
+        const partitions = Array.from({ length: topic.partitions }, (_, partition) => ({
+          partition,
+          error: null,
+          leader: self,
+          leaderEpoch: 0,
+          replicas: [self],
+          isr: [self],
+          offlineReplicas: [],
+        }));
+        return { name, error: null, id: topic.id, internal, partitions };
+      });
+      const listener = this.advertisedListener;
+      return {
+        clusterId: null,
+        controllerId: self,
+        brokers: [{ id: self, host: listener?.host ?? '', port: listener?.port ?? 0 }],
+        topics,
+      };
     },
     produce: async (request) => {
       refuseInternal(request.topic);
@@ -720,7 +788,13 @@ export class BrokerCore {
       const partition = this.partition(request.topic, request.partition);
       let response: ResponseOf<'produce'>;
       try {
-        response = await partition.produce(request);
+        // One broker, one copy of every partition (topics with more cannot be created here): the
+        // ISR is this broker alone, so acks 'all' is acknowledged as acks 1 is.
+        response = await partition.produce(
+          request.acks === 'all'
+            ? { batch: request.batch, acks: 1, expectedVersion: request.expectedVersion }
+            : (request as ProduceRequest & { acks: 0 | 1 }),
+        );
       } catch (error) {
         this.noteStorageFull(partition, error);
         throw error;

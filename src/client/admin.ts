@@ -3,6 +3,7 @@ import type {
   DescribeGroupResponse,
   DescribeTopicResponse,
   GroupSummary,
+  MetadataResponse,
   OffsetSpec,
   PartitionOffset,
   TopicView,
@@ -52,8 +53,23 @@ export class Admin {
     return (await this.transport.request('listTopics', {}, { timeoutMs: this.timeoutMs })).topics;
   }
 
+  /**
+   * The topic, its configuration and its partitions, each with its offsets, leader, replicas, ISR
+   * and leader epoch (broker ids; a broker without a cluster is broker 0 and leads them all).
+   */
   describeTopic(name: string): Promise<DescribeTopicResponse> {
     return this.transport.request('describeTopic', { name }, { timeoutMs: this.timeoutMs });
+  }
+
+  /**
+   * The cluster as the broker sees it: its brokers, the controller, and who leads each partition
+   * of `topics` (every topic when not given, internal ones included). A topic that cannot be
+   * described carries its error (UNKNOWN_TOPIC, TOPIC_OFFLINE) instead of failing the call.
+   */
+  metadata(topics?: readonly string[]): Promise<MetadataResponse> {
+    return this.transport.request('metadata', topics === undefined ? {} : { topics: [...topics] }, {
+      timeoutMs: this.timeoutMs,
+    });
   }
 
   async listGroups(): Promise<GroupSummary[]> {

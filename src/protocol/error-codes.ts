@@ -113,6 +113,11 @@ export const ERROR_TABLE = {
   CORRUPT_EPOCH_CHECKPOINT: entry(708, false, 'leader epoch checkpoint is corrupt'),
   LEADER_EPOCH_REGRESSION: entry(709, false, 'leader epoch or its start offset would go backwards'),
   INCONSISTENT_REPLICA_FETCH: entry(710, false, 'replica fetch response does not continue the follower log'),
+  NOT_ENOUGH_BROKERS: entry(
+    711,
+    false,
+    'replication factor is larger than the live brokers (a broker without a cluster is one)',
+  ),
   CONTROL_PLANE_UNAVAILABLE: entry(720, true, 'the cluster control plane (etcd) cannot be reached'),
   NOT_CONTROLLER: entry(721, true, 'this broker is not the cluster controller (or no longer is)'),
   CLUSTER_ID_MISMATCH: entry(722, false, 'the data directory belongs to another cluster or broker id'),

@@ -41,6 +41,10 @@ export const OPCODE_TABLE = {
   FETCH_OFFSETS: op(0x0506, true),
   LIST_GROUPS: op(0x0507, true),
   DESCRIBE_GROUP: op(0x0508, true),
+  // 0x06xx: replication, broker to broker. Data opcodes: a replica fetch carries batches, and both
+  // may name thousands of partitions.
+  REPLICA_FETCH: op(0x0601, false),
+  OFFSETS_FOR_LEADER_EPOCH: op(0x0602, false),
 } as const;
 
 export type OpcodeName = keyof typeof OPCODE_TABLE;

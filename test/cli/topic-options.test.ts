@@ -1,5 +1,5 @@
-// `topic create --if-not-exists`, `topic alter --allow-key-movement` and unknown topic flags,
-// against a real broker over TCP.
+// `topic create --if-not-exists`, `topic alter --allow-key-movement`, unknown topic flags, the
+// replication flags and `topic describe`'s replication columns, against a real broker over TCP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { EXIT } from '../../src/cli/output.js';
@@ -64,5 +64,61 @@ describe('topic flags', () => {
     const grown = await cli('topic', 'alter', 'keyed', '--partitions', '4', '--allow-key-movement');
     expect(grown.code).toBe(EXIT.ok);
     expect(grown.text).toMatch(/partitions:\s+4/);
+  });
+
+  it('create --replication-factor above 1 is refused on a broker without a cluster, naming the cause', async () => {
+    const refused = await cli('topic', 'create', 'copies', '--replication-factor', '3');
+    expect(refused.code).toBe(EXIT.failed);
+    expect(refused.text).toContain(`NOT_ENOUGH_BROKERS (${ErrorCode.NOT_ENOUGH_BROKERS})`);
+    expect(refused.text).toContain('this broker runs alone, without a cluster');
+    expect((await cli('topic', 'list')).text).not.toContain('copies');
+    const usage = await cli('topic', 'create', 'copies', '--replication-factor', '0');
+    expect(usage.code).toBe(EXIT.usage);
+    expect(usage.text).toContain('--replication-factor');
+  });
+
+  it('create --min-insync-replicas above the replication factor is INVALID_CONFIG; alter sets it', async () => {
+    const refused = await cli('topic', 'create', 'isr', '--min-insync-replicas', '2');
+    expect(refused.code).toBe(EXIT.failed);
+    expect(refused.text).toContain(`INVALID_CONFIG (${ErrorCode.INVALID_CONFIG})`);
+    expect(refused.text).toContain('minInsyncReplicas=2 is more than replicationFactor=1');
+    const created = await cli(
+      'topic',
+      'create',
+      'isr',
+      '--replication-factor',
+      '1',
+      '--min-insync-replicas',
+      '1',
+    );
+    expect(created).toEqual({ code: EXIT.ok, text: 'created topic isr with 1 partition(s)' });
+    const altered = await cli('topic', 'alter', 'isr', '--min-insync-replicas', '1');
+    expect(altered.code).toBe(EXIT.ok);
+    expect(altered.text).toMatch(/min\.insync\.replicas:\s+1/);
+  });
+
+  it('describe shows the replication factor, and leader, replicas, ISR and epoch per partition', async () => {
+    await cli('topic', 'create', 'shown', '-p', '2');
+    const { code, text } = await cli('topic', 'describe', 'shown');
+    expect(code).toBe(EXIT.ok);
+    expect(text).toMatch(/replication\.factor:\s+1/);
+    expect(text).toMatch(/min\.insync\.replicas:\s+1/);
+    const lines = text.split('\n');
+    const header = lines.find((line) => /^PARTITION\s/.test(line))!;
+    expect(header.split(/\s{2,}/)).toEqual([
+      'PARTITION',
+      'START OFFSET',
+      'END OFFSET',
+      'BYTES',
+      'LEADER',
+      'REPLICAS',
+      'ISR',
+      'EPOCH',
+    ]);
+    const rows = lines.slice(lines.indexOf(header) + 1).filter((line) => /^\s*\d/.test(line));
+    expect(rows.map((row) => row.trim().split(/\s+/))).toEqual([
+      ['0', '0', '0', '0', '0', '0', '0', '0'],
+      ['1', '0', '0', '0', '0', '0', '0', '0'],
+    ]);
   });
 });

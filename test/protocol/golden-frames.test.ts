@@ -18,6 +18,10 @@ import {
   handshakeCommand,
 } from '../../src/protocol/commands/control.js';
 import { COMMANDS } from '../../src/protocol/commands/registry.js';
+import {
+  offsetsForLeaderEpochCommand,
+  replicaFetchCommand,
+} from '../../src/protocol/commands/replication-commands.js';
 import { FrameDecoder } from '../../src/protocol/frame-decoder.js';
 import { encodeFrame, FrameFlags } from '../../src/protocol/frame-header.js';
 import { Opcode } from '../../src/protocol/opcodes.js';
@@ -86,6 +90,158 @@ const FIXTURES: Record<string, Buffer> = {
       }),
     ),
   ),
+  'produce-request-acks-all': encodeFrame(
+    { opcode: Opcode.PRODUCE, correlationId: 5, timestamp: T },
+    payloadOf((w) =>
+      COMMANDS.produce.encodeRequest(w, {
+        topic: 'orders',
+        partition: 1,
+        acks: 'all',
+        batch: encodeRecordBatch([{ key: 'order-2', value: '{"total":5}', timestamp: 1_795_400_000_000 }], {
+          baseTimestamp: 1_795_400_000_000,
+        }),
+      }),
+    ),
+  ),
+  'describe-topic-response': encodeFrame(
+    { opcode: Opcode.DESCRIBE_TOPIC, correlationId: 6, flags: FrameFlags.RESPONSE, timestamp: T },
+    payloadOf((w) =>
+      COMMANDS.describeTopic.encodeResponse(w, {
+        topic: {
+          name: 'orders',
+          id: '7f1c2a9e-0000-4000-8000-000000000001',
+          partitions: 1,
+          replicationFactor: 3,
+          createdAt: 1_795_400_000_000,
+          config: {
+            retentionMs: -1,
+            retentionBytes: -1,
+            cleanup: 'delete',
+            durability: 'interval',
+            flushIntervalMs: 100,
+            maxMessageBytes: 1048576,
+            segmentBytes: 268435456,
+            segmentMs: 604800000,
+            minInsyncReplicas: 2,
+          },
+        },
+        partitions: [
+          {
+            partition: 0,
+            logStartOffset: 0n,
+            logEndOffset: 42n,
+            sizeBytes: 4096,
+            leader: 2,
+            replicas: [2, 3, 1],
+            isr: [2, 3],
+            leaderEpoch: 7,
+          },
+        ],
+      }),
+    ),
+  ),
+  'metadata-request': encodeFrame(
+    { opcode: Opcode.METADATA, correlationId: 7, timestamp: T },
+    payloadOf((w) => COMMANDS.metadata.encodeRequest(w, { topics: ['orders'] })),
+  ),
+  'metadata-response': encodeFrame(
+    { opcode: Opcode.METADATA, correlationId: 7, flags: FrameFlags.RESPONSE, timestamp: T },
+    payloadOf((w) =>
+      COMMANDS.metadata.encodeResponse(w, {
+        clusterId: 'c0ffee00-1111-4222-8333-444455556666',
+        controllerId: 1,
+        brokers: [
+          { id: 1, host: '127.0.0.1', port: 9092, rack: 'a' },
+          { id: 2, host: '127.0.0.1', port: 9093 },
+        ],
+        topics: [
+          {
+            name: 'orders',
+            error: null,
+            id: '7f1c2a9e-0000-4000-8000-000000000001',
+            internal: false,
+            partitions: [
+              {
+                partition: 0,
+                error: null,
+                leader: 1,
+                leaderEpoch: 3,
+                replicas: [1, 2],
+                isr: [1, 2],
+                offlineReplicas: [],
+              },
+            ],
+          },
+          { name: 'gone', error: 'UNKNOWN_TOPIC', id: '', internal: false, partitions: [] },
+        ],
+      }),
+    ),
+  ),
+  'replica-fetch-request': encodeFrame(
+    { opcode: Opcode.REPLICA_FETCH, correlationId: 8, timestamp: T },
+    payloadOf((w) =>
+      replicaFetchCommand.encodeRequest(w, {
+        replicaId: 2,
+        maxWaitMs: 500,
+        minBytes: 1,
+        maxBytes: 8388608,
+        partitions: [
+          {
+            topic: 'orders',
+            partition: 0,
+            leaderEpoch: 3,
+            lastFetchedEpoch: 3,
+            fetchOffset: 10n,
+            stableOffset: 10n,
+            maxBytes: 1048576,
+          },
+        ],
+      }),
+    ),
+  ),
+  'replica-fetch-response': encodeFrame(
+    { opcode: Opcode.REPLICA_FETCH, correlationId: 8, flags: FrameFlags.RESPONSE, timestamp: T },
+    payloadOf((w) =>
+      replicaFetchCommand.encodeResponse(w, {
+        partitions: [
+          {
+            topic: 'orders',
+            partition: 0,
+            error: null,
+            highWatermark: 10n,
+            logStartOffset: 0n,
+            leaderEpoch: 3,
+            divergingEpoch: null,
+            batches: encodeRecordBatch(
+              [{ key: 'order-1', value: '{"total":3}', timestamp: 1_795_400_000_000 }],
+              {
+                baseOffset: 10n,
+                partitionLeaderEpoch: 3,
+                baseTimestamp: 1_795_400_000_000,
+              },
+            ),
+          },
+        ],
+      }),
+    ),
+  ),
+  'offsets-for-leader-epoch-request': encodeFrame(
+    { opcode: Opcode.OFFSETS_FOR_LEADER_EPOCH, correlationId: 9, timestamp: T },
+    payloadOf((w) =>
+      offsetsForLeaderEpochCommand.encodeRequest(w, {
+        replicaId: 2,
+        partitions: [{ topic: 'orders', partition: 0, leaderEpoch: 4, queryEpoch: 3 }],
+      }),
+    ),
+  ),
+  'offsets-for-leader-epoch-response': encodeFrame(
+    { opcode: Opcode.OFFSETS_FOR_LEADER_EPOCH, correlationId: 9, flags: FrameFlags.RESPONSE, timestamp: T },
+    payloadOf((w) =>
+      offsetsForLeaderEpochCommand.encodeResponse(w, {
+        partitions: [{ topic: 'orders', partition: 0, error: null, epoch: 3, endOffset: 11n }],
+      }),
+    ),
+  ),
 };
 
 describe('golden frames', () => {
@@ -133,5 +289,50 @@ describe('golden frames', () => {
     const produce = COMMANDS.produce.decodeRequest(new BinaryReader(read('produce-request')));
     expect(produce).toMatchObject({ topic: 'orders', partition: 0, acks: 1 });
     expect(produce.batch.length).toBeGreaterThan(61);
+    expect(COMMANDS.produce.decodeRequest(new BinaryReader(read('produce-request-acks-all'))).acks).toBe(
+      'all',
+    );
+  });
+
+  it('cluster payloads decode to what was encoded', () => {
+    const read = (name: string) => {
+      const decoder = new FrameDecoder({ maxPayloadBytes: 1 << 20, maxControlPayloadBytes: 1 << 16 });
+      decoder.push(FIXTURES[name]!);
+      return new BinaryReader(decoder.next()!.payload);
+    };
+    expect(COMMANDS.metadata.decodeRequest(read('metadata-request'))).toEqual({ topics: ['orders'] });
+    const metadata = COMMANDS.metadata.decodeResponse(read('metadata-response'));
+    expect(metadata.brokers).toEqual([
+      { id: 1, host: '127.0.0.1', port: 9092, rack: 'a' },
+      { id: 2, host: '127.0.0.1', port: 9093 },
+    ]);
+    expect(metadata.topics.map((t) => [t.name, t.error, t.partitions.length])).toEqual([
+      ['orders', null, 1],
+      ['gone', 'UNKNOWN_TOPIC', 0],
+    ]);
+    const described = COMMANDS.describeTopic.decodeResponse(read('describe-topic-response'));
+    expect(described.topic.replicationFactor).toBe(3);
+    expect(described.topic.config.minInsyncReplicas).toBe(2);
+    expect(described.partitions[0]).toMatchObject({
+      leader: 2,
+      replicas: [2, 3, 1],
+      isr: [2, 3],
+      leaderEpoch: 7,
+    });
+    expect(replicaFetchCommand.decodeRequest(read('replica-fetch-request')).partitions[0]).toMatchObject({
+      topic: 'orders',
+      fetchOffset: 10n,
+      leaderEpoch: 3,
+    });
+    const fetched = replicaFetchCommand.decodeResponse(read('replica-fetch-response')).partitions[0]!;
+    expect(fetched).toMatchObject({ error: null, highWatermark: 10n, leaderEpoch: 3, divergingEpoch: null });
+    expect(fetched.batches.readBigInt64BE(0)).toBe(10n);
+    expect(offsetsForLeaderEpochCommand.decodeRequest(read('offsets-for-leader-epoch-request'))).toEqual({
+      replicaId: 2,
+      partitions: [{ topic: 'orders', partition: 0, leaderEpoch: 4, queryEpoch: 3 }],
+    });
+    expect(offsetsForLeaderEpochCommand.decodeResponse(read('offsets-for-leader-epoch-response'))).toEqual({
+      partitions: [{ topic: 'orders', partition: 0, error: null, epoch: 3, endOffset: 11n }],
+    });
   });
 });

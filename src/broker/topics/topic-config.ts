@@ -29,6 +29,11 @@ export interface TopicConfig {
   segmentBytes: number;
   /** The active segment rolls when it is older than this. */
   segmentMs: number;
+  /**
+   * In-sync replicas (the leader included) an `acks: 'all'` produce needs; at most the topic's
+   * replication factor (checkReplication).
+   */
+  minInsyncReplicas: number;
 }
 
 export interface TopicDescription {
@@ -36,6 +41,8 @@ export interface TopicDescription {
   /** Random id given at creation, so that a topic deleted and created again is a different topic. */
   id: string;
   partitions: number;
+  /** Copies of each partition; fixed at creation (topic.json written before it existed holds 1). */
+  replicationFactor: number;
   createdAt: number;
   config: TopicConfig;
 }
@@ -49,9 +56,12 @@ export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
   maxMessageBytes: 1024 * 1024,
   segmentBytes: 256 * 1024 * 1024,
   segmentMs: 7 * 24 * 3600 * 1000,
+  minInsyncReplicas: 1,
 };
 
 export const MAX_PARTITIONS = 10_000;
+/** Largest replication factor (and minInsyncReplicas) a topic may ask for. */
+export const MAX_REPLICATION_FACTOR = 100;
 export const MAX_TOPIC_NAME_LENGTH = 200;
 const TOPIC_NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
 /** Names starting with this prefix belong to the broker (consumer offsets, producer state). */
@@ -100,6 +110,23 @@ export function validatePartitionCount(partitions: unknown): number {
     );
   }
   return partitions;
+}
+
+export function validateReplicationFactor(replicationFactor: unknown): number {
+  return integerInRange('replicationFactor', replicationFactor, 1, MAX_REPLICATION_FACTOR);
+}
+
+/**
+ * A topic's minInsyncReplicas cannot exceed its replication factor: an `acks: 'all'` produce could
+ * never be acknowledged (INVALID_CONFIG naming both).
+ */
+export function checkReplication(replicationFactor: number, config: TopicConfig): void {
+  if (config.minInsyncReplicas > replicationFactor)
+    throw errorOf(
+      'INVALID_CONFIG',
+      `minInsyncReplicas=${config.minInsyncReplicas} is more than replicationFactor=${replicationFactor}: ` +
+        `an acks 'all' produce could never be acknowledged`,
+    );
 }
 
 function integerInRange(
@@ -160,6 +187,9 @@ export function resolveTopicConfig(
         break;
       case 'segmentMs':
         result.segmentMs = integerInRange(key, value, 1000, 100_000 * DAY_MS);
+        break;
+      case 'minInsyncReplicas':
+        result.minInsyncReplicas = integerInRange(key, value, 1, MAX_REPLICATION_FACTOR);
         break;
       default:
         throw errorOf('INVALID_CONFIG', `unknown topic configuration key ${JSON.stringify(key)}`);

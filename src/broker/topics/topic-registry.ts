@@ -19,11 +19,13 @@ import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorOf } from '../../protocol/error-codes.js';
 import {
+  checkReplication,
   DEFAULT_TOPIC_CONFIG,
   resolveTopicConfig,
   type TopicConfig,
   type TopicDescription,
   validatePartitionCount,
+  validateReplicationFactor,
   validateTopicName,
 } from './topic-config.js';
 
@@ -32,6 +34,8 @@ const TOPIC_FILE = 'topic.json';
 export interface CreateTopicInput {
   name: string;
   partitions?: number;
+  /** Copies of each partition (default 1); fixed for the topic's life. */
+  replicationFactor?: number;
   config?: Partial<Record<keyof TopicConfig, unknown>>;
 }
 
@@ -136,12 +140,21 @@ export class TopicRegistry {
     if (value.name !== dirName || typeof value.id !== 'string' || typeof value.createdAt !== 'number') {
       throw errorOf('CORRUPT_DATA', `topics/${dirName}/${TOPIC_FILE} does not describe topic ${dirName}`);
     }
+    // A topic.json written before topics had replicas describes one copy.
+    const replicationFactor =
+      value.replicationFactor === undefined ? 1 : validateReplicationFactor(value.replicationFactor);
+    const config = resolveTopicConfig(
+      value.config as Partial<Record<keyof TopicConfig, unknown>>,
+      this.defaults,
+    );
+    checkReplication(replicationFactor, config);
     return {
       name: validateTopicName(value.name, { allowInternal: true }),
       id: value.id,
       partitions: validatePartitionCount(value.partitions),
+      replicationFactor,
       createdAt: value.createdAt,
-      config: resolveTopicConfig(value.config as Partial<Record<keyof TopicConfig, unknown>>, this.defaults),
+      config,
     };
   }
 
@@ -185,7 +198,9 @@ export class TopicRegistry {
   ): Promise<TopicDescription> {
     const name = validateTopicName(input.name, { allowInternal: options.internal === true });
     const partitions = validatePartitionCount(input.partitions ?? this.defaultPartitions);
+    const replicationFactor = validateReplicationFactor(input.replicationFactor ?? 1);
     const config = resolveTopicConfig(input.config, this.defaults);
+    checkReplication(replicationFactor, config);
     if (this.topics.has(name) || this.busy.has(name) || this.damaged.has(name))
       throw errorOf('TOPIC_ALREADY_EXISTS', JSON.stringify(name));
     this.busy.add(name);
@@ -195,6 +210,7 @@ export class TopicRegistry {
         name,
         id: randomUUID(),
         partitions,
+        replicationFactor,
         createdAt: Date.now(),
         config,
       };
@@ -221,6 +237,7 @@ export class TopicRegistry {
     if (this.busy.has(current.name))
       throw errorOf('INVALID_REQUEST', `topic ${current.name} is being changed`);
     const config = resolveTopicConfig(input.config, current.config);
+    checkReplication(current.replicationFactor, config);
     let partitions = current.partitions;
     if (input.partitions !== undefined) {
       partitions = validatePartitionCount(input.partitions);

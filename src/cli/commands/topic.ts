@@ -1,5 +1,6 @@
 // `memorystreamer topic create|list|describe|alter|delete`.
 import type { Command } from 'commander';
+import { MAX_REPLICATION_FACTOR } from '../../broker/topics/topic-config.js';
 import { isMemoryStreamerError } from '../../common/errors.js';
 import type { TopicConfigView, TopicView } from '../../protocol/commands/data-types.js';
 import type { CliContext } from '../context.js';
@@ -13,6 +14,7 @@ interface ConfigFlags {
   cleanup?: string;
   maxMessageBytes?: string;
   segmentBytes?: string;
+  minInsyncReplicas?: string;
 }
 
 function configFrom(flags: ConfigFlags): Partial<TopicConfigView> | undefined {
@@ -46,6 +48,14 @@ function configFrom(flags: ConfigFlags): Partial<TopicConfigView> | undefined {
   }
   if (flags.segmentBytes !== undefined)
     config.segmentBytes = parseIntegerOption('--segment-bytes', flags.segmentBytes, 4096, 2 ** 31 - 1);
+  if (flags.minInsyncReplicas !== undefined) {
+    config.minInsyncReplicas = parseIntegerOption(
+      '--min-insync-replicas',
+      flags.minInsyncReplicas,
+      1,
+      MAX_REPLICATION_FACTOR,
+    );
+  }
   return Object.keys(config).length > 0 ? config : undefined;
 }
 
@@ -56,7 +66,11 @@ function withConfigFlags(command: Command): Command {
     .option('--durability <policy>', 'always (fsync before ack) | interval | never')
     .option('--cleanup <policy>', 'delete (retention only) | compact (also keep the latest record per key)')
     .option('--max-message-bytes <bytes>', 'largest batch a producer may send')
-    .option('--segment-bytes <bytes>', 'segment size at which the log rolls');
+    .option('--segment-bytes <bytes>', 'segment size at which the log rolls')
+    .option(
+      '--min-insync-replicas <n>',
+      "in-sync replicas an acks 'all' produce needs (at most the replication factor)",
+    );
 }
 
 function describeConfig(topic: TopicView): Record<string, string | number> {
@@ -65,6 +79,7 @@ function describeConfig(topic: TopicView): Record<string, string | number> {
     name: topic.name,
     id: topic.id,
     partitions: topic.partitions,
+    'replication.factor': topic.replicationFactor,
     created: new Date(topic.createdAt).toISOString(),
     durability: c.durability,
     cleanup: c.cleanup,
@@ -72,6 +87,7 @@ function describeConfig(topic: TopicView): Record<string, string | number> {
     'retention.bytes': c.retentionBytes,
     'max.message.bytes': c.maxMessageBytes,
     'segment.bytes': c.segmentBytes,
+    'min.insync.replicas': c.minInsyncReplicas,
   };
 }
 
@@ -83,38 +99,56 @@ export function registerTopic(program: Command, context: CliContext): void {
       .command('create <name>')
       .description('create a topic')
       .option('-p, --partitions <n>', 'number of partitions', '1')
+      .option(
+        '--replication-factor <n>',
+        'copies of each partition, on as many brokers (more than 1 needs a cluster)',
+      )
       .option('--if-not-exists', 'succeed without changing anything when the topic already exists')
       .addHelpText(
         'after',
-        '\nExamples:\n  memorystreamer topic create orders --partitions 4\n  memorystreamer topic create audit --durability always\n  memorystreamer topic create orders --if-not-exists',
+        '\nExamples:\n  memorystreamer topic create orders --partitions 4\n  memorystreamer topic create audit --durability always\n  memorystreamer topic create orders --if-not-exists\n  memorystreamer topic create payments --replication-factor 3 --min-insync-replicas 2   (in a cluster)',
       ),
-  ).action(async (name: string, flags: ConfigFlags & { partitions: string; ifNotExists?: boolean }) => {
-    const partitions = parseIntegerOption('--partitions', flags.partitions, 1, 10_000);
-    const config = configFrom(flags);
-    const client = await context.connect();
-    try {
-      const request = { name, partitions, ...(config ? { config } : {}) };
+  ).action(
+    async (
+      name: string,
+      flags: ConfigFlags & { partitions: string; replicationFactor?: string; ifNotExists?: boolean },
+    ) => {
+      const partitions = parseIntegerOption('--partitions', flags.partitions, 1, 10_000);
+      const replicationFactor =
+        flags.replicationFactor === undefined
+          ? undefined
+          : parseIntegerOption('--replication-factor', flags.replicationFactor, 1, MAX_REPLICATION_FACTOR);
+      const config = configFrom(flags);
+      const client = await context.connect();
       try {
-        const created = await client.admin.createTopic(request);
-        context.print(created, `created topic ${created.name} with ${created.partitions} partition(s)`);
-      } catch (error) {
-        if (
-          flags.ifNotExists !== true ||
-          !isMemoryStreamerError(error) ||
-          error.codeName !== 'TOPIC_ALREADY_EXISTS'
-        )
-          throw error;
-        // The broker answers ifNotExists with the existing topic, unchanged.
-        const existing = await client.admin.createTopic({ ...request, ifNotExists: true });
-        context.print(
-          existing,
-          `topic ${existing.name} already exists with ${existing.partitions} partition(s); nothing changed`,
-        );
+        const request = {
+          name,
+          partitions,
+          ...(replicationFactor !== undefined ? { replicationFactor } : {}),
+          ...(config ? { config } : {}),
+        };
+        try {
+          const created = await client.admin.createTopic(request);
+          context.print(created, `created topic ${created.name} with ${created.partitions} partition(s)`);
+        } catch (error) {
+          if (
+            flags.ifNotExists !== true ||
+            !isMemoryStreamerError(error) ||
+            error.codeName !== 'TOPIC_ALREADY_EXISTS'
+          )
+            throw error;
+          // The broker answers ifNotExists with the existing topic, unchanged.
+          const existing = await client.admin.createTopic({ ...request, ifNotExists: true });
+          context.print(
+            existing,
+            `topic ${existing.name} already exists with ${existing.partitions} partition(s); nothing changed`,
+          );
+        }
+      } finally {
+        await client.close();
       }
-    } finally {
-      await client.close();
-    }
-  });
+    },
+  );
 
   topic
     .command('list')
@@ -153,8 +187,17 @@ export function registerTopic(program: Command, context: CliContext): void {
         context.print(
           described,
           `${renderFields(describeConfig(described.topic))}\n\n${renderTable(
-            ['partition', 'start offset', 'end offset', 'bytes'],
-            described.partitions.map((p) => [p.partition, p.logStartOffset, p.logEndOffset, p.sizeBytes]),
+            ['partition', 'start offset', 'end offset', 'bytes', 'leader', 'replicas', 'isr', 'epoch'],
+            described.partitions.map((p) => [
+              p.partition,
+              p.logStartOffset,
+              p.logEndOffset,
+              p.sizeBytes,
+              p.leader < 0 ? 'none' : p.leader,
+              p.replicas.join(','),
+              p.isr.join(','),
+              p.leaderEpoch,
+            ]),
           )}`,
         );
       } finally {

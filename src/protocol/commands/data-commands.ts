@@ -1,7 +1,8 @@
 // Produce, fetch, offsets, producer ids, streams and subscriptions. Layouts (little-endian;
 // string = u16 length + UTF-8; bytes = u32 length + bytes, 0xFFFFFFFF = null; int = i64):
 //
-// PRODUCE        req: topic string | partition u32 | acks u8 | hasExpectedVersion u8 |
+// PRODUCE        req: topic string | partition u32 | acks u8 (0, 1, or 0xFF = all: -1 as an i8,
+//                     Kafka's value) | hasExpectedVersion u8 |
 //                     [expectedVersion int] | batch (the rest: one record batch, Kafka v2 layout)
 //                res: baseOffset i64 | lastOffset i64 | durability u8 (0 none, 1 written, 2 synced) |
 //                     duplicate u8 | count u32 | count × sequence i32 (-1 = record without key)
@@ -26,6 +27,7 @@ import { errorOf } from '../error-codes.js';
 import { Opcode } from '../opcodes.js';
 import { defineCommand, readOptional, writeOptional } from './command.js';
 import type {
+  Acks,
   FetchRequest,
   FetchResponse,
   InitProducerIdResponse,
@@ -43,18 +45,30 @@ import type {
 
 const DURABILITY = ['none', 'written', 'synced'] as const;
 
+/** acks 'all' on the wire: -1 as an i8, as Kafka writes it. */
+const ACKS_ALL = 0xff;
+
+function encodeAcks(acks: Acks): number {
+  return acks === 'all' ? ACKS_ALL : acks;
+}
+
+function decodeAcks(value: number): Acks {
+  if (value === 0 || value === 1) return value;
+  if (value === ACKS_ALL) return 'all';
+  throw errorOf('MALFORMED_PAYLOAD', `acks ${value}; 0, 1 or 255 (all)`);
+}
+
 export const produceCommand = defineCommand<ProduceRequest, ProduceResponse>({
   opcode: Opcode.PRODUCE,
   encodeRequest: (w, req) => {
-    w.string(req.topic).u32(req.partition).u8(req.acks);
+    w.string(req.topic).u32(req.partition).u8(encodeAcks(req.acks));
     writeOptional(w, req.expectedVersion, (v) => w.int(v));
     w.raw(req.batch);
   },
   decodeRequest: (r) => {
     const topic = r.string();
     const partition = r.u32();
-    const acks = r.u8();
-    if (acks !== 0 && acks !== 1) throw errorOf('MALFORMED_PAYLOAD', `acks ${acks}; 0 or 1`);
+    const acks = decodeAcks(r.u8());
     const expectedVersion = readOptional(r, () => r.int());
     const batch = r.rest();
     return { topic, partition, acks, batch, ...(expectedVersion !== undefined ? { expectedVersion } : {}) };

@@ -2,6 +2,8 @@
 // producers, groups), shared by the wire codecs, the broker service and the in-process transport.
 // Plain data only: no I/O, no classes. Each command's byte layout lives in its own codec file.
 
+import type { ErrorName } from '../error-codes.js';
+
 export type CleanupPolicyName = 'delete' | 'compact';
 export type DurabilityPolicyName = 'always' | 'interval' | 'never';
 
@@ -14,12 +16,19 @@ export interface TopicConfigView {
   maxMessageBytes: number;
   segmentBytes: number;
   segmentMs: number;
+  /**
+   * In-sync replicas (the leader included) an `acks: 'all'` produce needs: with fewer the produce is
+   * refused with NOT_ENOUGH_REPLICAS. At least 1, at most the topic's replication factor.
+   */
+  minInsyncReplicas: number;
 }
 
 export interface TopicView {
   name: string;
   id: string;
   partitions: number;
+  /** Copies of each partition, on as many brokers (1 on a broker that runs without a cluster). */
+  replicationFactor: number;
   createdAt: number;
   config: TopicConfigView;
 }
@@ -29,11 +38,21 @@ export interface PartitionView {
   logStartOffset: bigint;
   logEndOffset: bigint;
   sizeBytes: number;
+  /** Broker id of the partition's leader; -1 while it has none. */
+  leader: number;
+  /** Broker ids holding a copy, the preferred leader first. */
+  replicas: number[];
+  /** The in-sync replicas: the leader and the followers that are caught up with it. */
+  isr: number[];
+  /** Bumped at every leader change; batches written by that leader carry it. */
+  leaderEpoch: number;
 }
 
 export interface CreateTopicRequest {
   name: string;
   partitions?: number;
+  /** Copies of each partition (default 1); more than 1 needs a cluster with as many brokers. */
+  replicationFactor?: number;
   config?: Partial<TopicConfigView>;
 }
 export interface AlterTopicRequest {
@@ -52,8 +71,61 @@ export interface DescribeTopicResponse {
   partitions: PartitionView[];
 }
 
-/** acks: 0 = the broker answers before writing (fire and forget), 1 = after the leader wrote it per policy. */
-export type Acks = 0 | 1;
+/** METADATA: the topics to describe; without `topics`, every topic (internal ones included). */
+export interface MetadataRequest {
+  topics?: string[];
+}
+
+/** A broker of the cluster, as clients and other brokers reach it. */
+export interface BrokerView {
+  id: number;
+  /** Where it listens; empty host and port 0 for a broker without a TCP listener (in process only). */
+  host: string;
+  port: number;
+  rack?: string;
+}
+
+export interface PartitionMetadata {
+  partition: number;
+  /** null, or why the partition cannot be served now (LEADER_NOT_AVAILABLE: no leader elected). */
+  error: ErrorName | null;
+  /** Broker id of the leader; -1 while there is none. */
+  leader: number;
+  leaderEpoch: number;
+  /** Broker ids holding a copy, the preferred leader first. */
+  replicas: number[];
+  isr: number[];
+  /** Replicas on brokers that are not live now. */
+  offlineReplicas: number[];
+}
+
+export interface TopicMetadata {
+  name: string;
+  /** null, or why the topic is not described (UNKNOWN_TOPIC, TOPIC_OFFLINE, …); then no partitions. */
+  error: ErrorName | null;
+  /** The topic's id ('' with an error): a topic deleted and created again has another. */
+  id: string;
+  /** Internal to the broker (its name starts with `__`, e.g. `__consumer_offsets`). */
+  internal: boolean;
+  partitions: PartitionMetadata[];
+}
+
+export interface MetadataResponse {
+  /** The cluster's id; null for a broker that runs without a cluster. */
+  clusterId: string | null;
+  /** Broker id of the controller; -1 while none is elected. A broker without a cluster names itself. */
+  controllerId: number;
+  brokers: BrokerView[];
+  topics: TopicMetadata[];
+}
+
+/**
+ * acks: 0 = the broker answers before writing (fire and forget), 1 = after the leader wrote it per
+ * policy, 'all' = after every in-sync replica holds it (refused with NOT_ENOUGH_REPLICAS when the
+ * in-sync replicas are fewer than the topic's minInsyncReplicas; on a broker without a cluster,
+ * whose topics have one replica, the same as 1).
+ */
+export type Acks = 0 | 1 | 'all';
 
 export interface ProduceRequest {
   topic: string;

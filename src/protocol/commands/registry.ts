@@ -21,6 +21,7 @@ import {
   leaveGroupCommand,
   listGroupsCommand,
 } from './group-commands.js';
+import { metadataCommand } from './metadata-command.js';
 import {
   alterTopicCommand,
   createTopicCommand,
@@ -36,6 +37,7 @@ export const COMMANDS = {
   deleteTopic: deleteTopicCommand,
   listTopics: listTopicsCommand,
   describeTopic: describeTopicCommand,
+  metadata: metadataCommand,
   produce: produceCommand,
   fetch: fetchCommand,
   listOffsets: listOffsetsCommand,

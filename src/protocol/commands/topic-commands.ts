@@ -4,24 +4,43 @@
 // TopicConfig        retentionMs int | retentionBytes int | cleanup u8 (0 delete, 1 compact) |
 //                    durability u8 (0 always, 1 interval, 2 never) | flushIntervalMs int |
 //                    maxMessageBytes int | segmentBytes int | segmentMs int
-// PartialTopicConfig presentMask u16 (bit i = field i of TopicConfig above is present) | the
-//                    present fields in that order, each as in TopicConfig
+// PartialTopicConfig presentMask u16 (bit i = field i present: the 8 fields of TopicConfig above,
+//                    then bit 8 minInsyncReplicas) | the present fields in that order, each as in
+//                    TopicConfig (minInsyncReplicas as int)
 // TopicView          name string | id string | partitions u32 | createdAt int | TopicConfig
 // PartitionView      partition u32 | logStartOffset i64 | logEndOffset i64 | sizeBytes int
 //
+// Replication extension: what a broker of the cluster protocol adds AFTER the whole payload of a
+// response, so that a client that does not know it reads exactly what it read before (clients
+// decode responses without checking for trailing bytes) and a client that knows it reads the
+// defaults of a single node when it is missing (a broker that does not write it has no cluster):
+// replicationFactor 1, minInsyncReplicas 1, leader 0, replicas [0], isr [0], leaderEpoch 0.
+// Each block starts with its own size, so a later version can append fields to a block and this
+// reader skips them.
+//
+// TopicReplication     size u16 (bytes after this field, ≥ 12) | replicationFactor u32 |
+//                      minInsyncReplicas int
+// PartitionReplication size u16 (bytes after this field, ≥ 16) | leader i32 (-1 none) |
+//                      leaderEpoch i32 | replicaCount u32 | replica i32 × n | isrCount u32 |
+//                      isr i32 × n
+//
 // CREATE_TOPIC  req: name string | partitions u32 (0 = broker default) | PartialTopicConfig |
-//                    [flags u8: bit 0 ifNotExists]
-//               res: TopicView
+//                    [flags u8: bit 0 ifNotExists, bit 1 replicationFactor follows |
+//                    [replicationFactor u16]]
+//               res: TopicView | TopicReplication
 // ALTER_TOPIC   req: name string | partitions u32 (0 = unchanged) | PartialTopicConfig |
-//                    [flags u8: bit 0 allowKeyMovement]; res: TopicView
+//                    [flags u8: bit 0 allowKeyMovement]; res: TopicView | TopicReplication
 //               The flags byte is written only when a flag is set, so a request without flags is
 //               byte-identical to what brokers without flags accept; a missing byte reads as 0.
+//               A broker that does not know a flag or a config field refuses the request
+//               (MALFORMED_PAYLOAD naming it): a setting is never dropped on the way.
 // DELETE_TOPIC  req: name string; res: empty
-// LIST_TOPICS   req: empty; res: count u32 | count × TopicView
-// DESCRIBE_TOPIC req: name string; res: TopicView | count u32 | count × PartitionView
+// LIST_TOPICS   req: empty; res: count u32 | count × TopicView | count × TopicReplication
+// DESCRIBE_TOPIC req: name string; res: TopicView | count u32 | count × PartitionView |
+//                    TopicReplication | count × PartitionReplication (same order)
 
 import type { BinaryReader } from '../codec/binary-reader.js';
-import type { BinaryWriter } from '../codec/binary-writer.js';
+import { BinaryWriter } from '../codec/binary-writer.js';
 import { errorOf } from '../error-codes.js';
 import { Opcode } from '../opcodes.js';
 import { defineCommand } from './command.js';
@@ -50,7 +69,7 @@ export interface AlterTopicRequest extends AlterTopicFields {
   allowKeyMovement?: boolean;
 }
 
-const CREATE_OPTIONS = ['name', 'partitions', 'config', 'ifNotExists'] as const;
+const CREATE_OPTIONS = ['name', 'partitions', 'replicationFactor', 'config', 'ifNotExists'] as const;
 const ALTER_OPTIONS = ['name', 'partitions', 'config', 'allowKeyMovement'] as const;
 
 /**
@@ -86,7 +105,8 @@ export function assertKnownTopicOptions(command: 'createTopic' | 'alterTopic', r
 
 const CLEANUP = ['delete', 'compact'] as const;
 const DURABILITY = ['always', 'interval', 'never'] as const;
-const CONFIG_FIELDS = [
+/** The fields of TopicConfig on the wire, in order (a TopicView carries these, and no others). */
+const BASE_CONFIG_FIELDS = [
   'retentionMs',
   'retentionBytes',
   'cleanup',
@@ -96,6 +116,14 @@ const CONFIG_FIELDS = [
   'segmentBytes',
   'segmentMs',
 ] as const satisfies readonly (keyof TopicConfigView)[];
+/** Every field a PartialTopicConfig can carry: bit i of its mask is field i. */
+const CONFIG_FIELDS = [
+  ...BASE_CONFIG_FIELDS,
+  'minInsyncReplicas',
+] as const satisfies readonly (keyof TopicConfigView)[];
+
+/** What a response without the replication extension means: a single node, one copy. */
+const SINGLE_NODE_ID = 0;
 
 function enumIndex<T extends string>(values: readonly T[], value: T): number {
   return values.indexOf(value);
@@ -142,12 +170,12 @@ function readField(
 }
 
 function writeConfig(w: BinaryWriter, config: TopicConfigView): void {
-  for (const field of CONFIG_FIELDS) writeField(w, field, config);
+  for (const field of BASE_CONFIG_FIELDS) writeField(w, field, config);
 }
 
 function readConfig(r: BinaryReader): TopicConfigView {
-  const config: Partial<TopicConfigView> = {};
-  for (const field of CONFIG_FIELDS) readField(r, field, config);
+  const config: Partial<TopicConfigView> = { minInsyncReplicas: 1 };
+  for (const field of BASE_CONFIG_FIELDS) readField(r, field, config);
   return config as TopicConfigView;
 }
 
@@ -173,13 +201,22 @@ function readPartialConfig(r: BinaryReader): Partial<TopicConfigView> | undefine
   return config;
 }
 
-export function writeTopicView(w: BinaryWriter, topic: TopicView): void {
+/** The TopicView part of a payload; its replication fields go in the extension at the end. */
+function writeTopicView(w: BinaryWriter, topic: TopicView): void {
   w.string(topic.name).string(topic.id).u32(topic.partitions).int(topic.createdAt);
   writeConfig(w, topic.config);
 }
 
-export function readTopicView(r: BinaryReader): TopicView {
-  return { name: r.string(), id: r.string(), partitions: r.u32(), createdAt: r.int(), config: readConfig(r) };
+/** A TopicView with the single-node replication fields, until the extension says otherwise. */
+function readTopicView(r: BinaryReader): TopicView {
+  return {
+    name: r.string(),
+    id: r.string(),
+    partitions: r.u32(),
+    replicationFactor: 1,
+    createdAt: r.int(),
+    config: readConfig(r),
+  };
 }
 
 function writePartitionView(w: BinaryWriter, p: PartitionView): void {
@@ -187,54 +224,183 @@ function writePartitionView(w: BinaryWriter, p: PartitionView): void {
 }
 
 function readPartitionView(r: BinaryReader): PartitionView {
-  return { partition: r.u32(), logStartOffset: r.i64(), logEndOffset: r.i64(), sizeBytes: r.int() };
+  return {
+    partition: r.u32(),
+    logStartOffset: r.i64(),
+    logEndOffset: r.i64(),
+    sizeBytes: r.int(),
+    leader: SINGLE_NODE_ID,
+    replicas: [SINGLE_NODE_ID],
+    isr: [SINGLE_NODE_ID],
+    leaderEpoch: 0,
+  };
+}
+
+const TOPIC_REPLICATION_BYTES = 4 + 8;
+const PARTITION_REPLICATION_MIN_BYTES = 4 + 4 + 4 + 4;
+
+/** Writes a block's u16 size once its body is written (the size is known only then). */
+function sizedBlock(w: BinaryWriter, body: (w: BinaryWriter) => void): void {
+  const inner = new BinaryWriter(32);
+  body(inner);
+  const bytes = inner.finish();
+  if (bytes.length > 0xffff)
+    throw errorOf('INVALID_REQUEST', `a replication block of ${bytes.length} bytes exceeds 65535`);
+  w.u16(bytes.length).raw(bytes);
 }
 
 /**
- * CREATE_TOPIC and ALTER_TOPIC share one layout: name, partitions (0 = not given), partial config,
- * and a flags byte when a flag is set (bit 0: ifNotExists for create, allowKeyMovement for alter).
+ * Reads one sized block: `read` takes the fields this version knows (at least `minBytes` of them
+ * must be there), and whatever a later version appended after them is skipped.
  */
-function writeTopicChange(w: BinaryWriter, req: CreateTopicFields, flag: boolean | undefined): void {
-  w.string(req.name).u32(req.partitions ?? 0);
-  writePartialConfig(w, req.config);
-  if (flag === true) w.u8(1);
+function readSizedBlock<T>(r: BinaryReader, minBytes: number, what: string, read: (r: BinaryReader) => T): T {
+  const size = r.u16();
+  if (size < minBytes)
+    throw errorOf('MALFORMED_PAYLOAD', `${what} block of ${size} bytes, at least ${minBytes}`);
+  const start = r.position;
+  const value = read(r);
+  const used = r.position - start;
+  if (used > size) throw errorOf('MALFORMED_PAYLOAD', `${what} block of ${size} bytes holds ${used}`);
+  for (let skipped = used; skipped < size; skipped++) r.u8();
+  return value;
 }
 
-function readTopicChange(r: BinaryReader): { fields: CreateTopicFields; flag: boolean } {
+function writeTopicReplication(w: BinaryWriter, topic: TopicView): void {
+  sizedBlock(w, (b) => b.u32(topic.replicationFactor).int(topic.config.minInsyncReplicas));
+}
+
+function readTopicReplication(r: BinaryReader, into: TopicView): void {
+  readSizedBlock(r, TOPIC_REPLICATION_BYTES, 'topic replication', (b) => {
+    into.replicationFactor = b.u32();
+    into.config.minInsyncReplicas = b.int();
+  });
+}
+
+/** A list of broker ids: count u32 | id i32 × count; ids are ≥ 0. */
+export function writeBrokerIds(w: BinaryWriter, ids: readonly number[]): void {
+  w.u32(ids.length);
+  for (const id of ids) w.i32(id);
+}
+
+export function readBrokerIds(r: BinaryReader, what: string): number[] {
+  const count = r.count(4);
+  const ids = new Array<number>(count);
+  for (let i = 0; i < count; i++) {
+    const id = r.i32();
+    if (id < 0) throw errorOf('MALFORMED_PAYLOAD', `${what} holds broker id ${id}`);
+    ids[i] = id;
+  }
+  return ids;
+}
+
+function writePartitionReplication(w: BinaryWriter, p: PartitionView): void {
+  sizedBlock(w, (b) => {
+    b.i32(p.leader).i32(p.leaderEpoch);
+    writeBrokerIds(b, p.replicas);
+    writeBrokerIds(b, p.isr);
+  });
+}
+
+function readPartitionReplication(r: BinaryReader, into: PartitionView): void {
+  readSizedBlock(r, PARTITION_REPLICATION_MIN_BYTES, 'partition replication', (b) => {
+    into.leader = b.i32();
+    into.leaderEpoch = b.i32();
+    into.replicas = readBrokerIds(b, 'replicas');
+    into.isr = readBrokerIds(b, 'isr');
+  });
+}
+
+/** A response's single TopicView, then its replication extension. */
+function writeTopicViewPayload(w: BinaryWriter, topic: TopicView): void {
+  writeTopicView(w, topic);
+  writeTopicReplication(w, topic);
+}
+
+function readTopicViewPayload(r: BinaryReader): TopicView {
+  const topic = readTopicView(r);
+  if (r.remaining > 0) readTopicReplication(r, topic);
+  return topic;
+}
+
+const FLAG_BIT0 = 0x1;
+const FLAG_REPLICATION_FACTOR = 0x2;
+/** Largest replication factor the wire carries (u16); brokers allow far fewer (topic-config.ts). */
+const MAX_WIRE_REPLICATION_FACTOR = 0xffff;
+
+/**
+ * CREATE_TOPIC and ALTER_TOPIC share one layout: name, partitions (0 = not given), partial config,
+ * and a flags byte when a flag is set (bit 0: ifNotExists for create, allowKeyMovement for alter;
+ * bit 1, create only: a replicationFactor u16 follows).
+ */
+function writeTopicChange(
+  w: BinaryWriter,
+  req: CreateTopicFields,
+  flag: boolean | undefined,
+  replicationFactor: number | undefined,
+): void {
+  w.string(req.name).u32(req.partitions ?? 0);
+  writePartialConfig(w, req.config);
+  const flags =
+    (flag === true ? FLAG_BIT0 : 0) | (replicationFactor !== undefined ? FLAG_REPLICATION_FACTOR : 0);
+  if (flags === 0) return;
+  w.u8(flags);
+  if (replicationFactor !== undefined) {
+    if (
+      !Number.isInteger(replicationFactor) ||
+      replicationFactor < 1 ||
+      replicationFactor > MAX_WIRE_REPLICATION_FACTOR
+    )
+      throw errorOf(
+        'INVALID_CONFIG',
+        `replicationFactor=${JSON.stringify(replicationFactor)}: an integer ≥ 1`,
+      );
+    w.u16(replicationFactor);
+  }
+}
+
+function readTopicChange(r: BinaryReader, knownFlags: number): { fields: CreateTopicFields; flag: boolean } {
   const name = r.string();
   const partitions = r.u32();
   const config = readPartialConfig(r);
   let flags = 0;
   if (r.remaining > 0) {
     flags = r.u8();
-    if (flags > 1) throw errorOf('MALFORMED_PAYLOAD', `unknown topic request flags 0x${flags.toString(16)}`);
+    if ((flags & ~knownFlags) !== 0)
+      throw errorOf('MALFORMED_PAYLOAD', `unknown topic request flags 0x${flags.toString(16)}`);
   }
+  const replicationFactor = flags & FLAG_REPLICATION_FACTOR ? r.u16() : undefined;
+  if (replicationFactor === 0) throw errorOf('MALFORMED_PAYLOAD', 'replicationFactor 0');
   return {
-    fields: { name, ...(partitions > 0 ? { partitions } : {}), ...(config ? { config } : {}) },
-    flag: flags === 1,
+    fields: {
+      name,
+      ...(partitions > 0 ? { partitions } : {}),
+      ...(replicationFactor !== undefined ? { replicationFactor } : {}),
+      ...(config ? { config } : {}),
+    },
+    flag: (flags & FLAG_BIT0) !== 0,
   };
 }
 
 export const createTopicCommand = defineCommand<CreateTopicRequest, TopicView>({
   opcode: Opcode.CREATE_TOPIC,
-  encodeRequest: (w, req) => writeTopicChange(w, req, req.ifNotExists),
+  encodeRequest: (w, req) => writeTopicChange(w, req, req.ifNotExists, req.replicationFactor),
   decodeRequest: (r) => {
-    const { fields, flag } = readTopicChange(r);
+    const { fields, flag } = readTopicChange(r, FLAG_BIT0 | FLAG_REPLICATION_FACTOR);
     return flag ? { ...fields, ifNotExists: true } : fields;
   },
-  encodeResponse: writeTopicView,
-  decodeResponse: readTopicView,
+  encodeResponse: writeTopicViewPayload,
+  decodeResponse: readTopicViewPayload,
 });
 
 export const alterTopicCommand = defineCommand<AlterTopicRequest, TopicView>({
   opcode: Opcode.ALTER_TOPIC,
-  encodeRequest: (w, req) => writeTopicChange(w, req, req.allowKeyMovement),
+  encodeRequest: (w, req) => writeTopicChange(w, req, req.allowKeyMovement, undefined),
   decodeRequest: (r) => {
-    const { fields, flag } = readTopicChange(r);
+    const { fields, flag } = readTopicChange(r, FLAG_BIT0);
     return flag ? { ...fields, allowKeyMovement: true } : fields;
   },
-  encodeResponse: writeTopicView,
-  decodeResponse: readTopicView,
+  encodeResponse: writeTopicViewPayload,
+  decodeResponse: readTopicViewPayload,
 });
 
 export const deleteTopicCommand = defineCommand<TopicNameRequest, Record<string, never>>({
@@ -252,11 +418,13 @@ export const listTopicsCommand = defineCommand<Record<string, never>, ListTopics
   encodeResponse: (w, res) => {
     w.u32(res.topics.length);
     for (const topic of res.topics) writeTopicView(w, topic);
+    for (const topic of res.topics) writeTopicReplication(w, topic);
   },
   decodeResponse: (r) => {
     const count = r.count(20);
     const topics: TopicView[] = [];
     for (let i = 0; i < count; i++) topics.push(readTopicView(r));
+    if (r.remaining > 0) for (const topic of topics) readTopicReplication(r, topic);
     return { topics };
   },
 });
@@ -269,12 +437,18 @@ export const describeTopicCommand = defineCommand<TopicNameRequest, DescribeTopi
     writeTopicView(w, res.topic);
     w.u32(res.partitions.length);
     for (const p of res.partitions) writePartitionView(w, p);
+    writeTopicReplication(w, res.topic);
+    for (const p of res.partitions) writePartitionReplication(w, p);
   },
   decodeResponse: (r) => {
     const topic = readTopicView(r);
     const count = r.count(28);
     const partitions: PartitionView[] = [];
     for (let i = 0; i < count; i++) partitions.push(readPartitionView(r));
+    if (r.remaining > 0) {
+      readTopicReplication(r, topic);
+      for (const p of partitions) readPartitionReplication(r, p);
+    }
     return { topic, partitions };
   },
 });

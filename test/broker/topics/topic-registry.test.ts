@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -168,5 +168,71 @@ describe('TopicRegistry', () => {
     expect(registry.require('orders').partitions).toBe(2);
     expect((await readdir(join(dataDir, 'topics', 'orders'))).sort()).toEqual(['0', '1', 'topic.json']);
     expect((await TopicRegistry.open(dataDir)).require('orders').partitions).toBe(2);
+  });
+});
+
+describe('replication settings', () => {
+  it('persists replicationFactor and minInsyncReplicas in topic.json', async () => {
+    const registry = await TopicRegistry.open(dataDir);
+    const created = await registry.create({
+      name: 'replicated',
+      replicationFactor: 3,
+      config: { minInsyncReplicas: 2 },
+    });
+    expect(created.replicationFactor).toBe(3);
+    expect(created.config.minInsyncReplicas).toBe(2);
+    const stored = JSON.parse(await readFile(join(registry.topicDir('replicated'), 'topic.json'), 'utf8'));
+    expect(stored).toMatchObject({ replicationFactor: 3, config: { minInsyncReplicas: 2 } });
+    const reopened = (await TopicRegistry.open(dataDir)).require('replicated');
+    expect(reopened.replicationFactor).toBe(3);
+    expect(reopened.config.minInsyncReplicas).toBe(2);
+    expect((await registry.create({ name: 'plain' })).replicationFactor).toBe(1);
+    expect(registry.require('plain').config.minInsyncReplicas).toBe(1);
+  });
+
+  it('reads a topic.json written before replication as one copy, min ISR 1', async () => {
+    await mkdir(join(dataDir, 'topics', 'old', '0'), { recursive: true });
+    const config = { ...DEFAULT_TOPIC_CONFIG } as Partial<typeof DEFAULT_TOPIC_CONFIG>;
+    delete config.minInsyncReplicas;
+    await writeFile(
+      join(dataDir, 'topics', 'old', 'topic.json'),
+      JSON.stringify({ name: 'old', id: 'x', partitions: 1, createdAt: 1, config }),
+    );
+    const topic = (await TopicRegistry.open(dataDir)).require('old');
+    expect(topic.replicationFactor).toBe(1);
+    expect(topic.config.minInsyncReplicas).toBe(1);
+  });
+
+  it('refuses minInsyncReplicas above the replication factor, at create, alter and open', async () => {
+    const registry = await TopicRegistry.open(dataDir);
+    await expect(registry.create({ name: 'a', config: { minInsyncReplicas: 2 } })).rejects.toMatchObject({
+      code: ErrorCode.INVALID_CONFIG,
+      message: expect.stringContaining('minInsyncReplicas=2 is more than replicationFactor=1'),
+    });
+    expect(registry.get('a')).toBeUndefined();
+    await registry.create({ name: 'b', replicationFactor: 2 });
+    await registry.alter({ name: 'b', config: { minInsyncReplicas: 2 } });
+    await expect(registry.alter({ name: 'b', config: { minInsyncReplicas: 3 } })).rejects.toMatchObject({
+      code: ErrorCode.INVALID_CONFIG,
+    });
+    expect(registry.require('b').config.minInsyncReplicas).toBe(2);
+    await expect(registry.create({ name: 'c', replicationFactor: 0 })).rejects.toThrow(/replicationFactor=0/);
+    await expect(registry.create({ name: 'c', replicationFactor: 101 })).rejects.toThrow(
+      /replicationFactor=101/,
+    );
+
+    await mkdir(join(dataDir, 'topics', 'edited', '0'), { recursive: true });
+    await writeFile(
+      join(dataDir, 'topics', 'edited', 'topic.json'),
+      JSON.stringify({
+        name: 'edited',
+        id: 'x',
+        partitions: 1,
+        replicationFactor: 1,
+        createdAt: 1,
+        config: { minInsyncReplicas: 3 },
+      }),
+    );
+    expect((await TopicRegistry.open(dataDir)).damaged.get('edited')).toMatch(/minInsyncReplicas=3/);
   });
 });
