@@ -1,7 +1,7 @@
 // Public entry point of the memorystreamer package.
 export { Admin } from './client/admin.js';
 export { Client, type ClientOptions } from './client/client.js';
-export { type ConnectOptions, connect } from './client/connect.js';
+export { type ClientTlsOptions, type ConnectOptions, connect } from './client/connect.js';
 export {
   Consumer,
   type ConsumerOptions,
@@ -13,6 +13,16 @@ export { Producer, type ProducerOptions, type Receipt, type SendInput } from './
 export { messageTraceContext } from './client/tracing.js';
 export { isMemoryStreamerError, MemoryStreamerError } from './common/errors.js';
 export { Broker, type BrokerOptions } from './embedded/broker.js';
-export type { TopicConfigView, TopicView } from './protocol/commands/data-types.js';
+export type {
+  Acks,
+  BrokerView,
+  DescribeTopicResponse,
+  MetadataResponse,
+  PartitionMetadata,
+  PartitionView,
+  TopicConfigView,
+  TopicMetadata,
+  TopicView,
+} from './protocol/commands/data-types.js';
 export type { CompressionCodecName } from './protocol/compression.js';
 export { describeError, ERROR_TABLE, ErrorCode, type ErrorName } from './protocol/error-codes.js';

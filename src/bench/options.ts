@@ -5,7 +5,7 @@ import { availableParallelism } from 'node:os';
 import { InvalidArgumentError } from 'commander';
 import type { DurabilityPolicy } from '../broker/topics/topic-config.js';
 import { MAX_PARTITIONS } from '../broker/topics/topic-config.js';
-import { parseChoice, parseIntegerOption } from '../cli/options.js';
+import { parseAcks, parseChoice, parseIntegerOption } from '../cli/options.js';
 import type { Acks } from '../protocol/commands/data-types.js';
 import type { CompressionCodecName } from '../protocol/compression.js';
 
@@ -174,7 +174,7 @@ export function parseBenchOptions(
     batchBytes: parseIntegerOption('--batch-bytes', flags.batchBytes, 1, 64 * 1024 * 1024),
     lingerMs: parseIntegerOption('--linger-ms', flags.lingerMs, 0, 60_000),
     compression: parseChoice('--compression', flags.compression, COMPRESSIONS),
-    acks: parseIntegerOption('--acks', flags.acks, 0, 1) as Acks,
+    acks: parseAcks('--acks', flags.acks),
     durability,
     rate: flags.rate === undefined ? null : parseDecimal('--rate', flags.rate, 0, 1e9, false),
     durationS:

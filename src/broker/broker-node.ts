@@ -178,6 +178,8 @@ export class BrokerNode {
           ...(options.tls !== undefined ? { tls: options.tls } : {}),
         });
         server = network;
+        // What METADATA tells clients to connect to: the listener, unless the core was given one.
+        core.advertisedListener ??= network.address;
         core.connectionStats = () => ({ connections: network.connectionCount, heldBytes: network.heldBytes });
       }
       if (options.admin !== undefined) {

@@ -1,5 +1,6 @@
 // Strict parsing of option values: a wrong value names the option, the value and what is allowed.
 import { InvalidArgumentError } from 'commander';
+import type { Acks } from '../protocol/commands/data-types.js';
 
 export function parseIntegerOption(name: string, value: string, min: number, max: number): number {
   const number = Number(value);
@@ -14,6 +15,12 @@ export function parseChoice<T extends string>(name: string, value: string, allow
     throw new InvalidArgumentError(`${name} ${JSON.stringify(value)}: one of ${allowed.join(', ')}`);
   }
   return value as T;
+}
+
+/** `--acks`: 0 (do not wait), 1 (the leader wrote it) or all (every in-sync replica did). */
+export function parseAcks(name: string, value: string): Acks {
+  const acks = parseChoice(name, value, ['0', '1', 'all'] as const);
+  return acks === 'all' ? 'all' : acks === '1' ? 1 : 0;
 }
 
 /** earliest | latest | an offset | an ISO-8601 time or epoch milliseconds prefixed with @. */

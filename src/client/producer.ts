@@ -40,7 +40,10 @@ export interface ProducerOptions {
    */
   batchBytes?: number;
   compression?: CompressionCodecName;
-  /** 1 (default): resolve after the broker wrote it per the topic's durability; 0: do not wait. */
+  /**
+   * 1 (default): resolve after the leader wrote it per the topic's durability; 'all': after every
+   * in-sync replica did (a broker without a cluster is the only one); 0: do not wait.
+   */
   acks?: Acks;
   /** Producer id + sequences so retries never duplicate (default true). */
   idempotent?: boolean;

@@ -99,7 +99,7 @@ describe('bench options', () => {
     [{ producers: '0' }, /--producers "0": an integer from 1 to 256/],
     [{ consumers: '3', partitions: '2' }, /--consumers 3: at most topics × partitions = 2/],
     [{ compression: 'brotli' }, /--compression "brotli": one of none, gzip, snappy, lz4, zstd/],
-    [{ acks: 'all' }, /--acks "all": an integer from 0 to 1/],
+    [{ acks: '2' }, /--acks "2": one of 0, 1, all/],
     [{ durability: 'sometimes' }, /--durability "sometimes": one of never, interval, always$/],
     [{ rate: '0' }, /--rate "0": a number greater than 0/],
     [{ rate: '-5' }, /--rate "-5"/],
@@ -113,6 +113,12 @@ describe('bench options', () => {
   ] as const)('refuses %o', (flags, message) => {
     expect(() => parse(flags)).toThrow(InvalidArgumentError);
     expect(() => parse(flags)).toThrow(message);
+  });
+
+  it('takes --acks 0, 1 and all', () => {
+    expect(parse({ acks: '0' }).acks).toBe(0);
+    expect(parse({ acks: '1' }).acks).toBe(1);
+    expect(parse({ acks: 'all' }).acks).toBe('all');
   });
 
   it("names durability policies as topics do (never, interval, always) and still takes the old 'none'", async () => {

@@ -45,7 +45,11 @@ export function registerBench(program: Command, context: CliContext): void {
     .option('--batch-bytes <bytes>', 'producer batch size', BENCH_DEFAULTS.batchBytes)
     .option('--linger-ms <ms>', 'how long a producer batch waits for more messages', BENCH_DEFAULTS.lingerMs)
     .option('--compression <codec>', 'none | gzip | snappy | lz4 | zstd', BENCH_DEFAULTS.compression)
-    .option('--acks <0|1>', '1 waits for the write per the topic durability, 0 does not', BENCH_DEFAULTS.acks)
+    .option(
+      '--acks <0|1|all>',
+      '1 waits for the leader write per the topic durability, all for every in-sync replica, 0 does not wait',
+      BENCH_DEFAULTS.acks,
+    )
     .option(
       '--durability <policy>',
       'never | interval | always, for the topics the run creates (as `topic create --durability`)',

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import type { Receipt } from '../../client/producer.js';
 import type { CliContext } from '../context.js';
-import { parseChoice, parseIntegerOption } from '../options.js';
+import { parseAcks, parseChoice, parseIntegerOption } from '../options.js';
 import { Progress } from '../progress.js';
 
 interface ProduceFlags {
@@ -30,7 +30,11 @@ export function registerProduce(program: Command, context: CliContext): void {
     .option('-f, --file <path>', 'read lines from this file instead of stdin')
     .option('-n, --count <n>', 'generate this many messages instead of reading lines')
     .option('-s, --size <bytes>', 'size of generated messages', '100')
-    .option('--acks <0|1>', '1 waits for the write per the topic durability, 0 does not', '1')
+    .option(
+      '--acks <0|1|all>',
+      '1 waits for the leader write per the topic durability, all for every in-sync replica, 0 does not wait',
+      '1',
+    )
     .option('--compression <codec>', 'none | gzip | snappy | lz4 | zstd', 'none')
     .option('--linger <ms>', 'how long a batch waits for more messages', '0')
     .option(
@@ -43,7 +47,7 @@ export function registerProduce(program: Command, context: CliContext): void {
       '\nExamples:\n  echo hello | memorystreamer produce orders\n  memorystreamer produce orders --key order-1 --file events.jsonl\n  memorystreamer produce bench --count 1000000 --size 100',
     )
     .action(async (topic: string, flags: ProduceFlags) => {
-      const acks = parseIntegerOption('--acks', flags.acks, 0, 1) as 0 | 1;
+      const acks = parseAcks('--acks', flags.acks);
       const compression = parseChoice('--compression', flags.compression, [
         'none',
         'gzip',
