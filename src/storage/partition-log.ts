@@ -20,10 +20,9 @@
 // runs share the next one (group commit). Readers see data up to the high watermark: with `always`
 // only synced bytes, with `interval` and `never` written bytes (docs/storage.md, "Visibility").
 
-import { isMemoryStreamerError } from '../common/errors.js';
 import { errorOf } from '../protocol/error-codes.js';
 import { BATCH_HEADER_SIZE, BATCH_OFFSETS, writeBaseOffset } from '../protocol/record-batch-layout.js';
-import { batchSpan, frameBatches, lastOffsetOf, verifyBatches } from './batch-chunk.js';
+import { frameBatches, lastOffsetOf, verifyBatches } from './batch-chunk.js';
 import {
   type CleanerHost,
   type CompactionOptions,
@@ -31,11 +30,17 @@ import {
   LogCleaner,
 } from './log-cleaner.js';
 import { LogReader } from './log-reader.js';
+import { type RecoveryReport, recoverSegments } from './log-recovery.js';
 import { budgetedFs, FileRetiredError } from './open-files.js';
 import { ReadAhead } from './read-ahead.js';
-import { CLEANED_SUFFIX, parseSegmentFileName, type ScanStop, Segment, segmentFileName } from './segment.js';
+import type { Segment } from './segment.js';
+import { SegmentList, type SegmentReplacedListener } from './segment-list.js';
+import { storageError } from './storage-error.js';
 import { nodeStorageFs, type StorageFs } from './storage-fs.js';
-import { type PendingStreamReplacement, StreamIndex, type StreamRecovery } from './stream-index.js';
+import { StreamIndex } from './stream-index.js';
+
+export type { RecoveryReport } from './log-recovery.js';
+export type { SegmentReplacedListener } from './segment-list.js';
 
 export type DurabilityPolicy = 'always' | 'interval' | 'never';
 export type AppendDurability = 'synced' | 'written';
@@ -77,37 +82,7 @@ export interface ReadResult {
   logStartOffset: bigint;
 }
 
-export interface RecoveryReport {
-  segments: number;
-  /** Segments whose indexes were missing, corrupt or stale and were rebuilt by a scan. */
-  rebuiltIndexes: number;
-  scannedBytes: number;
-  /** Bytes cut from the end of the last segment (a torn or garbage tail). */
-  truncatedBytes: number;
-  truncation: ScanStop | null;
-  /** A bad batch before the end of the log: the log serves nothing at or past this offset. */
-  corruption: (ScanStop & { segment: bigint }) | null;
-  /**
-   * Rebuilt indexes that could not be written back (e.g. the disk is full): they are used from
-   * memory and rebuilt again at the next open. Indexes are derivable, so this never stops an open.
-   */
-  unsavedIndexes: number;
-  /** The stream index's open (when the log keeps one). */
-  streams?: StreamRecovery;
-}
-
 export type VisibleListener = (batches: readonly Buffer[], highWatermark: bigint) => void;
-
-/**
- * A sealed segment the log cleaner replaces. 'replacing' is awaited before the swap is committed:
- * files derived from the segment's bytes (other than its offset and time indexes, which the log
- * rewrites) must be deleted or invalidated there, so that no crash leaves a derived file describing
- * the old bytes beside the new ones. 'replaced' (rewritten) and 'removed' follow the durable swap.
- */
-export type SegmentReplacedListener = (event: {
-  baseOffset: bigint;
-  phase: 'replacing' | 'replaced' | 'removed';
-}) => void | Promise<void>;
 
 interface PendingAppend {
   batch: Buffer;
@@ -128,14 +103,6 @@ export interface StorageObserver {
 
 const systemClock: Clock = { now: () => Date.now() };
 
-function storageError(error: unknown, during: string): Error {
-  // Typed already (a file that could not be reopened: out of descriptors, missing).
-  if (isMemoryStreamerError(error)) return error;
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return errorOf('STORAGE_FULL', during, { cause: error });
-  return errorOf('STORAGE_IO', `${during}: ${(error as Error).message}`, { cause: error });
-}
-
 export class PartitionLog {
   readonly dir: string;
   readonly config: PartitionLogConfig;
@@ -146,11 +113,10 @@ export class PartitionLog {
   private readonly fs: StorageFs;
   private readonly clock: Clock;
   private readonly observer: StorageObserver | null;
-  private segments: Segment[] = [];
+  /** The segments, shared with the log's readers and its cleaner. */
+  private readonly segments: SegmentList;
   private nextOffset = 0n;
   private visibleOffset = 0n;
-  /** Offsets at or past this are corrupt and never served. */
-  private corruptFrom: bigint | null = null;
   private pending: PendingAppend[] = [];
   private flushing: Promise<void> | null = null;
   private flushScheduled = false;
@@ -160,7 +126,6 @@ export class PartitionLog {
   private readonly listeners = new Set<VisibleListener>();
   /** Chunks read ahead for sequential readers (read-ahead.ts). */
   private readonly readAhead = new ReadAhead();
-  private readonly segmentListeners = new Set<SegmentReplacedListener>();
   private readonly rollListeners = new Set<(sealedNextOffset: bigint) => void>();
   /** Compaction and retention change the segment list: they run one at a time, in this chain. */
   private maintenance: Promise<unknown> = Promise.resolve();
@@ -184,6 +149,7 @@ export class PartitionLog {
     this.fs = fs;
     this.clock = clock;
     this.observer = observer;
+    this.segments = new SegmentList(fs, dir, config.indexIntervalBytes, streams, this.readAhead);
   }
 
   static async open(options: {
@@ -210,7 +176,7 @@ export class PartitionLog {
     } catch (error) {
       // Leave no file of this partition open behind a failed open (it would keep the file system
       // busy, e.g. an unmount).
-      for (const segment of log.segments) await segment.close().catch(() => undefined);
+      await log.segments.closeAll();
       await log.streams?.close();
       throw error;
     }
@@ -222,7 +188,7 @@ export class PartitionLog {
   }
 
   get logStartOffset(): bigint {
-    return this.segments[0]!.baseOffset;
+    return this.segments.first.baseOffset;
   }
 
   /** Offset the next appended record will get. */
@@ -236,17 +202,15 @@ export class PartitionLog {
   }
 
   get sizeBytes(): number {
-    let total = 0;
-    for (const segment of this.segments) total += segment.size;
-    return total;
+    return this.segments.sizeBytes;
   }
 
   get segmentCount(): number {
-    return this.segments.length;
+    return this.segments.count;
   }
 
   private get active(): Segment {
-    return this.segments[this.segments.length - 1]!;
+    return this.segments.active;
   }
 
   /** Segments this log writes to: held open from a write to its sync when the policy syncs. */
@@ -256,100 +220,13 @@ export class PartitionLog {
   }
 
   private async recover(): Promise<void> {
-    await this.fs.mkdir(this.dir);
-    const report: RecoveryReport = {
-      segments: 0,
-      rebuiltIndexes: 0,
-      scannedBytes: 0,
-      truncatedBytes: 0,
-      truncation: null,
-      corruption: null,
-      unsavedIndexes: 0,
-    };
-    const names = await this.fs.readdir(this.dir);
-    const bases = names
-      .map(parseSegmentFileName)
-      .filter((b): b is bigint => b !== null)
-      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const logs = new Set(bases.map((base) => segmentFileName(base, 'log')));
-    // A prepared stream file whose segment's `.log.cleaned` still exists belongs to a compaction
-    // that did not commit: it goes first, durably, so that a crash during this cleanup can never
-    // leave it without its `.log.cleaned` (an open would then adopt it).
-    let uncommitted = 0;
-    for (const name of names) {
-      const prepared = /^(\d{20})\.streams\.cleaned$/.exec(name);
-      if (prepared !== null && names.includes(`${prepared[1]}.log${CLEANED_SUFFIX}`)) {
-        await this.fs.unlink(`${this.dir}/${name}`);
-        uncommitted++;
-      }
-    }
-    if (uncommitted > 0) await this.fs.syncDirectory(this.dir);
-    for (const name of names) {
-      // Leftovers of an index write or a compaction that a crash interrupted (a `.cleaned` file is
-      // never committed data: committing it is its rename to `<base>.log`), and indexes of a segment
-      // whose log file compaction or retention unlinked before the crash.
-      // A `<base>.streams.cleaned` is written before its segment's commit rename: with the
-      // `<base>.log.cleaned` still present the compaction did not commit and it goes too; without
-      // it the compaction committed and the stream index adopts it (stream-index.ts, open).
-      const orphanIndex = /^(\d{20})\.(index|timeindex|streams)$/.exec(name);
-      const cleanedStreams = /^(\d{20})\.streams\.cleaned$/.exec(name);
-      if (
-        name.endsWith('.tmp') ||
-        (name.endsWith(CLEANED_SUFFIX) && cleanedStreams === null) ||
-        (orphanIndex !== null && !logs.has(`${orphanIndex[1]}.log`)) ||
-        (cleanedStreams !== null && !logs.has(`${cleanedStreams[1]}.log`))
-      )
-        await this.fs.unlink(`${this.dir}/${name}`);
-    }
-    const now = this.clock.now();
-    for (let i = 0; i < bases.length; i++) {
-      const base = bases[i]!;
-      const segment = await Segment.openExisting(
-        this.fs,
-        this.dir,
-        base,
-        this.config.indexIntervalBytes,
-        now,
-      );
-      const isLast = i === bases.length - 1;
-      this.segments.push(segment);
-      if (!isLast && this.corruptFrom === null && (await segment.loadIndexes())) {
-        segment.visibleBytes = segment.size;
-        continue;
-      }
-      // Sealed segments may have offset gaps where the log cleaner dropped whole batches.
-      const scan = await segment.scan(!isLast);
-      report.scannedBytes += scan.validBytes;
-      if (!isLast) report.rebuiltIndexes++;
-      if (scan.stop !== null && this.corruptFrom === null) {
-        if (isLast) {
-          report.truncatedBytes = segment.size - scan.validBytes;
-          report.truncation = scan.stop;
-          await segment.truncateTo(scan.validBytes, scan.nextOffset);
-          await segment.datasync();
-        } else {
-          report.corruption = { ...scan.stop, segment: base };
-          this.corruptFrom = scan.stop.offset;
-        }
-      }
-      segment.visibleBytes = scan.validBytes;
-      if (!isLast && scan.stop === null) {
-        try {
-          await segment.persistIndexes();
-        } catch {
-          report.unsavedIndexes++;
-        }
-      }
-    }
-    if (this.segments.length === 0) {
-      this.segments.push(await Segment.create(this.fs, this.dir, 0n, this.config.indexIntervalBytes, now));
-    }
+    const report = await recoverSegments(this.fs, this.segments, this.clock.now());
     this.writable(this.active);
-    report.segments = this.segments.length;
     this.nextOffset = this.active.nextOffset;
-    this.visibleOffset = this.corruptFrom ?? this.nextOffset;
+    const corruptFrom = this.segments.corruptFrom;
+    this.visibleOffset = corruptFrom ?? this.nextOffset;
     this.cleanedThrough = this.logStartOffset;
-    if (this.corruptFrom !== null) {
+    if (corruptFrom !== null) {
       this.state = 'failed';
       this.failure = errorOf(
         'CORRUPT_DATA',
@@ -358,7 +235,7 @@ export class PartitionLog {
     }
     this.recovery = report;
     // Step: the stream index from its files (a scan of the active segment, rebuilds as needed).
-    if (this.streams !== null) report.streams = await this.streams.open(this.segments);
+    if (this.streams !== null) report.streams = await this.streams.open(this.segments.all);
   }
 
   /**
@@ -491,25 +368,11 @@ export class PartitionLog {
     // Disk full while rolling (the sealed segment's index files, the new segment file) is the same
     // typed, retriable STORAGE_FULL as during a write: nothing of the group was acknowledged, the
     // log is unchanged, and the next append retries the roll (both steps can be repeated).
-    let next: Segment;
-    // Step: the sealed segment's stream file, written here and taken into use after the roll.
-    let streamFile: Awaited<ReturnType<StreamIndex['writeSealed']>> | null = null;
     try {
-      await sealed.persistIndexes();
-      if (this.streams !== null) streamFile = await this.streams.writeSealed(sealed);
-      next = await Segment.create(
-        this.fs,
-        this.dir,
-        sealed.nextOffset,
-        this.config.indexIntervalBytes,
-        this.clock.now(),
-      );
+      await this.segments.roll(this.clock.now(), this.config.durability !== 'never');
     } catch (error) {
-      await streamFile?.reader.close().catch(() => undefined);
       throw storageError(error, `rolling to a new segment at offset ${sealed.nextOffset}`);
     }
-    this.segments.push(this.writable(next));
-    if (streamFile !== null) this.streams!.commitSealed(streamFile);
     for (const listener of this.rollListeners) {
       try {
         listener(sealed.nextOffset);
@@ -533,8 +396,9 @@ export class PartitionLog {
   private publish(group: PendingAppend[]): void {
     const last = group[group.length - 1]!;
     this.visibleOffset = last.lastOffset + 1n;
-    for (let i = this.segments.length - 1; i >= 0; i--) {
-      const segment = this.segments[i]!;
+    const segments = this.segments.all;
+    for (let i = segments.length - 1; i >= 0; i--) {
+      const segment = segments[i]!;
       if (segment.visibleBytes === segment.size && segment.size > 0) break;
       segment.visibleBytes = segment.size;
     }
@@ -607,28 +471,6 @@ export class PartitionLog {
     return () => this.listeners.delete(listener);
   }
 
-  private segmentFor(offset: bigint): Segment | undefined {
-    let lo = 0;
-    let hi = this.segments.length - 1;
-    let found: Segment | undefined;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const segment = this.segments[mid]!;
-      if (segment.baseOffset <= offset) {
-        found = segment;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    return found;
-  }
-
-  /** Whether `segment` is still one of this open log's segments (not deleted, replaced or closed). */
-  private holds(segment: Segment): boolean {
-    return this.state !== 'closed' && this.segmentFor(segment.baseOffset) === segment;
-  }
-
   /** Read-ahead chunks held, and reads served from one (for tests and metrics). */
   get readAheadStats(): { entries: number; hits: number } {
     return { entries: this.readAhead.size, hits: this.readAhead.hits };
@@ -654,7 +496,7 @@ export class PartitionLog {
   private async readOnce(offset: bigint, maxBytes: number): Promise<ReadResult> {
     const { highWatermark, logStartOffset } = this.readBounds(offset);
     const empty = { data: Buffer.alloc(0), nextOffset: offset, highWatermark, logStartOffset };
-    const segment = offset === highWatermark ? null : this.segmentHolding(offset);
+    const segment = offset === highWatermark ? null : this.segments.holding(offset);
     if (segment === null) return empty;
     const window = Math.max(maxBytes, 64 * 1024) + this.config.indexIntervalBytes;
     // A read that continues where an earlier one ended may find its bytes already read (or being
@@ -667,8 +509,12 @@ export class PartitionLog {
       if (data !== null && data.length >= BATCH_HEADER_SIZE)
         start = { chunk: data, position: ahead.position };
     }
-    const { chunk, position, at } = await this.chunkFrom(segment, offset, window, start, (at, length) =>
-      segment.read(at, length),
+    const { chunk, position, at } = await this.segments.chunkFrom(
+      segment,
+      offset,
+      window,
+      start,
+      (at, length) => segment.read(at, length),
     );
     const { end, lastStart } = frameBatches(chunk, at, maxBytes, position, segment);
     // A sequential reader will ask for the offset after these batches next: start reading its chunk
@@ -677,13 +523,13 @@ export class PartitionLog {
     let predicted: bigint | null = null;
     const limit = segment.visibleBytes;
     // Only for a segment still in the log: this read may have waited while retention deleted it.
-    if (sequential && lastStart >= 0 && position + end < limit && this.holds(segment)) {
+    if (sequential && lastStart >= 0 && position + end < limit && this.segments.holds(segment)) {
       predicted = lastOffsetOf(chunk, lastStart) + 1n;
       this.readAhead.start(predicted, segment, position + end, Math.min(limit - position - end, window));
     }
     let checked: { verified: number; lastVerified: number };
     try {
-      checked = verifyBatches(chunk, at, end, this.corruptFrom, segment);
+      checked = verifyBatches(chunk, at, end, this.segments.corruptFrom, segment);
     } catch (error) {
       if (predicted !== null) this.readAhead.cancel(predicted);
       throw error;
@@ -702,21 +548,7 @@ export class PartitionLog {
    * that look at the bytes and move on; a reader that keeps or hands on the bytes uses `read`.
    */
   reader(offset: bigint, maxBytes = 1024 * 1024): LogReader {
-    const log = this;
-    return new LogReader(
-      {
-        indexIntervalBytes: this.config.indexIntervalBytes,
-        get corruptFrom() {
-          return log.corruptFrom;
-        },
-        bounds: (at) => log.readBounds(at),
-        segmentHolding: (at) => log.segmentHolding(at),
-        holds: (segment) => log.holds(segment),
-        chunkFrom: (segment, at, window, start, readAt) => log.chunkFrom(segment, at, window, start, readAt),
-      },
-      offset,
-      maxBytes,
-    );
+    return new LogReader({ segments: this.segments, bounds: (at) => this.readBounds(at) }, offset, maxBytes);
   }
 
   /**
@@ -747,63 +579,9 @@ export class PartitionLog {
     return { highWatermark, logStartOffset };
   }
 
-  /**
-   * The segment with the first visible batch at or past `offset` (the one holding it, or a later one
-   * when its batches end earlier or compaction emptied it); null when there is none.
-   */
-  private segmentHolding(offset: bigint): Segment | null {
-    let segment = this.segmentFor(offset);
-    if (segment === undefined) return null;
-    while (offset >= segment.nextOffset || segment.visibleBytes === 0) {
-      const next: Segment | undefined = this.segments[this.segments.indexOf(segment) + 1];
-      if (next === undefined) return null;
-      segment = next;
-    }
-    return segment;
-  }
-
-  /**
-   * A chunk of `segment` whose batch at `at` is the first that ends at or past `offset`, that batch
-   * whole in it. Starts from `start` (bytes read ahead) or reads a window at the offset index's
-   * position; `readAt` does every file read, so the caller chooses whose memory the bytes go to.
-   */
-  private async chunkFrom(
-    segment: Segment,
-    offset: bigint,
-    window: number,
-    start: { chunk: Buffer; position: number } | null,
-    readAt: (position: number, length: number) => Promise<Buffer>,
-  ): Promise<{ chunk: Buffer; position: number; at: number }> {
-    const limit = segment.visibleBytes;
-    let position = start?.position ?? segment.index.floorPosition(Number(offset - segment.baseOffset));
-    let chunk = start?.chunk ?? (await readAt(position, Math.min(limit - position, window)));
-    let at = 0;
-    // Skip batches that end before `offset`.
-    for (;;) {
-      if (chunk.length - at < BATCH_HEADER_SIZE)
-        throw errorOf('CORRUPT_DATA', `short batch at byte ${position + at} of ${segment.path('log')}`);
-      const total = batchSpan(chunk, at, position, segment);
-      if (lastOffsetOf(chunk, at) >= offset) break;
-      at += total;
-      if (at >= chunk.length) {
-        position += at;
-        at = 0;
-        chunk = await readAt(position, Math.min(limit - position, window));
-      }
-    }
-    // The first batch whole, even when it alone is larger than the window.
-    const first = batchSpan(chunk, at, position, segment);
-    if (at + first > chunk.length) {
-      position += at;
-      at = 0;
-      chunk = await readAt(position, first);
-    }
-    return { chunk, position, at };
-  }
-
   /** First offset whose batch has a timestamp at or after `timestamp`; the high watermark if none. */
   async offsetForTimestamp(timestamp: number): Promise<bigint> {
-    for (const segment of this.segments) {
+    for (const segment of this.segments.all) {
       if (segment.maxTimestamp < timestamp) continue;
       const relative = segment.timeIndex.firstAtOrAfter(timestamp);
       if (relative >= 0) {
@@ -826,27 +604,20 @@ export class PartitionLog {
   }
 
   private async retain(now: number): Promise<number> {
-    let removed = 0;
     let size = this.sizeBytes;
     let count = 0;
-    while (count < this.segments.length - 1) {
-      const oldest = this.segments[count]!;
+    const segments = this.segments.all;
+    while (count < segments.length - 1) {
+      const oldest = segments[count]!;
       const expired = this.config.retentionMs >= 0 && oldest.maxTimestamp < now - this.config.retentionMs;
       const oversized = this.config.retentionBytes >= 0 && size - oldest.size >= this.config.retentionBytes;
       if (!expired && !oversized) break;
       size -= oldest.size;
       count++;
     }
-    // Step: the stream versions at the new log start are checkpointed before segments go.
-    if (count > 0 && this.streams !== null)
-      await this.streams.beforeRetention(this.segments.slice(0, count), this.segments[count]!.baseOffset);
-    for (; removed < count; removed++) {
-      const oldest = this.segments.shift()!;
-      this.readAhead.dropSegment(oldest);
-      await oldest.delete();
-    }
-    if (removed > 0) await this.fs.syncDirectory(this.dir);
-    return removed;
+    // The stream versions at the new log start are checkpointed before segments go.
+    await this.segments.removeOldest(count);
+    return count;
   }
 
   /** Runs `task` after every compaction or retention run before it (they change the segment list). */
@@ -875,8 +646,9 @@ export class PartitionLog {
   get dirtyRatio(): number {
     let dirty = 0;
     let total = 0;
-    for (let i = 0; i < this.segments.length - 1; i++) {
-      const segment = this.segments[i]!;
+    const segments = this.segments.all;
+    for (let i = 0; i < segments.length - 1; i++) {
+      const segment = segments[i]!;
       total += segment.size;
       if (segment.nextOffset > this.cleanedThrough) dirty += segment.size;
     }
@@ -885,32 +657,21 @@ export class PartitionLog {
 
   /** Subscribes to compaction's segment swaps (SegmentReplacedListener); returns the unsubscribe function. */
   onSegmentReplaced(listener: SegmentReplacedListener): () => void {
-    this.segmentListeners.add(listener);
-    return () => this.segmentListeners.delete(listener);
-  }
-
-  private async notifySegment(
-    baseOffset: bigint,
-    phase: 'replacing' | 'replaced' | 'removed',
-  ): Promise<void> {
-    for (const listener of this.segmentListeners) await listener({ baseOffset, phase });
+    return this.segments.onReplaced(listener);
   }
 
   private cleanerHost(): CleanerHost {
     const log = this;
     return {
-      get logStartOffset() {
-        return log.logStartOffset;
-      },
+      segments: this.segments,
       get cleanedThrough() {
         return log.cleanedThrough;
       },
-      keepsEmpty: async (segment) => log.streams !== null && (await log.streams.holdsLastVersions(segment)),
       set cleanedThrough(offset: bigint) {
         log.cleanedThrough = offset;
       },
       async snapshot() {
-        const segments = log.segments.slice();
+        const segments = log.segments.all.slice();
         const readableBytes = segments.map((segment) => segment.visibleBytes);
         const bound = log.visibleOffset;
         // Records of the active segment may supersede older ones: make them durable first, or a
@@ -925,78 +686,8 @@ export class PartitionLog {
         }
         return { segments, readableBytes, bound };
       },
-      isCurrent: (segment) => log.segments.includes(segment) && segment !== log.active,
-      replace: (old, cleaned) => log.replaceSegment(old, cleaned),
       stopping: () => log.stopMaintenance || log.state !== 'open',
     };
-  }
-
-  /**
-   * The one place a sealed segment's file is replaced (compaction). Order, for crash safety
-   * (docs/storage.md, "Compaction"): listeners invalidate derived files; the cleaned file, already
-   * fdatasynced, is renamed over `<base>.log` (or the log file is unlinked) and the directory is
-   * fsynced — the commit point; the old index files no longer match the log's size, so until the new
-   * ones are written a restart rebuilds them by a scan. Readers holding the old segment finish on
-   * the old file (its inode lives while open); it is closed when they are done.
-   */
-  private async replaceSegment(old: Segment, cleaned: Segment | null): Promise<void> {
-    const at = this.segments.indexOf(old);
-    if (at < 0 || at === this.segments.length - 1)
-      throw errorOf('STORAGE_IO', `segment ${old.baseOffset} is not a sealed segment of ${this.dir}`);
-    await this.notifySegment(old.baseOffset, 'replacing');
-    const unlink = (path: string) =>
-      this.fs.unlink(path).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'ENOENT') throw error;
-      });
-    const preparedStreams = `${old.path('streams')}${CLEANED_SUFFIX}`;
-    let streams: PendingStreamReplacement | null = null;
-    try {
-      // From here the old files are not reopened by their paths (the cleaned copy is renamed over
-      // them): reads holding the old segment finish on the old inode, or find it gone and look
-      // the offset up again (open-files.ts, freeze).
-      await old.freeze();
-      await this.streams?.freezeSealed(old.baseOffset);
-      // The segment's stream file, filtered to the records the cleaned copy keeps, is made durable
-      // before the commit rename, so a crash on either side of it leaves a matching stream file.
-      if (this.streams !== null && cleaned !== null) streams = await this.streams.prepareReplacement(cleaned);
-      if (cleaned !== null) {
-        // The old indexes go first, durably: a recompressed batch can come out larger than the
-        // original, so the cleaned file's size could equal the old one and an old index (valid for
-        // that size) would be trusted for the new bytes. Without them a crash here rebuilds by scan.
-        await unlink(old.path('index'));
-        await unlink(old.path('timeindex'));
-        await this.fs.syncDirectory(this.dir);
-        await cleaned.commitCleaned();
-      } else {
-        for (const extension of ['log', 'index', 'timeindex', 'streams'] as const)
-          await unlink(old.path(extension));
-      }
-      await this.fs.syncDirectory(this.dir);
-    } catch (error) {
-      // Not committed: the old segment stays, and a prepared stream file must not outlive it (an
-      // open would take it for a committed compaction's).
-      if (this.streams !== null && cleaned !== null) await unlink(preparedStreams).catch(() => undefined);
-      old.thaw();
-      this.streams?.thawSealed(old.baseOffset);
-      throw storageError(error, `replacing segment ${old.path('log')} by its compacted copy`);
-    }
-    if (cleaned !== null) this.segments[at] = cleaned;
-    else this.segments.splice(at, 1);
-    this.readAhead.dropSegment(old);
-    void old.retire().catch(() => undefined);
-    // Committed: what follows is derived state. A failure here must not make the swap look undone
-    // (the cleaner would close the now live segment's file); the next open repairs it — it adopts a
-    // prepared stream file left behind and rebuilds missing index files by a scan.
-    try {
-      if (this.streams !== null) {
-        if (streams !== null) await this.streams.commitReplacement(streams);
-        else if (cleaned === null) await this.streams.removeSealed(old.baseOffset);
-      }
-      if (cleaned !== null) await cleaned.persistIndexes();
-      await this.notifySegment(old.baseOffset, cleaned !== null ? 'replaced' : 'removed');
-    } catch {
-      // Left to the next open, as above.
-    }
   }
 
   /** Finishes queued appends, syncs, closes the files (the active segment's indexes are rebuilt at open). */
@@ -1017,7 +708,8 @@ export class PartitionLog {
     this.pending = [];
     if (wasOpen && this.config.durability !== 'never') await this.active.datasync().catch(() => undefined);
     this.readAhead.clear();
-    for (const segment of this.segments) await segment.close();
+    this.segments.closed = true;
+    for (const segment of this.segments.all) await segment.close();
     await this.streams?.close();
     this.listeners.clear();
   }
