@@ -33,6 +33,7 @@ import { LogReader } from './log-reader.js';
 import { type RecoveryReport, recoverSegments } from './log-recovery.js';
 import { budgetedFs, FileRetiredError } from './open-files.js';
 import { ReadAhead } from './read-ahead.js';
+import { checkReplicatedBatches } from './replicated-batches.js';
 import type { Segment } from './segment.js';
 import { SegmentList, type SegmentReplacedListener } from './segment-list.js';
 import { storageError } from './storage-error.js';
@@ -102,6 +103,7 @@ export interface StorageObserver {
 }
 
 const systemClock: Clock = { now: () => Date.now() };
+const ignore = (): void => undefined;
 
 export class PartitionLog {
   readonly dir: string;
@@ -244,8 +246,7 @@ export class PartitionLog {
    * STORAGE_IO, STORAGE_FAILED) — in which case it was not acknowledged and is not readable.
    */
   append(batch: Buffer): AppendTicket {
-    if (this.state === 'closed') throw errorOf('PARTITION_CLOSED', this.dir);
-    if (this.state === 'failed') throw errorOf('STORAGE_FAILED', this.failure?.message);
+    this.checkWritable();
     if (batch.length < BATCH_HEADER_SIZE) throw errorOf('BAD_RECORD_BATCH', `batch of ${batch.length} bytes`);
     const baseOffset = this.nextOffset;
     const lastOffset = baseOffset + BigInt(batch.readInt32BE(BATCH_OFFSETS.lastOffsetDelta));
@@ -264,11 +265,69 @@ export class PartitionLog {
       resolve,
       reject,
     });
+    this.scheduleFlush();
+    return { baseOffset, lastOffset, done };
+  }
+
+  /**
+   * A replica's append: stores its leader's record batches (one or more, back to back) as they are
+   * — same offsets, same leader epochs, same bytes and CRCs — through the same queue, group commit,
+   * durability policy, rolls and indexes as `append`, and counts their keyed records in the stream
+   * index. The first batch must start at the log end offset and each next one where the previous
+   * ended; a torn, malformed or corrupt batch, a gap or offsets going backwards refuse the whole
+   * call (BAD_RECORD_BATCH, BAD_BATCH_CRC, REPLICA_OFFSET_MISMATCH) and nothing of it is appended.
+   * The buffer is stored by reference: the caller must not change it until `done` settles.
+   * `done` settles with the last batch (a failure rejects it and takes back the batches not written).
+   */
+  appendReplicated(batches: Buffer): AppendTicket {
+    this.checkWritable();
+    if (batches.length === 0) throw errorOf('BAD_RECORD_BATCH', 'no batch to append');
+    const checked = checkReplicatedBatches(batches, this.nextOffset);
+    const baseOffset = checked[0]!.baseOffset;
+    if (this.streams !== null) {
+      try {
+        for (const { batch } of checked) this.streams.addBatch(batch);
+      } catch (error) {
+        this.streams.takeBack(Number(baseOffset));
+        throw error;
+      }
+    }
+    let resolve!: (durability: AppendDurability) => void;
+    let reject!: (error: Error) => void;
+    const done = new Promise<AppendDurability>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const last = checked.length - 1;
+    for (let i = 0; i <= last; i++) {
+      const { batch, lastOffset, maxTimestamp } = checked[i]!;
+      // Only the last batch settles the ticket: a failure rejects it with every batch after the
+      // failed one, and batches before it are then whole in the log.
+      this.pending.push(
+        i === last
+          ? { batch, lastOffset, maxTimestamp, resolve, reject }
+          : { batch, lastOffset, maxTimestamp, resolve: ignore, reject: ignore },
+      );
+    }
+    const lastOffset = checked[last]!.lastOffset;
+    this.nextOffset = lastOffset + 1n;
+    // The stream entries of batches that do not make it are taken back with their offsets (a failed
+    // write has set the log end back to where the written batches end).
+    if (this.streams !== null) done.catch(() => this.streams?.takeBack(Number(this.nextOffset)));
+    this.scheduleFlush();
+    return { baseOffset, lastOffset, done };
+  }
+
+  private checkWritable(): void {
+    if (this.state === 'closed') throw errorOf('PARTITION_CLOSED', this.dir);
+    if (this.state === 'failed') throw errorOf('STORAGE_FAILED', this.failure?.message);
+  }
+
+  private scheduleFlush(): void {
     if (!this.flushScheduled && this.flushing === null) {
       this.flushScheduled = true;
       setImmediate(() => this.startFlush());
     }
-    return { baseOffset, lastOffset, done };
   }
 
   private startFlush(): void {
