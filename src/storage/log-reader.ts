@@ -60,6 +60,8 @@ export class LogReader {
   private pending: PendingChunk | null = null;
   private offset: bigint;
   private closed = false;
+  /** The segment list's truncation generation the held chunks were read in. */
+  private generation: number;
 
   constructor(
     private readonly host: LogReaderHost,
@@ -69,6 +71,7 @@ export class LogReader {
     if (!Number.isInteger(maxBytes) || maxBytes < 1)
       throw errorOf('INVALID_REQUEST', `reader maxBytes must be a positive integer, got ${maxBytes}`);
     this.offset = offset;
+    this.generation = host.segments.generation;
     // As PartitionLog.read: the offset index points up to one interval before the wanted batch. The
     // window is capped so that a caller's huge maxBytes cannot make the reader allocate it (twice):
     // a call returns at most the window's whole batches (one batch always, whatever its size).
@@ -109,6 +112,15 @@ export class LogReader {
     const offset = this.offset;
     const { highWatermark, logStartOffset } = this.host.bounds(offset);
     const empty = { data: this.buffers[0].subarray(0, 0), nextOffset: offset, highWatermark, logStartOffset };
+    if (this.host.segments.generation !== this.generation) {
+      // A truncation may have cut what the held chunks hold (and appends rewritten it): drop them.
+      const pending = this.pending;
+      this.pending = null;
+      this.current = null;
+      if (pending !== null) await pending.data;
+      this.generation = this.host.segments.generation;
+      return this.nextOnce();
+    }
     const segment = offset === highWatermark ? null : this.host.segments.holding(offset);
     if (segment === null) return empty;
     // A chunk read earlier still holds the next batches (a reader that asks for less than a
@@ -117,8 +129,10 @@ export class LogReader {
     if (current === null || current.at >= current.end || current.segment !== segment) {
       current = await this.load(segment, offset);
       this.current = current;
-      // load() waited: the segment may be gone (retention, compaction) and the offset with it.
+      // load() waited: the segment may be gone (retention, compaction) and the offset with it, or
+      // truncated.
       this.host.bounds(offset);
+      if (this.host.segments.generation !== this.generation) return this.nextOnce();
     }
     const { chunk, position, at } = current;
     // The served range ends with whole batches only: `end` is where the chunk's last whole one ends.

@@ -97,8 +97,9 @@ export async function recoverSegments(
       segment.visibleBytes = segment.size;
       continue;
     }
-    // Sealed segments may have offset gaps where the log cleaner dropped whole batches.
-    const scan = await segment.scan(!isLast);
+    // Sealed segments may have offset gaps where the log cleaner dropped whole batches, and so may
+    // the last one when a truncation made a compacted segment the active one again.
+    const scan = await segment.scan(true);
     report.scannedBytes += scan.validBytes;
     if (!isLast) report.rebuiltIndexes++;
     if (scan.stop !== null && segments.corruptFrom === null) {

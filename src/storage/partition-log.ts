@@ -126,6 +126,9 @@ export class PartitionLog {
   private intervalTimer: NodeJS.Timeout | null = null;
   private intervalSync: Promise<void> | null = null;
   private readonly listeners = new Set<VisibleListener>();
+  private readonly truncationListeners = new Set<(logEndOffset: bigint) => void>();
+  /** Truncations asked for and not finished: appends are refused meanwhile (LOG_TRUNCATING). */
+  private truncating = 0;
   /** Chunks read ahead for sequential readers (read-ahead.ts). */
   private readonly readAhead = new ReadAhead();
   private readonly rollListeners = new Set<(sealedNextOffset: bigint) => void>();
@@ -321,6 +324,96 @@ export class PartitionLog {
   private checkWritable(): void {
     if (this.state === 'closed') throw errorOf('PARTITION_CLOSED', this.dir);
     if (this.state === 'failed') throw errorOf('STORAGE_FAILED', this.failure?.message);
+    if (this.truncating > 0) throw errorOf('LOG_TRUNCATING', this.dir);
+  }
+
+  /**
+   * Removes every offset at and after `offset` (a replica whose history diverged from its new
+   * leader's): whole segments after it are deleted, the segment holding it is cut where the batch at
+   * `offset` starts, and its indexes, the stream index and the leader-epoch checkpoint follow.
+   * `offset` must be where a batch starts (TRUNCATION_INSIDE_BATCH otherwise, and nothing changes);
+   * at or past the log end nothing happens; below the log start is OFFSET_OUT_OF_RANGE. Queued
+   * appends finish first; appends made while it runs are refused (LOG_TRUNCATING). Resolves with the
+   * new log end: `offset`, or the end of the last batch kept when compaction removed the batches
+   * just before it. Crash-safe: a crash recovers a prefix of the log ending at or after `offset`
+   * (segment-list.ts). An I/O error after the first file changed fails the log (STORAGE_FAILED):
+   * the next open recovers such a prefix.
+   *
+   * Readers: the high watermark drops to the new end when it was past it; a read or a reader
+   * positioned past the new end gets OFFSET_OUT_OF_RANGE, and a reader below it never serves bytes
+   * read before the truncation from past it. `onTruncated` listeners are told the new end.
+   */
+  truncateTo(offset: bigint): Promise<bigint> {
+    this.checkWritable();
+    this.truncating++;
+    const run = this.exclusive(() => this.truncate(offset));
+    const done = () => {
+      this.truncating--;
+    };
+    run.then(done, done);
+    return run;
+  }
+
+  private async truncate(offset: bigint): Promise<bigint> {
+    await this.appendsSettled();
+    this.checkOpen();
+    if (offset >= this.nextOffset) return this.nextOffset;
+    if (offset < this.logStartOffset)
+      throw errorOf(
+        'OFFSET_OUT_OF_RANGE',
+        `truncation to ${offset}; the log starts at ${this.logStartOffset}`,
+      );
+    const generation = this.segments.generation;
+    let end: bigint;
+    try {
+      end = await this.segments.truncateFrom(offset, this.config.durability !== 'never');
+      this.nextOffset = end;
+      if (this.visibleOffset > end) this.visibleOffset = end;
+      if (this.cleanedThrough > end) this.cleanedThrough = end;
+      this.readAhead.clear();
+      // The stream versions are counted again from the segments as they are now.
+      if (this.streams !== null) await this.streams.reopen(this.segments.all);
+    } catch (error) {
+      // Nothing changed yet (the offset is inside a batch, or reading its segment failed).
+      if (this.segments.generation === generation) throw storageError(error, `truncating ${this.dir}`);
+      this.state = 'failed';
+      this.failure = errorOf(
+        'STORAGE_FAILED',
+        `truncating ${this.dir} to ${offset}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+      throw this.failure;
+    }
+    for (const listener of this.truncationListeners) {
+      try {
+        listener(end);
+      } catch {
+        // A listener's failure (derived state) is not the truncation's.
+      }
+    }
+    return end;
+  }
+
+  /** Subscribes to truncations: called with the new log end once one is done. */
+  onTruncated(listener: (logEndOffset: bigint) => void): () => void {
+    this.truncationListeners.add(listener);
+    return () => this.truncationListeners.delete(listener);
+  }
+
+  private checkOpen(): void {
+    if (this.state === 'closed') throw errorOf('PARTITION_CLOSED', this.dir);
+    if (this.state === 'failed') throw errorOf('STORAGE_FAILED', this.failure?.message);
+  }
+
+  /** Waits until every queued append is written (or failed) and no interval sync runs. */
+  private async appendsSettled(): Promise<void> {
+    while (this.flushing !== null || this.flushScheduled || this.intervalSync !== null) {
+      if (this.flushing !== null) await this.flushing;
+      else if (this.intervalSync !== null) await this.intervalSync;
+      else await new Promise((resolve) => setImmediate(resolve));
+    }
   }
 
   private scheduleFlush(): void {
@@ -553,6 +646,7 @@ export class PartitionLog {
   }
 
   private async readOnce(offset: bigint, maxBytes: number): Promise<ReadResult> {
+    const generation = this.segments.generation;
     const { highWatermark, logStartOffset } = this.readBounds(offset);
     const empty = { data: Buffer.alloc(0), nextOffset: offset, highWatermark, logStartOffset };
     const segment = offset === highWatermark ? null : this.segments.holding(offset);
@@ -596,6 +690,9 @@ export class PartitionLog {
     const { verified, lastVerified } = checked;
     if (verified < end && predicted !== null) this.readAhead.cancel(predicted);
     if (lastVerified < 0) return { ...empty, data: chunk.subarray(at, at) };
+    // A truncation while this read waited may have cut (and a later append rewritten) what it
+    // read: it reads again from the log as it is now.
+    if (this.segments.generation !== generation) return this.readOnce(offset, maxBytes);
     const nextOffset = lastOffsetOf(chunk, lastVerified) + 1n;
     this.readAhead.noteEnd(nextOffset);
     return { data: chunk.subarray(at, verified), nextOffset, highWatermark, logStartOffset };

@@ -286,6 +286,40 @@ export class SegmentList {
     }
   }
 
+  /**
+   * Removes every batch at or past `offset` (≥ the log start), which must be where a batch starts or
+   * the log end (TRUNCATION_INSIDE_BATCH otherwise, before anything changes). Returns the new log
+   * end: `offset`, or the end of the last batch kept when compaction removed the ones just before.
+   *
+   * Crash safety: the segment holding `offset` is found and checked first. Then the segments after
+   * it go newest first, each durably (directory fsync) before the next, so a crash leaves the
+   * segments of a prefix of the log: the holder is then the last segment, which recovery always
+   * scans. Then the holder's derived files (indexes, stream file: it is the active segment again)
+   * go, and its file is cut at the batch boundary and fdatasynced. A crash anywhere recovers to a
+   * prefix of the log that ends at or after `offset`, never to a hole.
+   */
+  async truncateFrom(offset: bigint, holdUntilSynced: boolean): Promise<bigint> {
+    const holder = this.segmentFor(offset) ?? this.first;
+    const { position, previousEnd } = await holder.batchStart(offset);
+    this.generation++;
+    while (this.active !== holder) {
+      const last = this.list.pop()!;
+      this.readAhead.dropSegment(last);
+      await last.delete();
+      await this.fs.syncDirectory(this.dir);
+    }
+    for (const extension of ['index', 'timeindex', 'streams'] as const)
+      await unlinkIfPresent(this.fs, holder.path(extension));
+    await this.fs.syncDirectory(this.dir);
+    this.readAhead.dropSegment(holder);
+    if (position < holder.size) {
+      await holder.truncateTo(position, previousEnd);
+      await holder.datasync();
+    }
+    holder.holdUntilSynced = holdUntilSynced;
+    return holder.nextOffset;
+  }
+
   /** Closes every segment's file (the log is closing, or its open failed). */
   async closeAll(): Promise<void> {
     this.closed = true;

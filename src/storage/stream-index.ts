@@ -549,4 +549,16 @@ export class StreamIndex {
     for (const s of this.sealed) await s.reader.close().catch(() => undefined);
     this.sealed = [];
   }
+
+  /**
+   * After the log was truncated: forgets everything and opens again from the segments as they are
+   * now (the active segment scanned, sealed segments from their stream files).
+   */
+  async reopen(segments: readonly StreamSegmentView[]): Promise<StreamRecovery> {
+    await this.close();
+    this.versions.clear();
+    this.active = new ActiveStreamEntries((key) => this.versions.get(key));
+    this.checkpointBase = -1;
+    return this.open(segments);
+  }
 }

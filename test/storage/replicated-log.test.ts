@@ -154,3 +154,107 @@ describe('PartitionLog.appendReplicated', () => {
     await leader.close();
   });
 });
+
+describe('PartitionLog.truncateTo', () => {
+  it('removes every offset at and after a batch start across segments, indexes and streams included', async () => {
+    const leader = await leaderWith(45);
+    const batches = await storedBatches(leader);
+    const follower = await open('follower', small, true);
+    await follower.appendReplicated(Buffer.concat(batches)).done;
+    const segmentsBefore = follower.segmentCount;
+    const cut = 19; // inside the segment starting at offset 33
+    const offset = batches[cut]!.readBigInt64BE(0);
+    const truncated: bigint[] = [];
+    follower.onTruncated((end) => truncated.push(end));
+    // A reader that already read ahead past the cut.
+    const early = follower.reader(batches[cut - 1]!.readBigInt64BE(0), 64);
+    expect((await early.next()).data.length).toBeGreaterThan(0);
+    const past = follower.reader(batches[cut + 5]!.readBigInt64BE(0));
+
+    expect(await follower.truncateTo(offset)).toBe(offset);
+    expect(truncated).toEqual([offset]);
+    expect(follower.logEndOffset).toBe(offset);
+    expect(follower.highWatermark).toBe(offset);
+    expect(follower.segmentCount).toBeLessThan(segmentsBefore);
+    expect(await storedBatches(follower)).toEqual(batches.slice(0, cut));
+    await expect(follower.read(offset + 1n, 100)).rejects.toMatchObject({
+      code: ErrorCode.OFFSET_OUT_OF_RANGE,
+    });
+    await expect(past.next()).rejects.toMatchObject({ code: ErrorCode.OFFSET_OUT_OF_RANGE });
+    expect(await follower.offsetForTimestamp(Number.MAX_SAFE_INTEGER)).toBe(offset);
+    const records = (bs: Buffer[]) => bs.flatMap((b) => [...iterateRecords(b, limits)]);
+    const versionOf = (bs: Buffer[], key: string) =>
+      records(bs).filter((r) => r.key?.toString() === key).length;
+    expect(follower.streams!.version('k-2')).toBe(versionOf(batches.slice(0, cut), 'k-2'));
+
+    // A new leader's history from the cut on: other records at the same offsets.
+    const other = await open('other');
+    await other.appendReplicated(Buffer.concat(batches.slice(0, cut))).done;
+    for (let i = 0; i < 20; i++) await other.append(batchOf([`new-${i}`, `n${i}`], 500_000 + i, 7)).done;
+    const theirs = await storedBatches(other);
+    const seen: Buffer[] = [];
+    follower.onVisible((visible) => seen.push(...visible.map((b) => Buffer.from(b))));
+    await follower.appendReplicated(Buffer.concat(theirs.slice(cut))).done;
+    expect(seen).toEqual(theirs.slice(cut));
+    expect(await storedBatches(follower)).toEqual(theirs);
+    // The early reader serves the new bytes, not what it held from before the truncation.
+    const served: Buffer[] = [];
+    for (;;) {
+      const chunk = await early.next();
+      if (chunk.data.length === 0) break;
+      for (const batch of splitBatches(chunk.data)) served.push(Buffer.from(batch));
+    }
+    expect(served.filter((b) => b.readBigInt64BE(0) >= offset)).toEqual(theirs.slice(cut));
+    early.close();
+    await follower.close();
+    const reopened = await open('follower', small, true);
+    expect(await storedBatches(reopened)).toEqual(theirs);
+    expect(reopened.streams!.version('k-0')).toBe(versionOf(theirs, 'k-0'));
+    await reopened.close();
+    await other.close();
+    await leader.close();
+  });
+
+  it('refuses an offset inside a batch or below the log start, ignores one at or past the end', async () => {
+    const leader = await leaderWith(12);
+    const batches = await storedBatches(leader);
+    const inside = batches.findIndex((b) => b.readInt32BE(BATCH_OFFSETS.lastOffsetDelta) > 0);
+    const offset = batches[inside]!.readBigInt64BE(0) + 1n;
+    await expect(leader.truncateTo(offset)).rejects.toMatchObject({
+      code: ErrorCode.TRUNCATION_INSIDE_BATCH,
+    });
+    expect(await leader.truncateTo(leader.logEndOffset + 5n)).toBe(leader.logEndOffset);
+    expect(await storedBatches(leader)).toEqual(batches);
+    expect(leader.state).toBe('open');
+    await leader.close();
+  });
+
+  it('lets queued appends finish first and refuses appends while it runs', async () => {
+    const log = await open('log', { ...small, durability: 'always' });
+    const first = log.append(batchOf(['a'], 1));
+    const second = log.append(batchOf(['b', 'c'], 2));
+    const truncation = log.truncateTo(1n);
+    expect(() => log.append(batchOf(['d'], 3))).toThrow(
+      expect.objectContaining({ code: ErrorCode.LOG_TRUNCATING }),
+    );
+    expect(await first.done).toBe('synced');
+    expect(await second.done).toBe('synced');
+    expect(await truncation).toBe(1n);
+    expect(log.append(batchOf(['e'], 4)).baseOffset).toBe(1n);
+    await log.close();
+  });
+
+  it('truncating to the base of a segment leaves it empty and active', async () => {
+    const leader = await leaderWith(30);
+    const bases = (await readdir(join(root, 'leader')))
+      .filter((n) => n.endsWith('.log'))
+      .map((n) => BigInt(n.slice(0, 20)));
+    const base = bases[2]!;
+    expect(await leader.truncateTo(base)).toBe(base);
+    expect(leader.segmentCount).toBe(3);
+    await leader.close();
+    const reopened = await open('leader');
+    expect(reopened.logEndOffset).toBe(base);
+    await reopened.close();
+  });
+});
