@@ -4,6 +4,8 @@
 // torn or garbage tail at the last whole, valid batch. A bad batch before the last segment is
 // corruption: the log then serves nothing at or past it (docs/storage.md, "Recovery").
 
+import { isMemoryStreamerError } from '../common/errors.js';
+import { LEADER_EPOCH_CHECKPOINT, LeaderEpochFile } from './leader-epoch-file.js';
 import { CLEANED_SUFFIX, parseSegmentFileName, type ScanStop, Segment, segmentFileName } from './segment.js';
 import type { SegmentList } from './segment-list.js';
 import type { StorageFs } from './storage-fs.js';
@@ -26,6 +28,12 @@ export interface RecoveryReport {
   unsavedIndexes: number;
   /** The stream index's open (when the log keeps one). */
   streams?: StreamRecovery;
+  /**
+   * The leader-epoch checkpoint: 'none' (no file: no epoch was ever assigned), 'loaded', or
+   * 'rebuilt' from the epochs the batches carry because the file was corrupt (`epochProblem`).
+   */
+  leaderEpochs: 'none' | 'loaded' | 'rebuilt';
+  epochProblem?: string;
 }
 
 /** Removes the leftovers a crash can leave in a partition directory. */
@@ -63,12 +71,14 @@ async function removeLeftovers(fs: StorageFs, dir: string, names: string[], base
 }
 
 /**
- * Opens the segments of `dir` into `segments` (an empty first segment when there is none) and
- * returns what recovery found; sets `segments.corruptFrom` when a sealed segment is corrupt.
+ * Opens the segments of `dir` into `segments` (an empty first segment when there is none) and the
+ * leader-epoch checkpoint into `epochs`, and returns what recovery found; sets
+ * `segments.corruptFrom` when a sealed segment is corrupt.
  */
 export async function recoverSegments(
   fs: StorageFs,
   segments: SegmentList,
+  epochs: LeaderEpochFile,
   now: number,
 ): Promise<RecoveryReport> {
   const dir = segments.dir;
@@ -81,6 +91,7 @@ export async function recoverSegments(
     truncation: null,
     corruption: null,
     unsavedIndexes: 0,
+    leaderEpochs: 'none',
   };
   const names = await fs.readdir(dir);
   const bases = names
@@ -126,5 +137,41 @@ export async function recoverSegments(
     segments.push(await Segment.create(fs, dir, 0n, segments.indexIntervalBytes, now));
   }
   report.segments = segments.count;
+  if (names.includes(LEADER_EPOCH_CHECKPOINT)) await recoverLeaderEpochs(fs, segments, epochs, report);
   return report;
+}
+
+/**
+ * Loads the leader-epoch checkpoint (or rebuilds a corrupt one from the batches' epochs) and drops
+ * what lies outside the recovered log: entries past its end (batches a crash took), epochs that
+ * ended before its start.
+ */
+async function recoverLeaderEpochs(
+  fs: StorageFs,
+  segments: SegmentList,
+  epochs: LeaderEpochFile,
+  report: RecoveryReport,
+): Promise<void> {
+  try {
+    const entries = await LeaderEpochFile.read(fs, segments.dir);
+    for (const entry of entries ?? []) epochs.assign(entry.epoch, entry.startOffset);
+    epochs.dirty = false;
+    report.leaderEpochs = 'loaded';
+  } catch (error) {
+    if (!isMemoryStreamerError(error)) throw error;
+    report.leaderEpochs = 'rebuilt';
+    report.epochProblem = error.message;
+    epochs.clear();
+    const end = segments.corruptFrom ?? segments.active.nextOffset;
+    for (const segment of segments.all) {
+      await segment.forEachBatchHeader((baseOffset, epoch) => {
+        if (epoch > epochs.latestEpoch && baseOffset < end) epochs.assign(epoch, baseOffset);
+      });
+    }
+    epochs.dirty = true;
+  }
+  epochs.truncateFromEnd(segments.corruptFrom ?? segments.active.nextOffset);
+  epochs.truncateFromStart(segments.first.baseOffset);
+  // Written now when it changed; a failure (disk full) leaves it to the next append's write.
+  await epochs.write().catch(() => undefined);
 }

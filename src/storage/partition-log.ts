@@ -29,6 +29,7 @@ import {
   type CompactionReport,
   LogCleaner,
 } from './log-cleaner.js';
+import { LeaderEpochFile } from './leader-epoch-file.js';
 import { LogReader } from './log-reader.js';
 import { type RecoveryReport, recoverSegments } from './log-recovery.js';
 import { budgetedFs, FileRetiredError } from './open-files.js';
@@ -139,6 +140,11 @@ export class PartitionLog {
   private cleanedThrough = 0n;
   /** The persisted stream index, when opened with `streams` (docs/storage.md, "Stream index"). */
   readonly streams: StreamIndex | null;
+  /**
+   * The leader-epoch checkpoint (leader-epoch-file.ts): epochs are assigned by `append` with a
+   * leader epoch and by `appendReplicated` from the batches, and written before their first batch.
+   */
+  readonly leaderEpochs: LeaderEpochFile;
 
   private constructor(
     dir: string,
@@ -155,6 +161,7 @@ export class PartitionLog {
     this.clock = clock;
     this.observer = observer;
     this.segments = new SegmentList(fs, dir, config.indexIntervalBytes, streams, this.readAhead);
+    this.leaderEpochs = new LeaderEpochFile(fs, dir);
   }
 
   static async open(options: {
@@ -225,7 +232,7 @@ export class PartitionLog {
   }
 
   private async recover(): Promise<void> {
-    const report = await recoverSegments(this.fs, this.segments, this.clock.now());
+    const report = await recoverSegments(this.fs, this.segments, this.leaderEpochs, this.clock.now());
     this.writable(this.active);
     this.nextOffset = this.active.nextOffset;
     const corruptFrom = this.segments.corruptFrom;
@@ -248,10 +255,15 @@ export class PartitionLog {
    * the batch; `done` settles when the batch is durable per the policy, or rejects (STORAGE_FULL,
    * STORAGE_IO, STORAGE_FAILED) — in which case it was not acknowledged and is not readable.
    */
-  append(batch: Buffer): AppendTicket {
+  append(batch: Buffer, leaderEpoch?: number): AppendTicket {
     this.checkWritable();
     if (batch.length < BATCH_HEADER_SIZE) throw errorOf('BAD_RECORD_BATCH', `batch of ${batch.length} bytes`);
     const baseOffset = this.nextOffset;
+    if (leaderEpoch !== undefined) {
+      // Outside the CRC: stamping the epoch leaves the batch's checksum valid.
+      if (leaderEpoch !== this.leaderEpochs.latestEpoch) this.leaderEpochs.assign(leaderEpoch, baseOffset);
+      batch.writeInt32BE(leaderEpoch, BATCH_OFFSETS.partitionLeaderEpoch);
+    }
     const lastOffset = baseOffset + BigInt(batch.readInt32BE(BATCH_OFFSETS.lastOffsetDelta));
     writeBaseOffset(batch, baseOffset);
     this.nextOffset = lastOffset + 1n;
@@ -287,6 +299,17 @@ export class PartitionLog {
     if (batches.length === 0) throw errorOf('BAD_RECORD_BATCH', 'no batch to append');
     const checked = checkReplicatedBatches(batches, this.nextOffset);
     const baseOffset = checked[0]!.baseOffset;
+    // Epochs never go back along the log (batches without one, -1, are not counted).
+    let latestEpoch = this.leaderEpochs.latestEpoch;
+    for (const { leaderEpoch, baseOffset: at } of checked) {
+      if (leaderEpoch < 0 || leaderEpoch === latestEpoch) continue;
+      if (leaderEpoch < latestEpoch)
+        throw errorOf(
+          'LEADER_EPOCH_REGRESSION',
+          `batch at offset ${at} has epoch ${leaderEpoch} after ${latestEpoch}`,
+        );
+      latestEpoch = leaderEpoch;
+    }
     if (this.streams !== null) {
       try {
         for (const { batch } of checked) this.streams.addBatch(batch);
@@ -301,6 +324,8 @@ export class PartitionLog {
       resolve = res;
       reject = rej;
     });
+    for (const { leaderEpoch, baseOffset: at } of checked)
+      if (leaderEpoch > this.leaderEpochs.latestEpoch) this.leaderEpochs.assign(leaderEpoch, at);
     const last = checked.length - 1;
     for (let i = 0; i <= last; i++) {
       const { batch, lastOffset, maxTimestamp } = checked[i]!;
@@ -373,6 +398,9 @@ export class PartitionLog {
       this.readAhead.clear();
       // The stream versions are counted again from the segments as they are now.
       if (this.streams !== null) await this.streams.reopen(this.segments.all);
+      // Epochs that start at or past the new end go (an open does the same after a crash here).
+      this.leaderEpochs.truncateFromEnd(end);
+      await this.leaderEpochs.write();
     } catch (error) {
       // Nothing changed yet (the offset is inside a batch, or reading its segment failed).
       if (this.segments.generation === generation) throw storageError(error, `truncating ${this.dir}`);
@@ -446,6 +474,14 @@ export class PartitionLog {
   }
 
   private async writeGroup(group: PendingAppend[]): Promise<void> {
+    // A new leader epoch is durable before its first batch is written (leader-epoch-file.ts).
+    if (this.leaderEpochs.dirty) {
+      try {
+        await this.leaderEpochs.write();
+      } catch (error) {
+        throw storageError(error, `writing the leader-epoch checkpoint of ${this.dir}`);
+      }
+    }
     let start = 0;
     while (start < group.length) {
       // Take batches until one would overflow the active segment; roll there.
@@ -572,6 +608,8 @@ export class PartitionLog {
     const rejected = this.pending;
     this.pending = [];
     this.nextOffset = this.active.nextOffset;
+    // Epochs assigned for batches taken back go with them (rewritten before the next batch).
+    this.leaderEpochs.truncateFromEnd(this.nextOffset);
     let written = 0;
     if (this.state === 'open') {
       while (written < group.length && group[written]!.lastOffset < this.nextOffset) written++;
@@ -773,6 +811,9 @@ export class PartitionLog {
     }
     // The stream versions at the new log start are checkpointed before segments go.
     await this.segments.removeOldest(count);
+    // Epochs that ended before the new log start go; a failed write is left to the next append.
+    if (count > 0 && this.leaderEpochs.truncateFromStart(this.logStartOffset))
+      await this.leaderEpochs.write().catch(() => undefined);
     return count;
   }
 

@@ -336,6 +336,21 @@ export class Segment {
     return next;
   }
 
+  /** Calls `visit` with the base offset and leader epoch of every batch, in file order (headers only). */
+  async forEachBatchHeader(visit: (baseOffset: bigint, leaderEpoch: number) => void): Promise<void> {
+    const header = Buffer.allocUnsafe(BATCH_HEADER_SIZE);
+    let position = 0;
+    while (position < this.visibleBytes) {
+      const read = await this.file.with((file) => file.read(header, 0, BATCH_HEADER_SIZE, position));
+      if (read < BATCH_HEADER_SIZE) return;
+      visit(
+        header.readBigInt64BE(BATCH_OFFSETS.baseOffset),
+        header.readInt32BE(BATCH_OFFSETS.partitionLeaderEpoch),
+      );
+      position += header.readInt32BE(BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+    }
+  }
+
   /** Writes both index files durably (temporary name, fdatasync, rename). */
   async persistIndexes(): Promise<void> {
     for (const [extension, data] of [
