@@ -137,7 +137,7 @@ export class LogReader {
     const { chunk, position, at } = current;
     // The served range ends with whole batches only: `end` is where the chunk's last whole one ends.
     const { end } = frameBatches(chunk.subarray(0, current.end), at, this.maxBytes, position, segment);
-    const { verified, lastVerified } = verifyBatches(chunk, at, end, this.host.segments.corruptFrom, segment);
+    const { verified, lastVerified } = verifyBatches(chunk, at, end, this.host.segments.servedBelow, segment);
     if (lastVerified < 0) return empty;
     current.at = verified;
     this.offset = lastOffsetOf(chunk, lastVerified) + 1n;

@@ -21,6 +21,7 @@
 // only synced bytes, with `interval` and `never` written bytes (docs/storage.md, "Visibility").
 
 import { errorOf } from '../protocol/error-codes.js';
+import { splitBatches } from '../protocol/record-batch.js';
 import { BATCH_HEADER_SIZE, BATCH_OFFSETS, writeBaseOffset } from '../protocol/record-batch-layout.js';
 import { frameBatches, lastOffsetOf, verifyBatches } from './batch-chunk.js';
 import {
@@ -35,6 +36,7 @@ import { type RecoveryReport, recoverSegments } from './log-recovery.js';
 import { budgetedFs, FileRetiredError } from './open-files.js';
 import { ReadAhead } from './read-ahead.js';
 import { checkReplicatedBatches } from './replicated-batches.js';
+import { ReplicatedVisibility, type WrittenBatch } from './replicated-visibility.js';
 import type { Segment } from './segment.js';
 import { SegmentList, type SegmentReplacedListener } from './segment-list.js';
 import { storageError } from './storage-error.js';
@@ -119,7 +121,14 @@ export class PartitionLog {
   /** The segments, shared with the log's readers and its cleaner. */
   private readonly segments: SegmentList;
   private nextOffset = 0n;
+  /** Readers' bound: the high watermark (docs/storage.md, "Visibility"). */
   private visibleOffset = 0n;
+  /** Offsets below this are written here (and synced with `always`): locally stable. */
+  private stable = 0n;
+  /** Offsets below this were fdatasynced (as far as this process knows after an open). */
+  private syncedThrough = 0n;
+  /** Set once the owner sets a replicated high watermark; null for a single-node log. */
+  private replicated: ReplicatedVisibility | null = null;
   private pending: PendingAppend[] = [];
   private flushing: Promise<void> | null = null;
   private flushScheduled = false;
@@ -172,6 +181,11 @@ export class PartitionLog {
     observer?: StorageObserver;
     /** Keep a stream index (key → sequence → offset); keys of compressed batches inflate up to this. */
     streams?: { maxDecompressedBytes: number };
+    /**
+     * A replicated log's high watermark as its owner last knew it: readers see nothing at or past
+     * it until `setHighWatermark` moves it on (clamped to the recovered log end).
+     */
+    highWatermark?: bigint;
   }): Promise<PartitionLog> {
     // Every descriptor the log uses counts against the process-wide cap (open-files.ts).
     const fs = budgetedFs(options.fs ?? nodeStorageFs);
@@ -192,6 +206,14 @@ export class PartitionLog {
       await log.streams?.close();
       throw error;
     }
+    if (options.highWatermark !== undefined) {
+      try {
+        await log.startReplicated(options.highWatermark);
+      } catch (error) {
+        await log.close();
+        throw error;
+      }
+    }
     if (log.config.durability === 'interval') {
       log.intervalTimer = setInterval(() => log.syncInterval(), log.config.flushIntervalMs);
       log.intervalTimer.unref();
@@ -208,9 +230,87 @@ export class PartitionLog {
     return this.nextOffset;
   }
 
-  /** Offsets below this are readable (written, or synced with `always`). */
+  /**
+   * Offsets below this are readable: the replicated high watermark (at a batch boundary, and only
+   * what is written here) once the owner sets one, else the locally stable offset.
+   */
   get highWatermark(): bigint {
     return this.visibleOffset;
+  }
+
+  /** Offsets below this are written here, and fdatasynced with durability `always`. */
+  get stableOffset(): bigint {
+    return this.stable;
+  }
+
+  /** Offsets below this were fdatasynced here (whatever the policy: at syncs and rolls). */
+  get durableOffset(): bigint {
+    return this.syncedThrough < this.stable ? this.syncedThrough : this.stable;
+  }
+
+  /** The high watermark the owner set last; null while none was set (a single-node log). */
+  get replicatedHighWatermark(): bigint | null {
+    return this.replicated?.highWatermark ?? null;
+  }
+
+  /**
+   * Sets the replicated high watermark (the smallest log end of the in-sync replicas, or the
+   * leader's for a follower): from then on readers and `onVisible` see only whole batches below it
+   * that are written here. Monotonic and never past the log end (INVALID_HIGH_WATERMARK); the first
+   * call may not go below what readers see already (a log that must start lower is opened with
+   * `highWatermark`). A truncation below it lowers it to the new end.
+   */
+  setHighWatermark(offset: bigint): void {
+    if (this.state === 'closed') throw errorOf('PARTITION_CLOSED', this.dir);
+    const floor = this.replicated?.highWatermark ?? this.visibleOffset;
+    if (offset < floor || offset > this.nextOffset)
+      throw errorOf(
+        'INVALID_HIGH_WATERMARK',
+        `high watermark ${offset}: it is at ${floor} and the log ends at ${this.nextOffset}`,
+      );
+    if (this.replicated === null) {
+      this.replicated = new ReplicatedVisibility(offset);
+      this.segments.visibleLimit = this.visibleOffset;
+    } else {
+      this.replicated.highWatermark = offset;
+    }
+    this.reveal();
+  }
+
+  /** Makes the written batches now below the high watermark readable and tells listeners. */
+  private reveal(): void {
+    const released = this.replicated!.release();
+    if (released.length === 0) return;
+    this.visibleOffset = released[released.length - 1]!.lastOffset + 1n;
+    this.segments.visibleLimit = this.visibleOffset;
+    if (this.listeners.size > 0) {
+      const batches = released.map((written) => written.batch);
+      for (const listener of this.listeners) listener(batches, this.visibleOffset);
+    }
+  }
+
+  /**
+   * Opens as a replicated log whose high watermark is `highWatermark`: the batches written past it
+   * are read into the tail that `setHighWatermark` releases.
+   */
+  private async startReplicated(highWatermark: bigint): Promise<void> {
+    const end = this.visibleOffset;
+    let hw = highWatermark > end ? end : highWatermark;
+    if (hw < this.logStartOffset) hw = this.logStartOffset;
+    const tail: WrittenBatch[] = [];
+    let boundary = end;
+    for (let at = hw; at < end; ) {
+      const result = await this.read(at, 1024 * 1024);
+      if (result.data.length === 0) break;
+      for (const batch of splitBatches(result.data)) {
+        if (tail.length === 0) boundary = batch.readBigInt64BE(BATCH_OFFSETS.baseOffset);
+        tail.push({ batch, lastOffset: lastOffsetOf(batch, 0) });
+      }
+      at = result.nextOffset;
+    }
+    this.replicated = new ReplicatedVisibility(hw, tail);
+    this.visibleOffset = boundary;
+    this.segments.visibleLimit = boundary;
   }
 
   get sizeBytes(): number {
@@ -237,6 +337,8 @@ export class PartitionLog {
     this.nextOffset = this.active.nextOffset;
     const corruptFrom = this.segments.corruptFrom;
     this.visibleOffset = corruptFrom ?? this.nextOffset;
+    this.stable = this.visibleOffset;
+    this.syncedThrough = this.visibleOffset;
     this.cleanedThrough = this.logStartOffset;
     if (corruptFrom !== null) {
       this.state = 'failed';
@@ -394,6 +496,12 @@ export class PartitionLog {
       end = await this.segments.truncateFrom(offset, this.config.durability !== 'never');
       this.nextOffset = end;
       if (this.visibleOffset > end) this.visibleOffset = end;
+      if (this.stable > end) this.stable = end;
+      if (this.syncedThrough > end) this.syncedThrough = end;
+      if (this.replicated !== null) {
+        this.replicated.truncate(end);
+        this.segments.visibleLimit = this.visibleOffset;
+      }
       if (this.cleanedThrough > end) this.cleanedThrough = end;
       this.readAhead.clear();
       // The stream versions are counted again from the segments as they are now.
@@ -553,6 +661,7 @@ export class PartitionLog {
       this.enterFailed(error);
       throw this.failure!;
     }
+    if (sealed.nextOffset > this.syncedThrough) this.syncedThrough = sealed.nextOffset;
     // Disk full while rolling (the sealed segment's index files, the new segment file) is the same
     // typed, retriable STORAGE_FULL as during a write: nothing of the group was acknowledged, the
     // log is unchanged, and the next append retries the roll (both steps can be repeated).
@@ -583,16 +692,24 @@ export class PartitionLog {
   /** Makes a written group readable and tells listeners, then acknowledges it. */
   private publish(group: PendingAppend[]): void {
     const last = group[group.length - 1]!;
-    this.visibleOffset = last.lastOffset + 1n;
+    this.stable = last.lastOffset + 1n;
+    if (this.config.durability === 'always') this.syncedThrough = this.stable;
     const segments = this.segments.all;
     for (let i = segments.length - 1; i >= 0; i--) {
       const segment = segments[i]!;
       if (segment.visibleBytes === segment.size && segment.size > 0) break;
       segment.visibleBytes = segment.size;
     }
-    if (this.listeners.size > 0) {
-      const batches = group.map((p) => p.batch);
-      for (const listener of this.listeners) listener(batches, this.visibleOffset);
+    if (this.replicated !== null) {
+      // Readable once the high watermark passes them (reveal); acknowledged now, as written here.
+      this.replicated.written(group);
+      this.reveal();
+    } else {
+      this.visibleOffset = this.stable;
+      if (this.listeners.size > 0) {
+        const batches = group.map((p) => p.batch);
+        for (const listener of this.listeners) listener(batches, this.visibleOffset);
+      }
     }
     const durability: AppendDurability = this.config.durability === 'always' ? 'synced' : 'written';
     for (const pending of group) pending.resolve(durability);
@@ -648,7 +765,11 @@ export class PartitionLog {
   private syncInterval(): void {
     if (!this.dirty || this.intervalSync !== null || this.state !== 'open') return;
     this.dirty = false;
+    const upTo = this.stable;
     this.intervalSync = this.timedSync('interval')
+      .then(() => {
+        if (upTo > this.syncedThrough) this.syncedThrough = upTo;
+      })
       .catch((error: unknown) => this.enterFailed(error))
       .finally(() => {
         this.intervalSync = null;
@@ -720,7 +841,7 @@ export class PartitionLog {
     }
     let checked: { verified: number; lastVerified: number };
     try {
-      checked = verifyBatches(chunk, at, end, this.segments.corruptFrom, segment);
+      checked = verifyBatches(chunk, at, end, this.segments.servedBelow, segment);
     } catch (error) {
       if (predicted !== null) this.readAhead.cancel(predicted);
       throw error;

@@ -35,6 +35,11 @@ export class SegmentList {
   private list: Segment[] = [];
   /** Offsets at or past this are corrupt and never served (recovery found a bad sealed batch). */
   corruptFrom: bigint | null = null;
+  /**
+   * In a replicated log, the offset readers stop at (the high watermark, at a batch boundary): the
+   * bytes written past it are in the files already. Null when readers may see every written byte.
+   */
+  visibleLimit: bigint | null = null;
   /** Set when the log closes: no segment is held any more. */
   closed = false;
   /**
@@ -73,6 +78,14 @@ export class SegmentList {
     let total = 0;
     for (const segment of this.list) total += segment.size;
     return total;
+  }
+
+  /** Readers serve no batch starting at or past this: corruption, or a replicated high watermark. */
+  get servedBelow(): bigint | null {
+    const corrupt = this.corruptFrom;
+    const limit = this.visibleLimit;
+    if (corrupt === null) return limit;
+    return limit === null || corrupt < limit ? corrupt : limit;
   }
 
   /** Recovery adds the segments it opened, oldest first. */

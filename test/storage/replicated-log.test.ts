@@ -258,3 +258,107 @@ describe('PartitionLog.truncateTo', () => {
     await reopened.close();
   });
 });
+
+describe('PartitionLog visibility: log end, stable offset, replicated high watermark', () => {
+  it('without a replicated high watermark, shows what is written (as a single node does)', async () => {
+    const log = await open('single', { ...small, durability: 'always' });
+    await log.append(batchOf(['a', 'b'], 1)).done;
+    expect(log.replicatedHighWatermark).toBeNull();
+    expect([log.logEndOffset, log.stableOffset, log.durableOffset, log.highWatermark]).toEqual([
+      2n,
+      2n,
+      2n,
+      2n,
+    ]);
+    await log.close();
+    const never = await open('never', small);
+    for (let i = 0; i < 30; i++) await never.append(batchOf(['x'.repeat(60), `${i}`], i)).done;
+    const logs = (await readdir(join(root, 'never'))).filter((n) => n.endsWith('.log')).sort();
+    // Nothing is synced with `never` but the segments a roll sealed.
+    expect(never.durableOffset).toBe(BigInt(logs.at(-1)!.slice(0, 20)));
+    expect(never.stableOffset).toBe(never.logEndOffset);
+    await never.close();
+  });
+
+  it('bounds reads and onVisible by the high watermark the owner sets, at batch boundaries', async () => {
+    const leader = await leaderWith(20);
+    const batches = await storedBatches(leader);
+    const log = await open('follower');
+    log.setHighWatermark(0n);
+    const seen: Buffer[] = [];
+    let lastHw = -1n;
+    log.onVisible((visible, hw) => {
+      seen.push(...visible.map((b) => Buffer.from(b)));
+      lastHw = hw;
+    });
+    await log.appendReplicated(Buffer.concat(batches)).done;
+    expect(log.stableOffset).toBe(log.logEndOffset);
+    expect(log.highWatermark).toBe(0n);
+    expect(seen).toEqual([]);
+    expect((await log.read(0n, 1 << 20)).data.length).toBe(0);
+    await expect(log.read(1n, 100)).rejects.toMatchObject({ code: ErrorCode.OFFSET_OUT_OF_RANGE });
+
+    // Inside batch 8 (it has several records): batches 0..7 become visible, not batch 8.
+    const inside = batches.findIndex((b, i) => i >= 8 && b.readInt32BE(BATCH_OFFSETS.lastOffsetDelta) > 0);
+    const hw = batches[inside]!.readBigInt64BE(0) + 1n;
+    log.setHighWatermark(hw);
+    expect(log.replicatedHighWatermark).toBe(hw);
+    expect(log.highWatermark).toBe(hw - 1n);
+    expect(seen).toEqual(batches.slice(0, inside));
+    expect(lastHw).toBe(hw - 1n);
+    expect(await storedBatches(log)).toEqual(batches.slice(0, inside));
+    const reader = log.reader(0n, 1 << 20);
+    const first = await reader.next();
+    expect([...splitBatches(first.data)].length).toBe(inside);
+    expect((await reader.next()).data.length).toBe(0);
+
+    const refused = (offset: bigint) => {
+      try {
+        log.setHighWatermark(offset);
+        return 'set';
+      } catch (error) {
+        return (error as { code: number }).code;
+      }
+    };
+    expect(refused(hw - 1n)).toBe(ErrorCode.INVALID_HIGH_WATERMARK);
+    expect(refused(log.logEndOffset + 1n)).toBe(ErrorCode.INVALID_HIGH_WATERMARK);
+    log.setHighWatermark(log.logEndOffset);
+    expect(seen).toEqual(batches);
+    expect(log.highWatermark).toBe(log.logEndOffset);
+    expect((await reader.next()).data.length).toBeGreaterThan(0);
+    reader.close();
+
+    // A truncation below the high watermark lowers it; appends past it wait for the next one.
+    const cut = batches[12]!.readBigInt64BE(0);
+    await log.truncateTo(cut);
+    expect([log.highWatermark, log.replicatedHighWatermark, log.stableOffset]).toEqual([cut, cut, cut]);
+    await log.appendReplicated(Buffer.concat(batches.slice(12))).done;
+    expect(log.highWatermark).toBe(cut);
+    expect(seen.length).toBe(batches.length);
+    log.setHighWatermark(log.logEndOffset);
+    expect(seen.slice(batches.length)).toEqual(batches.slice(12));
+    await log.close();
+    await leader.close();
+  });
+
+  it('opens with the high watermark its owner kept, and releases the batches past it later', async () => {
+    const leader = await leaderWith(15);
+    const batches = await storedBatches(leader);
+    await leader.close();
+    const hw = batches[9]!.readBigInt64BE(0);
+    const log = await PartitionLog.open({ dir: join(root, 'leader'), config: small, highWatermark: hw });
+    expect(log.highWatermark).toBe(hw);
+    expect(log.logEndOffset).toBe(
+      batches.at(-1)!.readBigInt64BE(0) +
+        BigInt(batches.at(-1)!.readInt32BE(BATCH_OFFSETS.lastOffsetDelta)) +
+        1n,
+    );
+    expect(await storedBatches(log)).toEqual(batches.slice(0, 9));
+    const seen: Buffer[] = [];
+    log.onVisible((visible) => seen.push(...visible.map((b) => Buffer.from(b))));
+    log.setHighWatermark(log.logEndOffset);
+    expect(seen).toEqual(batches.slice(9));
+    expect(await storedBatches(log)).toEqual(batches);
+    await log.close();
+  });
+});
