@@ -14,11 +14,20 @@
 //   log.compact(options?) -> CompactionReport             log compaction of the sealed segments
 //   log.onSegmentReplaced(listener)                       a sealed segment is rewritten or removed
 //   log.onRoll(listener)                                  a segment was sealed and a new one started
+// Replicated logs (docs/storage.md, "Replicated logs"):
+//   log.append(batch, leaderEpoch)                        a leader's append, stamped with its epoch
+//   log.appendReplicated(batches) -> AppendTicket         a follower stores its leader's batches as they are
+//   log.truncateTo(offset) -> new log end                 removes every offset at and after a batch start
+//   log.setHighWatermark(offset)                          readers see whole batches below it from then on
+//   log.logEndOffset / stableOffset / durableOffset / highWatermark / replicatedHighWatermark
+//   log.leaderEpochs                                      the leader-epoch checkpoint (leader-epoch-file.ts)
+//   log.onTruncated(listener)                             the new log end after a truncation
 //
 // Appends are coalesced: every batch that arrives in one event-loop turn goes out in one positioned
 // writev. With durability `always` the loop then fdatasyncs, and batches that arrive while that sync
 // runs share the next one (group commit). Readers see data up to the high watermark: with `always`
-// only synced bytes, with `interval` and `never` written bytes (docs/storage.md, "Visibility").
+// only synced bytes, with `interval` and `never` written bytes (docs/storage.md, "Visibility"), and
+// in a replicated log only whole batches below the high watermark its owner sets.
 
 import { errorOf } from '../protocol/error-codes.js';
 import { splitBatches } from '../protocol/record-batch.js';
