@@ -933,6 +933,8 @@ export class PartitionLog {
     const segments = this.segments.all;
     while (count < segments.length - 1) {
       const oldest = segments[count]!;
+      // A replicated log keeps what is not below its high watermark yet (a replica may still need it).
+      if (this.replicated !== null && oldest.nextOffset > this.visibleOffset) break;
       const expired = this.config.retentionMs >= 0 && oldest.maxTimestamp < now - this.config.retentionMs;
       const oversized = this.config.retentionBytes >= 0 && size - oldest.size >= this.config.retentionBytes;
       if (!expired && !oversized) break;
@@ -1031,11 +1033,11 @@ export class PartitionLog {
     if (this.intervalSync !== null) await this.intervalSync;
     const wasOpen = this.state === 'open';
     this.state = 'closed';
+    this.segments.closed = true;
     for (const pending of this.pending) pending.reject(errorOf('PARTITION_CLOSED', this.dir));
     this.pending = [];
     if (wasOpen && this.config.durability !== 'never') await this.active.datasync().catch(() => undefined);
     this.readAhead.clear();
-    this.segments.closed = true;
     for (const segment of this.segments.all) await segment.close();
     await this.streams?.close();
     this.listeners.clear();

@@ -361,4 +361,19 @@ describe('PartitionLog visibility: log end, stable offset, replicated high water
     expect(await storedBatches(log)).toEqual(batches);
     await log.close();
   });
+
+  it('keeps the segments retention would delete until the high watermark passes them', async () => {
+    const leader = await leaderWith(30);
+    const batches = await storedBatches(leader);
+    await leader.close();
+    const log = await open('follower', { ...small, retentionBytes: 1 });
+    log.setHighWatermark(0n);
+    await log.appendReplicated(Buffer.concat(batches)).done;
+    expect(await log.applyRetention()).toBe(0);
+    const hw = batches[15]!.readBigInt64BE(0);
+    log.setHighWatermark(hw);
+    expect(await log.applyRetention()).toBeGreaterThan(0);
+    expect(log.logStartOffset).toBeLessThanOrEqual(hw);
+    await log.close();
+  });
 });
