@@ -96,6 +96,10 @@ export const ERROR_TABLE = {
   DATA_DIR_UNUSABLE: entry(606, false, 'the data directory cannot be used'),
   STORAGE_FILE_MISSING: entry(610, false, 'a file of the partition log is missing from the data directory'),
   STORAGE_NO_FILE_DESCRIPTORS: entry(611, true, 'no file descriptor is left to open a storage file'),
+  REPLICA_OFFSET_MISMATCH: entry(615, false, 'a replicated batch does not start at the log end offset'),
+  TRUNCATION_INSIDE_BATCH: entry(616, false, 'the truncation offset is inside a record batch'),
+  INVALID_HIGH_WATERMARK: entry(617, false, 'the high watermark would go backwards or past the log end'),
+  LOG_TRUNCATING: entry(618, true, 'the partition log is being truncated'),
 
   // 7xx: cluster.
   NOT_LEADER: entry(700, true, 'this broker is not the leader of the partition'),

@@ -30,6 +30,7 @@ import {
 } from '../protocol/record-batch-layout.js';
 import { isControlBatch, keyId, rebuildBatch, type StoredRecord, storedRecords } from './compaction-batch.js';
 import type { Segment } from './segment.js';
+import type { SegmentList } from './segment-list.js';
 
 export interface CompactionOptions {
   /** Clock for tombstone expiry and the compaction lag (ms); defaults to the log's clock. */
@@ -65,7 +66,8 @@ const WRITE_CHUNK = 1024 * 1024;
 
 /** What the cleaner needs of the partition log (implemented by PartitionLog). */
 export interface CleanerHost {
-  readonly logStartOffset: bigint;
+  /** The log's segments: the cleaner swaps a sealed one for its cleaned copy through them. */
+  readonly segments: SegmentList;
   /** First offset not known to be clean; kept in memory only (after an open everything is dirty). */
   cleanedThrough: bigint;
   /**
@@ -73,17 +75,8 @@ export interface CleanerHost {
    * bound of the data to consider: readable and durable.
    */
   snapshot(): Promise<{ segments: readonly Segment[]; readableBytes: readonly number[]; bound: bigint }>;
-  isCurrent(segment: Segment): boolean;
-  /** Swaps `old` for its cleaned copy, or removes it (null); durable when it resolves. */
-  replace(old: Segment, cleaned: Segment | null): Promise<void>;
   /** True once the log is closing: stop between segments. */
   stopping(): boolean;
-  /**
-   * True when an emptied segment still carries state beyond its records (the stream index's
-   * version of a key whose last record it held, e.g. an expired tombstone): it is then kept, empty,
-   * instead of removed.
-   */
-  keepsEmpty(segment: Segment): Promise<boolean>;
 }
 
 /** Whole, CRC-checked batches of `segment` from byte 0 to `limit`. */
@@ -174,7 +167,7 @@ export class LogCleaner {
   /** One pass; true when the offset map was full and a further pass has work left. */
   private async pass(): Promise<boolean> {
     const { segments, readableBytes, bound } = await this.host.snapshot();
-    const firstDirty = later(this.host.cleanedThrough, this.host.logStartOffset);
+    const firstDirty = later(this.host.cleanedThrough, this.host.segments.first.baseOffset);
     // Key → offset of its latest record in [firstDirty, mapEnd).
     const latest = new Map<string, bigint>();
     // Producer id → base offset of its last batch: that batch is kept, even empty, so the
@@ -221,7 +214,7 @@ export class LogCleaner {
     };
     for (const segment of cleanable) {
       if (this.host.stopping()) return false;
-      if (!this.host.isCurrent(segment)) continue;
+      if (!this.host.segments.isSealed(segment)) continue;
       const end = segment.nextOffset;
       await this.clean(segment, keep, lastBatchOf);
       const through = earlier(end, mapEnd);
@@ -306,18 +299,18 @@ export class LogCleaner {
       // segment whose stream file holds the only record of a key's version.
       if (
         cleaned.size === 0 &&
-        segment.baseOffset !== this.host.logStartOffset &&
-        !(await this.host.keepsEmpty(segment))
+        segment.baseOffset !== this.host.segments.first.baseOffset &&
+        !(await this.host.segments.keepsEmpty(segment))
       ) {
         committed = true;
         await cleaned.discardCleaned();
-        await this.host.replace(segment, null);
+        await this.host.segments.replace(segment, null);
         this.report.segmentsRemoved++;
         return;
       }
       await cleaned.datasync();
       cleaned.visibleBytes = cleaned.size;
-      await this.host.replace(segment, cleaned);
+      await this.host.segments.replace(segment, cleaned);
       committed = true;
     } finally {
       if (!committed) await cleaned.discardCleaned();

@@ -19,26 +19,14 @@ import { frameBatches, lastOffsetOf, verifyBatches } from './batch-chunk.js';
 import { FileRetiredError } from './open-files.js';
 import type { ReadResult } from './partition-log.js';
 import type { Segment } from './segment.js';
+import type { SegmentList } from './segment-list.js';
 
 /** What the reader needs of its log (PartitionLog.reader builds it). */
 export interface LogReaderHost {
-  readonly indexIntervalBytes: number;
-  /** Offsets at or past this are corrupt and never served. */
-  readonly corruptFrom: bigint | null;
+  /** The log's segments, shared with the log. */
+  readonly segments: SegmentList;
   /** The readable range; throws for a closed log or an offset outside it. */
   bounds(offset: bigint): { highWatermark: bigint; logStartOffset: bigint };
-  /** The segment with the first visible batch at or past `offset`, or null. */
-  segmentHolding(offset: bigint): Segment | null;
-  /** Whether `segment` is still one of the log's segments. */
-  holds(segment: Segment): boolean;
-  /** A chunk whose batch at `at` is the first ending at or past `offset`, read through `readAt`. */
-  chunkFrom(
-    segment: Segment,
-    offset: bigint,
-    window: number,
-    start: { chunk: Buffer; position: number } | null,
-    readAt: (position: number, length: number) => Promise<Buffer>,
-  ): Promise<{ chunk: Buffer; position: number; at: number }>;
 }
 
 /** Largest chunk a reader reads at once (each of its two buffers holds one). */
@@ -72,6 +60,8 @@ export class LogReader {
   private pending: PendingChunk | null = null;
   private offset: bigint;
   private closed = false;
+  /** The segment list's truncation generation the held chunks were read in. */
+  private generation: number;
 
   constructor(
     private readonly host: LogReaderHost,
@@ -81,10 +71,12 @@ export class LogReader {
     if (!Number.isInteger(maxBytes) || maxBytes < 1)
       throw errorOf('INVALID_REQUEST', `reader maxBytes must be a positive integer, got ${maxBytes}`);
     this.offset = offset;
+    this.generation = host.segments.generation;
     // As PartitionLog.read: the offset index points up to one interval before the wanted batch. The
     // window is capped so that a caller's huge maxBytes cannot make the reader allocate it (twice):
     // a call returns at most the window's whole batches (one batch always, whatever its size).
-    this.window = Math.min(Math.max(maxBytes, 64 * 1024), MAX_WINDOW_BYTES) + host.indexIntervalBytes;
+    this.window =
+      Math.min(Math.max(maxBytes, 64 * 1024), MAX_WINDOW_BYTES) + host.segments.indexIntervalBytes;
     this.buffers = [Buffer.allocUnsafe(this.window), Buffer.allocUnsafe(this.window)];
   }
 
@@ -120,7 +112,16 @@ export class LogReader {
     const offset = this.offset;
     const { highWatermark, logStartOffset } = this.host.bounds(offset);
     const empty = { data: this.buffers[0].subarray(0, 0), nextOffset: offset, highWatermark, logStartOffset };
-    const segment = offset === highWatermark ? null : this.host.segmentHolding(offset);
+    if (this.host.segments.generation !== this.generation) {
+      // A truncation may have cut what the held chunks hold (and appends rewritten it): drop them.
+      const pending = this.pending;
+      this.pending = null;
+      this.current = null;
+      if (pending !== null) await pending.data;
+      this.generation = this.host.segments.generation;
+      return this.nextOnce();
+    }
+    const segment = offset === highWatermark ? null : this.host.segments.holding(offset);
     if (segment === null) return empty;
     // A chunk read earlier still holds the next batches (a reader that asks for less than a
     // window): served from memory. Not when compaction replaced its segment meanwhile.
@@ -128,13 +129,15 @@ export class LogReader {
     if (current === null || current.at >= current.end || current.segment !== segment) {
       current = await this.load(segment, offset);
       this.current = current;
-      // load() waited: the segment may be gone (retention, compaction) and the offset with it.
+      // load() waited: the segment may be gone (retention, compaction) and the offset with it, or
+      // truncated.
       this.host.bounds(offset);
+      if (this.host.segments.generation !== this.generation) return this.nextOnce();
     }
     const { chunk, position, at } = current;
     // The served range ends with whole batches only: `end` is where the chunk's last whole one ends.
     const { end } = frameBatches(chunk.subarray(0, current.end), at, this.maxBytes, position, segment);
-    const { verified, lastVerified } = verifyBatches(chunk, at, end, this.host.corruptFrom, segment);
+    const { verified, lastVerified } = verifyBatches(chunk, at, end, this.host.segments.servedBelow, segment);
     if (lastVerified < 0) return empty;
     current.at = verified;
     this.offset = lastOffsetOf(chunk, lastVerified) + 1n;
@@ -158,12 +161,12 @@ export class LogReader {
       ahead.length >= BATCH_HEADER_SIZE &&
       pending.offset === offset &&
       pending.segment === segment &&
-      this.host.holds(segment)
+      this.host.segments.holds(segment)
     ) {
       slot = pending.slot;
       start = { chunk: ahead, position: pending.position };
     }
-    const { chunk, position, at } = await this.host.chunkFrom(
+    const { chunk, position, at } = await this.host.segments.chunkFrom(
       segment,
       offset,
       this.window,
@@ -177,7 +180,7 @@ export class LogReader {
     // The chunk's partial last batch is already here: it is copied to the front of the other buffer
     // and only the bytes after it are read (not read twice; the copy is at most one batch).
     const limit = segment.visibleBytes;
-    if (lastStart >= 0 && position + end < limit && this.host.holds(segment)) {
+    if (lastStart >= 0 && position + end < limit && this.host.segments.holds(segment)) {
       const other: 0 | 1 = slot === 0 ? 1 : 0;
       const length = Math.min(limit - position - end, this.window);
       const target = this.buffer(other, length);

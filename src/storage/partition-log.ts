@@ -14,28 +14,46 @@
 //   log.compact(options?) -> CompactionReport             log compaction of the sealed segments
 //   log.onSegmentReplaced(listener)                       a sealed segment is rewritten or removed
 //   log.onRoll(listener)                                  a segment was sealed and a new one started
+// Replicated logs (docs/storage.md, "Replicated logs"):
+//   log.append(batch, leaderEpoch)                        a leader's append, stamped with its epoch
+//   log.appendReplicated(batches) -> AppendTicket         a follower stores its leader's batches as they are
+//   log.truncateTo(offset) -> new log end                 removes every offset at and after a batch start
+//   log.setHighWatermark(offset)                          readers see whole batches below it from then on
+//   log.logEndOffset / stableOffset / durableOffset / highWatermark / replicatedHighWatermark
+//   log.leaderEpochs                                      the leader-epoch checkpoint (leader-epoch-file.ts)
+//   log.onTruncated(listener)                             the new log end after a truncation
 //
 // Appends are coalesced: every batch that arrives in one event-loop turn goes out in one positioned
 // writev. With durability `always` the loop then fdatasyncs, and batches that arrive while that sync
 // runs share the next one (group commit). Readers see data up to the high watermark: with `always`
-// only synced bytes, with `interval` and `never` written bytes (docs/storage.md, "Visibility").
+// only synced bytes, with `interval` and `never` written bytes (docs/storage.md, "Visibility"), and
+// in a replicated log only whole batches below the high watermark its owner sets.
 
-import { isMemoryStreamerError } from '../common/errors.js';
 import { errorOf } from '../protocol/error-codes.js';
+import { splitBatches } from '../protocol/record-batch.js';
 import { BATCH_HEADER_SIZE, BATCH_OFFSETS, writeBaseOffset } from '../protocol/record-batch-layout.js';
-import { batchSpan, frameBatches, lastOffsetOf, verifyBatches } from './batch-chunk.js';
+import { frameBatches, lastOffsetOf, verifyBatches } from './batch-chunk.js';
 import {
   type CleanerHost,
   type CompactionOptions,
   type CompactionReport,
   LogCleaner,
 } from './log-cleaner.js';
+import { LeaderEpochFile } from './leader-epoch-file.js';
 import { LogReader } from './log-reader.js';
+import { type RecoveryReport, recoverSegments } from './log-recovery.js';
 import { budgetedFs, FileRetiredError } from './open-files.js';
 import { ReadAhead } from './read-ahead.js';
-import { CLEANED_SUFFIX, parseSegmentFileName, type ScanStop, Segment, segmentFileName } from './segment.js';
+import { checkReplicatedBatches } from './replicated-batches.js';
+import { ReplicatedVisibility, type WrittenBatch } from './replicated-visibility.js';
+import type { Segment } from './segment.js';
+import { SegmentList, type SegmentReplacedListener } from './segment-list.js';
+import { storageError } from './storage-error.js';
 import { nodeStorageFs, type StorageFs } from './storage-fs.js';
-import { type PendingStreamReplacement, StreamIndex, type StreamRecovery } from './stream-index.js';
+import { StreamIndex } from './stream-index.js';
+
+export type { RecoveryReport } from './log-recovery.js';
+export type { SegmentReplacedListener } from './segment-list.js';
 
 export type DurabilityPolicy = 'always' | 'interval' | 'never';
 export type AppendDurability = 'synced' | 'written';
@@ -77,37 +95,7 @@ export interface ReadResult {
   logStartOffset: bigint;
 }
 
-export interface RecoveryReport {
-  segments: number;
-  /** Segments whose indexes were missing, corrupt or stale and were rebuilt by a scan. */
-  rebuiltIndexes: number;
-  scannedBytes: number;
-  /** Bytes cut from the end of the last segment (a torn or garbage tail). */
-  truncatedBytes: number;
-  truncation: ScanStop | null;
-  /** A bad batch before the end of the log: the log serves nothing at or past this offset. */
-  corruption: (ScanStop & { segment: bigint }) | null;
-  /**
-   * Rebuilt indexes that could not be written back (e.g. the disk is full): they are used from
-   * memory and rebuilt again at the next open. Indexes are derivable, so this never stops an open.
-   */
-  unsavedIndexes: number;
-  /** The stream index's open (when the log keeps one). */
-  streams?: StreamRecovery;
-}
-
 export type VisibleListener = (batches: readonly Buffer[], highWatermark: bigint) => void;
-
-/**
- * A sealed segment the log cleaner replaces. 'replacing' is awaited before the swap is committed:
- * files derived from the segment's bytes (other than its offset and time indexes, which the log
- * rewrites) must be deleted or invalidated there, so that no crash leaves a derived file describing
- * the old bytes beside the new ones. 'replaced' (rewritten) and 'removed' follow the durable swap.
- */
-export type SegmentReplacedListener = (event: {
-  baseOffset: bigint;
-  phase: 'replacing' | 'replaced' | 'removed';
-}) => void | Promise<void>;
 
 interface PendingAppend {
   batch: Buffer;
@@ -127,14 +115,7 @@ export interface StorageObserver {
 }
 
 const systemClock: Clock = { now: () => Date.now() };
-
-function storageError(error: unknown, during: string): Error {
-  // Typed already (a file that could not be reopened: out of descriptors, missing).
-  if (isMemoryStreamerError(error)) return error;
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return errorOf('STORAGE_FULL', during, { cause: error });
-  return errorOf('STORAGE_IO', `${during}: ${(error as Error).message}`, { cause: error });
-}
+const ignore = (): void => undefined;
 
 export class PartitionLog {
   readonly dir: string;
@@ -146,11 +127,17 @@ export class PartitionLog {
   private readonly fs: StorageFs;
   private readonly clock: Clock;
   private readonly observer: StorageObserver | null;
-  private segments: Segment[] = [];
+  /** The segments, shared with the log's readers and its cleaner. */
+  private readonly segments: SegmentList;
   private nextOffset = 0n;
+  /** Readers' bound: the high watermark (docs/storage.md, "Visibility"). */
   private visibleOffset = 0n;
-  /** Offsets at or past this are corrupt and never served. */
-  private corruptFrom: bigint | null = null;
+  /** Offsets below this are written here (and synced with `always`): locally stable. */
+  private stable = 0n;
+  /** Offsets below this were fdatasynced (as far as this process knows after an open). */
+  private syncedThrough = 0n;
+  /** Set once the owner sets a replicated high watermark; null for a single-node log. */
+  private replicated: ReplicatedVisibility | null = null;
   private pending: PendingAppend[] = [];
   private flushing: Promise<void> | null = null;
   private flushScheduled = false;
@@ -158,9 +145,11 @@ export class PartitionLog {
   private intervalTimer: NodeJS.Timeout | null = null;
   private intervalSync: Promise<void> | null = null;
   private readonly listeners = new Set<VisibleListener>();
+  private readonly truncationListeners = new Set<(logEndOffset: bigint) => void>();
+  /** Truncations asked for and not finished: appends are refused meanwhile (LOG_TRUNCATING). */
+  private truncating = 0;
   /** Chunks read ahead for sequential readers (read-ahead.ts). */
   private readonly readAhead = new ReadAhead();
-  private readonly segmentListeners = new Set<SegmentReplacedListener>();
   private readonly rollListeners = new Set<(sealedNextOffset: bigint) => void>();
   /** Compaction and retention change the segment list: they run one at a time, in this chain. */
   private maintenance: Promise<unknown> = Promise.resolve();
@@ -169,6 +158,11 @@ export class PartitionLog {
   private cleanedThrough = 0n;
   /** The persisted stream index, when opened with `streams` (docs/storage.md, "Stream index"). */
   readonly streams: StreamIndex | null;
+  /**
+   * The leader-epoch checkpoint (leader-epoch-file.ts): epochs are assigned by `append` with a
+   * leader epoch and by `appendReplicated` from the batches, and written before their first batch.
+   */
+  readonly leaderEpochs: LeaderEpochFile;
 
   private constructor(
     dir: string,
@@ -184,6 +178,8 @@ export class PartitionLog {
     this.fs = fs;
     this.clock = clock;
     this.observer = observer;
+    this.segments = new SegmentList(fs, dir, config.indexIntervalBytes, streams, this.readAhead);
+    this.leaderEpochs = new LeaderEpochFile(fs, dir);
   }
 
   static async open(options: {
@@ -194,6 +190,11 @@ export class PartitionLog {
     observer?: StorageObserver;
     /** Keep a stream index (key → sequence → offset); keys of compressed batches inflate up to this. */
     streams?: { maxDecompressedBytes: number };
+    /**
+     * A replicated log's high watermark as its owner last knew it: readers see nothing at or past
+     * it until `setHighWatermark` moves it on (clamped to the recovered log end).
+     */
+    highWatermark?: bigint;
   }): Promise<PartitionLog> {
     // Every descriptor the log uses counts against the process-wide cap (open-files.ts).
     const fs = budgetedFs(options.fs ?? nodeStorageFs);
@@ -210,9 +211,17 @@ export class PartitionLog {
     } catch (error) {
       // Leave no file of this partition open behind a failed open (it would keep the file system
       // busy, e.g. an unmount).
-      for (const segment of log.segments) await segment.close().catch(() => undefined);
+      await log.segments.closeAll();
       await log.streams?.close();
       throw error;
+    }
+    if (options.highWatermark !== undefined) {
+      try {
+        await log.startReplicated(options.highWatermark);
+      } catch (error) {
+        await log.close();
+        throw error;
+      }
     }
     if (log.config.durability === 'interval') {
       log.intervalTimer = setInterval(() => log.syncInterval(), log.config.flushIntervalMs);
@@ -222,7 +231,7 @@ export class PartitionLog {
   }
 
   get logStartOffset(): bigint {
-    return this.segments[0]!.baseOffset;
+    return this.segments.first.baseOffset;
   }
 
   /** Offset the next appended record will get. */
@@ -230,23 +239,99 @@ export class PartitionLog {
     return this.nextOffset;
   }
 
-  /** Offsets below this are readable (written, or synced with `always`). */
+  /**
+   * Offsets below this are readable: the replicated high watermark (at a batch boundary, and only
+   * what is written here) once the owner sets one, else the locally stable offset.
+   */
   get highWatermark(): bigint {
     return this.visibleOffset;
   }
 
+  /** Offsets below this are written here, and fdatasynced with durability `always`. */
+  get stableOffset(): bigint {
+    return this.stable;
+  }
+
+  /** Offsets below this were fdatasynced here (whatever the policy: at syncs and rolls). */
+  get durableOffset(): bigint {
+    return this.syncedThrough < this.stable ? this.syncedThrough : this.stable;
+  }
+
+  /** The high watermark the owner set last; null while none was set (a single-node log). */
+  get replicatedHighWatermark(): bigint | null {
+    return this.replicated?.highWatermark ?? null;
+  }
+
+  /**
+   * Sets the replicated high watermark (the smallest log end of the in-sync replicas, or the
+   * leader's for a follower): from then on readers and `onVisible` see only whole batches below it
+   * that are written here. Monotonic and never past the log end (INVALID_HIGH_WATERMARK); the first
+   * call may not go below what readers see already (a log that must start lower is opened with
+   * `highWatermark`). A truncation below it lowers it to the new end.
+   */
+  setHighWatermark(offset: bigint): void {
+    if (this.state === 'closed') throw errorOf('PARTITION_CLOSED', this.dir);
+    const floor = this.replicated?.highWatermark ?? this.visibleOffset;
+    if (offset < floor || offset > this.nextOffset)
+      throw errorOf(
+        'INVALID_HIGH_WATERMARK',
+        `high watermark ${offset}: it is at ${floor} and the log ends at ${this.nextOffset}`,
+      );
+    if (this.replicated === null) {
+      this.replicated = new ReplicatedVisibility(offset);
+      this.segments.visibleLimit = this.visibleOffset;
+    } else {
+      this.replicated.highWatermark = offset;
+    }
+    this.reveal();
+  }
+
+  /** Makes the written batches now below the high watermark readable and tells listeners. */
+  private reveal(): void {
+    const released = this.replicated!.release();
+    if (released.length === 0) return;
+    this.visibleOffset = released[released.length - 1]!.lastOffset + 1n;
+    this.segments.visibleLimit = this.visibleOffset;
+    if (this.listeners.size > 0) {
+      const batches = released.map((written) => written.batch);
+      for (const listener of this.listeners) listener(batches, this.visibleOffset);
+    }
+  }
+
+  /**
+   * Opens as a replicated log whose high watermark is `highWatermark`: the batches written past it
+   * are read into the tail that `setHighWatermark` releases.
+   */
+  private async startReplicated(highWatermark: bigint): Promise<void> {
+    const end = this.visibleOffset;
+    let hw = highWatermark > end ? end : highWatermark;
+    if (hw < this.logStartOffset) hw = this.logStartOffset;
+    const tail: WrittenBatch[] = [];
+    let boundary = end;
+    for (let at = hw; at < end; ) {
+      const result = await this.read(at, 1024 * 1024);
+      if (result.data.length === 0) break;
+      for (const batch of splitBatches(result.data)) {
+        if (tail.length === 0) boundary = batch.readBigInt64BE(BATCH_OFFSETS.baseOffset);
+        tail.push({ batch, lastOffset: lastOffsetOf(batch, 0) });
+      }
+      at = result.nextOffset;
+    }
+    this.replicated = new ReplicatedVisibility(hw, tail);
+    this.visibleOffset = boundary;
+    this.segments.visibleLimit = boundary;
+  }
+
   get sizeBytes(): number {
-    let total = 0;
-    for (const segment of this.segments) total += segment.size;
-    return total;
+    return this.segments.sizeBytes;
   }
 
   get segmentCount(): number {
-    return this.segments.length;
+    return this.segments.count;
   }
 
   private get active(): Segment {
-    return this.segments[this.segments.length - 1]!;
+    return this.segments.active;
   }
 
   /** Segments this log writes to: held open from a write to its sync when the policy syncs. */
@@ -256,100 +341,15 @@ export class PartitionLog {
   }
 
   private async recover(): Promise<void> {
-    await this.fs.mkdir(this.dir);
-    const report: RecoveryReport = {
-      segments: 0,
-      rebuiltIndexes: 0,
-      scannedBytes: 0,
-      truncatedBytes: 0,
-      truncation: null,
-      corruption: null,
-      unsavedIndexes: 0,
-    };
-    const names = await this.fs.readdir(this.dir);
-    const bases = names
-      .map(parseSegmentFileName)
-      .filter((b): b is bigint => b !== null)
-      .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const logs = new Set(bases.map((base) => segmentFileName(base, 'log')));
-    // A prepared stream file whose segment's `.log.cleaned` still exists belongs to a compaction
-    // that did not commit: it goes first, durably, so that a crash during this cleanup can never
-    // leave it without its `.log.cleaned` (an open would then adopt it).
-    let uncommitted = 0;
-    for (const name of names) {
-      const prepared = /^(\d{20})\.streams\.cleaned$/.exec(name);
-      if (prepared !== null && names.includes(`${prepared[1]}.log${CLEANED_SUFFIX}`)) {
-        await this.fs.unlink(`${this.dir}/${name}`);
-        uncommitted++;
-      }
-    }
-    if (uncommitted > 0) await this.fs.syncDirectory(this.dir);
-    for (const name of names) {
-      // Leftovers of an index write or a compaction that a crash interrupted (a `.cleaned` file is
-      // never committed data: committing it is its rename to `<base>.log`), and indexes of a segment
-      // whose log file compaction or retention unlinked before the crash.
-      // A `<base>.streams.cleaned` is written before its segment's commit rename: with the
-      // `<base>.log.cleaned` still present the compaction did not commit and it goes too; without
-      // it the compaction committed and the stream index adopts it (stream-index.ts, open).
-      const orphanIndex = /^(\d{20})\.(index|timeindex|streams)$/.exec(name);
-      const cleanedStreams = /^(\d{20})\.streams\.cleaned$/.exec(name);
-      if (
-        name.endsWith('.tmp') ||
-        (name.endsWith(CLEANED_SUFFIX) && cleanedStreams === null) ||
-        (orphanIndex !== null && !logs.has(`${orphanIndex[1]}.log`)) ||
-        (cleanedStreams !== null && !logs.has(`${cleanedStreams[1]}.log`))
-      )
-        await this.fs.unlink(`${this.dir}/${name}`);
-    }
-    const now = this.clock.now();
-    for (let i = 0; i < bases.length; i++) {
-      const base = bases[i]!;
-      const segment = await Segment.openExisting(
-        this.fs,
-        this.dir,
-        base,
-        this.config.indexIntervalBytes,
-        now,
-      );
-      const isLast = i === bases.length - 1;
-      this.segments.push(segment);
-      if (!isLast && this.corruptFrom === null && (await segment.loadIndexes())) {
-        segment.visibleBytes = segment.size;
-        continue;
-      }
-      // Sealed segments may have offset gaps where the log cleaner dropped whole batches.
-      const scan = await segment.scan(!isLast);
-      report.scannedBytes += scan.validBytes;
-      if (!isLast) report.rebuiltIndexes++;
-      if (scan.stop !== null && this.corruptFrom === null) {
-        if (isLast) {
-          report.truncatedBytes = segment.size - scan.validBytes;
-          report.truncation = scan.stop;
-          await segment.truncateTo(scan.validBytes, scan.nextOffset);
-          await segment.datasync();
-        } else {
-          report.corruption = { ...scan.stop, segment: base };
-          this.corruptFrom = scan.stop.offset;
-        }
-      }
-      segment.visibleBytes = scan.validBytes;
-      if (!isLast && scan.stop === null) {
-        try {
-          await segment.persistIndexes();
-        } catch {
-          report.unsavedIndexes++;
-        }
-      }
-    }
-    if (this.segments.length === 0) {
-      this.segments.push(await Segment.create(this.fs, this.dir, 0n, this.config.indexIntervalBytes, now));
-    }
+    const report = await recoverSegments(this.fs, this.segments, this.leaderEpochs, this.clock.now());
     this.writable(this.active);
-    report.segments = this.segments.length;
     this.nextOffset = this.active.nextOffset;
-    this.visibleOffset = this.corruptFrom ?? this.nextOffset;
+    const corruptFrom = this.segments.corruptFrom;
+    this.visibleOffset = corruptFrom ?? this.nextOffset;
+    this.stable = this.visibleOffset;
+    this.syncedThrough = this.visibleOffset;
     this.cleanedThrough = this.logStartOffset;
-    if (this.corruptFrom !== null) {
+    if (corruptFrom !== null) {
       this.state = 'failed';
       this.failure = errorOf(
         'CORRUPT_DATA',
@@ -358,7 +358,7 @@ export class PartitionLog {
     }
     this.recovery = report;
     // Step: the stream index from its files (a scan of the active segment, rebuilds as needed).
-    if (this.streams !== null) report.streams = await this.streams.open(this.segments);
+    if (this.streams !== null) report.streams = await this.streams.open(this.segments.all);
   }
 
   /**
@@ -366,11 +366,15 @@ export class PartitionLog {
    * the batch; `done` settles when the batch is durable per the policy, or rejects (STORAGE_FULL,
    * STORAGE_IO, STORAGE_FAILED) — in which case it was not acknowledged and is not readable.
    */
-  append(batch: Buffer): AppendTicket {
-    if (this.state === 'closed') throw errorOf('PARTITION_CLOSED', this.dir);
-    if (this.state === 'failed') throw errorOf('STORAGE_FAILED', this.failure?.message);
+  append(batch: Buffer, leaderEpoch?: number): AppendTicket {
+    this.checkWritable();
     if (batch.length < BATCH_HEADER_SIZE) throw errorOf('BAD_RECORD_BATCH', `batch of ${batch.length} bytes`);
     const baseOffset = this.nextOffset;
+    if (leaderEpoch !== undefined) {
+      // Outside the CRC: stamping the epoch leaves the batch's checksum valid.
+      if (leaderEpoch !== this.leaderEpochs.latestEpoch) this.leaderEpochs.assign(leaderEpoch, baseOffset);
+      batch.writeInt32BE(leaderEpoch, BATCH_OFFSETS.partitionLeaderEpoch);
+    }
     const lastOffset = baseOffset + BigInt(batch.readInt32BE(BATCH_OFFSETS.lastOffsetDelta));
     writeBaseOffset(batch, baseOffset);
     this.nextOffset = lastOffset + 1n;
@@ -387,11 +391,181 @@ export class PartitionLog {
       resolve,
       reject,
     });
+    this.scheduleFlush();
+    return { baseOffset, lastOffset, done };
+  }
+
+  /**
+   * A replica's append: stores its leader's record batches (one or more, back to back) as they are
+   * — same offsets, same leader epochs, same bytes and CRCs — through the same queue, group commit,
+   * durability policy, rolls and indexes as `append`, and counts their keyed records in the stream
+   * index. The first batch must start at the log end offset and each next one where the previous
+   * ended; a torn, malformed or corrupt batch, a gap or offsets going backwards refuse the whole
+   * call (BAD_RECORD_BATCH, BAD_BATCH_CRC, REPLICA_OFFSET_MISMATCH) and nothing of it is appended.
+   * The buffer is stored by reference: the caller must not change it until `done` settles.
+   * `done` settles with the last batch (a failure rejects it and takes back the batches not written).
+   */
+  appendReplicated(batches: Buffer): AppendTicket {
+    this.checkWritable();
+    if (batches.length === 0) throw errorOf('BAD_RECORD_BATCH', 'no batch to append');
+    const checked = checkReplicatedBatches(batches, this.nextOffset);
+    const baseOffset = checked[0]!.baseOffset;
+    // Epochs never go back along the log (batches without one, -1, are not counted).
+    let latestEpoch = this.leaderEpochs.latestEpoch;
+    for (const { leaderEpoch, baseOffset: at } of checked) {
+      if (leaderEpoch < 0 || leaderEpoch === latestEpoch) continue;
+      if (leaderEpoch < latestEpoch)
+        throw errorOf(
+          'LEADER_EPOCH_REGRESSION',
+          `batch at offset ${at} has epoch ${leaderEpoch} after ${latestEpoch}`,
+        );
+      latestEpoch = leaderEpoch;
+    }
+    if (this.streams !== null) {
+      try {
+        for (const { batch } of checked) this.streams.addBatch(batch);
+      } catch (error) {
+        this.streams.takeBack(Number(baseOffset));
+        throw error;
+      }
+    }
+    let resolve!: (durability: AppendDurability) => void;
+    let reject!: (error: Error) => void;
+    const done = new Promise<AppendDurability>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    for (const { leaderEpoch, baseOffset: at } of checked)
+      if (leaderEpoch > this.leaderEpochs.latestEpoch) this.leaderEpochs.assign(leaderEpoch, at);
+    const last = checked.length - 1;
+    for (let i = 0; i <= last; i++) {
+      const { batch, lastOffset, maxTimestamp } = checked[i]!;
+      // Only the last batch settles the ticket: a failure rejects it with every batch after the
+      // failed one, and batches before it are then whole in the log.
+      this.pending.push(
+        i === last
+          ? { batch, lastOffset, maxTimestamp, resolve, reject }
+          : { batch, lastOffset, maxTimestamp, resolve: ignore, reject: ignore },
+      );
+    }
+    const lastOffset = checked[last]!.lastOffset;
+    this.nextOffset = lastOffset + 1n;
+    // The stream entries of batches that do not make it are taken back with their offsets (a failed
+    // write has set the log end back to where the written batches end).
+    if (this.streams !== null) done.catch(() => this.streams?.takeBack(Number(this.nextOffset)));
+    this.scheduleFlush();
+    return { baseOffset, lastOffset, done };
+  }
+
+  private checkWritable(): void {
+    if (this.state === 'closed') throw errorOf('PARTITION_CLOSED', this.dir);
+    if (this.state === 'failed') throw errorOf('STORAGE_FAILED', this.failure?.message);
+    if (this.truncating > 0) throw errorOf('LOG_TRUNCATING', this.dir);
+  }
+
+  /**
+   * Removes every offset at and after `offset` (a replica whose history diverged from its new
+   * leader's): whole segments after it are deleted, the segment holding it is cut where the batch at
+   * `offset` starts, and its indexes, the stream index and the leader-epoch checkpoint follow.
+   * `offset` must be where a batch starts (TRUNCATION_INSIDE_BATCH otherwise, and nothing changes);
+   * at or past the log end nothing happens; below the log start is OFFSET_OUT_OF_RANGE. Queued
+   * appends finish first; appends made while it runs are refused (LOG_TRUNCATING). Resolves with the
+   * new log end: `offset`, or the end of the last batch kept when compaction removed the batches
+   * just before it. Crash-safe: a crash recovers a prefix of the log ending at or after `offset`
+   * (segment-list.ts). An I/O error after the first file changed fails the log (STORAGE_FAILED):
+   * the next open recovers such a prefix.
+   *
+   * Readers: the high watermark drops to the new end when it was past it; a read or a reader
+   * positioned past the new end gets OFFSET_OUT_OF_RANGE, and a reader below it never serves bytes
+   * read before the truncation from past it. `onTruncated` listeners are told the new end.
+   */
+  truncateTo(offset: bigint): Promise<bigint> {
+    this.checkWritable();
+    this.truncating++;
+    const run = this.exclusive(() => this.truncate(offset));
+    const done = () => {
+      this.truncating--;
+    };
+    run.then(done, done);
+    return run;
+  }
+
+  private async truncate(offset: bigint): Promise<bigint> {
+    await this.appendsSettled();
+    this.checkOpen();
+    if (offset >= this.nextOffset) return this.nextOffset;
+    if (offset < this.logStartOffset)
+      throw errorOf(
+        'OFFSET_OUT_OF_RANGE',
+        `truncation to ${offset}; the log starts at ${this.logStartOffset}`,
+      );
+    const generation = this.segments.generation;
+    let end: bigint;
+    try {
+      end = await this.segments.truncateFrom(offset, this.config.durability !== 'never');
+      this.nextOffset = end;
+      if (this.visibleOffset > end) this.visibleOffset = end;
+      if (this.stable > end) this.stable = end;
+      if (this.syncedThrough > end) this.syncedThrough = end;
+      if (this.replicated !== null) {
+        this.replicated.truncate(end);
+        this.segments.visibleLimit = this.visibleOffset;
+      }
+      if (this.cleanedThrough > end) this.cleanedThrough = end;
+      this.readAhead.clear();
+      // The stream versions are counted again from the segments as they are now.
+      if (this.streams !== null) await this.streams.reopen(this.segments.all);
+      // Epochs that start at or past the new end go (an open does the same after a crash here).
+      this.leaderEpochs.truncateFromEnd(end);
+      await this.leaderEpochs.write();
+    } catch (error) {
+      // Nothing changed yet (the offset is inside a batch, or reading its segment failed).
+      if (this.segments.generation === generation) throw storageError(error, `truncating ${this.dir}`);
+      this.state = 'failed';
+      this.failure = errorOf(
+        'STORAGE_FAILED',
+        `truncating ${this.dir} to ${offset}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+      throw this.failure;
+    }
+    for (const listener of this.truncationListeners) {
+      try {
+        listener(end);
+      } catch {
+        // A listener's failure (derived state) is not the truncation's.
+      }
+    }
+    return end;
+  }
+
+  /** Subscribes to truncations: called with the new log end once one is done. */
+  onTruncated(listener: (logEndOffset: bigint) => void): () => void {
+    this.truncationListeners.add(listener);
+    return () => this.truncationListeners.delete(listener);
+  }
+
+  private checkOpen(): void {
+    if (this.state === 'closed') throw errorOf('PARTITION_CLOSED', this.dir);
+    if (this.state === 'failed') throw errorOf('STORAGE_FAILED', this.failure?.message);
+  }
+
+  /** Waits until every queued append is written (or failed) and no interval sync runs. */
+  private async appendsSettled(): Promise<void> {
+    while (this.flushing !== null || this.flushScheduled || this.intervalSync !== null) {
+      if (this.flushing !== null) await this.flushing;
+      else if (this.intervalSync !== null) await this.intervalSync;
+      else await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private scheduleFlush(): void {
     if (!this.flushScheduled && this.flushing === null) {
       this.flushScheduled = true;
       setImmediate(() => this.startFlush());
     }
-    return { baseOffset, lastOffset, done };
   }
 
   private startFlush(): void {
@@ -417,6 +591,14 @@ export class PartitionLog {
   }
 
   private async writeGroup(group: PendingAppend[]): Promise<void> {
+    // A new leader epoch is durable before its first batch is written (leader-epoch-file.ts).
+    if (this.leaderEpochs.dirty) {
+      try {
+        await this.leaderEpochs.write();
+      } catch (error) {
+        throw storageError(error, `writing the leader-epoch checkpoint of ${this.dir}`);
+      }
+    }
     let start = 0;
     while (start < group.length) {
       // Take batches until one would overflow the active segment; roll there.
@@ -488,28 +670,15 @@ export class PartitionLog {
       this.enterFailed(error);
       throw this.failure!;
     }
+    if (sealed.nextOffset > this.syncedThrough) this.syncedThrough = sealed.nextOffset;
     // Disk full while rolling (the sealed segment's index files, the new segment file) is the same
     // typed, retriable STORAGE_FULL as during a write: nothing of the group was acknowledged, the
     // log is unchanged, and the next append retries the roll (both steps can be repeated).
-    let next: Segment;
-    // Step: the sealed segment's stream file, written here and taken into use after the roll.
-    let streamFile: Awaited<ReturnType<StreamIndex['writeSealed']>> | null = null;
     try {
-      await sealed.persistIndexes();
-      if (this.streams !== null) streamFile = await this.streams.writeSealed(sealed);
-      next = await Segment.create(
-        this.fs,
-        this.dir,
-        sealed.nextOffset,
-        this.config.indexIntervalBytes,
-        this.clock.now(),
-      );
+      await this.segments.roll(this.clock.now(), this.config.durability !== 'never');
     } catch (error) {
-      await streamFile?.reader.close().catch(() => undefined);
       throw storageError(error, `rolling to a new segment at offset ${sealed.nextOffset}`);
     }
-    this.segments.push(this.writable(next));
-    if (streamFile !== null) this.streams!.commitSealed(streamFile);
     for (const listener of this.rollListeners) {
       try {
         listener(sealed.nextOffset);
@@ -532,15 +701,24 @@ export class PartitionLog {
   /** Makes a written group readable and tells listeners, then acknowledges it. */
   private publish(group: PendingAppend[]): void {
     const last = group[group.length - 1]!;
-    this.visibleOffset = last.lastOffset + 1n;
-    for (let i = this.segments.length - 1; i >= 0; i--) {
-      const segment = this.segments[i]!;
+    this.stable = last.lastOffset + 1n;
+    if (this.config.durability === 'always') this.syncedThrough = this.stable;
+    const segments = this.segments.all;
+    for (let i = segments.length - 1; i >= 0; i--) {
+      const segment = segments[i]!;
       if (segment.visibleBytes === segment.size && segment.size > 0) break;
       segment.visibleBytes = segment.size;
     }
-    if (this.listeners.size > 0) {
-      const batches = group.map((p) => p.batch);
-      for (const listener of this.listeners) listener(batches, this.visibleOffset);
+    if (this.replicated !== null) {
+      // Readable once the high watermark passes them (reveal); acknowledged now, as written here.
+      this.replicated.written(group);
+      this.reveal();
+    } else {
+      this.visibleOffset = this.stable;
+      if (this.listeners.size > 0) {
+        const batches = group.map((p) => p.batch);
+        for (const listener of this.listeners) listener(batches, this.visibleOffset);
+      }
     }
     const durability: AppendDurability = this.config.durability === 'always' ? 'synced' : 'written';
     for (const pending of group) pending.resolve(durability);
@@ -556,6 +734,8 @@ export class PartitionLog {
     const rejected = this.pending;
     this.pending = [];
     this.nextOffset = this.active.nextOffset;
+    // Epochs assigned for batches taken back go with them (rewritten before the next batch).
+    this.leaderEpochs.truncateFromEnd(this.nextOffset);
     let written = 0;
     if (this.state === 'open') {
       while (written < group.length && group[written]!.lastOffset < this.nextOffset) written++;
@@ -594,7 +774,11 @@ export class PartitionLog {
   private syncInterval(): void {
     if (!this.dirty || this.intervalSync !== null || this.state !== 'open') return;
     this.dirty = false;
+    const upTo = this.stable;
     this.intervalSync = this.timedSync('interval')
+      .then(() => {
+        if (upTo > this.syncedThrough) this.syncedThrough = upTo;
+      })
       .catch((error: unknown) => this.enterFailed(error))
       .finally(() => {
         this.intervalSync = null;
@@ -605,28 +789,6 @@ export class PartitionLog {
   onVisible(listener: VisibleListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
-  }
-
-  private segmentFor(offset: bigint): Segment | undefined {
-    let lo = 0;
-    let hi = this.segments.length - 1;
-    let found: Segment | undefined;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const segment = this.segments[mid]!;
-      if (segment.baseOffset <= offset) {
-        found = segment;
-        lo = mid + 1;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    return found;
-  }
-
-  /** Whether `segment` is still one of this open log's segments (not deleted, replaced or closed). */
-  private holds(segment: Segment): boolean {
-    return this.state !== 'closed' && this.segmentFor(segment.baseOffset) === segment;
   }
 
   /** Read-ahead chunks held, and reads served from one (for tests and metrics). */
@@ -652,9 +814,10 @@ export class PartitionLog {
   }
 
   private async readOnce(offset: bigint, maxBytes: number): Promise<ReadResult> {
+    const generation = this.segments.generation;
     const { highWatermark, logStartOffset } = this.readBounds(offset);
     const empty = { data: Buffer.alloc(0), nextOffset: offset, highWatermark, logStartOffset };
-    const segment = offset === highWatermark ? null : this.segmentHolding(offset);
+    const segment = offset === highWatermark ? null : this.segments.holding(offset);
     if (segment === null) return empty;
     const window = Math.max(maxBytes, 64 * 1024) + this.config.indexIntervalBytes;
     // A read that continues where an earlier one ended may find its bytes already read (or being
@@ -667,8 +830,12 @@ export class PartitionLog {
       if (data !== null && data.length >= BATCH_HEADER_SIZE)
         start = { chunk: data, position: ahead.position };
     }
-    const { chunk, position, at } = await this.chunkFrom(segment, offset, window, start, (at, length) =>
-      segment.read(at, length),
+    const { chunk, position, at } = await this.segments.chunkFrom(
+      segment,
+      offset,
+      window,
+      start,
+      (at, length) => segment.read(at, length),
     );
     const { end, lastStart } = frameBatches(chunk, at, maxBytes, position, segment);
     // A sequential reader will ask for the offset after these batches next: start reading its chunk
@@ -677,13 +844,13 @@ export class PartitionLog {
     let predicted: bigint | null = null;
     const limit = segment.visibleBytes;
     // Only for a segment still in the log: this read may have waited while retention deleted it.
-    if (sequential && lastStart >= 0 && position + end < limit && this.holds(segment)) {
+    if (sequential && lastStart >= 0 && position + end < limit && this.segments.holds(segment)) {
       predicted = lastOffsetOf(chunk, lastStart) + 1n;
       this.readAhead.start(predicted, segment, position + end, Math.min(limit - position - end, window));
     }
     let checked: { verified: number; lastVerified: number };
     try {
-      checked = verifyBatches(chunk, at, end, this.corruptFrom, segment);
+      checked = verifyBatches(chunk, at, end, this.segments.servedBelow, segment);
     } catch (error) {
       if (predicted !== null) this.readAhead.cancel(predicted);
       throw error;
@@ -691,6 +858,9 @@ export class PartitionLog {
     const { verified, lastVerified } = checked;
     if (verified < end && predicted !== null) this.readAhead.cancel(predicted);
     if (lastVerified < 0) return { ...empty, data: chunk.subarray(at, at) };
+    // A truncation while this read waited may have cut (and a later append rewritten) what it
+    // read: it reads again from the log as it is now.
+    if (this.segments.generation !== generation) return this.readOnce(offset, maxBytes);
     const nextOffset = lastOffsetOf(chunk, lastVerified) + 1n;
     this.readAhead.noteEnd(nextOffset);
     return { data: chunk.subarray(at, verified), nextOffset, highWatermark, logStartOffset };
@@ -702,21 +872,7 @@ export class PartitionLog {
    * that look at the bytes and move on; a reader that keeps or hands on the bytes uses `read`.
    */
   reader(offset: bigint, maxBytes = 1024 * 1024): LogReader {
-    const log = this;
-    return new LogReader(
-      {
-        indexIntervalBytes: this.config.indexIntervalBytes,
-        get corruptFrom() {
-          return log.corruptFrom;
-        },
-        bounds: (at) => log.readBounds(at),
-        segmentHolding: (at) => log.segmentHolding(at),
-        holds: (segment) => log.holds(segment),
-        chunkFrom: (segment, at, window, start, readAt) => log.chunkFrom(segment, at, window, start, readAt),
-      },
-      offset,
-      maxBytes,
-    );
+    return new LogReader({ segments: this.segments, bounds: (at) => this.readBounds(at) }, offset, maxBytes);
   }
 
   /**
@@ -747,63 +903,9 @@ export class PartitionLog {
     return { highWatermark, logStartOffset };
   }
 
-  /**
-   * The segment with the first visible batch at or past `offset` (the one holding it, or a later one
-   * when its batches end earlier or compaction emptied it); null when there is none.
-   */
-  private segmentHolding(offset: bigint): Segment | null {
-    let segment = this.segmentFor(offset);
-    if (segment === undefined) return null;
-    while (offset >= segment.nextOffset || segment.visibleBytes === 0) {
-      const next: Segment | undefined = this.segments[this.segments.indexOf(segment) + 1];
-      if (next === undefined) return null;
-      segment = next;
-    }
-    return segment;
-  }
-
-  /**
-   * A chunk of `segment` whose batch at `at` is the first that ends at or past `offset`, that batch
-   * whole in it. Starts from `start` (bytes read ahead) or reads a window at the offset index's
-   * position; `readAt` does every file read, so the caller chooses whose memory the bytes go to.
-   */
-  private async chunkFrom(
-    segment: Segment,
-    offset: bigint,
-    window: number,
-    start: { chunk: Buffer; position: number } | null,
-    readAt: (position: number, length: number) => Promise<Buffer>,
-  ): Promise<{ chunk: Buffer; position: number; at: number }> {
-    const limit = segment.visibleBytes;
-    let position = start?.position ?? segment.index.floorPosition(Number(offset - segment.baseOffset));
-    let chunk = start?.chunk ?? (await readAt(position, Math.min(limit - position, window)));
-    let at = 0;
-    // Skip batches that end before `offset`.
-    for (;;) {
-      if (chunk.length - at < BATCH_HEADER_SIZE)
-        throw errorOf('CORRUPT_DATA', `short batch at byte ${position + at} of ${segment.path('log')}`);
-      const total = batchSpan(chunk, at, position, segment);
-      if (lastOffsetOf(chunk, at) >= offset) break;
-      at += total;
-      if (at >= chunk.length) {
-        position += at;
-        at = 0;
-        chunk = await readAt(position, Math.min(limit - position, window));
-      }
-    }
-    // The first batch whole, even when it alone is larger than the window.
-    const first = batchSpan(chunk, at, position, segment);
-    if (at + first > chunk.length) {
-      position += at;
-      at = 0;
-      chunk = await readAt(position, first);
-    }
-    return { chunk, position, at };
-  }
-
   /** First offset whose batch has a timestamp at or after `timestamp`; the high watermark if none. */
   async offsetForTimestamp(timestamp: number): Promise<bigint> {
-    for (const segment of this.segments) {
+    for (const segment of this.segments.all) {
       if (segment.maxTimestamp < timestamp) continue;
       const relative = segment.timeIndex.firstAtOrAfter(timestamp);
       if (relative >= 0) {
@@ -826,27 +928,25 @@ export class PartitionLog {
   }
 
   private async retain(now: number): Promise<number> {
-    let removed = 0;
     let size = this.sizeBytes;
     let count = 0;
-    while (count < this.segments.length - 1) {
-      const oldest = this.segments[count]!;
+    const segments = this.segments.all;
+    while (count < segments.length - 1) {
+      const oldest = segments[count]!;
+      // A replicated log keeps what is not below its high watermark yet (a replica may still need it).
+      if (this.replicated !== null && oldest.nextOffset > this.visibleOffset) break;
       const expired = this.config.retentionMs >= 0 && oldest.maxTimestamp < now - this.config.retentionMs;
       const oversized = this.config.retentionBytes >= 0 && size - oldest.size >= this.config.retentionBytes;
       if (!expired && !oversized) break;
       size -= oldest.size;
       count++;
     }
-    // Step: the stream versions at the new log start are checkpointed before segments go.
-    if (count > 0 && this.streams !== null)
-      await this.streams.beforeRetention(this.segments.slice(0, count), this.segments[count]!.baseOffset);
-    for (; removed < count; removed++) {
-      const oldest = this.segments.shift()!;
-      this.readAhead.dropSegment(oldest);
-      await oldest.delete();
-    }
-    if (removed > 0) await this.fs.syncDirectory(this.dir);
-    return removed;
+    // The stream versions at the new log start are checkpointed before segments go.
+    await this.segments.removeOldest(count);
+    // Epochs that ended before the new log start go; a failed write is left to the next append.
+    if (count > 0 && this.leaderEpochs.truncateFromStart(this.logStartOffset))
+      await this.leaderEpochs.write().catch(() => undefined);
+    return count;
   }
 
   /** Runs `task` after every compaction or retention run before it (they change the segment list). */
@@ -875,8 +975,9 @@ export class PartitionLog {
   get dirtyRatio(): number {
     let dirty = 0;
     let total = 0;
-    for (let i = 0; i < this.segments.length - 1; i++) {
-      const segment = this.segments[i]!;
+    const segments = this.segments.all;
+    for (let i = 0; i < segments.length - 1; i++) {
+      const segment = segments[i]!;
       total += segment.size;
       if (segment.nextOffset > this.cleanedThrough) dirty += segment.size;
     }
@@ -885,32 +986,21 @@ export class PartitionLog {
 
   /** Subscribes to compaction's segment swaps (SegmentReplacedListener); returns the unsubscribe function. */
   onSegmentReplaced(listener: SegmentReplacedListener): () => void {
-    this.segmentListeners.add(listener);
-    return () => this.segmentListeners.delete(listener);
-  }
-
-  private async notifySegment(
-    baseOffset: bigint,
-    phase: 'replacing' | 'replaced' | 'removed',
-  ): Promise<void> {
-    for (const listener of this.segmentListeners) await listener({ baseOffset, phase });
+    return this.segments.onReplaced(listener);
   }
 
   private cleanerHost(): CleanerHost {
     const log = this;
     return {
-      get logStartOffset() {
-        return log.logStartOffset;
-      },
+      segments: this.segments,
       get cleanedThrough() {
         return log.cleanedThrough;
       },
-      keepsEmpty: async (segment) => log.streams !== null && (await log.streams.holdsLastVersions(segment)),
       set cleanedThrough(offset: bigint) {
         log.cleanedThrough = offset;
       },
       async snapshot() {
-        const segments = log.segments.slice();
+        const segments = log.segments.all.slice();
         const readableBytes = segments.map((segment) => segment.visibleBytes);
         const bound = log.visibleOffset;
         // Records of the active segment may supersede older ones: make them durable first, or a
@@ -925,78 +1015,8 @@ export class PartitionLog {
         }
         return { segments, readableBytes, bound };
       },
-      isCurrent: (segment) => log.segments.includes(segment) && segment !== log.active,
-      replace: (old, cleaned) => log.replaceSegment(old, cleaned),
       stopping: () => log.stopMaintenance || log.state !== 'open',
     };
-  }
-
-  /**
-   * The one place a sealed segment's file is replaced (compaction). Order, for crash safety
-   * (docs/storage.md, "Compaction"): listeners invalidate derived files; the cleaned file, already
-   * fdatasynced, is renamed over `<base>.log` (or the log file is unlinked) and the directory is
-   * fsynced — the commit point; the old index files no longer match the log's size, so until the new
-   * ones are written a restart rebuilds them by a scan. Readers holding the old segment finish on
-   * the old file (its inode lives while open); it is closed when they are done.
-   */
-  private async replaceSegment(old: Segment, cleaned: Segment | null): Promise<void> {
-    const at = this.segments.indexOf(old);
-    if (at < 0 || at === this.segments.length - 1)
-      throw errorOf('STORAGE_IO', `segment ${old.baseOffset} is not a sealed segment of ${this.dir}`);
-    await this.notifySegment(old.baseOffset, 'replacing');
-    const unlink = (path: string) =>
-      this.fs.unlink(path).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'ENOENT') throw error;
-      });
-    const preparedStreams = `${old.path('streams')}${CLEANED_SUFFIX}`;
-    let streams: PendingStreamReplacement | null = null;
-    try {
-      // From here the old files are not reopened by their paths (the cleaned copy is renamed over
-      // them): reads holding the old segment finish on the old inode, or find it gone and look
-      // the offset up again (open-files.ts, freeze).
-      await old.freeze();
-      await this.streams?.freezeSealed(old.baseOffset);
-      // The segment's stream file, filtered to the records the cleaned copy keeps, is made durable
-      // before the commit rename, so a crash on either side of it leaves a matching stream file.
-      if (this.streams !== null && cleaned !== null) streams = await this.streams.prepareReplacement(cleaned);
-      if (cleaned !== null) {
-        // The old indexes go first, durably: a recompressed batch can come out larger than the
-        // original, so the cleaned file's size could equal the old one and an old index (valid for
-        // that size) would be trusted for the new bytes. Without them a crash here rebuilds by scan.
-        await unlink(old.path('index'));
-        await unlink(old.path('timeindex'));
-        await this.fs.syncDirectory(this.dir);
-        await cleaned.commitCleaned();
-      } else {
-        for (const extension of ['log', 'index', 'timeindex', 'streams'] as const)
-          await unlink(old.path(extension));
-      }
-      await this.fs.syncDirectory(this.dir);
-    } catch (error) {
-      // Not committed: the old segment stays, and a prepared stream file must not outlive it (an
-      // open would take it for a committed compaction's).
-      if (this.streams !== null && cleaned !== null) await unlink(preparedStreams).catch(() => undefined);
-      old.thaw();
-      this.streams?.thawSealed(old.baseOffset);
-      throw storageError(error, `replacing segment ${old.path('log')} by its compacted copy`);
-    }
-    if (cleaned !== null) this.segments[at] = cleaned;
-    else this.segments.splice(at, 1);
-    this.readAhead.dropSegment(old);
-    void old.retire().catch(() => undefined);
-    // Committed: what follows is derived state. A failure here must not make the swap look undone
-    // (the cleaner would close the now live segment's file); the next open repairs it — it adopts a
-    // prepared stream file left behind and rebuilds missing index files by a scan.
-    try {
-      if (this.streams !== null) {
-        if (streams !== null) await this.streams.commitReplacement(streams);
-        else if (cleaned === null) await this.streams.removeSealed(old.baseOffset);
-      }
-      if (cleaned !== null) await cleaned.persistIndexes();
-      await this.notifySegment(old.baseOffset, cleaned !== null ? 'replaced' : 'removed');
-    } catch {
-      // Left to the next open, as above.
-    }
   }
 
   /** Finishes queued appends, syncs, closes the files (the active segment's indexes are rebuilt at open). */
@@ -1013,11 +1033,12 @@ export class PartitionLog {
     if (this.intervalSync !== null) await this.intervalSync;
     const wasOpen = this.state === 'open';
     this.state = 'closed';
+    this.segments.closed = true;
     for (const pending of this.pending) pending.reject(errorOf('PARTITION_CLOSED', this.dir));
     this.pending = [];
     if (wasOpen && this.config.durability !== 'never') await this.active.datasync().catch(() => undefined);
     this.readAhead.clear();
-    for (const segment of this.segments) await segment.close();
+    for (const segment of this.segments.all) await segment.close();
     await this.streams?.close();
     this.listeners.clear();
   }

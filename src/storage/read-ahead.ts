@@ -9,8 +9,9 @@
 // entry is taken (removed) by the read that uses it, and all logs of the process share one budget
 // of bytes held (ReadAheadBudget): a reader that stops leaves its last entry behind until it is
 // taken or pushed out, and a broker with thousands of partitions must not add that up unbounded. A read is only started for bytes below the
-// segment's visible end, which never change while the segment exists (appends go past it; the only
-// truncation is at recovery, before a log serves reads). What can change is the segment itself —
+// segment's visible end, which never change while the segment exists (appends go past it), except
+// by a truncation (PartitionLog.truncateTo), which drops every entry and makes reads that began
+// before it read again (segment-list.ts, generation). What can change is the segment itself —
 // deleted by retention or replaced — so an entry is served only to a read that finds the very same
 // Segment object for its offset, and the log drops a segment's entries when it removes it.
 //

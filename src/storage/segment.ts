@@ -6,6 +6,7 @@
 
 import { join } from 'node:path';
 import { crc32cRange } from '../protocol/crc32c.js';
+import { errorOf } from '../protocol/error-codes.js';
 import {
   BATCH_CRC_START,
   BATCH_HEADER_SIZE,
@@ -335,6 +336,21 @@ export class Segment {
     return next;
   }
 
+  /** Calls `visit` with the base offset and leader epoch of every batch, in file order (headers only). */
+  async forEachBatchHeader(visit: (baseOffset: bigint, leaderEpoch: number) => void): Promise<void> {
+    const header = Buffer.allocUnsafe(BATCH_HEADER_SIZE);
+    let position = 0;
+    while (position < this.visibleBytes) {
+      const read = await this.file.with((file) => file.read(header, 0, BATCH_HEADER_SIZE, position));
+      if (read < BATCH_HEADER_SIZE) return;
+      visit(
+        header.readBigInt64BE(BATCH_OFFSETS.baseOffset),
+        header.readInt32BE(BATCH_OFFSETS.partitionLeaderEpoch),
+      );
+      position += header.readInt32BE(BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+    }
+  }
+
   /** Writes both index files durably (temporary name, fdatasync, rename). */
   async persistIndexes(): Promise<void> {
     for (const [extension, data] of [
@@ -355,6 +371,37 @@ export class Segment {
     this.index.truncateToPosition(bytes);
     this.timeIndex.truncateToOffset(Number(nextOffset - this.baseOffset));
     this.nextOffset = nextOffset;
+    // The time index keeps an entry whenever the largest timestamp grows: its last kept entry is
+    // the largest timestamp of the batches kept.
+    this.maxTimestamp = this.timeIndex.lastTimestamp;
+  }
+
+  /**
+   * Where the batch starting at `offset` starts in the file (the file's size for the offset after
+   * the last batch), and the offset after the batch before it. TRUNCATION_INSIDE_BATCH when no batch
+   * starts there (the offset is inside one, or in a gap compaction left).
+   */
+  async batchStart(offset: bigint): Promise<{ position: number; previousEnd: bigint }> {
+    // From an index entry strictly before `offset`, so that the batch before it is walked too.
+    const relative = Number(offset - this.baseOffset);
+    let position = relative > 0 ? this.index.floorPosition(relative - 1) : 0;
+    let previousEnd = this.baseOffset;
+    const header = Buffer.allocUnsafe(BATCH_HEADER_SIZE);
+    while (position < this.size) {
+      const read = await this.file.with((file) => file.read(header, 0, BATCH_HEADER_SIZE, position));
+      if (read < BATCH_HEADER_SIZE) break;
+      const base = header.readBigInt64BE(BATCH_OFFSETS.baseOffset);
+      const last = base + BigInt(header.readInt32BE(BATCH_OFFSETS.lastOffsetDelta));
+      if (base === offset) return { position, previousEnd };
+      if (base > offset) break;
+      if (last >= offset)
+        throw errorOf('TRUNCATION_INSIDE_BATCH', `offset ${offset} is inside the batch ${base}..${last}`);
+      previousEnd = last + 1n;
+      position += header.readInt32BE(BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
+    }
+    if (position >= this.size && offset === this.nextOffset)
+      return { position: this.size, previousEnd: offset };
+    throw errorOf('TRUNCATION_INSIDE_BATCH', `no batch of ${this.path('log')} starts at offset ${offset}`);
   }
 
   /** Reads `length` bytes at `position` while holding the segment open against deletion. */

@@ -129,6 +129,18 @@ export class StreamIndex {
   }
 
   /**
+   * Counts every keyed record of an appended batch, in offset order (a replica's append: the batch
+   * as its leader wrote it). A batch whose records cannot be read throws BAD_RECORD_BATCH after
+   * counting the records before the bad one: the caller takes back from the batch's base offset.
+   */
+  addBatch(batch: Buffer): void {
+    const base = Number(batch.readBigInt64BE(BATCH_OFFSETS.baseOffset));
+    forEachKey(batch, this.limits, (key, delta) => {
+      if (key !== null) this.add(StreamIndex.keyOf(key), base + delta);
+    });
+  }
+
+  /**
    * Takes back every message at or past `offset`: appends that failed (the log takes back a
    * suffix of offsets, all of them past the sealed segments). Repeating it is harmless.
    */
@@ -536,5 +548,17 @@ export class StreamIndex {
   async close(): Promise<void> {
     for (const s of this.sealed) await s.reader.close().catch(() => undefined);
     this.sealed = [];
+  }
+
+  /**
+   * After the log was truncated: forgets everything and opens again from the segments as they are
+   * now (the active segment scanned, sealed segments from their stream files).
+   */
+  async reopen(segments: readonly StreamSegmentView[]): Promise<StreamRecovery> {
+    await this.close();
+    this.versions.clear();
+    this.active = new ActiveStreamEntries((key) => this.versions.get(key));
+    this.checkpointBase = -1;
+    return this.open(segments);
   }
 }
