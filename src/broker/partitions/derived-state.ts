@@ -1,8 +1,9 @@
 // What the broker derives from a partition's appended batches: the idempotent-producer tables (and
 // their snapshots) and the stream versions (the stream index). Every change goes through one hook,
 // `applyAppendedBatch`, fed with the batch bytes as stored and their offsets, and its counterpart
-// `truncated`: the leader runs it after each append of a producer's batch, a follower after each
-// append of the leader's batches. Both hold the same batches at the same offsets, so both hold the
+// `truncated`: the leader runs it after each append of a producer's batch, a follower its
+// `applyReplicatedBatch` form after each `log.appendReplicated` of the leader's batches (that
+// append counts the stream keys itself). Both hold the same batches at the same offsets, so both hold the
 // same producer sequences and stream versions, and a follower that becomes leader answers retries
 // and expected-version appends as the old leader would have.
 //
@@ -91,6 +92,16 @@ export class DerivedState {
       sequences[i] = key === null ? -1 : this.streams.add(key, base + keys.deltas[i]!);
     }
     return sequences;
+  }
+
+  /**
+   * The follower's side of the hook: the leader's batches were stored by `log.appendReplicated`,
+   * which counts their keyed records in the stream index itself (a replica's stream files are the
+   * leader's); this records the producer batch of each, in offset order, synchronously after the
+   * append, as `applyAppendedBatch` does for the leader.
+   */
+  applyReplicatedBatch(batch: Buffer, baseOffset: bigint, lastOffset: bigint): void {
+    this.tables.recordAppended(batch, baseOffset, lastOffset);
   }
 
   /**

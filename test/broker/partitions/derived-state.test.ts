@@ -133,16 +133,16 @@ const lastOffsetOf = (batch: Buffer) =>
   baseOffsetOf(batch) + BigInt(batch.readInt32BE(BATCH_OFFSETS.lastOffsetDelta));
 
 /**
- * What a follower does with the leader's batches: appends the same bytes at the same offsets (a log
- * that starts where the leader's does assigns them), then runs the hook on them.
+ * What a follower does with the leader's batches: stores the same bytes at the same offsets
+ * (`appendReplicated`, which counts their stream keys), then runs the follower's hook on them.
  */
 async function replicate(batches: readonly Buffer[], follower: Partition): Promise<void> {
   const written: Promise<unknown>[] = [];
   for (const stored of batches) {
     const batch = Buffer.from(stored);
-    const ticket = follower.log.append(batch);
+    const ticket = follower.log.appendReplicated(batch);
     expect(ticket.baseOffset).toBe(baseOffsetOf(stored));
-    follower.derived.applyAppendedBatch(batch, ticket.baseOffset, ticket.lastOffset);
+    follower.derived.applyReplicatedBatch(batch, ticket.baseOffset, ticket.lastOffset);
     written.push(ticket.done);
   }
   await Promise.all(written);
