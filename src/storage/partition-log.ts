@@ -254,7 +254,11 @@ export class PartitionLog {
 
   /** Offsets below this were fdatasynced here (whatever the policy: at syncs and rolls). */
   get durableOffset(): bigint {
-    return this.syncedThrough < this.stable ? this.syncedThrough : this.stable;
+    // (bigints: Math.min does not take them)
+    const synced = this.syncedThrough;
+    const stable = this.stable;
+    if (synced < stable) return synced;
+    return stable;
   }
 
   /** The high watermark the owner set last; null while none was set (a single-node log). */
