@@ -10,10 +10,10 @@ import { isMemoryStreamerError } from '../common/errors.js';
 import { BrokerMetrics, type BrokerStateSource } from '../metrics/broker-metrics.js';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import type {
+  CreateTopicRequest,
   DescribeTopicResponse,
   ListOffsetsResponse,
   MetadataResponse,
-  ProduceRequest,
   ReadStreamResponse,
   SubscribeRequest,
   TopicMetadata,
@@ -81,6 +81,7 @@ export const DEFAULT_MAX_PARTITIONS = 10_000;
 /** Segment size of the offsets topic: small, because compaction only cleans sealed segments. */
 const OFFSETS_SEGMENT_BYTES = 16 * 1024 * 1024;
 
+import type { ReplicaRequestHandler, ReplicaRoles } from './replica-hooks.js';
 import { TopicRegistry } from './topics/topic-registry.js';
 
 export interface BrokerCoreOptions {
@@ -172,6 +173,10 @@ export class BrokerCore {
    * broker that is reached in process only.
    */
   advertisedListener: { host: string; port: number } | null = null;
+  /** Set by a cluster member: who leads each partition, and when a write may be acknowledged. */
+  replicaRoles: ReplicaRoles | null = null;
+  /** Set by a cluster member: answers other brokers' replica fetches and epoch queries. */
+  replicaRequests: ReplicaRequestHandler | null = null;
   /** Set by the network server so metrics can report connections and memory use. */
   connectionStats: () => { connections: number; heldBytes: number } = () => ({
     connections: 0,
@@ -613,6 +618,63 @@ export class BrokerCore {
     }
   }
 
+  /**
+   * Creates a topic in this broker's storage: all or nothing (the partitions open before
+   * topic.json is written; a failure closes what opened and removes the directory).
+   */
+  private async createLocal(input: CreateTopicRequest, ifNotExists: boolean): Promise<TopicView> {
+    if (this.offline.has(input.name)) {
+      throw errorOf(
+        'TOPIC_ALREADY_EXISTS',
+        `${JSON.stringify(input.name)} exists but is offline (${this.offline.get(input.name)}); delete it to create it again`,
+      );
+    }
+    const existing = this.registry.get(input.name);
+    if (existing !== undefined && ifNotExists && !input.name.startsWith(INTERNAL_TOPIC_PREFIX))
+      return this.view(existing);
+    if (this.changing.has(input.name))
+      throw errorOf('TOPIC_ALREADY_EXISTS', `${input.name} is being created`);
+    const release =
+      existing === undefined && !input.name.startsWith(INTERNAL_TOPIC_PREFIX)
+        ? this.reservePartitions(
+            input.name,
+            validatePartitionCount(input.partitions ?? this.registry.defaultPartitionCount),
+          )
+        : () => undefined;
+    const changed = existing === undefined ? this.holdProduces(input.name) : () => undefined;
+    try {
+      // All or nothing: the partitions open before topic.json is written; a failure closes
+      // what opened and removes the directory, so the topic is never listed half-created.
+      const topic = await this.registry.create(input, {
+        open: async (description) => {
+          try {
+            await this.openPartitions(description, 0);
+          } catch (error) {
+            await this.closePartitions(description.name);
+            throw error;
+          }
+        },
+      });
+      return this.view(topic);
+    } catch (error) {
+      throw undoneError(`creating topic ${input.name}`, error);
+    } finally {
+      release();
+      changed();
+    }
+  }
+
+  /**
+   * A cluster member keeps its replicas here: the topic as the controller recorded it, created in
+   * this broker's storage when missing (its other copies are on other brokers, so the replication
+   * factor is not refused as on a broker alone).
+   */
+  async ensureReplicaTopic(input: CreateTopicRequest): Promise<void> {
+    this.ensureOpen();
+    if (this.registry.get(input.name) !== undefined) return;
+    await this.createLocal(input, true);
+  }
+
   private readonly handlers: { [K in CoreCommand]: (request: RequestOf<K>) => Promise<ResponseOf<K>> } = {
     createTopic: async (request) => {
       assertKnownTopicOptions('createTopic', request);
@@ -624,45 +686,7 @@ export class BrokerCore {
           `topic ${input.name}: replicationFactor ${input.replicationFactor} needs ${input.replicationFactor} brokers, ` +
             'and this broker runs alone, without a cluster (start brokers with serve --cluster to replicate)',
         );
-      if (this.offline.has(input.name)) {
-        throw errorOf(
-          'TOPIC_ALREADY_EXISTS',
-          `${JSON.stringify(input.name)} exists but is offline (${this.offline.get(input.name)}); delete it to create it again`,
-        );
-      }
-      const existing = this.registry.get(input.name);
-      if (existing !== undefined && ifNotExists === true && !input.name.startsWith(INTERNAL_TOPIC_PREFIX))
-        return this.view(existing);
-      if (this.changing.has(input.name))
-        throw errorOf('TOPIC_ALREADY_EXISTS', `${input.name} is being created`);
-      const release =
-        existing === undefined && !input.name.startsWith(INTERNAL_TOPIC_PREFIX)
-          ? this.reservePartitions(
-              input.name,
-              validatePartitionCount(input.partitions ?? this.registry.defaultPartitionCount),
-            )
-          : () => undefined;
-      const changed = existing === undefined ? this.holdProduces(input.name) : () => undefined;
-      try {
-        // All or nothing: the partitions open before topic.json is written; a failure closes
-        // what opened and removes the directory, so the topic is never listed half-created.
-        const topic = await this.registry.create(input, {
-          open: async (description) => {
-            try {
-              await this.openPartitions(description, 0);
-            } catch (error) {
-              await this.closePartitions(description.name);
-              throw error;
-            }
-          },
-        });
-        return this.view(topic);
-      } catch (error) {
-        throw undoneError(`creating topic ${input.name}`, error);
-      } finally {
-        release();
-        changed();
-      }
+      return this.createLocal(input, ifNotExists === true);
     },
     alterTopic: async (request) => {
       assertKnownTopicOptions('alterTopic', request);
@@ -786,15 +810,24 @@ export class BrokerCore {
       refuseInternal(request.topic);
       if (this.changing.size > 0) await this.changing.get(request.topic);
       const partition = this.partition(request.topic, request.partition);
+      const roles = this.replicaRoles;
       let response: ResponseOf<'produce'>;
       try {
-        // One broker, one copy of every partition (topics with more cannot be created here): the
-        // ISR is this broker alone, so acks 'all' is acknowledged as acks 1 is.
-        response = await partition.produce(
-          request.acks === 'all'
-            ? { batch: request.batch, acks: 1, expectedVersion: request.expectedVersion }
-            : (request as ProduceRequest & { acks: 0 | 1 }),
-        );
+        // Without a cluster, one broker holds one copy of every partition (topics with more cannot
+        // be created here): the ISR is this broker alone, so acks 'all' is acknowledged as acks 1 is.
+        // In a cluster the leader stamps its epoch, and acks 'all' waits for the ISR below.
+        const leaderEpoch =
+          roles === null
+            ? undefined
+            : roles.leaderEpochForProduce(request.topic, request.partition, request.acks);
+        response = await partition.produce({
+          batch: request.batch,
+          acks: request.acks === 0 ? 0 : 1,
+          expectedVersion: request.expectedVersion,
+          leaderEpoch,
+        });
+        if (roles !== null && request.acks !== 0)
+          await roles.acknowledged(request.topic, request.partition, response.lastOffset, request.acks);
       } catch (error) {
         this.noteStorageFull(partition, error);
         throw error;
@@ -809,6 +842,7 @@ export class BrokerCore {
       return response;
     },
     fetch: async (request) => {
+      this.replicaRoles?.checkRead(request.topic, request.partition);
       const partition = this.partition(request.topic, request.partition);
       const maxBytes = Math.min(Math.max(request.maxBytes, 1), this.options.maxFetchBytes);
       const result = await partition.fetch(

@@ -31,6 +31,8 @@ export interface ProduceInput {
   batch: Buffer;
   acks: 0 | 1;
   expectedVersion?: number | undefined;
+  /** In a cluster: the epoch of this broker's leadership, stamped into the batch. */
+  leaderEpoch?: number | undefined;
 }
 
 export class Partition {
@@ -151,7 +153,7 @@ export class Partition {
         );
       }
     }
-    const ticket = this.log.append(input.batch);
+    const ticket = this.log.append(input.batch, input.leaderEpoch);
     // Without any key the reply carries no sequences at all (clients read that as -1 for each).
     const sequences = this.derived.applyAppendedBatch(
       input.batch,

@@ -23,6 +23,11 @@ import {
 } from '../../protocol/commands/control.js';
 import type { FetchResponse } from '../../protocol/commands/data-types.js';
 import { COMMANDS, commandForOpcode } from '../../protocol/commands/registry.js';
+import {
+  REPLICATION_COMMANDS,
+  type ReplicationCommandName,
+  replicationCommandForOpcode,
+} from '../../protocol/commands/replication-commands.js';
 import { crc32c } from '../../protocol/crc32c.js';
 import { ErrorCode, errorOf } from '../../protocol/error-codes.js';
 import { type Frame, FrameDecoder } from '../../protocol/frame-decoder.js';
@@ -476,6 +481,11 @@ export class Connection {
         return;
     }
     const name = commandForOpcode(header.opcode);
+    const replication = name === undefined ? replicationCommandForOpcode(header.opcode) : undefined;
+    if (replication !== undefined && this.host.core.replicaRequests !== null) {
+      this.replicaRequest(replication, frame);
+      return;
+    }
     if (name === undefined) {
       this.sendError(
         header.correlationId,
@@ -574,6 +584,61 @@ export class Connection {
         for (const wake of this.drainWaiters.splice(0)) wake();
       }
     }
+  }
+
+  /**
+   * A broker-to-broker request (replica fetch, offsets for leader epoch), for the cluster member's
+   * handler. Counted in flight like any request; a replica fetch's answer is bounded by the
+   * server's frame limit.
+   */
+  private replicaRequest(name: ReplicationCommandName, frame: Frame): void {
+    const { correlationId, opcode } = frame.header;
+    const handler = this.host.core.replicaRequests!;
+    if (this.state === 'draining' || this.inFlightRequests >= this.host.limits.maxInFlightRequests) {
+      this.sendError(
+        correlationId,
+        opcode,
+        this.state === 'draining' ? errorOf('SHUTTING_DOWN') : errorOf('TOO_MANY_REQUESTS_IN_FLIGHT'),
+      );
+      return;
+    }
+    this.inFlightRequests++;
+    const run = async (): Promise<Buffer> => {
+      const reader = new BinaryReader(frame.payload);
+      const writer = new BinaryWriter(256);
+      if (name === 'replicaFetch') {
+        const request = REPLICATION_COMMANDS.replicaFetch.decodeRequest(reader);
+        reader.end();
+        request.maxBytes = Math.min(request.maxBytes, this.host.limits.maxPayloadBytes - 64 * 1024);
+        REPLICATION_COMMANDS.replicaFetch.encodeResponse(writer, await handler.replicaFetch(request));
+      } else {
+        const request = REPLICATION_COMMANDS.offsetsForLeaderEpoch.decodeRequest(reader);
+        reader.end();
+        REPLICATION_COMMANDS.offsetsForLeaderEpoch.encodeResponse(
+          writer,
+          await handler.offsetsForLeaderEpoch(request),
+        );
+      }
+      return writer.finish();
+    };
+    run()
+      .then(
+        (payload) => {
+          if (this.state !== 'closed')
+            this.sendFrame({ opcode, correlationId, flags: FrameFlags.RESPONSE }, payload);
+        },
+        (error: unknown) => {
+          if (this.state !== 'closed') this.sendError(correlationId, opcode, error);
+        },
+      )
+      .finally(() => {
+        this.inFlightRequests--;
+        if (!this.processing) this.pump();
+        if (this.inFlightRequests === 0) {
+          this.flushSmallFrames();
+          for (const wake of this.drainWaiters.splice(0)) wake();
+        }
+      });
   }
 
   private handshake(frame: Frame): void {

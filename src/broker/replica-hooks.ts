@@ -1,0 +1,34 @@
+// How a cluster member plugs replication into the broker without the broker knowing the cluster:
+// the core asks a `ReplicaRoles` before it appends a producer's batch (is this broker the leader,
+// at which epoch) and after (when may it acknowledge, per acks), and hands broker-to-broker
+// requests (replica fetch, offsets for leader epoch) to a `ReplicaRequestHandler`. A broker
+// without a cluster has neither: it is the only replica of everything, as before.
+
+import type { Acks } from '../protocol/commands/data-types.js';
+import type {
+  OffsetsForLeaderEpochRequest,
+  OffsetsForLeaderEpochResponse,
+  ReplicaFetchRequest,
+  ReplicaFetchResponse,
+} from '../protocol/commands/replication-commands.js';
+
+export interface ReplicaRoles {
+  /**
+   * Before a producer's batch is appended to `topic`/`partition`: the leader epoch to stamp it
+   * with, or throws NOT_LEADER (another broker leads), LEADER_NOT_AVAILABLE (none does now) or
+   * NOT_ENOUGH_REPLICAS (acks 'all' with an ISR below the topic's minInsyncReplicas).
+   */
+  leaderEpochForProduce(topic: string, partition: number, acks: Acks): number;
+  /**
+   * After the leader appended a batch ending at `lastOffset`: resolves when it may be
+   * acknowledged (acks 'all': every ISR member holds it), rejects if it cannot be.
+   */
+  acknowledged(topic: string, partition: number, lastOffset: bigint, acks: Acks): Promise<void>;
+  /** Before a consumer read: throws NOT_LEADER when another broker leads the partition. */
+  checkRead(topic: string, partition: number): void;
+}
+
+export interface ReplicaRequestHandler {
+  replicaFetch(request: ReplicaFetchRequest): Promise<ReplicaFetchResponse>;
+  offsetsForLeaderEpoch(request: OffsetsForLeaderEpochRequest): Promise<OffsetsForLeaderEpochResponse>;
+}
