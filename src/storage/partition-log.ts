@@ -33,13 +33,13 @@ import { errorOf } from '../protocol/error-codes.js';
 import { splitBatches } from '../protocol/record-batch.js';
 import { BATCH_HEADER_SIZE, BATCH_OFFSETS, writeBaseOffset } from '../protocol/record-batch-layout.js';
 import { frameBatches, lastOffsetOf, verifyBatches } from './batch-chunk.js';
+import { LeaderEpochFile } from './leader-epoch-file.js';
 import {
   type CleanerHost,
   type CompactionOptions,
   type CompactionReport,
   LogCleaner,
 } from './log-cleaner.js';
-import { LeaderEpochFile } from './leader-epoch-file.js';
 import { LogReader } from './log-reader.js';
 import { type RecoveryReport, recoverSegments } from './log-recovery.js';
 import { budgetedFs, FileRetiredError } from './open-files.js';
