@@ -10,8 +10,8 @@
 //    file is rebuilt from the epochs the batches carry (each batch's partitionLeaderEpoch).
 // No file means no epoch was ever assigned (a log that was never replicated): nothing is read.
 //
-// Layout (version 1), big-endian like record batches; the same bytes as the cluster's checkpoint
-// (src/cluster/replication/leader-epoch-cache.ts, encodeEpochCheckpoint):
+// Layout (version 1), big-endian like record batches; the cluster's epoch cache
+// (src/cluster/replication/leader-epoch-cache.ts) reads and writes its checkpoint with this codec:
 //   offset      size  field
 //   0           4     magic "MSEC" (MemoryStreamer Epoch Checkpoint)
 //   4           2     version = 1

@@ -3,8 +3,8 @@
 // this log?", the question the truncation protocol asks (OffsetsForLeaderEpoch). It does no file
 // I/O: the broker writes and reads the checkpoint bytes.
 
-import { crc32c } from '../../protocol/crc32c.js';
 import { errorOf } from '../../protocol/error-codes.js';
+import { decodeLeaderEpochs, encodeLeaderEpochs } from '../../storage/leader-epoch-file.js';
 
 /** No epoch: an empty cache, or an epoch this log does not know. Matches a batch's "no epoch" (-1). */
 export const UNDEFINED_EPOCH = -1;
@@ -140,63 +140,16 @@ function checkEntry(entry: EpochEntry): void {
     throw errorOf('LEADER_EPOCH_REGRESSION', `start offset ${entry.startOffset} is not an int64 ≥ 0`);
 }
 
-// Checkpoint layout (version 1), big-endian like record batches:
-//   offset      size  field
-//   0           4     magic "MSEC" (MemoryStreamer Epoch Checkpoint)
-//   4           2     version = 1
-//   6           4     entry count N (uint32)
-//   10          12·N  entries: epoch int32 (≥ 0), start offset int64 (≥ 0); both strictly increasing
-//   10 + 12·N   4     CRC-32C of bytes [0, 10 + 12·N)
-// The file is written whole (write to a temporary name, fsync, rename); any other length is corrupt.
-const MAGIC = 0x4d534543; // "MSEC"
-const VERSION = 1;
-const HEADER_BYTES = 10;
-const ENTRY_BYTES = 12;
-const CRC_BYTES = 4;
+// The checkpoint's bytes are the log's own leader-epoch file (src/storage/leader-epoch-file.ts,
+// where the layout is written): one format, one codec. The entries are checked here as the cache
+// takes them (int32 epochs, int64 offsets).
 
 export function encodeEpochCheckpoint(entries: readonly EpochEntry[]): Buffer {
-  const body = HEADER_BYTES + ENTRY_BYTES * entries.length;
-  const bytes = Buffer.alloc(body + CRC_BYTES);
-  bytes.writeUInt32BE(MAGIC, 0);
-  bytes.writeUInt16BE(VERSION, 4);
-  bytes.writeUInt32BE(entries.length, 6);
-  let at = HEADER_BYTES;
-  for (const entry of entries) {
-    checkEntry(entry);
-    bytes.writeInt32BE(entry.epoch, at);
-    bytes.writeBigInt64BE(entry.startOffset, at + 4);
-    at += ENTRY_BYTES;
-  }
-  bytes.writeUInt32BE(crc32c(bytes.subarray(0, body)), body);
-  return bytes;
+  for (const entry of entries) checkEntry(entry);
+  return encodeLeaderEpochs(entries);
 }
 
 /** The entries of a checkpoint; any malformed input throws CORRUPT_EPOCH_CHECKPOINT. */
 export function decodeEpochCheckpoint(input: Uint8Array): EpochEntry[] {
-  const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-  const corrupt = (detail: string) => errorOf('CORRUPT_EPOCH_CHECKPOINT', detail);
-  if (bytes.length < HEADER_BYTES + CRC_BYTES)
-    throw corrupt(`${bytes.length} bytes, the smallest checkpoint has ${HEADER_BYTES + CRC_BYTES}`);
-  if (bytes.readUInt32BE(0) !== MAGIC) throw corrupt('bad magic');
-  const version = bytes.readUInt16BE(4);
-  if (version !== VERSION) throw corrupt(`version ${version} is not supported (expected ${VERSION})`);
-  const count = bytes.readUInt32BE(6);
-  const body = HEADER_BYTES + ENTRY_BYTES * count;
-  if (bytes.length !== body + CRC_BYTES)
-    throw corrupt(`${count} entries need ${body + CRC_BYTES} bytes, found ${bytes.length}`);
-  if (bytes.readUInt32BE(body) !== crc32c(bytes.subarray(0, body))) throw corrupt('CRC-32C does not match');
-  const entries: EpochEntry[] = [];
-  for (let at = HEADER_BYTES; at < body; at += ENTRY_BYTES) {
-    const entry = { epoch: bytes.readInt32BE(at), startOffset: bytes.readBigInt64BE(at + 4) };
-    const previous = entries.at(-1);
-    // A correct CRC over a bad entry means a writer bug, not a torn write: still corrupt, still typed.
-    if (entry.epoch < 0 || entry.startOffset < 0n) throw corrupt(`negative entry at byte ${at}`);
-    if (
-      previous !== undefined &&
-      (entry.epoch <= previous.epoch || entry.startOffset <= previous.startOffset)
-    )
-      throw corrupt(`entries out of order at byte ${at}`);
-    entries.push(entry);
-  }
-  return entries;
+  return decodeLeaderEpochs(Buffer.from(input.buffer, input.byteOffset, input.byteLength));
 }
