@@ -177,6 +177,11 @@ export class BrokerCore {
   replicaRoles: ReplicaRoles | null = null;
   /** Set by a cluster member: answers other brokers' replica fetches and epoch queries. */
   replicaRequests: ReplicaRequestHandler | null = null;
+  /**
+   * Set by a cluster member: topics are created through the cluster's controller (the replicas
+   * appear on their brokers from the metadata), not in this broker's storage directly.
+   */
+  topicCreator: ((request: CreateTopicRequest) => Promise<TopicView>) | null = null;
   /** Set by the network server so metrics can report connections and memory use. */
   connectionStats: () => { connections: number; heldBytes: number } = () => ({
     connections: 0,
@@ -669,15 +674,27 @@ export class BrokerCore {
    * this broker's storage when missing (its other copies are on other brokers, so the replication
    * factor is not refused as on a broker alone).
    */
-  async ensureReplicaTopic(input: CreateTopicRequest): Promise<void> {
+  async ensureReplicaTopic(input: CreateTopicRequest): Promise<TopicView> {
     this.ensureOpen();
-    if (this.registry.get(input.name) !== undefined) return;
-    await this.createLocal(input, true);
+    const existing = this.registry.get(input.name);
+    if (existing !== undefined) return this.view(existing);
+    return this.createLocal(input, true);
+  }
+
+  /** The topic as this broker holds it, or undefined. */
+  localTopic(name: string): TopicView | undefined {
+    const topic = this.registry.get(name);
+    return topic === undefined ? undefined : this.view(topic);
   }
 
   private readonly handlers: { [K in CoreCommand]: (request: RequestOf<K>) => Promise<ResponseOf<K>> } = {
     createTopic: async (request) => {
       assertKnownTopicOptions('createTopic', request);
+      if (this.topicCreator !== null) {
+        const existing = this.registry.get(request.name);
+        if (existing !== undefined && request.ifNotExists === true) return this.view(existing);
+        return this.topicCreator(request);
+      }
       const { ifNotExists, ...input } = request;
       // A broker without a cluster is the only broker: one copy is all it can keep.
       if (input.replicationFactor !== undefined && validateReplicationFactor(input.replicationFactor) > 1)

@@ -7,6 +7,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { MemoryStreamerError } from '../common/errors.js';
 import { BinaryReader } from '../protocol/codec/binary-reader.js';
 import { BinaryWriter } from '../protocol/codec/binary-writer.js';
+import type { CommandCodec } from '../protocol/commands/command.js';
 import {
   ALL_FEATURES,
   decodeErrorPayload,
@@ -476,6 +477,36 @@ export class TcpTransport implements Transport {
         );
         this.send(link, [head, batch]);
       }
+    });
+  }
+
+  /**
+   * Sends a request of a command outside the client's registry (broker-to-broker commands such as
+   * replica fetch) with its own codec: the same connection, correlation and deadlines as `request`.
+   */
+  async call<Request, Response>(
+    command: CommandCodec<Request, Response>,
+    request: Request,
+    options: RequestOptions,
+  ): Promise<Response> {
+    const link = await this.connect();
+    const writer = new BinaryWriter(128);
+    command.encodeRequest(writer, request);
+    const payload = writer.finish();
+    this.checkPayloadSize(link, `0x${command.opcode.toString(16)}`, command.opcode, payload.length);
+    const correlationId = this.nextCorrelationId;
+    this.nextCorrelationId = this.nextCorrelationId >= 0xffffffff ? 1 : this.nextCorrelationId + 1;
+    return new Promise<Response>((resolve, reject) => {
+      this.pending.set(correlationId, {
+        link,
+        decode: (bytes) => command.decodeResponse(new BinaryReader(bytes)),
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        deadline: performance.now() + options.timeoutMs,
+        what: `0x${command.opcode.toString(16)}`,
+        timeoutMs: options.timeoutMs,
+      });
+      this.send(link, encodeFrame({ opcode: command.opcode, correlationId }, payload));
     });
   }
 

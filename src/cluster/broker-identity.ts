@@ -67,7 +67,10 @@ export async function claimIdentity(dataDir: string, identity: BrokerIdentity): 
       );
     return;
   }
-  const topics = await readdir(join(dataDir, 'topics')).catch(() => [] as string[]);
+  // Internal topics (`__consumer_offsets`) are made by every broker at its first start.
+  const topics = (await readdir(join(dataDir, 'topics')).catch(() => [] as string[])).filter(
+    (name) => !name.startsWith('__'),
+  );
   if (topics.length > 0)
     throw errorOf(
       'CLUSTER_ID_MISMATCH',

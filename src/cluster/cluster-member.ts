@@ -124,6 +124,11 @@ export class ClusterMember {
     return this.service.term !== null;
   }
 
+  /** etcd, for the writes a member makes itself (a leader's ISR changes). */
+  get controlPlane(): ControlPlane {
+    return this.plane;
+  }
+
   get controllerService(): ControllerService {
     return this.service;
   }

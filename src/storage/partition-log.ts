@@ -871,6 +871,25 @@ export class PartitionLog {
   }
 
   /**
+   * What a follower fetches: whole batches from `offset` (a batch start), up to `maxBytes` (at least
+   * one batch), also past the replicated high watermark up to what is written here (the leader's
+   * batches above it wait in memory for the followers that move it). `nextOffset` is where the next
+   * fetch starts.
+   */
+  async readForReplica(offset: bigint, maxBytes: number): Promise<{ data: Buffer; nextOffset: bigint }> {
+    if (offset < this.visibleOffset) {
+      const result = await this.read(offset, maxBytes);
+      return { data: result.data, nextOffset: result.nextOffset };
+    }
+    if (offset > this.nextOffset)
+      throw errorOf('OFFSET_OUT_OF_RANGE', `offset ${offset}; the log ends at ${this.nextOffset}`);
+    const held = this.replicated?.from(offset, maxBytes) ?? [];
+    if (held.length === 0) return { data: Buffer.alloc(0), nextOffset: offset };
+    const last = held[held.length - 1]!;
+    return { data: held.length === 1 ? last : Buffer.concat(held), nextOffset: lastOffsetOf(last, 0) + 1n };
+  }
+
+  /**
    * A sequential reader from `offset` that reads into two buffers of its own, reused from read to
    * read: what each `next()` returns is valid only until the next call (log-reader.ts). For replays
    * that look at the bytes and move on; a reader that keeps or hands on the bytes uses `read`.

@@ -40,6 +40,28 @@ export class ReplicatedVisibility {
     if (this.highWatermark > end) this.highWatermark = end;
   }
 
+  /**
+   * The written batches not yet below the high watermark from the one starting at `offset`, up to
+   * `maxBytes` (at least one): what a follower fetches past what readers see. Empty when no held
+   * batch starts there.
+   */
+  from(offset: bigint, maxBytes: number): Buffer[] {
+    const out: Buffer[] = [];
+    let bytes = 0;
+    let started = false;
+    for (const { batch, lastOffset } of this.tail) {
+      if (!started) {
+        if (lastOffset < offset) continue;
+        if (batch.readBigInt64BE(0) !== offset) return [];
+        started = true;
+      }
+      if (out.length > 0 && bytes + batch.length > maxBytes) break;
+      out.push(batch);
+      bytes += batch.length;
+    }
+    return out;
+  }
+
   /** Bytes held for listeners (for tests and metrics). */
   get heldBytes(): number {
     let total = 0;

@@ -15,7 +15,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   storage: ['protocol', 'common'],
   metrics: ['common'],
   broker: ['storage', 'protocol', 'metrics', 'common'],
-  cluster: ['broker', 'storage', 'protocol', 'metrics', 'common'],
+  // Brokers reach each other (replica fetch) through the client's TCP transport.
+  cluster: ['broker', 'client', 'storage', 'protocol', 'metrics', 'common'],
   client: ['protocol', 'common'],
   // In-process running only: the embedded Broker API over a broker node, and its transport.
   embedded: ['broker', 'client', 'protocol', 'common'],

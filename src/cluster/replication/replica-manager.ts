@@ -1,0 +1,632 @@
+// Runs this broker's replicas as the cluster's metadata says: for every partition assigned here,
+// the leader role (LeaderState: followers' positions, ISR proposals, high watermark, acks 'all')
+// or the follower role (FollowerState: truncation to the leader's history, then replica fetches),
+// driven with real I/O: the partition's log, REPLICA_FETCH and OFFSETS_FOR_LEADER_EPOCH over a
+// connection to the leader, ISR changes written to etcd as compare-and-swap on the partition's key.
+// The broker core consults it through ReplicaRoles (who may append, when to acknowledge) and hands
+// it the other brokers' requests through ReplicaRequestHandler.
+
+import type { BrokerCore } from '../../broker/broker-core.js';
+import type { ReplicaRequestHandler, ReplicaRoles } from '../../broker/replica-hooks.js';
+import { TcpTransport } from '../../client/tcp-transport.js';
+import { MemoryStreamerError } from '../../common/errors.js';
+import type { BrokerLogger } from '../../metrics/logger.js';
+import type { Acks, CreateTopicRequest, TopicView } from '../../protocol/commands/data-types.js';
+import {
+  epochAnswerOf,
+  epochAnswerPartitionOf,
+  NO_EPOCH,
+  type OffsetsForLeaderEpochRequest,
+  type OffsetsForLeaderEpochResponse,
+  REPLICATION_COMMANDS,
+  type ReplicaFetchedPartition,
+  type ReplicaFetchRequest,
+  type ReplicaFetchResponse,
+  replicaFetchResultOf,
+} from '../../protocol/commands/replication-commands.js';
+import { type ErrorName, errorOf } from '../../protocol/error-codes.js';
+import type { PartitionLog } from '../../storage/partition-log.js';
+import type { ClusterMember } from '../cluster-member.js';
+import { KEYS } from '../control-plane/metadata-keys.js';
+import { encodeRecord, NO_LEADER, type TopicRecord } from '../control-plane/metadata-records.js';
+import { FollowerState } from './follower-state.js';
+import { LeaderEpochCache } from './leader-epoch-cache.js';
+import { LeaderState } from './leader-state.js';
+import type { FollowerAction, LeaderAction } from './messages.js';
+
+export interface ReplicaManagerOptions {
+  /** A follower that has not caught up for this long leaves the ISR (Kafka's replica.lag.time.max.ms). */
+  readonly replicaLagTimeMs?: number;
+  /** How long an acks 'all' produce waits for the ISR before REQUEST_TIMEOUT. */
+  readonly ackTimeoutMs?: number;
+  /** After an empty replica fetch, the follower asks again after this long. */
+  readonly idleFetchBackoffMs?: number;
+}
+
+const TICK_MS = 20;
+const REQUEST_TIMEOUT_MS = 5_000;
+
+const keyOf = (topic: string, partition: number) => `${partition}:${topic}`;
+
+/** Makes the log serve what the high watermark covers; the first call switches it to replicated mode. */
+function moveHighWatermark(log: PartitionLog, highWatermark: bigint): void {
+  const current = log.replicatedHighWatermark;
+  if (current === null)
+    log.setHighWatermark(highWatermark > log.highWatermark ? highWatermark : log.highWatermark);
+  else if (highWatermark > current) log.setHighWatermark(highWatermark);
+}
+
+function epochCacheOf(log: PartitionLog): LeaderEpochCache {
+  return new LeaderEpochCache(log.leaderEpochs.entries());
+}
+
+class LeaderReplica {
+  private readonly waiters = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  private nextRequestId = 1;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly log: PartitionLog,
+    readonly state: LeaderState,
+    private readonly proposeIsr: (isr: readonly number[], isrVersion: number) => void,
+  ) {}
+
+  run(actions: readonly LeaderAction[]): void {
+    for (const action of actions) {
+      switch (action.type) {
+        case 'high-watermark':
+          moveHighWatermark(this.log, action.highWatermark);
+          break;
+        case 'propose-isr':
+          this.proposeIsr(action.isr, action.isrVersion);
+          break;
+        case 'complete-produce': {
+          const waiter = this.waiters.get(action.requestId);
+          this.waiters.delete(action.requestId);
+          if (action.error === null) waiter?.resolve();
+          else waiter?.reject(errorOf(action.error, `${this.topic}/${this.partition}`));
+          break;
+        }
+        case 'write-epoch-checkpoint':
+          // The log keeps its own leader-epoch file in step with its batches.
+          break;
+      }
+    }
+  }
+
+  progress(): void {
+    this.run(
+      this.state.onLocalProgress({ logEndOffset: this.log.logEndOffset, localEnd: this.log.stableOffset }),
+    );
+  }
+
+  acknowledged(lastOffset: bigint, deadlineMs: number): Promise<void> {
+    const requestId = this.nextRequestId++;
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.set(requestId, { resolve, reject });
+      this.run(this.state.awaitReplication(requestId, lastOffset, deadlineMs));
+    });
+  }
+
+  resign(): void {
+    this.run(this.state.resign());
+    for (const waiter of this.waiters.values())
+      waiter.reject(errorOf('NOT_LEADER', `${this.topic}/${this.partition}`));
+    this.waiters.clear();
+  }
+}
+
+class FollowerReplica {
+  private timer: NodeJS.Timeout;
+  /** Actions run one after the other (a truncation must finish before the next append). */
+  private queue: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly leaderEpoch: number,
+    private readonly core: BrokerCore,
+    private readonly log: PartitionLog,
+    private readonly state: FollowerState,
+    private readonly link: TcpTransport,
+    private readonly logger: BrokerLogger,
+  ) {
+    this.timer = setInterval(() => this.enqueue(this.state.poll(Date.now())), TICK_MS);
+    this.timer.unref();
+    this.enqueue(this.state.poll(Date.now()));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+  }
+
+  private enqueue(actions: readonly FollowerAction[]): void {
+    if (actions.length === 0 || this.stopped) return;
+    this.queue = this.queue
+      .then(() => this.perform(actions))
+      .catch((error: unknown) => {
+        this.logger.warn(
+          { topic: this.topic, partition: this.partition, reason: (error as Error).message },
+          'replica fetch failed; retrying',
+        );
+      });
+  }
+
+  private async perform(actions: readonly FollowerAction[]): Promise<void> {
+    const partition = this.core.partition(this.topic, this.partition);
+    for (const action of actions) {
+      if (this.stopped) return;
+      switch (action.type) {
+        case 'send-fetch': {
+          const { requestId, request } = action;
+          void this.link
+            .call(
+              REPLICATION_COMMANDS.replicaFetch,
+              {
+                replicaId: request.replicaId,
+                maxWaitMs: 0,
+                minBytes: 0,
+                maxBytes: 4 * 1024 * 1024,
+                partitions: [
+                  {
+                    topic: this.topic,
+                    partition: this.partition,
+                    leaderEpoch: request.leaderEpoch,
+                    lastFetchedEpoch: this.log.leaderEpochs.latestEpoch ?? NO_EPOCH,
+                    fetchOffset: request.fetchOffset,
+                    stableOffset: request.stableOffset,
+                    maxBytes: 1024 * 1024,
+                  },
+                ],
+              },
+              { timeoutMs: REQUEST_TIMEOUT_MS },
+            )
+            .then(
+              (response) => {
+                const entry = response.partitions[0];
+                const result =
+                  entry === undefined ? { error: 'NOT_LEADER' as ErrorName } : replicaFetchResultOf(entry);
+                this.enqueue(this.state.onFetchResponse(requestId, result, Date.now()));
+              },
+              (error: unknown) => this.failed(requestId, error, 'fetch'),
+            );
+          break;
+        }
+        case 'send-epoch-query': {
+          const { requestId, query } = action;
+          void this.link
+            .call(
+              REPLICATION_COMMANDS.offsetsForLeaderEpoch,
+              {
+                replicaId: query.replicaId,
+                partitions: [
+                  {
+                    topic: this.topic,
+                    partition: this.partition,
+                    leaderEpoch: query.leaderEpoch,
+                    queryEpoch: query.queryEpoch,
+                  },
+                ],
+              },
+              { timeoutMs: REQUEST_TIMEOUT_MS },
+            )
+            .then(
+              (response) => {
+                const entry = response.partitions[0];
+                const answer =
+                  entry === undefined ? { error: 'NOT_LEADER' as ErrorName } : epochAnswerOf(entry);
+                this.enqueue(this.state.onEpochAnswer(requestId, answer, Date.now()));
+              },
+              (error: unknown) => this.failed(requestId, error, 'epoch'),
+            );
+          break;
+        }
+        case 'truncate':
+          await this.log.truncateTo(action.offset);
+          await partition.derived.truncated(action.offset);
+          break;
+        case 'append': {
+          const bytes = Buffer.from(
+            action.batch.bytes.buffer,
+            action.batch.bytes.byteOffset,
+            action.batch.bytes.byteLength,
+          );
+          const ticket = this.log.appendReplicated(bytes);
+          partition.derived.applyReplicatedBatch(bytes, ticket.baseOffset, ticket.lastOffset);
+          await ticket.done;
+          this.state.onLocalStable(this.log.stableOffset);
+          break;
+        }
+        case 'high-watermark':
+          moveHighWatermark(this.log, action.highWatermark);
+          break;
+        case 'write-epoch-checkpoint':
+          // appendReplicated and truncateTo keep the log's leader-epoch file.
+          break;
+        case 'refresh-metadata':
+          // The controller's next metadata for this partition brings a new role.
+          this.stop();
+          break;
+      }
+    }
+  }
+
+  /** A request that got no answer: the state machine resends after its timeout. */
+  private failed(_requestId: number, error: unknown, what: string): void {
+    if (this.stopped) return;
+    if (!(error instanceof MemoryStreamerError && error.retriable))
+      this.logger.warn(
+        { topic: this.topic, partition: this.partition, what, reason: (error as Error).message },
+        'replica request failed',
+      );
+  }
+}
+
+export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler {
+  private readonly leaders = new Map<string, LeaderReplica>();
+  private readonly followers = new Map<string, FollowerReplica>();
+  private readonly links = new Map<number, { advertise: string; link: TcpTransport }>();
+  private readonly tick: NodeJS.Timeout;
+  private reconciling: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly replicaLagTimeMs: number;
+  private readonly ackTimeoutMs: number;
+  private readonly idleFetchBackoffMs: number;
+
+  constructor(
+    private readonly core: BrokerCore,
+    private readonly member: ClusterMember,
+    private readonly logger: BrokerLogger,
+    options: ReplicaManagerOptions = {},
+  ) {
+    this.replicaLagTimeMs = options.replicaLagTimeMs ?? 10_000;
+    this.ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
+    this.idleFetchBackoffMs = options.idleFetchBackoffMs ?? 10;
+    this.tick = setInterval(() => {
+      const now = Date.now();
+      for (const leader of this.leaders.values()) leader.run(leader.state.tick(now));
+    }, TICK_MS);
+    this.tick.unref();
+  }
+
+  /** Plugs the manager into the core and follows the metadata from now on. */
+  start(): void {
+    this.core.replicaRoles = this;
+    this.core.replicaRequests = this;
+    this.core.topicCreator = (request) => this.createTopic(request);
+    this.reconcile();
+  }
+
+  /** Call whenever the metadata changed (the member's watch). */
+  reconcile(): void {
+    this.reconciling = this.reconciling
+      .then(() => this.reconcileNow())
+      .catch((error: unknown) =>
+        this.logger.error({ reason: (error as Error).message }, 'replica reconcile failed'),
+      );
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.tick);
+    await this.reconciling;
+    for (const leader of this.leaders.values()) leader.resign();
+    for (const follower of this.followers.values()) follower.stop();
+    this.leaders.clear();
+    this.followers.clear();
+    for (const { link } of this.links.values()) await link.close();
+    this.links.clear();
+    this.core.replicaRoles = null;
+    this.core.replicaRequests = null;
+    this.core.topicCreator = null;
+  }
+
+  private async reconcileNow(): Promise<void> {
+    if (this.stopped) return;
+    const me = this.member.brokerId;
+    const cache = this.member.metadata;
+    const wanted = new Set<string>();
+    for (const { value: topic } of cache.topics()) {
+      const mine = topic.assignment.some((replicas) => replicas.includes(me));
+      if (!mine) continue;
+      await this.core.ensureReplicaTopic(this.localTopicOf(topic));
+      for (let p = 0; p < topic.partitions; p++) {
+        const replicas = topic.assignment[p] ?? [];
+        if (!replicas.includes(me)) continue;
+        const state = cache.partition(topic.name, p);
+        if (state === undefined || state.value.leader === NO_LEADER) continue;
+        const key = keyOf(topic.name, p);
+        wanted.add(key);
+        const { leader, leaderEpoch, isr } = state.value;
+        if (leader === me) {
+          this.stopFollower(key);
+          const current = this.leaders.get(key);
+          if (current !== undefined && current.state.leaderEpoch === leaderEpoch) {
+            // The ISR as the controller (or this leader's own proposal) wrote it.
+            current.run(current.state.applyIsr(isr, Number(state.modRevision), Date.now()));
+            continue;
+          }
+          current?.resign();
+          this.becomeLeader(topic, p, replicas, leaderEpoch, isr, Number(state.modRevision));
+        } else {
+          this.resignLeader(key);
+          const current = this.followers.get(key);
+          if (current !== undefined && current.leaderEpoch === leaderEpoch) continue;
+          current?.stop();
+          this.becomeFollower(topic.name, p, leader, leaderEpoch);
+        }
+      }
+    }
+    for (const key of [...this.leaders.keys()]) if (!wanted.has(key)) this.resignLeader(key);
+    for (const key of [...this.followers.keys()]) if (!wanted.has(key)) this.stopFollower(key);
+  }
+
+  private localTopicOf(topic: TopicRecord): CreateTopicRequest {
+    return {
+      name: topic.name,
+      partitions: topic.partitions,
+      replicationFactor: topic.replicationFactor,
+      config: topic.config as CreateTopicRequest['config'],
+    };
+  }
+
+  private minInsyncReplicasOf(topic: TopicRecord): number {
+    const value = topic.config.minInsyncReplicas;
+    return typeof value === 'number' ? value : 1;
+  }
+
+  private becomeLeader(
+    topic: TopicRecord,
+    partition: number,
+    replicas: readonly number[],
+    leaderEpoch: number,
+    isr: readonly number[],
+    isrVersion: number,
+  ): void {
+    const log = this.core.partition(topic.name, partition).log;
+    const { leader, actions } = LeaderState.become(
+      {
+        brokerId: this.member.brokerId,
+        leaderEpoch,
+        replicas,
+        isr,
+        isrVersion,
+        replicaLagTimeMs: this.replicaLagTimeMs,
+        minInsyncReplicas: this.minInsyncReplicasOf(topic),
+        isrProposalRetryMs: 1_000,
+      },
+      epochCacheOf(log),
+      {
+        logStartOffset: log.logStartOffset,
+        logEndOffset: log.logEndOffset,
+        localEnd: log.stableOffset,
+        highWatermark: log.replicatedHighWatermark ?? log.highWatermark,
+        nowMs: Date.now(),
+      },
+    );
+    const replica = new LeaderReplica(topic.name, partition, log, leader, (proposed, version) =>
+      this.writeIsr(topic.name, partition, leaderEpoch, proposed, version),
+    );
+    this.leaders.set(keyOf(topic.name, partition), replica);
+    replica.run(actions);
+    this.logger.info({ topic: topic.name, partition, leaderEpoch }, 'leading partition');
+  }
+
+  private becomeFollower(topic: string, partition: number, leaderId: number, leaderEpoch: number): void {
+    const link = this.linkTo(leaderId);
+    if (link === null) return;
+    const log = this.core.partition(topic, partition).log;
+    const state = new FollowerState(
+      {
+        brokerId: this.member.brokerId,
+        leaderId,
+        leaderEpoch,
+        reportStableOffset: false,
+        requestTimeoutMs: REQUEST_TIMEOUT_MS,
+        idleFetchBackoffMs: this.idleFetchBackoffMs,
+        errorBackoffMs: 100,
+      },
+      epochCacheOf(log),
+      {
+        logEndOffset: log.logEndOffset,
+        stableOffset: log.stableOffset,
+        highWatermark: log.replicatedHighWatermark ?? 0n,
+        nowMs: Date.now(),
+      },
+    );
+    this.followers.set(
+      keyOf(topic, partition),
+      new FollowerReplica(topic, partition, leaderEpoch, this.core, log, state, link, this.logger),
+    );
+    this.logger.info({ topic, partition, leader: leaderId, leaderEpoch }, 'following partition');
+  }
+
+  private resignLeader(key: string): void {
+    const leader = this.leaders.get(key);
+    if (leader === undefined) return;
+    leader.resign();
+    this.leaders.delete(key);
+  }
+
+  private stopFollower(key: string): void {
+    this.followers.get(key)?.stop();
+    this.followers.delete(key);
+  }
+
+  /** One connection per leader broker, at the address it registered. */
+  private linkTo(brokerId: number): TcpTransport | null {
+    const registration = this.member.metadata.broker(brokerId);
+    if (registration === undefined) return null;
+    const known = this.links.get(brokerId);
+    if (known !== undefined && known.advertise === registration.advertise) return known.link;
+    void known?.link.close();
+    const [host, port] = [
+      registration.advertise.slice(0, registration.advertise.lastIndexOf(':')),
+      Number(registration.advertise.slice(registration.advertise.lastIndexOf(':') + 1)),
+    ];
+    const link = new TcpTransport({
+      brokers: [{ host: host.replace(/^\[|\]$/g, ''), port }],
+      clientId: `broker-${this.member.brokerId}`,
+    });
+    this.links.set(brokerId, { advertise: registration.advertise, link });
+    return link;
+  }
+
+  /** A leader's ISR change: compare-and-swap on the partition's key, at this leader's epoch. */
+  private writeIsr(
+    topic: string,
+    partition: number,
+    leaderEpoch: number,
+    isr: readonly number[],
+    isrVersion: number,
+  ): void {
+    const key = KEYS.partition(topic, partition);
+    const plane = this.member.controlPlane;
+    void plane
+      .writeIfUnchanged(key, BigInt(isrVersion), [
+        [key, encodeRecord({ leader: this.member.brokerId, leaderEpoch, isr: [...isr] })],
+      ])
+      .then((written) => {
+        if (!written)
+          this.logger.info({ topic, partition }, 'ISR change lost a race; the next metadata decides');
+      })
+      .catch((error: unknown) =>
+        this.logger.warn({ topic, partition, reason: (error as Error).message }, 'ISR change not written'),
+      );
+  }
+
+  private async createTopic(request: CreateTopicRequest): Promise<TopicView> {
+    const service = this.member.controllerService;
+    if (!this.member.isController) {
+      const controller = this.member.metadata.controller;
+      const where =
+        controller === null
+          ? 'none now'
+          : `broker ${controller.brokerId} at ${this.member.metadata.broker(controller.brokerId)?.advertise ?? '?'}`;
+      throw errorOf('NOT_CONTROLLER', `topics are created on the controller (${where})`);
+    }
+    const record = await service.createTopic({
+      name: request.name,
+      partitions: request.partitions ?? 1,
+      replicationFactor: request.replicationFactor ?? 1,
+      config: request.config ?? {},
+    });
+    // The replicas appear from the metadata; this broker answers once its own copy (if any) is open.
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const local = this.core.localTopic(record.name);
+      if (local !== undefined) return local;
+      if (!record.assignment.some((replicas) => replicas.includes(this.member.brokerId))) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return this.core.ensureReplicaTopic(this.localTopicOf(record));
+  }
+
+  // ReplicaRoles
+
+  leaderEpochForProduce(topic: string, partition: number, acks: Acks): number {
+    const leader = this.leaders.get(keyOf(topic, partition));
+    if (leader === undefined) throw this.notLeader(topic, partition);
+    const refused = leader.state.checkAppend(acks);
+    if (refused !== null) throw errorOf(refused, `${topic}/${partition}`);
+    return leader.state.leaderEpoch;
+  }
+
+  acknowledged(topic: string, partition: number, lastOffset: bigint, acks: Acks): Promise<void> {
+    const leader = this.leaders.get(keyOf(topic, partition));
+    if (leader === undefined) return Promise.reject(this.notLeader(topic, partition));
+    leader.progress();
+    if (acks !== 'all') return Promise.resolve();
+    return leader.acknowledged(lastOffset, Date.now() + this.ackTimeoutMs);
+  }
+
+  checkRead(topic: string, partition: number): void {
+    if (!this.leaders.has(keyOf(topic, partition))) throw this.notLeader(topic, partition);
+  }
+
+  private notLeader(topic: string, partition: number): Error {
+    const state = this.member.metadata.partition(topic, partition)?.value;
+    if (state === undefined || state.leader === NO_LEADER)
+      return errorOf('LEADER_NOT_AVAILABLE', `${topic}/${partition}`);
+    const address = this.member.metadata.broker(state.leader)?.advertise ?? '?';
+    return errorOf('NOT_LEADER', `${topic}/${partition} is led by broker ${state.leader} at ${address}`);
+  }
+
+  // ReplicaRequestHandler
+
+  async replicaFetch(request: ReplicaFetchRequest): Promise<ReplicaFetchResponse> {
+    const partitions: ReplicaFetchedPartition[] = [];
+    let budget = request.maxBytes;
+    for (const entry of request.partitions) {
+      const leader = this.leaders.get(keyOf(entry.topic, entry.partition));
+      const refuse = (error: ErrorName, leaderEpoch: number): ReplicaFetchedPartition => ({
+        topic: entry.topic,
+        partition: entry.partition,
+        error,
+        highWatermark: -1n,
+        logStartOffset: -1n,
+        leaderEpoch,
+        divergingEpoch: null,
+        batches: Buffer.alloc(0),
+      });
+      if (leader === undefined) {
+        partitions.push(refuse('NOT_LEADER', NO_EPOCH));
+        continue;
+      }
+      // Progress of the leader's own appends first, so the answer's end is current.
+      leader.progress();
+      const { answer, actions } = leader.state.handleFetch(
+        {
+          replicaId: request.replicaId,
+          leaderEpoch: entry.leaderEpoch,
+          fetchOffset: entry.fetchOffset,
+          stableOffset: entry.stableOffset,
+        },
+        Date.now(),
+      );
+      leader.run(actions);
+      if (answer.error !== null) {
+        partitions.push(refuse(answer.error, answer.leaderEpoch));
+        continue;
+      }
+      const read =
+        answer.fetchOffset < answer.endOffset && budget > 0
+          ? await leader.log.readForReplica(answer.fetchOffset, Math.min(entry.maxBytes, budget))
+          : { data: Buffer.alloc(0), nextOffset: answer.fetchOffset };
+      budget -= read.data.length;
+      partitions.push({
+        topic: entry.topic,
+        partition: entry.partition,
+        error: null,
+        highWatermark: leader.state.highWatermark,
+        logStartOffset: answer.logStartOffset,
+        leaderEpoch: answer.leaderEpoch,
+        divergingEpoch: null,
+        batches: read.data,
+      });
+    }
+    return { partitions };
+  }
+
+  async offsetsForLeaderEpoch(request: OffsetsForLeaderEpochRequest): Promise<OffsetsForLeaderEpochResponse> {
+    return {
+      partitions: request.partitions.map((entry) => {
+        const leader = this.leaders.get(keyOf(entry.topic, entry.partition));
+        if (leader === undefined)
+          return epochAnswerPartitionOf(entry.topic, entry.partition, { error: 'NOT_LEADER' });
+        return epochAnswerPartitionOf(
+          entry.topic,
+          entry.partition,
+          leader.state.handleEpochQuery({
+            replicaId: request.replicaId,
+            leaderEpoch: entry.leaderEpoch,
+            queryEpoch: entry.queryEpoch,
+          }),
+        );
+      }),
+    };
+  }
+}

@@ -1,0 +1,134 @@
+// Three broker nodes on a real etcd, each with its cluster part: a topic created on the controller
+// with replication factor 3 gets a replica on every broker, produces with acks 'all' on the
+// leader are acknowledged once every replica holds them, the followers' logs hold the leader's
+// batches byte for byte, and the other brokers refuse produces with NOT_LEADER.
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BrokerNode } from '../../../src/broker/broker-node.js';
+import type { Client } from '../../../src/client/client.js';
+import { connect } from '../../../src/client/connect.js';
+import { clusterPart } from '../../../src/cluster/cluster-node.js';
+import { MemoryStreamerError } from '../../../src/common/errors.js';
+import { type EtcdProcess, etcdAvailable, startEtcd } from '../../harness/etcd.js';
+
+let etcd: EtcdProcess;
+let root: string;
+const nodes: BrokerNode[] = [];
+const clients: Client[] = [];
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function until<T>(attempt: () => Promise<T | null>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await attempt().catch(() => null);
+    if (value !== null) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    root = await mkdtemp(join(tmpdir(), 'ms-replicas-'));
+    const cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/three`;
+    for (const brokerId of [1, 2, 3]) {
+      const port = await freePort();
+      nodes.push(
+        await BrokerNode.start(
+          { dataDir: join(root, `b${brokerId}`), port, brokerId, memoryTrim: false, raiseFileLimit: false },
+          [clusterPart({ cluster, brokerId, advertise: `127.0.0.1:${port}`, leaseTtlSeconds: 2 })],
+        ),
+      );
+    }
+    for (const node of nodes) clients.push(await connect({ brokers: `127.0.0.1:${node.address!.port}` }));
+  }, 60_000);
+  afterAll(async () => {
+    for (const client of clients) await client.close();
+    for (const node of nodes) await node.stop({ deadlineMs: 500 });
+    await etcd?.stop();
+    if (root !== undefined) await rm(root, { recursive: true, force: true });
+  });
+
+  it('replicates a topic to every broker; acks all waits for all; followers hold the same bytes', async () => {
+    // Only the controller creates topics; the others say which broker is.
+    const created = await until(async () => {
+      for (const client of clients) {
+        try {
+          return await client.admin.createTopic({ name: 'orders', partitions: 1, replicationFactor: 3 });
+        } catch (error) {
+          if (!(error instanceof MemoryStreamerError && error.codeName === 'NOT_CONTROLLER')) throw error;
+        }
+      }
+      return null;
+    });
+    expect(created.replicationFactor).toBe(3);
+    // The leader takes the produce; the followers refuse it with NOT_LEADER.
+    const leaderIndex = await until(async () => {
+      for (let i = 0; i < clients.length; i++) {
+        try {
+          await clients[i]!.producer({ acks: 'all', retries: 0 }).send({
+            topic: 'orders',
+            key: 'k',
+            value: 'first',
+          });
+          return i;
+        } catch (error) {
+          if (
+            !(
+              error instanceof MemoryStreamerError &&
+              ['NOT_LEADER', 'LEADER_NOT_AVAILABLE', 'UNKNOWN_TOPIC'].includes(error.codeName)
+            )
+          )
+            throw error;
+        }
+      }
+      return null;
+    });
+    const producer = clients[leaderIndex]!.producer({ acks: 'all' });
+    const receipts = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        producer.send({ topic: 'orders', key: `k${i % 7}`, value: `m${i}` }),
+      ),
+    );
+    expect(receipts.at(-1)!.offset).toBe(200n);
+    // acks 'all': every replica held the last batch when it was acknowledged.
+    const logs = nodes.map((node) => node.core.partition('orders', 0).log);
+    for (const log of logs) expect(log.logEndOffset).toBe(201n);
+    const bytes = await Promise.all(
+      logs.map(async (log) => (await log.readForReplica(0n, 64 * 1024 * 1024)).data),
+    );
+    for (const copy of bytes) expect(copy.equals(bytes[leaderIndex]!)).toBe(true);
+    // Another broker refuses a produce for the partition, naming the leader.
+    const other = clients[(leaderIndex + 1) % 3]!;
+    await expect(
+      other.producer({ retries: 0 }).send({ topic: 'orders', value: 'wrong broker', partition: 0 }),
+    ).rejects.toMatchObject({ codeName: 'NOT_LEADER' });
+    // Consumers of the leader read everything below the high watermark.
+    const consumer = clients[leaderIndex]!.consumer({ topics: ['orders'], from: 'earliest' });
+    await consumer.start();
+    const seen: string[] = [];
+    while (seen.length < 201) {
+      const message = await consumer.next();
+      if (message !== null) seen.push(message.value!.toString());
+    }
+    await consumer.close();
+    expect(seen[0]).toBe('first');
+    expect(seen.at(-1)).toBe('m199');
+  }, 60_000);
+});
