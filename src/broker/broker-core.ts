@@ -81,7 +81,7 @@ export const DEFAULT_MAX_PARTITIONS = 10_000;
 /** Segment size of the offsets topic: small, because compaction only cleans sealed segments. */
 const OFFSETS_SEGMENT_BYTES = 16 * 1024 * 1024;
 
-import type { ReplicaRequestHandler, ReplicaRoles } from './replica-hooks.js';
+import type { ClusterMetadataView, ReplicaRequestHandler, ReplicaRoles } from './replica-hooks.js';
 import { TopicRegistry } from './topics/topic-registry.js';
 
 export interface BrokerCoreOptions {
@@ -182,6 +182,8 @@ export class BrokerCore {
    * appear on their brokers from the metadata), not in this broker's storage directly.
    */
   topicCreator: ((request: CreateTopicRequest) => Promise<TopicView>) | null = null;
+  /** Set by a cluster member: METADATA and describeTopic answer the cluster's view. */
+  clusterMetadata: ClusterMetadataView | null = null;
   /** Set by the network server so metrics can report connections and memory use. */
   connectionStats: () => { connections: number; heldBytes: number } = () => ({
     connections: 0,
@@ -777,19 +779,23 @@ export class BrokerCore {
       this.refuseOffline(request.name);
       const topic = this.registry.require(request.name);
       const self = this.options.brokerId;
+      const cluster = this.clusterMetadata;
       const partitions = (this.partitions.get(topic.name) ?? []).map((p) => ({
         partition: p.index,
         logStartOffset: p.log.logStartOffset,
         logEndOffset: p.log.highWatermark,
         sizeBytes: p.log.sizeBytes,
-        leader: self,
-        replicas: [self],
-        isr: [self],
-        leaderEpoch: 0,
+        ...(cluster?.partitionRoles(topic.name, p.index) ?? {
+          leader: self,
+          replicas: [self],
+          isr: [self],
+          leaderEpoch: 0,
+        }),
       }));
       return { topic: this.view(topic), partitions };
     },
     metadata: async (request): Promise<MetadataResponse> => {
+      if (this.clusterMetadata !== null) return this.clusterMetadata.metadata(request);
       const self = this.options.brokerId;
       const names = request.topics ?? this.registry.list().map((t) => t.name);
       const topics = names.map((name): TopicMetadata => {

@@ -4,7 +4,7 @@
 // requests (replica fetch, offsets for leader epoch) to a `ReplicaRequestHandler`. A broker
 // without a cluster has neither: it is the only replica of everything, as before.
 
-import type { Acks } from '../protocol/commands/data-types.js';
+import type { Acks, MetadataRequest, MetadataResponse } from '../protocol/commands/data-types.js';
 import type {
   OffsetsForLeaderEpochRequest,
   OffsetsForLeaderEpochResponse,
@@ -31,4 +31,18 @@ export interface ReplicaRoles {
 export interface ReplicaRequestHandler {
   replicaFetch(request: ReplicaFetchRequest): Promise<ReplicaFetchResponse>;
   offsetsForLeaderEpoch(request: OffsetsForLeaderEpochRequest): Promise<OffsetsForLeaderEpochResponse>;
+}
+
+/** Who holds and leads a partition in the cluster (what describeTopic shows). */
+export interface PartitionRoles {
+  leader: number;
+  leaderEpoch: number;
+  replicas: number[];
+  isr: number[];
+}
+
+/** The cluster's metadata as this member knows it: what METADATA and describeTopic answer. */
+export interface ClusterMetadataView {
+  metadata(request: MetadataRequest): MetadataResponse;
+  partitionRoles(topic: string, partition: number): PartitionRoles | undefined;
 }

@@ -7,11 +7,23 @@
 // it the other brokers' requests through ReplicaRequestHandler.
 
 import type { BrokerCore } from '../../broker/broker-core.js';
-import type { ReplicaRequestHandler, ReplicaRoles } from '../../broker/replica-hooks.js';
+import type {
+  ClusterMetadataView,
+  PartitionRoles,
+  ReplicaRequestHandler,
+  ReplicaRoles,
+} from '../../broker/replica-hooks.js';
 import { TcpTransport } from '../../client/tcp-transport.js';
 import { MemoryStreamerError } from '../../common/errors.js';
 import type { BrokerLogger } from '../../metrics/logger.js';
-import type { Acks, CreateTopicRequest, TopicView } from '../../protocol/commands/data-types.js';
+import type {
+  Acks,
+  CreateTopicRequest,
+  MetadataRequest,
+  MetadataResponse,
+  TopicMetadata,
+  TopicView,
+} from '../../protocol/commands/data-types.js';
 import {
   epochAnswerOf,
   epochAnswerPartitionOf,
@@ -44,7 +56,14 @@ export interface ReplicaManagerOptions {
 }
 
 const TICK_MS = 20;
+/** The transport's deadline of one broker-to-broker request. */
 const REQUEST_TIMEOUT_MS = 5_000;
+/**
+ * A replica request unanswered this long is sent again (the follower's wait doubles while they
+ * time out, and a late answer that continues the log is still used): also how soon a follower
+ * retries after its leader could not be reached.
+ */
+const FOLLOWER_RETRY_MS = 250;
 
 const keyOf = (topic: string, partition: number) => `${partition}:${topic}`;
 
@@ -132,6 +151,8 @@ class FollowerReplica {
     private readonly state: FollowerState,
     private readonly link: TcpTransport,
     private readonly logger: BrokerLogger,
+    /** The follower cannot go on at this epoch (its leader is not leading yet, or no longer). */
+    private readonly onGiveUp: (reason: string) => void,
   ) {
     this.timer = setInterval(() => this.enqueue(this.state.poll(Date.now())), TICK_MS);
     this.timer.unref();
@@ -247,9 +268,10 @@ class FollowerReplica {
           // appendReplicated and truncateTo keep the log's leader-epoch file.
           break;
         case 'refresh-metadata':
-          // The controller's next metadata for this partition brings a new role.
+          // The leader does not lead at this epoch (yet, or any more): the manager looks again.
           this.stop();
-          break;
+          this.onGiveUp(action.reason);
+          return;
       }
     }
   }
@@ -265,7 +287,7 @@ class FollowerReplica {
   }
 }
 
-export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler {
+export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, ClusterMetadataView {
   private readonly leaders = new Map<string, LeaderReplica>();
   private readonly followers = new Map<string, FollowerReplica>();
   private readonly links = new Map<number, { advertise: string; link: TcpTransport }>();
@@ -297,6 +319,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler {
     this.core.replicaRoles = this;
     this.core.replicaRequests = this;
     this.core.topicCreator = (request) => this.createTopic(request);
+    this.core.clusterMetadata = this;
     this.reconcile();
   }
 
@@ -322,6 +345,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler {
     this.core.replicaRoles = null;
     this.core.replicaRequests = null;
     this.core.topicCreator = null;
+    this.core.clusterMetadata = null;
   }
 
   private async reconcileNow(): Promise<void> {
@@ -417,7 +441,11 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler {
 
   private becomeFollower(topic: string, partition: number, leaderId: number, leaderEpoch: number): void {
     const link = this.linkTo(leaderId);
-    if (link === null) return;
+    if (link === null) {
+      // The leader's registration is not in this broker's metadata yet: look again shortly.
+      setTimeout(() => this.reconcile(), FOLLOWER_RETRY_MS).unref();
+      return;
+    }
     const log = this.core.partition(topic, partition).log;
     const state = new FollowerState(
       {
@@ -425,7 +453,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler {
         leaderId,
         leaderEpoch,
         reportStableOffset: false,
-        requestTimeoutMs: REQUEST_TIMEOUT_MS,
+        requestTimeoutMs: FOLLOWER_RETRY_MS,
         idleFetchBackoffMs: this.idleFetchBackoffMs,
         errorBackoffMs: 100,
       },
@@ -437,10 +465,24 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler {
         nowMs: Date.now(),
       },
     );
-    this.followers.set(
-      keyOf(topic, partition),
-      new FollowerReplica(topic, partition, leaderEpoch, this.core, log, state, link, this.logger),
+    const key = keyOf(topic, partition);
+    const follower = new FollowerReplica(
+      topic,
+      partition,
+      leaderEpoch,
+      this.core,
+      log,
+      state,
+      link,
+      this.logger,
+      (reason) => {
+        if (this.followers.get(key) !== follower) return;
+        this.followers.delete(key);
+        this.logger.info({ topic, partition, leader: leaderId, leaderEpoch, reason }, 'follower restarts');
+        setTimeout(() => this.reconcile(), FOLLOWER_RETRY_MS).unref();
+      },
     );
+    this.followers.set(key, follower);
     this.logger.info({ topic, partition, leader: leaderId, leaderEpoch }, 'following partition');
   }
 
@@ -523,6 +565,66 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     return this.core.ensureReplicaTopic(this.localTopicOf(record));
+  }
+
+  // ClusterMetadataView
+
+  metadata(request: MetadataRequest): MetadataResponse {
+    const cache = this.member.metadata;
+    const brokers = cache.brokers();
+    const live = new Set(brokers.map((broker) => broker.brokerId));
+    const names = request.topics ?? cache.topics().map((topic) => topic.value.name);
+    const topics = names.map((name): TopicMetadata => {
+      const topic = cache.topic(name)?.value;
+      if (topic === undefined)
+        return { name, error: 'UNKNOWN_TOPIC', id: '', internal: name.startsWith('__'), partitions: [] };
+      return {
+        name,
+        error: null,
+        id: this.core.localTopic(name)?.id ?? '',
+        internal: false,
+        partitions: Array.from({ length: topic.partitions }, (_, partition) => {
+          const replicas = [...(topic.assignment[partition] ?? [])];
+          const state = cache.partition(name, partition)?.value;
+          const leader = state?.leader ?? NO_LEADER;
+          return {
+            partition,
+            error: leader === NO_LEADER ? 'LEADER_NOT_AVAILABLE' : null,
+            leader,
+            leaderEpoch: state?.leaderEpoch ?? -1,
+            replicas,
+            isr: [...(state?.isr ?? [])],
+            offlineReplicas: replicas.filter((id) => !live.has(id)),
+          };
+        }),
+      };
+    });
+    return {
+      clusterId: this.member.clusterId,
+      controllerId: cache.controller?.brokerId ?? -1,
+      brokers: brokers.map((broker) => {
+        const colon = broker.advertise.lastIndexOf(':');
+        return {
+          id: broker.brokerId,
+          host: broker.advertise.slice(0, colon).replace(/^\[|\]$/g, ''),
+          port: Number(broker.advertise.slice(colon + 1)),
+        };
+      }),
+      topics,
+    };
+  }
+
+  partitionRoles(topic: string, partition: number): PartitionRoles | undefined {
+    const cache = this.member.metadata;
+    const record = cache.topic(topic)?.value;
+    if (record === undefined) return undefined;
+    const state = cache.partition(topic, partition)?.value;
+    return {
+      leader: state?.leader ?? NO_LEADER,
+      leaderEpoch: state?.leaderEpoch ?? -1,
+      replicas: [...(record.assignment[partition] ?? [])],
+      isr: [...(state?.isr ?? [])],
+    };
   }
 
   // ReplicaRoles

@@ -13,6 +13,7 @@ import type { Client } from '../../../src/client/client.js';
 import { connect } from '../../../src/client/connect.js';
 import { clusterPart } from '../../../src/cluster/cluster-node.js';
 import { MemoryStreamerError } from '../../../src/common/errors.js';
+import { createLogger } from '../../../src/metrics/logger.js';
 import { type EtcdProcess, etcdAvailable, startEtcd } from '../../harness/etcd.js';
 
 let etcd: EtcdProcess;
@@ -51,7 +52,16 @@ describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
       const port = await freePort();
       nodes.push(
         await BrokerNode.start(
-          { dataDir: join(root, `b${brokerId}`), port, brokerId, memoryTrim: false, raiseFileLimit: false },
+          {
+            dataDir: join(root, `b${brokerId}`),
+            port,
+            brokerId,
+            memoryTrim: false,
+            raiseFileLimit: false,
+            ...(process.env.REPLICA_TEST_LOG
+              ? { logger: createLogger({ level: 'info', pretty: false }) }
+              : {}),
+          },
           [clusterPart({ cluster, brokerId, advertise: `127.0.0.1:${port}`, leaseTtlSeconds: 2 })],
         ),
       );
@@ -110,10 +120,29 @@ describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
     // acks 'all': every replica held the last batch when it was acknowledged.
     const logs = nodes.map((node) => node.core.partition('orders', 0).log);
     for (const log of logs) expect(log.logEndOffset).toBe(201n);
+    // Followers learn the high watermark with their next fetch; then they serve all of it.
+    await until(async () => (logs.every((log) => log.highWatermark === 201n) ? true : null));
     const bytes = await Promise.all(
       logs.map(async (log) => (await log.readForReplica(0n, 64 * 1024 * 1024)).data),
     );
     for (const copy of bytes) expect(copy.equals(bytes[leaderIndex]!)).toBe(true);
+    // Every broker describes the cluster's view: the leader, three replicas, the ISR, and METADATA
+    // lists the brokers with their addresses.
+    for (const client of clients) {
+      const described = await client.admin.describeTopic('orders');
+      expect(described.partitions[0]).toMatchObject({
+        leader: leaderIndex + 1,
+        leaderEpoch: expect.any(Number),
+      });
+      expect([...described.partitions[0]!.replicas].sort()).toEqual([1, 2, 3]);
+      const metadata = await client.admin.metadata(['orders']);
+      expect(metadata.brokers.map((broker) => broker.id).sort()).toEqual([1, 2, 3]);
+      expect(metadata.brokers.map((broker) => broker.port).sort()).toEqual(
+        nodes.map((node) => node.address!.port).sort(),
+      );
+      expect(metadata.clusterId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(metadata.topics[0]!.partitions[0]!.leader).toBe(leaderIndex + 1);
+    }
     // Another broker refuses a produce for the partition, naming the leader.
     const other = clients[(leaderIndex + 1) % 3]!;
     await expect(
@@ -130,5 +159,52 @@ describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
     await consumer.close();
     expect(seen[0]).toBe('first');
     expect(seen.at(-1)).toBe('m199');
+  }, 60_000);
+
+  it('a new leader is elected when the leader stops; it holds everything acknowledged and takes new writes', async () => {
+    const findLeader = () =>
+      until(async () => {
+        for (let i = 0; i < nodes.length; i++) {
+          if (stopped.has(i)) continue;
+          try {
+            nodes[i]!.core.replicaRoles!.checkRead('orders', 0);
+            return i;
+          } catch {}
+        }
+        return null;
+      });
+    const stopped = new Set<number>();
+    const oldLeader = await findLeader();
+    await clients[oldLeader]!.close();
+    await nodes[oldLeader]!.stop({ deadlineMs: 500 });
+    stopped.add(oldLeader);
+    const newLeader = await findLeader();
+    expect(newLeader).not.toBe(oldLeader);
+    const producer = clients[newLeader]!.producer({ acks: 'all' });
+    // Two replicas are left in the ISR: acks 'all' needs both.
+    const receipt = await until(async () =>
+      producer.send({ topic: 'orders', key: 'k', value: 'after failover' }),
+    );
+    expect(receipt.offset).toBe(201n);
+    const consumer = clients[newLeader]!.consumer({ topics: ['orders'], from: 'earliest' });
+    await consumer.start();
+    const seen: string[] = [];
+    while (seen.length < 202) {
+      const message = await consumer.next();
+      if (message !== null) seen.push(message.value!.toString());
+    }
+    await consumer.close();
+    expect(seen.slice(0, 2)).toEqual(['first', 'm0']);
+    expect(seen.slice(-2)).toEqual(['m199', 'after failover']);
+    // The surviving follower holds the new leader's log byte for byte.
+    const survivor = [0, 1, 2].find((i) => i !== oldLeader && i !== newLeader)!;
+    const leaderLog = nodes[newLeader]!.core.partition('orders', 0).log;
+    const followerLog = nodes[survivor]!.core.partition('orders', 0).log;
+    await until(async () => (followerLog.highWatermark === 202n ? true : null));
+    const [a, b] = await Promise.all(
+      [leaderLog, followerLog].map((log) => log.readForReplica(0n, 64 * 1024 * 1024)),
+    );
+    expect(a!.data.equals(b!.data)).toBe(true);
+    clients.splice(oldLeader, 1, await connect({ brokers: `127.0.0.1:${nodes[newLeader]!.address!.port}` }));
   }, 60_000);
 });
