@@ -40,6 +40,40 @@ function tlsFrom(config: LoadedConfig, resolvePath: (path: string) => string): S
   };
 }
 
+/** The cluster settings, checked: null for a broker without a cluster. */
+export interface ClusterSettings {
+  etcd: string;
+  brokerId: number;
+  advertise: string;
+  leaseTtlSeconds: number;
+  replicaLagTimeMs: number;
+}
+
+export function clusterSettingsFrom(config: LoadedConfig): ClusterSettings | null {
+  const v = config.values;
+  const etcd = v['cluster.etcd'] as string;
+  const brokerId = v['cluster.broker_id'] as number;
+  const advertise = v['cluster.advertise'] as string;
+  if (etcd === '') {
+    if (brokerId !== -1 || advertise !== '')
+      throw errorOf(
+        'INVALID_CONFIG',
+        'cluster.broker_id and cluster.advertise need cluster.etcd (--cluster)',
+      );
+    return null;
+  }
+  if (brokerId < 0) throw errorOf('INVALID_CONFIG', 'cluster.etcd needs cluster.broker_id (--broker-id)');
+  if (advertise === '')
+    throw errorOf('INVALID_CONFIG', 'cluster.etcd needs cluster.advertise (--advertise host:port)');
+  return {
+    etcd,
+    brokerId,
+    advertise,
+    leaseTtlSeconds: Math.ceil((v['cluster.lease_ttl'] as number) / 1000),
+    replicaLagTimeMs: v['cluster.replica_lag_time'] as number,
+  };
+}
+
 export function brokerOptionsFrom(
   config: LoadedConfig,
   resolvePath: (path: string) => string,
@@ -51,7 +85,9 @@ export function brokerOptionsFrom(
   const v = config.values;
   const n = (key: keyof typeof v) => v[key] as number;
   const tls = tlsFrom(config, resolvePath);
+  const cluster = clusterSettingsFrom(config);
   return {
+    ...(cluster !== null ? { brokerId: cluster.brokerId } : {}),
     ...(tls !== null ? { tls } : {}),
     dataDir: resolvePath(v['storage.data_dir'] as string),
     host: v['server.host'] as string,

@@ -211,6 +211,36 @@ export const SETTINGS = [
     doc: 'service.name of the exported spans',
   },
   {
+    key: 'cluster.etcd',
+    type: { kind: 'string', maxLength: 4096 },
+    default: '',
+    doc: 'join the cluster whose control plane is this etcd: etcd://host:port[,host:port…][/name] (empty: a single broker without etcd)',
+  },
+  {
+    key: 'cluster.broker_id',
+    type: { kind: 'int', min: -1, max: 2_147_483_647 },
+    default: -1,
+    doc: "this broker's id in the cluster (needed with cluster.etcd; the data directory keeps it and never joins as another id)",
+  },
+  {
+    key: 'cluster.advertise',
+    type: { kind: 'string', maxLength: 300 },
+    default: '',
+    doc: 'host:port other brokers and clients reach this broker at (needed with cluster.etcd)',
+  },
+  {
+    key: 'cluster.lease_ttl',
+    type: { kind: 'duration', min: SECOND, max: 60 * SECOND },
+    default: 3 * SECOND,
+    doc: 'a broker that stops heartbeating to etcd for this long leaves the cluster; its partitions get new leaders',
+  },
+  {
+    key: 'cluster.replica_lag_time',
+    type: { kind: 'duration', min: 100, max: 600 * SECOND },
+    default: 10 * SECOND,
+    doc: 'a follower that has not caught up with its leader for this long leaves the in-sync replicas',
+  },
+  {
     key: 'storage.data_dir',
     type: { kind: 'string', maxLength: 4096 },
     default: './data',

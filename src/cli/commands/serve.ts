@@ -8,9 +8,10 @@ import { BrokerNode } from '../../broker/broker-node.js';
 import type { SettingKey } from '../../broker/config/config-schema.js';
 import { loadConfig } from '../../broker/config/load-config.js';
 import { diffConfig, mergeReloadable } from '../../broker/config/reload.js';
+import { clusterPart } from '../../cluster/cluster-node.js';
 import { createLogger } from '../../metrics/logger.js';
 import { errorOf } from '../../protocol/error-codes.js';
-import { brokerOptionsFrom } from '../broker-options.js';
+import { brokerOptionsFrom, clusterSettingsFrom } from '../broker-options.js';
 import type { CliContext } from '../context.js';
 import { watchFileChanges } from '../watch-file.js';
 
@@ -55,6 +56,9 @@ interface ServeFlags {
   partitions?: string;
   shutdownDeadlineMs?: string;
   adminPort?: string;
+  cluster?: string;
+  brokerId?: string;
+  advertise?: string;
 }
 
 /** Server limits that a reload changes in place (each backs a reloadable setting). */
@@ -77,13 +81,16 @@ export function flagSettings(flags: ServeFlags): Partial<Record<SettingKey, stri
   if (flags.partitions !== undefined) settings['topics.partitions'] = flags.partitions;
   if (flags.shutdownDeadlineMs !== undefined) settings['server.shutdown_deadline'] = flags.shutdownDeadlineMs;
   if (flags.adminPort !== undefined) settings['admin.port'] = flags.adminPort;
+  if (flags.cluster !== undefined) settings['cluster.etcd'] = flags.cluster;
+  if (flags.brokerId !== undefined) settings['cluster.broker_id'] = flags.brokerId;
+  if (flags.advertise !== undefined) settings['cluster.advertise'] = flags.advertise;
   return settings;
 }
 
 export function registerServe(program: Command, context: CliContext): void {
   program
     .command('serve')
-    .description('run a broker (single node, embedded metadata; no external services)')
+    .description('run a broker (alone by default, no external services; --cluster joins a cluster on etcd)')
     .option('-c, --config <file>', 'TOML configuration file (see docs/configuration.md)')
     .option('--host <host>', 'address to listen on (server.host, default 127.0.0.1)')
     .option('--port <port>', 'TCP port for clients, 0 picks a free one (server.port, default 7400)')
@@ -93,6 +100,15 @@ export function registerServe(program: Command, context: CliContext): void {
     )
     .option('--data-dir <dir>', 'directory for topics and logs (storage.data_dir, default ./data)')
     .option('--partitions <n>', 'default partition count of new topics (topics.partitions, default 1)')
+    .option(
+      '--cluster <etcd://host:port>',
+      'join the cluster on this etcd (cluster.etcd; default: a single broker)',
+    )
+    .option('--broker-id <n>', "this broker's id in the cluster (cluster.broker_id)")
+    .option(
+      '--advertise <host:port>',
+      'where other brokers and clients reach this broker (cluster.advertise)',
+    )
     .option(
       '--shutdown-deadline-ms <ms>',
       'how long in-flight requests may take at shutdown (server.shutdown_deadline)',
@@ -109,7 +125,20 @@ export function registerServe(program: Command, context: CliContext): void {
       );
       const pretty = logFormat === 'pretty' || (logFormat === 'auto' && process.stderr.isTTY === true);
       const logger = createLogger({ level: logLevel, pretty });
-      const broker = await BrokerNode.start({ ...options, logger }).catch((error: unknown) => {
+      const cluster = clusterSettingsFrom(config);
+      const parts =
+        cluster === null
+          ? []
+          : [
+              clusterPart({
+                cluster: cluster.etcd,
+                brokerId: cluster.brokerId,
+                advertise: cluster.advertise,
+                leaseTtlSeconds: cluster.leaseTtlSeconds,
+                replication: { replicaLagTimeMs: cluster.replicaLagTimeMs },
+              }),
+            ];
+      const broker = await BrokerNode.start({ ...options, logger }, parts).catch((error: unknown) => {
         throw listenProblem(error, options) ?? error;
       });
       // Reload on SIGHUP and when the configuration file changes: reloadable settings apply at

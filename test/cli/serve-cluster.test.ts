@@ -1,0 +1,145 @@
+// `serve --cluster` as real processes on a real etcd: three brokers, a topic with replication
+// factor 3 created through the controller, produces with acks 'all' on the leader; then the leader
+// is killed (SIGKILL): another broker leads, every acknowledged message is there once, in order,
+// and the survivors' copies are the same bytes.
+
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../src/cli/main.js';
+import { connect } from '../../src/client/connect.js';
+import { MemoryStreamerError } from '../../src/common/errors.js';
+import { serveRefusal, startBroker, type TestBroker } from '../harness/broker.js';
+import { type EtcdProcess, etcdAvailable, startEtcd } from '../harness/etcd.js';
+
+let etcd: EtcdProcess;
+const brokers: TestBroker[] = [];
+
+async function freePort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function cli(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await run(argv, { env: {}, out: (t) => out.push(t), err: (t) => err.push(t) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+async function until<T>(attempt: () => Promise<T | null>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await attempt().catch(() => null);
+    if (value !== null) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe.skipIf(!etcdAvailable())('serve --cluster', () => {
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    const cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/serve`;
+    for (const id of [1, 2, 3]) {
+      const port = await freePort();
+      brokers.push(
+        await startBroker({
+          port,
+          env: {
+            MEMORYSTREAMER_CLUSTER_ETCD: cluster,
+            MEMORYSTREAMER_CLUSTER_BROKER_ID: String(id),
+            MEMORYSTREAMER_CLUSTER_ADVERTISE: `127.0.0.1:${port}`,
+            MEMORYSTREAMER_CLUSTER_LEASE_TTL: '1s',
+          },
+        }),
+      );
+    }
+  }, 90_000);
+  afterAll(async () => {
+    for (const broker of brokers) await broker.stop();
+    await etcd?.stop();
+  });
+
+  it('refuses cluster settings that cannot work', async () => {
+    const missingId = await serveRefusal({ env: { MEMORYSTREAMER_CLUSTER_ETCD: 'etcd://127.0.0.1:2379' } });
+    expect(missingId.stderr).toMatch(/INVALID_CONFIG.*cluster.broker_id/);
+    const idAlone = await serveRefusal({ env: { MEMORYSTREAMER_CLUSTER_BROKER_ID: '4' } });
+    expect(idAlone.stderr).toMatch(/INVALID_CONFIG.*need cluster.etcd/);
+  });
+
+  it('keeps every acknowledged message when the leader is killed', async () => {
+    const addresses = brokers.map((broker) => `127.0.0.1:${broker.port}`);
+    // Topics are created on the controller; the other brokers name it (NOT_CONTROLLER).
+    await until(async () => {
+      for (const address of addresses) {
+        const created = await cli(
+          '--broker',
+          address,
+          'topic',
+          'create',
+          'payments',
+          '--replication-factor',
+          '3',
+        );
+        if (created.code === 0) return true;
+        expect(created.err).toMatch(/NOT_CONTROLLER/);
+      }
+      return null;
+    });
+    const leaderOf = async (from: string): Promise<number> => {
+      const described = await cli('--json', '--broker', from, 'topic', 'describe', 'payments');
+      const leader = (JSON.parse(described.out) as { partitions: Array<{ leader: number }> }).partitions[0]!
+        .leader;
+      if (leader < 1) throw new Error('no leader yet');
+      return leader;
+    };
+    const leader = await until(() => leaderOf(addresses[0]!));
+    const client = await connect({ brokers: addresses[leader - 1]! });
+    const producer = client.producer({ acks: 'all' });
+    const sent = await until(async () =>
+      Promise.all(
+        Array.from({ length: 300 }, (_, i) =>
+          producer.send({ topic: 'payments', key: `c${i % 5}`, value: `p${i}` }),
+        ),
+      ),
+    );
+    expect(sent.at(-1)!.offset).toBe(299n);
+    await client.close();
+
+    await brokers[leader - 1]!.kill();
+    const survivors = addresses.filter((_, i) => i !== leader - 1);
+    const next = await until(async () => {
+      const id = await leaderOf(survivors[0]!);
+      return id === leader ? null : id;
+    });
+    const reader = await connect({ brokers: addresses[next - 1]! });
+    try {
+      // The new leader takes writes with acks 'all' (the other survivor is in the ISR).
+      const after = await until(async () =>
+        reader.producer({ acks: 'all', retries: 0 }).send({ topic: 'payments', value: 'after the kill' }),
+      );
+      expect(after.offset).toBe(300n);
+      const consumer = reader.consumer({ topics: ['payments'], from: 'earliest' });
+      await consumer.start();
+      const seen: string[] = [];
+      while (seen.length < 301) {
+        const message = await consumer.next();
+        if (message !== null) seen.push(message.value!.toString());
+      }
+      await consumer.close();
+      expect(seen).toEqual([...Array.from({ length: 300 }, (_, i) => `p${i}`), 'after the kill']);
+    } catch (error) {
+      if (error instanceof MemoryStreamerError) error.message += ` (leader was ${leader}, next ${next})`;
+      throw error;
+    } finally {
+      await reader.close();
+    }
+  }, 120_000);
+});
