@@ -10,6 +10,7 @@ import { isMemoryStreamerError } from '../common/errors.js';
 import { BrokerMetrics, type BrokerStateSource } from '../metrics/broker-metrics.js';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import type {
+  AlterTopicRequest,
   CreateTopicRequest,
   DescribeTopicResponse,
   ListOffsetsResponse,
@@ -81,7 +82,12 @@ export const DEFAULT_MAX_PARTITIONS = 10_000;
 /** Segment size of the offsets topic: small, because compaction only cleans sealed segments. */
 const OFFSETS_SEGMENT_BYTES = 16 * 1024 * 1024;
 
-import type { ClusterMetadataView, ReplicaRequestHandler, ReplicaRoles } from './replica-hooks.js';
+import type {
+  ClusterMetadataView,
+  ClusterTopics,
+  ReplicaRequestHandler,
+  ReplicaRoles,
+} from './replica-hooks.js';
 import { TopicRegistry } from './topics/topic-registry.js';
 
 export interface BrokerCoreOptions {
@@ -181,7 +187,7 @@ export class BrokerCore {
    * Set by a cluster member: topics are created through the cluster's controller (the replicas
    * appear on their brokers from the metadata), not in this broker's storage directly.
    */
-  topicCreator: ((request: CreateTopicRequest) => Promise<TopicView>) | null = null;
+  clusterTopics: ClusterTopics | null = null;
   /** Set by a cluster member: METADATA and describeTopic answer the cluster's view. */
   clusterMetadata: ClusterMetadataView | null = null;
   /** Set by the network server so metrics can report connections and memory use. */
@@ -683,19 +689,131 @@ export class BrokerCore {
     return this.createLocal(input, true);
   }
 
+  /** How a topic created with `input` looks (for a cluster's topic this broker holds no copy of). */
+  viewOfNewTopic(input: CreateTopicRequest): TopicView {
+    return {
+      name: input.name,
+      id: '',
+      partitions: input.partitions ?? this.registry.defaultPartitionCount,
+      replicationFactor: input.replicationFactor ?? 1,
+      createdAt: 0,
+      config: { ...this.registry.defaultConfig, ...input.config },
+    };
+  }
+
+  /** Names of the topics in this broker's storage (internal ones left out). */
+  localTopicNames(): string[] {
+    return this.registry
+      .list()
+      .map((topic) => topic.name)
+      .filter((name) => !name.startsWith(INTERNAL_TOPIC_PREFIX));
+  }
+
   /** The topic as this broker holds it, or undefined. */
   localTopic(name: string): TopicView | undefined {
     const topic = this.registry.get(name);
     return topic === undefined ? undefined : this.view(topic);
   }
 
+  /** Alters a topic in this broker's storage (configuration; partitions grow only). */
+  private async alterLocal(request: AlterTopicRequest & { allowKeyMovement?: boolean }): Promise<TopicView> {
+    const { allowKeyMovement, ...input } = request;
+    const before = this.registry.require(input.name);
+    const growth =
+      input.partitions === undefined
+        ? 0
+        : Math.max(0, validatePartitionCount(input.partitions) - before.partitions);
+    if (growth > 0 && allowKeyMovement !== true) this.refuseKeyMovement(before, input.partitions!);
+    if (this.changing.has(input.name))
+      throw errorOf('INVALID_REQUEST', `topic ${input.name} is being changed`);
+    const release = this.reservePartitions(input.name, growth);
+    const changed = growth > 0 ? this.holdProduces(input.name) : () => undefined;
+    try {
+      const topic = await this.registry.alter(input, {
+        open: async (next, from) => {
+          if (next.partitions === from) return;
+          if (allowKeyMovement !== true) this.refuseKeyMovement(before, next.partitions);
+          try {
+            await this.openPartitions(next, from);
+          } catch (error) {
+            await this.closePartitions(next.name, from);
+            throw error;
+          }
+        },
+      });
+      if (growth > 0 && allowKeyMovement === true) {
+        this.logger.warn(
+          { topic: topic.name, from: before.partitions, to: topic.partitions },
+          'partitions grown with allowKeyMovement: keys that moved start new streams at version 0 in their new partition',
+        );
+      }
+      // Settings that the open logs read at append time take effect now; segment and durability
+      // settings take effect when the partitions reopen (documented in docs/operations.md).
+      for (const partition of this.partitions.get(topic.name) ?? [])
+        partition.setLimits(this.limitsFor(topic));
+      return this.view(topic);
+    } catch (error) {
+      throw undoneError(`growing topic ${input.name}`, error);
+    } finally {
+      release();
+      changed();
+    }
+  }
+
+  /** Deletes a topic from this broker's storage. */
+  async deleteLocal(name: string): Promise<void> {
+    if (this.offline.has(name)) {
+      // The way out for a topic that could not be opened: its directory goes.
+      await this.registry.delete(name);
+      this.offline.delete(name);
+      this.logger.info({ topic: name }, 'offline topic deleted');
+      return;
+    }
+    const topic = this.registry.require(name);
+    const list = this.partitions.get(topic.name) ?? [];
+    this.partitions.delete(topic.name);
+    for (const partition of list) await partition.close();
+    await this.registry.delete(topic.name);
+  }
+
+  /**
+   * A cluster member keeps its copy of a topic as the controller records it: growth of the
+   * partitions (the keys were checked where the growth was asked for) and configuration.
+   */
+  async followReplicaTopic(input: {
+    name: string;
+    partitions: number;
+    config: AlterTopicRequest['config'];
+  }): Promise<void> {
+    const local = this.registry.get(input.name);
+    if (local === undefined) return;
+    const grows = input.partitions > local.partitions;
+    const config = input.config ?? {};
+    const changed = Object.entries(config).some(
+      ([key, value]) => (local.config as unknown as Record<string, unknown>)[key] !== value,
+    );
+    if (!grows && !changed) return;
+    await this.alterLocal({
+      name: input.name,
+      ...(grows ? { partitions: input.partitions } : {}),
+      ...(changed ? { config } : {}),
+      allowKeyMovement: true,
+    });
+  }
+
+  /** Throws PARTITION_GROWTH_MOVES_KEYS when this broker's copy of the topic holds keyed messages. */
+  checkKeyMovement(name: string, partitions: number): void {
+    const topic = this.registry.get(name);
+    if (topic !== undefined) this.refuseKeyMovement(topic, partitions);
+  }
+
   private readonly handlers: { [K in CoreCommand]: (request: RequestOf<K>) => Promise<ResponseOf<K>> } = {
     createTopic: async (request) => {
       assertKnownTopicOptions('createTopic', request);
-      if (this.topicCreator !== null) {
+      if (this.clusterTopics !== null) {
         const existing = this.registry.get(request.name);
         if (existing !== undefined && request.ifNotExists === true) return this.view(existing);
-        return this.topicCreator(request);
+        return this.clusterTopics.create(request);
       }
       const { ifNotExists, ...input } = request;
       // A broker without a cluster is the only broker: one copy is all it can keep.
@@ -711,62 +829,16 @@ export class BrokerCore {
       assertKnownTopicOptions('alterTopic', request);
       refuseInternal(request.name);
       this.refuseOffline(request.name);
-      const { allowKeyMovement, ...input } = request;
-      const before = this.registry.require(input.name);
-      const growth =
-        input.partitions === undefined
-          ? 0
-          : Math.max(0, validatePartitionCount(input.partitions) - before.partitions);
-      if (growth > 0 && allowKeyMovement !== true) this.refuseKeyMovement(before, input.partitions!);
-      if (this.changing.has(input.name))
-        throw errorOf('INVALID_REQUEST', `topic ${input.name} is being changed`);
-      const release = this.reservePartitions(input.name, growth);
-      const changed = growth > 0 ? this.holdProduces(input.name) : () => undefined;
-      try {
-        const topic = await this.registry.alter(input, {
-          open: async (next, from) => {
-            if (next.partitions === from) return;
-            if (allowKeyMovement !== true) this.refuseKeyMovement(before, next.partitions);
-            try {
-              await this.openPartitions(next, from);
-            } catch (error) {
-              await this.closePartitions(next.name, from);
-              throw error;
-            }
-          },
-        });
-        if (growth > 0 && allowKeyMovement === true) {
-          this.logger.warn(
-            { topic: topic.name, from: before.partitions, to: topic.partitions },
-            'partitions grown with allowKeyMovement: keys that moved start new streams at version 0 in their new partition',
-          );
-        }
-        // Settings that the open logs read at append time take effect now; segment and durability
-        // settings take effect when the partitions reopen (documented in docs/operations.md).
-        for (const partition of this.partitions.get(topic.name) ?? [])
-          partition.setLimits(this.limitsFor(topic));
-        return this.view(topic);
-      } catch (error) {
-        throw undoneError(`growing topic ${input.name}`, error);
-      } finally {
-        release();
-        changed();
-      }
+      if (this.clusterTopics !== null) return this.clusterTopics.alter(request);
+      return this.alterLocal(request);
     },
     deleteTopic: async (request) => {
       refuseInternal(request.name);
-      if (this.offline.has(request.name)) {
-        // The way out for a topic that could not be opened: its directory goes.
-        await this.registry.delete(request.name);
-        this.offline.delete(request.name);
-        this.logger.info({ topic: request.name }, 'offline topic deleted');
+      if (this.clusterTopics !== null && !this.offline.has(request.name)) {
+        await this.clusterTopics.delete(request.name);
         return {};
       }
-      const topic = this.registry.require(request.name);
-      const list = this.partitions.get(topic.name) ?? [];
-      this.partitions.delete(topic.name);
-      for (const partition of list) await partition.close();
-      await this.registry.delete(topic.name);
+      await this.deleteLocal(request.name);
       return {};
     },
     listTopics: async () => ({

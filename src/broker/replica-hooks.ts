@@ -4,7 +4,14 @@
 // requests (replica fetch, offsets for leader epoch) to a `ReplicaRequestHandler`. A broker
 // without a cluster has neither: it is the only replica of everything, as before.
 
-import type { Acks, MetadataRequest, MetadataResponse } from '../protocol/commands/data-types.js';
+import type {
+  Acks,
+  AlterTopicRequest,
+  CreateTopicRequest,
+  MetadataRequest,
+  MetadataResponse,
+  TopicView,
+} from '../protocol/commands/data-types.js';
 import type {
   OffsetsForLeaderEpochRequest,
   OffsetsForLeaderEpochResponse,
@@ -45,4 +52,14 @@ export interface PartitionRoles {
 export interface ClusterMetadataView {
   metadata(request: MetadataRequest): MetadataResponse;
   partitionRoles(topic: string, partition: number): PartitionRoles | undefined;
+}
+
+/**
+ * Topic changes in a cluster go through its controller (the copies on every broker follow the
+ * metadata); a broker asked directly passes them on here.
+ */
+export interface ClusterTopics {
+  create(request: CreateTopicRequest): Promise<TopicView>;
+  alter(request: AlterTopicRequest & { allowKeyMovement?: boolean }): Promise<TopicView>;
+  delete(name: string): Promise<void>;
 }

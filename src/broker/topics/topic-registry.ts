@@ -158,6 +158,11 @@ export class TopicRegistry {
     };
   }
 
+  /** The settings a new topic gets where it names none. */
+  get defaultConfig(): TopicConfig {
+    return this.defaults;
+  }
+
   /** New defaults for topics created from now on (configuration reload); existing topics keep theirs. */
   setDefaults(defaults: TopicConfig, defaultPartitions: number): void {
     this.defaults = defaults;

@@ -66,6 +66,30 @@ export class ControllerService {
     return record;
   }
 
+  /** Alters a topic (configuration, partition growth); only the controller can. */
+  async alterTopic(
+    name: string,
+    change: { partitions?: number; config?: Readonly<Record<string, unknown>> },
+  ): Promise<TopicRecord> {
+    const controller = this.requireController();
+    const record = await this.guard(controller, () => controller.alterTopic(this.cache, name, change));
+    this.scheduleReconcile();
+    return record;
+  }
+
+  /** Deletes a topic from the cluster; only the controller can. */
+  async deleteTopic(name: string): Promise<void> {
+    const controller = this.requireController();
+    await this.guard(controller, () => controller.deleteTopic(name));
+  }
+
+  private requireController(): Controller {
+    const controller = this.controller;
+    if (controller === null)
+      throw errorOf('NOT_CONTROLLER', `broker ${this.session.brokerId} is not the controller`);
+    return controller;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     await this.stopWatch?.();

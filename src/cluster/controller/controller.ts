@@ -3,6 +3,7 @@
 // lost a race (a partition moved since the cache read it) is not retried blindly: the next
 // reconcile, on the next watch event, decides again from fresh values.
 
+import { errorOf } from '../../protocol/error-codes.js';
 import {
   type ControlPlane,
   MAX_PARTITION_UPDATES_PER_WRITE,
@@ -50,6 +51,49 @@ export class Controller {
     };
     await this.plane.createTopic(this.term, record);
     return record;
+  }
+
+  /**
+   * Changes a topic's configuration or grows its partitions (the new ones get replicas over the
+   * live brokers; leaders follow at the next reconcile). Compare-and-swap on the topic's record.
+   */
+  async alterTopic(
+    cache: MetadataCache,
+    name: string,
+    change: { partitions?: number; config?: Readonly<Record<string, unknown>> },
+  ): Promise<TopicRecord> {
+    const current = cache.topic(name);
+    if (current === undefined) throw errorOf('UNKNOWN_TOPIC', name);
+    const topic = current.value;
+    const partitions = change.partitions ?? topic.partitions;
+    if (partitions < topic.partitions)
+      throw errorOf(
+        'INVALID_PARTITION_COUNT',
+        `partitions=${partitions}: can only grow (now ${topic.partitions})`,
+      );
+    const live = cache.brokers().map((broker) => broker.brokerId);
+    const added =
+      partitions > topic.partitions
+        ? assignReplicas(
+            live,
+            partitions - topic.partitions,
+            topic.replicationFactor,
+            Math.floor(this.random() * Math.max(live.length, 1)),
+          )
+        : [];
+    const record: TopicRecord = {
+      ...topic,
+      partitions,
+      assignment: [...topic.assignment, ...added],
+      config: { ...topic.config, ...(change.config ?? {}) },
+    };
+    if (!(await this.plane.updateTopic(this.term, record, current.modRevision)))
+      throw errorOf('INVALID_REQUEST', `topic ${name} changed meanwhile; try again`);
+    return record;
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    await this.plane.deleteTopic(this.term, name);
   }
 
   /** Brings every partition's leadership and ISR in line with the live brokers. */

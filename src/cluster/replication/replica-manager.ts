@@ -18,6 +18,7 @@ import { MemoryStreamerError } from '../../common/errors.js';
 import type { BrokerLogger } from '../../metrics/logger.js';
 import type {
   Acks,
+  AlterTopicRequest,
   CreateTopicRequest,
   MetadataRequest,
   MetadataResponse,
@@ -318,7 +319,11 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   start(): void {
     this.core.replicaRoles = this;
     this.core.replicaRequests = this;
-    this.core.topicCreator = (request) => this.createTopic(request);
+    this.core.clusterTopics = {
+      create: (request) => this.createTopic(request),
+      alter: (request) => this.alterTopic(request),
+      delete: (name) => this.deleteTopic(name),
+    };
     this.core.clusterMetadata = this;
     this.reconcile();
   }
@@ -344,7 +349,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     this.links.clear();
     this.core.replicaRoles = null;
     this.core.replicaRequests = null;
-    this.core.topicCreator = null;
+    this.core.clusterTopics = null;
     this.core.clusterMetadata = null;
   }
 
@@ -353,10 +358,24 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     const me = this.member.brokerId;
     const cache = this.member.metadata;
     const wanted = new Set<string>();
+    // Copies of topics the cluster no longer has, or no longer places here, go.
+    for (const local of this.core.localTopicNames()) {
+      const topic = cache.topic(local)?.value;
+      if (topic === undefined || !topic.assignment.some((replicas) => replicas.includes(me))) {
+        this.stopReplicasOf(local);
+        await this.core.deleteLocal(local);
+        this.logger.info({ topic: local }, 'replica of a deleted or moved topic removed');
+      }
+    }
     for (const { value: topic } of cache.topics()) {
       const mine = topic.assignment.some((replicas) => replicas.includes(me));
       if (!mine) continue;
       await this.core.ensureReplicaTopic(this.localTopicOf(topic));
+      await this.core.followReplicaTopic({
+        name: topic.name,
+        partitions: topic.partitions,
+        config: topic.config as CreateTopicRequest['config'],
+      });
       for (let p = 0; p < topic.partitions; p++) {
         const replicas = topic.assignment[p] ?? [];
         if (!replicas.includes(me)) continue;
@@ -386,6 +405,13 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     }
     for (const key of [...this.leaders.keys()]) if (!wanted.has(key)) this.resignLeader(key);
     for (const key of [...this.followers.keys()]) if (!wanted.has(key)) this.stopFollower(key);
+  }
+
+  private stopReplicasOf(topic: string): void {
+    for (const key of [...this.leaders.keys()])
+      if (this.leaders.get(key)!.topic === topic) this.resignLeader(key);
+    for (const key of [...this.followers.keys()])
+      if (this.followers.get(key)!.topic === topic) this.stopFollower(key);
   }
 
   private localTopicOf(topic: TopicRecord): CreateTopicRequest {
@@ -540,16 +566,62 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
       );
   }
 
+  /** Topic changes are made on the controller: elsewhere NOT_CONTROLLER names it. */
+  private requireController(): void {
+    if (this.member.isController) return;
+    const controller = this.member.metadata.controller;
+    const where =
+      controller === null
+        ? 'none is elected now'
+        : `broker ${controller.brokerId} at ${this.member.metadata.broker(controller.brokerId)?.advertise ?? '?'}`;
+    throw errorOf('NOT_CONTROLLER', `topics are created, altered and deleted on the controller (${where})`);
+  }
+
+  private async alterTopic(request: AlterTopicRequest & { allowKeyMovement?: boolean }): Promise<TopicView> {
+    this.requireController();
+    const current = this.member.metadata.topic(request.name)?.value;
+    if (current === undefined) throw errorOf('UNKNOWN_TOPIC', request.name);
+    if (
+      request.partitions !== undefined &&
+      request.partitions > current.partitions &&
+      request.allowKeyMovement !== true
+    ) {
+      // Keys would move between partitions: refused when this broker's copy holds keyed messages,
+      // and when it has no copy to look at (the caller says allowKeyMovement when that is wanted).
+      if (this.core.localTopic(request.name) === undefined)
+        throw errorOf(
+          'PARTITION_GROWTH_MOVES_KEYS',
+          `${request.name}: the controller holds no copy to check for keyed messages; pass allowKeyMovement (--allow-key-movement) to grow it`,
+        );
+      this.core.checkKeyMovement(request.name, request.partitions);
+    }
+    const record = await this.member.controllerService.alterTopic(request.name, {
+      ...(request.partitions !== undefined ? { partitions: request.partitions } : {}),
+      ...(request.config !== undefined ? { config: request.config } : {}),
+    });
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const local = this.core.localTopic(record.name);
+      if (local === undefined || local.partitions === record.partitions) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return this.core.localTopic(record.name) ?? this.viewOf(record);
+  }
+
+  private async deleteTopic(name: string): Promise<void> {
+    this.requireController();
+    if (this.member.metadata.topic(name) === undefined) throw errorOf('UNKNOWN_TOPIC', name);
+    await this.member.controllerService.deleteTopic(name);
+  }
+
+  /** A topic this broker holds no copy of, as the cluster records it. */
+  private viewOf(record: TopicRecord): TopicView {
+    return this.core.viewOfNewTopic(this.localTopicOf(record));
+  }
+
   private async createTopic(request: CreateTopicRequest): Promise<TopicView> {
     const service = this.member.controllerService;
-    if (!this.member.isController) {
-      const controller = this.member.metadata.controller;
-      const where =
-        controller === null
-          ? 'none now'
-          : `broker ${controller.brokerId} at ${this.member.metadata.broker(controller.brokerId)?.advertise ?? '?'}`;
-      throw errorOf('NOT_CONTROLLER', `topics are created on the controller (${where})`);
-    }
+    this.requireController();
     const record = await service.createTopic({
       name: request.name,
       partitions: request.partitions ?? 1,
@@ -564,7 +636,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
       if (!record.assignment.some((replicas) => replicas.includes(this.member.brokerId))) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    return this.core.ensureReplicaTopic(this.localTopicOf(record));
+    return this.core.localTopic(record.name) ?? this.viewOf(record);
   }
 
   // ClusterMetadataView

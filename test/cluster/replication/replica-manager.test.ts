@@ -161,6 +161,47 @@ describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
     expect(seen.at(-1)).toBe('m199');
   }, 60_000);
 
+  it('alters and deletes topics through the controller; every copy follows', async () => {
+    const onController = async <T>(act: (client: Client) => Promise<T>): Promise<T> =>
+      until(async () => {
+        for (const client of clients) {
+          try {
+            return await act(client);
+          } catch (error) {
+            if (!(error instanceof MemoryStreamerError && error.codeName === 'NOT_CONTROLLER')) throw error;
+          }
+        }
+        return null;
+      });
+    await onController((client) =>
+      client.admin.createTopic({ name: 'audit', partitions: 1, replicationFactor: 3 }),
+    );
+    await until(async () =>
+      nodes.every((node) => node.core.localTopic('audit') !== undefined) ? true : null,
+    );
+    // Growth needs allowKeyMovement unless the controller's copy shows no keyed messages (none here).
+    await onController((client) =>
+      client.admin.alterTopic({ name: 'audit', partitions: 3, config: { retentionMs: 3_600_000 } }),
+    );
+    await until(async () =>
+      nodes.every((node) => {
+        const local = node.core.localTopic('audit');
+        return local?.partitions === 3 && local.config.retentionMs === 3_600_000;
+      })
+        ? true
+        : null,
+    );
+    const described = await clients[0]!.admin.describeTopic('audit');
+    expect(described.partitions.map((p) => p.leader).every((leader) => leader >= 1)).toBe(true);
+    await onController((client) => client.admin.deleteTopic('audit'));
+    await until(async () =>
+      nodes.every((node) => node.core.localTopic('audit') === undefined) ? true : null,
+    );
+    await expect(clients[0]!.admin.describeTopic('audit')).rejects.toMatchObject({
+      codeName: 'UNKNOWN_TOPIC',
+    });
+  }, 60_000);
+
   it('a new leader is elected when the leader stops; it holds everything acknowledged and takes new writes', async () => {
     const findLeader = () =>
       until(async () => {
