@@ -52,7 +52,7 @@ export interface ReplicaManagerOptions {
   readonly replicaLagTimeMs?: number;
   /** How long an acks 'all' produce waits for the ISR before REQUEST_TIMEOUT. */
   readonly ackTimeoutMs?: number;
-  /** After an empty replica fetch, the follower asks again after this long. */
+  /** After an empty replica fetch (which waited on the leader already), the follower asks again after this long. */
   readonly idleFetchBackoffMs?: number;
 }
 
@@ -65,6 +65,8 @@ const REQUEST_TIMEOUT_MS = 5_000;
  * retries after its leader could not be reached.
  */
 const FOLLOWER_RETRY_MS = 250;
+/** A replica fetch with nothing to send waits this long on the leader for new batches (long poll). */
+const FETCH_MAX_WAIT_MS = 500;
 
 const keyOf = (topic: string, partition: number) => `${partition}:${topic}`;
 
@@ -82,6 +84,8 @@ function epochCacheOf(log: PartitionLog): LeaderEpochCache {
 
 class LeaderReplica {
   private readonly waiters = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  /** Replica fetches waiting for batches past their offset (long poll). */
+  private dataWaiters: Array<() => void> = [];
   private nextRequestId = 1;
 
   constructor(
@@ -119,6 +123,19 @@ class LeaderReplica {
     this.run(
       this.state.onLocalProgress({ logEndOffset: this.log.logEndOffset, localEnd: this.log.stableOffset }),
     );
+    if (this.dataWaiters.length > 0) for (const wake of this.dataWaiters.splice(0)) wake();
+  }
+
+  /** Resolves when the leader appended something, or after `ms`. */
+  awaitData(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.dataWaiters.push(done);
+    });
   }
 
   acknowledged(lastOffset: bigint, deadlineMs: number): Promise<void> {
@@ -130,6 +147,7 @@ class LeaderReplica {
   }
 
   resign(): void {
+    for (const wake of this.dataWaiters.splice(0)) wake();
     this.run(this.state.resign());
     for (const waiter of this.waiters.values())
       waiter.reject(errorOf('NOT_LEADER', `${this.topic}/${this.partition}`));
@@ -189,7 +207,7 @@ class FollowerReplica {
               REPLICATION_COMMANDS.replicaFetch,
               {
                 replicaId: request.replicaId,
-                maxWaitMs: 0,
+                maxWaitMs: FETCH_MAX_WAIT_MS,
                 minBytes: 0,
                 maxBytes: 4 * 1024 * 1024,
                 partitions: [
@@ -307,7 +325,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   ) {
     this.replicaLagTimeMs = options.replicaLagTimeMs ?? 10_000;
     this.ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
-    this.idleFetchBackoffMs = options.idleFetchBackoffMs ?? 10;
+    this.idleFetchBackoffMs = options.idleFetchBackoffMs ?? 0;
     this.tick = setInterval(() => {
       const now = Date.now();
       for (const leader of this.leaders.values()) leader.run(leader.state.tick(now));
@@ -478,8 +496,9 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
         brokerId: this.member.brokerId,
         leaderId,
         leaderEpoch,
-        reportStableOffset: false,
-        requestTimeoutMs: FOLLOWER_RETRY_MS,
+        reportStableOffset: this.core.localTopic(topic)?.config.durability === 'always',
+        // A fetch may wait FETCH_MAX_WAIT_MS on the leader before its answer.
+        requestTimeoutMs: FETCH_MAX_WAIT_MS + FOLLOWER_RETRY_MS,
         idleFetchBackoffMs: this.idleFetchBackoffMs,
         errorBackoffMs: 100,
       },
@@ -732,6 +751,21 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   // ReplicaRequestHandler
 
   async replicaFetch(request: ReplicaFetchRequest): Promise<ReplicaFetchResponse> {
+    const first = await this.replicaFetchOnce(request);
+    if (request.maxWaitMs <= 0 || first.partitions.some((p) => p.error !== null || p.batches.length > 0))
+      return first;
+    // Nothing to send: wait for the first of these leaders to append (or the wait to end), once.
+    const leaders = request.partitions
+      .map((entry) => this.leaders.get(keyOf(entry.topic, entry.partition)))
+      .filter((leader): leader is LeaderReplica => leader !== undefined);
+    if (leaders.length === 0) return first;
+    await Promise.race(
+      leaders.map((leader) => leader.awaitData(Math.min(request.maxWaitMs, FETCH_MAX_WAIT_MS))),
+    );
+    return this.replicaFetchOnce(request);
+  }
+
+  private async replicaFetchOnce(request: ReplicaFetchRequest): Promise<ReplicaFetchResponse> {
     const partitions: ReplicaFetchedPartition[] = [];
     let budget = request.maxBytes;
     for (const entry of request.partitions) {
