@@ -958,7 +958,12 @@ export class BrokerCore {
       if (request.spec === 'latest') return { offset: log.highWatermark };
       return { offset: await log.offsetForTimestamp(request.spec.timestamp) };
     },
-    initProducerId: async () => ({ producerId: await this.producerIds.allocate(), producerEpoch: 0 }),
+    // The broker id in the high 32 bits: in a cluster every broker hands out ids of its own, and a
+    // producer's state moves with a partition's leadership (a broker without a cluster is id 0).
+    initProducerId: async () => ({
+      producerId: (BigInt(this.options.brokerId) << 32n) | (await this.producerIds.allocate()),
+      producerEpoch: 0,
+    }),
     joinGroup: (request) => this.groups.join(request),
     heartbeat: async (request) => {
       this.groups.heartbeat(request);

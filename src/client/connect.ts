@@ -1,8 +1,10 @@
 // `connect({ brokers })`: a Client over TCP. Accepts `host:port` strings, a comma-separated list,
-// or `memorystreamer://host:port` URLs; connects eagerly so a wrong address fails here.
+// or `memorystreamer://host:port` URLs; connects eagerly so a wrong address fails here. In a
+// cluster the client routes each request to the broker that serves it (cluster-transport.ts).
 
 import { Client, type ClientOptions } from './client.js';
-import { type ClientTlsOptions, parseBrokerAddress, TcpTransport } from './tcp-transport.js';
+import { ClusterTransport } from './cluster-transport.js';
+import { type ClientTlsOptions, parseBrokerAddress } from './tcp-transport.js';
 
 export type { ClientTlsOptions } from './tcp-transport.js';
 
@@ -16,17 +18,11 @@ export interface ConnectOptions extends ClientOptions {
 
 export async function connect(options: ConnectOptions): Promise<Client> {
   const list = typeof options.brokers === 'string' ? options.brokers.split(',') : options.brokers;
-  const transport = new TcpTransport({
+  const transport = await ClusterTransport.connect({
     brokers: list.filter((b) => b.trim() !== '').map(parseBrokerAddress),
     ...(options.clientId !== undefined ? { clientId: options.clientId } : {}),
     ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
     ...(options.tls !== undefined ? { tls: options.tls === true ? {} : options.tls } : {}),
   });
-  try {
-    await transport.connect();
-  } catch (error) {
-    await transport.close();
-    throw error;
-  }
   return new Client(transport, options);
 }

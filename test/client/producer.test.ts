@@ -179,6 +179,10 @@ async function brokerWithABug(
           COMMANDS.describeTopic.encodeResponse(writer, topic);
         } else if (opcode === Opcode.INIT_PRODUCER_ID) {
           COMMANDS.initProducerId.encodeResponse(writer, { producerId: 1n, producerEpoch: 0 });
+        } else if (opcode === Opcode.METADATA) {
+          // As a broker of an earlier protocol does: the client then sends everything to it.
+          answer(opcode, correlationId, encodeErrorPayload('0x106'), ErrorCode.UNKNOWN_OPCODE);
+          continue;
         } else if (opcode === Opcode.PRODUCE) {
           produces++;
           answer(opcode, correlationId, encodeErrorPayload('a broker bug'), ErrorCode.INTERNAL_ERROR);

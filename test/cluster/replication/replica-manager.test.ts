@@ -88,28 +88,19 @@ describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
       return null;
     });
     expect(created.replicationFactor).toBe(3);
-    // The leader takes the produce; the followers refuse it with NOT_LEADER.
-    const leaderIndex = await until(async () => {
-      for (let i = 0; i < clients.length; i++) {
-        try {
-          await clients[i]!.producer({ acks: 'all', retries: 0 }).send({
-            topic: 'orders',
-            key: 'k',
-            value: 'first',
-          });
-          return i;
-        } catch (error) {
-          if (
-            !(
-              error instanceof MemoryStreamerError &&
-              ['NOT_LEADER', 'LEADER_NOT_AVAILABLE', 'UNKNOWN_TOPIC'].includes(error.codeName)
-            )
-          )
-            throw error;
-        }
+    // Each client routes the partition's requests to its leader, whichever broker it started from.
+    await until(async () =>
+      clients[0]!.producer({ acks: 'all' }).send({ topic: 'orders', key: 'k', value: 'first' }),
+    );
+    const leaderIndex = nodes.findIndex((node) => {
+      try {
+        node.core.replicaRoles!.checkRead('orders', 0);
+        return true;
+      } catch {
+        return false;
       }
-      return null;
     });
+    expect(leaderIndex).toBeGreaterThanOrEqual(0);
     const producer = clients[leaderIndex]!.producer({ acks: 'all' });
     const receipts = await Promise.all(
       Array.from({ length: 200 }, (_, i) =>
@@ -125,6 +116,7 @@ describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
     const bytes = await Promise.all(
       logs.map(async (log) => (await log.readForReplica(0n, 64 * 1024 * 1024)).data),
     );
+    expect(bytes[leaderIndex]!.length).toBeGreaterThan(201 * 10);
     for (const copy of bytes) expect(copy.equals(bytes[leaderIndex]!)).toBe(true);
     // Every broker describes the cluster's view: the leader, three replicas, the ISR, and METADATA
     // lists the brokers with their addresses.
@@ -144,21 +136,27 @@ describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
       expect(metadata.topics[0]!.partitions[0]!.leader).toBe(leaderIndex + 1);
     }
     // Another broker refuses a produce for the partition, naming the leader.
-    const other = clients[(leaderIndex + 1) % 3]!;
-    await expect(
-      other.producer({ retries: 0 }).send({ topic: 'orders', value: 'wrong broker', partition: 0 }),
-    ).rejects.toMatchObject({ codeName: 'NOT_LEADER' });
+    const other = nodes[(leaderIndex + 1) % 3]!;
+    expect(() => other.core.replicaRoles!.leaderEpochForProduce('orders', 0, 1)).toThrow(
+      expect.objectContaining({ codeName: 'NOT_LEADER', message: expect.stringMatching(/led by broker/) }),
+    );
+    // A client bootstrapped from a follower writes through to the leader.
+    const viaFollower = await clients[(leaderIndex + 1) % 3]!.producer().send({
+      topic: 'orders',
+      value: 'routed',
+    });
+    expect(viaFollower.offset).toBe(201n);
     // Consumers of the leader read everything below the high watermark.
     const consumer = clients[leaderIndex]!.consumer({ topics: ['orders'], from: 'earliest' });
     await consumer.start();
     const seen: string[] = [];
-    while (seen.length < 201) {
+    while (seen.length < 202) {
       const message = await consumer.next();
       if (message !== null) seen.push(message.value!.toString());
     }
     await consumer.close();
     expect(seen[0]).toBe('first');
-    expect(seen.at(-1)).toBe('m199');
+    expect(seen.at(-1)).toBe('routed');
   }, 60_000);
 
   it('alters and deletes topics through the controller; every copy follows', async () => {
@@ -226,22 +224,22 @@ describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
     const receipt = await until(async () =>
       producer.send({ topic: 'orders', key: 'k', value: 'after failover' }),
     );
-    expect(receipt.offset).toBe(201n);
+    expect(receipt.offset).toBe(202n);
     const consumer = clients[newLeader]!.consumer({ topics: ['orders'], from: 'earliest' });
     await consumer.start();
     const seen: string[] = [];
-    while (seen.length < 202) {
+    while (seen.length < 203) {
       const message = await consumer.next();
       if (message !== null) seen.push(message.value!.toString());
     }
     await consumer.close();
     expect(seen.slice(0, 2)).toEqual(['first', 'm0']);
-    expect(seen.slice(-2)).toEqual(['m199', 'after failover']);
+    expect(seen.slice(-2)).toEqual(['routed', 'after failover']);
     // The surviving follower holds the new leader's log byte for byte.
     const survivor = [0, 1, 2].find((i) => i !== oldLeader && i !== newLeader)!;
     const leaderLog = nodes[newLeader]!.core.partition('orders', 0).log;
     const followerLog = nodes[survivor]!.core.partition('orders', 0).log;
-    await until(async () => (followerLog.highWatermark === 202n ? true : null));
+    await until(async () => (followerLog.highWatermark === 203n ? true : null));
     const [a, b] = await Promise.all(
       [leaderLog, followerLog].map((log) => log.readForReplica(0n, 64 * 1024 * 1024)),
     );

@@ -1,0 +1,199 @@
+// The client in a cluster: one TCP transport per broker it needs, requests routed by the cluster's
+// metadata (METADATA, answered by any broker). A partition's produce, fetch, offsets and
+// subscriptions go to its leader; a stream read to the leader of the key's partition; topic
+// changes to the controller; everything else to the broker the client bootstrapped from. On
+// NOT_LEADER, LEADER_NOT_AVAILABLE, NOT_CONTROLLER, FENCED_LEADER_EPOCH or a lost connection the
+// metadata is read again and the request goes once more to where it now says (the producer's
+// own retries keep a partition's batches in order on top of that).
+//
+// A broker without a cluster answers METADATA with no cluster id: then every request goes to it,
+// as before.
+
+import { MemoryStreamerError } from '../common/errors.js';
+import type { MetadataResponse, SubscribeRequest } from '../protocol/commands/data-types.js';
+import type { RequestOf, ResponseOf } from '../protocol/commands/registry.js';
+import { errorOf } from '../protocol/error-codes.js';
+import { partitionForKey } from '../protocol/partitioner.js';
+import { type BrokerAddress, TcpTransport, type TcpTransportOptions } from './tcp-transport.js';
+import type {
+  ClientCommand,
+  PushHandlers,
+  RemoteSubscription,
+  RequestOptions,
+  Transport,
+} from './transport.js';
+
+/** Errors after which the metadata may say another broker now serves the request. */
+const REROUTE = new Set([
+  'NOT_LEADER',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_CONTROLLER',
+  'FENCED_LEADER_EPOCH',
+  'CONNECTION_CLOSED',
+  'BROKER_NOT_AVAILABLE',
+]);
+
+const METADATA_TIMEOUT_MS = 5_000;
+
+function reroutes(error: unknown): boolean {
+  return error instanceof MemoryStreamerError && REROUTE.has(error.codeName);
+}
+
+export class ClusterTransport implements Transport {
+  private readonly links = new Map<number, { address: string; transport: TcpTransport }>();
+  private metadata: MetadataResponse | null = null;
+  private refreshing: Promise<void> | null = null;
+  private closed = false;
+
+  private constructor(
+    private readonly bootstrap: TcpTransport,
+    private readonly options: Omit<TcpTransportOptions, 'brokers'>,
+  ) {}
+
+  /** Connects to one of `brokers` and reads the cluster's metadata. */
+  static async connect(options: TcpTransportOptions): Promise<ClusterTransport> {
+    const bootstrap = new TcpTransport(options);
+    const { brokers: _brokers, ...rest } = options;
+    const transport = new ClusterTransport(bootstrap, rest);
+    try {
+      await bootstrap.connect();
+      await transport.refresh();
+    } catch (error) {
+      await transport.close();
+      throw error;
+    }
+    return transport;
+  }
+
+  /** True when the brokers form a cluster (requests are routed); false for a broker alone. */
+  get routed(): boolean {
+    return this.metadata !== null && this.metadata.clusterId !== null;
+  }
+
+  /** Reads the metadata again (one read at a time; concurrent callers share it). */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.bootstrap
+      .request('metadata', {}, { timeoutMs: METADATA_TIMEOUT_MS })
+      .then(
+        (metadata) => {
+          this.metadata = metadata;
+        },
+        (error: unknown) => {
+          // A broker that predates METADATA is a broker alone: every request goes to it.
+          if (error instanceof MemoryStreamerError && error.codeName === 'UNKNOWN_OPCODE')
+            this.metadata = null;
+          else throw error;
+        },
+      )
+      .finally(() => {
+        this.refreshing = null;
+      });
+    return this.refreshing;
+  }
+
+  async request<K extends ClientCommand>(
+    name: K,
+    request: RequestOf<K>,
+    options: RequestOptions,
+  ): Promise<ResponseOf<K>> {
+    if (!this.routed) return this.bootstrap.request(name, request, options);
+    try {
+      return await this.route(name, request).request(name, request, options);
+    } catch (error) {
+      if (!reroutes(error) || this.closed) throw error;
+      await this.refresh();
+      return this.route(name, request).request(name, request, options);
+    }
+  }
+
+  async subscribe(
+    request: SubscribeRequest,
+    handlers: PushHandlers,
+    options: RequestOptions,
+  ): Promise<RemoteSubscription> {
+    if (!this.routed) return this.bootstrap.subscribe(request, handlers, options);
+    const leaderHandlers: PushHandlers = {
+      onBatches: (chunks, highWatermark) => handlers.onBatches(chunks, highWatermark),
+      onError: (error) => {
+        // The consumer subscribes again; the metadata should say where by then.
+        if (reroutes(error)) void this.refresh().catch(() => undefined);
+        handlers.onError(error);
+      },
+    };
+    try {
+      return await this.leaderOf(request.topic, request.partition).subscribe(
+        request,
+        leaderHandlers,
+        options,
+      );
+    } catch (error) {
+      if (!reroutes(error) || this.closed) throw error;
+      await this.refresh();
+      return this.leaderOf(request.topic, request.partition).subscribe(request, leaderHandlers, options);
+    }
+  }
+
+  maxRequestPayloadBytes(name: ClientCommand): number | undefined {
+    return this.bootstrap.maxRequestPayloadBytes(name);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.bootstrap.close();
+    for (const { transport } of this.links.values()) await transport.close();
+    this.links.clear();
+  }
+
+  /** Where a request goes by what it is about. */
+  private route<K extends ClientCommand>(name: K, request: RequestOf<K>): Transport {
+    switch (name) {
+      case 'produce':
+      case 'fetch':
+      case 'listOffsets': {
+        const { topic, partition } = request as { topic: string; partition: number };
+        return this.leaderOf(topic, partition);
+      }
+      case 'readStream': {
+        const { topic, key } = request as RequestOf<'readStream'>;
+        const partitions = this.topic(topic)?.partitions.length;
+        return partitions === undefined
+          ? this.bootstrap
+          : this.leaderOf(topic, partitionForKey(key, partitions));
+      }
+      case 'createTopic':
+      case 'alterTopic':
+      case 'deleteTopic':
+        return this.broker(this.metadata!.controllerId) ?? this.bootstrap;
+      default:
+        return this.bootstrap;
+    }
+  }
+
+  private topic(name: string) {
+    return this.metadata?.topics.find((topic) => topic.name === name && topic.error === null);
+  }
+
+  /**
+   * The transport to a partition's leader. A topic the metadata does not know yet (created since)
+   * goes to the bootstrap broker, whose answer (NOT_LEADER naming the leader) brings a refresh.
+   */
+  private leaderOf(topic: string, partition: number): Transport {
+    const leader = this.topic(topic)?.partitions[partition]?.leader;
+    if (leader === undefined) return this.bootstrap;
+    if (leader < 0) throw errorOf('LEADER_NOT_AVAILABLE', `${topic}/${partition}`);
+    return this.broker(leader) ?? this.bootstrap;
+  }
+
+  private broker(id: number): TcpTransport | null {
+    const view = this.metadata?.brokers.find((broker) => broker.id === id);
+    if (view === undefined || view.port === 0) return null;
+    const address = `${view.host}:${view.port}`;
+    const known = this.links.get(id);
+    if (known !== undefined && known.address === address) return known.transport;
+    void known?.transport.close();
+    const host: BrokerAddress = { host: view.host, port: view.port };
+    const transport = new TcpTransport({ ...this.options, brokers: [host] });
+    this.links.set(id, { address, transport });
+    return transport;
+  }
+}
