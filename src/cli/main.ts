@@ -7,6 +7,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerBench } from './commands/bench.js';
 import { registerConfig } from './commands/config.js';
 import { registerConsume } from './commands/consume.js';
+import { registerDev } from './commands/dev.js';
 import { registerGroup } from './commands/group.js';
 import { registerProduce } from './commands/produce.js';
 import { registerServe } from './commands/serve.js';
@@ -73,6 +74,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
   registerConfig(program, context);
   registerStatus(program, context);
   registerBench(program, context);
+  registerDev(program, context);
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return EXIT.ok;
