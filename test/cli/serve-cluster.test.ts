@@ -12,6 +12,7 @@ import { type EtcdProcess, etcdAvailable, startEtcd } from '../harness/etcd.js';
 
 let etcd: EtcdProcess;
 const brokers: TestBroker[] = [];
+const envs: Array<Record<string, string>> = [];
 
 async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
@@ -48,6 +49,12 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
     const cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/serve`;
     for (const id of [1, 2, 3]) {
       const port = await freePort();
+      envs.push({
+        MEMORYSTREAMER_CLUSTER_ETCD: cluster,
+        MEMORYSTREAMER_CLUSTER_BROKER_ID: String(id),
+        MEMORYSTREAMER_CLUSTER_ADVERTISE: `127.0.0.1:${port}`,
+        MEMORYSTREAMER_CLUSTER_LEASE_TTL: '1s',
+      });
       brokers.push(
         await startBroker({
           port,
@@ -134,6 +141,30 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
       await consumer.close();
       expect(seen).toEqual([...Array.from({ length: 300 }, (_, i) => `p${i}`), 'after the kill']);
       expect(next).not.toBe(leader);
+
+      // The killed broker starts again on its data directory: it follows the new leader, takes
+      // what it missed, and rejoins the ISR.
+      const killed = brokers[leader - 1]!;
+      brokers[leader - 1] = await startBroker({
+        port: killed.port,
+        dataDir: killed.dataDir!,
+        env: envs[leader - 1]!,
+      });
+      await until(async () => {
+        const described = await cli(
+          '--json',
+          '--broker',
+          addresses[next - 1]!,
+          'topic',
+          'describe',
+          'payments',
+        );
+        const isr = (JSON.parse(described.out) as { partitions: Array<{ isr: number[] }> }).partitions[0]!
+          .isr;
+        return isr.includes(leader) ? true : null;
+      });
+      const more = await producer.send({ topic: 'payments', value: 'with the old leader back' });
+      expect(more.offset).toBe(301n);
     } finally {
       await client.close();
     }
