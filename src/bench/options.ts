@@ -28,6 +28,8 @@ export interface BenchOptions {
   consumers: number;
   topics: number;
   partitions: number;
+  /** Copies of each partition of the topics the run creates (a cluster's brokers hold them). */
+  replicationFactor: number;
   /** Distinct message keys (streams); 0 sends messages without key. */
   streams: number;
   batchBytes: number;
@@ -57,6 +59,7 @@ export interface BenchFlags {
   consumers: string;
   topics: string;
   partitions: string;
+  replicationFactor: string;
   streams: string;
   batchBytes: string;
   lingerMs: string;
@@ -78,6 +81,7 @@ export const BENCH_DEFAULTS = {
   consumers: '1',
   topics: '1',
   partitions: '1',
+  replicationFactor: '1',
   streams: '0',
   // The producer's own defaults (src/client/producer.ts).
   batchBytes: String(512 * 1024),
@@ -170,6 +174,7 @@ export function parseBenchOptions(
     consumers,
     topics,
     partitions,
+    replicationFactor: parseIntegerOption('--replication-factor', flags.replicationFactor, 1, 100),
     streams: parseIntegerOption('--streams', flags.streams, 0, 100_000_000),
     batchBytes: parseIntegerOption('--batch-bytes', flags.batchBytes, 1, 64 * 1024 * 1024),
     lingerMs: parseIntegerOption('--linger-ms', flags.lingerMs, 0, 60_000),

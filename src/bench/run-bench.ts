@@ -53,6 +53,7 @@ async function createTopics(target: BenchTarget, options: BenchOptions, names: s
     await target.admin.admin.createTopic({
       name,
       partitions: options.partitions,
+      ...(options.replicationFactor > 1 ? { replicationFactor: options.replicationFactor } : {}),
       config: { durability: options.durability, maxMessageBytes },
     });
   }

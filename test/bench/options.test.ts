@@ -28,6 +28,7 @@ describe('bench options', () => {
       consumers: 1,
       topics: 1,
       partitions: 1,
+      replicationFactor: 1,
       streams: 0,
       batchBytes: 524288,
       lingerMs: 0,

@@ -38,6 +38,11 @@ export function registerBench(program: Command, context: CliContext): void {
     .option('--topics <n>', 'topics the run creates', BENCH_DEFAULTS.topics)
     .option('--partitions <n>', 'partitions per topic', BENCH_DEFAULTS.partitions)
     .option(
+      '--replication-factor <n>',
+      'copies of each partition (a cluster: --broker host:port of its brokers)',
+      BENCH_DEFAULTS.replicationFactor,
+    )
+    .option(
       '--streams <n>',
       'distinct message keys (streams); 0 sends messages without key',
       BENCH_DEFAULTS.streams,
