@@ -842,10 +842,15 @@ export class BrokerCore {
       return {};
     },
     listTopics: async () => ({
-      topics: this.registry
-        .list()
-        .filter((t) => !t.name.startsWith(INTERNAL_TOPIC_PREFIX))
-        .map((t) => this.view(t)),
+      topics:
+        this.clusterMetadata !== null
+          ? this.clusterMetadata
+              .topics()
+              .map((topic) => this.localTopic(topic.name) ?? this.viewOfNewTopic(topic))
+          : this.registry
+              .list()
+              .filter((t) => !t.name.startsWith(INTERNAL_TOPIC_PREFIX))
+              .map((t) => this.view(t)),
     }),
     describeTopic: async (request): Promise<DescribeTopicResponse> => {
       this.refuseOffline(request.name);

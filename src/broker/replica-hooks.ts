@@ -51,6 +51,8 @@ export interface PartitionRoles {
 /** The cluster's metadata as this member knows it: what METADATA and describeTopic answer. */
 export interface ClusterMetadataView {
   metadata(request: MetadataRequest): MetadataResponse;
+  /** Every topic of the cluster, as created (what listTopics answers). */
+  topics(): CreateTopicRequest[];
   partitionRoles(topic: string, partition: number): PartitionRoles | undefined;
 }
 

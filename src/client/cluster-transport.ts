@@ -1,8 +1,9 @@
 // The client in a cluster: one TCP transport per broker it needs, requests routed by the cluster's
 // metadata (METADATA, answered by any broker). A partition's produce, fetch, offsets and
 // subscriptions go to its leader; a stream read to the leader of the key's partition; topic
-// changes to the controller; everything else to the broker the client bootstrapped from. On
-// NOT_LEADER, LEADER_NOT_AVAILABLE, NOT_CONTROLLER, FENCED_LEADER_EPOCH or a lost connection the
+// changes to the controller; a topic's description to the leader of its first partition (a broker
+// that holds a copy); everything else to the broker the client bootstrapped from. On NOT_LEADER,
+// LEADER_NOT_AVAILABLE, NOT_CONTROLLER, FENCED_LEADER_EPOCH, UNKNOWN_TOPIC or a lost connection the
 // metadata is read again and the request goes once more to where it now says (the producer's
 // own retries keep a partition's batches in order on top of that).
 //
@@ -31,6 +32,8 @@ const REROUTE = new Set([
   'FENCED_LEADER_EPOCH',
   'CONNECTION_CLOSED',
   'BROKER_NOT_AVAILABLE',
+  // A topic created a moment ago may not have reached every broker's metadata yet.
+  'UNKNOWN_TOPIC',
 ]);
 
 const METADATA_TIMEOUT_MS = 5_000;
@@ -159,6 +162,11 @@ export class ClusterTransport implements Transport {
         return partitions === undefined
           ? this.bootstrap
           : this.leaderOf(topic, partitionForKey(key, partitions));
+      }
+      case 'describeTopic': {
+        // A broker holding a copy describes it with its offsets: the leader of its first partition.
+        const { name: topic } = request as RequestOf<'describeTopic'>;
+        return this.leaderOf(topic, 0);
       }
       case 'createTopic':
       case 'alterTopic':

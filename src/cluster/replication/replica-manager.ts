@@ -705,6 +705,10 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     };
   }
 
+  topics(): CreateTopicRequest[] {
+    return this.member.metadata.topics().map(({ value }) => this.localTopicOf(value));
+  }
+
   partitionRoles(topic: string, partition: number): PartitionRoles | undefined {
     const cache = this.member.metadata;
     const record = cache.topic(topic)?.value;

@@ -134,6 +134,7 @@ describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
       );
       expect(metadata.clusterId).toMatch(/^[0-9a-f-]{36}$/);
       expect(metadata.topics[0]!.partitions[0]!.leader).toBe(leaderIndex + 1);
+      expect((await client.admin.listTopics()).map((topic) => topic.name)).toContain('orders');
     }
     // Another broker refuses a produce for the partition, naming the leader.
     const other = nodes[(leaderIndex + 1) % 3]!;
@@ -157,6 +158,31 @@ describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
     await consumer.close();
     expect(seen[0]).toBe('first');
     expect(seen.at(-1)).toBe('routed');
+  }, 60_000);
+
+  it('serves a topic with one replica from any broker: listed everywhere, described and written through its leader', async () => {
+    await until(async () => {
+      for (const client of clients) {
+        try {
+          return await client.admin.createTopic({ name: 'single', partitions: 1 });
+        } catch (error) {
+          if (!(error instanceof MemoryStreamerError && error.codeName === 'NOT_CONTROLLER')) throw error;
+        }
+      }
+      return null;
+    });
+    const holders = await until(async () => {
+      const found = nodes.filter((node) => node.core.localTopic('single') !== undefined);
+      return found.length > 0 ? found : null;
+    });
+    expect(holders).toHaveLength(1);
+    for (const client of clients) {
+      expect((await client.admin.listTopics()).map((topic) => topic.name)).toContain('single');
+      const described = await until(async () => client.admin.describeTopic('single'));
+      expect(described.partitions[0]!.replicas).toHaveLength(1);
+      const receipt = await until(async () => client.producer().send({ topic: 'single', value: 'x' }));
+      expect(receipt.partition).toBe(0);
+    }
   }, 60_000);
 
   it('alters and deletes topics through the controller; every copy follows', async () => {
