@@ -15,6 +15,7 @@ import { BENCH_DEFAULTS, type BenchFlags, parseBenchOptions } from '../src/bench
 import type { BenchReport } from '../src/bench/report.js';
 import { runBench } from '../src/bench/run-bench.js';
 import { type SpawnedBroker, spawnBrokerProcess } from '../src/bench/spawned-broker.js';
+import { localEtcdArgs } from '../src/cli/local-etcd.js';
 import { argNumber, describeMachine, progress } from './lib/report.js';
 
 async function freePort(): Promise<number> {
@@ -51,22 +52,7 @@ async function main(): Promise<void> {
   const peerPort = await freePort();
   const etcd = spawn(
     'etcd',
-    [
-      '--data-dir',
-      join(dir, 'etcd'),
-      '--listen-client-urls',
-      `http://127.0.0.1:${etcdPort}`,
-      '--advertise-client-urls',
-      `http://127.0.0.1:${etcdPort}`,
-      '--listen-peer-urls',
-      `http://127.0.0.1:${peerPort}`,
-      '--initial-advertise-peer-urls',
-      `http://127.0.0.1:${peerPort}`,
-      '--initial-cluster',
-      `default=http://127.0.0.1:${peerPort}`,
-      '--heartbeat-interval=50',
-      '--election-timeout=500',
-    ],
+    localEtcdArgs({ name: 'bench', dataDir: join(dir, 'etcd'), clientPort: etcdPort, peerPort }),
     { stdio: 'ignore' },
   );
   const brokers: SpawnedBroker[] = [];

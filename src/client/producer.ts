@@ -668,19 +668,21 @@ export class Producer {
 
   /** Gives the partition's unstamped batches, in order, the current producer id and sequences. */
   private stampQueued(lane: Accumulator): void {
-    const { producerId, producerEpoch } = this.currentIdentity;
-    for (const pending of lane.queue) {
-      if (pending.producerId !== UNSTAMPED) continue;
-      const count = pending.request.batch.readInt32BE(BATCH_OFFSETS.recordCount);
-      restampProducer(
-        pending.request.batch,
-        producerId,
-        producerEpoch,
-        this.takeSequences(lane.sequenceKey, count),
-      );
-      pending.producerId = producerId;
-    }
+    for (const pending of lane.queue) if (pending.producerId === UNSTAMPED) this.stamp(lane, pending);
     lane.unstamped = 0;
+  }
+
+  /** Gives one batch the current producer id and the partition's next sequence numbers. */
+  private stamp(lane: Accumulator, pending: PendingBatch): void {
+    const { producerId, producerEpoch } = this.currentIdentity;
+    const count = pending.request.batch.readInt32BE(BATCH_OFFSETS.recordCount);
+    restampProducer(
+      pending.request.batch,
+      producerId,
+      producerEpoch,
+      this.takeSequences(lane.sequenceKey, count),
+    );
+    pending.producerId = producerId;
   }
 
   /** No producer id could be had (the broker cannot be reached): the batches waiting for one fail. */
@@ -800,20 +802,9 @@ export class Producer {
   private async restamp(lane: Accumulator, failed: PendingBatch[], staleProducerId: bigint): Promise<void> {
     this.resetIdentity(staleProducerId);
     await this.identity();
-    const { producerId, producerEpoch } = this.currentIdentity;
     // Nothing of this partition was sent under the new id yet (it was recovering): start at 0.
     this.sequences.delete(lane.sequenceKey);
-    for (const pending of [...failed, ...lane.queue]) {
-      if (pending.producerId < 0n) continue;
-      const count = pending.request.batch.readInt32BE(BATCH_OFFSETS.recordCount);
-      restampProducer(
-        pending.request.batch,
-        producerId,
-        producerEpoch,
-        this.takeSequences(lane.sequenceKey, count),
-      );
-      pending.producerId = producerId;
-    }
+    for (const pending of [...failed, ...lane.queue]) if (pending.producerId >= 0n) this.stamp(lane, pending);
   }
 
   /** Drops the producer id unless it was already replaced: the next batches get a fresh one. */

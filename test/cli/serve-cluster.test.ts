@@ -3,44 +3,22 @@
 // is killed (SIGKILL): another broker leads, every acknowledged message is there once, in order,
 // and the survivors' copies are the same bytes.
 
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { connect } from '../../src/client/connect.js';
 import { serveRefusal, startBroker, type TestBroker } from '../harness/broker.js';
-import { type EtcdProcess, etcdAvailable, startEtcd } from '../harness/etcd.js';
+import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../harness/etcd.js';
+import { until } from '../harness/until.js';
 
 let etcd: EtcdProcess;
 const brokers: TestBroker[] = [];
 const envs: Array<Record<string, string>> = [];
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function cli(...argv: string[]) {
   const out: string[] = [];
   const err: string[] = [];
   const code = await run(argv, { env: {}, out: (t) => out.push(t), err: (t) => err.push(t) });
   return { code, out: out.join('\n'), err: err.join('\n') };
-}
-
-async function until<T>(attempt: () => Promise<T | null>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await attempt().catch(() => null);
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describe.skipIf(!etcdAvailable())('serve --cluster', () => {

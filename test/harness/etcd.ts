@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { localEtcdArgs } from '../../src/cli/local-etcd.js';
 
 export interface EtcdProcess {
   /** `http://127.0.0.1:<port>` of the client listener. */
@@ -23,7 +24,8 @@ export function etcdAvailable(): boolean {
   return spawnSync('etcd', ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -55,21 +57,9 @@ export async function startEtcd(): Promise<EtcdProcess> {
   const clientPort = await freePort();
   const peerPort = await freePort();
   const endpoint = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
   const child = spawn(
     'etcd',
-    [
-      '--name=test',
-      `--data-dir=${dataDir}`,
-      `--listen-client-urls=${endpoint}`,
-      `--advertise-client-urls=${endpoint}`,
-      `--listen-peer-urls=${peer}`,
-      `--initial-advertise-peer-urls=${peer}`,
-      `--initial-cluster=test=${peer}`,
-      '--heartbeat-interval=50',
-      '--election-timeout=500',
-      '--log-level=error',
-    ],
+    [...localEtcdArgs({ name: 'test', dataDir, clientPort, peerPort }), '--log-level=error'],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';

@@ -11,6 +11,7 @@ import type { Command } from 'commander';
 import { type SpawnedBroker, spawnBrokerProcess } from '../../bench/spawned-broker.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import type { CliContext } from '../context.js';
+import { localEtcdArgs } from '../local-etcd.js';
 import { parseIntegerOption } from '../options.js';
 
 interface DevClusterFlags {
@@ -86,24 +87,12 @@ export function registerDev(program: Command, context: CliContext): void {
       const etcdOut = createWriteStream(etcdLog, { flags: 'a' });
       const etcd = spawn(
         'etcd',
-        [
-          '--name',
-          'dev',
-          '--data-dir',
-          join(dir, 'etcd'),
-          '--listen-client-urls',
-          `http://127.0.0.1:${etcdPort}`,
-          '--advertise-client-urls',
-          `http://127.0.0.1:${etcdPort}`,
-          '--listen-peer-urls',
-          `http://127.0.0.1:${etcdPort + 1}`,
-          '--initial-advertise-peer-urls',
-          `http://127.0.0.1:${etcdPort + 1}`,
-          '--initial-cluster',
-          `dev=http://127.0.0.1:${etcdPort + 1}`,
-          '--heartbeat-interval=50',
-          '--election-timeout=500',
-        ],
+        localEtcdArgs({
+          name: 'dev',
+          dataDir: join(dir, 'etcd'),
+          clientPort: etcdPort,
+          peerPort: etcdPort + 1,
+        }),
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       etcd.stdout?.pipe(etcdOut);

@@ -4,7 +4,6 @@
 // batches byte for byte, and the other brokers refuse produces with NOT_LEADER.
 
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,34 +13,13 @@ import { connect } from '../../../src/client/connect.js';
 import { clusterPart } from '../../../src/cluster/cluster-node.js';
 import { MemoryStreamerError } from '../../../src/common/errors.js';
 import { createLogger } from '../../../src/metrics/logger.js';
-import { type EtcdProcess, etcdAvailable, startEtcd } from '../../harness/etcd.js';
+import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../../harness/etcd.js';
+import { until } from '../../harness/until.js';
 
 let etcd: EtcdProcess;
 let root: string;
 const nodes: BrokerNode[] = [];
 const clients: Client[] = [];
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function until<T>(attempt: () => Promise<T | null>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await attempt().catch(() => null);
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
   beforeAll(async () => {
