@@ -5,6 +5,7 @@
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerBench } from './commands/bench.js';
+import { registerCluster } from './commands/cluster.js';
 import { registerConfig } from './commands/config.js';
 import { registerConsume } from './commands/consume.js';
 import { registerDev } from './commands/dev.js';
@@ -75,6 +76,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
   registerStatus(program, context);
   registerBench(program, context);
   registerDev(program, context);
+  registerCluster(program, context);
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return EXIT.ok;

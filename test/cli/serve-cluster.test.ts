@@ -120,6 +120,20 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
       expect(seen).toEqual([...Array.from({ length: 300 }, (_, i) => `p${i}`), 'after the kill']);
       expect(next).not.toBe(leader);
 
+      // cluster status: two brokers left, the partition under-replicated (ISR 2 of 3 replicas).
+      const degraded = JSON.parse(
+        (await cli('--json', '--broker', addresses[next - 1]!, 'cluster', 'status')).out,
+      ) as {
+        brokers: unknown[];
+        controller: number;
+        underReplicated: Array<{ topic: string; isr: number[] }>;
+        offline: unknown[];
+      };
+      expect(degraded.brokers).toHaveLength(2);
+      expect(degraded.underReplicated).toMatchObject([{ topic: 'payments' }]);
+      expect(degraded.underReplicated[0]!.isr).toHaveLength(2);
+      expect(degraded.offline).toEqual([]);
+
       // The killed broker starts again on its data directory: it follows the new leader, takes
       // what it missed, and rejoins the ISR.
       const killed = brokers[leader - 1]!;
@@ -143,6 +157,9 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
       });
       const more = await producer.send({ topic: 'payments', value: 'with the old leader back' });
       expect(more.offset).toBe(301n);
+      const healthy = await cli('--broker', addresses[next - 1]!, 'cluster', 'status');
+      expect(healthy.out).toMatch(/under-replicated:\s+0/);
+      expect(healthy.out).toMatch(/brokers:\s+1 127\.0\.0\.1:\d+, 2 127\.0\.0\.1:\d+, 3 /);
     } finally {
       await client.close();
     }
