@@ -98,12 +98,12 @@ export function registerDev(program: Command, context: CliContext): void {
       etcd.stdout?.pipe(etcdOut);
       etcd.stderr?.pipe(etcdOut);
       const brokers: SpawnedBroker[] = [];
+      const logs: Array<ReturnType<typeof createWriteStream>> = [etcdOut];
       const stopAll = async () => {
         for (const broker of brokers.splice(0).reverse()) await broker.stop();
         await stopProcess(etcd);
-        etcdOut.end();
+        for (const log of logs) log.end();
       };
-      let stopping: Promise<void> | null = null;
       const stopped = new Promise<string>((resolveStopped) => {
         const onSignal = (signal: NodeJS.Signals) => {
           process.off('SIGINT', onSignal);
@@ -119,6 +119,7 @@ export function registerDev(program: Command, context: CliContext): void {
         for (let id = 1; id <= count; id++) {
           const port = basePort + 10 * (id - 1);
           const log = createWriteStream(join(dir, `broker-${id}.log`), { flags: 'a' });
+          logs.push(log);
           brokers.push(
             await spawnBrokerProcess({
               dataDir: join(dir, `broker-${id}`),
@@ -164,8 +165,7 @@ export function registerDev(program: Command, context: CliContext): void {
         ].join('\n'),
       );
       const signal = await stopped;
-      stopping ??= stopAll();
-      await stopping;
+      await stopAll();
       context.print({ event: 'stopped', signal }, `stopped (${signal})`);
     });
 }

@@ -188,10 +188,11 @@ class FollowerReplica {
     this.queue = this.queue
       .then(() => this.perform(actions))
       .catch((error: unknown) => {
-        this.logger.warn(
-          { topic: this.topic, partition: this.partition, reason: (error as Error).message },
-          'replica fetch failed; retrying',
-        );
+        // A failed append or truncation leaves the state machine ahead of the log: this follower
+        // stops, and the manager starts a new one from what the log holds.
+        if (this.stopped) return;
+        this.stop();
+        this.onGiveUp(`failed step: ${(error as Error).message}`);
       });
   }
 
