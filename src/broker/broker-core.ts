@@ -36,6 +36,7 @@ import {
 import { type DataDirLock, dataDirUnusable, lockDataDir } from './data-dir-lock.js';
 import type { FdBudget } from './fd-budget.js';
 import { GroupCoordinator } from './groups/group-coordinator.js';
+import { groupOffsetsPartition, validateGroupId } from './groups/group-placement.js';
 import {
   Partition,
   type PartitionLimits,
@@ -79,10 +80,13 @@ function refuseInternal(topic: string): void {
 export const OFFSETS_TOPIC = '__consumer_offsets';
 /** Partitions of all topics together a broker takes unless configured otherwise (topics.max_partitions). */
 export const DEFAULT_MAX_PARTITIONS = 10_000;
+/** How long a group request waits for this broker's replica to take the lead the metadata gives it. */
+const COORDINATOR_TAKEOVER_WAIT_MS = 5_000;
 /** Segment size of the offsets topic: small, because compaction only cleans sealed segments. */
 const OFFSETS_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 import type {
+  ClusterGroups,
   ClusterMetadataView,
   ClusterTopics,
   ReplicaRequestHandler,
@@ -108,6 +112,12 @@ export interface BrokerCoreOptions {
   compaction?: Partial<CompactionSettings>;
   /** Segment size of `__consumer_offsets` when the broker creates it (default 16 MiB). */
   offsetsSegmentBytes?: number;
+  /**
+   * A cluster member: committed group offsets live in the cluster's replicated `__consumer_offsets`
+   * (its partitions placed like any topic's), and this broker coordinates the groups whose
+   * partition it leads. The core then neither creates nor reads a local offsets topic at start.
+   */
+  clusterGroups?: boolean;
   /** Longest long-poll a fetch may ask for. */
   maxFetchWaitMs?: number;
   /** Largest fetch or push read. */
@@ -158,8 +168,12 @@ export class BrokerCore {
   private readonly producerIds: ProducerIdAllocator;
   private readonly partitions = new Map<string, Partition[]>();
   private readonly options: Required<
-    Omit<BrokerCoreOptions, 'topicDefaults' | 'logger' | 'tracer' | 'compaction' | 'offsetsSegmentBytes'>
+    Omit<
+      BrokerCoreOptions,
+      'topicDefaults' | 'logger' | 'tracer' | 'compaction' | 'offsetsSegmentBytes' | 'clusterGroups'
+    >
   >;
+  private readonly groupsInCluster: boolean;
   private readonly offsetsSegmentBytes: number;
   private readonly compaction: CompactionScheduler;
   private readonly tracer: Tracer | null;
@@ -190,6 +204,13 @@ export class BrokerCore {
   clusterTopics: ClusterTopics | null = null;
   /** Set by a cluster member: METADATA and describeTopic answer the cluster's view. */
   clusterMetadata: ClusterMetadataView | null = null;
+  /** Set by a cluster member: which broker coordinates a group (FIND_COORDINATOR). */
+  clusterGroups: ClusterGroups | null = null;
+  /**
+   * In a cluster, the `__consumer_offsets` partitions this broker leads, each with the load of its
+   * committed offsets: their groups are coordinated here once it is done.
+   */
+  private readonly coordinated = new Map<number, { loaded: Promise<void> }>();
   /** Set by the network server so metrics can report connections and memory use. */
   connectionStats: () => { connections: number; heldBytes: number } = () => ({
     connections: 0,
@@ -210,9 +231,16 @@ export class BrokerCore {
     this.producerIds = producerIds;
     this.logger = options.logger ?? silentLogger;
     this.tracer = options.tracer ?? null;
+    this.groupsInCluster = options.clusterGroups === true;
     this.groups = new GroupCoordinator({
-      partitionsOf: (topic) => this.registry.require(topic).partitions,
-      logEndOffset: (topic, partition) => this.partition(topic, partition).log.highWatermark,
+      // In a cluster the coordinator need not hold a copy of the group's topics.
+      partitionsOf: (topic) =>
+        this.clusterMetadata?.topics().find((t) => t.name === topic)?.partitions ??
+        this.registry.require(topic).partitions,
+      logEndOffset: (topic, partition) =>
+        this.clusterMetadata !== null && this.registry.get(topic) === undefined
+          ? null
+          : this.partition(topic, partition).log.highWatermark,
       store: { append: (groupId, offsets) => this.appendOffsets(groupId, offsets) },
     });
     this.state = {
@@ -291,10 +319,10 @@ export class BrokerCore {
       core = new BrokerCore(options, registry, producerIds, lock, await realpath(lock.dataDir));
       for (const [name, reason] of registry.damaged) core.setOffline(name, reason);
       for (const topic of registry.list()) {
-        if (topic.name === OFFSETS_TOPIC) await core.openPartitions(topic, 0);
+        if (topic.name === OFFSETS_TOPIC && !core.groupsInCluster) await core.openPartitions(topic, 0);
         else await core.openTopicIsolated(topic);
       }
-      await core.openOffsetsTopic();
+      if (!core.groupsInCluster) await core.openOffsetsTopic();
       core.retentionTimer = setInterval(() => void core?.maintain(), core.options.retentionCheckMs);
       core.retentionTimer.unref();
       return core;
@@ -478,7 +506,14 @@ export class BrokerCore {
         },
       });
     }
-    const log = this.partition(OFFSETS_TOPIC, 0).log;
+    for (const entry of await this.readCommittedOffsets(0)) this.groups.restore(entry.groupId, [entry]);
+  }
+
+  /** The committed offsets one `__consumer_offsets` partition holds (the last record per key wins). */
+  private async readCommittedOffsets(
+    index: number,
+  ): Promise<Iterable<{ groupId: string; topic: string; partition: number; offset: bigint }>> {
+    const log = this.partition(OFFSETS_TOPIC, index).log;
     const latest = new Map<string, { groupId: string; topic: string; partition: number; offset: bigint }>();
     // Keys and values are copied into strings, so the replay's reused buffers are safe here.
     for await (const { data } of log.replay(log.logStartOffset, 1 << 20)) {
@@ -498,7 +533,74 @@ export class BrokerCore {
         }
       }
     }
-    for (const entry of latest.values()) this.groups.restore(entry.groupId, [entry]);
+    return latest.values();
+  }
+
+  /** The `__consumer_offsets` partition that holds `groupId`'s offsets (a broker alone has one). */
+  private offsetsPartitionOf(groupId: string): number {
+    const topic = this.registry.get(OFFSETS_TOPIC);
+    if (topic === undefined)
+      throw errorOf('NOT_COORDINATOR', `broker ${this.options.brokerId} holds no group offsets`);
+    return groupOffsetsPartition(groupId, topic.partitions);
+  }
+
+  /**
+   * Before a group request: in a cluster, throws NOT_COORDINATOR unless this broker leads the
+   * group's offsets partition, and waits until that partition's committed offsets are loaded.
+   */
+  private async coordinatorReady(groupId: string): Promise<void> {
+    if (!this.groupsInCluster) return;
+    const deadline = Date.now() + COORDINATOR_TAKEOVER_WAIT_MS;
+    for (;;) {
+      const topic = this.registry.get(OFFSETS_TOPIC);
+      const index = topic === undefined ? -1 : groupOffsetsPartition(groupId, topic.partitions);
+      const entry = this.coordinated.get(index);
+      if (entry !== undefined) return entry.loaded;
+      // The metadata names the new leader a moment before its replica takes the lead: wait for it.
+      const view = this.clusterMetadata?.metadata({ topics: [OFFSETS_TOPIC] }).topics[0];
+      const count = view?.partitions.length ?? 0;
+      const partition = count === 0 ? -1 : groupOffsetsPartition(groupId, count);
+      const leader = view?.partitions[partition]?.leader;
+      if (leader !== this.options.brokerId || Date.now() >= deadline)
+        throw errorOf(
+          'NOT_COORDINATOR',
+          `group ${JSON.stringify(groupId)} is coordinated by the leader of ${OFFSETS_TOPIC}/${partition} (broker ${leader ?? 'unknown'}), not broker ${this.options.brokerId}`,
+        );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  /**
+   * A cluster member became leader of `__consumer_offsets` partition `index`: the groups stored
+   * there are coordinated here from now on, once their committed offsets are read back.
+   */
+  coordinateGroupPartition(index: number): void {
+    if (!this.groupsInCluster || this.coordinated.has(index)) return;
+    const entry = { loaded: Promise.resolve() };
+    entry.loaded = this.readCommittedOffsets(index).then(
+      (offsets) => {
+        if (this.coordinated.get(index) !== entry) return;
+        for (const offset of offsets) this.groups.restore(offset.groupId, [offset]);
+        this.logger.info({ partition: index }, 'coordinating the groups of this offsets partition');
+      },
+      (error: unknown) => {
+        if (this.coordinated.get(index) === entry) this.coordinated.delete(index);
+        this.logger.error(
+          { partition: index, reason: (error as Error).message },
+          'group offsets could not be read; their groups are not coordinated here',
+        );
+        throw errorOf('COORDINATOR_NOT_AVAILABLE', `${OFFSETS_TOPIC}/${index}: ${(error as Error).message}`);
+      },
+    );
+    entry.loaded.catch(() => undefined);
+    this.coordinated.set(index, entry);
+  }
+
+  /** Leadership of `__consumer_offsets` partition `index` moved away: so do its groups. */
+  resignGroupPartition(index: number): void {
+    if (!this.coordinated.delete(index)) return;
+    const partitions = this.registry.get(OFFSETS_TOPIC)?.partitions ?? 0;
+    this.groups.unload((groupId) => groupOffsetsPartition(groupId, partitions) === index);
   }
 
   private async appendOffsets(
@@ -509,9 +611,22 @@ export class BrokerCore {
     const batch = encodeRecordBatch(
       offsets.map((o) => ({ key: `${groupId}\0${o.topic}\0${o.partition}`, value: o.offset.toString() })),
     );
-    const partition = this.partition(OFFSETS_TOPIC, 0);
+    const index = this.offsetsPartitionOf(groupId);
+    const partition = this.partition(OFFSETS_TOPIC, index);
+    const roles = this.replicaRoles;
     try {
-      await partition.produce({ batch, acks: 1 });
+      // In a cluster a commit is acknowledged once every in-sync replica of its partition holds it,
+      // so it survives the coordinator's broker.
+      let leaderEpoch: number | undefined;
+      try {
+        leaderEpoch = roles?.leaderEpochForProduce(OFFSETS_TOPIC, index, 'all');
+      } catch (error) {
+        if (isMemoryStreamerError(error) && ['NOT_LEADER', 'LEADER_NOT_AVAILABLE'].includes(error.codeName))
+          throw errorOf('NOT_COORDINATOR', `${groupId}: ${error.message}`);
+        throw error;
+      }
+      const response = await partition.produce({ batch, acks: 1, leaderEpoch });
+      if (roles !== null) await roles.acknowledged(OFFSETS_TOPIC, index, response.lastOffset, 'all');
     } catch (error) {
       this.noteStorageFull(partition, error);
       throw error;
@@ -635,7 +750,11 @@ export class BrokerCore {
    * Creates a topic in this broker's storage: all or nothing (the partitions open before
    * topic.json is written; a failure closes what opened and removes the directory).
    */
-  private async createLocal(input: CreateTopicRequest, ifNotExists: boolean): Promise<TopicView> {
+  private async createLocal(
+    input: CreateTopicRequest,
+    ifNotExists: boolean,
+    internal = false,
+  ): Promise<TopicView> {
     if (this.offline.has(input.name)) {
       throw errorOf(
         'TOPIC_ALREADY_EXISTS',
@@ -659,6 +778,7 @@ export class BrokerCore {
       // All or nothing: the partitions open before topic.json is written; a failure closes
       // what opened and removes the directory, so the topic is never listed half-created.
       const topic = await this.registry.create(input, {
+        internal,
         open: async (description) => {
           try {
             await this.openPartitions(description, 0);
@@ -686,7 +806,8 @@ export class BrokerCore {
     this.ensureOpen();
     const existing = this.registry.get(input.name);
     if (existing !== undefined) return this.view(existing);
-    return this.createLocal(input, true);
+    // The cluster's `__consumer_offsets` is the one internal topic a cluster places on brokers.
+    return this.createLocal(input, true, input.name === OFFSETS_TOPIC && this.groupsInCluster);
   }
 
   /** How a topic created with `input` looks (for a cluster's topic this broker holds no copy of). */
@@ -969,22 +1090,41 @@ export class BrokerCore {
       producerId: (BigInt(this.options.brokerId) << 32n) | (await this.producerIds.allocate()),
       producerEpoch: 0,
     }),
-    joinGroup: (request) => this.groups.join(request),
+    joinGroup: async (request) => {
+      await this.coordinatorReady(request.groupId);
+      return this.groups.join(request);
+    },
     heartbeat: async (request) => {
+      await this.coordinatorReady(request.groupId);
       this.groups.heartbeat(request);
       return {};
     },
     leaveGroup: async (request) => {
+      await this.coordinatorReady(request.groupId);
       this.groups.leave(request);
       return {};
     },
     commitOffsets: async (request) => {
+      await this.coordinatorReady(request.groupId);
       await this.groups.commit(request);
       return {};
     },
-    fetchOffsets: async (request) => ({ offsets: this.groups.fetchOffsets(request.groupId) }),
+    fetchOffsets: async (request) => {
+      await this.coordinatorReady(request.groupId);
+      return { offsets: this.groups.fetchOffsets(request.groupId) };
+    },
+    // In a cluster: the groups this broker coordinates (a client asks every broker).
     listGroups: async () => ({ groups: this.groups.list() }),
-    describeGroup: async (request) => this.groups.describe(request.groupId),
+    describeGroup: async (request) => {
+      await this.coordinatorReady(request.groupId);
+      return this.groups.describe(request.groupId);
+    },
+    findCoordinator: async (request) => {
+      validateGroupId(request.groupId);
+      if (this.clusterGroups !== null) return this.clusterGroups.findCoordinator(request.groupId);
+      const listener = this.advertisedListener;
+      return { brokerId: this.options.brokerId, host: listener?.host ?? '', port: listener?.port ?? 0 };
+    },
     readStream: async (request): Promise<ReadStreamResponse> => {
       const topic = this.registry.require(request.topic);
       if (request.key.length === 0) throw errorOf('INVALID_STREAM_KEY', 'a stream key is at least one byte');

@@ -75,7 +75,11 @@ export interface NodePart {
 }
 
 /** Starts a part over the opened core. A part that fails to start fails the node's start. */
-export type NodePartStarter = (core: BrokerCore, logger: BrokerLogger) => Promise<NodePart>;
+export interface NodePartStarter {
+  (core: BrokerCore, logger: BrokerLogger): Promise<NodePart>;
+  /** How the core must be opened for this part (a cluster member keeps group offsets in the cluster). */
+  readonly coreOptions?: Partial<BrokerCoreOptions>;
+}
 
 /** Gives the tracing exporter a short deadline: an unreachable collector must not make stopping hang. */
 async function shutdownTracing(tracing: BrokerTracing): Promise<void> {
@@ -151,8 +155,13 @@ export class BrokerNode {
     );
     const tracing = options.tracing !== undefined ? otlpTracing(options.tracing) : null;
     let core: BrokerCore;
+    const coreOptions: BrokerCoreOptions = Object.assign(
+      { ...options },
+      ...parts.map((part) => part.coreOptions ?? {}),
+      tracing !== null ? { tracer: tracing.tracer } : {},
+    );
     try {
-      core = await BrokerCore.start(tracing !== null ? { ...options, tracer: tracing.tracer } : options);
+      core = await BrokerCore.start(coreOptions);
     } catch (error) {
       if (tracing !== null) await shutdownTracing(tracing);
       throw error;

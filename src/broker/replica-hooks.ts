@@ -8,6 +8,7 @@ import type {
   Acks,
   AlterTopicRequest,
   CreateTopicRequest,
+  FindCoordinatorResponse,
   MetadataRequest,
   MetadataResponse,
   TopicView,
@@ -64,4 +65,14 @@ export interface ClusterTopics {
   create(request: CreateTopicRequest): Promise<TopicView>;
   alter(request: AlterTopicRequest & { allowKeyMovement?: boolean }): Promise<TopicView>;
   delete(name: string): Promise<void>;
+}
+
+/** Consumer groups in a cluster: a group's coordinator is the leader of its offsets partition. */
+export interface ClusterGroups {
+  /**
+   * The broker coordinating `groupId` (creating the offsets topic first when the cluster has none,
+   * which only the controller does: NOT_CONTROLLER elsewhere); COORDINATOR_NOT_AVAILABLE while
+   * the group's partition has no leader.
+   */
+  findCoordinator(groupId: string): Promise<FindCoordinatorResponse>;
 }

@@ -2,10 +2,12 @@
 // metadata (METADATA, answered by any broker). A partition's produce, fetch, offsets and
 // subscriptions go to its leader; a stream read to the leader of the key's partition; topic
 // changes to the controller; a topic's description to the leader of its first partition (a broker
-// that holds a copy); everything else to the broker the client bootstrapped from. On NOT_LEADER,
-// LEADER_NOT_AVAILABLE, NOT_CONTROLLER, FENCED_LEADER_EPOCH, UNKNOWN_TOPIC or a lost connection the
-// metadata is read again and the request goes once more to where it now says (the producer's
-// own retries keep a partition's batches in order on top of that).
+// that holds a copy); a group's requests to its coordinator (FIND_COORDINATOR, remembered per
+// group); the list of groups to every broker (each lists the groups it coordinates); everything
+// else to the broker the client bootstrapped from. On NOT_LEADER, LEADER_NOT_AVAILABLE,
+// NOT_CONTROLLER, NOT_COORDINATOR, FENCED_LEADER_EPOCH, UNKNOWN_TOPIC or a lost connection the
+// metadata (and the group's coordinator) is read again and the request goes once more to where it
+// now says (the producer's own retries keep a partition's batches in order on top of that).
 //
 // A broker without a cluster answers METADATA with no cluster id: then every request goes to it,
 // as before.
@@ -29,6 +31,8 @@ const REROUTE = new Set([
   'NOT_LEADER',
   'LEADER_NOT_AVAILABLE',
   'NOT_CONTROLLER',
+  'NOT_COORDINATOR',
+  'COORDINATOR_NOT_AVAILABLE',
   'FENCED_LEADER_EPOCH',
   'CONNECTION_CLOSED',
   'BROKER_NOT_AVAILABLE',
@@ -38,6 +42,16 @@ const REROUTE = new Set([
 
 const METADATA_TIMEOUT_MS = 5_000;
 
+/** Requests about one consumer group: served by its coordinator. */
+const GROUP_COMMANDS: ReadonlySet<ClientCommand> = new Set<ClientCommand>([
+  'joinGroup',
+  'heartbeat',
+  'leaveGroup',
+  'commitOffsets',
+  'fetchOffsets',
+  'describeGroup',
+]);
+
 function reroutes(error: unknown): boolean {
   return error instanceof MemoryStreamerError && REROUTE.has(error.codeName);
 }
@@ -45,6 +59,8 @@ function reroutes(error: unknown): boolean {
 export class ClusterTransport implements Transport {
   private readonly links = new Map<number, { address: string; transport: TcpTransport }>();
   private metadata: MetadataResponse | null = null;
+  /** Each group's coordinator, as FIND_COORDINATOR last said. */
+  private readonly coordinators = new Map<string, number>();
   private refreshing: Promise<void> | null = null;
   private closed = false;
 
@@ -100,13 +116,46 @@ export class ClusterTransport implements Transport {
     options: RequestOptions,
   ): Promise<ResponseOf<K>> {
     if (!this.routed) return this.bootstrap.request(name, request, options);
+    if (name === 'listGroups') return (await this.listGroupsEverywhere(options)) as ResponseOf<K>;
+    const groupId = GROUP_COMMANDS.has(name) ? (request as { groupId: string }).groupId : null;
     try {
-      return await this.route(name, request).request(name, request, options);
+      const target =
+        groupId !== null ? await this.coordinatorOf(groupId, options) : this.route(name, request);
+      return await target.request(name, request, options);
     } catch (error) {
       if (!reroutes(error) || this.closed) throw error;
+      if (groupId !== null) this.coordinators.delete(groupId);
       await this.refresh();
-      return this.route(name, request).request(name, request, options);
+      const target =
+        groupId !== null ? await this.coordinatorOf(groupId, options) : this.route(name, request);
+      return target.request(name, request, options);
     }
+  }
+
+  /** The connection to `groupId`'s coordinator, found through any broker when not known. */
+  private async coordinatorOf(groupId: string, options: RequestOptions): Promise<Transport> {
+    const known = this.coordinators.get(groupId);
+    const link = known === undefined ? null : this.broker(known);
+    if (link !== null) return link;
+    const found = await this.request('findCoordinator', { groupId }, options);
+    this.coordinators.set(groupId, found.brokerId);
+    return this.link(found.brokerId, { host: found.host, port: found.port });
+  }
+
+  /** Every broker lists the groups it coordinates: together, the cluster's groups. */
+  private async listGroupsEverywhere(options: RequestOptions): Promise<ResponseOf<'listGroups'>> {
+    const brokers = (this.metadata?.brokers ?? []).map((view) => this.broker(view.id) ?? this.bootstrap);
+    const answers = await Promise.allSettled(
+      brokers.map((transport) => transport.request('listGroups', {}, options)),
+    );
+    const listed = answers.flatMap((answer) => (answer.status === 'fulfilled' ? [answer.value] : []));
+    const failed = answers.find((answer): answer is PromiseRejectedResult => answer.status === 'rejected');
+    // A broker that cannot answer now coordinates nothing: its groups move to another one.
+    if (listed.length === 0 && failed !== undefined) throw failed.reason;
+    const groups = listed
+      .flatMap((answer) => answer.groups)
+      .sort((a, b) => a.groupId.localeCompare(b.groupId));
+    return { groups };
   }
 
   async subscribe(
@@ -171,6 +220,8 @@ export class ClusterTransport implements Transport {
       case 'createTopic':
       case 'alterTopic':
       case 'deleteTopic':
+      // The controller creates the offsets topic when the cluster has none yet.
+      case 'findCoordinator':
         return this.broker(this.metadata!.controllerId) ?? this.bootstrap;
       default:
         return this.bootstrap;
@@ -195,13 +246,17 @@ export class ClusterTransport implements Transport {
   private broker(id: number): TcpTransport | null {
     const view = this.metadata?.brokers.find((broker) => broker.id === id);
     if (view === undefined || view.port === 0) return null;
-    const address = `${view.host}:${view.port}`;
+    return this.link(id, { host: view.host, port: view.port });
+  }
+
+  /** The one connection to broker `id`, at `address` (a new one when the broker moved). */
+  private link(id: number, address: BrokerAddress): TcpTransport {
+    const where = `${address.host}:${address.port}`;
     const known = this.links.get(id);
-    if (known !== undefined && known.address === address) return known.transport;
+    if (known !== undefined && known.address === where) return known.transport;
     void known?.transport.close();
-    const host: BrokerAddress = { host: view.host, port: view.port };
-    const transport = new TcpTransport({ ...this.options, brokers: [host] });
-    this.links.set(id, { address, transport });
+    const transport = new TcpTransport({ ...this.options, brokers: [address] });
+    this.links.set(id, { address: where, transport });
     return transport;
   }
 }

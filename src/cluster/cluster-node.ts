@@ -11,7 +11,7 @@ export type ClusterPartOptions = Omit<ClusterMemberOptions, 'events' | 'dataDir'
 };
 
 export function clusterPart(options: ClusterPartOptions): NodePartStarter {
-  return async (core, logger) => {
+  const start: NodePartStarter = async (core, logger) => {
     let manager: ReplicaManager | null = null;
     const member = await ClusterMember.join({
       ...options,
@@ -40,4 +40,6 @@ export function clusterPart(options: ClusterPartOptions): NodePartStarter {
       },
     };
   };
+  // Group offsets live in the cluster's replicated `__consumer_offsets`, not a local one.
+  return Object.assign(start, { coreOptions: { clusterGroups: true } });
 }

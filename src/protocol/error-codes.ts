@@ -122,6 +122,8 @@ export const ERROR_TABLE = {
     false,
     'replication factor is larger than the live brokers (a broker without a cluster is one)',
   ),
+  NOT_COORDINATOR: entry(712, true, 'this broker is not the coordinator of the group'),
+  COORDINATOR_NOT_AVAILABLE: entry(713, true, 'the group has no coordinator right now'),
   CONTROL_PLANE_UNAVAILABLE: entry(720, true, 'the cluster control plane (etcd) cannot be reached'),
   NOT_CONTROLLER: entry(721, true, 'this broker is not the cluster controller (or no longer is)'),
   CLUSTER_ID_MISMATCH: entry(722, false, 'the data directory belongs to another cluster or broker id'),

@@ -41,6 +41,7 @@ export const OPCODE_TABLE = {
   FETCH_OFFSETS: op(0x0506, true),
   LIST_GROUPS: op(0x0507, true),
   DESCRIBE_GROUP: op(0x0508, true),
+  FIND_COORDINATOR: op(0x0509, true),
   // 0x06xx: replication, broker to broker. Data opcodes: a replica fetch carries batches, and both
   // may name thousands of partitions.
   REPLICA_FETCH: op(0x0601, false),

@@ -19,6 +19,7 @@ import type {
   TopicPartitions,
 } from '../../protocol/commands/data-types.js';
 import { errorOf } from '../../protocol/error-codes.js';
+import { validateGroupId } from './group-placement.js';
 import { assignRange } from './range-assignor.js';
 import { assignSticky } from './sticky-assignor.js';
 
@@ -29,7 +30,8 @@ export interface OffsetStore {
 
 export interface GroupCoordinatorDeps {
   partitionsOf(topic: string): number;
-  logEndOffset(topic: string, partition: number): bigint;
+  /** Null when this broker holds no copy of the partition (a coordinator in a cluster). */
+  logEndOffset(topic: string, partition: number): bigint | null;
   store: OffsetStore;
   now?: () => number;
 }
@@ -69,7 +71,6 @@ class Group {
   }
 }
 
-const GROUP_ID = /^[A-Za-z0-9._-]{1,200}$/;
 export const MIN_SESSION_TIMEOUT_MS = 1000;
 export const MAX_SESSION_TIMEOUT_MS = 300_000;
 
@@ -93,8 +94,7 @@ export class GroupCoordinator {
   }
 
   private group(groupId: string): Group {
-    if (!GROUP_ID.test(groupId))
-      throw errorOf('INVALID_GROUP_ID', `${JSON.stringify(groupId)}: 1-200 of [A-Za-z0-9._-]`);
+    validateGroupId(groupId);
     let group = this.groups.get(groupId);
     if (group === undefined) {
       group = new Group(groupId);
@@ -286,7 +286,8 @@ export class GroupCoordinator {
           'INVALID_REQUEST',
           `${o.topic}/${o.partition} is not assigned to member ${member.memberId}`,
         );
-      if (o.offset < 0n || o.offset > this.deps.logEndOffset(o.topic, o.partition)) {
+      const end = this.deps.logEndOffset(o.topic, o.partition);
+      if (o.offset < 0n || (end !== null && o.offset > end)) {
         throw errorOf('OFFSET_OUT_OF_RANGE', `commit ${o.offset} for ${o.topic}/${o.partition}`);
       }
     }
@@ -321,12 +322,13 @@ export class GroupCoordinator {
     const lag = [...partitions.entries()]
       .sort((a, b) => a[0].localeCompare(b[0]))
       .flatMap(([key, { topic, partition }]) => {
-        let logEndOffset: bigint;
+        let logEndOffset: bigint | null;
         try {
           logEndOffset = this.deps.logEndOffset(topic, partition);
         } catch {
           return [];
         }
+        if (logEndOffset === null) return [];
         const committed = group.offsets.get(key)?.offset ?? -1n;
         return [
           {
@@ -355,6 +357,19 @@ export class GroupCoordinator {
       if (changed && group.members.size > 0) this.startRebalance(group);
       if (group.rebalancing) this.completeIfReady(group, now >= group.rebalanceDeadline);
       if (group.members.size === 0) group.rebalancing = false;
+    }
+  }
+
+  /**
+   * Forgets the groups `leaving` selects (in a cluster, their offsets partition is led elsewhere
+   * now): members waiting in a join are told NOT_COORDINATOR and find the new coordinator.
+   */
+  unload(leaving: (groupId: string) => boolean): void {
+    for (const [groupId, group] of this.groups) {
+      if (!leaving(groupId)) continue;
+      for (const m of group.members.values())
+        m.pendingJoin?.reject(errorOf('NOT_COORDINATOR', `${groupId} is coordinated by another broker now`));
+      this.groups.delete(groupId);
     }
   }
 

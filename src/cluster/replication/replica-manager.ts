@@ -6,7 +6,7 @@
 // The broker core consults it through ReplicaRoles (who may append, when to acknowledge) and hands
 // it the other brokers' requests through ReplicaRequestHandler.
 
-import type { BrokerCore } from '../../broker/broker-core.js';
+import { type BrokerCore, OFFSETS_TOPIC } from '../../broker/broker-core.js';
 import type {
   ClusterMetadataView,
   PartitionRoles,
@@ -39,6 +39,7 @@ import {
 } from '../../protocol/commands/replication-commands.js';
 import { type ErrorName, errorOf } from '../../protocol/error-codes.js';
 import type { PartitionLog } from '../../storage/partition-log.js';
+import { ClusterGroupPlacement, type ClusterGroupsOptions } from '../cluster-groups.js';
 import type { ClusterMember } from '../cluster-member.js';
 import { KEYS } from '../control-plane/metadata-keys.js';
 import { encodeRecord, NO_LEADER, type TopicRecord } from '../control-plane/metadata-records.js';
@@ -54,6 +55,8 @@ export interface ReplicaManagerOptions {
   readonly ackTimeoutMs?: number;
   /** After an empty replica fetch (which waited on the leader already), the follower asks again after this long. */
   readonly idleFetchBackoffMs?: number;
+  /** The cluster's `__consumer_offsets` (consumer groups' committed offsets). */
+  readonly groups?: ClusterGroupsOptions;
 }
 
 const TICK_MS = 20;
@@ -317,6 +320,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   private readonly replicaLagTimeMs: number;
   private readonly ackTimeoutMs: number;
   private readonly idleFetchBackoffMs: number;
+  private readonly groupsOptions: ClusterGroupsOptions;
 
   constructor(
     private readonly core: BrokerCore,
@@ -327,6 +331,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     this.replicaLagTimeMs = options.replicaLagTimeMs ?? 10_000;
     this.ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
     this.idleFetchBackoffMs = options.idleFetchBackoffMs ?? 0;
+    this.groupsOptions = options.groups ?? {};
     this.tick = setInterval(() => {
       const now = Date.now();
       for (const leader of this.leaders.values()) leader.run(leader.state.tick(now));
@@ -344,6 +349,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
       delete: (name) => this.deleteTopic(name),
     };
     this.core.clusterMetadata = this;
+    this.core.clusterGroups = new ClusterGroupPlacement(this.member, this.groupsOptions);
     this.reconcile();
   }
 
@@ -370,6 +376,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     this.core.replicaRequests = null;
     this.core.clusterTopics = null;
     this.core.clusterMetadata = null;
+    this.core.clusterGroups = null;
   }
 
   private async reconcileNow(): Promise<void> {
@@ -378,9 +385,20 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     const cache = this.member.metadata;
     const wanted = new Set<string>();
     // Copies of topics the cluster no longer has, or no longer places here, go.
-    for (const local of this.core.localTopicNames()) {
+    // A data directory's `__consumer_offsets` from before it joined (a broker alone keeps one) is
+    // not the cluster's: it goes like any copy the cluster does not place here.
+    const offsets = this.core.localTopic(OFFSETS_TOPIC);
+    const stale =
+      offsets !== undefined && offsets.partitions !== cache.topic(OFFSETS_TOPIC)?.value.partitions
+        ? [OFFSETS_TOPIC]
+        : [];
+    for (const local of [...this.core.localTopicNames(), ...stale]) {
       const topic = cache.topic(local)?.value;
-      if (topic === undefined || !topic.assignment.some((replicas) => replicas.includes(me))) {
+      if (
+        stale.includes(local) ||
+        topic === undefined ||
+        !topic.assignment.some((replicas) => replicas.includes(me))
+      ) {
         this.stopReplicasOf(local);
         await this.core.deleteLocal(local);
         this.logger.info({ topic: local }, 'replica of a deleted or moved topic removed');
@@ -481,7 +499,11 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     );
     this.leaders.set(keyOf(topic.name, partition), replica);
     replica.run(actions);
-    this.logger.info({ topic: topic.name, partition, leaderEpoch }, 'leading partition');
+    if (topic.name === OFFSETS_TOPIC) this.core.coordinateGroupPartition(partition);
+    this.logger.info(
+      { topic: topic.name, partition, leaderEpoch, brokerId: this.member.brokerId },
+      'leading partition',
+    );
   }
 
   private becomeFollower(topic: string, partition: number, leaderId: number, leaderEpoch: number): void {
@@ -537,6 +559,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     if (leader === undefined) return;
     leader.resign();
     this.leaders.delete(key);
+    if (leader.topic === OFFSETS_TOPIC) this.core.resignGroupPartition(leader.partition);
   }
 
   private stopFollower(key: string): void {
@@ -674,7 +697,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
         name,
         error: null,
         id: this.core.localTopic(name)?.id ?? '',
-        internal: false,
+        internal: name.startsWith('__'),
         partitions: Array.from({ length: topic.partitions }, (_, partition) => {
           const replicas = [...(topic.assignment[partition] ?? [])];
           const state = cache.partition(name, partition)?.value;
@@ -707,7 +730,10 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   }
 
   topics(): CreateTopicRequest[] {
-    return this.member.metadata.topics().map(({ value }) => this.localTopicOf(value));
+    return this.member.metadata
+      .topics()
+      .filter(({ value }) => !value.name.startsWith('__'))
+      .map(({ value }) => this.localTopicOf(value));
   }
 
   partitionRoles(topic: string, partition: number): PartitionRoles | undefined {

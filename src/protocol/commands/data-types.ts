@@ -280,6 +280,13 @@ export interface GroupSummary {
   members: number;
 }
 
+/** Which broker coordinates a group (in a cluster: the leader of the group's offsets partition). */
+export interface FindCoordinatorResponse {
+  brokerId: number;
+  host: string;
+  port: number;
+}
+
 export interface ListGroupsResponse {
   groups: GroupSummary[];
 }

@@ -1,5 +1,5 @@
 // Consumer groups: JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, COMMIT_OFFSETS, FETCH_OFFSETS, LIST_GROUPS,
-// DESCRIBE_GROUP. Layouts (little-endian; string = u16 length + UTF-8):
+// DESCRIBE_GROUP, FIND_COORDINATOR. Layouts (little-endian; string = u16 length + UTF-8):
 //
 // TopicPartitions   topic string | count u32 | partition u32 × count
 // JOIN_GROUP        req: groupId string | memberId string | topicCount u32 | topic string × n |
@@ -18,6 +18,8 @@
 // DESCRIBE_GROUP    req: groupId string; res: GroupSummary | memberCount u32 |
 //                        (memberId string | count u32 | TopicPartitions × count) × memberCount |
 //                        lagCount u32 | (topic string | partition u32 | committed i64 | logEnd i64 | lag i64) × lagCount
+// FIND_COORDINATOR  req: groupId string; res: brokerId i32 | host string | port u16
+//                   (any broker answers; a broker alone names itself)
 
 import type { BinaryReader } from '../codec/binary-reader.js';
 import type { BinaryWriter } from '../codec/binary-writer.js';
@@ -29,6 +31,7 @@ import type {
   DescribeGroupResponse,
   FetchOffsetsRequest,
   FetchOffsetsResponse,
+  FindCoordinatorResponse,
   GroupMemberRequest,
   GroupSummary,
   JoinGroupRequest,
@@ -205,4 +208,12 @@ export const describeGroupCommand = defineCommand<FetchOffsetsRequest, DescribeG
     }
     return { group, members, lag };
   },
+});
+
+export const findCoordinatorCommand = defineCommand<FetchOffsetsRequest, FindCoordinatorResponse>({
+  opcode: Opcode.FIND_COORDINATOR,
+  encodeRequest: (w, req) => w.string(req.groupId),
+  decodeRequest: (r) => ({ groupId: r.string() }),
+  encodeResponse: (w, res) => w.i32(res.brokerId).string(res.host).u16(res.port),
+  decodeResponse: (r) => ({ brokerId: r.i32(), host: r.string(), port: r.u16() }),
 });

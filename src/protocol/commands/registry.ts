@@ -16,6 +16,7 @@ import {
   commitOffsetsCommand,
   describeGroupCommand,
   fetchOffsetsCommand,
+  findCoordinatorCommand,
   heartbeatCommand,
   joinGroupCommand,
   leaveGroupCommand,
@@ -52,6 +53,7 @@ export const COMMANDS = {
   fetchOffsets: fetchOffsetsCommand,
   listGroups: listGroupsCommand,
   describeGroup: describeGroupCommand,
+  findCoordinator: findCoordinatorCommand,
 } as const;
 
 export { handshakeCommand };

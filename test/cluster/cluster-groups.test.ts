@@ -1,0 +1,140 @@
+// Consumer groups in a cluster of three brokers on a real etcd: the first coordinator lookup makes
+// the replicated internal topic `__consumer_offsets`; a group's requests go to the leader of its
+// offsets partition from whichever broker the client started at; committed offsets are
+// acknowledged once every in-sync replica holds them, so when the coordinator's broker stops,
+// the new leader of that partition coordinates the group and a member continues from the
+// committed offset.
+
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OFFSETS_TOPIC } from '../../src/broker/broker-core.js';
+import { BrokerNode } from '../../src/broker/broker-node.js';
+import type { Client } from '../../src/client/client.js';
+import { connect } from '../../src/client/connect.js';
+import { clusterPart } from '../../src/cluster/cluster-node.js';
+import { MemoryStreamerError } from '../../src/common/errors.js';
+import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../harness/etcd.js';
+import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
+import { until } from '../harness/until.js';
+
+let etcd: EtcdProcess;
+let root: string;
+const nodes: (BrokerNode | null)[] = [];
+const clients: Client[] = [];
+
+function coordinatorIndex(groupId: string): number {
+  return nodes.findIndex((node) => node?.core.groups.list().some((group) => group.groupId === groupId));
+}
+
+async function readValues(client: Client, groupId: string, count: number): Promise<string[]> {
+  const consumer = client.consumer({ topics: ['events'], group: groupId, autoCommit: false });
+  const values: string[] = [];
+  try {
+    while (values.length < count) {
+      const message = await consumer.next();
+      if (message === null) break;
+      values.push(message.value!.toString());
+    }
+    await consumer.commit();
+  } finally {
+    await consumer.close();
+  }
+  return values;
+}
+
+describe.skipIf(!etcdAvailable())('consumer groups in a cluster', () => {
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    root = await makeTempDir('ms-cluster-groups-');
+    const cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/groups`;
+    for (const brokerId of [1, 2, 3]) {
+      const port = await freePort();
+      nodes.push(
+        await BrokerNode.start(
+          { dataDir: join(root, `b${brokerId}`), port, brokerId, memoryTrim: false, raiseFileLimit: false },
+          [clusterPart({ cluster, brokerId, advertise: `127.0.0.1:${port}`, leaseTtlSeconds: 2 })],
+        ),
+      );
+    }
+    const all = nodes.map((node) => `127.0.0.1:${node!.address!.port}`).join(',');
+    for (let i = 0; i < 3; i++) clients.push(await connect({ brokers: all }));
+  }, 60_000);
+  afterAll(async () => {
+    for (const client of clients) await client.close();
+    for (const node of nodes) await node?.stop({ deadlineMs: 500 });
+    await etcd?.stop();
+    if (root !== undefined) await removeTempDir(root);
+  });
+
+  it('keeps committed offsets on the new coordinator when the old one stops', async () => {
+    await until(async () => {
+      try {
+        return await clients[0]!.admin.createTopic({ name: 'events', partitions: 2, replicationFactor: 3 });
+      } catch (error) {
+        if (error instanceof MemoryStreamerError && error.retriable) return null;
+        throw error;
+      }
+    });
+    const producer = clients[0]!.producer({ acks: 'all' });
+    await until(async () => producer.send({ topic: 'events', partition: 0, value: 'warm-up-0' }));
+    await until(async () => producer.send({ topic: 'events', partition: 1, value: 'warm-up-1' }));
+    for (let i = 0; i < 60; i++) await producer.send({ topic: 'events', partition: i % 2, value: `m${i}` });
+
+    // The first member finds the coordinator through any broker; the lookup makes the offsets topic.
+    const first = await readValues(clients[0]!, 'billing', 30);
+    expect(first).toHaveLength(30);
+    const metadata = await clients[1]!.admin.metadata();
+    const offsets = metadata.topics.find((topic) => topic.name === OFFSETS_TOPIC);
+    expect(offsets).toMatchObject({ internal: true });
+    expect(offsets!.partitions.length).toBe(8);
+    for (const partition of offsets!.partitions) expect([...partition.replicas].sort()).toEqual([1, 2, 3]);
+    // Internal: not listed as a user's topic.
+    expect((await clients[1]!.admin.listTopics()).map((topic) => topic.name)).toEqual(['events']);
+
+    const coordinator = coordinatorIndex('billing');
+    expect(coordinator).toBeGreaterThanOrEqual(0);
+    // Only the coordinator serves the group; the others say NOT_COORDINATOR.
+    for (const [index, node] of nodes.entries()) {
+      if (index === coordinator) continue;
+      await expect(node!.core.execute('fetchOffsets', { groupId: 'billing' })).rejects.toMatchObject({
+        codeName: 'NOT_COORDINATOR',
+      });
+    }
+    // Every client lists and describes the group wherever it started.
+    for (const client of clients) {
+      expect((await client.admin.listGroups()).map((group) => group.groupId)).toEqual(['billing']);
+      const described = await client.admin.describeGroup('billing');
+      expect(described.group.groupId).toBe('billing');
+    }
+    const committedBefore = await clients[2]!.admin.describeGroup('billing');
+
+    // The coordinator's broker stops: another replica of the group's offsets partition leads it
+    // and reads the committed offsets from its own copy.
+    const stopping = nodes[coordinator]!;
+    nodes[coordinator] = null;
+    await stopping.stop({ deadlineMs: 500 });
+    const survivor = clients[(coordinator + 1) % 3]!;
+    const next = await until(async () => {
+      try {
+        return await readValues(survivor, 'billing', 32);
+      } catch (error) {
+        if (error instanceof MemoryStreamerError && error.retriable) return null;
+        throw error;
+      }
+    }, 30_000);
+    const newCoordinator = coordinatorIndex('billing');
+    expect(newCoordinator).toBeGreaterThanOrEqual(0);
+    expect(newCoordinator).not.toBe(coordinator);
+    // Nothing read and committed before comes again, nothing is skipped: together, every message.
+    const everything = [...first, ...next].sort();
+    const produced = ['warm-up-0', 'warm-up-1', ...Array.from({ length: 60 }, (_, i) => `m${i}`)].sort();
+    expect(everything).toEqual(produced);
+    // The new coordinator has every replica of `events` here, so it reports the group's lag: none.
+    const committedAfter = await survivor.admin.describeGroup('billing');
+    expect(committedAfter.lag.map((entry) => [entry.partition, entry.committed, entry.lag])).toEqual([
+      [0, 31n, 0n],
+      [1, 31n, 0n],
+    ]);
+    expect(committedBefore.lag.map((entry) => entry.committed).reduce((a, b) => a + b, 0n)).toBe(30n);
+  }, 90_000);
+});
