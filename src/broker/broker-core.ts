@@ -80,6 +80,8 @@ function refuseInternal(topic: string): void {
 export const OFFSETS_TOPIC = '__consumer_offsets';
 /** Partitions of all topics together a broker takes unless configured otherwise (topics.max_partitions). */
 export const DEFAULT_MAX_PARTITIONS = 10_000;
+/** How often a cluster member writes its partitions' high watermarks to their checkpoint files. */
+const HIGH_WATERMARK_CHECKPOINT_MS = 5_000;
 /** How long a group request waits for this broker's replica to take the lead the metadata gives it. */
 const COORDINATOR_TAKEOVER_WAIT_MS = 5_000;
 /** Segment size of the offsets topic: small, because compaction only cleans sealed segments. */
@@ -115,9 +117,11 @@ export interface BrokerCoreOptions {
   /**
    * A cluster member: committed group offsets live in the cluster's replicated `__consumer_offsets`
    * (its partitions placed like any topic's), and this broker coordinates the groups whose
-   * partition it leads. The core then neither creates nor reads a local offsets topic at start.
+   * partition it leads; the core then neither creates nor reads a local offsets topic at start.
+   * Partition logs keep their replicated high watermark across restarts (a checkpoint file written
+   * every few seconds and at close), so a restarted leader shows nothing its followers may lack.
    */
-  clusterGroups?: boolean;
+  clusterMember?: boolean;
   /** Longest long-poll a fetch may ask for. */
   maxFetchWaitMs?: number;
   /** Largest fetch or push read. */
@@ -170,7 +174,7 @@ export class BrokerCore {
   private readonly options: Required<
     Omit<
       BrokerCoreOptions,
-      'topicDefaults' | 'logger' | 'tracer' | 'compaction' | 'offsetsSegmentBytes' | 'clusterGroups'
+      'topicDefaults' | 'logger' | 'tracer' | 'compaction' | 'offsetsSegmentBytes' | 'clusterMember'
     >
   >;
   private readonly groupsInCluster: boolean;
@@ -179,6 +183,7 @@ export class BrokerCore {
   private readonly tracer: Tracer | null;
   readonly logger: BrokerLogger;
   private retentionTimer: NodeJS.Timeout | null = null;
+  private checkpointTimer: NodeJS.Timeout | null = null;
   private closed = false;
   readonly groups: GroupCoordinator;
   readonly metrics = new BrokerMetrics();
@@ -231,7 +236,7 @@ export class BrokerCore {
     this.producerIds = producerIds;
     this.logger = options.logger ?? silentLogger;
     this.tracer = options.tracer ?? null;
-    this.groupsInCluster = options.clusterGroups === true;
+    this.groupsInCluster = options.clusterMember === true;
     this.groups = new GroupCoordinator({
       // In a cluster the coordinator need not hold a copy of the group's topics.
       partitionsOf: (topic) =>
@@ -325,6 +330,13 @@ export class BrokerCore {
       if (!core.groupsInCluster) await core.openOffsetsTopic();
       core.retentionTimer = setInterval(() => void core?.maintain(), core.options.retentionCheckMs);
       core.retentionTimer.unref();
+      if (core.groupsInCluster) {
+        core.checkpointTimer = setInterval(
+          () => void core?.checkpointHighWatermarks(),
+          HIGH_WATERMARK_CHECKPOINT_MS,
+        );
+        core.checkpointTimer.unref();
+      }
       return core;
     } catch (error) {
       if (core !== null) await core.close().catch(() => undefined);
@@ -430,9 +442,15 @@ export class BrokerCore {
         config: this.logConfigFor(topic),
         limits: this.limitsFor(topic),
         observer: this.storageObserver,
+        keepHighWatermark: this.groupsInCluster,
       });
       const recovery = partition.log.recovery;
       const where = { topic: topic.name, partition: p };
+      if (partition.log.highWatermarkCheckpoint === 'corrupt')
+        this.logger.warn(
+          where,
+          'high-watermark.checkpoint is corrupt: the partition shows what its log holds until its leader sets the high watermark',
+        );
       if (recovery.truncation !== null) {
         this.logger.warn(
           {
@@ -516,7 +534,7 @@ export class BrokerCore {
     const log = this.partition(OFFSETS_TOPIC, index).log;
     const latest = new Map<string, { groupId: string; topic: string; partition: number; offset: bigint }>();
     // Keys and values are copied into strings, so the replay's reused buffers are safe here.
-    for await (const { data } of log.replay(log.logStartOffset, 1 << 20)) {
+    const collect = (data: Buffer): void => {
       for (const batch of splitBatches(data)) {
         for (const record of iterateRecords(batch, {
           maxDecompressedBytes: this.options.maxDecompressedBytes,
@@ -532,8 +550,33 @@ export class BrokerCore {
           });
         }
       }
+    };
+    for await (const { data } of log.replay(log.logStartOffset, 1 << 20)) collect(data);
+    // A new leader's high watermark may lag what its log holds (the followers tell it with their
+    // next fetch): commits the old coordinator acknowledged are past it, in this log all the same.
+    for (let at = log.highWatermark; at < log.logEndOffset; ) {
+      const { data, nextOffset } = await log.readForReplica(at, 1 << 20);
+      if (data.length === 0) break;
+      collect(data);
+      at = nextOffset;
     }
     return latest.values();
+  }
+
+  /** Writes every partition's moved high watermark to its checkpoint (a cluster member's timer). */
+  private async checkpointHighWatermarks(): Promise<void> {
+    for (const list of this.partitions.values()) {
+      for (const partition of list) {
+        await partition.log
+          .checkpointHighWatermark()
+          .catch((error: unknown) =>
+            this.logger.warn(
+              { topic: partition.topic, partition: partition.index, reason: (error as Error).message },
+              'high watermark checkpoint not written; the next one tries again',
+            ),
+          );
+      }
+    }
   }
 
   /** The `__consumer_offsets` partition that holds `groupId`'s offsets (a broker alone has one). */
@@ -1204,6 +1247,7 @@ export class BrokerCore {
     this.closed = true;
     this.groups.close();
     if (this.retentionTimer !== null) clearInterval(this.retentionTimer);
+    if (this.checkpointTimer !== null) clearInterval(this.checkpointTimer);
     try {
       for (const list of this.partitions.values()) for (const partition of list) await partition.close();
       this.partitions.clear();

@@ -40,6 +40,7 @@ export function clusterPart(options: ClusterPartOptions): NodePartStarter {
       },
     };
   };
-  // Group offsets live in the cluster's replicated `__consumer_offsets`, not a local one.
-  return Object.assign(start, { coreOptions: { clusterGroups: true } });
+  // Group offsets live in the cluster's replicated `__consumer_offsets`, not a local one, and
+  // partition logs keep their high watermark across restarts.
+  return Object.assign(start, { coreOptions: { clusterMember: true } });
 }

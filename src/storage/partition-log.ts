@@ -33,6 +33,11 @@ import { errorOf } from '../protocol/error-codes.js';
 import { splitBatches } from '../protocol/record-batch.js';
 import { BATCH_HEADER_SIZE, BATCH_OFFSETS, writeBaseOffset } from '../protocol/record-batch-layout.js';
 import { frameBatches, lastOffsetOf, verifyBatches } from './batch-chunk.js';
+import {
+  type CheckpointRead,
+  readHighWatermarkCheckpoint,
+  writeHighWatermarkCheckpoint,
+} from './high-watermark-file.js';
 import { LeaderEpochFile } from './leader-epoch-file.js';
 import {
   type CleanerHost,
@@ -143,6 +148,10 @@ export class PartitionLog {
   private flushScheduled = false;
   private dirty = false;
   private intervalTimer: NodeJS.Timeout | null = null;
+  private keepsHighWatermark = false;
+  private checkpointedHighWatermark: bigint | null = null;
+  /** What the open found of `high-watermark.checkpoint` (a log opened with `keepHighWatermark`). */
+  highWatermarkCheckpoint: CheckpointRead['state'] | null = null;
   private intervalSync: Promise<void> | null = null;
   private readonly listeners = new Set<VisibleListener>();
   private readonly truncationListeners = new Set<(logEndOffset: bigint) => void>();
@@ -195,6 +204,12 @@ export class PartitionLog {
      * it until `setHighWatermark` moves it on (clamped to the recovered log end).
      */
     highWatermark?: bigint;
+    /**
+     * A replicated log that keeps its high watermark across restarts: `checkpointHighWatermark`
+     * (and `close`) write it to `high-watermark.checkpoint`, and an open without `highWatermark`
+     * starts from that file when there is one (high-watermark-file.ts).
+     */
+    keepHighWatermark?: boolean;
   }): Promise<PartitionLog> {
     // Every descriptor the log uses counts against the process-wide cap (open-files.ts).
     const fs = budgetedFs(options.fs ?? nodeStorageFs);
@@ -215,9 +230,21 @@ export class PartitionLog {
       await log.streams?.close();
       throw error;
     }
-    if (options.highWatermark !== undefined) {
+    let highWatermark = options.highWatermark;
+    if (options.keepHighWatermark === true) {
+      log.keepsHighWatermark = true;
+      const checkpoint = await readHighWatermarkCheckpoint(fs, options.dir).catch(
+        () => ({ state: 'corrupt' }) as const,
+      );
+      log.highWatermarkCheckpoint = checkpoint.state;
+      if (checkpoint.state === 'ok') {
+        log.checkpointedHighWatermark = checkpoint.offset;
+        highWatermark ??= checkpoint.offset;
+      }
+    }
+    if (highWatermark !== undefined) {
       try {
-        await log.startReplicated(options.highWatermark);
+        await log.startReplicated(highWatermark);
       } catch (error) {
         await log.close();
         throw error;
@@ -259,6 +286,18 @@ export class PartitionLog {
     const stable = this.stable;
     if (synced < stable) return synced;
     return stable;
+  }
+
+  /**
+   * Writes the replicated high watermark to `high-watermark.checkpoint` when it moved since the
+   * last write (a log opened with `keepHighWatermark`; nothing otherwise).
+   */
+  async checkpointHighWatermark(): Promise<void> {
+    if (!this.keepsHighWatermark || this.replicated === null || this.state === 'closed') return;
+    const offset = this.replicated.highWatermark;
+    if (offset === this.checkpointedHighWatermark) return;
+    await writeHighWatermarkCheckpoint(this.fs, this.dir, offset);
+    this.checkpointedHighWatermark = offset;
   }
 
   /** The high watermark the owner set last; null while none was set (a single-node log). */
@@ -1055,6 +1094,7 @@ export class PartitionLog {
     if (this.intervalTimer !== null) clearInterval(this.intervalTimer);
     if (this.intervalSync !== null) await this.intervalSync;
     const wasOpen = this.state === 'open';
+    if (wasOpen) await this.checkpointHighWatermark().catch(() => undefined);
     this.state = 'closed';
     this.segments.closed = true;
     for (const pending of this.pending) pending.reject(errorOf('PARTITION_CLOSED', this.dir));

@@ -5,6 +5,7 @@
 // the new leader of that partition coordinates the group and a member continues from the
 // committed offset.
 
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OFFSETS_TOPIC } from '../../src/broker/broker-core.js';
@@ -13,6 +14,7 @@ import type { Client } from '../../src/client/client.js';
 import { connect } from '../../src/client/connect.js';
 import { clusterPart } from '../../src/cluster/cluster-node.js';
 import { MemoryStreamerError } from '../../src/common/errors.js';
+import { decodeHighWatermark, HIGH_WATERMARK_CHECKPOINT } from '../../src/storage/high-watermark-file.js';
 import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../harness/etcd.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { until } from '../harness/until.js';
@@ -112,7 +114,12 @@ describe.skipIf(!etcdAvailable())('consumer groups in a cluster', () => {
     // and reads the committed offsets from its own copy.
     const stopping = nodes[coordinator]!;
     nodes[coordinator] = null;
+    const eventsDir = stopping.core.partition('events', 0).log.dir;
     await stopping.stop({ deadlineMs: 500 });
+    // Its replicas keep their high watermark across the stop: all 31 messages of events/0 were
+    // acknowledged by every replica, and the checkpoint written at close says so.
+    const checkpoint = await readFile(join(eventsDir, HIGH_WATERMARK_CHECKPOINT));
+    expect(decodeHighWatermark(checkpoint)).toBe(31n);
     const survivor = clients[(coordinator + 1) % 3]!;
     const next = await until(async () => {
       try {

@@ -69,12 +69,15 @@ export class Partition {
     config: Partial<PartitionLogConfig>;
     limits: PartitionLimits;
     observer?: StorageObserver;
+    /** A cluster member's replica: the log keeps its high watermark across restarts. */
+    keepHighWatermark?: boolean;
   }): Promise<Partition> {
     const log = await PartitionLog.open({
       dir: options.dir,
       config: options.config,
       streams: { maxDecompressedBytes: options.limits.maxDecompressedBytes },
       ...(options.observer !== undefined ? { observer: options.observer } : {}),
+      ...(options.keepHighWatermark === true ? { keepHighWatermark: true } : {}),
     });
     const partition = new Partition(options.topic, options.index, log, options.limits);
     try {
