@@ -1,10 +1,14 @@
 // `serve --cluster` as real processes on a real etcd: three brokers, a topic with replication
 // factor 3 created through the controller, produces with acks 'all' on the leader; then the leader
 // is killed (SIGKILL): another broker leads, every acknowledged message is there once, in order,
-// and the survivors' copies are the same bytes.
+// and the survivors' copies are the same bytes; a consumer group whose coordinator was on the
+// killed broker continues from its committed offset on the new one.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OFFSETS_TOPIC } from '../../src/broker/broker-core.js';
+import { groupOffsetsPartition } from '../../src/broker/groups/group-placement.js';
 import { run } from '../../src/cli/main.js';
+import type { Client } from '../../src/client/client.js';
 import { connect } from '../../src/client/connect.js';
 import { serveRefusal, startBroker, type TestBroker } from '../harness/broker.js';
 import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../harness/etcd.js';
@@ -19,6 +23,22 @@ async function cli(...argv: string[]) {
   const err: string[] = [];
   const code = await run(argv, { env: {}, out: (t) => out.push(t), err: (t) => err.push(t) });
   return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/** Reads `count` messages as a member of `group` and commits them. */
+async function consumeAndCommit(client: Client, group: string, count: number): Promise<string[]> {
+  const consumer = client.consumer({ topics: ['payments'], group, autoCommit: false });
+  const values: string[] = [];
+  try {
+    while (values.length < count) {
+      const message = await consumer.next();
+      if (message !== null) values.push(message.value!.toString());
+    }
+    await consumer.commit();
+  } finally {
+    await consumer.close();
+  }
+  return values;
 }
 
 describe.skipIf(!etcdAvailable())('serve --cluster', () => {
@@ -99,6 +119,21 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
       );
       expect(sent.at(-1)!.offset).toBe(299n);
 
+      // A group whose coordinator is the broker about to be killed: the first lookup makes the
+      // offsets topic, then a group id is picked whose offsets partition that broker leads.
+      await until(async () => consumeAndCommit(client, 'warm-up', 1));
+      const offsets = await until(async () => {
+        const topic = (await client.admin.metadata([OFFSETS_TOPIC])).topics[0]!;
+        return topic.partitions.every((partition) => partition.leader > 0) ? topic : null;
+      });
+      const group = Array.from({ length: 200 }, (_, i) => `audit-${i}`).find(
+        (id) => offsets.partitions[groupOffsetsPartition(id, offsets.partitions.length)]!.leader === leader,
+      )!;
+      expect(group).toBeDefined();
+      expect(await consumeAndCommit(client, group, 100)).toEqual(
+        Array.from({ length: 100 }, (_, i) => `p${i}`),
+      );
+
       await brokers[leader - 1]!.kill();
       const survivors = addresses.filter((_, i) => i !== leader - 1);
       const next = await until(async () => {
@@ -119,6 +154,10 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
       await consumer.close();
       expect(seen).toEqual([...Array.from({ length: 300 }, (_, i) => `p${i}`), 'after the kill']);
       expect(next).not.toBe(leader);
+      // The group's offsets partition has a new leader, which coordinates it from its own copy:
+      // the group goes on at its committed offset.
+      const resumed = await until(async () => consumeAndCommit(client, group, 201));
+      expect(resumed).toEqual([...Array.from({ length: 200 }, (_, i) => `p${i + 100}`), 'after the kill']);
 
       // cluster status: two brokers left, the partition under-replicated (ISR 2 of 3 replicas).
       const degraded = JSON.parse(
