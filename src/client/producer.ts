@@ -27,6 +27,7 @@ import {
 } from '../protocol/record-batch.js';
 import { BATCH_HEADER_SIZE, BATCH_OFFSETS } from '../protocol/record-batch-layout.js';
 import { type Bytes, toBuffer } from './message.js';
+import { checkProducerSecurity, type ProducerSecurity, sealMessage } from './message-security.js';
 import { endSpan, startSendSpan, withTraceHeaders } from './tracing.js';
 import type { Transport } from './transport.js';
 
@@ -57,6 +58,11 @@ export interface ProducerOptions {
    * to the message headers (`traceparent`). Off (and free) when not set.
    */
   tracer?: Tracer;
+  /**
+   * Sign every message (Ed25519) and/or encrypt every value (AES-256-GCM) here, before it leaves
+   * the process: the broker never sees the plaintext (message-security.ts; docs/client.md).
+   */
+  security?: ProducerSecurity;
 }
 
 export type HeadersInput =
@@ -264,8 +270,9 @@ const ESTIMATE_SLACK = 10;
 export class Producer {
   private readonly transport: Transport;
   private readonly metadata: TopicMetadataSource;
-  private readonly options: Required<Omit<ProducerOptions, 'tracer'>>;
+  private readonly options: Required<Omit<ProducerOptions, 'tracer' | 'security'>>;
   private readonly tracer: Tracer | null;
+  private readonly security: ProducerSecurity | null;
   /** Per topic, the accumulators by partition (no string key built per message). */
   private readonly accumulators = new Map<string, Array<Accumulator | undefined>>();
   private readonly sequences = new Map<string, number>();
@@ -292,12 +299,33 @@ export class Producer {
       timeoutMs: options.timeoutMs ?? 30_000,
     };
     this.tracer = options.tracer ?? null;
+    if (options.security !== undefined) checkProducerSecurity(options.security);
+    this.security = options.security ?? null;
   }
 
   /** Sends one message; resolves when the broker acknowledged it (per `acks`). */
   send(input: SendInput): Promise<Receipt> {
     if (this.tracer !== null) return this.sendTraced(input, this.tracer);
     return this.sendUntraced(input);
+  }
+
+  /** The message as it leaves the process: sealed after every header (tracing's too) is in place. */
+  private sealed(input: SendInput): SendInput {
+    const toBytes = (value: string | Bytes | null | undefined) =>
+      value === null || value === undefined ? null : toBuffer(value);
+    const sealed = sealMessage(
+      {
+        topic: input.topic,
+        key: toBytes(input.key),
+        value: toBytes(input.value),
+        headers: (headersOf(input.headers) ?? []).map((header) => ({
+          key: header.key,
+          value: toBytes(header.value),
+        })),
+      },
+      this.security!,
+    );
+    return { ...input, value: sealed.value, headers: sealed.headers };
   }
 
   private sendTraced(input: SendInput, tracer: Tracer): Promise<Receipt> {
@@ -323,7 +351,15 @@ export class Producer {
     );
   }
 
-  private sendUntraced(input: SendInput): Promise<Receipt> {
+  private sendUntraced(original: SendInput): Promise<Receipt> {
+    let input = original;
+    if (this.security !== null) {
+      try {
+        input = this.sealed(original);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     // Fast path, no awaits: the topic's partition count is cached, the producer id is known and
     // there is buffer space. Otherwise the slow path waits for whichever is missing.
     const partitions = this.metadata.cachedPartitionCount(input.topic);

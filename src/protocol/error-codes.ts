@@ -133,6 +133,11 @@ export const ERROR_TABLE = {
   // 8xx: security.
   AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),
   AUTHORIZATION_FAILED: entry(801, false, 'not authorized'),
+  // Refused by a consumer that checks signatures or decrypts (client-side message security).
+  MESSAGE_SIGNATURE_INVALID: entry(802, false, 'the message signature does not match its contents'),
+  MESSAGE_UNSIGNED: entry(803, false, 'the message is not signed and signatures are required'),
+  MESSAGE_DECRYPTION_FAILED: entry(804, false, 'the message value cannot be decrypted'),
+  UNKNOWN_MESSAGE_KEY: entry(805, false, 'no key with this id to check or decrypt the message'),
 
   // 9xx: internal, and refusals by the client itself.
   // Not retriable: a broker bug answers the same way on every attempt (a retry only multiplies it).
