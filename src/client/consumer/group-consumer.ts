@@ -3,19 +3,20 @@
 // changes or its membership is lost.
 //
 // Two reasons to join again:
-// - rebalance: the coordinator answers a heartbeat with REBALANCE_IN_PROGRESS. The member commits
-//   first, then (range) stops every partition and joins, or (cooperative) joins while it keeps
-//   reading, and gives up only the partitions the new assignment takes away, after committing them.
+// - rebalance: the coordinator answers a heartbeat with REBALANCE_IN_PROGRESS. In the
+//   application's next read (the step is marked due on the delivery, so the commit before a
+//   handover is exactly the last position handed out) the member commits, then (range) stops every
+//   partition and joins, or (cooperative) joins while it keeps reading, and gives up only the
+//   partitions the new assignment takes away, after committing them.
 // - lost: the coordinator answers UNKNOWN_MEMBER, ILLEGAL_GENERATION, UNKNOWN_GROUP or
 //   NOT_COORDINATOR (its state was lost in a restart, or the group's coordinator moved to another
 //   broker, which has the committed offsets but not the members), or it has not answered for a
 //   whole session timeout (it has dropped the member by now). The member's partitions may belong
-//   to another member already and nothing can be committed for them: it stops delivering from them
-//   at once, joins again (retrying while the coordinator cannot be reached), and reads each
-//   assigned partition from the group's committed offset. Messages delivered since the last
-//   commit come again: at least once, nothing skipped.
-// Both happen in the application's next read (the consumer marks the step due on its delivery), so
-// the commit before a handover is exactly the last position handed out.
+//   to another member already and nothing can be committed for them: at once, without waiting for
+//   a read, it stops delivering from them, joins again (retrying while the coordinator cannot be
+//   reached), and reads each assigned partition from the group's committed offset. Messages
+//   delivered since the last commit come again: at least once, nothing skipped. A commit asked for
+//   until the member is back fails with the reason.
 
 import type { MemoryStreamerError } from '../../common/errors.js';
 import type { AssignmentStrategy, TopicPartitions } from '../../protocol/commands/data-types.js';
@@ -32,8 +33,6 @@ import type { PartitionFeed } from './partition-feed.js';
 import { PartitionFeeds, type PartitionPosition } from './partition-feeds.js';
 import { backoffMs, delay, isRetriable, retrying } from './retry.js';
 
-type RejoinReason = 'rebalance' | 'lost';
-
 export class GroupConsumer implements ConsumerSource {
   private readonly feeds: PartitionFeeds;
   private readonly membership: GroupMembership;
@@ -42,12 +41,13 @@ export class GroupConsumer implements ConsumerSource {
   private readonly sessionTimeoutMs: number;
   /** Infinity when auto-commit is off. */
   private readonly autoCommitIntervalMs: number;
-  private rejoinNeeded: RejoinReason | null = null;
-  /** Why the membership was lost, for the error of a commit asked for before the member rejoined. */
+  /** The coordinator asked for a rebalance: the next read commits and joins again. */
+  private rebalanceDue = false;
+  /** Why the membership was lost, for the error of a commit asked for before the member is back. */
   private lostCause: MemoryStreamerError | null = null;
   /** Set by the auto-commit timer; the next read commits (no clock read per message). */
   private commitDue = false;
-  /** A cooperative join under way while the current partitions keep being read. */
+  /** A join under way in the background: cooperative (the current partitions keep being read) or after a loss. */
   private rejoining: Promise<void> | null = null;
   /** From a join request until its assignment is applied: heartbeats wait for the new generation. */
   private joining = false;
@@ -95,7 +95,7 @@ export class GroupConsumer implements ConsumerSource {
 
   async takeDueStep(): Promise<void> {
     if (this.rejoining !== null) return;
-    if (this.rejoinNeeded !== null) await this.rejoin();
+    if (this.rebalanceDue) await this.rebalance();
     if (this.commitDue && this.rejoining === null) {
       this.commitDue = false;
       this.updateStepDue();
@@ -105,11 +105,11 @@ export class GroupConsumer implements ConsumerSource {
 
   /** Delivery stops for a step while one is due and no cooperative join is under way. */
   private updateStepDue(): void {
-    this.delivery.setStepDue((this.rejoinNeeded !== null || this.commitDue) && this.rejoining === null);
+    this.delivery.setStepDue((this.rebalanceDue || this.commitDue) && this.rejoining === null);
   }
 
   private async heartbeat(): Promise<void> {
-    if (this.closed || this.joining || this.rejoining !== null || this.rejoinNeeded !== null) return;
+    if (this.closed || this.joining || this.rejoining !== null || this.rebalanceDue) return;
     if (!this.membership.joined) return;
     const generation = this.membership.generation;
     try {
@@ -120,7 +120,7 @@ export class GroupConsumer implements ConsumerSource {
       if (this.closed || this.joining || this.membership.generation !== generation) return;
       if ((error as MemoryStreamerError).codeName === 'REBALANCE_IN_PROGRESS') {
         this.lastContact = Date.now();
-        this.rejoinNeeded ??= 'rebalance';
+        this.rebalanceDue = true;
         this.updateStepDue();
         this.delivery.wake();
       } else if (isMembershipLost(error)) {
@@ -136,43 +136,49 @@ export class GroupConsumer implements ConsumerSource {
     }
   }
 
-  /** The member is out of the group: nothing more is delivered until it has joined again. */
+  /**
+   * The member is out of the group: it stops delivering from its partitions now and joins again
+   * in the background. (A join already under way settles the membership by itself.)
+   */
   private lose(cause: MemoryStreamerError): void {
-    if (!this.membership.joined) return;
+    if (!this.membership.joined || this.joining || this.rejoining !== null || this.closed) return;
     this.membership.forget(cause);
     this.lostCause = cause;
-    this.rejoinNeeded = 'lost';
-    this.updateStepDue();
-    this.delivery.wake();
+    this.rebalanceDue = false;
+    const stopped = this.feeds.removeAll();
+    this.inBackground(stopped.then(() => this.join(true)));
   }
 
-  private async rejoin(): Promise<void> {
-    if (this.rejoinNeeded === 'rebalance') {
-      // Commit what was delivered before any partition is given up (a lost membership shows here too).
-      await this.commitOffsets(this.feeds.all(), false).catch(() => undefined);
-    }
-    const reason = this.rejoinNeeded;
-    this.rejoinNeeded = null;
+  /** Range: commit, stop every partition, join. Cooperative: commit, then join while reading on. */
+  private async rebalance(): Promise<void> {
+    this.rebalanceDue = false;
     this.updateStepDue();
-    if (reason === 'lost' || this.strategy === 'range') {
-      // Range: every partition stops before the join. Lost: the partitions may be another
-      // member's already; they start again from the group's committed offsets.
+    // Commit what was delivered before any partition is given up.
+    await this.commitOffsets(this.feeds.all(), false).catch(() => undefined);
+    // The commit found the membership lost: that rejoin is under way already.
+    if (this.rejoining !== null || !this.membership.joined) return;
+    if (this.strategy === 'range') {
       await this.feeds.removeAll();
-      await this.join(true).catch((error: unknown) => {
-        if (!this.closed) this.delivery.fail(error as Error);
-      });
+      await this.join(true).catch((error: unknown) => this.failUnlessClosed(error));
       return;
     }
-    this.rejoining = this.join(true)
-      .catch((error: unknown) => {
-        if (!this.closed) this.delivery.fail(error as Error);
-      })
+    this.inBackground(this.join(true));
+  }
+
+  private inBackground(join: Promise<void>): void {
+    this.rejoining = join
+      .catch((error: unknown) => this.failUnlessClosed(error))
       .finally(() => {
         this.rejoining = null;
         this.updateStepDue();
         this.delivery.wake();
       });
     this.updateStepDue();
+    this.delivery.wake();
+  }
+
+  private failUnlessClosed(error: unknown): void {
+    if (!this.closed) this.delivery.fail(error as Error);
   }
 
   /**
@@ -187,6 +193,7 @@ export class GroupConsumer implements ConsumerSource {
         try {
           const assignment = await this.membership.join();
           this.lastContact = Date.now();
+          this.lostCause = null;
           await this.applyAssignment(assignment, persist);
           return;
         } catch (error) {
@@ -254,14 +261,14 @@ export class GroupConsumer implements ConsumerSource {
   }
 
   private async commitOffsets(feeds: readonly PartitionFeed[], persist: boolean): Promise<void> {
+    if (!this.membership.joined) {
+      if (this.lostCause !== null) throw this.notCommitted(this.lostCause);
+      return;
+    }
     const offsets = feeds
       .filter((f) => f.position >= 0n)
       .map((f) => ({ topic: f.topic, partition: f.partition, offset: f.position }));
     if (offsets.length === 0) return;
-    if (!this.membership.joined) {
-      if (this.rejoinNeeded === 'lost' && this.lostCause !== null) throw this.notCommitted(this.lostCause);
-      return;
-    }
     const deadline = Date.now() + this.delivery.timeoutMs;
     for (let attempt = 0; ; attempt++) {
       const generation = this.membership.generation;
@@ -277,7 +284,7 @@ export class GroupConsumer implements ConsumerSource {
           throw this.notCommitted(error);
         }
         if ((error as MemoryStreamerError).codeName === 'REBALANCE_IN_PROGRESS') {
-          this.rejoinNeeded ??= 'rebalance';
+          this.rebalanceDue = true;
           this.updateStepDue();
         }
         const wait = backoffMs(attempt);
