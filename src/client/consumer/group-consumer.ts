@@ -81,6 +81,7 @@ export class GroupConsumer implements ConsumerSource {
   /** Joins the group and starts reading the assigned partitions; a failure here is the caller's. */
   async start(): Promise<void> {
     await this.join(false);
+    if (this.closed) return;
     if (Number.isFinite(this.autoCommitIntervalMs)) {
       this.commitTimer = setInterval(() => {
         this.commitDue = true;
@@ -192,6 +193,11 @@ export class GroupConsumer implements ConsumerSource {
       for (let attempt = 0; !this.closed; attempt++) {
         try {
           const assignment = await this.membership.join();
+          if (this.closed) {
+            // Closed while the coordinator held the join: leave, or the group waits for a ghost.
+            await this.membership.leave().catch(() => undefined);
+            return;
+          }
           this.lastContact = Date.now();
           this.lostCause = null;
           await this.applyAssignment(assignment, persist);
@@ -233,8 +239,10 @@ export class GroupConsumer implements ConsumerSource {
           () => this.closed,
         )
       : await this.membership.committedOffsets();
-    for (const { topic, partition } of added)
+    for (const { topic, partition } of added) {
+      if (this.closed) return;
       await this.feeds.open(topic, partition, committed.get(`${partition}:${topic}`) ?? null, persist);
+    }
   }
 
   /**
