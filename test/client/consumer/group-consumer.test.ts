@@ -94,55 +94,70 @@ async function rejoined(client: Client, group: string, partitions: number): Prom
   }, 20_000);
 }
 
+/** Waits until the group has two members that own every partition between them, each some. */
+async function sharedByTwo(client: Client, group: string, partitions: number): Promise<void> {
+  await until(async () => {
+    const described = await client.admin.describeGroup(group);
+    const owned = described.members.flatMap((m) => m.assignment.flatMap((a) => a.partitions));
+    const each = described.members.every((m) => m.assignment.length > 0);
+    return described.members.length === 2 && each && owned.length === partitions ? true : null;
+  }, 20_000);
+}
+
 describe('a group member whose coordinator lost the group', () => {
-  it('rides out the outage, joins again by itself and reads on from the committed offsets', async () => {
-    const admin = await tcpClient();
-    await admin.admin.createTopic({ name: 'orders', partitions: 2 });
-    const before = names('o', 100);
-    await produce(admin, 'orders', before);
+  it.each(['range', 'cooperative-sticky'] as const)(
+    'with %s assignment, rides out the outage, joins again by itself and reads on from the committed offsets',
+    async (assignment) => {
+      const admin = await tcpClient();
+      await admin.admin.createTopic({ name: 'orders', partitions: 2 });
+      const before = names('o', 100);
+      await produce(admin, 'orders', before);
 
-    const client = await tcpClient();
-    const consumer = client.consumer({
-      topics: ['orders'],
-      group: 'shipping',
-      sessionTimeoutMs: 3000,
-      autoCommitIntervalMs: 200,
-    });
-    const deliveries = new Deliveries();
-    for (let i = 0; i < 60; i++) deliveries.record(await consumer.next());
-    await consumer.commit();
-    // Delivered, never committed: these come again after the member lost its partitions.
-    for (let i = 0; i < 20; i++) deliveries.record(await consumer.next());
+      const client = await tcpClient();
+      const consumer = client.consumer({
+        topics: ['orders'],
+        group: 'shipping',
+        sessionTimeoutMs: 3000,
+        autoCommitIntervalMs: 200,
+        assignment,
+      });
+      const deliveries = new Deliveries();
+      for (let i = 0; i < 60; i++) deliveries.record(await consumer.next());
+      await consumer.commit();
+      // Delivered, never committed: these come again after the member lost its partitions.
+      for (let i = 0; i < 20; i++) deliveries.record(await consumer.next());
 
-    const committed = await admin.admin.groupOffsets('shipping');
-    expect(committed.reduce((n, o) => n + o.offset, 0n)).toBeGreaterThanOrEqual(60n);
+      const committed = await admin.admin.groupOffsets('shipping');
+      expect(committed.reduce((n, o) => n + o.offset, 0n)).toBeGreaterThanOrEqual(60n);
 
-    // The broker goes away; the application reads on, and its reads meet an auto-commit that
-    // falls due while nothing answers.
-    const port = broker.address!.port;
-    await broker.stop();
-    deliveries.mark();
-    await delay(300);
-    const after = names('p', 50);
-    const reading = deliveries.readAll(consumer, [...before, ...after]);
-    reading.catch(() => undefined); // awaited below; a failure must not surface as unhandled first
-    await delay(500);
-    broker = await Broker.start({ dataDir: scratch.path, port });
-    await produce(admin, 'orders', after);
-    await reading;
-    await rejoined(admin, 'shipping', 2);
+      // The broker goes away; the application reads on, and its reads meet an auto-commit that
+      // falls due while nothing answers.
+      const port = broker.address!.port;
+      await broker.stop();
+      deliveries.mark();
+      await delay(300);
+      const after = names('p', 50);
+      const reading = deliveries.readAll(consumer, [...before, ...after]);
+      reading.catch(() => undefined); // awaited below; a failure must not surface as unhandled first
+      await delay(500);
+      broker = await Broker.start({ dataDir: scratch.path, port });
+      await produce(admin, 'orders', after);
+      await reading;
+      await rejoined(admin, 'shipping', 2);
 
-    // Nothing lost: every offset from the committed one on was delivered after the restart.
-    const ends = (await admin.admin.describeTopic('orders')).partitions;
-    for (const { partition, offset } of committed) {
-      const end = ends.find((p) => p.partition === partition)!;
-      const seen = deliveries.offsetsAfterMark.get(partition) ?? new Set<bigint>();
-      for (let o = offset; o < end.logEndOffset; o++) expect(seen.has(o), `${partition}/${o}`).toBe(true);
-    }
-    await consumer.commit();
-    const lag = (await admin.admin.describeGroup('shipping')).lag;
-    expect(lag.reduce((n, l) => n + l.lag, 0n)).toBe(0n);
-  }, 60_000);
+      // Nothing lost: every offset from the committed one on was delivered after the restart.
+      const ends = (await admin.admin.describeTopic('orders')).partitions;
+      for (const { partition, offset } of committed) {
+        const end = ends.find((p) => p.partition === partition)!;
+        const seen = deliveries.offsetsAfterMark.get(partition) ?? new Set<bigint>();
+        for (let o = offset; o < end.logEndOffset; o++) expect(seen.has(o), `${partition}/${o}`).toBe(true);
+      }
+      await consumer.commit();
+      const lag = (await admin.admin.describeGroup('shipping')).lag;
+      expect(lag.reduce((n, l) => n + l.lag, 0n)).toBe(0n);
+    },
+    60_000,
+  );
 
   it('joins again when the broker no longer knows the group at all, and can commit again', async () => {
     const admin = await tcpClient();
@@ -200,5 +215,47 @@ describe('a group member whose coordinator lost the group', () => {
     const next = await within(consumer.next(), 20_000, 'the first message after the rejoin');
     expect(next).toMatchObject({ partition: 0, offset: 10n });
     expect(next!.value!.toString()).toBe('j10');
+  }, 60_000);
+
+  it('two members that both lost their membership join again, share the partitions, and lose nothing', async () => {
+    const admin = await tcpClient();
+    await admin.admin.createTopic({ name: 'payments', partitions: 4 });
+    const before = names('a', 400);
+    const options = {
+      topics: ['payments'],
+      group: 'billing',
+      sessionTimeoutMs: 3000,
+      autoCommitIntervalMs: 100,
+    };
+    const members = [(await tcpClient()).consumer(options), (await tcpClient()).consumer(options)];
+    const deliveries = new Deliveries();
+    const reads = new Map<Consumer, number>(members.map((m) => [m, 0]));
+    let stop = false;
+    const loops = members.map(async (member) => {
+      while (!stop) {
+        const message = await member.next();
+        deliveries.record(message);
+        reads.set(member, reads.get(member)! + 1);
+        // Slow enough that work is left when the broker goes away.
+        await delay(5);
+      }
+    });
+    for (const loop of loops) loop.catch(() => undefined);
+    await sharedByTwo(admin, 'billing', 4);
+    await produce(admin, 'payments', before);
+    await until(async () => ([...reads.values()].every((n) => n > 10) ? true : null), 20_000);
+
+    await restartBroker(300);
+    const after = names('b', 100);
+    await produce(admin, 'payments', after);
+    await until(
+      async () => ([...before, ...after].every((v) => deliveries.values.has(v)) ? true : null),
+      30_000,
+    );
+    await sharedByTwo(admin, 'billing', 4);
+    stop = true;
+    // Wake the loops blocked in next() so they see `stop`.
+    await Promise.all(members.map((member) => member.close()));
+    await Promise.all(loops.map((loop) => loop.catch(() => undefined)));
   }, 60_000);
 });
