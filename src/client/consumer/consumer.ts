@@ -1,0 +1,115 @@
+// The consumer the application holds: push subscriptions per partition (or a long-poll reader for
+// one stream), decoded lazily into messages as the application pulls them, `for await` or `run()`.
+// Which feeds it reads is its source's business (plain topics, a group, one stream); how messages
+// go out is its delivery's.
+
+import type { Message } from '../message.js';
+import type { Transport } from '../transport.js';
+import type { ConsumerSource } from './consumer-source.js';
+import { createSource } from './create-source.js';
+import { Delivery } from './delivery.js';
+import type { ConsumerOptions } from './options.js';
+
+export class Consumer implements AsyncIterable<Message> {
+  private readonly delivery: Delivery;
+  private readonly source: ConsumerSource;
+  private started: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
+
+  constructor(transport: Transport, options: ConsumerOptions) {
+    this.delivery = new Delivery(transport, options);
+    this.source = createSource(this.delivery, options);
+  }
+
+  /** Subscribes now (otherwise the first read does); resolves once every partition is subscribed. */
+  start(): Promise<void> {
+    if (this.started === null) this.started = this.source.start().then(() => this.delivery.markStarted());
+    return this.started;
+  }
+
+  /** The next message, waiting for one; null once the consumer is closed. */
+  next(): Promise<Message | null> {
+    // Fast path, the common case while messages are buffered: no async function, no awaits, one
+    // already-resolved promise per message (the iterator protocol needs a promise anyway).
+    const ready = this.delivery.poll();
+    return ready !== null ? Promise.resolve(ready) : this.nextWaiting();
+  }
+
+  private async nextWaiting(): Promise<Message | null> {
+    // Once subscribed, no await on the settled start: at low rates every message comes this way.
+    if (!this.delivery.started) await this.start();
+    for (;;) {
+      const failure = this.delivery.error;
+      if (failure !== null) throw failure;
+      if (this.delivery.closed) return null;
+      if (this.delivery.stepDue) await this.source.takeDueStep();
+      if (!this.delivery.isPaused()) {
+        const message = this.delivery.take();
+        if (message !== null) return message;
+      }
+      await this.delivery.waitForWake();
+    }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    return {
+      next: () => {
+        const ready = this.delivery.poll();
+        if (ready !== null) return Promise.resolve({ done: false, value: ready });
+        return this.nextWaiting().then(
+          (message): IteratorResult<Message> =>
+            message === null ? { done: true, value: undefined } : { done: false, value: message },
+        );
+      },
+      return: async () => {
+        await this.close();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  /** Callback form: calls `handler` for each message, in order, until the consumer closes. */
+  async run(handler: (message: Message) => unknown): Promise<void> {
+    for (let message = await this.next(); message !== null; message = await this.next())
+      await handler(message);
+  }
+
+  /** Stops delivering and stops granting credit (the broker stops pushing once the window is used). */
+  pause(): void {
+    this.delivery.setPaused(true);
+  }
+
+  resume(): void {
+    this.delivery.setPaused(false);
+    this.source.resumed();
+    this.delivery.wake();
+  }
+
+  /** Moves a partition to `offset`; the next message of that partition is the one at `offset`. */
+  async seek(topic: string, partition: number, offset: bigint): Promise<void> {
+    await this.start();
+    await this.source.seek(topic, partition, offset);
+  }
+
+  /** The next offset each partition will deliver. */
+  positions(): Array<{ topic: string; partition: number; offset: bigint }> {
+    return this.source.positions();
+  }
+
+  /**
+   * For a group consumer, commits the offset after the last message delivered on each of its
+   * partitions; other consumers commit nothing.
+   */
+  commit(): Promise<void> {
+    return this.source.commit();
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.source.close();
+      this.delivery.markClosed();
+      await Promise.all(this.delivery.all().map((feed) => feed.close()));
+    })();
+    return this.closing;
+  }
+}

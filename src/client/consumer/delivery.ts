@@ -1,0 +1,153 @@
+// Hands the feeds' messages to the application: round-robin over the feeds so one busy partition
+// cannot starve the others, a wait for the next message, and the reasons delivery is stopped
+// (not started, failed, closed, paused, or a group step due first), kept as bits so the hot path
+// is a single comparison. It is the context every feed of one consumer sees.
+
+import type { Tracer } from '@opentelemetry/api';
+import type { Message } from '../message.js';
+import { traceReceive } from '../tracing.js';
+import type { Transport } from '../transport.js';
+import type { Feed, FeedContext } from './feed.js';
+import {
+  type ConsumerOptions,
+  DEFAULT_CREDIT_BYTES,
+  DEFAULT_MAX_DECOMPRESSED_BYTES,
+  DEFAULT_TIMEOUT_MS,
+  type UndecodableBatch,
+} from './options.js';
+
+const NOT_STARTED = 1;
+const FAILED = 2;
+const CLOSED = 4;
+const PAUSED = 8;
+/** The consumer's source has a step to take before more messages go out (a commit or a rejoin). */
+const STEP_DUE = 16;
+
+export class Delivery implements FeedContext {
+  readonly transport: Transport;
+  readonly creditBytes: number;
+  readonly timeoutMs: number;
+  readonly inflateLimits: { readonly maxDecompressedBytes: number };
+  private readonly tracer: Tracer | undefined;
+  private readonly group: string | undefined;
+  private readonly onUndecodableBatch: ((event: UndecodableBatch) => void) | undefined;
+  private feeds: Feed[] = [];
+  private cursor = 0;
+  private waiter: (() => void) | null = null;
+  private failure: Error | null = null;
+  private stops = NOT_STARTED;
+
+  constructor(transport: Transport, options: ConsumerOptions) {
+    this.transport = transport;
+    this.creditBytes = options.creditBytes ?? DEFAULT_CREDIT_BYTES;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.inflateLimits = {
+      maxDecompressedBytes: options.maxDecompressedBytes ?? DEFAULT_MAX_DECOMPRESSED_BYTES,
+    };
+    this.tracer = options.tracer;
+    this.group = options.group;
+    this.onUndecodableBatch = options.onUndecodableBatch;
+  }
+
+  /** A message that can go out now without any await, or null when the caller must wait (hot path). */
+  poll(): Message | null {
+    return this.stops === 0 ? this.take() : null;
+  }
+
+  /** The next buffered message of any feed, whatever stops delivery (the caller checked). */
+  take(): Message | null {
+    const feeds = this.feeds;
+    for (let i = 0; i < feeds.length; i++) {
+      const message = feeds[(this.cursor + i) % feeds.length]!.next();
+      if (message !== null) {
+        this.cursor = (this.cursor + i + 1) % feeds.length;
+        if (this.tracer !== undefined) traceReceive(this.tracer, message, this.group);
+        return message;
+      }
+    }
+    return null;
+  }
+
+  /** Resolves at the next wake(). */
+  waitForWake(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.waiter = resolve;
+    });
+  }
+
+  wake(): void {
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.();
+  }
+
+  add(feed: Feed): void {
+    this.feeds.push(feed);
+  }
+
+  /** Stops reading from these feeds (the caller closes them). */
+  remove(feeds: readonly Feed[]): void {
+    this.feeds = this.feeds.filter((feed) => !feeds.includes(feed));
+  }
+
+  /** Every feed; on close they are closed by the caller. */
+  all(): readonly Feed[] {
+    return this.feeds;
+  }
+
+  fail(error: Error): void {
+    this.failure ??= error;
+    this.stops |= FAILED;
+    this.wake();
+  }
+
+  get error(): Error | null {
+    return this.failure;
+  }
+
+  reportUndecodable(event: UndecodableBatch): void {
+    if (this.onUndecodableBatch !== undefined) {
+      this.onUndecodableBatch(event);
+      return;
+    }
+    process.emitWarning(
+      `skipped offsets ${event.firstOffset}..${event.lastOffset} of ${event.topic}/${event.partition} ` +
+        `(${event.delivered} record(s) of that batch delivered before): ${event.error.message}`,
+      { code: event.error.codeName, type: 'MemoryStreamerWarning' },
+    );
+  }
+
+  get started(): boolean {
+    return (this.stops & NOT_STARTED) === 0;
+  }
+
+  markStarted(): void {
+    this.stops &= ~NOT_STARTED;
+  }
+
+  get closed(): boolean {
+    return (this.stops & CLOSED) !== 0;
+  }
+
+  markClosed(): void {
+    this.stops |= CLOSED;
+    this.wake();
+  }
+
+  isPaused(): boolean {
+    return (this.stops & PAUSED) !== 0;
+  }
+
+  setPaused(paused: boolean): void {
+    this.stops = paused ? this.stops | PAUSED : this.stops & ~PAUSED;
+  }
+
+  get stepDue(): boolean {
+    return (this.stops & STEP_DUE) !== 0;
+  }
+
+  /** The source has (or no longer has) a step to take before more messages go out. */
+  setStepDue(due: boolean): void {
+    this.stops = due ? this.stops | STEP_DUE : this.stops & ~STEP_DUE;
+  }
+}

@@ -1,0 +1,215 @@
+// One partition's push subscription and the batches it delivered that the application has not
+// read yet, decoded lazily into messages. Credit goes back to the broker only for bytes the
+// application consumed, so a slow consumer slows only itself. A broken subscription resubscribes
+// from the next undelivered offset.
+
+import { MemoryStreamerError } from '../../common/errors.js';
+import { type DecodedRecord, iterateRecords, splitBatches } from '../../protocol/record-batch.js';
+import { readBatchHeader } from '../../protocol/record-batch-layout.js';
+import type { Message } from '../message.js';
+import type { RemoteSubscription } from '../transport.js';
+import type { Feed, FeedContext } from './feed.js';
+import { backoffMs, delay, isRetriable } from './retry.js';
+
+/** Errors of a batch's records (as opposed to its transport): the batch is skipped, not the consumer stopped. */
+const UNDECODABLE = new Set(['BAD_RECORD_BATCH', 'DECOMPRESSED_TOO_LARGE', 'UNSUPPORTED_COMPRESSION']);
+const EMPTY_HEADERS: Message['headers'] = [];
+
+export class PartitionFeed implements Feed {
+  private subscription: RemoteSubscription | null = null;
+  private readonly chunks: Buffer[] = [];
+  private batches: Buffer[] = [];
+  private batchIndex = 0;
+  private records: Iterator<DecodedRecord> | null = null;
+  /** The batch `records` decodes, and how many of its records came out so far. */
+  private currentBatch: Buffer | null = null;
+  private deliveredFromBatch = 0;
+  private currentChunkSize = 0;
+  private ungranted = 0;
+  private closed = false;
+  private generation = 0;
+  /** Where the first subscription starts (-2 earliest, -1 latest): a retry before it resolved starts there too. */
+  private startOffset = -1n;
+  /** The offset after the last message delivered (-1 until the first subscription resolved it). */
+  private offset: bigint;
+
+  constructor(
+    private readonly context: FeedContext,
+    readonly topic: string,
+    readonly partition: number,
+    position: bigint,
+  ) {
+    this.offset = position;
+  }
+
+  /** The next offset this feed delivers. */
+  get position(): bigint {
+    return this.offset;
+  }
+
+  async start(offset: bigint): Promise<void> {
+    if (this.offset < 0n) this.startOffset = offset;
+    const generation = ++this.generation;
+    const subscription = await this.context.transport.subscribe(
+      { topic: this.topic, partition: this.partition, offset, credit: this.context.creditBytes },
+      {
+        onBatches: (chunks, _highWatermark) => {
+          if (generation !== this.generation) return;
+          for (const chunk of chunks) this.chunks.push(chunk);
+          this.context.wake();
+        },
+        onError: (error) => {
+          if (generation === this.generation) void this.recover(error);
+        },
+      },
+      { timeoutMs: this.context.timeoutMs },
+    );
+    if (generation !== this.generation || this.closed) {
+      await subscription.close();
+      return;
+    }
+    this.subscription = subscription;
+    if (this.offset < 0n) this.offset = subscription.offset;
+  }
+
+  /**
+   * Starts, and when the subscription cannot be made yet for a reason that passes (the partition's
+   * leader is moving, the connection is down), keeps trying in the background; other errors throw.
+   */
+  async startOrRetry(offset: bigint): Promise<void> {
+    try {
+      await this.start(offset);
+    } catch (error) {
+      if (!isRetriable(error)) throw error;
+      if (this.offset < 0n) this.startOffset = offset;
+      void this.recover(error);
+    }
+  }
+
+  /** A broken connection resubscribes from the next undelivered offset; other errors surface. */
+  private async recover(error: Error): Promise<void> {
+    this.subscription = null;
+    if (this.closed) return;
+    if (!isRetriable(error)) {
+      this.context.fail(error);
+      return;
+    }
+    this.resetBuffers();
+    for (let attempt = 0; !this.closed; attempt++) {
+      await delay(backoffMs(attempt));
+      if (this.closed) return;
+      try {
+        await this.start(this.offset >= 0n ? this.offset : this.startOffset);
+        return;
+      } catch (retryError) {
+        if (!isRetriable(retryError)) {
+          this.context.fail(retryError as Error);
+          return;
+        }
+      }
+    }
+  }
+
+  private resetBuffers(): void {
+    this.chunks.length = 0;
+    this.batches = [];
+    this.batchIndex = 0;
+    this.records = null;
+    this.ungranted = 0;
+    this.currentChunkSize = 0;
+  }
+
+  async seek(offset: bigint): Promise<void> {
+    const old = this.subscription;
+    this.subscription = null;
+    this.generation++;
+    this.resetBuffers();
+    this.offset = offset;
+    if (old !== null) await old.close();
+    await this.start(offset);
+  }
+
+  next(): Message | null {
+    for (;;) {
+      if (this.records !== null) {
+        let step: IteratorResult<DecodedRecord>;
+        try {
+          step = this.records.next();
+        } catch (error) {
+          if (!(error instanceof MemoryStreamerError) || !UNDECODABLE.has(error.codeName)) throw error;
+          this.skipBatch(error);
+          continue;
+        }
+        if (!step.done) {
+          this.deliveredFromBatch++;
+          const record = step.value;
+          if (record.offset < this.offset) continue;
+          this.offset = record.offset + 1n;
+          return {
+            topic: this.topic,
+            partition: this.partition,
+            offset: record.offset,
+            sequence: -1,
+            timestamp: record.timestamp,
+            key: record.key,
+            value: record.value,
+            headers: record.headers.length === 0 ? EMPTY_HEADERS : record.headers,
+          };
+        }
+        this.records = null;
+      }
+      if (this.batchIndex < this.batches.length) {
+        this.currentBatch = this.batches[this.batchIndex++]!;
+        this.deliveredFromBatch = 0;
+        this.records = iterateRecords(this.currentBatch, this.context.inflateLimits)[Symbol.iterator]();
+        continue;
+      }
+      if (this.currentChunkSize > 0) {
+        // The whole chunk is consumed: give its bytes back to the broker as credit.
+        this.ungranted += this.currentChunkSize;
+        this.currentChunkSize = 0;
+        this.grantIfDue();
+      }
+      const chunk = this.chunks.shift();
+      if (chunk === undefined) return null;
+      this.batches = [...splitBatches(chunk)];
+      this.batchIndex = 0;
+      this.currentChunkSize = chunk.length;
+    }
+  }
+
+  /** Moves past a batch whose records cannot be decoded, and says so. */
+  private skipBatch(error: MemoryStreamerError): void {
+    this.records = null;
+    const batch = this.currentBatch!;
+    const header = readBatchHeader(batch);
+    const lastOffset = header.baseOffset + BigInt(header.lastOffsetDelta);
+    if (lastOffset >= this.offset) this.offset = lastOffset + 1n;
+    this.context.reportUndecodable({
+      topic: this.topic,
+      partition: this.partition,
+      firstOffset: header.baseOffset,
+      lastOffset,
+      delivered: this.deliveredFromBatch,
+      error,
+    });
+  }
+
+  /** Returns consumed bytes to the broker as credit, unless paused or too few to be worth a frame. */
+  grantIfDue(): void {
+    if (this.subscription === null || this.context.isPaused()) return;
+    // Return credit in large steps: fewer CREDIT frames, and the broker keeps a full window queued.
+    if (this.ungranted * 4 >= this.context.creditBytes) {
+      this.subscription.grant(this.ungranted);
+      this.ungranted = 0;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.generation++;
+    const subscription = this.subscription;
+    this.subscription = null;
+    if (subscription !== null) await subscription.close().catch(() => undefined);
+  }
+}
