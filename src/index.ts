@@ -5,10 +5,17 @@ export { type ClientTlsOptions, type ConnectOptions, connect } from './client/co
 export {
   Consumer,
   type ConsumerOptions,
+  type RefusedMessage,
   type StartPosition,
   type UndecodableBatch,
 } from './client/consumer.js';
 export { keyString, type Message, type MessageHeader, valueJson, valueString } from './client/message.js';
+export type {
+  ConsumerSecurity,
+  MessageKeyring,
+  ProducerSecurity,
+  SigningKey,
+} from './client/message-security.js';
 export { Producer, type ProducerOptions, type Receipt, type SendInput } from './client/producer.js';
 export { messageTraceContext } from './client/tracing.js';
 export { isMemoryStreamerError, MemoryStreamerError } from './common/errors.js';

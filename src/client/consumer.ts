@@ -3,4 +3,9 @@
 // and stream sources).
 
 export { Consumer } from './consumer/consumer.js';
-export type { ConsumerOptions, StartPosition, UndecodableBatch } from './consumer/options.js';
+export type {
+  ConsumerOptions,
+  RefusedMessage,
+  StartPosition,
+  UndecodableBatch,
+} from './consumer/options.js';

@@ -4,7 +4,9 @@
 // is a single comparison. It is the context every feed of one consumer sees.
 
 import type { Tracer } from '@opentelemetry/api';
+import type { MemoryStreamerError } from '../../common/errors.js';
 import type { Message } from '../message.js';
+import { type ConsumerSecurity, openMessage } from '../message-security.js';
 import { traceReceive } from '../tracing.js';
 import type { Transport } from '../transport.js';
 import type { Feed, FeedContext } from './feed.js';
@@ -13,6 +15,7 @@ import {
   DEFAULT_CREDIT_BYTES,
   DEFAULT_MAX_DECOMPRESSED_BYTES,
   DEFAULT_TIMEOUT_MS,
+  type RefusedMessage,
   type UndecodableBatch,
 } from './options.js';
 
@@ -31,6 +34,8 @@ export class Delivery implements FeedContext {
   private readonly tracer: Tracer | undefined;
   private readonly group: string | undefined;
   private readonly onUndecodableBatch: ((event: UndecodableBatch) => void) | undefined;
+  private readonly security: ConsumerSecurity | undefined;
+  private readonly onRefusedMessage: ((event: RefusedMessage) => void) | undefined;
   private feeds: Feed[] = [];
   private cursor = 0;
   private waiter: (() => void) | null = null;
@@ -47,6 +52,8 @@ export class Delivery implements FeedContext {
     this.tracer = options.tracer;
     this.group = options.group;
     this.onUndecodableBatch = options.onUndecodableBatch;
+    this.security = options.security;
+    this.onRefusedMessage = options.onRefusedMessage;
   }
 
   /** A message that can go out now without any await, or null when the caller must wait (hot path). */
@@ -58,14 +65,39 @@ export class Delivery implements FeedContext {
   take(): Message | null {
     const feeds = this.feeds;
     for (let i = 0; i < feeds.length; i++) {
-      const message = feeds[(this.cursor + i) % feeds.length]!.next();
+      let message = feeds[(this.cursor + i) % feeds.length]!.next();
       if (message !== null) {
         this.cursor = (this.cursor + i + 1) % feeds.length;
+        if (this.security !== undefined) {
+          const opened = this.open(message, this.security);
+          if (opened === null) return this.take();
+          message = opened;
+        }
         if (this.tracer !== undefined) traceReceive(this.tracer, message, this.group);
         return message;
       }
     }
     return null;
+  }
+
+  /**
+   * Checks and decrypts a message (message-security.ts). One that is refused is skipped (it counts
+   * as consumed, like an undecodable batch) and reported: to `onRefusedMessage`, else as a process
+   * warning, so nothing is skipped silently.
+   */
+  private open(message: Message, security: ConsumerSecurity): Message | null {
+    try {
+      return openMessage(message, security);
+    } catch (error) {
+      const refused = { message, error: error as MemoryStreamerError };
+      if (this.onRefusedMessage !== undefined) this.onRefusedMessage(refused);
+      else
+        process.emitWarning(
+          `skipped offset ${message.offset} of ${message.topic}/${message.partition}: ${refused.error.message}`,
+          { code: refused.error.codeName, type: 'MemoryStreamerWarning' },
+        );
+      return null;
+    }
   }
 
   /** Resolves at the next wake(). */

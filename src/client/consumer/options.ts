@@ -4,7 +4,8 @@
 import type { Tracer } from '@opentelemetry/api';
 import type { MemoryStreamerError } from '../../common/errors.js';
 import type { AssignmentStrategy } from '../../protocol/commands/data-types.js';
-import type { Bytes } from '../message.js';
+import type { Bytes, Message } from '../message.js';
+import type { ConsumerSecurity } from '../message-security.js';
 
 export type StartPosition = 'earliest' | 'latest' | bigint | { timestamp: number };
 
@@ -46,6 +47,20 @@ export interface ConsumerOptions {
   onUndecodableBatch?: (event: UndecodableBatch) => void;
   /** OpenTelemetry tracer: each delivered message that carries a trace context gets a CONSUMER span. */
   tracer?: Tracer;
+  /**
+   * Check the messages' signatures and/or decrypt their values (what a producer's `security`
+   * sealed). A message that fails is not delivered: it is skipped and reported.
+   */
+  security?: ConsumerSecurity;
+  /** Told of a message `security` refused (without it, a process warning names it). */
+  onRefusedMessage?: (event: RefusedMessage) => void;
+}
+
+export interface RefusedMessage {
+  /** The message as it arrived (still sealed). */
+  message: Message;
+  /** MESSAGE_SIGNATURE_INVALID, MESSAGE_UNSIGNED, MESSAGE_DECRYPTION_FAILED or UNKNOWN_MESSAGE_KEY. */
+  error: MemoryStreamerError;
 }
 
 export interface UndecodableBatch {
