@@ -5,6 +5,7 @@
 import { memoryUsage } from 'node:process';
 import type { MetricsSnapshot } from '../../metrics/broker-metrics.js';
 import type { BrokerCore } from '../broker-core.js';
+import type { ClusterMetadataView } from '../replica-hooks.js';
 
 export interface TopicStatus {
   name: string;
@@ -102,14 +103,12 @@ export async function statusSnapshot(core: BrokerCore, startedAt: number): Promi
     topics: [...topics.values()].sort((a, b) => a.name.localeCompare(b.name)),
     offlineTopics: core.offlineTopics(),
     groups: core.groups.list().map((g) => ({ ...g, lag: lag.get(g.groupId) ?? 0 })),
-    cluster: clusterStatus(core),
+    cluster: core.clusterMetadata === null ? null : clusterStatus(core.clusterMetadata),
   };
 }
 
 /** Brokers and every partition's leader, replicas and ISR, from this member's metadata. */
-export function clusterStatus(core: BrokerCore): ClusterStatus | null {
-  const view = core.clusterMetadata;
-  if (view === null) return null;
+export function clusterStatus(view: ClusterMetadataView): ClusterStatus {
   const metadata = view.metadata({});
   const brokers = new Map<number, ClusterBrokerStatus>();
   for (const broker of metadata.brokers)
