@@ -1,25 +1,81 @@
 // The cluster member as a part of a broker node: joins the cluster (cluster-member.ts), then runs
 // this broker's replicas from the metadata (replica-manager.ts), re-checked at every metadata
-// change. Stops in reverse: replicas first (leaders resign, fetchers stop), then the membership.
+// change, and exports the replication and controller metrics. Stops in reverse: replicas first
+// (leaders resign, fetchers stop), then the membership.
 
 import type { NodePartStarter } from '../broker/broker-node.js';
+import type { ReplicationStateSource } from '../metrics/replication-metrics.js';
 import { ClusterMember, type ClusterMemberOptions } from './cluster-member.js';
+import { NO_LEADER } from './control-plane/metadata-records.js';
+import { LeaderElectionCounter } from './leader-election-counter.js';
 import { ReplicaManager, type ReplicaManagerOptions } from './replication/replica-manager.js';
 
 export type ClusterPartOptions = Omit<ClusterMemberOptions, 'events' | 'dataDir'> & {
   readonly replication?: ReplicaManagerOptions;
 };
 
+/** What the metrics read from this member and its replicas at each scrape. */
+function replicationSource(
+  member: ClusterMember,
+  manager: ReplicaManager,
+  elections: LeaderElectionCounter,
+): ReplicationStateSource {
+  return {
+    clusterId: member.clusterId,
+    ledPartitions: () => manager.replicationStats().partitions,
+    followerLag: () =>
+      manager.replicationStats().partitions.flatMap((p) =>
+        p.followers.map((f) => ({
+          topic: p.topic,
+          partition: p.partition,
+          follower: f.brokerId,
+          messages: f.lagMessages,
+          seconds: f.lagMs / 1000,
+        })),
+      ),
+    isController: () => member.isController,
+    controllerEpoch: () => member.metadata.controller?.epoch ?? null,
+    offlinePartitions: () => {
+      const cache = member.metadata;
+      let offline = 0;
+      for (const { value: topic } of cache.topics())
+        for (let p = 0; p < topic.partitions; p++)
+          if (cache.partition(topic.name, p)?.value.leader === NO_LEADER) offline++;
+      return offline;
+    },
+    counts: () => {
+      const stats = manager.replicationStats();
+      return {
+        isrShrinks: stats.isrShrinks,
+        isrExpands: stats.isrExpands,
+        leaderElections: elections.elections,
+        uncleanLeaderElections: elections.uncleanElections,
+      };
+    },
+  };
+}
+
 export function clusterPart(options: ClusterPartOptions): NodePartStarter {
   const start: NodePartStarter = async (core, logger) => {
     let manager: ReplicaManager | null = null;
-    const member = await ClusterMember.join({
+    let member: ClusterMember | null = null;
+    const elections = new LeaderElectionCounter();
+    member = await ClusterMember.join({
       ...options,
       dataDir: core.storageDir,
       onConnectRetry: (attempt, error, delayMs) =>
         logger.warn({ attempt, delayMs, reason: error.message }, 'etcd not reachable yet; retrying'),
       events: {
-        onMetadata: () => manager?.reconcile(),
+        onMetadata: (cache, events) => {
+          elections.observe(cache, events, member?.isController ?? false);
+          manager?.reconcile();
+        },
+        onReconcile: (result) => {
+          if (result.uncleanElections > 0) {
+            elections.addUnclean(result.uncleanElections);
+            logger.warn({ count: result.uncleanElections }, 'unclean leader election');
+          }
+        },
         onError: (error) => logger.warn({ reason: error.message }, 'cluster metadata'),
         onTerm: (term) => logger.info({ epoch: term.epoch.toString() }, 'this broker is the controller'),
       },
@@ -31,12 +87,14 @@ export function clusterPart(options: ClusterPartOptions): NodePartStarter {
     core.advertisedListener = { host, port };
     manager = new ReplicaManager(core, member, logger, options.replication ?? {});
     manager.start();
+    core.metrics.attachReplication(replicationSource(member, manager, elections));
     logger.info({ brokerId: member.brokerId, clusterId: member.clusterId }, 'joined the cluster');
+    const joined = member;
     return {
       name: 'cluster member',
       stop: async () => {
         await manager?.stop();
-        await member.leave();
+        await joined.leave();
       },
     };
   };

@@ -4,6 +4,7 @@
 // connections, memory) are computed when Prometheus scrapes, so they cost nothing in between.
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { type ReplicationStateSource, registerReplicationMetrics } from './replication-metrics.js';
 import { RequestRecorder } from './request-recorder.js';
 
 export interface BrokerStateSource {
@@ -206,6 +207,30 @@ export class BrokerMetrics {
 
   attach(source: BrokerStateSource): void {
     this.source = source;
+  }
+
+  private replication: ReplicationStateSource | null = null;
+
+  /**
+   * The broker joined a cluster: its replication and controller series are exported from now on
+   * (a broker alone exports none of them). A later call replaces the source.
+   */
+  attachReplication(source: ReplicationStateSource): void {
+    const first = this.replication === null;
+    this.replication = source;
+    if (!first) return;
+    const current = () => this.replication ?? source;
+    registerReplicationMetrics(this.registry, {
+      get clusterId() {
+        return current().clusterId;
+      },
+      ledPartitions: () => current().ledPartitions(),
+      followerLag: () => current().followerLag(),
+      isController: () => current().isController(),
+      controllerEpoch: () => current().controllerEpoch(),
+      offlinePartitions: () => current().offlinePartitions(),
+      counts: () => current().counts(),
+    });
   }
 
   /** Times one request; call the returned function with the error (or nothing) when it ends. */

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Broker } from '../../src/embedded/broker.js';
+import { REPLICATION_METRIC_NAMES } from '../../src/metrics/replication-metrics.js';
 
 const run = promisify(execFile);
 const RULES = resolve('deploy/prometheus/alerts.yml');
@@ -67,6 +68,9 @@ beforeAll(async () => {
   await client.close();
   const text = await (await fetch(`http://127.0.0.1:${broker.admin!.address.port}/metrics`)).text();
   exported = new Set([...text.matchAll(/^# TYPE (memorystreamer_[a-z0-9_]+) /gm)].map((m) => m[1]!));
+  // A cluster member adds its replication series (test/metrics/replication-metrics.test.ts checks
+  // each is registered; test/cluster/cluster-node.test.ts reads them from three brokers).
+  for (const name of REPLICATION_METRIC_NAMES) exported.add(name);
 });
 
 afterAll(async () => {
@@ -97,6 +101,13 @@ describe('deploy/ artefacts', () => {
       'memorystreamer_storage_fsync_duration_seconds',
       'memorystreamer_group_lag_messages',
       'memorystreamer_partition_size_bytes',
+      'memorystreamer_replication_under_replicated_partitions',
+      'memorystreamer_replication_offline_partitions',
+      'memorystreamer_replication_isr_shrinks_total',
+      'memorystreamer_replication_follower_lag_messages',
+      'memorystreamer_replication_follower_lag_seconds',
+      'memorystreamer_controller_active',
+      'memorystreamer_controller_leader_elections_total',
     ])
       expect(used.has(name), name).toBe(true);
   });
@@ -110,7 +121,7 @@ describe('deploy/ artefacts', () => {
     'promtool accepts the rules and the example configuration, and the rule tests pass',
     async () => {
       const check = await run('promtool', ['check', 'rules', RULES]);
-      expect(check.stdout).toMatch(/SUCCESS: 8 rules found/);
+      expect(check.stdout).toMatch(/SUCCESS: 13 rules found/);
       const tests = await run('promtool', ['test', 'rules', RULE_TESTS], {
         cwd: resolve('deploy/prometheus'),
       });
@@ -199,8 +210,9 @@ describe('deploy/ artefacts', () => {
           'memorystreamer.availability',
           'memorystreamer.capacity',
           'memorystreamer.latency',
+          'memorystreamer.replication',
         ]);
-        expect(rules.groups.flatMap((g) => g.rules)).toHaveLength(8);
+        expect(rules.groups.flatMap((g) => g.rules)).toHaveLength(13);
       } finally {
         prometheus.kill('SIGTERM');
         await exited;

@@ -1,14 +1,22 @@
 // The web status page in a real browser (Debian's Chromium driven by playwright-core): an idle
 // chart has distinct axis labels and shows both of its lines, it lists a topic the test creates,
 // its rates move while a producer runs, a consumer group's lag shows, and a screenshot is saved to
-// test-results/status-page.png.
+// test-results/status-page.png. On a cluster member (two brokers on a real etcd) it lists the
+// brokers and each partition's replication, and shows a stopped follower's partition
+// under-replicated (test-results/status-page-cluster.png).
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Browser as Chromium, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BrokerNode } from '../../src/broker/broker-node.js';
+import { connect } from '../../src/client/connect.js';
+import { clusterPart } from '../../src/cluster/cluster-node.js';
+import { MemoryStreamerError } from '../../src/common/errors.js';
 import { Broker } from '../../src/embedded/broker.js';
+import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../harness/etcd.js';
 import { useTempDir } from '../harness/temp-dir.js';
+import { until } from '../harness/until.js';
 
 // The little of the DOM that the browser-side functions below use: the test program is type-checked
 // without the DOM library (it would leak browser globals into the Node code's types).
@@ -287,9 +295,121 @@ describe.runIf(runnable)('web status page in Chromium', () => {
     const page = await browser.newPage();
     await page.goto(base);
     await page.locator('#topics tbody tr').first().waitFor();
+    // A broker alone has no brokers or replication to show.
+    expect(await page.locator('#cluster-brokers').isVisible()).toBe(false);
+    expect(await page.locator('#cluster-replication').isVisible()).toBe(false);
     await page.route('**/api/status', (route) => route.fulfill({ status: 503, body: '{}' }));
     await page.locator('#problem.shown').waitFor({ timeout: 5000 });
     expect(await page.locator('#problem').textContent()).toContain('HTTP 503');
     await page.close();
   });
+});
+
+describe.runIf(runnable && etcdAvailable())('web status page of a cluster member in Chromium', () => {
+  const scratch = useTempDir('ms-status-cluster-', 'all');
+  let etcd: EtcdProcess;
+  let browser: Chromium;
+  const nodes: Array<BrokerNode | null> = [];
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    const cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/status`;
+    for (const brokerId of [1, 2]) {
+      const port = await freePort();
+      nodes.push(
+        await BrokerNode.start(
+          {
+            dataDir: join(scratch.path, `b${brokerId}`),
+            port,
+            brokerId,
+            admin: { port: 0 },
+            memoryTrim: false,
+            raiseFileLimit: false,
+          },
+          [clusterPart({ cluster, brokerId, advertise: `127.0.0.1:${port}`, leaseTtlSeconds: 2 })],
+        ),
+      );
+    }
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu'],
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    for (const node of nodes) await node?.stop({ deadlineMs: 500 });
+    await etcd?.stop();
+  });
+
+  it('lists the brokers and the replication of each partition, and a stopped follower', async () => {
+    const client = await connect({
+      brokers: nodes.map((node) => `127.0.0.1:${node!.address!.port}`).join(','),
+    });
+    try {
+      await until(async () => {
+        try {
+          return await client.admin.createTopic({ name: 'mirrored', partitions: 1, replicationFactor: 2 });
+        } catch (error) {
+          if (
+            error instanceof MemoryStreamerError &&
+            (error.retriable || error.codeName === 'NOT_CONTROLLER')
+          )
+            return null;
+          throw error;
+        }
+      });
+    } finally {
+      await client.close();
+    }
+    const leaderIndex = await until(async () => {
+      const index = nodes.findIndex((node) => {
+        try {
+          node!.core.replicaRoles!.checkRead('mirrored', 0);
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      return index < 0 ? null : index;
+    });
+    const leader = nodes[leaderIndex]!;
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(`http://127.0.0.1:${leader.admin!.address.port}/`);
+    const row = page.locator('#replication tbody tr[data-name="mirrored/0"]');
+    await row.waitFor({ timeout: 10_000 });
+    await expect
+      .poll(() => row.locator('[data-testid=replication-state]').textContent(), { timeout: 10_000 })
+      .toBe('ok');
+    expect(await row.locator('[data-testid=leader]').textContent()).toBe(String(leaderIndex + 1));
+    expect(await row.locator('[data-testid=isr]').textContent()).toMatch(/^\d, \d$/);
+    expect(await page.locator('#brokers tbody tr').count()).toBe(2);
+    expect(await page.locator('#brokers [data-testid=broker-live]').allTextContents()).toEqual([
+      'yes',
+      'yes',
+    ]);
+    expect(
+      (await page.locator('#brokers [data-testid=broker-controller]').allTextContents()).filter(
+        (text) => text === 'controller',
+      ),
+    ).toHaveLength(1);
+
+    // The follower stops: its partition is under-replicated, the broker not live (it is still a replica).
+    const followerIndex = 1 - leaderIndex;
+    await nodes[followerIndex]!.stop({ deadlineMs: 500 });
+    nodes[followerIndex] = null;
+    await expect
+      .poll(() => row.locator('[data-testid=replication-state]').textContent(), { timeout: 20_000 })
+      .toBe('under-replicated');
+    expect(await row.locator('[data-testid=isr]').textContent()).toBe(String(leaderIndex + 1));
+    const follower = page.locator(`#brokers tbody tr[data-name="${followerIndex + 1}"]`);
+    expect(await follower.locator('[data-testid=broker-live]').textContent()).toBe('no');
+    expect(await page.locator('#replication-summary').textContent()).toContain('under-replicated');
+    await mkdir('test-results', { recursive: true });
+    await page.screenshot({ path: join('test-results', 'status-page-cluster.png'), fullPage: true });
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  }, 60_000);
 });

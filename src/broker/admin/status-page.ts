@@ -1,6 +1,6 @@
 // The broker's web status page (GET / on the admin port): topics and partitions with sizes and
-// rates, consumer groups with lag, connections and memory, and live charts of throughput and
-// produce latency. It polls GET /api/status once a second and derives every rate and interval
+// rates, consumer groups with lag, connections and memory, live charts of throughput and
+// produce latency, and on a cluster member the brokers and every partition's replication health. It polls GET /api/status once a second and derives every rate and interval
 // percentile in the browser from two successive snapshots, so viewers cost the broker one small
 // JSON document per second each and no state. No external resources: it works offline, and the
 // Content-Security-Policy below allows only this origin's script.
@@ -44,6 +44,9 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   th { color: var(--muted); font-weight: 500; font-size: 12px; }
   h2 { font-size: 15px; margin: 0 0 6px; }
   .empty { color: var(--muted); }
+  .cluster { display: none; }
+  .cluster.shown { display: block; }
+  td.bad { color: var(--bad); font-weight: 600; }
   #problem { display: none; color: #fff; background: var(--bad); padding: 8px 24px; }
   #problem.shown { display: block; }
   footer { color: var(--muted); font-size: 12px; padding: 0 24px 16px; }
@@ -78,6 +81,14 @@ export const STATUS_PAGE_HTML = `<!doctype html>
   <section>
     <h2>Topics</h2>
     <table id="topics"><thead><tr><th>topic</th><th>partitions</th><th>messages</th><th>size</th><th>messages/s</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section class="cluster" id="cluster-brokers">
+    <h2>Brokers <span class="empty" id="cluster-id"></span></h2>
+    <table id="brokers"><thead><tr><th>broker</th><th>address</th><th>live</th><th>controller</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section class="cluster" id="cluster-replication">
+    <h2>Replication <span class="empty" id="replication-summary"></span></h2>
+    <table id="replication"><thead><tr><th>partition</th><th>leader</th><th>leader epoch</th><th>replicas</th><th>in-sync replicas</th><th>state</th></tr></thead><tbody></tbody></table>
   </section>
   <section>
     <h2>Consumer groups</h2>
@@ -182,6 +193,7 @@ export const STATUS_PAGE_SCRIPT = `'use strict';
         var td = document.createElement('td');
         td.textContent = cell.text;
         if (cell.testId) td.dataset.testid = cell.testId;
+        if (cell.bad) td.className = 'bad';
         tr.appendChild(td);
       });
       body.appendChild(tr);
@@ -292,6 +304,7 @@ export const STATUS_PAGE_SCRIPT = `'use strict';
         { text: fmt(gr.lag), testId: 'group-lag' },
       ] };
     }), 5);
+    renderCluster(now.cluster);
     draw($('throughput-chart'), [
       { values: series.produce, color: '--accent', axis: 'left', dashed: false },
       { values: series.fetch, color: '--accent2', axis: 'right', dashed: true },
@@ -301,6 +314,32 @@ export const STATUS_PAGE_SCRIPT = `'use strict';
       { values: series.p99, color: '--accent2', axis: 'left', dashed: true },
     ], { format: function (v, d) { return v.toFixed(d) + ' ms'; }, integer: false });
     previous = now;
+  }
+
+  // A cluster member's brokers and its partitions' replication; hidden on a broker alone.
+  function renderCluster(cluster) {
+    $('cluster-brokers').className = cluster ? 'cluster shown' : 'cluster';
+    $('cluster-replication').className = cluster ? 'cluster shown' : 'cluster';
+    if (!cluster) return;
+    setText('cluster-id', 'cluster ' + (cluster.clusterId || '?') +
+      (cluster.controllerId < 0 ? ', no controller elected' : ''));
+    setText('replication-summary', cluster.underReplicated + ' under-replicated, ' + cluster.offline + ' offline');
+    fillTable('brokers', cluster.brokers.map(function (b) {
+      return { key: String(b.id), cells: [
+        { text: String(b.id) }, { text: b.address || '–' },
+        { text: b.live ? 'yes' : 'no', testId: 'broker-live', bad: !b.live },
+        { text: b.controller ? 'controller' : '', testId: 'broker-controller' },
+      ] };
+    }), 4);
+    fillTable('replication', cluster.partitions.map(function (p) {
+      var state = p.offline ? 'offline' : p.underReplicated ? 'under-replicated' : 'ok';
+      return { key: p.topic + '/' + p.partition, cells: [
+        { text: p.topic + '/' + p.partition }, { text: p.leader < 0 ? 'none' : String(p.leader), testId: 'leader' },
+        { text: String(p.leaderEpoch) }, { text: p.replicas.join(', ') },
+        { text: p.isr.join(', '), testId: 'isr' },
+        { text: state, testId: 'replication-state', bad: state !== 'ok' },
+      ] };
+    }), 6);
   }
 
   function tick() {

@@ -5,6 +5,7 @@
 import { memoryUsage } from 'node:process';
 import type { MetricsSnapshot } from '../../metrics/broker-metrics.js';
 import type { BrokerCore } from '../broker-core.js';
+import type { ClusterMetadataView } from '../replica-hooks.js';
 
 export interface TopicStatus {
   name: string;
@@ -24,6 +25,41 @@ export interface GroupStatus {
   lag: number;
 }
 
+/** One broker of the cluster: registered ones are live; a replica's broker that is not, is not. */
+export interface ClusterBrokerStatus {
+  id: number;
+  /** host:port it advertises; null for a broker that is not registered now. */
+  address: string | null;
+  live: boolean;
+  controller: boolean;
+}
+
+/** One partition's replication, as the cluster metadata says. */
+export interface PartitionReplicationStatus {
+  topic: string;
+  partition: number;
+  /** -1 while the partition has no leader. */
+  leader: number;
+  leaderEpoch: number;
+  replicas: number[];
+  isr: number[];
+  /** Fewer in-sync replicas than replicas. */
+  underReplicated: boolean;
+  /** No leader: produces and reads fail until an ISR member returns. */
+  offline: boolean;
+}
+
+/** A cluster member's view of the cluster; null on a broker without one. */
+export interface ClusterStatus {
+  clusterId: string | null;
+  /** -1 while no controller is elected. */
+  controllerId: number;
+  brokers: ClusterBrokerStatus[];
+  partitions: PartitionReplicationStatus[];
+  underReplicated: number;
+  offline: number;
+}
+
 export interface StatusSnapshot {
   brokerId: string;
   /** Milliseconds since the epoch when the snapshot was taken. */
@@ -36,6 +72,7 @@ export interface StatusSnapshot {
   /** Topics that could not be opened at start, with the reason. */
   offlineTopics: Array<{ topic: string; reason: string }>;
   groups: GroupStatus[];
+  cluster: ClusterStatus | null;
 }
 
 export async function statusSnapshot(core: BrokerCore, startedAt: number): Promise<StatusSnapshot> {
@@ -66,5 +103,44 @@ export async function statusSnapshot(core: BrokerCore, startedAt: number): Promi
     topics: [...topics.values()].sort((a, b) => a.name.localeCompare(b.name)),
     offlineTopics: core.offlineTopics(),
     groups: core.groups.list().map((g) => ({ ...g, lag: lag.get(g.groupId) ?? 0 })),
+    cluster: core.clusterMetadata === null ? null : clusterStatus(core.clusterMetadata),
+  };
+}
+
+/** Brokers and every partition's leader, replicas and ISR, from this member's metadata. */
+export function clusterStatus(view: ClusterMetadataView): ClusterStatus {
+  const metadata = view.metadata({});
+  const brokers = new Map<number, ClusterBrokerStatus>();
+  for (const broker of metadata.brokers)
+    brokers.set(broker.id, {
+      id: broker.id,
+      address: `${broker.host.includes(':') ? `[${broker.host}]` : broker.host}:${broker.port}`,
+      live: true,
+      controller: broker.id === metadata.controllerId,
+    });
+  const partitions: PartitionReplicationStatus[] = [];
+  for (const topic of metadata.topics)
+    for (const p of topic.partitions) {
+      for (const id of p.replicas)
+        if (!brokers.has(id)) brokers.set(id, { id, address: null, live: false, controller: false });
+      partitions.push({
+        topic: topic.name,
+        partition: p.partition,
+        leader: p.leader,
+        leaderEpoch: p.leaderEpoch,
+        replicas: p.replicas,
+        isr: p.isr,
+        underReplicated: p.isr.length < p.replicas.length,
+        offline: p.leader < 0,
+      });
+    }
+  partitions.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
+  return {
+    clusterId: metadata.clusterId,
+    controllerId: metadata.controllerId,
+    brokers: [...brokers.values()].sort((a, b) => a.id - b.id),
+    partitions,
+    underReplicated: partitions.filter((p) => p.underReplicated).length,
+    offline: partitions.filter((p) => p.offline).length,
   };
 }

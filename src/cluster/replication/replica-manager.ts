@@ -59,6 +59,19 @@ export interface ReplicaManagerOptions {
   readonly groups?: ClusterGroupsOptions;
 }
 
+/** Partitions led here with their followers' lag, and ISR changes applied so far (replicationStats). */
+export interface ReplicationStats {
+  readonly partitions: ReadonlyArray<{
+    readonly topic: string;
+    readonly partition: number;
+    readonly replicas: readonly number[];
+    readonly isr: readonly number[];
+    readonly followers: ReadonlyArray<{ brokerId: number; lagMessages: bigint; lagMs: number }>;
+  }>;
+  readonly isrShrinks: number;
+  readonly isrExpands: number;
+}
+
 const TICK_MS = 20;
 /** The transport's deadline of one broker-to-broker request. */
 const REQUEST_TIMEOUT_MS = 5_000;
@@ -90,6 +103,8 @@ class LeaderReplica {
   /** Replica fetches waiting for batches past their offset (long poll). */
   private dataWaiters: Array<() => void> = [];
   private nextRequestId = 1;
+  /** When this broker started leading at this epoch (follower lag is measured from here at most). */
+  readonly leadingSinceMs = Date.now();
 
   constructor(
     readonly topic: string,
@@ -426,7 +441,9 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
           const current = this.leaders.get(key);
           if (current !== undefined && current.state.leaderEpoch === leaderEpoch) {
             // The ISR as the controller (or this leader's own proposal) wrote it.
+            const before = current.state.isr;
             current.run(current.state.applyIsr(isr, Number(state.modRevision), Date.now()));
+            this.countIsrChange(before, current.state.isr);
             continue;
           }
           current?.resign();
@@ -442,6 +459,48 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     }
     for (const key of [...this.leaders.keys()]) if (!wanted.has(key)) this.resignLeader(key);
     for (const key of [...this.followers.keys()]) if (!wanted.has(key)) this.stopFollower(key);
+  }
+
+  /** ISR members removed and added by the changes applied to partitions led here (for metrics). */
+  private readonly isrChanges = { shrinks: 0, expands: 0 };
+
+  private countIsrChange(before: readonly number[], after: readonly number[]): void {
+    this.isrChanges.shrinks += before.filter((id) => !after.includes(id)).length;
+    this.isrChanges.expands += after.filter((id) => !before.includes(id)).length;
+  }
+
+  /** What this broker leads, how far each follower is behind, and the ISR changes so far. */
+  replicationStats(nowMs = Date.now()): ReplicationStats {
+    const partitions: ReplicationStats['partitions'][number][] = [];
+    for (const leader of this.leaders.values()) {
+      const replicas = this.member.metadata.topic(leader.topic)?.value.assignment[leader.partition] ?? [];
+      const logEnd = leader.log.logEndOffset;
+      const followers = replicas
+        .filter((id) => id !== this.member.brokerId)
+        .map((brokerId) => {
+          const progress = leader.state.follower(brokerId);
+          const position = progress?.position ?? null;
+          const caughtUp = position !== null && position >= logEnd;
+          const since = Math.max(
+            progress?.lastCaughtUpTimeMs ?? Number.NEGATIVE_INFINITY,
+            leader.leadingSinceMs,
+          );
+          return {
+            brokerId,
+            lagMessages:
+              position === null ? logEnd - leader.log.logStartOffset : caughtUp ? 0n : logEnd - position,
+            lagMs: caughtUp ? 0 : Math.max(0, nowMs - since),
+          };
+        });
+      partitions.push({
+        topic: leader.topic,
+        partition: leader.partition,
+        replicas: [...replicas],
+        isr: [...leader.state.isr],
+        followers,
+      });
+    }
+    return { partitions, isrShrinks: this.isrChanges.shrinks, isrExpands: this.isrChanges.expands };
   }
 
   private stopReplicasOf(topic: string): void {
