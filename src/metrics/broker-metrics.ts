@@ -12,6 +12,9 @@ export interface BrokerStateSource {
     topic: string;
     partition: number;
     logStartOffset: bigint;
+    /** Consumers read offsets below this. */
+    highWatermark: bigint;
+    /** The offset the next appended message gets here (at or above the high watermark). */
     logEndOffset: bigint;
     sizeBytes: number;
   }>;
@@ -136,8 +139,19 @@ export class BrokerMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'memorystreamer_' });
     const source = () => this.source;
     new Gauge({
-      name: 'memorystreamer_partition_end_offset',
-      help: 'high watermark of each partition',
+      name: 'memorystreamer_partition_high_watermark',
+      help: 'high watermark of each partition: consumers read the offsets below it',
+      labelNames: ['topic', 'partition'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of source()?.partitions() ?? [])
+          this.set({ topic: p.topic, partition: String(p.partition) }, Number(p.highWatermark));
+      },
+    });
+    new Gauge({
+      name: 'memorystreamer_partition_log_end_offset',
+      help: 'log end of each partition here: the offset the next appended message gets (a follower or an unsynced tail may be ahead of the high watermark)',
       labelNames: ['topic', 'partition'],
       registers,
       collect() {
@@ -170,7 +184,7 @@ export class BrokerMetrics {
     });
     new Gauge({
       name: 'memorystreamer_group_lag_messages',
-      help: 'messages between a consumer group committed offset and the partition end',
+      help: 'messages between a consumer group committed offset and the partition high watermark',
       labelNames: ['group', 'topic', 'partition'],
       registers,
       collect() {

@@ -108,7 +108,8 @@ describe('topic flags', () => {
     expect(header.split(/\s{2,}/)).toEqual([
       'PARTITION',
       'START OFFSET',
-      'END OFFSET',
+      'HIGH WATERMARK',
+      'LOG END',
       'BYTES',
       'LEADER',
       'REPLICAS',
@@ -117,8 +118,8 @@ describe('topic flags', () => {
     ]);
     const rows = lines.slice(lines.indexOf(header) + 1).filter((line) => /^\s*\d/.test(line));
     expect(rows.map((row) => row.trim().split(/\s+/))).toEqual([
-      ['0', '0', '0', '0', '0', '0', '0', '0'],
-      ['1', '0', '0', '0', '0', '0', '0', '0'],
+      ['0', '0', '0', '0', '0', '0', '0', '0', '0'],
+      ['1', '0', '0', '0', '0', '0', '0', '0', '0'],
     ]);
   });
 });

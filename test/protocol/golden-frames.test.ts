@@ -129,7 +129,8 @@ const FIXTURES: Record<string, Buffer> = {
           {
             partition: 0,
             logStartOffset: 0n,
-            logEndOffset: 42n,
+            highWatermark: 42n,
+            logEndOffset: 45n,
             sizeBytes: 4096,
             leader: 2,
             replicas: [2, 3, 1],
@@ -314,6 +315,8 @@ describe('golden frames', () => {
     expect(described.topic.replicationFactor).toBe(3);
     expect(described.topic.config.minInsyncReplicas).toBe(2);
     expect(described.partitions[0]).toMatchObject({
+      highWatermark: 42n,
+      logEndOffset: 45n,
       leader: 2,
       replicas: [2, 3, 1],
       isr: [2, 3],

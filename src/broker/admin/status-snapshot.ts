@@ -10,9 +10,9 @@ import type { ClusterMetadataView } from '../replica-hooks.js';
 export interface TopicStatus {
   name: string;
   partitions: number;
-  /** Sum over partitions of (end offset - start offset): messages stored now. */
+  /** Sum over partitions of (high watermark - start offset): messages consumers can read now. */
   messages: number;
-  /** Sum of the partitions' end offsets: grows by one per message appended, for rates. */
+  /** Sum of the partitions' high watermarks: grows by one per message made readable, for rates. */
   endOffsets: number;
   sizeBytes: number;
 }
@@ -85,8 +85,8 @@ export async function statusSnapshot(core: BrokerCore, startedAt: number): Promi
       topics.set(p.topic, topic);
     }
     topic.partitions++;
-    topic.messages += Number(p.logEndOffset - p.logStartOffset);
-    topic.endOffsets += Number(p.logEndOffset);
+    topic.messages += Number(p.highWatermark - p.logStartOffset);
+    topic.endOffsets += Number(p.highWatermark);
     topic.sizeBytes += p.sizeBytes;
   }
   const lag = new Map<string, number>();

@@ -30,8 +30,11 @@ export interface OffsetStore {
 
 export interface GroupCoordinatorDeps {
   partitionsOf(topic: string): number;
-  /** Null when this broker holds no copy of the partition (a coordinator in a cluster). */
-  logEndOffset(topic: string, partition: number): bigint | null;
+  /**
+   * The partition's high watermark (what consumers can read up to); null when this broker holds
+   * no copy of the partition (a coordinator in a cluster).
+   */
+  highWatermark(topic: string, partition: number): bigint | null;
   store: OffsetStore;
   now?: () => number;
 }
@@ -286,7 +289,7 @@ export class GroupCoordinator {
           'INVALID_REQUEST',
           `${o.topic}/${o.partition} is not assigned to member ${member.memberId}`,
         );
-      const end = this.deps.logEndOffset(o.topic, o.partition);
+      const end = this.deps.highWatermark(o.topic, o.partition);
       if (o.offset < 0n || (end !== null && o.offset > end)) {
         throw errorOf('OFFSET_OUT_OF_RANGE', `commit ${o.offset} for ${o.topic}/${o.partition}`);
       }
@@ -322,21 +325,21 @@ export class GroupCoordinator {
     const lag = [...partitions.entries()]
       .sort((a, b) => a[0].localeCompare(b[0]))
       .flatMap(([key, { topic, partition }]) => {
-        let logEndOffset: bigint | null;
+        let highWatermark: bigint | null;
         try {
-          logEndOffset = this.deps.logEndOffset(topic, partition);
+          highWatermark = this.deps.highWatermark(topic, partition);
         } catch {
           return [];
         }
-        if (logEndOffset === null) return [];
+        if (highWatermark === null) return [];
         const committed = group.offsets.get(key)?.offset ?? -1n;
         return [
           {
             topic,
             partition,
             committed,
-            logEndOffset,
-            lag: logEndOffset - (committed < 0n ? 0n : committed),
+            highWatermark,
+            lag: highWatermark - (committed < 0n ? 0n : committed),
           },
         ];
       });

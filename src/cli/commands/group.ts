@@ -43,12 +43,12 @@ export function registerGroup(program: Command, context: CliContext): void {
           ]),
         );
         const lag = renderTable(
-          ['topic', 'partition', 'committed', 'end offset', 'lag'],
+          ['topic', 'partition', 'committed', 'high watermark', 'lag'],
           described.lag.map((l) => [
             l.topic,
             l.partition,
             l.committed < 0n ? null : l.committed,
-            l.logEndOffset,
+            l.highWatermark,
             l.lag,
           ]),
         );

@@ -187,10 +187,21 @@ export function registerTopic(program: Command, context: CliContext): void {
         context.print(
           described,
           `${renderFields(describeConfig(described.topic))}\n\n${renderTable(
-            ['partition', 'start offset', 'end offset', 'bytes', 'leader', 'replicas', 'isr', 'epoch'],
+            [
+              'partition',
+              'start offset',
+              'high watermark',
+              'log end',
+              'bytes',
+              'leader',
+              'replicas',
+              'isr',
+              'epoch',
+            ],
             described.partitions.map((p) => [
               p.partition,
               p.logStartOffset,
+              p.highWatermark,
               p.logEndOffset,
               p.sizeBytes,
               p.leader < 0 ? 'none' : p.leader,

@@ -36,6 +36,9 @@ export interface TopicView {
 export interface PartitionView {
   partition: number;
   logStartOffset: bigint;
+  /** Consumers read offsets below this: what every in-sync replica holds (a broker alone: what is stable here). */
+  highWatermark: bigint;
+  /** The offset the next appended message gets on the broker that answered: at or above the high watermark. */
   logEndOffset: bigint;
   sizeBytes: number;
   /** Broker id of the partition's leader; -1 while it has none. */
@@ -300,7 +303,9 @@ export interface GroupLagView {
   topic: string;
   partition: number;
   committed: bigint;
-  logEndOffset: bigint;
+  /** The partition's high watermark: what the group's consumers can read up to. */
+  highWatermark: bigint;
+  /** highWatermark − committed (− the log start while nothing is committed). */
   lag: bigint;
 }
 

@@ -17,7 +17,7 @@
 // LIST_GROUPS       req: empty; res: count u32 | GroupSummary × count
 // DESCRIBE_GROUP    req: groupId string; res: GroupSummary | memberCount u32 |
 //                        (memberId string | count u32 | TopicPartitions × count) × memberCount |
-//                        lagCount u32 | (topic string | partition u32 | committed i64 | logEnd i64 | lag i64) × lagCount
+//                        lagCount u32 | (topic string | partition u32 | committed i64 | highWatermark i64 | lag i64) × lagCount
 // FIND_COORDINATOR  req: groupId string; res: brokerId i32 | host string | port u16
 //                   (any broker answers; a broker alone names itself)
 
@@ -187,7 +187,7 @@ export const describeGroupCommand = defineCommand<FetchOffsetsRequest, DescribeG
     }
     w.u32(res.lag.length);
     for (const l of res.lag)
-      w.string(l.topic).u32(l.partition).i64(l.committed).i64(l.logEndOffset).i64(l.lag);
+      w.string(l.topic).u32(l.partition).i64(l.committed).i64(l.highWatermark).i64(l.lag);
   },
   decodeResponse: (r) => {
     const group = readSummary(r);
@@ -202,7 +202,7 @@ export const describeGroupCommand = defineCommand<FetchOffsetsRequest, DescribeG
         topic: r.string(),
         partition: r.u32(),
         committed: r.i64(),
-        logEndOffset: r.i64(),
+        highWatermark: r.i64(),
         lag: r.i64(),
       });
     }

@@ -8,7 +8,9 @@
 //                    then bit 8 minInsyncReplicas) | the present fields in that order, each as in
 //                    TopicConfig (minInsyncReplicas as int)
 // TopicView          name string | id string | partitions u32 | createdAt int | TopicConfig
-// PartitionView      partition u32 | logStartOffset i64 | logEndOffset i64 | sizeBytes int
+// PartitionView      partition u32 | logStartOffset i64 | highWatermark i64 | sizeBytes int
+//                    (the third field is what consumers can read up to; the log end is in
+//                    PartitionReplication)
 //
 // Replication extension: what a broker of the cluster protocol adds AFTER the whole payload of a
 // response, so that a client that does not know it reads exactly what it read before (clients
@@ -22,7 +24,9 @@
 //                      minInsyncReplicas int
 // PartitionReplication size u16 (bytes after this field, ≥ 16) | leader i32 (-1 none) |
 //                      leaderEpoch i32 | replicaCount u32 | replica i32 × n | isrCount u32 |
-//                      isr i32 × n
+//                      isr i32 × n | [logEndOffset i64]
+//                      (logEndOffset: the answering broker's log end, above the high watermark
+//                      while followers catch up; a block without it reads as the high watermark)
 //
 // CREATE_TOPIC  req: name string | partitions u32 (0 = broker default) | PartialTopicConfig |
 //                    [flags u8: bit 0 ifNotExists, bit 1 replicationFactor follows |
@@ -220,14 +224,18 @@ function readTopicView(r: BinaryReader): TopicView {
 }
 
 function writePartitionView(w: BinaryWriter, p: PartitionView): void {
-  w.u32(p.partition).i64(p.logStartOffset).i64(p.logEndOffset).int(p.sizeBytes);
+  w.u32(p.partition).i64(p.logStartOffset).i64(p.highWatermark).int(p.sizeBytes);
 }
 
 function readPartitionView(r: BinaryReader): PartitionView {
+  const partition = r.u32();
+  const logStartOffset = r.i64();
+  const highWatermark = r.i64();
   return {
-    partition: r.u32(),
-    logStartOffset: r.i64(),
-    logEndOffset: r.i64(),
+    partition,
+    logStartOffset,
+    highWatermark,
+    logEndOffset: highWatermark,
     sizeBytes: r.int(),
     leader: SINGLE_NODE_ID,
     replicas: [SINGLE_NODE_ID],
@@ -253,12 +261,17 @@ function sizedBlock(w: BinaryWriter, body: (w: BinaryWriter) => void): void {
  * Reads one sized block: `read` takes the fields this version knows (at least `minBytes` of them
  * must be there), and whatever a later version appended after them is skipped.
  */
-function readSizedBlock<T>(r: BinaryReader, minBytes: number, what: string, read: (r: BinaryReader) => T): T {
+function readSizedBlock<T>(
+  r: BinaryReader,
+  minBytes: number,
+  what: string,
+  read: (r: BinaryReader, left: () => number) => T,
+): T {
   const size = r.u16();
   if (size < minBytes)
     throw errorOf('MALFORMED_PAYLOAD', `${what} block of ${size} bytes, at least ${minBytes}`);
   const start = r.position;
-  const value = read(r);
+  const value = read(r, () => size - (r.position - start));
   const used = r.position - start;
   if (used > size) throw errorOf('MALFORMED_PAYLOAD', `${what} block of ${size} bytes holds ${used}`);
   for (let skipped = used; skipped < size; skipped++) r.u8();
@@ -298,15 +311,17 @@ function writePartitionReplication(w: BinaryWriter, p: PartitionView): void {
     b.i32(p.leader).i32(p.leaderEpoch);
     writeBrokerIds(b, p.replicas);
     writeBrokerIds(b, p.isr);
+    b.i64(p.logEndOffset);
   });
 }
 
 function readPartitionReplication(r: BinaryReader, into: PartitionView): void {
-  readSizedBlock(r, PARTITION_REPLICATION_MIN_BYTES, 'partition replication', (b) => {
+  readSizedBlock(r, PARTITION_REPLICATION_MIN_BYTES, 'partition replication', (b, left) => {
     into.leader = b.i32();
     into.leaderEpoch = b.i32();
     into.replicas = readBrokerIds(b, 'replicas');
     into.isr = readBrokerIds(b, 'isr');
+    if (left() >= 8) into.logEndOffset = b.i64();
   });
 }
 

@@ -49,7 +49,8 @@ describe('admin HTTP endpoint', () => {
     expect(metrics.body).toMatch(
       /memorystreamer_request_duration_seconds_bucket\{le="0.001",operation="createTopic"\}/,
     );
-    expect(metrics.body).toMatch(/memorystreamer_partition_end_offset\{topic="web",partition="\d"\} \d+/);
+    expect(metrics.body).toMatch(/memorystreamer_partition_high_watermark\{topic="web",partition="\d"\} \d+/);
+    expect(metrics.body).toMatch(/memorystreamer_partition_log_end_offset\{topic="web",partition="\d"\} \d+/);
     expect(metrics.body).toMatch(
       /memorystreamer_group_lag_messages\{group="dash",topic="web",partition="\d"\} \d+/,
     );
@@ -71,8 +72,10 @@ describe('admin HTTP endpoint', () => {
     const topics = JSON.parse((await get('/api/topics')).body) as { topics: Array<{ name: string }> };
     expect(topics.topics.map((t) => t.name)).toEqual(['durable', 'other', 'web']);
     const web = JSON.parse((await get('/api/topics/web')).body) as {
-      partitions: Array<{ logEndOffset: string }>;
+      partitions: Array<{ highWatermark: string; logEndOffset: string }>;
     };
+    expect(web.partitions.reduce((n, p) => n + Number(p.highWatermark), 0)).toBe(50);
+    // A broker alone: everything appended is written, so the log ends where consumers read up to.
     expect(web.partitions.reduce((n, p) => n + Number(p.logEndOffset), 0)).toBe(50);
     const groups = JSON.parse((await get('/api/groups')).body) as { groups: Array<{ groupId: string }> };
     expect(groups.groups.map((g) => g.groupId)).toEqual(['dash']);

@@ -21,7 +21,7 @@ function coordinator(partitions: Record<string, number> = { orders: 6, audit: 2 
       if (n === undefined) throw Object.assign(new Error('unknown'), { code: 300 });
       return n;
     },
-    logEndOffset: () => 1000n,
+    highWatermark: () => 1000n,
     store: { append: async (groupId, offsets) => void stored.push({ groupId, offsets }) },
     now: () => now,
   });
@@ -114,7 +114,7 @@ describe('GroupCoordinator', () => {
     expect(described.members).toHaveLength(1);
     expect(described.lag.find((l) => l.partition === 5)).toMatchObject({
       committed: 10n,
-      logEndOffset: 1000n,
+      highWatermark: 1000n,
       lag: 990n,
     });
     expect(c.list()).toEqual([{ groupId: 'g', state: 'stable', generation: 3, members: 1 }]);

@@ -92,7 +92,8 @@ const CASES: Array<{ name: string; bytes: Buffer; decode: (r: BinaryReader) => u
           {
             partition: 0,
             logStartOffset: 0n,
-            logEndOffset: 1n,
+            highWatermark: 1n,
+            logEndOffset: 2n,
             sizeBytes: 1,
             leader: 1,
             replicas: [1, 2, 3],

@@ -63,14 +63,16 @@ function topicView(overrides: Partial<TopicView> = {}, minInsyncReplicas = 1): T
   };
 }
 
+/** Two partitions; their log ends are the high watermarks unless `ahead` puts them further. */
 function partitionViews(
   replication: Array<Pick<PartitionView, 'leader' | 'replicas' | 'isr' | 'leaderEpoch'>>,
-) {
+  ahead = 0n,
+): PartitionView[] {
   const offsets = [
-    { partition: 0, logStartOffset: 0n, logEndOffset: 42n, sizeBytes: 4096 },
-    { partition: 1, logStartOffset: 10n, logEndOffset: 17n, sizeBytes: 900 },
+    { partition: 0, logStartOffset: 0n, highWatermark: 42n, sizeBytes: 4096 },
+    { partition: 1, logStartOffset: 10n, highWatermark: 17n, sizeBytes: 900 },
   ];
-  return offsets.map((o, i) => ({ ...o, ...replication[i]! }));
+  return offsets.map((o, i) => ({ ...o, logEndOffset: o.highWatermark + ahead, ...replication[i]! }));
 }
 
 const SINGLE = { leader: 0, replicas: [0], isr: [0], leaderEpoch: 0 };
@@ -78,13 +80,16 @@ const SINGLE = { leader: 0, replicas: [0], isr: [0], leaderEpoch: 0 };
 describe('DESCRIBE_TOPIC replication fields', () => {
   const replicated: DescribeTopicResponse = {
     topic: topicView({ replicationFactor: 3 }, 2),
-    partitions: partitionViews([
-      { leader: 2, replicas: [2, 3, 1], isr: [2, 3], leaderEpoch: 7 },
-      { leader: -1, replicas: [3, 1, 2], isr: [], leaderEpoch: 12 },
-    ]),
+    partitions: partitionViews(
+      [
+        { leader: 2, replicas: [2, 3, 1], isr: [2, 3], leaderEpoch: 7 },
+        { leader: -1, replicas: [3, 1, 2], isr: [], leaderEpoch: 12 },
+      ],
+      5n,
+    ),
   };
 
-  it('round-trips leader, replicas, ISR, epoch, replication factor and minInsyncReplicas', () => {
+  it('round-trips leader, replicas, ISR, epoch, replication factor, minInsyncReplicas, high watermark and log end', () => {
     const bytes = encodeResponse(COMMANDS.describeTopic, replicated);
     expect(COMMANDS.describeTopic.decodeResponse(new BinaryReader(bytes))).toEqual(replicated);
   });
@@ -106,8 +111,8 @@ describe('DESCRIBE_TOPIC replication fields', () => {
   it('skips fields a later version appends inside a block', () => {
     const single = { topic: topicView({ partitions: 1 }), partitions: partitionViews([SINGLE]).slice(0, 1) };
     const bytes = encodeResponse(COMMANDS.describeTopic, single);
-    // The extension: topic block (2 + 12 bytes), then the partition block (2 + 24 bytes).
-    const extensionAt = bytes.length - (2 + 12) - (2 + 24);
+    // The extension: topic block (2 + 12 bytes), then the partition block (2 + 32 bytes).
+    const extensionAt = bytes.length - (2 + 12) - (2 + 32);
     const topicBlock = bytes.subarray(extensionAt, extensionAt + 14);
     const partitionBlock = bytes.subarray(extensionAt + 14);
     const grow = (block: Buffer) => {
@@ -119,10 +124,26 @@ describe('DESCRIBE_TOPIC replication fields', () => {
     expect(COMMANDS.describeTopic.decodeResponse(new BinaryReader(later))).toEqual(single);
   });
 
+  it('reads a partition block without the log end (a broker before it) as ending at the high watermark', () => {
+    const single = {
+      topic: topicView({ partitions: 1 }),
+      partitions: partitionViews([{ leader: 2, replicas: [2], isr: [2], leaderEpoch: 1 }], 3n).slice(0, 1),
+    };
+    const bytes = encodeResponse(COMMANDS.describeTopic, single);
+    expect(COMMANDS.describeTopic.decodeResponse(new BinaryReader(bytes)).partitions[0]!.logEndOffset).toBe(
+      45n,
+    );
+    const blockAt = bytes.length - (2 + 32);
+    const older = Buffer.from(bytes.subarray(0, bytes.length - 8));
+    older.writeUInt16LE(24, blockAt);
+    const decoded = COMMANDS.describeTopic.decodeResponse(new BinaryReader(older)).partitions[0]!;
+    expect(decoded).toMatchObject({ highWatermark: 42n, logEndOffset: 42n, leader: 2, leaderEpoch: 1 });
+  });
+
   it('refuses a block shorter than its fields, or fields running past the block', () => {
     const single = { topic: topicView({ partitions: 1 }), partitions: partitionViews([SINGLE]).slice(0, 1) };
     const bytes = encodeResponse(COMMANDS.describeTopic, single);
-    const partitionBlockAt = bytes.length - (2 + 24);
+    const partitionBlockAt = bytes.length - (2 + 32);
     const short = Buffer.from(bytes);
     short.writeUInt16LE(15, partitionBlockAt);
     expect(() => COMMANDS.describeTopic.decodeResponse(new BinaryReader(short))).toThrow(
