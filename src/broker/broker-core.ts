@@ -242,7 +242,7 @@ export class BrokerCore {
       partitionsOf: (topic) =>
         this.clusterMetadata?.topics().find((t) => t.name === topic)?.partitions ??
         this.registry.require(topic).partitions,
-      logEndOffset: (topic, partition) =>
+      highWatermark: (topic, partition) =>
         this.clusterMetadata !== null && this.registry.get(topic) === undefined
           ? null
           : this.partition(topic, partition).log.highWatermark,
@@ -255,7 +255,8 @@ export class BrokerCore {
             topic: p.topic,
             partition: p.index,
             logStartOffset: p.log.logStartOffset,
-            logEndOffset: p.log.highWatermark,
+            highWatermark: p.log.highWatermark,
+            logEndOffset: p.log.logEndOffset,
             sizeBytes: p.log.sizeBytes,
           })),
         ),
@@ -1024,7 +1025,8 @@ export class BrokerCore {
       const partitions = (this.partitions.get(topic.name) ?? []).map((p) => ({
         partition: p.index,
         logStartOffset: p.log.logStartOffset,
-        logEndOffset: p.log.highWatermark,
+        highWatermark: p.log.highWatermark,
+        logEndOffset: p.log.logEndOffset,
         sizeBytes: p.log.sizeBytes,
         ...(cluster?.partitionRoles(topic.name, p.index) ?? {
           leader: self,

@@ -60,9 +60,9 @@ export function registerStatus(program: Command, context: CliContext): void {
           return {
             partition: p.partition,
             start: p.logStartOffset,
-            end: p.logEndOffset,
+            end: p.highWatermark,
             ...(flags.group !== undefined
-              ? { committed: offset ?? null, lag: p.logEndOffset - (offset ?? p.logStartOffset) }
+              ? { committed: offset ?? null, lag: p.highWatermark - (offset ?? p.logStartOffset) }
               : {}),
           };
         });
