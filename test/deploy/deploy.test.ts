@@ -3,13 +3,13 @@
 // server (Debian's package) scrapes a running broker and sees its metrics and loads the rules.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Broker } from '../../src/embedded/broker.js';
+import { tempDir, useTempDir } from '../harness/temp-dir.js';
 
 const run = promisify(execFile);
 const RULES = resolve('deploy/prometheus/alerts.yml');
@@ -52,8 +52,9 @@ let dataDir: string;
 let broker: Broker;
 let exported: Set<string>;
 
+const scratch = useTempDir('ms-deploy-', 'all');
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-deploy-'));
+  dataDir = scratch.path;
   broker = await Broker.start({ dataDir, port: 0, admin: { port: 0 } });
   const client = broker.connect();
   await client.admin.createTopic({ name: 'scraped', config: { durability: 'always' } });
@@ -71,7 +72,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await broker?.stop();
-  if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
 });
 
 describe('deploy/ artefacts', () => {
@@ -123,7 +123,7 @@ describe('deploy/ artefacts', () => {
   it.runIf(prometheusRunnable)(
     'a real Prometheus scrapes the broker, sees its metrics and loads the rules',
     async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'ms-prometheus-'));
+      const dir = await tempDir('ms-prometheus-');
       const port = await freePort();
       const config = join(dir, 'prometheus.yml');
       await writeFile(
@@ -204,7 +204,6 @@ describe('deploy/ artefacts', () => {
       } finally {
         prometheus.kill('SIGTERM');
         await exited;
-        await rm(dir, { recursive: true, force: true });
       }
     },
     90_000,

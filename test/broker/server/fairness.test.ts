@@ -3,20 +3,19 @@
 // (its fetch is answered while they are still connected, its produce requests keep being
 // acknowledged), and what they cost stays counted in the budgets.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerLimits } from '../../../src/broker/server/server-limits.js';
 import type { Client } from '../../../src/client/client.js';
 import { connect } from '../../../src/client/connect.js';
-import { Broker } from '../../../src/embedded/broker.js';
+import type { Broker } from '../../../src/embedded/broker.js';
 import type { BrokerLogger } from '../../../src/metrics/logger.js';
 import { BinaryWriter } from '../../../src/protocol/codec/binary-writer.js';
 import { COMMANDS } from '../../../src/protocol/commands/registry.js';
 import { encodeFrame, FrameFlags } from '../../../src/protocol/frame-header.js';
 import { Opcode } from '../../../src/protocol/opcodes.js';
+import { startEmbeddedBroker } from '../../harness/embedded.js';
 import { type Attack, pipelinedFetches } from './helpers/attacks.js';
 import { RawClient } from './helpers/raw-client.js';
 
@@ -34,15 +33,10 @@ interface LogLine {
 async function startBroker(
   limits: Partial<ServerLimits>,
 ): Promise<{ broker: Broker; port: number; log: LogLine[] }> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'ms-fairness-'));
   const log: LogLine[] = [];
   const record = (fields: Record<string, unknown>, message: string) => log.push({ message, fields });
   const logger: BrokerLogger = { info() {}, debug() {}, warn: record, error: record };
-  const broker = await Broker.start({ dataDir, port: 0, limits, logger });
-  cleanups.push(async () => {
-    await broker.stop({ deadlineMs: 500 });
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  const broker = await startEmbeddedBroker({ port: 0, limits, logger, stopDeadlineMs: 500 });
   return { broker, port: broker.address!.port, log };
 }
 

@@ -3,18 +3,16 @@
 // it, and after the attackers leave the memory is released and a new client produces at once.
 // Memory is checked on the broker's held-bytes counter and on the process's ArrayBuffer memory
 // (where socket data, reads and responses live).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerLimits } from '../../../src/broker/server/server-limits.js';
 import type { Client } from '../../../src/client/client.js';
 import { connect } from '../../../src/client/connect.js';
-import { Broker } from '../../../src/embedded/broker.js';
+import type { Broker } from '../../../src/embedded/broker.js';
 import type { BrokerLogger } from '../../../src/metrics/logger.js';
 import { ErrorCode } from '../../../src/protocol/error-codes.js';
 import { FrameFlags } from '../../../src/protocol/frame-header.js';
 import { Opcode } from '../../../src/protocol/opcodes.js';
+import { startEmbeddedBroker } from '../../harness/embedded.js';
 import {
   type Attack,
   fetchFrame,
@@ -41,15 +39,10 @@ interface LogLine {
 async function startBroker(
   limits: Partial<ServerLimits>,
 ): Promise<{ broker: Broker; port: number; log: LogLine[] }> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'ms-hostile-'));
   const log: LogLine[] = [];
   const record = (fields: Record<string, unknown>, message: string) => log.push({ message, fields });
   const logger: BrokerLogger = { info() {}, debug() {}, warn: record, error: record };
-  const broker = await Broker.start({ dataDir, port: 0, limits, logger });
-  cleanups.push(async () => {
-    await broker.stop({ deadlineMs: 500 });
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  const broker = await startEmbeddedBroker({ port: 0, limits, logger, stopDeadlineMs: 500 });
   return { broker, port: broker.address!.port, log };
 }
 
