@@ -6,7 +6,7 @@
 // reopen cleanly once space is freed (docs/storage.md, "Faults").
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { open, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { Broker } from '../../src/embedded/broker.js';
 import { isMemoryStreamerError, type Message } from '../../src/index.js';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../../src/protocol/record-batch.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
+import { tempDir } from '../harness/temp-dir.js';
 
 const TMPFS_BYTES = 2 * 1024 * 1024;
 const FILLER_BYTES = 512 * 1024;
@@ -53,20 +54,19 @@ function canMountTmpfs(): boolean {
 // partition-log.test.ts already covers with its ENOSPC shim.
 const skip = !canMountTmpfs();
 
-/** Mounts a tmpfs of `size` on a fresh temporary directory. */
+/** Mounts a tmpfs of `size` on a fresh temporary directory of the running test. */
 async function mountTmpfs(size: string): Promise<Mount> {
-  const dir = await mkdtemp(join(tmpdir(), 'ms-diskfull-'));
+  const dir = await tempDir('ms-diskfull-');
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
   } catch (error) {
-    await rm(dir, { recursive: true, force: true });
     throw new Error(`cannot mount a tmpfs: ${(error as Error).message}`);
   }
   return {
     dir,
+    // The directory itself goes when the test has finished (tempDir), after this.
     async release() {
       unmount(dir);
-      await rm(dir, { recursive: true, force: true });
     },
   };
 }
