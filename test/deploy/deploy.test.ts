@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Broker } from '../../src/embedded/broker.js';
 import { tempDir, useTempDir } from '../harness/temp-dir.js';
+import { until } from '../harness/until.js';
 
 const run = promisify(execFile);
 const RULES = resolve('deploy/prometheus/alerts.yml');
@@ -166,17 +167,18 @@ describe('deploy/ artefacts', () => {
           )
         ).result;
       try {
-        const deadline = Date.now() + 45_000;
-        let produced: string | undefined;
-        while (produced !== '42') {
-          if (prometheus.exitCode !== null) throw new Error(`prometheus exited: ${output}`);
-          if (Date.now() > deadline)
-            throw new Error(`prometheus never saw the produced messages; its output: ${output}`);
-          await new Promise((r) => setTimeout(r, 250));
-          produced = await query('memorystreamer_produce_messages_total')
-            .then((result) => result[0]?.value[1])
-            .catch(() => undefined);
-        }
+        await until(
+          async () => (await query('memorystreamer_produce_messages_total'))[0]?.value[1] === '42',
+          {
+            what: 'prometheus sees the produced messages',
+            timeoutMs: 45_000,
+            intervalMs: 250,
+            abortIf: () =>
+              prometheus.exitCode !== null ? `prometheus exited (${prometheus.exitCode})` : null,
+          },
+        ).catch((error: Error) => {
+          throw new Error(`${error.message}; its output: ${output}`);
+        });
         expect((await query('up{job="memorystreamer"}'))[0]?.value[1]).toBe('1');
         expect((await query('memorystreamer_group_lag_messages{group="scrapers"}'))[0]?.value[1]).toBe('32');
         expect(
@@ -188,13 +190,17 @@ describe('deploy/ artefacts', () => {
         type RuleGroups = { groups: Array<{ name: string; rules: Array<{ health: string; name: string }> }> };
         const unhealthy = (groups: RuleGroups) =>
           groups.groups.flatMap((g) => g.rules).filter((r) => r.health !== 'ok');
-        let rules = await api<RuleGroups>('/api/v1/rules');
-        while (unhealthy(rules).length > 0) {
-          if (Date.now() > deadline)
-            throw new Error(`rules not healthy: ${JSON.stringify(unhealthy(rules))}`);
-          await new Promise((r) => setTimeout(r, 250));
-          rules = await api<RuleGroups>('/api/v1/rules');
-        }
+        let unhealthyRules: unknown[] = [];
+        const rules = await until(
+          async () => {
+            const groups = await api<RuleGroups>('/api/v1/rules');
+            unhealthyRules = unhealthy(groups);
+            return unhealthyRules.length === 0 ? groups : null;
+          },
+          { what: 'every rule healthy', timeoutMs: 45_000, intervalMs: 250 },
+        ).catch((error: Error) => {
+          throw new Error(`${error.message}; not healthy: ${JSON.stringify(unhealthyRules)}`);
+        });
         expect(rules.groups.map((g) => g.name).sort()).toEqual([
           'memorystreamer.availability',
           'memorystreamer.capacity',

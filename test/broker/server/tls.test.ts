@@ -10,6 +10,7 @@ import { NetworkServer } from '../../../src/broker/server/network-server.js';
 import { type ServerTlsOptions, serverTls } from '../../../src/broker/server/tls.js';
 import { connect } from '../../../src/client/connect.js';
 import { tempDir, useTempDir } from '../../harness/temp-dir.js';
+import { until } from '../../harness/until.js';
 import { makeCertificates, opensslAvailable, type TestCertificates } from './helpers/certs.js';
 
 let certs: TestCertificates;
@@ -138,17 +139,14 @@ describe.skipIf(!opensslAvailable())('TLS listener', () => {
     ).rejects.toMatchObject({ codeName: 'BROKER_NOT_AVAILABLE' });
     silent.destroy();
     // Its place is free again once it left.
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
+    await until(
+      async () => {
         const client = await connect({ brokers: address, tls: { ca: certs.ca }, connectTimeoutMs: 3000 });
         await client.close();
-        break;
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
+        return true;
+      },
+      { what: 'a client connects again', timeoutMs: 10_000 },
+    );
   });
 
   it('refuses at start a certificate that does not load, or client authentication without a CA', () => {
