@@ -6,13 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { connect } from '../../src/client/connect.js';
-import { serveRefusal, startBroker, type TestBroker } from '../harness/broker.js';
-import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../harness/etcd.js';
+import { serveRefusal } from '../harness/broker.js';
+import { type ProcessCluster, startCluster } from '../harness/cluster.js';
+import { etcdAvailable } from '../harness/etcd.js';
 import { until } from '../harness/until.js';
 
-let etcd: EtcdProcess;
-const brokers: TestBroker[] = [];
-const envs: Array<Record<string, string>> = [];
+let cluster: ProcessCluster;
 
 async function cli(...argv: string[]) {
   const out: string[] = [];
@@ -23,32 +22,10 @@ async function cli(...argv: string[]) {
 
 describe.skipIf(!etcdAvailable())('serve --cluster', () => {
   beforeAll(async () => {
-    etcd = await startEtcd();
-    const cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/serve`;
-    for (const id of [1, 2, 3]) {
-      const port = await freePort();
-      envs.push({
-        MEMORYSTREAMER_CLUSTER_ETCD: cluster,
-        MEMORYSTREAMER_CLUSTER_BROKER_ID: String(id),
-        MEMORYSTREAMER_CLUSTER_ADVERTISE: `127.0.0.1:${port}`,
-        MEMORYSTREAMER_CLUSTER_LEASE_TTL: '1s',
-      });
-      brokers.push(
-        await startBroker({
-          port,
-          env: {
-            MEMORYSTREAMER_CLUSTER_ETCD: cluster,
-            MEMORYSTREAMER_CLUSTER_BROKER_ID: String(id),
-            MEMORYSTREAMER_CLUSTER_ADVERTISE: `127.0.0.1:${port}`,
-            MEMORYSTREAMER_CLUSTER_LEASE_TTL: '1s',
-          },
-        }),
-      );
-    }
+    cluster = await startCluster({ name: 'serve' });
   }, 90_000);
   afterAll(async () => {
-    for (const broker of brokers) await broker.stop();
-    await etcd?.stop();
+    await cluster?.stop();
   });
 
   it('refuses cluster settings that cannot work', async () => {
@@ -59,7 +36,7 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
   });
 
   it('keeps every acknowledged message when the leader is killed', async () => {
-    const addresses = brokers.map((broker) => `127.0.0.1:${broker.port}`);
+    const addresses = cluster.addresses();
     // Topics are created on the controller; the other brokers name it (NOT_CONTROLLER).
     await until(async () => {
       for (const address of addresses) {
@@ -99,7 +76,7 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
       );
       expect(sent.at(-1)!.offset).toBe(299n);
 
-      await brokers[leader - 1]!.kill();
+      await cluster.brokers[leader - 1]!.kill();
       const survivors = addresses.filter((_, i) => i !== leader - 1);
       const next = await until(async () => {
         const id = await leaderOf(survivors[0]!);
@@ -136,12 +113,7 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
 
       // The killed broker starts again on its data directory: it follows the new leader, takes
       // what it missed, and rejoins the ISR.
-      const killed = brokers[leader - 1]!;
-      brokers[leader - 1] = await startBroker({
-        port: killed.port,
-        dataDir: killed.dataDir!,
-        env: envs[leader - 1]!,
-      });
+      await cluster.restart(leader);
       await until(async () => {
         const described = await cli(
           '--json',
