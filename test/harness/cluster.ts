@@ -32,6 +32,8 @@ interface ClusterBase {
   address(id: number): string;
   /** Every broker's host:port, in id order. */
   addresses(): string[];
+  /** The data directory of broker `id` (it outlives a stop or kill of the broker, until stop()). */
+  dataDir(id: number): string;
   /** Stops every broker still running, then etcd, and removes their directories. */
   stop(): Promise<void>;
 }
@@ -99,17 +101,19 @@ export async function startCluster(
     (broker) => broker.stop(),
   );
   const { etcd, brokers, ports } = started;
+  const dataDir = (id: number) => join(started.root, `b${id}`);
   return {
     etcd,
     url: clusterUrl(etcd, name),
     brokers,
     address: (id) => `127.0.0.1:${ports[id - 1]}`,
     addresses: () => ports.map((port) => `127.0.0.1:${port}`),
+    dataDir,
     async restart(id) {
       const port = ports[id - 1]!;
       const broker = await startBroker({
         port,
-        dataDir: join(started.root, `b${id}`),
+        dataDir: dataDir(id),
         env: envOf(etcd, id, port),
         ...logLevel,
       });
@@ -156,6 +160,7 @@ export async function startNodeCluster(
     nodes,
     address: (id) => `127.0.0.1:${ports[id - 1]}`,
     addresses: () => ports.map((port) => `127.0.0.1:${port}`),
+    dataDir: (id) => join(started.root, `b${id}`),
     stop: started.stop,
   };
 }
