@@ -3,25 +3,17 @@
 
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/client/connect.js';
-import { etcdAvailable } from '../harness/etcd.js';
+import { etcdAvailable, freePort } from '../harness/etcd.js';
 import { tempDir } from '../harness/temp-dir.js';
 import { until } from '../harness/until.js';
 
 async function freePortRange(span: number): Promise<number> {
   // A port whose next `span` ports are free now (good enough on a quiet test machine).
   for (;;) {
-    const base = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-      });
-    });
+    const base = await freePort();
     if (base + span < 65_000) return base;
   }
 }
