@@ -6,12 +6,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { connect } from '../../src/client/connect.js';
-import { serveRefusal } from '../harness/broker.js';
+import { serveRefusal, type TestBroker } from '../harness/broker.js';
 import { type ProcessCluster, startCluster } from '../harness/cluster.js';
 import { etcdAvailable } from '../harness/etcd.js';
 import { until } from '../harness/until.js';
 
 let cluster: ProcessCluster;
+/** Broker id N is `brokers[N - 1]` (the cluster's list: a restart replaces its entry). */
+let brokers: TestBroker[];
 
 async function cli(...argv: string[]) {
   const out: string[] = [];
@@ -23,6 +25,7 @@ async function cli(...argv: string[]) {
 describe.skipIf(!etcdAvailable())('serve --cluster', () => {
   beforeAll(async () => {
     cluster = await startCluster({ name: 'serve' });
+    brokers = cluster.brokers;
   }, 90_000);
   afterAll(async () => {
     await cluster?.stop();
@@ -76,7 +79,7 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
       );
       expect(sent.at(-1)!.offset).toBe(299n);
 
-      await cluster.brokers[leader - 1]!.kill();
+      await brokers[leader - 1]!.kill();
       const survivors = addresses.filter((_, i) => i !== leader - 1);
       const next = await until(async () => {
         const id = await leaderOf(survivors[0]!);
