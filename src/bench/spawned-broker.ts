@@ -129,6 +129,16 @@ export function serveCommand(
   return { command: command!, args, env: childEnv(options.env ?? {}) };
 }
 
+/** A line of `serve --json` output, or null when it is not a JSON object. */
+function parseLine(line: string): { event?: unknown; port?: unknown; adminPort?: unknown } | null {
+  try {
+    const value: unknown = JSON.parse(line);
+    return typeof value === 'object' && value !== null ? value : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Starts `memorystreamer serve` in a child process and resolves once it listens. */
 export async function spawnBrokerProcess(options: SpawnBrokerOptions = {}): Promise<SpawnedBroker> {
   const { command, args, env } = serveCommand(options);
@@ -180,10 +190,14 @@ export async function spawnBrokerProcess(options: SpawnBrokerOptions = {}): Prom
         const newline = stdout.indexOf('\n');
         if (newline < 0) return;
         clearTimeout(timer);
-        try {
-          resolve(JSON.parse(stdout.slice(0, newline)) as { port: number; adminPort: number | null });
-        } catch {
-          reject(new Error(`the spawned broker printed ${JSON.stringify(stdout.slice(0, 200))}`));
+        // The first line is `listening` with the ports; anything else (an error at start, which
+        // `--json` prints on stdout) is the reason it will not listen.
+        const first = parseLine(stdout.slice(0, newline));
+        if (first?.event === 'listening' && typeof first.port === 'number') {
+          const adminPort = typeof first.adminPort === 'number' ? first.adminPort : null;
+          resolve({ port: first.port, adminPort });
+        } else {
+          reject(new Error(`the spawned broker printed ${JSON.stringify(stdout.slice(0, 500))}`));
         }
       });
       // 'close', not 'exit': by then all it wrote to stderr has been read, for the error.

@@ -7,6 +7,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const SRC = resolve(import.meta.dirname, '../../src');
+const ROOT = resolve(SRC, '..');
 
 /** What each top-level folder of src/ may import besides itself. */
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
@@ -52,8 +53,9 @@ function sourceFiles(dir: string): string[] {
   const files: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) files.push(...sourceFiles(path));
-    else if (/\.(ts|mts)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) files.push(path);
+    if (entry.isDirectory()) {
+      if (entry.name !== 'node_modules' && entry.name !== 'fixtures') files.push(...sourceFiles(path));
+    } else if (/\.(ts|mts)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) files.push(path);
   }
   return files;
 }
@@ -72,6 +74,10 @@ function importsOf(file: string): Import[] {
     found.push({ file, line, specifier });
   }
   return found;
+}
+
+function outsideSrc(path: string): boolean {
+  return relative(SRC, path).startsWith('..');
 }
 
 function layerOf(file: string): string {
@@ -93,7 +99,14 @@ function violations(): string[] {
     for (const { line, specifier } of importsOf(file)) {
       const where = `src/${relative(SRC, file)}:${line}`;
       if (specifier.startsWith('.')) {
-        const target = layerOf(resolve(dirname(file), specifier));
+        const resolved = resolve(dirname(file), specifier);
+        if (outsideSrc(resolved)) {
+          problems.push(
+            `${where} imports ${specifier}: src/ may not import ${relative(ROOT, resolved)} (tests, benchmarks and scripts use src/, never the other way)`,
+          );
+          continue;
+        }
+        const target = layerOf(resolved);
         if (target !== from && !allowed.includes(target))
           problems.push(`${where} imports ${specifier}: src/${from} may not import src/${target}`);
       } else if ((FORBIDDEN_MODULES[from] ?? []).includes(specifier)) {
@@ -144,5 +157,69 @@ describe('layers', () => {
       if (/\b(setTimeout|setInterval|setImmediate)\s*\(/.test(text)) timers.push(relative(SRC, file));
     }
     expect(timers).toEqual([]);
+  });
+});
+
+/** Files of these top-level folders, as repository paths. */
+function repositoryFiles(...folders: string[]): string[] {
+  return folders.flatMap((folder) => sourceFiles(join(ROOT, folder)).map((file) => relative(ROOT, file)));
+}
+
+/**
+ * Where a broker is started as a child process: `serve` handed to spawn/fork/execFile. The one
+ * spawner does it; `bench/ab/measure.ts` runs the CLI of another commit's exported tree, which may
+ * predate that spawner.
+ */
+const SPAWNER = 'src/bench/spawned-broker.ts';
+const OTHER_TREE_SPAWNERS = ['bench/ab/measure.ts'];
+const CHILD_PROCESS_CALL = /\b(spawn|spawnSync|fork|execFile|execFileSync)\s*\(/;
+const SERVE_ARGUMENT = /['"]serve['"]/;
+
+function startsServe(text: string): boolean {
+  return CHILD_PROCESS_CALL.test(text) && SERVE_ARGUMENT.test(text);
+}
+
+/**
+ * Temporary directories in tests come from test/harness/temp-dir.ts (removed after their test).
+ * Files still listed here make their own and are to be converted; nothing may join the list.
+ */
+const OWN_TEMP_DIRS = [
+  'test/broker/admin/admin-server.test.ts',
+  'test/cluster/broker-identity.test.ts',
+  'test/cluster/cluster-member.test.ts',
+  'test/cluster/replication/replica-manager.test.ts',
+];
+const MAKES_TEMP_DIR = /\bmkdtemp(Sync)?\s*\(/;
+
+describe('tests and benchmarks', () => {
+  it('src/ imports nothing from test/, bench/ or scripts/', () => {
+    expect(violations().filter((problem) => problem.includes('src/ may not import'))).toEqual([]);
+    // The check itself: the test harness seen from a source file is outside src/.
+    expect(outsideSrc(resolve(SRC, 'cluster', '../../test/harness/etcd.js'))).toBe(true);
+    expect(outsideSrc(resolve(SRC, 'cluster', '../broker/broker-node.js'))).toBe(false);
+  });
+
+  it(`start brokers as processes only through the one spawner (${SPAWNER})`, () => {
+    const self = relative(ROOT, import.meta.filename);
+    const spawners = repositoryFiles('src', 'test', 'bench', 'scripts').filter(
+      (file) => file !== self && startsServe(readFileSync(join(ROOT, file), 'utf8')),
+    );
+    expect(spawners.sort()).toEqual([...OTHER_TREE_SPAWNERS, SPAWNER].sort());
+    // The check itself: a spawn of `serve` is found.
+    expect(startsServe("spawn(process.execPath, ['src/cli/main.ts', 'serve', '--port', '0'])")).toBe(true);
+    expect(startsServe("spawn('etcd', ['--name', 'x'])")).toBe(false);
+  });
+
+  it('tests make temporary directories only through the harness (test/harness/temp-dir.ts)', () => {
+    const self = relative(ROOT, import.meta.filename);
+    const own = repositoryFiles('test').filter(
+      (file) =>
+        file !== self &&
+        file !== 'test/harness/temp-dir.ts' &&
+        !OWN_TEMP_DIRS.includes(file) &&
+        MAKES_TEMP_DIR.test(readFileSync(join(ROOT, file), 'utf8')),
+    );
+    expect(own).toEqual([]);
+    expect(MAKES_TEMP_DIR.test("await mkdtemp(join(tmpdir(), 'x-'))")).toBe(true);
   });
 });

@@ -1,12 +1,13 @@
 // The broker under attack: a real `memorystreamer serve` child process on port 0, with a data
 // directory the battery owns (it survives a restart), explicit small limits passed as environment
-// variables, a file-descriptor limit set before exec, and its log written to a file (shown when an
-// attack fails) instead of the battery's terminal.
+// variables, a file-descriptor limit set by prlimit before it execs the broker, and its log written
+// to a file (shown when an attack fails) instead of the battery's terminal.
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type SpawnedBroker, spawnBrokerProcess } from '../../src/bench/spawned-broker.js';
 
 export interface BrokerSettings {
   /** MEMORYSTREAMER_* variables: the limits under test. */
@@ -31,8 +32,9 @@ export interface RunningBroker {
 export const REPO_ROOT = join(import.meta.dirname, '..', '..');
 
 /**
- * Starts the broker and waits for its `--json` ready line (ports). Fails if it exits first or is
- * not ready within `readyTimeoutMs` (and then kills it by its PID).
+ * Starts the broker (the project's one spawner, src/bench/spawned-broker.ts, under `prlimit` so the
+ * PID stays the broker's) and waits for its `--json` ready line (ports). Fails if it exits first or
+ * is not ready within `readyTimeoutMs` (and then kills it by its PID).
  */
 export async function startBroker(
   settings: BrokerSettings,
@@ -41,76 +43,38 @@ export async function startBroker(
   readyTimeoutMs = 30_000,
 ): Promise<RunningBroker> {
   const log = createWriteStream(logFile, { flags: 'a' });
-  const nodeArgs = ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--admin-port', '0'];
-  const args = [...nodeArgs, '--data-dir', dataDir, '--json'];
-  // The limit is set by the shell that then execs node: the PID stays the broker's.
-  const child = spawn(
-    '/bin/sh',
-    [
-      '-c',
-      `ulimit -Sn ${settings.nofileSoft} && ulimit -Hn ${settings.nofileHard} && exec "$0" "$@"`,
-      process.execPath,
-      ...args,
-    ],
-    {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        MEMORYSTREAMER_LOG_LEVEL: 'warn',
-        MEMORYSTREAMER_LOG_FORMAT: 'json',
-        ...settings.env,
-      },
-    },
-  );
-  track(child);
-  child.stderr!.pipe(log);
-  const exited = new Promise<string>((resolve) =>
-    child.once('exit', (code, signal) => {
-      log.end();
-      resolve(signal !== null ? signal : `exit code ${code}`);
-    }),
-  );
-  const ready = new Promise<{ port: number; adminPort: number }>((resolve, reject) => {
-    let buffered = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      // `serve --json` writes one event per line; `listening` carries the ports, anything else
-      // before it (an error at start) is the reason it will not be ready.
-      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
-        let event: { event?: string; port?: number; adminPort?: number };
-        try {
-          event = JSON.parse(line) as typeof event;
-        } catch {
-          continue;
-        }
-        if (
-          event.event === 'listening' &&
-          typeof event.port === 'number' &&
-          typeof event.adminPort === 'number'
-        ) {
-          resolve({ port: event.port, adminPort: event.adminPort });
-        } else {
-          reject(new Error(`broker said ${line.slice(0, 500)} before it was ready`));
-        }
-      }
-    });
-    void exited.then((how) => reject(new Error(`broker exited before it was ready (${how})`)));
-    setTimeout(
-      () => reject(new Error(`broker not ready within ${readyTimeoutMs} ms`)),
-      readyTimeoutMs,
-    ).unref();
-  });
+  let spawned: SpawnedBroker;
   try {
-    const { port, adminPort } = await ready;
-    return { pid: child.pid!, port, adminPort, dataDir, logFile, child, exited };
+    spawned = await spawnBrokerProcess({
+      dataDir,
+      wrapper: ['prlimit', `--nofile=${settings.nofileSoft}:${settings.nofileHard}`],
+      env: { MEMORYSTREAMER_LOG_LEVEL: 'warn', MEMORYSTREAMER_LOG_FORMAT: 'json', ...settings.env },
+      stderr: (text) => log.write(text),
+      startupTimeoutMs: readyTimeoutMs,
+    });
   } catch (error) {
-    killPid(child.pid);
-    await exited;
+    log.end();
     throw error;
   }
+  const { child } = spawned;
+  track(child);
+  const exited = spawned.exited.then(({ code, signal }) => {
+    log.end();
+    return signal !== null ? signal : `exit code ${code}`;
+  });
+  if (spawned.adminPort === null) {
+    await spawned.kill();
+    throw new Error('the broker runs without its admin endpoint: the battery reads it');
+  }
+  return {
+    pid: spawned.pid,
+    port: spawned.port,
+    adminPort: spawned.adminPort,
+    dataDir,
+    logFile,
+    child,
+    exited,
+  };
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves with how it exited. */

@@ -2,10 +2,7 @@
 // them. Here they run in the test's own thread against a real embedded broker over TCP, driven the
 // way worker-entry.ts drives them: connect, run(schedule), progress(), stop() / drain() / finish().
 
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as hdr from 'hdr-histogram-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConsumerActor } from '../../src/bench/actor-consumer.js';
@@ -18,6 +15,7 @@ import type { Client } from '../../src/client/client.js';
 import { MemoryStreamerError } from '../../src/common/errors.js';
 import { Broker } from '../../src/embedded/broker.js';
 import { errorOf } from '../../src/protocol/error-codes.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 let dataDir: string;
 let broker: Broker;
@@ -25,8 +23,9 @@ let admin: Client;
 let address: string;
 let topicCounter = 0;
 
+const scratch = useTempDir('memorystreamer-actors-', 'all');
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'memorystreamer-actors-'));
+  dataDir = scratch.path;
   broker = await Broker.start({ dataDir, host: '127.0.0.1', port: 0 });
   admin = broker.connect();
   address = `127.0.0.1:${broker.address!.port}`;
@@ -35,7 +34,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await admin?.close().catch(() => undefined);
   await broker?.stop();
-  if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
 });
 
 async function newTopic(partitions = 1): Promise<string> {

@@ -1,12 +1,13 @@
 // The shipped CLI runs compiled JavaScript: its actor threads load worker-entry.js directly and
 // --spawn starts dist/cli/main.js, with no tsx anywhere. Build to a scratch directory and run both.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BenchReport } from '../../src/bench/report.js';
+import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..', '..');
@@ -15,7 +16,7 @@ let outDir: string;
 beforeAll(async () => {
   // Inside the repository, so the compiled modules resolve node_modules like dist/ does.
   await mkdir(join(root, '.tmp'), { recursive: true });
-  outDir = await mkdtemp(join(root, '.tmp', 'bench-dist-'));
+  outDir = await makeTempDir('bench-dist-', { parent: join(root, '.tmp') });
   await run(
     process.execPath,
     [
@@ -35,7 +36,7 @@ beforeAll(async () => {
   );
 }, 60_000);
 afterAll(async () => {
-  await rm(outDir, { recursive: true, force: true });
+  await removeTempDir(outDir);
 });
 
 describe('the compiled bench command', () => {

@@ -1,8 +1,8 @@
 // The data directory's lock and its checks, in one process: forged lock files stand for holders
 // that died (kill -9), pids that were reused, another boot, another pid namespace.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -14,17 +14,18 @@ import {
 } from '../../src/broker/data-dir-lock.js';
 import { Broker } from '../../src/embedded/broker.js';
 import { ErrorCode } from '../../src/protocol/error-codes.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 let base: string;
 let dataDir: string;
 const children: ChildProcess[] = [];
+const scratch = useTempDir('ms-lock-');
 beforeEach(async () => {
-  base = await mkdtemp(join(tmpdir(), 'ms-lock-'));
+  base = scratch.path;
   dataDir = join(base, 'data');
 });
 afterEach(async () => {
   for (const child of children.splice(0)) child.kill('SIGKILL');
-  await rm(base, { recursive: true, force: true });
 });
 
 function pidNamespace(): string {

@@ -1,8 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   ADMIN_RESERVE,
   countOpenFds,
@@ -12,13 +11,12 @@ import {
   STORAGE_MIN_FILES,
   storageCapFor,
 } from '../../src/broker/fd-budget.js';
+import { tempDir, useTempDir } from '../harness/temp-dir.js';
 
 let dir: string;
+const scratch = useTempDir('ms-fd-budget-');
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ms-fd-budget-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+  dir = scratch.path;
 });
 
 describe('reading the limit', () => {
@@ -136,16 +134,12 @@ describe("storage's share", () => {
   it('is the open-file cap Broker.start gives storage: a quarter of the limit, or maxOpenFiles', async () => {
     const { Broker } = await import('../../src/embedded/broker.js');
     const { openFileStats } = await import('../../src/storage/open-files.js');
-    const dataDir = await mkdtemp(join(tmpdir(), 'ms-fd-share-'));
-    try {
-      let broker = await Broker.start({ dataDir, maxOpenFiles: 32 });
-      expect(openFileStats().maxOpenFiles).toBe(32);
-      await broker.stop();
-      broker = await Broker.start({ dataDir });
-      expect(openFileStats().maxOpenFiles).toBe(storageCapFor(readFdLimits()!.soft));
-      await broker.stop();
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
+    const dataDir = await tempDir('ms-fd-share-');
+    let broker = await Broker.start({ dataDir, maxOpenFiles: 32 });
+    expect(openFileStats().maxOpenFiles).toBe(32);
+    await broker.stop();
+    broker = await Broker.start({ dataDir });
+    expect(openFileStats().maxOpenFiles).toBe(storageCapFor(readFdLimits()!.soft));
+    await broker.stop();
   });
 });

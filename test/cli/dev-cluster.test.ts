@@ -3,24 +3,17 @@
 
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/client/connect.js';
-import { etcdAvailable } from '../harness/etcd.js';
+import { etcdAvailable, freePort } from '../harness/etcd.js';
 import { tempDir } from '../harness/temp-dir.js';
+import { until } from '../harness/until.js';
 
 async function freePortRange(span: number): Promise<number> {
   // A port whose next `span` ports are free now (good enough on a quiet test machine).
   for (;;) {
-    const base = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-      });
-    });
+    const base = await freePort();
     if (base + span < 65_000) return base;
   }
 }
@@ -71,11 +64,14 @@ describe.skipIf(!etcdAvailable())('dev cluster', () => {
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
-      const deadline = Date.now() + 60_000;
-      while (!out.includes('"ready"')) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no ready line: ${out} ${err}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await until(() => out.includes('"ready"'), {
+        what: 'the ready line',
+        timeoutMs: 60_000,
+        intervalMs: 100,
+        abortIf: () => (child.exitCode !== null ? `exited with ${child.exitCode}` : null),
+      }).catch((error: Error) => {
+        throw new Error(`${error.message}; output: ${out} ${err}`);
+      });
       const ready = JSON.parse(out.split('\n').find((line) => line.includes('"ready"'))!) as {
         etcd: { pid: number };
         brokers: Array<{ id: number; address: string; pid: number }>;

@@ -10,13 +10,14 @@ import { groupOffsetsPartition } from '../../src/broker/groups/group-placement.j
 import { run } from '../../src/cli/main.js';
 import type { Client } from '../../src/client/client.js';
 import { connect } from '../../src/client/connect.js';
-import { serveRefusal, startBroker, type TestBroker } from '../harness/broker.js';
-import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../harness/etcd.js';
+import { serveRefusal, type TestBroker } from '../harness/broker.js';
+import { type ProcessCluster, startCluster } from '../harness/cluster.js';
+import { etcdAvailable } from '../harness/etcd.js';
 import { until } from '../harness/until.js';
 
-let etcd: EtcdProcess;
-const brokers: TestBroker[] = [];
-const envs: Array<Record<string, string>> = [];
+let cluster: ProcessCluster;
+/** Broker id N is `brokers[N - 1]` (the cluster's list: a restart replaces its entry). */
+let brokers: TestBroker[];
 
 async function cli(...argv: string[]) {
   const out: string[] = [];
@@ -43,32 +44,11 @@ async function consumeAndCommit(client: Client, group: string, count: number): P
 
 describe.skipIf(!etcdAvailable())('serve --cluster', () => {
   beforeAll(async () => {
-    etcd = await startEtcd();
-    const cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/serve`;
-    for (const id of [1, 2, 3]) {
-      const port = await freePort();
-      envs.push({
-        MEMORYSTREAMER_CLUSTER_ETCD: cluster,
-        MEMORYSTREAMER_CLUSTER_BROKER_ID: String(id),
-        MEMORYSTREAMER_CLUSTER_ADVERTISE: `127.0.0.1:${port}`,
-        MEMORYSTREAMER_CLUSTER_LEASE_TTL: '1s',
-      });
-      brokers.push(
-        await startBroker({
-          port,
-          env: {
-            MEMORYSTREAMER_CLUSTER_ETCD: cluster,
-            MEMORYSTREAMER_CLUSTER_BROKER_ID: String(id),
-            MEMORYSTREAMER_CLUSTER_ADVERTISE: `127.0.0.1:${port}`,
-            MEMORYSTREAMER_CLUSTER_LEASE_TTL: '1s',
-          },
-        }),
-      );
-    }
+    cluster = await startCluster({ name: 'serve' });
+    brokers = cluster.brokers;
   }, 90_000);
   afterAll(async () => {
-    for (const broker of brokers) await broker.stop();
-    await etcd?.stop();
+    await cluster?.stop();
   });
 
   it('refuses cluster settings that cannot work', async () => {
@@ -79,7 +59,7 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
   });
 
   it('keeps every acknowledged message when the leader is killed', async () => {
-    const addresses = brokers.map((broker) => `127.0.0.1:${broker.port}`);
+    const addresses = cluster.addresses();
     // Topics are created on the controller; the other brokers name it (NOT_CONTROLLER).
     await until(async () => {
       for (const address of addresses) {
@@ -175,12 +155,7 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
 
       // The killed broker starts again on its data directory: it follows the new leader, takes
       // what it missed, and rejoins the ISR.
-      const killed = brokers[leader - 1]!;
-      brokers[leader - 1] = await startBroker({
-        port: killed.port,
-        dataDir: killed.dataDir!,
-        env: envs[leader - 1]!,
-      });
+      await cluster.restart(leader);
       await until(async () => {
         const described = await cli(
           '--json',

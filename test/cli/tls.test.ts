@@ -4,11 +4,11 @@
 
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { makeCertificates, opensslAvailable, type TestCertificates } from '../broker/server/helpers/certs.js';
 import { serveRefusal, startBroker } from '../harness/broker.js';
-import { tempDir } from '../harness/temp-dir.js';
+import { tempDir, useTempDir } from '../harness/temp-dir.js';
 
 let certs: TestCertificates;
 
@@ -20,12 +20,9 @@ async function cli(env: NodeJS.ProcessEnv, ...argv: string[]) {
 }
 
 describe.skipIf(!opensslAvailable())('serve and the CLI over TLS', () => {
+  const certsDir = useTempDir('ms-cli-certs-', 'all');
   beforeAll(async () => {
-    certs = await makeCertificates();
-  });
-  afterAll(async () => {
-    const { rm } = await import('node:fs/promises');
-    if (certs !== undefined) await rm(certs.dir, { recursive: true, force: true });
+    certs = await makeCertificates(certsDir.path);
   });
 
   it('serves TLS clients only; the CLI connects with --tls-ca or MEMORYSTREAMER_CLI_TLS_CA', async () => {

@@ -3,14 +3,7 @@ import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { watchFileChanges } from '../../src/cli/watch-file.js';
 import { useTempDir } from '../harness/temp-dir.js';
-
-async function until(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { until } from '../harness/until.js';
 
 describe('watchFileChanges', () => {
   const scratch = useTempDir('ms-watch-');
@@ -28,7 +21,7 @@ describe('watchFileChanges', () => {
     try {
       expect(watch.mode).toBe('inotify');
       await writeFile(file, 'a = 2\n');
-      await until(() => changes > 0, 'a change event');
+      await until(() => changes > 0, { what: 'a change event' });
     } finally {
       watch.close();
     }
@@ -47,7 +40,7 @@ describe('watchFileChanges', () => {
       expect(reasons).toEqual(['polling requested']);
       await new Promise((r) => setTimeout(r, 60));
       await writeFile(file, 'a = 22222\n');
-      await until(() => changes > 0, 'a polled change');
+      await until(() => changes > 0, { what: 'a polled change' });
     } finally {
       watch.close();
     }
@@ -64,12 +57,12 @@ describe('watchFileChanges', () => {
       const replacement = join(dir, 'config.toml.new');
       await writeFile(replacement, 'a = 3\n');
       await rename(replacement, file);
-      await until(() => watch.mode === 'polling', 'the switch to polling');
+      await until(() => watch.mode === 'polling', { what: 'the switch to polling' });
       expect(reasons).toEqual(['the file was replaced']);
       const before = changes;
       await new Promise((r) => setTimeout(r, 60));
       await writeFile(file, 'a = 4444\n');
-      await until(() => changes > before, 'a change after the replacement');
+      await until(() => changes > before, { what: 'a change after the replacement' });
     } finally {
       watch.close();
     }
@@ -83,7 +76,7 @@ describe('watchFileChanges', () => {
       expect(watch.mode).toBe('polling');
       await new Promise((r) => setTimeout(r, 60));
       await writeFile(missing, 'b = 1\n');
-      await until(() => changes > 0, 'the file to appear');
+      await until(() => changes > 0, { what: 'the file to appear' });
     } finally {
       watch.close();
     }

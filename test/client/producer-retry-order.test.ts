@@ -2,18 +2,17 @@
 // a retriable error (here the broker's in-flight limit) the ones behind it are refused for a gap in
 // the sequence (OUT_OF_ORDER_SEQUENCE). The producer must retry them in order behind the first, so
 // every send succeeds and the log holds every message once, in send order.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/client/connect.js';
 import { Broker } from '../../src/embedded/broker.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 let dataDir: string;
 let broker: Broker;
 
+const scratch = useTempDir('ms-retry-order-', 'all');
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-retry-order-'));
+  dataDir = scratch.path;
   broker = await Broker.start({ dataDir, port: 0, limits: { maxInFlightRequests: 2 } });
   const admin = broker.connect();
   await admin.admin.createTopic({ name: 'ordered', partitions: 1, config: { durability: 'always' } });
@@ -22,7 +21,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await broker.stop();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 describe('producer: retries keep the partition order', () => {

@@ -2,10 +2,7 @@
 // carry fail alone with MESSAGE_TOO_LARGE and leave the connection up; batches are split before
 // they outgrow the broker's limits; receipts print their offset; a broker bug (INTERNAL_ERROR) is
 // not retried.
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/client/client.js';
@@ -19,14 +16,16 @@ import { ErrorCode } from '../../src/protocol/error-codes.js';
 import { FrameDecoder } from '../../src/protocol/frame-decoder.js';
 import { encodeFrame, FrameFlags } from '../../src/protocol/frame-header.js';
 import { Opcode } from '../../src/protocol/opcodes.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 const MiB = 1024 * 1024;
 let dataDir: string;
 let broker: Broker;
 let brokerAddress: string;
 
+const scratch = useTempDir('ms-producer-', 'all');
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-producer-'));
+  dataDir = scratch.path;
   // The default frame limit (server.max_payload_bytes, 8 MiB), which the client learns in the
   // handshake; the topics below accept messages larger than that.
   broker = await Broker.start({ dataDir, port: 0 });
@@ -38,7 +37,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await broker.stop();
-  await rm(dataDir, { recursive: true, force: true });
 });
 
 const clients: Client[] = [];

@@ -1,7 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from '../../src/client/connect.js';
 import { parseBrokerAddress, TcpTransport } from '../../src/client/tcp-transport.js';
@@ -12,6 +9,7 @@ import { ErrorCode } from '../../src/protocol/error-codes.js';
 import { FrameDecoder } from '../../src/protocol/frame-decoder.js';
 import { encodeFrame, FrameFlags } from '../../src/protocol/frame-header.js';
 import { Opcode } from '../../src/protocol/opcodes.js';
+import { tempDir } from '../harness/temp-dir.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -72,12 +70,11 @@ describe('TCP transport', () => {
   });
 
   it('fails pending requests when the connection drops and reconnects on the next one', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'ms-transport-'));
+    const dataDir = await tempDir('ms-transport-');
     let broker = await Broker.start({ dataDir, port: 0 });
     const port = broker.address!.port;
     cleanups.push(async () => {
       await broker.stop();
-      await rm(dataDir, { recursive: true, force: true });
     });
     const client = await connect({ brokers: `127.0.0.1:${port}`, requestTimeoutMs: 2000 });
     cleanups.push(() => client.close());
@@ -92,12 +89,11 @@ describe('TCP transport', () => {
   });
 
   it('retries a produce that failed with a retriable error, and acknowledges it once, in order', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'ms-transport-'));
+    const dataDir = await tempDir('ms-transport-');
     let broker = await Broker.start({ dataDir, port: 0 });
     const port = broker.address!.port;
     cleanups.push(async () => {
       await broker.stop();
-      await rm(dataDir, { recursive: true, force: true });
     });
     const client = await connect({ brokers: `127.0.0.1:${port}`, connectTimeoutMs: 200 });
     cleanups.push(() => client.close());
@@ -125,10 +121,9 @@ describe('TCP transport', () => {
   });
 
   it('rejects a produce once its retries are used up', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'ms-transport-'));
+    const dataDir = await tempDir('ms-transport-');
     const broker = await Broker.start({ dataDir, port: 0 });
     const port = broker.address!.port;
-    cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
     const client = await connect({ brokers: `127.0.0.1:${port}`, connectTimeoutMs: 200 });
     cleanups.push(() => client.close());
     await client.admin.createTopic({ name: 'p', partitions: 1 });

@@ -2,22 +2,19 @@
 // such batches: a consumer skips it, says which offsets it skipped, and goes on; it is never
 // stopped for good by it.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { UndecodableBatch } from '../../src/client/consumer.js';
 import type { Message } from '../../src/client/message.js';
 import { Broker } from '../../src/embedded/broker.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
+import { useTempDir } from '../harness/temp-dir.js';
 import { goodRecords, rawBatch } from '../protocol/helpers/raw-batch.js';
 
 let dataDir: string;
+const scratch = useTempDir('ms-undecodable-');
 beforeEach(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-undecodable-'));
-});
-afterEach(async () => {
-  await rm(dataDir, { recursive: true, force: true });
+  dataDir = scratch.path;
 });
 
 describe('a stored batch whose records cannot be decoded', () => {

@@ -3,14 +3,15 @@
 // server (Debian's package) scrapes a running broker and sees its metrics and loads the rules.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Broker } from '../../src/embedded/broker.js';
 import { REPLICATION_METRIC_NAMES } from '../../src/metrics/replication-metrics.js';
+import { tempDir, useTempDir } from '../harness/temp-dir.js';
+import { until } from '../harness/until.js';
 
 const run = promisify(execFile);
 const RULES = resolve('deploy/prometheus/alerts.yml');
@@ -53,8 +54,9 @@ let dataDir: string;
 let broker: Broker;
 let exported: Set<string>;
 
+const scratch = useTempDir('ms-deploy-', 'all');
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-deploy-'));
+  dataDir = scratch.path;
   broker = await Broker.start({ dataDir, port: 0, admin: { port: 0 } });
   const client = broker.connect();
   await client.admin.createTopic({ name: 'scraped', config: { durability: 'always' } });
@@ -75,7 +77,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await broker?.stop();
-  if (dataDir !== undefined) await rm(dataDir, { recursive: true, force: true });
 });
 
 describe('deploy/ artefacts', () => {
@@ -134,7 +135,7 @@ describe('deploy/ artefacts', () => {
   it.runIf(prometheusRunnable)(
     'a real Prometheus scrapes the broker, sees its metrics and loads the rules',
     async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'ms-prometheus-'));
+      const dir = await tempDir('ms-prometheus-');
       const port = await freePort();
       const config = join(dir, 'prometheus.yml');
       await writeFile(
@@ -177,17 +178,18 @@ describe('deploy/ artefacts', () => {
           )
         ).result;
       try {
-        const deadline = Date.now() + 45_000;
-        let produced: string | undefined;
-        while (produced !== '42') {
-          if (prometheus.exitCode !== null) throw new Error(`prometheus exited: ${output}`);
-          if (Date.now() > deadline)
-            throw new Error(`prometheus never saw the produced messages; its output: ${output}`);
-          await new Promise((r) => setTimeout(r, 250));
-          produced = await query('memorystreamer_produce_messages_total')
-            .then((result) => result[0]?.value[1])
-            .catch(() => undefined);
-        }
+        await until(
+          async () => (await query('memorystreamer_produce_messages_total'))[0]?.value[1] === '42',
+          {
+            what: 'prometheus sees the produced messages',
+            timeoutMs: 45_000,
+            intervalMs: 250,
+            abortIf: () =>
+              prometheus.exitCode !== null ? `prometheus exited (${prometheus.exitCode})` : null,
+          },
+        ).catch((error: Error) => {
+          throw new Error(`${error.message}; its output: ${output}`);
+        });
         expect((await query('up{job="memorystreamer"}'))[0]?.value[1]).toBe('1');
         expect((await query('memorystreamer_group_lag_messages{group="scrapers"}'))[0]?.value[1]).toBe('32');
         expect(
@@ -199,13 +201,17 @@ describe('deploy/ artefacts', () => {
         type RuleGroups = { groups: Array<{ name: string; rules: Array<{ health: string; name: string }> }> };
         const unhealthy = (groups: RuleGroups) =>
           groups.groups.flatMap((g) => g.rules).filter((r) => r.health !== 'ok');
-        let rules = await api<RuleGroups>('/api/v1/rules');
-        while (unhealthy(rules).length > 0) {
-          if (Date.now() > deadline)
-            throw new Error(`rules not healthy: ${JSON.stringify(unhealthy(rules))}`);
-          await new Promise((r) => setTimeout(r, 250));
-          rules = await api<RuleGroups>('/api/v1/rules');
-        }
+        let unhealthyRules: unknown[] = [];
+        const rules = await until(
+          async () => {
+            const groups = await api<RuleGroups>('/api/v1/rules');
+            unhealthyRules = unhealthy(groups);
+            return unhealthyRules.length === 0 ? groups : null;
+          },
+          { what: 'every rule healthy', timeoutMs: 45_000, intervalMs: 250 },
+        ).catch((error: Error) => {
+          throw new Error(`${error.message}; not healthy: ${JSON.stringify(unhealthyRules)}`);
+        });
         expect(rules.groups.map((g) => g.name).sort()).toEqual([
           'memorystreamer.availability',
           'memorystreamer.capacity',
@@ -216,7 +222,6 @@ describe('deploy/ artefacts', () => {
       } finally {
         prometheus.kill('SIGTERM');
         await exited;
-        await rm(dir, { recursive: true, force: true });
       }
     },
     90_000,

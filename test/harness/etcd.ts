@@ -3,11 +3,9 @@
 // removes the directory. Tests that need etcd skip with a reason when the binary is missing.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { localEtcdArgs } from '../../src/cli/local-etcd.js';
+import { makeTempDir, removeTempDir } from './temp-dir.js';
 
 export interface EtcdProcess {
   /** `http://127.0.0.1:<port>` of the client listener. */
@@ -53,7 +51,7 @@ async function waitForHealth(endpoint: string, child: ChildProcess, output: () =
 }
 
 export async function startEtcd(): Promise<EtcdProcess> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'ms-etcd-'));
+  const dataDir = await makeTempDir('ms-etcd-');
   const clientPort = await freePort();
   const peerPort = await freePort();
   const endpoint = `http://127.0.0.1:${clientPort}`;
@@ -74,7 +72,7 @@ export async function startEtcd(): Promise<EtcdProcess> {
   } catch (error) {
     child.kill('SIGKILL');
     await exited;
-    await rm(dataDir, { recursive: true, force: true });
+    await removeTempDir(dataDir);
     throw error;
   }
   return {
@@ -89,7 +87,7 @@ export async function startEtcd(): Promise<EtcdProcess> {
         child.kill('SIGKILL');
         await exited;
       }
-      await rm(dataDir, { recursive: true, force: true });
+      await removeTempDir(dataDir);
     },
   };
 }

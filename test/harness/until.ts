@@ -1,23 +1,50 @@
 // Waits for a condition that real processes reach in their own time: `attempt` is tried every
-// `intervalMs` until it returns a value (not null); its errors count as "not yet". Fails with the
-// last error once `timeoutMs` has passed.
+// `intervalMs` until it returns a value (not null, not false); its errors count as "not yet". Fails
+// with what it waited for and the last error once `timeoutMs` has passed.
+//
+//   const leader = await until(async () => (await describe()).leader ?? null);   // a value
+//   await until(() => seen.size === 400, { what: 'all 400 read', timeoutMs: 60_000 });  // a condition
+
+export interface UntilOptions {
+  /** What is awaited, for the error (e.g. "the second member reads"). */
+  what?: string;
+  /** Default 30 s. */
+  timeoutMs?: number;
+  /** Default 50 ms. */
+  intervalMs?: number;
+  /**
+   * Why waiting on is pointless (e.g. the process that should get there has exited), or null:
+   * checked before each attempt, and a reason fails the wait at once with it.
+   */
+  abortIf?: () => string | null;
+}
 
 export async function until<T>(
-  attempt: () => Promise<T | null>,
-  timeoutMs = 30_000,
+  attempt: () => T | null | false | Promise<T | null | false>,
+  options: number | UntilOptions = {},
   intervalMs = 50,
-): Promise<T> {
+): Promise<Exclude<T, false>> {
+  const {
+    what,
+    timeoutMs = 30_000,
+    intervalMs: interval = intervalMs,
+    abortIf,
+  }: UntilOptions = typeof options === 'number' ? { timeoutMs: options } : options;
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   for (;;) {
+    const aborted = abortIf?.() ?? null;
+    if (aborted !== null) throw new Error(`${what ?? 'condition'} will not be met: ${aborted}`);
     try {
       const value = await attempt();
-      if (value !== null) return value;
+      if (value !== null && value !== false) return value as Exclude<T, false>;
     } catch (error) {
       last = error;
     }
     if (Date.now() > deadline)
-      throw new Error(`condition not met within ${timeoutMs} ms${last === null ? '' : `: ${String(last)}`}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+      throw new Error(
+        `${what ?? 'condition'} not met within ${timeoutMs} ms${last === null ? '' : `: ${String(last)}`}`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, interval));
   }
 }

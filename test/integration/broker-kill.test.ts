@@ -5,6 +5,7 @@ import { connect } from '../../src/client/connect.js';
 import type { Receipt } from '../../src/client/producer.js';
 import { startBroker } from '../harness/broker.js';
 import { tempDir } from '../harness/temp-dir.js';
+import { until } from '../harness/until.js';
 
 describe('broker killed with SIGKILL', () => {
   it('returns every acknowledged message after a restart, once, in order', async () => {
@@ -34,7 +35,7 @@ describe('broker killed with SIGKILL', () => {
           }
         }
       })();
-      while (acknowledged.length < 500) await new Promise((r) => setTimeout(r, 10));
+      await until(() => acknowledged.length >= 500, { what: '500 acknowledged messages', intervalMs: 10 });
       await broker.kill();
       await sending;
       await client.close().catch(() => undefined);

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Broker } from '../../src/embedded/broker.js';
 import { type Client, type Consumer, connect } from '../../src/index.js';
 import { useTempDir } from '../harness/temp-dir.js';
+import { until } from '../harness/until.js';
 
 const scratch = useTempDir('ms-groups-');
 let dataDir: string;
@@ -32,14 +33,6 @@ function drain(
       }
     })(),
   };
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** Awaits a step with a deadline, so a hang names its step instead of running into the test timeout. */
@@ -87,11 +80,14 @@ describe.each(transports)('consumer groups over the %s transport', (_name, makeC
       const first = client.consumer(options);
       // A slow first member, so that the second joins while work remains.
       const firstRun = drain(first, seen, 5);
-      await until(() => seen.size >= 20, 'the first member reads 20 messages');
+      await until(() => seen.size >= 20, { what: 'the first member reads 20 messages' });
       const second = client.consumer(options);
       const secondRun = drain(second, seen, 5);
-      await until(() => secondRun.count() > 0, 'the second member reads');
-      await until(() => seen.size === 400, `all 400 read (${seen.size} so far)`, 60_000);
+      await until(() => secondRun.count() > 0, { what: 'the second member reads' });
+      await until(() => seen.size === 400, {
+        what: `all 400 read (${seen.size} so far)`,
+        timeoutMs: 60_000,
+      });
       const described = await client.admin.describeGroup('billing');
       expect(described.members).toHaveLength(2);
       expect(described.members.every((m) => m.assignment.length > 0)).toBe(true);
@@ -105,7 +101,7 @@ describe.each(transports)('consumer groups over the %s transport', (_name, makeC
       await producer.sendMany(
         Array.from({ length: 200 }, (_, i) => ({ topic: 'payments', key: `k${i}`, value: `b${i}` })),
       );
-      await until(() => seen.size === 600, `all 600 read (${seen.size} so far)`);
+      await until(() => seen.size === 600, { what: `all 600 read (${seen.size} so far)` });
       await step('the second member commits', second.commit());
       const lag = (await client.admin.describeGroup('billing')).lag;
       expect(lag.reduce((n, l) => n + l.lag, 0n)).toBe(0n);
@@ -127,7 +123,7 @@ describe.each(transports)('consumer groups over the %s transport', (_name, makeC
     const options = { topics: ['events'], group: 'audit', sessionTimeoutMs: 1500 };
     const consumer = client.consumer(options);
     const run = drain(consumer, seen);
-    await until(() => seen.size === 100, 'all 100 read');
+    await until(() => seen.size === 100, { what: 'all 100 read' });
     await consumer.close();
     await run.done;
     await client.close();
@@ -143,7 +139,7 @@ describe.each(transports)('consumer groups over the %s transport', (_name, makeC
     const after = new Map<string, number>();
     const resumed = client.consumer(options);
     const resumedRun = drain(resumed, after);
-    await until(() => after.size === 10, 'the 10 new messages read after the restart');
+    await until(() => after.size === 10, { what: 'the 10 new messages read after the restart' });
     await resumed.close();
     await resumedRun.done;
     expect([...after.keys()].every((v) => v.startsWith('late'))).toBe(true);

@@ -1,10 +1,10 @@
-import { appendFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { BrokerCore } from '../../src/broker/broker-core.js';
 import { type BrokerLogger, createLogger } from '../../src/metrics/logger.js';
+import { tempDir } from '../harness/temp-dir.js';
 
 function capture(): { stream: Writable; lines: string[] } {
   const lines: string[] = [];
@@ -48,7 +48,7 @@ describe('logger', () => {
   });
 
   it('reports a torn tail found at startup', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'ms-log-'));
+    const dataDir = await tempDir('ms-log-');
     const events: Array<{ level: string; message: string; fields: Record<string, unknown> }> = [];
     const record =
       (level: string): BrokerLogger[keyof BrokerLogger] =>
@@ -73,7 +73,6 @@ describe('logger', () => {
         fields: expect.objectContaining({ topic: 't', bytes: 100 }),
       });
     } finally {
-      await rm(dataDir, { recursive: true, force: true });
     }
   });
 });

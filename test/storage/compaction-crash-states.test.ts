@@ -7,15 +7,14 @@
 // the pre- or the post-compaction view, never an older value brought back (docs/storage.md,
 // "Compaction", "Crash safety").
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../../src/protocol/record-batch.js';
 import { PartitionLog, type PartitionLogConfig } from '../../src/storage/partition-log.js';
 import { parseSegmentFileName, segmentFileName } from '../../src/storage/segment.js';
 import { nodeStorageFs } from '../../src/storage/storage-fs.js';
+import { MEMORY_TEMP_ROOT, makeTempDir, removeTempDir, useTempDir } from '../harness/temp-dir.js';
 import {
   CRASH_VARIANTS,
   type CrashState,
@@ -72,7 +71,7 @@ async function record(
   /** Test-the-test: fdatasyncs of this file only pretend (name of the active segment, set at compaction). */
   options: RecordingOptions & { skipActiveSyncDuringCompaction?: boolean } = {},
 ): Promise<Recorded> {
-  const dir = await mkdtemp(join(root, 'live-'));
+  const dir = await makeTempDir('live-', { parent: root });
   let skipSyncOf: string | null = null;
   const shim = recordingFs(nodeStorageFs, {
     dropDatasync: (name, n) => name === skipSyncOf || (options.dropDatasync?.(name, n) ?? false),
@@ -116,7 +115,7 @@ async function record(
   expect(report.segmentsCleaned).toBeGreaterThan(0);
   expect(report.tombstonesRemoved).toBeGreaterThan(0);
   await log.close();
-  await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
   return { config, journal: shim.journal, records, compactionStart, sealedBelow };
 }
 
@@ -245,11 +244,9 @@ function fingerprint(state: CrashState): string {
 }
 
 let root = '';
+const scratch = useTempDir('ms-compaction-crash-', 'all', { parent: MEMORY_TEMP_ROOT });
 beforeAll(async () => {
-  root = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'ms-compaction-crash-'));
-});
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
+  root = scratch.path;
 });
 
 async function sweep(
@@ -260,7 +257,7 @@ async function sweep(
   const seen = new Set<string>();
   const failures: string[] = [];
   let states = 0;
-  const sweepRoot = await mkdtemp(join(root, 'sweep-'));
+  const sweepRoot = await makeTempDir('sweep-', { parent: root });
   // Latest crash point first: a state shared by several crash points is checked against the most
   // acknowledgements (what must hold at earlier points is included).
   for (let k = journal.length; k >= 0; k--) {

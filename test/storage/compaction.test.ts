@@ -1,21 +1,19 @@
 // Log compaction (src/storage/log-cleaner.ts): what a cleaned log serves, against a list model, with
 // real files. Crash states of compaction are in compaction-crash-states.test.ts.
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../../src/protocol/record-batch.js';
 import { BATCH_OFFSETS, COMPRESSION_CODEC_MASK } from '../../src/protocol/record-batch-layout.js';
 import { PartitionLog, type PartitionLogConfig } from '../../src/storage/partition-log.js';
 import { parseSegmentFileName, segmentFileName } from '../../src/storage/segment.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 let dir: string;
+const scratch = useTempDir('ms-compact-');
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ms-compact-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+  dir = scratch.path;
 });
 
 const T0 = 1_700_000_000_000;

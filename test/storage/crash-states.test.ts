@@ -5,12 +5,10 @@
 // no record that was never appended, and serve through its indexes exactly what a scan of the files
 // finds (docs/storage.md, "Crash-state tests"; RELIABILITY.md "crash-states").
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeRecordBatch, iterateRecords } from '../../src/protocol/record-batch.js';
 import {
   BATCH_CRC_START,
@@ -22,6 +20,7 @@ import { OffsetIndex } from '../../src/storage/offset-index.js';
 import { PartitionLog, type PartitionLogConfig } from '../../src/storage/partition-log.js';
 import { parseSegmentFileName, Segment, segmentFileName } from '../../src/storage/segment.js';
 import { nodeStorageFs } from '../../src/storage/storage-fs.js';
+import { MEMORY_TEMP_ROOT, makeTempDir, removeTempDir, useTempDir } from '../harness/temp-dir.js';
 import {
   CRASH_VARIANTS,
   type CrashState,
@@ -121,7 +120,7 @@ function workloads(scale: number): Workload[] {
 }
 
 async function record(workload: Workload, root: string, options: RecordingOptions = {}): Promise<Recorded> {
-  const dir = await mkdtemp(join(root, 'live-'));
+  const dir = await makeTempDir('live-', { parent: root });
   const shim = recordingFs(nodeStorageFs, options);
   const appended: Appended[] = [];
   const log = await PartitionLog.open({ dir, config: workload.config, fs: shim.fs, streams: STREAMS });
@@ -149,7 +148,7 @@ async function record(workload: Workload, root: string, options: RecordingOption
     },
   });
   await log.close();
-  await rm(dir, { recursive: true, force: true });
+  await removeTempDir(dir);
   return { name: workload.name, config: workload.config, journal: shim.journal, appended };
 }
 
@@ -383,7 +382,7 @@ async function sweep(rec: Recorded, variants: readonly CrashVariant[], root: str
   let n = 0;
   // A directory of its own: a sweep that outlives its test (a timeout) must not share state
   // directories with the next test's sweep.
-  const where = await mkdtemp(join(root, 'sweep-'));
+  const where = await makeTempDir('sweep-', { parent: root });
   for (let k = rec.journal.length; k >= 0; k--) {
     for (const variant of variants) {
       result.crashPoints++;
@@ -411,7 +410,7 @@ async function sweep(rec: Recorded, variants: readonly CrashVariant[], root: str
  */
 async function sweepRecovery(rec: Recorded, state: CrashState, k: number, root: string): Promise<Sweep> {
   const result: Sweep = { crashPoints: 0, states: 0, truncations: 0, failures: [] };
-  const dir = join(await mkdtemp(join(root, 'sweep-')), 'recovering');
+  const dir = join(await makeTempDir('sweep-', { parent: root }), 'recovering');
   const shim = recordingFs(nodeStorageFs);
   await shim.fs.mkdir(dir);
   for (const [name, data] of state.files) {
@@ -452,13 +451,11 @@ async function sweepRecovery(rec: Recorded, state: CrashState, k: number, root: 
 }
 
 let root = '';
+const scratch = useTempDir('ms-crash-states-', 'all', { parent: MEMORY_TEMP_ROOT });
 beforeAll(async () => {
   // Thousands of small directories: on tmpfs when there is one (the model, not the disk, decides
   // what survives, so real fsyncs add nothing but time).
-  root = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'ms-crash-states-'));
-});
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
+  root = scratch.path;
 });
 
 describe('crash states', () => {

@@ -2,12 +2,10 @@
 // present, byte-identical, at the offset it was acknowledged with; offsets are dense; nothing
 // appears twice. RELIABILITY.md, battery item "crash".
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { iterateRecords, splitBatches } from '../../src/protocol/record-batch.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
+import { tempDir } from '../harness/temp-dir.js';
 
 const ROUNDS = process.env.CI === 'true' ? 12 : 4;
 
@@ -38,7 +36,7 @@ async function runUntilKilled(dir: string, killAfterMs: number): Promise<Map<big
 
 describe('crash safety', () => {
   it(`keeps every acknowledged batch across ${ROUNDS} kill -9 rounds`, async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'ms-crash-'));
+    const dir = await tempDir('ms-crash-');
     const allAcked = new Map<bigint, string>();
     try {
       for (let round = 0; round < ROUNDS; round++) {
@@ -71,7 +69,6 @@ describe('crash safety', () => {
       }
       expect(allAcked.size).toBeGreaterThan(ROUNDS);
     } finally {
-      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -5,15 +5,14 @@
 // every rejection must be the typed STORAGE_FULL, and the log must accept writes again and
 // reopen cleanly once space is freed (docs/storage.md, "Faults").
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Broker } from '../../src/embedded/broker.js';
 import { isMemoryStreamerError, type Message } from '../../src/index.js';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../../src/protocol/record-batch.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
+import { makeTempDir, removeTempDir, tempDir } from '../harness/temp-dir.js';
 
 const TMPFS_BYTES = 2 * 1024 * 1024;
 const FILLER_BYTES = 512 * 1024;
@@ -33,8 +32,8 @@ function unmount(dir: string): void {
 }
 
 /** Whether this machine lets us mount a tmpfs (root, and not a container that forbids it). */
-function canMountTmpfs(): boolean {
-  const dir = mkdtempSync(join(tmpdir(), 'ms-diskfull-probe-'));
+async function canMountTmpfs(): Promise<boolean> {
+  const dir = await makeTempDir('ms-diskfull-probe-');
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'pipe' });
     unmount(dir);
@@ -43,7 +42,7 @@ function canMountTmpfs(): boolean {
     console.warn(`disk-full tests skipped: cannot mount a tmpfs (${(error as Error).message.trim()})`);
     return false;
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    await removeTempDir(dir);
   }
 }
 
@@ -51,22 +50,21 @@ function canMountTmpfs(): boolean {
 // kernel refuses the mount (not root, or a container without CAP_SYS_ADMIN) they are skipped and
 // say so loudly: there is no real file system to fill, and a simulated one is what
 // partition-log.test.ts already covers with its ENOSPC shim.
-const skip = !canMountTmpfs();
+const skip = !(await canMountTmpfs());
 
-/** Mounts a tmpfs of `size` on a fresh temporary directory. */
+/** Mounts a tmpfs of `size` on a fresh temporary directory of the running test. */
 async function mountTmpfs(size: string): Promise<Mount> {
-  const dir = await mkdtemp(join(tmpdir(), 'ms-diskfull-'));
+  const dir = await tempDir('ms-diskfull-');
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
   } catch (error) {
-    await rm(dir, { recursive: true, force: true });
     throw new Error(`cannot mount a tmpfs: ${(error as Error).message}`);
   }
   return {
     dir,
+    // The directory itself goes when the test has finished (tempDir), after this.
     async release() {
       unmount(dir);
-      await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -2,10 +2,9 @@
 // scripts/storage-fixtures.ts and expected.json, what must be read from it. Every later version
 // must open these bytes and return the same records; and the current code must still write the very
 // same bytes, so that a format change is noticed and made deliberately (new fixture version).
-import { appendFile, cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, cp, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type ExpectedBytes,
   type ExpectedFixture,
@@ -19,6 +18,7 @@ import { BATCH_OFFSETS } from '../../src/protocol/record-batch-layout.js';
 import { OffsetIndex, TimeIndex } from '../../src/storage/offset-index.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
 import { decodeStreamFile, entriesOf, forEachStreamKey } from '../../src/storage/stream-index-file.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 const fixture = join(import.meta.dirname, '..', 'fixtures', 'storage', 'v1');
 const limits = { maxDecompressedBytes: 1 << 20 };
@@ -30,12 +30,10 @@ function bytes(value: ExpectedBytes): Buffer | null {
 
 let work: string;
 let expected: ExpectedFixture;
+const scratch = useTempDir('ms-fixtures-', 'all');
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'ms-fixtures-'));
+  work = scratch.path;
   expected = JSON.parse(await readFile(join(fixture, 'expected.json'), 'utf8')) as ExpectedFixture;
-});
-afterAll(async () => {
-  await rm(work, { recursive: true, force: true });
 });
 
 /** Opens a copy: recovery may write (index rebuilds, truncation), the committed bytes must not change. */

@@ -1,7 +1,6 @@
-import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/protocol/error-codes.js';
 import { encodeRecordBatch, splitBatches } from '../../src/protocol/record-batch.js';
 import { BATCH_OFFSETS } from '../../src/protocol/record-batch-layout.js';
@@ -11,13 +10,12 @@ import {
   LEADER_EPOCH_CHECKPOINT,
 } from '../../src/storage/leader-epoch-file.js';
 import { PartitionLog, type PartitionLogConfig } from '../../src/storage/partition-log.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 let dir: string;
+const scratch = useTempDir('ms-epochs-');
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ms-epochs-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+  dir = scratch.path;
 });
 
 const config: Partial<PartitionLogConfig> = {

@@ -1,20 +1,18 @@
-import { mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/protocol/error-codes.js';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../../src/protocol/record-batch.js';
 import { MAX_WINDOW_BYTES } from '../../src/storage/log-reader.js';
 import { PartitionLog, type PartitionLogConfig } from '../../src/storage/partition-log.js';
 import { segmentFileName } from '../../src/storage/segment.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 let dir: string;
+const scratch = useTempDir('ms-log-reader-');
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ms-log-reader-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+  dir = scratch.path;
 });
 
 const limits = { maxDecompressedBytes: 1 << 24 };

@@ -1,6 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/protocol/error-codes.js';
@@ -17,19 +16,20 @@ import {
 import { PartitionLog } from '../../src/storage/partition-log.js';
 import { segmentFileName } from '../../src/storage/segment.js';
 import { nodeStorageFs, type StorageFs } from '../../src/storage/storage-fs.js';
+import { MEMORY_TEMP_ROOT, tempDir, useTempDir } from '../harness/temp-dir.js';
 
 let dir: string;
 /** Files the test opened through the cache: closed after it, so every test starts from none open. */
 let created: CachedFile[] = [];
+const scratch = useTempDir('ms-open-files-');
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ms-open-files-'));
+  dir = scratch.path;
 });
 afterEach(async () => {
   for (const file of created) await file.dispose();
   created = [];
   expect(openFileStats().open).toBe(0);
   await configureOpenFiles({ maxOpenFiles: DEFAULT_MAX_OPEN_FILES });
-  await rm(dir, { recursive: true, force: true });
 });
 
 const limits = { maxDecompressedBytes: 1 << 24 };
@@ -364,94 +364,81 @@ describe('descriptors of 2,000 partitions under a cap of 200', () => {
   it('stay under the cap plus a small constant through open, reads, appends, stream lookups and reopen', async () => {
     // Counted on tmpfs when there is one: the test counts descriptors, and 2,000 partitions' rolls
     // on a shared disk would spend minutes in fdatasync.
-    const root = await mkdtemp(join(readdirSafe('/dev/shm') ? '/dev/shm' : tmpdir(), 'ms-open-files-'));
+    const root = await tempDir('ms-open-files-', { parent: MEMORY_TEMP_ROOT });
     const CAP = 200;
     const PARTITIONS = 2000;
     // Descriptors outside the storage layer: the test worker's own, a readdir of /proc/self/fd.
     const SLACK = 8;
-    try {
-      await configureOpenFiles({ maxOpenFiles: CAP });
-      const baseline = openDescriptors();
-      let most = baseline;
-      const sampler = setInterval(() => {
-        most = Math.max(most, openDescriptors());
-      }, 2);
-      const sample = () => {
-        most = Math.max(most, openDescriptors());
-      };
-      resetOpenFilesPeak();
-      const config = { segmentBytes: 700, indexIntervalBytes: 128, durability: 'never' as const };
-      const openAll = () =>
-        Promise.all(
-          Array.from({ length: PARTITIONS }, (_, p) =>
-            PartitionLog.open({ dir: join(root, `p${p}`), config, streams: limits }),
-          ),
-        );
-      let logs = await openAll();
-      sample();
-      // One more log with many sealed segments (more than the cap), besides the wide set.
-      const deepConfig = { ...config, segmentBytes: 100 };
-      let deep = await PartitionLog.open({ dir: join(root, 'deep'), config: deepConfig, streams: limits });
-      for (let i = 0; i < 2 * CAP; i++) await appendKeyed(deep, [`deep${i}`]);
-      expect(deep.segmentCount).toBe(2 * CAP);
-      sample();
-      // Two segments each (one sealed, with its stream file), written by all partitions at once.
-      for (let round = 0; round < 2; round++) {
-        await Promise.all(logs.map((log, p) => appendKeyed(log, [`p${p}-r${round}`, 'z'.repeat(400)])));
-        sample();
-      }
-      expect(logs.every((log) => log.segmentCount === 2)).toBe(true);
-      // Reads across all of them, from the start (the sealed segments) to the end.
-      const read = await Promise.all(logs.map((log) => values(log)));
-      sample();
-      read.forEach((got, p) => {
-        expect(got.filter((v) => v.startsWith('p'))).toEqual([`p${p}-r0`, `p${p}-r1`]);
-      });
-      expect(await values(deep)).toEqual(Array.from({ length: 2 * CAP }, (_, i) => `deep${i}`));
-      // Close and reopen all at once: recovery reads what it must of every segment.
-      await Promise.all([...logs, deep].map((log) => log.close()));
-      [logs, deep] = await Promise.all([
-        openAll(),
-        PartitionLog.open({ dir: join(root, 'deep'), config: deepConfig, streams: limits }),
-      ]);
-      sample();
-      expect(logs.every((log) => log.logEndOffset === 4n && log.segmentCount === 2)).toBe(true);
-      expect(deep.logEndOffset).toBe(BigInt(2 * CAP));
-      expect(await deep.streams!.locate('k-deep7', 0, 10)).toEqual([{ offset: 7, sequence: 0 }]);
-      // Stream lookups read the sealed segments' stream files.
-      const located = await Promise.all(logs.map((log, p) => log.streams!.locate(`k-p${p}-r0`, 0, 10)));
-      expect(located.every((found) => found.length === 1 && found[0]!.offset === 0)).toBe(true);
-      sample();
-      await Promise.all(logs.map((log, p) => log.append(batchOf([`p${p}-again`])).done));
-      const replayed = await Promise.all(
-        logs.map(async (log) => {
-          let batches = 0;
-          for await (const chunk of log.replay(0n, 512)) batches += [...splitBatches(chunk.data)].length;
-          return batches;
-        }),
+    await configureOpenFiles({ maxOpenFiles: CAP });
+    const baseline = openDescriptors();
+    let most = baseline;
+    const sampler = setInterval(() => {
+      most = Math.max(most, openDescriptors());
+    }, 2);
+    const sample = () => {
+      most = Math.max(most, openDescriptors());
+    };
+    resetOpenFilesPeak();
+    const config = { segmentBytes: 700, indexIntervalBytes: 128, durability: 'never' as const };
+    const openAll = () =>
+      Promise.all(
+        Array.from({ length: PARTITIONS }, (_, p) =>
+          PartitionLog.open({ dir: join(root, `p${p}`), config, streams: limits }),
+        ),
       );
-      expect(new Set(replayed)).toEqual(new Set([3]));
+    let logs = await openAll();
+    sample();
+    // One more log with many sealed segments (more than the cap), besides the wide set.
+    const deepConfig = { ...config, segmentBytes: 100 };
+    let deep = await PartitionLog.open({ dir: join(root, 'deep'), config: deepConfig, streams: limits });
+    for (let i = 0; i < 2 * CAP; i++) await appendKeyed(deep, [`deep${i}`]);
+    expect(deep.segmentCount).toBe(2 * CAP);
+    sample();
+    // Two segments each (one sealed, with its stream file), written by all partitions at once.
+    for (let round = 0; round < 2; round++) {
+      await Promise.all(logs.map((log, p) => appendKeyed(log, [`p${p}-r${round}`, 'z'.repeat(400)])));
       sample();
-      clearInterval(sampler);
-      await Promise.all([...logs, deep].map((log) => log.close()));
-      expect(most - baseline, 'descriptors above the baseline').toBeLessThanOrEqual(CAP + SLACK);
-      const stats = openFileStats();
-      expect(stats.peak).toBeLessThanOrEqual(CAP);
-      expect(stats.evictions).toBeGreaterThan(0);
-      // Closed logs hold nothing.
-      expect(stats.open).toBe(0);
-      expect(openDescriptors()).toBeLessThanOrEqual(baseline + 1);
-    } finally {
-      await rm(root, { recursive: true, force: true });
     }
+    expect(logs.every((log) => log.segmentCount === 2)).toBe(true);
+    // Reads across all of them, from the start (the sealed segments) to the end.
+    const read = await Promise.all(logs.map((log) => values(log)));
+    sample();
+    read.forEach((got, p) => {
+      expect(got.filter((v) => v.startsWith('p'))).toEqual([`p${p}-r0`, `p${p}-r1`]);
+    });
+    expect(await values(deep)).toEqual(Array.from({ length: 2 * CAP }, (_, i) => `deep${i}`));
+    // Close and reopen all at once: recovery reads what it must of every segment.
+    await Promise.all([...logs, deep].map((log) => log.close()));
+    [logs, deep] = await Promise.all([
+      openAll(),
+      PartitionLog.open({ dir: join(root, 'deep'), config: deepConfig, streams: limits }),
+    ]);
+    sample();
+    expect(logs.every((log) => log.logEndOffset === 4n && log.segmentCount === 2)).toBe(true);
+    expect(deep.logEndOffset).toBe(BigInt(2 * CAP));
+    expect(await deep.streams!.locate('k-deep7', 0, 10)).toEqual([{ offset: 7, sequence: 0 }]);
+    // Stream lookups read the sealed segments' stream files.
+    const located = await Promise.all(logs.map((log, p) => log.streams!.locate(`k-p${p}-r0`, 0, 10)));
+    expect(located.every((found) => found.length === 1 && found[0]!.offset === 0)).toBe(true);
+    sample();
+    await Promise.all(logs.map((log, p) => log.append(batchOf([`p${p}-again`])).done));
+    const replayed = await Promise.all(
+      logs.map(async (log) => {
+        let batches = 0;
+        for await (const chunk of log.replay(0n, 512)) batches += [...splitBatches(chunk.data)].length;
+        return batches;
+      }),
+    );
+    expect(new Set(replayed)).toEqual(new Set([3]));
+    sample();
+    clearInterval(sampler);
+    await Promise.all([...logs, deep].map((log) => log.close()));
+    expect(most - baseline, 'descriptors above the baseline').toBeLessThanOrEqual(CAP + SLACK);
+    const stats = openFileStats();
+    expect(stats.peak).toBeLessThanOrEqual(CAP);
+    expect(stats.evictions).toBeGreaterThan(0);
+    // Closed logs hold nothing.
+    expect(stats.open).toBe(0);
+    expect(openDescriptors()).toBeLessThanOrEqual(baseline + 1);
   }, 300_000);
 });
-
-function readdirSafe(path: string): boolean {
-  try {
-    readdirSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -1,66 +1,60 @@
 // Power loss: everything not fdatasynced disappears. With durability `always` every acknowledged
 // batch must survive; with `interval` (acknowledged when written) the same scenario must show
 // losses — proof that this test can see a broken fsync discipline (RELIABILITY.md "test-the-tests").
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../../src/protocol/record-batch.js';
 import { type DurabilityPolicy, PartitionLog } from '../../src/storage/partition-log.js';
+import { tempDir } from '../harness/temp-dir.js';
 import { powerLossFs } from './helpers/power-loss-fs.js';
 
 async function scenario(
   durability: DurabilityPolicy,
   seed: number,
 ): Promise<{ acked: number; lost: number }> {
-  const dir = await mkdtemp(join(tmpdir(), 'ms-power-'));
-  try {
-    const shim = powerLossFs();
-    const log = await PartitionLog.open({
-      dir,
-      config: { durability, flushIntervalMs: 60_000, segmentBytes: 8 * 1024, indexIntervalBytes: 256 },
-      fs: shim.fs,
-    });
-    const acked = new Map<bigint, string>();
-    let stop = false;
-    const writers = Array.from({ length: 4 }, async (_, w) => {
-      for (let i = 0; !stop; i++) {
-        const value = `w${w}-${i}-${'x'.repeat((seed * 7 + i * 13) % 200)}`;
-        try {
-          const ticket = log.append(encodeRecordBatch([{ key: `k${i % 5}`, value }]));
-          await ticket.done;
-          acked.set(ticket.baseOffset, value);
-        } catch {
-          return;
-        }
+  const dir = await tempDir('ms-power-');
+  const shim = powerLossFs();
+  const log = await PartitionLog.open({
+    dir,
+    config: { durability, flushIntervalMs: 60_000, segmentBytes: 8 * 1024, indexIntervalBytes: 256 },
+    fs: shim.fs,
+  });
+  const acked = new Map<bigint, string>();
+  let stop = false;
+  const writers = Array.from({ length: 4 }, async (_, w) => {
+    for (let i = 0; !stop; i++) {
+      const value = `w${w}-${i}-${'x'.repeat((seed * 7 + i * 13) % 200)}`;
+      try {
+        const ticket = log.append(encodeRecordBatch([{ key: `k${i % 5}`, value }]));
+        await ticket.done;
+        acked.set(ticket.baseOffset, value);
+      } catch {
+        return;
       }
-    });
-    while (acked.size < 40 + (seed % 40)) await new Promise((r) => setImmediate(r));
-    stop = true;
-    await shim.powerLoss();
-    await Promise.allSettled(writers);
-
-    const reopened = await PartitionLog.open({
-      dir,
-      config: { segmentBytes: 8 * 1024, indexIntervalBytes: 256 },
-    });
-    const found = new Map<bigint, string>();
-    let offset = reopened.logStartOffset;
-    while (offset < reopened.highWatermark) {
-      const { data, nextOffset } = await reopened.read(offset, 1 << 20);
-      for (const batch of splitBatches(data)) {
-        for (const record of iterateRecords(batch, { maxDecompressedBytes: 1 << 20 }))
-          found.set(record.offset, record.value!.toString());
-      }
-      offset = nextOffset;
     }
-    await reopened.close();
-    let lost = 0;
-    for (const [ackedOffset, value] of acked) if (found.get(ackedOffset) !== value) lost++;
-    return { acked: acked.size, lost };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  });
+  while (acked.size < 40 + (seed % 40)) await new Promise((r) => setImmediate(r));
+  stop = true;
+  await shim.powerLoss();
+  await Promise.allSettled(writers);
+
+  const reopened = await PartitionLog.open({
+    dir,
+    config: { segmentBytes: 8 * 1024, indexIntervalBytes: 256 },
+  });
+  const found = new Map<bigint, string>();
+  let offset = reopened.logStartOffset;
+  while (offset < reopened.highWatermark) {
+    const { data, nextOffset } = await reopened.read(offset, 1 << 20);
+    for (const batch of splitBatches(data)) {
+      for (const record of iterateRecords(batch, { maxDecompressedBytes: 1 << 20 }))
+        found.set(record.offset, record.value!.toString());
+    }
+    offset = nextOffset;
   }
+  await reopened.close();
+  let lost = 0;
+  for (const [ackedOffset, value] of acked) if (found.get(ackedOffset) !== value) lost++;
+  return { acked: acked.size, lost };
 }
 
 const ROUNDS = process.env.CI === 'true' ? 20 : 6;

@@ -1,17 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ReadAhead, ReadAheadBudget } from '../../src/storage/read-ahead.js';
 import { Segment } from '../../src/storage/segment.js';
 import { nodeStorageFs } from '../../src/storage/storage-fs.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 let dir: string;
+const scratch = useTempDir('ms-read-ahead-');
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ms-read-ahead-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+  dir = scratch.path;
 });
 
 /** A segment file holding bytes 0..n-1 as (i % 251), so every chunk is recognisable. */

@@ -1,18 +1,16 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/protocol/error-codes.js';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../../src/protocol/record-batch.js';
 import { BATCH_OFFSETS } from '../../src/protocol/record-batch-layout.js';
 import { PartitionLog, type PartitionLogConfig } from '../../src/storage/partition-log.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 let root: string;
+const scratch = useTempDir('ms-replicated-');
 beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'ms-replicated-'));
-});
-afterEach(async () => {
-  await rm(root, { recursive: true, force: true });
+  root = scratch.path;
 });
 
 const limits = { maxDecompressedBytes: 1 << 24 };

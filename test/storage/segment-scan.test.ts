@@ -1,20 +1,18 @@
 // Recovery's scan over segments several scan chunks (1 MiB) long: the next chunk is read while the
 // current one is verified, so a batch that spans two chunks, a batch larger than a chunk, a bad
 // batch in a later chunk and a torn tail must all be found exactly where they are.
-import { appendFile, mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
 import { segmentFileName } from '../../src/storage/segment.js';
+import { useTempDir } from '../harness/temp-dir.js';
 
 let dir: string;
+const scratch = useTempDir('ms-scan-');
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ms-scan-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+  dir = scratch.path;
 });
 
 const config = { segmentBytes: 8 << 20, durability: 'never' as const };

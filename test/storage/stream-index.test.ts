@@ -1,11 +1,10 @@
 // The persisted stream index: the stream file format (round trip, lookups, corrupt and stale files
 // rebuilt) and a model test through the broker's Partition (appends over a few keys, rolls,
 // retention, reopen, deleted stream files): every stream reads back exactly as the model says.
-import { mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Partition } from '../../src/broker/partitions/partition.js';
 import { ErrorCode } from '../../src/protocol/error-codes.js';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../../src/protocol/record-batch.js';
@@ -21,16 +20,7 @@ import {
   memorySource,
   StreamFileReader,
 } from '../../src/storage/stream-index-file.js';
-
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'ms-streams-'));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
+import { tempDir } from '../harness/temp-dir.js';
 
 const LIMITS = { maxBatchBytes: 1 << 20, maxDecompressedBytes: 1 << 24 };
 
@@ -230,7 +220,7 @@ describe('stream index through the partition', () => {
     );
     await fc.assert(
       fc.asyncProperty(fc.array(command, { minLength: 1, maxLength: 25 }), async (commands) => {
-        const dir = await tempDir();
+        const dir = await tempDir('ms-streams-');
         let partition = await openPartition(dir);
         const model: Model = new Map();
         let ts = 1000;
@@ -266,7 +256,7 @@ describe('stream index through the partition', () => {
   }, 120_000);
 
   it('rebuilds a corrupt or stale stream file at open and reads the same', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-streams-');
     let partition = await openPartition(dir);
     const model: Model = new Map();
     for (let i = 0; i < 30; i++)
@@ -303,7 +293,7 @@ describe('stream index through the partition', () => {
   });
 
   it('keeps sequences after retention and a reopen with every stream file deleted', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-streams-');
     let partition = await openPartition(dir);
     const model: Model = new Map();
     for (let i = 0; i < 40; i++)
@@ -343,7 +333,7 @@ describe('stream index through the partition', () => {
   });
 
   it('without the checkpoint after retention, reports the unknown base and restarts counting', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-streams-');
     let partition = await openPartition(dir);
     const model: Model = new Map();
     for (let i = 0; i < 30; i++) await produce(partition, model, [{ key: 'k', value: `v${i}` }], 1000 + i);
@@ -364,7 +354,7 @@ describe('stream index through the partition', () => {
 
 describe('taking back failed appends', () => {
   it('restores versions and last offsets and forgets keys left at version 0', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-streams-');
     const index = new StreamIndex(nodeStorageFs, dir, { maxDecompressedBytes: 1 << 20 });
     const empty = {
       baseOffset: 0n,
@@ -398,7 +388,7 @@ describe('taking back failed appends', () => {
 
 describe('compaction hook', () => {
   it('compaction keeps stream sequences and versions, across a restart, without rebuilding stream files', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-streams-');
     let partition = await openPartition(dir);
     const model: Model = new Map();
     for (let i = 0; i < 30; i++)
@@ -458,7 +448,7 @@ describe('a roll that fails around the stream file', () => {
 
   for (const step of ['streamFile', 'newSegment'] as const) {
     it(`(${step}) fails with STORAGE_FULL, takes the appends back, and the retried roll indexes exactly what was stored`, async () => {
-      const dir = await tempDir();
+      const dir = await tempDir('ms-streams-');
       const fail = { streamFile: false, newSegment: false };
       const config = { segmentBytes: 600, indexIntervalBytes: 128, durability: 'never' as const };
       let log = await PartitionLog.open({ dir, config, fs: fsWith(fail), streams: LIMITS });
@@ -510,7 +500,7 @@ describe('a roll that fails around the stream file', () => {
 
 describe('a compaction whose steps after the commit fail', () => {
   it('keeps the swapped segment readable and the next open repairs the derived files', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-streams-');
     let failStreamOpens = false;
     const emfile = () => Object.assign(new Error('EMFILE: injected'), { code: 'EMFILE' });
     const fs: StorageFs = {

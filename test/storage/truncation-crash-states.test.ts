@@ -3,13 +3,13 @@
 // a recording file system; for every crash point of the truncation and every crash model, the disk
 // state is recovered with the real file system. Recovery must succeed and hold a prefix of the log
 // as it was, ending at or after the truncation offset: never a hole, never a failed log.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeRecordBatch, splitBatches } from '../../src/protocol/record-batch.js';
 import { PartitionLog, type PartitionLogConfig } from '../../src/storage/partition-log.js';
 import { nodeStorageFs } from '../../src/storage/storage-fs.js';
+import { useTempDir } from '../harness/temp-dir.js';
 import { CRASH_VARIANTS, crashStates, materialize, recordingFs } from './helpers/recording-fs.js';
 
 const STREAMS = { maxDecompressedBytes: 1 << 20 };
@@ -20,11 +20,9 @@ const CONFIG: Partial<PartitionLogConfig> = {
 };
 
 let root: string;
+const scratch = useTempDir('ms-truncation-crash-', 'all');
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'ms-truncation-crash-'));
-});
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
+  root = scratch.path;
 });
 
 function makeBatch(i: number): Buffer {

@@ -1,17 +1,15 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, envName, loadConfig } from '../../../src/broker/config/load-config.js';
 import { brokerOptionsFrom } from '../../../src/cli/broker-options.js';
 import { ErrorCode } from '../../../src/protocol/error-codes.js';
+import { useTempDir } from '../../harness/temp-dir.js';
 
 let dir: string;
+const scratch = useTempDir('ms-config-');
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ms-config-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+  dir = scratch.path;
 });
 
 async function file(text: string): Promise<string> {

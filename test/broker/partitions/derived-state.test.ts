@@ -5,11 +5,8 @@
 // hook) holds the same producer state and stream versions, answers retries and expected-version
 // appends as the leader would, also after a restart; and after a truncation the state is the one
 // the remaining prefix gives.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Partition } from '../../../src/broker/partitions/partition.js';
 import { listSnapshots } from '../../../src/broker/producers/producer-snapshot.js';
 import type { ProducerBatchInfo, ProducerStateTable } from '../../../src/broker/producers/producer-state.js';
@@ -17,11 +14,7 @@ import { ErrorCode } from '../../../src/protocol/error-codes.js';
 import { encodeRecordBatch, type RecordInput, splitBatches } from '../../../src/protocol/record-batch.js';
 import { BATCH_OFFSETS } from '../../../src/protocol/record-batch-layout.js';
 import type { PartitionLogConfig } from '../../../src/storage/partition-log.js';
-
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
+import { tempDir } from '../../harness/temp-dir.js';
 
 const LIMITS = { maxBatchBytes: 1 << 20, maxDecompressedBytes: 1 << 24 };
 // One segment: a truncation stays within the active segment, whose stream entries the stream
@@ -30,8 +23,7 @@ const CONFIG: Partial<PartitionLogConfig> = { durability: 'never' };
 const STREAMS = ['a', 'b', 'c'];
 
 async function openPartition(dir?: string, config = CONFIG): Promise<Partition> {
-  const at = dir ?? (await mkdtemp(join(tmpdir(), 'ms-derived-state-')));
-  if (dir === undefined) dirs.push(at);
+  const at = dir ?? (await tempDir('ms-derived-state-'));
   return Partition.open({ topic: 't', index: 0, dir: at, config, limits: LIMITS });
 }
 

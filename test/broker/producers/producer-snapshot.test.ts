@@ -3,22 +3,10 @@
 // and through the broker's Partition on real files: an open from a snapshot builds the same
 // producer table and gives the same idempotence answers as a full replay — after clean closes,
 // crashes, corrupt or stale snapshot files, retention and compaction — and replays only from it.
-import {
-  cp,
-  mkdtemp,
-  open,
-  readdir,
-  readFile,
-  rm,
-  stat,
-  truncate,
-  unlink,
-  writeFile,
-} from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, open, readdir, readFile, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Partition } from '../../../src/broker/partitions/partition.js';
 import {
   decodeSnapshot,
@@ -37,16 +25,7 @@ import { crc32c } from '../../../src/protocol/crc32c.js';
 import { ErrorCode } from '../../../src/protocol/error-codes.js';
 import { encodeRecordBatch } from '../../../src/protocol/record-batch.js';
 import { PartitionLog, type PartitionLogConfig } from '../../../src/storage/partition-log.js';
-
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'ms-producer-snapshots-'));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
+import { tempDir } from '../../harness/temp-dir.js';
 
 const LIMITS = { maxBatchBytes: 1 << 20, maxDecompressedBytes: 1 << 24 };
 const SMALL_SEGMENTS: Partial<PartitionLogConfig> = {
@@ -78,7 +57,7 @@ function producerBatch(
 
 /** The producer table a full replay builds: the same directory copied, without its snapshots, opened. */
 async function fullReplayOf(dir: string, config: Partial<PartitionLogConfig> = SMALL_SEGMENTS) {
-  const copy = await tempDir();
+  const copy = await tempDir('ms-producer-snapshots-');
   await cp(dir, copy, { recursive: true });
   for (const name of await readdir(copy)) {
     if (name.includes('.producers')) await unlink(join(copy, name));
@@ -299,7 +278,7 @@ async function fill(partition: Partition, batches: number, start = 0): Promise<v
 
 describe('producer snapshots through the partition', () => {
   it('PartitionLog.onRoll reports each new segment base, after the sealed segment is complete', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-producer-snapshots-');
     const log = await PartitionLog.open({ dir, config: SMALL_SEGMENTS });
     const rolls: bigint[] = [];
     log.onRoll((sealedNextOffset) => rolls.push(sealedNextOffset));
@@ -317,7 +296,7 @@ describe('producer snapshots through the partition', () => {
   });
 
   it('a snapshot write cut short by a crash leaves a .tmp file the open removes', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-producer-snapshots-');
     const partition = await openPartition(dir);
     await fill(partition, 10);
     await partition.close();
@@ -330,7 +309,7 @@ describe('producer snapshots through the partition', () => {
   });
 
   it('writes snapshots at rolls and at close, keeps a few, and a clean reopen replays nothing', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-producer-snapshots-');
     const partition = await openPartition(dir);
     await fill(partition, 40);
     await partition.snapshotsWritten();
@@ -356,7 +335,7 @@ describe('producer snapshots through the partition', () => {
   });
 
   it('never reads the log below the snapshot: a corrupt early segment is not touched', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-producer-snapshots-');
     const partition = await openPartition(dir);
     await fill(partition, 30);
     const expected = partition.producers.exportState();
@@ -377,7 +356,7 @@ describe('producer snapshots through the partition', () => {
   });
 
   it('ignores every corrupt or truncated variant of the snapshot and falls back to a full replay', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-producer-snapshots-');
     const config = { ...SMALL_SEGMENTS, segmentBytes: 1 << 20 }; // no roll: the close writes the only snapshot
     const partition = await openPartition(dir, config);
     await fill(partition, 12);
@@ -406,7 +385,7 @@ describe('producer snapshots through the partition', () => {
   });
 
   it('ignores and deletes a snapshot past the recovered log end (its data was lost)', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-producer-snapshots-');
     const config = { ...SMALL_SEGMENTS, segmentBytes: 1 << 20 }; // no roll: the close writes the only snapshot
     const partition = await openPartition(dir, config);
     await fill(partition, 20);
@@ -433,7 +412,7 @@ describe('producer snapshots through the partition', () => {
   });
 
   it('after retention, the snapshot forgets batches of deleted segments like a replay does', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-producer-snapshots-');
     const config = { ...SMALL_SEGMENTS, retentionMs: 0 };
     const partition = await openPartition(dir, config);
     await fill(partition, 30);
@@ -449,7 +428,7 @@ describe('producer snapshots through the partition', () => {
   });
 
   it('after compaction, snapshot and replay equal the full replay of the compacted log', async () => {
-    const dir = await tempDir();
+    const dir = await tempDir('ms-producer-snapshots-');
     const partition = await openPartition(dir);
     // Few keys: compaction drops most batches, emptying some producers' earlier batches.
     for (let i = 0; i < 30; i++) {
@@ -529,7 +508,7 @@ describe('producer snapshots, property', () => {
   it('open from snapshots = full replay, across rolls, epochs, retries, clean and crash restarts', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(commandArb, { minLength: 5, maxLength: 45 }), async (commands) => {
-        const dir = await tempDir();
+        const dir = await tempDir('ms-producer-snapshots-');
         const abandoned: Partition[] = [];
         let partition = await openPartition(dir);
         const producers = new Map<number, { epoch: number; next: number; sent: SentBatch[] }>();

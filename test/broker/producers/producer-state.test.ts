@@ -1,10 +1,10 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ProducerIdAllocator } from '../../../src/broker/producers/producer-id-allocator.js';
 import { ProducerStateTable, RETAINED_BATCHES } from '../../../src/broker/producers/producer-state.js';
 import { ErrorCode } from '../../../src/protocol/error-codes.js';
+import { tempDir } from '../../harness/temp-dir.js';
 
 const batch = (producerEpoch: number, baseSequence: number, recordCount = 2) => ({
   producerId: 7n,
@@ -62,20 +62,16 @@ describe('ProducerStateTable', () => {
 
 describe('ProducerIdAllocator', () => {
   it('never hands out an id twice across reopen', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'ms-pid-'));
-    try {
-      const first = await ProducerIdAllocator.open(dir);
-      const ids = await Promise.all(Array.from({ length: 1500 }, () => first.allocate()));
-      expect(new Set(ids).size).toBe(1500);
-      const second = await ProducerIdAllocator.open(dir);
-      const next = await second.allocate();
-      expect(ids.every((id) => id < next)).toBe(true);
-      await writeFile(join(dir, 'producer-ids.json'), '{"nextBlockStart": 12}');
-      await expect(ProducerIdAllocator.open(dir)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
-      await writeFile(join(dir, 'producer-ids.json'), 'garbage');
-      await expect(ProducerIdAllocator.open(dir)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const dir = await tempDir('ms-pid-');
+    const first = await ProducerIdAllocator.open(dir);
+    const ids = await Promise.all(Array.from({ length: 1500 }, () => first.allocate()));
+    expect(new Set(ids).size).toBe(1500);
+    const second = await ProducerIdAllocator.open(dir);
+    const next = await second.allocate();
+    expect(ids.every((id) => id < next)).toBe(true);
+    await writeFile(join(dir, 'producer-ids.json'), '{"nextBlockStart": 12}');
+    await expect(ProducerIdAllocator.open(dir)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
+    await writeFile(join(dir, 'producer-ids.json'), 'garbage');
+    await expect(ProducerIdAllocator.open(dir)).rejects.toMatchObject({ code: ErrorCode.CORRUPT_DATA });
   });
 });

@@ -3,20 +3,20 @@
 // (its fetch is answered while they are still connected, its produce requests keep being
 // acknowledged), and what they cost stays counted in the budgets.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerLimits } from '../../../src/broker/server/server-limits.js';
 import type { Client } from '../../../src/client/client.js';
 import { connect } from '../../../src/client/connect.js';
-import { Broker } from '../../../src/embedded/broker.js';
+import type { Broker } from '../../../src/embedded/broker.js';
 import type { BrokerLogger } from '../../../src/metrics/logger.js';
 import { BinaryWriter } from '../../../src/protocol/codec/binary-writer.js';
 import { COMMANDS } from '../../../src/protocol/commands/registry.js';
 import { encodeFrame, FrameFlags } from '../../../src/protocol/frame-header.js';
 import { Opcode } from '../../../src/protocol/opcodes.js';
+import { startEmbeddedBroker } from '../../harness/embedded.js';
+import { until } from '../../harness/until.js';
 import { type Attack, pipelinedFetches } from './helpers/attacks.js';
 import { RawClient } from './helpers/raw-client.js';
 
@@ -34,15 +34,10 @@ interface LogLine {
 async function startBroker(
   limits: Partial<ServerLimits>,
 ): Promise<{ broker: Broker; port: number; log: LogLine[] }> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'ms-fairness-'));
   const log: LogLine[] = [];
   const record = (fields: Record<string, unknown>, message: string) => log.push({ message, fields });
   const logger: BrokerLogger = { info() {}, debug() {}, warn: record, error: record };
-  const broker = await Broker.start({ dataDir, port: 0, limits, logger });
-  cleanups.push(async () => {
-    await broker.stop({ deadlineMs: 500 });
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  const broker = await startEmbeddedBroker({ port: 0, limits, logger, stopDeadlineMs: 500 });
   return { broker, port: broker.address!.port, log };
 }
 
@@ -50,14 +45,6 @@ async function client(port: number): Promise<Client> {
   const c = await connect({ brokers: `127.0.0.1:${port}` });
   cleanups.push(() => c.close().catch(() => undefined));
   return c;
-}
-
-async function waitUntil(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 function leaveLater(attack: Attack): Attack {
@@ -130,14 +117,18 @@ describe('fairness under request floods', () => {
     // The attackers fill the budget (all but what is left for small fetches) and stay there.
     let last = -1;
     let sameSince = Date.now();
-    await waitUntil(() => {
-      const held = broker.server!.heldBytes;
-      if (held !== last) {
-        last = held;
-        sameSince = Date.now();
-      }
-      return held >= limits.globalBudgetBytes - 3 * MiB && Date.now() - sameSince >= 300;
-    }, 'the attackers hold the budget');
+    await until(
+      () => {
+        const held = broker.server!.heldBytes;
+        if (held !== last) {
+          last = held;
+          sameSince = Date.now();
+        }
+        return held >= limits.globalBudgetBytes - 3 * MiB && Date.now() - sameSince >= 300;
+      },
+      // Sampled every 20 ms: the condition is the held bytes staying the same for 300 ms.
+      { what: 'the attackers hold the budget', timeoutMs: 20_000, intervalMs: 20 },
+    );
     const cutsBefore = log.filter((l) => l.fields.code === 'CLIENT_NOT_READING').length;
     expect(cutsBefore).toBe(0);
     const started = performance.now();
@@ -173,7 +164,7 @@ describe('fairness under request floods', () => {
     }, 10);
     cleanups.push(async () => clearInterval(sampler));
     const flood = await tinyFlood(port, 32);
-    await waitUntil(() => flood.written() > 200_000, 'the flood is under way');
+    await until(() => flood.written() > 200_000, { what: 'the flood is under way' });
     let slowest = 0;
     for (let i = 0; i < 30; i++) {
       const started = performance.now();
@@ -187,7 +178,7 @@ describe('fairness under request floods', () => {
     // holds for them stays of the same order (answers queued to non-readers are not per-frame objects).
     expect(peakHeld).toBeLessThanOrEqual(limits.globalBudgetBytes + 25 * 64 * 1024);
     expect(peakMemory).toBeLessThan(64 * MiB);
-    await waitUntil(() => broker.server!.connectionCount <= 1, 'the flooders are gone');
-    await waitUntil(() => broker.server!.heldBytes < MiB, 'their bytes are released');
+    await until(() => broker.server!.connectionCount <= 1, { what: 'the flooders are gone' });
+    await until(() => broker.server!.heldBytes < MiB, { what: 'their bytes are released' });
   });
 });

@@ -3,18 +3,17 @@
 // it, and after the attackers leave the memory is released and a new client produces at once.
 // Memory is checked on the broker's held-bytes counter and on the process's ArrayBuffer memory
 // (where socket data, reads and responses live).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerLimits } from '../../../src/broker/server/server-limits.js';
 import type { Client } from '../../../src/client/client.js';
 import { connect } from '../../../src/client/connect.js';
-import { Broker } from '../../../src/embedded/broker.js';
+import type { Broker } from '../../../src/embedded/broker.js';
 import type { BrokerLogger } from '../../../src/metrics/logger.js';
 import { ErrorCode } from '../../../src/protocol/error-codes.js';
 import { FrameFlags } from '../../../src/protocol/frame-header.js';
 import { Opcode } from '../../../src/protocol/opcodes.js';
+import { startEmbeddedBroker } from '../../harness/embedded.js';
+import { until } from '../../harness/until.js';
 import {
   type Attack,
   fetchFrame,
@@ -41,15 +40,10 @@ interface LogLine {
 async function startBroker(
   limits: Partial<ServerLimits>,
 ): Promise<{ broker: Broker; port: number; log: LogLine[] }> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'ms-hostile-'));
   const log: LogLine[] = [];
   const record = (fields: Record<string, unknown>, message: string) => log.push({ message, fields });
   const logger: BrokerLogger = { info() {}, debug() {}, warn: record, error: record };
-  const broker = await Broker.start({ dataDir, port: 0, limits, logger });
-  cleanups.push(async () => {
-    await broker.stop({ deadlineMs: 500 });
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  const broker = await startEmbeddedBroker({ port: 0, limits, logger, stopDeadlineMs: 500 });
   return { broker, port: broker.address!.port, log };
 }
 
@@ -73,14 +67,6 @@ async function fillSmallBatches(c: Client, topic: string, bytes: number): Promis
   const producer = c.producer();
   const value = Buffer.alloc(32 * 1024, 7);
   for (let sent = 0; sent < bytes; sent += value.length) await producer.send({ topic, value });
-}
-
-async function waitUntil(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** Samples ArrayBuffer memory and the broker's held bytes while `body` runs; returns the peaks over the start. */
@@ -146,8 +132,8 @@ describe('hostile clients', () => {
     expect(peaks.arrayBuffers).toBeLessThan(200 * MiB);
     attack!.leave();
     // Left open: the setup client and the honest one.
-    await waitUntil(() => broker.server!.connectionCount <= 2, 'the attackers are gone');
-    await waitUntil(() => broker.server!.heldBytes < MiB, 'their bytes are released');
+    await until(() => broker.server!.connectionCount <= 2, { what: 'the attackers are gone' });
+    await until(() => broker.server!.heldBytes < MiB, { what: 'their bytes are released' });
     await newClientProduces(port, 'calm');
     expect(log.filter((l) => l.fields.code === 'INTERNAL_ERROR')).toEqual([]);
   });
@@ -189,8 +175,8 @@ describe('hostile clients', () => {
     expect(peaks.arrayBuffers).toBeLessThan(200 * MiB);
     attack!.leave();
     // Left open: the setup client and the honest one.
-    await waitUntil(() => broker.server!.connectionCount <= 2, 'the attackers are gone');
-    await waitUntil(() => broker.server!.heldBytes < MiB, 'their bytes are released');
+    await until(() => broker.server!.connectionCount <= 2, { what: 'the attackers are gone' });
+    await until(() => broker.server!.heldBytes < MiB, { what: 'their bytes are released' });
     await newClientProduces(port, 'calm');
   });
 
@@ -226,10 +212,9 @@ describe('hostile clients', () => {
     });
     const partial = Buffer.concat([handshakeFrame(), partialProduceFrame('calm', 2 * MiB, MiB)]);
     for (const attacker of attackers) attacker.write(partial);
-    await waitUntil(
-      () => broker.server!.heldBytes >= limits.globalBudgetBytes - MiB,
-      'the attack exhausts the global budget',
-    );
+    await until(() => broker.server!.heldBytes >= limits.globalBudgetBytes - MiB, {
+      what: 'the attack exhausts the global budget',
+    });
     // The producer was stalled with the others; it resumes once the half-sent frames time out.
     const sends = Array.from({ length: 20 }, (_, i) =>
       producer.send({ topic: 'calm', value: Buffer.from(`during ${i}`) }),
@@ -243,7 +228,7 @@ describe('hostile clients', () => {
       await attacker.waitClosed(5000);
     }
     expect(log.filter((l) => l.fields.code === 'FRAME_TIMEOUT').length).toBe(20);
-    await waitUntil(() => broker.server!.heldBytes < MiB, 'their bytes are released');
+    await until(() => broker.server!.heldBytes < MiB, { what: 'their bytes are released' });
     await newClientProduces(port, 'calm');
   });
 
@@ -257,19 +242,20 @@ describe('hostile clients', () => {
     const attack = leaveLater(
       await halfSentFrames(port, { topic: 'calm', connections: 20, declared: 2 * MiB, sent: MiB }),
     );
-    await waitUntil(
-      () => broker.server!.heldBytes >= limits.globalBudgetBytes - MiB,
-      'the attack exhausts the global budget',
-    );
+    await until(() => broker.server!.heldBytes >= limits.globalBudgetBytes - MiB, {
+      what: 'the attack exhausts the global budget',
+    });
     // A producer of small messages keeps going beside them.
     for (let i = 0; i < 20; i++) await producer.send({ topic: 'calm', value: Buffer.from(`during ${i}`) });
     // Silent in the middle of a frame while the budget is exhausted: closed well before the timeout.
-    await waitUntil(() => log.some((l) => l.fields.code === 'FRAME_TIMEOUT'), 'a half-sent frame is closed');
+    await until(() => log.some((l) => l.fields.code === 'FRAME_TIMEOUT'), {
+      what: 'a half-sent frame is closed',
+    });
     const closed = log.filter((l) => l.fields.code === 'FRAME_TIMEOUT');
     expect(String(closed[0]!.fields.reason)).toMatch(/global memory budget is exhausted/);
     attack.leave();
-    await waitUntil(() => broker.server!.connectionCount <= 1, 'the attackers are gone');
-    await waitUntil(() => broker.server!.heldBytes < MiB, 'their bytes are released');
+    await until(() => broker.server!.connectionCount <= 1, { what: 'the attackers are gone' });
+    await until(() => broker.server!.heldBytes < MiB, { what: 'their bytes are released' });
     await newClientProduces(port, 'calm');
   });
 
@@ -287,13 +273,13 @@ describe('hostile clients', () => {
           sent: 4 * MiB,
         }),
       );
-      await waitUntil(() => broker.server!.connectionCount <= 1, 'the frame timeout closes them', 30_000);
+      await until(() => broker.server!.connectionCount <= 1, { what: 'the frame timeout closes them' });
     });
     // Reading pauses at the budget (plus one read per connection, and one frame let through to finish
     // under pressure); the declared 8 MiB are never allocated.
     expect(peaks.held).toBeLessThanOrEqual(limits.globalBudgetBytes + 8 * MiB + 20 * 64 * 1024);
     expect(peaks.arrayBuffers).toBeLessThan(100 * MiB);
-    await waitUntil(() => broker.server!.heldBytes < MiB, 'their bytes are released');
+    await until(() => broker.server!.heldBytes < MiB, { what: 'their bytes are released' });
     await newClientProduces(port, 'calm');
   });
 
@@ -302,11 +288,10 @@ describe('hostile clients', () => {
     const setup = await client(port);
     await fill(setup, 'big', 2 * MiB);
     leaveLater(await pipelinedFetches(port, { topic: 'big', connections: 1, requests: 20 }));
-    await waitUntil(
-      () => log.some((l) => l.fields.code === 'CLIENT_NOT_READING'),
-      'a CLIENT_NOT_READING line is logged',
-    );
-    await waitUntil(() => broker.server!.connectionCount <= 1, 'the client is cut');
+    await until(() => log.some((l) => l.fields.code === 'CLIENT_NOT_READING'), {
+      what: 'a CLIENT_NOT_READING line is logged',
+    });
+    await until(() => broker.server!.connectionCount <= 1, { what: 'the client is cut' });
     const line = log.find((l) => l.fields.code === 'CLIENT_NOT_READING')!;
     expect(String(line.fields.reason)).toMatch(/outbound limit/);
   });
@@ -327,7 +312,7 @@ describe('hostile clients', () => {
     expect(broker.server!.refusedConnections).toBe(30);
     expect(log.some((l) => l.fields.code === 'TOO_MANY_CONNECTIONS')).toBe(true);
     for (const c of held) c.destroy();
-    await waitUntil(() => broker.server!.connectionCount === 0, 'the held connections are gone');
+    await until(() => broker.server!.connectionCount === 0, { what: 'the held connections are gone' });
     await (await client(port)).admin.createTopic({ name: 'calm', partitions: 1 });
     await newClientProduces(port, 'calm');
   });

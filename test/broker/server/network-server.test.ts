@@ -1,18 +1,16 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerLimits } from '../../../src/broker/server/server-limits.js';
 import { connect } from '../../../src/client/connect.js';
-import { Broker } from '../../../src/embedded/broker.js';
+import type { Broker } from '../../../src/embedded/broker.js';
 import { BinaryWriter } from '../../../src/protocol/codec/binary-writer.js';
 import { decodeErrorPayload, encodeCredit } from '../../../src/protocol/commands/control.js';
 import { COMMANDS } from '../../../src/protocol/commands/registry.js';
 import { ErrorCode } from '../../../src/protocol/error-codes.js';
 import { encodeFrame, FrameFlags } from '../../../src/protocol/frame-header.js';
 import { Opcode } from '../../../src/protocol/opcodes.js';
+import { startEmbeddedBroker } from '../../harness/embedded.js';
 import { RawClient } from './helpers/raw-client.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -21,12 +19,7 @@ afterEach(async () => {
 });
 
 async function startBroker(limits: Partial<ServerLimits> = {}): Promise<{ broker: Broker; port: number }> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'ms-server-'));
-  const broker = await Broker.start({ dataDir, port: 0, limits });
-  cleanups.push(async () => {
-    await broker.stop({ deadlineMs: 500 });
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  const broker = await startEmbeddedBroker({ port: 0, limits, stopDeadlineMs: 500 });
   return { broker, port: broker.address!.port };
 }
 

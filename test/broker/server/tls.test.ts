@@ -3,15 +3,14 @@
 // and (with client authentication) a client without a certificate from the configured CA are all
 // refused; certificates that do not load are refused at start with INVALID_CONFIG.
 
-import { mkdtemp, rm } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerCore } from '../../../src/broker/broker-core.js';
 import { NetworkServer } from '../../../src/broker/server/network-server.js';
 import { type ServerTlsOptions, serverTls } from '../../../src/broker/server/tls.js';
 import { connect } from '../../../src/client/connect.js';
+import { tempDir, useTempDir } from '../../harness/temp-dir.js';
+import { until } from '../../harness/until.js';
 import { makeCertificates, opensslAvailable, type TestCertificates } from './helpers/certs.js';
 
 let certs: TestCertificates;
@@ -22,7 +21,7 @@ afterEach(async () => {
 });
 
 async function startTlsBroker(tls: ServerTlsOptions, maxConnections?: number): Promise<string> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'ms-tls-'));
+  const dataDir = await tempDir('ms-tls-');
   const core = await BrokerCore.start({ dataDir });
   const server = await NetworkServer.start({
     core,
@@ -34,17 +33,14 @@ async function startTlsBroker(tls: ServerTlsOptions, maxConnections?: number): P
   cleanups.push(async () => {
     await server.shutdown({ deadlineMs: 500 });
     await core.close();
-    await rm(dataDir, { recursive: true, force: true });
   });
   return `127.0.0.1:${server.address.port}`;
 }
 
 describe.skipIf(!opensslAvailable())('TLS listener', () => {
+  const certsDir = useTempDir('ms-certs-', 'all');
   beforeAll(async () => {
-    certs = await makeCertificates();
-  });
-  afterAll(async () => {
-    if (certs !== undefined) await rm(certs.dir, { recursive: true, force: true });
+    certs = await makeCertificates(certsDir.path);
   });
 
   it('serves a client that trusts its certificate; messages round-trip', async () => {
@@ -143,17 +139,14 @@ describe.skipIf(!opensslAvailable())('TLS listener', () => {
     ).rejects.toMatchObject({ codeName: 'BROKER_NOT_AVAILABLE' });
     silent.destroy();
     // Its place is free again once it left.
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      try {
+    await until(
+      async () => {
         const client = await connect({ brokers: address, tls: { ca: certs.ca }, connectTimeoutMs: 3000 });
         await client.close();
-        break;
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
+        return true;
+      },
+      { what: 'a client connects again', timeoutMs: 10_000 },
+    );
   });
 
   it('refuses at start a certificate that does not load, or client authentication without a CA', () => {

@@ -1,7 +1,6 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import {
   DEFAULT_TOPIC_CONFIG,
   resolveTopicConfig,
@@ -9,13 +8,12 @@ import {
 } from '../../../src/broker/topics/topic-config.js';
 import { TopicRegistry } from '../../../src/broker/topics/topic-registry.js';
 import { ErrorCode } from '../../../src/protocol/error-codes.js';
+import { useTempDir } from '../../harness/temp-dir.js';
 
 let dataDir: string;
+const scratch = useTempDir('ms-topics-');
 beforeEach(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-topics-'));
-});
-afterEach(async () => {
-  await rm(dataDir, { recursive: true, force: true });
+  dataDir = scratch.path;
 });
 
 function codeOf(fn: () => unknown): number | undefined {

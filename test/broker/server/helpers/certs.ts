@@ -2,8 +2,7 @@
 // client certificate, with the system's openssl, in a temporary directory the caller removes.
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface TestCertificates {
@@ -85,8 +84,8 @@ async function leaf(dir: string, ca: string, name: string, extensions: string): 
   );
 }
 
-export async function makeCertificates(): Promise<TestCertificates> {
-  const dir = await mkdtemp(join(tmpdir(), 'ms-certs-'));
+/** Writes a CA, another CA and their certificates into `dir` (a temporary directory of the test). */
+export async function makeCertificates(dir: string): Promise<TestCertificates> {
   authority(dir, 'ca');
   authority(dir, 'other-ca');
   await leaf(dir, 'ca', 'broker', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
