@@ -3,8 +3,6 @@
 // reports it under-replicated with an ISR shrink counted; the follower comes back and the ISR
 // expands again. A broker without a cluster exports none of these series.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerNode } from '../../src/broker/broker-node.js';
@@ -13,6 +11,7 @@ import { clusterPart } from '../../src/cluster/cluster-node.js';
 import { MemoryStreamerError } from '../../src/common/errors.js';
 import { REPLICATION_METRIC_NAMES } from '../../src/metrics/replication-metrics.js';
 import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../harness/etcd.js';
+import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { until } from '../harness/until.js';
 
 let etcd: EtcdProcess;
@@ -57,7 +56,7 @@ const metricsOf = (node: BrokerNode) => node.core.metrics.text();
 describe.skipIf(!etcdAvailable())('cluster node metrics: three brokers', () => {
   beforeAll(async () => {
     etcd = await startEtcd();
-    root = await mkdtemp(join(tmpdir(), 'ms-cluster-metrics-'));
+    root = await makeTempDir('ms-cluster-metrics-');
     cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/metrics`;
     for (let i = 0; i < 3; i++) ports.push(await freePort());
     for (let i = 0; i < 3; i++) await startNode(i);
@@ -65,7 +64,7 @@ describe.skipIf(!etcdAvailable())('cluster node metrics: three brokers', () => {
   afterAll(async () => {
     for (const node of nodes) await node?.stop({ deadlineMs: 500 });
     await etcd?.stop();
-    if (root !== undefined) await rm(root, { recursive: true, force: true });
+    if (root !== undefined) await removeTempDir(root);
   });
 
   it('counts under-replication and ISR shrinks on the leader, and the ISR expanding again', async () => {
