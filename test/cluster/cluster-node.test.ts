@@ -172,6 +172,95 @@ describe.skipIf(!etcdAvailable())('cluster node metrics: three brokers', () => {
     ).toBe(0);
   }, 90_000);
 
+  it('elects a leader from outside the ISR only on a topic that allows it, and counts it', async () => {
+    const client = await connect({
+      brokers: ports.map((port) => `127.0.0.1:${port}`).join(','),
+    });
+    const replicasOf = async (topic: string) =>
+      (await client.admin.metadata([topic])).topics[0]!.partitions[0]!;
+    try {
+      for (const [name, unclean] of [
+        ['risky', true],
+        ['careful', false],
+      ] as const)
+        await until(async () => {
+          try {
+            return await client.admin.createTopic({
+              name,
+              partitions: 1,
+              replicationFactor: 2,
+              config: { uncleanLeaderElection: unclean },
+            });
+          } catch (error) {
+            if (error instanceof MemoryStreamerError && error.retriable) return null;
+            if (error instanceof MemoryStreamerError && error.codeName === 'NOT_CONTROLLER') return null;
+            throw error;
+          }
+        });
+      for (const [name, unclean] of [
+        ['risky', true],
+        ['careful', false],
+      ] as const) {
+        const described = await until(() => client.admin.describeTopic(name));
+        expect(described.topic.config.uncleanLeaderElection).toBe(unclean);
+      }
+    } finally {
+      await client.close();
+    }
+    const uncleanTotal = async () => {
+      let total = 0;
+      for (const node of nodes)
+        if (node !== null)
+          total +=
+            sample(await metricsOf(node), 'memorystreamer_controller_unclean_leader_elections_total') ?? 0;
+      return total;
+    };
+    const before = await uncleanTotal();
+    for (const topic of ['risky', 'careful']) {
+      const admin = nodes.find((node) => node !== null)!.core.clusterMetadata!;
+      const placed = await until(async () => {
+        const view = admin.metadata({ topics: [topic] }).topics[0]!.partitions[0]!;
+        return view.leader > 0 && view.isr.length === 2 ? view : null;
+      });
+      const leaderId = placed.leader;
+      const followerId = placed.replicas.find((id) => id !== leaderId)!;
+      // Watched from the broker that holds no replica of it (it stays up throughout).
+      const observer =
+        nodes[[1, 2, 3].find((id) => !placed.replicas.includes(id))! - 1]!.core.clusterMetadata!;
+      // The follower stops (the ISR is the leader alone), then the leader: nobody of the ISR is left.
+      await nodes[followerId - 1]!.stop({ deadlineMs: 500 });
+      nodes[followerId - 1] = null;
+      await until(async () => (observer.partitionRoles(topic, 0)?.isr.length === 1 ? true : null), {
+        timeoutMs: 20_000,
+        what: `${topic}: ISR of one after the follower stopped`,
+      });
+      await nodes[leaderId - 1]!.stop({ deadlineMs: 500 });
+      nodes[leaderId - 1] = null;
+      // The follower returns, behind the ISR. Only the topic that allows it takes it as leader.
+      await startNode(followerId - 1);
+      const roles = nodes[followerId - 1]!.core.clusterMetadata!;
+      if (topic === 'risky') {
+        await until(
+          async () => (roles.partitionRoles(topic, 0)?.leader === followerId ? true : null),
+          20_000,
+        );
+        expect(roles.partitionRoles(topic, 0)!.isr).toEqual([followerId]);
+        await until(async () => ((await uncleanTotal()) === before + 1 ? true : null), {
+          timeoutMs: 20_000,
+          what: 'one unclean election counted',
+        });
+      } else {
+        // Offline until the last ISR member (the old leader) returns: the follower, live but
+        // outside the ISR, is not chosen.
+        await new Promise((resolve) => setTimeout(resolve, 1_500));
+        expect(roles.partitionRoles(topic, 0)!.leader).toBe(-1);
+        expect(roles.partitionRoles(topic, 0)!.isr).toEqual([leaderId]);
+      }
+      await startNode(leaderId - 1);
+      await until(async () => (roles.partitionRoles(topic, 0)?.leader !== -1 ? true : null), 20_000);
+    }
+  }, 120_000);
+
   it('exports no replication series on a broker without a cluster', async () => {
     const alone = await BrokerNode.start({
       dataDir: join(root, 'alone'),

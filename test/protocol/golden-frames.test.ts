@@ -123,6 +123,7 @@ const FIXTURES: Record<string, Buffer> = {
             segmentBytes: 268435456,
             segmentMs: 604800000,
             minInsyncReplicas: 2,
+            uncleanLeaderElection: false,
           },
         },
         partitions: [

@@ -34,6 +34,11 @@ export interface TopicConfig {
    * replication factor (checkReplication).
    */
   minInsyncReplicas: number;
+  /**
+   * In a cluster: when no in-sync replica is alive, a live replica outside the ISR may lead (the
+   * partition comes back, and acknowledged records it lacks are lost). Off by default.
+   */
+  uncleanLeaderElection: boolean;
 }
 
 export interface TopicDescription {
@@ -57,6 +62,7 @@ export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
   segmentBytes: 256 * 1024 * 1024,
   segmentMs: 7 * 24 * 3600 * 1000,
   minInsyncReplicas: 1,
+  uncleanLeaderElection: false,
 };
 
 export const MAX_PARTITIONS = 10_000;
@@ -190,6 +196,11 @@ export function resolveTopicConfig(
         break;
       case 'minInsyncReplicas':
         result.minInsyncReplicas = integerInRange(key, value, 1, MAX_REPLICATION_FACTOR);
+        break;
+      case 'uncleanLeaderElection':
+        if (typeof value !== 'boolean')
+          throw errorOf('INVALID_CONFIG', `${key}=${JSON.stringify(value)}: true or false`);
+        result.uncleanLeaderElection = value;
         break;
       default:
         throw errorOf('INVALID_CONFIG', `unknown topic configuration key ${JSON.stringify(key)}`);

@@ -15,6 +15,7 @@ interface ConfigFlags {
   maxMessageBytes?: string;
   segmentBytes?: string;
   minInsyncReplicas?: string;
+  uncleanLeaderElection?: string;
 }
 
 function configFrom(flags: ConfigFlags): Partial<TopicConfigView> | undefined {
@@ -56,6 +57,10 @@ function configFrom(flags: ConfigFlags): Partial<TopicConfigView> | undefined {
       MAX_REPLICATION_FACTOR,
     );
   }
+  if (flags.uncleanLeaderElection !== undefined)
+    config.uncleanLeaderElection =
+      parseChoice('--unclean-leader-election', flags.uncleanLeaderElection, ['true', 'false'] as const) ===
+      'true';
   return Object.keys(config).length > 0 ? config : undefined;
 }
 
@@ -70,6 +75,10 @@ function withConfigFlags(command: Command): Command {
     .option(
       '--min-insync-replicas <n>',
       "in-sync replicas an acks 'all' produce needs (at most the replication factor)",
+    )
+    .option(
+      '--unclean-leader-election <bool>',
+      'true: when no in-sync replica is alive, another replica may lead (acknowledged records may be lost)',
     );
 }
 
@@ -88,6 +97,7 @@ function describeConfig(topic: TopicView): Record<string, string | number> {
     'max.message.bytes': c.maxMessageBytes,
     'segment.bytes': c.segmentBytes,
     'min.insync.replicas': c.minInsyncReplicas,
+    'unclean.leader.election': String(c.uncleanLeaderElection),
   };
 }
 

@@ -21,6 +21,8 @@ export interface TopicConfigView {
    * refused with NOT_ENOUGH_REPLICAS. At least 1, at most the topic's replication factor.
    */
   minInsyncReplicas: number;
+  /** In a cluster: a replica outside the ISR may lead when none inside is alive (default false). */
+  uncleanLeaderElection: boolean;
 }
 
 export interface TopicView {

@@ -5,8 +5,9 @@
 //                    durability u8 (0 always, 1 interval, 2 never) | flushIntervalMs int |
 //                    maxMessageBytes int | segmentBytes int | segmentMs int
 // PartialTopicConfig presentMask u16 (bit i = field i present: the 8 fields of TopicConfig above,
-//                    then bit 8 minInsyncReplicas) | the present fields in that order, each as in
-//                    TopicConfig (minInsyncReplicas as int)
+//                    then bit 8 minInsyncReplicas, bit 9 uncleanLeaderElection) | the present
+//                    fields in that order, each as in TopicConfig (minInsyncReplicas as int,
+//                    uncleanLeaderElection as u8 0/1)
 // TopicView          name string | id string | partitions u32 | createdAt int | TopicConfig
 // PartitionView      partition u32 | logStartOffset i64 | highWatermark i64 | sizeBytes int
 //                    (the third field is what consumers can read up to; the log end is in
@@ -16,12 +17,14 @@
 // response, so that a client that does not know it reads exactly what it read before (clients
 // decode responses without checking for trailing bytes) and a client that knows it reads the
 // defaults of a single node when it is missing (a broker that does not write it has no cluster):
-// replicationFactor 1, minInsyncReplicas 1, leader 0, replicas [0], isr [0], leaderEpoch 0.
+// replicationFactor 1, minInsyncReplicas 1, uncleanLeaderElection false, leader 0, replicas [0],
+// isr [0], leaderEpoch 0.
 // Each block starts with its own size, so a later version can append fields to a block and this
 // reader skips them.
 //
 // TopicReplication     size u16 (bytes after this field, ≥ 12) | replicationFactor u32 |
-//                      minInsyncReplicas int
+//                      minInsyncReplicas int | [uncleanLeaderElection u8]
+//                      (a block without the last field reads as false)
 // PartitionReplication size u16 (bytes after this field, ≥ 16) | leader i32 (-1 none) |
 //                      leaderEpoch i32 | replicaCount u32 | replica i32 × n | isrCount u32 |
 //                      isr i32 × n | [logEndOffset i64]
@@ -124,10 +127,17 @@ const BASE_CONFIG_FIELDS = [
 const CONFIG_FIELDS = [
   ...BASE_CONFIG_FIELDS,
   'minInsyncReplicas',
+  'uncleanLeaderElection',
 ] as const satisfies readonly (keyof TopicConfigView)[];
 
 /** What a response without the replication extension means: a single node, one copy. */
 const SINGLE_NODE_ID = 0;
+
+function readFlag(r: BinaryReader, what: string): boolean {
+  const value = r.u8();
+  if (value > 1) throw errorOf('MALFORMED_PAYLOAD', `${what} ${value}: 0 or 1`);
+  return value === 1;
+}
 
 function enumIndex<T extends string>(values: readonly T[], value: T): number {
   return values.indexOf(value);
@@ -151,6 +161,9 @@ function writeField(
     case 'durability':
       w.u8(enumIndex(DURABILITY, config.durability!));
       return;
+    case 'uncleanLeaderElection':
+      w.u8(config.uncleanLeaderElection! ? 1 : 0);
+      return;
     default:
       w.int(config[field]!);
   }
@@ -168,6 +181,9 @@ function readField(
     case 'durability':
       into.durability = enumValue(DURABILITY, r.u8(), 'durability policy');
       return;
+    case 'uncleanLeaderElection':
+      into.uncleanLeaderElection = readFlag(r, 'uncleanLeaderElection');
+      return;
     default:
       into[field] = r.int();
   }
@@ -178,7 +194,7 @@ function writeConfig(w: BinaryWriter, config: TopicConfigView): void {
 }
 
 function readConfig(r: BinaryReader): TopicConfigView {
-  const config: Partial<TopicConfigView> = { minInsyncReplicas: 1 };
+  const config: Partial<TopicConfigView> = { minInsyncReplicas: 1, uncleanLeaderElection: false };
   for (const field of BASE_CONFIG_FIELDS) readField(r, field, config);
   return config as TopicConfigView;
 }
@@ -279,13 +295,19 @@ function readSizedBlock<T>(
 }
 
 function writeTopicReplication(w: BinaryWriter, topic: TopicView): void {
-  sizedBlock(w, (b) => b.u32(topic.replicationFactor).int(topic.config.minInsyncReplicas));
+  sizedBlock(w, (b) =>
+    b
+      .u32(topic.replicationFactor)
+      .int(topic.config.minInsyncReplicas)
+      .u8(topic.config.uncleanLeaderElection ? 1 : 0),
+  );
 }
 
 function readTopicReplication(r: BinaryReader, into: TopicView): void {
-  readSizedBlock(r, TOPIC_REPLICATION_BYTES, 'topic replication', (b) => {
+  readSizedBlock(r, TOPIC_REPLICATION_BYTES, 'topic replication', (b, left) => {
     into.replicationFactor = b.u32();
     into.config.minInsyncReplicas = b.int();
+    if (left() >= 1) into.config.uncleanLeaderElection = readFlag(b, 'uncleanLeaderElection');
   });
 }
 

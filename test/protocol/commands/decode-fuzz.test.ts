@@ -86,6 +86,7 @@ const CASES: Array<{ name: string; bytes: Buffer; decode: (r: BinaryReader) => u
             segmentBytes: 4096,
             segmentMs: 1000,
             minInsyncReplicas: 2,
+            uncleanLeaderElection: true,
           },
         },
         partitions: [

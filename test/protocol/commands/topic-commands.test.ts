@@ -58,6 +58,7 @@ function topicView(overrides: Partial<TopicView> = {}, minInsyncReplicas = 1): T
       segmentBytes: 268435456,
       segmentMs: 604800000,
       minInsyncReplicas,
+      uncleanLeaderElection: false,
     },
     ...overrides,
   };
@@ -111,10 +112,10 @@ describe('DESCRIBE_TOPIC replication fields', () => {
   it('skips fields a later version appends inside a block', () => {
     const single = { topic: topicView({ partitions: 1 }), partitions: partitionViews([SINGLE]).slice(0, 1) };
     const bytes = encodeResponse(COMMANDS.describeTopic, single);
-    // The extension: topic block (2 + 12 bytes), then the partition block (2 + 32 bytes).
-    const extensionAt = bytes.length - (2 + 12) - (2 + 32);
-    const topicBlock = bytes.subarray(extensionAt, extensionAt + 14);
-    const partitionBlock = bytes.subarray(extensionAt + 14);
+    // The extension: topic block (2 + 13 bytes), then the partition block (2 + 32 bytes).
+    const extensionAt = bytes.length - (2 + 13) - (2 + 32);
+    const topicBlock = bytes.subarray(extensionAt, extensionAt + 15);
+    const partitionBlock = bytes.subarray(extensionAt + 15);
     const grow = (block: Buffer) => {
       const grown = Buffer.concat([block, Buffer.from([0xaa, 0xbb, 0xcc])]);
       grown.writeUInt16LE(block.readUInt16LE(0) + 3, 0);
@@ -178,7 +179,7 @@ describe('LIST_TOPICS, CREATE_TOPIC and ALTER_TOPIC responses', () => {
       const bytes = encodeResponse(codec, topics[0]!);
       expect(codec.decodeResponse(new BinaryReader(bytes))).toEqual(topics[0]);
       // Without the block (an older broker): one copy.
-      const viewOnly = bytes.subarray(0, bytes.length - 14);
+      const viewOnly = bytes.subarray(0, bytes.length - 15);
       expect(codec.decodeResponse(new BinaryReader(viewOnly))).toEqual(topicView());
     }
   });
@@ -242,5 +243,33 @@ describe('CREATE_TOPIC and ALTER_TOPIC requests', () => {
         expect.objectContaining({ code: ErrorCode.INVALID_CONFIG }),
       );
     }
+  });
+});
+
+describe('uncleanLeaderElection', () => {
+  it('travels in a partial config (bit 9) and in the topic replication block; an older block reads as false', () => {
+    const request = { name: 'orders', config: { uncleanLeaderElection: true } };
+    const decoded = COMMANDS.alterTopic.decodeRequest(
+      new BinaryReader(encodeRequest(COMMANDS.alterTopic, request).subarray(0)),
+    );
+    expect(decoded.config).toEqual({ uncleanLeaderElection: true });
+    const topic = topicView();
+    topic.config.uncleanLeaderElection = true;
+    const bytes = encodeResponse(COMMANDS.createTopic, topic);
+    expect(COMMANDS.createTopic.decodeResponse(new BinaryReader(bytes)).config.uncleanLeaderElection).toBe(
+      true,
+    );
+    // The block of a broker before the field: 12 bytes, no flag.
+    const older = Buffer.from(bytes.subarray(0, bytes.length - 1));
+    older.writeUInt16LE(12, older.length - 14);
+    expect(COMMANDS.createTopic.decodeResponse(new BinaryReader(older)).config.uncleanLeaderElection).toBe(
+      false,
+    );
+    // A flag other than 0 or 1 is malformed.
+    const bad = Buffer.from(bytes);
+    bad[bad.length - 1] = 2;
+    expect(() => COMMANDS.createTopic.decodeResponse(new BinaryReader(bad))).toThrow(
+      /uncleanLeaderElection 2/,
+    );
   });
 });
