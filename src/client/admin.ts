@@ -113,6 +113,21 @@ export class Admin {
   }
 
   /**
+   * Stops setting `keys` for the cluster: every broker goes back to its own value (file,
+   * environment, flags, default) for them. Returns the new version.
+   */
+  configUnset(
+    keys: readonly string[],
+    options: { changedBy?: string; note?: string } = {},
+  ): Promise<ConfigVersionView> {
+    return this.transport.request(
+      'configSet',
+      { settings: {}, unset: [...keys], ...options },
+      { timeoutMs: this.timeoutMs },
+    );
+  }
+
+  /**
    * The cluster's configuration versions, oldest first, each with what it changed: every version
    * when `topic` is not given, the brokers' settings for `null`, one topic's for its name.
    */

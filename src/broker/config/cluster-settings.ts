@@ -18,15 +18,10 @@ const KNOWN = new Set<string>(SETTINGS.map((setting) => setting.key));
 const RELOADABLE = new Set<string>(CLUSTER_SETTING_KEYS);
 
 /**
- * Checks settings given for the cluster and converts them as the configuration file would
- * ("64MiB" → bytes, "30s" → ms). INVALID_CONFIG for an unknown key or a bad value (every problem
- * named), CONFIG_NOT_RELOADABLE for a key that needs a restart.
+ * Checks that `keys` name settings the cluster can set: INVALID_CONFIG for an unknown key,
+ * CONFIG_NOT_RELOADABLE for one that needs a restart.
  */
-export async function checkClusterSettings(
-  raw: Readonly<Record<string, string | number | boolean>>,
-): Promise<Partial<Record<SettingKey, string | number>>> {
-  const keys = Object.keys(raw);
-  if (keys.length === 0) throw errorOf('INVALID_CONFIG', 'no setting given (key=value)');
+export function checkClusterKeys(keys: readonly string[]): void {
   const unknown = keys.filter((key) => !KNOWN.has(key));
   if (unknown.length > 0)
     throw errorOf(
@@ -39,6 +34,19 @@ export async function checkClusterSettings(
       'CONFIG_NOT_RELOADABLE',
       `${restartOnly.join(', ')} only change${restartOnly.length === 1 ? 's' : ''} with a restart; cluster-wide settings: ${CLUSTER_SETTING_KEYS.join(', ')}`,
     );
+}
+
+/**
+ * Checks settings given for the cluster and converts them as the configuration file would
+ * ("64MiB" → bytes, "30s" → ms). INVALID_CONFIG for an unknown key or a bad value (every problem
+ * named), CONFIG_NOT_RELOADABLE for a key that needs a restart.
+ */
+export async function checkClusterSettings(
+  raw: Readonly<Record<string, string | number | boolean>>,
+): Promise<Partial<Record<SettingKey, string | number>>> {
+  const keys = Object.keys(raw);
+  if (keys.length === 0) throw errorOf('INVALID_CONFIG', 'no setting given (key=value)');
+  checkClusterKeys(keys);
   let loaded: LoadedConfig;
   try {
     loaded = await loadConfig({

@@ -1,4 +1,4 @@
-// `memorystreamer config print|set|history|rollback`: the effective broker configuration and where
+// `memorystreamer config print|set|unset|history|rollback`: the effective broker configuration and where
 // each value came from, and the cluster-wide settings with their history (set, history and
 // rollback go through a broker of the cluster; a broker alone refuses them with
 // CLUSTER_CONFIG_NEEDS_CLUSTER).
@@ -113,6 +113,25 @@ export function registerConfig(program: Command, context: CliContext): void {
       const client = await context.connect();
       try {
         const version = await client.admin.configSet(settings, {
+          changedBy: operator(),
+          ...(flags.note !== undefined ? { note: flags.note } : {}),
+        });
+        context.print(version, `configuration version ${version.version}: ${describeChanges(version)}`);
+      } finally {
+        await client.close();
+      }
+    });
+
+  config
+    .command('unset')
+    .description('stop setting keys cluster-wide: every broker goes back to its own value for them')
+    .argument('<key...>', 'settings the cluster stops setting, e.g. server.idle_timeout')
+    .option('--note <text>', 'why, kept in the history')
+    .addHelpText('after', '\nExample:\n  memorystreamer config unset log.level')
+    .action(async (keys: string[], flags: { note?: string }) => {
+      const client = await context.connect();
+      try {
+        const version = await client.admin.configUnset(keys, {
           changedBy: operator(),
           ...(flags.note !== undefined ? { note: flags.note } : {}),
         });

@@ -11,7 +11,7 @@
 // return to it.
 
 import type { BrokerCore } from '../../broker/broker-core.js';
-import { checkClusterSettings } from '../../broker/config/cluster-settings.js';
+import { checkClusterKeys, checkClusterSettings } from '../../broker/config/cluster-settings.js';
 import type { ClusterConfigRequests } from '../../broker/replica-hooks.js';
 import type { BrokerLogger } from '../../metrics/logger.js';
 import type {
@@ -39,12 +39,25 @@ export class ClusterConfigService implements ClusterConfigRequests {
   ) {}
 
   async set(request: ConfigSetRequest): Promise<ConfigVersionView> {
-    const checked = await checkClusterSettings(request.settings);
-    const keys = Object.keys(checked);
+    const unset = request.unset ?? [];
+    const checked =
+      Object.keys(request.settings).length === 0 && unset.length > 0
+        ? {}
+        : await checkClusterSettings(request.settings);
+    checkClusterKeys(unset);
+    const overlap = unset.filter((key) => key in checked);
+    if (overlap.length > 0) throw errorOf('INVALID_CONFIG', `${overlap.join(', ')}: both set and unset`);
+    const keys = [...Object.keys(checked), ...unset];
+    const change: Record<string, string | number | null> = { ...checked };
+    for (const key of unset) change[key] = null;
+    const what = [
+      ...(Object.keys(checked).length > 0 ? [`set ${Object.keys(checked).join(', ')}`] : []),
+      ...(unset.length > 0 ? [`unset ${unset.join(', ')}`] : []),
+    ];
     const version = await this.config.change(
-      checked as Record<string, string | number>,
+      change,
       this.who(request.changedBy),
-      request.note ?? `set ${keys.join(', ')}`,
+      request.note ?? what.join('; '),
     );
     this.logger.info({ version: version.version, keys: keys.join(',') }, 'cluster configuration changed');
     return await this.view(version);

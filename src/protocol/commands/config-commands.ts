@@ -10,8 +10,10 @@
 //                scope after the change) | count u32 | Change × count (against the scope's
 //                previous version)
 //
-// CONFIG_SET      req: changedBy string | note string | count u32 | (key string | value string) × count
-//                      (values as the user wrote them, e.g. "64MiB"; the broker checks and converts)
+// CONFIG_SET      req: changedBy string | note string | count u32 | (key string | value string) × count |
+//                      unsetCount u32 | key string × unsetCount
+//                      (values as the user wrote them, e.g. "64MiB"; the broker checks and converts;
+//                      an unset key is no longer set by the cluster: each broker's own value applies)
 //                 res: ConfigVersion
 // CONFIG_HISTORY  req: scope u8 (0 every scope, 1 the brokers' settings, 2 one topic) |
 //                      [topic string when scope = 2]
@@ -50,6 +52,8 @@ export interface ConfigVersionView {
 export interface ConfigSetRequest {
   /** Setting key → value as written in the configuration file or on the command line. */
   settings: Record<string, string>;
+  /** Keys the cluster stops setting: every broker goes back to its own value for them. */
+  unset?: string[];
   /** Who makes the change (the CLI sends user@host); the broker adds itself. */
   changedBy?: string;
   note?: string;
@@ -134,6 +138,9 @@ export const configSetCommand = defineCommand<ConfigSetRequest, ConfigVersionVie
     const settings = Object.entries(request.settings);
     w.u32(settings.length);
     for (const [key, value] of settings) w.string(key).string(value);
+    const unset = request.unset ?? [];
+    w.u32(unset.length);
+    for (const key of unset) w.string(key);
   },
   decodeRequest(r) {
     const changedBy = r.string();
@@ -144,8 +151,12 @@ export const configSetCommand = defineCommand<ConfigSetRequest, ConfigVersionVie
       const key = r.string();
       settings[key] = r.string();
     }
+    const unset: string[] = [];
+    const unsetCount = r.count(2);
+    for (let i = 0; i < unsetCount; i++) unset.push(r.string());
     return {
       settings,
+      ...(unset.length === 0 ? {} : { unset }),
       ...(changedBy === '' ? {} : { changedBy }),
       ...(note === '' ? {} : { note }),
     };

@@ -72,6 +72,8 @@ describe('config commands', () => {
     };
     expect(roundTrip(configSetCommand, request, version)).toEqual([request, version]);
     expect(roundTrip(configSetCommand, { settings: { a: '1' } }, null)[0]).toEqual({ settings: { a: '1' } });
+    const unset = { settings: {}, unset: ['log.level', 'server.idle_timeout'] };
+    expect(roundTrip(configSetCommand, unset, null)[0]).toEqual(unset);
   });
 
   it('CONFIG_HISTORY tells every scope, the brokers and one topic apart', () => {
