@@ -111,6 +111,7 @@ export class ClusterConfigService implements ClusterConfigRequests {
    * alter is still answered as done.
    */
   async alterTopic(request: AlterTopicRequest, alter: () => Promise<TopicView>): Promise<TopicView> {
+    if (Object.keys(request.config ?? {}).length === 0) return await alter();
     const before = (await this.core.execute('listTopics', {})).topics.find((t) => t.name === request.name);
     const view = await alter();
     const after: Settings = { ...(before ?? view).config, ...(request.config ?? {}) };
