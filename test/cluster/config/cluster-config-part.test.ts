@@ -202,10 +202,11 @@ describe.skipIf(!etcdAvailable())('cluster-wide configuration: brokers on etcd',
     // The brokers' settings are a scope of their own: the topic's versions are not in it.
     expect((await controller.admin.configHistory(null)).every((v) => v.topic === null)).toBe(true);
 
-    const other = clients.find((client) => client !== controller)!;
-    expect((await refusal(other.admin.configRollback(topicHistory[0]!.version))).codeName).toBe(
-      'NOT_CONTROLLER',
-    );
+    // Only the controller alters topics: another broker asked directly names it.
+    const other = nodes.find((_, index) => index !== controllerId - 1)!;
+    expect(
+      (await refusal(other.core.execute('configRollback', { version: topicHistory[0]!.version }))).codeName,
+    ).toBe('NOT_CONTROLLER');
     const rolled = await controller.admin.configRollback(topicHistory[0]!.version);
     expect(rolled).toMatchObject({
       topic: 'orders',
