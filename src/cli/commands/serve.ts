@@ -1,6 +1,7 @@
 // `memorystreamer serve`: runs a broker in this process until SIGTERM or SIGINT, then shuts down
 // gracefully (GOAWAY, in-flight requests finish, logs close). Settings come from defaults, a TOML
-// file (--config), MEMORYSTREAMER_* environment variables and flags, in that order.
+// file (--config), MEMORYSTREAMER_* environment variables and flags, in that order; in a cluster
+// the cluster-wide settings (memorystreamer config set) override those for their keys.
 
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
