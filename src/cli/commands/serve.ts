@@ -61,6 +61,8 @@ function listenProblem(
  */
 export class RunningConfig {
   private config: LoadedConfig;
+  /** The broker's own configuration as last loaded without a problem. */
+  private own: LoadedConfig;
   private cluster: Settings = {};
   private clusterVersion: number | null = null;
   private broker: BrokerNode | null = null;
@@ -73,6 +75,7 @@ export class RunningConfig {
     private readonly logger: ConfigurableLogger,
   ) {
     this.config = initial;
+    this.own = initial;
   }
 
   /** The configuration in effect now. */
@@ -105,7 +108,19 @@ export class RunningConfig {
     this.reloading = true;
     const logger = this.logger;
     try {
-      const overlay = await overlayClusterSettings(await loadConfig(this.inputs), this.cluster);
+      try {
+        this.own = await loadConfig(this.inputs);
+      } catch (error) {
+        // A cluster change still applies over the last good file; the file's problem is said.
+        logger.error(
+          { trigger: why, reason: (error as Error).message },
+          'configuration reload refused; the running configuration stays',
+        );
+      }
+      // Triggers that come while a reload runs are folded into the next one: the line says which
+      // cluster version the applied settings are from, whatever the trigger.
+      const clusterVersion = this.clusterVersion;
+      const overlay = await overlayClusterSettings(this.own, this.cluster);
       if (overlay.ignored.length > 0)
         logger.warn({ settings: overlay.ignored.join('; ') }, 'cluster settings this broker does not take');
       const next = overlay.config;
@@ -137,6 +152,7 @@ export class RunningConfig {
       logger.info(
         {
           trigger: why,
+          ...(clusterVersion !== null && clusterVersion > 0 ? { clusterVersion } : {}),
           keys: change.applied.join(','),
           ...(fromCluster.length > 0 ? { fromCluster: fromCluster.join(',') } : {}),
         },

@@ -112,11 +112,11 @@ describe.skipIf(!etcdAvailable())('cluster-wide configuration: brokers on etcd',
     // Each broker logs the change, as a reload of its file would be, naming the cluster as the source.
     for (const lines of logs) {
       const reloads = lines
-        .map((line) => JSON.parse(line) as { msg: string; trigger?: string; fromCluster?: string })
+        .map((line) => JSON.parse(line) as { msg: string; clusterVersion?: number; fromCluster?: string })
         .filter((entry) => entry.msg === 'configuration reloaded');
       expect(reloads).toContainEqual(
         expect.objectContaining({
-          trigger: 'cluster configuration version 1',
+          clusterVersion: 1,
           fromCluster: 'server.max_connections_per_address,server.idle_timeout',
         }),
       );
