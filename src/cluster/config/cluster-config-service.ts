@@ -122,7 +122,7 @@ export class ClusterConfigService implements ClusterConfigRequests {
         after,
         this.who(undefined),
         `alter ${keys.join(', ')}`,
-        before === undefined ? undefined : { ...before.config },
+        before === undefined ? undefined : { settings: { ...before.config }, createdAtMs: before.createdAt },
       );
     } catch (error) {
       this.logger.warn(

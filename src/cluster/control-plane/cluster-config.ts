@@ -144,8 +144,8 @@ export class ClusterConfig {
     changedBy: string,
     note = 'change',
   ): Promise<ConfigVersion> {
-    const [version] = await this.write(null, (settings) => {
-      const next: Record<string, SettingValue> = { ...settings };
+    const [version] = await this.write(null, (current) => {
+      const next: Record<string, SettingValue> = { ...current?.settings };
       for (const [key, value] of Object.entries(change)) {
         if (value === null) delete next[key];
         else next[key] = value;
@@ -156,21 +156,31 @@ export class ClusterConfig {
   }
 
   /**
-   * Records a topic's configuration after a change made through its controller. When the topic
-   * has no version yet and `before` is given, its configuration before the change is recorded
-   * first (note "before the first recorded change"), so that a rollback can return to it.
+   * Records a topic's configuration after a change made through its controller. When `before`
+   * is given (the configuration before the change, and when the topic was created) and the topic
+   * has no version since it was created (none at all, or only of an earlier topic of that name,
+   * deleted since), the configuration before the change is recorded first (note "before the
+   * first recorded change", or "as found before this change" after an earlier topic's versions),
+   * so that a rollback can return to it. `createdAtMs` is the creation time of the copy the
+   * caller looked at (0 when it has none: then only a topic without versions gets one).
    */
   async recordTopic(
     topic: string,
     settings: Settings,
     changedBy: string,
     note: string,
-    before?: Settings,
+    before?: { settings: Settings; createdAtMs: number },
   ): Promise<ConfigVersion> {
-    const versions = await this.write(topic, (_current, exists) => [
-      ...(exists || before === undefined
+    const versions = await this.write(topic, (current) => [
+      ...(before === undefined || (current !== null && current.changedAtMs >= before.createdAtMs)
         ? []
-        : [{ settings: before, changedBy, note: 'before the first recorded change' }]),
+        : [
+            {
+              settings: before.settings,
+              changedBy,
+              note: current === null ? 'before the first recorded change' : 'as found before this change',
+            },
+          ]),
       { settings, changedBy, note },
     ]);
     return versions[versions.length - 1]!;
@@ -203,10 +213,7 @@ export class ClusterConfig {
    */
   private async write(
     topic: string | null,
-    next: (
-      settings: Settings,
-      exists: boolean,
-    ) => Array<{ settings: Settings; changedBy: string; note: string }>,
+    next: (current: ConfigVersion | null) => Array<{ settings: Settings; changedBy: string; note: string }>,
   ): Promise<ConfigVersion[]> {
     const pointer = topic === null ? KEYS.configCurrent : configTopicKey(topic);
     for (let attempt = 0; attempt < 20; attempt++) {
@@ -222,7 +229,7 @@ export class ClusterConfig {
       if (!Number.isSafeInteger(last))
         throw errorOf('INVALID_CLUSTER_METADATA', `${CONFIG_SEQUENCE_KEY}: not a version number`);
       const now = this.clock();
-      const versions = next(current?.settings ?? {}, current !== null).map(
+      const versions = next(current).map(
         (entry): ConfigVersion => ({
           version: ++last,
           ...(topic === null ? {} : { topic }),

@@ -123,11 +123,13 @@ describe.skipIf(!etcdAvailable())('cluster configuration on etcd', () => {
       await a.change({ 'log.level': 'debug' }, 'alice');
       // The first recorded change of a topic records the configuration it had before, too.
       const first = await a.recordTopic('orders', { retentionMs: 2000 }, 'bob', 'alter retentionMs', {
-        retentionMs: 1000,
+        settings: { retentionMs: 1000 },
+        createdAtMs: 0,
       });
       expect(first.version).toBe(3);
       const second = await b.recordTopic('orders', { retentionMs: 3000 }, 'bob', 'alter retentionMs', {
-        retentionMs: 2000,
+        settings: { retentionMs: 2000 },
+        createdAtMs: 0,
       });
       expect(second.version).toBe(4);
       // Writers of different scopes at once: every version gets its own number, none is lost.
@@ -150,10 +152,18 @@ describe.skipIf(!etcdAvailable())('cluster configuration on etcd', () => {
         { 'log.level': 'debug', 'topics.partitions': 3 },
       ]);
       expect((await a.currentOfTopic('orders'))?.settings).toEqual({ retentionMs: 4000 });
+      // A topic deleted and created again under the name: its first change records its start again.
+      const again = await a.recordTopic('orders', { retentionMs: 6000 }, 'erin', 'alter retentionMs', {
+        settings: { retentionMs: 5000 },
+        createdAtMs: Date.now() + 60_000,
+      });
+      expect(again.version).toBe(9);
+      expect((await a.version(8))?.note).toBe('as found before this change');
       expect((await a.current())?.settings).toEqual({ 'log.level': 'debug', 'topics.partitions': 3 });
       // A topic's version is not rolled back as the brokers' settings.
       await expect(a.rollback(2, 'alice')).rejects.toMatchObject({ codeName: 'INVALID_REQUEST' });
       expect((await a.rollback(1, 'alice')).settings).toEqual({ 'log.level': 'debug' });
+      expect((await a.history({ topic: 'orders' })).length).toBe(6);
       expect(await a.version(99)).toBeNull();
     } finally {
       for (const plane of planes) await plane.close();
