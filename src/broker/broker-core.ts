@@ -88,6 +88,7 @@ const COORDINATOR_TAKEOVER_WAIT_MS = 5_000;
 const OFFSETS_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 import type {
+  ClusterConfigRequests,
   ClusterGroups,
   ClusterMetadataView,
   ClusterTopics,
@@ -211,6 +212,8 @@ export class BrokerCore {
   clusterMetadata: ClusterMetadataView | null = null;
   /** Set by a cluster member: which broker coordinates a group (FIND_COORDINATOR). */
   clusterGroups: ClusterGroups | null = null;
+  /** Set by a cluster member: cluster-wide configuration and its history (none without a cluster). */
+  clusterConfig: ClusterConfigRequests | null = null;
   /**
    * In a cluster, the `__consumer_offsets` partitions this broker leads, each with the load of its
    * committed offsets: their groups are coordinated here once it is done.
@@ -966,6 +969,15 @@ export class BrokerCore {
     });
   }
 
+  private requireClusterConfig(): ClusterConfigRequests {
+    if (this.clusterConfig === null)
+      throw errorOf(
+        'CLUSTER_CONFIG_NEEDS_CLUSTER',
+        'this broker runs alone: change its settings in its configuration file and reload (SIGHUP)',
+      );
+    return this.clusterConfig;
+  }
+
   /** Throws PARTITION_GROWTH_MOVES_KEYS when this broker's copy of the topic holds keyed messages. */
   checkKeyMovement(name: string, partitions: number): void {
     const topic = this.registry.get(name);
@@ -994,8 +1006,10 @@ export class BrokerCore {
       assertKnownTopicOptions('alterTopic', request);
       refuseInternal(request.name);
       this.refuseOffline(request.name);
-      if (this.clusterTopics !== null) return this.clusterTopics.alter(request);
-      return this.alterLocal(request);
+      const { clusterTopics, clusterConfig } = this;
+      if (clusterTopics === null) return this.alterLocal(request);
+      if (clusterConfig === null || request.config === undefined) return clusterTopics.alter(request);
+      return clusterConfig.alterTopic(request, () => clusterTopics.alter(request));
     },
     deleteTopic: async (request) => {
       refuseInternal(request.name);
@@ -1170,6 +1184,9 @@ export class BrokerCore {
       const listener = this.advertisedListener;
       return { brokerId: this.options.brokerId, host: listener?.host ?? '', port: listener?.port ?? 0 };
     },
+    configSet: async (request) => this.requireClusterConfig().set(request),
+    configHistory: async (request) => this.requireClusterConfig().history(request),
+    configRollback: async (request) => this.requireClusterConfig().rollback(request),
     readStream: async (request): Promise<ReadStreamResponse> => {
       const topic = this.registry.require(request.topic);
       if (request.key.length === 0) throw errorOf('INVALID_STREAM_KEY', 'a stream key is at least one byte');

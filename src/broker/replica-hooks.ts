@@ -5,6 +5,13 @@
 // without a cluster has neither: it is the only replica of everything, as before.
 
 import type {
+  ConfigHistoryRequest,
+  ConfigHistoryResponse,
+  ConfigRollbackRequest,
+  ConfigSetRequest,
+  ConfigVersionView,
+} from '../protocol/commands/config-commands.js';
+import type {
   Acks,
   AlterTopicRequest,
   CreateTopicRequest,
@@ -75,4 +82,15 @@ export interface ClusterGroups {
    * the group's partition has no leader.
    */
   findCoordinator(groupId: string): Promise<FindCoordinatorResponse>;
+}
+
+/**
+ * Cluster-wide configuration with its history (CONFIG_SET, CONFIG_HISTORY, CONFIG_ROLLBACK); a
+ * topic alter in a cluster runs through `alterTopic` so that its configuration is recorded too.
+ */
+export interface ClusterConfigRequests {
+  set(request: ConfigSetRequest): Promise<ConfigVersionView>;
+  history(request: ConfigHistoryRequest): Promise<ConfigHistoryResponse>;
+  rollback(request: ConfigRollbackRequest): Promise<ConfigVersionView>;
+  alterTopic(request: AlterTopicRequest, alter: () => Promise<TopicView>): Promise<TopicView>;
 }

@@ -1,4 +1,5 @@
 // Topic administration and offsets, as thin typed calls over the transport.
+import type { ConfigValue, ConfigVersionView } from '../protocol/commands/config-commands.js';
 import type {
   DescribeGroupResponse,
   DescribeTopicResponse,
@@ -90,5 +91,59 @@ export class Admin {
     return (
       await this.transport.request('listOffsets', { topic, partition, spec }, { timeoutMs: this.timeoutMs })
     ).offset;
+  }
+
+  /**
+   * Sets the brokers' reloadable settings for the whole cluster (keys as in the configuration
+   * file, values as written there, e.g. `{ 'server.idle_timeout': '30s' }`); every broker applies
+   * them without a restart, over its own file. INVALID_CONFIG for an unknown key or a bad value,
+   * CONFIG_NOT_RELOADABLE for a setting that needs a restart, CLUSTER_CONFIG_NEEDS_CLUSTER on a
+   * broker without a cluster. Returns the new version.
+   */
+  configSet(
+    settings: Readonly<Record<string, ConfigValue>>,
+    options: { changedBy?: string; note?: string } = {},
+  ): Promise<ConfigVersionView> {
+    const values = Object.fromEntries(Object.entries(settings).map(([key, value]) => [key, String(value)]));
+    return this.transport.request(
+      'configSet',
+      { settings: values, ...options },
+      { timeoutMs: this.timeoutMs },
+    );
+  }
+
+  /**
+   * Stops setting `keys` for the cluster: every broker goes back to its own value (file,
+   * environment, flags, default) for them. Returns the new version.
+   */
+  configUnset(
+    keys: readonly string[],
+    options: { changedBy?: string; note?: string } = {},
+  ): Promise<ConfigVersionView> {
+    return this.transport.request(
+      'configSet',
+      { settings: {}, unset: [...keys], ...options },
+      { timeoutMs: this.timeoutMs },
+    );
+  }
+
+  /**
+   * The cluster's configuration versions, oldest first, each with what it changed: every version
+   * when `topic` is not given, the brokers' settings for `null`, one topic's for its name.
+   */
+  async configHistory(topic?: string | null): Promise<ConfigVersionView[]> {
+    return (
+      await this.transport.request('configHistory', topic === undefined ? {} : { topic }, {
+        timeoutMs: this.timeoutMs,
+      })
+    ).versions;
+  }
+
+  /**
+   * Makes the settings of `version` current again, as a new version (a topic's version is applied
+   * to the topic through the controller). UNKNOWN_CONFIG_VERSION when there is no such version.
+   */
+  configRollback(version: number, options: { changedBy?: string } = {}): Promise<ConfigVersionView> {
+    return this.transport.request('configRollback', { version, ...options }, { timeoutMs: this.timeoutMs });
   }
 }

@@ -129,6 +129,17 @@ export const ERROR_TABLE = {
   CLUSTER_ID_MISMATCH: entry(722, false, 'the data directory belongs to another cluster or broker id'),
   BROKER_ID_IN_USE: entry(723, false, 'another live broker is registered with this broker id'),
   INVALID_CLUSTER_METADATA: entry(724, false, 'cluster metadata in the control plane is not valid'),
+  CLUSTER_CONFIG_NEEDS_CLUSTER: entry(
+    730,
+    false,
+    'cluster-wide configuration needs a broker in a cluster (serve --cluster); a single broker reloads its file',
+  ),
+  CONFIG_NOT_RELOADABLE: entry(
+    731,
+    false,
+    'the setting only changes with a restart, so it cannot be set cluster-wide (set it in the file)',
+  ),
+  UNKNOWN_CONFIG_VERSION: entry(732, false, 'no configuration version with this number'),
 
   // 8xx: security.
   AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),

@@ -20,6 +20,10 @@ export const OPCODE_TABLE = {
   DESCRIBE_TOPIC: op(0x0104, true),
   ALTER_TOPIC: op(0x0105, true),
   METADATA: op(0x0106, true),
+  // 0x0110–0x011F: cluster-wide configuration and its history.
+  CONFIG_SET: op(0x0110, true),
+  CONFIG_HISTORY: op(0x0111, true),
+  CONFIG_ROLLBACK: op(0x0112, true),
   // 0x02xx: produce and fetch.
   PRODUCE: op(0x0201, false),
   FETCH: op(0x0202, false),

@@ -1,15 +1,19 @@
 // `memorystreamer serve`: runs a broker in this process until SIGTERM or SIGINT, then shuts down
 // gracefully (GOAWAY, in-flight requests finish, logs close). Settings come from defaults, a TOML
-// file (--config), MEMORYSTREAMER_* environment variables and flags, in that order.
+// file (--config), MEMORYSTREAMER_* environment variables and flags, in that order; in a cluster
+// the cluster-wide settings (memorystreamer config set) override those for their keys.
 
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BrokerNode } from '../../broker/broker-node.js';
+import { overlayClusterSettings } from '../../broker/config/cluster-settings.js';
 import type { SettingKey } from '../../broker/config/config-schema.js';
-import { loadConfig } from '../../broker/config/load-config.js';
+import { type ConfigInputs, type LoadedConfig, loadConfig } from '../../broker/config/load-config.js';
 import { diffConfig, mergeReloadable } from '../../broker/config/reload.js';
 import { clusterPart } from '../../cluster/cluster-node.js';
-import { createLogger } from '../../metrics/logger.js';
+import { clusterConfigPart } from '../../cluster/config/cluster-config-part.js';
+import type { ConfigVersion, Settings } from '../../cluster/control-plane/cluster-config.js';
+import { type ConfigurableLogger, createLogger } from '../../metrics/logger.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import { brokerOptionsFrom, clusterSettingsFrom } from '../broker-options.js';
 import type { CliContext } from '../context.js';
@@ -46,6 +50,128 @@ function listenProblem(
       cause: error,
     },
   );
+}
+
+/**
+ * The running configuration of a broker process: its own (defaults, file, environment, flags)
+ * with the cluster's settings laid over it (a cluster value wins for its key; a key the cluster
+ * does not set keeps the broker's own value). Reloaded on SIGHUP, when the file changes and when
+ * the cluster's settings change: reloadable settings apply at once; others are reported as
+ * needing a restart; a bad new configuration is refused and the running one stays.
+ */
+export class RunningConfig {
+  private config: LoadedConfig;
+  /** The broker's own configuration as last loaded without a problem. */
+  private own: LoadedConfig;
+  private cluster: Settings = {};
+  private clusterVersion: number | null = null;
+  private broker: BrokerNode | null = null;
+  private reloading = false;
+  private again: string | null = null;
+
+  constructor(
+    initial: LoadedConfig,
+    private readonly inputs: ConfigInputs,
+    private readonly logger: ConfigurableLogger,
+  ) {
+    this.config = initial;
+    this.own = initial;
+  }
+
+  /** The configuration in effect now. */
+  get current(): LoadedConfig {
+    return this.config;
+  }
+
+  /** Starts applying to `broker`, first the cluster's settings heard while it started. */
+  attach(broker: BrokerNode): void {
+    this.broker = broker;
+    if (this.clusterVersion !== null)
+      void this.reload(`cluster configuration version ${this.clusterVersion}`);
+  }
+
+  /** The cluster's current settings version (null: none was ever set). */
+  clusterVersionChanged(version: ConfigVersion | null): void {
+    this.cluster = version?.settings ?? {};
+    this.clusterVersion = version?.version ?? 0;
+    if (this.broker !== null) void this.reload(`cluster configuration version ${this.clusterVersion}`);
+  }
+
+  async reload(why: string): Promise<void> {
+    const broker = this.broker;
+    if (broker === null) return;
+    if (this.reloading) {
+      // Read again once this reload is done: the file or the cluster may have changed meanwhile.
+      this.again = why;
+      return;
+    }
+    this.reloading = true;
+    const logger = this.logger;
+    try {
+      try {
+        this.own = await loadConfig(this.inputs);
+      } catch (error) {
+        // A cluster change still applies over the last good file; the file's problem is said.
+        logger.error(
+          { trigger: why, reason: (error as Error).message },
+          'configuration reload refused; the running configuration stays',
+        );
+      }
+      // Triggers that come while a reload runs are folded into the next one: the line says which
+      // cluster version the applied settings are from, whatever the trigger.
+      const clusterVersion = this.clusterVersion;
+      const overlay = await overlayClusterSettings(this.own, this.cluster);
+      if (overlay.ignored.length > 0)
+        logger.warn({ settings: overlay.ignored.join('; ') }, 'cluster settings this broker does not take');
+      const next = overlay.config;
+      const change = diffConfig(this.config, next);
+      if (change.needRestart.length > 0)
+        logger.warn({ keys: change.needRestart.join(',') }, 'changed settings need a restart');
+      if (change.applied.length === 0) return;
+      this.config = mergeReloadable(this.config, next, change);
+      const applied = brokerOptionsFrom(this.config, (path) => resolve(path));
+      if (broker.server !== null && applied.limits !== undefined) {
+        for (const key of RELOADABLE_LIMITS) {
+          const value = applied.limits[key];
+          if (value !== undefined) broker.server.limits[key] = value;
+        }
+        // The file-descriptor budget caps connections whatever the configuration says.
+        const budget = broker.fileBudget;
+        if (budget !== null && broker.server.limits.maxConnections > budget.allowedConnections) {
+          logger.warn(
+            { configured: broker.server.limits.maxConnections, allowed: budget.allowedConnections },
+            'server.max_connections is above what the open-files limit allows; capped',
+          );
+          broker.server.limits.maxConnections = budget.allowedConnections;
+        }
+      }
+      broker.core.setTopicDefaults(applied.topicDefaults ?? {}, applied.defaultPartitions ?? 1);
+      broker.core.metrics.enabled = applied.metrics !== false;
+      logger.setLevel(applied.logLevel);
+      const fromCluster = change.applied.filter((key) => overlay.sources[key] === 'cluster');
+      logger.info(
+        {
+          trigger: why,
+          ...(clusterVersion !== null && clusterVersion > 0 ? { clusterVersion } : {}),
+          keys: change.applied.join(','),
+          ...(fromCluster.length > 0 ? { fromCluster: fromCluster.join(',') } : {}),
+        },
+        'configuration reloaded',
+      );
+    } catch (error) {
+      logger.error(
+        { trigger: why, reason: (error as Error).message },
+        'configuration reload refused; the running configuration stays',
+      );
+    } finally {
+      this.reloading = false;
+      if (this.again !== null) {
+        const next = this.again;
+        this.again = null;
+        void this.reload(next);
+      }
+    }
+  }
 }
 
 interface ServeFlags {
@@ -119,13 +245,14 @@ export function registerServe(program: Command, context: CliContext): void {
     )
     .action(async (flags: ServeFlags) => {
       const inputs = { file: flags.config ?? null, env: context.env, flags: flagSettings(flags) };
-      let config = await loadConfig(inputs);
+      const config = await loadConfig(inputs);
       const { shutdownDeadlineMs, logLevel, logFormat, ...options } = brokerOptionsFrom(config, (path) =>
         resolve(path),
       );
       const pretty = logFormat === 'pretty' || (logFormat === 'auto' && process.stderr.isTTY === true);
       const logger = createLogger({ level: logLevel, pretty });
       const cluster = clusterSettingsFrom(config);
+      const running = new RunningConfig(config, inputs, logger);
       const parts =
         cluster === null
           ? []
@@ -137,64 +264,17 @@ export function registerServe(program: Command, context: CliContext): void {
                 leaseTtlSeconds: cluster.leaseTtlSeconds,
                 replication: { replicaLagTimeMs: cluster.replicaLagTimeMs },
               }),
+              clusterConfigPart({
+                cluster: cluster.etcd,
+                brokerId: cluster.brokerId,
+                onVersion: (version) => running.clusterVersionChanged(version),
+              }),
             ];
       const broker = await BrokerNode.start({ ...options, logger }, parts).catch((error: unknown) => {
         throw listenProblem(error, options) ?? error;
       });
-      // Reload on SIGHUP and when the configuration file changes: reloadable settings apply at
-      // once; others are reported as needing a restart; a bad new configuration is refused and
-      // the running one stays.
-      let reloading = false;
-      let again: string | null = null;
-      const reload = async (why: string): Promise<void> => {
-        if (reloading) {
-          // Read the file again once this reload is done: it may have changed after it was read.
-          again = why;
-          return;
-        }
-        reloading = true;
-        try {
-          const next = await loadConfig(inputs);
-          const change = diffConfig(config, next);
-          if (change.needRestart.length > 0)
-            logger.warn({ keys: change.needRestart.join(',') }, 'changed settings need a restart');
-          if (change.applied.length === 0) return;
-          config = mergeReloadable(config, next, change);
-          const applied = brokerOptionsFrom(config, (path) => resolve(path));
-          if (broker.server !== null && applied.limits !== undefined) {
-            for (const key of RELOADABLE_LIMITS) {
-              const value = applied.limits[key];
-              if (value !== undefined) broker.server.limits[key] = value;
-            }
-            // The file-descriptor budget caps connections whatever the configuration says.
-            const budget = broker.fileBudget;
-            if (budget !== null && broker.server.limits.maxConnections > budget.allowedConnections) {
-              logger.warn(
-                { configured: broker.server.limits.maxConnections, allowed: budget.allowedConnections },
-                'server.max_connections is above what the open-files limit allows; capped',
-              );
-              broker.server.limits.maxConnections = budget.allowedConnections;
-            }
-          }
-          broker.core.setTopicDefaults(applied.topicDefaults ?? {}, applied.defaultPartitions ?? 1);
-          broker.core.metrics.enabled = applied.metrics !== false;
-          logger.setLevel(applied.logLevel);
-          logger.info({ trigger: why, keys: change.applied.join(',') }, 'configuration reloaded');
-        } catch (error) {
-          logger.error(
-            { trigger: why, reason: (error as Error).message },
-            'configuration reload refused; the running configuration stays',
-          );
-        } finally {
-          reloading = false;
-          if (again !== null) {
-            const next = again;
-            again = null;
-            void reload(next);
-          }
-        }
-      };
-      const onHangup = () => void reload('SIGHUP');
+      running.attach(broker);
+      const onHangup = () => void running.reload('SIGHUP');
       process.on('SIGHUP', onHangup);
       let debounce: NodeJS.Timeout | null = null;
       const watcher =
@@ -204,7 +284,7 @@ export function registerServe(program: Command, context: CliContext): void {
               config.file,
               () => {
                 if (debounce !== null) clearTimeout(debounce);
-                debounce = setTimeout(() => void reload('file change'), 200);
+                debounce = setTimeout(() => void running.reload('file change'), 200);
               },
               {
                 onFallback: (reason) =>

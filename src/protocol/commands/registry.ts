@@ -2,6 +2,7 @@
 // names are the client API's vocabulary; the opcodes are the wire's.
 
 import type { CommandCodec } from './command.js';
+import { configHistoryCommand, configRollbackCommand, configSetCommand } from './config-commands.js';
 import { handshakeCommand, pingCommand } from './control.js';
 import {
   fetchCommand,
@@ -54,6 +55,9 @@ export const COMMANDS = {
   listGroups: listGroupsCommand,
   describeGroup: describeGroupCommand,
   findCoordinator: findCoordinatorCommand,
+  configSet: configSetCommand,
+  configHistory: configHistoryCommand,
+  configRollback: configRollbackCommand,
 } as const;
 
 export { handshakeCommand };
