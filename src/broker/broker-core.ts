@@ -84,6 +84,7 @@ const OFFSETS_SEGMENT_BYTES = 16 * 1024 * 1024;
 
 import type {
   ClusterMetadataView,
+  ClusterOperations,
   ClusterTopics,
   ReplicaRequestHandler,
   ReplicaRoles,
@@ -190,6 +191,8 @@ export class BrokerCore {
   clusterTopics: ClusterTopics | null = null;
   /** Set by a cluster member: METADATA and describeTopic answer the cluster's view. */
   clusterMetadata: ClusterMetadataView | null = null;
+  /** Set by a cluster member: reassignment, drain and leader election (NEEDS_CLUSTER without). */
+  clusterOperations: ClusterOperations | null = null;
   /** Set by the network server so metrics can report connections and memory use. */
   connectionStats: () => { connections: number; heldBytes: number } = () => ({
     connections: 0,
@@ -807,7 +810,16 @@ export class BrokerCore {
     if (topic !== undefined) this.refuseKeyMovement(topic, partitions);
   }
 
+  private operations(what: string): ClusterOperations {
+    if (this.clusterOperations !== null) return this.clusterOperations;
+    throw errorOf('NEEDS_CLUSTER', `${what}: this broker runs alone`);
+  }
+
   private readonly handlers: { [K in CoreCommand]: (request: RequestOf<K>) => Promise<ResponseOf<K>> } = {
+    reassignPartitions: (request) => this.operations('partition reassign').reassignPartitions(request),
+    reassignmentStatus: () => this.operations('reassignment status').reassignmentStatus(),
+    drainBroker: (request) => this.operations('broker drain').drainBroker(request),
+    electLeaders: (request) => this.operations('leader election').electLeaders(request),
     createTopic: async (request) => {
       assertKnownTopicOptions('createTopic', request);
       if (this.clusterTopics !== null) {

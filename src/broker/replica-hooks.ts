@@ -12,6 +12,14 @@ import type {
   MetadataResponse,
   TopicView,
 } from '../protocol/commands/data-types.js';
+import type { DrainBrokerRequest, DrainBrokerResponse } from '../protocol/commands/drain-commands.js';
+import type {
+  ElectLeadersRequest,
+  ElectLeadersResponse,
+  ReassignmentStatusResponse,
+  ReassignPartitionsRequest,
+  ReassignPartitionsResponse,
+} from '../protocol/commands/reassign-commands.js';
 import type {
   OffsetsForLeaderEpochRequest,
   OffsetsForLeaderEpochResponse,
@@ -64,4 +72,12 @@ export interface ClusterTopics {
   create(request: CreateTopicRequest): Promise<TopicView>;
   alter(request: AlterTopicRequest & { allowKeyMovement?: boolean }): Promise<TopicView>;
   delete(name: string): Promise<void>;
+}
+
+/** Operating a cluster (reassignment, drain, leader election): done by its controller. */
+export interface ClusterOperations {
+  reassignPartitions(request: ReassignPartitionsRequest): Promise<ReassignPartitionsResponse>;
+  reassignmentStatus(): Promise<ReassignmentStatusResponse>;
+  drainBroker(request: DrainBrokerRequest): Promise<DrainBrokerResponse>;
+  electLeaders(request: ElectLeadersRequest): Promise<ElectLeadersResponse>;
 }

@@ -127,6 +127,15 @@ export const ERROR_TABLE = {
   CLUSTER_ID_MISMATCH: entry(722, false, 'the data directory belongs to another cluster or broker id'),
   BROKER_ID_IN_USE: entry(723, false, 'another live broker is registered with this broker id'),
   INVALID_CLUSTER_METADATA: entry(724, false, 'cluster metadata in the control plane is not valid'),
+  UNKNOWN_BROKER: entry(735, false, 'no live broker of the cluster has this id'),
+  DUPLICATE_REPLICA: entry(736, false, 'a replica list names a broker twice'),
+  REPLICATION_FACTOR_MISMATCH: entry(
+    737,
+    false,
+    "the new replicas are not as many as the topic's replication factor",
+  ),
+  NEEDS_CLUSTER: entry(738, false, 'this operation needs a cluster (brokers started with serve --cluster)'),
+  REASSIGNMENT_IN_PROGRESS: entry(739, false, 'the partition is being reassigned already'),
 
   // 8xx: security.
   AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),

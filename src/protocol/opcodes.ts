@@ -20,6 +20,11 @@ export const OPCODE_TABLE = {
   DESCRIBE_TOPIC: op(0x0104, true),
   ALTER_TOPIC: op(0x0105, true),
   METADATA: op(0x0106, true),
+  // 0x012x: cluster operations, answered by the controller.
+  PARTITION_REASSIGN: op(0x0120, true),
+  REASSIGNMENT_STATUS: op(0x0121, true),
+  BROKER_DRAIN: op(0x0122, true),
+  ELECT_LEADERS: op(0x0123, true),
   // 0x02xx: produce and fetch.
   PRODUCE: op(0x0201, false),
   FETCH: op(0x0202, false),

@@ -12,6 +12,7 @@ import {
   subscribeCommand,
   unsubscribeCommand,
 } from './data-commands.js';
+import { drainBrokerCommand } from './drain-commands.js';
 import {
   commitOffsetsCommand,
   describeGroupCommand,
@@ -22,6 +23,11 @@ import {
   listGroupsCommand,
 } from './group-commands.js';
 import { metadataCommand } from './metadata-command.js';
+import {
+  electLeadersCommand,
+  reassignmentStatusCommand,
+  reassignPartitionsCommand,
+} from './reassign-commands.js';
 import {
   alterTopicCommand,
   createTopicCommand,
@@ -52,6 +58,10 @@ export const COMMANDS = {
   fetchOffsets: fetchOffsetsCommand,
   listGroups: listGroupsCommand,
   describeGroup: describeGroupCommand,
+  reassignPartitions: reassignPartitionsCommand,
+  reassignmentStatus: reassignmentStatusCommand,
+  drainBroker: drainBrokerCommand,
+  electLeaders: electLeadersCommand,
 } as const;
 
 export { handshakeCommand };
