@@ -66,7 +66,9 @@ describe.skipIf(!etcdAvailable())('partition reassign and broker drain: three br
             brokerId,
             memoryTrim: false,
             raiseFileLimit: false,
-            ...(process.env.REPLICA_TEST_LOG ? { logger: createLogger({ level: 'info', pretty: false }) } : {}),
+            ...(process.env.REPLICA_TEST_LOG
+              ? { logger: createLogger({ level: 'info', pretty: false }) }
+              : {}),
           },
           [
             clusterPart({
@@ -114,18 +116,21 @@ describe.skipIf(!etcdAvailable())('partition reassign and broker drain: three br
         }
       }
     })();
-    const started = await client.admin.reassignPartitions([
-      { topic: 'moves', partition: 0, replicas: [staying!, joining] },
-    ]);
-    expect(started).toEqual([{ topic: 'moves', partition: 0, from, to: [staying, joining] }]);
-    // The same partition cannot be reassigned twice at once.
-    expect(
-      await refusal(client.admin.reassignPartitions([{ topic: 'moves', partition: 0, replicas: [1, 2] }])),
-    ).toBe('REASSIGNMENT_IN_PROGRESS');
-    await until(async () => ((await client.admin.reassignments()).length === 0 ? true : null), 45_000);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    writing = false;
-    await writer;
+    try {
+      const started = await client.admin.reassignPartitions([
+        { topic: 'moves', partition: 0, replicas: [staying!, joining] },
+      ]);
+      expect(started).toEqual([{ topic: 'moves', partition: 0, from, to: [staying, joining] }]);
+      // The same partition cannot be reassigned twice at once.
+      expect(
+        await refusal(client.admin.reassignPartitions([{ topic: 'moves', partition: 0, replicas: [1, 2] }])),
+      ).toBe('REASSIGNMENT_IN_PROGRESS');
+      await until(async () => ((await client.admin.reassignments()).length === 0 ? true : null), 30_000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    } finally {
+      writing = false;
+      await writer;
+    }
 
     const after = (await client.admin.metadata(['moves'])).topics[0]!.partitions[0]!;
     expect(after.replicas).toEqual([staying, joining]);
@@ -183,7 +188,9 @@ describe.skipIf(!etcdAvailable())('partition reassign and broker drain: three br
     await until(async () => (holderLog.logEndOffset === holderLog.logStartOffset ? true : null));
     expect(node(holder).core.localTopic('split')).toBeDefined();
     expect(node(holder).core.partition('split', 1).log.logEndOffset).toBe(25n);
-    await until(async () => (node(joining).core.partition('split', 0).log.logEndOffset === 25n ? true : null));
+    await until(async () =>
+      node(joining).core.partition('split', 0).log.logEndOffset === 25n ? true : null,
+    );
     expect((await client.admin.metadata(['split'])).topics[0]!.partitions[0]!.replicas).toEqual(target);
   }, 60_000);
 
@@ -240,12 +247,17 @@ describe.skipIf(!etcdAvailable())('partition reassign and broker drain: three br
     expect((await client.admin.electLeaders(['drained'])).filter((m) => m.to === target)).toEqual([]);
     const undrained = await client.admin.undrainBroker(target);
     expect(undrained).toMatchObject({ drained: false, drainedBrokers: [] });
-    const preferred = (await client.admin.metadata(['drained'])).topics[0]!.partitions
-      .filter((p) => p.replicas[0] === target)
-      .map((p) => p.partition);
+    const preferred = (await client.admin.metadata(['drained'])).topics[0]!.partitions.filter(
+      (p) => p.replicas[0] === target,
+    ).map((p) => p.partition);
     const back = await client.admin.electLeaders(['drained']);
     expect(back.every((m) => m.topic === 'drained')).toBe(true);
-    expect(back.filter((m) => m.to === target).map((m) => m.partition).sort()).toEqual(preferred.sort());
+    expect(
+      back
+        .filter((m) => m.to === target)
+        .map((m) => m.partition)
+        .sort(),
+    ).toEqual(preferred.sort());
     const final = await leaders('drained');
     for (const p of preferred) expect(final[p]).toBe(target);
   }, 60_000);
