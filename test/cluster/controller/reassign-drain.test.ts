@@ -9,7 +9,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
 import { BrokerNode } from '../../../src/broker/broker-node.js';
+import { run } from '../../../src/cli/main.js';
 import type { Client } from '../../../src/client/client.js';
 import { connect } from '../../../src/client/connect.js';
 import { clusterPart } from '../../../src/cluster/cluster-node.js';
@@ -39,6 +41,18 @@ async function createTopic(name: string, partitions: number, replicationFactor: 
 async function leaders(topic: string): Promise<number[]> {
   const metadata = await client.admin.metadata([topic]);
   return metadata.topics[0]!.partitions.map((p) => p.leader);
+}
+
+async function cli(...argv: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const broker = `127.0.0.1:${nodes[0]!.address!.port}`;
+  const code = await run(['--broker', broker, ...argv], {
+    env: {},
+    out: (t) => out.push(t),
+    err: (t) => err.push(t),
+  });
+  return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
 async function refusal(promise: Promise<unknown>): Promise<string> {
@@ -260,6 +274,64 @@ describe.skipIf(!etcdAvailable())('partition reassign and broker drain: three br
     ).toEqual(preferred.sort());
     const final = await leaders('drained');
     for (const p of preferred) expect(final[p]).toBe(target);
+  }, 60_000);
+
+  it('the CLI: reassign --wait with progress, a plan file, drain, undrain, elect-leaders', async () => {
+    await createTopic('cli', 2, 2);
+    const [r0, r1] = (await client.admin.metadata(['cli'])).topics[0]!.partitions.map((p) => p.replicas);
+    const other = (replicas: number[]) => [1, 2, 3].find((id) => !replicas.includes(id))!;
+    await until(() => client.producer({ acks: 'all' }).send({ topic: 'cli', partition: 0, value: 'x' }));
+    const target0 = [other(r0!), r0![0]!];
+    const human = await cli(
+      'partition',
+      'reassign',
+      '--topic',
+      'cli',
+      '--partition',
+      '0',
+      '--replicas',
+      target0.join(','),
+      '--wait',
+    );
+    expect(human.code).toBe(0);
+    expect(human.out).toMatch(/TOPIC\s+PARTITION\s+FROM\s+REPLICAS\s+LEADER\s+ISR/);
+    expect(human.out).toMatch(
+      new RegExp(
+        `cli\\s+0\\s+${r0!.join(',')}\\s+${target0.join(',')}\\s+${target0[0]}\\s+${target0.join(',')}`,
+      ),
+    );
+    expect(human.err).toMatch(/cli\/0: replicas .* -> /);
+    const plan = join(root, 'plan.json');
+    const target1 = [other(r1!), r1![1]!];
+    await writeFile(
+      plan,
+      JSON.stringify({ version: 1, partitions: [{ topic: 'cli', partition: 1, replicas: target1 }] }),
+    );
+    const json = await cli('--json', 'partition', 'reassign', '--plan', plan, '--wait');
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.out)).toMatchObject({
+      finished: [{ topic: 'cli', partition: 1, replicas: target1, leader: target1[0] }],
+    });
+    expect(
+      await cli('partition', 'reassign', '--topic', 'cli', '--partition', '0', '--replicas', '1,1'),
+    ).toMatchObject({
+      code: 1,
+      err: expect.stringMatching(/DUPLICATE_REPLICA \(736\)/),
+    });
+    expect((await cli('partition', 'reassign', '--topic', 'cli')).code).toBe(2);
+    expect((await cli('partition', 'reassignments')).out).toBe('no reassignment under way');
+
+    const leader = (await client.admin.metadata(['cli'])).topics[0]!.partitions[0]!.leader;
+    const drained = await cli('broker', 'drain', '--broker-id', String(leader));
+    expect(drained.code).toBe(0);
+    expect(drained.out).toMatch(/drained:\s+yes/);
+    expect(drained.out).toMatch(new RegExp(`cli\\s+0\\s+${leader}\\s+\\d`));
+    const undrained = JSON.parse(
+      (await cli('--json', 'broker', 'undrain', '--broker-id', String(leader))).out,
+    );
+    expect(undrained).toMatchObject({ brokerId: leader, drained: false });
+    const elected = JSON.parse((await cli('--json', 'partition', 'elect-leaders', '--topic', 'cli')).out);
+    expect(elected.moved).toContainEqual(expect.objectContaining({ topic: 'cli', partition: 0, to: leader }));
   }, 60_000);
 
   it('a broker without a cluster answers NEEDS_CLUSTER', async () => {
