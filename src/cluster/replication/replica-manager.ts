@@ -459,8 +459,8 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   /** A partition reassigned away from this broker (its topic still has others here) loses its copy. */
   private async dropMovedPartitions(me: number): Promise<void> {
     for (const { value: topic } of this.member.metadata.topics()) {
-      if (this.core.localTopic(topic.name) === undefined) continue;
-      for (let p = 0; p < topic.partitions; p++) {
+      const local = this.core.localTopic(topic.name)?.partitions ?? 0;
+      for (let p = 0; p < Math.min(local, topic.partitions); p++) {
         if (topic.assignment[p]?.includes(me) !== false) continue;
         const partition = this.core.partition(topic.name, p);
         const start = partition.log.logStartOffset;
