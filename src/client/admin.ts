@@ -104,16 +104,18 @@ export class Admin {
    * new replicas, waits until they caught up, then drops the old ones and hands leadership to the
    * first new replica; follow it with `reassignments()`. Refused whole when a target is bad:
    * UNKNOWN_TOPIC, UNKNOWN_PARTITION, UNKNOWN_BROKER, DUPLICATE_REPLICA,
-   * REPLICATION_FACTOR_MISMATCH (unless `allowReplicationFactorChange`), REASSIGNMENT_IN_PROGRESS;
-   * NEEDS_CLUSTER on a broker without a cluster.
+   * REPLICATION_FACTOR_MISMATCH (unless `allowReplicationFactorChange`), REASSIGNMENT_IN_PROGRESS
+   * (unless `replace`: a partition under way takes the new target; back to its old replicas
+   * cancels a move); NEEDS_CLUSTER on a broker without a cluster.
    */
   async reassignPartitions(
     partitions: readonly ReassignmentTarget[],
-    options: { allowReplicationFactorChange?: boolean } = {},
+    options: { allowReplicationFactorChange?: boolean; replace?: boolean } = {},
   ): Promise<ReassignmentStarted[]> {
     const request = {
       partitions: [...partitions],
       ...(options.allowReplicationFactorChange === true ? { allowReplicationFactorChange: true } : {}),
+      ...(options.replace === true ? { replace: true } : {}),
     };
     const started = await this.transport.request('reassignPartitions', request, {
       timeoutMs: this.timeoutMs,

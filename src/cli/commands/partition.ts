@@ -19,6 +19,7 @@ interface ReassignFlags {
   replicas?: string;
   plan?: string;
   allowReplicationFactorChange?: boolean;
+  replace?: boolean;
   wait?: boolean;
   timeoutMs: string;
 }
@@ -128,6 +129,7 @@ export function registerPartition(program: Command, context: CliContext): void {
       '--allow-replication-factor-change',
       'targets may have another replica count (all partitions of the topic, same count)',
     )
+    .option('--replace', 'a partition being reassigned takes this target instead (its old replicas: cancel)')
     .option('--wait', 'wait until the reassignment finished, printing its progress')
     .option('--timeout-ms <ms>', 'with --wait: give up waiting after this long', '600000')
     .addHelpText(
@@ -148,6 +150,7 @@ export function registerPartition(program: Command, context: CliContext): void {
       try {
         const started = await client.admin.reassignPartitions(targets, {
           allowReplicationFactorChange: flags.allowReplicationFactorChange === true,
+          replace: flags.replace === true,
         });
         if (flags.wait !== true) {
           context.print(

@@ -32,10 +32,10 @@ export class ControllerOperations implements ClusterOperations {
 
   reassignPartitions(request: ReassignPartitionsRequest): Promise<ReassignPartitionsResponse> {
     return this.onController('reassignPartitions', request, async (service) => {
-      const planned = await service.reassign(
-        request.partitions,
-        request.allowReplicationFactorChange === true,
-      );
+      const planned = await service.reassign(request.partitions, {
+        allowReplicationFactorChange: request.allowReplicationFactorChange === true,
+        replace: request.replace === true,
+      });
       return {
         partitions: planned.flatMap(({ record, started }) =>
           started.map((entry) => ({ topic: record.name, ...entry })),

@@ -11,7 +11,7 @@ import { KEYS } from '../control-plane/metadata-keys.js';
 import { NO_LEADER, type TopicRecord } from '../control-plane/metadata-records.js';
 import { Controller, type LeaderChange, type NewTopic, type ReconcileResult } from './controller.js';
 import { DrainedBrokers, encodeDrained } from './drained-brokers.js';
-import type { PlannedTopic, ReassignmentTarget } from './reassignment.js';
+import type { PlannedTopic, ReassignmentTarget, ReassignOptions } from './reassignment.js';
 
 /** How long a drain or an election waits for the metadata to show its leadership moves. */
 const SETTLE_TIMEOUT_MS = 10_000;
@@ -102,12 +102,10 @@ export class ControllerService {
   /** Starts reassignments (refused whole when the plan is bad); reconciles finish them. */
   async reassign(
     plan: readonly ReassignmentTarget[],
-    allowReplicationFactorChange: boolean,
+    options: ReassignOptions = {},
   ): Promise<PlannedTopic[]> {
     const controller = this.requireController();
-    const planned = await this.guard(controller, () =>
-      controller.reassign(this.cache, plan, allowReplicationFactorChange),
-    );
+    const planned = await this.guard(controller, () => controller.reassign(this.cache, plan, options));
     this.scheduleReconcile();
     return planned;
   }

@@ -18,6 +18,7 @@ import {
   type PlannedTopic,
   planReassignment,
   type ReassignmentTarget,
+  type ReassignOptions,
 } from './reassignment.js';
 import { assignReplicas } from './replica-assignment.js';
 
@@ -121,11 +122,11 @@ export class Controller {
   async reassign(
     cache: MetadataCache,
     plan: readonly ReassignmentTarget[],
-    allowReplicationFactorChange: boolean,
+    options: ReassignOptions = {},
   ): Promise<PlannedTopic[]> {
     const topics = new Map(cache.topics().map(({ value }) => [value.name, value]));
     const live = new Set(cache.brokers().map((broker) => broker.brokerId));
-    const planned = planReassignment(topics, live, plan, allowReplicationFactorChange);
+    const planned = planReassignment(topics, live, plan, options);
     for (const { record } of planned) {
       const current = cache.topic(record.name)!;
       if (!(await this.plane.updateTopic(this.term, record, current.modRevision)))

@@ -11,6 +11,9 @@
 //           the leader changes. The topic's record and the partition's state are written in one
 //           transaction, so the ISR is never outside the replicas. Replicas that left delete
 //           their copy; a leader that stays re-reads its replica set.
+//   replace a plan may give a partition under way a new target (`replace`): its replicas become
+//           the ones now plus the new target, and it finishes on the new target. Moving back to
+//           the old replicas cancels a move whose new broker cannot catch up.
 
 import { errorOf } from '../../protocol/error-codes.js';
 import { NO_LEADER, type PartitionState, type TopicRecord } from '../control-plane/metadata-records.js';
@@ -19,6 +22,13 @@ export interface ReassignmentTarget {
   readonly topic: string;
   readonly partition: number;
   readonly replicas: readonly number[];
+}
+
+export interface ReassignOptions {
+  /** Targets may have another replica count (every partition of the topic, the same count). */
+  readonly allowReplicationFactorChange?: boolean;
+  /** A partition being reassigned takes the new target (else REASSIGNMENT_IN_PROGRESS). */
+  readonly replace?: boolean;
 }
 
 export interface PlannedTopic {
@@ -36,8 +46,9 @@ export function planReassignment(
   topics: ReadonlyMap<string, TopicRecord>,
   liveBrokers: ReadonlySet<number>,
   plan: readonly ReassignmentTarget[],
-  allowReplicationFactorChange = false,
+  options: ReassignOptions = {},
 ): PlannedTopic[] {
+  const allowReplicationFactorChange = options.allowReplicationFactorChange === true;
   if (plan.length === 0) throw errorOf('INVALID_REQUEST', 'the plan names no partition');
   const byTopic = new Map<string, Map<number, readonly number[]>>();
   for (const { topic, partition, replicas } of plan) {
@@ -63,7 +74,7 @@ export function planReassignment(
         'REPLICATION_FACTOR_MISMATCH',
         `${where}: ${replicas.length} replica(s) for replication factor ${record.replicationFactor} (allow a replication factor change to change it)`,
       );
-    if (record.reassigning?.[String(partition)] !== undefined)
+    if (record.reassigning?.[String(partition)] !== undefined && options.replace !== true)
       throw errorOf(
         'REASSIGNMENT_IN_PROGRESS',
         `${where}: moving to ${record.reassigning[String(partition)]!.join(',')} already`,
@@ -93,6 +104,8 @@ export function planReassignment(
     const reassigning: Record<string, readonly number[]> = { ...(record.reassigning ?? {}) };
     const started: Array<{ partition: number; from: readonly number[]; to: readonly number[] }> = [];
     for (const [partition, target] of [...targets].sort(([a], [b]) => a - b)) {
+      // Replacing a reassignment under way: every replica that holds a copy now stays until the
+      // new target caught up (`from` is then the replicas now, the old and the previous target).
       const from = record.assignment[partition]!;
       assignment[partition] = [...from, ...target.filter((id) => !from.includes(id))];
       reassigning[String(partition)] = [...target];

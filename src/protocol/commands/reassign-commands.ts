@@ -3,7 +3,8 @@
 // Layouts (little-endian; string = u16 length + UTF-8; ids are i32, -1 = none; counts are u32):
 //
 // PARTITION_REASSIGN (0x0120)
-//   req: allowReplicationFactorChange bool | count u32 | Target × count
+//   req: flags u8 | count u32 | Target × count
+//        flags bit 0: allow a replication factor change; bit 1: replace reassignments under way
 //   res: count u32 | Started × count
 //   Target   topic string | partition u32 | replicas BrokerIds   (the preferred leader first)
 //   Started  topic string | partition u32 | from BrokerIds | to BrokerIds
@@ -40,6 +41,8 @@ export interface ReassignPartitionsRequest {
   readonly partitions: readonly ReassignmentTarget[];
   /** Lets targets have another replica count than the topic's replication factor (every partition of the topic, the same count). */
   readonly allowReplicationFactorChange?: boolean;
+  /** A partition being reassigned takes the new target instead (e.g. back to its old replicas). */
+  readonly replace?: boolean;
 }
 
 export interface ReassignmentStarted {
@@ -115,19 +118,26 @@ export const reassignPartitionsCommand = defineCommand<ReassignPartitionsRequest
   {
     opcode: Opcode.PARTITION_REASSIGN,
     encodeRequest: (w, req) => {
-      w.bool(req.allowReplicationFactorChange === true).u32(req.partitions.length);
+      w.u8((req.allowReplicationFactorChange === true ? 1 : 0) | (req.replace === true ? 2 : 0)).u32(
+        req.partitions.length,
+      );
       for (const target of req.partitions) {
         w.string(target.topic).u32(target.partition);
         writeBrokerIds(w, target.replicas);
       }
     },
     decodeRequest: (r) => {
-      const allowReplicationFactorChange = r.bool();
+      const flags = r.u8();
+      if (flags > 3) throw errorOf('MALFORMED_PAYLOAD', `reassign flags ${flags}`);
       const count = r.count(MIN_TARGET_BYTES);
       const partitions: ReassignmentTarget[] = [];
       for (let i = 0; i < count; i++)
         partitions.push({ topic: r.string(), partition: r.u32(), replicas: readBrokerIds(r, 'replicas') });
-      return allowReplicationFactorChange ? { partitions, allowReplicationFactorChange } : { partitions };
+      return {
+        partitions,
+        ...(flags & 1 ? { allowReplicationFactorChange: true } : {}),
+        ...(flags & 2 ? { replace: true } : {}),
+      };
     },
     encodeResponse: (w, res) => {
       w.u32(res.partitions.length);

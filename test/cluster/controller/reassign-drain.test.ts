@@ -5,11 +5,10 @@
 // undrained (a preferred-leader election gives it its partitions back); bad plans are refused
 // with their codes; a broker without a cluster answers NEEDS_CLUSTER.
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFile } from 'node:fs/promises';
 import { BrokerNode } from '../../../src/broker/broker-node.js';
 import { run } from '../../../src/cli/main.js';
 import type { Client } from '../../../src/client/client.js';
@@ -220,6 +219,15 @@ describe.skipIf(!etcdAvailable())('partition reassign and broker drain: three br
     expect(await refusal(client.admin.drainBroker(9))).toBe('UNKNOWN_BROKER');
     // Nothing started.
     expect(await client.admin.reassignments()).toEqual([]);
+    // A move replaced by a move back (cancelled, or already done and undone): the old replicas.
+    const original = (await client.admin.metadata(['plans'])).topics[0]!.partitions[1]!.replicas;
+    const elsewhere = [[1, 2, 3].find((id) => !original.includes(id))!, original[0]!];
+    await client.admin.reassignPartitions([{ topic: 'plans', partition: 1, replicas: elsewhere }]);
+    await client.admin.reassignPartitions([{ topic: 'plans', partition: 1, replicas: original }], {
+      replace: true,
+    });
+    await until(async () => ((await client.admin.reassignments()).length === 0 ? true : null), 30_000);
+    expect((await client.admin.metadata(['plans'])).topics[0]!.partitions[1]!.replicas).toEqual(original);
   }, 30_000);
 
   it('drains a leader: leadership moves off it, produce and consume go on; undrain and elect give it back', async () => {

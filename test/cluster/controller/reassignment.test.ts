@@ -86,11 +86,32 @@ describe('planReassignment', () => {
     expect(codeOf(() => planReassignment(topics, live, plan))).toBe(code);
   });
 
-  it('refuses a partition already being reassigned', () => {
-    const moving = new Map([['orders', { ...orders, reassigning: { '1': [3, 4] } }]]);
-    expect(
-      codeOf(() => planReassignment(moving, live, [{ topic: 'orders', partition: 1, replicas: [1, 4] }])),
-    ).toBe('REASSIGNMENT_IN_PROGRESS');
+  it('refuses a partition already being reassigned, unless asked to replace its target', () => {
+    const moving = new Map([
+      [
+        'orders',
+        {
+          ...orders,
+          assignment: [
+            [1, 2],
+            [2, 3, 4],
+          ],
+          reassigning: { '1': [3, 4] },
+        },
+      ],
+    ]);
+    const back = [{ topic: 'orders', partition: 1, replicas: [2, 3] }];
+    expect(codeOf(() => planReassignment(moving, live, back))).toBe('REASSIGNMENT_IN_PROGRESS');
+    // Back to the old replicas: broker 4 keeps its copy until the target is in sync, then leaves.
+    const [planned] = planReassignment(moving, live, back, { replace: true });
+    expect(planned!.record.assignment[1]).toEqual([2, 3, 4]);
+    expect(planned!.record.reassigning).toEqual({ '1': [2, 3] });
+    expect(planned!.started).toEqual([{ partition: 1, from: [2, 3, 4], to: [2, 3] }]);
+    const state = { leader: 2, leaderEpoch: 3, isr: [2, 3] };
+    expect(finishReassignment({ replicas: [2, 3, 4], target: [2, 3], state, live, drained: ids() })).toEqual(
+      state,
+    );
+    expect(finishedRecord(planned!.record, [1]).assignment[1]).toEqual([2, 3]);
   });
 
   it('changes the replication factor only when asked, for every partition of the topic at once', () => {
@@ -99,10 +120,10 @@ describe('planReassignment', () => {
       { topic: 'orders', partition: 1, replicas: [2, 3, 4] },
     ];
     expect(codeOf(() => planReassignment(topics, live, three))).toBe('REPLICATION_FACTOR_MISMATCH');
-    expect(codeOf(() => planReassignment(topics, live, three.slice(0, 1), true))).toBe(
-      'REPLICATION_FACTOR_MISMATCH',
-    );
-    const [planned] = planReassignment(topics, live, three, true);
+    expect(
+      codeOf(() => planReassignment(topics, live, three.slice(0, 1), { allowReplicationFactorChange: true })),
+    ).toBe('REPLICATION_FACTOR_MISMATCH');
+    const [planned] = planReassignment(topics, live, three, { allowReplicationFactorChange: true });
     expect(planned!.record.replicationFactor).toBe(3);
     expect(decodeTopicRecord('topics/orders', encodeRecord(planned!.record)).replicationFactor).toBe(3);
   });

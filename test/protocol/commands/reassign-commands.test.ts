@@ -44,6 +44,7 @@ describe('reassignment commands', () => {
         { topic: 'audit', partition: 7, replicas: [4] },
       ],
       allowReplicationFactorChange: true,
+      replace: true,
     };
     const started = { partitions: [{ topic: 'orders', partition: 0, from: [1, 2, 3], to: [2, 3, 1] }] };
     expect(roundTrip(reassignPartitionsCommand, plan, started)).toEqual({ request: plan, response: started });
@@ -73,9 +74,14 @@ describe('reassignment commands', () => {
 
   it('refuses malformed payloads', () => {
     const w = new BinaryWriter(16);
-    w.bool(false).u32(1).string('t').u32(0).u32(1).i32(-2);
+    w.u8(0).u32(1).string('t').u32(0).u32(1).i32(-2);
     expect(() => reassignPartitionsCommand.decodeRequest(new BinaryReader(w.finish()))).toThrow(
       /broker id -2/,
+    );
+    const flags = new BinaryWriter(16);
+    flags.u8(4).u32(0);
+    expect(() => reassignPartitionsCommand.decodeRequest(new BinaryReader(flags.finish()))).toThrow(
+      /flags 4/,
     );
     const all = new BinaryWriter(16);
     all.bool(true).u32(1).string('t');
