@@ -184,7 +184,11 @@ export class ControllerService {
     this.scheduleReconcile();
     const movable = (p: { topic: string; partition: number }) => {
       const state = this.cache.partition(p.topic, p.partition)?.value;
-      return state?.isr.some((id) => id !== brokerId && this.cache.broker(id) !== undefined) === true;
+      return (
+        state?.isr.some(
+          (id) => id !== brokerId && !this.drained.ids.has(id) && this.cache.broker(id) !== undefined,
+        ) === true
+      );
     };
     await this.settle(() => this.ledBy(brokerId).every((p) => !movable(p)));
     const moved: LeaderChange[] = [];
