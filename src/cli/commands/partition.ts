@@ -78,15 +78,14 @@ function targetsOf(flags: ReassignFlags, planText: string | null): ReassignmentT
   ];
 }
 
-function progressLine(p: ReassignmentProgress): string {
+function progressState(p: ReassignmentProgress): string {
   const missing = p.target.filter((id) => !p.isr.includes(id));
-  const state =
-    p.leader < 0
-      ? 'waiting for a leader'
-      : missing.length > 0
-        ? `waiting for ${missing.join(',')} to catch up`
-        : 'caught up, finishing';
-  return `${p.topic}/${p.partition}: replicas ${p.replicas.join(',')} -> ${p.target.join(',')}, isr ${p.isr.join(',')}: ${state}`;
+  if (p.leader < 0) return 'waiting for a leader';
+  return missing.length > 0 ? `waiting for ${missing.join(',')} to catch up` : 'caught up, finishing';
+}
+
+function progressLine(p: ReassignmentProgress): string {
+  return `${p.topic}/${p.partition}: replicas ${p.replicas.join(',')} -> ${p.target.join(',')}, isr ${p.isr.join(',')}: ${progressState(p)}`;
 }
 
 /** Polls the reassignments until none of `keys` is under way; prints each change of progress. */
@@ -206,7 +205,7 @@ export function registerPartition(program: Command, context: CliContext): void {
                   p.target.join(','),
                   p.isr.join(','),
                   p.leader < 0 ? 'none' : p.leader,
-                  progressLine(p).slice(progressLine(p).lastIndexOf(': ') + 2),
+                  progressState(p),
                 ]),
               ),
         );
