@@ -5,8 +5,7 @@
 // undrained (a preferred-leader election gives it its partitions back); bad plans are refused
 // with their codes; a broker without a cluster answers NEEDS_CLUSTER.
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerNode } from '../../../src/broker/broker-node.js';
@@ -17,10 +16,10 @@ import { clusterPart } from '../../../src/cluster/cluster-node.js';
 import { MemoryStreamerError } from '../../../src/common/errors.js';
 import { createLogger } from '../../../src/metrics/logger.js';
 import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../../harness/etcd.js';
+import { useTempDir } from '../../harness/temp-dir.js';
 import { until } from '../../harness/until.js';
 
 let etcd: EtcdProcess;
-let root: string;
 const nodes: BrokerNode[] = [];
 let client: Client;
 
@@ -65,16 +64,16 @@ async function refusal(promise: Promise<unknown>): Promise<string> {
 }
 
 describe.skipIf(!etcdAvailable())('partition reassign and broker drain: three brokers', () => {
+  const dir = useTempDir('ms-reassign-', 'all');
   beforeAll(async () => {
     etcd = await startEtcd();
-    root = await mkdtemp(join(tmpdir(), 'ms-reassign-'));
     const cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/operate`;
     for (const brokerId of [1, 2, 3]) {
       const port = await freePort();
       nodes.push(
         await BrokerNode.start(
           {
-            dataDir: join(root, `b${brokerId}`),
+            dataDir: join(dir.path, `b${brokerId}`),
             port,
             brokerId,
             memoryTrim: false,
@@ -102,7 +101,6 @@ describe.skipIf(!etcdAvailable())('partition reassign and broker drain: three br
     await client?.close();
     for (const n of nodes) await n.stop({ deadlineMs: 500 });
     await etcd?.stop();
-    if (root !== undefined) await rm(root, { recursive: true, force: true });
   });
 
   it('moves a partition to new replicas under load: caught up byte for byte, old copy gone, nothing acknowledged lost', async () => {
@@ -309,7 +307,7 @@ describe.skipIf(!etcdAvailable())('partition reassign and broker drain: three br
       ),
     );
     expect(human.err).toMatch(/cli\/0: replicas .* -> /);
-    const plan = join(root, 'plan.json');
+    const plan = join(dir.path, 'plan.json');
     const target1 = [other(r1!), r1![1]!];
     await writeFile(
       plan,
@@ -344,7 +342,7 @@ describe.skipIf(!etcdAvailable())('partition reassign and broker drain: three br
 
   it('a broker without a cluster answers NEEDS_CLUSTER', async () => {
     const alone = await BrokerNode.start({
-      dataDir: join(root, 'alone'),
+      dataDir: join(dir.path, 'alone'),
       port: 0,
       memoryTrim: false,
       raiseFileLimit: false,
