@@ -67,6 +67,16 @@ describe('planReassignment', () => {
     );
   });
 
+  it('the metadata decoder refuses a bad reassigning field', () => {
+    const bad = (reassigning: unknown) => () =>
+      decodeTopicRecord('topics/orders', JSON.stringify({ ...orders, reassigning }));
+    expect(bad([[2, 3]])).toThrow(/reassigning must be an object/);
+    expect(bad({ '2': [2, 3] })).toThrow(/reassigning names partition 2/);
+    expect(bad({ '01': [2, 3] })).toThrow(/reassigning names partition 01/);
+    expect(bad({ '0': [] })).toThrow(/reassigning\[0\] has no replicas/);
+    expect(bad({ '0': [2, 2] })).toThrow(/names a broker twice/);
+  });
+
   it.each([
     [[{ topic: 'nope', partition: 0, replicas: [1, 2] }], 'UNKNOWN_TOPIC'],
     [[{ topic: 'orders', partition: 2, replicas: [1, 2] }], 'UNKNOWN_PARTITION'],
