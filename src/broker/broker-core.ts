@@ -91,6 +91,7 @@ import type {
   ClusterConfigRequests,
   ClusterGroups,
   ClusterMetadataView,
+  ClusterOperations,
   ClusterTopics,
   ReplicaRequestHandler,
   ReplicaRoles,
@@ -219,6 +220,8 @@ export class BrokerCore {
    * committed offsets: their groups are coordinated here once it is done.
    */
   private readonly coordinated = new Map<number, { loaded: Promise<void> }>();
+  /** Set by a cluster member: reassignment, drain and leader election (NEEDS_CLUSTER without). */
+  clusterOperations: ClusterOperations | null = null;
   /** Set by the network server so metrics can report connections and memory use. */
   connectionStats: () => { connections: number; heldBytes: number } = () => ({
     connections: 0,
@@ -984,7 +987,16 @@ export class BrokerCore {
     if (topic !== undefined) this.refuseKeyMovement(topic, partitions);
   }
 
+  private operations(what: string): ClusterOperations {
+    if (this.clusterOperations !== null) return this.clusterOperations;
+    throw errorOf('NEEDS_CLUSTER', `${what}: this broker runs alone`);
+  }
+
   private readonly handlers: { [K in CoreCommand]: (request: RequestOf<K>) => Promise<ResponseOf<K>> } = {
+    reassignPartitions: (request) => this.operations('partition reassign').reassignPartitions(request),
+    reassignmentStatus: () => this.operations('reassignment status').reassignmentStatus(),
+    drainBroker: (request) => this.operations('broker drain').drainBroker(request),
+    electLeaders: (request) => this.operations('leader election').electLeaders(request),
     createTopic: async (request) => {
       assertKnownTopicOptions('createTopic', request);
       if (this.clusterTopics !== null) {

@@ -20,6 +20,14 @@ import type {
   MetadataResponse,
   TopicView,
 } from '../protocol/commands/data-types.js';
+import type { DrainBrokerRequest, DrainBrokerResponse } from '../protocol/commands/drain-commands.js';
+import type {
+  ElectLeadersRequest,
+  ElectLeadersResponse,
+  ReassignmentStatusResponse,
+  ReassignPartitionsRequest,
+  ReassignPartitionsResponse,
+} from '../protocol/commands/reassign-commands.js';
 import type {
   OffsetsForLeaderEpochRequest,
   OffsetsForLeaderEpochResponse,
@@ -93,4 +101,12 @@ export interface ClusterConfigRequests {
   history(request: ConfigHistoryRequest): Promise<ConfigHistoryResponse>;
   rollback(request: ConfigRollbackRequest): Promise<ConfigVersionView>;
   alterTopic(request: AlterTopicRequest, alter: () => Promise<TopicView>): Promise<TopicView>;
+}
+
+/** Operating a cluster (reassignment, drain, leader election): done by its controller. */
+export interface ClusterOperations {
+  reassignPartitions(request: ReassignPartitionsRequest): Promise<ReassignPartitionsResponse>;
+  reassignmentStatus(): Promise<ReassignmentStatusResponse>;
+  drainBroker(request: DrainBrokerRequest): Promise<DrainBrokerResponse>;
+  electLeaders(request: ElectLeadersRequest): Promise<ElectLeadersResponse>;
 }

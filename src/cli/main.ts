@@ -5,11 +5,13 @@
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerBench } from './commands/bench.js';
+import { registerBroker } from './commands/broker.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerConfig } from './commands/config.js';
 import { registerConsume } from './commands/consume.js';
 import { registerDev } from './commands/dev.js';
 import { registerGroup } from './commands/group.js';
+import { registerPartition } from './commands/partition.js';
 import { registerProduce } from './commands/produce.js';
 import { registerServe } from './commands/serve.js';
 import { registerStatus } from './commands/status.js';
@@ -77,6 +79,8 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
   registerBench(program, context);
   registerDev(program, context);
   registerCluster(program, context);
+  registerPartition(program, context);
+  registerBroker(program, context);
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return EXIT.ok;

@@ -9,6 +9,13 @@ import type {
   PartitionOffset,
   TopicView,
 } from '../protocol/commands/data-types.js';
+import type { DrainBrokerResponse } from '../protocol/commands/drain-commands.js';
+import type {
+  LeaderMove,
+  ReassignmentProgress,
+  ReassignmentStarted,
+  ReassignmentTarget,
+} from '../protocol/commands/reassign-commands.js';
 import {
   type AlterTopicRequest,
   assertKnownTopicOptions,
@@ -145,5 +152,64 @@ export class Admin {
    */
   configRollback(version: number, options: { changedBy?: string } = {}): Promise<ConfigVersionView> {
     return this.transport.request('configRollback', { version, ...options }, { timeoutMs: this.timeoutMs });
+  }
+
+  /**
+   * Moves partitions to new replicas (the first is the preferred leader). The controller adds the
+   * new replicas, waits until they caught up, then drops the old ones and hands leadership to the
+   * first new replica; follow it with `reassignments()`. Refused whole when a target is bad:
+   * UNKNOWN_TOPIC, UNKNOWN_PARTITION, UNKNOWN_BROKER, DUPLICATE_REPLICA,
+   * REPLICATION_FACTOR_MISMATCH (unless `allowReplicationFactorChange`), REASSIGNMENT_IN_PROGRESS
+   * (unless `replace`: a partition under way takes the new target; back to its old replicas
+   * cancels a move); NEEDS_CLUSTER on a broker without a cluster.
+   */
+  async reassignPartitions(
+    partitions: readonly ReassignmentTarget[],
+    options: { allowReplicationFactorChange?: boolean; replace?: boolean } = {},
+  ): Promise<ReassignmentStarted[]> {
+    const request = {
+      partitions: [...partitions],
+      ...(options.allowReplicationFactorChange === true ? { allowReplicationFactorChange: true } : {}),
+      ...(options.replace === true ? { replace: true } : {}),
+    };
+    const started = await this.transport.request('reassignPartitions', request, {
+      timeoutMs: this.timeoutMs,
+    });
+    for (const topic of new Set(partitions.map((p) => p.topic))) this.onTopicChanged(topic);
+    return started.partitions;
+  }
+
+  /** The reassignments under way: replicas now, target, ISR and leader of each partition. */
+  async reassignments(): Promise<ReassignmentProgress[]> {
+    return (await this.transport.request('reassignmentStatus', {}, { timeoutMs: this.timeoutMs })).partitions;
+  }
+
+  /**
+   * Moves leadership of every partition `brokerId` leads to another in-sync replica and keeps it
+   * from being elected while drained (before a planned stop). Answers with what moved and what
+   * could not (no other live in-sync replica).
+   */
+  drainBroker(brokerId: number): Promise<DrainBrokerResponse> {
+    return this.transport.request(
+      'drainBroker',
+      { brokerId },
+      { timeoutMs: Math.max(this.timeoutMs, 30_000) },
+    );
+  }
+
+  /** Ends a drain: the broker may be elected leader again (see `electLeaders` to move leadership back). */
+  undrainBroker(brokerId: number): Promise<DrainBrokerResponse> {
+    return this.transport.request('drainBroker', { brokerId, cancel: true }, { timeoutMs: this.timeoutMs });
+  }
+
+  /**
+   * Preferred-leader election: each partition of `topics` (every topic when not given) is led by
+   * its first replica again where that replica is live, in sync and not drained.
+   */
+  async electLeaders(topics?: readonly string[]): Promise<LeaderMove[]> {
+    const request = topics === undefined ? {} : { topics: [...topics] };
+    return (
+      await this.transport.request('electLeaders', request, { timeoutMs: Math.max(this.timeoutMs, 30_000) })
+    ).moved;
   }
 }

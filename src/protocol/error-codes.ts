@@ -140,6 +140,15 @@ export const ERROR_TABLE = {
     'the setting only changes with a restart, so it cannot be set cluster-wide (set it in the file)',
   ),
   UNKNOWN_CONFIG_VERSION: entry(732, false, 'no configuration version with this number'),
+  UNKNOWN_BROKER: entry(735, false, 'no live broker of the cluster has this id'),
+  DUPLICATE_REPLICA: entry(736, false, 'a replica list names a broker twice'),
+  REPLICATION_FACTOR_MISMATCH: entry(
+    737,
+    false,
+    "the new replicas are not as many as the topic's replication factor",
+  ),
+  NEEDS_CLUSTER: entry(738, false, 'this operation needs a cluster (brokers started with serve --cluster)'),
+  REASSIGNMENT_IN_PROGRESS: entry(739, false, 'the partition is being reassigned already'),
 
   // 8xx: security.
   AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),

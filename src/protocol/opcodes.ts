@@ -24,6 +24,11 @@ export const OPCODE_TABLE = {
   CONFIG_SET: op(0x0110, true),
   CONFIG_HISTORY: op(0x0111, true),
   CONFIG_ROLLBACK: op(0x0112, true),
+  // 0x012x: cluster operations, answered by the controller.
+  PARTITION_REASSIGN: op(0x0120, true),
+  REASSIGNMENT_STATUS: op(0x0121, true),
+  BROKER_DRAIN: op(0x0122, true),
+  ELECT_LEADERS: op(0x0123, true),
   // 0x02xx: produce and fetch.
   PRODUCE: op(0x0201, false),
   FETCH: op(0x0202, false),

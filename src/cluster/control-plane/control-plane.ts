@@ -273,6 +273,67 @@ export class ControlPlane {
     return result.succeeded;
   }
 
+  /**
+   * Replaces a topic's record and writes partition states in one transaction (a reassignment
+   * step: the replica set and the ISR must change together), if `term` is still the controller
+   * and the topic and every partition are at the revisions the caller read. False when one moved.
+   */
+  async updateTopicAndPartitions(
+    term: ControllerInfo,
+    topic: TopicRecord,
+    expectedModRevision: bigint,
+    updates: readonly PartitionUpdate[],
+  ): Promise<boolean> {
+    const key = KEYS.topic(topic.name);
+    const result = await this.call(() => {
+      let txn = this.store
+        .if(KEYS.controller, 'Create', '==', term.epoch.toString())
+        .and(key, 'Mod', '==', expectedModRevision.toString());
+      for (const update of updates) {
+        const partitionKey = KEYS.partition(update.topic, update.partition);
+        txn =
+          update.expectedModRevision === 0n
+            ? txn.and(partitionKey, 'Create', '==', 0)
+            : txn.and(partitionKey, 'Mod', '==', update.expectedModRevision.toString());
+      }
+      return txn
+        .then(
+          this.store.put(key).value(encodeRecord(topic)),
+          ...updates.map((update) =>
+            this.store.put(KEYS.partition(update.topic, update.partition)).value(encodeRecord(update.state)),
+          ),
+        )
+        .else(this.store.get(KEYS.controller))
+        .commit();
+    });
+    if (!result.succeeded) this.checkStillController(result, term);
+    return result.succeeded;
+  }
+
+  /** Writes a controller-owned setting (e.g. the drained brokers) if unchanged since read (0n: absent). */
+  async writeFenced(
+    term: ControllerInfo,
+    key: string,
+    expectedModRevision: bigint,
+    value: string,
+  ): Promise<boolean> {
+    const result = await this.call(() =>
+      this.store
+        .if(KEYS.controller, 'Create', '==', term.epoch.toString())
+        .and(
+          key,
+          expectedModRevision === 0n ? 'Create' : 'Mod',
+          '==',
+          expectedModRevision === 0n ? 0 : expectedModRevision.toString(),
+        )
+        .then(this.store.put(key).value(value))
+        .else(this.store.get(KEYS.controller))
+        .commit(),
+    );
+    if (!result.succeeded) this.checkStillController(result, term);
+    return result.succeeded;
+  }
+
   /** Deletes a topic and every partition state of it, if `term` is still the controller. */
   async deleteTopic(term: ControllerInfo, name: string): Promise<void> {
     const key = KEYS.topic(name);

@@ -8,6 +8,8 @@
 //                                   create revision is the controller epoch (see control-plane.ts)
 //   topics/<topic>                  TopicRecord (JSON)
 //   partitions/<topic>/<partition>  PartitionState (JSON): replicas, leader, leader epoch, ISR
+//   drained-brokers                 { brokers: [ids] }: brokers the controller chooses as leader
+//                                   only when no other in-sync replica is live (broker drain)
 //   config/current                  the cluster-wide broker settings (ConfigVersion JSON)
 //   config/history/<version>        every version ever written, <version> zero-padded to 12 digits
 //
@@ -29,6 +31,7 @@ export const KEYS = {
   partitionsPrefix: 'partitions/',
   topicPartitionsPrefix: (topic: string) => `partitions/${topic}/`,
   partition: (topic: string, partition: number) => `partitions/${topic}/${partition}`,
+  drainedBrokers: 'drained-brokers',
   configCurrent: 'config/current',
   configHistoryPrefix: 'config/history/',
   configVersion: (version: number) => `config/history/${String(version).padStart(12, '0')}`,

@@ -20,6 +20,12 @@ export interface TopicRecord {
   readonly assignment: readonly (readonly number[])[];
   /** Topic settings (durability, retention, …) as the broker's topic configuration names them. */
   readonly config: Readonly<Record<string, unknown>>;
+  /**
+   * Partitions being reassigned (partition index → target replicas, the preferred leader first).
+   * While a partition is here its assignment is the old replicas plus the targets, so its replica
+   * count may differ from the replication factor; the controller finishes it (controller/reassignment.ts).
+   */
+  readonly reassigning?: Readonly<Record<string, readonly number[]>>;
 }
 
 /**
@@ -96,9 +102,10 @@ export function decodeTopicRecord(key: string, bytes: Buffer | string): TopicRec
   const assignment = record.assignment;
   if (!Array.isArray(assignment) || assignment.length !== partitions)
     invalid(key, `assignment must list the replicas of each of the ${partitions} partitions`);
+  const reassigning = decodeReassigning(key, record.reassigning, partitions);
   const replicas = assignment.map((_, partition) => {
     const ids = brokerIds(key, assignment[partition], `assignment[${partition}]`);
-    if (ids.length !== replicationFactor)
+    if (ids.length !== replicationFactor && reassigning?.[partition] === undefined)
       invalid(
         key,
         `partition ${partition} has ${ids.length} replicas, the replication factor is ${replicationFactor}`,
@@ -111,7 +118,28 @@ export function decodeTopicRecord(key: string, bytes: Buffer | string): TopicRec
     replicationFactor,
     assignment: replicas,
     config: config as Record<string, unknown>,
+    ...(reassigning !== undefined ? { reassigning } : {}),
   };
+}
+
+function decodeReassigning(
+  key: string,
+  value: unknown,
+  partitions: number,
+): Record<string, number[]> | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    invalid(key, 'reassigning must be an object');
+  const targets: Record<string, number[]> = {};
+  for (const [partition, target] of Object.entries(value)) {
+    const index = Number(partition);
+    if (!Number.isSafeInteger(index) || index < 0 || index >= partitions || String(index) !== partition)
+      invalid(key, `reassigning names partition ${partition}, not one of the ${partitions}`);
+    const ids = brokerIds(key, target, `reassigning[${partition}]`);
+    if (ids.length === 0) invalid(key, `reassigning[${partition}] has no replicas`);
+    targets[partition] = ids;
+  }
+  return targets;
 }
 
 export function decodePartitionState(key: string, bytes: Buffer | string): PartitionState {

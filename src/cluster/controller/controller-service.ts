@@ -7,8 +7,22 @@ import { MemoryStreamerError } from '../../common/errors.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import type { BrokerSession, ControlPlane } from '../control-plane/control-plane.js';
 import { type ControllerInfo, MetadataCache, type MetadataEvent } from '../control-plane/metadata-cache.js';
-import type { TopicRecord } from '../control-plane/metadata-records.js';
-import { Controller, type NewTopic, type ReconcileResult } from './controller.js';
+import { KEYS } from '../control-plane/metadata-keys.js';
+import { NO_LEADER, type TopicRecord } from '../control-plane/metadata-records.js';
+import { Controller, type LeaderChange, type NewTopic, type ReconcileResult } from './controller.js';
+import { DrainedBrokers, encodeDrained } from './drained-brokers.js';
+import type { PlannedTopic, ReassignmentTarget, ReassignOptions } from './reassignment.js';
+
+/** How long a drain or an election waits for the metadata to show its leadership moves. */
+const SETTLE_TIMEOUT_MS = 10_000;
+
+export interface DrainResult {
+  readonly drained: boolean;
+  readonly drainedBrokers: readonly number[];
+  readonly moved: LeaderChange[];
+  /** Partitions the broker still leads (no other live in-sync replica). */
+  readonly stayed: Array<{ topic: string; partition: number }>;
+}
 
 export interface ControllerServiceEvents {
   /** This broker won a controller term. */
@@ -24,6 +38,8 @@ export interface ControllerServiceEvents {
 
 export class ControllerService {
   readonly cache = new MetadataCache();
+  /** Brokers drained by an operator (passed over in leader elections). */
+  readonly drained = new DrainedBrokers();
   private readonly plane: ControlPlane;
   private readonly session: BrokerSession;
   private readonly events: ControllerServiceEvents;
@@ -83,6 +99,144 @@ export class ControllerService {
     await this.guard(controller, () => controller.deleteTopic(name));
   }
 
+  /** Starts reassignments (refused whole when the plan is bad); reconciles finish them. */
+  async reassign(
+    plan: readonly ReassignmentTarget[],
+    options: ReassignOptions = {},
+  ): Promise<PlannedTopic[]> {
+    const controller = this.requireController();
+    const planned = await this.guard(controller, () => controller.reassign(this.cache, plan, options));
+    this.scheduleReconcile();
+    return planned;
+  }
+
+  /** The reassignments under way, as the metadata shows them. */
+  reassignments(): Array<{
+    topic: string;
+    partition: number;
+    replicas: number[];
+    target: number[];
+    isr: number[];
+    leader: number;
+  }> {
+    return this.cache.topics().flatMap(({ value: topic }) =>
+      Object.entries(topic.reassigning ?? {})
+        .map(([key, target]) => {
+          const partition = Number(key);
+          const state = this.cache.partition(topic.name, partition)?.value;
+          return {
+            topic: topic.name,
+            partition,
+            replicas: [...topic.assignment[partition]!],
+            target: [...target],
+            isr: [...(state?.isr ?? [])],
+            leader: state?.leader ?? NO_LEADER,
+          };
+        })
+        .sort((a, b) => a.partition - b.partition),
+    );
+  }
+
+  /**
+   * Drains a broker (or ends its drain): recorded in the control plane, then the reconcile moves
+   * leadership off it; answers once every partition it led has moved or cannot (no other live
+   * in-sync replica), or after SETTLE_TIMEOUT_MS.
+   */
+  async drain(brokerId: number, cancel: boolean): Promise<DrainResult> {
+    const controller = this.requireController();
+    if (!cancel && this.cache.broker(brokerId) === undefined)
+      throw errorOf(
+        'UNKNOWN_BROKER',
+        `broker ${brokerId}; the live brokers are ${this.cache
+          .brokers()
+          .map((b) => b.brokerId)
+          .join(', ')}`,
+      );
+    const before = this.ledBy(brokerId);
+    for (let attempt = 0; ; attempt++) {
+      const current = this.drained;
+      const next = new Set(current.ids);
+      if (cancel) next.delete(brokerId);
+      else next.add(brokerId);
+      const value = encodeDrained(next);
+      const written = await this.guard(controller, () =>
+        this.plane.writeFenced(controller.term, KEYS.drainedBrokers, current.modRevision, value),
+      );
+      if (written) {
+        // The watch brings the new revision; until then a second drain retries on a fresh read.
+        this.drained.set([...next], current.modRevision);
+        break;
+      }
+      // Another drain changed the set meanwhile: read it again and retry.
+      if (attempt >= 3) throw errorOf('INVALID_REQUEST', 'the drained brokers changed meanwhile; try again');
+      const fresh = await this.plane.read(KEYS.drainedBrokers);
+      this.drained.apply([
+        {
+          type: fresh.value === null ? 'delete' : 'put',
+          key: KEYS.drainedBrokers,
+          value: fresh.value ?? Buffer.alloc(0),
+          createRevision: 0n,
+          modRevision: fresh.modRevision,
+        },
+      ]);
+    }
+    if (cancel) return { drained: false, drainedBrokers: [...this.drained.ids], moved: [], stayed: [] };
+    this.scheduleReconcile();
+    const movable = (p: { topic: string; partition: number }) => {
+      const state = this.cache.partition(p.topic, p.partition)?.value;
+      return (
+        state?.isr.some(
+          (id) => id !== brokerId && !this.drained.ids.has(id) && this.cache.broker(id) !== undefined,
+        ) === true
+      );
+    };
+    await this.settle(() => this.ledBy(brokerId).every((p) => !movable(p)));
+    const moved: LeaderChange[] = [];
+    for (const p of before) {
+      const state = this.cache.partition(p.topic, p.partition)?.value;
+      if (state !== undefined && state.leader !== brokerId)
+        moved.push({ ...p, from: brokerId, to: state.leader, leaderEpoch: state.leaderEpoch });
+    }
+    return {
+      drained: true,
+      drainedBrokers: [...this.drained.ids],
+      moved,
+      stayed: this.ledBy(brokerId),
+    };
+  }
+
+  /** Preferred-leader election; answers once the metadata shows the moves (or after SETTLE_TIMEOUT_MS). */
+  async electLeaders(topics?: readonly string[]): Promise<LeaderChange[]> {
+    const controller = this.requireController();
+    const moved = await this.guard(controller, () =>
+      controller.electPreferredLeaders(this.cache, this.drained.ids, topics),
+    );
+    await this.settle(() =>
+      moved.every(
+        (move) =>
+          (this.cache.partition(move.topic, move.partition)?.value.leaderEpoch ?? -1) >= move.leaderEpoch,
+      ),
+    );
+    return moved;
+  }
+
+  /** Partitions `brokerId` leads, as the metadata says. */
+  private ledBy(brokerId: number): Array<{ topic: string; partition: number }> {
+    return this.cache
+      .topics()
+      .flatMap(({ value: topic }) =>
+        Array.from({ length: topic.partitions }, (_, partition) => ({ topic: topic.name, partition })).filter(
+          (p) => this.cache.partition(p.topic, p.partition)?.value.leader === brokerId,
+        ),
+      );
+  }
+
+  private async settle(done: () => boolean): Promise<void> {
+    const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+    while (!done() && Date.now() < deadline && !this.stopped)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
   private requireController(): Controller {
     const controller = this.controller;
     if (controller === null)
@@ -105,6 +259,7 @@ export class ControllerService {
     await this.stopWatch?.();
     const snapshot = await this.plane.snapshot();
     this.cache.load(snapshot.events, snapshot.revision);
+    this.drained.load(snapshot.events);
     this.stopWatch = await this.plane.watch(
       this.cache.revision,
       (events) => this.onEvents(events),
@@ -119,6 +274,7 @@ export class ControllerService {
 
   private onEvents(events: MetadataEvent[]): void {
     this.cache.apply(events);
+    this.drained.apply(events);
     this.events.onMetadata?.(this.cache, events);
     void this.afterChange();
   }
@@ -158,7 +314,9 @@ export class ControllerService {
         const controller = this.controller;
         if (controller === null) break;
         try {
-          const result = await this.guard(controller, () => controller.reconcile(this.cache));
+          const result = await this.guard(controller, () =>
+            controller.reconcile(this.cache, this.drained.ids),
+          );
           this.events.onReconcile?.(result);
         } catch (error) {
           if (!(error instanceof MemoryStreamerError && error.codeName === 'NOT_CONTROLLER'))

@@ -11,8 +11,25 @@ import {
 } from '../control-plane/control-plane.js';
 import type { ControllerInfo, MetadataCache } from '../control-plane/metadata-cache.js';
 import type { TopicRecord } from '../control-plane/metadata-records.js';
-import { decidePartition } from './leader-election.js';
+import { decidePartition, electPreferred } from './leader-election.js';
+import {
+  finishedRecord,
+  finishReassignment,
+  type PlannedTopic,
+  planReassignment,
+  type ReassignmentTarget,
+  type ReassignOptions,
+} from './reassignment.js';
 import { assignReplicas } from './replica-assignment.js';
+
+/** A leadership change the controller wrote. */
+export interface LeaderChange {
+  readonly topic: string;
+  readonly partition: number;
+  readonly from: number;
+  readonly to: number;
+  readonly leaderEpoch: number;
+}
 
 export interface ReconcileResult {
   /** Partition states written. */
@@ -21,6 +38,8 @@ export interface ReconcileResult {
   readonly conflicts: number;
   /** Leaders elected from outside the ISR (the topic allowed it). */
   readonly uncleanElections: number;
+  /** Partitions whose reassignment finished (the new replicas caught up, the old ones left). */
+  readonly reassignmentsFinished: number;
 }
 
 export interface NewTopic {
@@ -96,8 +115,72 @@ export class Controller {
     await this.plane.deleteTopic(this.term, name);
   }
 
-  /** Brings every partition's leadership and ISR in line with the live brokers. */
-  async reconcile(cache: MetadataCache): Promise<ReconcileResult> {
+  /**
+   * Starts moving partitions to new replicas (reassignment.ts: refused whole when a target is
+   * bad); the reconciles after it finish each partition once its new replicas caught up.
+   */
+  async reassign(
+    cache: MetadataCache,
+    plan: readonly ReassignmentTarget[],
+    options: ReassignOptions = {},
+  ): Promise<PlannedTopic[]> {
+    const topics = new Map(cache.topics().map(({ value }) => [value.name, value]));
+    const live = new Set(cache.brokers().map((broker) => broker.brokerId));
+    const planned = planReassignment(topics, live, plan, options);
+    for (const { record } of planned) {
+      const current = cache.topic(record.name)!;
+      if (!(await this.plane.updateTopic(this.term, record, current.modRevision)))
+        throw errorOf('INVALID_REQUEST', `topic ${record.name} changed meanwhile; try again`);
+    }
+    return planned;
+  }
+
+  /** Preferred-leader election over `topics` (every topic when not given); returns what moved. */
+  async electPreferredLeaders(
+    cache: MetadataCache,
+    drained: ReadonlySet<number>,
+    topics?: readonly string[],
+  ): Promise<LeaderChange[]> {
+    const live = new Set(cache.brokers().map((broker) => broker.brokerId));
+    const names = topics ?? cache.topics().map(({ value }) => value.name);
+    const updates: PartitionUpdate[] = [];
+    const moves: LeaderChange[] = [];
+    for (const name of names) {
+      const topic = cache.topic(name)?.value;
+      if (topic === undefined) throw errorOf('UNKNOWN_TOPIC', name);
+      for (let partition = 0; partition < topic.partitions; partition++) {
+        // A partition being reassigned gets its leader when the reassignment finishes.
+        if (topic.reassigning?.[String(partition)] !== undefined) continue;
+        const current = cache.partition(name, partition);
+        const state = electPreferred(topic.assignment[partition]!, current?.value, live, drained);
+        if (state === null || current === undefined) continue;
+        updates.push({ topic: name, partition, expectedModRevision: current.modRevision, state });
+        moves.push({
+          topic: name,
+          partition,
+          from: current.value.leader,
+          to: state.leader,
+          leaderEpoch: state.leaderEpoch,
+        });
+      }
+    }
+    const written: LeaderChange[] = [];
+    for (let i = 0; i < updates.length; i += MAX_PARTITION_UPDATES_PER_WRITE)
+      if (
+        await this.plane.writePartitionStates(
+          this.term,
+          updates.slice(i, i + MAX_PARTITION_UPDATES_PER_WRITE),
+        )
+      )
+        written.push(...moves.slice(i, i + MAX_PARTITION_UPDATES_PER_WRITE));
+    return written;
+  }
+
+  /**
+   * Brings every partition's leadership and ISR in line with the live brokers (passing over
+   * drained ones), then finishes the reassignments whose new replicas caught up.
+   */
+  async reconcile(cache: MetadataCache, drained: ReadonlySet<number> = new Set()): Promise<ReconcileResult> {
     const live = new Set(cache.brokers().map((broker) => broker.brokerId));
     const updates: PartitionUpdate[] = [];
     const unclean = new Set<PartitionUpdate>();
@@ -110,6 +193,7 @@ export class Controller {
           state: current?.value,
           live,
           uncleanElectionAllowed,
+          drained,
         });
         if (decision === null) continue;
         const update = {
@@ -132,6 +216,37 @@ export class Controller {
         uncleanElections += batch.filter((update) => unclean.has(update)).length;
       } else conflicts++;
     }
-    return { written, conflicts, uncleanElections };
+    // Reassignments: partitions written just now are at a new revision; the next reconcile (on the
+    // watch event of that write) looks at them again.
+    const touched = new Set(updates.map((update) => `${update.partition}:${update.topic}`));
+    let reassignmentsFinished = 0;
+    for (const { value: topic, modRevision } of cache.topics()) {
+      const finishing: PartitionUpdate[] = [];
+      for (const [key, target] of Object.entries(topic.reassigning ?? {})) {
+        const partition = Number(key);
+        if (touched.has(`${partition}:${topic.name}`)) continue;
+        const current = cache.partition(topic.name, partition);
+        const state = finishReassignment({
+          replicas: topic.assignment[partition]!,
+          target,
+          state: current?.value,
+          live,
+          drained,
+        });
+        if (state !== null && current !== undefined)
+          finishing.push({ topic: topic.name, partition, expectedModRevision: current.modRevision, state });
+      }
+      if (finishing.length === 0) continue;
+      const batch = finishing.slice(0, MAX_PARTITION_UPDATES_PER_WRITE - 1);
+      const record = finishedRecord(
+        topic,
+        batch.map((update) => update.partition),
+      );
+      if (await this.plane.updateTopicAndPartitions(this.term, record, modRevision, batch)) {
+        written += batch.length;
+        reassignmentsFinished += batch.length;
+      } else conflicts++;
+    }
+    return { written, conflicts, uncleanElections, reassignmentsFinished };
   }
 }

@@ -9,6 +9,8 @@
 //   bumps the leader epoch too, so a leader that was only cut off is fenced by its followers.
 // - Unclean election (a live replica outside the ISR takes over, acknowledged writes may be lost)
 //   happens only when the topic allows it, and says so in its result for the metrics.
+// - Drained brokers (broker drain) are passed over: a drained leader hands leadership to another
+//   live ISR member, and an election picks a drained broker only when no other can lead.
 // - A partition whose state needs no change yields null: the controller writes nothing.
 
 import { NO_LEADER, type PartitionState } from '../control-plane/metadata-records.js';
@@ -19,6 +21,8 @@ export interface ElectionInput {
   readonly state: PartitionState | undefined;
   readonly live: ReadonlySet<number>;
   readonly uncleanElectionAllowed: boolean;
+  /** Brokers to choose as leader only when nobody else can (drained before a planned stop). */
+  readonly drained?: ReadonlySet<number>;
 }
 
 export interface ElectionResult {
@@ -28,8 +32,19 @@ export interface ElectionResult {
 
 export function decidePartition(input: ElectionInput): ElectionResult | null {
   const { replicas, live } = input;
+  const drained = input.drained ?? new Set<number>();
   const current: PartitionState = input.state ?? { leader: NO_LEADER, leaderEpoch: -1, isr: [...replicas] };
   const liveIsr = current.isr.filter((id) => live.has(id));
+
+  if (current.leader !== NO_LEADER && live.has(current.leader) && drained.has(current.leader)) {
+    // A drained leader hands over to a live in-sync replica that is not drained, if there is one.
+    const successor = replicas.find((id) => liveIsr.includes(id) && !drained.has(id));
+    if (successor !== undefined)
+      return {
+        state: { leader: successor, leaderEpoch: current.leaderEpoch + 1, isr: liveIsr },
+        unclean: false,
+      };
+  }
 
   if (current.leader !== NO_LEADER && live.has(current.leader)) {
     // The leader stays; only dead followers leave the ISR.
@@ -38,7 +53,9 @@ export function decidePartition(input: ElectionInput): ElectionResult | null {
     return { state: { ...current, isr: liveIsr }, unclean: false };
   }
 
-  const clean = replicas.find((id) => liveIsr.includes(id));
+  const clean =
+    replicas.find((id) => liveIsr.includes(id) && !drained.has(id)) ??
+    replicas.find((id) => liveIsr.includes(id));
   if (clean !== undefined)
     return {
       state: { leader: clean, leaderEpoch: current.leaderEpoch + 1, isr: orderLike(replicas, liveIsr) },
@@ -46,7 +63,8 @@ export function decidePartition(input: ElectionInput): ElectionResult | null {
     };
 
   if (input.uncleanElectionAllowed) {
-    const firstLive = replicas.find((id) => live.has(id));
+    const firstLive =
+      replicas.find((id) => live.has(id) && !drained.has(id)) ?? replicas.find((id) => live.has(id));
     if (firstLive !== undefined)
       return {
         state: { leader: firstLive, leaderEpoch: current.leaderEpoch + 1, isr: [firstLive] },
@@ -63,6 +81,22 @@ export function decidePartition(input: ElectionInput): ElectionResult | null {
   const unchanged =
     input.state !== undefined && current.leader === NO_LEADER && sameMembers(current.isr, offline.isr);
   return unchanged ? null : { state: offline, unclean: false };
+}
+
+/**
+ * Preferred-leader election: leadership back to the first replica when it is live, in the ISR and
+ * not drained, and does not lead already. Null when nothing changes.
+ */
+export function electPreferred(
+  replicas: readonly number[],
+  state: PartitionState | undefined,
+  live: ReadonlySet<number>,
+  drained: ReadonlySet<number>,
+): PartitionState | null {
+  const preferred = replicas[0];
+  if (state === undefined || preferred === undefined || state.leader === preferred) return null;
+  if (!live.has(preferred) || !state.isr.includes(preferred) || drained.has(preferred)) return null;
+  return { leader: preferred, leaderEpoch: state.leaderEpoch + 1, isr: [...state.isr] };
 }
 
 function orderLike(order: readonly number[], members: readonly number[]): number[] {

@@ -43,6 +43,7 @@ import { ClusterGroupPlacement, type ClusterGroupsOptions } from '../cluster-gro
 import type { ClusterMember } from '../cluster-member.js';
 import { KEYS } from '../control-plane/metadata-keys.js';
 import { encodeRecord, NO_LEADER, type TopicRecord } from '../control-plane/metadata-records.js';
+import { ControllerOperations } from '../controller/cluster-operations.js';
 import { FollowerState } from './follower-state.js';
 import { LeaderEpochCache } from './leader-epoch-cache.js';
 import { LeaderState } from './leader-state.js';
@@ -99,7 +100,10 @@ function epochCacheOf(log: PartitionLog): LeaderEpochCache {
 }
 
 class LeaderReplica {
-  private readonly waiters = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  private readonly waiters = new Map<
+    number,
+    { resolve: () => void; reject: (error: Error) => void; lastOffset: bigint; deadlineMs: number }
+  >();
   /** Replica fetches waiting for batches past their offset (long poll). */
   private dataWaiters: Array<() => void> = [];
   private nextRequestId = 1;
@@ -112,6 +116,8 @@ class LeaderReplica {
     readonly log: PartitionLog,
     readonly state: LeaderState,
     private readonly proposeIsr: (isr: readonly number[], isrVersion: number) => void,
+    /** The replica set this leader started with (a reassignment changes it: see handOver). */
+    readonly replicas: readonly number[] = [],
   ) {}
 
   run(actions: readonly LeaderAction[]): void {
@@ -159,9 +165,22 @@ class LeaderReplica {
   acknowledged(lastOffset: bigint, deadlineMs: number): Promise<void> {
     const requestId = this.nextRequestId++;
     return new Promise<void>((resolve, reject) => {
-      this.waiters.set(requestId, { resolve, reject });
+      this.waiters.set(requestId, { resolve, reject, lastOffset, deadlineMs });
       this.run(this.state.awaitReplication(requestId, lastOffset, deadlineMs));
     });
+  }
+
+  /**
+   * The replica set changed at the same leader epoch (a reassignment): `next` leads from now on,
+   * and the produces waiting for acks 'all' wait on it instead of failing.
+   */
+  handOver(next: LeaderReplica): void {
+    const waiting = [...this.waiters.values()];
+    this.waiters.clear();
+    this.run(this.state.resign());
+    for (const wake of this.dataWaiters.splice(0)) wake();
+    for (const waiter of waiting)
+      next.acknowledged(waiter.lastOffset, waiter.deadlineMs).then(waiter.resolve, waiter.reject);
   }
 
   resign(): void {
@@ -365,6 +384,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     };
     this.core.clusterMetadata = this;
     this.core.clusterGroups = new ClusterGroupPlacement(this.member, this.groupsOptions);
+    this.core.clusterOperations = new ControllerOperations(this.member, (id) => this.linkTo(id));
     this.reconcile();
   }
 
@@ -392,6 +412,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     this.core.clusterTopics = null;
     this.core.clusterMetadata = null;
     this.core.clusterGroups = null;
+    this.core.clusterOperations = null;
   }
 
   private async reconcileNow(): Promise<void> {
@@ -439,15 +460,23 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
         if (leader === me) {
           this.stopFollower(key);
           const current = this.leaders.get(key);
-          if (current !== undefined && current.state.leaderEpoch === leaderEpoch) {
+          const sameReplicas =
+            current !== undefined &&
+            current.replicas.length === replicas.length &&
+            current.replicas.every((id) => replicas.includes(id));
+          if (current !== undefined && current.state.leaderEpoch === leaderEpoch && sameReplicas) {
             // The ISR as the controller (or this leader's own proposal) wrote it.
             const before = current.state.isr;
             current.run(current.state.applyIsr(isr, Number(state.modRevision), Date.now()));
             this.countIsrChange(before, current.state.isr);
             continue;
           }
-          current?.resign();
-          this.becomeLeader(topic, p, replicas, leaderEpoch, isr, Number(state.modRevision));
+          // A reassignment changes the replicas without a new leader epoch (the log's history is
+          // the same): the leader starts again at its epoch with the new set.
+          const handOver =
+            current !== undefined && current.state.leaderEpoch === leaderEpoch ? current : null;
+          if (handOver === null) current?.resign();
+          this.becomeLeader(topic, p, replicas, leaderEpoch, isr, Number(state.modRevision), handOver);
         } else {
           this.resignLeader(key);
           const current = this.followers.get(key);
@@ -459,6 +488,23 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     }
     for (const key of [...this.leaders.keys()]) if (!wanted.has(key)) this.resignLeader(key);
     for (const key of [...this.followers.keys()]) if (!wanted.has(key)) this.stopFollower(key);
+    await this.dropMovedPartitions(me);
+  }
+
+  /** A partition reassigned away from this broker (its topic still has others here) loses its copy. */
+  private async dropMovedPartitions(me: number): Promise<void> {
+    for (const { value: topic } of this.member.metadata.topics()) {
+      const local = this.core.localTopic(topic.name)?.partitions ?? 0;
+      for (let p = 0; p < Math.min(local, topic.partitions); p++) {
+        if (topic.assignment[p]?.includes(me) !== false) continue;
+        const partition = this.core.partition(topic.name, p);
+        const start = partition.log.logStartOffset;
+        if (partition.log.logEndOffset === start) continue;
+        await partition.log.truncateTo(start);
+        await partition.derived.truncated(start);
+        this.logger.info({ topic: topic.name, partition: p }, 'replica of a moved partition removed');
+      }
+    }
   }
 
   /** ISR members removed and added by the changes applied to partitions led here (for metrics). */
@@ -531,6 +577,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     leaderEpoch: number,
     isr: readonly number[],
     isrVersion: number,
+    previous: LeaderReplica | null = null,
   ): void {
     const log = this.core.partition(topic.name, partition).log;
     const { leader, actions } = LeaderState.become(
@@ -553,11 +600,17 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
         nowMs: Date.now(),
       },
     );
-    const replica = new LeaderReplica(topic.name, partition, log, leader, (proposed, version) =>
-      this.writeIsr(topic.name, partition, leaderEpoch, proposed, version),
+    const replica = new LeaderReplica(
+      topic.name,
+      partition,
+      log,
+      leader,
+      (proposed, version) => this.writeIsr(topic.name, partition, leaderEpoch, proposed, version),
+      [...replicas],
     );
     this.leaders.set(keyOf(topic.name, partition), replica);
     replica.run(actions);
+    previous?.handOver(replica);
     if (topic.name === OFFSETS_TOPIC) this.core.coordinateGroupPartition(partition);
     this.logger.info(
       { topic: topic.name, partition, leaderEpoch, brokerId: this.member.brokerId },

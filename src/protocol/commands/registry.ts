@@ -13,6 +13,7 @@ import {
   subscribeCommand,
   unsubscribeCommand,
 } from './data-commands.js';
+import { drainBrokerCommand } from './drain-commands.js';
 import {
   commitOffsetsCommand,
   describeGroupCommand,
@@ -24,6 +25,11 @@ import {
   listGroupsCommand,
 } from './group-commands.js';
 import { metadataCommand } from './metadata-command.js';
+import {
+  electLeadersCommand,
+  reassignmentStatusCommand,
+  reassignPartitionsCommand,
+} from './reassign-commands.js';
 import {
   alterTopicCommand,
   createTopicCommand,
@@ -58,6 +64,10 @@ export const COMMANDS = {
   configSet: configSetCommand,
   configHistory: configHistoryCommand,
   configRollback: configRollbackCommand,
+  reassignPartitions: reassignPartitionsCommand,
+  reassignmentStatus: reassignmentStatusCommand,
+  drainBroker: drainBrokerCommand,
+  electLeaders: electLeadersCommand,
 } as const;
 
 export { handshakeCommand };

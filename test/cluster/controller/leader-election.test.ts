@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NO_LEADER, type PartitionState } from '../../../src/cluster/control-plane/metadata-records.js';
-import { decidePartition } from '../../../src/cluster/controller/leader-election.js';
+import { decidePartition, electPreferred } from '../../../src/cluster/controller/leader-election.js';
 import { assignReplicas } from '../../../src/cluster/controller/replica-assignment.js';
 
 const live = (...ids: number[]) => new Set(ids);
@@ -152,5 +152,96 @@ describe('decidePartition', () => {
         },
       ),
     );
+  });
+});
+
+describe('decidePartition with drained brokers', () => {
+  const replicas = [1, 2, 3];
+  const leading1: PartitionState = { leader: 1, leaderEpoch: 4, isr: [1, 2, 3] };
+
+  it('moves leadership off a drained leader to the next live in-sync replica, with a new epoch', () => {
+    expect(
+      decidePartition({
+        replicas,
+        state: leading1,
+        live: live(1, 2, 3),
+        uncleanElectionAllowed: false,
+        drained: live(1),
+      }),
+    ).toEqual({ state: { leader: 2, leaderEpoch: 5, isr: [1, 2, 3] }, unclean: false });
+    // Passing over a drained follower too.
+    expect(
+      decidePartition({
+        replicas,
+        state: leading1,
+        live: live(1, 2, 3),
+        uncleanElectionAllowed: false,
+        drained: live(1, 2),
+      })?.state.leader,
+    ).toBe(3);
+  });
+
+  it('keeps a drained leader when no other live in-sync replica can lead', () => {
+    const alone: PartitionState = { leader: 1, leaderEpoch: 4, isr: [1] };
+    expect(
+      decidePartition({
+        replicas,
+        state: alone,
+        live: live(1, 2, 3),
+        uncleanElectionAllowed: false,
+        drained: live(1),
+      }),
+    ).toBeNull();
+    expect(
+      decidePartition({
+        replicas,
+        state: leading1,
+        live: live(1),
+        uncleanElectionAllowed: false,
+        drained: live(1),
+      }),
+    ).toEqual({ state: { leader: 1, leaderEpoch: 4, isr: [1] }, unclean: false });
+  });
+
+  it('elects a drained broker only when it is the only clean choice', () => {
+    const offline: PartitionState = { leader: NO_LEADER, leaderEpoch: 5, isr: [1, 2] };
+    expect(
+      decidePartition({
+        replicas,
+        state: offline,
+        live: live(1, 2),
+        uncleanElectionAllowed: false,
+        drained: live(1),
+      })?.state.leader,
+    ).toBe(2);
+    expect(
+      decidePartition({
+        replicas,
+        state: offline,
+        live: live(1),
+        uncleanElectionAllowed: false,
+        drained: live(1),
+      })?.state.leader,
+    ).toBe(1);
+  });
+});
+
+describe('electPreferred', () => {
+  const state: PartitionState = { leader: 2, leaderEpoch: 7, isr: [1, 2, 3] };
+
+  it('gives leadership back to the first replica when it is live, in sync and not drained', () => {
+    expect(electPreferred([1, 2, 3], state, live(1, 2, 3), live())).toEqual({
+      leader: 1,
+      leaderEpoch: 8,
+      isr: [1, 2, 3],
+    });
+  });
+
+  it('changes nothing when the preferred replica leads, is down, out of the ISR or drained', () => {
+    expect(electPreferred([2, 1, 3], state, live(1, 2, 3), live())).toBeNull();
+    expect(electPreferred([1, 2, 3], state, live(2, 3), live())).toBeNull();
+    expect(electPreferred([1, 2, 3], { ...state, isr: [2, 3] }, live(1, 2, 3), live())).toBeNull();
+    expect(electPreferred([1, 2, 3], state, live(1, 2, 3), live(1))).toBeNull();
+    expect(electPreferred([1, 2, 3], undefined, live(1, 2, 3), live())).toBeNull();
   });
 });

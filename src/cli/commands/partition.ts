@@ -1,0 +1,237 @@
+// `memorystreamer partition reassign|reassignments|elect-leaders`: moving partitions between
+// brokers, and leadership back to the preferred replicas. The controller does the work (any
+// broker passes the request on to it); a broker without a cluster answers NEEDS_CLUSTER.
+//
+// A plan file (--plan) is JSON, as Kafka's kafka-reassign-partitions takes it:
+//   { "version": 1, "partitions": [ { "topic": "orders", "partition": 0, "replicas": [2, 3] } ] }
+import { readFile } from 'node:fs/promises';
+import { type Command, InvalidArgumentError } from 'commander';
+import type { Client } from '../../client/client.js';
+import type { ReassignmentProgress, ReassignmentTarget } from '../../protocol/commands/reassign-commands.js';
+import { errorOf } from '../../protocol/error-codes.js';
+import type { CliContext } from '../context.js';
+import { parseIntegerOption } from '../options.js';
+import { renderTable } from '../output.js';
+
+interface ReassignFlags {
+  topic?: string;
+  partition?: string;
+  replicas?: string;
+  plan?: string;
+  allowReplicationFactorChange?: boolean;
+  replace?: boolean;
+  wait?: boolean;
+  timeoutMs: string;
+}
+
+/** `2,3,1` → [2, 3, 1]. */
+export function parseReplicaList(value: string): number[] {
+  const parts = value.split(',').map((part) => part.trim());
+  if (parts.length === 0 || parts.some((part) => !/^\d+$/.test(part)))
+    throw new InvalidArgumentError(
+      `--replicas ${JSON.stringify(value)}: broker ids separated by commas, e.g. 2,3,1`,
+    );
+  return parts.map(Number);
+}
+
+/** The targets of a plan file, checked field by field (INVALID_REQUEST naming what is wrong). */
+export function parsePlan(text: string, file: string): ReassignmentTarget[] {
+  const bad = (detail: string) => errorOf('INVALID_REQUEST', `plan ${file}: ${detail}`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw bad(`not JSON (${(error as Error).message})`);
+  }
+  const partitions = (value as { partitions?: unknown } | null)?.partitions;
+  if (!Array.isArray(partitions))
+    throw bad('needs { "partitions": [ { "topic", "partition", "replicas" } ] }');
+  return partitions.map((entry: unknown, i) => {
+    const { topic, partition, replicas } = (entry ?? {}) as Record<string, unknown>;
+    if (typeof topic !== 'string' || topic.length === 0)
+      throw bad(`partitions[${i}].topic must be a topic name`);
+    if (typeof partition !== 'number' || !Number.isSafeInteger(partition) || partition < 0)
+      throw bad(`partitions[${i}].partition must be a partition number`);
+    if (
+      !Array.isArray(replicas) ||
+      !replicas.every((id: unknown) => typeof id === 'number' && Number.isSafeInteger(id) && id >= 0)
+    )
+      throw bad(`partitions[${i}].replicas must be a list of broker ids`);
+    return { topic, partition, replicas: replicas as number[] };
+  });
+}
+
+function targetsOf(flags: ReassignFlags, planText: string | null): ReassignmentTarget[] {
+  if (planText !== null) {
+    if (flags.topic !== undefined || flags.partition !== undefined || flags.replicas !== undefined)
+      throw new InvalidArgumentError('--plan goes alone (not with --topic, --partition, --replicas)');
+    return parsePlan(planText, flags.plan!);
+  }
+  if (flags.topic === undefined || flags.partition === undefined || flags.replicas === undefined)
+    throw new InvalidArgumentError('give --topic, --partition and --replicas, or --plan FILE');
+  return [
+    {
+      topic: flags.topic,
+      partition: parseIntegerOption('--partition', flags.partition, 0, 2 ** 31 - 1),
+      replicas: parseReplicaList(flags.replicas),
+    },
+  ];
+}
+
+function progressState(p: ReassignmentProgress): string {
+  const missing = p.target.filter((id) => !p.isr.includes(id));
+  if (p.leader < 0) return 'waiting for a leader';
+  return missing.length > 0 ? `waiting for ${missing.join(',')} to catch up` : 'caught up, finishing';
+}
+
+function progressLine(p: ReassignmentProgress): string {
+  return `${p.topic}/${p.partition}: replicas ${p.replicas.join(',')} -> ${p.target.join(',')}, isr ${p.isr.join(',')}: ${progressState(p)}`;
+}
+
+/** Polls the reassignments until none of `keys` is under way; prints each change of progress. */
+async function waitFor(
+  client: Client,
+  keys: Set<string>,
+  timeoutMs: number,
+  context: CliContext,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const last = new Map<string, string>();
+  for (;;) {
+    const running = (await client.admin.reassignments()).filter((p) => keys.has(`${p.topic}/${p.partition}`));
+    for (const p of running) {
+      const line = progressLine(p);
+      if (last.get(`${p.topic}/${p.partition}`) === line) continue;
+      last.set(`${p.topic}/${p.partition}`, line);
+      context.err(context.json ? JSON.stringify({ progress: p }) : line);
+    }
+    if (running.length === 0) return;
+    if (Date.now() > deadline)
+      throw errorOf(
+        'REQUEST_TIMEOUT',
+        `reassignment still under way after ${timeoutMs} ms (it goes on: see partition reassignments)`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+export function registerPartition(program: Command, context: CliContext): void {
+  const partition = program.command('partition').description('partition replicas and leadership (cluster)');
+  partition
+    .command('reassign')
+    .description('move partitions to new replicas (new ones catch up first, then the old ones leave)')
+    .option('--topic <name>', 'topic of the partition')
+    .option('--partition <n>', 'partition number')
+    .option('--replicas <ids>', 'new replicas, comma-separated broker ids; the first is the preferred leader')
+    .option('--plan <file>', 'JSON plan: { "partitions": [ { "topic", "partition", "replicas" } ] }')
+    .option(
+      '--allow-replication-factor-change',
+      'targets may have another replica count (all partitions of the topic, same count)',
+    )
+    .option('--replace', 'a partition being reassigned takes this target instead (its old replicas: cancel)')
+    .option('--wait', 'wait until the reassignment finished, printing its progress')
+    .option('--timeout-ms <ms>', 'with --wait: give up waiting after this long', '600000')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  memorystreamer partition reassign --topic orders --partition 0 --replicas 2,3 --wait\n' +
+        '  memorystreamer partition reassign --plan plan.json',
+    )
+    .action(async (flags: ReassignFlags) => {
+      const planText =
+        flags.plan === undefined
+          ? null
+          : await readFile(flags.plan, 'utf8').catch((error: Error) => {
+              throw errorOf('INVALID_REQUEST', `cannot read the plan ${flags.plan}: ${error.message}`);
+            });
+      const targets = targetsOf(flags, planText);
+      const timeoutMs = parseIntegerOption('--timeout-ms', flags.timeoutMs, 1, 2 ** 31 - 1);
+      const client = await context.connect();
+      try {
+        const started = await client.admin.reassignPartitions(targets, {
+          allowReplicationFactorChange: flags.allowReplicationFactorChange === true,
+          replace: flags.replace === true,
+        });
+        if (flags.wait !== true) {
+          context.print(
+            { started },
+            renderTable(
+              ['TOPIC', 'PARTITION', 'FROM', 'TO'],
+              started.map((p) => [p.topic, p.partition, p.from.join(','), p.to.join(',')]),
+            ),
+          );
+          return;
+        }
+        await waitFor(client, new Set(started.map((p) => `${p.topic}/${p.partition}`)), timeoutMs, context);
+        const metadata = await client.admin.metadata([...new Set(started.map((p) => p.topic))]);
+        const finished = started.map((p) => {
+          const now = metadata.topics.find((t) => t.name === p.topic)?.partitions[p.partition];
+          return { ...p, replicas: now?.replicas ?? [], leader: now?.leader ?? -1, isr: now?.isr ?? [] };
+        });
+        context.print(
+          { finished },
+          renderTable(
+            ['TOPIC', 'PARTITION', 'FROM', 'REPLICAS', 'LEADER', 'ISR'],
+            finished.map((p) => [
+              p.topic,
+              p.partition,
+              p.from.join(','),
+              p.replicas.join(','),
+              p.leader,
+              p.isr.join(','),
+            ]),
+          ),
+        );
+      } finally {
+        await client.close();
+      }
+    });
+  partition
+    .command('reassignments')
+    .description('the reassignments under way')
+    .action(async () => {
+      const client = await context.connect();
+      try {
+        const running = await client.admin.reassignments();
+        context.print(
+          { reassignments: running },
+          running.length === 0
+            ? 'no reassignment under way'
+            : renderTable(
+                ['TOPIC', 'PARTITION', 'REPLICAS', 'TARGET', 'ISR', 'LEADER', 'STATE'],
+                running.map((p) => [
+                  p.topic,
+                  p.partition,
+                  p.replicas.join(','),
+                  p.target.join(','),
+                  p.isr.join(','),
+                  p.leader < 0 ? 'none' : p.leader,
+                  progressState(p),
+                ]),
+              ),
+        );
+      } finally {
+        await client.close();
+      }
+    });
+  partition
+    .command('elect-leaders')
+    .description("move leadership back to each partition's preferred (first) replica where it is in sync")
+    .option('--topic <name...>', 'only these topics (default: every topic)')
+    .action(async (flags: { topic?: string[] }) => {
+      const client = await context.connect();
+      try {
+        const moved = await client.admin.electLeaders(flags.topic);
+        context.print(
+          { moved },
+          moved.length === 0
+            ? 'every partition is led by its preferred replica already (or it cannot lead now)'
+            : renderTable(
+                ['TOPIC', 'PARTITION', 'FROM', 'TO', 'EPOCH'],
+                moved.map((m) => [m.topic, m.partition, m.from, m.to, m.leaderEpoch]),
+              ),
+        );
+      } finally {
+        await client.close();
+      }
+    });
+}
