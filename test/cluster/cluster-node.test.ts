@@ -176,8 +176,6 @@ describe.skipIf(!etcdAvailable())('cluster node metrics: three brokers', () => {
     const client = await connect({
       brokers: ports.map((port) => `127.0.0.1:${port}`).join(','),
     });
-    const replicasOf = async (topic: string) =>
-      (await client.admin.metadata([topic])).topics[0]!.partitions[0]!;
     try {
       for (const [name, unclean] of [
         ['risky', true],

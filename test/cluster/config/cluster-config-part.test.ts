@@ -5,8 +5,7 @@
 // topic alters are versions of their own that roll back through the controller, and bad input
 // is refused with its code. A broker without a cluster refuses the commands.
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +21,7 @@ import { MemoryStreamerError } from '../../../src/common/errors.js';
 import { createLogger } from '../../../src/metrics/logger.js';
 import type { ConfigVersionView } from '../../../src/protocol/commands/config-commands.js';
 import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../../harness/etcd.js';
+import { makeTempDir, removeTempDir } from '../../harness/temp-dir.js';
 import { until } from '../../harness/until.js';
 
 let etcd: EtcdProcess;
@@ -78,7 +78,7 @@ async function refusal(call: Promise<unknown>): Promise<MemoryStreamerError> {
 describe.skipIf(!etcdAvailable())('cluster-wide configuration: brokers on etcd', () => {
   beforeAll(async () => {
     etcd = await startEtcd();
-    root = await mkdtemp(join(tmpdir(), 'ms-cluster-config-'));
+    root = await makeTempDir('ms-cluster-config-');
     cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/config`;
     for (const brokerId of [1, 2]) await startBroker(brokerId);
     for (const node of nodes) clients.push(await connect({ brokers: address(node) }));
@@ -87,7 +87,7 @@ describe.skipIf(!etcdAvailable())('cluster-wide configuration: brokers on etcd',
     for (const client of clients) await client.close();
     for (const node of nodes) await node.stop({ deadlineMs: 500 });
     await etcd?.stop();
-    if (root !== undefined) await rm(root, { recursive: true, force: true });
+    if (root !== undefined) await removeTempDir(root);
   });
 
   it('config set through one broker changes the running setting on every broker; rollback restores it', async () => {
@@ -239,7 +239,7 @@ describe.skipIf(!etcdAvailable())('cluster-wide configuration: brokers on etcd',
 
 describe('cluster-wide configuration: a broker alone', () => {
   it('refuses set, history and rollback with CLUSTER_CONFIG_NEEDS_CLUSTER', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'ms-config-alone-'));
+    const dir = await makeTempDir('ms-config-alone-');
     const node = await BrokerNode.start({ dataDir: dir, port: 0, memoryTrim: false, raiseFileLimit: false });
     const client = await connect({ brokers: address(node) });
     try {
@@ -255,7 +255,7 @@ describe('cluster-wide configuration: a broker alone', () => {
     } finally {
       await client.close();
       await node.stop({ deadlineMs: 500 });
-      await rm(dir, { recursive: true, force: true });
+      await removeTempDir(dir);
     }
   });
 });
