@@ -506,7 +506,8 @@ class ChildRole {
   }
 
   tell(message: ToChild): void {
-    this.child.send(message);
+    // A child that has gone is reported by `exited`; the failed send adds nothing.
+    this.child.send(message, () => undefined);
   }
 
   /** SIGTERM by PID, then SIGKILL if it has not exited in time. */
@@ -592,6 +593,9 @@ const is =
   <K extends FromChild['type']>(type: K) =>
   (message: FromChild): message is Of<K> =>
     message.type === type;
+
+/** Set on SIGINT/SIGTERM: the processes then end because they are stopped, not by failing. */
+let stopping = false;
 
 /** Every process and thread this run started, so that an error anywhere still stops them all. */
 const started = { children: [] as ChildRole[], threads: [] as ThreadRole[] };
@@ -721,6 +725,7 @@ async function main(): Promise<void> {
   const size = Math.round(positive('size', 100, MIN_SIZE));
   const json = process.argv.includes('--json');
   const interrupted = () => {
+    stopping = true;
     void stopAll().finally(() => process.exit(130));
   };
   process.once('SIGINT', interrupted);
@@ -728,14 +733,19 @@ async function main(): Promise<void> {
   const rows: Array<Omit<Row, 'p99Ratio'>> = [];
   try {
     const participants = await startParticipants();
-    for (const [i, item] of CASES.entries())
-      rows.push(
-        await runCase(item, `case ${i + 1}/${CASES.length} ${item.name}`, participants, {
-          rate,
-          seconds,
-          size,
-        }),
-      );
+    // A process that dies ends the run at once (rather than at a deadline).
+    const anyExit = Promise.race(
+      [participants.leader, ...participants.followers].map((child) => child.exited),
+    );
+    for (const [i, item] of CASES.entries()) {
+      const result = runCase(item, `case ${i + 1}/${CASES.length} ${item.name}`, participants, {
+        rate,
+        seconds,
+        size,
+      });
+      result.catch(() => undefined);
+      rows.push(await Promise.race([result, anyExit]));
+    }
   } finally {
     await stopAll();
     if (process.stderr.isTTY) process.stderr.write('\n');
@@ -788,4 +798,10 @@ else if (process.argv.includes('--role')) {
   if (role === 'leader') runLeader();
   else if (role === 'follower') runFollower();
   else throw new Error(`unknown --role ${role}`);
-} else await main();
+} else
+  await main().catch((error: unknown) => {
+    // Everything started is stopped by now; timers of an abandoned case must not keep this alive.
+    if (stopping) return;
+    console.error(error);
+    process.exit(1);
+  });
