@@ -14,7 +14,8 @@
 // as the bench tool runs them in bench/cluster-replication.ts, and pace the same way (`block`, what
 // the bench tool picks on a 2-core machine). Every process's CPU use over the measured window is
 // reported, and the leader's wait from a message's arrival to its high watermark passing it.
-// Run: npx tsx bench/replication-floor.ts [--seconds 5] [--rate 5000] [--size 100] [--json]
+// Rounds (--rounds) run the cases again in alternating order and add up their histograms.
+// Run: npx tsx bench/replication-floor.ts [--seconds 5] [--rate 5000] [--size 100] [--rounds 1] [--json]
 
 import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -455,6 +456,7 @@ interface Row {
   p999Us: number;
   /** This case's P99 ÷ the 1-hop case's. */
   p99Ratio: number;
+  p99PerRoundUs: number[];
   /** From a message's arrival at the leader to the high watermark passing it (replicated only). */
   leaderWait: { p50Us: number; p99Us: number } | null;
   /** CPU time per wall time over the measured window, % of one core (the followers added up). */
@@ -628,12 +630,23 @@ async function startParticipants(): Promise<Participants> {
   return { leader, leaderPort: listening.port, followers, producer, consumer };
 }
 
+/** One round of one case: the raw measurements, added up over rounds by `summarizeCase`. */
+interface Measurement {
+  latency: hdr.Histogram;
+  wait: hdr.Histogram | null;
+  /** Messages delivered in the measured window, and from its start to the last of them (ms). */
+  delivered: number;
+  spanMs: number;
+  /** % of one core over the measured window (the followers added up). */
+  cpu: { leader: number; followers: number; benchProcess: number };
+}
+
 async function runCase(
   item: Case,
   label: string,
   participants: Participants,
   options: { rate: number; seconds: number; size: number },
-): Promise<Omit<Row, 'p99Ratio'>> {
+): Promise<Measurement> {
   const { leader, leaderPort, producer, consumer } = participants;
   progress(`${label}: connecting`);
   const reset = leader.next(is('ready'), SETUP_DEADLINE_MS);
@@ -684,33 +697,55 @@ async function runCase(
     const consumed = await consumer.next(DRAIN_DEADLINE_MS);
     if (produced.type !== 'produced' || consumed.type !== 'consumed')
       throw new Error(`${label}: unexpected results ${produced.type}, ${consumed.type}`);
-    const latency = summarize(hdr.decodeFromCompressedBase64(consumed.histogram));
-    if (latency === null) throw new Error(`${label}: no message arrived in the measured window`);
-    const wait =
-      leaderReport!.wait === null ? null : summarize(hdr.decodeFromCompressedBase64(leaderReport!.wait));
-    const percent = (cpuUs: number, wallUs: number) => Number(((cpuUs / wallUs) * 100).toFixed(1));
-    const cpu = {
-      leader: percent(leaderReport!.cpuUs, leaderReport!.wallUs),
-      followers: Number(
-        followerReports.reduce((sum, report) => sum + percent(report.cpuUs, report.wallUs), 0).toFixed(1),
-      ),
-      benchProcess: percent(cpuHere.user + cpuHere.system, wallHereUs),
-      total: 0,
-    };
-    cpu.total = Number((cpu.leader + cpu.followers + cpu.benchProcess).toFixed(1));
+    if (consumed.measured === 0) throw new Error(`${label}: no message arrived in the measured window`);
+    const percent = (cpuUs: number, wallUs: number) => (cpuUs / wallUs) * 100;
     return {
-      case: item.name,
-      msgPerSec: Math.round((consumed.measured * 1000) / Math.max(1, consumed.lastAt - measureFrom)),
-      p50Us: latency.p50,
-      p90Us: latency.p90,
-      p99Us: latency.p99,
-      p999Us: latency.p999,
-      leaderWait: wait === null ? null : { p50Us: wait.p50, p99Us: wait.p99 },
-      cpuPercent: cpu,
+      latency: hdr.decodeFromCompressedBase64(consumed.histogram),
+      wait: leaderReport!.wait === null ? null : hdr.decodeFromCompressedBase64(leaderReport!.wait),
+      delivered: consumed.measured,
+      spanMs: Math.max(1, consumed.lastAt - measureFrom),
+      cpu: {
+        leader: percent(leaderReport!.cpuUs, leaderReport!.wallUs),
+        followers: followerReports.reduce((sum, report) => sum + percent(report.cpuUs, report.wallUs), 0),
+        benchProcess: percent(cpuHere.user + cpuHere.system, wallHereUs),
+      },
     };
   } finally {
     clearInterval(ticker);
   }
+}
+
+/** Adds up a case's rounds: histograms merged, throughput over all rounds, CPU averaged. */
+function summarizeCase(item: Case, rounds: Measurement[]): Omit<Row, 'p99Ratio'> {
+  const latency = latencyHistogram();
+  const wait = rounds[0]!.wait === null ? null : latencyHistogram();
+  for (const round of rounds) {
+    latency.add(round.latency);
+    if (wait !== null && round.wait !== null) wait.add(round.wait);
+  }
+  const all = summarize(latency)!;
+  const waited = wait === null ? null : summarize(wait);
+  const mean = (pick: (round: Measurement) => number) =>
+    Number((rounds.reduce((sum, round) => sum + pick(round), 0) / rounds.length).toFixed(1));
+  const cpu = {
+    leader: mean((round) => round.cpu.leader),
+    followers: mean((round) => round.cpu.followers),
+    benchProcess: mean((round) => round.cpu.benchProcess),
+  };
+  return {
+    case: item.name,
+    msgPerSec: Math.round(
+      (rounds.reduce((sum, round) => sum + round.delivered, 0) * 1000) /
+        rounds.reduce((sum, round) => sum + round.spanMs, 0),
+    ),
+    p50Us: all.p50,
+    p90Us: all.p90,
+    p99Us: all.p99,
+    p999Us: all.p999,
+    p99PerRoundUs: rounds.map((round) => round.latency.getValueAtPercentile(99)),
+    leaderWait: waited === null ? null : { p50Us: waited.p50, p99Us: waited.p99 },
+    cpuPercent: { ...cpu, total: Number((cpu.leader + cpu.followers + cpu.benchProcess).toFixed(1)) },
+  };
 }
 
 function positive(name: string, fallback: number, min: number): number {
@@ -723,6 +758,7 @@ async function main(): Promise<void> {
   const seconds = positive('seconds', 5, 0.1);
   const rate = positive('rate', 5000, 1);
   const size = Math.round(positive('size', 100, MIN_SIZE));
+  const rounds = Math.round(positive('rounds', 1, 1));
   const json = process.argv.includes('--json');
   const interrupted = () => {
     stopping = true;
@@ -730,31 +766,33 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
-  const rows: Array<Omit<Row, 'p99Ratio'>> = [];
+  const measured = new Map<Case, Measurement[]>(CASES.map((item) => [item, []]));
   try {
     const participants = await startParticipants();
     // A process that dies ends the run at once (rather than at a deadline).
     const anyExit = Promise.race(
       [participants.leader, ...participants.followers].map((child) => child.exited),
     );
-    for (const [i, item] of CASES.entries()) {
-      const result = runCase(item, `case ${i + 1}/${CASES.length} ${item.name}`, participants, {
-        rate,
-        seconds,
-        size,
-      });
-      result.catch(() => undefined);
-      rows.push(await Promise.race([result, anyExit]));
+    for (let round = 0; round < rounds; round++) {
+      // Rounds alternate the order of the cases, so that a drift of the machine hits all alike.
+      const order = round % 2 === 0 ? CASES : [...CASES].reverse();
+      for (const item of order) {
+        const label = `round ${round + 1}/${rounds}, ${item.name}`;
+        const result = runCase(item, label, participants, { rate, seconds, size });
+        result.catch(() => undefined);
+        measured.get(item)!.push(await Promise.race([result, anyExit]));
+      }
     }
   } finally {
     await stopAll();
     if (process.stderr.isTTY) process.stderr.write('\n');
   }
+  const rows = CASES.map((item) => summarizeCase(item, measured.get(item)!));
   const baseP99 = rows[0]!.p99Us;
   const result = {
-    command: `npx tsx bench/replication-floor.ts --seconds ${seconds} --rate ${rate} --size ${size}`,
+    command: `npx tsx bench/replication-floor.ts --seconds ${seconds} --rate ${rate} --size ${size} --rounds ${rounds}`,
     machine: describeMachine(),
-    settings: `${size}-byte messages at ${rate} msg/s, open loop (latency from each message's intended send time), ${WARMUP_MS / 1000} s warmup then ${seconds} s measured per case; plain Node TCP on 127.0.0.1, TCP_NODELAY, no storage; leader and followers are processes, producer and consumer are threads of the bench process`,
+    settings: `${size}-byte messages at ${rate} msg/s, open loop (latency from each message's intended send time), ${WARMUP_MS / 1000} s warmup then ${seconds} s measured per case and round, ${rounds} round(s) in alternating order, histograms added up; plain Node TCP on 127.0.0.1, TCP_NODELAY, no storage; leader and followers are processes, producer and consumer are threads of the bench process`,
     rows: rows.map((row): Row => ({ ...row, p99Ratio: Number((row.p99Us / baseP99).toFixed(2)) })),
   };
   if (json) {
@@ -770,6 +808,7 @@ async function main(): Promise<void> {
     'p99 µs'.padStart(8),
     'p99.9 µs'.padStart(9),
     '×1hop p99'.padStart(10),
+    'p99 per round µs'.padStart(20),
     'leader wait p50/p99 µs'.padStart(23),
     'CPU % leader/followers/bench/total'.padStart(35),
   ];
@@ -785,6 +824,7 @@ async function main(): Promise<void> {
         String(row.p99Us).padStart(8),
         String(row.p999Us).padStart(9),
         String(row.p99Ratio).padStart(10),
+        row.p99PerRoundUs.join(', ').padStart(20),
         (row.leaderWait === null ? '-' : `${row.leaderWait.p50Us} / ${row.leaderWait.p99Us}`).padStart(23),
         `${cpu.leader} / ${cpu.followers} / ${cpu.benchProcess} / ${cpu.total}`.padStart(35),
       ].join('  '),

@@ -19,6 +19,7 @@ interface Row {
   p99Us: number;
   p999Us: number;
   p99Ratio: number;
+  p99PerRoundUs: number[];
   leaderWait: { p50Us: number; p99Us: number } | null;
   cpuPercent: { leader: number; followers: number; benchProcess: number; total: number };
 }
@@ -42,7 +43,9 @@ it('reports every case, and the replicated median is not below the 1-hop median'
     { cwd: root },
   );
   const result = JSON.parse(stdout) as { command: string; settings: string; rows: Row[] };
-  expect(result.command).toBe('npx tsx bench/replication-floor.ts --seconds 1 --rate 500 --size 100');
+  expect(result.command).toBe(
+    'npx tsx bench/replication-floor.ts --seconds 1 --rate 500 --size 100 --rounds 1',
+  );
   expect(result.rows.map((row) => row.case)).toEqual(['1 hop', 'replicated, no wait', 'replicated']);
   for (const row of result.rows) {
     expect(row.msgPerSec).toBeGreaterThan(0);
@@ -50,6 +53,7 @@ it('reports every case, and the replicated median is not below the 1-hop median'
     expect(row.p50Us).toBeLessThanOrEqual(row.p90Us);
     expect(row.p90Us).toBeLessThanOrEqual(row.p99Us);
     expect(row.p99Us).toBeLessThanOrEqual(row.p999Us);
+    expect(row.p99PerRoundUs).toEqual([row.p99Us]);
     expect(row.cpuPercent.total).toBeCloseTo(
       row.cpuPercent.leader + row.cpuPercent.followers + row.cpuPercent.benchProcess,
       0,
