@@ -10,9 +10,10 @@
 // As in the cluster, each follower has one fetch in flight: the leader holds it until it has
 // something new (a long poll) and answers with everything the follower lacks; the follower's next
 // fetch carries its new log end. The leader and the followers are processes of their own (this
-// file forked with --role); the producer and the consumer are two worker threads of this process,
-// as the bench tool runs them in bench/cluster-replication.ts, and pace the same way (`block`, what
-// the bench tool picks on a 2-core machine). Every process's CPU use over the measured window is
+// file forked with --role, started once; each case begins on new connections with an empty log);
+// the producer and the consumer are two worker threads of this process, as the bench tool runs
+// them in bench/cluster-replication.ts, and the producer paces the same way (`block`, what the
+// bench tool picks on a 2-core machine). Every process's CPU use over the measured window is
 // reported, and the leader's wait from a message's arrival to its high watermark passing it.
 // Rounds (--rounds) run the cases again in alternating order and add up their histograms.
 // Run: npx tsx bench/replication-floor.ts [--seconds 5] [--rate 5000] [--size 100] [--rounds 1] [--json]
