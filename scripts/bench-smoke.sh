@@ -17,6 +17,7 @@ npx tsx bench/metrics-overhead.ts --messages 5000 --rounds 1
 npx tsx bench/recovery.ts --mb 16
 npx tsx bench/partition-open.ts --mb 16 --rounds 1
 npx tsx bench/latency-floor.ts --seconds 1 --rounds 1 --rate 2000
+npx tsx bench/replication-floor.ts --seconds 1 --rate 2000
 npx tsx bench/latency-stages.ts --transport tcp --seconds 1 --rate 2000
 npx tsx bench/latency-stages.ts --transport embedded --seconds 1 --rate 2000
 # The peer comparison without the peers (they are installed only by npm run bench:compare).

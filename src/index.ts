@@ -20,6 +20,7 @@ export { Producer, type ProducerOptions, type Receipt, type SendInput } from './
 export { messageTraceContext } from './client/tracing.js';
 export { isMemoryStreamerError, MemoryStreamerError } from './common/errors.js';
 export { Broker, type BrokerOptions } from './embedded/broker.js';
+export type { ConfigVersionView } from './protocol/commands/config-commands.js';
 export type {
   Acks,
   BrokerView,

@@ -220,6 +220,8 @@ export class ClusterTransport implements Transport {
       case 'createTopic':
       case 'alterTopic':
       case 'deleteTopic':
+      // A rollback to a topic's version alters the topic, which the controller does.
+      case 'configRollback':
       // The controller creates the offsets topic when the cluster has none yet.
       case 'findCoordinator':
         return this.broker(this.metadata!.controllerId) ?? this.bootstrap;

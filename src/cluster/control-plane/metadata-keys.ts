@@ -12,6 +12,8 @@
 //                                   only when no other in-sync replica is live (broker drain)
 //   config/current                  the cluster-wide broker settings (ConfigVersion JSON)
 //   config/history/<version>        every version ever written, <version> zero-padded to 12 digits
+//   config/topics/<topic>           the current configuration version of one topic
+//   config/sequence                 the last version number given out (one sequence for every scope)
 //
 // Topic names cannot contain '/', so the prefixes never overlap.
 
