@@ -4,7 +4,11 @@
 // at the maximum rate (throughput) and at a fixed rate (end-to-end P99, send → consumer receipt,
 // from each message's intended send time). 100-byte messages, durability interval, one producer,
 // one consumer, one partition per topic (its leader is wherever the controller puts it).
-// Run: npx tsx bench/cluster-replication.ts [--seconds 5] [--rate 5000] [--json]
+// Run: npx tsx bench/cluster-replication.ts [--seconds 5] [--rate 5000] [--rounds 1] [--json]
+// With --rounds N every case runs N times, the cases in alternating order from round to round (a
+// drift of the machine hits all alike); each figure is the median over the rounds, and the
+// per-round ratios are kept beside it, because on two cores shared by five processes one run
+// varies a lot.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,7 +20,7 @@ import type { BenchReport } from '../src/bench/report.js';
 import { runBench } from '../src/bench/run-bench.js';
 import { type SpawnedBroker, spawnBrokerProcess } from '../src/bench/spawned-broker.js';
 import { localEtcdArgs } from '../src/cli/local-etcd.js';
-import { argNumber, describeMachine, progress } from './lib/report.js';
+import { argNumber, describeMachine, progress, writeResult } from './lib/report.js';
 
 async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
@@ -46,6 +50,7 @@ async function main(): Promise<void> {
     throw new Error('etcd is not installed (Debian: apt-get install etcd-server)');
   const seconds = argNumber('seconds', 5);
   const rate = argNumber('rate', 5000);
+  const rounds = Math.max(1, Math.round(argNumber('rounds', 1)));
   const json = process.argv.includes('--json');
   const dir = await mkdtemp(join(tmpdir(), 'ms-cluster-bench-'));
   const etcdPort = await freePort();
@@ -78,34 +83,63 @@ async function main(): Promise<void> {
       );
     }
     const addresses = brokers.map((broker) => `127.0.0.1:${broker.port}`).join(',');
-    const rows: Array<{ case: string; mode: string; msgPerSec: number; p50Us: number; p99Us: number }> = [];
-    for (const fixed of [false, true]) {
-      for (const item of CASES) {
-        progress(`${item.name}, ${fixed ? `${rate} msg/s` : 'max rate'}, ${seconds} s`);
-        const flags: BenchFlags = {
-          ...BENCH_DEFAULTS,
-          replicationFactor: String(item.replicationFactor),
-          acks: item.acks,
-          durability: 'interval',
-          duration: String(seconds),
-          warmup: '1',
-          ...(fixed ? { rate: String(rate) } : {}),
-        };
-        const options = parseBenchOptions(flags, { brokerFlag: true });
-        const report: BenchReport = await runBench(options, { brokers: addresses });
-        const e2e = report.latencyUs.endToEnd!;
-        rows.push({
-          case: item.name,
-          mode: fixed ? `${rate} msg/s` : 'max rate',
-          msgPerSec: Math.round(report.produce.msgPerSec),
-          p50Us: e2e.p50,
-          p99Us: e2e.p99,
-        });
+    interface Sample {
+      msgPerSec: number;
+      p50Us: number;
+      p99Us: number;
+    }
+    const samples = new Map<string, Sample[]>();
+    const modes = [false, true];
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? CASES : [...CASES].reverse();
+      for (const fixed of modes) {
+        for (const item of order) {
+          const mode = fixed ? `${rate} msg/s` : 'max rate';
+          progress(`round ${round + 1}/${rounds}: ${item.name}, ${mode}, ${seconds} s`);
+          const flags: BenchFlags = {
+            ...BENCH_DEFAULTS,
+            replicationFactor: String(item.replicationFactor),
+            acks: item.acks,
+            durability: 'interval',
+            duration: String(seconds),
+            warmup: '1',
+            ...(fixed ? { rate: String(rate) } : {}),
+          };
+          const options = parseBenchOptions(flags, { brokerFlag: true });
+          const report: BenchReport = await runBench(options, { brokers: addresses });
+          const e2e = report.latencyUs.endToEnd!;
+          const key = `${item.name}\0${mode}`;
+          samples.set(key, [
+            ...(samples.get(key) ?? []),
+            { msgPerSec: Math.round(report.produce.msgPerSec), p50Us: e2e.p50, p99Us: e2e.p99 },
+          ]);
+        }
       }
     }
+    const median = (values: number[]) => {
+      const sorted = [...values].sort((a, b) => a - b);
+      const middle = Math.floor(sorted.length / 2);
+      return sorted.length % 2 === 1
+        ? sorted[middle]!
+        : Math.round((sorted[middle - 1]! + sorted[middle]!) / 2);
+    };
+    const rows = modes.flatMap((fixed) =>
+      CASES.map((item) => {
+        const mode = fixed ? `${rate} msg/s` : 'max rate';
+        const runs = samples.get(`${item.name}\0${mode}`)!;
+        return {
+          case: item.name,
+          mode,
+          msgPerSec: median(runs.map((run) => run.msgPerSec)),
+          p50Us: median(runs.map((run) => run.p50Us)),
+          p99Us: median(runs.map((run) => run.p99Us)),
+          runs,
+        };
+      }),
+    );
     const base = (mode: string) => rows.find((row) => row.mode === mode && row.case === CASES[0]!.name)!;
     const result = {
-      command: `npx tsx bench/cluster-replication.ts --seconds ${seconds} --rate ${rate}`,
+      command: `npx tsx bench/cluster-replication.ts --seconds ${seconds} --rate ${rate} --rounds ${rounds}`,
       machine: describeMachine(),
       settings:
         '100-byte messages, durability interval, 1 producer, 1 consumer, 1 partition, batch 512 KiB, linger 0 ms',
@@ -113,8 +147,52 @@ async function main(): Promise<void> {
         ...row,
         throughputRatio: Number((row.msgPerSec / base(row.mode).msgPerSec).toFixed(2)),
         p99Ratio: Number((row.p99Us / base(row.mode).p99Us).toFixed(2)),
+        // The same ratios round by round (each against that round's RF=1 figure).
+        throughputRatioPerRound: row.runs.map((run, i) =>
+          Number((run.msgPerSec / base(row.mode).runs[i]!.msgPerSec).toFixed(2)),
+        ),
+        p99RatioPerRound: row.runs.map((run, i) =>
+          Number((run.p99Us / base(row.mode).runs[i]!.p99Us).toFixed(2)),
+        ),
       })),
     };
+    // The record for docs/benchmarks.md (not in the CI smoke run, BENCH_SMOKE=1).
+    writeResult({
+      benchmark: 'cluster-replication',
+      title:
+        "Replication cost: RF=1 vs RF=3 with acks 1 and acks 'all', three brokers on etcd, 100-byte messages",
+      command: result.command,
+      settings: {
+        brokers: 3,
+        messageBytes: 100,
+        durability: 'interval',
+        producers: 1,
+        consumers: 1,
+        partitions: 1,
+        batchBytes: 524288,
+        lingerMs: 0,
+        secondsPerCase: seconds,
+        rounds,
+        warmupSeconds: 1,
+        fixedRate: rate,
+      },
+      rows: result.rows.map((row) => ({
+        case: row.case,
+        mode: row.mode,
+        'msg/s': row.msgPerSec,
+        '× RF=1 msg/s': row.throughputRatio,
+        'e2e p50 µs': row.p50Us,
+        'e2e p99 µs': row.p99Us,
+        '× RF=1 p99': row.p99Ratio,
+        '× RF=1 msg/s per round': row.throughputRatioPerRound.join(', '),
+        '× RF=1 p99 per round': row.p99RatioPerRound.join(', '),
+      })),
+      notes: [
+        "End-to-end latency runs from each message's intended send time to the consumer's receipt; a consumer receives a message once the leader's high watermark passes it, that is once both followers have fetched it, stored it and said so with their next fetch.",
+        "Figures are medians over the rounds, and the per-round columns give each round's ratio against that round's RF=1 figure. Each ratio is against the RF=1 row of the same mode in the same run. All processes (etcd, three brokers, the bench tool's producer and consumer threads) share the two cores.",
+        'What the extra hops alone cost on this machine, with no broker: see replication-floor.',
+      ],
+    });
     if (json) console.log(JSON.stringify(result, null, 2));
     else {
       console.log(`${result.command}\n${JSON.stringify(result.machine)}\n${result.settings}\n`);

@@ -26,7 +26,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import * as hdr from 'hdr-histogram-js';
 import { monotonicMs } from '../src/bench/clock.js';
 import { encodeHistogram, latencyHistogram, recordMs, summarize } from '../src/bench/histograms.js';
-import { argNumber, describeMachine, progress } from './lib/report.js';
+import { argNumber, describeMachine, progress, writeResult } from './lib/report.js';
 
 const WARMUP_MS = 1000;
 /** Longest the producer blocks its thread while waiting for the next message's time (ms), as the bench tool's `block` pacing. */
@@ -796,6 +796,37 @@ async function main(): Promise<void> {
     settings: `${size}-byte messages at ${rate} msg/s, open loop (latency from each message's intended send time), ${WARMUP_MS / 1000} s warmup then ${seconds} s measured per case and round, ${rounds} round(s) in alternating order, histograms added up; plain Node TCP on 127.0.0.1, TCP_NODELAY, no storage; leader and followers are processes, producer and consumer are threads of the bench process`,
     rows: rows.map((row): Row => ({ ...row, p99Ratio: Number((row.p99Us / baseP99).toFixed(2)) })),
   };
+  // The record for docs/benchmarks.md (not in the CI smoke run, BENCH_SMOKE=1).
+  writeResult({
+    benchmark: 'replication-floor',
+    title: 'The floor of the replicated path: the hops of RF=3 acks all vs RF=1 in plain Node TCP, no broker',
+    command: result.command,
+    settings: {
+      messageBytes: size,
+      rate,
+      secondsPerCaseAndRound: seconds,
+      rounds,
+      warmupSeconds: WARMUP_MS / 1000,
+      transport: 'Node TCP on 127.0.0.1, TCP_NODELAY, no storage',
+    },
+    rows: result.rows.map((row) => ({
+      case: row.case,
+      'msg/s': row.msgPerSec,
+      'p50 µs': row.p50Us,
+      'p90 µs': row.p90Us,
+      'p99 µs': row.p99Us,
+      'p99.9 µs': row.p999Us,
+      '× 1-hop p99': row.p99Ratio,
+      'p99 per round µs': row.p99PerRoundUs.join(', '),
+      'leader wait p50 / p99 µs':
+        row.leaderWait === null ? null : `${row.leaderWait.p50Us} / ${row.leaderWait.p99Us}`,
+      'CPU % leader / followers / bench': `${row.cpuPercent.leader} / ${row.cpuPercent.followers} / ${row.cpuPercent.benchProcess}`,
+    })),
+    notes: [
+      "1 hop is the path of RF=1 (producer → leader → consumer); replicated is the path of RF=3 with acks all: the leader hands a message to the consumer once both followers' next fetches say they hold it. replicated, no wait has the same traffic but forwards at once: the CPU of the extra processes without the wait.",
+      "Latency from each message's intended send time; leader and followers are processes, producer and consumer threads of the bench process; each follower has one fetch in flight, held by the leader until it has something new.",
+    ],
+  });
   if (json) {
     console.log(JSON.stringify(result, null, 2));
     return;
