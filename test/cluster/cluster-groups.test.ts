@@ -9,18 +9,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OFFSETS_TOPIC } from '../../src/broker/broker-core.js';
-import { BrokerNode } from '../../src/broker/broker-node.js';
+import type { BrokerNode } from '../../src/broker/broker-node.js';
 import type { Client } from '../../src/client/client.js';
 import { connect } from '../../src/client/connect.js';
-import { clusterPart } from '../../src/cluster/cluster-node.js';
 import { MemoryStreamerError } from '../../src/common/errors.js';
 import { decodeHighWatermark, HIGH_WATERMARK_CHECKPOINT } from '../../src/storage/high-watermark-file.js';
-import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../harness/etcd.js';
-import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
+import { type NodeCluster, startNodeCluster } from '../harness/cluster.js';
+import { etcdAvailable } from '../harness/etcd.js';
 import { until } from '../harness/until.js';
 
-let etcd: EtcdProcess;
-let root: string;
+let cluster: NodeCluster;
 const nodes: (BrokerNode | null)[] = [];
 const clients: Client[] = [];
 
@@ -46,26 +44,14 @@ async function readValues(client: Client, groupId: string, count: number): Promi
 
 describe.skipIf(!etcdAvailable())('consumer groups in a cluster', () => {
   beforeAll(async () => {
-    etcd = await startEtcd();
-    root = await makeTempDir('ms-cluster-groups-');
-    const cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/groups`;
-    for (const brokerId of [1, 2, 3]) {
-      const port = await freePort();
-      nodes.push(
-        await BrokerNode.start(
-          { dataDir: join(root, `b${brokerId}`), port, brokerId, memoryTrim: false, raiseFileLimit: false },
-          [clusterPart({ cluster, brokerId, advertise: `127.0.0.1:${port}`, leaseTtlSeconds: 2 })],
-        ),
-      );
-    }
-    const all = nodes.map((node) => `127.0.0.1:${node!.address!.port}`).join(',');
+    cluster = await startNodeCluster({ name: 'groups' });
+    nodes.push(...cluster.nodes);
+    const all = cluster.addresses().join(',');
     for (let i = 0; i < 3; i++) clients.push(await connect({ brokers: all }));
   }, 60_000);
   afterAll(async () => {
     for (const client of clients) await client.close();
-    for (const node of nodes) await node?.stop({ deadlineMs: 500 });
-    await etcd?.stop();
-    if (root !== undefined) await removeTempDir(root);
+    await cluster?.stop();
   });
 
   it('keeps committed offsets on the new coordinator when the old one stops', async () => {

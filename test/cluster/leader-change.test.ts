@@ -5,20 +5,17 @@
 // sequences (a retried batch is answered as a duplicate, a gap is refused). Three brokers in
 // process on a real etcd; the leader's broker stops and another replica takes over.
 
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BrokerNode } from '../../src/broker/broker-node.js';
+import type { BrokerNode } from '../../src/broker/broker-node.js';
 import type { Client } from '../../src/client/client.js';
 import { connect } from '../../src/client/connect.js';
-import { clusterPart } from '../../src/cluster/cluster-node.js';
 import { MemoryStreamerError } from '../../src/common/errors.js';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
-import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../harness/etcd.js';
-import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
+import { type NodeCluster, startNodeCluster } from '../harness/cluster.js';
+import { etcdAvailable } from '../harness/etcd.js';
 import { until } from '../harness/until.js';
 
-let etcd: EtcdProcess;
-let root: string;
+let cluster: NodeCluster;
 const nodes: (BrokerNode | null)[] = [];
 let client: Client;
 
@@ -46,25 +43,13 @@ async function retrying<T>(action: () => Promise<T>): Promise<T> {
 
 describe.skipIf(!etcdAvailable())('a leader change keeps streams and producer state', () => {
   beforeAll(async () => {
-    etcd = await startEtcd();
-    root = await makeTempDir('ms-leader-change-');
-    const cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/change`;
-    for (const brokerId of [1, 2, 3]) {
-      const port = await freePort();
-      nodes.push(
-        await BrokerNode.start(
-          { dataDir: join(root, `b${brokerId}`), port, brokerId, memoryTrim: false, raiseFileLimit: false },
-          [clusterPart({ cluster, brokerId, advertise: `127.0.0.1:${port}`, leaseTtlSeconds: 2 })],
-        ),
-      );
-    }
-    client = await connect({ brokers: nodes.map((node) => `127.0.0.1:${node!.address!.port}`).join(',') });
+    cluster = await startNodeCluster({ name: 'change' });
+    nodes.push(...cluster.nodes);
+    client = await connect({ brokers: cluster.addresses().join(',') });
   }, 60_000);
   afterAll(async () => {
     await client?.close();
-    for (const node of nodes) await node?.stop({ deadlineMs: 500 });
-    await etcd?.stop();
-    if (root !== undefined) await removeTempDir(root);
+    await cluster?.stop();
   });
 
   it('expected-version appends and idempotent retries go on at the new leader', async () => {

@@ -5,19 +5,16 @@
 // coordinator), joins again there by itself and reads on from the committed offset: every message
 // read, none lost.
 
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BrokerNode } from '../../../src/broker/broker-node.js';
+import type { BrokerNode } from '../../../src/broker/broker-node.js';
 import type { Client } from '../../../src/client/client.js';
 import { connect } from '../../../src/client/connect.js';
-import { clusterPart } from '../../../src/cluster/cluster-node.js';
 import { MemoryStreamerError } from '../../../src/common/errors.js';
-import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../../harness/etcd.js';
-import { makeTempDir, removeTempDir } from '../../harness/temp-dir.js';
+import { type NodeCluster, startNodeCluster } from '../../harness/cluster.js';
+import { etcdAvailable } from '../../harness/etcd.js';
 import { until } from '../../harness/until.js';
 
-let etcd: EtcdProcess;
-let root: string;
+let cluster: NodeCluster;
 const nodes: (BrokerNode | null)[] = [];
 const clients: Client[] = [];
 
@@ -27,26 +24,14 @@ function coordinatorIndex(groupId: string): number {
 
 describe.skipIf(!etcdAvailable())('a group member whose coordinator moves', () => {
   beforeAll(async () => {
-    etcd = await startEtcd();
-    root = await makeTempDir('ms-coordinator-moves-');
-    const cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/moves`;
-    for (const brokerId of [1, 2, 3]) {
-      const port = await freePort();
-      nodes.push(
-        await BrokerNode.start(
-          { dataDir: join(root, `b${brokerId}`), port, brokerId, memoryTrim: false, raiseFileLimit: false },
-          [clusterPart({ cluster, brokerId, advertise: `127.0.0.1:${port}`, leaseTtlSeconds: 2 })],
-        ),
-      );
-    }
-    const all = nodes.map((node) => `127.0.0.1:${node!.address!.port}`).join(',');
+    cluster = await startNodeCluster({ name: 'moves' });
+    nodes.push(...cluster.nodes);
+    const all = cluster.addresses().join(',');
     for (let i = 0; i < 2; i++) clients.push(await connect({ brokers: all }));
   }, 60_000);
   afterAll(async () => {
     for (const client of clients) await client.close();
-    for (const node of nodes) await node?.stop({ deadlineMs: 500 });
-    await etcd?.stop();
-    if (root !== undefined) await removeTempDir(root);
+    await cluster?.stop();
   });
 
   it('joins the new coordinator by itself and reads on from the committed offset', async () => {
