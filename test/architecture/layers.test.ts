@@ -179,16 +179,7 @@ function startsServe(text: string): boolean {
   return CHILD_PROCESS_CALL.test(text) && SERVE_ARGUMENT.test(text);
 }
 
-/**
- * Temporary directories in tests come from test/harness/temp-dir.ts (removed after their test).
- * Files still listed here make their own and are to be converted; nothing may join the list.
- */
-const OWN_TEMP_DIRS = [
-  'test/broker/admin/admin-server.test.ts',
-  'test/cluster/broker-identity.test.ts',
-  'test/cluster/cluster-member.test.ts',
-  'test/cluster/replication/replica-manager.test.ts',
-];
+/** Temporary directories in tests come from test/harness/temp-dir.ts (removed after their test). */
 const MAKES_TEMP_DIR = /\bmkdtemp(Sync)?\s*\(/;
 
 describe('tests and benchmarks', () => {
@@ -216,7 +207,6 @@ describe('tests and benchmarks', () => {
       (file) =>
         file !== self &&
         file !== 'test/harness/temp-dir.ts' &&
-        !OWN_TEMP_DIRS.includes(file) &&
         MAKES_TEMP_DIR.test(readFileSync(join(ROOT, file), 'utf8')),
     );
     expect(own).toEqual([]);

@@ -3,12 +3,12 @@
 // unreachable etcd fails the join with a code and leaves nothing behind, and a member that leaves
 // is gone from every other member's view.
 
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterMember, validateMemberOptions } from '../../src/cluster/cluster-member.js';
 import { type EtcdProcess, etcdAvailable, startEtcd } from '../harness/etcd.js';
+import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 
 let etcd: EtcdProcess;
 let root: string;
@@ -45,11 +45,11 @@ describe('cluster member: options', () => {
 describe.skipIf(!etcdAvailable())('cluster member on etcd', () => {
   beforeAll(async () => {
     etcd = await startEtcd();
-    root = await mkdtemp(join(tmpdir(), 'ms-member-'));
+    root = await makeTempDir('ms-member-');
   });
   afterAll(async () => {
     await etcd?.stop();
-    await rm(root, { recursive: true, force: true });
+    await removeTempDir(root);
   });
 
   it('joins, records its identity, sees the others, and is gone from their view when it leaves', async () => {

@@ -1,15 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Broker } from '../../../src/embedded/broker.js';
+import { makeTempDir, removeTempDir } from '../../harness/temp-dir.js';
 
 let dataDir: string;
 let broker: Broker;
 let base: string;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), 'ms-admin-'));
+  dataDir = await makeTempDir('ms-admin-');
   broker = await Broker.start({ dataDir, port: 0, admin: { port: 0 } });
   base = `http://127.0.0.1:${broker.admin!.address.port}`;
   const client = broker.connect();
@@ -27,7 +25,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await broker.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  await removeTempDir(dataDir);
 });
 
 async function get(path: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {

@@ -3,8 +3,6 @@
 // leader are acknowledged once every replica holds them, the followers' logs hold the leader's
 // batches byte for byte, and the other brokers refuse produces with NOT_LEADER.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerNode } from '../../../src/broker/broker-node.js';
@@ -14,6 +12,7 @@ import { clusterPart } from '../../../src/cluster/cluster-node.js';
 import { MemoryStreamerError } from '../../../src/common/errors.js';
 import { createLogger } from '../../../src/metrics/logger.js';
 import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../../harness/etcd.js';
+import { makeTempDir, removeTempDir } from '../../harness/temp-dir.js';
 import { until } from '../../harness/until.js';
 
 let etcd: EtcdProcess;
@@ -24,7 +23,7 @@ const clients: Client[] = [];
 describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
   beforeAll(async () => {
     etcd = await startEtcd();
-    root = await mkdtemp(join(tmpdir(), 'ms-replicas-'));
+    root = await makeTempDir('ms-replicas-');
     const cluster = `${etcd.endpoint.replace('http://', 'etcd://')}/three`;
     for (const brokerId of [1, 2, 3]) {
       const port = await freePort();
@@ -50,7 +49,7 @@ describe.skipIf(!etcdAvailable())('replica manager: three brokers', () => {
     for (const client of clients) await client.close();
     for (const node of nodes) await node.stop({ deadlineMs: 500 });
     await etcd?.stop();
-    if (root !== undefined) await rm(root, { recursive: true, force: true });
+    if (root !== undefined) await removeTempDir(root);
   });
 
   it('replicates a topic to every broker; acks all waits for all; followers hold the same bytes', async () => {
