@@ -2,7 +2,8 @@
 // factor 3 created through the controller, produces with acks 'all' on the leader; then the leader
 // is killed (SIGKILL): another broker leads, every acknowledged message is there once, in order,
 // and the survivors' copies are the same bytes; a consumer group whose coordinator was on the
-// killed broker continues from its committed offset on the new one.
+// killed broker continues from its committed offset on the new one, and streams keep their
+// versions (a stale expected version is refused, the current one appends).
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OFFSETS_TOPIC } from '../../src/broker/broker-core.js';
@@ -138,6 +139,17 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
       // the group goes on at its committed offset.
       const resumed = await until(async () => consumeAndCommit(client, group, 201));
       expect(resumed).toEqual([...Array.from({ length: 200 }, (_, i) => `p${i + 100}`), 'after the kill']);
+      // Streams keep their versions on the new leader: stream c0 holds every fifth of the 300.
+      await expect(
+        producer.send({ topic: 'payments', key: 'c0', value: 'stale', expectedVersion: 59 }),
+      ).rejects.toMatchObject({ codeName: 'STREAM_VERSION_CONFLICT' });
+      const appended = await producer.send({
+        topic: 'payments',
+        key: 'c0',
+        value: 'c0 after the kill',
+        expectedVersion: 60,
+      });
+      expect(appended).toMatchObject({ offset: 301n, sequence: 60 });
 
       // cluster status: two brokers left, the partition under-replicated (ISR 2 of 3 replicas).
       const degraded = JSON.parse(
@@ -170,7 +182,7 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
         return isr.includes(leader) ? true : null;
       });
       const more = await producer.send({ topic: 'payments', value: 'with the old leader back' });
-      expect(more.offset).toBe(301n);
+      expect(more.offset).toBe(302n);
       const healthy = await cli('--broker', addresses[next - 1]!, 'cluster', 'status');
       expect(healthy.out).toMatch(/under-replicated:\s+0/);
       expect(healthy.out).toMatch(/brokers:\s+1 127\.0\.0\.1:\d+, 2 127\.0\.0\.1:\d+, 3 /);
