@@ -248,10 +248,18 @@ export class BrokerCore {
       partitionsOf: (topic) =>
         this.clusterMetadata?.topics().find((t) => t.name === topic)?.partitions ??
         this.registry.require(topic).partitions,
-      highWatermark: (topic, partition) =>
-        this.clusterMetadata !== null && this.registry.get(topic) === undefined
-          ? null
-          : this.partition(topic, partition).log.highWatermark,
+      highWatermark: (topic, partition) => {
+        if (this.clusterMetadata === null) return this.partition(topic, partition).log.highWatermark;
+        // In a cluster only a partition's leader knows its high watermark (a follower's lags it,
+        // and a broker that is no replica of it holds an empty copy, if any): null elsewhere.
+        if (this.registry.get(topic) === undefined) return null;
+        try {
+          this.replicaRoles?.checkRead(topic, partition);
+        } catch {
+          return null;
+        }
+        return this.partition(topic, partition).log.highWatermark;
+      },
       store: { append: (groupId, offsets) => this.appendOffsets(groupId, offsets) },
     });
     this.state = {

@@ -85,8 +85,47 @@ export class Admin {
   }
 
   /** Members with their assigned partitions, and committed offset and lag per partition. */
-  describeGroup(groupId: string): Promise<DescribeGroupResponse> {
-    return this.transport.request('describeGroup', { groupId }, { timeoutMs: this.timeoutMs });
+  /**
+   * The group's members, assignment and lag. In a cluster the coordinator reports lag for the
+   * partitions whose copy it holds; the others' lag is completed here from their leaders' high
+   * watermarks (a partition whose leader cannot answer now is left out).
+   */
+  async describeGroup(groupId: string): Promise<DescribeGroupResponse> {
+    const described = await this.transport.request(
+      'describeGroup',
+      { groupId },
+      { timeoutMs: this.timeoutMs },
+    );
+    const known = new Set(described.lag.map((entry) => `${entry.topic}\0${entry.partition}`));
+    const wanted = new Map<string, { topic: string; partition: number }>();
+    for (const member of described.members)
+      for (const { topic, partitions } of member.assignment)
+        for (const partition of partitions) wanted.set(`${topic}\0${partition}`, { topic, partition });
+    const committed = new Map<string, bigint>();
+    for (const offset of await this.groupOffsets(groupId)) {
+      const key = `${offset.topic}\0${offset.partition}`;
+      committed.set(key, offset.offset);
+      wanted.set(key, { topic: offset.topic, partition: offset.partition });
+    }
+    const missing = [...wanted.entries()].filter(([key]) => !known.has(key));
+    if (missing.length === 0) return described;
+    const completed = await Promise.all(
+      missing.map(async ([key, { topic, partition }]) => {
+        try {
+          const highWatermark = await this.offsetOf(topic, partition, 'latest');
+          const at = committed.get(key) ?? -1n;
+          return [
+            { topic, partition, committed: at, highWatermark, lag: highWatermark - (at < 0n ? 0n : at) },
+          ];
+        } catch {
+          return [];
+        }
+      }),
+    );
+    const lag = [...described.lag, ...completed.flat()].sort(
+      (a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition,
+    );
+    return { ...described, lag };
   }
 
   async groupOffsets(groupId: string): Promise<PartitionOffset[]> {

@@ -130,4 +130,35 @@ describe.skipIf(!etcdAvailable())('consumer groups in a cluster', () => {
     ]);
     expect(committedBefore.lag.map((entry) => entry.committed).reduce((a, b) => a + b, 0n)).toBe(30n);
   }, 90_000);
+
+  it('describes a group with lag for every partition, also those the coordinator holds no copy of', async () => {
+    const client = clients.find((_, i) => nodes[i] !== null)!;
+    await until(async () => {
+      try {
+        return await client.admin.createTopic({ name: 'solo', partitions: 3, replicationFactor: 1 });
+      } catch (error) {
+        if (error instanceof MemoryStreamerError && error.retriable) return null;
+        throw error;
+      }
+    });
+    const producer = client.producer({ acks: 'all' });
+    for (let i = 0; i < 30; i++)
+      await until(async () => producer.send({ topic: 'solo', partition: i % 3, value: `s${i}` }));
+    const consumer = client.consumer({ topics: ['solo'], group: 'solo-readers', autoCommit: false });
+    for (let read = 0; read < 20; ) if ((await consumer.next()) !== null) read++;
+    await consumer.commit();
+    await consumer.close();
+    // Each partition has one copy, on one of the two live brokers: the coordinator leads some of
+    // them, not all, and reports lag for those it leads; the client completes the others.
+    const coordinator = nodes[coordinatorIndex('solo-readers')]!;
+    const reported = await coordinator.core.execute('describeGroup', { groupId: 'solo-readers' });
+    expect(reported.lag.length).toBeLessThan(3);
+    const described = await client.admin.describeGroup('solo-readers');
+    expect(described.lag.map((entry) => entry.partition)).toEqual([0, 1, 2]);
+    for (const entry of described.lag) {
+      expect(entry.highWatermark).toBe(10n);
+      expect(entry.lag).toBe(10n - entry.committed);
+    }
+    expect(described.lag.reduce((sum, entry) => sum + entry.committed, 0n)).toBe(20n);
+  }, 60_000);
 });
