@@ -130,10 +130,18 @@ describe.skipIf(!etcdAvailable())('cluster node metrics: three brokers', () => {
     const followerId = followerIndex + 1;
     await nodes[followerIndex]!.stop({ deadlineMs: 500 });
     nodes[followerIndex] = null;
-    await until(async () => {
-      const text = await metricsOf(leader);
-      return sample(text, 'memorystreamer_replication_under_replicated_partitions') === 1 ? text : null;
-    }, 20_000).then((text) => {
+    await until(
+      async () => {
+        const text = await metricsOf(leader);
+        if (sample(text, 'memorystreamer_replication_under_replicated_partitions') === 1) return text;
+        // What the leader sees, for the report if it never comes.
+        const view = leader.core.clusterMetadata!.metadata({ topics: ['metered'] });
+        throw new Error(
+          `leader ${leaderIndex + 1}: under-replicated ${sample(text, 'memorystreamer_replication_under_replicated_partitions')}, partition ${JSON.stringify(view.topics[0]?.partitions[0])}, controller ${view.controllerId}, brokers ${view.brokers.map((b) => b.id).join(',')}`,
+        );
+      },
+      { timeoutMs: 30_000, what: 'the leader reports the partition under-replicated' },
+    ).then((text) => {
       expect(sample(text, 'memorystreamer_replication_isr_shrinks_total')).toBe(shrinksBefore + 1);
       expect(
         sample(text, 'memorystreamer_replication_follower_lag_seconds', `${series},follower="${followerId}"`),
@@ -173,6 +181,8 @@ describe.skipIf(!etcdAvailable())('cluster node metrics: three brokers', () => {
   }, 90_000);
 
   it('elects a leader from outside the ISR only on a topic that allows it, and counts it', async () => {
+    // Every broker runs (whatever the test before left stopped).
+    for (let i = 0; i < 3; i++) if (nodes[i] === null) await startNode(i);
     const client = await connect({
       brokers: ports.map((port) => `127.0.0.1:${port}`).join(','),
     });
@@ -229,7 +239,7 @@ describe.skipIf(!etcdAvailable())('cluster node metrics: three brokers', () => {
       await nodes[followerId - 1]!.stop({ deadlineMs: 500 });
       nodes[followerId - 1] = null;
       await until(async () => (observer.partitionRoles(topic, 0)?.isr.length === 1 ? true : null), {
-        timeoutMs: 20_000,
+        timeoutMs: 30_000,
         what: `${topic}: ISR of one after the follower stopped`,
       });
       await nodes[leaderId - 1]!.stop({ deadlineMs: 500 });
@@ -238,13 +248,13 @@ describe.skipIf(!etcdAvailable())('cluster node metrics: three brokers', () => {
       await startNode(followerId - 1);
       const roles = nodes[followerId - 1]!.core.clusterMetadata!;
       if (topic === 'risky') {
-        await until(
-          async () => (roles.partitionRoles(topic, 0)?.leader === followerId ? true : null),
-          20_000,
-        );
+        await until(async () => (roles.partitionRoles(topic, 0)?.leader === followerId ? true : null), {
+          timeoutMs: 30_000,
+          what: `${topic}: the returned follower leads`,
+        });
         expect(roles.partitionRoles(topic, 0)!.isr).toEqual([followerId]);
         await until(async () => ((await uncleanTotal()) === before + 1 ? true : null), {
-          timeoutMs: 20_000,
+          timeoutMs: 30_000,
           what: 'one unclean election counted',
         });
       } else {
@@ -255,9 +265,9 @@ describe.skipIf(!etcdAvailable())('cluster node metrics: three brokers', () => {
         expect(roles.partitionRoles(topic, 0)!.isr).toEqual([leaderId]);
       }
       await startNode(leaderId - 1);
-      await until(async () => (roles.partitionRoles(topic, 0)?.leader !== -1 ? true : null), 20_000);
+      await until(async () => (roles.partitionRoles(topic, 0)?.leader !== -1 ? true : null), 30_000);
     }
-  }, 120_000);
+  }, 180_000);
 
   it('exports no replication series on a broker without a cluster', async () => {
     const alone = await BrokerNode.start({

@@ -36,6 +36,9 @@ export interface ControllerServiceEvents {
   onError?(error: Error): void;
 }
 
+/** After a campaign or a reconcile that failed (etcd unreachable, a timeout), the next attempt. */
+const CAMPAIGN_RETRY_MS = 200;
+
 export class ControllerService {
   readonly cache = new MetadataCache();
   /** Brokers drained by an operator (passed over in leader elections). */
@@ -295,6 +298,9 @@ export class ControllerService {
         }
       } catch (error) {
         this.events.onError?.(error as Error);
+        // Nothing else may ever wake this broker to campaign again (a quiet cluster sends no more
+        // events): try again shortly while no controller is known.
+        setTimeout(() => void this.afterChange(), CAMPAIGN_RETRY_MS).unref();
       } finally {
         this.campaigning = false;
       }
@@ -319,8 +325,12 @@ export class ControllerService {
           );
           this.events.onReconcile?.(result);
         } catch (error) {
-          if (!(error instanceof MemoryStreamerError && error.codeName === 'NOT_CONTROLLER'))
+          if (!(error instanceof MemoryStreamerError && error.codeName === 'NOT_CONTROLLER')) {
             this.events.onError?.(error as Error);
+            // A reconcile that could not write (etcd slow or away) is made again: no event may
+            // come to trigger it in a quiet cluster, and partitions would keep a dead leader.
+            setTimeout(() => this.scheduleReconcile(), CAMPAIGN_RETRY_MS).unref();
+          }
         }
       } while (this.dirty && !this.stopped);
       this.reconciling = null;
