@@ -39,6 +39,7 @@ export class Delivery implements FeedContext {
   private feeds: Feed[] = [];
   private cursor = 0;
   private waiter: (() => void) | null = null;
+  private wokenMeanwhile = false;
   private failure: Error | null = null;
   private stops = NOT_STARTED;
 
@@ -100,8 +101,16 @@ export class Delivery implements FeedContext {
     }
   }
 
-  /** Resolves at the next wake(). */
+  /**
+   * Resolves at the next wake(), or at once when one came while nobody waited: the reader checks
+   * its state, then may await a group step before it waits, and a close or a failure in between
+   * must not be lost (the reader would wait for ever). A wake too many only makes it look again.
+   */
   waitForWake(): Promise<void> {
+    if (this.wokenMeanwhile) {
+      this.wokenMeanwhile = false;
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
       this.waiter = resolve;
     });
@@ -110,7 +119,8 @@ export class Delivery implements FeedContext {
   wake(): void {
     const waiter = this.waiter;
     this.waiter = null;
-    waiter?.();
+    if (waiter === null) this.wokenMeanwhile = true;
+    else waiter();
   }
 
   add(feed: Feed): void {
