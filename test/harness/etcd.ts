@@ -50,7 +50,21 @@ async function waitForHealth(endpoint: string, child: ChildProcess, output: () =
   throw new Error(`etcd did not become healthy in 20 s:\n${output()}`);
 }
 
+/**
+ * Starts etcd on free ports. A port found free can be taken by another test's process before etcd
+ * binds it: then etcd exits with "address already in use", and it starts again on other ports.
+ */
 export async function startEtcd(): Promise<EtcdProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEtcdOnce();
+    } catch (error) {
+      if (attempt >= 5 || !/address already in use/.test((error as Error).message)) throw error;
+    }
+  }
+}
+
+async function startEtcdOnce(): Promise<EtcdProcess> {
   const dataDir = await makeTempDir('ms-etcd-');
   const clientPort = await freePort();
   const peerPort = await freePort();
