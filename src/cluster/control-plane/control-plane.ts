@@ -260,15 +260,35 @@ export class ControlPlane {
 
   /** Replaces a topic's record (partitions added, settings, reassignment) if unchanged since read. */
   async updateTopic(term: ControllerInfo, topic: TopicRecord, expectedModRevision: bigint): Promise<boolean> {
-    const key = KEYS.topic(topic.name);
-    const result = await this.call(() =>
-      this.store
-        .if(KEYS.controller, 'Create', '==', term.epoch.toString())
-        .and(key, 'Mod', '==', expectedModRevision.toString())
-        .then(this.store.put(key).value(encodeRecord(topic)))
+    return this.updateTopics(term, [{ topic, expectedModRevision }]);
+  }
+
+  /**
+   * Replaces several topics' records in one transaction (a reassignment plan over several topics
+   * starts whole or not at all), if `term` is still the controller and every topic is at the
+   * revision the caller read. False when one moved (read again and retry).
+   */
+  async updateTopics(
+    term: ControllerInfo,
+    updates: ReadonlyArray<{ topic: TopicRecord; expectedModRevision: bigint }>,
+  ): Promise<boolean> {
+    if (updates.length === 0) return true;
+    if (updates.length > MAX_PARTITION_UPDATES_PER_WRITE)
+      throw errorOf(
+        'INVALID_REQUEST',
+        `${updates.length} topics in one write; at most ${MAX_PARTITION_UPDATES_PER_WRITE}`,
+      );
+    const result = await this.call(() => {
+      let txn = this.store.if(KEYS.controller, 'Create', '==', term.epoch.toString());
+      for (const { topic, expectedModRevision } of updates)
+        txn = txn.and(KEYS.topic(topic.name), 'Mod', '==', expectedModRevision.toString());
+      return txn
+        .then(
+          ...updates.map(({ topic }) => this.store.put(KEYS.topic(topic.name)).value(encodeRecord(topic))),
+        )
         .else(this.store.get(KEYS.controller))
-        .commit(),
-    );
+        .commit();
+    });
     if (!result.succeeded) this.checkStillController(result, term);
     return result.succeeded;
   }

@@ -9,12 +9,22 @@ import type { BrokerSession, ControlPlane } from '../control-plane/control-plane
 import { type ControllerInfo, MetadataCache, type MetadataEvent } from '../control-plane/metadata-cache.js';
 import { KEYS } from '../control-plane/metadata-keys.js';
 import { NO_LEADER, type TopicRecord } from '../control-plane/metadata-records.js';
-import { Controller, type LeaderChange, type NewTopic, type ReconcileResult } from './controller.js';
+import {
+  Controller,
+  type LeaderChange,
+  type NewTopic,
+  type ReconcileResult,
+  StaleTopicError,
+} from './controller.js';
 import { DrainedBrokers, encodeDrained } from './drained-brokers.js';
 import type { PlannedTopic, ReassignmentTarget, ReassignOptions } from './reassignment.js';
 
 /** How long a drain or an election waits for the metadata to show its leadership moves. */
 const SETTLE_TIMEOUT_MS = 10_000;
+/** A topic write whose compare-and-swap keeps failing is given up after this many plans. */
+const STALE_WRITE_ATTEMPTS = 5;
+/** How long a stale topic write waits for the watch to bring the cache up to etcd. */
+const STALE_CATCH_UP_MS = 2_000;
 
 export interface DrainResult {
   readonly drained: boolean;
@@ -91,7 +101,9 @@ export class ControllerService {
     change: { partitions?: number; config?: Readonly<Record<string, unknown>> },
   ): Promise<TopicRecord> {
     const controller = this.requireController();
-    const record = await this.guard(controller, () => controller.alterTopic(this.cache, name, change));
+    const record = await this.guard(controller, () =>
+      this.onFreshTopics(() => controller.alterTopic(this.cache, name, change)),
+    );
     this.scheduleReconcile();
     return record;
   }
@@ -108,7 +120,9 @@ export class ControllerService {
     options: ReassignOptions = {},
   ): Promise<PlannedTopic[]> {
     const controller = this.requireController();
-    const planned = await this.guard(controller, () => controller.reassign(this.cache, plan, options));
+    const planned = await this.guard(controller, () =>
+      this.onFreshTopics(() => controller.reassign(this.cache, plan, options)),
+    );
     this.scheduleReconcile();
     return planned;
   }
@@ -234,8 +248,35 @@ export class ControllerService {
       );
   }
 
-  private async settle(done: () => boolean): Promise<void> {
-    const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+  /**
+   * Runs a topic write planned from the cache; when its compare-and-swap finds a newer record
+   * (the watch had not brought it yet: a reassignment right after another, a reconcile finishing
+   * one), waits until the cache holds what etcd holds and plans again.
+   */
+  private async onFreshTopics<T>(write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (error) {
+        if (!(error instanceof StaleTopicError)) throw error;
+        if (attempt >= STALE_WRITE_ATTEMPTS)
+          throw errorOf('INVALID_REQUEST', `${error.message} ${attempt} times; try again`);
+        const current = await Promise.all(
+          error.topics.map(async (name) => ({ name, ...(await this.plane.read(KEYS.topic(name))) })),
+        );
+        await this.settle(
+          () =>
+            current.every(
+              ({ name, modRevision }) => (this.cache.topic(name)?.modRevision ?? 0n) >= modRevision,
+            ),
+          STALE_CATCH_UP_MS,
+        );
+      }
+    }
+  }
+
+  private async settle(done: () => boolean, timeoutMs = SETTLE_TIMEOUT_MS): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     while (!done() && Date.now() < deadline && !this.stopped)
       await new Promise((resolve) => setTimeout(resolve, 20));
   }

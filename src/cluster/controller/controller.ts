@@ -49,6 +49,20 @@ export interface NewTopic {
   readonly config: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * A compare-and-swap found a topic record newer than the cache the controller planned from (the
+ * watch had not brought it yet, or another write came between). Not an answer for a client: the
+ * service waits for its cache to catch up and plans again.
+ */
+export class StaleTopicError extends Error {
+  readonly topics: readonly string[];
+  constructor(topics: readonly string[]) {
+    super(`topic ${topics.join(', ')} changed meanwhile`);
+    this.name = 'StaleTopicError';
+    this.topics = topics;
+  }
+}
+
 export class Controller {
   readonly term: ControllerInfo;
   private readonly plane: ControlPlane;
@@ -107,7 +121,7 @@ export class Controller {
       config: { ...topic.config, ...(change.config ?? {}) },
     };
     if (!(await this.plane.updateTopic(this.term, record, current.modRevision)))
-      throw errorOf('INVALID_REQUEST', `topic ${name} changed meanwhile; try again`);
+      throw new StaleTopicError([name]);
     return record;
   }
 
@@ -127,11 +141,12 @@ export class Controller {
     const topics = new Map(cache.topics().map(({ value }) => [value.name, value]));
     const live = new Set(cache.brokers().map((broker) => broker.brokerId));
     const planned = planReassignment(topics, live, plan, options);
-    for (const { record } of planned) {
-      const current = cache.topic(record.name)!;
-      if (!(await this.plane.updateTopic(this.term, record, current.modRevision)))
-        throw errorOf('INVALID_REQUEST', `topic ${record.name} changed meanwhile; try again`);
-    }
+    const updates = planned.map(({ record }) => ({
+      topic: record,
+      expectedModRevision: cache.topic(record.name)!.modRevision,
+    }));
+    if (!(await this.plane.updateTopics(this.term, updates)))
+      throw new StaleTopicError(planned.map(({ record }) => record.name));
     return planned;
   }
 

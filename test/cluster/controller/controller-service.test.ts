@@ -128,4 +128,33 @@ describe.skipIf(!etcdAvailable())('controller service', () => {
       }
     }
   });
+
+  it('plans again when a topic write finds a newer record than its cache (writes that overlap)', async () => {
+    const address = `${etcd.endpoint.replace('http://', 'etcd://')}/overlap`;
+    const member = await startMember(address, 1);
+    try {
+      await until(() => member.service.term !== null);
+      await member.service.createTopic({ name: 'busy', partitions: 1, replicationFactor: 1, config: {} });
+      await until(() => member.service.cache.topic('busy') !== undefined);
+      // Each alter plans from the same cached record; every one but the first finds it changed,
+      // waits for the watch and plans again: all of them land, none is lost or refused.
+      await Promise.all(
+        ['a', 'b', 'c', 'd'].map((key, i) => member.service.alterTopic('busy', { config: { [key]: i } })),
+      );
+      await until(() => Object.keys(member.service.cache.topic('busy')!.value.config).length === 4);
+      expect(member.service.cache.topic('busy')!.value.config).toEqual({ a: 0, b: 1, c: 2, d: 3 });
+      // The same for reassignments started back to back: the second replaces the first's target.
+      await member.service.alterTopic('busy', { partitions: 2 });
+      await Promise.all([
+        member.service.reassign([{ topic: 'busy', partition: 0, replicas: [1] }]),
+        member.service.alterTopic('busy', { config: { e: 4 } }),
+      ]);
+      await until(() => member.service.cache.topic('busy')!.value.config.e === 4);
+      expect(member.errors).toEqual([]);
+    } finally {
+      await member.service.stop().catch(() => undefined);
+      await member.session.close();
+      await member.plane.close();
+    }
+  });
 });
