@@ -12,6 +12,7 @@
 
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
+import { errorOf } from '../protocol/error-codes.js';
 import { AdminServer } from './admin/admin-server.js';
 import { BrokerCore, type BrokerCoreOptions } from './broker-core.js';
 import type { FdBudget } from './fd-budget.js';
@@ -33,8 +34,11 @@ export interface BrokerNodeOptions extends BrokerCoreOptions {
   tls?: ServerTlsOptions;
   /** Where connection events and unexpected errors go (silent by default). */
   logger?: BrokerLogger;
-  /** Serve /metrics, /healthz, /readyz and the read-only JSON API over HTTP here. */
-  admin?: { host?: string; port: number };
+  /**
+   * Serve /metrics, /healthz, /readyz and the read-only JSON API over HTTP here (over HTTPS with
+   * the `tls` certificate, unless `tls: false`).
+   */
+  admin?: { host?: string; port: number; tls?: false };
   /** Record request counters and latency histograms (default true). */
   metrics?: boolean;
   /**
@@ -74,9 +78,15 @@ export interface NodePart {
   stop(): Promise<void>;
 }
 
+/** What a part may ask of its node. */
+export interface NodePartContext {
+  /** The listener's certificate, key and CA as they are now (null: plain TCP); see reloadTls. */
+  tls(): ServerTlsOptions | null;
+}
+
 /** Starts a part over the opened core. A part that fails to start fails the node's start. */
 export interface NodePartStarter {
-  (core: BrokerCore, logger: BrokerLogger): Promise<NodePart>;
+  (core: BrokerCore, logger: BrokerLogger, node: NodePartContext): Promise<NodePart>;
   /** How the core must be opened for this part (a cluster member keeps group offsets in the cluster). */
   readonly coreOptions?: Partial<BrokerCoreOptions>;
 }
@@ -173,7 +183,9 @@ export class BrokerNode {
     let admin: AdminServer | null = null;
     let node: BrokerNode | null = null;
     try {
-      for (const start of parts) started.push(await start(core, logger));
+      // Before the listener exists, the configured certificates; after, the ones it reloaded.
+      const context: NodePartContext = { tls: () => server?.tlsOptions ?? options.tls ?? null };
+      for (const start of parts) started.push(await start(core, logger, context));
       if (options.port !== undefined) {
         const network = await NetworkServer.start({
           core,
@@ -197,6 +209,7 @@ export class BrokerNode {
           metrics: core.metrics,
           host: options.admin.host ?? '127.0.0.1',
           port: options.admin.port,
+          ...(options.tls !== undefined && options.admin.tls !== false ? { tls: options.tls } : {}),
           // Ready once the whole node has started, and no longer once it is stopping.
           ready: () => node !== null && !node.stopped,
         });
@@ -221,6 +234,18 @@ export class BrokerNode {
   /** host:port of the TCP listener, or null when the node does not listen. */
   get address(): { host: string; port: number } | null {
     return this.server?.address ?? null;
+  }
+
+  /**
+   * Replaces the certificate, key and CA of the listener and the admin endpoint: new connections
+   * get them, open ones keep theirs. Refused (INVALID_CONFIG, nothing changed) when they do not
+   * load or the node was started without TLS.
+   */
+  reloadTls(tls: ServerTlsOptions): void {
+    if (this.server === null || this.server.tlsOptions === null)
+      throw errorOf('INVALID_CONFIG', 'the broker was started without TLS; a restart turns it on');
+    this.server.reloadTls(tls);
+    this.admin?.reloadTls(tls);
   }
 
   /** Stops accepting, lets in-flight requests finish (up to the deadline), closes every log. */

@@ -3,41 +3,84 @@
 
 import { readFileSync } from 'node:fs';
 import type { BrokerNodeOptions } from '../broker/broker-node.js';
+import type { SettingKey } from '../broker/config/config-schema.js';
 import type { LoadedConfig } from '../broker/config/load-config.js';
 import type { ServerTlsOptions, TlsClientAuth } from '../broker/server/tls.js';
 import type { LogLevel } from '../metrics/logger.js';
 import { errorOf } from '../protocol/error-codes.js';
 
-/** The TLS settings, files read (INVALID_CONFIG naming the key when one cannot be): null for plain TCP. */
-function tlsFrom(config: LoadedConfig, resolvePath: (path: string) => string): ServerTlsOptions | null {
+/** Where the TLS files are, paths resolved: null for plain TCP. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca: string | null;
+  clientAuth: TlsClientAuth;
+  /** The admin endpoint serves HTTPS with the same certificate. */
+  admin: boolean;
+}
+
+/**
+ * The TLS settings: the `[tls]` section, or its older names `server.tls_*` (a configuration uses
+ * one form or the other; problems are said in the form it uses). Null for plain TCP.
+ */
+export function tlsFilesFrom(config: LoadedConfig, resolvePath: (path: string) => string): TlsFiles | null {
   const v = config.values;
-  const certFile = v['server.tls_cert_file'] as string;
-  const keyFile = v['server.tls_key_file'] as string;
-  const caFile = v['server.tls_ca_file'] as string;
-  const clientAuth = v['server.tls_client_auth'] as TlsClientAuth;
+  const fields = ['cert_file', 'key_file', 'ca_file', 'client_auth'] as const;
+  const newer = fields.some((f) => config.sources[`tls.${f}`] !== 'default');
+  const older = fields.some((f) => config.sources[`server.tls_${f}`] !== 'default');
+  if (newer && older)
+    throw errorOf(
+      'INVALID_CONFIG',
+      'TLS is set both in [tls] and with the server.tls_* keys; keep one (the [tls] section)',
+    );
+  const name = (f: (typeof fields)[number]) => (older ? `server.tls_${f}` : `tls.${f}`) as SettingKey;
+  const certFile = v[name('cert_file')] as string;
+  const keyFile = v[name('key_file')] as string;
+  const caFile = v[name('ca_file')] as string;
+  const clientAuth = v[name('client_auth')] as TlsClientAuth;
   if (certFile === '' && keyFile === '') {
     if (caFile !== '' || clientAuth !== 'none')
       throw errorOf(
         'INVALID_CONFIG',
-        'server.tls_ca_file and server.tls_client_auth need server.tls_cert_file',
+        `${name('ca_file')} and ${name('client_auth')} need ${name('cert_file')}`,
       );
     return null;
   }
   if (certFile === '' || keyFile === '')
-    throw errorOf('INVALID_CONFIG', 'server.tls_cert_file and server.tls_key_file go together');
-  const read = (key: string, file: string) => {
+    throw errorOf('INVALID_CONFIG', `${name('cert_file')} and ${name('key_file')} go together`);
+  return {
+    cert: resolvePath(certFile),
+    key: resolvePath(keyFile),
+    ca: caFile === '' ? null : resolvePath(caFile),
+    clientAuth,
+    admin: v['tls.admin'] === 'true',
+  };
+}
+
+/** Reads the TLS files (INVALID_CONFIG naming the setting when one cannot be read). */
+export function readTlsFiles(files: TlsFiles, older = false): ServerTlsOptions {
+  const read = (field: string, file: string) => {
     try {
-      return readFileSync(resolvePath(file));
+      return readFileSync(file);
     } catch (error) {
+      const key = older ? `server.tls_${field}` : `tls.${field}`;
       throw errorOf('INVALID_CONFIG', `${key}: cannot read ${file}: ${(error as Error).message}`);
     }
   };
   return {
-    cert: read('server.tls_cert_file', certFile),
-    key: read('server.tls_key_file', keyFile),
-    ...(caFile !== '' ? { ca: read('server.tls_ca_file', caFile) } : {}),
-    clientAuth,
+    cert: read('cert_file', files.cert),
+    key: read('key_file', files.key),
+    ...(files.ca !== null ? { ca: read('ca_file', files.ca) } : {}),
+    clientAuth: files.clientAuth,
   };
+}
+
+/** The TLS settings, files read (INVALID_CONFIG naming the key when one cannot be): null for plain TCP. */
+function tlsFrom(config: LoadedConfig, resolvePath: (path: string) => string): ServerTlsOptions | null {
+  const files = tlsFilesFrom(config, resolvePath);
+  if (files === null) return null;
+  const older = config.sources['server.tls_cert_file'] !== 'default';
+  return readTlsFiles(files, older);
 }
 
 /** The cluster settings, checked: null for a broker without a cluster. */
@@ -128,7 +171,13 @@ export function brokerOptionsFrom(
       maxSubscriptionCreditBytes: n('server.max_subscription_credit'),
     },
     ...(v['admin.enabled'] === 'true'
-      ? { admin: { host: v['admin.host'] as string, port: n('admin.port') } }
+      ? {
+          admin: {
+            host: v['admin.host'] as string,
+            port: n('admin.port'),
+            ...(tls !== null && v['tls.admin'] === 'false' ? { tls: false } : {}),
+          },
+        }
       : {}),
     metrics: v['admin.metrics'] === 'true',
     ...(v['tracing.otlp_endpoint'] !== ''

@@ -1,10 +1,11 @@
 // `connect({ brokers })`: a Client over TCP. Accepts `host:port` strings, a comma-separated list,
-// or `memorystreamer://host:port` URLs; connects eagerly so a wrong address fails here. In a
+// or `memorystreamer://host:port` URLs (`memorystreamer+tls://host:port`: over TLS); connects eagerly so a wrong address fails here. In a
 // cluster the client routes each request to the broker that serves it (cluster-transport.ts).
 
+import { errorOf } from '../protocol/error-codes.js';
 import { Client, type ClientOptions } from './client.js';
 import { ClusterTransport } from './cluster-transport.js';
-import { type ClientTlsOptions, parseBrokerAddress } from './tcp-transport.js';
+import { type ClientTlsOptions, parseBrokerAddress, TLS_URL_SCHEME } from './tcp-transport.js';
 
 export type { ClientTlsOptions } from './tcp-transport.js';
 
@@ -12,17 +13,42 @@ export interface ConnectOptions extends ClientOptions {
   brokers: string | readonly string[];
   clientId?: string;
   connectTimeoutMs?: number;
-  /** TLS to brokers whose listener has a certificate: `true` checks it against the system CAs. */
+  /**
+   * TLS to brokers whose listener has a certificate: `true` (or `memorystreamer+tls://` addresses)
+   * checks it against the system CAs; `{ ca }` against these; `{ cert, key }` for mutual TLS.
+   */
   tls?: ClientTlsOptions | true;
 }
 
+/**
+ * The TLS settings of a connection: the `tls` option, or the system CAs when an address is a
+ * `memorystreamer+tls://` URL. One connection speaks one way to every broker of a cluster, so a
+ * list that mixes that form with others is refused.
+ */
+export function tlsOfConnection(
+  brokers: readonly string[],
+  tls: ClientTlsOptions | true | undefined,
+): ClientTlsOptions | undefined {
+  const byUrl = brokers.filter((b) => b.trim().startsWith(TLS_URL_SCHEME)).length;
+  if (byUrl > 0 && byUrl < brokers.length)
+    throw errorOf(
+      'INVALID_CONFIG',
+      `brokers ${JSON.stringify(brokers.join(','))}: either every address is ${TLS_URL_SCHEME}host:port or none is`,
+    );
+  if (tls !== undefined) return tls === true ? {} : tls;
+  return byUrl > 0 ? {} : undefined;
+}
+
 export async function connect(options: ConnectOptions): Promise<Client> {
-  const list = typeof options.brokers === 'string' ? options.brokers.split(',') : options.brokers;
+  const list = (typeof options.brokers === 'string' ? options.brokers.split(',') : options.brokers).filter(
+    (b) => b.trim() !== '',
+  );
+  const tls = tlsOfConnection(list, options.tls);
   const transport = await ClusterTransport.connect({
-    brokers: list.filter((b) => b.trim() !== '').map(parseBrokerAddress),
+    brokers: list.map(parseBrokerAddress),
     ...(options.clientId !== undefined ? { clientId: options.clientId } : {}),
     ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
-    ...(options.tls !== undefined ? { tls: options.tls === true ? {} : options.tls } : {}),
+    ...(tls !== undefined ? { tls } : {}),
   });
   return new Client(transport, options);
 }

@@ -29,6 +29,7 @@ import {
   writeFrameHeader,
 } from '../protocol/frame-header.js';
 import { isDataOpcode, Opcode } from '../protocol/opcodes.js';
+import { tlsFailure } from './tls-errors.js';
 import type {
   ClientCommand,
   PushHandlers,
@@ -50,7 +51,7 @@ export interface TcpTransportOptions {
   keepaliveMs?: number;
   /** Largest frame payload accepted from the broker. */
   maxPayloadBytes?: number;
-  /** Speak TLS to the brokers (their listener has `server.tls_cert`); plain TCP when not set. */
+  /** Speak TLS to the brokers (their listener has a certificate, `[tls] cert_file`); plain TCP when not set. */
   tls?: ClientTlsOptions;
 }
 
@@ -88,11 +89,14 @@ function decoderOf(name: ClientCommand): (payload: Buffer) => unknown {
   return decode;
 }
 
-/** Parses `host:port`, `[v6]:port` or `memorystreamer://host:port`. */
+/** `memorystreamer+tls://host:port`: the broker is reached over TLS. */
+export const TLS_URL_SCHEME = 'memorystreamer+tls://';
+
+/** Parses `host:port`, `[v6]:port`, `memorystreamer://host:port` or `memorystreamer+tls://host:port`. */
 export function parseBrokerAddress(text: string): BrokerAddress {
   const trimmed = text
     .trim()
-    .replace(/^memorystreamer:\/\//, '')
+    .replace(/^memorystreamer(\+tls)?:\/\//, '')
     .replace(/\/$/, '');
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(trimmed);
   const port = match ? Number(match[3]) : Number.NaN;
@@ -178,6 +182,9 @@ export class TcpTransport implements Transport {
         lastError = error;
       }
     }
+    // A TLS mismatch is a setting to change, not an outage to wait out: said with its own code.
+    const tlsError = tlsFailure(lastError, 'the broker');
+    if (tlsError !== null) throw tlsError;
     throw errorOf(
       'BROKER_NOT_AVAILABLE',
       `no broker reachable (${this.options.brokers.map((b) => `${b.host}:${b.port}`).join(', ')})`,
@@ -208,16 +215,21 @@ export class TcpTransport implements Transport {
         socket.destroy();
         reject(errorOf('REQUEST_TIMEOUT', `connecting to ${address.host}:${address.port}`));
       }, this.options.connectTimeoutMs);
+      const where = `${address.host}:${address.port}`;
       const fail = (error: Error) => {
         clearTimeout(timer);
-        reject(error);
+        reject(tls === null ? error : (tlsFailure(error, where) ?? error));
       };
       socket.once('error', fail);
       socket.on('data', (chunk: Buffer) => this.onData(link, chunk));
       socket.on('close', () => this.onClose(link));
       socket.once(tls === null ? 'connect' : 'secureConnect', () => {
         socket.off('error', fail);
-        socket.on('error', () => undefined);
+        // A broker that refuses this side's certificate says so after the handshake (TLS 1.3).
+        socket.on('error', (error) => {
+          const refused = tls === null ? null : tlsFailure(error, where);
+          if (refused !== null) this.onClose(link, refused);
+        });
         const correlationId = this.nextCorrelationId++;
         const writer = new BinaryWriter(64);
         handshakeCommand.encodeRequest(writer, {

@@ -8,6 +8,7 @@ import type { ReplicationStateSource } from '../metrics/replication-metrics.js';
 import { ClusterMember, type ClusterMemberOptions } from './cluster-member.js';
 import { NO_LEADER } from './control-plane/metadata-records.js';
 import { LeaderElectionCounter } from './leader-election-counter.js';
+import { interBrokerTls } from './replication/inter-broker-tls.js';
 import { ReplicaManager, type ReplicaManagerOptions } from './replication/replica-manager.js';
 
 export type ClusterPartOptions = Omit<ClusterMemberOptions, 'events' | 'dataDir'> & {
@@ -56,7 +57,7 @@ function replicationSource(
 }
 
 export function clusterPart(options: ClusterPartOptions): NodePartStarter {
-  const start: NodePartStarter = async (core, logger) => {
+  const start: NodePartStarter = async (core, logger, node) => {
     let manager: ReplicaManager | null = null;
     let member: ClusterMember | null = null;
     const elections = new LeaderElectionCounter();
@@ -85,7 +86,7 @@ export function clusterPart(options: ClusterPartOptions): NodePartStarter {
       Number(options.advertise.slice(options.advertise.lastIndexOf(':') + 1)),
     ];
     core.advertisedListener = { host, port };
-    manager = new ReplicaManager(core, member, logger, options.replication ?? {});
+    manager = new ReplicaManager(core, member, logger, { ...options.replication, tls: interBrokerTls(node) });
     manager.start();
     core.metrics.attachReplication(replicationSource(member, manager, elections));
     logger.info({ brokerId: member.brokerId, clusterId: member.clusterId }, 'joined the cluster');

@@ -158,6 +158,11 @@ export const ERROR_TABLE = {
   MESSAGE_UNSIGNED: entry(803, false, 'the message is not signed and signatures are required'),
   MESSAGE_DECRYPTION_FAILED: entry(804, false, 'the message value cannot be decrypted'),
   UNKNOWN_MESSAGE_KEY: entry(805, false, 'no key with this id to check or decrypt the message'),
+  // Transport security: which side of a TLS connection failed, and why, said before any request.
+  TLS_REQUIRED: entry(806, false, 'this listener accepts TLS connections only; connect with TLS'),
+  TLS_NOT_OFFERED: entry(807, false, 'the listener does not speak TLS; connect without TLS'),
+  TLS_CERTIFICATE_REJECTED: entry(808, false, "the peer's TLS certificate is not trusted"),
+  TLS_HANDSHAKE_FAILED: entry(809, false, 'the TLS handshake was refused by the peer'),
 
   // 9xx: internal, and refusals by the client itself.
   // Not retriable: a broker bug answers the same way on every attempt (a retry only multiplies it).

@@ -1,13 +1,16 @@
 // The admin HTTP endpoint: the web status page, Prometheus metrics, health and readiness, and a
 // small read-only JSON API for status, topics and groups. GET, and HEAD for every GET route (the
 // same status and headers, no body: uptime checkers and curl -I use it); errors are JSON bodies with
-// the error code. Binds to the configured address (127.0.0.1 by default).
+// the error code. Binds to the configured address (127.0.0.1 by default). With `tls`, it serves
+// HTTPS only, with the broker's certificate (replaced in place by `reloadTls`, as the listener's).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { isMemoryStreamerError } from '../../common/errors.js';
 import type { BrokerMetrics } from '../../metrics/broker-metrics.js';
 import type { BrokerCore } from '../broker-core.js';
 import { ADMIN_RESERVE } from '../fd-budget.js';
+import { checkSecureContext, type ServerTlsOptions, secureContextOptions } from '../server/tls.js';
 import { STATUS_PAGE_CSP, STATUS_PAGE_HTML, STATUS_PAGE_SCRIPT } from './status-page.js';
 import { statusSnapshot } from './status-snapshot.js';
 
@@ -18,6 +21,8 @@ export interface AdminServerOptions {
   port: number;
   /** Whether the broker is ready to serve (storage recovered, listening, not stopping). */
   ready: () => boolean;
+  /** Serve HTTPS with this certificate (client certificates are not asked for). */
+  tls?: ServerTlsOptions;
 }
 
 function json(response: ServerResponse, status: number, body: unknown): void {
@@ -48,18 +53,21 @@ function statusFor(codeName: string): number {
 }
 
 export class AdminServer {
-  private readonly server: Server;
+  private readonly server: Server | HttpsServer;
   private readonly startedAt = Date.now();
 
   private constructor(private readonly options: AdminServerOptions) {
-    this.server = createServer((request, response) => {
+    const tls = options.tls === undefined ? null : secureContextOptions(options.tls);
+    if (tls !== null) checkSecureContext(tls);
+    const listener = (request: IncomingMessage, response: ServerResponse) => {
       // Nothing a request does may become an unhandled rejection: that would end the process.
       this.handle(request, response).catch(() => {
         if (!response.headersSent)
           json(response, 500, { error: { name: 'INTERNAL_ERROR', message: 'admin request failed' } });
         else response.destroy();
       });
-    });
+    };
+    this.server = tls === null ? createServer(listener) : createHttpsServer(tls, listener);
     // The admin port has its own share of file descriptors (fd-budget.ts): a flood of admin
     // connections is refused past it instead of taking descriptors storage or clients need.
     this.server.maxConnections = ADMIN_RESERVE;
@@ -75,6 +83,19 @@ export class AdminServer {
       });
     });
     return admin;
+  }
+
+  /** True when the endpoint serves HTTPS. */
+  get secure(): boolean {
+    return this.options.tls !== undefined;
+  }
+
+  /** A new certificate for new connections (INVALID_CONFIG when it does not load; the old one stays). */
+  reloadTls(options: ServerTlsOptions): void {
+    if (!('setSecureContext' in this.server)) return;
+    const context = secureContextOptions(options);
+    checkSecureContext(context);
+    this.server.setSecureContext(context);
   }
 
   get address(): { host: string; port: number } {

@@ -150,6 +150,17 @@ export class NetworkServer implements ConnectionHost {
     return this.tls !== null;
   }
 
+  /** The certificate, key and CA the listener uses now (null: plain TCP). */
+  get tlsOptions(): ServerTlsOptions | null {
+    return this.tls?.options ?? null;
+  }
+
+  /** New certificates for new connections; open ones keep theirs (see tls.ts). */
+  reloadTls(options: ServerTlsOptions): void {
+    if (this.tls === null) throw errorOf('INVALID_CONFIG', 'the listener was started without TLS');
+    this.tls.reload(options);
+  }
+
   /**
    * Refuses a connection cheaply: one error frame (it fits the kernel's send buffer of a new
    * socket), then the descriptor is closed at once — a flood of refused connections holds none.

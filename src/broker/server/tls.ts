@@ -3,10 +3,18 @@
 // handshakes; an admitted socket is then handed to one TLS server (never listening itself), which
 // runs the handshake within the broker's handshake timeout. With client authentication the peer's
 // certificate must be signed by `ca`; the check is tls.Server's own (`authorized`).
+//
+// A plain-TCP client is told so: the first byte of a TLS connection is a handshake record (0x16),
+// the first of a plain client's frame is the magic 'M', so a socket that starts otherwise gets one
+// TLS_REQUIRED error frame it can read, and is closed. Certificates are replaced in place
+// (`reload`, tls.Server's setSecureContext): new handshakes use the new ones, connections already
+// open keep theirs.
 
 import type { Socket } from 'node:net';
 import { createSecureContext, createServer, type SecureContextOptions, type TLSSocket } from 'node:tls';
-import { errorOf } from '../../protocol/error-codes.js';
+import { encodeErrorPayload } from '../../protocol/commands/control.js';
+import { ERROR_TABLE, errorOf } from '../../protocol/error-codes.js';
+import { encodeFrame, FrameFlags } from '../../protocol/frame-header.js';
 
 export type TlsClientAuth = 'none' | 'request' | 'require';
 
@@ -31,6 +39,32 @@ export interface ServerTls {
   handshake(socket: Socket, secured: (socket: TLSSocket) => void, failed: () => void): void;
   /** Ends every handshake in progress (the broker is stopping). */
   abortHandshakes(): void;
+  /**
+   * Takes a new certificate, key and CA for the handshakes from now on (INVALID_CONFIG when they
+   * do not load; the running ones stay). Client authentication is kept as it was started.
+   */
+  reload(options: ServerTlsOptions): void;
+  /** The certificate, key and CA in use (the last loaded). */
+  readonly options: ServerTlsOptions;
+}
+
+/** First byte of a TLS record that carries a handshake message (a ClientHello opens with one). */
+const TLS_HANDSHAKE_RECORD = 0x16;
+
+/** One TLS_REQUIRED error frame, readable by a client that speaks the protocol in plain TCP. */
+function refusePlain(socket: Socket): void {
+  socket.on('error', () => undefined);
+  socket.end(
+    encodeFrame(
+      { opcode: 0, flags: FrameFlags.RESPONSE | FrameFlags.ERROR, errorCode: ERROR_TABLE.TLS_REQUIRED.code },
+      encodeErrorPayload(
+        `${ERROR_TABLE.TLS_REQUIRED.message}: use the client's tls option, a memorystreamer+tls://host:port address, or the CLI's --tls / --tls-ca`,
+      ),
+    ),
+    () => socket.destroy(),
+  );
+  // Whatever the peer does, the descriptor goes within a second.
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 interface Pending {
@@ -40,8 +74,18 @@ interface Pending {
   readonly timer: NodeJS.Timeout;
 }
 
+/** The context options of a certificate, key and CA: TLS 1.2 at least. */
+export function secureContextOptions(options: ServerTlsOptions): SecureContextOptions {
+  return {
+    cert: options.cert,
+    key: options.key,
+    ...(options.ca !== undefined ? { ca: options.ca } : {}),
+    minVersion: 'TLSv1.2',
+  };
+}
+
 /** Checks the certificate, key and CA (INVALID_CONFIG when they do not load). */
-function checkSecureContext(options: SecureContextOptions): void {
+export function checkSecureContext(options: SecureContextOptions): void {
   try {
     createSecureContext(options);
   } catch (error) {
@@ -56,13 +100,9 @@ export function serverTls(options: ServerTlsOptions, handshakeTimeoutMs = 10_000
       'INVALID_CONFIG',
       `TLS client authentication "${clientAuth}" needs the CA that signs client certificates`,
     );
-  const contextOptions: SecureContextOptions = {
-    cert: options.cert,
-    key: options.key,
-    ...(options.ca !== undefined ? { ca: options.ca } : {}),
-    minVersion: 'TLSv1.2',
-  };
+  const contextOptions = secureContextOptions(options);
   checkSecureContext(contextOptions);
+  let current = options;
   // Handshakes in progress by the peer's address and port (unique among live connections).
   const pending = new Map<string, Pending>();
   const settle = (key: string): Pending | undefined => {
@@ -76,8 +116,9 @@ export function serverTls(options: ServerTlsOptions, handshakeTimeoutMs = 10_000
   const server = createServer({
     ...contextOptions,
     requestCert: clientAuth !== 'none',
-    // Verified below, so that a refused peer settles its handshake like any other failure.
-    rejectUnauthorized: false,
+    // Required: OpenSSL refuses the handshake with an alert the client can name (certificate
+    // required, unknown CA). Requested: any certificate or none is let in, and checked below.
+    rejectUnauthorized: clientAuth === 'require',
     handshakeTimeout: handshakeTimeoutMs,
   });
   server.on('secureConnection', (secure: TLSSocket) => {
@@ -111,7 +152,28 @@ export function serverTls(options: ServerTlsOptions, handshakeTimeoutMs = 10_000
       pending.set(key, { socket, secured, failed, timer });
       // A peer that leaves during the handshake: its place is freed at once.
       socket.once('close', () => settle(key)?.failed());
-      server.emit('connection', socket);
+      socket.once('data', (first: Buffer) => {
+        socket.pause();
+        if (first[0] !== TLS_HANDSHAKE_RECORD) {
+          settle(key)?.failed();
+          refusePlain(socket);
+          return;
+        }
+        // The TLS socket reads what was unshifted before the rest (node:tls initRead).
+        socket.unshift(first);
+        server.emit('connection', socket);
+      });
+    },
+    get options() {
+      return current;
+    },
+    reload(next) {
+      if (clientAuth !== 'none' && next.ca === undefined)
+        throw errorOf('INVALID_CONFIG', `TLS client authentication "${clientAuth}" needs the CA`);
+      const nextContext = secureContextOptions(next);
+      checkSecureContext(nextContext);
+      server.setSecureContext(nextContext);
+      current = { ...next, clientAuth };
     },
     abortHandshakes() {
       for (const key of [...pending.keys()]) {

@@ -12,7 +12,16 @@
 // - Each partition-state write also compares the mod revision the controller read, so two writers
 //   on a stale view can never both win.
 
-import { Etcd3, type IKeyValue, type ITxnResponse, type Lease, type Namespace, type Watcher } from 'etcd3';
+import { readFileSync } from 'node:fs';
+import {
+  Etcd3,
+  type IKeyValue,
+  type IOptions,
+  type ITxnResponse,
+  type Lease,
+  type Namespace,
+  type Watcher,
+} from 'etcd3';
 import { MemoryStreamerError } from '../../common/errors.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import type { ClusterAddress } from './cluster-url.js';
@@ -34,6 +43,34 @@ export interface ControlPlaneOptions {
   readonly connectTimeoutMs?: number;
   /** Told about each failed connection attempt (for the broker's log). */
   readonly onRetry?: (attempt: number, error: Error, delayMs: number) => void;
+}
+
+/**
+ * The TLS credentials of an `etcds://` address, files read (INVALID_CONFIG naming the file when
+ * one cannot be). Without files, https endpoints are checked against the system CAs by etcd3.
+ */
+function etcdCredentials(address: ClusterAddress): { credentials?: IOptions['credentials'] } {
+  const files = address.tls;
+  if (files === undefined || (files.caFile === undefined && files.certFile === undefined)) return {};
+  const read = (what: string, file: string | undefined) => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (error) {
+      throw errorOf('INVALID_CONFIG', `etcd TLS ${what} ${file}: ${(error as Error).message}`);
+    }
+  };
+  const ca = read('CA file', files.caFile);
+  const cert = read('certificate', files.certFile);
+  const key = read('key', files.keyFile);
+  return {
+    credentials: {
+      // grpc's createSsl takes null for "the system CAs"; etcd3's type insists on a Buffer.
+      rootCertificate: ca ?? (null as unknown as Buffer),
+      ...(key !== undefined ? { privateKey: key } : {}),
+      ...(cert !== undefined ? { certChain: cert } : {}),
+    },
+  };
 }
 
 /** etcd refuses transactions of more operations than this (`--max-txn-ops`, default 128). */
@@ -122,6 +159,7 @@ export class ControlPlane {
     const callTimeoutMs = options.callTimeoutMs ?? 2000;
     const client = new Etcd3({
       hosts: [...options.address.endpoints],
+      ...etcdCredentials(options.address),
       dialTimeout: callTimeoutMs,
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
     });

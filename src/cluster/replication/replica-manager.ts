@@ -13,7 +13,7 @@ import type {
   ReplicaRequestHandler,
   ReplicaRoles,
 } from '../../broker/replica-hooks.js';
-import { TcpTransport } from '../../client/tcp-transport.js';
+import { type ClientTlsOptions, TcpTransport } from '../../client/tcp-transport.js';
 import { MemoryStreamerError } from '../../common/errors.js';
 import type { BrokerLogger } from '../../metrics/logger.js';
 import type {
@@ -58,6 +58,8 @@ export interface ReplicaManagerOptions {
   readonly idleFetchBackoffMs?: number;
   /** The cluster's `__consumer_offsets` (consumer groups' committed offsets). */
   readonly groups?: ClusterGroupsOptions;
+  /** TLS of the connections to other brokers, read at each new one (inter-broker-tls.ts); none: plain. */
+  readonly tls?: () => ClientTlsOptions | undefined;
 }
 
 /** Partitions led here with their followers' lag, and ISR changes applied so far (replicationStats). */
@@ -355,6 +357,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   private readonly ackTimeoutMs: number;
   private readonly idleFetchBackoffMs: number;
   private readonly groupsOptions: ClusterGroupsOptions;
+  private readonly tlsOf: () => ClientTlsOptions | undefined;
 
   constructor(
     private readonly core: BrokerCore,
@@ -366,6 +369,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     this.ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
     this.idleFetchBackoffMs = options.idleFetchBackoffMs ?? 0;
     this.groupsOptions = options.groups ?? {};
+    this.tlsOf = options.tls ?? (() => undefined);
     this.tick = setInterval(() => {
       const now = Date.now();
       for (const leader of this.leaders.values()) leader.run(leader.state.tick(now));
@@ -690,9 +694,11 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
       registration.advertise.slice(0, registration.advertise.lastIndexOf(':')),
       Number(registration.advertise.slice(registration.advertise.lastIndexOf(':') + 1)),
     ];
+    const tls = this.tlsOf();
     const link = new TcpTransport({
       brokers: [{ host: host.replace(/^\[|\]$/g, ''), port }],
       clientId: `broker-${this.member.brokerId}`,
+      ...(tls !== undefined ? { tls } : {}),
     });
     this.links.set(brokerId, { advertise: registration.advertise, link });
     return link;
