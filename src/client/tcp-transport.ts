@@ -29,7 +29,7 @@ import {
   writeFrameHeader,
 } from '../protocol/frame-header.js';
 import { isDataOpcode, Opcode } from '../protocol/opcodes.js';
-import { tlsFailure } from './tls-errors.js';
+import { closedAfterTls, tlsFailure } from './tls-errors.js';
 import type {
   ClientCommand,
   PushHandlers,
@@ -197,6 +197,7 @@ export class TcpTransport implements Transport {
   private dial(address: BrokerAddress): Promise<Link> {
     return new Promise<Link>((resolve, reject) => {
       const tls = this.tls;
+      const where = `${address.host}:${address.port}`;
       const socket =
         tls === null
           ? netConnect({ host: address.host, port: address.port, noDelay: true })
@@ -215,15 +216,20 @@ export class TcpTransport implements Transport {
         socket.destroy();
         reject(errorOf('REQUEST_TIMEOUT', `connecting to ${address.host}:${address.port}`));
       }, this.options.connectTimeoutMs);
-      const where = `${address.host}:${address.port}`;
       const fail = (error: Error) => {
         clearTimeout(timer);
         reject(tls === null ? error : (tlsFailure(error, where) ?? error));
       };
       socket.once('error', fail);
       socket.on('data', (chunk: Buffer) => this.onData(link, chunk));
-      socket.on('close', () => this.onClose(link));
+      let secured = false;
+      // A broker that requires client certificates and refuses this one may close the connection
+      // right after the TLS handshake, before its alert reaches this side: said as what it is.
+      socket.on('close', () =>
+        this.onClose(link, secured && link.handshake === null ? closedAfterTls(where) : undefined),
+      );
       socket.once(tls === null ? 'connect' : 'secureConnect', () => {
+        secured = tls !== null;
         socket.off('error', fail);
         // A broker that refuses this side's certificate says so after the handshake (TLS 1.3).
         socket.on('error', (error) => {

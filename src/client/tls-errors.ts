@@ -60,3 +60,11 @@ export function tlsFailure(error: unknown, where: string): MemoryStreamerError |
     return errorOf('TLS_HANDSHAKE_FAILED', `${where}: ${reason} (${code})`, { cause: error });
   return null;
 }
+
+/** The broker closed a TLS connection after the TLS handshake and before answering the protocol's. */
+export function closedAfterTls(where: string): MemoryStreamerError {
+  return errorOf(
+    'TLS_HANDSHAKE_FAILED',
+    `${where} closed the connection after the TLS handshake, before answering: a broker that requires client certificates did not accept this one (tls.cert, tls.key signed by its tls.ca_file)`,
+  );
+}

@@ -15,8 +15,9 @@ import { clusterConfigPart } from '../../cluster/config/cluster-config-part.js';
 import type { ConfigVersion, Settings } from '../../cluster/control-plane/cluster-config.js';
 import { type ConfigurableLogger, createLogger } from '../../metrics/logger.js';
 import { errorOf } from '../../protocol/error-codes.js';
-import { brokerOptionsFrom, clusterSettingsFrom } from '../broker-options.js';
+import { brokerOptionsFrom, clusterSettingsFrom, tlsFilesFrom } from '../broker-options.js';
 import type { CliContext } from '../context.js';
+import { reloadTlsOnChange } from '../tls-reload.js';
 import { watchFileChanges } from '../watch-file.js';
 
 /**
@@ -274,6 +275,11 @@ export function registerServe(program: Command, context: CliContext): void {
         throw listenProblem(error, options) ?? error;
       });
       running.attach(broker);
+      const tlsReload = reloadTlsOnChange(
+        broker,
+        tlsFilesFrom(config, (path) => resolve(path)),
+        logger,
+      );
       const onHangup = () => void running.reload('SIGHUP');
       process.on('SIGHUP', onHangup);
       let debounce: NodeJS.Timeout | null = null;
@@ -298,6 +304,7 @@ export function registerServe(program: Command, context: CliContext): void {
           process.off('SIGINT', onInt);
           process.off('SIGHUP', onHangup);
           watcher?.close();
+          tlsReload.close();
           if (debounce !== null) clearTimeout(debounce);
           context.print({ event: 'stopping', signal }, `received ${signal}, shutting down`);
           broker
@@ -326,7 +333,7 @@ export function registerServe(program: Command, context: CliContext): void {
             dataDir: options.dataDir,
             pid: process.pid,
           },
-          `memorystreamer broker listening on ${address.host}:${address.port}${options.tls !== undefined ? ' (TLS)' : ''}${admin ? `, status page and admin API http://${admin.host}:${admin.port}/` : ''} (data in ${options.dataDir}, pid ${process.pid})`,
+          `memorystreamer broker listening on ${address.host}:${address.port}${options.tls !== undefined ? ' (TLS)' : ''}${admin ? `, status page and admin API ${broker.admin?.secure === true ? 'https' : 'http'}://${admin.host}:${admin.port}/` : ''} (data in ${options.dataDir}, pid ${process.pid})`,
         );
       });
       context.print({ event: 'stopped' }, 'broker stopped');

@@ -1,5 +1,7 @@
 // Makes a throwaway certificate authority, a broker certificate for 127.0.0.1/localhost and a
-// client certificate, with the system's openssl, in a temporary directory the caller removes.
+// client certificate, with the system's openssl, in a temporary directory the caller removes; also
+// an expired broker certificate, and one for the same addresses signed by a second CA (the
+// certificate a rotation moves to, or one a client must refuse).
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -16,6 +18,12 @@ export interface TestCertificates {
   otherCa: string;
   otherClientCert: string;
   otherClientKey: string;
+  /** A broker certificate whose validity ended yesterday (signed by `ca`). */
+  expiredServerCert: string;
+  expiredServerKey: string;
+  /** A broker certificate for 127.0.0.1/localhost signed by `otherCa`. */
+  otherServerCert: string;
+  otherServerKey: string;
 }
 
 export function opensslAvailable(): boolean {
@@ -47,7 +55,7 @@ function authority(dir: string, name: string): void {
   );
 }
 
-async function leaf(dir: string, ca: string, name: string, extensions: string): Promise<void> {
+async function leaf(dir: string, ca: string, name: string, extensions: string, days = 2): Promise<void> {
   openssl(
     dir,
     'req',
@@ -77,8 +85,9 @@ async function leaf(dir: string, ca: string, name: string, extensions: string): 
     '-CAcreateserial',
     '-out',
     `${name}.pem`,
+    // Negative: the certificate expired `-days` days ago.
     '-days',
-    '2',
+    String(days),
     '-extfile',
     `${name}.ext`,
   );
@@ -88,9 +97,14 @@ async function leaf(dir: string, ca: string, name: string, extensions: string): 
 export async function makeCertificates(dir: string): Promise<TestCertificates> {
   authority(dir, 'ca');
   authority(dir, 'other-ca');
-  await leaf(dir, 'ca', 'broker', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  // Brokers of a cluster with mutual TLS present their certificate as clients too: both usages.
+  const serverExtensions =
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n';
+  await leaf(dir, 'ca', 'broker', serverExtensions);
   await leaf(dir, 'ca', 'client', 'extendedKeyUsage=clientAuth\n');
   await leaf(dir, 'other-ca', 'intruder', 'extendedKeyUsage=clientAuth\n');
+  await leaf(dir, 'ca', 'broker-expired', serverExtensions, -1);
+  await leaf(dir, 'other-ca', 'broker-other', serverExtensions);
   const read = (file: string) => readFile(join(dir, file), 'utf8');
   return {
     dir,
@@ -102,5 +116,9 @@ export async function makeCertificates(dir: string): Promise<TestCertificates> {
     otherCa: await read('other-ca.pem'),
     otherClientCert: await read('intruder.pem'),
     otherClientKey: await read('intruder.key'),
+    expiredServerCert: await read('broker-expired.pem'),
+    expiredServerKey: await read('broker-expired.key'),
+    otherServerCert: await read('broker-other.pem'),
+    otherServerKey: await read('broker-other.key'),
   };
 }
