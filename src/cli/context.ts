@@ -6,7 +6,7 @@ import type { Client } from '../client/client.js';
 import { type ClientTlsOptions, connect } from '../client/connect.js';
 import { errorOf } from '../protocol/error-codes.js';
 import { toJson } from './output.js';
-import { resolveBrokers } from './profiles.js';
+import { type ProfileTls, resolveConnection } from './profiles.js';
 import type { ProgressOutput } from './progress.js';
 
 /** The global options, as commander parsed them (a later occurrence wins over an earlier one). */
@@ -26,11 +26,12 @@ export interface GlobalOptions {
 export async function tlsOf(
   globals: GlobalOptions,
   env: NodeJS.ProcessEnv,
+  profile: ProfileTls = {},
 ): Promise<ClientTlsOptions | undefined> {
-  const caFile = globals.tlsCa ?? env.MEMORYSTREAMER_CLI_TLS_CA;
-  const certFile = globals.tlsCert ?? env.MEMORYSTREAMER_CLI_TLS_CERT;
-  const keyFile = globals.tlsKey ?? env.MEMORYSTREAMER_CLI_TLS_KEY;
-  const wanted = globals.tls === true || env.MEMORYSTREAMER_CLI_TLS === '1';
+  const caFile = globals.tlsCa ?? env.MEMORYSTREAMER_CLI_TLS_CA ?? profile.caFile;
+  const certFile = globals.tlsCert ?? env.MEMORYSTREAMER_CLI_TLS_CERT ?? profile.certFile;
+  const keyFile = globals.tlsKey ?? env.MEMORYSTREAMER_CLI_TLS_KEY ?? profile.keyFile;
+  const wanted = globals.tls === true || env.MEMORYSTREAMER_CLI_TLS === '1' || profile.tls === true;
   if (!wanted && caFile === undefined && certFile === undefined && keyFile === undefined) return undefined;
   if ((certFile === undefined) !== (keyFile === undefined))
     throw errorOf(
@@ -81,9 +82,14 @@ export function createContext(options: {
     },
     connect: async () => {
       const globals = options.globals();
-      const tls = await tlsOf(globals, options.env);
+      const target = await resolveConnection({
+        broker: globals.broker,
+        profile: globals.profile,
+        env: options.env,
+      });
+      const tls = await tlsOf(globals, options.env, target.tls);
       return connect({
-        brokers: await resolveBrokers({ broker: globals.broker, profile: globals.profile, env: options.env }),
+        brokers: target.brokers,
         clientId: 'memorystreamer-cli',
         connectTimeoutMs: 5000,
         ...(tls !== undefined ? { tls } : {}),
