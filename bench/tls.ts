@@ -11,7 +11,7 @@
 
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import type { Client } from '../src/client/client.js';
@@ -131,6 +131,7 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle]! : Math.round((sorted[middle - 1]! + sorted[middle]!) / 2);
 }
 
+const loadAtStart = loadavg()[0]!;
 const certDir = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-bench-certs-'));
 const runs: Record<'plaintext' | 'tls', Measured[]> = { plaintext: [], tls: [] };
 try {
@@ -177,6 +178,8 @@ const summary = (mode: 'plaintext' | 'tls') => ({
 const plain = summary('plaintext');
 const secure = summary('tls');
 const ratio = (a: number, b: number) => Number((a / b).toFixed(2));
+const perRound = (field: 'produce' | 'replay') =>
+  runs.tls.map((r, i) => ratio(r[field], runs.plaintext[i]![field])).join(', ');
 const rows: Row[] = [
   { transport: 'plaintext', ...rowOf(plain) },
   { transport: 'tls', ...rowOf(secure) },
@@ -227,6 +230,8 @@ printResult(
       'target: TLS at least 0.7× plaintext throughput (produce and replay)',
       'both brokers run as child processes on loopback, one after the other in the same run; with --rounds the order alternates and each figure is the median',
       'latency counts from the intended send time of each message (no coordinated omission)',
+      `tls ÷ plaintext per round: produce ${perRound('produce')}; replay ${perRound('replay')}`,
+      `load average (1 min) of the machine: ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, on ${cpus().length} cores (other work shares the machine: figures vary from run to run)`,
     ],
   }),
 );

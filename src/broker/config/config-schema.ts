@@ -244,7 +244,7 @@ export const SETTINGS = [
     key: 'cluster.etcd',
     type: { kind: 'string', maxLength: 4096 },
     default: '',
-    doc: 'join the cluster whose control plane is this etcd: etcd://host:port[,host:port…][/name] (empty: a single broker without etcd)',
+    doc: 'join the cluster whose control plane is this etcd: etcd://host:port[,host:port…][/name], or etcds://…[?ca=FILE&cert=FILE&key=FILE] over TLS (docs/security.md; empty: a single broker without etcd)',
   },
   {
     key: 'cluster.broker_id',
