@@ -86,6 +86,8 @@ interface Measured {
   p50: number;
   p99: number;
   brokerCpu: number;
+  /** Broker CPU time per message over the produce and the replay (each message written and read once). */
+  cpuPerMessageUs: number;
   protocol: string;
 }
 
@@ -110,19 +112,29 @@ async function measure(
     const produce = await produceThroughput(client, 'bench');
     progress(`${label}: replay`);
     const replay = await replayThroughput(client, 'bench');
-    const brokerCpu =
-      ((await cpuSeconds(broker.pid)) - cpuBefore) / ((performance.now() - wallBefore) / 1000);
+    const cpuUsed = (await cpuSeconds(broker.pid)) - cpuBefore;
+    const brokerCpu = cpuUsed / ((performance.now() - wallBefore) / 1000);
     return {
       produce,
       replay,
       p50: histogram.getValueAtPercentile(50),
       p99: histogram.getValueAtPercentile(99),
       brokerCpu: Number(brokerCpu.toFixed(2)),
+      cpuPerMessageUs: Number(((cpuUsed * 1e6) / (Math.ceil(messages / 1000) * 1000)).toFixed(2)),
       protocol: tls === undefined ? 'plain TCP' : await negotiated(broker.port, tls),
     };
   } finally {
     await client.close();
   }
+}
+
+/** The median without rounding to an integer (for small figures such as µs per message). */
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? sorted[middle]!
+    : Number(((sorted[middle - 1]! + sorted[middle]!) / 2).toFixed(2));
 }
 
 function median(values: number[]): number {
@@ -172,7 +184,8 @@ const summary = (mode: 'plaintext' | 'tls') => ({
   replay: median(runs[mode].map((r) => r.replay)),
   p50: median(runs[mode].map((r) => r.p50)),
   p99: median(runs[mode].map((r) => r.p99)),
-  brokerCpu: median(runs[mode].map((r) => r.brokerCpu)),
+  brokerCpu: medianOf(runs[mode].map((r) => r.brokerCpu)),
+  cpuPerMessageUs: medianOf(runs[mode].map((r) => r.cpuPerMessageUs)),
   protocol: runs[mode][0]!.protocol,
 });
 const plain = summary('plaintext');
@@ -191,6 +204,7 @@ const rows: Row[] = [
     'e2e p50 µs': ratio(secure.p50, plain.p50),
     'e2e p99 µs': ratio(secure.p99, plain.p99),
     'broker CPU (cores)': ratio(secure.brokerCpu, plain.brokerCpu),
+    'broker CPU µs/msg': ratio(secure.cpuPerMessageUs, plain.cpuPerMessageUs),
   },
 ];
 
@@ -202,6 +216,7 @@ function rowOf(m: ReturnType<typeof summary>): Row {
     'e2e p50 µs': m.p50,
     'e2e p99 µs': m.p99,
     'broker CPU (cores)': m.brokerCpu,
+    'broker CPU µs/msg': m.cpuPerMessageUs,
   };
 }
 
@@ -231,6 +246,7 @@ printResult(
       'both brokers run as child processes on loopback, one after the other in the same run; with --rounds the order alternates and each figure is the median',
       'latency counts from the intended send time of each message (no coordinated omission)',
       `tls ÷ plaintext per round: produce ${perRound('produce')}; replay ${perRound('replay')}`,
+      'broker CPU µs/msg: CPU time of the broker process over the produce and the replay, per message (each written once and read once); it varies less with the load of a shared machine than the rates do',
       `load average (1 min) of the machine: ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, on ${cpus().length} cores (other work shares the machine: figures vary from run to run)`,
     ],
   }),

@@ -1,0 +1,74 @@
+// The TLS settings of a configuration: the [tls] section and its older names server.tls_* give the
+// same broker options; a configuration that uses both is refused; problems are named in the form
+// the configuration uses; tls.admin = false keeps the admin endpoint on plain HTTP.
+
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/broker/config/load-config.js';
+import { brokerOptionsFrom, tlsFilesFrom } from '../../src/cli/broker-options.js';
+import { useTempDir } from '../harness/temp-dir.js';
+
+const scratch = useTempDir('ms-tls-options-');
+
+async function configOf(text: string) {
+  const path = join(scratch.path, 'broker.toml');
+  await writeFile(path, text);
+  return loadConfig({ file: path });
+}
+
+const resolvePath = (path: string) => (path.startsWith('/') ? path : join(scratch.path, path));
+
+describe('TLS settings', () => {
+  it('[tls] and server.tls_* mean the same', async () => {
+    // The files are only read here, not parsed: any bytes do.
+    for (const [name, text] of [
+      ['cert.pem', 'CERT'],
+      ['key.pem', 'KEY'],
+      ['ca.pem', 'CA'],
+    ]) {
+      await writeFile(join(scratch.path, name!), text!);
+    }
+    const newer = await configOf(
+      '[tls]\ncert_file = "cert.pem"\nkey_file = "key.pem"\nca_file = "ca.pem"\nclient_auth = "require"\n',
+    );
+    const older = await configOf(
+      '[server]\ntls_cert_file = "cert.pem"\ntls_key_file = "key.pem"\ntls_ca_file = "ca.pem"\ntls_client_auth = "require"\n',
+    );
+    const expected = {
+      cert: Buffer.from('CERT'),
+      key: Buffer.from('KEY'),
+      ca: Buffer.from('CA'),
+      clientAuth: 'require',
+    };
+    expect(brokerOptionsFrom(newer, resolvePath).tls).toEqual(expected);
+    expect(brokerOptionsFrom(older, resolvePath).tls).toEqual(expected);
+    expect(tlsFilesFrom(newer, resolvePath)).toEqual(tlsFilesFrom(older, resolvePath));
+    expect(brokerOptionsFrom(newer, resolvePath).admin).toEqual({ host: '127.0.0.1', port: 7401 });
+    const plainAdmin = await configOf('[tls]\ncert_file = "cert.pem"\nkey_file = "key.pem"\nadmin = false\n');
+    expect(brokerOptionsFrom(plainAdmin, resolvePath).admin).toEqual({
+      host: '127.0.0.1',
+      port: 7401,
+      tls: false,
+    });
+    expect(brokerOptionsFrom(await configOf(''), resolvePath).tls).toBeUndefined();
+  });
+
+  it('refuses both forms at once, and names problems in the form used', async () => {
+    for (const [text, message] of [
+      [
+        '[server]\ntls_cert_file = "cert.pem"\n[tls]\nkey_file = "key.pem"\n',
+        /both in \[tls\] and with the server.tls_\* keys/,
+      ],
+      ['[tls]\ncert_file = "cert.pem"\n', /tls.cert_file and tls.key_file go together/],
+      ['[server]\ntls_key_file = "key.pem"\n', /server.tls_cert_file and server.tls_key_file go together/],
+      ['[tls]\nclient_auth = "request"\n', /tls.ca_file and tls.client_auth need tls.cert_file/],
+      ['[tls]\ncert_file = "missing.pem"\nkey_file = "key.pem"\n', /tls.cert_file: cannot read/],
+    ] as const) {
+      const config = await configOf(text);
+      expect(() => brokerOptionsFrom(config, resolvePath)).toThrow(
+        expect.objectContaining({ codeName: 'INVALID_CONFIG', message: expect.stringMatching(message) }),
+      );
+    }
+  });
+});
