@@ -246,7 +246,7 @@ printResult(
       'both brokers run as child processes on loopback, one after the other in the same run; with --rounds the order alternates and each figure is the median',
       'latency counts from the intended send time of each message (no coordinated omission)',
       `tls ÷ plaintext per round: produce ${perRound('produce')}; replay ${perRound('replay')}`,
-      'broker CPU µs/msg: CPU time of the broker process over the produce and the replay, per message (each written once and read once); it varies less with the load of a shared machine than the rates do',
+      "broker CPU µs/msg: CPU time of the broker process over the produce and the replay, per message (each written once and read once): what TLS adds to the broker's own work, apart from the client's",
       `load average (1 min) of the machine: ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, on ${cpus().length} cores (other work shares the machine: figures vary from run to run)`,
     ],
   }),
