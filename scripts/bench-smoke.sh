@@ -13,6 +13,7 @@ npx tsx bench/open-files.ts --segments 50 --reads 500
 npx tsx bench/storage-hot-path.ts --appends 2000 --rounds 1
 npx tsx bench/wide-partitions.ts --partitions 200 --max-open-files 64
 npx tsx bench/end-to-end.ts --messages 20000 --seconds 1 --rate 2000
+npx tsx bench/tls.ts --messages 20000 --seconds 1 --rate 2000
 npx tsx bench/metrics-overhead.ts --messages 5000 --rounds 1
 npx tsx bench/recovery.ts --mb 16
 npx tsx bench/partition-open.ts --mb 16 --rounds 1
