@@ -158,6 +158,16 @@ export const ERROR_TABLE = {
   MESSAGE_UNSIGNED: entry(803, false, 'the message is not signed and signatures are required'),
   MESSAGE_DECRYPTION_FAILED: entry(804, false, 'the message value cannot be decrypted'),
   UNKNOWN_MESSAGE_KEY: entry(805, false, 'no key with this id to check or decrypt the message'),
+  // 81x: authentication (SASL/SCRAM) and users.
+  TOO_MANY_AUTHENTICATION_FAILURES: entry(
+    810,
+    true,
+    'too many failed authentications from this address; try again later',
+  ),
+  UNSUPPORTED_SASL_MECHANISM: entry(811, false, 'the broker does not accept this authentication mechanism'),
+  USER_NOT_FOUND: entry(812, false, 'no user with this name'),
+  USER_ALREADY_EXISTS: entry(813, false, 'a user with this name exists already'),
+  INVALID_CREDENTIAL: entry(814, false, 'the user name, password or credential is not valid'),
 
   // 9xx: internal, and refusals by the client itself.
   // Not retriable: a broker bug answers the same way on every attempt (a retry only multiplies it).
