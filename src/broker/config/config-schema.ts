@@ -247,7 +247,11 @@ export const SETTINGS = [
   },
   {
     key: 'auth.mechanisms',
-    type: { kind: 'list', choices: ['SCRAM-SHA-256', 'SCRAM-SHA-512'], itemDoc: 'SCRAM-SHA-256, SCRAM-SHA-512' },
+    type: {
+      kind: 'list',
+      choices: ['SCRAM-SHA-256', 'SCRAM-SHA-512'],
+      itemDoc: 'SCRAM-SHA-256, SCRAM-SHA-512',
+    },
     default: '',
     doc: 'authentication clients must pass before any other request, e.g. ["SCRAM-SHA-256", "SCRAM-SHA-512"] (empty: off, every client is served); users live in <data_dir>/users.json (memorystreamer user add); the broker does not start with authentication on and no user, nor with cluster.etcd (see docs/security.md)',
   },

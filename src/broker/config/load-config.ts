@@ -100,7 +100,8 @@ function coerce(setting: Setting, raw: unknown): { value: number | string } | { 
     if (items === null || !items.every((item) => typeof item === 'string')) return bad;
     const trimmed = [...new Set(items.map((item) => item.trim()).filter((item) => item !== ''))];
     const fits = (item: string) =>
-      (t.choices === undefined || t.choices.includes(item)) && (t.pattern === undefined || t.pattern.test(item));
+      (t.choices === undefined || t.choices.includes(item)) &&
+      (t.pattern === undefined || t.pattern.test(item));
     return trimmed.every(fits) ? { value: trimmed.join(',') } : bad;
   }
   if (t.kind === 'url')
