@@ -347,6 +347,46 @@ describe('a broker with authentication on', () => {
     await client.close();
   });
 
+  it('answers random authentication payloads with errors only, and still serves a good client', async () => {
+    const { port } = await startAuthBroker({ failureDelayMs: 0, maxFailuresPerMinute: 1_000_000 });
+    const opcodes = [
+      Opcode.AUTHENTICATE_START,
+      Opcode.AUTHENTICATE_FINISH,
+      Opcode.USER_LIST,
+      Opcode.USER_ALTER,
+    ];
+    let seed = 12345;
+    const next = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed;
+    };
+    for (let round = 0; round < 40; round++) {
+      const raw = await rawOpen(port);
+      const valid = new BinaryWriter(64);
+      authenticateStartCommand.encodeRequest(valid, {
+        mechanism: 'SCRAM-SHA-256',
+        message: Buffer.from('n,,n=alice,r=abc'),
+      });
+      const bytes = round % 2 === 0 ? Buffer.from(valid.finish()) : Buffer.alloc(next() % 64);
+      for (let i = 0; i < bytes.length; i++)
+        if (round % 2 === 1 || next() % 8 === 0) bytes[i] = next() & 0xff;
+      raw.send(opcodes[next() % opcodes.length]!, bytes, 7);
+      const answer = await raw
+        .waitFor((f) => f.header.correlationId === 7 || f.header.correlationId === 0)
+        .catch(() => null);
+      // An answer (error or the server-first message), or a clean close: never silence on an open socket.
+      if (answer === null) expect(raw.closed).toBe(true);
+      else if (answer.header.flags & FrameFlags.ERROR) expect(answer.header.errorCode).toBeGreaterThan(0);
+      raw.socket.destroy();
+    }
+    const client = await connect({
+      brokers: `127.0.0.1:${port}`,
+      sasl: { mechanism: 'SCRAM-SHA-256', username: 'alice', password: 'alice-secret' },
+    });
+    await client.admin.listTopics();
+    await client.close();
+  });
+
   it('does not start with authentication on and no user (fail closed)', async () => {
     const dir = await tempDir('ms-auth-empty-');
     const error = (await BrokerNode.start({
