@@ -162,7 +162,9 @@ export class BrokerNode {
     // Checked before anything starts: a broker with authentication on and no user does not start.
     const auth =
       options.auth !== undefined && options.auth.mechanisms.length > 0 && options.port !== undefined
-        ? await BrokerAuthenticator.open(options.dataDir, options.auth)
+        ? await BrokerAuthenticator.open(options.dataDir, options.auth, {
+            clientCertificates: options.tls !== undefined && (options.tls.clientAuth ?? 'none') !== 'none',
+          })
         : null;
     const tracing = options.tracing !== undefined ? otlpTracing(options.tracing) : null;
     let core: BrokerCore;

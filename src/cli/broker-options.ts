@@ -7,15 +7,14 @@ import type { LoadedConfig } from '../broker/config/load-config.js';
 import type { ServerTlsOptions, TlsClientAuth } from '../broker/server/tls.js';
 import type { LogLevel } from '../metrics/logger.js';
 import { errorOf } from '../protocol/error-codes.js';
-import type { BrokerAuthOptions } from '../security/broker-authenticator.js';
-import type { ScramMechanism } from '../security/scram.js';
+import type { AuthMechanism, BrokerAuthOptions } from '../security/broker-authenticator.js';
 
 /** The [auth] and [authz] settings: null when authentication is off (auth.mechanisms empty). */
 export function authFrom(config: LoadedConfig): BrokerAuthOptions | null {
   const v = config.values;
   const list = (key: 'auth.mechanisms' | 'authz.super_users') =>
     (v[key] as string).split(',').filter((item) => item !== '');
-  const mechanisms = list('auth.mechanisms') as ScramMechanism[];
+  const mechanisms = list('auth.mechanisms') as AuthMechanism[];
   if (mechanisms.length === 0) return null;
   // Replica fetches between brokers do not authenticate yet: a cluster of such brokers would not replicate.
   if (v['cluster.etcd'] !== '')

@@ -21,9 +21,15 @@ import { FailureLimiter } from './failure-limiter.js';
 import { isScramMechanism, type ScramMechanism, ScramServerSession } from './scram.js';
 import { type UserCredentials, UserStore } from './user-store.js';
 
+/**
+ * How a client may authenticate: a SCRAM mechanism, or `mtls`, its TLS client certificate (verified
+ * against the listener's CA), whose subject's common name is the user: `CN=alice` is `User:alice`.
+ */
+export type AuthMechanism = ScramMechanism | 'mtls';
+
 export interface BrokerAuthOptions {
   /** Mechanisms clients may authenticate with; at least one (an empty list is no authentication). */
-  readonly mechanisms: readonly ScramMechanism[];
+  readonly mechanisms: readonly AuthMechanism[];
   /** Principals (`User:admin`) allowed to manage users over the wire. */
   readonly superUsers?: readonly string[];
   /** Iterations of new credentials, and the fewest accepted over the wire (default 4096). */
@@ -43,8 +49,17 @@ export function checkPrincipal(principal: string): void {
     throw errorOf('INVALID_CONFIG', `principal ${JSON.stringify(principal)}: expected User:<name>`);
 }
 
+/** `User:<common name>` of a verified client certificate, or null when the name cannot be a user. */
+export function certificatePrincipal(commonName: unknown): string | null {
+  const principal = `User:${String(commonName)}`;
+  return typeof commonName === 'string' && PRINCIPAL_PATTERN.test(principal) ? principal : null;
+}
+
 export class BrokerAuthenticator {
+  /** The SCRAM mechanisms accepted (AUTHENTICATE_START). */
   readonly mechanisms: readonly ScramMechanism[];
+  /** A verified client certificate authenticates its connection (`mtls`). */
+  readonly mtls: boolean;
   readonly superUsers: ReadonlySet<string>;
   readonly iterations: number;
   readonly users: UserStore;
@@ -54,7 +69,8 @@ export class BrokerAuthenticator {
 
   private constructor(users: UserStore, options: BrokerAuthOptions) {
     this.users = users;
-    this.mechanisms = [...options.mechanisms];
+    this.mechanisms = options.mechanisms.filter((m): m is ScramMechanism => m !== 'mtls');
+    this.mtls = options.mechanisms.includes('mtls');
     this.superUsers = new Set(options.superUsers ?? []);
     this.iterations = options.scramIterations ?? DEFAULT_ITERATIONS;
     this.limiter = new FailureLimiter({
@@ -64,7 +80,7 @@ export class BrokerAuthenticator {
     });
     this.required = errorOf(
       'AUTHENTICATION_FAILED',
-      `this broker requires authentication (${this.mechanisms.join(', ')}) before any other request`,
+      `this broker requires authentication (${options.mechanisms.join(', ')}) before any other request${this.mtls ? ' (mtls: a client certificate signed by its CA, whose common name is a user name)' : ''}`,
     );
   }
 
@@ -72,13 +88,23 @@ export class BrokerAuthenticator {
    * Opens the users of the data directory. Fails closed: a broker with authentication on and no
    * user would refuse every client, so it does not start (INVALID_CONFIG saying how to add one).
    */
-  static async open(dataDir: string, options: BrokerAuthOptions): Promise<BrokerAuthenticator> {
+  static async open(
+    dataDir: string,
+    options: BrokerAuthOptions,
+    listener: { clientCertificates: boolean },
+  ): Promise<BrokerAuthenticator> {
     if (options.mechanisms.length === 0)
       throw errorOf('INVALID_CONFIG', 'auth.mechanisms is empty: authentication is off');
+    if (options.mechanisms.includes('mtls') && !listener.clientCertificates)
+      throw errorOf(
+        'INVALID_CONFIG',
+        'auth.mechanisms "mtls" needs TLS with client certificates: server.tls_cert_file, server.tls_ca_file and server.tls_client_auth = "require" (or "request")',
+      );
     for (const principal of options.superUsers ?? []) checkPrincipal(principal);
     checkIterations(options.scramIterations ?? DEFAULT_ITERATIONS);
     const users = await UserStore.open(dataDir);
-    if (users.size === 0)
+    // Certificates alone need no users file; SCRAM without users would let no client in.
+    if (users.size === 0 && options.mechanisms.some((m) => m !== 'mtls'))
       throw errorOf(
         'INVALID_CONFIG',
         `auth.mechanisms = [${options.mechanisms.map((m) => `"${m}"`).join(', ')}] but ${users.path} holds no user, so no client could connect; add one first: memorystreamer user add NAME --password-stdin --data-dir ${dataDir}`,
@@ -116,8 +142,16 @@ export class ConnectionAuth {
   principal: string | null = null;
   private session: ScramServerSession | null = null;
   private mechanism: ScramMechanism | null = null;
+  /** Authenticated by its client certificate: a SCRAM exchange may still name the user instead. */
+  private byCertificate = false;
   private readonly authenticator: BrokerAuthenticator | null;
   private readonly address: string;
+
+  /** The connection was authenticated by other means (its verified client certificate). */
+  authenticatedAs(principal: string): void {
+    this.principal = principal;
+    this.byCertificate = true;
+  }
 
   /** `authenticator` null: authentication is off on this broker. */
   constructor(authenticator: BrokerAuthenticator | null, address: string) {
@@ -164,7 +198,7 @@ export class ConnectionAuth {
 
   private async start(mechanism: string, message: Buffer): Promise<AuthOutcome> {
     const auth = this.enabled();
-    if (this.principal !== null)
+    if (this.principal !== null && !this.byCertificate)
       throw errorOf('INVALID_REQUEST', `already authenticated as ${this.principal}`);
     if (this.session !== null) throw errorOf('INVALID_REQUEST', 'an authentication is already in progress');
     if (!isScramMechanism(mechanism) || !auth.mechanisms.includes(mechanism))
@@ -216,6 +250,7 @@ export class ConnectionAuth {
       const serverFinal = session.final(message.toString('utf8'));
       const principal = `User:${session.user}`;
       this.principal = principal;
+      this.byCertificate = false;
       const writer = new BinaryWriter(128);
       authenticateFinishCommand.encodeResponse(writer, {
         message: Buffer.from(serverFinal, 'utf8'),

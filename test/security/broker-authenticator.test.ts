@@ -30,9 +30,10 @@ import type { BrokerAuthOptions } from '../../src/security/broker-authenticator.
 import { deriveCredential } from '../../src/security/credentials.js';
 import { ScramClient, WRONG_CREDENTIALS } from '../../src/security/scram.js';
 import { UserStore } from '../../src/security/user-store.js';
+import { makeCertificates, opensslAvailable } from '../broker/server/helpers/certs.js';
 import { RawClient } from '../broker/server/helpers/raw-client.js';
 import { startEmbeddedBroker } from '../harness/embedded.js';
-import { tempDir } from '../harness/temp-dir.js';
+import { tempDir, useTempDir } from '../harness/temp-dir.js';
 import { until } from '../harness/until.js';
 
 interface LogLine {
@@ -428,5 +429,78 @@ describe('a broker with authentication off', () => {
       sasl: { mechanism: 'SCRAM-SHA-256', username: 'a', password: 'b' },
     }).catch((e: unknown) => e)) as MemoryStreamerError;
     expect(error.codeName).toBe('UNSUPPORTED_SASL_MECHANISM');
+  });
+});
+
+describe.skipIf(!opensslAvailable())('mtls: a verified client certificate authenticates', () => {
+  const certsDir = useTempDir('ms-auth-certs-', 'all');
+
+  it('as User:<common name>; without a certificate a client must use SCRAM', async () => {
+    const certs = await makeCertificates(certsDir.path);
+    const dir = await tempDir('ms-auth-mtls-');
+    await addUser(dir, 'alice', 'alice-secret');
+    const log: LogLine[] = [];
+    const logger: BrokerLogger = {
+      info: (fields, message) => log.push({ level: 'info', message, fields }),
+      warn() {},
+      error() {},
+      debug() {},
+    };
+    const broker = await startEmbeddedBroker({
+      dataDir: dir,
+      port: 0,
+      logger,
+      stopDeadlineMs: 200,
+      tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca, clientAuth: 'request' },
+      auth: { mechanisms: ['mtls', 'SCRAM-SHA-256'] },
+    });
+    const brokers = `127.0.0.1:${broker.address!.port}`;
+    const withCertificate = await connect({
+      brokers,
+      tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey },
+    });
+    await withCertificate.admin.listTopics();
+    await withCertificate.close();
+    expect(
+      log.filter((l) => l.message === 'authenticated').map((l) => [l.fields.principal, l.fields.mechanism]),
+    ).toEqual([['User:client', 'mtls']]);
+    // No certificate: refused until SCRAM.
+    const plain = await connect({ brokers, tls: { ca: certs.ca } }).catch((e: unknown) => e);
+    expect((plain as MemoryStreamerError).message).toMatch(/requires authentication \(mtls, SCRAM-SHA-256\)/);
+    const scram = await connect({
+      brokers,
+      tls: { ca: certs.ca },
+      sasl: { mechanism: 'SCRAM-SHA-256', username: 'alice', password: 'alice-secret' },
+    });
+    await scram.admin.listTopics();
+    await scram.close();
+    // A certificate and SCRAM credentials: the SCRAM user is the principal.
+    const both = await connect({
+      brokers,
+      tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey },
+      sasl: { mechanism: 'SCRAM-SHA-256', username: 'alice', password: 'alice-secret' },
+    });
+    await both.close();
+    expect(log.filter((l) => l.message === 'authenticated').map((l) => l.fields.principal)).toEqual([
+      'User:client',
+      'User:alice',
+      'User:client',
+      'User:alice',
+    ]);
+  });
+
+  it('refuses to start with mtls and no client certificates', async () => {
+    const certs = await makeCertificates(certsDir.path);
+    const dir = await tempDir('ms-auth-mtls-');
+    for (const tls of [undefined, { cert: certs.serverCert, key: certs.serverKey }]) {
+      const error = (await BrokerNode.start({
+        dataDir: dir,
+        port: 0,
+        ...(tls !== undefined ? { tls } : {}),
+        auth: { mechanisms: ['mtls'] },
+      }).catch((e: unknown) => e)) as MemoryStreamerError;
+      expect(error.codeName).toBe('INVALID_CONFIG');
+      expect(error.message).toMatch(/"mtls" needs TLS with client certificates/);
+    }
   });
 });

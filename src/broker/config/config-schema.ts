@@ -249,11 +249,11 @@ export const SETTINGS = [
     key: 'auth.mechanisms',
     type: {
       kind: 'list',
-      choices: ['SCRAM-SHA-256', 'SCRAM-SHA-512'],
-      itemDoc: 'SCRAM-SHA-256, SCRAM-SHA-512',
+      choices: ['SCRAM-SHA-256', 'SCRAM-SHA-512', 'mtls'],
+      itemDoc: 'SCRAM-SHA-256, SCRAM-SHA-512, mtls',
     },
     default: '',
-    doc: 'authentication clients must pass before any other request, e.g. ["SCRAM-SHA-256", "SCRAM-SHA-512"] (empty: off, every client is served); users live in <data_dir>/users.json (memorystreamer user add); the broker does not start with authentication on and no user, nor with cluster.etcd (see docs/security.md)',
+    doc: 'authentication clients must pass before any other request, e.g. ["SCRAM-SHA-256", "SCRAM-SHA-512"] (empty: off, every client is served); "mtls": a TLS client certificate verified against server.tls_ca_file authenticates as User:<its common name>; SCRAM users live in <data_dir>/users.json (memorystreamer user add); the broker does not start with SCRAM on and no user, with mtls and no client certificates, nor with cluster.etcd (see docs/security.md)',
   },
   {
     key: 'auth.scram_iterations',

@@ -9,6 +9,7 @@
 // stops reading is cut (outbound limit, or no progress: see network-server.ts).
 
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { MemoryStreamerError } from '../../common/errors.js';
 import type { BrokerLogger } from '../../metrics/logger.js';
 import { BinaryReader } from '../../protocol/codec/binary-reader.js';
@@ -43,6 +44,7 @@ import { Opcode } from '../../protocol/opcodes.js';
 import {
   type BrokerAuthenticator,
   ConnectionAuth,
+  certificatePrincipal,
   isAuthOpcode,
 } from '../../security/broker-authenticator.js';
 import type { BrokerCore, CoreCommand } from '../broker-core.js';
@@ -154,6 +156,7 @@ export class Connection {
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     this.remote = `${this.remoteAddress}:${socket.remotePort ?? 0}`;
     this.authenticated = host.auth === null;
+    if (host.auth?.mtls === true) this.certificateLogin(socket as TLSSocket);
     this.decoder = new FrameDecoder({
       maxPayloadBytes: host.limits.maxPayloadBytes,
       maxControlPayloadBytes: host.limits.maxControlPayloadBytes,
@@ -179,6 +182,17 @@ export class Connection {
           ),
         );
     }, host.limits.handshakeTimeoutMs);
+  }
+
+  /** `mtls`: a client certificate verified against the listener's CA authenticates the connection. */
+  private certificateLogin(socket: TLSSocket): void {
+    if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return;
+    const principal = certificatePrincipal(socket.getPeerCertificate().subject?.CN);
+    if (principal === null) return;
+    this.connectionAuth = new ConnectionAuth(this.host.auth, this.remoteAddress);
+    this.connectionAuth.authenticatedAs(principal);
+    this.authenticated = true;
+    this.host.logger.info({ remote: this.remote, principal, mechanism: 'mtls' }, 'authenticated');
   }
 
   /** `User:<name>` once the connection authenticated; null on an open broker or before. */
