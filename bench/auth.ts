@@ -8,7 +8,7 @@
 // alternating so that drifts of a shared machine spread over both.
 // Run: npx tsx bench/auth.ts [--connections 50] [--messages 200000] [--rounds 5] [--json]
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '../src/client/client.js';
 import { type ConnectOptions, connect } from '../src/client/connect.js';
@@ -174,6 +174,9 @@ async function main(): Promise<void> {
       },
       rows,
       notes: [
+        `Load average of the machine at the end of the run: ${loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' / ')} (1 / 5 / 15 min), from other work sharing it.`,
         'Connection setup is connect() (TCP, handshake, metadata, and the SCRAM exchange when on) until the first LIST_TOPICS is answered; the client computes PBKDF2 (4096 iterations) for each connection.',
         'Both brokers run at once; produce rounds alternate which goes first, and setup measurements take one connection of each kind in turn, so drifts of the shared machine spread over all. The two brokers are separate processes: a difference between them that the rounds do not cancel shows in the spread.',
       ],
