@@ -15,6 +15,7 @@ npx tsx bench/wide-partitions.ts --partitions 200 --max-open-files 64
 npx tsx bench/end-to-end.ts --messages 20000 --seconds 1 --rate 2000
 npx tsx bench/tls.ts --messages 20000 --seconds 1 --rate 2000
 npx tsx bench/metrics-overhead.ts --messages 5000 --rounds 1
+npx tsx bench/auth.ts --connections 3 --messages 5000 --rounds 1
 npx tsx bench/recovery.ts --mb 16
 npx tsx bench/partition-open.ts --mb 16 --rounds 1
 npx tsx bench/latency-floor.ts --seconds 1 --rounds 1 --rate 2000

@@ -17,6 +17,8 @@ function typeText(setting: Setting): string {
       return 'URL or empty';
     case 'enum':
       return t.choices.map((c) => `\`${c}\``).join(' \\| ');
+    case 'list':
+      return `list of ${t.itemDoc}`;
   }
 }
 

@@ -1,7 +1,7 @@
 // Public entry point of the memorystreamer package.
 export { Admin } from './client/admin.js';
 export { Client, type ClientOptions } from './client/client.js';
-export { type ClientTlsOptions, type ConnectOptions, connect } from './client/connect.js';
+export { type ClientTlsOptions, type ConnectOptions, connect, type SaslOptions } from './client/connect.js';
 export {
   Consumer,
   type ConsumerOptions,

@@ -13,6 +13,7 @@
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
 import { errorOf } from '../protocol/error-codes.js';
+import { BrokerAuthenticator, type BrokerAuthOptions } from '../security/broker-authenticator.js';
 import { AdminServer } from './admin/admin-server.js';
 import { BrokerCore, type BrokerCoreOptions } from './broker-core.js';
 import type { FdBudget } from './fd-budget.js';
@@ -32,6 +33,11 @@ export interface BrokerNodeOptions extends BrokerCoreOptions {
   limits?: Partial<ServerLimits>;
   /** Serve clients over TLS only (certificate, key, and the CA of client certificates if required). */
   tls?: ServerTlsOptions;
+  /**
+   * Require SCRAM authentication on the listener (users in <dataDir>/users.json, managed with
+   * `memorystreamer user`); the start fails when there is no user. Open when not set.
+   */
+  auth?: BrokerAuthOptions;
   /** Where connection events and unexpected errors go (silent by default). */
   logger?: BrokerLogger;
   /**
@@ -163,6 +169,13 @@ export class BrokerNode {
       },
       logger,
     );
+    // Checked before anything starts: a broker with authentication on and no user does not start.
+    const auth =
+      options.auth !== undefined && options.auth.mechanisms.length > 0 && options.port !== undefined
+        ? await BrokerAuthenticator.open(options.dataDir, options.auth, {
+            clientCertificates: options.tls !== undefined && (options.tls.clientAuth ?? 'none') !== 'none',
+          })
+        : null;
     const tracing = options.tracing !== undefined ? otlpTracing(options.tracing) : null;
     let core: BrokerCore;
     const coreOptions: BrokerCoreOptions = Object.assign(
@@ -197,6 +210,7 @@ export class BrokerNode {
           },
           ...(options.logger ? { logger: options.logger } : {}),
           ...(options.tls !== undefined ? { tls: options.tls } : {}),
+          ...(auth !== null ? { auth } : {}),
         });
         server = network;
         // What METADATA tells clients to connect to: the listener, unless the core was given one.

@@ -8,6 +8,29 @@ import type { LoadedConfig } from '../broker/config/load-config.js';
 import type { ServerTlsOptions, TlsClientAuth } from '../broker/server/tls.js';
 import type { LogLevel } from '../metrics/logger.js';
 import { errorOf } from '../protocol/error-codes.js';
+import type { AuthMechanism, BrokerAuthOptions } from '../security/broker-authenticator.js';
+
+/** The [auth] and [authz] settings: null when authentication is off (auth.mechanisms empty). */
+export function authFrom(config: LoadedConfig): BrokerAuthOptions | null {
+  const v = config.values;
+  const list = (key: 'auth.mechanisms' | 'authz.super_users') =>
+    (v[key] as string).split(',').filter((item) => item !== '');
+  const mechanisms = list('auth.mechanisms') as AuthMechanism[];
+  if (mechanisms.length === 0) return null;
+  // Replica fetches between brokers do not authenticate yet: a cluster of such brokers would not replicate.
+  if (v['cluster.etcd'] !== '')
+    throw errorOf(
+      'INVALID_CONFIG',
+      'auth.mechanisms with cluster.etcd: brokers of a cluster do not authenticate to each other yet, so a cluster cannot require authentication on its broker port (docs/security.md)',
+    );
+  return {
+    mechanisms,
+    superUsers: list('authz.super_users'),
+    scramIterations: v['auth.scram_iterations'] as number,
+    failureDelayMs: v['auth.failure_delay'] as number,
+    maxFailuresPerMinute: v['auth.max_failures_per_minute'] as number,
+  };
+}
 
 /** Where the TLS files are, paths resolved: null for plain TCP. */
 export interface TlsFiles {
@@ -129,7 +152,9 @@ export function brokerOptionsFrom(
   const n = (key: keyof typeof v) => v[key] as number;
   const tls = tlsFrom(config, resolvePath);
   const cluster = clusterSettingsFrom(config);
+  const auth = authFrom(config);
   return {
+    ...(auth !== null ? { auth } : {}),
     ...(cluster !== null ? { brokerId: cluster.brokerId } : {}),
     ...(tls !== null ? { tls } : {}),
     dataDir: resolvePath(v['storage.data_dir'] as string),

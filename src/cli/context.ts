@@ -3,10 +3,10 @@
 
 import { readFile } from 'node:fs/promises';
 import type { Client } from '../client/client.js';
-import { type ClientTlsOptions, connect } from '../client/connect.js';
+import { type ClientTlsOptions, type ConnectOptions, connect, type SaslOptions } from '../client/connect.js';
 import { errorOf } from '../protocol/error-codes.js';
 import { toJson } from './output.js';
-import { type ProfileTls, resolveConnection } from './profiles.js';
+import { type ProfileTls, resolveConnection, resolveSasl } from './profiles.js';
 import type { ProgressOutput } from './progress.js';
 
 /** The global options, as commander parsed them (a later occurrence wins over an earlier one). */
@@ -17,6 +17,18 @@ export interface GlobalOptions {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
+  user?: string;
+  passwordStdin?: boolean;
+  saslMechanism?: string;
+}
+
+/** Reads standard input to its end (a password given with --password-stdin: one line, newline dropped). */
+export async function readStdinSecret(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 /**
@@ -60,6 +72,8 @@ export interface CliContext extends ProgressOutput {
   /** Prints a value: JSON in --json mode, else the human text. */
   print(value: unknown, human: string): void;
   connect(): Promise<Client>;
+  /** What `connect` connects with (brokers, TLS, SASL credentials), resolved from flags, env and profile. */
+  connectOptions(): Promise<ConnectOptions & { brokers: string }>;
 }
 
 export function createContext(options: {
@@ -80,20 +94,30 @@ export function createContext(options: {
     print(value, human) {
       options.out(options.json ? toJson(value, 0) : human);
     },
-    connect: async () => {
-      const globals = options.globals();
-      const target = await resolveConnection({
-        broker: globals.broker,
-        profile: globals.profile,
-        env: options.env,
-      });
-      const tls = await tlsOf(globals, options.env, target.tls);
-      return connect({
-        brokers: target.brokers,
-        clientId: 'memorystreamer-cli',
-        connectTimeoutMs: 5000,
-        ...(tls !== undefined ? { tls } : {}),
-      });
-    },
+    connect: async () => connect(await connectOptions()),
+    connectOptions: () => connectOptions(),
   };
+  async function connectOptions(): Promise<ConnectOptions & { brokers: string }> {
+    const globals = options.globals();
+    const target = await resolveConnection({
+      broker: globals.broker,
+      profile: globals.profile,
+      env: options.env,
+    });
+    const tls = await tlsOf(globals, options.env, target.tls);
+    const sasl: SaslOptions | undefined = await resolveSasl({
+      user: globals.user,
+      mechanism: globals.saslMechanism,
+      profile: globals.profile,
+      env: options.env,
+      password: globals.passwordStdin === true ? readStdinSecret : undefined,
+    });
+    return {
+      brokers: target.brokers,
+      clientId: 'memorystreamer-cli',
+      connectTimeoutMs: 5000,
+      ...(tls !== undefined ? { tls } : {}),
+      ...(sasl !== undefined ? { sasl } : {}),
+    };
+  }
 }

@@ -16,6 +16,7 @@ import { registerProduce } from './commands/produce.js';
 import { registerServe } from './commands/serve.js';
 import { registerStatus } from './commands/status.js';
 import { registerTopic } from './commands/topic.js';
+import { registerUser } from './commands/user.js';
 import { type CliContext, createContext, type GlobalOptions } from './context.js';
 import { describeFailure, EXIT, toJson } from './output.js';
 import { DEFAULT_BROKER } from './profiles.js';
@@ -63,6 +64,15 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
     .option('--tls-ca <file>', 'connect over TLS, checking the broker certificate against this CA (PEM)')
     .option('--tls-cert <file>', 'client certificate (PEM) for brokers that require client authentication')
     .option('--tls-key <file>', 'private key (PEM) of --tls-cert')
+    .option(
+      '--user <name>',
+      "authenticate as this user (SCRAM; env MEMORYSTREAMER_CLI_USER or the profile's user)",
+    )
+    .option(
+      '--password-stdin',
+      'read the password of --user from standard input (else env MEMORYSTREAMER_PASSWORD)',
+    )
+    .option('--sasl-mechanism <name>', 'SCRAM-SHA-256 (default) or SCRAM-SHA-512')
     .option('--json', 'print JSON for machines instead of tables')
     // Every subcommand's --help lists these too (they may be given before or after it).
     .configureHelp({ showGlobalOptions: true })
@@ -81,6 +91,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
   registerCluster(program, context);
   registerPartition(program, context);
   registerBroker(program, context);
+  registerUser(program, context);
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return EXIT.ok;

@@ -11,13 +11,21 @@
 // when the file has one), then 127.0.0.1:7400. A profile's TLS settings apply when the profile
 // gives the brokers; the --tls* flags and MEMORYSTREAMER_CLI_TLS* variables win over them. Relative
 // paths are relative to the profiles file.
+//
+// A profile may also name the user to authenticate as (the password is never in the file: it comes
+// from --password-stdin or MEMORYSTREAMER_PASSWORD):
+//   [profiles.prod]
+//   user = "alice"
+//   sasl_mechanism = "SCRAM-SHA-512"   # default SCRAM-SHA-256
 
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
 import { describeTomlError } from '../broker/config/load-config.js';
+import type { SaslOptions } from '../client/sasl.js';
 import { errorOf } from '../protocol/error-codes.js';
+import { isScramMechanism } from '../security/scram.js';
 
 export const DEFAULT_BROKER = '127.0.0.1:7400';
 
@@ -107,4 +115,48 @@ export async function resolveConnection(options: {
     );
   }
   return { brokers: profile.brokers, tls: profileTls(path, name, profile) };
+}
+
+/**
+ * SASL credentials of the CLI: the user from --user, MEMORYSTREAMER_CLI_USER or the profile's
+ * `user`; the mechanism from --sasl-mechanism or the profile's `sasl_mechanism` (default
+ * SCRAM-SHA-256); the password from --password-stdin, else MEMORYSTREAMER_PASSWORD. Undefined when
+ * no user is named.
+ */
+export async function resolveSasl(options: {
+  user?: string | undefined;
+  mechanism?: string | undefined;
+  profile?: string | undefined;
+  env: NodeJS.ProcessEnv;
+  password?: (() => Promise<string>) | undefined;
+}): Promise<SaslOptions | undefined> {
+  let user = options.user ?? options.env.MEMORYSTREAMER_CLI_USER;
+  let mechanism = options.mechanism;
+  if (user === undefined || mechanism === undefined) {
+    const path = profilesPath(options.env);
+    const parsed = await readProfiles(path, options.profile !== undefined);
+    const profiles = (parsed?.profiles ?? {}) as Record<string, { user?: unknown; sasl_mechanism?: unknown }>;
+    const profile = profiles[options.profile ?? 'default'];
+    if (typeof profile?.user === 'string') user ??= profile.user;
+    if (typeof profile?.sasl_mechanism === 'string') mechanism ??= profile.sasl_mechanism;
+  }
+  if (user === undefined) {
+    if (options.password !== undefined)
+      throw errorOf('INVALID_CONFIG', '--password-stdin needs --user (or a profile with user = "...")');
+    return undefined;
+  }
+  mechanism ??= 'SCRAM-SHA-256';
+  if (!isScramMechanism(mechanism))
+    throw errorOf(
+      'INVALID_CONFIG',
+      `SASL mechanism ${JSON.stringify(mechanism)}: SCRAM-SHA-256 or SCRAM-SHA-512`,
+    );
+  const password =
+    options.password !== undefined ? await options.password() : options.env.MEMORYSTREAMER_PASSWORD;
+  if (password === undefined || password === '')
+    throw errorOf(
+      'INVALID_CONFIG',
+      `user ${user} needs a password: --password-stdin, or the environment variable MEMORYSTREAMER_PASSWORD`,
+    );
+  return { mechanism, username: user, password };
 }

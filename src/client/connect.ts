@@ -5,8 +5,10 @@
 import { errorOf } from '../protocol/error-codes.js';
 import { Client, type ClientOptions } from './client.js';
 import { ClusterTransport } from './cluster-transport.js';
+import { checkSaslOptions, type SaslOptions } from './sasl.js';
 import { type ClientTlsOptions, parseBrokerAddress, TLS_URL_SCHEME } from './tcp-transport.js';
 
+export type { SaslOptions } from './sasl.js';
 export type { ClientTlsOptions } from './tcp-transport.js';
 
 export interface ConnectOptions extends ClientOptions {
@@ -18,6 +20,8 @@ export interface ConnectOptions extends ClientOptions {
    * checks it against the system CAs; `{ ca }` against these; `{ cert, key }` for mutual TLS.
    */
   tls?: ClientTlsOptions | true;
+  /** SCRAM credentials: every connection to every broker authenticates with them first. */
+  sasl?: SaslOptions;
 }
 
 /**
@@ -40,6 +44,7 @@ export function tlsOfConnection(
 }
 
 export async function connect(options: ConnectOptions): Promise<Client> {
+  if (options.sasl !== undefined) checkSaslOptions(options.sasl);
   const list = (typeof options.brokers === 'string' ? options.brokers.split(',') : options.brokers).filter(
     (b) => b.trim() !== '',
   );
@@ -49,6 +54,7 @@ export async function connect(options: ConnectOptions): Promise<Client> {
     ...(options.clientId !== undefined ? { clientId: options.clientId } : {}),
     ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
     ...(tls !== undefined ? { tls } : {}),
+    ...(options.sasl !== undefined ? { sasl: options.sasl } : {}),
   });
   return new Client(transport, options);
 }

@@ -29,6 +29,7 @@ import {
   writeFrameHeader,
 } from '../protocol/frame-header.js';
 import { isDataOpcode, Opcode } from '../protocol/opcodes.js';
+import { authenticateOnLink, isAuthenticationError, type SaslOptions } from './sasl.js';
 import { closedAfterTls, tlsFailure } from './tls-errors.js';
 import type {
   ClientCommand,
@@ -53,6 +54,8 @@ export interface TcpTransportOptions {
   maxPayloadBytes?: number;
   /** Speak TLS to the brokers (their listener has a certificate, `[tls] cert_file`); plain TCP when not set. */
   tls?: ClientTlsOptions;
+  /** Authenticate every connection (each reconnection too) before any other request. */
+  sasl?: SaslOptions;
 }
 
 export interface ClientTlsOptions {
@@ -120,7 +123,7 @@ class Link {
 }
 
 export class TcpTransport implements Transport {
-  private readonly options: Required<TcpTransportOptions>;
+  private readonly options: Required<Omit<TcpTransportOptions, 'sasl'>>;
   private link: Link | null = null;
   private connecting: Promise<Link> | null = null;
   private readonly pending = new Map<number, PendingRequest>();
@@ -139,11 +142,13 @@ export class TcpTransport implements Transport {
   private lastHandshake: HandshakeResponse | null = null;
 
   private readonly tls: ClientTlsOptions | null;
+  private readonly sasl: SaslOptions | null;
 
   constructor(options: TcpTransportOptions) {
     if (options.brokers.length === 0)
       throw errorOf('INVALID_CONFIG', 'at least one broker address is needed');
     this.tls = options.tls ?? null;
+    this.sasl = options.sasl ?? null;
     this.options = {
       brokers: options.brokers,
       clientId: options.clientId ?? 'memorystreamer-client',
@@ -179,6 +184,8 @@ export class TcpTransport implements Transport {
         this.link = link;
         return link;
       } catch (error) {
+        // Refused credentials are not a broker that is away: said as they are, not retried elsewhere.
+        if (isAuthenticationError(error)) throw error;
         lastError = error;
       }
     }
@@ -248,10 +255,26 @@ export class TcpTransport implements Transport {
           link,
           decode: (payload) => handshakeCommand.decodeResponse(new BinaryReader(payload)),
           resolve: (value) => {
-            clearTimeout(timer);
             link.handshake = value as HandshakeResponse;
             this.lastHandshake = link.handshake;
-            resolve(link);
+            if (this.sasl === null) {
+              clearTimeout(timer);
+              resolve(link);
+              return;
+            }
+            // The link is handed out only once authenticated: nothing else can be sent before.
+            authenticateOnLink(this.sasl, (codec, request) =>
+              this.exchange(link, codec, request, performance.now() + this.options.connectTimeoutMs),
+            ).then(
+              () => {
+                clearTimeout(timer);
+                resolve(link);
+              },
+              (error: Error) => {
+                socket.destroy();
+                fail(error);
+              },
+            );
           },
           reject: (error) => {
             socket.destroy();
@@ -263,6 +286,30 @@ export class TcpTransport implements Transport {
         });
         socket.write(encodeFrame({ opcode: Opcode.HANDSHAKE, correlationId }, writer.finish()));
       });
+    });
+  }
+
+  /** One request on a link not handed out yet (authentication), with the connect deadline. */
+  private exchange<Request, Response>(
+    link: Link,
+    codec: CommandCodec<Request, Response>,
+    request: Request,
+    deadline: number,
+  ): Promise<Response> {
+    const writer = new BinaryWriter(128);
+    codec.encodeRequest(writer, request);
+    const correlationId = this.nextCorrelationId++;
+    return new Promise<Response>((resolve, reject) => {
+      this.pending.set(correlationId, {
+        link,
+        decode: (payload) => codec.decodeResponse(new BinaryReader(payload)),
+        resolve: resolve as (value: unknown) => void,
+        reject,
+        deadline,
+        what: 'authentication',
+        timeoutMs: this.options.connectTimeoutMs,
+      });
+      link.socket.write(encodeFrame({ opcode: codec.opcode, correlationId }, writer.finish()));
     });
   }
 

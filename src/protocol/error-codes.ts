@@ -163,6 +163,16 @@ export const ERROR_TABLE = {
   TLS_NOT_OFFERED: entry(807, false, 'the listener does not speak TLS; connect without TLS'),
   TLS_CERTIFICATE_REJECTED: entry(808, false, "the peer's TLS certificate is not trusted"),
   TLS_HANDSHAKE_FAILED: entry(809, false, 'the TLS handshake was refused by the peer'),
+  // 81x: authentication (SASL/SCRAM) and users.
+  TOO_MANY_AUTHENTICATION_FAILURES: entry(
+    810,
+    true,
+    'too many failed authentications from this address; try again later',
+  ),
+  UNSUPPORTED_SASL_MECHANISM: entry(811, false, 'the broker does not accept this authentication mechanism'),
+  USER_NOT_FOUND: entry(812, false, 'no user with this name'),
+  USER_ALREADY_EXISTS: entry(813, false, 'a user with this name exists already'),
+  INVALID_CREDENTIAL: entry(814, false, 'the user name, password or credential is not valid'),
 
   // 9xx: internal, and refusals by the client itself.
   // Not retriable: a broker bug answers the same way on every attempt (a retry only multiplies it).

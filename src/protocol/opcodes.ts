@@ -55,6 +55,11 @@ export const OPCODE_TABLE = {
   // may name thousands of partitions.
   REPLICA_FETCH: op(0x0601, false),
   OFFSETS_FOR_LEADER_EPOCH: op(0x0602, false),
+  // 0x07xx: authentication (SASL) and users.
+  AUTHENTICATE_START: op(0x0701, true),
+  AUTHENTICATE_FINISH: op(0x0702, true),
+  USER_LIST: op(0x0703, true),
+  USER_ALTER: op(0x0704, true),
 } as const;
 
 export type OpcodeName = keyof typeof OPCODE_TABLE;

@@ -13,19 +13,21 @@ const ROOT = resolve(SRC, '..');
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   common: [],
   protocol: ['common'],
+  // SCRAM, users and the rate limit of failures: below the broker and the client, which both use it.
+  security: ['protocol', 'common'],
   storage: ['protocol', 'common'],
   metrics: ['common'],
-  broker: ['storage', 'protocol', 'metrics', 'common'],
+  broker: ['security', 'storage', 'protocol', 'metrics', 'common'],
   // Brokers reach each other (replica fetch) through the client's TCP transport.
-  cluster: ['broker', 'client', 'storage', 'protocol', 'metrics', 'common'],
-  client: ['protocol', 'common'],
+  cluster: ['broker', 'client', 'security', 'storage', 'protocol', 'metrics', 'common'],
+  client: ['security', 'protocol', 'common'],
   // In-process running only: the embedded Broker API over a broker node, and its transport.
-  embedded: ['broker', 'client', 'protocol', 'common'],
+  embedded: ['broker', 'client', 'security', 'protocol', 'common'],
   // The tools: the CLI starts broker nodes and runs the load generator, which shares its option
   // parsers; the load generator may also run an embedded broker.
-  bench: ['cli', 'embedded', 'broker', 'client', 'protocol', 'metrics', 'common'],
-  cli: ['bench', 'broker', 'cluster', 'client', 'protocol', 'metrics', 'common'],
-  '(root)': ['embedded', 'broker', 'client', 'protocol', 'metrics', 'common', 'cluster'],
+  bench: ['cli', 'embedded', 'broker', 'client', 'security', 'protocol', 'metrics', 'common'],
+  cli: ['bench', 'broker', 'cluster', 'client', 'security', 'protocol', 'metrics', 'common'],
+  '(root)': ['embedded', 'broker', 'client', 'security', 'protocol', 'metrics', 'common', 'cluster'],
 };
 
 /** Node modules a layer must not touch: the protocol is sans-IO, storage knows nothing of sockets. */

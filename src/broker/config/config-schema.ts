@@ -9,7 +9,12 @@ export type SettingType =
   | { kind: 'string'; maxLength: number }
   /** An http(s) URL, or the empty string for "none". */
   | { kind: 'url' }
-  | { kind: 'enum'; choices: readonly string[] };
+  | { kind: 'enum'; choices: readonly string[] }
+  /**
+   * A TOML array of strings (or a comma-separated string in the environment), kept as the
+   * comma-separated string of its items: each one of `choices`, or matching `pattern`.
+   */
+  | { kind: 'list'; choices?: readonly string[]; pattern?: RegExp; itemDoc: string };
 
 export interface Setting {
   key: string;
@@ -269,6 +274,40 @@ export const SETTINGS = [
     type: { kind: 'duration', min: 100, max: 600 * SECOND },
     default: 10 * SECOND,
     doc: 'a follower that has not caught up with its leader for this long leaves the in-sync replicas',
+  },
+  {
+    key: 'auth.mechanisms',
+    type: {
+      kind: 'list',
+      choices: ['SCRAM-SHA-256', 'SCRAM-SHA-512', 'mtls'],
+      itemDoc: 'SCRAM-SHA-256, SCRAM-SHA-512, mtls',
+    },
+    default: '',
+    doc: 'authentication clients must pass before any other request, e.g. ["SCRAM-SHA-256", "SCRAM-SHA-512"] (empty: off, every client is served); "mtls": a TLS client certificate verified against server.tls_ca_file authenticates as User:<its common name>; SCRAM users live in <data_dir>/users.json (memorystreamer user add); the broker does not start with SCRAM on and no user, with mtls and no client certificates, nor with cluster.etcd (see docs/security.md)',
+  },
+  {
+    key: 'auth.scram_iterations',
+    type: { kind: 'int', min: 4096, max: 10_000_000 },
+    default: 4096,
+    doc: 'PBKDF2 iterations of new SCRAM credentials; credentials set over the wire with fewer are refused',
+  },
+  {
+    key: 'auth.failure_delay',
+    type: { kind: 'duration', min: 0, max: 10 * SECOND },
+    default: 200,
+    doc: 'a failed authentication is answered after this delay, doubled for each failure from the same address in the last minute (at most 5 s), then the connection closes',
+  },
+  {
+    key: 'auth.max_failures_per_minute',
+    type: { kind: 'int', min: 1, max: 1_000_000 },
+    default: 20,
+    doc: 'failed authentications one address may have within a minute; further attempts are refused at once (TOO_MANY_AUTHENTICATION_FAILURES)',
+  },
+  {
+    key: 'authz.super_users',
+    type: { kind: 'list', pattern: /^User:[A-Za-z0-9._@-]+$/, itemDoc: 'User:<name>' },
+    default: '',
+    doc: 'principals allowed every operation, e.g. ["User:admin"]; managing users over the wire (memorystreamer user … --broker) is for them only',
   },
   {
     key: 'storage.data_dir',

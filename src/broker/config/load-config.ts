@@ -78,6 +78,8 @@ function allowedText(setting: Setting): string {
       return 'an http:// or https:// URL, or "" for none';
     case 'enum':
       return `one of ${t.choices.join(', ')}`;
+    case 'list':
+      return `a list of ${t.itemDoc} (a TOML array, or comma-separated)`;
   }
 }
 
@@ -92,6 +94,15 @@ function coerce(setting: Setting, raw: unknown): { value: number | string } | { 
     // Switches are enums of 'true' | 'false'; TOML writes them as booleans.
     const text = typeof raw === 'boolean' ? String(raw) : raw;
     return typeof text === 'string' && t.choices.includes(text) ? { value: text } : bad;
+  }
+  if (t.kind === 'list') {
+    const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',') : null;
+    if (items === null || !items.every((item) => typeof item === 'string')) return bad;
+    const trimmed = [...new Set(items.map((item) => item.trim()).filter((item) => item !== ''))];
+    const fits = (item: string) =>
+      (t.choices === undefined || t.choices.includes(item)) &&
+      (t.pattern === undefined || t.pattern.test(item));
+    return trimmed.every(fits) ? { value: trimmed.join(',') } : bad;
   }
   if (t.kind === 'url')
     return typeof raw === 'string' && (raw === '' || isHttpUrl(raw)) ? { value: raw } : bad;
@@ -178,11 +189,12 @@ export async function loadConfig(inputs: ConfigInputs = {}): Promise<LoadedConfi
   const env = inputs.env ?? {};
   const byEnv = new Map(SETTINGS.map((s) => [envName(s.key), s.key]));
   for (const [name, raw] of Object.entries(env)) {
-    // MEMORYSTREAMER_BROKERS and MEMORYSTREAMER_CLI_* are the CLI's; MEMORYSTREAMER_NATIVE_* turn
+    // MEMORYSTREAMER_BROKERS, MEMORYSTREAMER_PASSWORD and MEMORYSTREAMER_CLI_* are the CLI's; MEMORYSTREAMER_NATIVE_* turn
     // the native addons off (docs/native-crc32c.md, docs/native-memory.md); none is a broker setting.
     if (
       !name.startsWith('MEMORYSTREAMER_') ||
       name === 'MEMORYSTREAMER_BROKERS' ||
+      name === 'MEMORYSTREAMER_PASSWORD' ||
       name.startsWith('MEMORYSTREAMER_CLI_') ||
       name.startsWith('MEMORYSTREAMER_NATIVE_') ||
       raw === undefined

@@ -9,6 +9,7 @@
 // stops reading is cut (outbound limit, or no progress: see network-server.ts).
 
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { MemoryStreamerError } from '../../common/errors.js';
 import type { BrokerLogger } from '../../metrics/logger.js';
 import { BinaryReader } from '../../protocol/codec/binary-reader.js';
@@ -40,6 +41,12 @@ import {
   writeFrameHeader,
 } from '../../protocol/frame-header.js';
 import { Opcode } from '../../protocol/opcodes.js';
+import {
+  type BrokerAuthenticator,
+  ConnectionAuth,
+  certificatePrincipal,
+  isAuthOpcode,
+} from '../../security/broker-authenticator.js';
 import type { BrokerCore, CoreCommand } from '../broker-core.js';
 import type { PushSubscription } from '../partitions/partition.js';
 import type { ReadScheduler } from '../partitions/read-scheduler.js';
@@ -53,6 +60,8 @@ export interface ConnectionHost {
   readonly limits: ServerLimits;
   readonly serverId: string;
   readonly logger: BrokerLogger;
+  /** Authentication required before any other request (null: off, every connection is open). */
+  readonly auth: BrokerAuthenticator | null;
   /** Bytes held by all connections; the host decides when the global budget is exceeded. */
   addGlobalBytes(delta: number): void;
   globalBudgetExceeded(): boolean;
@@ -133,6 +142,11 @@ export class Connection {
   private drainWaiters: Array<() => void> = [];
   private released = false;
   private clientId = '';
+  /** False until the connection authenticated, on a broker that requires it (see authRequest). */
+  private authenticated: boolean;
+  private connectionAuth: ConnectionAuth | null = null;
+  /** An authentication failed: its answer waits out the delay, then the connection closes. */
+  private authFailing = false;
   private readonly remote: string;
   private readonly pushQueue = new PushScheduler();
 
@@ -141,6 +155,8 @@ export class Connection {
     this.host = host;
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     this.remote = `${this.remoteAddress}:${socket.remotePort ?? 0}`;
+    this.authenticated = host.auth === null;
+    if (host.auth?.mtls === true) this.certificateLogin(socket as TLSSocket);
     this.decoder = new FrameDecoder({
       maxPayloadBytes: host.limits.maxPayloadBytes,
       maxControlPayloadBytes: host.limits.maxControlPayloadBytes,
@@ -158,9 +174,30 @@ export class Connection {
       this.pump();
     });
     this.handshakeTimer = setTimeout(() => {
-      if (this.state === 'handshake')
-        this.fatal(errorOf('HANDSHAKE_TIMEOUT', `no handshake in ${host.limits.handshakeTimeoutMs} ms`));
+      if (this.state === 'handshake' || !this.authenticated)
+        this.fatal(
+          errorOf(
+            'HANDSHAKE_TIMEOUT',
+            `no ${this.state === 'handshake' ? 'handshake' : 'authentication'} in ${host.limits.handshakeTimeoutMs} ms`,
+          ),
+        );
     }, host.limits.handshakeTimeoutMs);
+  }
+
+  /** `mtls`: a client certificate verified against the listener's CA authenticates the connection. */
+  private certificateLogin(socket: TLSSocket): void {
+    if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return;
+    const principal = certificatePrincipal(socket.getPeerCertificate().subject?.CN);
+    if (principal === null) return;
+    this.connectionAuth = new ConnectionAuth(this.host.auth, this.remoteAddress);
+    this.connectionAuth.authenticatedAs(principal);
+    this.authenticated = true;
+    this.host.logger.info({ remote: this.remote, principal, mechanism: 'mtls' }, 'authenticated');
+  }
+
+  /** `User:<name>` once the connection authenticated; null on an open broker or before. */
+  get principal(): string | null {
+    return this.connectionAuth?.principal ?? null;
   }
 
   isClosed(): boolean {
@@ -456,6 +493,10 @@ export class Connection {
       this.handshake(frame);
       return;
     }
+    if (!this.authenticated || isAuthOpcode(header.opcode)) {
+      this.authRequest(frame);
+      return;
+    }
     switch (header.opcode) {
       case Opcode.HANDSHAKE:
         this.sendError(
@@ -663,8 +704,9 @@ export class Connection {
       );
       return;
     }
-    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
-    this.handshakeTimer = null;
+    // With authentication on, the handshake timer runs on until the connection authenticated.
+    if (this.handshakeTimer !== null && this.authenticated) clearTimeout(this.handshakeTimer);
+    if (this.authenticated) this.handshakeTimer = null;
     this.state = 'ready';
     this.clientId = request.clientId;
     this.host.logger.info({ remote: this.remote, client: request.clientId, version }, 'connection ready');
@@ -677,6 +719,64 @@ export class Connection {
       maxControlPayloadBytes: this.host.limits.maxControlPayloadBytes,
     });
     this.sendFrame({ opcode: Opcode.HANDSHAKE, correlationId, flags: FrameFlags.RESPONSE }, writer.finish());
+  }
+
+  /**
+   * Authentication and user requests (any time), and every request of a connection not yet
+   * authenticated on a broker that requires it: refused with AUTHENTICATION_FAILED naming the
+   * mechanisms. A failed authentication is logged, answered after the rate limit's delay, and
+   * closes the connection; nothing it sends meanwhile is read.
+   */
+  private authRequest(frame: Frame): void {
+    const { correlationId, opcode } = frame.header;
+    if (this.authFailing) return;
+    if (!isAuthOpcode(opcode)) {
+      this.sendError(correlationId, opcode, this.host.auth!.required);
+      return;
+    }
+    this.connectionAuth ??= new ConnectionAuth(this.host.auth, this.remoteAddress);
+    void this.connectionAuth.handle(opcode, frame.payload).then((outcome) => {
+      if (this.state === 'closed') return;
+      switch (outcome.kind) {
+        case 'answer':
+          this.sendFrame({ opcode, correlationId, flags: FrameFlags.RESPONSE }, outcome.payload);
+          return;
+        case 'refused':
+          this.sendError(correlationId, opcode, outcome.error);
+          return;
+        case 'authenticated':
+          this.authenticated = true;
+          if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
+          this.handshakeTimer = null;
+          this.host.logger.info(
+            {
+              remote: this.remote,
+              client: this.clientId,
+              principal: outcome.principal,
+              mechanism: outcome.mechanism,
+            },
+            'authenticated',
+          );
+          this.sendFrame({ opcode, correlationId, flags: FrameFlags.RESPONSE }, outcome.payload);
+          return;
+        case 'failed': {
+          this.authFailing = true;
+          this.host.logger.warn(
+            {
+              remote: this.remote,
+              client: this.clientId,
+              user: outcome.user,
+              code: outcome.error.codeName,
+              reason: outcome.reason,
+              delayMs: outcome.delayMs,
+            },
+            'authentication failed',
+          );
+          setTimeout(() => this.fatal(outcome.error, correlationId), outcome.delayMs).unref();
+          return;
+        }
+      }
+    });
   }
 
   private subscribe(frame: Frame): void {

@@ -8,6 +8,7 @@ import { type BrokerLogger, silentLogger } from '../../metrics/logger.js';
 import { encodeErrorPayload } from '../../protocol/commands/control.js';
 import { ERROR_TABLE, errorOf } from '../../protocol/error-codes.js';
 import { encodeFrame, FrameFlags } from '../../protocol/frame-header.js';
+import type { BrokerAuthenticator } from '../../security/broker-authenticator.js';
 import type { BrokerCore } from '../broker-core.js';
 import { sharedReads } from '../partitions/read-scheduler.js';
 import { Connection, type ConnectionHost, type ReservationPool } from './connection.js';
@@ -24,6 +25,8 @@ export interface NetworkServerOptions {
   logger?: BrokerLogger;
   /** Serve clients over TLS only (tls.ts); plain TCP when not set. */
   tls?: ServerTlsOptions;
+  /** Require authentication (SCRAM) before any other request; open when not set. */
+  auth?: BrokerAuthenticator;
 }
 
 /** How often connections with bytes waiting towards them are checked for progress. */
@@ -49,6 +52,7 @@ export class NetworkServer implements ConnectionHost {
   readonly limits: ServerLimits;
   readonly serverId: string;
   readonly logger: BrokerLogger;
+  readonly auth: BrokerAuthenticator | null;
   private readonly server: Server;
   private readonly tls: ServerTls | null;
   /** TLS handshakes in progress: they count against the connection caps like connections. */
@@ -72,6 +76,7 @@ export class NetworkServer implements ConnectionHost {
     this.serverId = options.core.id;
     this.limits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
     this.logger = options.logger ?? silentLogger;
+    this.auth = options.auth ?? null;
     this.tls = options.tls === undefined ? null : serverTls(options.tls, this.limits.handshakeTimeoutMs);
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);

@@ -70,6 +70,13 @@ export const COMMANDS = {
   electLeaders: electLeadersCommand,
 } as const;
 
+/** Authentication and users (auth-commands.ts): answered by the connection, never by the broker core. */
+export {
+  authenticateFinishCommand,
+  authenticateStartCommand,
+  userAlterCommand,
+  userListCommand,
+} from './auth-commands.js';
 export { handshakeCommand };
 
 export type CommandName = keyof typeof COMMANDS;
