@@ -55,6 +55,11 @@ export const OPCODE_TABLE = {
   // may name thousands of partitions.
   REPLICA_FETCH: op(0x0601, false),
   OFFSETS_FOR_LEADER_EPOCH: op(0x0602, false),
+  // 0x0610–0x0614: anti-entropy between replicas, broker to broker (digests of many segments and
+  // segment bytes: data frames).
+  SEGMENT_ROOTS: op(0x0610, false),
+  SEGMENT_CHUNK_DIGESTS: op(0x0611, false),
+  SEGMENT_RANGE: op(0x0612, false),
 } as const;
 
 export type OpcodeName = keyof typeof OPCODE_TABLE;

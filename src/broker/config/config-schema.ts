@@ -241,6 +241,12 @@ export const SETTINGS = [
     doc: 'a follower that has not caught up with its leader for this long leaves the in-sync replicas',
   },
   {
+    key: 'cluster.anti_entropy_interval',
+    type: { kind: 'duration', min: 0, max: 7 * DAY },
+    default: 5 * 60 * SECOND,
+    doc: 'followers compare their sealed segments with their leaders by digests this often and repair bytes that differ (0: never)',
+  },
+  {
     key: 'storage.data_dir',
     type: { kind: 'string', maxLength: 4096 },
     default: './data',

@@ -44,6 +44,7 @@ import type { ClusterMember } from '../cluster-member.js';
 import { KEYS } from '../control-plane/metadata-keys.js';
 import { encodeRecord, NO_LEADER, type TopicRecord } from '../control-plane/metadata-records.js';
 import { ControllerOperations } from '../controller/cluster-operations.js';
+import { AntiEntropyService, DEFAULT_ANTI_ENTROPY_INTERVAL_MS } from './anti-entropy-service.js';
 import { FollowerState } from './follower-state.js';
 import { LeaderEpochCache } from './leader-epoch-cache.js';
 import { LeaderState } from './leader-state.js';
@@ -58,6 +59,8 @@ export interface ReplicaManagerOptions {
   readonly idleFetchBackoffMs?: number;
   /** The cluster's `__consumer_offsets` (consumer groups' committed offsets). */
   readonly groups?: ClusterGroupsOptions;
+  /** Followers compare their settled segments with their leaders' this often (0: never). */
+  readonly antiEntropyIntervalMs?: number;
 }
 
 /** Partitions led here with their followers' lag, and ISR changes applied so far (replicationStats). */
@@ -355,6 +358,8 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   private readonly ackTimeoutMs: number;
   private readonly idleFetchBackoffMs: number;
   private readonly groupsOptions: ClusterGroupsOptions;
+  /** Followers' segment comparisons with their leaders, and the leaders' answers (anti-entropy-service.ts). */
+  readonly antiEntropy: AntiEntropyService;
 
   constructor(
     private readonly core: BrokerCore,
@@ -366,6 +371,26 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     this.ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
     this.idleFetchBackoffMs = options.idleFetchBackoffMs ?? 0;
     this.groupsOptions = options.groups ?? {};
+    this.antiEntropy = new AntiEntropyService(
+      {
+        brokerId: member.brokerId,
+        followed: () =>
+          [...this.followers.values()].flatMap(({ topic, partition, leaderEpoch }) => {
+            const leaderId = member.metadata.partition(topic, partition)?.value.leader ?? NO_LEADER;
+            const link = leaderId === NO_LEADER ? null : this.linkTo(leaderId);
+            if (link === null) return [];
+            const { log } = core.partition(topic, partition);
+            const compacted = core.localTopic(topic)?.config.cleanup === 'compact';
+            return [{ topic, partition, leaderId, leaderEpoch, log, link, compacted }];
+          }),
+        led: (topic, partition) => {
+          const leader = this.leaders.get(keyOf(topic, partition));
+          return leader && { log: leader.log, leaderEpoch: leader.state.leaderEpoch };
+        },
+      },
+      logger,
+      { intervalMs: options.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS },
+    );
     this.tick = setInterval(() => {
       const now = Date.now();
       for (const leader of this.leaders.values()) leader.run(leader.state.tick(now));
@@ -386,6 +411,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     this.core.clusterGroups = new ClusterGroupPlacement(this.member, this.groupsOptions);
     this.core.clusterOperations = new ControllerOperations(this.member, (id) => this.linkTo(id));
     this.reconcile();
+    this.antiEntropy.start();
   }
 
   /** Call whenever the metadata changed (the member's watch). */
@@ -400,6 +426,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.tick);
+    await this.antiEntropy.stop();
     await this.reconciling;
     for (const leader of this.leaders.values()) leader.resign();
     for (const follower of this.followers.values()) follower.stop();
