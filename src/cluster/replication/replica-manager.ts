@@ -426,7 +426,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.tick);
-    await this.antiEntropy.stop();
+    this.antiEntropy.stop();
     await this.reconciling;
     for (const leader of this.leaders.values()) leader.resign();
     for (const follower of this.followers.values()) follower.stop();
