@@ -12,12 +12,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerNode } from '../../../src/broker/broker-node.js';
 import type { Client } from '../../../src/client/client.js';
 import { connect } from '../../../src/client/connect.js';
+import { TcpTransport } from '../../../src/client/tcp-transport.js';
 import { clusterPart } from '../../../src/cluster/cluster-node.js';
 import type { ReplicaManager } from '../../../src/cluster/replication/replica-manager.js';
 import { MemoryStreamerError } from '../../../src/common/errors.js';
 import type { BrokerLogger } from '../../../src/metrics/logger.js';
+import {
+  segmentChunkDigestsCommand,
+  segmentRangeCommand,
+  segmentRootsCommand,
+} from '../../../src/protocol/commands/anti-entropy-commands.js';
 import { iterateRecords, splitBatches } from '../../../src/protocol/record-batch.js';
 import type { PartitionLog } from '../../../src/storage/partition-log.js';
+import { digestOfBytes } from '../../../src/storage/segment-digest.js';
 import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../../harness/etcd.js';
 import { makeTempDir, removeTempDir } from '../../harness/temp-dir.js';
 import { until } from '../../harness/until.js';
@@ -168,6 +175,12 @@ async function metric(node: BrokerNode, name: string): Promise<number> {
   return line === undefined ? 0 : Number(line.split(' ')[1]);
 }
 
+const linkTo = (node: BrokerNode) =>
+  new TcpTransport({
+    brokers: [{ host: '127.0.0.1', port: node.address!.port }],
+    clientId: 'anti-entropy-test',
+  });
+
 const antiEntropyOf = (node: BrokerNode) => (node.core.replicaRequests as ReplicaManager).antiEntropy;
 
 let etcd: EtcdProcess;
@@ -245,6 +258,51 @@ describe.skipIf(!etcdAvailable())('anti-entropy between replicas', () => {
       expect(otherChecks[0]).toMatchObject({ segmentsDiffering: 0, segmentsRepaired: 0, problems: [] });
       // The leader follows nothing of this topic: it checks nothing.
       expect(await antiEntropyOf(cluster.nodes[leader]!).checkNow({ topic: TOPIC })).toEqual([]);
+
+      // Over the wire: the leader answers at its epoch only, names segments it does not have, and
+      // keeps ranges inside the segment; a broker that does not lead the partition says so.
+      const epoch = cluster.nodes[leader]!.core.replicaRoles!.leaderEpochForProduce(TOPIC, 0, 1);
+      const ask = { replicaId: follower + 1, topic: TOPIC, partition: 0, leaderEpoch: epoch };
+      const toLeader = linkTo(cluster.nodes[leader]!);
+      const toFollower = linkTo(node);
+      try {
+        const roots = await toLeader.call(
+          segmentRootsCommand,
+          { ...ask, chunkBytes: 64 * 1024, baseOffsets: [segment.baseOffset, segment.baseOffset + 1n] },
+          { timeoutMs: 10_000 },
+        );
+        expect(roots.segments[0]).toMatchObject({
+          error: null,
+          size: good.length,
+          nextOffset: segment.nextOffset,
+        });
+        expect(roots.segments[0]!.root.equals(digestOfBytes(good, 64 * 1024).root)).toBe(true);
+        expect(roots.segments[1]).toMatchObject({ error: 'SEGMENT_NOT_FOUND' });
+        await expect(
+          toLeader.call(
+            segmentRootsCommand,
+            { ...ask, leaderEpoch: epoch + 1, chunkBytes: 64 * 1024, baseOffsets: [segment.baseOffset] },
+            { timeoutMs: 10_000 },
+          ),
+        ).rejects.toMatchObject({ codeName: 'UNKNOWN_LEADER_EPOCH' });
+        await expect(
+          toLeader.call(
+            segmentRangeCommand,
+            { ...ask, baseOffset: segment.baseOffset, position: good.length - 10, length: 20 },
+            { timeoutMs: 10_000 },
+          ),
+        ).rejects.toMatchObject({ codeName: 'SEGMENT_RANGE_INVALID' });
+        await expect(
+          toFollower.call(
+            segmentChunkDigestsCommand,
+            { ...ask, chunkBytes: 64 * 1024, baseOffset: segment.baseOffset },
+            { timeoutMs: 10_000 },
+          ),
+        ).rejects.toMatchObject({ codeName: 'NOT_LEADER' });
+      } finally {
+        await toLeader.close();
+        await toFollower.close();
+      }
     } finally {
       await cluster.stop();
     }
