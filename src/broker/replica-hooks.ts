@@ -35,6 +35,10 @@ import type {
   ReplicaFetchRequest,
   ReplicaFetchResponse,
 } from '../protocol/commands/replication-commands.js';
+import type {
+  VerifyPartitionRequest,
+  VerifyPartitionResponse,
+} from '../protocol/commands/verify-partition.js';
 
 export interface ReplicaRoles {
   /**
@@ -57,6 +61,8 @@ export interface ReplicaRequestHandler {
   offsetsForLeaderEpoch(request: OffsetsForLeaderEpochRequest): Promise<OffsetsForLeaderEpochResponse>;
   /** Digests and bytes of sealed segments for the followers' anti-entropy, when the member runs it. */
   readonly antiEntropy?: AntiEntropyRequests;
+  /** PARTITION_VERIFY: the topic's follower replicas check their segments against their leaders now. */
+  verifyPartition?(request: VerifyPartitionRequest): Promise<VerifyPartitionResponse>;
 }
 
 /** Who holds and leads a partition in the cluster (what describeTopic shows). */

@@ -56,10 +56,12 @@ export const OPCODE_TABLE = {
   REPLICA_FETCH: op(0x0601, false),
   OFFSETS_FOR_LEADER_EPOCH: op(0x0602, false),
   // 0x0610–0x0614: anti-entropy between replicas, broker to broker (digests of many segments and
-  // segment bytes: data frames).
+  // segment bytes: data frames), and its admin trigger.
   SEGMENT_ROOTS: op(0x0610, false),
   SEGMENT_CHUNK_DIGESTS: op(0x0611, false),
   SEGMENT_RANGE: op(0x0612, false),
+  // An admin's check now of a topic's follower replicas (its answer lists every partition checked).
+  PARTITION_VERIFY: op(0x0613, false),
 } as const;
 
 export type OpcodeName = keyof typeof OPCODE_TABLE;

@@ -24,6 +24,11 @@ import {
   segmentRootsCommand,
 } from '../../protocol/commands/anti-entropy-commands.js';
 import type { CommandCodec } from '../../protocol/commands/command.js';
+import {
+  type VerifyPartitionRequest,
+  type VerifyPartitionResponse,
+  verifyPartitionCommand,
+} from '../../protocol/commands/verify-partition.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import type { PartitionLog } from '../../storage/partition-log.js';
 import type { Segment } from '../../storage/segment.js';
@@ -73,6 +78,10 @@ export interface AntiEntropyHost {
   followed(): FollowedPartition[];
   /** The log and epoch of a partition this broker leads now, or undefined. */
   led(topic: string, partition: number): { log: PartitionLog; leaderEpoch: number } | undefined;
+  /** The brokers holding a replica of `topic` (undefined: the cluster has no such topic). */
+  replicasOf(topic: string): readonly number[] | undefined;
+  /** A connection to another broker (null while its address is unknown). */
+  linkTo(brokerId: number): LeaderLink | null;
 }
 
 export interface AntiEntropyOptions {
@@ -88,6 +97,8 @@ export interface AntiEntropyOptions {
 
 /** `cluster.anti_entropy_interval` by default: five minutes. */
 export const DEFAULT_ANTI_ENTROPY_INTERVAL_MS = 5 * 60 * 1000;
+/** A broker asked to check its replicas of a topic reads all of them under its budget: minutes. */
+const VERIFY_TIMEOUT_MS = 600_000;
 /** Segments named in one SEGMENT_ROOTS (the leader hashes them before it answers). */
 const ROOTS_PAGE = 16;
 /** Digest requests wait on the leader's disk budget: a generous deadline. */
@@ -299,6 +310,46 @@ export class AntiEntropyService implements AntiEntropyRequests {
         'segment differs from the leader and was not repaired',
       );
     }
+  }
+
+  /**
+   * PARTITION_VERIFY: checks the replicas of the topic followed here now and, unless `here`, has
+   * every other broker holding a replica of it do the same (in parallel); a broker that cannot is
+   * listed in `failed`.
+   */
+  async verify(request: VerifyPartitionRequest): Promise<VerifyPartitionResponse> {
+    const replicas = this.host.replicasOf(request.topic);
+    if (replicas === undefined) throw errorOf('UNKNOWN_TOPIC', request.topic);
+    const filter = {
+      topic: request.topic,
+      ...(request.partition >= 0 ? { partition: request.partition } : {}),
+    };
+    const others = request.here ? [] : replicas.filter((id) => id !== this.host.brokerId);
+    const [local, ...remote] = await Promise.allSettled([
+      this.checkNow(filter),
+      ...others.map((brokerId) => {
+        const link = this.host.linkTo(brokerId);
+        if (link === null) return Promise.reject(new Error('its address is not known'));
+        return link.call(
+          verifyPartitionCommand,
+          { ...request, here: true },
+          { timeoutMs: VERIFY_TIMEOUT_MS },
+        );
+      }),
+    ]);
+    const response: VerifyPartitionResponse = { results: [], failed: [] };
+    if (local!.status === 'fulfilled')
+      for (const { topic: _topic, ...check } of local!.value)
+        response.results.push({ ...check, broker: this.host.brokerId, problems: [...check.problems] });
+    else response.failed.push({ broker: this.host.brokerId, reason: (local!.reason as Error).message });
+    remote.forEach((answer, i) => {
+      if (answer.status === 'fulfilled') {
+        response.results.push(...(answer.value as VerifyPartitionResponse).results);
+        response.failed.push(...(answer.value as VerifyPartitionResponse).failed);
+      } else response.failed.push({ broker: others[i]!, reason: (answer.reason as Error).message });
+    });
+    response.results.sort((a, b) => a.partition - b.partition || a.broker - b.broker);
+    return response;
   }
 
   // AntiEntropyRequests: answered for the partitions this broker leads.

@@ -37,6 +37,10 @@ import {
   type ReplicaFetchResponse,
   replicaFetchResultOf,
 } from '../../protocol/commands/replication-commands.js';
+import type {
+  VerifyPartitionRequest,
+  VerifyPartitionResponse,
+} from '../../protocol/commands/verify-partition.js';
 import { type ErrorName, errorOf } from '../../protocol/error-codes.js';
 import type { PartitionLog } from '../../storage/partition-log.js';
 import { ClusterGroupPlacement, type ClusterGroupsOptions } from '../cluster-groups.js';
@@ -387,6 +391,11 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
           const leader = this.leaders.get(keyOf(topic, partition));
           return leader && { log: leader.log, leaderEpoch: leader.state.leaderEpoch };
         },
+        replicasOf: (topic) => {
+          const assignment = member.metadata.topic(topic)?.value.assignment;
+          return assignment && [...new Set(assignment.flat())];
+        },
+        linkTo: (brokerId) => this.linkTo(brokerId),
       },
       logger,
       { intervalMs: options.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS },
@@ -919,6 +928,10 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   }
 
   // ReplicaRequestHandler
+
+  verifyPartition(request: VerifyPartitionRequest): Promise<VerifyPartitionResponse> {
+    return this.antiEntropy.verify(request);
+  }
 
   async replicaFetch(request: ReplicaFetchRequest): Promise<ReplicaFetchResponse> {
     const first = await this.replicaFetchOnce(request);

@@ -10,6 +10,7 @@ import { open as openFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerNode } from '../../../src/broker/broker-node.js';
+import { run } from '../../../src/cli/main.js';
 import type { Client } from '../../../src/client/client.js';
 import { connect } from '../../../src/client/connect.js';
 import { TcpTransport } from '../../../src/client/tcp-transport.js';
@@ -22,6 +23,7 @@ import {
   segmentRangeCommand,
   segmentRootsCommand,
 } from '../../../src/protocol/commands/anti-entropy-commands.js';
+import type { VerifyPartitionResponse } from '../../../src/protocol/commands/verify-partition.js';
 import { iterateRecords, splitBatches } from '../../../src/protocol/record-batch.js';
 import type { PartitionLog } from '../../../src/storage/partition-log.js';
 import { digestOfBytes } from '../../../src/storage/segment-digest.js';
@@ -303,6 +305,38 @@ describe.skipIf(!etcdAvailable())('anti-entropy between replicas', () => {
         await toLeader.close();
         await toFollower.close();
       }
+
+      // The admin's trigger: `partition verify` asked of the leader runs on every follower.
+      const otherFollower = (leader + 2) % 3;
+      const otherLog = cluster.nodes[otherFollower]!.core.partition(TOPIC, 0).log;
+      const victim = otherLog.settledSegments.find((s) => s.baseOffset === segment.baseOffset)!;
+      await corrupt(victim.path('log'), 10);
+      const out: string[] = [];
+      const cli = (...argv: string[]) =>
+        run(['--broker', `127.0.0.1:${cluster.nodes[leader]!.address!.port}`, ...argv], {
+          env: {},
+          out: (text) => out.push(text),
+          err: () => undefined,
+        });
+      expect(await cli('--json', 'partition', 'verify', TOPIC, '--partition', '0')).toBe(0);
+      const verified = JSON.parse(out.pop()!) as VerifyPartitionResponse;
+      expect(verified.failed).toEqual([]);
+      expect(verified.results.map((r) => r.broker).sort()).toEqual([follower + 1, otherFollower + 1].sort());
+      expect(verified.results.find((r) => r.broker === otherFollower + 1)).toMatchObject({
+        partition: 0,
+        leader: leader + 1,
+        segmentsDiffering: 1,
+        segmentsRepaired: 1,
+        bytesRepaired: 64 * 1024,
+        problems: [],
+      });
+      expect(verified.results.find((r) => r.broker === follower + 1)).toMatchObject({ segmentsDiffering: 0 });
+      const healed = otherLog.settledSegments.find((s) => s.baseOffset === segment.baseOffset)!;
+      expect((await readFile(healed.path('log'))).equals(good)).toBe(true);
+      expect(await cli('partition', 'verify', TOPIC)).toBe(0);
+      expect(out.pop()).toMatch(
+        /2 follower replicas checked: 0 segments differed from their leader, 0 repaired/,
+      );
     } finally {
       await cluster.stop();
     }
