@@ -236,6 +236,7 @@ export function registerPartition(program: Command, context: CliContext): void {
         const { results, failed } = await client.admin.verifyPartitions(topic, partitionNumber);
         const repaired = results.reduce((sum, r) => sum + r.segmentsRepaired, 0);
         const differing = results.reduce((sum, r) => sum + r.segmentsDiffering, 0);
+        const compared = results.reduce((sum, r) => sum + r.segmentsCompared, 0);
         const problems = results.flatMap((r) =>
           r.problems.map((p) => `broker ${r.broker}, partition ${r.partition}: ${p}`),
         );
@@ -253,7 +254,7 @@ export function registerPartition(program: Command, context: CliContext): void {
               r.skipped,
             ]),
           ),
-          `${results.length} follower replicas checked: ${differing} segments differed from their leader, ${repaired} repaired`,
+          `${results.length} follower replicas checked: ${differing} of ${compared} segments differed from their leader, ${repaired} repaired`,
           ...problems,
           ...failed.map((f) => `broker ${f.broker} could not check: ${f.reason}`),
         ];
