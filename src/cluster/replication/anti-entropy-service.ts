@@ -6,6 +6,7 @@
 // for one interval. Reads of both sides go through one byte budget per broker. The decisions are
 // in anti-entropy.ts; this file only reads, asks and writes.
 
+import type { BrokerCore } from '../../broker/broker-core.js';
 import { MemoryStreamerError } from '../../common/errors.js';
 import type { BrokerLogger } from '../../metrics/logger.js';
 import {
@@ -39,6 +40,8 @@ import {
   SegmentDigestCache,
 } from '../../storage/segment-digest.js';
 import type { RepairRange } from '../../storage/segment-repair.js';
+import type { ClusterMember } from '../cluster-member.js';
+import { NO_LEADER } from '../control-plane/metadata-records.js';
 import {
   type AntiEntropyTotals,
   addCheck,
@@ -93,6 +96,45 @@ export interface AntiEntropyOptions {
   readonly readBytesPerSecond?: number;
   /** Largest range one SEGMENT_RANGE asks for. */
   readonly maxRangeBytes?: number;
+}
+
+/**
+ * The host from the replica manager's replicas (it keeps them private): a follower's leader is the
+ * one the metadata names now; a compacted topic's replicas are not compared.
+ */
+export function antiEntropyHost(
+  core: BrokerCore,
+  member: ClusterMember,
+  replicas: {
+    followers(): Iterable<{ topic: string; partition: number; leaderEpoch: number }>;
+    leader(
+      topic: string,
+      partition: number,
+    ): { log: PartitionLog; state: { leaderEpoch: number } } | undefined;
+    linkTo(brokerId: number): LeaderLink | null;
+  },
+): AntiEntropyHost {
+  return {
+    brokerId: member.brokerId,
+    followed: () =>
+      [...replicas.followers()].flatMap(({ topic, partition, leaderEpoch }) => {
+        const leaderId = member.metadata.partition(topic, partition)?.value.leader ?? NO_LEADER;
+        const link = leaderId === NO_LEADER ? null : replicas.linkTo(leaderId);
+        if (link === null) return [];
+        const { log } = core.partition(topic, partition);
+        const compacted = core.localTopic(topic)?.config.cleanup === 'compact';
+        return [{ topic, partition, leaderId, leaderEpoch, log, link, compacted }];
+      }),
+    led: (topic, partition) => {
+      const leader = replicas.leader(topic, partition);
+      return leader && { log: leader.log, leaderEpoch: leader.state.leaderEpoch };
+    },
+    replicasOf: (topic) => {
+      const assignment = member.metadata.topic(topic)?.value.assignment;
+      return assignment && [...new Set(assignment.flat())];
+    },
+    linkTo: (brokerId) => replicas.linkTo(brokerId),
+  };
 }
 
 /** `cluster.anti_entropy_interval` by default: five minutes. */

@@ -48,7 +48,11 @@ import type { ClusterMember } from '../cluster-member.js';
 import { KEYS } from '../control-plane/metadata-keys.js';
 import { encodeRecord, NO_LEADER, type TopicRecord } from '../control-plane/metadata-records.js';
 import { ControllerOperations } from '../controller/cluster-operations.js';
-import { AntiEntropyService, DEFAULT_ANTI_ENTROPY_INTERVAL_MS } from './anti-entropy-service.js';
+import {
+  AntiEntropyService,
+  antiEntropyHost,
+  DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
+} from './anti-entropy-service.js';
 import { FollowerState } from './follower-state.js';
 import { LeaderEpochCache } from './leader-epoch-cache.js';
 import { LeaderState } from './leader-state.js';
@@ -375,36 +379,20 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     this.ackTimeoutMs = options.ackTimeoutMs ?? 30_000;
     this.idleFetchBackoffMs = options.idleFetchBackoffMs ?? 0;
     this.groupsOptions = options.groups ?? {};
-    this.antiEntropy = new AntiEntropyService(
-      {
-        brokerId: member.brokerId,
-        followed: () =>
-          [...this.followers.values()].flatMap(({ topic, partition, leaderEpoch }) => {
-            const leaderId = member.metadata.partition(topic, partition)?.value.leader ?? NO_LEADER;
-            const link = leaderId === NO_LEADER ? null : this.linkTo(leaderId);
-            if (link === null) return [];
-            const { log } = core.partition(topic, partition);
-            const compacted = core.localTopic(topic)?.config.cleanup === 'compact';
-            return [{ topic, partition, leaderId, leaderEpoch, log, link, compacted }];
-          }),
-        led: (topic, partition) => {
-          const leader = this.leaders.get(keyOf(topic, partition));
-          return leader && { log: leader.log, leaderEpoch: leader.state.leaderEpoch };
-        },
-        replicasOf: (topic) => {
-          const assignment = member.metadata.topic(topic)?.value.assignment;
-          return assignment && [...new Set(assignment.flat())];
-        },
-        linkTo: (brokerId) => this.linkTo(brokerId),
-      },
-      logger,
-      { intervalMs: options.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS },
-    );
     this.tick = setInterval(() => {
       const now = Date.now();
       for (const leader of this.leaders.values()) leader.run(leader.state.tick(now));
     }, TICK_MS);
     this.tick.unref();
+    this.antiEntropy = new AntiEntropyService(
+      antiEntropyHost(core, member, {
+        followers: () => this.followers.values(),
+        leader: (topic, partition) => this.leaders.get(keyOf(topic, partition)),
+        linkTo: (brokerId) => this.linkTo(brokerId),
+      }),
+      logger,
+      { intervalMs: options.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS },
+    );
   }
 
   /** Plugs the manager into the core and follows the metadata from now on. */
