@@ -144,24 +144,28 @@ export async function digestSegment(
 }
 
 /**
- * Digests of sealed segments kept in memory by segment (a compacted or repaired segment is a new
- * Segment object, so its old digest goes with the old object). An entry older than the caller's
- * `maxAgeMs` is computed again: a leader answers its followers from the cache, a replica checking
- * its own disk asks for a fresh one.
+ * Roots of sealed segments kept in memory by segment (a compacted or repaired segment is a new
+ * Segment object, so its old root goes with the old object). Only roots are kept — about a hundred
+ * bytes a segment whatever its size; chunk hashes (32 bytes per chunk) would grow with the data —
+ * so a digest with its chunks is always read again. An entry older than the caller's `maxAgeMs`
+ * is computed again: a leader answers its followers' root requests from the cache, a replica
+ * checking its own disk asks for a fresh digest.
  */
 export class SegmentDigestCache {
   private readonly cache = new WeakMap<Segment, { digest: SegmentDigest; computedAtMs: number }>();
 
   constructor(private readonly budget: ReadBudget | null = null) {}
 
+  /** The segment's digest; with `rootOnly`, a cached one (its `chunks` empty) when fresh enough. */
   async digest(
     segment: Segment,
-    options: { chunkBytes?: number; maxAgeMs?: number; nowMs?: number } = {},
+    options: { chunkBytes?: number; maxAgeMs?: number; nowMs?: number; rootOnly?: boolean } = {},
   ): Promise<SegmentDigest> {
     const chunkBytes = options.chunkBytes ?? DEFAULT_DIGEST_CHUNK_BYTES;
     const nowMs = options.nowMs ?? Date.now();
     const known = this.cache.get(segment);
     if (
+      options.rootOnly === true &&
       known !== undefined &&
       known.digest.chunkBytes === chunkBytes &&
       known.digest.size === segment.size &&
@@ -169,7 +173,7 @@ export class SegmentDigestCache {
     )
       return known.digest;
     const digest = await digestSegment(segment, { chunkBytes, budget: this.budget });
-    this.cache.set(segment, { digest, computedAtMs: nowMs });
+    this.cache.set(segment, { digest: { ...digest, chunks: [] }, computedAtMs: nowMs });
     return digest;
   }
 

@@ -426,7 +426,7 @@ export class AntiEntropyService implements AntiEntropyRequests {
       throw errorOf('SEGMENT_RANGE_INVALID', `digest chunks of ${chunkBytes} bytes; 4 KiB to 16 MiB`);
   }
 
-  /** A leader's digests may be up to one interval old (its followers re-read their own). */
+  /** A leader's roots may be up to one interval old (its followers re-read their own). */
   private get leaderMaxAgeMs(): number {
     return Math.max(this.options.intervalMs, 0);
   }
@@ -451,6 +451,7 @@ export class AntiEntropyService implements AntiEntropyRequests {
       const digest = await this.digests.digest(segment, {
         chunkBytes: request.chunkBytes,
         maxAgeMs: this.leaderMaxAgeMs,
+        rootOnly: true,
       });
       segments.push({
         baseOffset,
@@ -468,10 +469,8 @@ export class AntiEntropyService implements AntiEntropyRequests {
     const { segment } = this.ledSegment(request, request.baseOffset);
     if (segment === undefined)
       throw errorOf('SEGMENT_NOT_FOUND', `${request.topic}/${request.partition} at ${request.baseOffset}`);
-    const digest = await this.digests.digest(segment, {
-      chunkBytes: request.chunkBytes,
-      maxAgeMs: this.leaderMaxAgeMs,
-    });
+    // Chunk hashes are not cached: read again (only segments that differ somewhere get here).
+    const digest = await this.digests.digest(segment, { chunkBytes: request.chunkBytes });
     return {
       nextOffset: digest.nextOffset,
       size: digest.size,
