@@ -1005,6 +1005,11 @@ export class BrokerCore {
     reassignmentStatus: () => this.operations('reassignment status').reassignmentStatus(),
     drainBroker: (request) => this.operations('broker drain').drainBroker(request),
     electLeaders: (request) => this.operations('leader election').electLeaders(request),
+    verifyPartition: async (request) => {
+      const verify = this.replicaRequests?.verifyPartition?.bind(this.replicaRequests);
+      if (verify === undefined) throw errorOf('NEEDS_CLUSTER', 'partition verify: this broker runs alone');
+      return verify(request);
+    },
     createTopic: async (request) => {
       assertKnownTopicOptions('createTopic', request);
       if (this.clusterTopics !== null) {

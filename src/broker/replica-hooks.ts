@@ -4,6 +4,7 @@
 // requests (replica fetch, offsets for leader epoch) to a `ReplicaRequestHandler`. A broker
 // without a cluster has neither: it is the only replica of everything, as before.
 
+import type { AntiEntropyRequests } from '../protocol/commands/anti-entropy-commands.js';
 import type {
   ConfigHistoryRequest,
   ConfigHistoryResponse,
@@ -34,6 +35,10 @@ import type {
   ReplicaFetchRequest,
   ReplicaFetchResponse,
 } from '../protocol/commands/replication-commands.js';
+import type {
+  VerifyPartitionRequest,
+  VerifyPartitionResponse,
+} from '../protocol/commands/verify-partition.js';
 
 export interface ReplicaRoles {
   /**
@@ -54,6 +59,10 @@ export interface ReplicaRoles {
 export interface ReplicaRequestHandler {
   replicaFetch(request: ReplicaFetchRequest): Promise<ReplicaFetchResponse>;
   offsetsForLeaderEpoch(request: OffsetsForLeaderEpochRequest): Promise<OffsetsForLeaderEpochResponse>;
+  /** Digests and bytes of sealed segments for the followers' anti-entropy, when the member runs it. */
+  readonly antiEntropy?: AntiEntropyRequests;
+  /** PARTITION_VERIFY: the topic's follower replicas check their segments against their leaders now. */
+  verifyPartition?(request: VerifyPartitionRequest): Promise<VerifyPartitionResponse>;
 }
 
 /** Who holds and leads a partition in the cluster (what describeTopic shows). */

@@ -113,6 +113,7 @@ export interface ClusterSettings {
   advertise: string;
   leaseTtlSeconds: number;
   replicaLagTimeMs: number;
+  antiEntropyIntervalMs: number;
 }
 
 export function clusterSettingsFrom(config: LoadedConfig): ClusterSettings | null {
@@ -137,6 +138,7 @@ export function clusterSettingsFrom(config: LoadedConfig): ClusterSettings | nul
     advertise,
     leaseTtlSeconds: Math.ceil((v['cluster.lease_ttl'] as number) / 1000),
     replicaLagTimeMs: v['cluster.replica_lag_time'] as number,
+    antiEntropyIntervalMs: v['cluster.anti_entropy_interval'] as number,
   };
 }
 

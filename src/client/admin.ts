@@ -21,6 +21,7 @@ import {
   assertKnownTopicOptions,
   type CreateTopicRequest,
 } from '../protocol/commands/topic-commands.js';
+import type { VerifyPartitionResponse } from '../protocol/commands/verify-partition.js';
 import type { Transport } from './transport.js';
 
 export class Admin {
@@ -245,6 +246,19 @@ export class Admin {
    * Preferred-leader election: each partition of `topics` (every topic when not given) is led by
    * its first replica again where that replica is live, in sync and not drained.
    */
+  /**
+   * Anti-entropy now: every follower replica of `topic` (or of its `partition`) compares its sealed
+   * segments with its leader's by their digests and repairs the bytes that differ; the answer says
+   * what each found. A broker without a cluster answers NEEDS_CLUSTER.
+   */
+  verifyPartitions(topic: string, partition?: number): Promise<VerifyPartitionResponse> {
+    return this.transport.request(
+      'verifyPartition',
+      { topic, partition: partition ?? -1, here: false },
+      { timeoutMs: Math.max(this.timeoutMs, 600_000) },
+    );
+  }
+
   async electLeaders(topics?: readonly string[]): Promise<LeaderMove[]> {
     const request = topics === undefined ? {} : { topics: [...topics] };
     return (

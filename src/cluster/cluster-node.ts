@@ -4,6 +4,7 @@
 // (leaders resign, fetchers stop), then the membership.
 
 import type { NodePartStarter } from '../broker/broker-node.js';
+import { registerAntiEntropyMetrics } from '../metrics/anti-entropy-metrics.js';
 import type { ReplicationStateSource } from '../metrics/replication-metrics.js';
 import { ClusterMember, type ClusterMemberOptions } from './cluster-member.js';
 import { NO_LEADER } from './control-plane/metadata-records.js';
@@ -89,6 +90,8 @@ export function clusterPart(options: ClusterPartOptions): NodePartStarter {
     manager = new ReplicaManager(core, member, logger, { ...options.replication, tls: interBrokerTls(node) });
     manager.start();
     core.metrics.attachReplication(replicationSource(member, manager, elections));
+    const antiEntropy = manager.antiEntropy;
+    registerAntiEntropyMetrics(core.metrics.registry, () => antiEntropy.totals);
     logger.info({ brokerId: member.brokerId, clusterId: member.clusterId }, 'joined the cluster');
     const joined = member;
     return {

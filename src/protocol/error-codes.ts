@@ -149,6 +149,19 @@ export const ERROR_TABLE = {
   ),
   NEEDS_CLUSTER: entry(738, false, 'this operation needs a cluster (brokers started with serve --cluster)'),
   REASSIGNMENT_IN_PROGRESS: entry(739, false, 'the partition is being reassigned already'),
+  // 750–754: anti-entropy between replicas (segment digests and repair).
+  SEGMENT_NOT_FOUND: entry(750, false, 'no sealed segment below the high watermark starts at this offset'),
+  SEGMENT_RANGE_INVALID: entry(
+    751,
+    false,
+    'segment byte range is outside the segment, out of order or too large',
+  ),
+  SEGMENT_REPAIR_FAILED: entry(
+    752,
+    true,
+    'the repaired copy of a segment did not verify; the segment is unchanged',
+  ),
+  SEGMENT_DIGEST_MISMATCH: entry(753, true, "segment bytes from the leader do not match the leader's digest"),
 
   // 8xx: security.
   AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),

@@ -60,6 +60,13 @@ export const OPCODE_TABLE = {
   AUTHENTICATE_FINISH: op(0x0702, true),
   USER_LIST: op(0x0703, true),
   USER_ALTER: op(0x0704, true),
+  // 0x0610–0x0614: anti-entropy between replicas, broker to broker (digests of many segments and
+  // segment bytes: data frames), and its admin trigger.
+  SEGMENT_ROOTS: op(0x0610, false),
+  SEGMENT_CHUNK_DIGESTS: op(0x0611, false),
+  SEGMENT_RANGE: op(0x0612, false),
+  // An admin's check now of a topic's follower replicas (its answer lists every partition checked).
+  PARTITION_VERIFY: op(0x0613, false),
 } as const;
 
 export type OpcodeName = keyof typeof OPCODE_TABLE;

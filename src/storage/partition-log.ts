@@ -22,6 +22,9 @@
 //   log.logEndOffset / stableOffset / durableOffset / highWatermark / replicatedHighWatermark
 //   log.leaderEpochs                                      the leader-epoch checkpoint (leader-epoch-file.ts)
 //   log.onTruncated(listener)                             the new log end after a truncation
+// Anti-entropy (segment-digest.ts, segment-repair.ts):
+//   log.settledSegments / log.repairSegment(base, ranges, target)  sealed segments below the high
+//        watermark, and a verified rewrite of byte ranges of one of them
 //
 // Appends are coalesced: every batch that arrives in one event-loop turn goes out in one positioned
 // writev. With durability `always` the loop then fdatasyncs, and batches that arrive while that sync
@@ -53,6 +56,7 @@ import { checkReplicatedBatches } from './replicated-batches.js';
 import { ReplicatedVisibility, type WrittenBatch } from './replicated-visibility.js';
 import type { Segment } from './segment.js';
 import { SegmentList, type SegmentReplacedListener } from './segment-list.js';
+import { type RepairRange, type RepairResult, type RepairTarget, repairSegment } from './segment-repair.js';
 import { storageError } from './storage-error.js';
 import { nodeStorageFs, type StorageFs } from './storage-fs.js';
 import { StreamIndex } from './stream-index.js';
@@ -1009,6 +1013,34 @@ export class PartitionLog {
     if (count > 0 && this.leaderEpochs.truncateFromStart(this.logStartOffset))
       await this.leaderEpochs.write().catch(() => undefined);
     return count;
+  }
+
+  /** Sealed segments wholly below the high watermark, oldest first: what anti-entropy compares. */
+  get settledSegments(): readonly Segment[] {
+    const all = this.segments.all;
+    const settled: Segment[] = [];
+    for (let i = 0; i < all.length - 1 && all[i]!.nextOffset <= this.visibleOffset; i++)
+      settled.push(all[i]!);
+    return settled;
+  }
+
+  /**
+   * Rewrites byte ranges of the settled segment at `baseOffset` with bytes from another replica,
+   * by a verified copy swapped in like a compaction (segment-repair.ts); SEGMENT_NOT_FOUND when no
+   * settled segment starts there. One at a time with compaction, retention and truncation.
+   */
+  repairSegment(
+    baseOffset: bigint,
+    ranges: readonly RepairRange[],
+    target: RepairTarget,
+  ): Promise<RepairResult> {
+    return this.exclusive(() => {
+      this.checkOpen();
+      const segment = this.settledSegments.find((settled) => settled.baseOffset === baseOffset);
+      if (segment === undefined)
+        throw errorOf('SEGMENT_NOT_FOUND', `no settled segment starts at ${baseOffset} in ${this.dir}`);
+      return repairSegment(this.segments, segment, ranges, target);
+    });
   }
 
   /** Runs `task` after every compaction or retention run before it (they change the segment list). */

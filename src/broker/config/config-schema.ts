@@ -310,6 +310,12 @@ export const SETTINGS = [
     doc: 'principals allowed every operation, e.g. ["User:admin"]; managing users over the wire (memorystreamer user … --broker) is for them only',
   },
   {
+    key: 'cluster.anti_entropy_interval',
+    type: { kind: 'duration', min: 0, max: 7 * DAY },
+    default: 5 * 60 * SECOND,
+    doc: 'followers compare their sealed segments with their leaders by digests this often and repair bytes that differ (0: never)',
+  },
+  {
     key: 'storage.data_dir',
     type: { kind: 'string', maxLength: 4096 },
     default: './data',

@@ -15,6 +15,11 @@ import type { BrokerLogger } from '../../metrics/logger.js';
 import { BinaryReader } from '../../protocol/codec/binary-reader.js';
 import { BinaryWriter } from '../../protocol/codec/binary-writer.js';
 import {
+  type AntiEntropyCommandName,
+  answerAntiEntropy,
+  antiEntropyCommandForOpcode,
+} from '../../protocol/commands/anti-entropy-commands.js';
+import {
   ALL_FEATURES,
   decodeCredit,
   encodeErrorPayload,
@@ -522,7 +527,10 @@ export class Connection {
         return;
     }
     const name = commandForOpcode(header.opcode);
-    const replication = name === undefined ? replicationCommandForOpcode(header.opcode) : undefined;
+    const replication =
+      name === undefined
+        ? (replicationCommandForOpcode(header.opcode) ?? antiEntropyCommandForOpcode(header.opcode))
+        : undefined;
     if (replication !== undefined && this.host.core.replicaRequests !== null) {
       this.replicaRequest(replication, frame);
       return;
@@ -628,11 +636,11 @@ export class Connection {
   }
 
   /**
-   * A broker-to-broker request (replica fetch, offsets for leader epoch), for the cluster member's
+   * A broker-to-broker request (replica fetch, offsets for leader epoch, anti-entropy), for the cluster member's
    * handler. Counted in flight like any request; a replica fetch's answer is bounded by the
    * server's frame limit.
    */
-  private replicaRequest(name: ReplicationCommandName, frame: Frame): void {
+  private replicaRequest(name: ReplicationCommandName | AntiEntropyCommandName, frame: Frame): void {
     const { correlationId, opcode } = frame.header;
     const handler = this.host.core.replicaRequests!;
     if (this.state === 'draining' || this.inFlightRequests >= this.host.limits.maxInFlightRequests) {
@@ -652,13 +660,15 @@ export class Connection {
         reader.end();
         request.maxBytes = Math.min(request.maxBytes, this.host.limits.maxPayloadBytes - 64 * 1024);
         REPLICATION_COMMANDS.replicaFetch.encodeResponse(writer, await handler.replicaFetch(request));
-      } else {
+      } else if (name === 'offsetsForLeaderEpoch') {
         const request = REPLICATION_COMMANDS.offsetsForLeaderEpoch.decodeRequest(reader);
         reader.end();
         REPLICATION_COMMANDS.offsetsForLeaderEpoch.encodeResponse(
           writer,
           await handler.offsetsForLeaderEpoch(request),
         );
+      } else {
+        await answerAntiEntropy(name, reader, writer, handler.antiEntropy);
       }
       return writer.finish();
     };

@@ -1,6 +1,8 @@
-// `memorystreamer partition reassign|reassignments|elect-leaders`: moving partitions between
-// brokers, and leadership back to the preferred replicas. The controller does the work (any
-// broker passes the request on to it); a broker without a cluster answers NEEDS_CLUSTER.
+// `memorystreamer partition reassign|reassignments|elect-leaders|verify`: moving partitions between
+// brokers, and leadership back to the preferred replicas (the controller does the work: any broker
+// passes the request on to it); checking followers' sealed segments against their leaders now
+// (anti-entropy: the broker asked passes it on to every replica). A broker without a cluster
+// answers NEEDS_CLUSTER.
 //
 // A plan file (--plan) is JSON, as Kafka's kafka-reassign-partitions takes it:
 //   { "version": 1, "partitions": [ { "topic": "orders", "partition": 0, "replicas": [2, 3] } ] }
@@ -209,6 +211,54 @@ export function registerPartition(program: Command, context: CliContext): void {
                 ]),
               ),
         );
+      } finally {
+        await client.close();
+      }
+    });
+  partition
+    .command('verify <topic>')
+    .description(
+      "compare every follower replica's sealed segments with its leader's now and repair bytes that differ",
+    )
+    .option('--partition <n>', 'only this partition')
+    .action(async (topic: string, flags: { partition?: string }) => {
+      const partitionNumber =
+        flags.partition === undefined
+          ? undefined
+          : parseIntegerOption('--partition', flags.partition, 0, 2 ** 31 - 1);
+      const client = await context.connect();
+      try {
+        // The brokers read every sealed segment of the replicas, under their disk budget: tell why it takes.
+        if (!context.json)
+          context.err(
+            `verifying ${topic}: each follower hashes its sealed segments and compares them with its leader's…`,
+          );
+        const { results, failed } = await client.admin.verifyPartitions(topic, partitionNumber);
+        const repaired = results.reduce((sum, r) => sum + r.segmentsRepaired, 0);
+        const differing = results.reduce((sum, r) => sum + r.segmentsDiffering, 0);
+        const compared = results.reduce((sum, r) => sum + r.segmentsCompared, 0);
+        const problems = results.flatMap((r) =>
+          r.problems.map((p) => `broker ${r.broker}, partition ${r.partition}: ${p}`),
+        );
+        const lines = [
+          renderTable(
+            ['PARTITION', 'BROKER', 'LEADER', 'COMPARED', 'DIFFERING', 'REPAIRED', 'BYTES', 'SKIPPED'],
+            results.map((r) => [
+              r.partition,
+              r.broker,
+              r.leader,
+              r.segmentsCompared,
+              r.segmentsDiffering,
+              r.segmentsRepaired,
+              r.bytesRepaired,
+              r.skipped,
+            ]),
+          ),
+          `${results.length} follower replicas checked: ${differing} of ${compared} segments differed from their leader, ${repaired} repaired`,
+          ...problems,
+          ...failed.map((f) => `broker ${f.broker} could not check: ${f.reason}`),
+        ];
+        context.print({ results, failed }, lines.join('\n'));
       } finally {
         await client.close();
       }

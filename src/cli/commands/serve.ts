@@ -263,7 +263,10 @@ export function registerServe(program: Command, context: CliContext): void {
                 brokerId: cluster.brokerId,
                 advertise: cluster.advertise,
                 leaseTtlSeconds: cluster.leaseTtlSeconds,
-                replication: { replicaLagTimeMs: cluster.replicaLagTimeMs },
+                replication: {
+                  replicaLagTimeMs: cluster.replicaLagTimeMs,
+                  antiEntropyIntervalMs: cluster.antiEntropyIntervalMs,
+                },
               }),
               clusterConfigPart({
                 cluster: cluster.etcd,

@@ -37,6 +37,10 @@ import {
   type ReplicaFetchResponse,
   replicaFetchResultOf,
 } from '../../protocol/commands/replication-commands.js';
+import type {
+  VerifyPartitionRequest,
+  VerifyPartitionResponse,
+} from '../../protocol/commands/verify-partition.js';
 import { type ErrorName, errorOf } from '../../protocol/error-codes.js';
 import type { PartitionLog } from '../../storage/partition-log.js';
 import { ClusterGroupPlacement, type ClusterGroupsOptions } from '../cluster-groups.js';
@@ -44,6 +48,11 @@ import type { ClusterMember } from '../cluster-member.js';
 import { KEYS } from '../control-plane/metadata-keys.js';
 import { encodeRecord, NO_LEADER, type TopicRecord } from '../control-plane/metadata-records.js';
 import { ControllerOperations } from '../controller/cluster-operations.js';
+import {
+  AntiEntropyService,
+  antiEntropyHost,
+  DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
+} from './anti-entropy-service.js';
 import { FollowerState } from './follower-state.js';
 import { LeaderEpochCache } from './leader-epoch-cache.js';
 import { LeaderState } from './leader-state.js';
@@ -60,6 +69,8 @@ export interface ReplicaManagerOptions {
   readonly groups?: ClusterGroupsOptions;
   /** TLS of the connections to other brokers, read at each new one (inter-broker-tls.ts); none: plain. */
   readonly tls?: () => ClientTlsOptions | undefined;
+  /** Followers compare their settled segments with their leaders' this often (0: never). */
+  readonly antiEntropyIntervalMs?: number;
 }
 
 /** Partitions led here with their followers' lag, and ISR changes applied so far (replicationStats). */
@@ -358,6 +369,8 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   private readonly idleFetchBackoffMs: number;
   private readonly groupsOptions: ClusterGroupsOptions;
   private readonly tlsOf: () => ClientTlsOptions | undefined;
+  /** Followers' segment comparisons with their leaders, and the leaders' answers (anti-entropy-service.ts). */
+  readonly antiEntropy: AntiEntropyService;
 
   constructor(
     private readonly core: BrokerCore,
@@ -375,6 +388,15 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
       for (const leader of this.leaders.values()) leader.run(leader.state.tick(now));
     }, TICK_MS);
     this.tick.unref();
+    this.antiEntropy = new AntiEntropyService(
+      antiEntropyHost(core, member, {
+        followers: () => this.followers.values(),
+        leader: (topic, partition) => this.leaders.get(keyOf(topic, partition)),
+        linkTo: (brokerId) => this.linkTo(brokerId),
+      }),
+      logger,
+      { intervalMs: options.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS },
+    );
   }
 
   /** Plugs the manager into the core and follows the metadata from now on. */
@@ -390,6 +412,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     this.core.clusterGroups = new ClusterGroupPlacement(this.member, this.groupsOptions);
     this.core.clusterOperations = new ControllerOperations(this.member, (id) => this.linkTo(id));
     this.reconcile();
+    this.antiEntropy.start();
   }
 
   /** Call whenever the metadata changed (the member's watch). */
@@ -404,6 +427,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.tick);
+    this.antiEntropy.stop();
     await this.reconciling;
     for (const leader of this.leaders.values()) leader.resign();
     for (const follower of this.followers.values()) follower.stop();
@@ -898,6 +922,10 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   }
 
   // ReplicaRequestHandler
+
+  verifyPartition(request: VerifyPartitionRequest): Promise<VerifyPartitionResponse> {
+    return this.antiEntropy.verify(request);
+  }
 
   async replicaFetch(request: ReplicaFetchRequest): Promise<ReplicaFetchResponse> {
     const first = await this.replicaFetchOnce(request);

@@ -37,6 +37,7 @@ import {
   describeTopicCommand,
   listTopicsCommand,
 } from './topic-commands.js';
+import { verifyPartitionCommand } from './verify-partition.js';
 
 export const COMMANDS = {
   ping: pingCommand,
@@ -68,6 +69,7 @@ export const COMMANDS = {
   reassignmentStatus: reassignmentStatusCommand,
   drainBroker: drainBrokerCommand,
   electLeaders: electLeadersCommand,
+  verifyPartition: verifyPartitionCommand,
 } as const;
 
 /** Authentication and users (auth-commands.ts): answered by the connection, never by the broker core. */
