@@ -458,6 +458,7 @@ export class BrokerCore {
         limits: this.limitsFor(topic),
         observer: this.storageObserver,
         keepHighWatermark: this.groupsInCluster,
+        storage: topic.storage,
       });
       const recovery = partition.log.recovery;
       const where = { topic: topic.name, partition: p };
@@ -775,6 +776,7 @@ export class BrokerCore {
       partitions: topic.partitions,
       replicationFactor: topic.replicationFactor,
       createdAt: topic.createdAt,
+      storage: topic.storage,
       config: { ...topic.config },
     };
   }
@@ -1008,6 +1010,7 @@ export class BrokerCore {
     createTopic: async (request) => {
       assertKnownTopicOptions('createTopic', request);
       if (this.clusterTopics !== null) {
+        if (request.storage === 'memory') throw errorOf('MEMORY_TOPIC_NOT_REPLICATED', request.name);
         const existing = this.registry.get(request.name);
         if (existing !== undefined && request.ifNotExists === true) return this.view(existing);
         return this.clusterTopics.create(request);

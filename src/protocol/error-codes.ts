@@ -149,6 +149,21 @@ export const ERROR_TABLE = {
   ),
   NEEDS_CLUSTER: entry(738, false, 'this operation needs a cluster (brokers started with serve --cluster)'),
   REASSIGNMENT_IN_PROGRESS: entry(739, false, 'the partition is being reassigned already'),
+  MEMORY_TOPIC_UNBOUNDED: entry(
+    770,
+    false,
+    'a memory topic holds its log in memory: it needs retentionBytes (≥ 1, at least segmentBytes)',
+  ),
+  MEMORY_TOPIC_NOT_REPLICATED: entry(
+    771,
+    false,
+    'memory topics live on one broker alone: a cluster does not create them (use storage disk)',
+  ),
+  MEMORY_TOPIC_NO_DURABILITY: entry(
+    772,
+    false,
+    'durability does not apply to a memory topic (nothing is written to disk; it is never)',
+  ),
 
   // 8xx: security.
   AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),
