@@ -193,14 +193,14 @@ export function registerTopic(program: Command, context: CliContext): void {
           topics.length === 0
             ? 'no topics'
             : renderTable(
-                ['name', 'partitions', 'storage', 'durability', 'cleanup', 'retention ms'],
+                ['name', 'partitions', 'durability', 'cleanup', 'retention ms', 'storage'],
                 topics.map((t) => [
                   t.name,
                   t.partitions,
-                  t.storage ?? 'disk',
                   t.config.durability,
                   t.config.cleanup,
                   t.config.retentionMs,
+                  t.storage ?? 'disk',
                 ]),
               ),
         );
