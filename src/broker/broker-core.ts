@@ -1238,6 +1238,9 @@ export class BrokerCore {
     let offset = request.offset;
     if (offset === -1n) offset = log.highWatermark;
     else if (offset === -2n) offset = log.logStartOffset;
+    // A memory topic's log starts empty after a restart: an offset past its end (a group's commit
+    // from before) reads the messages it has since (docs/storage.md, "Memory topics").
+    else if (offset > log.highWatermark && partition.storage === 'memory') offset = log.logStartOffset;
     if (offset < log.logStartOffset || offset > log.highWatermark) {
       throw errorOf(
         'OFFSET_OUT_OF_RANGE',

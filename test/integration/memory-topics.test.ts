@@ -143,6 +143,14 @@ describe('memory topic bounds, restart and refusals', () => {
     await client
       .producer()
       .sendMany(Array.from({ length: 10 }, (_, i) => ({ topic: 'ticks', value: `a${i}` })));
+    const group = { topics: ['ticks'], group: 'audit', sessionTimeoutMs: 1500 };
+    let consumer = client.consumer(group);
+    let read = 0;
+    for await (const _ of consumer) if (++read === 10) break;
+    await consumer.close();
+    await until(async () => (await client.admin.groupOffsets('audit'))[0]?.offset === 10n, {
+      what: 'the group committed 10',
+    });
     await client.close();
     const port = broker.address!.port;
     await broker.stop();
@@ -155,6 +163,15 @@ describe('memory topic bounds, restart and refusals', () => {
       expect(described.partitions[0]).toMatchObject({ logStartOffset: 0n, highWatermark: 0n });
       const receipt = await client.producer().send({ topic: 'ticks', value: 'after' });
       expect(receipt.offset).toBe(0n);
+      // The group's commit (10) is past the emptied log: it reads what came since the restart.
+      consumer = client.consumer(group);
+      const after: string[] = [];
+      for await (const message of consumer) {
+        after.push(`${message.offset}:${valueString(message)}`);
+        break;
+      }
+      await consumer.close();
+      expect(after).toEqual(['0:after']);
       expect(await tree(join(scratch.path, 'topics', 'ticks'))).toEqual(['topic.json']);
     } finally {
       await client.close();
