@@ -10,7 +10,7 @@
 // Run: npx tsx bench/memory-topics.ts [--seconds 3] [--rates 10000,100000] [--rounds 1]
 //      [--loop-messages 200000] [--pacing thread|spin] [--json]
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '../src/client/client.js';
 import { Broker } from '../src/embedded/broker.js';
@@ -96,6 +96,7 @@ async function plainLoop(client: Client, topic: string, count: number): Promise<
   return rate(count, ms);
 }
 
+const loadAtStart = loadavg()[0]!;
 const dataDir = await mkdtemp(join(tmpdir(), 'ms-bench-memory-'));
 const latencyRows: Row[] = [];
 const loopRows: Row[] = [];
@@ -194,7 +195,7 @@ printResult(
     notes: [
       'targets (issue 15): P99 < 10 µs for a memory topic, < 50 µs for a disk topic with durability interval, at 10,000 and 100,000 msg/s',
       'latency counts from the send() call (the pacer hands each message over when due); the "from intended" column counts from the intended send time instead (no coordinated omission, includes the pacer’s wake-up lag)',
-      'a short run on a shared 2-core machine loaded by other work: tails vary from run to run',
+      `a short run on a shared 2-core machine loaded by other work (1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end): tails vary from run to run`,
     ],
   }),
 );
