@@ -458,6 +458,7 @@ export class BrokerCore {
         limits: this.limitsFor(topic),
         observer: this.storageObserver,
         keepHighWatermark: this.groupsInCluster,
+        storage: topic.storage,
       });
       const recovery = partition.log.recovery;
       const where = { topic: topic.name, partition: p };
@@ -775,6 +776,7 @@ export class BrokerCore {
       partitions: topic.partitions,
       replicationFactor: topic.replicationFactor,
       createdAt: topic.createdAt,
+      storage: topic.storage,
       config: { ...topic.config },
     };
   }
@@ -1013,6 +1015,7 @@ export class BrokerCore {
     createTopic: async (request) => {
       assertKnownTopicOptions('createTopic', request);
       if (this.clusterTopics !== null) {
+        if (request.storage === 'memory') throw errorOf('MEMORY_TOPIC_NOT_REPLICATED', request.name);
         const existing = this.registry.get(request.name);
         if (existing !== undefined && request.ifNotExists === true) return this.view(existing);
         return this.clusterTopics.create(request);
@@ -1240,6 +1243,9 @@ export class BrokerCore {
     let offset = request.offset;
     if (offset === -1n) offset = log.highWatermark;
     else if (offset === -2n) offset = log.logStartOffset;
+    // A memory topic's log starts empty after a restart: an offset past its end (a group's commit
+    // from before) reads the messages it has since (docs/storage.md, "Memory topics").
+    else if (offset > log.highWatermark && partition.storage === 'memory') offset = log.logStartOffset;
     if (offset < log.logStartOffset || offset > log.highWatermark) {
       throw errorOf(
         'OFFSET_OUT_OF_RANGE',

@@ -34,7 +34,9 @@ export class Admin {
   /**
    * Creates a topic. Unknown options and configuration keys are refused (INVALID_CONFIG naming
    * them); with `ifNotExists` an existing topic of that name is returned as it is (its settings
-   * are not changed) instead of TOPIC_ALREADY_EXISTS.
+   * are not changed) instead of TOPIC_ALREADY_EXISTS. `storage: 'memory'` keeps the topic's log
+   * in the broker's memory, bounded by retentionBytes (default 64 MiB per partition), lost on
+   * restart, refused by a cluster (docs/storage.md, "Memory topics"); the default is 'disk'.
    */
   async createTopic(request: CreateTopicRequest): Promise<TopicView> {
     assertKnownTopicOptions('createTopic', request);

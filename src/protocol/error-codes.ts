@@ -162,6 +162,21 @@ export const ERROR_TABLE = {
     'the repaired copy of a segment did not verify; the segment is unchanged',
   ),
   SEGMENT_DIGEST_MISMATCH: entry(753, true, "segment bytes from the leader do not match the leader's digest"),
+  MEMORY_TOPIC_UNBOUNDED: entry(
+    770,
+    false,
+    'a memory topic holds its log in memory: it needs retentionBytes (≥ 1, at least segmentBytes)',
+  ),
+  MEMORY_TOPIC_NOT_REPLICATED: entry(
+    771,
+    false,
+    'memory topics live on one broker alone: a cluster does not create them (use storage disk)',
+  ),
+  MEMORY_TOPIC_NO_DURABILITY: entry(
+    772,
+    false,
+    'durability does not apply to a memory topic (nothing is written to disk; it is never)',
+  ),
 
   // 8xx: security.
   AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),

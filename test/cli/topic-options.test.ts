@@ -30,6 +30,46 @@ async function cli(...argv: string[]): Promise<{ code: number; text: string }> {
 }
 
 describe('topic flags', () => {
+  it('create --storage memory makes a memory topic; describe, --json and list report its storage', async () => {
+    const created = await cli(
+      'topic',
+      'create',
+      'ticks',
+      '--storage',
+      'memory',
+      '--retention-bytes',
+      '1048576',
+    );
+    expect(created).toEqual({
+      code: EXIT.ok,
+      text: 'created topic ticks with 1 partition(s) in memory (at most about 1179648 bytes per partition; lost on restart)',
+    });
+    const described = await cli('topic', 'describe', 'ticks');
+    expect(described.text).toMatch(/storage:\s+memory/);
+    expect(described.text).toMatch(/durability:\s+never/);
+    const json = JSON.parse((await cli('--json', 'topic', 'describe', 'ticks')).text) as {
+      topic: { storage: string; config: { retentionBytes: number } };
+    };
+    expect(json.topic).toMatchObject({ storage: 'memory', config: { retentionBytes: 1048576 } });
+    await cli('topic', 'create', 'ondisk');
+    expect((await cli('topic', 'describe', 'ondisk')).text).toMatch(/storage:\s+disk/);
+    expect((await cli('topic', 'list')).text).toMatch(/ticks\s+1\s+never\s+delete\s+-1\s+memory/);
+    const unbounded = await cli(
+      'topic',
+      'create',
+      'nobound',
+      '--storage',
+      'memory',
+      '--retention-bytes',
+      '-1',
+    );
+    expect(unbounded.code).toBe(EXIT.failed);
+    expect(unbounded.text).toContain(`MEMORY_TOPIC_UNBOUNDED (${ErrorCode.MEMORY_TOPIC_UNBOUNDED})`);
+    const usage = await cli('topic', 'create', 'tape', '--storage', 'tape');
+    expect(usage.code).toBe(EXIT.usage);
+    expect(usage.text).toContain('--storage');
+  });
+
   it('create --if-not-exists succeeds twice and says when the topic was already there', async () => {
     expect(await cli('topic', 'create', 'orders', '-p', '2', '--if-not-exists')).toEqual({
       code: EXIT.ok,

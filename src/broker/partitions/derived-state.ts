@@ -40,9 +40,13 @@ export class DerivedState {
     /** The log's stream index (kept by storage; counted here). */
     readonly streams: StreamIndex,
     private readonly limits: () => InflateLimits,
+    /** False for a log in memory: producer snapshots are neither written nor read. */
+    persistent = true,
   ) {
-    this.snapshots = new ProducerSnapshotStore(log.dir, () =>
-      log.state === 'closed' ? null : log.logStartOffset,
+    this.snapshots = new ProducerSnapshotStore(
+      log.dir,
+      () => (log.state === 'closed' ? null : log.logStartOffset),
+      persistent,
     );
   }
 

@@ -2,11 +2,16 @@
 // batches (derived-state.ts: producer state, stream versions), long-poll waiters, stream reads
 // (stream-reader.ts) and push subscriptions (push-subscription.ts). This module is the produce
 // path: per-batch work only (validate, key scan, checks, append, the derived-state hook); no
-// sockets here.
+// sockets here. A partition of a memory topic (docs/storage.md, "Memory topics") runs the same log
+// on a file system in process memory (storage/memory-storage-fs.ts): nothing under its directory
+// exists on disk, its producer state is not snapshotted, and retention runs at every segment roll
+// so that the partition stays within retentionBytes + segmentBytes between the broker's periodic
+// retention runs.
 
 import type { ProduceResponse, ReadStreamResponse } from '../../protocol/commands/data-types.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import { validateRecordBatch } from '../../protocol/record-batch.js';
+import { createMemoryStorageFs } from '../../storage/memory-storage-fs.js';
 import { PartitionLog, type PartitionLogConfig, type StorageObserver } from '../../storage/partition-log.js';
 import type { StreamIndex } from '../../storage/stream-index.js';
 import type { ProducerRecovery } from '../producers/producer-recovery.js';
@@ -26,6 +31,8 @@ export interface PartitionLimits {
   /** Every record needs a key (compacted topics: compaction keeps the latest record per key). */
   keysRequired?: boolean;
 }
+
+export type PartitionStorage = 'disk' | 'memory';
 
 export interface ProduceInput {
   batch: Buffer;
@@ -47,16 +54,33 @@ export class Partition {
   private readonly streamReader: StreamReader;
   private readonly subscriptions = new Set<PushSubscription>();
 
-  private constructor(topic: string, index: number, log: PartitionLog, limits: PartitionLimits) {
+  /** Where the log is kept: on disk, or in this process's memory (a memory topic). */
+  readonly storage: PartitionStorage;
+
+  private constructor(
+    topic: string,
+    index: number,
+    log: PartitionLog,
+    limits: PartitionLimits,
+    storage: PartitionStorage,
+  ) {
     this.topic = topic;
     this.index = index;
     this.log = log;
+    this.storage = storage;
     this.streams = log.streams!;
     this.limits = limits;
-    this.derived = new DerivedState(log, this.streams, () => this.limits);
+    const inMemory = storage === 'memory';
+    this.derived = new DerivedState(log, this.streams, () => this.limits, !inMemory);
     this.streamReader = new StreamReader(index, log, this.streams, this.waiters, () => this.limits);
     log.onVisible((batches, highWatermark) => this.onVisible(batches, highWatermark));
-    log.onRoll(() => this.derived.snapshotInBackground());
+    log.onRoll(
+      inMemory
+        ? // Memory is the bound: the sealed segments past retention go at once, not at the next
+          // periodic run (a fast producer would hold minutes of messages until then).
+          () => void log.applyRetention().catch(() => undefined)
+        : () => this.derived.snapshotInBackground(),
+    );
     log.onSegmentReplaced((event) =>
       event.phase === 'replacing' ? this.derived.invalidateSnapshotsFrom(event.baseOffset) : undefined,
     );
@@ -71,15 +95,19 @@ export class Partition {
     observer?: StorageObserver;
     /** A cluster member's replica: the log keeps its high watermark across restarts. */
     keepHighWatermark?: boolean;
+    /** 'memory': the log lives in process memory under `dir` as a name, and starts empty. */
+    storage?: PartitionStorage;
   }): Promise<Partition> {
+    const storage = options.storage ?? 'disk';
     const log = await PartitionLog.open({
       dir: options.dir,
       config: options.config,
+      ...(storage === 'memory' ? { fs: createMemoryStorageFs() } : {}),
       streams: { maxDecompressedBytes: options.limits.maxDecompressedBytes },
       ...(options.observer !== undefined ? { observer: options.observer } : {}),
       ...(options.keepHighWatermark === true ? { keepHighWatermark: true } : {}),
     });
-    const partition = new Partition(options.topic, options.index, log, options.limits);
+    const partition = new Partition(options.topic, options.index, log, options.limits, storage);
     try {
       await partition.derived.recover();
     } catch (error) {

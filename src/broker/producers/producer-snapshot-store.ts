@@ -32,6 +32,8 @@ export class ProducerSnapshotStore {
   constructor(
     readonly dir: string,
     private readonly logStartOffset: () => bigint | null,
+    /** False for a log in memory (docs/storage.md, "Memory topics"): no snapshot is written or read. */
+    private readonly persistent = true,
   ) {}
 
   /**
@@ -39,7 +41,7 @@ export class ProducerSnapshotStore {
    * The entries must be a copy (they are written later); a failure only counts in `failures`.
    */
   saveInBackground(snapshot: ProducerSnapshot): Promise<void> {
-    if (!this.enabled || snapshot.offset === this.lastOffset) return this.chain;
+    if (!this.persistent || !this.enabled || snapshot.offset === this.lastOffset) return this.chain;
     this.lastOffset = snapshot.offset;
     this.chain = this.chain.then(async () => {
       try {
@@ -76,7 +78,7 @@ export class ProducerSnapshotStore {
   async invalidateFrom(baseOffset: bigint): Promise<void> {
     this.enabled = false;
     await this.chain;
-    await deleteSnapshotsAbove(this.dir, baseOffset);
+    if (this.persistent) await deleteSnapshotsAbove(this.dir, baseOffset);
   }
 
   /**
@@ -91,6 +93,7 @@ export class ProducerSnapshotStore {
     upTo: bigint;
   }): Promise<ProducerSnapshot | null> {
     await this.chain;
+    if (!this.persistent) return null;
     let snapshot: ProducerSnapshot | null = null;
     for (const offset of await deleteSnapshotsAbove(this.dir, options.discardAbove)) {
       if (offset >= options.logStartOffset && offset <= options.upTo)

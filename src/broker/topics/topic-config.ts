@@ -13,6 +13,18 @@ export const CLEANUP_POLICIES = ['delete', 'compact'] as const;
 export type CleanupPolicy = 'delete' | 'compact';
 export const DURABILITY_POLICIES = ['always', 'interval', 'never'] as const;
 export type DurabilityPolicy = (typeof DURABILITY_POLICIES)[number];
+/**
+ * Where a topic's partitions keep their log: `disk` (files under the data directory) or `memory`
+ * (docs/storage.md, "Memory topics": a bounded log in process memory, lost on restart). Fixed at
+ * creation.
+ */
+export const TOPIC_STORAGES = ['disk', 'memory'] as const;
+export type TopicStorage = (typeof TOPIC_STORAGES)[number];
+/** A memory topic's retentionBytes when it names none: each partition holds about this much. */
+export const DEFAULT_MEMORY_RETENTION_BYTES = 64 * 1024 * 1024;
+/** A memory topic's segmentBytes when it names none: an eighth of its retention, at most this. */
+export const DEFAULT_MEMORY_SEGMENT_BYTES = 8 * 1024 * 1024;
+const MIN_SEGMENT_BYTES = 4096;
 
 export interface TopicConfig {
   /** Delete whole segments older than this; -1 keeps data forever. */
@@ -49,6 +61,8 @@ export interface TopicDescription {
   /** Copies of each partition; fixed at creation (topic.json written before it existed holds 1). */
   replicationFactor: number;
   createdAt: number;
+  /** Fixed at creation; a topic.json without it describes a disk topic. */
+  storage: TopicStorage;
   config: TopicConfig;
 }
 
@@ -133,6 +147,53 @@ export function checkReplication(replicationFactor: number, config: TopicConfig)
       `minInsyncReplicas=${config.minInsyncReplicas} is more than replicationFactor=${replicationFactor}: ` +
         `an acks 'all' produce could never be acknowledged`,
     );
+}
+
+export function validateStorage(storage: unknown): TopicStorage {
+  return oneOf('storage', storage, TOPIC_STORAGES);
+}
+
+/**
+ * The base a memory topic's settings resolve over: the broker's defaults with a retention size
+ * (DEFAULT_MEMORY_RETENTION_BYTES) and durability `never` (nothing goes to disk). Its segmentBytes,
+ * unless given, is an eighth of its retention, between 4 KiB and DEFAULT_MEMORY_SEGMENT_BYTES, so
+ * that retention, which removes whole sealed segments, keeps the partition near its bound.
+ */
+export function memoryTopicBase(
+  defaults: TopicConfig,
+  input: Partial<Record<keyof TopicConfig, unknown>> | undefined,
+): TopicConfig {
+  const retentionBytes =
+    typeof input?.retentionBytes === 'number' && input.retentionBytes > 0
+      ? input.retentionBytes
+      : DEFAULT_MEMORY_RETENTION_BYTES;
+  const segmentBytes = Math.min(
+    DEFAULT_MEMORY_SEGMENT_BYTES,
+    Math.max(MIN_SEGMENT_BYTES, Math.floor(retentionBytes / 8)),
+  );
+  return { ...defaults, retentionBytes, segmentBytes, durability: 'never' };
+}
+
+/**
+ * A memory topic's settings must bound its memory: a retention size (each partition holds at most
+ * about retentionBytes + segmentBytes, since retention removes whole sealed segments, checked at
+ * every segment roll) of at least one segment, and no durability but `never`.
+ */
+export function checkStorage(storage: TopicStorage, config: TopicConfig): void {
+  if (storage !== 'memory') return;
+  if (config.retentionBytes < 1)
+    throw errorOf(
+      'MEMORY_TOPIC_UNBOUNDED',
+      `retentionBytes=${config.retentionBytes}: give a size in bytes (default ${DEFAULT_MEMORY_RETENTION_BYTES})`,
+    );
+  if (config.segmentBytes > config.retentionBytes)
+    throw errorOf(
+      'MEMORY_TOPIC_UNBOUNDED',
+      `segmentBytes=${config.segmentBytes} is more than retentionBytes=${config.retentionBytes}: ` +
+        'the partition would hold a whole segment past its retention',
+    );
+  if (config.durability !== 'never')
+    throw errorOf('MEMORY_TOPIC_NO_DURABILITY', `durability=${config.durability}`);
 }
 
 function integerInRange(

@@ -5,7 +5,9 @@
 // Layout under the data directory:
 //   topics/<name>/topic.json      TopicDescription as JSON, written to a temporary file, fsynced,
 //                                 renamed over the old one, then the directory is fsynced
-//   topics/<name>/<partition>/    one directory per partition (storage/partition-log)
+//   topics/<name>/<partition>/    one directory per partition (storage/partition-log); none for a
+//                                 memory topic, whose partitions live in process memory (their
+//                                 paths name them there) and start empty at every open
 //   trash/<name>.<id>/            a deleted topic, renamed here atomically, then removed
 // A topic is created by writing its topic.json last, so a crash mid-create leaves a directory with
 // no topic.json, which open() ignores and removes. Creation is all-or-nothing also without a crash:
@@ -20,12 +22,16 @@ import { join } from 'node:path';
 import { errorOf } from '../../protocol/error-codes.js';
 import {
   checkReplication,
+  checkStorage,
   DEFAULT_TOPIC_CONFIG,
+  memoryTopicBase,
   resolveTopicConfig,
   type TopicConfig,
   type TopicDescription,
+  type TopicStorage,
   validatePartitionCount,
   validateReplicationFactor,
+  validateStorage,
   validateTopicName,
 } from './topic-config.js';
 
@@ -36,6 +42,8 @@ export interface CreateTopicInput {
   partitions?: number;
   /** Copies of each partition (default 1); fixed for the topic's life. */
   replicationFactor?: number;
+  /** Where its partitions keep their log (default 'disk'); fixed for the topic's life. */
+  storage?: TopicStorage;
   config?: Partial<Record<keyof TopicConfig, unknown>>;
 }
 
@@ -143,17 +151,22 @@ export class TopicRegistry {
     // A topic.json written before topics had replicas describes one copy.
     const replicationFactor =
       value.replicationFactor === undefined ? 1 : validateReplicationFactor(value.replicationFactor);
+    // A topic.json written before topics had a storage describes a disk topic.
+    const storage = value.storage === undefined ? 'disk' : validateStorage(value.storage);
+    const configInput = value.config as Partial<Record<keyof TopicConfig, unknown>>;
     const config = resolveTopicConfig(
-      value.config as Partial<Record<keyof TopicConfig, unknown>>,
-      this.defaults,
+      configInput,
+      storage === 'memory' ? memoryTopicBase(this.defaults, configInput) : this.defaults,
     );
     checkReplication(replicationFactor, config);
+    checkStorage(storage, config);
     return {
       name: validateTopicName(value.name, { allowInternal: true }),
       id: value.id,
       partitions: validatePartitionCount(value.partitions),
       replicationFactor,
       createdAt: value.createdAt,
+      storage,
       config,
     };
   }
@@ -204,8 +217,13 @@ export class TopicRegistry {
     const name = validateTopicName(input.name, { allowInternal: options.internal === true });
     const partitions = validatePartitionCount(input.partitions ?? this.defaultPartitions);
     const replicationFactor = validateReplicationFactor(input.replicationFactor ?? 1);
-    const config = resolveTopicConfig(input.config, this.defaults);
+    const storage = validateStorage(input.storage ?? 'disk');
+    const config = resolveTopicConfig(
+      input.config,
+      storage === 'memory' ? memoryTopicBase(this.defaults, input.config) : this.defaults,
+    );
     checkReplication(replicationFactor, config);
+    checkStorage(storage, config);
     if (this.topics.has(name) || this.busy.has(name) || this.damaged.has(name))
       throw errorOf('TOPIC_ALREADY_EXISTS', JSON.stringify(name));
     this.busy.add(name);
@@ -217,10 +235,12 @@ export class TopicRegistry {
         partitions,
         replicationFactor,
         createdAt: Date.now(),
+        storage,
         config,
       };
       await mkdir(dir, { recursive: true });
-      for (let p = 0; p < partitions; p++) await mkdir(join(dir, String(p)), { recursive: true });
+      if (storage === 'disk')
+        for (let p = 0; p < partitions; p++) await mkdir(join(dir, String(p)), { recursive: true });
       await options.open?.(description, 0);
       await writeFileDurably(join(dir, TOPIC_FILE), `${JSON.stringify(description, null, 2)}\n`);
       await syncDirectory(dir);
@@ -243,6 +263,7 @@ export class TopicRegistry {
       throw errorOf('INVALID_REQUEST', `topic ${current.name} is being changed`);
     const config = resolveTopicConfig(input.config, current.config);
     checkReplication(current.replicationFactor, config);
+    checkStorage(current.storage, config);
     let partitions = current.partitions;
     if (input.partitions !== undefined) {
       partitions = validatePartitionCount(input.partitions);
@@ -256,8 +277,9 @@ export class TopicRegistry {
     this.busy.add(current.name);
     const dir = this.topicDir(current.name);
     try {
-      for (let p = current.partitions; p < partitions; p++)
-        await mkdir(join(dir, String(p)), { recursive: true });
+      if (current.storage === 'disk')
+        for (let p = current.partitions; p < partitions; p++)
+          await mkdir(join(dir, String(p)), { recursive: true });
       const next: TopicDescription = { ...current, partitions, config };
       await options.open?.(next, current.partitions);
       await writeFileDurably(join(dir, TOPIC_FILE), `${JSON.stringify(next, null, 2)}\n`);

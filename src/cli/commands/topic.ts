@@ -90,6 +90,7 @@ function describeConfig(topic: TopicView): Record<string, string | number> {
     partitions: topic.partitions,
     'replication.factor': topic.replicationFactor,
     created: new Date(topic.createdAt).toISOString(),
+    storage: topic.storage ?? 'disk',
     durability: c.durability,
     cleanup: c.cleanup,
     'retention.ms': c.retentionMs,
@@ -113,16 +114,29 @@ export function registerTopic(program: Command, context: CliContext): void {
         '--replication-factor <n>',
         'copies of each partition, on as many brokers (more than 1 needs a cluster)',
       )
+      .option(
+        '--storage <where>',
+        "disk (default) | memory: a bounded log in the broker's memory (--retention-bytes, default 64 MiB per partition), lost on restart",
+      )
       .option('--if-not-exists', 'succeed without changing anything when the topic already exists')
       .addHelpText(
         'after',
-        '\nExamples:\n  memorystreamer topic create orders --partitions 4\n  memorystreamer topic create audit --durability always\n  memorystreamer topic create orders --if-not-exists\n  memorystreamer topic create payments --replication-factor 3 --min-insync-replicas 2   (in a cluster)',
+        '\nExamples:\n  memorystreamer topic create orders --partitions 4\n  memorystreamer topic create audit --durability always\n  memorystreamer topic create orders --if-not-exists\n  memorystreamer topic create ticks --storage memory --retention-bytes 16777216\n  memorystreamer topic create payments --replication-factor 3 --min-insync-replicas 2   (in a cluster)',
       ),
   ).action(
     async (
       name: string,
-      flags: ConfigFlags & { partitions: string; replicationFactor?: string; ifNotExists?: boolean },
+      flags: ConfigFlags & {
+        partitions: string;
+        replicationFactor?: string;
+        storage?: string;
+        ifNotExists?: boolean;
+      },
     ) => {
+      const storage =
+        flags.storage === undefined
+          ? undefined
+          : parseChoice('--storage', flags.storage, ['disk', 'memory'] as const);
       const partitions = parseIntegerOption('--partitions', flags.partitions, 1, 10_000);
       const replicationFactor =
         flags.replicationFactor === undefined
@@ -135,11 +149,18 @@ export function registerTopic(program: Command, context: CliContext): void {
           name,
           partitions,
           ...(replicationFactor !== undefined ? { replicationFactor } : {}),
+          ...(storage !== undefined ? { storage } : {}),
           ...(config ? { config } : {}),
         };
         try {
           const created = await client.admin.createTopic(request);
-          context.print(created, `created topic ${created.name} with ${created.partitions} partition(s)`);
+          context.print(
+            created,
+            `created topic ${created.name} with ${created.partitions} partition(s)` +
+              (created.storage === 'memory'
+                ? ` in memory (at most about ${created.config.retentionBytes + created.config.segmentBytes} bytes per partition; lost on restart)`
+                : ''),
+          );
         } catch (error) {
           if (
             flags.ifNotExists !== true ||
@@ -172,13 +193,14 @@ export function registerTopic(program: Command, context: CliContext): void {
           topics.length === 0
             ? 'no topics'
             : renderTable(
-                ['name', 'partitions', 'durability', 'cleanup', 'retention ms'],
+                ['name', 'partitions', 'durability', 'cleanup', 'retention ms', 'storage'],
                 topics.map((t) => [
                   t.name,
                   t.partitions,
                   t.config.durability,
                   t.config.cleanup,
                   t.config.retentionMs,
+                  t.storage ?? 'disk',
                 ]),
               ),
         );

@@ -69,7 +69,9 @@ export class PartitionFeed implements Feed {
       return;
     }
     this.subscription = subscription;
-    if (this.offset < 0n) this.offset = subscription.offset;
+    // The broker starts where asked, except a memory topic emptied by a restart: it starts at its
+    // log start, below the position (docs/storage.md, "Memory topics").
+    if (this.offset < 0n || subscription.offset < this.offset) this.offset = subscription.offset;
   }
 
   /**

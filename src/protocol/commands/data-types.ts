@@ -7,6 +7,9 @@ import type { ErrorName } from '../error-codes.js';
 export type CleanupPolicyName = 'delete' | 'compact';
 export type DurabilityPolicyName = 'always' | 'interval' | 'never';
 
+/** Where a topic's partitions keep their log. */
+export type TopicStorageName = 'disk' | 'memory';
+
 export interface TopicConfigView {
   retentionMs: number;
   retentionBytes: number;
@@ -32,6 +35,8 @@ export interface TopicView {
   /** Copies of each partition, on as many brokers (1 on a broker that runs without a cluster). */
   replicationFactor: number;
   createdAt: number;
+  /** Where the partitions keep their log; 'disk' when absent (docs/storage.md, "Memory topics"). */
+  storage?: TopicStorageName;
   config: TopicConfigView;
 }
 
@@ -58,6 +63,11 @@ export interface CreateTopicRequest {
   partitions?: number;
   /** Copies of each partition (default 1); more than 1 needs a cluster with as many brokers. */
   replicationFactor?: number;
+  /**
+   * 'disk' (default) or 'memory': a bounded log in the broker's memory, lost on restart, refused by
+   * a cluster (docs/storage.md, "Memory topics").
+   */
+  storage?: TopicStorageName;
   config?: Partial<TopicConfigView>;
 }
 export interface AlterTopicRequest {

@@ -23,8 +23,9 @@
 // reader skips them.
 //
 // TopicReplication     size u16 (bytes after this field, ≥ 12) | replicationFactor u32 |
-//                      minInsyncReplicas int | [uncleanLeaderElection u8]
-//                      (a block without the last field reads as false)
+//                      minInsyncReplicas int | [uncleanLeaderElection u8] | [storage u8]
+//                      (a block without uncleanLeaderElection reads as false; storage 0 disk,
+//                      1 memory, a block without it reads as disk)
 // PartitionReplication size u16 (bytes after this field, ≥ 16) | leader i32 (-1 none) |
 //                      leaderEpoch i32 | replicaCount u32 | replica i32 × n | isrCount u32 |
 //                      isr i32 × n | [logEndOffset i64]
@@ -32,8 +33,10 @@
 //                      while followers catch up; a block without it reads as the high watermark)
 //
 // CREATE_TOPIC  req: name string | partitions u32 (0 = broker default) | PartialTopicConfig |
-//                    [flags u8: bit 0 ifNotExists, bit 1 replicationFactor follows |
-//                    [replicationFactor u16]]
+//                    [flags u8: bit 0 ifNotExists, bit 1 replicationFactor follows, bit 2
+//                    storage follows | [replicationFactor u16] | [storage u8 (1 memory)]]
+//                    (storage is written only when it is not disk, so a request for a disk
+//                    topic is what brokers without storage accept)
 //               res: TopicView | TopicReplication
 // ALTER_TOPIC   req: name string | partitions u32 (0 = unchanged) | PartialTopicConfig |
 //                    [flags u8: bit 0 allowKeyMovement]; res: TopicView | TopicReplication
@@ -59,6 +62,7 @@ import type {
   PartitionView,
   TopicConfigView,
   TopicNameRequest,
+  TopicStorageName,
   TopicView,
 } from './data-types.js';
 
@@ -76,7 +80,14 @@ export interface AlterTopicRequest extends AlterTopicFields {
   allowKeyMovement?: boolean;
 }
 
-const CREATE_OPTIONS = ['name', 'partitions', 'replicationFactor', 'config', 'ifNotExists'] as const;
+const CREATE_OPTIONS = [
+  'name',
+  'partitions',
+  'replicationFactor',
+  'storage',
+  'config',
+  'ifNotExists',
+] as const;
 const ALTER_OPTIONS = ['name', 'partitions', 'config', 'allowKeyMovement'] as const;
 
 /**
@@ -111,6 +122,8 @@ export function assertKnownTopicOptions(command: 'createTopic' | 'alterTopic', r
 }
 
 const CLEANUP = ['delete', 'compact'] as const;
+/** Storage on the wire: its index. */
+const STORAGE = ['disk', 'memory'] as const satisfies readonly TopicStorageName[];
 const DURABILITY = ['always', 'interval', 'never'] as const;
 /** The fields of TopicConfig on the wire, in order (a TopicView carries these, and no others). */
 const BASE_CONFIG_FIELDS = [
@@ -235,6 +248,7 @@ function readTopicView(r: BinaryReader): TopicView {
     partitions: r.u32(),
     replicationFactor: 1,
     createdAt: r.int(),
+    storage: 'disk',
     config: readConfig(r),
   };
 }
@@ -299,7 +313,8 @@ function writeTopicReplication(w: BinaryWriter, topic: TopicView): void {
     b
       .u32(topic.replicationFactor)
       .int(topic.config.minInsyncReplicas)
-      .u8(topic.config.uncleanLeaderElection ? 1 : 0),
+      .u8(topic.config.uncleanLeaderElection ? 1 : 0)
+      .u8(enumIndex(STORAGE, topic.storage ?? 'disk')),
   );
 }
 
@@ -308,6 +323,7 @@ function readTopicReplication(r: BinaryReader, into: TopicView): void {
     into.replicationFactor = b.u32();
     into.config.minInsyncReplicas = b.int();
     if (left() >= 1) into.config.uncleanLeaderElection = readFlag(b, 'uncleanLeaderElection');
+    if (left() >= 1) into.storage = enumValue(STORAGE, b.u8(), 'storage');
   });
 }
 
@@ -361,6 +377,7 @@ function readTopicViewPayload(r: BinaryReader): TopicView {
 
 const FLAG_BIT0 = 0x1;
 const FLAG_REPLICATION_FACTOR = 0x2;
+const FLAG_STORAGE = 0x4;
 /** Largest replication factor the wire carries (u16); brokers allow far fewer (topic-config.ts). */
 const MAX_WIRE_REPLICATION_FACTOR = 0xffff;
 
@@ -377,8 +394,11 @@ function writeTopicChange(
 ): void {
   w.string(req.name).u32(req.partitions ?? 0);
   writePartialConfig(w, req.config);
+  const storage = req.storage === undefined || req.storage === 'disk' ? undefined : req.storage;
   const flags =
-    (flag === true ? FLAG_BIT0 : 0) | (replicationFactor !== undefined ? FLAG_REPLICATION_FACTOR : 0);
+    (flag === true ? FLAG_BIT0 : 0) |
+    (replicationFactor !== undefined ? FLAG_REPLICATION_FACTOR : 0) |
+    (storage !== undefined ? FLAG_STORAGE : 0);
   if (flags === 0) return;
   w.u8(flags);
   if (replicationFactor !== undefined) {
@@ -392,6 +412,12 @@ function writeTopicChange(
         `replicationFactor=${JSON.stringify(replicationFactor)}: an integer ≥ 1`,
       );
     w.u16(replicationFactor);
+  }
+  if (storage !== undefined) {
+    const index = enumIndex(STORAGE, storage);
+    if (index < 0)
+      throw errorOf('INVALID_CONFIG', `storage=${JSON.stringify(storage)}: one of ${STORAGE.join(', ')}`);
+    w.u8(index);
   }
 }
 
@@ -407,11 +433,13 @@ function readTopicChange(r: BinaryReader, knownFlags: number): { fields: CreateT
   }
   const replicationFactor = flags & FLAG_REPLICATION_FACTOR ? r.u16() : undefined;
   if (replicationFactor === 0) throw errorOf('MALFORMED_PAYLOAD', 'replicationFactor 0');
+  const storage = flags & FLAG_STORAGE ? enumValue(STORAGE, r.u8(), 'storage') : undefined;
   return {
     fields: {
       name,
       ...(partitions > 0 ? { partitions } : {}),
       ...(replicationFactor !== undefined ? { replicationFactor } : {}),
+      ...(storage !== undefined ? { storage } : {}),
       ...(config ? { config } : {}),
     },
     flag: (flags & FLAG_BIT0) !== 0,
@@ -422,7 +450,7 @@ export const createTopicCommand = defineCommand<CreateTopicRequest, TopicView>({
   opcode: Opcode.CREATE_TOPIC,
   encodeRequest: (w, req) => writeTopicChange(w, req, req.ifNotExists, req.replicationFactor),
   decodeRequest: (r) => {
-    const { fields, flag } = readTopicChange(r, FLAG_BIT0 | FLAG_REPLICATION_FACTOR);
+    const { fields, flag } = readTopicChange(r, FLAG_BIT0 | FLAG_REPLICATION_FACTOR | FLAG_STORAGE);
     return flag ? { ...fields, ifNotExists: true } : fields;
   },
   encodeResponse: writeTopicViewPayload,

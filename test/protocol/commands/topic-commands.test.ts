@@ -48,6 +48,7 @@ function topicView(overrides: Partial<TopicView> = {}, minInsyncReplicas = 1): T
     partitions: 2,
     replicationFactor: 1,
     createdAt: 1_795_400_000_000,
+    storage: 'disk',
     config: {
       retentionMs: -1,
       retentionBytes: -1,
@@ -112,10 +113,10 @@ describe('DESCRIBE_TOPIC replication fields', () => {
   it('skips fields a later version appends inside a block', () => {
     const single = { topic: topicView({ partitions: 1 }), partitions: partitionViews([SINGLE]).slice(0, 1) };
     const bytes = encodeResponse(COMMANDS.describeTopic, single);
-    // The extension: topic block (2 + 13 bytes), then the partition block (2 + 32 bytes).
-    const extensionAt = bytes.length - (2 + 13) - (2 + 32);
-    const topicBlock = bytes.subarray(extensionAt, extensionAt + 15);
-    const partitionBlock = bytes.subarray(extensionAt + 15);
+    // The extension: topic block (2 + 14 bytes), then the partition block (2 + 32 bytes).
+    const extensionAt = bytes.length - (2 + 14) - (2 + 32);
+    const topicBlock = bytes.subarray(extensionAt, extensionAt + 16);
+    const partitionBlock = bytes.subarray(extensionAt + 16);
     const grow = (block: Buffer) => {
       const grown = Buffer.concat([block, Buffer.from([0xaa, 0xbb, 0xcc])]);
       grown.writeUInt16LE(block.readUInt16LE(0) + 3, 0);
@@ -179,7 +180,7 @@ describe('LIST_TOPICS, CREATE_TOPIC and ALTER_TOPIC responses', () => {
       const bytes = encodeResponse(codec, topics[0]!);
       expect(codec.decodeResponse(new BinaryReader(bytes))).toEqual(topics[0]);
       // Without the block (an older broker): one copy.
-      const viewOnly = bytes.subarray(0, bytes.length - 15);
+      const viewOnly = bytes.subarray(0, bytes.length - 16);
       expect(codec.decodeResponse(new BinaryReader(viewOnly))).toEqual(topicView());
     }
   });
@@ -231,9 +232,9 @@ describe('CREATE_TOPIC and ALTER_TOPIC requests', () => {
     zero.writeUInt16LE(0, zero.length - 2);
     expect(() => decodeRequestStrict(COMMANDS.createTopic, zero)).toThrow(/replicationFactor 0/);
     const unknown = Buffer.from(created);
-    unknown[unknown.length - 3] = 0x4;
+    unknown[unknown.length - 3] = 0x8;
     expect(() => decodeRequestStrict(COMMANDS.createTopic, unknown)).toThrow(
-      /unknown topic request flags 0x4/,
+      /unknown topic request flags 0x8/,
     );
   });
 
@@ -259,17 +260,55 @@ describe('uncleanLeaderElection', () => {
     expect(COMMANDS.createTopic.decodeResponse(new BinaryReader(bytes)).config.uncleanLeaderElection).toBe(
       true,
     );
-    // The block of a broker before the field: 12 bytes, no flag.
-    const older = Buffer.from(bytes.subarray(0, bytes.length - 1));
+    // The block of a broker before the field: 12 bytes, no flag (and no storage after it).
+    const older = Buffer.from(bytes.subarray(0, bytes.length - 2));
     older.writeUInt16LE(12, older.length - 14);
     expect(COMMANDS.createTopic.decodeResponse(new BinaryReader(older)).config.uncleanLeaderElection).toBe(
       false,
     );
     // A flag other than 0 or 1 is malformed.
     const bad = Buffer.from(bytes);
-    bad[bad.length - 1] = 2;
+    bad[bad.length - 2] = 2;
     expect(() => COMMANDS.createTopic.decodeResponse(new BinaryReader(bad))).toThrow(
       /uncleanLeaderElection 2/,
     );
+  });
+});
+
+describe('storage', () => {
+  it('create carries storage memory after the flags byte (bit 2); disk is not written, so the request stays the older one', () => {
+    const request = { name: 'ticks', partitions: 2, storage: 'memory' as const, replicationFactor: 1 };
+    const bytes = encodeRequest(COMMANDS.createTopic, request);
+    expect(bytes[bytes.length - 1]).toBe(1);
+    expect(bytes[bytes.length - 4]).toBe(0x2 | 0x4);
+    expect(decodeRequestStrict(COMMANDS.createTopic, bytes)).toEqual(request);
+    const disk = encodeRequest(COMMANDS.createTopic, {
+      name: 'orders',
+      partitions: 2,
+      storage: 'disk',
+      config: { durability: 'always', retentionMs: 86400000 },
+    });
+    expect(disk.toString('hex')).toBe(legacy('create-topic-request').toString('hex'));
+    // Alter knows no storage: the flag is refused, as is a storage the broker does not know.
+    expect(() => decodeRequestStrict(COMMANDS.alterTopic, bytes)).toThrow(/unknown topic request flags 0x6/);
+    const unknown = Buffer.from(bytes);
+    unknown[unknown.length - 1] = 7;
+    expect(() => decodeRequestStrict(COMMANDS.createTopic, unknown)).toThrow(/storage 7 is not known/);
+    expect(() =>
+      encodeRequest(COMMANDS.createTopic, { name: 't', storage: 'tape' as unknown as 'disk' }),
+    ).toThrow(expect.objectContaining({ code: ErrorCode.INVALID_CONFIG }));
+  });
+
+  it('travels last in the topic replication block; a block without it (an older broker) reads as disk', () => {
+    const topic = topicView({ storage: 'memory' });
+    const bytes = encodeResponse(COMMANDS.describeTopic, { topic, partitions: [] });
+    expect(COMMANDS.describeTopic.decodeResponse(new BinaryReader(bytes)).topic.storage).toBe('memory');
+    const listed = encodeResponse(COMMANDS.listTopics, { topics: [topic] });
+    expect(COMMANDS.listTopics.decodeResponse(new BinaryReader(listed)).topics[0]!.storage).toBe('memory');
+    // The block of a broker before storage: 13 bytes.
+    const created = encodeResponse(COMMANDS.createTopic, topic);
+    const older = Buffer.from(created.subarray(0, created.length - 1));
+    older.writeUInt16LE(13, older.length - 15);
+    expect(COMMANDS.createTopic.decodeResponse(new BinaryReader(older)).storage).toBe('disk');
   });
 });

@@ -1,0 +1,326 @@
+// A StorageFs held in process memory, for topics created with `storage: 'memory'` (docs/storage.md,
+// "Memory topics"): the whole partition log (segments, indexes, stream files, retention,
+// compaction) runs on it unchanged, and nothing reaches the disk. Every operation completes in the
+// calling turn (its promise is already settled: no thread-pool hop, no event-loop turn), so an
+// append costs a memory copy. `datasync` and `syncDirectory` do nothing: there is nothing to make
+// durable, and everything is gone when the process ends.
+//
+// Semantics follow node:fs for what the storage layer uses: positioned reads return fewer bytes at
+// the end of a file, positioned writes past the end leave zeros in the gap, truncate shrinks or
+// extends with zeros, rename replaces its target, readdir lists the direct children (files and
+// directories), and a missing file or directory fails with an Error whose `code` is ENOENT (EEXIST,
+// ENOTDIR, EISDIR, ENOTEMPTY likewise), as node's errors carry them.
+//
+// Layout of one file: `chunks[i]` holds bytes [i × CHUNK_BYTES, (i + 1) × CHUNK_BYTES); only the last
+// chunk may be shorter than CHUNK_BYTES (it grows by doubling up to it), so a growing segment never
+// copies what it holds, and a file costs at most one partly used chunk beyond its size.
+
+import { posix } from 'node:path';
+import type { StorageFile, StorageFs } from './storage-fs.js';
+
+/** Bytes per chunk of a memory file. */
+export const CHUNK_BYTES = 64 * 1024;
+/** The first allocation of a file's last chunk (small files: indexes, checkpoints). */
+const FIRST_CHUNK_BYTES = 256;
+
+/** A node-style file-system error: `code`, `errno`, `syscall` and `path` as node:fs sets them. */
+function fsError(code: 'ENOENT' | 'EEXIST' | 'ENOTDIR' | 'EISDIR' | 'EBADF', syscall: string, path: string) {
+  const errnos = { ENOENT: -2, EEXIST: -17, ENOTDIR: -20, EISDIR: -21, EBADF: -9 } as const;
+  const texts = {
+    ENOENT: 'no such file or directory',
+    EEXIST: 'file already exists',
+    ENOTDIR: 'not a directory',
+    EISDIR: 'illegal operation on a directory',
+    EBADF: 'bad file descriptor',
+  } as const;
+  const error = new Error(`${code}: ${texts[code]}, ${syscall} '${path}'`) as NodeJS.ErrnoException;
+  error.code = code;
+  error.errno = errnos[code];
+  error.syscall = syscall;
+  error.path = path;
+  return error;
+}
+
+/** The bytes of one memory file (shared by every handle open on it, like an inode). */
+export class MemoryFileData {
+  private chunks: Buffer[] = [];
+  size = 0;
+
+  /** Bytes held, counting the unused tail of the last chunk (what the file costs). */
+  get allocatedBytes(): number {
+    let total = 0;
+    for (const chunk of this.chunks) total += chunk.length;
+    return total;
+  }
+
+  read(target: Buffer, offset: number, length: number, position: number): number {
+    const end = Math.min(this.size, position + length);
+    let at = position;
+    let into = offset;
+    while (at < end) {
+      const chunk = this.chunks[Math.floor(at / CHUNK_BYTES)]!;
+      const within = at % CHUNK_BYTES;
+      const take = Math.min(end - at, CHUNK_BYTES - within);
+      chunk.copy(target, into, within, within + take);
+      at += take;
+      into += take;
+    }
+    return Math.max(0, end - position);
+  }
+
+  write(source: Uint8Array, position: number): void {
+    const end = position + source.length;
+    if (end > this.size) this.grow(end);
+    let at = position;
+    let from = 0;
+    while (from < source.length) {
+      const chunk = this.chunks[Math.floor(at / CHUNK_BYTES)]!;
+      const within = at % CHUNK_BYTES;
+      const take = Math.min(source.length - from, CHUNK_BYTES - within);
+      chunk.set(source.subarray(from, from + take), within);
+      at += take;
+      from += take;
+    }
+  }
+
+  /** Shrinks (dropping whole chunks past the end) or extends with zeros. */
+  truncate(length: number): void {
+    if (length > this.size) {
+      this.grow(length);
+      return;
+    }
+    const keep = Math.ceil(length / CHUNK_BYTES);
+    this.chunks.length = keep;
+    // Bytes past the new end in the kept last chunk are zeroed, so a later extension reads zeros.
+    const last = this.chunks[keep - 1];
+    if (last !== undefined) last.fill(0, length - (keep - 1) * CHUNK_BYTES);
+    this.size = length;
+  }
+
+  /** A copy of the whole file. */
+  contents(): Buffer {
+    const out = Buffer.allocUnsafe(this.size);
+    this.read(out, 0, this.size, 0);
+    return out;
+  }
+
+  /** Makes room up to `end` (new bytes are zero) and sets the size. */
+  private grow(end: number): void {
+    const lastIndex = Math.floor((end - 1) / CHUNK_BYTES);
+    // The current last chunk becomes whole when others follow it, or large enough for `end`.
+    for (let i = Math.max(0, this.chunks.length - 1); i <= lastIndex; i++) {
+      const needed = i < lastIndex ? CHUNK_BYTES : end - i * CHUNK_BYTES;
+      const chunk = this.chunks[i];
+      if (chunk !== undefined && chunk.length >= needed) continue;
+      let capacity = Math.max(FIRST_CHUNK_BYTES, chunk?.length ?? 0);
+      while (capacity < needed) capacity *= 2;
+      const grown = Buffer.alloc(Math.min(capacity, CHUNK_BYTES));
+      if (chunk !== undefined) chunk.copy(grown);
+      this.chunks[i] = grown;
+    }
+    this.size = end;
+  }
+}
+
+class MemoryFile implements StorageFile {
+  private closed = false;
+
+  constructor(
+    private readonly data: MemoryFileData,
+    private readonly path: string,
+  ) {}
+
+  private check(syscall: string): void {
+    if (this.closed) throw fsError('EBADF', syscall, this.path);
+  }
+
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
+    try {
+      this.check('read');
+      return Promise.resolve(this.data.read(buffer, offset, length, position));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  writev(buffers: Buffer[], position: number): Promise<void> {
+    try {
+      this.check('writev');
+      let at = position;
+      for (const buffer of buffers) {
+        this.data.write(buffer, at);
+        at += buffer.length;
+      }
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  datasync(): Promise<void> {
+    return this.closed ? Promise.reject(fsError('EBADF', 'fdatasync', this.path)) : Promise.resolve();
+  }
+
+  truncate(length: number): Promise<void> {
+    try {
+      this.check('ftruncate');
+      this.data.truncate(length);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  size(): Promise<number> {
+    return this.closed
+      ? Promise.reject(fsError('EBADF', 'fstat', this.path))
+      : Promise.resolve(this.data.size);
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.reject(fsError('EBADF', 'close', this.path));
+    this.closed = true;
+    return Promise.resolve();
+  }
+}
+
+/** A StorageFs in memory, plus what it holds (for tests and memory accounting). */
+export interface MemoryStorageFs extends StorageFs {
+  /** Always true: lets callers tell a memory file system from one on disk. */
+  readonly inMemory: true;
+  /** Bytes the files hold now (their sizes). */
+  usedBytes(): number;
+  /** Bytes allocated for the files (sizes plus the unused tails of their last chunks). */
+  allocatedBytes(): number;
+  /** Paths of every file, sorted (tests). */
+  files(): string[];
+}
+
+/**
+ * A new, empty file system in memory. Paths are normalized as POSIX paths; the root `/` always
+ * exists, and any other directory must be made with `mkdir` (recursive) before files go in it.
+ * The returned object holds its operations as own properties, so spreading it (budgetedFs) keeps them.
+ */
+export function createMemoryStorageFs(): MemoryStorageFs {
+  const files = new Map<string, MemoryFileData>();
+  const directories = new Set<string>(['/']);
+  const norm = (path: string): string => posix.resolve('/', path);
+
+  /** The parent directory of `path`, which must exist (ENOENT otherwise, as open(2) reports). */
+  const requireParent = (path: string, syscall: string): void => {
+    const parent = posix.dirname(path);
+    if (directories.has(parent)) return;
+    throw fsError(files.has(parent) ? 'ENOTDIR' : 'ENOENT', syscall, path);
+  };
+
+  const run = <T>(operation: () => T): Promise<T> => {
+    try {
+      return Promise.resolve(operation());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+
+  return {
+    inMemory: true,
+    open: (rawPath, mode) =>
+      run(() => {
+        const path = norm(rawPath);
+        if (directories.has(path)) throw fsError('EISDIR', 'open', rawPath);
+        let data = files.get(path);
+        if (data === undefined) {
+          if (mode !== 'create') throw fsError('ENOENT', 'open', rawPath);
+          requireParent(path, 'open');
+          data = new MemoryFileData();
+          files.set(path, data);
+        }
+        return new MemoryFile(data, rawPath) as StorageFile;
+      }),
+    readFile: (rawPath) =>
+      run(() => {
+        const path = norm(rawPath);
+        if (directories.has(path)) throw fsError('EISDIR', 'read', rawPath);
+        const data = files.get(path);
+        if (data === undefined) throw fsError('ENOENT', 'open', rawPath);
+        return data.contents();
+      }),
+    writeFile: (rawPath, bytes) =>
+      run(() => {
+        const path = norm(rawPath);
+        if (directories.has(path)) throw fsError('EISDIR', 'open', rawPath);
+        requireParent(path, 'open');
+        // A new inode's worth of bytes: handles open on the old file keep theirs only through
+        // rename, so replacing the contents in place matches `open(path, 'w')` + write.
+        const data = files.get(path) ?? new MemoryFileData();
+        data.truncate(0);
+        data.write(bytes, 0);
+        files.set(path, data);
+      }),
+    rename: (rawFrom, rawTo) =>
+      run(() => {
+        const from = norm(rawFrom);
+        const to = norm(rawTo);
+        const data = files.get(from);
+        if (data === undefined) {
+          if (directories.has(from)) throw fsError('EISDIR', 'rename', rawFrom);
+          throw fsError('ENOENT', 'rename', rawFrom);
+        }
+        if (directories.has(to)) throw fsError('EISDIR', 'rename', rawTo);
+        requireParent(to, 'rename');
+        // The target's old bytes stay with handles open on it (as an unlinked inode does).
+        files.delete(from);
+        files.set(to, data);
+      }),
+    unlink: (rawPath) =>
+      run(() => {
+        const path = norm(rawPath);
+        if (directories.has(path)) throw fsError('EISDIR', 'unlink', rawPath);
+        if (!files.delete(path)) throw fsError('ENOENT', 'unlink', rawPath);
+      }),
+    readdir: (rawPath) =>
+      run(() => {
+        const path = norm(rawPath);
+        if (!directories.has(path)) throw fsError(files.has(path) ? 'ENOTDIR' : 'ENOENT', 'scandir', rawPath);
+        const prefix = path === '/' ? '/' : `${path}/`;
+        const names: string[] = [];
+        for (const entry of [...files.keys(), ...directories]) {
+          if (entry === path || !entry.startsWith(prefix)) continue;
+          const rest = entry.slice(prefix.length);
+          if (!rest.includes('/')) names.push(rest);
+        }
+        return names.sort();
+      }),
+    mkdir: (rawPath) =>
+      run(() => {
+        const path = norm(rawPath);
+        // Recursive, like the node one: every missing ancestor is made; an existing directory is fine.
+        const missing: string[] = [];
+        for (let at = path; !directories.has(at); at = posix.dirname(at)) {
+          if (files.has(at)) throw fsError('EEXIST', 'mkdir', rawPath);
+          missing.push(at);
+        }
+        for (const dir of missing) directories.add(dir);
+      }),
+    syncDirectory: (rawPath) =>
+      run(() => {
+        const path = norm(rawPath);
+        if (!directories.has(path)) throw fsError('ENOENT', 'open', rawPath);
+      }),
+    exists: (rawPath) =>
+      run(() => {
+        const path = norm(rawPath);
+        return files.has(path) || directories.has(path);
+      }),
+    usedBytes() {
+      let total = 0;
+      for (const data of files.values()) total += data.size;
+      return total;
+    },
+    allocatedBytes() {
+      let total = 0;
+      for (const data of files.values()) total += data.allocatedBytes;
+      return total;
+    },
+    files: () => [...files.keys()].sort(),
+  };
+}

@@ -1,0 +1,209 @@
+// The memory StorageFs behaves as the node one for what the storage layer uses: each scenario runs
+// on both (the node one in a temporary directory) and their results and error codes must agree.
+// Then a whole PartitionLog runs on it: appends, reads, rolls, retention, reopen of the same
+// memory, and its operations settle without an event-loop turn.
+
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
+import { CHUNK_BYTES, createMemoryStorageFs } from '../../src/storage/memory-storage-fs.js';
+import { PartitionLog } from '../../src/storage/partition-log.js';
+import { nodeStorageFs, type StorageFs } from '../../src/storage/storage-fs.js';
+import { useTempDir } from '../harness/temp-dir.js';
+
+const dir = useTempDir('ms-memfs-');
+
+const makeBatch = (key: string): Buffer => encodeRecordBatch([{ key, value: Buffer.alloc(400, 0x61) }]);
+
+/** What an operation gave: its value, or the code of the error it threw. */
+async function outcome<T>(operation: () => Promise<T>): Promise<{ value: T } | { code: string }> {
+  try {
+    return { value: await operation() };
+  } catch (error) {
+    return { code: String((error as NodeJS.ErrnoException).code) };
+  }
+}
+
+/** Runs `scenario` on the node fs (under the temp dir) and on a memory fs (same paths); both must agree. */
+async function agree(scenario: (fs: StorageFs, root: string) => Promise<unknown[]>): Promise<unknown[]> {
+  const onDisk = await scenario(nodeStorageFs, dir.path);
+  const memory = createMemoryStorageFs();
+  await memory.mkdir(dir.path);
+  const inMemory = await scenario(memory, dir.path);
+  expect(inMemory).toEqual(onDisk);
+  return inMemory;
+}
+
+describe('memory StorageFs: the same semantics as node:fs', () => {
+  it('positioned writes and reads, gaps read as zeros, short reads at the end', async () => {
+    const results = await agree(async (fs, root) => {
+      const file = await fs.open(`${root}/a.log`, 'create');
+      await file.writev([Buffer.from('hello'), Buffer.from(' world')], 0);
+      await file.writev([Buffer.from('XY')], 20); // a gap of zeros from 11 to 20
+      const buffer = Buffer.alloc(40, 0xee);
+      const read = await file.read(buffer, 2, 38, 0);
+      const tail = Buffer.alloc(8);
+      const tailRead = await file.read(tail, 0, 8, 18);
+      const past = await file.read(Buffer.alloc(4), 0, 4, 100);
+      const size = await file.size();
+      await file.datasync();
+      await file.close();
+      return [read, buffer.toString('hex'), tailRead, tail.toString('hex'), past, size];
+    });
+    expect(results[0]).toBe(22);
+    expect(results[4]).toBe(0);
+  });
+
+  it('writes and reads across chunk boundaries keep every byte', async () => {
+    const data = randomBytes(3 * CHUNK_BYTES + 123);
+    await agree(async (fs, root) => {
+      const file = await fs.open(`${root}/big.log`, 'create');
+      // Written in odd pieces so that writes straddle chunks.
+      for (let at = 0; at < data.length; at += 7777)
+        await file.writev([data.subarray(at, Math.min(data.length, at + 7777))], at);
+      const back = Buffer.alloc(data.length);
+      const read = await file.read(back, 0, data.length, 0);
+      const middle = Buffer.alloc(2 * CHUNK_BYTES);
+      await file.read(middle, 0, middle.length, CHUNK_BYTES - 5);
+      await file.close();
+      return [read, back.equals(data), middle.equals(data.subarray(CHUNK_BYTES - 5, 3 * CHUNK_BYTES - 5))];
+    });
+  });
+
+  it('truncate shrinks, and extends with zeros (also after a shrink inside a chunk)', async () => {
+    await agree(async (fs, root) => {
+      const file = await fs.open(`${root}/t.log`, 'create');
+      await file.writev([Buffer.alloc(CHUNK_BYTES + 100, 0x41)], 0);
+      await file.truncate(10);
+      const afterShrink = await file.size();
+      await file.truncate(30);
+      const buffer = Buffer.alloc(30);
+      await file.read(buffer, 0, 30, 0);
+      await file.close();
+      return [
+        afterShrink,
+        await fs.readFile(`${root}/t.log`).then((b) => b.toString('hex')),
+        buffer.toString('hex'),
+      ];
+    });
+  });
+
+  it('open, readFile, rename, unlink, readdir and syncDirectory fail with the same codes', async () => {
+    await agree(async (fs, root) => [
+      await outcome(() => fs.open(`${root}/missing.log`, 'read-write')),
+      await outcome(() => fs.open(`${root}/no-dir/x.log`, 'create')),
+      await outcome(() => fs.readFile(`${root}/missing`)),
+      await outcome(() => fs.rename(`${root}/missing`, `${root}/other`)),
+      await outcome(() => fs.unlink(`${root}/missing`)),
+      await outcome(() => fs.readdir(`${root}/missing`)),
+      await outcome(() => fs.syncDirectory(`${root}/missing`)),
+      await outcome(() => fs.writeFile(`${root}/no-dir/x`, Buffer.from('x'))),
+      await fs.exists(`${root}/missing`),
+    ]);
+    const results = await agree(async (fs, root) => [await outcome(() => fs.readFile(`${root}/gone`))]);
+    expect(results[0]).toEqual({ code: 'ENOENT' });
+  });
+
+  it('writeFile, rename over a target, readdir of files and directories, unlink, mkdir twice', async () => {
+    await agree(async (fs, root) => {
+      await fs.mkdir(`${root}/p/0`);
+      await fs.mkdir(`${root}/p/0`);
+      await fs.writeFile(`${root}/p/0/a.index.tmp`, Buffer.from('new'));
+      await fs.writeFile(`${root}/p/0/a.index`, Buffer.from('old contents'));
+      await fs.rename(`${root}/p/0/a.index.tmp`, `${root}/p/0/a.index`);
+      await fs.writeFile(`${root}/p/0/b`, Buffer.from('b'));
+      await fs.mkdir(`${root}/p/0/sub`);
+      const listed = await fs.readdir(`${root}/p/0`);
+      const top = await fs.readdir(`${root}/p`);
+      await fs.unlink(`${root}/p/0/b`);
+      await fs.syncDirectory(`${root}/p/0`);
+      return [
+        listed.sort(),
+        top,
+        (await fs.readFile(`${root}/p/0/a.index`)).toString(),
+        (await fs.readdir(`${root}/p/0`)).sort(),
+        await fs.exists(`${root}/p/0/a.index`),
+        await fs.exists(`${root}/p/0/b`),
+        await fs.exists(`${root}/p/0/sub`),
+      ];
+    });
+  });
+
+  it('a handle keeps the bytes of a file renamed over or unlinked (as an open inode does)', async () => {
+    await agree(async (fs, root) => {
+      await fs.writeFile(`${root}/seg.log`, Buffer.from('original'));
+      const handle = await fs.open(`${root}/seg.log`, 'read-write');
+      await fs.writeFile(`${root}/seg.log.cleaned`, Buffer.from('compacted'));
+      await fs.rename(`${root}/seg.log.cleaned`, `${root}/seg.log`);
+      const buffer = Buffer.alloc(8);
+      await handle.read(buffer, 0, 8, 0);
+      await handle.close();
+      return [buffer.toString(), (await fs.readFile(`${root}/seg.log`)).toString()];
+    });
+  });
+
+  it('a closed handle refuses further use (EBADF on both)', async () => {
+    await agree(async (fs, root) => {
+      const file = await fs.open(`${root}/c.log`, 'create');
+      await file.close();
+      return [await outcome(() => file.read(Buffer.alloc(1), 0, 1, 0))];
+    });
+  });
+
+  it('settles every operation without an event-loop turn (no thread-pool hop)', async () => {
+    const fs = createMemoryStorageFs();
+    await fs.mkdir('/d');
+    const file = await fs.open('/d/x.log', 'create');
+    let turned = false;
+    setImmediate(() => {
+      turned = true;
+    });
+    for (let i = 0; i < 1000; i++) await file.writev([Buffer.alloc(100, i)], i * 100);
+    const buffer = Buffer.alloc(100);
+    await file.read(buffer, 0, 100, 999 * 100);
+    expect(turned).toBe(false);
+    expect(buffer[0]).toBe(999 & 0xff);
+    expect(fs.usedBytes()).toBe(100_000);
+    expect(fs.allocatedBytes()).toBeLessThan(100_000 + CHUNK_BYTES);
+  });
+});
+
+describe('a PartitionLog on the memory StorageFs', () => {
+  it('appends, reads, rolls segments, applies retention by bytes and reopens from the same memory', async () => {
+    const fs = createMemoryStorageFs();
+    const config = { segmentBytes: 8192, retentionBytes: 32 * 1024, durability: 'always' as const };
+    const log = await PartitionLog.open({
+      dir: '/topics/t/0',
+      config,
+      fs,
+      streams: { maxDecompressedBytes: 1 << 20 },
+    });
+    for (let i = 0; i < 200; i++) {
+      const ticket = log.append(makeBatch(`k${i % 5}`));
+      await ticket.done;
+    }
+    expect(log.highWatermark).toBe(200n);
+    const first = await log.read(0n, 1 << 20);
+    expect(first.data.length).toBeGreaterThan(0);
+    const before = fs.usedBytes();
+    expect(await log.applyRetention()).toBeGreaterThan(0);
+    expect(log.logStartOffset).toBeGreaterThan(0n);
+    const segments = fs.files().filter((path) => path.endsWith('.log'));
+    expect(segments.length).toBeLessThanOrEqual(6);
+    expect(fs.usedBytes()).toBeLessThan(before);
+    // The log sizes retention counts are at most retentionBytes + one segment.
+    expect(log.sizeBytes).toBeLessThanOrEqual(config.retentionBytes + config.segmentBytes);
+    const kept = await log.read(log.logStartOffset, 1 << 20);
+    await log.close();
+    const again = await PartitionLog.open({
+      dir: '/topics/t/0',
+      config,
+      fs,
+      streams: { maxDecompressedBytes: 1 << 20 },
+    });
+    expect(again.highWatermark).toBe(200n);
+    expect(again.logStartOffset).toBe(log.logStartOffset);
+    expect((await again.read(again.logStartOffset, 1 << 20)).data).toEqual(kept.data);
+    await again.close();
+  });
+});
