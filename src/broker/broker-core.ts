@@ -1005,6 +1005,7 @@ export class BrokerCore {
     reassignmentStatus: () => this.operations('reassignment status').reassignmentStatus(),
     drainBroker: (request) => this.operations('broker drain').drainBroker(request),
     electLeaders: (request) => this.operations('leader election').electLeaders(request),
+    brokerHeartbeat: (request) => this.operations('broker heartbeat').brokerHeartbeat(request),
     createTopic: async (request) => {
       assertKnownTopicOptions('createTopic', request);
       if (this.clusterTopics !== null) {

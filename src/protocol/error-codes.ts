@@ -149,6 +149,11 @@ export const ERROR_TABLE = {
   ),
   NEEDS_CLUSTER: entry(738, false, 'this operation needs a cluster (brokers started with serve --cluster)'),
   REASSIGNMENT_IN_PROGRESS: entry(739, false, 'the partition is being reassigned already'),
+  BROKER_SESSION_UNKNOWN: entry(
+    740,
+    true,
+    'the controller does not know the broker registration a heartbeat names (a stale process, or one not seen yet)',
+  ),
 
   // 8xx: security.
   AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),

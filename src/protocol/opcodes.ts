@@ -55,6 +55,8 @@ export const OPCODE_TABLE = {
   // may name thousands of partitions.
   REPLICA_FETCH: op(0x0601, false),
   OFFSETS_FOR_LEADER_EPOCH: op(0x0602, false),
+  // 0x0603–0x0607: broker liveness (heartbeats to the controller).
+  BROKER_HEARTBEAT: op(0x0603, true),
 } as const;
 
 export type OpcodeName = keyof typeof OPCODE_TABLE;
