@@ -327,6 +327,19 @@ export class ControllerService {
     this.scheduleReconcile();
   }
 
+  /**
+   * The last step of a controlled shutdown on the controller: the term is resigned (a standby
+   * campaigns at once) and this broker does not campaign again.
+   */
+  async resignForShutdown(): Promise<void> {
+    this.shuttingDown = true;
+    const term = this.term;
+    if (term === null) return;
+    await this.reconciling;
+    this.endTerm('controlled shutdown');
+    await this.plane.resign(term).catch((error: Error) => this.events.onError?.(error));
+  }
+
   /** Brokers fenced by this controller now (empty elsewhere). */
   fencedBrokers(): ReadonlySet<number> {
     return this.liveness?.fenced() ?? new Set();
@@ -458,7 +471,8 @@ export class ControllerService {
     const mine = this.controller;
     if (mine !== null && (current === null || current.epoch !== mine.term.epoch))
       this.endTerm(current === null ? 'controller key gone' : `broker ${current.brokerId} is controller now`);
-    if (current === null && !this.campaigning && !this.session.lost) {
+    // A broker in a controlled shutdown leaves the controller role to the others.
+    if (current === null && !this.campaigning && !this.session.lost && !this.shuttingDown) {
       this.campaigning = true;
       try {
         const term = await this.plane.campaign(this.session);

@@ -68,7 +68,9 @@ export class StaleTopicError extends Error {
  * controller does not count as live now (fenced for missing heartbeats, or shutting down).
  */
 function liveBrokers(cache: MetadataCache, notLive: ReadonlySet<number>): Set<number> {
-  return new Set(cache.brokers().flatMap((broker) => (notLive.has(broker.brokerId) ? [] : [broker.brokerId])));
+  return new Set(
+    cache.brokers().flatMap((broker) => (notLive.has(broker.brokerId) ? [] : [broker.brokerId])),
+  );
 }
 
 export class Controller {

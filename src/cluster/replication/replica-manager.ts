@@ -706,6 +706,8 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     isr: readonly number[],
     isrVersion: number,
   ): void {
+    // A fenced leader changes no ISR (the leader state proposes again later).
+    if (this.member.selfFenced) return;
     const key = KEYS.partition(topic, partition);
     const plane = this.member.controlPlane;
     void plane
@@ -866,6 +868,12 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   leaderEpochForProduce(topic: string, partition: number, acks: Acks): number {
     const leader = this.leaders.get(keyOf(topic, partition));
     if (leader === undefined) throw this.notLeader(topic, partition);
+    // Self-fencing: the controller may have elected another leader in this broker's place.
+    if (this.member.selfFenced)
+      throw errorOf(
+        'NOT_LEADER',
+        `${topic}/${partition}: broker ${this.member.brokerId} is fenced (no heartbeat answered by the controller for ${this.member.silentForMs} ms)`,
+      );
     const refused = leader.state.checkAppend(acks);
     if (refused !== null) throw errorOf(refused, `${topic}/${partition}`);
     return leader.state.leaderEpoch;
