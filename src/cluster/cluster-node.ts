@@ -108,6 +108,7 @@ export function clusterPart(options: ClusterPartOptions): NodePartStarter {
       name: 'cluster member',
       beforeStop: async () => {
         const startedMs = Date.now();
+        manager?.beginShutdown();
         const remaining = await joined.controlledShutdown(CONTROLLED_SHUTDOWN_TIMEOUT_MS);
         logger.info(
           { tookMs: Date.now() - startedMs, stillLed: remaining.length },

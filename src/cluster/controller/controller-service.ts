@@ -64,7 +64,10 @@ export interface ControllerServiceEvents {
 export const DEFAULT_FENCING_TIME_MS = 300;
 
 export interface ControllerServiceOptions {
-  /** How long the controller waits for a broker's heartbeat before it fences it. */
+  /**
+   * How long the controller waits for a broker's heartbeat before it fences it; without it the
+   * controller fences nobody itself (a broker leaves when its etcd lease expires).
+   */
   readonly fencingTimeMs?: number;
 }
 
@@ -84,7 +87,7 @@ export class ControllerService {
   private dirty = false;
   private campaigning = false;
   private stopped = false;
-  readonly fencingTimeMs: number;
+  readonly fencingTimeMs: number | null;
   /** The brokers' heartbeats, while this broker is the controller. */
   private liveness: BrokerLiveness | null = null;
   private livenessTimer: NodeJS.Timeout | null = null;
@@ -100,7 +103,7 @@ export class ControllerService {
     this.plane = plane;
     this.session = session;
     this.events = events;
-    this.fencingTimeMs = options.fencingTimeMs ?? DEFAULT_FENCING_TIME_MS;
+    this.fencingTimeMs = options.fencingTimeMs ?? null;
   }
 
   static async start(
@@ -286,12 +289,18 @@ export class ControllerService {
    */
   async heartbeat(request: BrokerHeartbeatRequest): Promise<BrokerHeartbeatResponse> {
     const controller = this.requireController();
-    const liveness = this.liveness;
-    if (liveness === null || request.controllerEpoch > controller.term.epoch)
+    if (request.controllerEpoch > controller.term.epoch)
       throw errorOf(
         'NOT_CONTROLLER',
         `broker ${this.session.brokerId} does not hold controller epoch ${request.controllerEpoch}`,
       );
+    const answer = () => ({
+      controllerEpoch: controller.term.epoch,
+      fencingTimeMs: this.fencingTimeMs ?? 0,
+      metadataRevision: this.cache.revision,
+    });
+    const liveness = this.liveness;
+    if (liveness === null) return answer();
     const now = Date.now();
     const wasFenced = liveness.fenced().has(request.brokerId);
     const wasShuttingDown = liveness.shuttingDown().has(request.brokerId);
@@ -310,11 +319,7 @@ export class ControllerService {
       this.scheduleReconcile();
       if (wasFenced) await this.reconciling;
     }
-    return {
-      controllerEpoch: controller.term.epoch,
-      fencingTimeMs: this.fencingTimeMs,
-      metadataRevision: this.cache.revision,
-    };
+    return answer();
   }
 
   /**
@@ -355,12 +360,13 @@ export class ControllerService {
   /** A new term: every registered broker gets one fencing time to be heard from. */
   private startLiveness(): void {
     this.stopLiveness();
+    if (this.fencingTimeMs === null) return;
     const liveness = new BrokerLiveness(this.fencingTimeMs, this.session.brokerId);
     liveness.sync(this.cache.brokers(), Date.now());
     if (this.shuttingDown) liveness.setShuttingDown(this.session.brokerId, true);
     this.liveness = liveness;
     // Checked a tenth of the fencing time apart: a silent broker is fenced at most that late.
-    const everyMs = Math.max(5, Math.min(50, Math.floor(this.fencingTimeMs / 10)));
+    const everyMs = Math.max(5, Math.min(50, Math.floor(liveness.fencingTimeMs / 10)));
     this.livenessTimer = setInterval(() => {
       const change = liveness.check(Date.now());
       if (change.fenced.length > 0) {

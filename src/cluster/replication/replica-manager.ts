@@ -351,6 +351,8 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   private readonly tick: NodeJS.Timeout;
   private reconciling: Promise<void> = Promise.resolve();
   private stopped = false;
+  /** A controlled shutdown began: this broker follows nobody any more (it is leaving the ISRs). */
+  private leaving = false;
   private readonly replicaLagTimeMs: number;
   private readonly ackTimeoutMs: number;
   private readonly idleFetchBackoffMs: number;
@@ -395,6 +397,15 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
       .catch((error: unknown) =>
         this.logger.error({ reason: (error as Error).message }, 'replica reconcile failed'),
       );
+  }
+
+  /**
+   * A controlled shutdown begins: the followers stop fetching, so that the leaders do not take
+   * this broker back into their ISRs while the controller moves it out of them.
+   */
+  beginShutdown(): void {
+    this.leaving = true;
+    for (const key of [...this.followers.keys()]) this.stopFollower(key);
   }
 
   async stop(): Promise<void> {
@@ -479,6 +490,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
           this.becomeLeader(topic, p, replicas, leaderEpoch, isr, Number(state.modRevision), handOver);
         } else {
           this.resignLeader(key);
+          if (this.leaving) continue;
           const current = this.followers.get(key);
           if (current !== undefined && current.leaderEpoch === leaderEpoch) continue;
           current?.stop();
