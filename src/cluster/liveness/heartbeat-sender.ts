@@ -45,6 +45,8 @@ export class HeartbeatSender {
   private stopped = false;
   private lastErrorLogMs = 0;
   private controllerEpoch: bigint | null = null;
+  /** Heartbeats not answered yet (stop waits for them: a connection still opening is not closed by close()). */
+  private readonly unanswered = new Set<Promise<void>>();
 
   constructor(options: HeartbeatSenderOptions) {
     this.options = options;
@@ -91,6 +93,8 @@ export class HeartbeatSender {
     this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    // Each ends within the fencing time (its request and connect timeouts).
+    await Promise.allSettled([...this.unanswered]);
     await this.link?.transport.close();
     this.link = null;
   }
@@ -104,7 +108,7 @@ export class HeartbeatSender {
     const link = this.linkTo(controller.brokerId, registration.advertise);
     if (link.inFlight >= MAX_IN_FLIGHT) return;
     link.inFlight++;
-    link.transport
+    const sent = link.transport
       .request(
         'brokerHeartbeat',
         {
@@ -141,20 +145,28 @@ export class HeartbeatSender {
       )
       .finally(() => {
         link.inFlight--;
+        this.unanswered.delete(sent);
       });
+    this.unanswered.add(sent);
   }
 
   /** The connection to the controller, opened again when the controller moves. */
   private linkTo(brokerId: number, advertise: string): ControllerLink {
     const known = this.link;
     if (known !== null && known.brokerId === brokerId && known.advertise === advertise) return known;
-    void known?.transport.close().catch(() => undefined);
+    if (known !== null) {
+      // Closed once its heartbeats are answered or timed out (a connection still opening would
+      // be left open by an earlier close).
+      const pending = [...this.unanswered];
+      void Promise.allSettled(pending).then(() => known.transport.close().catch(() => undefined));
+    }
     const colon = advertise.lastIndexOf(':');
     const transport = new TcpTransport({
       brokers: [
         { host: advertise.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(advertise.slice(colon + 1)) },
       ],
       clientId: `broker-${this.options.brokerId}-heartbeat`,
+      connectTimeoutMs: this.options.fence.fencingTimeMs,
     });
     this.link = { brokerId, advertise, transport, inFlight: 0 };
     return this.link;
