@@ -219,10 +219,9 @@ async function main(): Promise<void> {
       const before = await settled();
       const controller = before.controllerId;
       const partitions = before.topics[0]!.partitions;
-      const victim =
-        kind === 'controller'
-          ? controller
-          : (partitions.map((p) => p.leader).find((id) => id !== controller) ?? null);
+      // Leader kills take turns among the brokers that lead and are not the controller.
+      const candidates = [...new Set(partitions.map((p) => p.leader))].filter((id) => id !== controller);
+      const victim = kind === 'controller' ? controller : (candidates[index % candidates.length] ?? null);
       if (victim === null) throw new Error('every partition is led by the controller');
       const led = partitions.filter((p) => p.leader === victim).map((p) => p.partition);
       const affected = kind === 'controller' ? partitions.map((p) => p.partition) : led;
