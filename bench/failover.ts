@@ -51,7 +51,11 @@ async function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function waitFor<T>(what: string, attempt: () => Promise<T | null>, timeoutMs = 60_000): Promise<T> {
+async function waitFor<T>(
+  what: string | (() => string),
+  attempt: () => Promise<T | null>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   while (Date.now() < deadline) {
@@ -64,7 +68,7 @@ async function waitFor<T>(what: string, attempt: () => Promise<T | null>, timeou
     await sleep(20);
   }
   throw new Error(
-    `${what}: not within ${timeoutMs} ms${last !== null ? ` (${(last as Error).message})` : ''}`,
+    `${typeof what === 'string' ? what : what()}: not within ${timeoutMs} ms${last !== null ? ` (${(last as Error).message})` : ''}`,
   );
 }
 
@@ -146,6 +150,8 @@ async function main(): Promise<void> {
   );
   const ports: number[] = [];
   const brokers: Array<SpawnedBroker | null> = [];
+  // The brokers' warnings, for the error of a run that cannot go on.
+  const logs = new Map<number, string>();
   const start = async (id: number): Promise<SpawnedBroker> =>
     spawnBrokerProcess({
       dataDir: join(dir, `b${id}`),
@@ -157,6 +163,7 @@ async function main(): Promise<void> {
         MEMORYSTREAMER_CLUSTER_LEASE_TTL: '1s',
         MEMORYSTREAMER_LOG_LEVEL: 'warn',
       },
+      stderr: (text) => logs.set(id, ((logs.get(id) ?? '') + text).slice(-8000)),
     });
   let client: Client | null = null;
   let load: Load | null = null;
@@ -190,15 +197,24 @@ async function main(): Promise<void> {
       }
       return link.request('metadata', { topics: [TOPIC] }, { timeoutMs: 2_000 });
     };
+    let lastSeen = '';
     const settled = async (): Promise<MetadataResponse> =>
-      waitFor('every replica in sync', async () => {
-        const metadata = await metadataFrom(1 + (Math.floor(Math.random() * 3) % 3));
-        const ok =
-          metadata.controllerId > 0 &&
-          metadata.brokers.length === 3 &&
-          metadata.topics[0]!.partitions.every((p) => p.leader > 0 && p.isr.length === 3);
-        return ok ? metadata : null;
-      });
+      waitFor(
+        () => `every replica in sync (last seen: ${lastSeen}; broker logs: ${JSON.stringify([...logs])})`,
+        async () => {
+          const metadata = await metadataFrom(1 + (Math.floor(Math.random() * 3) % 3));
+          lastSeen = JSON.stringify({
+            controller: metadata.controllerId,
+            brokers: metadata.brokers.map((b) => b.id),
+            partitions: metadata.topics[0]!.partitions.map((p) => ({ leader: p.leader, isr: p.isr })),
+          });
+          const ok =
+            metadata.controllerId > 0 &&
+            metadata.brokers.length === 3 &&
+            metadata.topics[0]!.partitions.every((p) => p.leader > 0 && p.isr.length === 3);
+          return ok ? metadata : null;
+        },
+      );
     await settled();
     load = new Load(client);
     await waitFor('the load running', async () =>
