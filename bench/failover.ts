@@ -164,6 +164,8 @@ async function main(): Promise<void> {
         MEMORYSTREAMER_LOG_LEVEL: 'warn',
       },
       stderr: (text) => logs.set(id, ((logs.get(id) ?? '') + text).slice(-8000)),
+      // A loaded machine can take long to start a broker from the sources.
+      startupTimeoutMs: 120_000,
     });
   let client: Client | null = null;
   let load: Load | null = null;
