@@ -17,6 +17,7 @@
 // broker that cannot join leaves no trace in the cluster. Stopping runs the steps backwards.
 
 import { randomUUID } from 'node:crypto';
+import type { ClientTlsOptions } from '../client/tcp-transport.js';
 import { errorOf } from '../protocol/error-codes.js';
 import { claimIdentity, readIdentity } from './broker-identity.js';
 import { parseClusterUrl } from './control-plane/cluster-url.js';
@@ -53,6 +54,8 @@ export interface ClusterMemberOptions {
   readonly heartbeatIntervalMs?: number;
   /** The broker stopped (or started again) acting as a leader on its own. */
   readonly onSelfFence?: (state: 'fenced' | 'unfenced', silentForMs: number) => void;
+  /** TLS of the heartbeat connection to the controller, read at each new one; none: plain TCP. */
+  readonly heartbeatTls?: () => ClientTlsOptions | undefined;
 }
 
 export const DEFAULT_LEASE_TTL_SECONDS = 1;
@@ -152,6 +155,7 @@ export class ClusterMember {
         service,
         ...(options.onSelfFence !== undefined ? { onTransition: options.onSelfFence } : {}),
         ...(events.onError !== undefined ? { onError: events.onError } : {}),
+        ...(options.heartbeatTls !== undefined ? { tls: options.heartbeatTls } : {}),
       });
       heartbeats.start();
       return new ClusterMember(options, clusterId, plane, session, service, { fence, heartbeats });

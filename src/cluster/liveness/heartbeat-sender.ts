@@ -6,7 +6,7 @@
 // watch has brought it there (a broker fenced meanwhile first learns who leads in its place).
 // The controller's own broker is answered by itself while it holds its term.
 
-import { TcpTransport } from '../../client/tcp-transport.js';
+import { type ClientTlsOptions, TcpTransport } from '../../client/tcp-transport.js';
 import type { ControllerService } from '../controller/controller-service.js';
 import type { SelfFence } from './self-fence.js';
 
@@ -26,6 +26,8 @@ export interface HeartbeatSenderOptions {
   readonly onTransition?: (state: 'fenced' | 'unfenced', silentForMs: number) => void;
   /** A heartbeat that failed, other than by timeout or a lost connection (for the log). */
   readonly onError?: (error: Error) => void;
+  /** TLS of the connection to the controller, read at each new one (as for replica fetches); none: plain. */
+  readonly tls?: () => ClientTlsOptions | undefined;
 }
 
 interface ControllerLink {
@@ -161,12 +163,14 @@ export class HeartbeatSender {
       void Promise.allSettled(pending).then(() => known.transport.close().catch(() => undefined));
     }
     const colon = advertise.lastIndexOf(':');
+    const tls = this.options.tls?.();
     const transport = new TcpTransport({
       brokers: [
         { host: advertise.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(advertise.slice(colon + 1)) },
       ],
       clientId: `broker-${this.options.brokerId}-heartbeat`,
       connectTimeoutMs: this.options.fence.fencingTimeMs,
+      ...(tls !== undefined ? { tls } : {}),
     });
     this.link = { brokerId, advertise, transport, inFlight: 0 };
     return this.link;
