@@ -15,7 +15,7 @@ let cluster: ProcessCluster;
 
 describe.skipIf(!etcdAvailable())('controlled shutdown', () => {
   beforeAll(async () => {
-    cluster = await startCluster({ name: 'rolling', logLevel: 'info' });
+    cluster = await startCluster({ name: 'rolling', logLevel: 'info' }); // info: a failed stop shows what the broker did
   }, 90_000);
   afterAll(async () => {
     await cluster?.stop();
