@@ -1012,6 +1012,7 @@ export class BrokerCore {
       if (verify === undefined) throw errorOf('NEEDS_CLUSTER', 'partition verify: this broker runs alone');
       return verify(request);
     },
+    brokerHeartbeat: (request) => this.operations('broker heartbeat').brokerHeartbeat(request),
     createTopic: async (request) => {
       assertKnownTopicOptions('createTopic', request);
       if (this.clusterTopics !== null) {

@@ -81,6 +81,8 @@ export interface BrokerNodeOptions extends BrokerCoreOptions {
 export interface NodePart {
   /** What the part is, for the log and for errors of a start that failed. */
   readonly name: string;
+  /** Before the node stops serving (a cluster member moves its leadership away first). */
+  beforeStop?(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -267,6 +269,7 @@ export class BrokerNode {
     if (this.stopped) return;
     this.stopped = true;
     await this.trimmer?.stop();
+    for (const part of this.parts) await part.beforeStop?.().catch(() => undefined);
     if (this.server !== null) await this.server.shutdown({ deadlineMs: options.deadlineMs ?? 5000 });
     if (this.admin !== null) await this.admin.close();
     await stopParts(this.parts, this.logger);

@@ -6,6 +6,10 @@
 
 import type { AntiEntropyRequests } from '../protocol/commands/anti-entropy-commands.js';
 import type {
+  BrokerHeartbeatRequest,
+  BrokerHeartbeatResponse,
+} from '../protocol/commands/broker-heartbeat-command.js';
+import type {
   ConfigHistoryRequest,
   ConfigHistoryResponse,
   ConfigRollbackRequest,
@@ -112,10 +116,14 @@ export interface ClusterConfigRequests {
   alterTopic(request: AlterTopicRequest, alter: () => Promise<TopicView>): Promise<TopicView>;
 }
 
-/** Operating a cluster (reassignment, drain, leader election): done by its controller. */
+/**
+ * Operating a cluster (reassignment, drain, leader election): done by its controller; the
+ * controller also takes the other brokers' heartbeats (broker liveness).
+ */
 export interface ClusterOperations {
   reassignPartitions(request: ReassignPartitionsRequest): Promise<ReassignPartitionsResponse>;
   reassignmentStatus(): Promise<ReassignmentStatusResponse>;
   drainBroker(request: DrainBrokerRequest): Promise<DrainBrokerResponse>;
   electLeaders(request: ElectLeadersRequest): Promise<ElectLeadersResponse>;
+  brokerHeartbeat(request: BrokerHeartbeatRequest): Promise<BrokerHeartbeatResponse>;
 }

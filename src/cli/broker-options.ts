@@ -114,6 +114,8 @@ export interface ClusterSettings {
   leaseTtlSeconds: number;
   replicaLagTimeMs: number;
   antiEntropyIntervalMs: number;
+  fencingTimeMs: number;
+  heartbeatIntervalMs: number;
 }
 
 export function clusterSettingsFrom(config: LoadedConfig): ClusterSettings | null {
@@ -132,6 +134,13 @@ export function clusterSettingsFrom(config: LoadedConfig): ClusterSettings | nul
   if (brokerId < 0) throw errorOf('INVALID_CONFIG', 'cluster.etcd needs cluster.broker_id (--broker-id)');
   if (advertise === '')
     throw errorOf('INVALID_CONFIG', 'cluster.etcd needs cluster.advertise (--advertise host:port)');
+  const fencingTimeMs = v['cluster.fencing_time'] as number;
+  const heartbeatIntervalMs = v['cluster.heartbeat_interval'] as number;
+  if (heartbeatIntervalMs * 2 > fencingTimeMs)
+    throw errorOf(
+      'INVALID_CONFIG',
+      `cluster.heartbeat_interval ${heartbeatIntervalMs} ms: at most half of cluster.fencing_time (${fencingTimeMs} ms)`,
+    );
   return {
     etcd,
     brokerId,
@@ -139,6 +148,8 @@ export function clusterSettingsFrom(config: LoadedConfig): ClusterSettings | nul
     leaseTtlSeconds: Math.ceil((v['cluster.lease_ttl'] as number) / 1000),
     replicaLagTimeMs: v['cluster.replica_lag_time'] as number,
     antiEntropyIntervalMs: v['cluster.anti_entropy_interval'] as number,
+    fencingTimeMs,
+    heartbeatIntervalMs,
   };
 }
 

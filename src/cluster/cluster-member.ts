@@ -9,18 +9,27 @@
 //   4. register under a lease (BROKER_ID_IN_USE while another live broker holds the id);
 //   5. record the identity in the data directory (first start only), so a directory is only ever
 //      claimed by a broker that did join;
-//   6. run the controller service: the metadata cache, and the controller role when elected.
+//   6. run the controller service: the metadata cache, and the controller role when elected;
+//   7. heartbeat to the controller (liveness/heartbeat-sender.ts): the broker acts as a leader
+//      only while the controller answers (liveness/self-fence.ts).
 //
 // A failure at any step undoes the steps before it (registration revoked, etcd closed), so a
 // broker that cannot join leaves no trace in the cluster. Stopping runs the steps backwards.
 
 import { randomUUID } from 'node:crypto';
+import type { ClientTlsOptions } from '../client/tcp-transport.js';
 import { errorOf } from '../protocol/error-codes.js';
 import { claimIdentity, readIdentity } from './broker-identity.js';
 import { parseClusterUrl } from './control-plane/cluster-url.js';
 import { type BrokerSession, ControlPlane } from './control-plane/control-plane.js';
 import type { MetadataCache } from './control-plane/metadata-cache.js';
-import { ControllerService, type ControllerServiceEvents } from './controller/controller-service.js';
+import {
+  ControllerService,
+  type ControllerServiceEvents,
+  DEFAULT_FENCING_TIME_MS,
+} from './controller/controller-service.js';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, HeartbeatSender } from './liveness/heartbeat-sender.js';
+import { SelfFence } from './liveness/self-fence.js';
 
 export interface ClusterMemberOptions {
   /** `etcd://host:port[,host:port…][/name]`. */
@@ -36,9 +45,20 @@ export interface ClusterMemberOptions {
   /** Each failed attempt to reach etcd while joining (for the broker's log). */
   readonly onConnectRetry?: (attempt: number, error: Error, delayMs: number) => void;
   readonly events?: ControllerServiceEvents;
+  /**
+   * A broker not heard from for this long is fenced by the controller (new leaders for its
+   * partitions), and one whose heartbeats are not answered for this long stops leading.
+   */
+  readonly fencingTimeMs?: number;
+  /** How often the broker heartbeats to the controller. */
+  readonly heartbeatIntervalMs?: number;
+  /** The broker stopped (or started again) acting as a leader on its own. */
+  readonly onSelfFence?: (state: 'fenced' | 'unfenced', silentForMs: number) => void;
+  /** TLS of the heartbeat connection to the controller, read at each new one; none: plain TCP. */
+  readonly heartbeatTls?: () => ClientTlsOptions | undefined;
 }
 
-export const DEFAULT_LEASE_TTL_SECONDS = 3;
+export const DEFAULT_LEASE_TTL_SECONDS = 1;
 const ADVERTISE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
 /** Checks what can be checked without etcd: broker id and advertised address. */
@@ -61,6 +81,8 @@ export class ClusterMember {
   private readonly plane: ControlPlane;
   private readonly session: BrokerSession;
   private readonly service: ControllerService;
+  private readonly fence: SelfFence;
+  private readonly heartbeats: HeartbeatSender;
   private stopped = false;
 
   private constructor(
@@ -69,6 +91,7 @@ export class ClusterMember {
     plane: ControlPlane,
     session: BrokerSession,
     service: ControllerService,
+    liveness: { fence: SelfFence; heartbeats: HeartbeatSender },
   ) {
     this.brokerId = options.brokerId;
     this.advertise = options.advertise;
@@ -76,6 +99,8 @@ export class ClusterMember {
     this.plane = plane;
     this.session = session;
     this.service = service;
+    this.fence = liveness.fence;
+    this.heartbeats = liveness.heartbeats;
   }
 
   static async join(options: ClusterMemberOptions): Promise<ClusterMember> {
@@ -100,13 +125,40 @@ export class ClusterMember {
           'CLUSTER_ID_MISMATCH',
           `${options.dataDir} belongs to cluster ${existing.clusterId}, not ${clusterId} (use a new data directory to join this cluster)`,
         );
+      const startedAtMs = Date.now();
       session = await plane.register(
-        { brokerId: options.brokerId, advertise: options.advertise, startedAtMs: Date.now() },
+        { brokerId: options.brokerId, advertise: options.advertise, startedAtMs },
         options.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS,
       );
       await claimIdentity(options.dataDir, { clusterId, brokerId: options.brokerId });
-      const service = await ControllerService.start(plane, session, options.events ?? {});
-      return new ClusterMember(options, clusterId, plane, session, service);
+      const fencingTimeMs = options.fencingTimeMs ?? DEFAULT_FENCING_TIME_MS;
+      let heartbeats: HeartbeatSender | null = null;
+      const events = options.events ?? {};
+      const service = await ControllerService.start(
+        plane,
+        session,
+        {
+          ...events,
+          onMetadata: (cache, changes) => {
+            events.onMetadata?.(cache, changes);
+            heartbeats?.onMetadata();
+          },
+        },
+        { fencingTimeMs },
+      );
+      const fence = new SelfFence(fencingTimeMs, Date.now());
+      heartbeats = new HeartbeatSender({
+        brokerId: options.brokerId,
+        startedAtMs,
+        intervalMs: options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+        fence,
+        service,
+        ...(options.onSelfFence !== undefined ? { onTransition: options.onSelfFence } : {}),
+        ...(events.onError !== undefined ? { onError: events.onError } : {}),
+        ...(options.heartbeatTls !== undefined ? { tls: options.heartbeatTls } : {}),
+      });
+      heartbeats.start();
+      return new ClusterMember(options, clusterId, plane, session, service, { fence, heartbeats });
     } catch (error) {
       await session?.close().catch(() => undefined);
       await plane.close().catch(() => undefined);
@@ -133,6 +185,55 @@ export class ClusterMember {
     return this.service;
   }
 
+  /**
+   * True while the controller has not answered this broker's heartbeats for the fencing time: it
+   * must not act as a leader (the controller may have elected others in its place).
+   */
+  get selfFenced(): boolean {
+    return this.fence.isFenced(Date.now());
+  }
+
+  /** How long the controller has not confirmed this broker (for an error message). */
+  get silentForMs(): number {
+    return this.fence.silentForMs(Date.now());
+  }
+
+  /**
+   * Starts a controlled shutdown: the controller (this broker's own term, or the one its
+   * heartbeats reach) moves leadership of its partitions to other in-sync replicas.
+   */
+  beginShutdown(): void {
+    this.service.beginShutdown();
+    this.heartbeats.beginShutdown();
+  }
+
+  /** Partitions this broker leads, as the metadata says. */
+  ledPartitions(): Array<{ topic: string; partition: number }> {
+    const cache = this.service.cache;
+    return cache
+      .topics()
+      .flatMap(({ value: topic }) =>
+        Array.from({ length: topic.partitions }, (_, partition) => ({ topic: topic.name, partition })).filter(
+          (p) => cache.partition(p.topic, p.partition)?.value.leader === this.brokerId,
+        ),
+      );
+  }
+
+  /**
+   * A controlled shutdown, before the broker stops serving: leadership moves to other in-sync
+   * replicas (a partition without one goes offline until this broker is back), then the
+   * controller role, if this broker holds it, is resigned so that a standby takes it at once.
+   * Waits at most `timeoutMs` for the moves; returns the partitions still led here.
+   */
+  async controlledShutdown(timeoutMs: number): Promise<Array<{ topic: string; partition: number }>> {
+    this.beginShutdown();
+    const deadline = Date.now() + timeoutMs;
+    while (this.ledPartitions().length > 0 && Date.now() < deadline && !this.stopped)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    await this.service.resignForShutdown();
+    return this.ledPartitions();
+  }
+
   /** Called when the membership lease is lost (etcd unreachable longer than the lease). */
   onLeaseLost(listener: (error: Error) => void): void {
     this.session.onLost(listener);
@@ -142,6 +243,7 @@ export class ClusterMember {
   async leave(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.heartbeats.stop();
     await this.service.stop();
     await this.session.close().catch(() => undefined);
     await this.plane.close();

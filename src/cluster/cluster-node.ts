@@ -1,7 +1,9 @@
 // The cluster member as a part of a broker node: joins the cluster (cluster-member.ts), then runs
 // this broker's replicas from the metadata (replica-manager.ts), re-checked at every metadata
-// change, and exports the replication and controller metrics. Stops in reverse: replicas first
-// (leaders resign, fetchers stop), then the membership.
+// change, and exports the replication and controller metrics. Stops in reverse: before the node
+// stops serving, a controlled shutdown moves leadership to other in-sync replicas (clients are
+// answered NOT_LEADER and move on, instead of losing their connections to a leader); then the
+// replicas stop (leaders resign, fetchers stop), then the membership.
 
 import type { NodePartStarter } from '../broker/broker-node.js';
 import { registerAntiEntropyMetrics } from '../metrics/anti-entropy-metrics.js';
@@ -11,6 +13,9 @@ import { NO_LEADER } from './control-plane/metadata-records.js';
 import { LeaderElectionCounter } from './leader-election-counter.js';
 import { interBrokerTls } from './replication/inter-broker-tls.js';
 import { ReplicaManager, type ReplicaManagerOptions } from './replication/replica-manager.js';
+
+/** A controlled shutdown waits this long at most for leadership to move away. */
+const CONTROLLED_SHUTDOWN_TIMEOUT_MS = 5_000;
 
 export type ClusterPartOptions = Omit<ClusterMemberOptions, 'events' | 'dataDir'> & {
   readonly replication?: ReplicaManagerOptions;
@@ -65,6 +70,8 @@ export function clusterPart(options: ClusterPartOptions): NodePartStarter {
     member = await ClusterMember.join({
       ...options,
       dataDir: core.storageDir,
+      // Heartbeats go to the controller like replica fetches go to leaders: over TLS when the brokers use it.
+      heartbeatTls: interBrokerTls(node),
       onConnectRetry: (attempt, error, delayMs) =>
         logger.warn({ attempt, delayMs, reason: error.message }, 'etcd not reachable yet; retrying'),
       events: {
@@ -80,7 +87,16 @@ export function clusterPart(options: ClusterPartOptions): NodePartStarter {
         },
         onError: (error) => logger.warn({ reason: error.message }, 'cluster metadata'),
         onTerm: (term) => logger.info({ epoch: term.epoch.toString() }, 'this broker is the controller'),
+        onFencing: (brokerIds, fenced) =>
+          logger.warn(
+            { brokers: brokerIds },
+            fenced ? 'brokers fenced: no heartbeat for the fencing time' : 'fenced broker heard again',
+          ),
       },
+      onSelfFence: (state, silentForMs) =>
+        state === 'fenced'
+          ? logger.warn({ silentForMs }, 'no heartbeat answered by the controller: this broker stops leading')
+          : logger.info({ silentForMs }, 'heartbeats answered again: this broker may lead'),
     });
     const [host, port] = [
       options.advertise.slice(0, options.advertise.lastIndexOf(':')),
@@ -96,6 +112,15 @@ export function clusterPart(options: ClusterPartOptions): NodePartStarter {
     const joined = member;
     return {
       name: 'cluster member',
+      beforeStop: async () => {
+        const startedMs = Date.now();
+        manager?.beginShutdown();
+        const remaining = await joined.controlledShutdown(CONTROLLED_SHUTDOWN_TIMEOUT_MS);
+        logger.info(
+          { tookMs: Date.now() - startedMs, stillLed: remaining.length },
+          'controlled shutdown: leadership moved away',
+        );
+      },
       stop: async () => {
         await manager?.stop();
         await joined.leave();

@@ -177,6 +177,11 @@ export const ERROR_TABLE = {
     false,
     'durability does not apply to a memory topic (nothing is written to disk; it is never)',
   ),
+  BROKER_SESSION_UNKNOWN: entry(
+    740,
+    true,
+    'the controller does not know the broker registration a heartbeat names (a stale process, or one not seen yet)',
+  ),
 
   // 8xx: security.
   AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),

@@ -67,6 +67,8 @@ export const OPCODE_TABLE = {
   SEGMENT_RANGE: op(0x0612, false),
   // An admin's check now of a topic's follower replicas (its answer lists every partition checked).
   PARTITION_VERIFY: op(0x0613, false),
+  // 0x0603–0x0607: broker liveness (heartbeats to the controller).
+  BROKER_HEARTBEAT: op(0x0603, true),
 } as const;
 
 export type OpcodeName = keyof typeof OPCODE_TABLE;

@@ -266,8 +266,20 @@ export const SETTINGS = [
   {
     key: 'cluster.lease_ttl',
     type: { kind: 'duration', min: SECOND, max: 60 * SECOND },
-    default: 3 * SECOND,
-    doc: 'a broker that stops heartbeating to etcd for this long leaves the cluster; its partitions get new leaders',
+    default: SECOND,
+    doc: 'a broker that stops heartbeating to etcd for this long leaves the cluster (etcd may raise it to its minimum, about 1.5 election timeouts); a dead controller is replaced after it',
+  },
+  {
+    key: 'cluster.fencing_time',
+    type: { kind: 'duration', min: 50, max: 60 * SECOND },
+    default: 300,
+    doc: 'the controller fences a broker whose heartbeats it has not had for this long (its partitions get new leaders from their in-sync replicas), and a broker whose heartbeats the controller has not answered for this long stops acting as a leader',
+  },
+  {
+    key: 'cluster.heartbeat_interval',
+    type: { kind: 'duration', min: 5, max: 10 * SECOND },
+    default: 50,
+    doc: 'how often a broker heartbeats to the controller (well below cluster.fencing_time)',
   },
   {
     key: 'cluster.replica_lag_time',

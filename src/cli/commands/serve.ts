@@ -263,6 +263,8 @@ export function registerServe(program: Command, context: CliContext): void {
                 brokerId: cluster.brokerId,
                 advertise: cluster.advertise,
                 leaseTtlSeconds: cluster.leaseTtlSeconds,
+                fencingTimeMs: cluster.fencingTimeMs,
+                heartbeatIntervalMs: cluster.heartbeatIntervalMs,
                 replication: {
                   replicaLagTimeMs: cluster.replicaLagTimeMs,
                   antiEntropyIntervalMs: cluster.antiEntropyIntervalMs,

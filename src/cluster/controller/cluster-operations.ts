@@ -1,10 +1,16 @@
 // The broker side of reassignment, drain and leader election: the controller does them; a broker
 // that is not the controller passes the request on to it over a broker-to-broker connection (one
 // hop), so a client may send them to any broker. NOT_CONTROLLER comes back when no controller is
-// elected, or when it changed during the hop (the client's retry then finds the new one).
+// elected, or when it changed during the hop (the client's retry then finds the new one). Broker
+// heartbeats are answered by the controller only: one passed on would say nothing of the link
+// between the broker and its controller.
 
 import type { ClusterOperations } from '../../broker/replica-hooks.js';
 import type { TcpTransport } from '../../client/tcp-transport.js';
+import type {
+  BrokerHeartbeatRequest,
+  BrokerHeartbeatResponse,
+} from '../../protocol/commands/broker-heartbeat-command.js';
 import type { DrainBrokerRequest, DrainBrokerResponse } from '../../protocol/commands/drain-commands.js';
 import type {
   ElectLeadersRequest,
@@ -61,6 +67,10 @@ export class ControllerOperations implements ClusterOperations {
     return this.onController('electLeaders', request, async (service) => ({
       moved: await service.electLeaders(request.topics),
     }));
+  }
+
+  brokerHeartbeat(request: BrokerHeartbeatRequest): Promise<BrokerHeartbeatResponse> {
+    return this.member.controllerService.heartbeat(request);
   }
 
   private async onController<K extends OperationName>(

@@ -2,13 +2,25 @@
 // campaign for the controller role whenever nobody holds it, and, while this broker is the
 // controller, a reconcile after every change. Reconciles never overlap: changes that arrive while
 // one runs are folded into one more run after it.
+//
+// While it is the controller it also takes the other brokers' heartbeats (BROKER_HEARTBEAT) and
+// fences a broker silent for the fencing time (liveness/broker-liveness.ts): the fenced broker is
+// not live for the reconcile, which elects new leaders for its partitions from their ISRs by
+// compare-and-swap, well before its etcd lease would expire. A broker that heartbeats again is
+// live again. A broker in a controlled shutdown (it says so in its heartbeats) is not live for
+// leadership either, so its partitions move to other ISR members before it stops.
 
 import { MemoryStreamerError } from '../../common/errors.js';
+import type {
+  BrokerHeartbeatRequest,
+  BrokerHeartbeatResponse,
+} from '../../protocol/commands/broker-heartbeat-command.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import type { BrokerSession, ControlPlane } from '../control-plane/control-plane.js';
 import { type ControllerInfo, MetadataCache, type MetadataEvent } from '../control-plane/metadata-cache.js';
 import { KEYS } from '../control-plane/metadata-keys.js';
 import { NO_LEADER, type TopicRecord } from '../control-plane/metadata-records.js';
+import { BrokerLiveness } from '../liveness/broker-liveness.js';
 import {
   Controller,
   type LeaderChange,
@@ -44,6 +56,19 @@ export interface ControllerServiceEvents {
   onMetadata?(cache: MetadataCache, events: readonly MetadataEvent[]): void;
   /** A failure the service recovers from by itself (it keeps running). */
   onError?(error: Error): void;
+  /** As the controller: brokers fenced (silent for the fencing time), or live again. */
+  onFencing?(brokerIds: readonly number[], fenced: boolean): void;
+}
+
+/** A broker silent this long is fenced by the controller (and fences itself). */
+export const DEFAULT_FENCING_TIME_MS = 300;
+
+export interface ControllerServiceOptions {
+  /**
+   * How long the controller waits for a broker's heartbeat before it fences it; without it the
+   * controller fences nobody itself (a broker leaves when its etcd lease expires).
+   */
+  readonly fencingTimeMs?: number;
 }
 
 /** After a campaign or a reconcile that failed (etcd unreachable, a timeout), the next attempt. */
@@ -62,19 +87,32 @@ export class ControllerService {
   private dirty = false;
   private campaigning = false;
   private stopped = false;
+  readonly fencingTimeMs: number | null;
+  /** The brokers' heartbeats, while this broker is the controller. */
+  private liveness: BrokerLiveness | null = null;
+  private livenessTimer: NodeJS.Timeout | null = null;
+  /** This broker is in a controlled shutdown (passed over for leadership by its own term too). */
+  private shuttingDown = false;
 
-  private constructor(plane: ControlPlane, session: BrokerSession, events: ControllerServiceEvents) {
+  private constructor(
+    plane: ControlPlane,
+    session: BrokerSession,
+    events: ControllerServiceEvents,
+    options: ControllerServiceOptions,
+  ) {
     this.plane = plane;
     this.session = session;
     this.events = events;
+    this.fencingTimeMs = options.fencingTimeMs ?? null;
   }
 
   static async start(
     plane: ControlPlane,
     session: BrokerSession,
     events: ControllerServiceEvents = {},
+    options: ControllerServiceOptions = {},
   ): Promise<ControllerService> {
-    const service = new ControllerService(plane, session, events);
+    const service = new ControllerService(plane, session, events, options);
     await service.resync();
     session.onLost((error) => service.endTerm(`lease lost: ${error.message}`));
     return service;
@@ -199,11 +237,16 @@ export class ControllerService {
     }
     if (cancel) return { drained: false, drainedBrokers: [...this.drained.ids], moved: [], stayed: [] };
     this.scheduleReconcile();
+    const notLive = this.notLive();
     const movable = (p: { topic: string; partition: number }) => {
       const state = this.cache.partition(p.topic, p.partition)?.value;
       return (
         state?.isr.some(
-          (id) => id !== brokerId && !this.drained.ids.has(id) && this.cache.broker(id) !== undefined,
+          (id) =>
+            id !== brokerId &&
+            !this.drained.ids.has(id) &&
+            !notLive.has(id) &&
+            this.cache.broker(id) !== undefined,
         ) === true
       );
     };
@@ -226,7 +269,7 @@ export class ControllerService {
   async electLeaders(topics?: readonly string[]): Promise<LeaderChange[]> {
     const controller = this.requireController();
     const moved = await this.guard(controller, () =>
-      controller.electPreferredLeaders(this.cache, this.drained.ids, topics),
+      controller.electPreferredLeaders(this.cache, this.drained.ids, topics, this.notLive()),
     );
     await this.settle(() =>
       moved.every(
@@ -235,6 +278,109 @@ export class ControllerService {
       ),
     );
     return moved;
+  }
+
+  /**
+   * A broker's heartbeat (BROKER_HEARTBEAT), on the controller: the broker is live for the
+   * fencing time from now. NOT_CONTROLLER when this broker does not hold the term the heartbeat
+   * names (or a newer one); BROKER_SESSION_UNKNOWN when the registration it names is not the one
+   * the metadata shows. An answer to a broker that was fenced waits for the reconcile that counts
+   * it live again, so that the revision it names covers what changed while it was fenced.
+   */
+  async heartbeat(request: BrokerHeartbeatRequest): Promise<BrokerHeartbeatResponse> {
+    const controller = this.requireController();
+    if (request.controllerEpoch > controller.term.epoch)
+      throw errorOf(
+        'NOT_CONTROLLER',
+        `broker ${this.session.brokerId} does not hold controller epoch ${request.controllerEpoch}`,
+      );
+    const answer = () => ({
+      controllerEpoch: controller.term.epoch,
+      fencingTimeMs: this.fencingTimeMs ?? 0,
+      metadataRevision: this.cache.revision,
+    });
+    const liveness = this.liveness;
+    if (liveness === null) return answer();
+    const now = Date.now();
+    const wasFenced = liveness.fenced().has(request.brokerId);
+    const wasShuttingDown = liveness.shuttingDown().has(request.brokerId);
+    let known = liveness.heard(request.brokerId, request.startedAtMs, now, request.shuttingDown);
+    if (!known) {
+      liveness.sync(this.cache.brokers(), now);
+      known = liveness.heard(request.brokerId, request.startedAtMs, now, request.shuttingDown);
+    }
+    if (!known)
+      throw errorOf(
+        'BROKER_SESSION_UNKNOWN',
+        `broker ${request.brokerId} started at ${request.startedAtMs} is not the registration the controller knows`,
+      );
+    if (wasFenced || wasShuttingDown !== request.shuttingDown) {
+      if (wasFenced) this.events.onFencing?.([request.brokerId], false);
+      this.scheduleReconcile();
+      if (wasFenced) await this.reconciling;
+    }
+    return answer();
+  }
+
+  /**
+   * A controlled shutdown of this broker begins: while it is the controller, its own partitions
+   * move to other ISR members (the heartbeats tell any later controller the same).
+   */
+  beginShutdown(): void {
+    this.shuttingDown = true;
+    this.liveness?.setShuttingDown(this.session.brokerId, true);
+    this.scheduleReconcile();
+  }
+
+  /**
+   * The last step of a controlled shutdown on the controller: the term is resigned (a standby
+   * campaigns at once) and this broker does not campaign again.
+   */
+  async resignForShutdown(): Promise<void> {
+    this.shuttingDown = true;
+    const term = this.term;
+    if (term === null) return;
+    await this.reconciling;
+    this.endTerm('controlled shutdown');
+    await this.plane.resign(term).catch((error: Error) => this.events.onError?.(error));
+  }
+
+  /** Brokers fenced by this controller now (empty elsewhere). */
+  fencedBrokers(): ReadonlySet<number> {
+    return this.liveness?.fenced() ?? new Set();
+  }
+
+  /** Registered brokers not live for leadership: fenced, or in a controlled shutdown. */
+  private notLive(): ReadonlySet<number> {
+    const liveness = this.liveness;
+    if (liveness === null) return new Set();
+    return new Set([...liveness.fenced(), ...liveness.shuttingDown()]);
+  }
+
+  /** A new term: every registered broker gets one fencing time to be heard from. */
+  private startLiveness(): void {
+    this.stopLiveness();
+    if (this.fencingTimeMs === null) return;
+    const liveness = new BrokerLiveness(this.fencingTimeMs, this.session.brokerId);
+    liveness.sync(this.cache.brokers(), Date.now());
+    if (this.shuttingDown) liveness.setShuttingDown(this.session.brokerId, true);
+    this.liveness = liveness;
+    // Checked a tenth of the fencing time apart: a silent broker is fenced at most that late.
+    const everyMs = Math.max(5, Math.min(50, Math.floor(liveness.fencingTimeMs / 10)));
+    this.livenessTimer = setInterval(() => {
+      const change = liveness.check(Date.now());
+      if (change.fenced.length > 0) {
+        this.events.onFencing?.(change.fenced, true);
+        this.scheduleReconcile();
+      }
+    }, everyMs);
+    this.livenessTimer.unref();
+  }
+
+  private stopLiveness(): void {
+    if (this.livenessTimer !== null) clearInterval(this.livenessTimer);
+    this.livenessTimer = null;
+    this.liveness = null;
   }
 
   /** Partitions `brokerId` leads, as the metadata says. */
@@ -290,6 +436,7 @@ export class ControllerService {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopLiveness();
     await this.stopWatch?.();
     this.stopWatch = null;
     await this.reconciling;
@@ -319,6 +466,7 @@ export class ControllerService {
   private onEvents(events: MetadataEvent[]): void {
     this.cache.apply(events);
     this.drained.apply(events);
+    this.liveness?.sync(this.cache.brokers(), Date.now());
     this.events.onMetadata?.(this.cache, events);
     void this.afterChange();
   }
@@ -329,12 +477,14 @@ export class ControllerService {
     const mine = this.controller;
     if (mine !== null && (current === null || current.epoch !== mine.term.epoch))
       this.endTerm(current === null ? 'controller key gone' : `broker ${current.brokerId} is controller now`);
-    if (current === null && !this.campaigning && !this.session.lost) {
+    // A broker in a controlled shutdown leaves the controller role to the others.
+    if (current === null && !this.campaigning && !this.session.lost && !this.shuttingDown) {
       this.campaigning = true;
       try {
         const term = await this.plane.campaign(this.session);
         if (term !== null && !this.stopped) {
           this.controller = new Controller(this.plane, term);
+          this.startLiveness();
           this.events.onTerm?.(term);
         }
       } catch (error) {
@@ -362,7 +512,7 @@ export class ControllerService {
         if (controller === null) break;
         try {
           const result = await this.guard(controller, () =>
-            controller.reconcile(this.cache, this.drained.ids),
+            controller.reconcile(this.cache, this.drained.ids, this.notLive()),
           );
           this.events.onReconcile?.(result);
         } catch (error) {
@@ -397,6 +547,7 @@ export class ControllerService {
     const controller = this.controller;
     if (controller === null) return;
     this.controller = null;
+    this.stopLiveness();
     this.events.onTermEnd?.(controller.term, reason);
   }
 }

@@ -63,6 +63,16 @@ export class StaleTopicError extends Error {
   }
 }
 
+/**
+ * The brokers that may lead and stay in ISRs: the registered ones (etcd leases) less those the
+ * controller does not count as live now (fenced for missing heartbeats, or shutting down).
+ */
+function liveBrokers(cache: MetadataCache, notLive: ReadonlySet<number>): Set<number> {
+  return new Set(
+    cache.brokers().flatMap((broker) => (notLive.has(broker.brokerId) ? [] : [broker.brokerId])),
+  );
+}
+
 export class Controller {
   readonly term: ControllerInfo;
   private readonly plane: ControlPlane;
@@ -155,8 +165,9 @@ export class Controller {
     cache: MetadataCache,
     drained: ReadonlySet<number>,
     topics?: readonly string[],
+    notLive: ReadonlySet<number> = new Set(),
   ): Promise<LeaderChange[]> {
-    const live = new Set(cache.brokers().map((broker) => broker.brokerId));
+    const live = liveBrokers(cache, notLive);
     const names = topics ?? cache.topics().map(({ value }) => value.name);
     const updates: PartitionUpdate[] = [];
     const moves: LeaderChange[] = [];
@@ -193,10 +204,16 @@ export class Controller {
 
   /**
    * Brings every partition's leadership and ISR in line with the live brokers (passing over
-   * drained ones), then finishes the reassignments whose new replicas caught up.
+   * drained ones), then finishes the reassignments whose new replicas caught up. `notLive` are
+   * registered brokers not to count as live (fenced, or in a controlled shutdown): their
+   * partitions get new leaders from the ISR and they leave the ISRs.
    */
-  async reconcile(cache: MetadataCache, drained: ReadonlySet<number> = new Set()): Promise<ReconcileResult> {
-    const live = new Set(cache.brokers().map((broker) => broker.brokerId));
+  async reconcile(
+    cache: MetadataCache,
+    drained: ReadonlySet<number> = new Set(),
+    notLive: ReadonlySet<number> = new Set(),
+  ): Promise<ReconcileResult> {
+    const live = liveBrokers(cache, notLive);
     const updates: PartitionUpdate[] = [];
     const unclean = new Set<PartitionUpdate>();
     for (const { value: topic } of cache.topics()) {

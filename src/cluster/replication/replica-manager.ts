@@ -364,6 +364,8 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   private readonly tick: NodeJS.Timeout;
   private reconciling: Promise<void> = Promise.resolve();
   private stopped = false;
+  /** A controlled shutdown began: this broker follows nobody any more (it is leaving the ISRs). */
+  private leaving = false;
   private readonly replicaLagTimeMs: number;
   private readonly ackTimeoutMs: number;
   private readonly idleFetchBackoffMs: number;
@@ -422,6 +424,15 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
       .catch((error: unknown) =>
         this.logger.error({ reason: (error as Error).message }, 'replica reconcile failed'),
       );
+  }
+
+  /**
+   * A controlled shutdown begins: the followers stop fetching, so that the leaders do not take
+   * this broker back into their ISRs while the controller moves it out of them.
+   */
+  beginShutdown(): void {
+    this.leaving = true;
+    for (const key of [...this.followers.keys()]) this.stopFollower(key);
   }
 
   async stop(): Promise<void> {
@@ -507,6 +518,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
           this.becomeLeader(topic, p, replicas, leaderEpoch, isr, Number(state.modRevision), handOver);
         } else {
           this.resignLeader(key);
+          if (this.leaving) continue;
           const current = this.followers.get(key);
           if (current !== undefined && current.leaderEpoch === leaderEpoch) continue;
           current?.stop();
@@ -736,6 +748,8 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     isr: readonly number[],
     isrVersion: number,
   ): void {
+    // A fenced leader changes no ISR (the leader state proposes again later).
+    if (this.member.selfFenced) return;
     const key = KEYS.partition(topic, partition);
     const plane = this.member.controlPlane;
     void plane
@@ -896,6 +910,12 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   leaderEpochForProduce(topic: string, partition: number, acks: Acks): number {
     const leader = this.leaders.get(keyOf(topic, partition));
     if (leader === undefined) throw this.notLeader(topic, partition);
+    // Self-fencing: the controller may have elected another leader in this broker's place.
+    if (this.member.selfFenced)
+      throw errorOf(
+        'NOT_LEADER',
+        `${topic}/${partition}: broker ${this.member.brokerId} is fenced (no heartbeat answered by the controller for ${this.member.silentForMs} ms)`,
+      );
     const refused = leader.state.checkAppend(acks);
     if (refused !== null) throw errorOf(refused, `${topic}/${partition}`);
     return leader.state.leaderEpoch;

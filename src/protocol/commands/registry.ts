@@ -1,6 +1,7 @@
 // Every request/response command by name, so transports and the dispatcher stay generic. The
 // names are the client API's vocabulary; the opcodes are the wire's.
 
+import { brokerHeartbeatCommand } from './broker-heartbeat-command.js';
 import type { CommandCodec } from './command.js';
 import { configHistoryCommand, configRollbackCommand, configSetCommand } from './config-commands.js';
 import { handshakeCommand, pingCommand } from './control.js';
@@ -70,6 +71,7 @@ export const COMMANDS = {
   drainBroker: drainBrokerCommand,
   electLeaders: electLeadersCommand,
   verifyPartition: verifyPartitionCommand,
+  brokerHeartbeat: brokerHeartbeatCommand,
 } as const;
 
 /** Authentication and users (auth-commands.ts): answered by the connection, never by the broker core. */

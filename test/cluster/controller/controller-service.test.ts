@@ -28,19 +28,37 @@ async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void
   }
 }
 
-async function startMember(address: string, id: number): Promise<Member> {
+async function startMember(
+  address: string,
+  id: number,
+  options: { fencingTimeMs?: number; leaseTtlSeconds?: number } = {},
+): Promise<Member & { startedAtMs: number }> {
   const plane = await ControlPlane.connect({ address: parseClusterUrl(address) });
+  const startedAtMs = Date.now();
   const session = await plane.register(
-    { brokerId: id, advertise: `127.0.0.1:${7400 + id}`, startedAtMs: Date.now() },
-    1,
+    { brokerId: id, advertise: `127.0.0.1:${7400 + id}`, startedAtMs },
+    options.leaseTtlSeconds ?? 1,
   );
-  const member: Member = { id, plane, session, service: undefined as never, errors: [], unclean: 0 };
-  member.service = await ControllerService.start(plane, session, {
-    onError: (error) => member.errors.push(error),
-    onReconcile: (result) => {
-      member.unclean += result.uncleanElections;
+  const member = {
+    id,
+    plane,
+    session,
+    service: undefined as never as ControllerService,
+    errors: [] as Error[],
+    unclean: 0,
+    startedAtMs,
+  };
+  member.service = await ControllerService.start(
+    plane,
+    session,
+    {
+      onError: (error) => member.errors.push(error),
+      onReconcile: (result) => {
+        member.unclean += result.uncleanElections;
+      },
     },
-  });
+    options.fencingTimeMs !== undefined ? { fencingTimeMs: options.fencingTimeMs } : {},
+  );
   return member;
 }
 
@@ -155,6 +173,100 @@ describe.skipIf(!etcdAvailable())('controller service', () => {
       await member.service.stop().catch(() => undefined);
       await member.session.close();
       await member.plane.close();
+    }
+  });
+
+  it('fences a registered broker that stops heartbeating, and counts it live again when it does', async () => {
+    const address = `${etcd.endpoint.replace('http://', 'etcd://')}/fencing`;
+    // Leases of 30 s: only the heartbeats can explain what moves.
+    const options = { fencingTimeMs: 300, leaseTtlSeconds: 30 };
+    const members = [
+      await startMember(address, 1, options),
+      await startMember(address, 2, options),
+      await startMember(address, 3, options),
+    ];
+    const silent = new Set<number>();
+    const beating = setInterval(() => {
+      const controller = members.find((m) => m.service.term !== null);
+      if (controller === undefined) return;
+      for (const member of members)
+        if (member !== controller && !silent.has(member.id))
+          void controller.service
+            .heartbeat({
+              brokerId: member.id,
+              startedAtMs: member.startedAtMs,
+              controllerEpoch: controller.service.term!.epoch,
+              shuttingDown: false,
+            })
+            .catch(() => undefined);
+    }, 50);
+    try {
+      await until(() => members.filter((m) => m.service.term !== null).length === 1);
+      const controller = members.find((m) => m.service.term !== null)!;
+      const view = controller.service.cache;
+      await until(() => view.brokers().length === 3);
+      await controller.service.createTopic({
+        name: 'beats',
+        partitions: 3,
+        replicationFactor: 3,
+        config: {},
+      });
+      const state = (p: number) => view.partition('beats', p)?.value;
+      await until(() => [0, 1, 2].every((p) => (state(p)?.leader ?? NO_LEADER) !== NO_LEADER));
+      // A heartbeat of another registration under a live id, or of a newer term, is refused.
+      const other = members.find((m) => m !== controller)!;
+      await expect(
+        controller.service.heartbeat({
+          brokerId: other.id,
+          startedAtMs: other.startedAtMs + 1,
+          controllerEpoch: controller.service.term!.epoch,
+          shuttingDown: false,
+        }),
+      ).rejects.toThrow(/BROKER_SESSION_UNKNOWN|not the registration/);
+      await expect(
+        controller.service.heartbeat({
+          brokerId: other.id,
+          startedAtMs: other.startedAtMs,
+          controllerEpoch: controller.service.term!.epoch + 1n,
+          shuttingDown: false,
+        }),
+      ).rejects.toThrow(/does not hold controller epoch/);
+      await expect(
+        members
+          .find((m) => m !== controller)!
+          .service.heartbeat({
+            brokerId: other.id,
+            startedAtMs: other.startedAtMs,
+            controllerEpoch: -1n,
+            shuttingDown: false,
+          }),
+      ).rejects.toThrow(/not the controller/);
+
+      // The silent broker is still registered, yet it leads nothing and leaves every ISR.
+      const victim = other;
+      const before = [0, 1, 2].map((p) => state(p)!);
+      silent.add(victim.id);
+      await until(() =>
+        [0, 1, 2].every((p) => state(p)!.leader !== victim.id && !state(p)!.isr.includes(victim.id)),
+      );
+      expect(view.broker(victim.id)).toBeDefined();
+      expect([...controller.service.fencedBrokers()]).toEqual([victim.id]);
+      for (const p of [0, 1, 2])
+        if (before[p]!.leader === victim.id) expect(state(p)!.leaderEpoch).toBe(before[p]!.leaderEpoch + 1);
+
+      // It heartbeats again: live again. It does not take leadership back by itself (a preferred
+      // election does, once it is back in the ISR).
+      silent.delete(victim.id);
+      await until(() => controller.service.fencedBrokers().size === 0);
+      for (const p of [0, 1, 2]) expect(state(p)!.leader).not.toBe(victim.id);
+      expect(controller.unclean).toBe(0);
+    } finally {
+      clearInterval(beating);
+      for (const member of members) {
+        await member.service.stop().catch(() => undefined);
+        await member.session.close();
+        await member.plane.close();
+      }
     }
   });
 });
