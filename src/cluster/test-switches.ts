@@ -1,13 +1,14 @@
 // Deliberately broken replication rules, for the fault battery only (scripts/chaos, docs/chaos.md):
 // the battery proves its checks can fail by running brokers with one of these switched on and
 // showing that it catches each. A broker never turns one on by itself: only the environment
-// variable MEMORYSTREAMER_FAULT_SWITCH does, read once when this module loads, and a broker with
-// one on says so on stderr. An unknown name is refused (INVALID_CONFIG) so a typo cannot pass for
+// variable MS_FAULT_SWITCH does, read once when this module loads, and a broker with
+// one on says so on stderr. (Not a MEMORYSTREAMER_* name: those are broker settings, and the
+// configuration refuses one it does not know.) An unknown name is refused (INVALID_CONFIG) so a typo cannot pass for
 // a correct build.
 
 import { errorOf } from '../protocol/error-codes.js';
 
-export const FAULT_SWITCH_ENV = 'MEMORYSTREAMER_FAULT_SWITCH';
+export const FAULT_SWITCH_ENV = 'MS_FAULT_SWITCH';
 
 export const FAULT_SWITCHES = [
   /** The leader acknowledges an `acks: 'all'` produce as soon as it is in its own log. */
