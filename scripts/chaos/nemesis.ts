@@ -107,6 +107,14 @@ export class Nemesis {
         this.fault(step.kind, `broker ${first}, then ${second ?? 'nobody (no new leader in 10 s)'}`);
         return restart(second === null ? [first] : [first, second]);
       }
+      case 'kill-follower-then-leader': {
+        await processes.killBroker(follower);
+        await sleep(step.holdMs);
+        await processes.startBroker(follower);
+        await processes.killBroker(roles.leader);
+        this.fault(step.kind, `broker ${follower}, then leader ${roles.leader} once ${follower} was back`);
+        return restart([roles.leader]);
+      }
       case 'pause-leader':
       case 'pause-follower': {
         const victim = step.kind === 'pause-leader' ? roles.leader : follower;

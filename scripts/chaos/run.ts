@@ -141,7 +141,8 @@ export async function runBattery(options: RunOptions): Promise<RunSummary> {
     progress(`${elapsed()} workload running; ${schedule.length} faults planned (seed ${options.seed})`);
     await sleep(3_000);
     const nemesis = new Nemesis(processes, network, workload.admin, history);
-    const faultsUntil = startedAt + durationMs + 30_000;
+    // Restarts take time of their own: the schedule may run past its planned length, up to twice.
+    const faultsUntil = Date.now() + 2 * durationMs + 60_000;
     for (const [index, step] of schedule.entries()) {
       if (Date.now() > faultsUntil) break;
       await nemesis.run(step);

@@ -15,6 +15,11 @@ export const FAULT_KINDS = [
   'kill-controller',
   /** kill -9 of a leader, then of the broker that takes over as soon as it is named. */
   'kill-leader-twice',
+  /**
+   * kill -9 of a follower; when it is back and catching up (live, maybe not yet in the ISR),
+   * kill -9 of the leader.
+   */
+  'kill-follower-then-leader',
   /** SIGSTOP of a partition's leader (SIGCONT when the step heals), longer than the lease. */
   'pause-leader',
   /** SIGSTOP of a follower. */
