@@ -101,9 +101,14 @@ export class Nemesis {
         while (second === null && Date.now() < deadline) {
           const leader = await this.leaderOf(partitionIndex);
           if (leader !== null && leader !== first) second = leader;
-          else await sleep(5);
+          else await sleep(2);
         }
-        if (second !== null) await processes.killBroker(second);
+        // The second kill lands at a drawn moment in the first tens of milliseconds of the new
+        // leader's epoch: while its followers reconcile their logs with it.
+        if (second !== null) {
+          await sleep(step.pick % 40);
+          await processes.killBroker(second);
+        }
         this.fault(step.kind, `broker ${first}, then ${second ?? 'nobody (no new leader in 10 s)'}`);
         return restart(second === null ? [first] : [first, second]);
       }

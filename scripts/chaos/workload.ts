@@ -200,7 +200,6 @@ export class Workload {
         sessionTimeoutMs: 6_000,
       });
       this.consumer = consumer;
-      const delivered = new Map<number, bigint>();
       let sinceCommit = 0;
       try {
         while (!this.stopping) {
@@ -213,9 +212,15 @@ export class Workload {
             offset: message.offset.toString(),
             value: message.value?.toString() ?? '',
           });
-          delivered.set(message.partition, message.offset + 1n);
           if (++sinceCommit >= COMMIT_EVERY) {
-            const offsets = Object.fromEntries([...delivered].map(([p, o]) => [String(p), o.toString()]));
+            // What commit() commits: the positions of the partitions the member holds now (after a
+            // rebalance, not those whose messages came before it and were not committed).
+            const offsets = Object.fromEntries(
+              consumer
+                .positions()
+                .filter((position) => position.topic === LOG_TOPIC && position.offset >= 0n)
+                .map((position) => [String(position.partition), position.offset.toString()]),
+            );
             await consumer.commit();
             this.counts.commits++;
             this.history.record({ type: 'commit', offsets });
