@@ -10,7 +10,7 @@ import {
   checkStreams,
   type PartitionCopies,
 } from '../../scripts/chaos/checks.js';
-import type { TimedEvent } from '../../scripts/chaos/history.js';
+import type { HistoryEvent, TimedEvent } from '../../scripts/chaos/history.js';
 import type { ReplicaLog } from '../../scripts/chaos/replica-logs.js';
 
 /** A copy holding one single-record batch per value, from offset 0 (bytes: the value itself). */
@@ -48,7 +48,7 @@ function partition(topic: string, copies: ReplicaLog[], isr = copies.map((c) => 
 }
 
 let t = 0;
-const at = <E extends TimedEvent>(event: Omit<E, 't'>): TimedEvent => ({ t: t++, ...event }) as TimedEvent;
+const at = (event: HistoryEvent): TimedEvent => ({ t: t++, ...event });
 const ack = (offset: number, value: string) =>
   at({ type: 'ack', partition: 0, offset: String(offset), value });
 
