@@ -103,11 +103,15 @@ export class Nemesis {
           if (leader !== null && leader !== first) second = leader;
           else await sleep(2);
         }
-        // The second kill lands at a drawn moment in the first tens of milliseconds of the new
-        // leader's epoch: while its followers reconcile their logs with it.
+        // The second kill lands while the other survivors reconcile their logs with the new
+        // leader: they run slowly meanwhile (a few ms in every 50), which spreads their
+        // reconciliation over a few hundred ms, and the kill comes at a drawn moment in it.
         if (second !== null) {
-          await sleep(step.pick % 40);
+          const others = processes.brokerIds.filter((id) => id !== first && id !== second);
+          const release = others.map((id) => processes.throttleBroker(id, 3, 50));
+          await sleep(100 + (step.pick % 400));
           await processes.killBroker(second);
+          for (const run of release) run();
         }
         this.fault(step.kind, `broker ${first}, then ${second ?? 'nobody (no new leader in 10 s)'}`);
         return restart(second === null ? [first] : [first, second]);

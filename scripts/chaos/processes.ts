@@ -238,6 +238,36 @@ export class Processes {
     slot.paused = false;
   }
 
+  /**
+   * Runs broker `id` slowly: stopped (SIGSTOP) most of the time, let run (SIGCONT) `runMs` every
+   * `periodMs`, until the returned function is called (which lets it run freely again).
+   */
+  throttleBroker(id: number, runMs: number, periodMs: number): () => void {
+    const slot = this.slot(id);
+    const running = slot.process;
+    if (running === null || slot.paused) return () => undefined;
+    let on = true;
+    let timer: NodeJS.Timeout | undefined;
+    const signal = (name: NodeJS.Signals) => {
+      try {
+        process.kill(running.pid, name);
+      } catch {
+        // it exited meanwhile
+      }
+    };
+    const cycle = (stopped: boolean) => {
+      if (!on) return;
+      signal(stopped ? 'SIGCONT' : 'SIGSTOP');
+      timer = setTimeout(() => cycle(!stopped), stopped ? runMs : periodMs - runMs);
+    };
+    cycle(false);
+    return () => {
+      on = false;
+      clearTimeout(timer);
+      signal('SIGCONT');
+    };
+  }
+
   /** Fills the small disk up to the last byte; returns the bytes written. */
   async fillDisk(): Promise<number> {
     if (this.mountedDisk === null) return 0;

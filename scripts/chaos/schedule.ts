@@ -13,7 +13,10 @@ export const FAULT_KINDS = [
   'kill-follower',
   /** kill -9 of the controller. */
   'kill-controller',
-  /** kill -9 of a leader, then of the broker that takes over as soon as it is named. */
+  /**
+   * kill -9 of a leader, then of the broker that takes over, while the other brokers (slowed
+   * down) reconcile their logs with it.
+   */
   'kill-leader-twice',
   /**
    * kill -9 of a follower; when it is back and catching up (live, maybe not yet in the ISR),
