@@ -89,8 +89,8 @@ const CI_RUNS: ReadonlyArray<{
 }> = [
   { seed: 1, minutes: 1, faultSwitch: null, kinds: null },
   { seed: 2, minutes: 0.5, faultSwitch: 'ack-before-isr', kinds: ['kill-leader'] },
-  { seed: 3, minutes: 0.5, faultSwitch: 'truncate-to-high-watermark', kinds: ['kill-leader-twice'] },
-  { seed: 4, minutes: 0.5, faultSwitch: 'elect-outside-isr', kinds: ['kill-follower', 'kill-leader'] },
+  { seed: 3, minutes: 0.75, faultSwitch: 'truncate-to-high-watermark', kinds: ['kill-leader-twice'] },
+  { seed: 4, minutes: 0.5, faultSwitch: 'elect-outside-isr', kinds: ['kill-follower-then-leader'] },
 ];
 
 async function main(): Promise<number> {
