@@ -195,6 +195,8 @@ export class Processes {
             MEMORYSTREAMER_CLUSTER_ADVERTISE: `${slot.host}:${slot.port}`,
             MEMORYSTREAMER_CLUSTER_LEASE_TTL: '1s',
             MEMORYSTREAMER_CLUSTER_REPLICA_LAG_TIME: '4s',
+            // Leadership, following and ISR changes are logged at info: the run's logs/ tell the story.
+            MEMORYSTREAMER_LOG_LEVEL: 'info',
             [FAULT_SWITCH_ENV]: faultSwitch ?? undefined,
           },
           stderr: (text) => log.write(text),
