@@ -10,8 +10,8 @@
 //                   consumer saw an offset above a high watermark that was later truncated);
 // - streams:        each stream's messages are its versions 0, 1, 2… with no gap, and every
 //                   acknowledged expected-version append is in its stream at that version;
-// - group-offsets:  the group's committed offsets never go backwards, and no acknowledged commit
-//                   is lost.
+// - group-offsets:  the group's committed offsets, as read back, never go backwards, and never
+//                   read lower than the last commit acknowledged before they were asked for.
 
 import type { TimedEvent } from './history.js';
 import type { ReplicaLog } from './replica-logs.js';
@@ -241,13 +241,13 @@ export function checkGroupOffsets(events: readonly TimedEvent[]): CheckResult {
         found.add(
           `group offset of partition ${partition} went back from ${before.offset} (t=${before.t} ms) to ${value} (t=${event.t} ms)`,
         );
-      // The highest commit acknowledged before these offsets were asked for.
+      // The last commit acknowledged before these offsets were asked for (commits are made one
+      // at a time; a consumer that was handed messages again after a rebalance may commit lower).
       let acknowledged: { offset: bigint; t: number } | undefined;
       for (const commit of commits) {
         if (commit.t >= event.askedAt) break;
         const at = commit.offsets[partition];
-        if (at !== undefined && (acknowledged === undefined || BigInt(at) > acknowledged.offset))
-          acknowledged = { offset: BigInt(at), t: commit.t };
+        if (at !== undefined) acknowledged = { offset: BigInt(at), t: commit.t };
       }
       if (acknowledged !== undefined && value < acknowledged.offset)
         found.add(

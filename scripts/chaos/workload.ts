@@ -192,6 +192,7 @@ export class Workload {
   }
 
   private async consumeLoop(): Promise<void> {
+    const lastCommitted = new Map<string, bigint>();
     while (!this.stopping) {
       const consumer = this.client.consumer({
         topics: [LOG_TOPIC],
@@ -224,6 +225,15 @@ export class Workload {
             await consumer.commit();
             this.counts.commits++;
             this.history.record({ type: 'commit', offsets });
+            for (const [partition, offset] of Object.entries(offsets)) {
+              const before = lastCommitted.get(partition);
+              if (before !== undefined && BigInt(offset) < before)
+                this.history.record({
+                  type: 'note',
+                  detail: `the consumer committed partition ${partition} at ${offset} after ${before} (handed messages again)`,
+                });
+              lastCommitted.set(partition, BigInt(offset));
+            }
             sinceCommit = 0;
           }
         }

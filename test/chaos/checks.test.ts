@@ -182,6 +182,12 @@ describe('group offsets', () => {
     ]);
   });
 
+  it('takes the last acknowledged commit, also when the consumer committed lower', () => {
+    t = 0;
+    const events = [commit({ 0: '9' }), commit({ 0: '4' }), committed(2, { 0: '4' })];
+    expect(checkGroupOffsets(events).violations).toEqual([]);
+  });
+
   it('does not count a commit acknowledged after the offsets were asked for', () => {
     t = 0;
     const events = [committed(-1, { 0: '1' }), commit({ 0: '5' })];
