@@ -1,12 +1,11 @@
 // The nemesis's schedule is a function of its seed: the same seed gives the same faults (what a
 // replay relies on), the steps fill the asked duration, and only the asked kinds are drawn.
 
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { History, readHeader } from '../../scripts/chaos/history.js';
 import { FAULT_KINDS, parseKinds, planSchedule } from '../../scripts/chaos/schedule.js';
+import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 
 describe('fault schedule', () => {
   it('is the same for the same seed and differs for another', () => {
@@ -27,7 +26,7 @@ describe('fault schedule', () => {
   });
 
   it('is written at the head of the history, where a replay reads it', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'ms-chaos-history-'));
+    const dir = await makeTempDir('ms-chaos-history-');
     try {
       const schedule = planSchedule(11, 30_000, ['kill-leader']);
       const history = new History(join(dir, 'history.jsonl'), {
@@ -43,7 +42,7 @@ describe('fault schedule', () => {
       await history.close();
       expect(readHeader(history.file)).toMatchObject({ seed: 11, schedule });
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      await removeTempDir(dir);
     }
   });
 });
