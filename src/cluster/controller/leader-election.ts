@@ -14,6 +14,7 @@
 // - A partition whose state needs no change yields null: the controller writes nothing.
 
 import { NO_LEADER, type PartitionState } from '../control-plane/metadata-records.js';
+import { faultSwitchOn } from '../test-switches.js';
 
 export interface ElectionInput {
   readonly replicas: readonly number[];
@@ -53,12 +54,18 @@ export function decidePartition(input: ElectionInput): ElectionResult | null {
     return { state: { ...current, isr: liveIsr }, unclean: false };
   }
 
+  // Deliberately broken, for the fault battery only (test-switches.ts): any live replica may lead.
+  const electable = faultSwitchOn('elect-outside-isr') ? replicas.filter((id) => live.has(id)) : liveIsr;
   const clean =
-    replicas.find((id) => liveIsr.includes(id) && !drained.has(id)) ??
-    replicas.find((id) => liveIsr.includes(id));
+    replicas.find((id) => electable.includes(id) && !drained.has(id)) ??
+    replicas.find((id) => electable.includes(id));
   if (clean !== undefined)
     return {
-      state: { leader: clean, leaderEpoch: current.leaderEpoch + 1, isr: orderLike(replicas, liveIsr) },
+      state: {
+        leader: clean,
+        leaderEpoch: current.leaderEpoch + 1,
+        isr: orderLike(replicas, [...liveIsr, clean]),
+      },
       unclean: false,
     };
 

@@ -5,6 +5,7 @@
 // in as `nowMs`, every effect goes out as an action, in the order the driver must perform them.
 
 import { type ErrorName, errorOf } from '../../protocol/error-codes.js';
+import { faultSwitchOn } from '../test-switches.js';
 import { type LeaderEpochCache, UNDEFINED_EPOCH } from './leader-epoch-cache.js';
 import type { EpochAnswer, FollowerAction, ReplicaBatch, ReplicaFetchResponse } from './messages.js';
 import { minOffset } from './offsets.js';
@@ -180,6 +181,11 @@ export class FollowerState {
    * Subclasses in tests replace this to prove the simulator catches a wrong rule.
    */
   protected truncateFor(leaderEpoch: number, leaderEndOffset: bigint, actions: FollowerAction[]): boolean {
+    // Deliberately broken, for the fault battery only (test-switches.ts).
+    if (faultSwitchOn('truncate-to-high-watermark')) {
+      this.truncateTo(this.highWatermark, actions);
+      return true;
+    }
     const ours = this.epochCache.endOffsetFor(leaderEpoch, this.logEnd);
     if (ours.epoch === leaderEpoch) {
       const agreed = minOffset(leaderEndOffset, ours.endOffset);

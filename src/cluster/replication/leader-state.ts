@@ -4,6 +4,7 @@
 // goes out as an action; it never reads the log itself (the broker passes positions in).
 
 import type { ErrorName } from '../../protocol/error-codes.js';
+import { faultSwitchOn } from '../test-switches.js';
 import type { LeaderEpochCache } from './leader-epoch-cache.js';
 import type {
   EpochAnswer,
@@ -212,6 +213,8 @@ export class LeaderState {
    */
   awaitReplication(requestId: number, lastOffset: bigint, deadlineMs: number): LeaderAction[] {
     if (this.resigned) return [{ type: 'complete-produce', requestId, error: 'NOT_LEADER' }];
+    // Deliberately broken, for the fault battery only (test-switches.ts).
+    if (faultSwitchOn('ack-before-isr')) return [{ type: 'complete-produce', requestId, error: null }];
     this.waiters.push({ requestId, lastOffset, deadlineMs });
     const actions: LeaderAction[] = [];
     this.completeWaiters(actions);
