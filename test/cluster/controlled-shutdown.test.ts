@@ -5,8 +5,8 @@
 // once, in order per partition.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryStreamerError } from '../../src/common/errors.js';
 import { connect } from '../../src/client/connect.js';
+import { MemoryStreamerError } from '../../src/common/errors.js';
 import { type ProcessCluster, startCluster } from '../harness/cluster.js';
 import { etcdAvailable } from '../harness/etcd.js';
 import { until } from '../harness/until.js';

@@ -8,9 +8,9 @@
 // broker would find itself the leader of an ISR of one, and must still refuse.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryStreamerError } from '../../src/common/errors.js';
 import { connect } from '../../src/client/connect.js';
 import { TcpTransport } from '../../src/client/tcp-transport.js';
+import { MemoryStreamerError } from '../../src/common/errors.js';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
 import { type ProcessCluster, startCluster } from '../harness/cluster.js';
 import { etcdAvailable } from '../harness/etcd.js';
