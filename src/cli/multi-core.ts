@@ -354,7 +354,7 @@ export async function serveCores(cores: number, inputs: ConfigInputs, context: C
   if (values['cluster.broker_id'] !== -1 || values['cluster.advertise'] !== '')
     throw errorOf(
       'CORES_OPTION_CONFLICT',
-      `--cores ${cores}: leave out --broker-id and --advertise (cluster.broker_id, cluster.advertise); member i is broker i and advertises its own port`,
+      `leave out --broker-id and --advertise (cluster.broker_id, cluster.advertise) with --cores ${cores}`,
     );
   const options = brokerOptionsFrom(config, (path) => resolve(path));
   const etcd = values['cluster.etcd'] as string;
