@@ -1,0 +1,403 @@
+// One broker per core, measured: produce throughput into one topic of 8 partitions from producer
+// processes, against `memorystreamer serve` (1 broker) and against `memorystreamer serve --cores 2`
+// (2 broker processes in one cluster on a local etcd, the partitions spread over both), side by side
+// in one run. The brokers are started exactly as a user starts them (the CLI, as child processes).
+// 100-byte values, acks 1, the topic's default durability (interval: fsync every
+// topics.flush_interval), replication factor 1, producers with linger 0 (a batch is what arrives in
+// one event-loop turn, up to 512 KiB) and a window of in-flight sends each. The producers are
+// processes of their own (so the client is not one event loop), and the CPU time of every role
+// (brokers, producers, etcd) is read from /proc over the measured window, because on a small
+// machine the clients compete with the brokers for the same cores.
+// Run: npx tsx bench/cores.ts [--seconds 5] [--warmup 1] [--producers 2] [--partitions 8]
+//        [--window 2000] [--rounds 1] [--json]
+// With --rounds N both cases run N times in alternating order; figures are medians over rounds.
+
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { processCpuSeconds } from '../src/bench/cpu.js';
+import { serveCommand } from '../src/bench/spawned-broker.js';
+import { connect } from '../src/client/connect.js';
+import { argNumber, describeMachine, progress, writeResult } from './lib/report.js';
+
+const TOPIC = 'cores-bench';
+const VALUE_BYTES = 100;
+const BATCH_BYTES = 512 * 1024;
+
+interface Settings {
+  seconds: number;
+  warmup: number;
+  producers: number;
+  partitions: number;
+  window: number;
+  rounds: number;
+}
+
+/** What the parent tells a producer process: where to send, then the wall-clock window to count acks in. */
+type ToProducer =
+  | { type: 'setup'; brokers: string; partitions: number; window: number; index: number }
+  | { type: 'go'; measureFrom: number; measureTo: number };
+
+type FromProducer =
+  | { type: 'ready' }
+  | { type: 'done'; acked: number; failed: number }
+  | { type: 'failed'; message: string };
+
+/** A producer process: sends 100-byte values round-robin over the partitions until measureTo. */
+async function producerRole(): Promise<void> {
+  const send = (message: FromProducer) => process.send?.(message);
+  const next = () =>
+    new Promise<ToProducer>((resolve) =>
+      process.once('message', (message) => resolve(message as ToProducer)),
+    );
+  const setup = await next();
+  if (setup.type !== 'setup') throw new Error('a producer starts with its setup');
+  const client = await connect({ brokers: setup.brokers });
+  try {
+    send({ type: 'ready' });
+    const started = await next();
+    if (started.type !== 'go') throw new Error('a producer goes after its setup');
+    const go = { ...setup, ...started };
+    const producer = client.producer({ acks: 1, lingerMs: 0, batchBytes: BATCH_BYTES });
+    const value = Buffer.alloc(VALUE_BYTES, 0x61 + go.index);
+    let acked = 0;
+    let failed = 0;
+    let inflight = 0;
+    let wake: (() => void) | null = null;
+    let partition = go.index % go.partitions;
+    let sent = 0;
+    while (Date.now() < go.measureTo) {
+      if (inflight >= go.window) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        continue;
+      }
+      inflight++;
+      sent++;
+      partition = (partition + 1) % go.partitions;
+      producer.send({ topic: TOPIC, partition, value }).then(
+        () => {
+          const now = Date.now();
+          if (now >= go.measureFrom && now < go.measureTo) acked++;
+          inflight--;
+          if (inflight <= go.window / 2 && wake !== null) {
+            const resume = wake;
+            wake = null;
+            resume();
+          }
+        },
+        () => {
+          failed++;
+          inflight--;
+          if (wake !== null) {
+            const resume = wake;
+            wake = null;
+            resume();
+          }
+        },
+      );
+      // Let the event loop run (acks, batches) every so often.
+      if (sent % 256 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    while (inflight > 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    send({ type: 'done', acked, failed });
+  } finally {
+    await client.close();
+    // The IPC channel would keep this process alive.
+    process.disconnect?.();
+  }
+}
+
+interface Started {
+  child: ChildProcess;
+  /** Broker process ids. */
+  brokers: number[];
+  etcd: number | null;
+  addresses: string;
+}
+
+/** `memorystreamer serve` (cores 1) or `serve --cores N`, as a child process; resolves once it listens. */
+async function startServe(cores: number, dataDir: string): Promise<Started> {
+  const { command, args, env } = serveCommand({
+    dataDir,
+    port: 0,
+    adminPort: 0,
+    env: { MEMORYSTREAMER_LOG_LEVEL: 'error' },
+  });
+  const child = spawn(command, [...args, ...(cores > 1 ? ['--cores', String(cores)] : [])], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env,
+  });
+  process.once('exit', () => child.kill('SIGKILL'));
+  return await new Promise((resolve, reject) => {
+    let buffered = '';
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const newline = buffered.indexOf('\n');
+      if (newline < 0) return;
+      child.stdout!.off('data', onData);
+      child.stdout!.resume();
+      const line = JSON.parse(buffered.slice(0, newline)) as {
+        event?: string;
+        port?: number;
+        pid?: number;
+        members?: Array<{ pid: number; advertise: string }>;
+        etcd?: { pid: number } | null;
+      };
+      if (line.event !== 'listening') return reject(new Error(`serve printed ${buffered.slice(0, 300)}`));
+      if (line.members === undefined)
+        resolve({ child, brokers: [line.pid!], etcd: null, addresses: `127.0.0.1:${line.port}` });
+      else
+        resolve({
+          child,
+          brokers: line.members.map((member) => member.pid),
+          etcd: line.etcd?.pid ?? null,
+          addresses: line.members.map((member) => member.advertise).join(','),
+        });
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`serve exited (code ${code}) before listening`)));
+  });
+}
+
+async function stopServe(started: Started): Promise<void> {
+  if (started.child.exitCode !== null || started.child.signalCode !== null) return;
+  const exited = new Promise((resolve) => started.child.once('exit', resolve));
+  started.child.kill('SIGTERM');
+  await exited;
+}
+
+const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0);
+
+interface Sample {
+  msgPerSec: number;
+  failed: number;
+  /** Partitions led by each broker id. */
+  leaders: Record<string, number>;
+  cpu: { brokers: number; producers: number; etcd: number };
+}
+
+async function runCase(cores: number, settings: Settings): Promise<Sample> {
+  const dir = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-cores-bench-'));
+  const started = await startServe(cores, dir);
+  const producers: ChildProcess[] = [];
+  try {
+    const client = await connect({ brokers: started.addresses });
+    const leaders: Record<string, number> = {};
+    try {
+      // A cluster creates topics on its controller, which may not be elected yet.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await client.admin.createTopic({ name: TOPIC, partitions: settings.partitions });
+          break;
+        } catch (error) {
+          if (attempt >= 100) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      }
+      for (let attempt = 0; ; attempt++) {
+        const topic = (await client.admin.metadata([TOPIC])).topics[0];
+        if (topic?.partitions.every((partition) => partition.leader >= 0)) {
+          for (const partition of topic.partitions)
+            leaders[partition.leader] = (leaders[partition.leader] ?? 0) + 1;
+          break;
+        }
+        if (attempt >= 100) throw new Error('the topic has partitions without a leader');
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      await client.close();
+    }
+    const reports: Array<Promise<FromProducer>> = [];
+    const ready: Array<Promise<FromProducer>> = [];
+    for (let index = 0; index < settings.producers; index++) {
+      const child = fork(fileURLToPath(import.meta.url), ['--role', 'producer'], {
+        execArgv: process.execArgv,
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      process.once('exit', () => child.kill('SIGKILL'));
+      producers.push(child);
+      const exit = new Promise<FromProducer>((resolve) =>
+        child.once('exit', (code) => resolve({ type: 'failed', message: `producer exited (code ${code})` })),
+      );
+      const message = (type: FromProducer['type']) =>
+        Promise.race([
+          new Promise<FromProducer>((resolve) => {
+            const listener = (value: unknown) => {
+              const received = value as FromProducer;
+              if (received.type !== type && received.type !== 'failed') return;
+              child.off('message', listener);
+              resolve(received);
+            };
+            child.on('message', listener);
+          }),
+          exit,
+        ]);
+      ready.push(message('ready'));
+      reports.push(message('done'));
+      const setup: ToProducer = {
+        type: 'setup',
+        brokers: started.addresses,
+        partitions: settings.partitions,
+        window: settings.window,
+        index,
+      };
+      child.send(setup);
+    }
+    for (const answer of await Promise.all(ready))
+      if (answer.type !== 'ready')
+        throw new Error(answer.type === 'failed' ? answer.message : 'producer not ready');
+    // Every producer is connected; the warmup runs at full load before the measured window.
+    const measureFrom = Date.now() + settings.warmup * 1000;
+    const measureTo = measureFrom + settings.seconds * 1000;
+    for (const child of producers) {
+      const go: ToProducer = { type: 'go', measureFrom, measureTo };
+      child.send(go);
+    }
+    const pids = producers.map((child) => child.pid!);
+    await new Promise((resolve) => setTimeout(resolve, measureFrom - Date.now()));
+    const before = {
+      brokers: cpuOf(started.brokers),
+      producers: cpuOf(pids),
+      etcd: cpuOf(started.etcd === null ? [] : [started.etcd]),
+    };
+    await new Promise((resolve) => setTimeout(resolve, measureTo - Date.now()));
+    const after = {
+      brokers: cpuOf(started.brokers),
+      producers: cpuOf(pids),
+      etcd: cpuOf(started.etcd === null ? [] : [started.etcd]),
+    };
+    const results = await Promise.all(reports);
+    let acked = 0;
+    let failed = 0;
+    for (const result of results) {
+      if (result.type !== 'done')
+        throw new Error(result.type === 'failed' ? result.message : 'producer not done');
+      acked += result.acked;
+      failed += result.failed;
+    }
+    const percent = (seconds: number) => Math.round((seconds / settings.seconds) * 100);
+    return {
+      msgPerSec: Math.round(acked / settings.seconds),
+      failed,
+      leaders,
+      cpu: {
+        brokers: percent(after.brokers - before.brokers),
+        producers: percent(after.producers - before.producers),
+        etcd: percent(after.etcd - before.etcd),
+      },
+    };
+  } finally {
+    for (const child of producers) if (child.exitCode === null) child.kill('SIGKILL');
+    await stopServe(started);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : Math.round((sorted[middle - 1]! + sorted[middle]!) / 2);
+};
+
+async function main(): Promise<void> {
+  const settings: Settings = {
+    seconds: argNumber('seconds', 5),
+    warmup: argNumber('warmup', 1),
+    producers: Math.max(1, Math.round(argNumber('producers', 2))),
+    partitions: Math.max(1, Math.round(argNumber('partitions', 8))),
+    window: Math.max(1, Math.round(argNumber('window', 2000))),
+    rounds: Math.max(1, Math.round(argNumber('rounds', 1))),
+  };
+  const json = process.argv.includes('--json');
+  const cases = [1, 2];
+  const samples = new Map<number, Sample[]>();
+  for (let round = 0; round < settings.rounds; round++) {
+    for (const cores of round % 2 === 0 ? cases : [...cases].reverse()) {
+      progress(
+        `round ${round + 1}/${settings.rounds}: ${cores === 1 ? '1 broker (serve)' : `${cores} brokers (serve --cores ${cores})`}, ${settings.producers} producer processes, ${settings.seconds} s`,
+      );
+      samples.set(cores, [...(samples.get(cores) ?? []), await runCase(cores, settings)]);
+    }
+  }
+  const command = `npx tsx bench/cores.ts --seconds ${settings.seconds} --warmup ${settings.warmup} --producers ${settings.producers} --partitions ${settings.partitions} --window ${settings.window} --rounds ${settings.rounds}`;
+  const base = median(samples.get(1)!.map((sample) => sample.msgPerSec));
+  const rows = cases.map((cores) => {
+    const runs = samples.get(cores)!;
+    const msgPerSec = median(runs.map((run) => run.msgPerSec));
+    return {
+      case: cores === 1 ? '1 broker (serve)' : `${cores} brokers (serve --cores ${cores})`,
+      brokers: cores,
+      msgPerSec,
+      ratio: Number((msgPerSec / base).toFixed(2)),
+      cpuPercent: {
+        brokers: median(runs.map((run) => run.cpu.brokers)),
+        producers: median(runs.map((run) => run.cpu.producers)),
+        etcd: median(runs.map((run) => run.cpu.etcd)),
+      },
+      partitionsPerBroker: runs[0]!.leaders,
+      failed: runs.reduce((sum, run) => sum + run.failed, 0),
+      msgPerSecPerRound: runs.map((run) => run.msgPerSec),
+    };
+  });
+  const result = {
+    command,
+    machine: describeMachine(),
+    settings: `${VALUE_BYTES}-byte messages, acks 1, durability interval, replication factor 1, ${settings.partitions} partitions, ${settings.producers} producer processes (window ${settings.window} sends each, linger 0 ms, batch up to 512 KiB), ${settings.seconds} s measured after ${settings.warmup} s warmup`,
+    rows,
+  };
+  // The record for docs/benchmarks.md (not in the smoke run, BENCH_SMOKE=1).
+  writeResult({
+    benchmark: 'cores',
+    title:
+      'One broker per core: produce throughput of 1 broker (serve) and 2 brokers (serve --cores 2) on this machine',
+    command,
+    settings: {
+      messageBytes: VALUE_BYTES,
+      acks: '1',
+      durability: 'interval',
+      replicationFactor: 1,
+      partitions: settings.partitions,
+      producerProcesses: settings.producers,
+      windowPerProducer: settings.window,
+      lingerMs: 0,
+      batchBytes: BATCH_BYTES,
+      secondsPerCase: settings.seconds,
+      warmupSeconds: settings.warmup,
+      rounds: settings.rounds,
+    },
+    rows: rows.map((row) => ({
+      case: row.case,
+      'msg/s': row.msgPerSec,
+      '× 1 broker': row.ratio,
+      'CPU % brokers': row.cpuPercent.brokers,
+      'CPU % producers': row.cpuPercent.producers,
+      'CPU % etcd': row.cpuPercent.etcd,
+      'partitions per broker': Object.entries(row.partitionsPerBroker)
+        .map(([id, count]) => `${id}: ${count}`)
+        .join(', '),
+      'msg/s per round': row.msgPerSecPerRound.join(', '),
+    })),
+    notes: [
+      'CPU % is CPU time over the measured window (100 % = one core), summed over the processes of the role: the broker processes, the producer processes, and etcd (the 2-broker cluster only). The machine has 2 cores, shared with other work while this ran.',
+      'Both cases run in the same invocation, each on a fresh data directory; with --rounds above 1 they alternate order and the figures are medians.',
+    ],
+  });
+  if (json) console.log(JSON.stringify(result, null, 2));
+  else {
+    console.log(`\n${command}\n${JSON.stringify(result.machine)}\n${result.settings}\n`);
+    console.log(
+      'case                          msg/s   ×1    CPU% brokers  producers  etcd   partitions per broker',
+    );
+    for (const row of rows)
+      console.log(
+        `${row.case.padEnd(26)} ${String(row.msgPerSec).padStart(9)}  ${String(row.ratio).padStart(4)}  ${String(row.cpuPercent.brokers).padStart(12)}  ${String(row.cpuPercent.producers).padStart(9)}  ${String(row.cpuPercent.etcd).padStart(4)}   ${JSON.stringify(row.partitionsPerBroker)}`,
+      );
+  }
+}
+
+if (process.argv.includes('--role')) await producerRole();
+else await main();
