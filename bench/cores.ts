@@ -37,7 +37,7 @@ interface Settings {
 
 /** What the parent tells a producer process: where to send, then the wall-clock window to count acks in. */
 type ToProducer =
-  | { type: 'setup'; brokers: string; partitions: number; window: number; index: number }
+  | { type: 'setup'; brokers: string; window: number; index: number }
   | { type: 'go'; measureFrom: number; measureTo: number };
 
 type FromProducer =
@@ -45,7 +45,7 @@ type FromProducer =
   | { type: 'done'; acked: number; failed: number }
   | { type: 'failed'; message: string };
 
-/** A producer process: sends 100-byte values round-robin over the partitions until measureTo. */
+/** A producer process: sends 100-byte values without key (spread over the partitions) until measureTo. */
 async function producerRole(): Promise<void> {
   const send = (message: FromProducer) => process.send?.(message);
   const next = () =>
@@ -66,7 +66,6 @@ async function producerRole(): Promise<void> {
     let failed = 0;
     let inflight = 0;
     let wake: (() => void) | null = null;
-    let partition = go.index % go.partitions;
     let sent = 0;
     while (Date.now() < go.measureTo) {
       if (inflight >= go.window) {
@@ -77,8 +76,9 @@ async function producerRole(): Promise<void> {
       }
       inflight++;
       sent++;
-      partition = (partition + 1) % go.partitions;
-      producer.send({ topic: TOPIC, partition, value }).then(
+      // No key and no partition: the client's sticky partitioner fills a batch for one partition
+      // and moves to the next, so every partition (and every member) gets its share.
+      producer.send({ topic: TOPIC, value }).then(
         () => {
           const now = Date.now();
           if (now >= go.measureFrom && now < go.measureTo) acked++;
@@ -111,6 +111,16 @@ async function producerRole(): Promise<void> {
   }
 }
 
+/** Child processes still running; killed if this process exits first (an error, Ctrl-C). */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+function killOnExit(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+}
+
 interface Started {
   child: ChildProcess;
   /** Broker process ids. */
@@ -131,7 +141,7 @@ async function startServe(cores: number, dataDir: string): Promise<Started> {
     stdio: ['ignore', 'pipe', 'inherit'],
     env,
   });
-  process.once('exit', () => child.kill('SIGKILL'));
+  killOnExit(child);
   return await new Promise((resolve, reject) => {
     let buffered = '';
     const onData = (chunk: Buffer) => {
@@ -174,6 +184,9 @@ const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + (processCpuSec
 
 interface Sample {
   msgPerSec: number;
+  /** CPU time per acknowledged message, µs: of the brokers (etcd included) and of the producers. */
+  brokerUsPerMsg: number;
+  producerUsPerMsg: number;
   failed: number;
   /** Partitions led by each broker id. */
   leaders: Record<string, number>;
@@ -218,7 +231,7 @@ async function runCase(cores: number, settings: Settings): Promise<Sample> {
         execArgv: process.execArgv,
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
-      process.once('exit', () => child.kill('SIGKILL'));
+      killOnExit(child);
       producers.push(child);
       const exit = new Promise<FromProducer>((resolve) =>
         child.once('exit', (code) => resolve({ type: 'failed', message: `producer exited (code ${code})` })),
@@ -241,7 +254,6 @@ async function runCase(cores: number, settings: Settings): Promise<Sample> {
       const setup: ToProducer = {
         type: 'setup',
         brokers: started.addresses,
-        partitions: settings.partitions,
         window: settings.window,
         index,
       };
@@ -280,8 +292,11 @@ async function runCase(cores: number, settings: Settings): Promise<Sample> {
       failed += result.failed;
     }
     const percent = (seconds: number) => Math.round((seconds / settings.seconds) * 100);
+    const perMessage = (seconds: number) => (acked === 0 ? 0 : Number(((seconds * 1e6) / acked).toFixed(2)));
     return {
       msgPerSec: Math.round(acked / settings.seconds),
+      brokerUsPerMsg: perMessage(after.brokers - before.brokers + after.etcd - before.etcd),
+      producerUsPerMsg: perMessage(after.producers - before.producers),
       failed,
       leaders,
       cpu: {
@@ -300,7 +315,7 @@ async function runCase(cores: number, settings: Settings): Promise<Sample> {
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : Math.round((sorted[middle - 1]! + sorted[middle]!) / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
 
 async function main(): Promise<void> {
@@ -324,20 +339,22 @@ async function main(): Promise<void> {
     }
   }
   const command = `npx tsx bench/cores.ts --seconds ${settings.seconds} --warmup ${settings.warmup} --producers ${settings.producers} --partitions ${settings.partitions} --window ${settings.window} --rounds ${settings.rounds}`;
-  const base = median(samples.get(1)!.map((sample) => sample.msgPerSec));
+  const base = Math.round(median(samples.get(1)!.map((sample) => sample.msgPerSec)));
   const rows = cases.map((cores) => {
     const runs = samples.get(cores)!;
-    const msgPerSec = median(runs.map((run) => run.msgPerSec));
+    const msgPerSec = Math.round(median(runs.map((run) => run.msgPerSec)));
     return {
       case: cores === 1 ? '1 broker (serve)' : `${cores} brokers (serve --cores ${cores})`,
       brokers: cores,
       msgPerSec,
       ratio: Number((msgPerSec / base).toFixed(2)),
       cpuPercent: {
-        brokers: median(runs.map((run) => run.cpu.brokers)),
-        producers: median(runs.map((run) => run.cpu.producers)),
-        etcd: median(runs.map((run) => run.cpu.etcd)),
+        brokers: Math.round(median(runs.map((run) => run.cpu.brokers))),
+        producers: Math.round(median(runs.map((run) => run.cpu.producers))),
+        etcd: Math.round(median(runs.map((run) => run.cpu.etcd))),
       },
+      brokerUsPerMsg: median(runs.map((run) => run.brokerUsPerMsg)),
+      producerUsPerMsg: median(runs.map((run) => run.producerUsPerMsg)),
       partitionsPerBroker: runs[0]!.leaders,
       failed: runs.reduce((sum, run) => sum + run.failed, 0),
       msgPerSecPerRound: runs.map((run) => run.msgPerSec),
@@ -376,6 +393,8 @@ async function main(): Promise<void> {
       'CPU % brokers': row.cpuPercent.brokers,
       'CPU % producers': row.cpuPercent.producers,
       'CPU % etcd': row.cpuPercent.etcd,
+      'broker CPU µs/msg': row.brokerUsPerMsg,
+      'producer CPU µs/msg': row.producerUsPerMsg,
       'partitions per broker': Object.entries(row.partitionsPerBroker)
         .map(([id, count]) => `${id}: ${count}`)
         .join(', '),
@@ -383,6 +402,7 @@ async function main(): Promise<void> {
     })),
     notes: [
       'CPU % is CPU time over the measured window (100 % = one core), summed over the processes of the role: the broker processes, the producer processes, and etcd (the 2-broker cluster only). The machine has 2 cores, shared with other work while this ran.',
+      'CPU µs/msg is the CPU time of the role over the measured window divided by the messages acknowledged in it (brokers: the broker processes and etcd). Unlike msg/s it does not depend on how much of the machine other work took meanwhile: a machine whose cores serve only the brokers would reach about (cores for the brokers) / (broker µs/msg) messages per second.',
       'Both cases run in the same invocation, each on a fresh data directory; with --rounds above 1 they alternate order and the figures are medians.',
     ],
   });

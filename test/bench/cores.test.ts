@@ -18,6 +18,8 @@ interface Row {
   msgPerSec: number;
   ratio: number;
   cpuPercent: { brokers: number; producers: number; etcd: number };
+  brokerUsPerMsg: number;
+  producerUsPerMsg: number;
   partitionsPerBroker: Record<string, number>;
   failed: number;
   msgPerSecPerRound: number[];
@@ -57,6 +59,8 @@ it.skipIf(!etcdAvailable())(
       expect(row.msgPerSecPerRound).toEqual([row.msgPerSec]);
       expect(row.cpuPercent.brokers).toBeGreaterThan(0);
       expect(row.cpuPercent.producers).toBeGreaterThan(0);
+    expect(row.brokerUsPerMsg).toBeGreaterThan(0);
+    expect(row.producerUsPerMsg).toBeGreaterThan(0);
       expect(Object.values(row.partitionsPerBroker).reduce((sum, count) => sum + count, 0)).toBe(8);
     }
     expect(result.rows[0]!.ratio).toBe(1);
