@@ -22,6 +22,10 @@ export interface LocalEtcdProcess {
   readonly pid: number;
   readonly dataDir: string;
   readonly logFile: string;
+  /** The ports it listens on, to start it again at the same address. */
+  readonly ports: { client: number; peer: number };
+  /** Settles when the process has exited (by itself or by stop). */
+  readonly exited: Promise<void>;
   /** SIGTERM, SIGKILL if it has not exited in 5 s; resolves once it has exited. */
   stop(): Promise<void>;
 }
@@ -41,32 +45,33 @@ function exitedOf(child: ChildProcess): Promise<void> {
  * Starts etcd and resolves once it answers its health check. `wrapper` runs it under another
  * command (the supervisor's `setpriv --pdeathsig`, so etcd ends with the process that started it).
  */
-export async function startLocalEtcd(options: {
+export interface LocalEtcdOptions {
   dir: string;
   prefix: string;
   wrapper?: readonly string[];
-}): Promise<LocalEtcdProcess> {
+  /** Listen on these (to start it again where the brokers look for it); default: free ones. */
+  ports?: { client: number; peer: number };
+}
+
+export async function startLocalEtcd(options: LocalEtcdOptions): Promise<LocalEtcdProcess> {
   if (!etcdInstalled()) throw errorOf('ETCD_NOT_INSTALLED');
   await mkdir(options.dir, { recursive: true });
   for (let attempt = 1; ; attempt++) {
     try {
       return await startOnce(options);
     } catch (error) {
-      // A port found free can be taken before etcd binds it: pick others.
-      if (attempt >= START_ATTEMPTS || !/address already in use/.test((error as Error).message)) throw error;
+      // A port found free can be taken before etcd binds it: pick others (fixed ports: give up).
+      const taken = /address already in use/.test((error as Error).message);
+      if (attempt >= START_ATTEMPTS || !taken || options.ports !== undefined) throw error;
     }
   }
 }
 
-async function startOnce(options: {
-  dir: string;
-  prefix: string;
-  wrapper?: readonly string[];
-}): Promise<LocalEtcdProcess> {
+async function startOnce(options: LocalEtcdOptions): Promise<LocalEtcdProcess> {
   const dataDir = join(options.dir, 'etcd');
   const logFile = join(options.dir, 'etcd.log');
-  const clientPort = await freePort();
-  const peerPort = await freePort();
+  const clientPort = options.ports?.client ?? (await freePort());
+  const peerPort = options.ports?.peer ?? (await freePort());
   const log = createWriteStream(logFile, { flags: 'a' });
   const args = localEtcdArgs({ name: 'local', dataDir, clientPort, peerPort });
   const [command, ...rest] = [...(options.wrapper ?? []), 'etcd', ...args];
@@ -124,6 +129,8 @@ async function startOnce(options: {
     pid,
     dataDir,
     logFile,
+    ports: { client: clientPort, peer: peerPort },
+    exited,
     stop,
   };
 }

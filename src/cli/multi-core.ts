@@ -7,9 +7,9 @@
 //     DATA/broker-i, client port PORT+i-1 (advertised, so clients reach it there) and admin port;
 //   - SIGTERM and SIGINT are passed on to every member by its PID (each shuts down cleanly), then
 //     etcd is stopped; SIGHUP is passed on (each member reloads its configuration);
-//   - a member that exits on its own is started again after a backoff (250 ms doubling to 10 s, back
-//     to 250 ms once it has run 10 s); a member that cannot start (at the start, or 5 times in a row
-//     later) stops them all and makes this process exit non-zero;
+//   - a member (or the local etcd) that exits on its own is started again after a backoff (250 ms
+//     doubling to 10 s, back to 250 ms once it has run 10 s); a member that cannot start (at the
+//     start, or 5 times in a row later) stops them all and makes this process exit non-zero;
 //   - the members and etcd run under `setpriv --pdeathsig SIGTERM` where it exists, so they stop
 //     even if this process is killed with SIGKILL.
 
@@ -108,7 +108,9 @@ export type MemberEvent =
       restartInMs: number;
     }
   | { event: 'member-start-failed'; brokerId: number; reason: string; restartInMs: number }
-  | { event: 'member-restarted'; brokerId: number; pid: number; port: number };
+  | { event: 'member-restarted'; brokerId: number; pid: number; port: number }
+  | { event: 'etcd-exited'; restartInMs: number }
+  | { event: 'etcd-restarted'; pid: number };
 
 export interface MemberInfo {
   brokerId: number;
@@ -172,12 +174,62 @@ export class CoreSupervisor {
   private constructor(
     private readonly options: CoresOptions,
     readonly cluster: string,
-    readonly etcd: LocalEtcdProcess | null,
+    private localEtcd: LocalEtcdProcess | null,
     private readonly members: Member[],
     private readonly wrapper: string[],
   ) {
     this.failed = new Promise((resolve) => {
       this.failure = resolve;
+    });
+    if (localEtcd !== null) this.watchEtcd(localEtcd, 0);
+  }
+
+  /** The local etcd (null with --cluster). */
+  get etcd(): LocalEtcdProcess | null {
+    return this.localEtcd;
+  }
+
+  /** Starts the local etcd again, on the same ports, if it exits while the members run. */
+  private watchEtcd(etcd: LocalEtcdProcess, failuresInRow: number): void {
+    const startedAt = Date.now();
+    void etcd.exited.then(() => {
+      if (this.stopping || this.localEtcd !== etcd) return;
+      const failures = Date.now() - startedAt >= STABLE_AFTER_MS ? 0 : failuresInRow + 1;
+      const delay = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.max(0, failures - 1));
+      this.options.onEvent?.({ event: 'etcd-exited', restartInMs: delay });
+      const again = (tries: number) => {
+        setTimeout(() => {
+          if (this.stopping) return;
+          startLocalEtcd({
+            dir: this.options.dataDir,
+            prefix: 'local',
+            wrapper: this.wrapper,
+            ports: etcd.ports,
+          }).then(
+            (next) => {
+              if (this.stopping) {
+                void next.stop();
+                return;
+              }
+              this.localEtcd = next;
+              this.options.onEvent?.({ event: 'etcd-restarted', pid: next.pid });
+              this.watchEtcd(next, failures);
+            },
+            (error: unknown) => {
+              if (this.stopping) return;
+              if (tries + 1 >= MAX_FAILED_STARTS)
+                this.failure?.(
+                  errorOf(
+                    'CONTROL_PLANE_UNAVAILABLE',
+                    `the local etcd did not start again: ${(error as Error).message}`,
+                  ),
+                );
+              else again(tries + 1);
+            },
+          );
+        }, delay);
+      };
+      again(0);
     });
   }
 
@@ -233,18 +285,23 @@ export class CoreSupervisor {
     for (const member of this.members) member.process?.child.kill(signal);
   }
 
-  /** SIGTERM to every member at once (each stops cleanly), then etcd; no restarts from now on. */
-  async stop(): Promise<void> {
+  /**
+   * SIGTERM to every member at once (each stops cleanly; one still running after 10 s is killed),
+   * then etcd; no restarts from now on. Resolves with each member's exit code (null: killed).
+   */
+  async stop(): Promise<Array<{ brokerId: number; code: number | null }>> {
     this.stopping = true;
-    await Promise.all(
+    const codes = await Promise.all(
       this.members.map(async (member) => {
         if (member.restartTimer !== null) clearTimeout(member.restartTimer);
         member.restartTimer = null;
         await member.starting?.catch(() => undefined);
-        await member.process?.stop();
+        const code = member.process === null ? null : await member.process.stop();
+        return { brokerId: member.brokerId, code };
       }),
     );
-    await this.etcd?.stop();
+    await this.localEtcd?.stop();
+    return codes;
   }
 
   private spawn(member: Member): Promise<void> {
@@ -422,9 +479,15 @@ export async function serveCores(cores: number, inputs: ConfigInputs, context: C
       { event: 'stopping', signal: outcome.signal },
       `received ${outcome.signal}, stopping ${cores} brokers`,
     );
-  await supervisor.stop();
+  const exits = await supervisor.stop();
   if ('error' in outcome) throw outcome.error;
-  context.print({ event: 'stopped' }, 'brokers stopped');
+  const unclean = exits.filter((exit) => exit.code !== 0);
+  context.print(
+    { event: 'stopped', members: exits },
+    unclean.length === 0
+      ? 'brokers stopped'
+      : `brokers stopped; ${unclean.map((exit) => `broker ${exit.brokerId} ${exit.code === null ? 'was killed after 10 s' : `exited with code ${exit.code}`}`).join(', ')}`,
+  );
 }
 
 function describeEvent(event: MemberEvent): string {
@@ -435,5 +498,9 @@ function describeEvent(event: MemberEvent): string {
       return `broker ${event.brokerId} did not start (${event.reason}); trying again in ${event.restartInMs} ms`;
     case 'member-restarted':
       return `broker ${event.brokerId} started again (pid ${event.pid}, port ${event.port})`;
+    case 'etcd-exited':
+      return `the local etcd exited; starting it again in ${event.restartInMs} ms`;
+    case 'etcd-restarted':
+      return `the local etcd started again (pid ${event.pid})`;
   }
 }

@@ -1,7 +1,7 @@
 // `memorystreamer serve --cores 2` as a real process: it starts a local etcd and two broker
 // processes that form one cluster; a client that bootstraps from either member produces to and
-// consumes from partitions led by both; a member killed with SIGKILL is started again on its port;
-// SIGTERM to the supervisor stops every process it started (checked by PID). And the refusals: a
+// consumes from partitions led by both; a member killed with SIGKILL is started again on its port,
+// and so is etcd; SIGTERM to the supervisor stops every process it started (checked by PID). And the refusals: a
 // broker id with --cores, a member that cannot listen (the supervisor exits non-zero, leaving
 // nothing running).
 
@@ -162,6 +162,24 @@ describe.skipIf(!etcdAvailable())('serve --cores', () => {
       expect(seen.get(partition)).toEqual(Array.from({ length: 50 }, (_, i) => `m${i * 4 + partition}`));
   }, 60_000);
 
+  it('starts the local etcd again on its port when it dies', async () => {
+    process.kill(listening.etcd!.pid, 'SIGKILL');
+    const restarted = await until(
+      () =>
+        (serve.lines.find((line) => (line as { event?: string }).event === 'etcd-restarted') as {
+          pid: number;
+        }) ?? null,
+      { what: 'etcd starts again', timeoutMs: 30_000 },
+    );
+    started.add(restarted.pid);
+    expect(restarted.pid).not.toBe(listening.etcd!.pid);
+    // The control plane answers again: the controller creates a topic.
+    await until(() => client.admin.createTopic({ name: 'after-etcd', partitions: 2 }), {
+      what: 'a topic created after etcd came back',
+      timeoutMs: 30_000,
+    });
+  }, 60_000);
+
   it('starts a killed member again on its port', async () => {
     const victim = listening.members[1]!;
     process.kill(victim.pid, 'SIGKILL');
@@ -198,8 +216,15 @@ describe.skipIf(!etcdAvailable())('serve --cores', () => {
     await client.close();
     serve.child.kill('SIGTERM');
     expect(await exitOf(serve.child)).toBe(0);
-    expect(serve.lines).toContainEqual({ event: 'stopped' });
-    expect(started.size).toBe(4);
+    // Each member shut down by itself (exit code 0), none had to be killed.
+    expect(serve.lines).toContainEqual({
+      event: 'stopped',
+      members: [
+        { brokerId: 1, code: 0 },
+        { brokerId: 2, code: 0 },
+      ],
+    });
+    expect(started.size).toBe(5);
     await until(() => [...started].every(gone), { what: 'no member or etcd left', timeoutMs: 15_000 });
   }, 60_000);
 });
@@ -216,7 +241,11 @@ describe.skipIf(!etcdAvailable())('serve --cores refusals', () => {
   /** The CLI in this process (the supervisor's refusals need no process of their own). */
   async function cli(...argv: string[]) {
     const out: string[] = [];
-    const code = await run(argv, { env: {}, out: (text) => out.push(text), err: (text) => out.push(text) });
+    const code = await run(argv, {
+      env: { MEMORYSTREAMER_LOG_LEVEL: 'error' },
+      out: (text) => out.push(text),
+      err: (text) => out.push(text),
+    });
     return { code, out: out.join('\n') };
   }
 
