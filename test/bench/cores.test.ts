@@ -59,8 +59,8 @@ it.skipIf(!etcdAvailable())(
       expect(row.msgPerSecPerRound).toEqual([row.msgPerSec]);
       expect(row.cpuPercent.brokers).toBeGreaterThan(0);
       expect(row.cpuPercent.producers).toBeGreaterThan(0);
-    expect(row.brokerUsPerMsg).toBeGreaterThan(0);
-    expect(row.producerUsPerMsg).toBeGreaterThan(0);
+      expect(row.brokerUsPerMsg).toBeGreaterThan(0);
+      expect(row.producerUsPerMsg).toBeGreaterThan(0);
       expect(Object.values(row.partitionsPerBroker).reduce((sum, count) => sum + count, 0)).toBe(8);
     }
     expect(result.rows[0]!.ratio).toBe(1);
