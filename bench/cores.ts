@@ -1,7 +1,8 @@
 // One broker per core, measured: produce throughput into one topic of 8 partitions from producer
-// processes, against `memorystreamer serve` (1 broker) and against `memorystreamer serve --cores 2`
-// (2 broker processes in one cluster on a local etcd, the partitions spread over both), side by side
-// in one run. The brokers are started exactly as a user starts them (the CLI, as child processes).
+// processes, against `memorystreamer serve` (1 broker), against `memorystreamer serve --cores 2`
+// (2 broker processes in one cluster on a local etcd, the partitions spread over both), and, to
+// tell what the cluster layer costs from what a second process brings, against one broker that is
+// the only member of a cluster (`serve --cluster` on a local etcd), side by side in one run. The brokers are started exactly as a user starts them (the CLI, as child processes).
 // 100-byte values, acks 1, the topic's default durability (interval: fsync every
 // topics.flush_interval), replication factor 1, producers with linger 0 (a batch is what arrives in
 // one event-loop turn, up to 512 KiB) and a window of in-flight sends each. The producers are
@@ -19,6 +20,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { processCpuSeconds } from '../src/bench/cpu.js';
 import { serveCommand } from '../src/bench/spawned-broker.js';
+import { freePort } from '../src/cli/free-port.js';
+import { startLocalEtcd } from '../src/cli/local-etcd-process.js';
 import { connect } from '../src/client/connect.js';
 import { argNumber, describeMachine, progress, writeResult } from './lib/report.js';
 
@@ -127,17 +130,46 @@ interface Started {
   brokers: number[];
   etcd: number | null;
   addresses: string;
+  /** Stops what was started beside serve (the one-member cluster's etcd). */
+  stopAlso?: () => Promise<void>;
 }
 
-/** `memorystreamer serve` (cores 1) or `serve --cores N`, as a child process; resolves once it listens. */
-async function startServe(cores: number, dataDir: string): Promise<Started> {
+/** The setups measured, each started as a user starts it. */
+interface Case {
+  key: 'serve' | 'cluster-1' | 'cores-2';
+  label: string;
+  brokers: number;
+}
+
+const CASES: Case[] = [
+  { key: 'serve', label: '1 broker (serve)', brokers: 1 },
+  { key: 'cluster-1', label: '1 broker, a one-member cluster (serve --cluster)', brokers: 1 },
+  { key: 'cores-2', label: '2 brokers (serve --cores 2)', brokers: 2 },
+];
+
+/**
+ * `memorystreamer serve`, `serve --cores 2`, or `serve --cluster` on a local etcd as the only
+ * member, as a child process; resolves once it listens.
+ */
+async function startServe(item: Case, dataDir: string): Promise<Started> {
+  const etcd = item.key === 'cluster-1' ? await startLocalEtcd({ dir: dataDir, prefix: 'bench' }) : null;
+  const port = etcd === null ? 0 : await freePort();
   const { command, args, env } = serveCommand({
-    dataDir,
-    port: 0,
+    dataDir: etcd === null ? dataDir : join(dataDir, 'broker-1'),
+    port,
     adminPort: 0,
-    env: { MEMORYSTREAMER_LOG_LEVEL: 'error' },
+    env: {
+      MEMORYSTREAMER_LOG_LEVEL: 'error',
+      ...(etcd === null
+        ? {}
+        : {
+            MEMORYSTREAMER_CLUSTER_ETCD: etcd.cluster,
+            MEMORYSTREAMER_CLUSTER_BROKER_ID: '1',
+            MEMORYSTREAMER_CLUSTER_ADVERTISE: `127.0.0.1:${port}`,
+          }),
+    },
   });
-  const child = spawn(command, [...args, ...(cores > 1 ? ['--cores', String(cores)] : [])], {
+  const child = spawn(command, [...args, ...(item.key === 'cores-2' ? ['--cores', '2'] : [])], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env,
   });
@@ -159,7 +191,13 @@ async function startServe(cores: number, dataDir: string): Promise<Started> {
       };
       if (line.event !== 'listening') return reject(new Error(`serve printed ${buffered.slice(0, 300)}`));
       if (line.members === undefined)
-        resolve({ child, brokers: [line.pid!], etcd: null, addresses: `127.0.0.1:${line.port}` });
+        resolve({
+          child,
+          brokers: [line.pid!],
+          etcd: etcd?.pid ?? null,
+          addresses: `127.0.0.1:${line.port}`,
+          ...(etcd === null ? {} : { stopAlso: () => etcd.stop() }),
+        });
       else
         resolve({
           child,
@@ -169,15 +207,20 @@ async function startServe(cores: number, dataDir: string): Promise<Started> {
         });
     };
     child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`serve exited (code ${code}) before listening`)));
+    child.once('exit', (code) => {
+      void etcd?.stop();
+      reject(new Error(`serve exited (code ${code}) before listening`));
+    });
   });
 }
 
 async function stopServe(started: Started): Promise<void> {
-  if (started.child.exitCode !== null || started.child.signalCode !== null) return;
-  const exited = new Promise((resolve) => started.child.once('exit', resolve));
-  started.child.kill('SIGTERM');
-  await exited;
+  if (started.child.exitCode === null && started.child.signalCode === null) {
+    const exited = new Promise((resolve) => started.child.once('exit', resolve));
+    started.child.kill('SIGTERM');
+    await exited;
+  }
+  await started.stopAlso?.();
 }
 
 const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + (processCpuSeconds(pid) ?? 0), 0);
@@ -193,9 +236,9 @@ interface Sample {
   cpu: { brokers: number; producers: number; etcd: number };
 }
 
-async function runCase(cores: number, settings: Settings): Promise<Sample> {
+async function runCase(item: Case, settings: Settings): Promise<Sample> {
   const dir = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-cores-bench-'));
-  const started = await startServe(cores, dir);
+  const started = await startServe(item, dir);
   const producers: ChildProcess[] = [];
   try {
     const client = await connect({ brokers: started.addresses });
@@ -328,24 +371,23 @@ async function main(): Promise<void> {
     rounds: Math.max(1, Math.round(argNumber('rounds', 1))),
   };
   const json = process.argv.includes('--json');
-  const cases = [1, 2];
-  const samples = new Map<number, Sample[]>();
+  const samples = new Map<Case['key'], Sample[]>();
   for (let round = 0; round < settings.rounds; round++) {
-    for (const cores of round % 2 === 0 ? cases : [...cases].reverse()) {
+    for (const item of round % 2 === 0 ? CASES : [...CASES].reverse()) {
       progress(
-        `round ${round + 1}/${settings.rounds}: ${cores === 1 ? '1 broker (serve)' : `${cores} brokers (serve --cores ${cores})`}, ${settings.producers} producer processes, ${settings.seconds} s`,
+        `round ${round + 1}/${settings.rounds}: ${item.label}, ${settings.producers} producer processes, ${settings.seconds} s`,
       );
-      samples.set(cores, [...(samples.get(cores) ?? []), await runCase(cores, settings)]);
+      samples.set(item.key, [...(samples.get(item.key) ?? []), await runCase(item, settings)]);
     }
   }
   const command = `npx tsx bench/cores.ts --seconds ${settings.seconds} --warmup ${settings.warmup} --producers ${settings.producers} --partitions ${settings.partitions} --window ${settings.window} --rounds ${settings.rounds}`;
-  const base = Math.round(median(samples.get(1)!.map((sample) => sample.msgPerSec)));
-  const rows = cases.map((cores) => {
-    const runs = samples.get(cores)!;
+  const base = Math.round(median(samples.get('serve')!.map((sample) => sample.msgPerSec)));
+  const rows = CASES.map((item) => {
+    const runs = samples.get(item.key)!;
     const msgPerSec = Math.round(median(runs.map((run) => run.msgPerSec)));
     return {
-      case: cores === 1 ? '1 broker (serve)' : `${cores} brokers (serve --cores ${cores})`,
-      brokers: cores,
+      case: item.label,
+      brokers: item.brokers,
       msgPerSec,
       ratio: Number((msgPerSec / base).toFixed(2)),
       cpuPercent: {
@@ -358,6 +400,7 @@ async function main(): Promise<void> {
       partitionsPerBroker: runs[0]!.leaders,
       failed: runs.reduce((sum, run) => sum + run.failed, 0),
       msgPerSecPerRound: runs.map((run) => run.msgPerSec),
+      brokerUsPerMsgPerRound: runs.map((run) => run.brokerUsPerMsg),
     };
   });
   const result = {
@@ -370,7 +413,7 @@ async function main(): Promise<void> {
   writeResult({
     benchmark: 'cores',
     title:
-      'One broker per core: produce throughput of 1 broker (serve) and 2 brokers (serve --cores 2) on this machine',
+      'One broker per core: produce throughput of 1 broker (serve), 1 broker in a cluster and 2 brokers (serve --cores 2) on this machine',
     command,
     settings: {
       messageBytes: VALUE_BYTES,
@@ -399,9 +442,10 @@ async function main(): Promise<void> {
         .map(([id, count]) => `${id}: ${count}`)
         .join(', '),
       'msg/s per round': row.msgPerSecPerRound.join(', '),
+      'broker CPU µs/msg per round': row.brokerUsPerMsgPerRound.join(', '),
     })),
     notes: [
-      'CPU % is CPU time over the measured window (100 % = one core), summed over the processes of the role: the broker processes, the producer processes, and etcd (the 2-broker cluster only). The machine has 2 cores, shared with other work while this ran.',
+      'CPU % is CPU time over the measured window (100 % = one core), summed over the processes of the role: the broker processes, the producer processes, and etcd (the cluster cases only). The machine has 2 cores, shared with other work while this ran.',
       'CPU µs/msg is the CPU time of the role over the measured window divided by the messages acknowledged in it (brokers: the broker processes and etcd). Unlike msg/s it does not depend on how much of the machine other work took meanwhile: a machine whose cores serve only the brokers would reach about (cores for the brokers) / (broker µs/msg) messages per second.',
       'Both cases run in the same invocation, each on a fresh data directory; with --rounds above 1 they alternate order and the figures are medians.',
     ],
@@ -410,11 +454,11 @@ async function main(): Promise<void> {
   else {
     console.log(`\n${command}\n${JSON.stringify(result.machine)}\n${result.settings}\n`);
     console.log(
-      'case                          msg/s   ×1    CPU% brokers  producers  etcd   partitions per broker',
+      'case                                               msg/s    ×1  CPU% brokers producers etcd  µs/msg brokers producers  msg/s per round',
     );
     for (const row of rows)
       console.log(
-        `${row.case.padEnd(26)} ${String(row.msgPerSec).padStart(9)}  ${String(row.ratio).padStart(4)}  ${String(row.cpuPercent.brokers).padStart(12)}  ${String(row.cpuPercent.producers).padStart(9)}  ${String(row.cpuPercent.etcd).padStart(4)}   ${JSON.stringify(row.partitionsPerBroker)}`,
+        `${row.case.padEnd(48)} ${String(row.msgPerSec).padStart(9)}  ${String(row.ratio).padStart(4)}  ${String(row.cpuPercent.brokers).padStart(12)} ${String(row.cpuPercent.producers).padStart(9)} ${String(row.cpuPercent.etcd).padStart(4)}  ${String(row.brokerUsPerMsg).padStart(14)} ${String(row.producerUsPerMsg).padStart(9)}  ${row.msgPerSecPerRound.join(', ')}`,
       );
   }
 }
