@@ -136,13 +136,13 @@ interface Started {
 
 /** The setups measured, each started as a user starts it. */
 interface Case {
-  key: 'serve' | 'cluster-1' | 'cores-2';
+  key: 'single' | 'cluster-1' | 'cores-2';
   label: string;
   brokers: number;
 }
 
 const CASES: Case[] = [
-  { key: 'serve', label: '1 broker (serve)', brokers: 1 },
+  { key: 'single', label: '1 broker (serve)', brokers: 1 },
   { key: 'cluster-1', label: '1 broker, a one-member cluster (serve --cluster)', brokers: 1 },
   { key: 'cores-2', label: '2 brokers (serve --cores 2)', brokers: 2 },
 ];
@@ -381,7 +381,7 @@ async function main(): Promise<void> {
     }
   }
   const command = `npx tsx bench/cores.ts --seconds ${settings.seconds} --warmup ${settings.warmup} --producers ${settings.producers} --partitions ${settings.partitions} --window ${settings.window} --rounds ${settings.rounds}`;
-  const base = Math.round(median(samples.get('serve')!.map((sample) => sample.msgPerSec)));
+  const base = Math.round(median(samples.get('single')!.map((sample) => sample.msgPerSec)));
   const rows = CASES.map((item) => {
     const runs = samples.get(item.key)!;
     const msgPerSec = Math.round(median(runs.map((run) => run.msgPerSec)));

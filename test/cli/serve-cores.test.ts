@@ -6,12 +6,10 @@
 // nothing running).
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveCommand } from '../../src/bench/spawned-broker.js';
-import { run } from '../../src/cli/main.js';
 import type { Client } from '../../src/client/client.js';
 import { connect } from '../../src/client/connect.js';
 import { etcdAvailable } from '../harness/etcd.js';
@@ -226,66 +224,5 @@ describe.skipIf(!etcdAvailable())('serve --cores', () => {
     });
     expect(started.size).toBe(5);
     await until(() => [...started].every(gone), { what: 'no member or etcd left', timeoutMs: 15_000 });
-  }, 60_000);
-});
-
-describe.skipIf(!etcdAvailable())('serve --cores refusals', () => {
-  const dir = useTempDir('ms-cores-refused-', 'all');
-  let taken: Server;
-  beforeAll(async () => {
-    taken = createServer();
-    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-  });
-  afterAll(() => new Promise<void>((resolve) => taken.close(() => resolve())));
-
-  /** The CLI in this process (the supervisor's refusals need no process of their own). */
-  async function cli(...argv: string[]) {
-    const out: string[] = [];
-    const code = await run(argv, {
-      env: { MEMORYSTREAMER_LOG_LEVEL: 'error' },
-      out: (text) => out.push(text),
-      err: (text) => out.push(text),
-    });
-    return { code, out: out.join('\n') };
-  }
-
-  it('refuses a broker id, which each member gets from the supervisor', async () => {
-    const refused = await cli('serve', '--cores', '2', '--broker-id', '3', '--data-dir', join(dir.path, 'a'));
-    expect(refused.code).not.toBe(0);
-    expect(refused.out).toMatch(/CORES_OPTION_CONFLICT.*--broker-id/);
-    expect(existsSync(join(dir.path, 'a'))).toBe(false);
-  });
-
-  it('exits non-zero, with nothing left running, when a member cannot listen', async () => {
-    const port = (taken.address() as { port: number }).port;
-    const data = join(dir.path, 'b');
-    // Member 1 would listen on the taken port (member 2 on the next one).
-    const failed = await cli(
-      'serve',
-      '--cores',
-      '2',
-      '--port',
-      String(port),
-      '--admin-port',
-      '0',
-      '--data-dir',
-      data,
-    );
-    expect(failed.code).not.toBe(0);
-    expect(failed.out).toMatch(/CORES_MEMBER_FAILED.*broker 1.*already in use/s);
-    // etcd had started (its data directory is there) and is gone again, with both members.
-    expect(existsSync(join(data, 'etcd'))).toBe(true);
-    const running = () => {
-      const found: string[] = [];
-      for (const entry of readdirSync('/proc')) {
-        if (!/^\d+$/.test(entry) || gone(Number(entry))) continue;
-        try {
-          const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-          if (args.includes(data)) found.push(args.replaceAll('\0', ' '));
-        } catch {}
-      }
-      return found;
-    };
-    expect(running()).toEqual([]);
   }, 60_000);
 });
