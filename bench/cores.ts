@@ -234,6 +234,8 @@ interface Sample {
   /** Partitions led by each broker id. */
   leaders: Record<string, number>;
   cpu: { brokers: number; producers: number; etcd: number };
+  /** CPU % of the brokers (and etcd) with no client sending: what the processes cost by themselves. */
+  idleCpu: number;
 }
 
 async function runCase(item: Case, settings: Settings): Promise<Sample> {
@@ -267,6 +269,12 @@ async function runCase(item: Case, settings: Settings): Promise<Sample> {
     } finally {
       await client.close();
     }
+    // What the broker processes (and etcd) use with nobody producing: timers, heartbeats, GC.
+    const idleSeconds = 2;
+    const brokerPids = [...started.brokers, ...(started.etcd === null ? [] : [started.etcd])];
+    const idleFrom = cpuOf(brokerPids);
+    await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000));
+    const idleCpu = Math.round(((cpuOf(brokerPids) - idleFrom) / idleSeconds) * 100);
     const reports: Array<Promise<FromProducer>> = [];
     const ready: Array<Promise<FromProducer>> = [];
     for (let index = 0; index < settings.producers; index++) {
@@ -342,6 +350,7 @@ async function runCase(item: Case, settings: Settings): Promise<Sample> {
       producerUsPerMsg: perMessage(after.producers - before.producers),
       failed,
       leaders,
+      idleCpu,
       cpu: {
         brokers: percent(after.brokers - before.brokers),
         producers: percent(after.producers - before.producers),
@@ -395,6 +404,7 @@ async function main(): Promise<void> {
         producers: Math.round(median(runs.map((run) => run.cpu.producers))),
         etcd: Math.round(median(runs.map((run) => run.cpu.etcd))),
       },
+      idleCpuPercent: Math.round(median(runs.map((run) => run.idleCpu))),
       brokerUsPerMsg: median(runs.map((run) => run.brokerUsPerMsg)),
       producerUsPerMsg: median(runs.map((run) => run.producerUsPerMsg)),
       partitionsPerBroker: runs[0]!.leaders,
@@ -436,6 +446,7 @@ async function main(): Promise<void> {
       'CPU % brokers': row.cpuPercent.brokers,
       'CPU % producers': row.cpuPercent.producers,
       'CPU % etcd': row.cpuPercent.etcd,
+      'CPU % brokers idle': row.idleCpuPercent,
       'broker CPU µs/msg': row.brokerUsPerMsg,
       'producer CPU µs/msg': row.producerUsPerMsg,
       'partitions per broker': Object.entries(row.partitionsPerBroker)
@@ -446,6 +457,7 @@ async function main(): Promise<void> {
     })),
     notes: [
       'CPU % is CPU time over the measured window (100 % = one core), summed over the processes of the role: the broker processes, the producer processes, and etcd (the cluster cases only). The machine has 2 cores, shared with other work while this ran.',
+      'CPU % brokers idle is what the broker processes and etcd use over 2 s before the producers start, with nobody sending: the fixed cost of the processes, which the per-message figures include.',
       'CPU µs/msg is the CPU time of the role over the measured window divided by the messages acknowledged in it (brokers: the broker processes and etcd). Unlike msg/s it does not depend on how much of the machine other work took meanwhile: a machine whose cores serve only the brokers would reach about (cores for the brokers) / (broker µs/msg) messages per second.',
       'Both cases run in the same invocation, each on a fresh data directory; with --rounds above 1 they alternate order and the figures are medians.',
     ],
@@ -454,11 +466,11 @@ async function main(): Promise<void> {
   else {
     console.log(`\n${command}\n${JSON.stringify(result.machine)}\n${result.settings}\n`);
     console.log(
-      'case                                               msg/s    ×1  CPU% brokers producers etcd  µs/msg brokers producers  msg/s per round',
+      'case                                               msg/s    ×1  CPU% brokers producers etcd idle  µs/msg brokers producers  msg/s per round',
     );
     for (const row of rows)
       console.log(
-        `${row.case.padEnd(48)} ${String(row.msgPerSec).padStart(9)}  ${String(row.ratio).padStart(4)}  ${String(row.cpuPercent.brokers).padStart(12)} ${String(row.cpuPercent.producers).padStart(9)} ${String(row.cpuPercent.etcd).padStart(4)}  ${String(row.brokerUsPerMsg).padStart(14)} ${String(row.producerUsPerMsg).padStart(9)}  ${row.msgPerSecPerRound.join(', ')}`,
+        `${row.case.padEnd(48)} ${String(row.msgPerSec).padStart(9)}  ${String(row.ratio).padStart(4)}  ${String(row.cpuPercent.brokers).padStart(12)} ${String(row.cpuPercent.producers).padStart(9)} ${String(row.cpuPercent.etcd).padStart(4)} ${String(row.idleCpuPercent).padStart(4)}  ${String(row.brokerUsPerMsg).padStart(14)} ${String(row.producerUsPerMsg).padStart(9)}  ${row.msgPerSecPerRound.join(', ')}`,
       );
   }
 }
