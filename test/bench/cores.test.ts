@@ -61,7 +61,7 @@ it.skipIf(!etcdAvailable())(
       expect(row.cpuPercent.brokers).toBeGreaterThan(0);
       expect(row.cpuPercent.producers).toBeGreaterThan(0);
       expect(row.idleCpuPercent).toBeGreaterThanOrEqual(0);
-    expect(row.brokerUsPerMsg).toBeGreaterThan(0);
+      expect(row.brokerUsPerMsg).toBeGreaterThan(0);
       expect(row.producerUsPerMsg).toBeGreaterThan(0);
       expect(Object.values(row.partitionsPerBroker).reduce((sum, count) => sum + count, 0)).toBe(8);
     }
