@@ -458,8 +458,8 @@ async function main(): Promise<void> {
     notes: [
       'CPU % is CPU time over the measured window (100 % = one core), summed over the processes of the role: the broker processes, the producer processes, and etcd (the cluster cases only). The machine has 2 cores, shared with other work while this ran.',
       'CPU % brokers idle is what the broker processes and etcd use over 2 s before the producers start, with nobody sending: the fixed cost of the processes, which the per-message figures include.',
-      'CPU µs/msg is the CPU time of the role over the measured window divided by the messages acknowledged in it (brokers: the broker processes and etcd). Unlike msg/s it does not depend on how much of the machine other work took meanwhile: a machine whose cores serve only the brokers would reach about (cores for the brokers) / (broker µs/msg) messages per second.',
-      'Both cases run in the same invocation, each on a fresh data directory; with --rounds above 1 they alternate order and the figures are medians.',
+      'CPU µs/msg is the CPU time of the role over the measured window divided by the messages acknowledged in it (brokers: the broker processes and etcd). It depends much less than msg/s on how much of the machine other work took meanwhile: a machine whose cores serve only the brokers would reach about (cores for the brokers) / (broker µs/msg) messages per second.',
+      'All cases run in the same invocation, each on a fresh data directory; with --rounds above 1 they alternate order and the figures are medians.',
     ],
   });
   if (json) console.log(JSON.stringify(result, null, 2));
