@@ -182,6 +182,17 @@ export const ERROR_TABLE = {
     true,
     'the controller does not know the broker registration a heartbeat names (a stale process, or one not seen yet)',
   ),
+  CORES_OPTION_CONFLICT: entry(
+    760,
+    false,
+    'serve --cores starts its own cluster members and gives each its broker id, address and data directory',
+  ),
+  ETCD_NOT_INSTALLED: entry(
+    761,
+    false,
+    'serve --cores without --cluster runs a local etcd, and etcd is not installed (Debian and Ubuntu: apt-get install etcd-server; or pass --cluster etcd://host:port)',
+  ),
+  CORES_MEMBER_FAILED: entry(762, false, 'a broker process of serve --cores could not start'),
 
   // 8xx: security.
   AUTHENTICATION_FAILED: entry(800, false, 'authentication failed'),

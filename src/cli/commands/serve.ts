@@ -17,6 +17,7 @@ import { type ConfigurableLogger, createLogger } from '../../metrics/logger.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import { brokerOptionsFrom, clusterSettingsFrom, tlsFilesFrom } from '../broker-options.js';
 import type { CliContext } from '../context.js';
+import { parseCores, serveCores } from '../multi-core.js';
 import { reloadTlsOnChange } from '../tls-reload.js';
 import { watchFileChanges } from '../watch-file.js';
 
@@ -186,6 +187,7 @@ interface ServeFlags {
   cluster?: string;
   brokerId?: string;
   advertise?: string;
+  cores?: string;
 }
 
 /** Server limits that a reload changes in place (each backs a reloadable setting). */
@@ -237,15 +239,21 @@ export function registerServe(program: Command, context: CliContext): void {
       'where other brokers and clients reach this broker (cluster.advertise)',
     )
     .option(
+      '--cores <n>',
+      'broker processes on this machine, a number or auto (one per core): above 1 they form one cluster, on a local etcd unless --cluster is given; clients connect to any of ports --port, --port+1, …',
+    )
+    .option(
       '--shutdown-deadline-ms <ms>',
       'how long in-flight requests may take at shutdown (server.shutdown_deadline)',
     )
     .addHelpText(
       'after',
-      '\nExamples:\n  memorystreamer serve\n  memorystreamer serve --config /etc/memorystreamer.toml\n  MEMORYSTREAMER_SERVER_PORT=7500 memorystreamer serve --data-dir /var/lib/memorystreamer',
+      '\nExamples:\n  memorystreamer serve\n  memorystreamer serve --config /etc/memorystreamer.toml\n  MEMORYSTREAMER_SERVER_PORT=7500 memorystreamer serve --data-dir /var/lib/memorystreamer\n  memorystreamer serve --cores auto        (one broker per core; needs etcd: apt-get install etcd-server)',
     )
     .action(async (flags: ServeFlags) => {
       const inputs = { file: flags.config ?? null, env: context.env, flags: flagSettings(flags) };
+      const cores = parseCores(flags.cores);
+      if (cores > 1) return await serveCores(cores, inputs, context);
       const config = await loadConfig(inputs);
       const { shutdownDeadlineMs, logLevel, logFormat, ...options } = brokerOptionsFrom(config, (path) =>
         resolve(path),
