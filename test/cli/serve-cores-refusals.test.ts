@@ -26,7 +26,9 @@ describe.skipIf(!etcdAvailable())('serve --cores refusals', () => {
   const dir = useTempDir('ms-cores-refused-', 'all');
   let taken: Server;
   beforeAll(async () => {
-    taken = createServer();
+    // Only its port matters; a connection to it (a readiness probe) is dropped, so that close()
+    // in afterAll does not wait for it.
+    taken = createServer((socket) => socket.destroy());
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
   });
   afterAll(() => new Promise<void>((resolve) => taken.close(() => resolve())));
