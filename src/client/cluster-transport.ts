@@ -7,7 +7,9 @@
 // else to the broker the client bootstrapped from. On NOT_LEADER, LEADER_NOT_AVAILABLE,
 // NOT_CONTROLLER, NOT_COORDINATOR, FENCED_LEADER_EPOCH, UNKNOWN_TOPIC or a lost connection the
 // metadata (and the group's coordinator) is read again and the request goes once more to where it
-// now says (the producer's own retries keep a partition's batches in order on top of that).
+// now says (the producer's own retries keep a partition's batches in order on top of that). On
+// REQUEST_TIMEOUT the metadata is read again too, but the request is not repeated here: it may
+// have been applied.
 //
 // A broker without a cluster answers METADATA with no cluster id: then every request goes to it,
 // as before.
@@ -51,6 +53,10 @@ const GROUP_COMMANDS: ReadonlySet<ClientCommand> = new Set<ClientCommand>([
   'fetchOffsets',
   'describeGroup',
 ]);
+
+function timedOut(error: unknown): boolean {
+  return error instanceof MemoryStreamerError && error.codeName === 'REQUEST_TIMEOUT';
+}
 
 function reroutes(error: unknown): boolean {
   return error instanceof MemoryStreamerError && REROUTE.has(error.codeName);
@@ -123,7 +129,17 @@ export class ClusterTransport implements Transport {
         groupId !== null ? await this.coordinatorOf(groupId, options) : this.route(name, request);
       return await target.request(name, request, options);
     } catch (error) {
-      if (!reroutes(error) || this.closed) throw error;
+      if (this.closed) throw error;
+      if (timedOut(error)) {
+        // The broker did not answer in time: frozen, cut off, or replaced while its connection
+        // stays open. The request may have been applied, so it is not sent again here (the
+        // producer's idempotent retries do that); the metadata is read again so that the next
+        // attempt goes where it now says.
+        if (groupId !== null) this.coordinators.delete(groupId);
+        void this.refresh().catch(() => undefined);
+        throw error;
+      }
+      if (!reroutes(error)) throw error;
       if (groupId !== null) this.coordinators.delete(groupId);
       await this.refresh();
       const target =

@@ -185,4 +185,46 @@ describe.skipIf(!etcdAvailable())('fencing a frozen leader', () => {
       await client.close();
     }
   }, 120_000);
+
+  it('a client whose request timed out on a frozen leader reads the metadata again and finds the new one', async () => {
+    const addresses = cluster.addresses();
+    const client = await connect({ brokers: addresses, requestTimeoutMs: 2_000 });
+    try {
+      await until(async () => {
+        try {
+          return await client.admin.createTopic({ name: 'patient', partitions: 3, replicationFactor: 3 });
+        } catch (error) {
+          if (error instanceof MemoryStreamerError && error.retriable) return null;
+          throw error;
+        }
+      });
+      const { partition, leader } = await until(async () => {
+        const metadata = await client.admin.metadata(['patient']);
+        const led = metadata.topics[0]!.partitions.find(
+          (p) => p.leader > 0 && p.leader !== metadata.controllerId && p.isr.length === 3,
+        );
+        return led === undefined ? null : { partition: led.partition, leader: led.leader };
+      });
+      const producer = client.producer({ acks: 'all' });
+      // Its connection to the leader is open (and stays open while the leader is frozen).
+      await until(() => producer.send({ topic: 'patient', partition, value: 'before' }));
+      const frozen = cluster.brokers[leader - 1]!;
+      process.kill(frozen.pid, 'SIGSTOP');
+      try {
+        // The first attempt times out on the frozen leader; the metadata read after it names the
+        // new leader, and the producer's retry goes there.
+        const after = await Promise.race([
+          producer.send({ topic: 'patient', partition, value: 'after' }),
+          new Promise<never>((_, reject) =>
+            setTimeout(() => reject(new Error('the send did not reach the new leader in 20 s')), 20_000),
+          ),
+        ]);
+        expect(after.offset).toBe(1n);
+      } finally {
+        process.kill(frozen.pid, 'SIGCONT');
+      }
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
 });
