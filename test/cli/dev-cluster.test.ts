@@ -1,8 +1,10 @@
 // `memorystreamer dev cluster` as a process: etcd and three brokers come up, a replicated topic
 // works through them, and SIGINT stops every process it started (by PID), with exit code 0.
 
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../../src/client/connect.js';
@@ -29,49 +31,65 @@ function alive(pid: number): boolean {
 
 describe.skipIf(!etcdAvailable())('dev cluster', () => {
   it('starts etcd and three brokers that work as a cluster, and stops them all on SIGINT', async () => {
-    const dir = await tempDir('ms-dev-cluster-');
-    const port = await freePortRange(30);
-    const etcdPort = await freePortRange(2);
     const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
     const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        tsx,
-        main,
-        '--json',
-        'dev',
-        'cluster',
-        '--brokers',
-        '3',
-        '--port',
-        String(port),
-        '--etcd-port',
-        String(etcdPort),
-        '--dir',
-        dir,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    // Ports found free may be taken by another test before etcd binds them: then etcd exits with
+    // "address already in use" and the cluster is started again on other ports.
+    let child!: ChildProcess;
     let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      err += chunk.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    try {
-      await until(() => out.includes('"ready"'), {
+    let exited!: Promise<number | null>;
+    for (let attempt = 1; ; attempt++) {
+      const dir = await tempDir('ms-dev-cluster-');
+      const port = await freePortRange(30);
+      const etcdPort = await freePortRange(2);
+      child = spawn(
+        process.execPath,
+        [
+          '--import',
+          tsx,
+          main,
+          '--json',
+          'dev',
+          'cluster',
+          '--brokers',
+          '3',
+          '--port',
+          String(port),
+          '--etcd-port',
+          String(etcdPort),
+          '--dir',
+          dir,
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      out = '';
+      let err = '';
+      const started = child;
+      started.stdout?.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+      });
+      started.stderr?.on('data', (chunk: Buffer) => {
+        err += chunk.toString();
+      });
+      exited = new Promise<number | null>((resolve) => started.once('exit', (code) => resolve(code)));
+      const failure = await until(() => out.includes('"ready"'), {
         what: 'the ready line',
         timeoutMs: 60_000,
         intervalMs: 100,
-        abortIf: () => (child.exitCode !== null ? `exited with ${child.exitCode}` : null),
-      }).catch((error: Error) => {
-        throw new Error(`${error.message}; output: ${out} ${err}`);
-      });
+        abortIf: () => (started.exitCode !== null ? `exited with ${started.exitCode}` : null),
+      }).then(
+        () => null,
+        (error: Error) => new Error(`${error.message}; output: ${out} ${err}`),
+      );
+      if (failure === null) break;
+      const portTaken = await readFile(join(dir, 'etcd.log'), 'utf8').then(
+        (log) => log.includes('address already in use'),
+        () => false,
+      );
+      if (started.exitCode === null) started.kill('SIGKILL');
+      if (!portTaken || attempt >= 3) throw failure;
+    }
+    try {
       const ready = JSON.parse(out.split('\n').find((line) => line.includes('"ready"'))!) as {
         etcd: { pid: number };
         brokers: Array<{ id: number; address: string; pid: number }>;
