@@ -152,14 +152,20 @@ describe.skipIf(!etcdAvailable())('serve --cluster', () => {
       expect(appended).toMatchObject({ offset: 301n, sequence: 60 });
 
       // cluster status: two brokers left, the partition under-replicated (ISR 2 of 3 replicas).
-      const degraded = JSON.parse(
-        (await cli('--json', '--broker', addresses[next - 1]!, 'cluster', 'status')).out,
-      ) as {
+      // The heartbeats replaced the leader before its etcd lease expired: the killed broker stays
+      // registered (listed) until then.
+      type Status = {
         brokers: unknown[];
         controller: number;
         underReplicated: Array<{ topic: string; isr: number[] }>;
         offline: unknown[];
       };
+      const degraded = await until(async () => {
+        const status = JSON.parse(
+          (await cli('--json', '--broker', addresses[next - 1]!, 'cluster', 'status')).out,
+        ) as Status;
+        return status.brokers.length === 2 ? status : null;
+      });
       expect(degraded.brokers).toHaveLength(2);
       expect(degraded.underReplicated).toMatchObject([{ topic: 'payments' }]);
       expect(degraded.underReplicated[0]!.isr).toHaveLength(2);

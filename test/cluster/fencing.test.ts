@@ -74,16 +74,19 @@ describe.skipIf(!etcdAvailable())('fencing a frozen leader', () => {
         await until(() => producer.send({ topic: 'frozen', partition, value: `before-${i}` }));
 
       const frozen = cluster.brokers[leader - 1]!;
-      const stoppedAt = Date.now();
-      process.kill(frozen.pid, 'SIGSTOP');
-      // A produce to the frozen leader, sent while it cannot run: whatever it answers once
-      // thawed, it must not be an acknowledgement.
+      // A connection to the leader, open before it is frozen: the produce requests sent on it
+      // while the leader cannot run are in its socket when it thaws, and are read before any
+      // heartbeat of its own can be answered. Whatever it answers them, it must not be an
+      // acknowledgement. (A connection opened during the freeze would send them only after its
+      // handshake, once thawed: by then the broker may rightly lead the solo partition again.)
       const direct = new TcpTransport({
         brokers: [{ host: '127.0.0.1', port: Number(cluster.address(leader).split(':')[1]) }],
         clientId: 'fencing-test',
-        // The frozen broker answers the handshake only once thawed.
-        connectTimeoutMs: 60_000,
+        connectTimeoutMs: 10_000,
       });
+      await direct.request('metadata', { topics: ['solo'] }, { timeoutMs: 10_000 });
+      const stoppedAt = Date.now();
+      process.kill(frozen.pid, 'SIGSTOP');
       const refusedOrAcknowledged = (sent: Promise<unknown>) =>
         sent.then(
           (answer) => ({ acknowledged: answer }),
