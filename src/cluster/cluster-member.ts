@@ -13,6 +13,11 @@
 //   7. heartbeat to the controller (liveness/heartbeat-sender.ts): the broker acts as a leader
 //      only while the controller answers (liveness/self-fence.ts).
 //
+// A broker that loses its lease (etcd unreachable for longer than the lease: a pause, a cut link,
+// a loaded machine) is out of the cluster: its registration is gone and the controller has
+// fenced it. It registers again under a new lease (a new registration, as a restarted broker
+// has), retrying until etcd takes it; meanwhile its heartbeats go unanswered, so it leads nothing.
+//
 // A failure at any step undoes the steps before it (registration revoked, etcd closed), so a
 // broker that cannot join leaves no trace in the cluster. Stopping runs the steps backwards.
 
@@ -56,9 +61,18 @@ export interface ClusterMemberOptions {
   readonly onSelfFence?: (state: 'fenced' | 'unfenced', silentForMs: number) => void;
   /** TLS of the heartbeat connection to the controller, read at each new one; none: plain TCP. */
   readonly heartbeatTls?: () => ClientTlsOptions | undefined;
+  /** The lease was lost and the broker registers again (for the log). */
+  readonly onLeaseLost?: (error: Error) => void;
+  /** A registration attempt after a lost lease failed; the next follows after `delayMs` (for the log). */
+  readonly onRejoinRetry?: (attempt: number, error: Error, delayMs: number) => void;
+  /** The broker is registered again under a new lease. */
+  readonly onRejoined?: (attempts: number, tookMs: number) => void;
 }
 
 export const DEFAULT_LEASE_TTL_SECONDS = 1;
+/** Waits between registration attempts after a lost lease: doubling from the first to the last. */
+const REJOIN_FIRST_DELAY_MS = 100;
+const REJOIN_MAX_DELAY_MS = 2_000;
 const ADVERTISE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
 /** Checks what can be checked without etcd: broker id and advertised address. */
@@ -78,12 +92,15 @@ export class ClusterMember {
   readonly brokerId: number;
   readonly clusterId: string;
   readonly advertise: string;
+  private readonly options: ClusterMemberOptions;
   private readonly plane: ControlPlane;
-  private readonly session: BrokerSession;
+  private session: BrokerSession;
   private readonly service: ControllerService;
   private readonly fence: SelfFence;
   private readonly heartbeats: HeartbeatSender;
   private stopped = false;
+  private leaving = false;
+  private rejoining: Promise<void> | null = null;
 
   private constructor(
     options: ClusterMemberOptions,
@@ -93,6 +110,7 @@ export class ClusterMember {
     service: ControllerService,
     liveness: { fence: SelfFence; heartbeats: HeartbeatSender },
   ) {
+    this.options = options;
     this.brokerId = options.brokerId;
     this.advertise = options.advertise;
     this.clusterId = clusterId;
@@ -158,7 +176,9 @@ export class ClusterMember {
         ...(options.heartbeatTls !== undefined ? { tls: options.heartbeatTls } : {}),
       });
       heartbeats.start();
-      return new ClusterMember(options, clusterId, plane, session, service, { fence, heartbeats });
+      const member = new ClusterMember(options, clusterId, plane, session, service, { fence, heartbeats });
+      member.watchLease(session);
+      return member;
     } catch (error) {
       await session?.close().catch(() => undefined);
       await plane.close().catch(() => undefined);
@@ -203,6 +223,7 @@ export class ClusterMember {
    * heartbeats reach) moves leadership of its partitions to other in-sync replicas.
    */
   beginShutdown(): void {
+    this.leaving = true;
     this.service.beginShutdown();
     this.heartbeats.beginShutdown();
   }
@@ -234,15 +255,58 @@ export class ClusterMember {
     return this.ledPartitions();
   }
 
-  /** Called when the membership lease is lost (etcd unreachable longer than the lease). */
-  onLeaseLost(listener: (error: Error) => void): void {
-    this.session.onLost(listener);
+  /** Registers again whenever the lease of `session` is lost, unless the broker is leaving. */
+  private watchLease(session: BrokerSession): void {
+    session.onLost((error) => {
+      if (this.stopped || this.leaving || session !== this.session) return;
+      this.options.onLeaseLost?.(error);
+      this.rejoining ??= this.rejoin().finally(() => {
+        this.rejoining = null;
+      });
+    });
+  }
+
+  private async rejoin(): Promise<void> {
+    const lost = this.session;
+    const startMs = Date.now();
+    // The old lease is revoked first (etcd may not have expired it yet): its registration would
+    // hold the broker id and refuse the new one until it expires.
+    // etcd may be unreachable still: the revoke is given a second, no more.
+    await Promise.race([
+      lost.close().catch(() => undefined),
+      new Promise((resolve) => setTimeout(resolve, 1_000).unref()),
+    ]);
+    let delayMs = REJOIN_FIRST_DELAY_MS;
+    for (let attempt = 1; !this.stopped && !this.leaving; attempt++) {
+      const startedAtMs = Date.now();
+      try {
+        const session = await this.plane.register(
+          { brokerId: this.brokerId, advertise: this.advertise, startedAtMs },
+          this.options.leaseTtlSeconds ?? DEFAULT_LEASE_TTL_SECONDS,
+        );
+        if (this.stopped || this.leaving) {
+          await session.close().catch(() => undefined);
+          return;
+        }
+        this.session = session;
+        this.heartbeats.reregistered(startedAtMs);
+        this.service.adoptSession(session);
+        this.watchLease(session);
+        this.options.onRejoined?.(attempt, Date.now() - startMs);
+        return;
+      } catch (error) {
+        this.options.onRejoinRetry?.(attempt, error as Error, delayMs);
+        await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+        delayMs = Math.min(delayMs * 2, REJOIN_MAX_DELAY_MS);
+      }
+    }
   }
 
   /** Leaves the cluster: the controller role is resigned, the registration revoked, etcd closed. */
   async leave(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.rejoining;
     await this.heartbeats.stop();
     await this.service.stop();
     await this.session.close().catch(() => undefined);

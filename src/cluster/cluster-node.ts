@@ -93,6 +93,15 @@ export function clusterPart(options: ClusterPartOptions): NodePartStarter {
             fenced ? 'brokers fenced: no heartbeat for the fencing time' : 'fenced broker heard again',
           ),
       },
+      onLeaseLost: (error) =>
+        logger.warn(
+          { reason: error.message },
+          'etcd lease lost: this broker left the cluster and registers again',
+        ),
+      onRejoinRetry: (attempt, error, delayMs) =>
+        logger.warn({ attempt, delayMs, reason: error.message }, 'registering again failed; retrying'),
+      onRejoined: (attempts, tookMs) =>
+        logger.info({ attempts, tookMs }, 'registered again under a new lease: back in the cluster'),
       onSelfFence: (state, silentForMs) =>
         state === 'fenced'
           ? logger.warn({ silentForMs }, 'no heartbeat answered by the controller: this broker stops leading')

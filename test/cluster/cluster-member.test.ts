@@ -5,6 +5,7 @@
 
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterMember, validateMemberOptions } from '../../src/cluster/cluster-member.js';
 import { type EtcdProcess, etcdAvailable, startEtcd } from '../harness/etcd.js';
@@ -174,6 +175,49 @@ describe.skipIf(!etcdAvailable())('cluster member on etcd', () => {
       expect(holder.metadata.brokers().map((broker) => broker.brokerId)).toEqual([1]);
     } finally {
       await holder.leave();
+    }
+  });
+
+  it('registers again after losing its lease, and the cluster gets a controller again', async () => {
+    const url = clusterUrl('rejoin');
+    const lost: number[] = [];
+    const rejoined: number[] = [];
+    const member = (brokerId: number, dir: string) =>
+      ClusterMember.join({
+        cluster: url,
+        brokerId,
+        advertise: `127.0.0.1:74${30 + brokerId}`,
+        dataDir: dir,
+        onLeaseLost: () => lost.push(brokerId),
+        onRejoined: () => rejoined.push(brokerId),
+      });
+    const a = await member(1, await dataDir());
+    const b = await member(2, await dataDir());
+    const etcdClient = new Etcd3({ hosts: etcd.endpoint });
+    try {
+      await until(() => [a, b].every((m) => m.metadata.brokers().length === 2 && !m.selfFenced));
+      const before = new Map(a.metadata.brokers().map((r) => [r.brokerId, r.startedAtMs]));
+      // Every lease at once, as when etcd was out of reach of every broker for longer than the lease:
+      // no registration and no controller key is left.
+      const { leases } = await etcdClient.leaseClient.leaseLeases();
+      for (const { ID } of leases) await etcdClient.leaseClient.leaseRevoke({ ID });
+      await until(() => lost.length === 2);
+      await until(
+        () =>
+          rejoined.length === 2 &&
+          [a, b].every((m) => m.metadata.brokers().length === 2) &&
+          [a, b].filter((m) => m.isController).length === 1 &&
+          [a, b].every((m) => !m.selfFenced),
+        20_000,
+      );
+      // New registrations (a restarted broker's kind), which the controller's heartbeats accept.
+      for (const record of a.metadata.brokers())
+        expect(record.startedAtMs).toBeGreaterThan(before.get(record.brokerId) ?? Infinity);
+      expect(a.metadata.controller).not.toBeNull();
+    } finally {
+      etcdClient.close();
+      await a.leave();
+      await b.leave();
     }
   });
 

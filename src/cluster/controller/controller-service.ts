@@ -79,7 +79,7 @@ export class ControllerService {
   /** Brokers drained by an operator (passed over in leader elections). */
   readonly drained = new DrainedBrokers();
   private readonly plane: ControlPlane;
-  private readonly session: BrokerSession;
+  private session: BrokerSession;
   private readonly events: ControllerServiceEvents;
   private controller: Controller | null = null;
   private stopWatch: (() => Promise<void>) | null = null;
@@ -116,6 +116,17 @@ export class ControllerService {
     await service.resync();
     session.onLost((error) => service.endTerm(`lease lost: ${error.message}`));
     return service;
+  }
+
+  /**
+   * The broker registered again under a new lease after losing its old one (etcd unreachable
+   * longer than the lease): campaigns run under the new lease from now on, and a controller
+   * missing meanwhile is campaigned for at once.
+   */
+  adoptSession(session: BrokerSession): void {
+    this.session = session;
+    session.onLost((error) => this.endTerm(`lease lost: ${error.message}`));
+    void this.afterChange();
   }
 
   /** The term this broker holds, or null. */

@@ -17,7 +17,7 @@ const MAX_IN_FLIGHT = 8;
 
 export interface HeartbeatSenderOptions {
   readonly brokerId: number;
-  /** The registration this broker runs under (its startedAtMs). */
+  /** The registration this broker runs under (its startedAtMs); a new one after a rejoin (`reregistered`). */
   readonly startedAtMs: number;
   readonly intervalMs: number;
   readonly fence: SelfFence;
@@ -47,11 +47,22 @@ export class HeartbeatSender {
   private stopped = false;
   private lastErrorLogMs = 0;
   private controllerEpoch: bigint | null = null;
+  private startedAtMs: number;
   /** Heartbeats not answered yet (stop waits for them: a connection still opening is not closed by close()). */
   private readonly unanswered = new Set<Promise<void>>();
 
   constructor(options: HeartbeatSenderOptions) {
     this.options = options;
+    this.startedAtMs = options.startedAtMs;
+  }
+
+  /**
+   * The broker registered again (its lease was lost): heartbeats name the new registration, and one
+   * goes at once. Until the controller has seen it, they are refused and the broker stays fenced.
+   */
+  reregistered(startedAtMs: number): void {
+    this.startedAtMs = startedAtMs;
+    this.beat();
   }
 
   start(): void {
@@ -115,7 +126,7 @@ export class HeartbeatSender {
         'brokerHeartbeat',
         {
           brokerId: this.options.brokerId,
-          startedAtMs: this.options.startedAtMs,
+          startedAtMs: this.startedAtMs,
           controllerEpoch: controller.epoch,
           shuttingDown: this.shuttingDown,
         },
