@@ -124,6 +124,17 @@ export class Nemesis {
         this.fault(step.kind, `broker ${follower}, then leader ${roles.leader} once ${follower} was back`);
         return restart([roles.leader]);
       }
+      case 'kill-leader-followers-paused': {
+        // The followers stand still for 150 ms (half the fencing time: the controller does not
+        // fence them), the leader goes on taking produce requests for 100 ms of it, and dies.
+        for (const id of roles.followers) processes.pauseBroker(id);
+        await sleep(100);
+        await processes.killBroker(roles.leader);
+        await sleep(50);
+        for (const id of roles.followers) processes.resumeBroker(id);
+        this.fault(step.kind, `broker ${roles.leader}, its followers ${roles.followers.join(', ')} stopped`);
+        return restart([roles.leader]);
+      }
       case 'pause-leader':
       case 'pause-follower': {
         const victim = step.kind === 'pause-leader' ? roles.leader : follower;

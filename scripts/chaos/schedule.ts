@@ -23,6 +23,12 @@ export const FAULT_KINDS = [
    * kill -9 of the leader.
    */
   'kill-follower-then-leader',
+  /**
+   * SIGSTOP of a leader's followers for a moment shorter than the fencing time, and kill -9 of the
+   * leader in that moment: whatever the leader acknowledged while they were stopped must already
+   * be on them (it is, unless the leader acknowledges before its ISR has the batch).
+   */
+  'kill-leader-followers-paused',
   /** SIGSTOP of a partition's leader (SIGCONT when the step heals), longer than the lease. */
   'pause-leader',
   /** SIGSTOP of a follower. */
