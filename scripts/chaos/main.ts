@@ -90,7 +90,12 @@ const CI_RUNS: ReadonlyArray<{
   { seed: 1, minutes: 0.75, faultSwitch: null, kinds: null },
   { seed: 2, minutes: 0.25, faultSwitch: 'ack-before-isr', kinds: ['kill-leader-followers-paused'] },
   { seed: 4, minutes: 0.25, faultSwitch: 'elect-outside-isr', kinds: ['kill-follower-then-leader'] },
-  { seed: 3, minutes: 0.5, faultSwitch: 'truncate-to-high-watermark', kinds: ['kill-leader-twice'] },
+  {
+    seed: 3,
+    minutes: 0.5,
+    faultSwitch: 'truncate-to-high-watermark',
+    kinds: ['kill-leader-twice', 'kill-leader-at-truncation'],
+  },
 ];
 
 async function main(): Promise<number> {

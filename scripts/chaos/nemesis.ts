@@ -2,12 +2,14 @@
 // holds it, and heals it. Who has a role (leader, follower, controller) is read from the cluster's
 // metadata when the step starts; when nobody answers, the step's pick chooses among all brokers.
 
+import { readdirSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { Client } from '../../src/client/client.js';
 import type { History } from './history.js';
 import type { Network } from './network.js';
 import type { Processes } from './processes.js';
 import type { FaultKind, FaultStep } from './schedule.js';
-import { LOG_PARTITIONS, LOG_TOPIC } from './workload.js';
+import { LOG_PARTITIONS, LOG_TOPIC, STREAM_TOPIC } from './workload.js';
 
 interface Roles {
   leader: number;
@@ -116,6 +118,42 @@ export class Nemesis {
         this.fault(step.kind, `broker ${first}, then ${second ?? 'nobody (no new leader in 10 s)'}`);
         return restart(second === null ? [first] : [first, second]);
       }
+      case 'kill-leader-at-truncation': {
+        const first = roles.leader;
+        const survivors = processes.brokerIds.filter((id) => id !== first && processes.isRunning(id));
+        const logs = new LogSizes(survivors.map((id) => processes.dataDir(id)));
+        await processes.killBroker(first);
+        const partitionIndex = step.pick % LOG_PARTITIONS;
+        let second: number | null = null;
+        const deadline = Date.now() + 10_000;
+        while (second === null && Date.now() < deadline) {
+          const leader = await this.leaderOf(partitionIndex);
+          if (leader !== null && leader !== first) second = leader;
+          else await sleep(2);
+        }
+        let cut: string | null = null;
+        if (second !== null) {
+          // The survivors run slowly (3 ms in every 50) and the new leader out of phase with them,
+          // so a follower's fetch after its cut waits tens of ms for an answer; the log files are
+          // watched every millisecond meanwhile, for at most 2 s.
+          const others = survivors.filter((id) => id !== second);
+          const release = others.map((id) => processes.throttleBroker(id, 3, 50));
+          await sleep(25);
+          release.push(processes.throttleBroker(second, 3, 50));
+          const until = Date.now() + 2_000;
+          while (cut === null && Date.now() < until) {
+            cut = logs.shrunk();
+            if (cut === null) await sleep(1);
+          }
+          await processes.killBroker(second);
+          for (const run of release) run();
+        }
+        this.fault(
+          step.kind,
+          `broker ${first}, then ${second ?? 'nobody (no new leader in 10 s)'}${cut === null ? ' (no log was cut within 2 s)' : ` when ${cut} was cut`}`,
+        );
+        return restart(second === null ? [first] : [first, second]);
+      }
       case 'kill-follower-then-leader': {
         await processes.killBroker(follower);
         await sleep(step.holdMs);
@@ -194,6 +232,56 @@ export class Nemesis {
         };
       }
     }
+  }
+}
+
+/**
+ * The sizes of the data partitions' log files under some brokers' data directories, read again on
+ * each call: a file smaller than when last read was cut (a follower truncating its log).
+ */
+class LogSizes {
+  private readonly sizes = new Map<string, number>();
+
+  constructor(private readonly dataDirs: readonly string[]) {
+    this.shrunk();
+  }
+
+  /** The first log file found smaller than last time (relative to the data directories' root), or null. */
+  shrunk(): string | null {
+    let found: string | null = null;
+    for (const dir of this.dataDirs)
+      for (const topic of [LOG_TOPIC, STREAM_TOPIC]) {
+        let partitions: string[];
+        try {
+          partitions = readdirSync(join(dir, 'topics', topic));
+        } catch {
+          continue;
+        }
+        for (const partition of partitions) {
+          let files: string[];
+          try {
+            files = readdirSync(join(dir, 'topics', topic, partition)).filter((name) =>
+              name.endsWith('.log'),
+            );
+          } catch {
+            continue;
+          }
+          for (const file of files) {
+            const path = join(dir, 'topics', topic, partition, file);
+            let size: number;
+            try {
+              size = statSync(path).size;
+            } catch {
+              continue;
+            }
+            const before = this.sizes.get(path);
+            this.sizes.set(path, size);
+            if (found === null && before !== undefined && size < before)
+              found = `${basename(dir)}/${topic}/${partition}/${file}`;
+          }
+        }
+      }
+    return found;
   }
 }
 

@@ -19,6 +19,12 @@ export const FAULT_KINDS = [
    */
   'kill-leader-twice',
   /**
+   * kill -9 of a leader, then of the broker that takes over at the moment another survivor cuts
+   * its log (seen as a log file that shrinks) while it reconciles with it: the new leader dies
+   * before that survivor fetched again, so what it cut must not have been acknowledged.
+   */
+  'kill-leader-at-truncation',
+  /**
    * kill -9 of a follower; when it is back and catching up (live, maybe not yet in the ISR),
    * kill -9 of the leader.
    */
