@@ -227,26 +227,15 @@ export class ConnectionAuth {
     if (this.principal !== null && !this.byCertificate)
       throw errorOf('INVALID_REQUEST', `already authenticated as ${this.principal}`);
     if (this.session !== null) throw errorOf('INVALID_REQUEST', 'an authentication is already in progress');
-    const byToken = mechanism === 'token' && auth.tokens !== null;
-    if (!byToken && (!isScramMechanism(mechanism) || !auth.mechanisms.includes(mechanism)))
+    if (mechanism === 'token' && auth.tokens !== null)
+      return this.rateLimited(auth) ?? (await this.startToken(auth.tokens, message));
+    if (!isScramMechanism(mechanism) || !auth.mechanisms.includes(mechanism))
       throw errorOf(
         'UNSUPPORTED_SASL_MECHANISM',
         `${JSON.stringify(mechanism.slice(0, 40))}; this broker accepts ${[...auth.mechanisms, ...(auth.tokens !== null ? ['token'] : [])].join(', ')}`,
       );
-    const blockedMs = auth.limiter.blockedForMs(this.address);
-    if (blockedMs > 0)
-      return {
-        kind: 'failed',
-        error: errorOf(
-          'TOO_MANY_AUTHENTICATION_FAILURES',
-          `from ${this.address}; retry in ${Math.ceil(blockedMs / 1000)} s`,
-        ),
-        delayMs: 0,
-        user: '',
-        reason: 'rate limited',
-      };
-    if (byToken) return this.startToken(auth.tokens!, message);
-    if (!isScramMechanism(mechanism)) throw errorOf('UNSUPPORTED_SASL_MECHANISM', mechanism.slice(0, 40));
+    const limited = this.rateLimited(auth);
+    if (limited !== null) return limited;
     // Users added or changed offline since the last authentication apply now.
     await auth.users.refresh();
     const session = new ScramServerSession({
@@ -264,6 +253,22 @@ export class ConnectionAuth {
     } catch (error) {
       return this.failure(error as MemoryStreamerError, session.user);
     }
+  }
+
+  /** An address with too many recent failures is refused before its attempt is looked at. */
+  private rateLimited(auth: BrokerAuthenticator): AuthOutcome | null {
+    const blockedMs = auth.limiter.blockedForMs(this.address);
+    if (blockedMs === 0) return null;
+    return {
+      kind: 'failed',
+      error: errorOf(
+        'TOO_MANY_AUTHENTICATION_FAILURES',
+        `from ${this.address}; retry in ${Math.ceil(blockedMs / 1000)} s`,
+      ),
+      delayMs: 0,
+      user: '',
+      reason: 'rate limited',
+    };
   }
 
   /** `token`: one round trip; the answer's message is the principal (auth-commands.ts). */

@@ -10,7 +10,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SignJWT, UnsecuredJWT } from 'jose';
+import { exportJWK, SignJWT, UnsecuredJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { BrokerNode } from '../../src/broker/broker-node.js';
 import { loadConfig } from '../../src/broker/config/load-config.js';
@@ -279,6 +279,40 @@ describe('a broker with bearer tokens', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('follows a rotation of its JWKS file without a restart', async () => {
+    const dir = await tempDir('ms-token-jwks-');
+    const jwksFile = join(dir, 'jwks.json');
+    const old = generateKeyPairSync('ed25519');
+    const next = generateKeyPairSync('ed25519');
+    const publish = async (...keys: Array<[KeyObject, string]>) =>
+      writeFile(
+        jwksFile,
+        JSON.stringify({
+          keys: await Promise.all(keys.map(async ([k, kid]) => ({ ...(await exportJWK(k)), kid }))),
+        }),
+      );
+    await publish([old.publicKey, 'old']);
+    const { port } = await startTokenBroker({
+      token: { jwksFile, issuer: ISSUER, audience: AUDIENCE },
+    });
+    const signed = (key: KeyObject, kid: string) =>
+      new SignJWT({ sub: kid, iss: ISSUER, aud: AUDIENCE, exp: Math.floor(Date.now() / 1000) + 60 })
+        .setProtectedHeader({ alg: 'EdDSA', kid })
+        .sign(key);
+    const principalOf = async (jwt: string) => {
+      const { raw, answer } = await rawTokenStart(port, jwt);
+      raw.socket.destroy();
+      return answer.header.flags & FrameFlags.ERROR
+        ? errorOfFrame(answer).code
+        : authenticateStartCommand.decodeResponse(new BinaryReader(answer.payload)).message.toString();
+    };
+    expect(await principalOf(await signed(old.privateKey, 'old'))).toBe('User:old');
+    expect(await principalOf(await signed(next.privateKey, 'next'))).toBe(ErrorCode.AUTHENTICATION_FAILED);
+    await publish([next.publicKey, 'next']);
+    expect(await principalOf(await signed(next.privateKey, 'next'))).toBe('User:next');
+    expect(await principalOf(await signed(old.privateKey, 'old'))).toBe(ErrorCode.AUTHENTICATION_FAILED);
   });
 
   it('answers random token payloads with errors only, and still serves a good client', async () => {
