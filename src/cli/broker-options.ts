@@ -9,9 +9,13 @@ import type { ServerTlsOptions, TlsClientAuth } from '../broker/server/tls.js';
 import type { LogLevel } from '../metrics/logger.js';
 import { errorOf } from '../protocol/error-codes.js';
 import type { AuthMechanism, BrokerAuthOptions } from '../security/broker-authenticator.js';
+import { tokenSettingsFrom } from '../security/token-settings.js';
 
 /** The [auth] and [authz] settings: null when authentication is off (auth.mechanisms empty). */
-export function authFrom(config: LoadedConfig): BrokerAuthOptions | null {
+export function authFrom(
+  config: LoadedConfig,
+  resolvePath: (path: string) => string = (path) => path,
+): BrokerAuthOptions | null {
   const v = config.values;
   const list = (key: 'auth.mechanisms' | 'authz.super_users') =>
     (v[key] as string).split(',').filter((item) => item !== '');
@@ -29,6 +33,7 @@ export function authFrom(config: LoadedConfig): BrokerAuthOptions | null {
     scramIterations: v['auth.scram_iterations'] as number,
     failureDelayMs: v['auth.failure_delay'] as number,
     maxFailuresPerMinute: v['auth.max_failures_per_minute'] as number,
+    ...(mechanisms.includes('token') ? { token: tokenSettingsFrom(v, resolvePath) } : {}),
   };
 }
 
@@ -165,7 +170,7 @@ export function brokerOptionsFrom(
   const n = (key: keyof typeof v) => v[key] as number;
   const tls = tlsFrom(config, resolvePath);
   const cluster = clusterSettingsFrom(config);
-  const auth = authFrom(config);
+  const auth = authFrom(config, resolvePath);
   return {
     ...(auth !== null ? { auth } : {}),
     ...(cluster !== null ? { brokerId: cluster.brokerId } : {}),

@@ -20,6 +20,7 @@ export interface GlobalOptions {
   user?: string;
   passwordStdin?: boolean;
   saslMechanism?: string;
+  tokenFile?: string;
 }
 
 /** Reads standard input to its end (a password given with --password-stdin: one line, newline dropped). */
@@ -111,6 +112,7 @@ export function createContext(options: {
       profile: globals.profile,
       env: options.env,
       password: globals.passwordStdin === true ? readStdinSecret : undefined,
+      tokenFile: globals.tokenFile,
     });
     return {
       brokers: target.brokers,

@@ -73,6 +73,10 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
       'read the password of --user from standard input (else env MEMORYSTREAMER_PASSWORD)',
     )
     .option('--sasl-mechanism <name>', 'SCRAM-SHA-256 (default) or SCRAM-SHA-512')
+    .option(
+      '--token-file <file>',
+      'authenticate with the bearer token (JWT) in this file (env MEMORYSTREAMER_TOKEN)',
+    )
     .option('--json', 'print JSON for machines instead of tables')
     // Every subcommand's --help lists these too (they may be given before or after it).
     .configureHelp({ showGlobalOptions: true })

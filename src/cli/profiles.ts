@@ -17,6 +17,9 @@
 //   [profiles.prod]
 //   user = "alice"
 //   sasl_mechanism = "SCRAM-SHA-512"   # default SCRAM-SHA-256
+// or a file holding a bearer token (a JWT; read again on every connection, so a tool that renews it
+// in place is followed):
+//   token_file = "/run/secrets/memorystreamer.jwt"
 
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -129,17 +132,43 @@ export async function resolveSasl(options: {
   profile?: string | undefined;
   env: NodeJS.ProcessEnv;
   password?: (() => Promise<string>) | undefined;
+  tokenFile?: string | undefined;
 }): Promise<SaslOptions | undefined> {
+  // A bearer token or a user: the nearest source that names either wins (flags, environment, profile).
+  if (options.tokenFile !== undefined && options.user !== undefined)
+    throw errorOf('INVALID_CONFIG', '--token-file and --user are two ways to authenticate: give one');
+  if (options.tokenFile !== undefined) return tokenFromFile(options.tokenFile);
+  const envToken = options.env.MEMORYSTREAMER_TOKEN;
+  if (options.user === undefined && envToken !== undefined && envToken !== '') {
+    if (options.env.MEMORYSTREAMER_CLI_USER !== undefined)
+      throw errorOf(
+        'INVALID_CONFIG',
+        'MEMORYSTREAMER_TOKEN and MEMORYSTREAMER_CLI_USER are both set: unset one',
+      );
+    return { mechanism: 'token', token: envToken.trim() };
+  }
   let user = options.user ?? options.env.MEMORYSTREAMER_CLI_USER;
   let mechanism = options.mechanism;
+  let profileTokenFile: string | undefined;
   if (user === undefined || mechanism === undefined) {
     const path = profilesPath(options.env);
     const parsed = await readProfiles(path, options.profile !== undefined);
-    const profiles = (parsed?.profiles ?? {}) as Record<string, { user?: unknown; sasl_mechanism?: unknown }>;
-    const profile = profiles[options.profile ?? 'default'];
+    const profiles = (parsed?.profiles ?? {}) as Record<
+      string,
+      { user?: unknown; sasl_mechanism?: unknown; token_file?: unknown }
+    >;
+    const name = options.profile ?? 'default';
+    const profile = profiles[name];
     if (typeof profile?.user === 'string') user ??= profile.user;
     if (typeof profile?.sasl_mechanism === 'string') mechanism ??= profile.sasl_mechanism;
+    if (profile?.token_file !== undefined) {
+      if (typeof profile.token_file !== 'string' || profile.token_file === '')
+        throw errorOf('INVALID_CONFIG', `${path}: profiles.${name}.token_file must be the path of a file`);
+      profileTokenFile = resolve(dirname(path), profile.token_file);
+    }
   }
+  if (user === undefined && profileTokenFile !== undefined && options.password === undefined)
+    return tokenFromFile(profileTokenFile);
   if (user === undefined) {
     if (options.password !== undefined)
       throw errorOf('INVALID_CONFIG', '--password-stdin needs --user (or a profile with user = "...")');
@@ -149,7 +178,7 @@ export async function resolveSasl(options: {
   if (!isScramMechanism(mechanism))
     throw errorOf(
       'INVALID_CONFIG',
-      `SASL mechanism ${JSON.stringify(mechanism)}: SCRAM-SHA-256 or SCRAM-SHA-512`,
+      `SASL mechanism ${JSON.stringify(mechanism)}: SCRAM-SHA-256 or SCRAM-SHA-512 (a bearer token: --token-file)`,
     );
   const password =
     options.password !== undefined ? await options.password() : options.env.MEMORYSTREAMER_PASSWORD;
@@ -159,4 +188,23 @@ export async function resolveSasl(options: {
       `user ${user} needs a password: --password-stdin, or the environment variable MEMORYSTREAMER_PASSWORD`,
     );
   return { mechanism, username: user, password };
+}
+
+/**
+ * A bearer token read from a file on every connection (a renewed file is followed); read once now
+ * so that a missing or empty file is said before connecting.
+ */
+async function tokenFromFile(path: string): Promise<SaslOptions> {
+  const read = async () => {
+    let token: string;
+    try {
+      token = (await readFile(path, 'utf8')).trim();
+    } catch (error) {
+      throw errorOf('INVALID_CONFIG', `cannot read the token file ${path}: ${(error as Error).message}`);
+    }
+    if (token === '') throw errorOf('INVALID_CONFIG', `the token file ${path} is empty`);
+    return token;
+  };
+  await read();
+  return { mechanism: 'token', token: read };
 }

@@ -8,7 +8,7 @@ import { ClusterTransport } from './cluster-transport.js';
 import { checkSaslOptions, type SaslOptions } from './sasl.js';
 import { type ClientTlsOptions, parseBrokerAddress, TLS_URL_SCHEME } from './tcp-transport.js';
 
-export type { SaslOptions } from './sasl.js';
+export type { SaslOptions, ScramSaslOptions, TokenSaslOptions } from './sasl.js';
 export type { ClientTlsOptions } from './tcp-transport.js';
 
 export interface ConnectOptions extends ClientOptions {
@@ -20,7 +20,11 @@ export interface ConnectOptions extends ClientOptions {
    * checks it against the system CAs; `{ ca }` against these; `{ cert, key }` for mutual TLS.
    */
   tls?: ClientTlsOptions | true;
-  /** SCRAM credentials: every connection to every broker authenticates with them first. */
+  /**
+   * Credentials every connection to every broker authenticates with first: SCRAM (`username`,
+   * `password`) or a bearer token (`{ mechanism: 'token', token }`, a JWT or a function returning
+   * one, called on every connection so an expired token is replaced).
+   */
   sasl?: SaslOptions;
 }
 

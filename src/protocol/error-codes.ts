@@ -217,6 +217,8 @@ export const ERROR_TABLE = {
   USER_NOT_FOUND: entry(812, false, 'no user with this name'),
   USER_ALREADY_EXISTS: entry(813, false, 'a user with this name exists already'),
   INVALID_CREDENTIAL: entry(814, false, 'the user name, password or credential is not valid'),
+  // 83x: bearer tokens.
+  TOKEN_EXPIRED: entry(830, true, "the connection's bearer token expired; connect again with a fresh token"),
 
   // 9xx: internal, and refusals by the client itself.
   // Not retriable: a broker bug answers the same way on every attempt (a retry only multiplies it).

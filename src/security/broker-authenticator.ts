@@ -19,13 +19,15 @@ import { Opcode } from '../protocol/opcodes.js';
 import { checkIterations, DEFAULT_ITERATIONS } from './credentials.js';
 import { FailureLimiter } from './failure-limiter.js';
 import { isScramMechanism, type ScramMechanism, ScramServerSession } from './scram.js';
+import { type TokenSettings, TokenVerifier } from './token-verifier.js';
 import { type UserCredentials, UserStore } from './user-store.js';
 
 /**
  * How a client may authenticate: a SCRAM mechanism, or `mtls`, its TLS client certificate (verified
- * against the listener's CA), whose subject's common name is the user: `CN=alice` is `User:alice`.
+ * against the listener's CA), whose subject's common name is the user: `CN=alice` is `User:alice`;
+ * or `token`, a signed JWT (token-verifier.ts).
  */
-export type AuthMechanism = ScramMechanism | 'mtls';
+export type AuthMechanism = ScramMechanism | 'mtls' | 'token';
 
 export interface BrokerAuthOptions {
   /** Mechanisms clients may authenticate with; at least one (an empty list is no authentication). */
@@ -40,6 +42,8 @@ export interface BrokerAuthOptions {
   readonly maxFailureDelayMs?: number;
   /** Failures an address may have within a minute before its attempts are refused at once. */
   readonly maxFailuresPerMinute?: number;
+  /** How bearer tokens are verified: required with the `token` mechanism. */
+  readonly token?: TokenSettings;
 }
 
 const PRINCIPAL_PATTERN = /^User:[A-Za-z0-9._@-]+$/;
@@ -60,6 +64,8 @@ export class BrokerAuthenticator {
   readonly mechanisms: readonly ScramMechanism[];
   /** A verified client certificate authenticates its connection (`mtls`). */
   readonly mtls: boolean;
+  /** Verifies bearer tokens (`token`); null when that mechanism is off. */
+  readonly tokens: TokenVerifier | null;
   readonly superUsers: ReadonlySet<string>;
   readonly iterations: number;
   readonly users: UserStore;
@@ -67,10 +73,11 @@ export class BrokerAuthenticator {
   /** The answer to a request before authentication (built once: it is the same for all). */
   readonly required: MemoryStreamerError;
 
-  private constructor(users: UserStore, options: BrokerAuthOptions) {
+  private constructor(users: UserStore, options: BrokerAuthOptions, tokens: TokenVerifier | null) {
     this.users = users;
-    this.mechanisms = options.mechanisms.filter((m): m is ScramMechanism => m !== 'mtls');
+    this.mechanisms = options.mechanisms.filter(isScramMechanism);
     this.mtls = options.mechanisms.includes('mtls');
+    this.tokens = tokens;
     this.superUsers = new Set(options.superUsers ?? []);
     this.iterations = options.scramIterations ?? DEFAULT_ITERATIONS;
     this.limiter = new FailureLimiter({
@@ -102,14 +109,15 @@ export class BrokerAuthenticator {
       );
     for (const principal of options.superUsers ?? []) checkPrincipal(principal);
     checkIterations(options.scramIterations ?? DEFAULT_ITERATIONS);
+    const tokens = options.mechanisms.includes('token') ? TokenVerifier.open(tokenSettingsOf(options)) : null;
     const users = await UserStore.open(dataDir);
-    // Certificates alone need no users file; SCRAM without users would let no client in.
-    if (users.size === 0 && options.mechanisms.some((m) => m !== 'mtls'))
+    // Certificates and tokens need no users file; SCRAM without users would let no client in.
+    if (users.size === 0 && options.mechanisms.some(isScramMechanism))
       throw errorOf(
         'INVALID_CONFIG',
         `auth.mechanisms = [${options.mechanisms.map((m) => `"${m}"`).join(', ')}] but ${users.path} holds no user, so no client could connect; add one first: memorystreamer user add NAME --password-stdin --data-dir ${dataDir}`,
       );
-    return new BrokerAuthenticator(users, options);
+    return new BrokerAuthenticator(users, options, tokens);
   }
 
   isSuperUser(principal: string | null): boolean {
@@ -117,12 +125,30 @@ export class BrokerAuthenticator {
   }
 }
 
+function tokenSettingsOf(options: BrokerAuthOptions): TokenSettings {
+  if (options.token === undefined)
+    throw errorOf(
+      'INVALID_CONFIG',
+      'auth.mechanisms "token" needs auth.token_issuer, auth.token_audience and auth.token_public_key_file or auth.token_jwks_file',
+    );
+  return options.token;
+}
+
 /** What a connection does with an authentication or user request. */
 export type AuthOutcome =
   /** Send this payload as the answer. */
   | { kind: 'answer'; payload: Buffer }
-  /** The connection is now authenticated as `principal`: send the answer. */
-  | { kind: 'authenticated'; payload: Buffer; principal: string; mechanism: ScramMechanism }
+  /**
+   * The connection is now authenticated as `principal`: send the answer. `expiresAt` (epoch ms,
+   * bearer tokens): close the connection then with TOKEN_EXPIRED (token-expiry.ts).
+   */
+  | {
+      kind: 'authenticated';
+      payload: Buffer;
+      principal: string;
+      mechanism: ScramMechanism | 'token';
+      expiresAt?: number;
+    }
   /** Answer with this error; the connection stays as it is. */
   | { kind: 'refused'; error: MemoryStreamerError }
   /**
@@ -201,23 +227,15 @@ export class ConnectionAuth {
     if (this.principal !== null && !this.byCertificate)
       throw errorOf('INVALID_REQUEST', `already authenticated as ${this.principal}`);
     if (this.session !== null) throw errorOf('INVALID_REQUEST', 'an authentication is already in progress');
+    if (mechanism === 'token' && auth.tokens !== null)
+      return this.rateLimited(auth) ?? (await this.startToken(auth.tokens, message));
     if (!isScramMechanism(mechanism) || !auth.mechanisms.includes(mechanism))
       throw errorOf(
         'UNSUPPORTED_SASL_MECHANISM',
-        `${JSON.stringify(mechanism.slice(0, 40))}; this broker accepts ${auth.mechanisms.join(', ')}`,
+        `${JSON.stringify(mechanism.slice(0, 40))}; this broker accepts ${[...auth.mechanisms, ...(auth.tokens !== null ? ['token'] : [])].join(', ')}`,
       );
-    const blockedMs = auth.limiter.blockedForMs(this.address);
-    if (blockedMs > 0)
-      return {
-        kind: 'failed',
-        error: errorOf(
-          'TOO_MANY_AUTHENTICATION_FAILURES',
-          `from ${this.address}; retry in ${Math.ceil(blockedMs / 1000)} s`,
-        ),
-        delayMs: 0,
-        user: '',
-        reason: 'rate limited',
-      };
+    const limited = this.rateLimited(auth);
+    if (limited !== null) return limited;
     // Users added or changed offline since the last authentication apply now.
     await auth.users.refresh();
     const session = new ScramServerSession({
@@ -234,6 +252,36 @@ export class ConnectionAuth {
       return { kind: 'answer', payload: writer.finish() };
     } catch (error) {
       return this.failure(error as MemoryStreamerError, session.user);
+    }
+  }
+
+  /** An address with too many recent failures is refused before its attempt is looked at. */
+  private rateLimited(auth: BrokerAuthenticator): AuthOutcome | null {
+    const blockedMs = auth.limiter.blockedForMs(this.address);
+    if (blockedMs === 0) return null;
+    return {
+      kind: 'failed',
+      error: errorOf(
+        'TOO_MANY_AUTHENTICATION_FAILURES',
+        `from ${this.address}; retry in ${Math.ceil(blockedMs / 1000)} s`,
+      ),
+      delayMs: 0,
+      user: '',
+      reason: 'rate limited',
+    };
+  }
+
+  /** `token`: one round trip; the answer's message is the principal (auth-commands.ts). */
+  private async startToken(tokens: TokenVerifier, message: Buffer): Promise<AuthOutcome> {
+    try {
+      const { principal, expiresAt } = await tokens.verify(message.toString('utf8'));
+      this.principal = principal;
+      this.byCertificate = false;
+      const writer = new BinaryWriter(64);
+      authenticateStartCommand.encodeResponse(writer, { message: Buffer.from(principal, 'utf8') });
+      return { kind: 'authenticated', payload: writer.finish(), principal, mechanism: 'token', expiresAt };
+    } catch (error) {
+      return this.failure(error as MemoryStreamerError, '');
     }
   }
 

@@ -52,6 +52,7 @@ import {
   certificatePrincipal,
   isAuthOpcode,
 } from '../../security/broker-authenticator.js';
+import { atExpiry, type ExpiryTimer } from '../../security/token-expiry.js';
 import type { BrokerCore, CoreCommand } from '../broker-core.js';
 import type { PushSubscription } from '../partitions/partition.js';
 import type { ReadScheduler } from '../partitions/read-scheduler.js';
@@ -152,6 +153,8 @@ export class Connection {
   private connectionAuth: ConnectionAuth | null = null;
   /** An authentication failed: its answer waits out the delay, then the connection closes. */
   private authFailing = false;
+  /** A bearer token's expiry closes the connection (token-expiry.ts). */
+  private tokenExpiry: ExpiryTimer | null = null;
   private readonly remote: string;
   private readonly pushQueue = new PushScheduler();
 
@@ -758,6 +761,10 @@ export class Connection {
           this.authenticated = true;
           if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
           this.handshakeTimer = null;
+          if (outcome.expiresAt !== undefined)
+            this.tokenExpiry = atExpiry(outcome.expiresAt, () =>
+              this.fatal(errorOf('TOKEN_EXPIRED', `${outcome.principal}'s token expired`)),
+            );
           this.host.logger.info(
             {
               remote: this.remote,
@@ -1070,6 +1077,7 @@ export class Connection {
     this.handshakeTimer = null;
     if (this.frameTimer !== null) clearTimeout(this.frameTimer);
     this.frameTimer = null;
+    this.tokenExpiry?.cancel();
     this.parked = null;
     this.host.fetches.cancel(this);
     for (const subscription of this.channels.values()) subscription.close();

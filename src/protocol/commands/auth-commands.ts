@@ -6,6 +6,8 @@
 // AUTHENTICATE_START response   message bytes (SCRAM server-first)
 // AUTHENTICATE_FINISH request   message bytes (SCRAM client-final)
 // AUTHENTICATE_FINISH response  message bytes (SCRAM server-final) | principal string ("User:alice")
+//   Mechanism "token" (a bearer token) takes one round trip: the request's message is the JWT in
+//   its compact form, the response's message the principal ("User:svc"); no AUTHENTICATE_FINISH.
 // USER_LIST request             empty
 // USER_LIST response            iterations u32 (of new credentials on this broker) | count u32 |
 //                               count × (name string | mechanisms u8 | mechanisms × (mechanism string |
