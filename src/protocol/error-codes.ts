@@ -217,6 +217,9 @@ export const ERROR_TABLE = {
   USER_NOT_FOUND: entry(812, false, 'no user with this name'),
   USER_ALREADY_EXISTS: entry(813, false, 'a user with this name exists already'),
   INVALID_CREDENTIAL: entry(814, false, 'the user name, password or credential is not valid'),
+  // 825-829: the audit log.
+  AUDIT_CHAIN_BROKEN: entry(825, false, 'the audit log hash chain is broken'),
+  AUDIT_LOG_UNAVAILABLE: entry(826, false, 'the audit log cannot be read or written'),
 
   // 9xx: internal, and refusals by the client itself.
   // Not retriable: a broker bug answers the same way on every attempt (a retry only multiplies it).
