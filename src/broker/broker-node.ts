@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
 import { errorOf } from '../protocol/error-codes.js';
+import { configReloadEvent } from '../security/audit-events.js';
 import { AuditLog, type AuditLogOptions } from '../security/audit-log.js';
 import { BrokerAuthenticator, type BrokerAuthOptions } from '../security/broker-authenticator.js';
 import { AdminServer } from './admin/admin-server.js';
@@ -291,8 +292,23 @@ export class BrokerNode {
   reloadTls(tls: ServerTlsOptions): void {
     if (this.server === null || this.server.tlsOptions === null)
       throw errorOf('INVALID_CONFIG', 'the broker was started without TLS; a restart turns it on');
-    this.server.reloadTls(tls);
-    this.admin?.reloadTls(tls);
+    const keys = ['tls.cert_file', 'tls.key_file', 'tls.ca_file'];
+    try {
+      this.server.reloadTls(tls);
+      this.admin?.reloadTls(tls);
+    } catch (error) {
+      this.recordReload({ trigger: 'certificates', keys, error: (error as Error).message });
+      throw error;
+    }
+    this.recordReload({ trigger: 'certificates', keys });
+  }
+
+  /**
+   * Records a configuration reload in the audit log (when there is one): what triggered it
+   * (SIGHUP, a file change, a cluster settings version), the settings applied, or why it was refused.
+   */
+  recordReload(reload: { trigger: string; keys: readonly string[]; error?: string }): void {
+    this.core.audit?.record(configReloadEvent(reload));
   }
 
   /** Stops accepting, lets in-flight requests finish (up to the deadline), closes every log. */

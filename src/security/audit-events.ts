@@ -140,3 +140,26 @@ export function loginEvent(
     },
   };
 }
+
+/**
+ * A configuration reload of the broker (SIGHUP, a changed file, cluster settings, new
+ * certificates): what triggered it, the settings it applied, or why it was refused.
+ */
+export function configReloadEvent(reload: {
+  trigger: string;
+  keys: readonly string[];
+  error?: string;
+}): AuditEvent {
+  return {
+    principal: null,
+    source: 'broker',
+    action: 'config.reload',
+    resource: 'broker',
+    result: reload.error === undefined ? 'success' : 'failure',
+    detail: {
+      trigger: reload.trigger,
+      keys: [...reload.keys],
+      ...(reload.error !== undefined ? { error: reload.error } : {}),
+    },
+  };
+}

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { BrokerNode } from '../../src/broker/broker-node.js';
 import { connect } from '../../src/client/connect.js';
 import { TcpTransport } from '../../src/client/tcp-transport.js';
 import type { MemoryStreamerError } from '../../src/common/errors.js';
@@ -182,5 +183,38 @@ describe.skipIf(!opensslAvailable())('the audit log and client certificates', ()
     const written = records(dataDir);
     expect(summary(written)).toEqual([['auth.login', 'success', 'User:client', 'User:client']]);
     expect(written[0]!.detail).toEqual({ mechanism: 'mtls' });
+  });
+
+  it('records configuration reloads: certificates reloaded or refused, and reloads the serve command reports', async () => {
+    const certs = await makeCertificates(certsDir.path);
+    const dataDir = await tempDir('ms-audit-reload-');
+    const node = await BrokerNode.start({
+      dataDir,
+      port: 0,
+      tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca, clientAuth: 'require' },
+      auth: { mechanisms: ['mtls'] },
+    });
+    try {
+      node.reloadTls({
+        cert: certs.otherServerCert,
+        key: certs.otherServerKey,
+        ca: certs.ca,
+        clientAuth: 'require',
+      });
+      expect(() => node.reloadTls({ cert: 'not a certificate', key: certs.serverKey })).toThrow();
+      node.recordReload({ trigger: 'SIGHUP', keys: ['server.max_connections'] });
+    } finally {
+      await node.stop({ deadlineMs: 0 });
+    }
+    const written = records(dataDir);
+    expect(summary(written)).toEqual([
+      ['config.reload', 'success', '-', 'broker'],
+      ['config.reload', 'failure', '-', 'broker'],
+      ['config.reload', 'success', '-', 'broker'],
+    ]);
+    expect(written[0]!.detail).toMatchObject({ trigger: 'certificates' });
+    expect(written[1]!.detail).toMatchObject({ trigger: 'certificates', error: expect.any(String) });
+    expect(written[2]!.detail).toEqual({ trigger: 'SIGHUP', keys: ['server.max_connections'] });
+    expect(verifyAuditLog({ dir: join(dataDir, 'audit') }).broken).toBeNull();
   });
 });
