@@ -4,7 +4,7 @@
 // record naming the principal and the client's address; produce and fetch write none; the chain
 // verifies. A broker without authentication keeps no audit log unless told to.
 
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BrokerNode } from '../../src/broker/broker-node.js';
@@ -129,6 +129,25 @@ describe('the audit log of a broker with authentication on', () => {
     expect(audit).toBeInstanceOf(AuditLog);
     audit!.denied('User:alice', 'write', 'topic:orders', '127.0.0.1:5555');
     expect(summary(records(dataDir))).toEqual([['authz.write', 'denied', 'User:alice', 'topic:orders']]);
+  });
+
+  it('does not start when its audit log cannot be opened', async () => {
+    const dataDir = await tempDir('ms-audit-bad-');
+    await addUser(dataDir, 'alice', 'alice-secret');
+    mkdirSync(join(dataDir, 'audit'));
+    writeFileSync(join(dataDir, 'audit', 'audit.log'), 'not an audit log\n');
+    const refused = await BrokerNode.start({
+      dataDir,
+      port: 0,
+      auth: { mechanisms: ['SCRAM-SHA-256'] },
+    }).catch((e: unknown) => e as MemoryStreamerError);
+    expect(refused).toMatchObject({ codeName: 'AUDIT_LOG_UNAVAILABLE' });
+    expect((refused as MemoryStreamerError).message).toMatch(
+      /audit\.log does not start with an audit header/,
+    );
+    // Nothing was left running: the data directory can be opened again.
+    const node = await BrokerNode.start({ dataDir, audit: { enabled: false } });
+    await node.stop();
   });
 
   it('is not kept by a broker without authentication, unless enabled', async () => {
