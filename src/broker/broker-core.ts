@@ -25,6 +25,8 @@ import { assertKnownTopicOptions } from '../protocol/commands/topic-commands.js'
 import { errorOf } from '../protocol/error-codes.js';
 import { partitionForKey } from '../protocol/partitioner.js';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../protocol/record-batch.js';
+import { type AuditCaller, adminCommandEvent, isAuditedCommand } from '../security/audit-events.js';
+import type { AuditLog } from '../security/audit-log.js';
 import type { StorageObserver } from '../storage/partition-log.js';
 import { endRequestSpan, startRequestSpan, TRACED_OPERATIONS, traceDelivery } from './broker-tracing.js';
 import {
@@ -785,8 +787,15 @@ export class BrokerCore {
     return { maxDecompressedBytes: this.options.maxDecompressedBytes };
   }
 
-  /** Runs one request/response command. */
-  async execute<K extends CoreCommand>(name: K, request: RequestOf<K>): Promise<ResponseOf<K>> {
+  /** Where administrative changes are recorded (null: no audit log). */
+  audit: AuditLog | null = null;
+
+  /** Runs one request/response command (`caller`: who asked, for the audit log). */
+  async execute<K extends CoreCommand>(
+    name: K,
+    request: RequestOf<K>,
+    caller?: AuditCaller,
+  ): Promise<ResponseOf<K>> {
     const done = this.metrics.start(name);
     const span =
       this.tracer !== null && TRACED_OPERATIONS.has(name)
@@ -798,9 +807,13 @@ export class BrokerCore {
       const response = await handler(request);
       done();
       if (span !== null) endRequestSpan(span);
+      if (this.audit !== null && isAuditedCommand(name))
+        this.audit.record(adminCommandEvent(name, request, caller));
       return response;
     } catch (error) {
       done(error as { codeName?: string });
+      if (this.audit !== null && isAuditedCommand(name))
+        this.audit.record(adminCommandEvent(name, request, caller, error));
       if (span !== null) endRequestSpan(span, error);
       throw error;
     }

@@ -10,9 +10,12 @@
 //         spans of the final requests are exported).
 // A start that fails stops what had started, in the same order.
 
+import { join } from 'node:path';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
 import { errorOf } from '../protocol/error-codes.js';
+import { configReloadEvent } from '../security/audit-events.js';
+import { AuditLog, type AuditLogOptions } from '../security/audit-log.js';
 import { BrokerAuthenticator, type BrokerAuthOptions } from '../security/broker-authenticator.js';
 import { AdminServer } from './admin/admin-server.js';
 import { BrokerCore, type BrokerCoreOptions } from './broker-core.js';
@@ -38,6 +41,11 @@ export interface BrokerNodeOptions extends BrokerCoreOptions {
    * `memorystreamer user`); the start fails when there is no user. Open when not set.
    */
   auth?: BrokerAuthOptions;
+  /**
+   * The hash-chained audit log of authentications and administrative changes, in `<dataDir>/audit`
+   * unless `dir` (docs/security.md#audit-log). Default: on when `auth` is, else off (`enabled` decides).
+   */
+  audit?: Omit<AuditLogOptions, 'dir' | 'onError'> & { dir?: string; enabled?: boolean };
   /** Where connection events and unexpected errors go (silent by default). */
   logger?: BrokerLogger;
   /**
@@ -126,6 +134,22 @@ async function stopParts(parts: readonly NodePart[], logger: BrokerLogger): Prom
   }
 }
 
+/** The audit log the options ask for (on by default when authentication is), or null. */
+function openAudit(
+  options: BrokerNodeOptions,
+  authenticating: boolean,
+  logger: BrokerLogger,
+): AuditLog | null {
+  const { dir, enabled, ...settings } = options.audit ?? {};
+  if (!(enabled ?? authenticating)) return null;
+  return AuditLog.open({
+    ...settings,
+    dir: dir ?? join(options.dataDir, 'audit'),
+    onError: (error, event) =>
+      logger.error({ action: event.action, reason: error.message }, 'audit record not written'),
+  });
+}
+
 export class BrokerNode {
   readonly core: BrokerCore;
   readonly server: NetworkServer | null;
@@ -191,6 +215,13 @@ export class BrokerNode {
       if (tracing !== null) await shutdownTracing(tracing);
       throw error;
     }
+    try {
+      core.audit = openAudit(options, auth !== null, logger);
+    } catch (error) {
+      await core.close();
+      if (tracing !== null) await shutdownTracing(tracing);
+      throw error;
+    }
     core.metrics.enabled = options.metrics ?? true;
     core.fileBudget = budget;
     const started: NodePart[] = [];
@@ -234,6 +265,7 @@ export class BrokerNode {
       await server?.shutdown({ deadlineMs: 0 });
       await stopParts(started, logger);
       await core.close();
+      core.audit?.close();
       if (tracing !== null) await shutdownTracing(tracing);
       throw error;
     }
@@ -260,8 +292,23 @@ export class BrokerNode {
   reloadTls(tls: ServerTlsOptions): void {
     if (this.server === null || this.server.tlsOptions === null)
       throw errorOf('INVALID_CONFIG', 'the broker was started without TLS; a restart turns it on');
-    this.server.reloadTls(tls);
-    this.admin?.reloadTls(tls);
+    const keys = ['tls.cert_file', 'tls.key_file', 'tls.ca_file'];
+    try {
+      this.server.reloadTls(tls);
+      this.admin?.reloadTls(tls);
+    } catch (error) {
+      this.recordReload({ trigger: 'certificates', keys, error: (error as Error).message });
+      throw error;
+    }
+    this.recordReload({ trigger: 'certificates', keys });
+  }
+
+  /**
+   * Records a configuration reload in the audit log (when there is one): what triggered it
+   * (SIGHUP, a file change, a cluster settings version), the settings applied, or why it was refused.
+   */
+  recordReload(reload: { trigger: string; keys: readonly string[]; error?: string }): void {
+    this.core.audit?.record(configReloadEvent(reload));
   }
 
   /** Stops accepting, lets in-flight requests finish (up to the deadline), closes every log. */
@@ -274,6 +321,7 @@ export class BrokerNode {
     if (this.admin !== null) await this.admin.close();
     await stopParts(this.parts, this.logger);
     await this.core.close();
+    this.core.audit?.close();
     if (this.tracing !== null) await shutdownTracing(this.tracing);
   }
 }

@@ -173,6 +173,7 @@ export function brokerOptionsFrom(
   const auth = authFrom(config, resolvePath);
   return {
     ...(auth !== null ? { auth } : {}),
+    audit: auditFrom(config, resolvePath),
     ...(cluster !== null ? { brokerId: cluster.brokerId } : {}),
     ...(tls !== null ? { tls } : {}),
     dataDir: resolvePath(v['storage.data_dir'] as string),
@@ -234,5 +235,21 @@ export function brokerOptionsFrom(
     shutdownDeadlineMs: n('server.shutdown_deadline'),
     logLevel: v['log.level'] as LogLevel,
     logFormat: v['log.format'] as 'auto' | 'json' | 'pretty',
+  };
+}
+
+/** The [audit] settings as the broker node's options (paths resolved with `resolvePath`). */
+export function auditFrom(
+  config: LoadedConfig,
+  resolvePath: (path: string) => string,
+): NonNullable<BrokerNodeOptions['audit']> {
+  const v = config.values;
+  const enabled = v['audit.enabled'] as string;
+  const dir = v['audit.dir'] as string;
+  return {
+    ...(enabled === 'auto' ? {} : { enabled: enabled === 'true' }),
+    ...(dir !== '' ? { dir: resolvePath(dir) } : {}),
+    maxFileBytes: v['audit.max_file_size'] as number,
+    fsyncIntervalMs: v['audit.fsync_interval'] as number,
   };
 }

@@ -219,6 +219,9 @@ export const ERROR_TABLE = {
   INVALID_CREDENTIAL: entry(814, false, 'the user name, password or credential is not valid'),
   // 83x: bearer tokens.
   TOKEN_EXPIRED: entry(830, true, "the connection's bearer token expired; connect again with a fresh token"),
+  // 825-829: the audit log.
+  AUDIT_CHAIN_BROKEN: entry(825, false, 'the audit log hash chain is broken'),
+  AUDIT_LOG_UNAVAILABLE: entry(826, false, 'the audit log cannot be read or written'),
 
   // 9xx: internal, and refusals by the client itself.
   // Not retriable: a broker bug answers the same way on every attempt (a retry only multiplies it).

@@ -380,6 +380,30 @@ export const SETTINGS = [
     doc: 'principals allowed every operation, e.g. ["User:admin"]; managing users over the wire (memorystreamer user … --broker) is for them only',
   },
   {
+    key: 'audit.enabled',
+    type: { kind: 'enum', choices: ['auto', 'true', 'false'] },
+    default: 'auto',
+    doc: 'keep the hash-chained audit log of authentications, denials and administrative changes (auto: when auth.mechanisms is set); check it with memorystreamer audit verify (see docs/security.md)',
+  },
+  {
+    key: 'audit.dir',
+    type: { kind: 'string', maxLength: 4096 },
+    default: '',
+    doc: 'directory of the audit log (audit.log, and audit.log.<n> once rotated); empty: <storage.data_dir>/audit',
+  },
+  {
+    key: 'audit.max_file_size',
+    type: { kind: 'size', min: 64 * KiB, max: 4 * GiB },
+    default: 64 * MiB,
+    doc: 'the audit log is rotated to audit.log.<n> at this size; the hash chain runs on across files',
+  },
+  {
+    key: 'audit.fsync_interval',
+    type: { kind: 'duration', min: 0, max: 10 * SECOND },
+    default: 200,
+    doc: 'audit records are written at once and fsynced together at most this long after (0: fsync each record before going on)',
+  },
+  {
     key: 'cluster.anti_entropy_interval',
     type: { kind: 'duration', min: 0, max: 7 * DAY },
     default: 5 * 60 * SECOND,

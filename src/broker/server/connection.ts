@@ -46,6 +46,7 @@ import {
   writeFrameHeader,
 } from '../../protocol/frame-header.js';
 import { Opcode } from '../../protocol/opcodes.js';
+import { loginEvent, userAlterEvent } from '../../security/audit-events.js';
 import {
   type BrokerAuthenticator,
   ConnectionAuth,
@@ -194,9 +195,24 @@ export class Connection {
 
   /** `mtls`: a client certificate verified against the listener's CA authenticates the connection. */
   private certificateLogin(socket: TLSSocket): void {
-    if (typeof socket.getPeerCertificate !== 'function' || !socket.authorized) return;
-    const principal = certificatePrincipal(socket.getPeerCertificate().subject?.CN);
-    if (principal === null) return;
+    if (typeof socket.getPeerCertificate !== 'function') return;
+    const presented = socket.authorized || Object.keys(socket.getPeerCertificate()).length > 0;
+    const principal = socket.authorized
+      ? certificatePrincipal(socket.getPeerCertificate().subject?.CN)
+      : null;
+    if (principal === null) {
+      if (presented)
+        this.host.core.audit?.record(
+          loginEvent(
+            null,
+            this.remote,
+            'mtls',
+            socket.authorizationError?.message ?? 'common name is no user name',
+          ),
+        );
+      return;
+    }
+    this.host.core.audit?.record(loginEvent(principal, this.remote, 'mtls'));
     this.connectionAuth = new ConnectionAuth(this.host.auth, this.remoteAddress);
     this.connectionAuth.authenticatedAs(principal);
     this.authenticated = true;
@@ -206,6 +222,11 @@ export class Connection {
   /** `User:<name>` once the connection authenticated; null on an open broker or before. */
   get principal(): string | null {
     return this.connectionAuth?.principal ?? null;
+  }
+
+  /** `address:port` of the client (with `principal`, the caller the audit log names). */
+  get source(): string {
+    return this.remote;
   }
 
   isClosed(): boolean {
@@ -611,7 +632,7 @@ export class Connection {
           this.host.fetches.release();
         }
       } else {
-        response = await this.host.core.execute(name, request as never);
+        response = await this.host.core.execute(name, request as never, this);
       }
       if (this.state === 'closed') return;
       if (name === 'fetch') {
@@ -749,6 +770,10 @@ export class Connection {
     }
     this.connectionAuth ??= new ConnectionAuth(this.host.auth, this.remoteAddress);
     void this.connectionAuth.handle(opcode, frame.payload).then((outcome) => {
+      if (opcode === Opcode.USER_ALTER && (outcome.kind === 'answer' || outcome.kind === 'refused'))
+        this.host.core.audit?.record(
+          userAlterEvent(frame.payload, this, outcome.kind === 'refused' ? outcome.error : undefined),
+        );
       if (this.state === 'closed') return;
       switch (outcome.kind) {
         case 'answer':
@@ -774,6 +799,7 @@ export class Connection {
             },
             'authenticated',
           );
+          this.host.core.audit?.record(loginEvent(outcome.principal, this.remote, outcome.mechanism));
           this.sendFrame({ opcode, correlationId, flags: FrameFlags.RESPONSE }, outcome.payload);
           return;
         case 'failed': {
@@ -788,6 +814,9 @@ export class Connection {
               delayMs: outcome.delayMs,
             },
             'authentication failed',
+          );
+          this.host.core.audit?.record(
+            loginEvent(null, this.remote, null, outcome.reason, outcome.user, outcome.error.codeName),
           );
           setTimeout(() => this.fatal(outcome.error, correlationId), outcome.delayMs).unref();
           return;

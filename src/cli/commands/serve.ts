@@ -118,6 +118,7 @@ export class RunningConfig {
           { trigger: why, reason: (error as Error).message },
           'configuration reload refused; the running configuration stays',
         );
+        broker.recordReload({ trigger: why, keys: [], error: (error as Error).message });
       }
       // Triggers that come while a reload runs are folded into the next one: the line says which
       // cluster version the applied settings are from, whatever the trigger.
@@ -160,11 +161,13 @@ export class RunningConfig {
         },
         'configuration reloaded',
       );
+      broker.recordReload({ trigger: why, keys: change.applied });
     } catch (error) {
       logger.error(
         { trigger: why, reason: (error as Error).message },
         'configuration reload refused; the running configuration stays',
       );
+      broker.recordReload({ trigger: why, keys: [], error: (error as Error).message });
     } finally {
       this.reloading = false;
       if (this.again !== null) {

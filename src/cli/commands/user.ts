@@ -22,6 +22,7 @@ import { type UserCredentials, UserStore } from '../../security/user-store.js';
 import { type CliContext, type GlobalOptions, readStdinSecret } from '../context.js';
 import { parseIntegerOption } from '../options.js';
 import { renderTable } from '../output.js';
+import { auditedOfflineChange } from './audit.js';
 
 interface TargetFlags {
   dataDir?: string;
@@ -149,7 +150,9 @@ export function registerUser(program: Command, context: CliContext): void {
         for (const mechanism of mechanisms)
           credentials[mechanism] = deriveCredential(mechanism, password, iterations);
         const store = await UserStore.open(offline.dataDir);
-        await store.change({ kind: action, name, credentials });
+        await auditedOfflineChange(flags, context, offline.dataDir, { action, name }, () =>
+          store.change({ kind: action, name, credentials }),
+        );
         context.print(
           { user: name, action, mechanisms, file: store.path },
           `${action === 'add' ? 'added' : 'changed the password of'} user ${name} (${store.path})`,
@@ -186,7 +189,9 @@ export function registerUser(program: Command, context: CliContext): void {
       const offline = await offlineTarget(flags, context);
       if (offline !== null) {
         const store = await UserStore.open(offline.dataDir);
-        await store.change({ kind: 'remove', name });
+        await auditedOfflineChange(flags, context, offline.dataDir, { action: 'remove', name }, () =>
+          store.change({ kind: 'remove', name }),
+        );
       } else {
         const transport = await brokerTransport(context);
         try {
