@@ -40,6 +40,10 @@ export interface BrokerAuthOptions {
   readonly maxFailureDelayMs?: number;
   /** Failures an address may have within a minute before its attempts are refused at once. */
   readonly maxFailuresPerMinute?: number;
+  /** Where the users are (default: the users file of the data directory; a cluster's are in etcd). */
+  readonly openUsers?: (dataDir: string) => Promise<UserStore>;
+  /** Principals of the brokers of the cluster: the only ones served inter-broker requests. */
+  readonly brokerPrincipals?: readonly string[];
 }
 
 const PRINCIPAL_PATTERN = /^User:[A-Za-z0-9._@-]+$/;
@@ -61,6 +65,7 @@ export class BrokerAuthenticator {
   /** A verified client certificate authenticates its connection (`mtls`). */
   readonly mtls: boolean;
   readonly superUsers: ReadonlySet<string>;
+  readonly brokerPrincipals: ReadonlySet<string>;
   readonly iterations: number;
   readonly users: UserStore;
   readonly limiter: FailureLimiter;
@@ -72,6 +77,7 @@ export class BrokerAuthenticator {
     this.mechanisms = options.mechanisms.filter((m): m is ScramMechanism => m !== 'mtls');
     this.mtls = options.mechanisms.includes('mtls');
     this.superUsers = new Set(options.superUsers ?? []);
+    this.brokerPrincipals = new Set(options.brokerPrincipals ?? []);
     this.iterations = options.scramIterations ?? DEFAULT_ITERATIONS;
     this.limiter = new FailureLimiter({
       baseDelayMs: options.failureDelayMs ?? 200,
@@ -102,18 +108,26 @@ export class BrokerAuthenticator {
       );
     for (const principal of options.superUsers ?? []) checkPrincipal(principal);
     checkIterations(options.scramIterations ?? DEFAULT_ITERATIONS);
-    const users = await UserStore.open(dataDir);
+    for (const principal of options.brokerPrincipals ?? []) checkPrincipal(principal);
+    const users = await (options.openUsers ?? UserStore.open)(dataDir);
     // Certificates alone need no users file; SCRAM without users would let no client in.
-    if (users.size === 0 && options.mechanisms.some((m) => m !== 'mtls'))
+    if (users.size === 0 && options.mechanisms.some((m) => m !== 'mtls')) {
+      await users.close();
       throw errorOf(
         'INVALID_CONFIG',
-        `auth.mechanisms = [${options.mechanisms.map((m) => `"${m}"`).join(', ')}] but ${users.path} holds no user, so no client could connect; add one first: memorystreamer user add NAME --password-stdin --data-dir ${dataDir}`,
+        `auth.mechanisms = [${options.mechanisms.map((m) => `"${m}"`).join(', ')}] but ${users.path} holds no user, so no client could connect; add one first: ${users.addCommand}`,
       );
+    }
     return new BrokerAuthenticator(users, options);
   }
 
   isSuperUser(principal: string | null): boolean {
     return principal !== null && this.superUsers.has(principal);
+  }
+
+  /** A principal of one of the cluster's brokers (inter-broker requests are for them only). */
+  isBroker(principal: string | null): boolean {
+    return principal !== null && this.brokerPrincipals.has(principal);
   }
 }
 
