@@ -1,6 +1,9 @@
 // `memorystreamer user … --cluster etcd://…` on a real etcd: the first user of a cluster is added
 // before any broker starts, listed, given a new password and removed, straight in etcd; the CLI
 // process exits once done (its etcd connection closed); --data-dir with --cluster is refused.
+// `serve` of a cluster with authentication on: refused while etcd holds no user (naming the
+// command that adds one) and without broker principals; started once both are there, serving the
+// user from etcd, and stopped cleanly by SIGTERM (exit 0: its etcd connection does not hold it).
 
 import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -9,10 +12,13 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
+import { connect } from '../../src/client/connect.js';
 import { parseClusterUrl } from '../../src/cluster/control-plane/cluster-url.js';
 import { clusterPrefix } from '../../src/cluster/control-plane/metadata-keys.js';
 import { EtcdUserStore } from '../../src/security/etcd-user-store.js';
-import { type EtcdProcess, etcdAvailable, startEtcd } from '../harness/etcd.js';
+import { makeCertificates, opensslAvailable } from '../broker/server/helpers/certs.js';
+import { serveRefusal, startBroker } from '../harness/broker.js';
+import { type EtcdProcess, etcdAvailable, freePort, startEtcd } from '../harness/etcd.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 
 let etcd: EtcdProcess;
@@ -109,4 +115,58 @@ describe.skipIf(!etcdAvailable())('memorystreamer user --cluster', () => {
     expect(result.code).not.toBe(0);
     expect(result.err).toMatch(/--data-dir and --cluster/);
   });
+
+  it.skipIf(!opensslAvailable())(
+    'serve in a cluster with authentication: refused without a user or broker principals, then started',
+    async () => {
+      const url = `etcd://${etcd.endpoint.replace('http://', '')}/served`;
+      const certs = await makeCertificates(await makeTempDir('ms-cluster-auth-serve-certs-'));
+      const port = await freePort();
+      const env = {
+        MEMORYSTREAMER_CLUSTER_ETCD: url,
+        MEMORYSTREAMER_CLUSTER_BROKER_ID: '1',
+        MEMORYSTREAMER_CLUSTER_ADVERTISE: `127.0.0.1:${port}`,
+        MEMORYSTREAMER_AUTH_MECHANISMS: 'SCRAM-SHA-256,mtls',
+        MEMORYSTREAMER_AUTHZ_SUPER_USERS: 'User:admin',
+        MEMORYSTREAMER_CLUSTER_BROKER_PRINCIPALS: 'User:broker',
+        MEMORYSTREAMER_TLS_CERT_FILE: join(certs.dir, 'broker.pem'),
+        MEMORYSTREAMER_TLS_KEY_FILE: join(certs.dir, 'broker.key'),
+        MEMORYSTREAMER_TLS_CA_FILE: join(certs.dir, 'ca.pem'),
+        MEMORYSTREAMER_TLS_CLIENT_AUTH: 'request',
+      };
+      try {
+        const noUser = await serveRefusal({ dataDir: join(dir, 'served-0'), port, env });
+        expect(noUser.code).not.toBe(0);
+        expect(noUser.stderr).toMatch(/holds no user.*user add NAME --password-stdin --cluster etcd:\/\//s);
+        const noPrincipals = await serveRefusal({
+          dataDir: join(dir, 'served-1'),
+          port,
+          env: { ...env, MEMORYSTREAMER_CLUSTER_BROKER_PRINCIPALS: undefined },
+        });
+        expect(noPrincipals.code).not.toBe(0);
+        expect(noPrincipals.stderr).toMatch(/cluster.broker_principals/);
+
+        const password = join(dir, 'served-pw');
+        await writeFile(password, 'admin-secret\n');
+        expect((await cli('user', 'add', 'admin', '--password-file', password, '--cluster', url)).code).toBe(
+          0,
+        );
+        const broker = await startBroker({ dataDir: join(dir, 'served-2'), port, env });
+        const client = await connect({
+          brokers: `memorystreamer+tls://127.0.0.1:${port}`,
+          tls: { ca: certs.ca },
+          sasl: { mechanism: 'SCRAM-SHA-256', username: 'admin', password: 'admin-secret' },
+        });
+        try {
+          expect(Array.isArray(await client.admin.listTopics())).toBe(true);
+        } finally {
+          await client.close();
+        }
+        expect(await broker.stop()).toBe(0);
+      } finally {
+        await removeTempDir(certs.dir);
+      }
+    },
+    60_000,
+  );
 });
