@@ -20,6 +20,7 @@ import { parseClusterUrl } from '../../src/cluster/control-plane/cluster-url.js'
 import { ControlPlane } from '../../src/cluster/control-plane/control-plane.js';
 import { clusterPrefix, KEYS } from '../../src/cluster/control-plane/metadata-keys.js';
 import { MemoryStreamerError } from '../../src/common/errors.js';
+import { segmentRootsCommand } from '../../src/protocol/commands/anti-entropy-commands.js';
 import { brokerHeartbeatCommand } from '../../src/protocol/commands/broker-heartbeat-command.js';
 import { REPLICATION_COMMANDS } from '../../src/protocol/commands/replication-commands.js';
 import type { BrokerAuthOptions } from '../../src/security/broker-authenticator.js';
@@ -176,7 +177,7 @@ describe.skipIf(!etcdAvailable() || !opensslAvailable())('authentication in a cl
     });
   });
 
-  it('refuses replica fetches and heartbeats to a client that is not a broker', async () => {
+  it('refuses replica fetches, epoch queries, anti-entropy and heartbeats to a client that is not a broker', async () => {
     const fetch = {
       replicaId: 2,
       maxWaitMs: 0,
@@ -211,6 +212,20 @@ describe.skipIf(!etcdAvailable() || !opensslAvailable())('authentication in a cl
           {
             replicaId: 2,
             partitions: [{ topic: 'guarded', partition: 0, leaderEpoch: 0, queryEpoch: 0 }],
+          },
+          { timeoutMs: 5000 },
+        ),
+      ).rejects.toMatchObject({ codeName: 'AUTHORIZATION_FAILED' });
+      await expect(
+        transport.call(
+          segmentRootsCommand,
+          {
+            replicaId: 2,
+            topic: 'guarded',
+            partition: 0,
+            leaderEpoch: 0,
+            chunkBytes: 65536,
+            baseOffsets: [0n],
           },
           { timeoutMs: 5000 },
         ),
