@@ -6,9 +6,12 @@ import type { BrokerNodeOptions } from '../broker/broker-node.js';
 import type { SettingKey } from '../broker/config/config-schema.js';
 import type { LoadedConfig } from '../broker/config/load-config.js';
 import type { ServerTlsOptions, TlsClientAuth } from '../broker/server/tls.js';
+import { parseClusterUrl } from '../cluster/control-plane/cluster-url.js';
+import { clusterPrefix } from '../cluster/control-plane/metadata-keys.js';
 import type { LogLevel } from '../metrics/logger.js';
 import { errorOf } from '../protocol/error-codes.js';
 import type { AuthMechanism, BrokerAuthOptions } from '../security/broker-authenticator.js';
+import { EtcdUserStore } from '../security/etcd-user-store.js';
 import { tokenSettingsFrom } from '../security/token-settings.js';
 
 /** The [auth] and [authz] settings: null when authentication is off (auth.mechanisms empty). */
@@ -21,19 +24,30 @@ export function authFrom(
     (v[key] as string).split(',').filter((item) => item !== '');
   const mechanisms = list('auth.mechanisms') as AuthMechanism[];
   if (mechanisms.length === 0) return null;
-  // Replica fetches between brokers do not authenticate yet: a cluster of such brokers would not replicate.
-  if (v['cluster.etcd'] !== '')
-    throw errorOf(
-      'INVALID_CONFIG',
-      'auth.mechanisms with cluster.etcd: brokers of a cluster do not authenticate to each other yet, so a cluster cannot require authentication on its broker port (docs/security.md)',
-    );
-  return {
+  const etcd = v['cluster.etcd'] as string;
+  const common = {
     mechanisms,
     superUsers: list('authz.super_users'),
     scramIterations: v['auth.scram_iterations'] as number,
     failureDelayMs: v['auth.failure_delay'] as number,
     maxFailuresPerMinute: v['auth.max_failures_per_minute'] as number,
     ...(mechanisms.includes('token') ? { token: tokenSettingsFrom(v, resolvePath) } : {}),
+  };
+  if (etcd === '') return common;
+  // In a cluster, replica fetches, heartbeats and anti-entropy come from the other brokers: they
+  // authenticate with their TLS certificates (the inter-broker connections present them), and
+  // only the principals listed are served those requests. The users are shared in etcd.
+  const brokerPrincipals = (v['cluster.broker_principals'] as string).split(',').filter((p) => p !== '');
+  if (!mechanisms.includes('mtls') || brokerPrincipals.length === 0)
+    throw errorOf(
+      'INVALID_CONFIG',
+      `auth.mechanisms in a cluster (cluster.etcd) needs "mtls" among the mechanisms and cluster.broker_principals naming the brokers' certificates (e.g. ["User:broker"]): brokers authenticate to each other with their TLS certificates (docs/security.md, "Authentication in a cluster")`,
+    );
+  const address = parseClusterUrl(etcd);
+  return {
+    ...common,
+    brokerPrincipals,
+    openUsers: () => EtcdUserStore.open({ address, prefix: clusterPrefix(address.name), url: etcd }),
   };
 }
 

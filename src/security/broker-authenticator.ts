@@ -44,6 +44,10 @@ export interface BrokerAuthOptions {
   readonly maxFailuresPerMinute?: number;
   /** How bearer tokens are verified: required with the `token` mechanism. */
   readonly token?: TokenSettings;
+  /** Where the users are (default: the users file of the data directory; a cluster's are in etcd). */
+  readonly openUsers?: (dataDir: string) => Promise<UserStore>;
+  /** Principals of the brokers of the cluster: the only ones served inter-broker requests. */
+  readonly brokerPrincipals?: readonly string[];
 }
 
 const PRINCIPAL_PATTERN = /^User:[A-Za-z0-9._@-]+$/;
@@ -67,6 +71,7 @@ export class BrokerAuthenticator {
   /** Verifies bearer tokens (`token`); null when that mechanism is off. */
   readonly tokens: TokenVerifier | null;
   readonly superUsers: ReadonlySet<string>;
+  readonly brokerPrincipals: ReadonlySet<string>;
   readonly iterations: number;
   readonly users: UserStore;
   readonly limiter: FailureLimiter;
@@ -79,6 +84,7 @@ export class BrokerAuthenticator {
     this.mtls = options.mechanisms.includes('mtls');
     this.tokens = tokens;
     this.superUsers = new Set(options.superUsers ?? []);
+    this.brokerPrincipals = new Set(options.brokerPrincipals ?? []);
     this.iterations = options.scramIterations ?? DEFAULT_ITERATIONS;
     this.limiter = new FailureLimiter({
       baseDelayMs: options.failureDelayMs ?? 200,
@@ -110,18 +116,26 @@ export class BrokerAuthenticator {
     for (const principal of options.superUsers ?? []) checkPrincipal(principal);
     checkIterations(options.scramIterations ?? DEFAULT_ITERATIONS);
     const tokens = options.mechanisms.includes('token') ? TokenVerifier.open(tokenSettingsOf(options)) : null;
-    const users = await UserStore.open(dataDir);
-    // Certificates and tokens need no users file; SCRAM without users would let no client in.
-    if (users.size === 0 && options.mechanisms.some(isScramMechanism))
+    for (const principal of options.brokerPrincipals ?? []) checkPrincipal(principal);
+    const users = await (options.openUsers ?? UserStore.open)(dataDir);
+    // Certificates and tokens need no users; SCRAM without users would let no client in.
+    if (users.size === 0 && options.mechanisms.some(isScramMechanism)) {
+      await users.close();
       throw errorOf(
         'INVALID_CONFIG',
-        `auth.mechanisms = [${options.mechanisms.map((m) => `"${m}"`).join(', ')}] but ${users.path} holds no user, so no client could connect; add one first: memorystreamer user add NAME --password-stdin --data-dir ${dataDir}`,
+        `auth.mechanisms = [${options.mechanisms.map((m) => `"${m}"`).join(', ')}] but ${users.path} holds no user, so no client could connect; add one first: ${users.addCommand}`,
       );
+    }
     return new BrokerAuthenticator(users, options, tokens);
   }
 
   isSuperUser(principal: string | null): boolean {
     return principal !== null && this.superUsers.has(principal);
+  }
+
+  /** A principal of one of the cluster's brokers (inter-broker requests are for them only). */
+  isBroker(principal: string | null): boolean {
+    return principal !== null && this.brokerPrincipals.has(principal);
   }
 }
 

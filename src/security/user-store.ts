@@ -1,4 +1,8 @@
-// The users of a broker and their SCRAM credentials, kept in one file of the data directory. Read
+// The users of a broker and their SCRAM credentials. `UserStore` is what the broker asks of them;
+// a broker alone keeps them in one file of its data directory (FileUserStore, below), the brokers
+// of a cluster share them in etcd (etcd-user-store.ts).
+//
+// The file store: users kept in one file of the data directory. Read
 // by the broker (and again when the file changes, so users added offline apply without a restart)
 // and written by `memorystreamer user` offline or by the broker for a change over the wire. Every
 // write re-reads the file first (read, change, write), so offline and broker changes do not undo
@@ -52,42 +56,75 @@ function parse(path: string, text: string): Omit<Snapshot, 'stamp'> {
     throw fileProblem(path, 'expected "decoySecret" and "users"');
   const users = new Map<string, UserCredentials>();
   for (const [name, entry] of Object.entries(root.users as Record<string, unknown>)) {
-    const credentials: UserCredentials = {};
-    for (const [mechanism, raw] of Object.entries((entry ?? {}) as Record<string, unknown>)) {
-      if (!isScramMechanism(mechanism))
-        throw fileProblem(path, `user ${name}: unknown mechanism ${mechanism}`);
-      const c = raw as Record<string, unknown>;
-      const credential: ScramCredential = {
-        salt: Buffer.from(String(c.salt), 'base64'),
-        iterations: Number(c.iterations),
-        storedKey: Buffer.from(String(c.storedKey), 'base64'),
-        serverKey: Buffer.from(String(c.serverKey), 'base64'),
-      };
-      try {
-        checkCredential(mechanism, credential);
-      } catch (error) {
-        throw fileProblem(path, `user ${name}: ${(error as Error).message}`);
-      }
-      credentials[mechanism] = credential;
+    try {
+      users.set(name, decodeCredentials(entry));
+    } catch (error) {
+      throw fileProblem(path, `user ${name}: ${(error as Error).message}`);
     }
-    users.set(name, credentials);
   }
   return { users, decoySecret: Buffer.from(root.decoySecret, 'base64') };
 }
 
+/**
+ * One user's credentials as stored (in the users file and in etcd):
+ * { "<mechanism>": { "salt": base64, "iterations": n, "storedKey": base64, "serverKey": base64 } }
+ */
+export function encodeCredentials(credentials: UserCredentials): Record<string, unknown> {
+  const stored: Record<string, unknown> = {};
+  for (const [mechanism, c] of Object.entries(credentials)) {
+    stored[mechanism] = {
+      salt: c.salt.toString('base64'),
+      iterations: c.iterations,
+      storedKey: c.storedKey.toString('base64'),
+      serverKey: c.serverKey.toString('base64'),
+    };
+  }
+  return stored;
+}
+
+/** The reverse of encodeCredentials, each credential checked (an Error saying what is wrong). */
+export function decodeCredentials(stored: unknown): UserCredentials {
+  const credentials: UserCredentials = {};
+  for (const [mechanism, raw] of Object.entries((stored ?? {}) as Record<string, unknown>)) {
+    if (!isScramMechanism(mechanism)) throw new Error(`unknown mechanism ${mechanism}`);
+    const c = (raw ?? {}) as Record<string, unknown>;
+    const credential: ScramCredential = {
+      salt: Buffer.from(String(c.salt), 'base64'),
+      iterations: Number(c.iterations),
+      storedKey: Buffer.from(String(c.storedKey), 'base64'),
+      serverKey: Buffer.from(String(c.serverKey), 'base64'),
+    };
+    checkCredential(mechanism, credential);
+    credentials[mechanism] = credential;
+  }
+  return credentials;
+}
+
+/** Checks a change before it is applied anywhere: the name, and the credentials of add/passwd. */
+export function checkChange(change: UserChange): void {
+  checkUsername(change.name);
+  if (change.kind === 'remove') return;
+  const mechanisms = Object.entries(change.credentials) as Array<[ScramMechanism, ScramCredential]>;
+  if (mechanisms.length === 0) throw errorOf('INVALID_CREDENTIAL', 'no credential given');
+  for (const [mechanism, credential] of mechanisms) checkCredential(mechanism, credential);
+}
+
+/** The users as `list()` shows them: sorted by name, mechanisms and iterations only. */
+export function summarize(users: ReadonlyMap<string, UserCredentials>): UserSummary[] {
+  return [...users]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([name, credentials]) => ({
+      name,
+      mechanisms: (Object.entries(credentials) as Array<[ScramMechanism, ScramCredential]>).map(
+        ([mechanism, c]) => ({ mechanism, iterations: c.iterations }),
+      ),
+    }));
+}
+
 function serialize(snapshot: Omit<Snapshot, 'stamp'>): string {
   const users: Record<string, Record<string, unknown>> = {};
-  for (const [name, credentials] of [...snapshot.users].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    users[name] = {};
-    for (const [mechanism, c] of Object.entries(credentials)) {
-      users[name][mechanism] = {
-        salt: c.salt.toString('base64'),
-        iterations: c.iterations,
-        storedKey: c.storedKey.toString('base64'),
-        serverKey: c.serverKey.toString('base64'),
-      };
-    }
-  }
+  for (const [name, credentials] of [...snapshot.users].sort(([a], [b]) => (a < b ? -1 : 1)))
+    users[name] = encodeCredentials(credentials);
   return `${JSON.stringify({ version: 1, decoySecret: snapshot.decoySecret.toString('base64'), users }, null, 2)}\n`;
 }
 
@@ -98,25 +135,55 @@ export type UserChange =
   | { kind: 'passwd'; name: string; credentials: UserCredentials }
   | { kind: 'remove'; name: string };
 
-export class UserStore {
+/** The users a broker authenticates against, wherever they are kept. */
+export interface UserStore {
+  /** Where the users are kept, for messages: a file, or the etcd key prefix of the cluster. */
+  readonly path: string;
+  /** The command that adds a first user to this store, for the error of a broker with none. */
+  readonly addCommand: string;
+  /** Number of users. */
+  readonly size: number;
+  /** Catches up with changes made elsewhere (true if there were some); before each authentication. */
+  refresh(): Promise<boolean>;
+  has(name: string): boolean;
+  credential(name: string, mechanism: ScramMechanism): ScramCredential | undefined;
+  /** The salt shown for a user that does not exist (the same at every ask, see credentials.ts). */
+  decoySalt(mechanism: ScramMechanism, name: string): Buffer;
+  list(): UserSummary[];
+  /** Applies a change durably; the store holds the result when it resolves. */
+  change(change: UserChange): Promise<void>;
+  /** Lets go of what the store holds open (nothing for a file). */
+  close(): Promise<void>;
+}
+
+/** The users file of a data directory: the store of a broker without a cluster. */
+export const UserStore = {
+  open: (dataDir: string): Promise<UserStore> => FileUserStore.open(dataDir),
+} as const;
+
+export class FileUserStore implements UserStore {
   readonly path: string;
   private snapshot: Snapshot;
   /** Writes (and the reads before them) one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(path: string, snapshot: Snapshot) {
-    this.path = path;
+  readonly addCommand: string;
+
+  private constructor(dataDir: string, snapshot: Snapshot) {
+    this.path = join(dataDir, USERS_FILE);
+    this.addCommand = `memorystreamer user add NAME --password-stdin --data-dir ${dataDir}`;
     this.snapshot = snapshot;
   }
 
   /** Opens the users of a data directory (none yet when the file does not exist). */
-  static async open(dataDir: string): Promise<UserStore> {
-    const path = join(dataDir, USERS_FILE);
-    return new UserStore(path, await UserStore.read(path));
+  static async open(dataDir: string): Promise<FileUserStore> {
+    return new FileUserStore(dataDir, await FileUserStore.read(join(dataDir, USERS_FILE)));
   }
 
+  async close(): Promise<void> {}
+
   private static async read(path: string): Promise<Snapshot> {
-    const stamp = await UserStore.stampOf(path);
+    const stamp = await FileUserStore.stampOf(path);
     if (stamp === null) return { users: new Map(), decoySecret: randomBytes(32), stamp: null };
     let text: string;
     try {
@@ -139,9 +206,9 @@ export class UserStore {
 
   /** Reads the file again if it changed since it was read (users changed offline). */
   async refresh(): Promise<boolean> {
-    const stamp = await UserStore.stampOf(this.path);
+    const stamp = await FileUserStore.stampOf(this.path);
     if (stamp === this.snapshot.stamp) return false;
-    this.snapshot = await UserStore.read(this.path);
+    this.snapshot = await FileUserStore.read(this.path);
     return true;
   }
 
@@ -162,14 +229,7 @@ export class UserStore {
   }
 
   list(): UserSummary[] {
-    return [...this.snapshot.users]
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([name, credentials]) => ({
-        name,
-        mechanisms: (Object.entries(credentials) as Array<[ScramMechanism, ScramCredential]>).map(
-          ([mechanism, c]) => ({ mechanism, iterations: c.iterations }),
-        ),
-      }));
+    return summarize(this.snapshot.users);
   }
 
   /** Applies a change to the file as it is now, durably; the store then holds the result. */
@@ -180,22 +240,17 @@ export class UserStore {
   }
 
   private async apply(change: UserChange): Promise<void> {
-    checkUsername(change.name);
-    const current = await UserStore.read(this.path);
+    checkChange(change);
+    const current = await FileUserStore.read(this.path);
     const users = new Map(current.users);
     const exists = users.has(change.name);
     if (change.kind === 'add' && exists) throw errorOf('USER_ALREADY_EXISTS', change.name);
     if (change.kind !== 'add' && !exists) throw errorOf('USER_NOT_FOUND', change.name);
     if (change.kind === 'remove') users.delete(change.name);
-    else {
-      const mechanisms = Object.entries(change.credentials) as Array<[ScramMechanism, ScramCredential]>;
-      if (mechanisms.length === 0) throw errorOf('INVALID_CREDENTIAL', 'no credential given');
-      for (const [mechanism, credential] of mechanisms) checkCredential(mechanism, credential);
-      users.set(change.name, { ...change.credentials });
-    }
+    else users.set(change.name, { ...change.credentials });
     const next = { users, decoySecret: current.decoySecret };
     await this.write(serialize(next));
-    this.snapshot = { ...next, stamp: await UserStore.stampOf(this.path) };
+    this.snapshot = { ...next, stamp: await FileUserStore.stampOf(this.path) };
   }
 
   /** temp file, fsync, rename, fsync of the directory: a crash leaves the old file or the new one. */

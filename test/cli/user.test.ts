@@ -160,7 +160,7 @@ describe('memorystreamer user', () => {
     expect(empty.stderr).toMatch(/INVALID_CONFIG.*holds no user.*memorystreamer user add/s);
   });
 
-  it('the configuration refuses authentication with a cluster, and unknown mechanisms or principals', async () => {
+  it('the configuration refuses authentication in a cluster without broker credentials, and unknown mechanisms or principals', async () => {
     const cluster = await loadConfig({
       env: {
         MEMORYSTREAMER_AUTH_MECHANISMS: 'SCRAM-SHA-256',
@@ -170,7 +170,7 @@ describe('memorystreamer user', () => {
       },
     });
     expect(() => authFrom(cluster)).toThrow(
-      /INVALID_CONFIG|brokers of a cluster do not authenticate to each other yet/,
+      /needs "mtls" among the mechanisms and cluster.broker_principals/,
     );
     await expect(loadConfig({ env: { MEMORYSTREAMER_AUTH_MECHANISMS: 'PLAIN' } })).rejects.toThrow(
       /auth.mechanisms.*SCRAM-SHA-256, SCRAM-SHA-512/,

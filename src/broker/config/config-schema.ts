@@ -295,7 +295,7 @@ export const SETTINGS = [
       itemDoc: 'SCRAM-SHA-256, SCRAM-SHA-512, mtls, token',
     },
     default: '',
-    doc: 'authentication clients must pass before any other request, e.g. ["SCRAM-SHA-256", "SCRAM-SHA-512"] (empty: off, every client is served); "mtls": a TLS client certificate verified against server.tls_ca_file authenticates as User:<its common name>; SCRAM users live in <data_dir>/users.json (memorystreamer user add); the broker does not start with SCRAM on and no user, with mtls and no client certificates, nor with cluster.etcd (see docs/security.md); "token": a signed JWT (bearer token) verified with the auth.token_* settings authenticates as User:<its principal claim>',
+    doc: 'authentication clients must pass before any other request, e.g. ["SCRAM-SHA-256", "SCRAM-SHA-512"] (empty: off, every client is served); "mtls": a TLS client certificate verified against server.tls_ca_file authenticates as User:<its common name>; SCRAM users live in <data_dir>/users.json (memorystreamer user add), in a cluster in etcd; the broker does not start with SCRAM on and no user, nor with mtls and no client certificates; in a cluster the brokers authenticate to each other with their certificates (mtls, cluster.broker_principals; see docs/security.md); "token": a signed JWT (bearer token) verified with the auth.token_* settings authenticates as User:<its principal claim>',
   },
   {
     key: 'auth.scram_iterations',
@@ -408,6 +408,12 @@ export const SETTINGS = [
     type: { kind: 'duration', min: 0, max: 7 * DAY },
     default: 5 * 60 * SECOND,
     doc: 'followers compare their sealed segments with their leaders by digests this often and repair bytes that differ (0: never)',
+  },
+  {
+    key: 'cluster.broker_principals',
+    type: { kind: 'list', pattern: /^User:[A-Za-z0-9._@-]+$/, itemDoc: 'User:<name>' },
+    default: '',
+    doc: 'with auth.mechanisms on in a cluster: the principals of the brokers, e.g. ["User:broker"] (the common names of their TLS certificates, mtls); only they are served replica fetches, heartbeats and anti-entropy (others: AUTHORIZATION_FAILED)',
   },
   {
     key: 'storage.data_dir',

@@ -559,6 +559,8 @@ export class Connection {
       this.replicaRequest(replication, frame);
       return;
     }
+    if (header.opcode === Opcode.BROKER_HEARTBEAT && this.refusedAsNotBroker(frame, 'broker heartbeat'))
+      return;
     if (name === undefined) {
       this.sendError(
         header.correlationId,
@@ -660,11 +662,31 @@ export class Connection {
   }
 
   /**
+   * With authentication on, broker-to-broker requests are served to the cluster's brokers only
+   * (auth.brokerPrincipals): a client may not read replicas, compare segments or heartbeat for a
+   * broker. True when refused (AUTHORIZATION_FAILED sent).
+   */
+  private refusedAsNotBroker(frame: Frame, what: string): boolean {
+    const auth = this.host.auth;
+    if (auth === null || auth.isBroker(this.principal)) return false;
+    this.sendError(
+      frame.header.correlationId,
+      frame.header.opcode,
+      errorOf(
+        'AUTHORIZATION_FAILED',
+        `${what} is for the brokers of the cluster (cluster.broker_principals); ${this.principal} is not one`,
+      ),
+    );
+    return true;
+  }
+
+  /**
    * A broker-to-broker request (replica fetch, offsets for leader epoch, anti-entropy), for the cluster member's
    * handler. Counted in flight like any request; a replica fetch's answer is bounded by the
    * server's frame limit.
    */
   private replicaRequest(name: ReplicationCommandName | AntiEntropyCommandName, frame: Frame): void {
+    if (this.refusedAsNotBroker(frame, name)) return;
     const { correlationId, opcode } = frame.header;
     const handler = this.host.core.replicaRequests!;
     if (this.state === 'draining' || this.inFlightRequests >= this.host.limits.maxInFlightRequests) {

@@ -15,6 +15,7 @@ import { clusterConfigPart } from '../../cluster/config/cluster-config-part.js';
 import type { ConfigVersion, Settings } from '../../cluster/control-plane/cluster-config.js';
 import { type ConfigurableLogger, createLogger } from '../../metrics/logger.js';
 import { errorOf } from '../../protocol/error-codes.js';
+import type { UserStore } from '../../security/user-store.js';
 import { brokerOptionsFrom, clusterSettingsFrom, tlsFilesFrom } from '../broker-options.js';
 import type { CliContext } from '../context.js';
 import { parseCores, serveCores } from '../multi-core.js';
@@ -287,7 +288,26 @@ export function registerServe(program: Command, context: CliContext): void {
                 onVersion: (version) => running.clusterVersionChanged(version),
               }),
             ];
-      const broker = await BrokerNode.start({ ...options, logger }, parts).catch((error: unknown) => {
+      // A cluster's users are in etcd: their store's connection closes once the broker has stopped.
+      const userStores: UserStore[] = [];
+      const openUsers = options.auth?.openUsers;
+      const auth =
+        options.auth === undefined || openUsers === undefined
+          ? options.auth
+          : {
+              ...options.auth,
+              openUsers: async (dir: string) => {
+                const store = await openUsers(dir);
+                userStores.push(store);
+                return store;
+              },
+            };
+      const closeUsers = () => Promise.all(userStores.map((store) => store.close()));
+      const broker = await BrokerNode.start(
+        { ...options, ...(auth !== undefined ? { auth } : {}), logger },
+        parts,
+      ).catch(async (error: unknown) => {
+        await closeUsers();
         throw listenProblem(error, options) ?? error;
       });
       running.attach(broker);
@@ -328,7 +348,8 @@ export function registerServe(program: Command, context: CliContext): void {
             .catch((error: unknown) =>
               logger.error({ reason: (error as Error).message }, 'shutdown did not finish cleanly'),
             )
-            .then(done);
+            .then(closeUsers)
+            .then(() => done());
         };
         const onTerm = () => stop('SIGTERM');
         const onInt = () => stop('SIGINT');

@@ -1,6 +1,8 @@
 // `memorystreamer user add|passwd|remove|list`: the users of a broker with authentication on.
 // Offline with --data-dir (or --config): the users file of that data directory is changed directly,
 // before the first start or while the broker runs (it reads the file again when it changes).
+// Offline with --cluster etcd://… (or --config of a cluster's broker): the users shared by the
+// cluster's brokers in etcd, before any broker starts or while they run (they watch them).
 // Otherwise over the wire, as a super-user (--user, with MEMORYSTREAMER_PASSWORD: standard input
 // holds the new user's password), applied at once.
 
@@ -10,6 +12,8 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../../broker/config/load-config.js';
 import { parseBrokerAddress, TcpTransport } from '../../client/tcp-transport.js';
 import { ALL_SCRAM_MECHANISMS, listUsers, removeUser, setUserPassword } from '../../client/user-admin.js';
+import { parseClusterUrl } from '../../cluster/control-plane/cluster-url.js';
+import { clusterPrefix } from '../../cluster/control-plane/metadata-keys.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import {
   checkIterations,
@@ -17,6 +21,7 @@ import {
   DEFAULT_ITERATIONS,
   deriveCredential,
 } from '../../security/credentials.js';
+import { EtcdUserStore } from '../../security/etcd-user-store.js';
 import { isScramMechanism, type ScramMechanism } from '../../security/scram.js';
 import { type UserCredentials, UserStore } from '../../security/user-store.js';
 import { type CliContext, type GlobalOptions, readStdinSecret } from '../context.js';
@@ -27,6 +32,7 @@ import { auditedOfflineChange } from './audit.js';
 interface TargetFlags {
   dataDir?: string;
   config?: string;
+  cluster?: string;
 }
 
 interface PasswordFlags extends TargetFlags {
@@ -36,15 +42,72 @@ interface PasswordFlags extends TargetFlags {
   mechanism?: string[];
 }
 
-/** Offline: the data directory and iteration count from --data-dir / --config; null: over the wire. */
-async function offlineTarget(
+/** Offline: the users to change directly (the file of --data-dir, or a cluster's in etcd); null: over the wire. */
+interface OfflineTarget {
+  readonly iterations: number;
+  /** The broker's data directory (its users file and audit log); null for a cluster's users in etcd. */
+  readonly dataDir: string | null;
+  open(): Promise<UserStore>;
+}
+
+async function offlineTarget(flags: TargetFlags, context: CliContext): Promise<OfflineTarget | null> {
+  if (flags.dataDir === undefined && flags.config === undefined && flags.cluster === undefined) return null;
+  if (flags.dataDir !== undefined && flags.cluster !== undefined)
+    throw new InvalidArgumentError(
+      '--data-dir and --cluster: a broker alone keeps its users in its data directory, a cluster in etcd; give one',
+    );
+  const config = await loadConfig({ file: flags.config ?? null, env: context.env });
+  const iterations = config.values['auth.scram_iterations'] as number;
+  const cluster =
+    flags.cluster ?? (flags.dataDir === undefined ? (config.values['cluster.etcd'] as string) : '');
+  if (cluster !== '') {
+    const address = parseClusterUrl(cluster);
+    return {
+      iterations,
+      dataDir: null,
+      open: () =>
+        EtcdUserStore.open({
+          address,
+          prefix: clusterPrefix(address.name),
+          url: cluster,
+          connectTimeoutMs: 5000,
+        }),
+    };
+  }
+  const dataDir = resolve(flags.dataDir ?? (config.values['storage.data_dir'] as string));
+  return { iterations, dataDir, open: () => UserStore.open(dataDir) };
+}
+
+/**
+ * An offline change: run on the opened store and, for a data directory, recorded in its audit log
+ * (a cluster's audit logs are the brokers', which record changes made over the wire).
+ */
+async function changeOffline(
+  target: OfflineTarget,
   flags: TargetFlags,
   context: CliContext,
-): Promise<{ dataDir: string; iterations: number } | null> {
-  if (flags.dataDir === undefined && flags.config === undefined) return null;
-  const config = await loadConfig({ file: flags.config ?? null, env: context.env });
-  const dataDir = flags.dataDir ?? (config.values['storage.data_dir'] as string);
-  return { dataDir: resolve(dataDir), iterations: config.values['auth.scram_iterations'] as number };
+  change: { action: string; name: string },
+  work: (store: UserStore) => Promise<void>,
+): Promise<string> {
+  let path = '';
+  const run = () =>
+    withStore(target, async (store) => {
+      await work(store);
+      path = store.path;
+    });
+  if (target.dataDir === null) await run();
+  else await auditedOfflineChange(flags, context, target.dataDir, change, run);
+  return path;
+}
+
+/** Runs `work` on the opened store, closed after (an etcd connection must not keep the CLI alive). */
+async function withStore<T>(target: OfflineTarget, work: (store: UserStore) => Promise<T>): Promise<T> {
+  const store = await target.open();
+  try {
+    return await work(store);
+  } finally {
+    await store.close();
+  }
 }
 
 async function newPassword(flags: PasswordFlags): Promise<string> {
@@ -108,6 +171,10 @@ function withTarget(command: Command): Command {
   return command
     .option('--data-dir <dir>', 'change the users file of this data directory (offline, no broker needed)')
     .option(
+      '--cluster <etcd://host:port[/name]>',
+      'change the users of this cluster in etcd (offline, no broker needed; every broker applies it at once)',
+    )
+    .option(
       '--config <file>',
       'offline, with the data directory and auth.scram_iterations of this broker configuration',
     );
@@ -130,7 +197,7 @@ export function registerUser(program: Command, context: CliContext): void {
     .description('add, change, remove and list the users of a broker with authentication on (SCRAM)')
     .addHelpText(
       'after',
-      '\nOffline (before the first start, or beside a running broker):\n  echo "$PW" | memorystreamer user add alice --password-stdin --data-dir ./data\nOver the wire, as a super-user (authz.super_users):\n  MEMORYSTREAMER_PASSWORD=… memorystreamer --user admin user add alice --password-stdin',
+      '\nOffline (before the first start, or beside a running broker):\n  echo "$PW" | memorystreamer user add alice --password-stdin --data-dir ./data\nOffline, the users of a cluster (in etcd):\n  echo "$PW" | memorystreamer user add admin --password-stdin --cluster etcd://127.0.0.1:2379\nOver the wire, as a super-user (authz.super_users):\n  MEMORYSTREAMER_PASSWORD=… memorystreamer --user admin user add alice --password-stdin',
     );
 
   const setPassword =
@@ -149,13 +216,12 @@ export function registerUser(program: Command, context: CliContext): void {
         const credentials: UserCredentials = {};
         for (const mechanism of mechanisms)
           credentials[mechanism] = deriveCredential(mechanism, password, iterations);
-        const store = await UserStore.open(offline.dataDir);
-        await auditedOfflineChange(flags, context, offline.dataDir, { action, name }, () =>
+        const path = await changeOffline(offline, flags, context, { action, name }, (store) =>
           store.change({ kind: action, name, credentials }),
         );
         context.print(
-          { user: name, action, mechanisms, file: store.path },
-          `${action === 'add' ? 'added' : 'changed the password of'} user ${name} (${store.path})`,
+          { user: name, action, mechanisms, file: path },
+          `${action === 'add' ? 'added' : 'changed the password of'} user ${name} (${path})`,
         );
         return;
       }
@@ -188,8 +254,7 @@ export function registerUser(program: Command, context: CliContext): void {
     .action(async (name: string, flags: TargetFlags) => {
       const offline = await offlineTarget(flags, context);
       if (offline !== null) {
-        const store = await UserStore.open(offline.dataDir);
-        await auditedOfflineChange(flags, context, offline.dataDir, { action: 'remove', name }, () =>
+        await changeOffline(offline, flags, context, { action: 'remove', name }, (store) =>
           store.change({ kind: 'remove', name }),
         );
       } else {
@@ -209,9 +274,9 @@ export function registerUser(program: Command, context: CliContext): void {
       const offline = await offlineTarget(flags, context);
       let users: Array<{ name: string; mechanisms: Array<{ mechanism: string; iterations: number }> }>;
       if (offline !== null) {
-        users = (await UserStore.open(offline.dataDir))
-          .list()
-          .map((u) => ({ name: u.name, mechanisms: [...u.mechanisms] }));
+        users = await withStore(offline, async (store) =>
+          store.list().map((u) => ({ name: u.name, mechanisms: [...u.mechanisms] })),
+        );
       } else {
         const transport = await brokerTransport(context);
         try {
