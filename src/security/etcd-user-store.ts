@@ -16,11 +16,11 @@
 // keeps the revision it was last changed at, so a late event never undoes a newer change.
 
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { Etcd3, type IKeyValue, type IOptions, type Namespace, type Watcher } from 'etcd3';
+import { Etcd3, type IKeyValue, type Namespace, type Watcher } from 'etcd3';
 import { MemoryStreamerError } from '../common/errors.js';
 import { errorOf } from '../protocol/error-codes.js';
 import { decoySalt } from './credentials.js';
+import { etcdCredentials } from './etcd-credentials.js';
 import type { ScramCredential, ScramMechanism } from './scram.js';
 import {
   checkChange,
@@ -58,31 +58,6 @@ export interface EtcdUserStoreOptions {
   readonly onResync?: (reason: string) => void;
 }
 
-/** TLS credentials of an `etcds://` address (the same files the control plane uses). */
-function etcdCredentials(address: EtcdLocation): Pick<IOptions, 'credentials'> {
-  const files = address.tls;
-  if (files === undefined || (files.caFile === undefined && files.certFile === undefined)) return {};
-  const read = (what: string, file: string | undefined) => {
-    if (file === undefined) return undefined;
-    try {
-      return readFileSync(file);
-    } catch (error) {
-      throw errorOf('INVALID_CONFIG', `etcd TLS ${what} ${file}: ${(error as Error).message}`);
-    }
-  };
-  const ca = read('CA file', files.caFile);
-  const cert = read('certificate', files.certFile);
-  const key = read('key', files.keyFile);
-  return {
-    credentials: {
-      // grpc takes null for "the system CAs"; etcd3's type insists on a Buffer.
-      rootCertificate: ca ?? (null as unknown as Buffer),
-      ...(key !== undefined ? { privateKey: key } : {}),
-      ...(cert !== undefined ? { certChain: cert } : {}),
-    },
-  };
-}
-
 interface Entry {
   /** null: removed at `revision` (kept so an older put arriving late does not bring it back). */
   readonly credentials: UserCredentials | null;
@@ -116,7 +91,7 @@ export class EtcdUserStore implements UserStore {
     const callTimeoutMs = options.callTimeoutMs ?? 2000;
     const client = new Etcd3({
       hosts: [...options.address.endpoints],
-      ...etcdCredentials(options.address),
+      ...etcdCredentials(options.address.tls),
       dialTimeout: callTimeoutMs,
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
     });

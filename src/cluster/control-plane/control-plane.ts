@@ -1,29 +1,7 @@
-// The cluster's control plane on etcd: the cluster id, broker membership under leases, the
-// controller election, and the controller's compare-and-swap writes of topics and partition
-// leadership. etcd is the Raft store; this module decides nothing about replicas, it only makes
-// each change atomic and fenced:
-//
-// - A broker registers `brokers/<id>` with create-if-absent under its own lease, so two live
-//   brokers can never hold one id, and a broker that stops heartbeating leaves the set.
-// - The controller is whoever created `controller` (create-if-absent, under its lease). The key's
-//   create revision is the controller epoch. Every controller write is one transaction that also
-//   compares that create revision: a controller whose lease expired (or that was replaced) fails
-//   its write with NOT_CONTROLLER instead of overwriting its successor's decisions.
-// - Each partition-state write also compares the mod revision the controller read, so two writers
-//   on a stale view can never both win.
-
-import { readFileSync } from 'node:fs';
-import {
-  Etcd3,
-  type IKeyValue,
-  type IOptions,
-  type ITxnResponse,
-  type Lease,
-  type Namespace,
-  type Watcher,
-} from 'etcd3';
+import { Etcd3, type IKeyValue, type ITxnResponse, type Lease, type Namespace, type Watcher } from 'etcd3';
 import { MemoryStreamerError } from '../../common/errors.js';
 import { errorOf } from '../../protocol/error-codes.js';
+import { etcdCredentials } from '../../security/etcd-credentials.js';
 import type { ClusterAddress } from './cluster-url.js';
 import type { ControllerInfo, MetadataEvent } from './metadata-cache.js';
 import { clusterPrefix, KEYS } from './metadata-keys.js';
@@ -43,34 +21,6 @@ export interface ControlPlaneOptions {
   readonly connectTimeoutMs?: number;
   /** Told about each failed connection attempt (for the broker's log). */
   readonly onRetry?: (attempt: number, error: Error, delayMs: number) => void;
-}
-
-/**
- * The TLS credentials of an `etcds://` address, files read (INVALID_CONFIG naming the file when
- * one cannot be). Without files, https endpoints are checked against the system CAs by etcd3.
- */
-function etcdCredentials(address: ClusterAddress): { credentials?: IOptions['credentials'] } {
-  const files = address.tls;
-  if (files === undefined || (files.caFile === undefined && files.certFile === undefined)) return {};
-  const read = (what: string, file: string | undefined) => {
-    if (file === undefined) return undefined;
-    try {
-      return readFileSync(file);
-    } catch (error) {
-      throw errorOf('INVALID_CONFIG', `etcd TLS ${what} ${file}: ${(error as Error).message}`);
-    }
-  };
-  const ca = read('CA file', files.caFile);
-  const cert = read('certificate', files.certFile);
-  const key = read('key', files.keyFile);
-  return {
-    credentials: {
-      // grpc's createSsl takes null for "the system CAs"; etcd3's type insists on a Buffer.
-      rootCertificate: ca ?? (null as unknown as Buffer),
-      ...(key !== undefined ? { privateKey: key } : {}),
-      ...(cert !== undefined ? { certChain: cert } : {}),
-    },
-  };
 }
 
 /** etcd refuses transactions of more operations than this (`--max-txn-ops`, default 128). */
@@ -159,7 +109,7 @@ export class ControlPlane {
     const callTimeoutMs = options.callTimeoutMs ?? 2000;
     const client = new Etcd3({
       hosts: [...options.address.endpoints],
-      ...etcdCredentials(options.address),
+      ...etcdCredentials(options.address.tls),
       dialTimeout: callTimeoutMs,
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
     });

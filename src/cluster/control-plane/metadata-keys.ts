@@ -14,6 +14,9 @@
 //   config/history/<version>        every version ever written, <version> zero-padded to 12 digits
 //   config/topics/<topic>           the current configuration version of one topic
 //   config/sequence                 the last version number given out (one sequence for every scope)
+//   users/<name>                    a user's SCRAM credentials, with authentication on (written and
+//                                   read by security/etcd-user-store.ts; the metadata cache skips them)
+//   users-decoy-secret              the salt secret every broker shows an unknown user
 //
 // Topic names cannot contain '/', so the prefixes never overlap.
 
