@@ -34,6 +34,7 @@ import {
   type ReplicationCommandName,
   replicationCommandForOpcode,
 } from '../../protocol/commands/replication-commands.js';
+import { isTenantOpcode } from '../../protocol/commands/tenant-commands.js';
 import { crc32c } from '../../protocol/crc32c.js';
 import { ErrorCode, errorOf } from '../../protocol/error-codes.js';
 import { type Frame, FrameDecoder } from '../../protocol/frame-decoder.js';
@@ -55,6 +56,7 @@ import {
 import type { BrokerCore, CoreCommand } from '../broker-core.js';
 import type { PushSubscription } from '../partitions/partition.js';
 import type { ReadScheduler } from '../partitions/read-scheduler.js';
+import { type TenantQuotas, tenantQuotasOf } from '../quotas/tenant-quotas.js';
 import { PushScheduler } from './push-scheduler.js';
 import type { ServerLimits } from './server-limits.js';
 
@@ -154,6 +156,9 @@ export class Connection {
   private authFailing = false;
   private readonly remote: string;
   private readonly pushQueue = new PushScheduler();
+  /** Tenants and quotas (null: authentication off); `quotaHold` holds reading while a quota runs ahead. */
+  private readonly tenants: TenantQuotas | null;
+  private quotaHold: NodeJS.Timeout | null = null;
 
   constructor(socket: Socket, host: ConnectionHost) {
     this.socket = socket;
@@ -161,6 +166,7 @@ export class Connection {
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     this.remote = `${this.remoteAddress}:${socket.remotePort ?? 0}`;
     this.authenticated = host.auth === null;
+    this.tenants = host.auth === null ? null : tenantQuotasOf(host.core);
     if (host.auth?.mtls === true) this.certificateLogin(socket as TLSSocket);
     this.decoder = new FrameDecoder({
       maxPayloadBytes: host.limits.maxPayloadBytes,
@@ -244,7 +250,7 @@ export class Connection {
   }
 
   private processFrames(): void {
-    if (this.yielding) return;
+    if (this.yielding || this.quotaHold !== null) return;
     if (this.parked !== null) {
       const { frame, reservation } = this.parked;
       const pool = this.admission(reservation);
@@ -354,7 +360,7 @@ export class Connection {
       this.paused = false;
       this.throttled = false;
     }
-    const stopReading = this.paused || this.yielding;
+    const stopReading = this.paused || this.yielding || this.quotaHold !== null;
     if (stopReading !== this.socketPaused) {
       this.socketPaused = stopReading;
       if (stopReading) this.socket.pause();
@@ -526,6 +532,7 @@ export class Connection {
         this.unsubscribe(frame);
         return;
     }
+    if ((this.tenants !== null || isTenantOpcode(header.opcode)) && !this.tenantGate(frame)) return;
     const name = commandForOpcode(header.opcode);
     const replication =
       name === undefined
@@ -560,6 +567,7 @@ export class Connection {
       const reader = new BinaryReader(frame.payload);
       request = COMMANDS[name as CoreCommand].decodeRequest(reader);
       if (header.opcode !== Opcode.PRODUCE && header.opcode !== Opcode.FETCH) reader.end();
+      if (this.tenants !== null) this.tenantRequest(name, request);
     } catch (error) {
       this.sendError(header.correlationId, header.opcode, error);
       return;
@@ -611,6 +619,7 @@ export class Connection {
         response = await this.host.core.execute(name, request as never);
       }
       if (this.state === 'closed') return;
+      if (this.tenants !== null) this.tenantResponse(name, request, response);
       if (name === 'fetch') {
         this.sendFetchResponse(correlationId, response as FetchResponse);
         return;
@@ -619,7 +628,11 @@ export class Connection {
       codec.encodeResponse(writer, response as never);
       this.sendFrame({ opcode, correlationId, flags: FrameFlags.RESPONSE }, writer.finish());
     } catch (error) {
-      this.sendError(correlationId, opcode, error);
+      this.sendError(
+        correlationId,
+        opcode,
+        this.tenants?.namespaceOf(this.principal)?.rewriteError(error) ?? error,
+      );
     } finally {
       this.inFlightRequests--;
       this.inFlightBytes -= size;
@@ -690,6 +703,82 @@ export class Connection {
           for (const wake of this.drainWaiters.splice(0)) wake();
         }
       });
+  }
+
+  /**
+   * Tenants and quotas before a request runs: the connection counts against its connection quota
+   * from its first request (over it: CONNECTION_QUOTA_EXCEEDED, closed), TENANT_* go to the tenant
+   * registry, broker-to-broker requests are refused to a tenant's principals, and the request rate
+   * is charged. False when the frame was answered here.
+   */
+  private tenantGate(frame: Frame): boolean {
+    const { correlationId, opcode } = frame.header;
+    const tenants = this.tenants;
+    if (tenants === null) {
+      this.sendError(
+        correlationId,
+        opcode,
+        errorOf('AUTHORIZATION_FAILED', 'tenants need authentication on'),
+      );
+      return false;
+    }
+    try {
+      tenants.admitConnection(this, this.principal);
+    } catch (error) {
+      this.fatal(error, correlationId);
+      return false;
+    }
+    if (isTenantOpcode(opcode)) {
+      tenants.admin(this.principal, opcode, frame.payload).then(
+        (payload) => this.sendFrame({ opcode, correlationId, flags: FrameFlags.RESPONSE }, payload),
+        (error: unknown) => this.sendError(correlationId, opcode, error),
+      );
+      return false;
+    }
+    const namespace = tenants.namespaceOf(this.principal);
+    if (namespace?.tenant != null && commandForOpcode(opcode) === undefined) {
+      this.sendError(
+        correlationId,
+        opcode,
+        errorOf('AUTHORIZATION_FAILED', 'not open to principals of a tenant'),
+      );
+      return false;
+    }
+    this.holdFor(tenants.charge(this.principal, 'requests', 1));
+    return true;
+  }
+
+  /** A decoded request in the principal's namespace: names rewritten, tenant quotas checked. */
+  private tenantRequest(name: string, request: unknown): void {
+    this.tenants!.namespaceOf(this.principal)?.rewriteRequest(name, request as Record<string, unknown>);
+    this.tenants!.checkRequest(this.principal, name, request);
+  }
+
+  /** A response back in the principal's namespace; produced and fetched bytes charged to its quotas. */
+  private tenantResponse(name: string, request: unknown, response: unknown): void {
+    this.tenants!.namespaceOf(this.principal)?.rewriteResponse(name, response as Record<string, unknown>);
+    if (name === 'produce')
+      this.holdFor(
+        this.tenants!.charge(this.principal, 'produce', (request as { batch: Buffer }).batch.length),
+      );
+    else if (name === 'fetch')
+      this.holdFor(this.tenants!.charge(this.principal, 'fetch', (response as FetchResponse).batches.length));
+  }
+
+  /** A quota runs ahead: reading stops for `ms` (THROTTLE tells the client for how long). */
+  private holdFor(ms: number): void {
+    if (ms <= 0 || this.state === 'closed') return;
+    if (this.quotaHold !== null) clearTimeout(this.quotaHold);
+    this.host.core.metrics.recordThrottle();
+    this.sendFrame(
+      { opcode: Opcode.THROTTLE, flags: FrameFlags.PUSH },
+      encodeThrottle({ throttleMs: ms, reason: 'quota exceeded; reading paused' }),
+    );
+    this.quotaHold = setTimeout(() => {
+      this.quotaHold = null;
+      this.pump();
+    }, ms);
+    if (!this.processing) this.updateBudget();
   }
 
   private handshake(frame: Frame): void {
@@ -796,6 +885,7 @@ export class Connection {
       const request = COMMANDS.subscribe.decodeRequest(reader);
       reader.end();
       request.credit = Math.min(request.credit, this.host.limits.maxSubscriptionCreditBytes);
+      if (this.tenants !== null) this.tenantRequest('subscribe', request);
       const channelId = this.nextChannelId++;
       const { subscription, offset } = this.host.core.subscribe(
         request,
@@ -1070,6 +1160,8 @@ export class Connection {
     this.handshakeTimer = null;
     if (this.frameTimer !== null) clearTimeout(this.frameTimer);
     this.frameTimer = null;
+    if (this.quotaHold !== null) clearTimeout(this.quotaHold);
+    this.tenants?.releaseConnection(this);
     this.parked = null;
     this.host.fetches.cancel(this);
     for (const subscription of this.channels.values()) subscription.close();
