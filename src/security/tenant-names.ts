@@ -165,44 +165,49 @@ export class TenantNamespace {
     }
   }
 
-  /** Rewrites a response in place: names back to this principal's, lists filtered to what it may see. */
-  rewriteResponse(command: string, response: Named): void {
-    const out = (on: Named, field: string) => {
-      if (typeof on[field] === 'string') on[field] = this.outward(on[field] as string);
+  /**
+   * A response as this principal sees it: names back to its own, lists filtered to what it may
+   * see. A new object: the broker's answers may share objects with its own state, which must keep
+   * the stored names.
+   */
+  rewriteResponse(command: string, response: Named): Named {
+    /** A copy of `on` with `field` named as this principal sees it. */
+    const out = (on: unknown, field: string): Named => {
+      const entry = on as Named;
+      return typeof entry[field] === 'string'
+        ? { ...entry, [field]: this.outward(entry[field] as string) }
+        : entry;
     };
     /** The entries whose `field` this principal may see, renamed as it sees them. */
-    const seen = (list: unknown, field: string): Named[] => {
-      const kept = (list as Named[]).filter((entry) => this.visible(String(entry[field])));
-      for (const entry of kept) out(entry, field);
-      return kept;
-    };
+    const seen = (list: unknown, field: string): Named[] =>
+      (list as Named[])
+        .filter((entry) => this.visible(String(entry[field])))
+        .map((entry) => out(entry, field));
     const topics = (list: unknown) => seen(list, 'topic');
     switch (command) {
       case 'createTopic':
       case 'alterTopic':
-        out(response, 'name');
-        return;
+        return out(response, 'name');
       case 'describeTopic':
-        out(response.topic as Named, 'name');
-        return;
+        return { ...response, topic: out(response.topic, 'name') };
       case 'listTopics':
       case 'metadata':
-        response.topics = seen(response.topics, 'name');
-        return;
+        return { ...response, topics: seen(response.topics, 'name') };
       case 'joinGroup':
-        response.assignment = topics(response.assignment);
-        return;
+        return { ...response, assignment: topics(response.assignment) };
       case 'fetchOffsets':
-        response.offsets = topics(response.offsets);
-        return;
+        return { ...response, offsets: topics(response.offsets) };
       case 'listGroups':
-        response.groups = seen(response.groups, 'groupId');
-        return;
+        return { ...response, groups: seen(response.groups, 'groupId') };
       case 'describeGroup':
-        out(response.group as Named, 'groupId');
-        for (const member of response.members as Named[]) member.assignment = topics(member.assignment);
-        response.lag = topics(response.lag);
-        return;
+        return {
+          ...response,
+          group: out(response.group, 'groupId'),
+          members: (response.members as Named[]).map((m) => ({ ...m, assignment: topics(m.assignment) })),
+          lag: topics(response.lag),
+        };
+      default:
+        return response;
     }
   }
 

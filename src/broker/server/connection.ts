@@ -619,7 +619,7 @@ export class Connection {
         response = await this.host.core.execute(name, request as never);
       }
       if (this.state === 'closed') return;
-      if (this.tenants !== null) this.tenantResponse(name, request, response);
+      if (this.tenants !== null) response = this.tenantResponse(name, request, response);
       if (name === 'fetch') {
         this.sendFetchResponse(correlationId, response as FetchResponse);
         return;
@@ -755,14 +755,16 @@ export class Connection {
   }
 
   /** A response back in the principal's namespace; produced and fetched bytes charged to its quotas. */
-  private tenantResponse(name: string, request: unknown, response: unknown): void {
-    this.tenants!.namespaceOf(this.principal)?.rewriteResponse(name, response as Record<string, unknown>);
+  private tenantResponse(name: string, request: unknown, response: unknown): unknown {
+    const tenants = this.tenants!;
     if (name === 'produce')
-      this.holdFor(
-        this.tenants!.charge(this.principal, 'produce', (request as { batch: Buffer }).batch.length),
-      );
+      this.holdFor(tenants.charge(this.principal, 'produce', (request as { batch: Buffer }).batch.length));
     else if (name === 'fetch')
-      this.holdFor(this.tenants!.charge(this.principal, 'fetch', (response as FetchResponse).batches.length));
+      this.holdFor(tenants.charge(this.principal, 'fetch', (response as FetchResponse).batches.length));
+    const namespace = tenants.namespaceOf(this.principal);
+    return namespace === null
+      ? response
+      : namespace.rewriteResponse(name, response as Record<string, unknown>);
   }
 
   /** A quota runs ahead: reading stops for `ms` (THROTTLE tells the client for how long). */
