@@ -15,6 +15,7 @@ import { registerPartition } from './commands/partition.js';
 import { registerProduce } from './commands/produce.js';
 import { registerServe } from './commands/serve.js';
 import { registerStatus } from './commands/status.js';
+import { registerTenant } from './commands/tenant.js';
 import { registerTopic } from './commands/topic.js';
 import { registerUser } from './commands/user.js';
 import { type CliContext, createContext, type GlobalOptions } from './context.js';
@@ -92,6 +93,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
   registerPartition(program, context);
   registerBroker(program, context);
   registerUser(program, context);
+  registerTenant(program, context);
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return EXIT.ok;
