@@ -159,6 +159,7 @@ export class Connection {
   /** Tenants and quotas (null: authentication off); `quotaHold` holds reading while a quota runs ahead. */
   private readonly tenants: TenantQuotas | null;
   private quotaHold: NodeJS.Timeout | null = null;
+  private quotaHoldUntil = 0;
 
   constructor(socket: Socket, host: ConnectionHost) {
     this.socket = socket;
@@ -769,8 +770,11 @@ export class Connection {
 
   /** A quota runs ahead: reading stops for `ms` (THROTTLE tells the client for how long). */
   private holdFor(ms: number): void {
-    if (ms <= 0 || this.state === 'closed') return;
+    const until = Date.now() + ms;
+    // A hold already running longer stays as it is (each quota's wait is the longest of them).
+    if (ms <= 0 || this.state === 'closed' || until <= this.quotaHoldUntil) return;
     if (this.quotaHold !== null) clearTimeout(this.quotaHold);
+    this.quotaHoldUntil = until;
     this.host.core.metrics.recordThrottle();
     this.sendFrame(
       { opcode: Opcode.THROTTLE, flags: FrameFlags.PUSH },
