@@ -13,6 +13,7 @@ import { deriveCredential } from '../../src/security/credentials.js';
 import { TenantStore } from '../../src/security/tenant-store.js';
 import { UserStore } from '../../src/security/user-store.js';
 import { useTempDir } from '../harness/temp-dir.js';
+import { until } from '../harness/until.js';
 
 const USERS = ['alice', 'bob', 'carol', 'admin'] as const;
 type User = (typeof USERS)[number];
@@ -117,6 +118,32 @@ describe('tenants on a broker with authentication on', () => {
       expect(fetched.batches.includes(Buffer.from(mine))).toBe(true);
       expect(fetched.batches.includes(Buffer.from(theirs))).toBe(false);
     }
+  });
+
+  it("pushes a subscriber its own tenant's messages only", async () => {
+    for (const [user, mine, theirs] of [
+      ['alice', 'acme-message', 'bravo-message'],
+      ['bob', 'bravo-message', 'acme-message'],
+    ] as const) {
+      const pushed: Buffer[] = [];
+      const subscription = await as[user].subscribe(
+        { topic: 'orders', partition: 0, offset: 0n, credit: 1 << 20 },
+        { onBatches: (chunks) => pushed.push(...chunks), onError: () => undefined },
+        timeout,
+      );
+      await until(() => pushed.some((b) => b.includes(Buffer.from(mine))), { timeoutMs: 10_000 });
+      expect(pushed.some((b) => b.includes(Buffer.from(theirs)))).toBe(false);
+      await subscription.close();
+    }
+    const crafted = await failure(
+      as.bob.subscribe(
+        { topic: 'acme.orders', partition: 0, offset: 0n, credit: 1 << 20 },
+        { onBatches: () => undefined, onError: () => undefined },
+        timeout,
+      ),
+    );
+    expect(crafted.codeName).toBe('UNKNOWN_TOPIC');
+    expect(crafted.message).not.toContain('bravo.');
   });
 
   it("cannot produce to, fetch from, describe or delete the other tenant's topic by a crafted name", async () => {

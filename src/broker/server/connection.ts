@@ -509,6 +509,7 @@ export class Connection {
       this.authRequest(frame);
       return;
     }
+    if ((this.tenants !== null || isTenantOpcode(header.opcode)) && !this.tenantGate(frame)) return;
     switch (header.opcode) {
       case Opcode.HANDSHAKE:
         this.sendError(
@@ -533,7 +534,6 @@ export class Connection {
         this.unsubscribe(frame);
         return;
     }
-    if ((this.tenants !== null || isTenantOpcode(header.opcode)) && !this.tenantGate(frame)) return;
     const name = commandForOpcode(header.opcode);
     const replication =
       name === undefined
@@ -629,11 +629,7 @@ export class Connection {
       codec.encodeResponse(writer, response as never);
       this.sendFrame({ opcode, correlationId, flags: FrameFlags.RESPONSE }, writer.finish());
     } catch (error) {
-      this.sendError(
-        correlationId,
-        opcode,
-        this.tenants?.namespaceOf(this.principal)?.rewriteError(error) ?? error,
-      );
+      this.sendError(correlationId, opcode, this.tenantError(error));
     } finally {
       this.inFlightRequests--;
       this.inFlightBytes -= size;
@@ -707,7 +703,7 @@ export class Connection {
   }
 
   /**
-   * Tenants and quotas before a request runs: the connection counts against its connection quota
+   * Tenants and quotas before any request after authentication: the connection counts against its connection quota
    * from its first request (over it: CONNECTION_QUOTA_EXCEEDED, closed), TENANT_* go to the tenant
    * registry, broker-to-broker requests are refused to a tenant's principals, and the request rate
    * is charged. False when the frame was answered here.
@@ -736,8 +732,9 @@ export class Connection {
       );
       return false;
     }
-    const namespace = tenants.namespaceOf(this.principal);
-    if (namespace?.tenant != null && commandForOpcode(opcode) === undefined) {
+    const brokerToBroker =
+      replicationCommandForOpcode(opcode) !== undefined || antiEntropyCommandForOpcode(opcode) !== undefined;
+    if (brokerToBroker && tenants.namespaceOf(this.principal)?.tenant != null) {
       this.sendError(
         correlationId,
         opcode,
@@ -766,6 +763,11 @@ export class Connection {
     return namespace === null
       ? response
       : namespace.rewriteResponse(name, response as Record<string, unknown>);
+  }
+
+  /** An error as the principal sees it (its tenant's prefix out of the message). */
+  private tenantError(error: unknown): unknown {
+    return this.tenants?.namespaceOf(this.principal)?.rewriteError(error) ?? error;
   }
 
   /** A quota runs ahead: reading stops for `ms` (THROTTLE tells the client for how long). */
@@ -900,7 +902,8 @@ export class Connection {
           const ended = this.channels.get(channelId);
           if (ended !== undefined) this.heldChannels.delete(ended);
           this.channels.delete(channelId);
-          this.sendError(0, Opcode.PUSH_BATCH, error, channelId, FrameFlags.PUSH | FrameFlags.END_OF_STREAM);
+          const seen = this.tenantError(error);
+          this.sendError(0, Opcode.PUSH_BATCH, seen, channelId, FrameFlags.PUSH | FrameFlags.END_OF_STREAM);
         },
       );
       this.channels.set(channelId, subscription);
@@ -911,7 +914,7 @@ export class Connection {
         writer.finish(),
       );
     } catch (error) {
-      this.sendError(correlationId, Opcode.SUBSCRIBE, error);
+      this.sendError(correlationId, Opcode.SUBSCRIBE, this.tenantError(error));
     }
   }
 
