@@ -136,6 +136,11 @@ export class TenantQuotas {
   private sumStorage(): void {
     const storage = new Map<string, number>();
     for (const name of this.store.current.tenants.keys()) storage.set(name, 0);
+    // No tenant, nothing to sum: a broker with authentication and no tenants does not walk its partitions.
+    if (storage.size === 0) {
+      this.storage = storage;
+      return;
+    }
     const namespace = new TenantNamespace(null, this.store.current.tenants.keys());
     for (const p of this.core.state.partitions()) {
       const owner = namespace.ownerOf(p.topic);
