@@ -21,6 +21,7 @@ import { AdminServer } from './admin/admin-server.js';
 import { BrokerCore, type BrokerCoreOptions } from './broker-core.js';
 import type { FdBudget } from './fd-budget.js';
 import type { MemoryTrimmer, MemoryTrimSettings } from './memory-trimmer.js';
+import { attachTenantQuotas, TenantQuotas } from './quotas/tenant-quotas.js';
 import { NetworkServer, type ServerLimits } from './server/network-server.js';
 import type { ServerTlsOptions } from './server/tls.js';
 import { applyStartupFileBudget } from './startup-file-budget.js';
@@ -232,6 +233,16 @@ export class BrokerNode {
       // Before the listener exists, the configured certificates; after, the ones it reloaded.
       const context: NodePartContext = { tls: () => server?.tlsOptions ?? options.tls ?? null };
       for (const start of parts) started.push(await start(core, logger, context));
+      // Tenants and quotas (<dataDir>/tenants.json) exist where principals do: with authentication on.
+      if (auth !== null) {
+        const quotas = await TenantQuotas.open({
+          core,
+          dataDir: options.dataDir,
+          isSuperUser: (p) => auth.isSuperUser(p),
+        });
+        attachTenantQuotas(core, quotas);
+        started.push({ name: 'tenant quotas', stop: async () => quotas.close() });
+      }
       if (options.port !== undefined) {
         const network = await NetworkServer.start({
           core,

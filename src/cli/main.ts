@@ -16,6 +16,7 @@ import { registerPartition } from './commands/partition.js';
 import { registerProduce } from './commands/produce.js';
 import { registerServe } from './commands/serve.js';
 import { registerStatus } from './commands/status.js';
+import { registerTenant } from './commands/tenant.js';
 import { registerTopic } from './commands/topic.js';
 import { registerUser } from './commands/user.js';
 import { type CliContext, createContext, type GlobalOptions } from './context.js';
@@ -98,6 +99,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
   registerBroker(program, context);
   registerUser(program, context);
   registerAudit(program, context);
+  registerTenant(program, context);
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return EXIT.ok;

@@ -222,6 +222,25 @@ export const ERROR_TABLE = {
   // 825-829: the audit log.
   AUDIT_CHAIN_BROKEN: entry(825, false, 'the audit log hash chain is broken'),
   AUDIT_LOG_UNAVAILABLE: entry(826, false, 'the audit log cannot be read or written'),
+  // 84x: tenants and quotas.
+  TENANT_NOT_FOUND: entry(840, false, 'no tenant with this name'),
+  TENANT_ALREADY_EXISTS: entry(841, false, 'a tenant with this name exists already'),
+  INVALID_TENANT: entry(842, false, 'the tenant name, member or quota is not valid'),
+  TENANT_STORAGE_QUOTA_EXCEEDED: entry(
+    843,
+    false,
+    "the tenant's or principal's topics hold more bytes than its storage quota; produce refused",
+  ),
+  TENANT_TOPIC_QUOTA_EXCEEDED: entry(
+    844,
+    false,
+    'the topic or partition count quota of the tenant or principal would be exceeded',
+  ),
+  CONNECTION_QUOTA_EXCEEDED: entry(
+    845,
+    false,
+    'the tenant or principal has as many connections as its quota allows; the connection is closed',
+  ),
 
   // 9xx: internal, and refusals by the client itself.
   // Not retriable: a broker bug answers the same way on every attempt (a retry only multiplies it).

@@ -34,6 +34,7 @@ import {
   type ReplicationCommandName,
   replicationCommandForOpcode,
 } from '../../protocol/commands/replication-commands.js';
+import { isTenantOpcode } from '../../protocol/commands/tenant-commands.js';
 import { crc32c } from '../../protocol/crc32c.js';
 import { ErrorCode, errorOf } from '../../protocol/error-codes.js';
 import { type Frame, FrameDecoder } from '../../protocol/frame-decoder.js';
@@ -57,6 +58,7 @@ import { atExpiry, type ExpiryTimer } from '../../security/token-expiry.js';
 import type { BrokerCore, CoreCommand } from '../broker-core.js';
 import type { PushSubscription } from '../partitions/partition.js';
 import type { ReadScheduler } from '../partitions/read-scheduler.js';
+import { type TenantQuotas, tenantQuotasOf } from '../quotas/tenant-quotas.js';
 import { PushScheduler } from './push-scheduler.js';
 import type { ServerLimits } from './server-limits.js';
 
@@ -158,6 +160,10 @@ export class Connection {
   private tokenExpiry: ExpiryTimer | null = null;
   private readonly remote: string;
   private readonly pushQueue = new PushScheduler();
+  /** Tenants and quotas (null: authentication off); `quotaHold` holds reading while a quota runs ahead. */
+  private readonly tenants: TenantQuotas | null;
+  private quotaHold: NodeJS.Timeout | null = null;
+  private quotaHoldUntil = 0;
 
   constructor(socket: Socket, host: ConnectionHost) {
     this.socket = socket;
@@ -165,6 +171,7 @@ export class Connection {
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     this.remote = `${this.remoteAddress}:${socket.remotePort ?? 0}`;
     this.authenticated = host.auth === null;
+    this.tenants = host.auth === null ? null : tenantQuotasOf(host.core);
     if (host.auth?.mtls === true) this.certificateLogin(socket as TLSSocket);
     this.decoder = new FrameDecoder({
       maxPayloadBytes: host.limits.maxPayloadBytes,
@@ -268,7 +275,7 @@ export class Connection {
   }
 
   private processFrames(): void {
-    if (this.yielding) return;
+    if (this.yielding || this.quotaHold !== null) return;
     if (this.parked !== null) {
       const { frame, reservation } = this.parked;
       const pool = this.admission(reservation);
@@ -378,7 +385,7 @@ export class Connection {
       this.paused = false;
       this.throttled = false;
     }
-    const stopReading = this.paused || this.yielding;
+    const stopReading = this.paused || this.yielding || this.quotaHold !== null;
     if (stopReading !== this.socketPaused) {
       this.socketPaused = stopReading;
       if (stopReading) this.socket.pause();
@@ -526,6 +533,7 @@ export class Connection {
       this.authRequest(frame);
       return;
     }
+    if ((this.tenants !== null || isTenantOpcode(header.opcode)) && !this.tenantGate(frame)) return;
     switch (header.opcode) {
       case Opcode.HANDSHAKE:
         this.sendError(
@@ -586,6 +594,7 @@ export class Connection {
       const reader = new BinaryReader(frame.payload);
       request = COMMANDS[name as CoreCommand].decodeRequest(reader);
       if (header.opcode !== Opcode.PRODUCE && header.opcode !== Opcode.FETCH) reader.end();
+      if (this.tenants !== null) this.tenantRequest(name, request);
     } catch (error) {
       this.sendError(header.correlationId, header.opcode, error);
       return;
@@ -637,6 +646,7 @@ export class Connection {
         response = await this.host.core.execute(name, request as never, this);
       }
       if (this.state === 'closed') return;
+      if (this.tenants !== null) response = this.tenantResponse(name, request, response);
       if (name === 'fetch') {
         this.sendFetchResponse(correlationId, response as FetchResponse);
         return;
@@ -645,7 +655,7 @@ export class Connection {
       codec.encodeResponse(writer, response as never);
       this.sendFrame({ opcode, correlationId, flags: FrameFlags.RESPONSE }, writer.finish());
     } catch (error) {
-      this.sendError(correlationId, opcode, error);
+      this.sendError(correlationId, opcode, this.tenantError(error));
     } finally {
       this.inFlightRequests--;
       this.inFlightBytes -= size;
@@ -736,6 +746,93 @@ export class Connection {
           for (const wake of this.drainWaiters.splice(0)) wake();
         }
       });
+  }
+
+  /**
+   * Tenants and quotas before any request after authentication: the connection counts against its connection quota
+   * from its first request (over it: CONNECTION_QUOTA_EXCEEDED, closed), TENANT_* go to the tenant
+   * registry, broker-to-broker requests are refused to a tenant's principals, and the request rate
+   * is charged. False when the frame was answered here.
+   */
+  private tenantGate(frame: Frame): boolean {
+    const { correlationId, opcode } = frame.header;
+    const tenants = this.tenants;
+    if (tenants === null) {
+      this.sendError(
+        correlationId,
+        opcode,
+        errorOf('AUTHORIZATION_FAILED', 'tenants need authentication on'),
+      );
+      return false;
+    }
+    try {
+      tenants.admitConnection(this, this.principal);
+    } catch (error) {
+      this.fatal(error, correlationId);
+      return false;
+    }
+    if (isTenantOpcode(opcode)) {
+      tenants.admin(this.principal, opcode, frame.payload).then(
+        (payload) => this.sendFrame({ opcode, correlationId, flags: FrameFlags.RESPONSE }, payload),
+        (error: unknown) => this.sendError(correlationId, opcode, error),
+      );
+      return false;
+    }
+    const brokerToBroker =
+      replicationCommandForOpcode(opcode) !== undefined || antiEntropyCommandForOpcode(opcode) !== undefined;
+    if (brokerToBroker && tenants.namespaceOf(this.principal)?.tenant != null) {
+      this.sendError(
+        correlationId,
+        opcode,
+        errorOf('AUTHORIZATION_FAILED', 'not open to principals of a tenant'),
+      );
+      return false;
+    }
+    this.holdFor(tenants.charge(this.principal, 'requests', 1));
+    return true;
+  }
+
+  /** A decoded request in the principal's namespace: names rewritten, tenant quotas checked. */
+  private tenantRequest(name: string, request: unknown): void {
+    this.tenants!.namespaceOf(this.principal)?.rewriteRequest(name, request as Record<string, unknown>);
+    this.tenants!.checkRequest(this.principal, name, request);
+  }
+
+  /** A response back in the principal's namespace; produced and fetched bytes charged to its quotas. */
+  private tenantResponse(name: string, request: unknown, response: unknown): unknown {
+    const tenants = this.tenants!;
+    if (name === 'produce')
+      this.holdFor(tenants.charge(this.principal, 'produce', (request as { batch: Buffer }).batch.length));
+    else if (name === 'fetch')
+      this.holdFor(tenants.charge(this.principal, 'fetch', (response as FetchResponse).batches.length));
+    const namespace = tenants.namespaceOf(this.principal);
+    return namespace === null
+      ? response
+      : namespace.rewriteResponse(name, response as Record<string, unknown>);
+  }
+
+  /** An error as the principal sees it (its tenant's prefix out of the message). */
+  private tenantError(error: unknown): unknown {
+    return this.tenants?.namespaceOf(this.principal)?.rewriteError(error) ?? error;
+  }
+
+  /** A quota runs ahead: reading stops for `ms` (THROTTLE tells the client for how long). */
+  private holdFor(ms: number): void {
+    const until = Date.now() + ms;
+    // A hold already running longer stays as it is (each quota's wait is the longest of them).
+    if (ms <= 0 || this.state === 'closed' || until <= this.quotaHoldUntil) return;
+    if (this.quotaHold !== null) clearTimeout(this.quotaHold);
+    this.quotaHoldUntil = until;
+    this.host.core.metrics.recordThrottle();
+    this.sendFrame(
+      { opcode: Opcode.THROTTLE, flags: FrameFlags.PUSH },
+      encodeThrottle({ throttleMs: ms, reason: 'quota exceeded; reading paused' }),
+    );
+    this.quotaHold = setTimeout(() => {
+      this.quotaHold = null;
+      this.pump();
+    }, ms);
+    if (!this.processing) this.updateBudget();
   }
 
   private handshake(frame: Frame): void {
@@ -854,6 +951,7 @@ export class Connection {
       const request = COMMANDS.subscribe.decodeRequest(reader);
       reader.end();
       request.credit = Math.min(request.credit, this.host.limits.maxSubscriptionCreditBytes);
+      if (this.tenants !== null) this.tenantRequest('subscribe', request);
       const channelId = this.nextChannelId++;
       const { subscription, offset } = this.host.core.subscribe(
         request,
@@ -862,7 +960,8 @@ export class Connection {
           const ended = this.channels.get(channelId);
           if (ended !== undefined) this.heldChannels.delete(ended);
           this.channels.delete(channelId);
-          this.sendError(0, Opcode.PUSH_BATCH, error, channelId, FrameFlags.PUSH | FrameFlags.END_OF_STREAM);
+          const seen = this.tenantError(error);
+          this.sendError(0, Opcode.PUSH_BATCH, seen, channelId, FrameFlags.PUSH | FrameFlags.END_OF_STREAM);
         },
       );
       this.channels.set(channelId, subscription);
@@ -873,7 +972,7 @@ export class Connection {
         writer.finish(),
       );
     } catch (error) {
-      this.sendError(correlationId, Opcode.SUBSCRIBE, error);
+      this.sendError(correlationId, Opcode.SUBSCRIBE, this.tenantError(error));
     }
   }
 
@@ -1129,6 +1228,8 @@ export class Connection {
     if (this.frameTimer !== null) clearTimeout(this.frameTimer);
     this.frameTimer = null;
     this.tokenExpiry?.cancel();
+    if (this.quotaHold !== null) clearTimeout(this.quotaHold);
+    this.tenants?.releaseConnection(this);
     this.parked = null;
     this.host.fetches.cancel(this);
     for (const subscription of this.channels.values()) subscription.close();
