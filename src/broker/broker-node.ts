@@ -13,6 +13,7 @@
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
 import { errorOf } from '../protocol/error-codes.js';
+import { BrokerAuthorization, type BrokerAuthorizationOptions } from '../security/authorizer-service.js';
 import { BrokerAuthenticator, type BrokerAuthOptions } from '../security/broker-authenticator.js';
 import { AdminServer } from './admin/admin-server.js';
 import { BrokerCore, type BrokerCoreOptions } from './broker-core.js';
@@ -38,6 +39,12 @@ export interface BrokerNodeOptions extends BrokerCoreOptions {
    * `memorystreamer user`); the start fails when there is no user. Open when not set.
    */
   auth?: BrokerAuthOptions;
+  /**
+   * Check every request of the listener against the ACLs of <dataDir>/acls.json (managed with
+   * `memorystreamer acl`); super-users may do everything. The start fails when there is neither a
+   * super-user nor an ACL. A connection that did not authenticate is User:ANONYMOUS.
+   */
+  authz?: BrokerAuthorizationOptions;
   /** Where connection events and unexpected errors go (silent by default). */
   logger?: BrokerLogger;
   /**
@@ -178,6 +185,13 @@ export class BrokerNode {
             clientCertificates: options.tls !== undefined && (options.tls.clientAuth ?? 'none') !== 'none',
           })
         : null;
+    const authz =
+      options.authz !== undefined && options.port !== undefined
+        ? await BrokerAuthorization.open(options.dataDir, {
+            onRefreshError: (error) => logger.warn({ reason: (error as Error).message }, 'ACLs not reloaded'),
+            ...options.authz,
+          })
+        : null;
     const tracing = options.tracing !== undefined ? otlpTracing(options.tracing) : null;
     let core: BrokerCore;
     const coreOptions: BrokerCoreOptions = Object.assign(
@@ -213,6 +227,7 @@ export class BrokerNode {
           ...(options.logger ? { logger: options.logger } : {}),
           ...(options.tls !== undefined ? { tls: options.tls } : {}),
           ...(auth !== null ? { auth } : {}),
+          ...(authz !== null ? { authz } : {}),
         });
         server = network;
         // What METADATA tells clients to connect to: the listener, unless the core was given one.

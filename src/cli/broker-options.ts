@@ -8,6 +8,7 @@ import type { LoadedConfig } from '../broker/config/load-config.js';
 import type { ServerTlsOptions, TlsClientAuth } from '../broker/server/tls.js';
 import type { LogLevel } from '../metrics/logger.js';
 import { errorOf } from '../protocol/error-codes.js';
+import type { BrokerAuthorizationOptions } from '../security/authorizer-service.js';
 import type { AuthMechanism, BrokerAuthOptions } from '../security/broker-authenticator.js';
 
 /** The [auth] and [authz] settings: null when authentication is off (auth.mechanisms empty). */
@@ -30,6 +31,18 @@ export function authFrom(config: LoadedConfig): BrokerAuthOptions | null {
     failureDelayMs: v['auth.failure_delay'] as number,
     maxFailuresPerMinute: v['auth.max_failures_per_minute'] as number,
   };
+}
+
+/** The [authz] settings: null when authorization is off (authz.enabled = false). */
+export function authzFrom(config: LoadedConfig): BrokerAuthorizationOptions | null {
+  const v = config.values;
+  if (v['authz.enabled'] !== 'true') return null;
+  if (v['cluster.etcd'] !== '')
+    throw errorOf(
+      'INVALID_CONFIG',
+      'authz.enabled with cluster.etcd: the ACLs are kept in the data directory of one broker; a cluster does not share them yet (docs/security.md)',
+    );
+  return { superUsers: (v['authz.super_users'] as string).split(',').filter((item) => item !== '') };
 }
 
 /** Where the TLS files are, paths resolved: null for plain TCP. */
@@ -166,8 +179,10 @@ export function brokerOptionsFrom(
   const tls = tlsFrom(config, resolvePath);
   const cluster = clusterSettingsFrom(config);
   const auth = authFrom(config);
+  const authz = authzFrom(config);
   return {
     ...(auth !== null ? { auth } : {}),
+    ...(authz !== null ? { authz } : {}),
     ...(cluster !== null ? { brokerId: cluster.brokerId } : {}),
     ...(tls !== null ? { tls } : {}),
     dataDir: resolvePath(v['storage.data_dir'] as string),

@@ -4,6 +4,7 @@
 // embedded broker; the broker knows nothing of it.
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { registerAcl } from './commands/acl.js';
 import { registerBench } from './commands/bench.js';
 import { registerBroker } from './commands/broker.js';
 import { registerCluster } from './commands/cluster.js';
@@ -92,6 +93,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
   registerPartition(program, context);
   registerBroker(program, context);
   registerUser(program, context);
+  registerAcl(program, context);
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return EXIT.ok;

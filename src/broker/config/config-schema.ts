@@ -316,6 +316,12 @@ export const SETTINGS = [
     doc: 'failed authentications one address may have within a minute; further attempts are refused at once (TOO_MANY_AUTHENTICATION_FAILURES)',
   },
   {
+    key: 'authz.enabled',
+    type: { kind: 'enum', choices: ['true', 'false'] },
+    default: 'false',
+    doc: 'check every request against the ACLs of <data_dir>/acls.json (memorystreamer acl add); what no ACL allows is refused (AUTHORIZATION_FAILED), super-users may do everything, a client that did not authenticate is User:ANONYMOUS; the broker does not start with neither a super-user nor an ACL, nor with cluster.etcd (see docs/security.md)',
+  },
+  {
     key: 'authz.super_users',
     type: { kind: 'list', pattern: /^User:[A-Za-z0-9._@-]+$/, itemDoc: 'User:<name>' },
     default: '',

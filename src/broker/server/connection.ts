@@ -47,6 +47,11 @@ import {
 } from '../../protocol/frame-header.js';
 import { Opcode } from '../../protocol/opcodes.js';
 import {
+  authorizationDisabled,
+  BrokerAuthorization,
+  isAclOpcode,
+} from '../../security/authorizer-service.js';
+import {
   type BrokerAuthenticator,
   ConnectionAuth,
   certificatePrincipal,
@@ -67,6 +72,8 @@ export interface ConnectionHost {
   readonly logger: BrokerLogger;
   /** Authentication required before any other request (null: off, every connection is open). */
   readonly auth: BrokerAuthenticator | null;
+  /** Every request checked against the ACLs (null: authorization off, everything allowed). */
+  readonly authz: BrokerAuthorization | null;
   /** Bytes held by all connections; the host decides when the global budget is exceeded. */
   addGlobalBytes(delta: number): void;
   globalBudgetExceeded(): boolean;
@@ -203,6 +210,25 @@ export class Connection {
   /** `User:<name>` once the connection authenticated; null on an open broker or before. */
   get principal(): string | null {
     return this.connectionAuth?.principal ?? null;
+  }
+
+  /** Who requests are authorized as: the authenticated principal, else User:ANONYMOUS. */
+  private get authzPrincipal(): string {
+    return BrokerAuthorization.principalOf(this.principal);
+  }
+
+  /** ACL_LIST / ACL_ALTER (authorizer-service.ts), refused when authorization is off. */
+  private aclRequest(frame: Frame): void {
+    const { correlationId, opcode } = frame.header;
+    const authz = this.host.authz;
+    const answer =
+      authz === null
+        ? Promise.reject(authorizationDisabled())
+        : authz.handleAclRequest(this.authzPrincipal, opcode, frame.payload);
+    answer.then(
+      (payload) => this.sendFrame({ opcode, correlationId, flags: FrameFlags.RESPONSE }, payload),
+      (error: unknown) => this.sendError(correlationId, opcode, error),
+    );
   }
 
   isClosed(): boolean {
@@ -526,12 +552,21 @@ export class Connection {
         this.unsubscribe(frame);
         return;
     }
+    if (isAclOpcode(header.opcode)) {
+      this.aclRequest(frame);
+      return;
+    }
     const name = commandForOpcode(header.opcode);
     const replication =
       name === undefined
         ? (replicationCommandForOpcode(header.opcode) ?? antiEntropyCommandForOpcode(header.opcode))
         : undefined;
     if (replication !== undefined && this.host.core.replicaRequests !== null) {
+      const refused = this.host.authz?.checkBrokerRequest(this.authzPrincipal) ?? null;
+      if (refused !== null) {
+        this.sendError(header.correlationId, header.opcode, refused);
+        return;
+      }
       this.replicaRequest(replication, frame);
       return;
     }
@@ -562,6 +597,11 @@ export class Connection {
       if (header.opcode !== Opcode.PRODUCE && header.opcode !== Opcode.FETCH) reader.end();
     } catch (error) {
       this.sendError(header.correlationId, header.opcode, error);
+      return;
+    }
+    const refused = this.host.authz?.checkRequest(this.authzPrincipal, name, request as never) ?? null;
+    if (refused !== null) {
+      this.sendError(header.correlationId, header.opcode, refused);
       return;
     }
     let reservation = 0;
@@ -611,6 +651,9 @@ export class Connection {
         response = await this.host.core.execute(name, request as never);
       }
       if (this.state === 'closed') return;
+      // Topic and group lists show only what the principal may describe.
+      if (this.host.authz !== null)
+        response = this.host.authz.filter(this.authzPrincipal, name, response as never);
       if (name === 'fetch') {
         this.sendFetchResponse(correlationId, response as FetchResponse);
         return;
@@ -795,6 +838,8 @@ export class Connection {
       const reader = new BinaryReader(frame.payload);
       const request = COMMANDS.subscribe.decodeRequest(reader);
       reader.end();
+      const refused = this.host.authz?.checkRequest(this.authzPrincipal, 'subscribe', request) ?? null;
+      if (refused !== null) throw refused;
       request.credit = Math.min(request.credit, this.host.limits.maxSubscriptionCreditBytes);
       const channelId = this.nextChannelId++;
       const { subscription, offset } = this.host.core.subscribe(
