@@ -109,6 +109,9 @@ export function requirementsOf<K extends CommandName>(
 export const OPCODE_PERMISSIONS: {
   readonly [K in OpcodeName]?: { readonly checkedBy: string } | readonly Requirement[];
 } = {
+  // Reserved opcodes no command answers: the broker refuses them (UNKNOWN_OPCODE) before any check.
+  STREAM_INFO: { checkedBy: 'not served (UNKNOWN_OPCODE)' },
+  SYNC_GROUP: { checkedBy: 'not served (UNKNOWN_OPCODE)' },
   HANDSHAKE: { checkedBy: 'connection setup, before any principal exists' },
   GOAWAY: { checkedBy: 'sent by the broker only' },
   THROTTLE: { checkedBy: 'sent by the broker only' },
