@@ -2,7 +2,7 @@
 // check of every request (request-permissions.ts says what each needs), the filtering of answers
 // that list topics and groups, and the ACL_LIST / ACL_ALTER requests. Changes over the wire apply at
 // once; changes to the store made elsewhere (`memorystreamer acl --data-dir` beside a running
-// broker) are picked up within a second, on the next request. The connection passes payloads in and
+// broker) are picked up within a second of the next request. The connection passes payloads in and
 // sends what comes out; nothing here knows of sockets.
 
 import type { MemoryStreamerError } from '../common/errors.js';
@@ -35,7 +35,8 @@ export class BrokerAuthorization {
   readonly authorizer: Authorizer;
   readonly store: AclStore;
   private readonly onRefreshError: ((error: unknown) => void) | undefined;
-  private nextRefreshAt = 0;
+  /** A re-read of the store is scheduled (see refreshIfDue). */
+  private refreshScheduled = false;
 
   private constructor(store: AclStore, options: BrokerAuthorizationOptions) {
     this.store = store;
@@ -44,7 +45,6 @@ export class BrokerAuthorization {
       ...(options.superUsers !== undefined ? { superUsers: options.superUsers } : {}),
       ...(options.onDenied !== undefined ? { onDenied: options.onDenied } : {}),
     });
-    this.nextRefreshAt = Date.now() + REFRESH_INTERVAL_MS;
   }
 
   /**
@@ -74,6 +74,13 @@ export class BrokerAuthorization {
     request: RequestOf<K>,
   ): MemoryStreamerError | null {
     this.refreshIfDue();
+    // The hot requests need one topic operation: checked without building their requirements.
+    if (name === 'produce' || name === 'fetch') {
+      const topic = (request as RequestOf<'produce'>).topic;
+      const operation = name === 'produce' ? 'write' : 'read';
+      if (this.authorizer.allowed(principal, operation, 'topic', topic)) return null;
+      return this.authorizer.denial(principal, operation, { type: 'topic', name: topic });
+    }
     return this.check(principal, requirementsOf(name, request));
   }
 
@@ -143,11 +150,20 @@ export class BrokerAuthorization {
     if (await this.store.refresh()) this.authorizer.replace(this.store.list());
   }
 
+  /**
+   * While requests arrive, the store is read again once a second (a timer armed by a request, not
+   * a clock read per request: one boolean on the request path); an idle broker arms none.
+   */
   private refreshIfDue(): void {
-    const now = Date.now();
-    if (now < this.nextRefreshAt) return;
-    this.nextRefreshAt = now + REFRESH_INTERVAL_MS;
-    this.refresh().catch((error: unknown) => this.onRefreshError?.(error));
+    if (this.refreshScheduled) return;
+    this.refreshScheduled = true;
+    setTimeout(() => {
+      this.refresh()
+        .catch((error: unknown) => this.onRefreshError?.(error))
+        .finally(() => {
+          this.refreshScheduled = false;
+        });
+    }, REFRESH_INTERVAL_MS).unref();
   }
 }
 

@@ -7,6 +7,8 @@
 import type { MemoryStreamerError } from '../common/errors.js';
 import { errorOf } from '../protocol/error-codes.js';
 import {
+  ACL_OPERATIONS,
+  ACL_RESOURCE_TYPES,
   type AclEntry,
   type AclOperation,
   type AclResource,
@@ -35,13 +37,29 @@ export interface AuthorizerOptions {
 /** Cached decisions a principal may hold before its cache starts again (names are unbounded). */
 const MAX_CACHED_PER_PRINCIPAL = 10_000;
 
+/** Slot of an (operation, resource type) pair in a principal's cache: no key string built per check. */
+const OPERATION_INDEX = Object.fromEntries(ACL_OPERATIONS.map((op, i) => [op, i])) as Record<
+  AclOperation,
+  number
+>;
+const TYPE_INDEX = Object.fromEntries(ACL_RESOURCE_TYPES.map((type, i) => [type, i])) as Record<
+  AclResourceType,
+  number
+>;
+const TYPE_COUNT = ACL_RESOURCE_TYPES.length;
+
+/** One principal's cached decisions: per (operation, type) slot, resource name → allowed. */
+interface PrincipalCache {
+  readonly slots: Array<Map<string, boolean> | undefined>;
+  size: number;
+}
+
 export class Authorizer {
   private matcher: AclMatcher;
   private entries: readonly AclEntry[];
   private readonly superUsers: ReadonlySet<string>;
   private readonly onDenied: ((denial: AclDenial) => void) | undefined;
-  /** principal → `operation resourceType name` → allowed. */
-  private readonly cache = new Map<string, Map<string, boolean>>();
+  private readonly cache = new Map<string, PrincipalCache>();
 
   constructor(entries: readonly AclEntry[], options: AuthorizerOptions = {}) {
     this.entries = entries;
@@ -72,17 +90,28 @@ export class Authorizer {
   /** Whether `principal` may do `operation` on the resource (cached). */
   allowed(principal: string, operation: AclOperation, type: AclResourceType, name: string): boolean {
     if (this.superUsers.has(principal)) return true;
-    let decisions = this.cache.get(principal);
-    if (decisions === undefined) {
-      decisions = new Map();
-      this.cache.set(principal, decisions);
+    let cache = this.cache.get(principal);
+    if (cache === undefined) {
+      cache = { slots: [], size: 0 };
+      this.cache.set(principal, cache);
     }
-    const key = `${operation} ${type} ${name}`;
-    const known = decisions.get(key);
+    const slot = OPERATION_INDEX[operation] * TYPE_COUNT + TYPE_INDEX[type];
+    let names = cache.slots[slot];
+    if (names === undefined) {
+      names = new Map();
+      cache.slots[slot] = names;
+    }
+    const known = names.get(name);
     if (known !== undefined) return known;
     const allowed = this.matcher.decide(principal, operation, { type, name }).allowed;
-    if (decisions.size >= MAX_CACHED_PER_PRINCIPAL) decisions.clear();
-    decisions.set(key, allowed);
+    if (cache.size >= MAX_CACHED_PER_PRINCIPAL) {
+      cache.slots.length = 0;
+      cache.size = 0;
+      names = new Map();
+      cache.slots[slot] = names;
+    }
+    names.set(name, allowed);
+    cache.size++;
     return allowed;
   }
 

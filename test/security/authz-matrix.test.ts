@@ -13,14 +13,14 @@ import { TcpTransport } from '../../src/client/tcp-transport.js';
 import { MemoryStreamerError } from '../../src/common/errors.js';
 import { Broker } from '../../src/embedded/broker.js';
 import {
+  AclAction,
   type AclEntry,
   aclAlterCommand,
   aclListCommand,
-  AclAction,
 } from '../../src/protocol/commands/acl-commands.js';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
-import type { AclDenial } from '../../src/security/authorizer.js';
 import { FileAclStore } from '../../src/security/acl-store.js';
+import type { AclDenial } from '../../src/security/authorizer.js';
 import { deriveCredential } from '../../src/security/credentials.js';
 import { UserStore } from '../../src/security/user-store.js';
 import { startEmbeddedBroker } from '../harness/embedded.js';
