@@ -5,8 +5,10 @@
 // of 2,000 messages and of 10, and the broker's own CPU time (user + system of its process, from
 // /proc: what process.cpuUsage() reports inside it) is read before and after each round. Rounds
 // alternate which broker goes first, so drifts of a shared machine spread over both; the figures
-// are medians of the rounds, and the overhead is (on − off) / off of the broker CPU per message.
-// Run: npx tsx bench/authz.ts [--rounds 5] [--big-messages 400000] [--small-messages 50000] [--json]
+// are medians of the rounds, and the overhead is (on − off) / off of the broker CPU per message, also
+// taken round by round (paired) so that drifts between rounds cancel.
+// With --aa both brokers run without authorization: the difference then is the noise floor.
+// Run: npx tsx bench/authz.ts [--rounds 5] [--big-messages 400000] [--small-messages 50000] [--aa] [--json]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +24,8 @@ import { argNumber, printResult, progress, type Row, rate, writeResult } from '.
 const rounds = argNumber('rounds', 5);
 const bigMessages = argNumber('big-messages', 400_000);
 const smallMessages = argNumber('small-messages', 50_000);
+/** A/A run: the "on" broker runs without authorization too, to show the noise between two brokers. */
+const sameBoth = process.argv.includes('--aa');
 const WINDOW = 8;
 const PASSWORD = 'bench-password';
 const PREFIX = 'authz-bench-';
@@ -30,6 +34,12 @@ function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Per-round overhead (on / off − 1) in %: median and range over the rounds. */
+function paired(on: ReadonlyArray<{ cpuUsPerMsg: number }>, off: ReadonlyArray<{ cpuUsPerMsg: number }>) {
+  const ratios = on.map((r, i) => (r.cpuUsPerMsg / off[i]!.cpuUsPerMsg - 1) * 100);
+  return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
 }
 
 async function prepare(dataDir: string, acls: boolean): Promise<void> {
@@ -96,7 +106,9 @@ async function main(): Promise<void> {
     const env = { MEMORYSTREAMER_AUTH_MECHANISMS: 'SCRAM-SHA-256' };
     const onBroker = await startBrokerProcess({
       dataDir: dirs[0]!,
-      env: { ...env, MEMORYSTREAMER_AUTHZ_ENABLED: 'true', MEMORYSTREAMER_AUTHZ_SUPER_USERS: 'User:admin' },
+      env: sameBoth
+        ? env
+        : { ...env, MEMORYSTREAMER_AUTHZ_ENABLED: 'true', MEMORYSTREAMER_AUTHZ_SUPER_USERS: 'User:admin' },
     });
     cleanup.unshift(async () => void (await onBroker.stop()));
     const offBroker = await startBrokerProcess({ dataDir: dirs[1]!, env });
@@ -120,7 +132,7 @@ async function main(): Promise<void> {
       { perBatch: 10, messages: smallMessages },
     ];
     const results = new Map<string, Array<{ rate: number; cpuUsPerMsg: number }>>();
-    for (const [index, side] of sides.entries()) {
+    for (const side of sides) {
       await side.transport.request(
         'createTopic',
         { name: `${PREFIX}t`, partitions: 1 },
@@ -130,7 +142,6 @@ async function main(): Promise<void> {
       progress(`${side.label}: warm-up`);
       await produceRound(side.transport, side.broker, `${PREFIX}t`, 10, 5000);
       await produceRound(side.transport, side.broker, `${PREFIX}t`, 2000, 20_000);
-      void index;
     }
     for (let round = 0; round < rounds; round++) {
       for (const shape of shapes) {
@@ -166,12 +177,19 @@ async function main(): Promise<void> {
           'broker CPU µs/msg': Number(cpu.toFixed(3)),
           'spread CPU µs/msg': `${Math.min(...list.map((r) => r.cpuUsPerMsg)).toFixed(3)}..${Math.max(...list.map((r) => r.cpuUsPerMsg)).toFixed(3)}`,
           'overhead %': label === 'on' ? Number((((cpuOn - cpuOff) / cpuOff) * 100).toFixed(2)) : null,
+          // The same round's two figures side by side: drifts between rounds cancel.
+          'paired overhead % (median, spread)':
+            label === 'on'
+              ? `${paired(on, off).median.toFixed(2)} (${paired(on, off).min.toFixed(1)}..${paired(on, off).max.toFixed(1)})`
+              : null,
         });
     }
     const result = writeResult({
-      benchmark: 'authz',
-      title: 'Authorization: broker CPU per produced message with the ACL check on vs off',
-      command: `npx tsx bench/authz.ts --rounds ${rounds} --big-messages ${bigMessages} --small-messages ${smallMessages}`,
+      benchmark: sameBoth ? 'authz-aa' : 'authz',
+      title: sameBoth
+        ? 'Authorization benchmark, A/A: two brokers both without authorization (the noise floor)'
+        : 'Authorization: broker CPU per produced message with the ACL check on vs off',
+      command: `npx tsx bench/authz.ts --rounds ${rounds} --big-messages ${bigMessages} --small-messages ${smallMessages}${sameBoth ? ' --aa' : ''}`,
       settings: {
         transport: 'TCP loopback, broker child processes, SCRAM-SHA-256 on both',
         acls: 'authz on: the user allowed write and create by prefix, 100 entries of other principals; not a super-user',
