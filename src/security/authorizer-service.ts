@@ -15,7 +15,13 @@ import { Opcode } from '../protocol/opcodes.js';
 import { ANONYMOUS_PRINCIPAL } from './acl.js';
 import { type AclStore, FileAclStore } from './acl-store.js';
 import { type AclDenial, Authorizer } from './authorizer.js';
-import { BROKER_TO_BROKER, filterResponse, type Requirement, requirementsOf } from './request-permissions.js';
+import {
+  BROKER_TO_BROKER,
+  filterResponse,
+  OPCODE_PERMISSIONS,
+  type Requirement,
+  requirementsOf,
+} from './request-permissions.js';
 
 export interface BrokerAuthorizationOptions {
   /** Principals allowed every operation (`authz.super_users`). */
@@ -27,6 +33,9 @@ export interface BrokerAuthorizationOptions {
   /** The store could not be read again (the entries in force stay as they were). */
   readonly onRefreshError?: (error: unknown) => void;
 }
+
+const ACL_LIST_NEEDS = OPCODE_PERMISSIONS.ACL_LIST as readonly Requirement[];
+const ACL_ALTER_NEEDS = OPCODE_PERMISSIONS.ACL_ALTER as readonly Requirement[];
 
 /** How often at most the store is asked whether its entries changed elsewhere. */
 const REFRESH_INTERVAL_MS = 1000;
@@ -121,9 +130,7 @@ export class BrokerAuthorization {
     if (opcode === Opcode.ACL_LIST) {
       aclListCommand.decodeRequest(reader);
       reader.end();
-      const refused = this.check(principal, [
-        { operation: 'describe', resource: { type: 'cluster', name: 'cluster' } },
-      ]);
+      const refused = this.check(principal, ACL_LIST_NEEDS);
       if (refused !== null) throw refused;
       await this.refresh();
       aclListCommand.encodeResponse(writer, { entries: [...this.store.list()] });
@@ -131,9 +138,7 @@ export class BrokerAuthorization {
     }
     const request = aclAlterCommand.decodeRequest(reader);
     reader.end();
-    const refused = this.check(principal, [
-      { operation: 'alter', resource: { type: 'cluster', name: 'cluster' } },
-    ]);
+    const refused = this.check(principal, ACL_ALTER_NEEDS);
     if (refused !== null) throw refused;
     const changed = await this.store.change({
       kind: request.action === AclAction.ADD ? 'add' : 'remove',
