@@ -14,8 +14,10 @@ import { join } from 'node:path';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
 import { errorOf } from '../protocol/error-codes.js';
+import { describeResource } from '../security/acl.js';
 import { configReloadEvent } from '../security/audit-events.js';
 import { AuditLog, type AuditLogOptions } from '../security/audit-log.js';
+import { BrokerAuthorization, type BrokerAuthorizationOptions } from '../security/authorizer-service.js';
 import { BrokerAuthenticator, type BrokerAuthOptions } from '../security/broker-authenticator.js';
 import { AdminServer } from './admin/admin-server.js';
 import { BrokerCore, type BrokerCoreOptions } from './broker-core.js';
@@ -47,6 +49,12 @@ export interface BrokerNodeOptions extends BrokerCoreOptions {
    * unless `dir` (docs/security.md#audit-log). Default: on when `auth` is, else off (`enabled` decides).
    */
   audit?: Omit<AuditLogOptions, 'dir' | 'onError'> & { dir?: string; enabled?: boolean };
+  /**
+   * Check every request of the listener against the ACLs of <dataDir>/acls.json (managed with
+   * `memorystreamer acl`); super-users may do everything. The start fails when there is neither a
+   * super-user nor an ACL. A connection that did not authenticate is User:ANONYMOUS.
+   */
+  authz?: BrokerAuthorizationOptions;
   /** Where connection events and unexpected errors go (silent by default). */
   logger?: BrokerLogger;
   /**
@@ -203,6 +211,24 @@ export class BrokerNode {
             clientCertificates: options.tls !== undefined && (options.tls.clientAuth ?? 'none') !== 'none',
           })
         : null;
+    let auditLog: AuditLog | null | undefined = null;
+    const authz =
+      options.authz !== undefined && options.port !== undefined
+        ? await BrokerAuthorization.open(options.dataDir, {
+            onRefreshError: (error) => logger.warn({ reason: (error as Error).message }, 'ACLs not reloaded'),
+            ...options.authz,
+            // Every denial goes to the audit log too (opened below, before the listener starts).
+            onDenied: (denial) => {
+              options.authz?.onDenied?.(denial);
+              auditLog?.denied(
+                denial.principal,
+                denial.operation,
+                describeResource(denial.resource.type, denial.resource.name),
+                denial.source ?? null,
+              );
+            },
+          })
+        : null;
     const tracing = options.tracing !== undefined ? otlpTracing(options.tracing) : null;
     let core: BrokerCore;
     const coreOptions: BrokerCoreOptions = Object.assign(
@@ -218,6 +244,7 @@ export class BrokerNode {
     }
     try {
       core.audit = openAudit(options, auth !== null, logger);
+      auditLog = core.audit;
     } catch (error) {
       await core.close();
       if (tracing !== null) await shutdownTracing(tracing);
@@ -255,6 +282,7 @@ export class BrokerNode {
           ...(options.logger ? { logger: options.logger } : {}),
           ...(options.tls !== undefined ? { tls: options.tls } : {}),
           ...(auth !== null ? { auth } : {}),
+          ...(authz !== null ? { authz } : {}),
         });
         server = network;
         // What METADATA tells clients to connect to: the listener, unless the core was given one.

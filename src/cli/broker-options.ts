@@ -10,6 +10,7 @@ import { parseClusterUrl } from '../cluster/control-plane/cluster-url.js';
 import { clusterPrefix } from '../cluster/control-plane/metadata-keys.js';
 import type { LogLevel } from '../metrics/logger.js';
 import { errorOf } from '../protocol/error-codes.js';
+import type { BrokerAuthorizationOptions } from '../security/authorizer-service.js';
 import type { AuthMechanism, BrokerAuthOptions } from '../security/broker-authenticator.js';
 import { EtcdUserStore } from '../security/etcd-user-store.js';
 import { tokenSettingsFrom } from '../security/token-settings.js';
@@ -49,6 +50,18 @@ export function authFrom(
     brokerPrincipals,
     openUsers: () => EtcdUserStore.open({ address, prefix: clusterPrefix(address.name), url: etcd }),
   };
+}
+
+/** The [authz] settings: null when authorization is off (authz.enabled = false). */
+export function authzFrom(config: LoadedConfig): BrokerAuthorizationOptions | null {
+  const v = config.values;
+  if (v['authz.enabled'] !== 'true') return null;
+  if (v['cluster.etcd'] !== '')
+    throw errorOf(
+      'INVALID_CONFIG',
+      'authz.enabled with cluster.etcd: the ACLs are kept in the data directory of one broker; a cluster does not share them yet (docs/security.md)',
+    );
+  return { superUsers: (v['authz.super_users'] as string).split(',').filter((item) => item !== '') };
 }
 
 /** Where the TLS files are, paths resolved: null for plain TCP. */
@@ -185,8 +198,10 @@ export function brokerOptionsFrom(
   const tls = tlsFrom(config, resolvePath);
   const cluster = clusterSettingsFrom(config);
   const auth = authFrom(config, resolvePath);
+  const authz = authzFrom(config);
   return {
     ...(auth !== null ? { auth } : {}),
+    ...(authz !== null ? { authz } : {}),
     audit: auditFrom(config, resolvePath),
     ...(cluster !== null ? { brokerId: cluster.brokerId } : {}),
     ...(tls !== null ? { tls } : {}),

@@ -4,6 +4,7 @@
 // embedded broker; the broker knows nothing of it.
 
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { registerAcl } from './commands/acl.js';
 import { registerAudit } from './commands/audit.js';
 import { registerBench } from './commands/bench.js';
 import { registerBroker } from './commands/broker.js';
@@ -100,6 +101,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
   registerUser(program, context);
   registerAudit(program, context);
   registerTenant(program, context);
+  registerAcl(program, context);
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return EXIT.ok;

@@ -1,4 +1,11 @@
 // Topic administration and offsets, as thin typed calls over the transport.
+import {
+  AclAction,
+  type AclEntry,
+  aclAlterCommand,
+  aclListCommand,
+} from '../protocol/commands/acl-commands.js';
+import type { CommandCodec } from '../protocol/commands/command.js';
 import type { ConfigValue, ConfigVersionView } from '../protocol/commands/config-commands.js';
 import type {
   DescribeGroupResponse,
@@ -22,7 +29,9 @@ import {
   type CreateTopicRequest,
 } from '../protocol/commands/topic-commands.js';
 import type { VerifyPartitionResponse } from '../protocol/commands/verify-partition.js';
-import type { Transport } from './transport.js';
+import { errorOf } from '../protocol/error-codes.js';
+import { checkAclEntry } from '../security/acl.js';
+import type { RequestOptions, Transport } from './transport.js';
 
 export class Admin {
   constructor(
@@ -266,5 +275,35 @@ export class Admin {
     return (
       await this.transport.request('electLeaders', request, { timeoutMs: Math.max(this.timeoutMs, 30_000) })
     ).moved;
+  }
+
+  /**
+   * Access control lists of a broker with authorization on (authz.enabled), for super-users and
+   * principals allowed `describe` (list) or `alter` (create, delete) on the cluster. Create and
+   * delete answer how many entries changed; they apply at once to open connections.
+   */
+  async listAcls(): Promise<AclEntry[]> {
+    return (await this.aclCall(aclListCommand, {})).entries;
+  }
+
+  async createAcls(entries: readonly AclEntry[]): Promise<number> {
+    const checked = entries.map(checkAclEntry);
+    return (await this.aclCall(aclAlterCommand, { action: AclAction.ADD, entries: checked })).changed;
+  }
+
+  /** ACL_NOT_FOUND when none of `entries` is there. */
+  async deleteAcls(entries: readonly AclEntry[]): Promise<number> {
+    const checked = entries.map(checkAclEntry);
+    return (await this.aclCall(aclAlterCommand, { action: AclAction.REMOVE, entries: checked })).changed;
+  }
+
+  /** ACL requests are answered by a broker's connection, outside the command registry. */
+  private aclCall<Q, S>(command: CommandCodec<Q, S>, request: Q): Promise<S> {
+    const transport = this.transport as Transport & {
+      call?: (command: CommandCodec<Q, S>, request: Q, options: RequestOptions) => Promise<S>;
+    };
+    if (typeof transport.call !== 'function')
+      throw errorOf('UNSUPPORTED_FEATURE', 'ACLs are managed over a TCP connection to a broker');
+    return transport.call(command, request, { timeoutMs: this.timeoutMs });
   }
 }

@@ -15,6 +15,7 @@
 // as before.
 
 import { MemoryStreamerError } from '../common/errors.js';
+import type { CommandCodec } from '../protocol/commands/command.js';
 import type { MetadataResponse, SubscribeRequest } from '../protocol/commands/data-types.js';
 import type { RequestOf, ResponseOf } from '../protocol/commands/registry.js';
 import { errorOf } from '../protocol/error-codes.js';
@@ -203,6 +204,15 @@ export class ClusterTransport implements Transport {
 
   maxRequestPayloadBytes(name: ClientCommand): number | undefined {
     return this.bootstrap.maxRequestPayloadBytes(name);
+  }
+
+  /** A request outside the command registry (ACLs, tenants): answered by the bootstrap broker. */
+  call<Request, Response>(
+    command: CommandCodec<Request, Response>,
+    request: Request,
+    options: RequestOptions,
+  ): Promise<Response> {
+    return this.bootstrap.call(command, request, options);
   }
 
   async close(): Promise<void> {

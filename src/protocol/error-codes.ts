@@ -241,6 +241,10 @@ export const ERROR_TABLE = {
     false,
     'the tenant or principal has as many connections as its quota allows; the connection is closed',
   ),
+  // 815–824: access control lists (authorization).
+  INVALID_ACL: entry(815, false, 'the access control entry is not valid'),
+  ACL_NOT_FOUND: entry(816, false, 'no access control entry matches'),
+  AUTHORIZATION_DISABLED: entry(817, false, 'authorization is off on this broker (authz.enabled = false)'),
 
   // 9xx: internal, and refusals by the client itself.
   // Not retriable: a broker bug answers the same way on every attempt (a retry only multiplies it).

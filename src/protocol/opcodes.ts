@@ -63,6 +63,9 @@ export const OPCODE_TABLE = {
   // 0x0710–0x0714: tenants and their quotas (super-users).
   TENANT_LIST: op(0x0710, true),
   TENANT_ALTER: op(0x0711, true),
+  // 0x0705–0x0709: access control lists (authorization).
+  ACL_LIST: op(0x0705, true),
+  ACL_ALTER: op(0x0706, true),
   // 0x0610–0x0614: anti-entropy between replicas, broker to broker (digests of many segments and
   // segment bytes: data frames), and its admin trigger.
   SEGMENT_ROOTS: op(0x0610, false),

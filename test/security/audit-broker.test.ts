@@ -116,19 +116,50 @@ describe('the audit log of a broker with authentication on', () => {
     expect(verifyAuditLog({ dir })).toMatchObject({ records: 10, broken: null, torn: null });
   });
 
-  it('offers denied() for the authorization check', async () => {
+  it('records every request the ACLs refuse, with principal, operation, resource and address', async () => {
     const dataDir = await tempDir('ms-audit-denied-');
     await addUser(dataDir, 'alice', 'alice-secret');
+    await addUser(dataDir, 'admin', 'admin-secret');
     const broker = await startEmbeddedBroker({
       dataDir,
       port: 0,
       stopDeadlineMs: 200,
-      auth: { mechanisms: ['SCRAM-SHA-256'] },
+      auth: { mechanisms: ['SCRAM-SHA-256'], superUsers: ['User:admin'] },
+      authz: { superUsers: ['User:admin'] },
     });
-    const audit = broker.core.audit;
-    expect(audit).toBeInstanceOf(AuditLog);
-    audit!.denied('User:alice', 'write', 'topic:orders', '127.0.0.1:5555');
-    expect(summary(records(dataDir))).toEqual([['authz.write', 'denied', 'User:alice', 'topic:orders']]);
+    expect(broker.core.audit).toBeInstanceOf(AuditLog);
+    const brokers = `127.0.0.1:${broker.address!.port}`;
+    const admin = await connect({
+      brokers,
+      sasl: { mechanism: 'SCRAM-SHA-256', username: 'admin', password: 'admin-secret' },
+    });
+    await admin.admin.createTopic({ name: 'orders', partitions: 1 });
+    // alice may find the topic (describe), not write to it.
+    await admin.admin.createAcls([
+      {
+        principal: 'User:alice',
+        resourceType: 'topic',
+        resourceName: 'orders',
+        pattern: 'literal',
+        operation: 'describe',
+        permission: 'allow',
+      },
+    ]);
+    const alice = await connect({
+      brokers,
+      sasl: { mechanism: 'SCRAM-SHA-256', username: 'alice', password: 'alice-secret' },
+    });
+    const producer = alice.producer({ retries: 0, idempotent: false });
+    await expect(producer.send({ topic: 'orders', value: Buffer.from('x') })).rejects.toMatchObject({
+      codeName: 'AUTHORIZATION_FAILED',
+    });
+    await producer.close();
+    await alice.close();
+    await admin.close();
+    const denied = records(dataDir).filter((r) => r.result === 'denied');
+    expect(summary(denied)).toEqual([['authz.write', 'denied', 'User:alice', 'topic:orders']]);
+    expect(denied[0]!.source).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(verifyAuditLog({ dir: join(dataDir, 'audit') })).toMatchObject({ broken: null });
   });
 
   it('does not start when its audit log cannot be opened', async () => {

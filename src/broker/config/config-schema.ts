@@ -374,6 +374,12 @@ export const SETTINGS = [
     doc: "bearer tokens: leeway allowed for exp and nbf against the broker's clock",
   },
   {
+    key: 'authz.enabled',
+    type: { kind: 'enum', choices: ['true', 'false'] },
+    default: 'false',
+    doc: 'check every request against the ACLs of <data_dir>/acls.json (memorystreamer acl add); what no ACL allows is refused (AUTHORIZATION_FAILED), super-users may do everything, a client that did not authenticate is User:ANONYMOUS; the broker does not start with neither a super-user nor an ACL, nor with cluster.etcd (see docs/security.md)',
+  },
+  {
     key: 'authz.super_users',
     type: { kind: 'list', pattern: /^User:[A-Za-z0-9._@-]+$/, itemDoc: 'User:<name>' },
     default: '',

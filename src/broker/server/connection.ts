@@ -49,6 +49,11 @@ import {
 import { Opcode } from '../../protocol/opcodes.js';
 import { loginEvent, userAlterEvent } from '../../security/audit-events.js';
 import {
+  authorizationDisabled,
+  BrokerAuthorization,
+  isAclOpcode,
+} from '../../security/authorizer-service.js';
+import {
   type BrokerAuthenticator,
   ConnectionAuth,
   certificatePrincipal,
@@ -71,6 +76,8 @@ export interface ConnectionHost {
   readonly logger: BrokerLogger;
   /** Authentication required before any other request (null: off, every connection is open). */
   readonly auth: BrokerAuthenticator | null;
+  /** Every request checked against the ACLs (null: authorization off, everything allowed). */
+  readonly authz: BrokerAuthorization | null;
   /** Bytes held by all connections; the host decides when the global budget is exceeded. */
   addGlobalBytes(delta: number): void;
   globalBudgetExceeded(): boolean;
@@ -234,6 +241,25 @@ export class Connection {
   /** `address:port` of the client (with `principal`, the caller the audit log names). */
   get source(): string {
     return this.remote;
+  }
+
+  /** Who requests are authorized as: the authenticated principal, else User:ANONYMOUS. */
+  private get authzPrincipal(): string {
+    return BrokerAuthorization.principalOf(this.principal);
+  }
+
+  /** ACL_LIST / ACL_ALTER (authorizer-service.ts), refused when authorization is off. */
+  private aclRequest(frame: Frame): void {
+    const { correlationId, opcode } = frame.header;
+    const authz = this.host.authz;
+    const answer =
+      authz === null
+        ? Promise.reject(authorizationDisabled())
+        : authz.handleAclRequest(this.authzPrincipal, opcode, frame.payload);
+    answer.then(
+      (payload) => this.sendFrame({ opcode, correlationId, flags: FrameFlags.RESPONSE }, payload),
+      (error: unknown) => this.sendError(correlationId, opcode, error),
+    );
   }
 
   isClosed(): boolean {
@@ -558,12 +584,21 @@ export class Connection {
         this.unsubscribe(frame);
         return;
     }
+    if (isAclOpcode(header.opcode)) {
+      this.aclRequest(frame);
+      return;
+    }
     const name = commandForOpcode(header.opcode);
     const replication =
       name === undefined
         ? (replicationCommandForOpcode(header.opcode) ?? antiEntropyCommandForOpcode(header.opcode))
         : undefined;
     if (replication !== undefined && this.host.core.replicaRequests !== null) {
+      const refused = this.host.authz?.checkBrokerRequest(this.authzPrincipal, this.remote) ?? null;
+      if (refused !== null) {
+        this.sendError(header.correlationId, header.opcode, refused);
+        return;
+      }
       this.replicaRequest(replication, frame);
       return;
     }
@@ -597,6 +632,12 @@ export class Connection {
       if (this.tenants !== null) this.tenantRequest(name, request);
     } catch (error) {
       this.sendError(header.correlationId, header.opcode, error);
+      return;
+    }
+    const refused =
+      this.host.authz?.checkRequest(this.authzPrincipal, name, request as never, this.remote) ?? null;
+    if (refused !== null) {
+      this.sendError(header.correlationId, header.opcode, refused);
       return;
     }
     let reservation = 0;
@@ -646,6 +687,10 @@ export class Connection {
         response = await this.host.core.execute(name, request as never, this);
       }
       if (this.state === 'closed') return;
+      // Topic and group lists show only what the principal may describe (by the names as stored:
+      // the ACLs of a tenant's principal name `<tenant>.<topic>`, as its requests were checked).
+      if (this.host.authz !== null)
+        response = this.host.authz.filter(this.authzPrincipal, name, response as never);
       if (this.tenants !== null) response = this.tenantResponse(name, request, response);
       if (name === 'fetch') {
         this.sendFetchResponse(correlationId, response as FetchResponse);
@@ -679,6 +724,8 @@ export class Connection {
   private refusedAsNotBroker(frame: Frame, what: string): boolean {
     const auth = this.host.auth;
     if (auth === null || auth.isBroker(this.principal)) return false;
+    // Without broker principals (a single broker) the ACLs decide, when there are any (cluster_action).
+    if (auth.brokerPrincipals.size === 0 && this.host.authz !== null) return false;
     this.sendError(
       frame.header.correlationId,
       frame.header.opcode,
@@ -950,6 +997,9 @@ export class Connection {
       const reader = new BinaryReader(frame.payload);
       const request = COMMANDS.subscribe.decodeRequest(reader);
       reader.end();
+      const refused =
+        this.host.authz?.checkRequest(this.authzPrincipal, 'subscribe', request, this.remote) ?? null;
+      if (refused !== null) throw refused;
       request.credit = Math.min(request.credit, this.host.limits.maxSubscriptionCreditBytes);
       if (this.tenants !== null) this.tenantRequest('subscribe', request);
       const channelId = this.nextChannelId++;

@@ -8,6 +8,7 @@ import { type BrokerLogger, silentLogger } from '../../metrics/logger.js';
 import { encodeErrorPayload } from '../../protocol/commands/control.js';
 import { ERROR_TABLE, errorOf } from '../../protocol/error-codes.js';
 import { encodeFrame, FrameFlags } from '../../protocol/frame-header.js';
+import type { BrokerAuthorization } from '../../security/authorizer-service.js';
 import type { BrokerAuthenticator } from '../../security/broker-authenticator.js';
 import type { BrokerCore } from '../broker-core.js';
 import { sharedReads } from '../partitions/read-scheduler.js';
@@ -27,6 +28,8 @@ export interface NetworkServerOptions {
   tls?: ServerTlsOptions;
   /** Require authentication (SCRAM) before any other request; open when not set. */
   auth?: BrokerAuthenticator;
+  /** Check every request against the ACLs (authz.enabled); every request is allowed when not set. */
+  authz?: BrokerAuthorization;
 }
 
 /** How often connections with bytes waiting towards them are checked for progress. */
@@ -53,6 +56,7 @@ export class NetworkServer implements ConnectionHost {
   readonly serverId: string;
   readonly logger: BrokerLogger;
   readonly auth: BrokerAuthenticator | null;
+  readonly authz: BrokerAuthorization | null;
   private readonly server: Server;
   private readonly tls: ServerTls | null;
   /** TLS handshakes in progress: they count against the connection caps like connections. */
@@ -77,6 +81,7 @@ export class NetworkServer implements ConnectionHost {
     this.limits = { ...DEFAULT_SERVER_LIMITS, ...options.limits };
     this.logger = options.logger ?? silentLogger;
     this.auth = options.auth ?? null;
+    this.authz = options.authz ?? null;
     this.tls = options.tls === undefined ? null : serverTls(options.tls, this.limits.handshakeTimeoutMs);
     this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
