@@ -301,12 +301,6 @@ function produceRequestOverhead(topic: string): number {
   return 2 + Buffer.byteLength(topic) + 4 + 1 + 1 + 8;
 }
 
-/**
- * How many bytes a record may take beyond `RecordBatchBuilder.estimate` once appended: the estimate
- * assumes timestamp delta 0 (a varint of up to 10 bytes) and its length varint may grow by one.
- */
-const ESTIMATE_SLACK = 10;
-
 export class Producer {
   private readonly transport: Transport;
   private readonly metadata: TopicMetadataSource;
@@ -323,6 +317,16 @@ export class Producer {
   /** Batches sealed and not settled (sent, queued or being retried); `flush` waits for 0. */
   private pendingBatches = 0;
   private readonly idleWaiters: Array<() => void> = [];
+  /**
+   * The record `enqueue` fills for each message: the builder copies it into the batch at once and
+   * keeps no reference, so one object serves every message (no allocation per message).
+   */
+  private readonly record: RecordInput & { timestamp: number } = {
+    key: null,
+    value: null,
+    headers: undefined,
+    timestamp: 0,
+  };
   private closed = false;
 
   constructor(transport: Transport, metadata: TopicMetadataSource, options: ProducerOptions = {}) {
@@ -511,12 +515,11 @@ export class Producer {
     } else {
       partition = (this.sticky.get(input.topic) ?? 0) % partitions;
     }
-    const record: RecordInput = {
-      key,
-      value: input.value,
-      headers: headersOf(input.headers),
-      timestamp: input.timestamp ?? now ?? Date.now(),
-    };
+    const record = this.record;
+    record.key = key;
+    record.value = input.value;
+    record.headers = headersOf(input.headers);
+    record.timestamp = input.timestamp ?? now ?? Date.now();
     if (input.expectedVersion !== undefined) {
       if (key === null) throw errorOf('INVALID_STREAM_KEY', 'an expected-version append needs a key');
       // Keep order: what is already buffered for the partition goes first.
@@ -551,19 +554,21 @@ export class Producer {
       });
     }
     const accumulator = this.accumulatorFor(input.topic, partition);
-    const recordBytes = accumulator.builder.estimate(record);
+    let recordBytes = accumulator.builder.sizeOf(record);
     // Refused before it touches the batch: the batch's other messages are not failed with it.
     this.refuseIfTooLarge(input.topic, BATCH_HEADER_SIZE + recordBytes, accumulator.maxBatchBytes);
     if (
       accumulator.builder.count > 0 &&
-      accumulator.builder.sizeInBytes + recordBytes + ESTIMATE_SLACK > accumulator.splitAtBytes
+      accumulator.builder.sizeInBytes + recordBytes > accumulator.splitAtBytes
     ) {
       // It does not fit: what is buffered leaves as it is, and this message starts the next batch
       // (Kafka's accumulator does the same), so no batch outgrows the limits for one message.
       this.flushAccumulator(accumulator, true);
+      recordBytes = accumulator.builder.sizeOf(record);
     }
     const before = accumulator.builder.sizeInBytes;
-    accumulator.builder.append(record);
+    // Sized once: the size computed above is the body `append` writes.
+    accumulator.builder.append(record, accumulator.builder.sizedBody);
     this.bufferedBytes += accumulator.builder.sizeInBytes - before;
     let receipt: Promise<Receipt> | null = null;
     if (group === undefined)
