@@ -5,7 +5,8 @@
 //    with `sendMany` of --batch messages a call; replay with `for await (const message of consumer)`
 //    and with `for await (const batch of consumer.batches())` reading `batch.values()`; and the bare
 //    Node TCP echo of the same bytes in the same run (bench/lib/echo-server.ts), the floor;
-//  - the encode floor: the same messages sealed into batches by RecordBatchBuilder, no I/O;
+//  - the encode floor: the same messages sealed into batches by RecordBatchBuilder, no I/O; and
+//    decoding those batches as the per-message consumer does and as `batch.values()` does;
 //  - embedded (broker, producer and consumer in this process), memory topics: produce, replay, and
 //    produce-and-consume (both at once, timed until the consumer has every message).
 // Run: npx tsx bench/batch-api.ts [--messages 300000] [--rounds 2] [--batch 2000] [--json]
@@ -15,7 +16,8 @@ import { join } from 'node:path';
 import type { Client } from '../src/client/client.js';
 import { connect } from '../src/client/connect.js';
 import { Broker } from '../src/embedded/broker.js';
-import { RecordBatchBuilder } from '../src/protocol/record-batch.js';
+import { RecordBatchView } from '../src/client/record-batch-view.js';
+import { iterateRecords, RecordBatchBuilder } from '../src/protocol/record-batch.js';
 import { startBrokerProcess } from './lib/broker-process.js';
 import { argNumber, printResult, progress, type Row, rate, writeResult } from './lib/report.js';
 import { connectEcho, startEchoServer } from './lib/round-trip.js';
@@ -138,6 +140,39 @@ function encodeFloor(): number {
   return performance.now() - started;
 }
 
+/** The same messages as sealed batches of `perCall` records, for the decode-only cases. */
+function sealedBatches(): Buffer[] {
+  const builder = new RecordBatchBuilder(perCall * (VALUE_BYTES + 16) + 128);
+  const batches: Buffer[] = [];
+  for (let i = 0; i < messages; i++) {
+    builder.append({ value, timestamp: 1_700_000_000_000 });
+    if (builder.count === perCall) batches.push(builder.finish());
+  }
+  if (builder.count > 0) batches.push(builder.finish());
+  return batches;
+}
+const decodeLimits = { maxDecompressedBytes: 64 * 1024 * 1024 };
+
+/** Decode only, as the per-message consumer does it: a record object per message. */
+function decodeRecords(batches: Buffer[]): number {
+  const started = performance.now();
+  let bytes = 0;
+  for (const batch of batches)
+    for (const record of iterateRecords(batch, decodeLimits)) bytes += record.value!.length;
+  if (bytes !== messages * VALUE_BYTES) throw new Error(`decoded ${bytes} bytes`);
+  return performance.now() - started;
+}
+
+/** Decode only, as a batch consumer reading `batch.values()` does it. */
+function decodeValues(batches: Buffer[]): number {
+  const started = performance.now();
+  let bytes = 0;
+  for (const batch of batches)
+    for (const v of new RecordBatchView('t', 0, batch, 0n, decodeLimits, null).values()) bytes += v!.length;
+  if (bytes !== messages * VALUE_BYTES) throw new Error(`decoded ${bytes} bytes`);
+  return performance.now() - started;
+}
+
 /** The bare floor: the same bytes through a Node TCP echo in another process, 8 MB in flight at most. */
 async function echo(port: number): Promise<number> {
   const socket = await connectEcho(port);
@@ -201,6 +236,12 @@ try {
     const order = round % 2 === 0 ? [false, true] : [true, false];
     record('TCP echo (floor)', await echo(echoServer.port));
     record('encode only (RecordBatchBuilder, no I/O)', encodeFloor());
+    const sealed = sealedBatches();
+    for (const batchApi of order)
+      record(
+        `decode only, ${batchApi ? 'batch.values()' : 'a record object each (per-message path)'}`,
+        (batchApi ? decodeValues : decodeRecords)(sealed),
+      );
     let replayTopic = '';
     for (const batchApi of order) {
       const topic = await newTopic(tcp, 'disk');
@@ -247,7 +288,8 @@ try {
 
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : Math.round((sorted[middle - 1]! + sorted[middle]!) / 2);
 };
 const echoMedian = median(results.get('TCP echo (floor)')!);
 const rows: Row[] = [...results.entries()].map(([name, values]) => ({
