@@ -111,6 +111,33 @@ describe.each(transports)('batches over %s', (_name, newClient) => {
     }
   });
 
+  it('reads every partition, in order per partition, or only the partitions assigned', async () => {
+    const client = await newClient();
+    const topic = `batches-${topicCount++}`;
+    await client.admin.createTopic({ name: topic, partitions: 3 });
+    const producer = client.producer();
+    for (let round = 0; round < 2; round++)
+      for (let p = 0; p < 3; p++)
+        await producer.sendMany(
+          values(`p${p}r${round}-`, 4).map((value) => ({ topic, partition: p, value })),
+        );
+    await producer.close();
+    const all = await readBatches(client, { topics: [topic] }, 6);
+    for (let p = 0; p < 3; p++) {
+      const mine = all.filter((b) => b.partition === p);
+      expect(mine.map((b) => b.baseOffset)).toEqual([0n, 4n]);
+      expect(mine.flatMap((b) => [...b.values()].map(text))).toEqual([
+        ...values(`p${p}r0-`, 4),
+        ...values(`p${p}r1-`, 4),
+      ]);
+    }
+    const assigned = await readBatches(client, { topics: [topic], partitions: [1] }, 2);
+    expect(assigned.map((b) => [b.partition, b.baseOffset])).toEqual([
+      [1, 0n],
+      [1, 4n],
+    ]);
+  });
+
   it('decodes the same messages as the per-message API', async () => {
     const client = await newClient();
     const topic = await topicWithBatches(client, [values('x', 4), values('y', 6)]);
