@@ -309,8 +309,8 @@ export class RecordBatchBuilder {
 
   /**
    * Exact bytes `append(record)` would add now, length varint included, for a record with a
-   * timestamp; pass the body size it returns through `sizedBody` to `append` so it is not computed
-   * twice (valid only while nothing else is appended or finished in between).
+   * timestamp. It leaves the record's body size in `sizedBody`: passed to `append`, the size is not
+   * computed twice (valid only while nothing else is appended or finished in between).
    */
   sizeOf(record: RecordInput & { timestamp: number }): number {
     const delta = this.recordCount === 0 ? 0 : record.timestamp - this.baseTimestamp;

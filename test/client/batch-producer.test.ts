@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Broker } from '../../src/embedded/broker.js';
 import type { Client, Message } from '../../src/index.js';
+import { RecordBatchBuilder } from '../../src/protocol/record-batch.js';
 import { useTempDir } from '../harness/temp-dir.js';
 
 const scratch = useTempDir('ms-batch-producer-', 'all');
@@ -31,6 +32,25 @@ async function readAll(topic: string, count: number, options: object = {}): Prom
   }
   return messages;
 }
+
+describe('RecordBatchBuilder.sizeOf, how the producer sizes each record once', () => {
+  it('is exactly what append adds, whatever the timestamp, key and headers', () => {
+    const builder = new RecordBatchBuilder(64);
+    const base = 1_700_000_000_000;
+    const records = [
+      { key: null, value: Buffer.alloc(100), timestamp: base },
+      { key: Buffer.from('k'), value: 'x'.repeat(300), timestamp: base + 5_000_000 },
+      { key: null, value: null, headers: [{ key: 'h', value: 'v' }], timestamp: base - 3 },
+    ];
+    for (const record of records) {
+      const before = builder.sizeInBytes;
+      const size = builder.sizeOf(record);
+      builder.append(record, builder.sizedBody);
+      expect(builder.sizeInBytes - before).toBe(size);
+    }
+    expect(builder.count).toBe(3);
+  });
+});
 
 describe('sendMany', () => {
   it('resolves every receipt with its own offset, across partitions and batch splits', async () => {
