@@ -16,6 +16,8 @@ npx tsx bench/end-to-end.ts --messages 20000 --seconds 1 --rate 2000
 npx tsx bench/tls.ts --messages 20000 --seconds 1 --rate 2000
 npx tsx bench/metrics-overhead.ts --messages 5000 --rounds 1
 npx tsx bench/auth.ts --connections 3 --messages 5000 --rounds 1
+npx tsx bench/authz.ts --rounds 1 --big-messages 20000 --small-messages 2000
+npx tsx bench/batch-api.ts --messages 20000 --rounds 1
 npx tsx bench/recovery.ts --mb 16
 npx tsx bench/partition-open.ts --mb 16 --rounds 1
 npx tsx bench/latency-floor.ts --seconds 1 --rounds 1 --rate 2000

@@ -5,6 +5,7 @@ export { type ClientTlsOptions, type ConnectOptions, connect, type SaslOptions }
 export {
   Consumer,
   type ConsumerOptions,
+  type MessageBatch,
   type RefusedMessage,
   type StartPosition,
   type UndecodableBatch,

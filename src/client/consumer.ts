@@ -9,3 +9,4 @@ export type {
   StartPosition,
   UndecodableBatch,
 } from './consumer/options.js';
+export type { MessageBatch } from './record-batch-view.js';

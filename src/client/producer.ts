@@ -176,6 +176,46 @@ class GroupWaiter implements Waiter {
   }
 }
 
+/**
+ * The waiter of consecutive messages of a group that went into the same batch, one after the
+ * other: one object per run (per batch, for a `sendMany` to one partition), not one per message.
+ */
+class RunWaiter implements Waiter {
+  count = 1;
+
+  constructor(
+    readonly group: ReceiptGroup,
+    /** Index in the group (the `sendMany` input) of the run's first message. */
+    readonly first: number,
+  ) {}
+
+  /** Resolves the run's messages; the first is record `at` of the batch. */
+  settleRun(
+    topic: string,
+    partition: number,
+    baseOffset: bigint,
+    at: number,
+    sequences: readonly number[],
+    durability: ProduceResponse['durability'],
+  ): void {
+    for (let k = 0; k < this.count; k++) {
+      const index = at + k;
+      this.group.settle(
+        this.first + k,
+        new BatchReceipt(topic, partition, baseOffset, index, sequences[index] ?? -1, durability),
+      );
+    }
+  }
+
+  resolve(receipt: Receipt): void {
+    this.group.settle(this.first, receipt);
+  }
+
+  reject(error: Error): void {
+    this.group.reject(error);
+  }
+}
+
 interface Accumulator {
   topic: string;
   partition: number;
@@ -261,12 +301,6 @@ function produceRequestOverhead(topic: string): number {
   return 2 + Buffer.byteLength(topic) + 4 + 1 + 1 + 8;
 }
 
-/**
- * How many bytes a record may take beyond `RecordBatchBuilder.estimate` once appended: the estimate
- * assumes timestamp delta 0 (a varint of up to 10 bytes) and its length varint may grow by one.
- */
-const ESTIMATE_SLACK = 10;
-
 export class Producer {
   private readonly transport: Transport;
   private readonly metadata: TopicMetadataSource;
@@ -283,6 +317,16 @@ export class Producer {
   /** Batches sealed and not settled (sent, queued or being retried); `flush` waits for 0. */
   private pendingBatches = 0;
   private readonly idleWaiters: Array<() => void> = [];
+  /**
+   * The record `enqueue` fills for each message: the builder copies it into the batch at once and
+   * keeps no reference, so one object serves every message (no allocation per message).
+   */
+  private readonly record: RecordInput & { timestamp: number } = {
+    key: null,
+    value: null,
+    headers: undefined,
+    timestamp: 0,
+  };
   private closed = false;
 
   constructor(transport: Transport, metadata: TopicMetadataSource, options: ProducerOptions = {}) {
@@ -400,7 +444,8 @@ export class Producer {
     return this.sendManyUntraced(inputs);
   }
 
-  private async sendManyUntraced(inputs: readonly SendInput[]): Promise<Receipt[]> {
+  private async sendManyUntraced(original: readonly SendInput[]): Promise<Receipt[]> {
+    const inputs = this.security === null ? original : original.map((input) => this.sealed(input));
     for (const input of inputs) {
       if (this.metadata.cachedPartitionCount(input.topic) === undefined)
         await this.metadata.partitionCount(input.topic);
@@ -416,12 +461,7 @@ export class Producer {
       for (let i = 0; i < inputs.length; i++) {
         const input = inputs[i]!;
         try {
-          this.enqueue(
-            input,
-            this.metadata.cachedPartitionCount(input.topic)!,
-            new GroupWaiter(group, i),
-            now,
-          );
+          this.enqueue(input, this.metadata.cachedPartitionCount(input.topic)!, group, now, i);
         } catch (error) {
           group.reject(error as Error);
           return;
@@ -442,13 +482,23 @@ export class Producer {
   }
 
   private enqueue(input: SendInput, partitions: number): Promise<Receipt>;
-  private enqueue(input: SendInput, partitions: number, waiter: Waiter, now: number): null;
-  /** `now`: the timestamp of messages without one (sendMany reads the clock once per call). */
   private enqueue(
     input: SendInput,
     partitions: number,
-    waiter?: Waiter,
+    group: ReceiptGroup,
+    now: number,
+    index: number,
+  ): null;
+  /**
+   * `group`/`index`: the message is input `index` of a `sendMany` call; `now`: the timestamp of
+   * messages without one (sendMany reads the clock once per call).
+   */
+  private enqueue(
+    input: SendInput,
+    partitions: number,
+    group?: ReceiptGroup,
     now?: number,
+    index = 0,
   ): Promise<Receipt> | null {
     const key = input.key === undefined || input.key === null ? null : toBuffer(input.key);
     let partition: number;
@@ -465,12 +515,11 @@ export class Producer {
     } else {
       partition = (this.sticky.get(input.topic) ?? 0) % partitions;
     }
-    const record: RecordInput = {
-      key,
-      value: input.value,
-      headers: headersOf(input.headers),
-      timestamp: input.timestamp ?? now ?? Date.now(),
-    };
+    const record = this.record;
+    record.key = key;
+    record.value = input.value;
+    record.headers = headersOf(input.headers);
+    record.timestamp = input.timestamp ?? now ?? Date.now();
     if (input.expectedVersion !== undefined) {
       if (key === null) throw errorOf('INVALID_STREAM_KEY', 'an expected-version append needs a key');
       // Keep order: what is already buffered for the partition goes first.
@@ -496,8 +545,8 @@ export class Producer {
       });
       const expectedVersion = input.expectedVersion;
       const lane = this.accumulatorFor(input.topic, partition);
-      if (waiter !== undefined) {
-        this.submitConditional(lane, batch, recordBytes, waiter, expectedVersion);
+      if (group !== undefined) {
+        this.submitConditional(lane, batch, recordBytes, new GroupWaiter(group, index), expectedVersion);
         return null;
       }
       return new Promise<Receipt>((resolve, reject) => {
@@ -505,24 +554,32 @@ export class Producer {
       });
     }
     const accumulator = this.accumulatorFor(input.topic, partition);
-    const recordBytes = accumulator.builder.estimate(record);
+    let recordBytes = accumulator.builder.sizeOf(record);
     // Refused before it touches the batch: the batch's other messages are not failed with it.
     this.refuseIfTooLarge(input.topic, BATCH_HEADER_SIZE + recordBytes, accumulator.maxBatchBytes);
     if (
       accumulator.builder.count > 0 &&
-      accumulator.builder.sizeInBytes + recordBytes + ESTIMATE_SLACK > accumulator.splitAtBytes
+      accumulator.builder.sizeInBytes + recordBytes > accumulator.splitAtBytes
     ) {
       // It does not fit: what is buffered leaves as it is, and this message starts the next batch
       // (Kafka's accumulator does the same), so no batch outgrows the limits for one message.
       this.flushAccumulator(accumulator, true);
+      recordBytes = accumulator.builder.sizeOf(record);
     }
     const before = accumulator.builder.sizeInBytes;
-    accumulator.builder.append(record);
+    // Sized once: the size computed above is the body `append` writes.
+    accumulator.builder.append(record, accumulator.builder.sizedBody);
     this.bufferedBytes += accumulator.builder.sizeInBytes - before;
     let receipt: Promise<Receipt> | null = null;
-    if (waiter === undefined)
+    if (group === undefined)
       receipt = new Promise<Receipt>((resolve, reject) => accumulator.waiters.push({ resolve, reject }));
-    else accumulator.waiters.push(waiter);
+    else {
+      // The next message of the same call right behind the previous one joins its run.
+      const last = accumulator.waiters[accumulator.waiters.length - 1];
+      if (last instanceof RunWaiter && last.group === group && last.first + last.count === index)
+        last.count++;
+      else accumulator.waiters.push(new RunWaiter(group, index));
+    }
     if (accumulator.builder.sizeInBytes >= this.options.batchBytes) {
       this.flushAccumulator(accumulator, true);
     } else if (!accumulator.scheduled) {
@@ -855,8 +912,17 @@ export class Producer {
     const { baseOffset, sequences, durability } = response;
     const { topic, partition } = pending.request;
     const waiters = pending.waiters;
+    // `at`: the batch's record the next waiter's (first) message is.
+    let at = 0;
     for (let i = 0; i < waiters.length; i++) {
-      waiters[i]!.resolve(new BatchReceipt(topic, partition, baseOffset, i, sequences[i] ?? -1, durability));
+      const waiter = waiters[i]!;
+      if (waiter instanceof RunWaiter) {
+        waiter.settleRun(topic, partition, baseOffset, at, sequences, durability);
+        at += waiter.count;
+      } else {
+        waiter.resolve(new BatchReceipt(topic, partition, baseOffset, at, sequences[at] ?? -1, durability));
+        at++;
+      }
     }
     this.release(pending);
   }

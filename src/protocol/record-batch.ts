@@ -307,7 +307,22 @@ export class RecordBatchBuilder {
     return varintSize(body) + body;
   }
 
-  append(record: RecordInput): void {
+  /**
+   * Exact bytes `append(record)` would add now, length varint included, for a record with a
+   * timestamp. It leaves the record's body size in `sizedBody`: passed to `append`, the size is not
+   * computed twice (valid only while nothing else is appended or finished in between).
+   */
+  sizeOf(record: RecordInput & { timestamp: number }): number {
+    const delta = this.recordCount === 0 ? 0 : record.timestamp - this.baseTimestamp;
+    const body = recordBodySize(record, delta, this.recordCount);
+    this.sizedBody = body;
+    return varintSize(body) + body;
+  }
+
+  /** The body size of the last `sizeOf`. */
+  sizedBody = -1;
+
+  append(record: RecordInput, sizedBody = -1): void {
     const timestamp = record.timestamp ?? Date.now();
     if (this.recordCount === 0) {
       this.baseTimestamp = timestamp;
@@ -316,7 +331,7 @@ export class RecordBatchBuilder {
       this.maxTimestamp = timestamp;
     }
     const timestampDelta = timestamp - this.baseTimestamp;
-    const body = recordBodySize(record, timestampDelta, this.recordCount);
+    const body = sizedBody >= 0 ? sizedBody : recordBodySize(record, timestampDelta, this.recordCount);
     const needed = this.length + varintSize(body) + body;
     if (needed > this.buffer.length) {
       let capacity = Math.max(this.buffer.length * 2, this.initialCapacity, this.handedOffCapacity);

@@ -4,7 +4,9 @@
 // go out is its delivery's.
 
 import type { Message } from '../message.js';
+import type { MessageBatch } from '../record-batch-view.js';
 import type { Transport } from '../transport.js';
+import { BatchReader } from './batch-reader.js';
 import type { ConsumerSource } from './consumer-source.js';
 import { createSource } from './create-source.js';
 import { Delivery } from './delivery.js';
@@ -15,8 +17,11 @@ export class Consumer implements AsyncIterable<Message> {
   private readonly source: ConsumerSource;
   private started: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
+  private readonly options: ConsumerOptions;
+  private batchReader: BatchReader | null = null;
 
   constructor(transport: Transport, options: ConsumerOptions) {
+    this.options = options;
     this.delivery = new Delivery(transport, options);
     this.source = createSource(this.delivery, options);
   }
@@ -68,10 +73,55 @@ export class Consumer implements AsyncIterable<Message> {
     };
   }
 
-  /** Callback form: calls `handler` for each message, in order, until the consumer closes. */
-  async run(handler: (message: Message) => unknown): Promise<void> {
+  /**
+   * Callback form: calls `handler` for each message, in order, until the consumer closes; or, with
+   * `{ eachBatch }`, for each record batch (see `batches()`), which counts as processed once the
+   * handler returned (one that throws leaves its batch uncommitted).
+   */
+  async run(
+    handler: ((message: Message) => unknown) | { eachBatch: (batch: MessageBatch) => unknown },
+  ): Promise<void> {
+    if (typeof handler !== 'function') return this.batchesReader().run(handler.eachBatch);
     for (let message = await this.next(); message !== null; message = await this.next())
       await handler(message);
+  }
+
+  /**
+   * The batch form: whole record batches as the broker stores them, each decoding its messages
+   * only when asked (`batch.values()`, `batch.messages()`). A batch counts as processed (and is
+   * committed by a group consumer's next commit) once the next batch is asked for or
+   * `batch.commit()` is called. Not for stream consumers or consumers with `security`.
+   */
+  batches(): AsyncIterableIterator<MessageBatch> {
+    const reader = this.batchesReader();
+    const iterator: AsyncIterableIterator<MessageBatch> = {
+      next: () =>
+        reader
+          .next()
+          .then(
+            (batch): IteratorResult<MessageBatch> =>
+              batch === null ? { done: true, value: undefined } : { done: false, value: batch },
+          ),
+      return: async () => {
+        await this.close();
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
+  }
+
+  /** The next batch, waiting for one; null once the consumer is closed (see `batches()`). */
+  nextBatch(): Promise<MessageBatch | null> {
+    return this.batchesReader().next();
+  }
+
+  private batchesReader(): BatchReader {
+    if (this.batchReader === null) {
+      BatchReader.check(this.options);
+      this.batchReader = new BatchReader(this.delivery, this.source, () => this.start());
+    }
+    return this.batchReader;
   }
 
   /** Stops delivering and stops granting credit (the broker stops pushing once the window is used). */

@@ -5,8 +5,9 @@
 
 import { MemoryStreamerError } from '../../common/errors.js';
 import { type DecodedRecord, iterateRecords, splitBatches } from '../../protocol/record-batch.js';
-import { readBatchHeader } from '../../protocol/record-batch-layout.js';
+import { BATCH_OFFSETS, readBatchHeader } from '../../protocol/record-batch-layout.js';
 import type { Message } from '../message.js';
+import { type BatchOwner, RecordBatchView } from '../record-batch-view.js';
 import type { RemoteSubscription } from '../transport.js';
 import type { Feed, FeedContext } from './feed.js';
 import { backoffMs, delay, isRetriable } from './retry.js';
@@ -32,6 +33,8 @@ export class PartitionFeed implements Feed {
   private startOffset = -1n;
   /** The offset after the last message delivered (-1 until the first subscription resolved it). */
   private offset: bigint;
+  /** Where a batch handed out whole and not yet processed starts: the position until it is. */
+  private heldFrom: bigint | null = null;
 
   constructor(
     private readonly context: FeedContext,
@@ -42,9 +45,9 @@ export class PartitionFeed implements Feed {
     this.offset = position;
   }
 
-  /** The next offset this feed delivers. */
+  /** The next offset this feed delivers, or the start of a batch handed out and not yet processed. */
   get position(): bigint {
-    return this.offset;
+    return this.heldFrom ?? this.offset;
   }
 
   async start(offset: bigint): Promise<void> {
@@ -119,6 +122,7 @@ export class PartitionFeed implements Feed {
     this.records = null;
     this.ungranted = 0;
     this.currentChunkSize = 0;
+    this.heldFrom = null;
   }
 
   async seek(offset: bigint): Promise<void> {
@@ -178,6 +182,58 @@ export class PartitionFeed implements Feed {
       this.batchIndex = 0;
       this.currentChunkSize = chunk.length;
     }
+  }
+
+  /**
+   * The next batch whole (the rest of it when messages of it were read one by one), as a view that
+   * decodes nothing until asked; null when none is buffered. It counts as delivered but not
+   * processed (the position stays at its start) until `release`.
+   */
+  nextBatch(owner: BatchOwner): RecordBatchView | null {
+    for (;;) {
+      let batch: Buffer | null = null;
+      if (this.records !== null) {
+        this.records = null;
+        batch = this.currentBatch;
+      } else if (this.batchIndex < this.batches.length) {
+        batch = this.batches[this.batchIndex++]!;
+      }
+      if (batch !== null) {
+        const from = this.offset;
+        const last =
+          batch.readBigInt64BE(BATCH_OFFSETS.baseOffset) +
+          BigInt(batch.readInt32BE(BATCH_OFFSETS.lastOffsetDelta));
+        if (last < from) continue;
+        this.offset = last + 1n;
+        this.heldFrom ??= from;
+        return new RecordBatchView(
+          this.topic,
+          this.partition,
+          batch,
+          from,
+          this.context.inflateLimits,
+          owner,
+        );
+      }
+      if (this.currentChunkSize > 0) {
+        this.ungranted += this.currentChunkSize;
+        this.currentChunkSize = 0;
+        this.grantIfDue();
+      }
+      const chunk = this.chunks.shift();
+      if (chunk === undefined) return null;
+      this.batches = [...splitBatches(chunk)];
+      this.batchIndex = 0;
+      this.currentChunkSize = chunk.length;
+    }
+  }
+
+  /**
+   * The batches handed out so far are processed (the position moves past them), or those before
+   * `from`, where a batch still held starts.
+   */
+  release(from: bigint | null): void {
+    this.heldFrom = from;
   }
 
   /** Moves past a batch whose records cannot be decoded, and says so. */

@@ -1,0 +1,324 @@
+// The per-message and the batch APIs side by side, 100-byte messages, one partition, in one run
+// with alternating rounds (the machine's load falls on every case alike):
+//  - TCP, a broker in another process (`memorystreamer serve`, disk topics, durability `interval`,
+//    acks 1): produce with one `send()` per message (not awaited; the producer batches them) and
+//    with `sendMany` of --batch messages a call; replay with `for await (const message of consumer)`
+//    and with `for await (const batch of consumer.batches())` reading `batch.values()`; and the bare
+//    Node TCP echo of the same bytes in the same run (bench/lib/echo-server.ts), the floor;
+//  - the encode floor: the same messages sealed into batches by RecordBatchBuilder, no I/O; and
+//    decoding those batches as the per-message consumer does and as `batch.values()` does;
+//  - embedded (broker, producer and consumer in this process), memory topics: produce, replay, and
+//    produce-and-consume (both at once, timed until the consumer has every message).
+// Run: npx tsx bench/batch-api.ts [--messages 300000] [--rounds 2] [--batch 2000] [--json]
+import { mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client } from '../src/client/client.js';
+import { connect } from '../src/client/connect.js';
+import { RecordBatchView } from '../src/client/record-batch-view.js';
+import { Broker } from '../src/embedded/broker.js';
+import { iterateRecords, RecordBatchBuilder } from '../src/protocol/record-batch.js';
+import { startBrokerProcess } from './lib/broker-process.js';
+import { argNumber, printResult, progress, type Row, rate, writeResult } from './lib/report.js';
+import { connectEcho, startEchoServer } from './lib/round-trip.js';
+
+const messages = argNumber('messages', 300_000);
+const rounds = argNumber('rounds', 2);
+const perCall = argNumber('batch', 2000);
+const VALUE_BYTES = 100;
+const value = Buffer.alloc(VALUE_BYTES, 0x63);
+/**
+ * `perCall` messages a step, this many steps in flight at once: about 0.9 MB, under what one
+ * connection may hold before the broker throttles it (docs/server.md).
+ */
+const CALLS_IN_FLIGHT = 4;
+
+let topics = 0;
+async function newTopic(client: Client, storage: 'disk' | 'memory'): Promise<string> {
+  const name = `batch-api-${topics++}`;
+  await client.admin.createTopic({
+    name,
+    partitions: 1,
+    ...(storage === 'memory' ? { storage, config: { retentionBytes: 1024 * 1024 * 1024 } } : {}),
+  });
+  return name;
+}
+
+/**
+ * One `send()` per message (the producer batches what arrives together); the same window as
+ * sendMany: after each `perCall` sends, at most CALLS_IN_FLIGHT groups unanswered.
+ */
+async function produceEach(client: Client, topic: string): Promise<number> {
+  const producer = client.producer();
+  const input = { topic, partition: 0, value };
+  const started = performance.now();
+  const inFlight: Promise<unknown>[] = [];
+  for (let i = 0; i < messages; i++) {
+    const receipt = producer.send(input);
+    if ((i + 1) % perCall === 0 || i === messages - 1) {
+      inFlight.push(receipt);
+      if (inFlight.length >= CALLS_IN_FLIGHT) await inFlight.shift();
+    }
+  }
+  await Promise.all(inFlight);
+  const ms = performance.now() - started;
+  await producer.close();
+  return ms;
+}
+
+/** `sendMany` of `perCall` messages a call, CALLS_IN_FLIGHT calls at once. */
+async function produceMany(client: Client, topic: string): Promise<number> {
+  const producer = client.producer();
+  const inputs = Array.from({ length: perCall }, () => ({ topic, partition: 0, value }));
+  const started = performance.now();
+  const inFlight: Promise<unknown>[] = [];
+  for (let sent = 0; sent < messages; sent += perCall) {
+    inFlight.push(producer.sendMany(sent + perCall <= messages ? inputs : inputs.slice(0, messages - sent)));
+    if (inFlight.length >= CALLS_IN_FLIGHT) await inFlight.shift();
+  }
+  await Promise.all(inFlight);
+  const ms = performance.now() - started;
+  await producer.close();
+  return ms;
+}
+
+/** Reads `messages` messages one by one from the start of the topic. */
+async function replayEach(client: Client, topic: string): Promise<number> {
+  const consumer = client.consumer({ topics: [topic], from: 'earliest' });
+  await consumer.start();
+  const started = performance.now();
+  let count = 0;
+  let bytes = 0;
+  for await (const message of consumer) {
+    bytes += message.value!.length;
+    if (++count === messages) break;
+  }
+  const ms = performance.now() - started;
+  if (bytes !== messages * VALUE_BYTES) throw new Error(`read ${bytes} bytes`);
+  return ms;
+}
+
+/** Reads `messages` messages batch by batch, each value through `batch.values()`. */
+async function replayBatches(client: Client, topic: string): Promise<number> {
+  const consumer = client.consumer({ topics: [topic], from: 'earliest' });
+  await consumer.start();
+  const started = performance.now();
+  let count = 0;
+  let bytes = 0;
+  for await (const batch of consumer.batches()) {
+    for (const v of batch.values()) bytes += v!.length;
+    count += batch.count;
+    if (count >= messages) break;
+  }
+  const ms = performance.now() - started;
+  if (bytes !== messages * VALUE_BYTES) throw new Error(`read ${bytes} bytes`);
+  return ms;
+}
+
+/** Produce and consume at once: from the first send to the consumer's last message. */
+async function produceAndConsume(client: Client, topic: string, batchApi: boolean): Promise<number> {
+  const started = performance.now();
+  const consumed = batchApi ? replayBatches(client, topic) : replayEach(client, topic);
+  const produced = batchApi ? produceMany(client, topic) : produceEach(client, topic);
+  await Promise.all([consumed, produced]);
+  return performance.now() - started;
+}
+
+/**
+ * The encode floor (what bench/record-batch.ts measures): the same messages straight into sealed
+ * batches of `perCall` records, no producer, no I/O.
+ */
+function encodeFloor(): number {
+  const builder = new RecordBatchBuilder(perCall * (VALUE_BYTES + 16) + 128);
+  const timestamp = Date.now();
+  const started = performance.now();
+  for (let i = 0; i < messages; i++) {
+    builder.append({ value, timestamp });
+    if (builder.count === perCall) builder.finish();
+  }
+  if (builder.count > 0) builder.finish();
+  return performance.now() - started;
+}
+
+/** The same messages as sealed batches of `perCall` records, for the decode-only cases. */
+function sealedBatches(): Buffer[] {
+  const builder = new RecordBatchBuilder(perCall * (VALUE_BYTES + 16) + 128);
+  const batches: Buffer[] = [];
+  for (let i = 0; i < messages; i++) {
+    builder.append({ value, timestamp: 1_700_000_000_000 });
+    if (builder.count === perCall) batches.push(builder.finish());
+  }
+  if (builder.count > 0) batches.push(builder.finish());
+  return batches;
+}
+const decodeLimits = { maxDecompressedBytes: 64 * 1024 * 1024 };
+
+/** Decode only, as the per-message consumer does it: a record object per message. */
+function decodeRecords(batches: Buffer[]): number {
+  const started = performance.now();
+  let bytes = 0;
+  for (const batch of batches)
+    for (const record of iterateRecords(batch, decodeLimits)) bytes += record.value!.length;
+  if (bytes !== messages * VALUE_BYTES) throw new Error(`decoded ${bytes} bytes`);
+  return performance.now() - started;
+}
+
+/** Decode only, as a batch consumer reading `batch.values()` does it. */
+function decodeValues(batches: Buffer[]): number {
+  const started = performance.now();
+  let bytes = 0;
+  for (const batch of batches)
+    for (const v of new RecordBatchView('t', 0, batch, 0n, decodeLimits, null).values()) bytes += v!.length;
+  if (bytes !== messages * VALUE_BYTES) throw new Error(`decoded ${bytes} bytes`);
+  return performance.now() - started;
+}
+
+/** The bare floor: the same bytes through a Node TCP echo in another process, 8 MB in flight at most. */
+async function echo(port: number): Promise<number> {
+  const socket = await connectEcho(port);
+  const write = Buffer.alloc(1000 * (VALUE_BYTES + 10), 0x63);
+  const total = messages * (VALUE_BYTES + 10);
+  const window = 8 * 1024 * 1024;
+  let received = 0;
+  let wake: (() => void) | null = null;
+  socket.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    wake?.();
+  });
+  const started = performance.now();
+  let sent = 0;
+  while (received < total) {
+    if (sent < total && sent - received < window) {
+      const n = Math.min(write.length, total - sent);
+      if (!socket.write(n === write.length ? write : write.subarray(0, n)))
+        await new Promise((resolve) => socket.once('drain', resolve));
+      sent += n;
+    } else {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      wake = null;
+    }
+  }
+  const ms = performance.now() - started;
+  socket.destroy();
+  return ms;
+}
+
+type CaseName = string;
+const results = new Map<CaseName, number[]>();
+/** The first round warms the JIT and the connections up and is not counted. */
+let warmingUp = true;
+function record(name: CaseName, ms: number): void {
+  if (warmingUp) return;
+  const list = results.get(name) ?? [];
+  list.push(rate(messages, ms));
+  results.set(name, list);
+  progress(`  ${name}: ${rate(messages, ms).toLocaleString('en-US')} msg/s`);
+}
+
+const loadBefore = loadavg()[0]!;
+const brokerProcess = await startBrokerProcess();
+const echoServer = await startEchoServer();
+const tcp = await connect({ brokers: [`127.0.0.1:${brokerProcess.port}`] });
+const embeddedDir = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-batch-api-'));
+const embedded = await Broker.start({ dataDir: embeddedDir });
+const local = embedded.connect();
+try {
+  for (let round = -1; round < rounds; round++) {
+    warmingUp = round < 0;
+    progress(
+      warmingUp
+        ? 'warm-up round (not counted)'
+        : `round ${round + 1} of ${rounds}, ${messages} messages per case`,
+    );
+    // Alternate which API goes first each round.
+    const order = round % 2 === 0 ? [false, true] : [true, false];
+    record('TCP echo (floor)', await echo(echoServer.port));
+    record('encode only (RecordBatchBuilder, no I/O)', encodeFloor());
+    const sealed = sealedBatches();
+    for (const batchApi of order)
+      record(
+        `decode only, ${batchApi ? 'batch.values()' : 'a record object each (per-message path)'}`,
+        (batchApi ? decodeValues : decodeRecords)(sealed),
+      );
+    let replayTopic = '';
+    for (const batchApi of order) {
+      const topic = await newTopic(tcp, 'disk');
+      record(
+        `TCP produce, ${batchApi ? 'sendMany' : 'send() each'}`,
+        await (batchApi ? produceMany : produceEach)(tcp, topic),
+      );
+      if (batchApi) replayTopic = topic;
+    }
+    for (const batchApi of order)
+      record(
+        `TCP replay, ${batchApi ? 'batches()' : 'message each'}`,
+        await (batchApi ? replayBatches : replayEach)(tcp, replayTopic),
+      );
+    for (const batchApi of order) {
+      const topic = await newTopic(local, 'memory');
+      record(
+        `embedded produce, ${batchApi ? 'sendMany' : 'send() each'}`,
+        await (batchApi ? produceMany : produceEach)(local, topic),
+      );
+      if (batchApi) replayTopic = topic;
+    }
+    for (const batchApi of order)
+      record(
+        `embedded replay, ${batchApi ? 'batches()' : 'message each'}`,
+        await (batchApi ? replayBatches : replayEach)(local, replayTopic),
+      );
+    for (const batchApi of order) {
+      const topic = await newTopic(local, 'memory');
+      record(
+        `embedded produce-and-consume, ${batchApi ? 'sendMany + batches()' : 'send() + message each'}`,
+        await produceAndConsume(local, topic, batchApi),
+      );
+    }
+  }
+} finally {
+  await tcp.close();
+  await local.close();
+  await embedded.stop();
+  await rm(embeddedDir, { recursive: true, force: true });
+  await echoServer.stop();
+  await brokerProcess.stop();
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : Math.round((sorted[middle - 1]! + sorted[middle]!) / 2);
+};
+const echoMedian = median(results.get('TCP echo (floor)')!);
+const rows: Row[] = [...results.entries()].map(([name, values]) => ({
+  case: name,
+  'msg/s (median)': median(values),
+  'msg/s (each round)': values.map((v) => v.toLocaleString('en-US')).join(' / '),
+  '× echo': name.startsWith('TCP') ? Number((median(values) / echoMedian).toFixed(2)) : null,
+}));
+printResult(
+  writeResult({
+    benchmark: 'batch-api',
+    title: 'Per-message and batch APIs side by side, 100-byte messages, one partition (alternating rounds)',
+    command: 'npx tsx bench/batch-api.ts',
+    settings: {
+      messages,
+      rounds,
+      valueBytes: VALUE_BYTES,
+      sendManyMessagesPerCall: perCall,
+      sendManyCallsInFlight: CALLS_IN_FLIGHT,
+      tcp: 'broker in another process, disk topic, durability interval, acks 1',
+      embedded: 'memory topic, acks 1',
+      loadAverageBefore: Number(loadBefore.toFixed(2)),
+      loadAverageAfter: Number(loadavg()[0]!.toFixed(2)),
+    },
+    rows,
+    notes: [
+      'targets (issue 15): TCP produce and replay with the batch APIs ≥ 3M msg/s and ≥ 0.5 × the echo of the same run; embedded produce-and-consume with the batch APIs ≥ 5M msg/s',
+      'the echo moves the same bytes (110 per message) through a Node TCP echo server in another process, nothing else',
+      'encode only: the same messages appended to a RecordBatchBuilder and sealed per --batch records (the producer floor, bench/record-batch.ts)',
+    ],
+  }),
+);
