@@ -81,7 +81,12 @@ export function relativeSpread(values: readonly number[]): number {
   return (Math.max(...values) - Math.min(...values)) / Math.abs(mid);
 }
 
-function figureOf(side: Readonly<Record<string, number>>, name: string, round: number, label: string): number {
+function figureOf(
+  side: Readonly<Record<string, number>>,
+  name: string,
+  round: number,
+  label: string,
+): number {
   const value = side[name];
   if (value === undefined || !Number.isFinite(value) || value <= 0)
     throw new Error(`round ${round + 1}: ${label} has no positive figure for '${name}'`);
