@@ -40,8 +40,9 @@ function parseOptions(argv: readonly string[]): Options {
 }
 
 const percent = (fraction: number) => `${(fraction * 100).toFixed(0)}%`;
-const figure = (value: number) =>
-  value >= 100_000 ? `${(value / 1e6).toFixed(2)}M` : Math.round(value).toLocaleString('en-US');
+/** Rates in millions (3.78M), latencies in whole µs with thousands separators (85,042). */
+const figure = (value: number, name: string) =>
+  name.endsWith('/s') ? `${(value / 1e6).toFixed(2)}M` : Math.round(value).toLocaleString('en-US');
 
 function table(metrics: readonly MetricVerdict[]): string {
   const header = [
@@ -56,8 +57,8 @@ function table(metrics: readonly MetricVerdict[]): string {
   ];
   const rows = metrics.map((m) => [
     `${m.name} (${m.direction === 'higher-is-better' ? 'higher' : 'lower'} is better)`,
-    figure(m.aMedian),
-    figure(m.bMedian),
+    figure(m.aMedian, m.name),
+    figure(m.bMedian, m.name),
     m.ratio.toFixed(2),
     m.ratios.map((r) => r.toFixed(2)).join(' '),
     `${percent(m.noiseA)} / ${percent(m.noiseB)}`,
@@ -96,7 +97,9 @@ function main(): number {
       options.rounds,
       (side) => measureOnce(trees.dirs[side], 'gate', options.quick ? ['--quick'] : []),
       (round, side, result, ms) => {
-        const shown = GATE_METRICS.map((m) => `${m.name} ${figure(result[m.name] ?? Number.NaN)}`).join(', ');
+        const shown = GATE_METRICS.map(
+          (m) => `${m.name} ${figure(result[m.name] ?? Number.NaN, m.name)}`,
+        ).join(', ');
         log(`round ${round + 1}/${options.rounds} ${side} (${(ms / 1000).toFixed(1)} s): ${shown}`);
       },
     );
