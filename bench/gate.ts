@@ -6,7 +6,14 @@
 // floor) and every pair is worse. Exit 0 when nothing failed, 1 when something did, 2 on a usage
 // or measurement error. Compares committed trees: uncommitted changes are not measured.
 // Run: npm run bench:gate [-- --base <commit>] [--head <commit>] [--rounds 3] [--quick] [--json]
-import { alternate, exportTrees, type Measurement, measureOnce, type Side } from './ab/rounds.js';
+import {
+  alternate,
+  type ExportedTrees,
+  exportTrees,
+  type Measurement,
+  measureOnce,
+  type Side,
+} from './ab/rounds.js';
 import { decideGate, GATE_METRICS, type GateDecision, type MetricVerdict } from './gate/rule.js';
 
 interface Options {
@@ -83,7 +90,14 @@ function main(): number {
     if (!options.json) process.stdout.write(`${text}\n`);
     else process.stderr.write(`${text}\n`);
   };
-  const trees = exportTrees({ A: options.base, B: options.head });
+  let trees: ExportedTrees;
+  try {
+    trees = exportTrees({ A: options.base, B: options.head });
+  } catch (error) {
+    // An unknown commit, or a clone without the base's history (a depth-1 clone has no HEAD~1).
+    process.stderr.write(`bench:gate: ${(error as Error).message}\n`);
+    return 2;
+  }
   const short = (side: Side) => trees.hashes[side].slice(0, 9);
   log(
     `bench:gate: A = ${options.base} (${short('A')}), B = ${options.head} (${short('B')}); ` +
