@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest';
+import {
+  decideGate,
+  decideMetric,
+  GATE_METRICS,
+  type MetricSpec,
+  relativeSpread,
+} from '../../bench/gate/rule.js';
+
+const throughput: MetricSpec = { name: 'produce msg/s', direction: 'higher-is-better', floor: 0.1 };
+const p99: MetricSpec = { name: 'e2e p99 µs', direction: 'lower-is-better', floor: 0.25 };
+
+/** Rounds of one metric from two lists of figures (A's and B's, in round order). */
+const roundsOf = (name: string, a: number[], b: number[]) =>
+  a.map((value, i) => ({ A: { [name]: value }, B: { [name]: b[i]! } }));
+
+/** A full measurement as the `gate` workload reports it, scaled per metric by `factor`. */
+const full = (factor: Partial<Record<string, number>> = {}) => ({
+  'produce msg/s': 1_000_000 * (factor['produce msg/s'] ?? 1),
+  'replay msg/s': 1_500_000 * (factor['replay msg/s'] ?? 1),
+  'e2e p99 µs': 4_000 * (factor['e2e p99 µs'] ?? 1),
+  'always ack p99 µs': 8_000 * (factor['always ack p99 µs'] ?? 1),
+  'frame decode frames/s': 5_000_000 * (factor['frame decode frames/s'] ?? 1),
+});
+
+describe('regression gate rule', () => {
+  it('passes identical inputs on every metric', () => {
+    const rounds = [0.97, 1, 1.03].map((wobble) => ({
+      A: full({ 'produce msg/s': wobble }),
+      B: full({ 'produce msg/s': wobble }),
+    }));
+    const decision = decideGate(rounds);
+    expect(decision.passed).toBe(true);
+    expect(decision.metrics.map((m) => m.verdict)).toEqual(GATE_METRICS.map(() => 'pass'));
+    expect(decision.metrics.every((m) => m.ratio === 1)).toBe(true);
+  });
+
+  it('fails a consistent 30% throughput drop', () => {
+    const a = [1_000_000, 1_050_000, 980_000];
+    const verdict = decideMetric(
+      roundsOf(
+        throughput.name,
+        a,
+        a.map((v) => v * 0.7),
+      ),
+      throughput,
+    );
+    expect(verdict.ratio).toBeCloseTo(0.7, 5);
+    expect(verdict.tolerance).toBeCloseTo(0.1, 5); // the spread (7%) is below the floor
+    expect(verdict.pairsWorse).toBe(3);
+    expect(verdict.verdict).toBe('FAIL');
+    const whole = decideGate(
+      [0, 1, 2].map((i) => ({
+        A: full({ 'produce msg/s': a[i]! / 1e6 }),
+        B: full({ 'produce msg/s': (a[i]! / 1e6) * 0.7 }),
+      })),
+    );
+    expect(whole.passed).toBe(false);
+    expect(whole.metrics.filter((m) => m.verdict === 'FAIL').map((m) => m.name)).toEqual(['produce msg/s']);
+  });
+
+  it('does not fail on one noisy round alone', () => {
+    // Round 2's B halved (another process took the core): the median pair is unaffected.
+    const verdict = decideMetric(
+      roundsOf(throughput.name, [1_000_000, 1_020_000, 990_000], [1_010_000, 510_000, 1_000_000]),
+      throughput,
+    );
+    expect(verdict.verdict).toBe('pass');
+    // A median beyond the tolerance whose pairs disagree (in round 1 A ran slow and B beat it):
+    // reported as unsure, not a failure — the sign rule.
+    const disagreeing = decideMetric(
+      roundsOf(throughput.name, [900_000, 1_000_000, 1_000_000], [920_000, 870_000, 880_000]),
+      throughput,
+    );
+    expect(disagreeing.ratio).toBeLessThan(1 - disagreeing.tolerance);
+    expect(disagreeing.pairsWorse).toBe(2);
+    expect(disagreeing.verdict).toBe('unsure');
+  });
+
+  it('passes a P99 rise within the measured noise', () => {
+    // A's own P99 ranged 3.0–5.0 ms (50% spread); B is 30% higher in every pair: above the 25%
+    // floor, but within what the same code did between rounds of this run.
+    const a = [3_000, 4_000, 5_000];
+    const verdict = decideMetric(
+      roundsOf(
+        p99.name,
+        a,
+        a.map((v) => v * 1.3),
+      ),
+      p99,
+    );
+    expect(verdict.noise).toBeCloseTo(0.5, 5);
+    expect(verdict.tolerance).toBeCloseTo(0.5, 5);
+    expect(verdict.pairsWorse).toBe(3);
+    expect(verdict.verdict).toBe('pass');
+  });
+
+  it('fails a consistent P99 rise beyond the noise and the floor', () => {
+    const a = [4_000, 4_200, 3_900];
+    const verdict = decideMetric(
+      roundsOf(
+        p99.name,
+        a,
+        a.map((v) => v * 2),
+      ),
+      p99,
+    );
+    expect(verdict.verdict).toBe('FAIL');
+  });
+
+  it('calls a consistent gain beyond the tolerance better, and a lower latency is no failure', () => {
+    const a = [4_000, 4_100, 3_950];
+    expect(
+      decideMetric(
+        roundsOf(
+          p99.name,
+          a,
+          a.map((v) => v / 2),
+        ),
+        p99,
+      ).verdict,
+    ).toBe('better');
+  });
+
+  it('measures the noise as the relative range of a side', () => {
+    expect(relativeSpread([90, 100, 110])).toBeCloseTo(0.2, 5);
+    expect(relativeSpread([5, 5, 5])).toBe(0);
+  });
+
+  it('refuses a single round and a missing figure', () => {
+    expect(() => decideMetric(roundsOf(throughput.name, [1], [1]), throughput)).toThrow(/at least 2 rounds/);
+    expect(() =>
+      decideMetric(
+        [
+          { A: { other: 1 }, B: { other: 1 } },
+          { A: {}, B: {} },
+        ],
+        throughput,
+      ),
+    ).toThrow(/no positive figure for 'produce msg\/s'/);
+  });
+});
