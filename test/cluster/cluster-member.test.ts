@@ -195,7 +195,9 @@ describe.skipIf(!etcdAvailable())('cluster member on etcd', () => {
     const b = await member(2, await dataDir());
     const etcdClient = new Etcd3({ hosts: etcd.endpoint });
     try {
-      await until(() => [a, b].every((m) => m.metadata.brokers().length === 2 && !m.selfFenced));
+      // (No broker serves these members' addresses, so heartbeats go unanswered: fencing is not
+      // looked at here; fencing.test.ts runs whole brokers.)
+      await until(() => [a, b].every((m) => m.metadata.brokers().length === 2));
       const before = new Map(a.metadata.brokers().map((r) => [r.brokerId, r.startedAtMs]));
       // Every lease at once, as when etcd was out of reach of every broker for longer than the lease:
       // no registration and no controller key is left.
@@ -206,11 +208,10 @@ describe.skipIf(!etcdAvailable())('cluster member on etcd', () => {
         () =>
           rejoined.length === 2 &&
           [a, b].every((m) => m.metadata.brokers().length === 2) &&
-          [a, b].filter((m) => m.isController).length === 1 &&
-          [a, b].every((m) => !m.selfFenced),
+          [a, b].filter((m) => m.isController).length === 1,
         20_000,
       );
-      // New registrations (a restarted broker's kind), which the controller's heartbeats accept.
+      // New registrations (a restarted broker's kind).
       for (const record of a.metadata.brokers())
         expect(record.startedAtMs).toBeGreaterThan(before.get(record.brokerId) ?? Infinity);
       expect(a.metadata.controller).not.toBeNull();
