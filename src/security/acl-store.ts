@@ -10,10 +10,11 @@
 //     "acls": [ { "principal": "User:alice" | "*", "resourceType": "topic", "resourceName": "orders",
 //                 "pattern": "literal" | "prefix", "operation": "write", "permission": "allow" } ] }
 
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorOf } from '../protocol/error-codes.js';
 import { type AclEntry, aclKey, checkAclEntry } from './acl.js';
+import { replaceFileDurably } from './durable-file.js';
 
 export const ACLS_FILE = 'acls.json';
 
@@ -133,35 +134,9 @@ export class FileAclStore implements AclStore {
     if (change.kind === 'remove' && changed === 0)
       throw errorOf('ACL_NOT_FOUND', `none of the ${wanted.length} entries given is in ${this.location}`);
     const next = [...byKey.values()];
-    await this.write(`${JSON.stringify({ version: 1, acls: next }, null, 2)}\n`);
+    await replaceFileDurably(this.location, `${JSON.stringify({ version: 1, acls: next }, null, 2)}\n`);
     this.entries = next;
     this.stamp = await FileAclStore.stampOf(this.location);
     return changed;
-  }
-
-  /** temp file, fsync, rename, fsync of the directory: a crash leaves the old file or the new one. */
-  private async write(text: string): Promise<void> {
-    const dir = join(this.location, '..');
-    await mkdir(dir, { recursive: true });
-    const tmp = `${this.location}.${process.pid}.tmp`;
-    const handle = await open(tmp, 'w', 0o600);
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
-      await rename(tmp, this.location);
-    } catch (error) {
-      await unlink(tmp).catch(() => undefined);
-      throw error;
-    }
-    const directory = await open(dir, 'r');
-    try {
-      await directory.sync();
-    } finally {
-      await directory.close();
-    }
   }
 }

@@ -12,9 +12,10 @@
 // Quota: any of produceBytesPerSec, fetchBytesPerSec, connections, requestsPerSec, storageBytes,
 // topics, partitions (non-negative integers; a key left out is no limit).
 
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorOf } from '../protocol/error-codes.js';
+import { replaceFileDurably } from './durable-file.js';
 
 export const TENANTS_FILE = 'tenants.json';
 
@@ -288,38 +289,12 @@ export class TenantStore {
     const run = this.queue.then(async () => {
       const { registry } = await TenantStore.read(this.path);
       const next = applyTenantChange(registry, change);
-      await this.write(serializeTenantRegistry(next));
+      await replaceFileDurably(this.path, serializeTenantRegistry(next));
       this.registry = next;
       this.stamp = await TenantStore.stampOf(this.path);
       return next;
     });
     this.queue = run.catch(() => undefined);
     return run;
-  }
-
-  /** temp file, fsync, rename, fsync of the directory: a crash leaves the old file or the new one. */
-  private async write(text: string): Promise<void> {
-    const dir = join(this.path, '..');
-    await mkdir(dir, { recursive: true });
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    const handle = await open(tmp, 'w', 0o600);
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
-      await rename(tmp, this.path);
-    } catch (error) {
-      await unlink(tmp).catch(() => undefined);
-      throw error;
-    }
-    const directory = await open(dir, 'r');
-    try {
-      await directory.sync();
-    } finally {
-      await directory.close();
-    }
   }
 }

@@ -16,10 +16,11 @@
 //                                              "storedKey": base64, "serverKey": base64 } } } }
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorOf } from '../protocol/error-codes.js';
 import { checkCredential, checkUsername, decoySalt } from './credentials.js';
+import { replaceFileDurably } from './durable-file.js';
 import { isScramMechanism, type ScramCredential, type ScramMechanism } from './scram.js';
 
 export const USERS_FILE = 'users.json';
@@ -249,33 +250,7 @@ export class FileUserStore implements UserStore {
     if (change.kind === 'remove') users.delete(change.name);
     else users.set(change.name, { ...change.credentials });
     const next = { users, decoySecret: current.decoySecret };
-    await this.write(serialize(next));
+    await replaceFileDurably(this.path, serialize(next));
     this.snapshot = { ...next, stamp: await FileUserStore.stampOf(this.path) };
-  }
-
-  /** temp file, fsync, rename, fsync of the directory: a crash leaves the old file or the new one. */
-  private async write(text: string): Promise<void> {
-    const dir = join(this.path, '..');
-    await mkdir(dir, { recursive: true });
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    const handle = await open(tmp, 'w', 0o600);
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
-      await rename(tmp, this.path);
-    } catch (error) {
-      await unlink(tmp).catch(() => undefined);
-      throw error;
-    }
-    const directory = await open(dir, 'r');
-    try {
-      await directory.sync();
-    } finally {
-      await directory.close();
-    }
   }
 }
