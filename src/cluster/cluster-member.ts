@@ -269,13 +269,10 @@ export class ClusterMember {
   private async rejoin(): Promise<void> {
     const lost = this.session;
     const startMs = Date.now();
-    // The old lease is revoked first (etcd may not have expired it yet): its registration would
-    // hold the broker id and refuse the new one until it expires.
-    // etcd may be unreachable still: the revoke is given a second, no more.
-    await Promise.race([
-      lost.close().catch(() => undefined),
-      new Promise((resolve) => setTimeout(resolve, 1_000).unref()),
-    ]);
+    // The old lease is let go without a call to etcd (a revoke of a lease the client counts as
+    // lost kept the process from exiting at shutdown). Until etcd expires it, its registration
+    // holds the broker id and the new one is refused (BROKER_ID_IN_USE): the loop tries again.
+    lost.abandon();
     let delayMs = REJOIN_FIRST_DELAY_MS;
     for (let attempt = 1; !this.stopped && !this.leaving; attempt++) {
       const startedAtMs = Date.now();
