@@ -10,11 +10,11 @@
 //     "acls": [ { "principal": "User:alice" | "*", "resourceType": "topic", "resourceName": "orders",
 //                 "pattern": "literal" | "prefix", "operation": "write", "permission": "allow" } ] }
 
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorOf } from '../protocol/error-codes.js';
 import { type AclEntry, aclKey, checkAclEntry } from './acl.js';
-import { replaceFileDurably } from './durable-file.js';
+import { fileStamp, replaceFileDurably } from './durable-file.js';
 
 export const ACLS_FILE = 'acls.json';
 
@@ -78,7 +78,7 @@ export class FileAclStore implements AclStore {
   }
 
   private static async read(path: string): Promise<{ entries: AclEntry[]; stamp: string | null }> {
-    const stamp = await FileAclStore.stampOf(path);
+    const stamp = await fileStamp(path, (detail) => fileProblem(path, detail));
     if (stamp === null) return { entries: [], stamp };
     let text: string;
     try {
@@ -89,22 +89,12 @@ export class FileAclStore implements AclStore {
     return { entries: parse(path, text), stamp };
   }
 
-  private static async stampOf(path: string): Promise<string | null> {
-    try {
-      const s = await stat(path);
-      return `${s.mtimeMs}:${s.size}:${s.ino}`;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw fileProblem(path, (error as Error).message);
-    }
-  }
-
   list(): readonly AclEntry[] {
     return this.entries;
   }
 
   async refresh(): Promise<boolean> {
-    const stamp = await FileAclStore.stampOf(this.location);
+    const stamp = await fileStamp(this.location, (detail) => fileProblem(this.location, detail));
     if (stamp === this.stamp) return false;
     const read = await FileAclStore.read(this.location);
     this.entries = read.entries;
@@ -136,7 +126,7 @@ export class FileAclStore implements AclStore {
     const next = [...byKey.values()];
     await replaceFileDurably(this.location, `${JSON.stringify({ version: 1, acls: next }, null, 2)}\n`);
     this.entries = next;
-    this.stamp = await FileAclStore.stampOf(this.location);
+    this.stamp = await fileStamp(this.location, (detail) => fileProblem(this.location, detail));
     return changed;
   }
 }

@@ -1,9 +1,10 @@
-// Replacing a small file (users, ACLs, tenants) so that a crash at any moment leaves either the
-// old file or the new one, never a mix: write a temporary file beside it, fsync it, rename it over
-// the old one, fsync the directory (the rename itself is then durable). Readable by the owner only:
-// these files hold credentials and access rules.
+// The small files of the security layer (users, ACLs, tenants): replaced so that a crash at any
+// moment leaves either the old file or the new one, never a mix (a temporary file beside it,
+// fsync, rename over the old one, fsync of the directory so the rename itself is durable), readable
+// by the owner only (they hold credentials and access rules); and stamped, so a store can tell
+// that the file changed since it read it (an offline edit).
 
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export async function replaceFileDurably(path: string, text: string): Promise<void> {
@@ -28,5 +29,19 @@ export async function replaceFileDurably(path: string, text: string): Promise<vo
     await directory.sync();
   } finally {
     await directory.close();
+  }
+}
+
+/**
+ * What tells a changed file from the one read before (modification time, size, inode), or null
+ * when there is no file; any other failure is `problem`'s error.
+ */
+export async function fileStamp(path: string, problem: (detail: string) => Error): Promise<string | null> {
+  try {
+    const s = await stat(path);
+    return `${s.mtimeMs}:${s.size}:${s.ino}`;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw problem((error as Error).message);
   }
 }

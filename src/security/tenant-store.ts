@@ -12,10 +12,10 @@
 // Quota: any of produceBytesPerSec, fetchBytesPerSec, connections, requestsPerSec, storageBytes,
 // topics, partitions (non-negative integers; a key left out is no limit).
 
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorOf } from '../protocol/error-codes.js';
-import { replaceFileDurably } from './durable-file.js';
+import { fileStamp, replaceFileDurably } from './durable-file.js';
 
 export const TENANTS_FILE = 'tenants.json';
 
@@ -249,7 +249,7 @@ export class TenantStore {
   }
 
   private static async read(path: string): Promise<{ registry: TenantRegistry; stamp: string | null }> {
-    const stamp = await TenantStore.stampOf(path);
+    const stamp = await fileStamp(path, (detail) => fileProblem(path, detail));
     if (stamp === null) return { registry: EMPTY, stamp };
     let text: string;
     try {
@@ -260,19 +260,9 @@ export class TenantStore {
     return { registry: parseTenantRegistry(path, text), stamp };
   }
 
-  private static async stampOf(path: string): Promise<string | null> {
-    try {
-      const s = await stat(path);
-      return `${s.mtimeMs}:${s.size}:${s.ino}`;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw fileProblem(path, (error as Error).message);
-    }
-  }
-
   /** Reads the file again if it changed since it was read; true when it did. */
   async refresh(): Promise<boolean> {
-    const stamp = await TenantStore.stampOf(this.path);
+    const stamp = await fileStamp(this.path, (detail) => fileProblem(this.path, detail));
     if (stamp === this.stamp) return false;
     const read = await TenantStore.read(this.path);
     this.registry = read.registry;
@@ -291,7 +281,7 @@ export class TenantStore {
       const next = applyTenantChange(registry, change);
       await replaceFileDurably(this.path, serializeTenantRegistry(next));
       this.registry = next;
-      this.stamp = await TenantStore.stampOf(this.path);
+      this.stamp = await fileStamp(this.path, (detail) => fileProblem(this.path, detail));
       return next;
     });
     this.queue = run.catch(() => undefined);

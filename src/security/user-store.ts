@@ -16,11 +16,11 @@
 //                                              "storedKey": base64, "serverKey": base64 } } } }
 
 import { randomBytes } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorOf } from '../protocol/error-codes.js';
 import { checkCredential, checkUsername, decoySalt } from './credentials.js';
-import { replaceFileDurably } from './durable-file.js';
+import { fileStamp, replaceFileDurably } from './durable-file.js';
 import { isScramMechanism, type ScramCredential, type ScramMechanism } from './scram.js';
 
 export const USERS_FILE = 'users.json';
@@ -184,7 +184,7 @@ export class FileUserStore implements UserStore {
   async close(): Promise<void> {}
 
   private static async read(path: string): Promise<Snapshot> {
-    const stamp = await FileUserStore.stampOf(path);
+    const stamp = await fileStamp(path, (detail) => fileProblem(path, detail));
     if (stamp === null) return { users: new Map(), decoySecret: randomBytes(32), stamp: null };
     let text: string;
     try {
@@ -195,19 +195,9 @@ export class FileUserStore implements UserStore {
     return { ...parse(path, text), stamp };
   }
 
-  private static async stampOf(path: string): Promise<string | null> {
-    try {
-      const s = await stat(path);
-      return `${s.mtimeMs}:${s.size}:${s.ino}`;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw fileProblem(path, (error as Error).message);
-    }
-  }
-
   /** Reads the file again if it changed since it was read (users changed offline). */
   async refresh(): Promise<boolean> {
-    const stamp = await FileUserStore.stampOf(this.path);
+    const stamp = await fileStamp(this.path, (detail) => fileProblem(this.path, detail));
     if (stamp === this.snapshot.stamp) return false;
     this.snapshot = await FileUserStore.read(this.path);
     return true;
@@ -251,6 +241,9 @@ export class FileUserStore implements UserStore {
     else users.set(change.name, { ...change.credentials });
     const next = { users, decoySecret: current.decoySecret };
     await replaceFileDurably(this.path, serialize(next));
-    this.snapshot = { ...next, stamp: await FileUserStore.stampOf(this.path) };
+    this.snapshot = {
+      ...next,
+      stamp: await fileStamp(this.path, (detail) => fileProblem(this.path, detail)),
+    };
   }
 }
