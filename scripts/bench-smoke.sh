@@ -15,6 +15,7 @@ npx tsx bench/wide-partitions.ts --partitions 200 --max-open-files 64
 npx tsx bench/end-to-end.ts --messages 20000 --seconds 1 --rate 2000
 npx tsx bench/tls.ts --messages 20000 --seconds 1 --rate 2000
 npx tsx bench/metrics-overhead.ts --messages 5000 --rounds 1
+npx tsx bench/metrics-cpu.ts --messages 20000 --scrapes 2
 npx tsx bench/auth.ts --connections 3 --messages 5000 --rounds 1
 npx tsx bench/authz.ts --rounds 1 --big-messages 20000 --small-messages 2000
 npx tsx bench/batch-api.ts --messages 20000 --rounds 1
