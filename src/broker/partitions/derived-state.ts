@@ -15,7 +15,8 @@
 // onVisible listener. `truncated(offset)` forgets every batch at or past `offset`, after the log
 // dropped them.
 
-import type { InflateLimits } from '../../protocol/record-batch.js';
+import { type InflateLimits, splitBatches } from '../../protocol/record-batch.js';
+import { BATCH_OFFSETS } from '../../protocol/record-batch-layout.js';
 import type { PartitionLog } from '../../storage/partition-log.js';
 import type { StreamIndex } from '../../storage/stream-index.js';
 import { type ProducerRecovery, rebuildProducerTables } from '../producers/producer-recovery.js';
@@ -23,6 +24,9 @@ import { ProducerSnapshotStore } from '../producers/producer-snapshot-store.js';
 import type { ProducerStateTable } from '../producers/producer-state.js';
 import { ProducerTables } from '../producers/producer-tables.js';
 import { StreamKeys } from './stream-keys.js';
+
+/** Read size for the batches a reopened replica holds past its high watermark. */
+const HELD_TAIL_READ_BYTES = 1024 * 1024;
 
 export class DerivedState {
   private readonly tables = new ProducerTables();
@@ -72,6 +76,28 @@ export class DerivedState {
       upTo: this.log.highWatermark,
       discardAbove: this.log.logEndOffset,
     });
+    await this.recordHeldTail();
+  }
+
+  /**
+   * A replica reopened with batches past its high watermark (written, not yet acknowledged by the
+   * in-sync replicas when it stopped) holds them back from readers, but they are appended: should
+   * it lead, a retry of one is a duplicate and the producer's next batch follows it. They are
+   * recorded as appended now and join the visible table when the high watermark passes them. (Left
+   * out, a retry was written twice, or refused as a stream conflict after its first copy counted.)
+   */
+  private async recordHeldTail(): Promise<void> {
+    let offset = this.log.highWatermark;
+    while (offset < this.log.logEndOffset) {
+      const { data, nextOffset } = await this.log.readForReplica(offset, HELD_TAIL_READ_BYTES);
+      if (data.length === 0) break;
+      for (const batch of splitBatches(data)) {
+        const baseOffset = batch.readBigInt64BE(BATCH_OFFSETS.baseOffset);
+        const lastOffset = baseOffset + BigInt(batch.readInt32BE(BATCH_OFFSETS.lastOffsetDelta));
+        this.tables.recordAppended(batch, baseOffset, lastOffset);
+      }
+      offset = nextOffset;
+    }
   }
 
   /**

@@ -22,9 +22,9 @@ const LIMITS = { maxBatchBytes: 1 << 20, maxDecompressedBytes: 1 << 24 };
 const CONFIG: Partial<PartitionLogConfig> = { durability: 'never' };
 const STREAMS = ['a', 'b', 'c'];
 
-async function openPartition(dir?: string, config = CONFIG): Promise<Partition> {
+async function openPartition(dir?: string, config = CONFIG, keepHighWatermark = false): Promise<Partition> {
   const at = dir ?? (await tempDir('ms-derived-state-'));
-  return Partition.open({ topic: 't', index: 0, dir: at, config, limits: LIMITS });
+  return Partition.open({ topic: 't', index: 0, dir: at, config, limits: LIMITS, keepHighWatermark });
 }
 
 interface Command {
@@ -249,6 +249,47 @@ describe('DerivedState', () => {
     } finally {
       await leader.close();
       await follower.close();
+    }
+  });
+
+  it('a replica reopened with batches past its high watermark answers their retries as duplicates', async () => {
+    // A broker killed while its last batch waited for the followers: on restart that batch is in
+    // its log past the checkpointed high watermark. Should it lead, a producer's retry of that
+    // batch is a duplicate (not written twice, not refused as a stream conflict), and the
+    // producer's next batch follows it.
+    const dir = await tempDir('ms-derived-tail-');
+    const producer = (baseSequence: number, value: string) =>
+      encodeRecordBatch([{ key: 'a', value }], { producerId: 7n, producerEpoch: 0, baseSequence });
+    const leader = await openPartition(dir, { ...CONFIG, durability: 'always' }, true);
+    leader.log.setHighWatermark(leader.log.logEndOffset);
+    await leader.produce({ batch: producer(0, 'v0'), acks: 1, expectedVersion: 0 });
+    leader.log.setHighWatermark(leader.log.logEndOffset);
+    await leader.log.checkpointHighWatermark();
+    const held = producer(1, 'v1');
+    const written = await leader.produce({ batch: Buffer.from(held), acks: 1, expectedVersion: 1 });
+    await leader.close();
+
+    const reopened = await openPartition(dir, { ...CONFIG, durability: 'always' }, true);
+    try {
+      expect(reopened.log.highWatermark).toBe(written.baseOffset);
+      expect(reopened.log.logEndOffset).toBe(written.lastOffset + 1n);
+      const retry = await reopened.produce({ batch: Buffer.from(held), acks: 1, expectedVersion: 1 });
+      expect(retry).toMatchObject({ duplicate: true, baseOffset: written.baseOffset });
+      const next = await reopened.produce({ batch: producer(2, 'v2'), acks: 1, expectedVersion: 2 });
+      expect(next.duplicate).toBe(false);
+      expect(next.sequences).toEqual([2]);
+      // Once the high watermark passes them, the visible table (what snapshots hold) has them too.
+      reopened.log.setHighWatermark(reopened.log.logEndOffset);
+      await reopened.derived.snapshotInBackground();
+      await reopened.snapshotsWritten();
+      expect(reopened.producers.exportState()).toEqual([
+        expect.objectContaining({
+          producerId: 7n,
+          batches: expect.arrayContaining([expect.objectContaining({ baseSequence: 2 })]),
+        }),
+      ]);
+    } finally {
+      await reopened.close();
     }
   });
 
