@@ -4,7 +4,8 @@
 // tenantsFrom). An ACL added through broker 1 allows a request on broker 2; removed through broker
 // 2, the same request is denied on broker 1 on a connection that stayed open. A tenant created
 // through broker 1 holds its principal to its topics on broker 2, and one tenant never sees the
-// other's topics on any broker. A quota changed through broker 1 holds on broker 2.
+// other's topics on any broker. A quota changed through broker 1 holds on broker 2. A broker that
+// stops closes the user, ACL and tenant stores it opened in etcd.
 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,6 +36,23 @@ let certs: TestCertificates;
 let url: string;
 const nodes: BrokerNode[] = [];
 const transports: TcpTransport[] = [];
+/** Per broker id: how often each store it opened was closed. */
+const closes = new Map<number, { users: number; acls: number; tenants: number }>();
+
+/** The store, its close() counted for `brokerId`. */
+function counted<T extends { close(): Promise<void> }>(
+  brokerId: number,
+  kind: 'users' | 'acls' | 'tenants',
+  store: T,
+): T {
+  const close = store.close.bind(store);
+  store.close = async () => {
+    const counts = closes.get(brokerId)!;
+    counts[kind]++;
+    await close();
+  };
+  return store;
+}
 
 const PASSWORDS: Record<string, string> = {
   admin: 'admin-secret',
@@ -145,15 +163,21 @@ describe.skipIf(!etcdAvailable() || !opensslAvailable())('authorization and tena
     const authz = authzFrom(config)!;
     const openTenants = tenantsFrom(config)!;
     expect(authz.brokerPrincipals).toEqual(['User:broker']);
-    const auth: BrokerAuthOptions = {
-      mechanisms: ['SCRAM-SHA-256', 'mtls'],
-      superUsers: ['User:admin'],
-      brokerPrincipals: ['User:broker'],
-      failureDelayMs: 0,
-      maxFailuresPerMinute: 1000,
-      openUsers: () => EtcdUserStore.open({ address, prefix: clusterPrefix(address.name), url }),
-    };
     for (const brokerId of [1, 2]) {
+      closes.set(brokerId, { users: 0, acls: 0, tenants: 0 });
+      const auth: BrokerAuthOptions = {
+        mechanisms: ['SCRAM-SHA-256', 'mtls'],
+        superUsers: ['User:admin'],
+        brokerPrincipals: ['User:broker'],
+        failureDelayMs: 0,
+        maxFailuresPerMinute: 1000,
+        openUsers: async () =>
+          counted(
+            brokerId,
+            'users',
+            await EtcdUserStore.open({ address, prefix: clusterPrefix(address.name), url }),
+          ),
+      };
       const port = await freePort();
       nodes.push(
         await BrokerNode.start(
@@ -165,8 +189,8 @@ describe.skipIf(!etcdAvailable() || !opensslAvailable())('authorization and tena
             raiseFileLimit: false,
             tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca, clientAuth: 'request' },
             auth,
-            authz,
-            openTenants,
+            authz: { ...authz, openStore: async () => counted(brokerId, 'acls', await authz.openStore!()) },
+            openTenants: async () => counted(brokerId, 'tenants', await openTenants()),
           },
           [clusterPart({ cluster: url, brokerId, advertise: `127.0.0.1:${port}`, leaseTtlSeconds: 2 })],
         ),
@@ -279,5 +303,11 @@ describe.skipIf(!etcdAvailable() || !opensslAvailable())('authorization and tena
       { what: 'broker 2 refuses a second connection of carol' },
     );
     expect(await outcome(() => first.request('listTopics', {}, { timeoutMs: 10_000 }))).toBe('ok');
+  });
+
+  it('closes the user, ACL and tenant stores a broker opened when it stops', async () => {
+    expect(closes.get(2)).toEqual({ users: 0, acls: 0, tenants: 0 });
+    await nodes[1]!.stop({ deadlineMs: 500 });
+    expect(closes.get(2)).toEqual({ users: 1, acls: 1, tenants: 1 });
   });
 });
