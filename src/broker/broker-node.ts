@@ -51,8 +51,9 @@ export interface BrokerNodeOptions extends BrokerCoreOptions {
    */
   audit?: Omit<AuditLogOptions, 'dir' | 'onError'> & { dir?: string; enabled?: boolean };
   /**
-   * Check every request of the listener against the ACLs of <dataDir>/acls.json (managed with
-   * `memorystreamer acl`); super-users may do everything. The start fails when there is neither a
+   * Check every request of the listener against the ACLs of <dataDir>/acls.json, or of the store
+   * `authz.openStore` opens (a cluster's, in etcd; managed with `memorystreamer acl`);
+   * super-users may do everything. The start fails when there is neither a
    * super-user nor an ACL. A connection that did not authenticate is User:ANONYMOUS.
    */
   authz?: BrokerAuthorizationOptions;

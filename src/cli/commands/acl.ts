@@ -22,14 +22,10 @@ import {
 import { type AclStore, FileAclStore } from '../../security/acl-store.js';
 import { EtcdAclStore } from '../../security/etcd-acl-store.js';
 import type { CliContext } from '../context.js';
-import { offlineTargetOf } from '../offline-target.js';
+import { type OfflineFlags, offlineTargetOf } from '../offline-target.js';
 import { renderTable } from '../output.js';
 
-interface TargetFlags {
-  dataDir?: string;
-  config?: string;
-  cluster?: string;
-}
+type TargetFlags = OfflineFlags;
 
 interface EntryFlags extends Omit<TargetFlags, 'cluster'> {
   principal?: string;
