@@ -206,6 +206,6 @@ export function isAclOpcode(opcode: number): boolean {
 export function authorizationDisabled(): MemoryStreamerError {
   return errorOf(
     'AUTHORIZATION_DISABLED',
-    'ACLs are managed on a broker with authz.enabled = true; change them offline with memorystreamer acl … --data-dir DIR',
+    'ACLs are managed on a broker with authz.enabled = true; change them offline with memorystreamer acl … --data-dir DIR (a cluster: --cluster etcd://…)',
   );
 }

@@ -116,7 +116,7 @@ async function brokerTransport(context: CliContext): Promise<TcpTransport> {
   if (options.sasl === undefined)
     throw errorOf(
       'AUTHORIZATION_FAILED',
-      'managing users over the wire needs a super-user: --user NAME with MEMORYSTREAMER_PASSWORD (or --data-dir DIR to change the users file offline)',
+      'managing users over the wire needs a super-user: --user NAME with MEMORYSTREAMER_PASSWORD (or --data-dir DIR to change the users file offline, --cluster etcd://… those of a cluster)',
     );
   return new TcpTransport({
     brokers: options.brokers
