@@ -2,7 +2,8 @@
 // SCRAM for clients and TLS client certificates between brokers, authz on with the ACLs and the
 // tenant registry in etcd (the options `serve` derives from its configuration: authzFrom,
 // tenantsFrom). An ACL added through broker 1 allows a request on broker 2; removed through broker
-// 2, the same request is denied on broker 1 on a connection that stayed open. A tenant created
+// 2, the same request is denied on broker 1 on a connection that stayed open; an entry written to
+// etcd offline (as `acl add --cluster` does) applies on both running brokers. A tenant created
 // through broker 1 holds its principal to its topics on broker 2, and one tenant never sees the
 // other's topics on any broker. A quota changed through broker 1 holds on broker 2. A broker that
 // stops closes the user, ACL and tenant stores it opened in etcd.
@@ -23,6 +24,7 @@ import { tenantAlterCommand } from '../../src/protocol/commands/tenant-commands.
 import type { AclEntry } from '../../src/security/acl.js';
 import type { BrokerAuthOptions } from '../../src/security/broker-authenticator.js';
 import { deriveCredential } from '../../src/security/credentials.js';
+import { EtcdAclStore } from '../../src/security/etcd-acl-store.js';
 import { EtcdUserStore } from '../../src/security/etcd-user-store.js';
 import type { TenantChange } from '../../src/security/tenant-store.js';
 import { makeCertificates, opensslAvailable, type TestCertificates } from '../broker/server/helpers/certs.js';
@@ -230,6 +232,28 @@ describe.skipIf(!etcdAvailable() || !opensslAvailable())('authorization and tena
       what: 'broker 1 denies alice on her open connection',
     });
     expect(await describeOn(onTwo)).toBe('AUTHORIZATION_FAILED');
+  });
+
+  it('applies an entry added offline in etcd (as acl add --cluster does) on every running broker', async () => {
+    const address = parseClusterUrl(url);
+    const offline = await EtcdAclStore.open({ address, prefix: clusterPrefix(address.name), url });
+    const carolDescribes: AclEntry = { ...aliceDescribes, principal: 'User:carol' };
+    const connections = nodes.map((node) => transportTo(node, 'carol'));
+    const describeOn = (transport: TcpTransport) =>
+      outcome(() => transport.request('describeTopic', { name: 'guarded' }, { timeoutMs: 10_000 }));
+    try {
+      for (const connection of connections) expect(await describeOn(connection)).toBe('AUTHORIZATION_FAILED');
+      await offline.change({ kind: 'add', entries: [carolDescribes] });
+      for (const connection of connections)
+        await until(async () => (await describeOn(connection)) === 'ok', { what: 'carol allowed' });
+      await offline.change({ kind: 'remove', entries: [carolDescribes] });
+      for (const connection of connections)
+        await until(async () => (await describeOn(connection)) === 'AUTHORIZATION_FAILED', {
+          what: 'carol denied again',
+        });
+    } finally {
+      await offline.close();
+    }
   });
 
   it("keeps a tenant created through one broker to its own topics on the other, and out of another tenant's sight", async () => {
