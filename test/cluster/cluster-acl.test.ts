@@ -224,7 +224,7 @@ describe.skipIf(!etcdAvailable() || !opensslAvailable())('authorization and tena
 
     expect(await adminOf(transportTo(nodes[0]!, 'admin')).createAcls([aliceDescribes])).toBe(1);
     await until(async () => (await describeOn(onTwo)) === 'ok', { what: 'broker 2 allows alice' });
-    expect(await describeOn(onOne)).toBe('ok');
+    await until(async () => (await describeOn(onOne)) === 'ok', { what: 'broker 1 allows alice' });
     expect(await adminOf(transportTo(nodes[1]!, 'admin')).listAcls()).toEqual([aliceDescribes]);
 
     expect(await adminOf(transportTo(nodes[1]!, 'admin')).deleteAcls([aliceDescribes])).toBe(1);
