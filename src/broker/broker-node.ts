@@ -19,6 +19,7 @@ import { configReloadEvent } from '../security/audit-events.js';
 import { AuditLog, type AuditLogOptions } from '../security/audit-log.js';
 import { BrokerAuthorization, type BrokerAuthorizationOptions } from '../security/authorizer-service.js';
 import { BrokerAuthenticator, type BrokerAuthOptions } from '../security/broker-authenticator.js';
+import type { TenantBackend } from '../security/tenant-store.js';
 import { AdminServer } from './admin/admin-server.js';
 import { BrokerCore, type BrokerCoreOptions } from './broker-core.js';
 import type { FdBudget } from './fd-budget.js';
@@ -50,11 +51,14 @@ export interface BrokerNodeOptions extends BrokerCoreOptions {
    */
   audit?: Omit<AuditLogOptions, 'dir' | 'onError'> & { dir?: string; enabled?: boolean };
   /**
-   * Check every request of the listener against the ACLs of <dataDir>/acls.json (managed with
-   * `memorystreamer acl`); super-users may do everything. The start fails when there is neither a
+   * Check every request of the listener against the ACLs of <dataDir>/acls.json, or of the store
+   * `authz.openStore` opens (a cluster's, in etcd; managed with `memorystreamer acl`);
+   * super-users may do everything. The start fails when there is neither a
    * super-user nor an ACL. A connection that did not authenticate is User:ANONYMOUS.
    */
   authz?: BrokerAuthorizationOptions;
+  /** Opens the tenant registry a cluster shares (etcd); default `<dataDir>/tenants.json`. */
+  openTenants?: () => Promise<TenantBackend>;
   /** Where connection events and unexpected errors go (silent by default). */
   logger?: BrokerLogger;
   /**
@@ -169,6 +173,7 @@ export class BrokerNode {
   private readonly tracing: BrokerTracing | null;
   private readonly trimmer: MemoryTrimmer | null;
   private readonly logger: BrokerLogger;
+  private readonly closeStores: () => Promise<void>;
 
   private constructor(fields: {
     core: BrokerCore;
@@ -178,6 +183,7 @@ export class BrokerNode {
     tracing: BrokerTracing | null;
     trimmer: MemoryTrimmer | null;
     logger: BrokerLogger;
+    closeStores: () => Promise<void>;
   }) {
     this.core = fields.core;
     this.server = fields.server;
@@ -186,6 +192,7 @@ export class BrokerNode {
     this.tracing = fields.tracing;
     this.trimmer = fields.trimmer;
     this.logger = fields.logger;
+    this.closeStores = fields.closeStores;
   }
 
   /** Starts every part in order (see the top of this file); `parts` start between storage and the listener. */
@@ -212,7 +219,13 @@ export class BrokerNode {
           })
         : null;
     let auditLog: AuditLog | null | undefined = null;
-    const authz =
+    let authz: BrokerAuthorization | null = null;
+    // The stores opened here (etcd connections in a cluster) close when the node stops.
+    const closeStores = async () => {
+      await authz?.close();
+      await auth?.users.close();
+    };
+    authz =
       options.authz !== undefined && options.port !== undefined
         ? await BrokerAuthorization.open(options.dataDir, {
             onRefreshError: (error) => logger.warn({ reason: (error as Error).message }, 'ACLs not reloaded'),
@@ -227,6 +240,9 @@ export class BrokerNode {
                 denial.source ?? null,
               );
             },
+          }).catch(async (error: unknown) => {
+            await closeStores();
+            throw error;
           })
         : null;
     const tracing = options.tracing !== undefined ? otlpTracing(options.tracing) : null;
@@ -239,6 +255,7 @@ export class BrokerNode {
     try {
       core = await BrokerCore.start(coreOptions);
     } catch (error) {
+      await closeStores();
       if (tracing !== null) await shutdownTracing(tracing);
       throw error;
     }
@@ -246,6 +263,7 @@ export class BrokerNode {
       core.audit = openAudit(options, auth !== null, logger);
       auditLog = core.audit;
     } catch (error) {
+      await closeStores();
       await core.close();
       if (tracing !== null) await shutdownTracing(tracing);
       throw error;
@@ -268,7 +286,19 @@ export class BrokerNode {
           isSuperUser: (p) => auth.isSuperUser(p),
         });
         attachTenantQuotas(core, quotas);
-        started.push({ name: 'tenant quotas', stop: async () => quotas.close() });
+        started.push({
+          name: 'tenant quotas',
+          stop: async () => {
+            quotas.close();
+            await quotas.store.close();
+          },
+        });
+        // A cluster's registry is in etcd: every broker follows it, a change applies at once.
+        if (options.openTenants !== undefined) {
+          await quotas.store.useBackend(await options.openTenants());
+          quotas.store.onChange(() => void quotas.refresh());
+          await quotas.refresh();
+        }
       }
       if (options.port !== undefined) {
         const network = await NetworkServer.start({
@@ -303,13 +333,14 @@ export class BrokerNode {
     } catch (error) {
       await server?.shutdown({ deadlineMs: 0 });
       await stopParts(started, logger);
+      await closeStores();
       await core.close();
       core.audit?.close();
       if (tracing !== null) await shutdownTracing(tracing);
       throw error;
     }
     const trimmer = startMemoryTrim(options.memoryTrim, core, server, logger);
-    node = new BrokerNode({ core, server, admin, parts: started, tracing, trimmer, logger });
+    node = new BrokerNode({ core, server, admin, parts: started, tracing, trimmer, logger, closeStores });
     return node;
   }
 
@@ -359,6 +390,7 @@ export class BrokerNode {
     if (this.server !== null) await this.server.shutdown({ deadlineMs: options.deadlineMs ?? 5000 });
     if (this.admin !== null) await this.admin.close();
     await stopParts(this.parts, this.logger);
+    await this.closeStores().catch(() => undefined);
     await this.core.close();
     this.core.audit?.close();
     if (this.tracing !== null) await shutdownTracing(this.tracing);

@@ -12,7 +12,10 @@ import type { LogLevel } from '../metrics/logger.js';
 import { errorOf } from '../protocol/error-codes.js';
 import type { BrokerAuthorizationOptions } from '../security/authorizer-service.js';
 import type { AuthMechanism, BrokerAuthOptions } from '../security/broker-authenticator.js';
+import { EtcdAclStore } from '../security/etcd-acl-store.js';
+import { EtcdTenantBackend } from '../security/etcd-tenant-store.js';
 import { EtcdUserStore } from '../security/etcd-user-store.js';
+import type { TenantBackend } from '../security/tenant-store.js';
 import { tokenSettingsFrom } from '../security/token-settings.js';
 
 /** The [auth] and [authz] settings: null when authentication is off (auth.mechanisms empty). */
@@ -56,12 +59,30 @@ export function authFrom(
 export function authzFrom(config: LoadedConfig): BrokerAuthorizationOptions | null {
   const v = config.values;
   if (v['authz.enabled'] !== 'true') return null;
-  if (v['cluster.etcd'] !== '')
+  const superUsers = (v['authz.super_users'] as string).split(',').filter((item) => item !== '');
+  const etcd = v['cluster.etcd'] as string;
+  if (etcd === '') return { superUsers };
+  // In a cluster the entries are shared in etcd, and the brokers (authenticated by their
+  // certificates) may do what replication and forwarding to the controller need: everything.
+  if (v['auth.mechanisms'] === '')
     throw errorOf(
       'INVALID_CONFIG',
-      'authz.enabled with cluster.etcd: the ACLs are kept in the data directory of one broker; a cluster does not share them yet (docs/security.md)',
+      'authz.enabled in a cluster (cluster.etcd) needs authentication (auth.mechanisms with "mtls" and cluster.broker_principals): without it brokers and clients are all User:ANONYMOUS and cannot be told apart (docs/security.md, "Authorization in a cluster")',
     );
-  return { superUsers: (v['authz.super_users'] as string).split(',').filter((item) => item !== '') };
+  const address = parseClusterUrl(etcd);
+  return {
+    superUsers,
+    brokerPrincipals: (v['cluster.broker_principals'] as string).split(',').filter((p) => p !== ''),
+    openStore: () => EtcdAclStore.open({ address, prefix: clusterPrefix(address.name), url: etcd }),
+  };
+}
+
+/** Opens a cluster's tenant registry in etcd: null on a broker alone (its tenants.json). */
+export function tenantsFrom(config: LoadedConfig): (() => Promise<TenantBackend>) | null {
+  const etcd = config.values['cluster.etcd'] as string;
+  if (etcd === '') return null;
+  const address = parseClusterUrl(etcd);
+  return () => EtcdTenantBackend.open({ address, prefix: clusterPrefix(address.name), url: etcd });
 }
 
 /** Where the TLS files are, paths resolved: null for plain TCP. */
@@ -199,9 +220,11 @@ export function brokerOptionsFrom(
   const cluster = clusterSettingsFrom(config);
   const auth = authFrom(config, resolvePath);
   const authz = authzFrom(config);
+  const openTenants = auth !== null ? tenantsFrom(config) : null;
   return {
     ...(auth !== null ? { auth } : {}),
     ...(authz !== null ? { authz } : {}),
+    ...(openTenants !== null ? { openTenants } : {}),
     audit: auditFrom(config, resolvePath),
     ...(cluster !== null ? { brokerId: cluster.brokerId } : {}),
     ...(tls !== null ? { tls } : {}),

@@ -1,5 +1,5 @@
-// Where the access control entries live. One interface, so the cluster can keep them in etcd later;
-// on one node, a file of the data directory, changed by the broker (over the wire) and by
+// Where the access control entries live. One interface: a cluster keeps them in etcd
+// (etcd-acl-store.ts); one node in a file of its data directory, changed by the broker (over the wire) and by
 // `memorystreamer acl --data-dir` offline. Every change re-reads the file first (read, change,
 // write), so offline and broker changes do not undo each other; the broker reads it again when it
 // changed (refresh).
@@ -23,6 +23,8 @@ export type AclChange = { kind: 'add' | 'remove'; entries: readonly AclEntry[] }
 export interface AclStore {
   /** Where the entries are kept, for messages. */
   readonly location: string;
+  /** The command that adds an entry to this store offline (for the message of a refused start). */
+  readonly addCommand: string;
   /** The entries as last read or written. */
   list(): readonly AclEntry[];
   /**
@@ -32,6 +34,13 @@ export interface AclStore {
   change(change: AclChange): Promise<number>;
   /** Reads the entries again if they changed elsewhere; true when they did. */
   refresh(): Promise<boolean>;
+  /**
+   * Calls `listener` whenever the entries changed (a store that learns of changes by itself, as
+   * etcd's watch does); returns what stops it. A store without it is asked with refresh().
+   */
+  onChange?(listener: () => void): () => void;
+  /** Lets go of what the store holds open (an etcd connection). */
+  close(): Promise<void>;
 }
 
 function fileProblem(path: string, detail: string) {
@@ -59,13 +68,15 @@ function parse(path: string, text: string): AclEntry[] {
 
 export class FileAclStore implements AclStore {
   readonly location: string;
+  readonly addCommand: string;
   private entries: readonly AclEntry[];
   /** mtime, size and inode of the file read (null: no file). */
   private stamp: string | null;
   private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(path: string, entries: readonly AclEntry[], stamp: string | null) {
-    this.location = path;
+  private constructor(dataDir: string, entries: readonly AclEntry[], stamp: string | null) {
+    this.location = join(dataDir, ACLS_FILE);
+    this.addCommand = `memorystreamer acl add --principal User:alice --topic orders --operation write --data-dir ${dataDir}`;
     this.entries = entries;
     this.stamp = stamp;
   }
@@ -74,7 +85,7 @@ export class FileAclStore implements AclStore {
   static async open(dataDir: string): Promise<FileAclStore> {
     const path = join(dataDir, ACLS_FILE);
     const { entries, stamp } = await FileAclStore.read(path);
-    return new FileAclStore(path, entries, stamp);
+    return new FileAclStore(dataDir, entries, stamp);
   }
 
   private static async read(path: string): Promise<{ entries: AclEntry[]; stamp: string | null }> {
@@ -101,6 +112,9 @@ export class FileAclStore implements AclStore {
     this.stamp = read.stamp;
     return true;
   }
+
+  /** Nothing is held open between reads and writes. */
+  async close(): Promise<void> {}
 
   change(change: AclChange): Promise<number> {
     const run = this.queue.then(() => this.apply(change));

@@ -3,7 +3,9 @@
 // that list topics and groups, and the ACL_LIST / ACL_ALTER requests. Changes over the wire apply at
 // once; changes to the store made elsewhere (`memorystreamer acl --data-dir` beside a running
 // broker) are picked up within a second of the next request. The connection passes payloads in and
-// sends what comes out; nothing here knows of sockets.
+// sends what comes out; nothing here knows of sockets. A store that learns of changes by itself (a
+// cluster's entries in etcd, watched) tells this at once, and the change applies to the next request
+// of every open connection.
 
 import type { MemoryStreamerError } from '../common/errors.js';
 import { BinaryReader } from '../protocol/codec/binary-reader.js';
@@ -30,6 +32,14 @@ export interface BrokerAuthorizationOptions {
   readonly onDenied?: (denial: AclDenial) => void;
   /** The store of the entries; default `<dataDir>/acls.json`. */
   readonly store?: AclStore;
+  /** Opens the store of the entries (a cluster's, in etcd); used when `store` is not given. */
+  readonly openStore?: () => Promise<AclStore>;
+  /**
+   * The principals of the cluster's brokers (cluster.broker_principals): allowed every operation,
+   * as they replicate every topic and forward administrative requests to the controller. They do
+   * not count as super-users for the start's fail-closed check.
+   */
+  readonly brokerPrincipals?: readonly string[];
   /** The store could not be read again (the entries in force stay as they were). */
   readonly onRefreshError?: (error: unknown) => void;
 }
@@ -46,14 +56,17 @@ export class BrokerAuthorization {
   private readonly onRefreshError: ((error: unknown) => void) | undefined;
   /** A re-read of the store is scheduled (see refreshIfDue). */
   private refreshScheduled = false;
+  private readonly stopListening: () => void;
 
   private constructor(store: AclStore, options: BrokerAuthorizationOptions) {
     this.store = store;
     this.onRefreshError = options.onRefreshError;
     this.authorizer = new Authorizer(store.list(), {
-      ...(options.superUsers !== undefined ? { superUsers: options.superUsers } : {}),
+      superUsers: [...(options.superUsers ?? []), ...(options.brokerPrincipals ?? [])],
       ...(options.onDenied !== undefined ? { onDenied: options.onDenied } : {}),
     });
+    this.stopListening =
+      store.onChange?.(() => this.authorizer.replace(this.store.list())) ?? (() => undefined);
   }
 
   /**
@@ -62,13 +75,21 @@ export class BrokerAuthorization {
    * saying how to fix it).
    */
   static async open(dataDir: string, options: BrokerAuthorizationOptions = {}): Promise<BrokerAuthorization> {
-    const store = options.store ?? (await FileAclStore.open(dataDir));
-    if ((options.superUsers ?? []).length === 0 && store.list().length === 0)
+    const store = options.store ?? (await (options.openStore ?? (() => FileAclStore.open(dataDir)))());
+    if ((options.superUsers ?? []).length === 0 && store.list().length === 0) {
+      await store.close();
       throw errorOf(
         'INVALID_CONFIG',
-        `authz.enabled = true but there is no super-user (authz.super_users) and ${store.location} holds no ACL, so every request would be refused; set authz.super_users = ["User:admin"] or add an ACL first: memorystreamer acl add --principal User:alice --topic orders --operation write --data-dir ${dataDir}`,
+        `authz.enabled = true but there is no super-user (authz.super_users) and ${store.location} holds no ACL, so every request would be refused; set authz.super_users = ["User:admin"] or add an ACL first: ${store.addCommand}`,
       );
+    }
     return new BrokerAuthorization(store, options);
+  }
+
+  /** Stops following the store and closes it (its etcd connection, in a cluster). */
+  async close(): Promise<void> {
+    this.stopListening();
+    await this.store.close();
   }
 
   /** The principal requests are checked as: the authenticated one, else User:ANONYMOUS. */
@@ -185,6 +206,6 @@ export function isAclOpcode(opcode: number): boolean {
 export function authorizationDisabled(): MemoryStreamerError {
   return errorOf(
     'AUTHORIZATION_DISABLED',
-    'ACLs are managed on a broker with authz.enabled = true; change them offline with memorystreamer acl … --data-dir DIR',
+    'ACLs are managed on a broker with authz.enabled = true; change them offline with memorystreamer acl … --data-dir DIR (a cluster: --cluster etcd://…)',
   );
 }

@@ -1,5 +1,5 @@
 // The tenants of a broker, their principals and the quotas of tenants and principals, kept in one
-// file of the data directory. Read by the broker (and again when the file changes, so changes made
+// file of the data directory (a cluster keeps the same registry in etcd: etcd-tenant-store.ts). Read by the broker (and again when the file changes, so changes made
 // offline apply to open connections without a restart) and written by `memorystreamer tenant`
 // offline or by the broker for a change over the wire. Every write re-reads the file first (read,
 // change, write), so offline and broker changes do not undo each other.
@@ -226,31 +226,46 @@ export function applyTenantChange(registry: TenantRegistry, change: TenantChange
   return { tenants, principalQuotas };
 }
 
-const EMPTY: TenantRegistry = { tenants: new Map(), principalQuotas: new Map() };
+export const EMPTY_TENANT_REGISTRY: TenantRegistry = { tenants: new Map(), principalQuotas: new Map() };
 
-export class TenantStore {
-  readonly path: string;
+/** Where a registry is kept: the data directory's file (below), or a cluster's etcd (etcd-tenant-store.ts). */
+export interface TenantBackend {
+  /** Where the registry is kept, for messages. */
+  readonly location: string;
+  /** The registry as last read or written. */
+  readonly current: TenantRegistry;
+  /** Reads the registry again if it changed elsewhere (or learnt of a change since asked); true when it did. */
+  refresh(): Promise<boolean>;
+  /** Applies a change to the registry as it is now, durably; the backend then holds the result. */
+  change(change: TenantChange): Promise<TenantRegistry>;
+  /** Calls `listener` when the registry changed elsewhere, if the backend learns of that by itself. */
+  onChange?(listener: () => void): () => void;
+  close(): Promise<void>;
+}
+
+/** The registry in <dataDir>/tenants.json. */
+class FileTenantBackend implements TenantBackend {
+  readonly location: string;
   private registry: TenantRegistry;
   /** mtime, size and inode of the file read (null: no file); a change means read it again. */
   private stamp: string | null;
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(path: string, registry: TenantRegistry, stamp: string | null) {
-    this.path = path;
+    this.location = path;
     this.registry = registry;
     this.stamp = stamp;
   }
 
-  /** Opens the tenants of a data directory (none yet when the file does not exist). */
-  static async open(dataDir: string): Promise<TenantStore> {
+  static async open(dataDir: string): Promise<FileTenantBackend> {
     const path = join(dataDir, TENANTS_FILE);
-    const { registry, stamp } = await TenantStore.read(path);
-    return new TenantStore(path, registry, stamp);
+    const { registry, stamp } = await FileTenantBackend.read(path);
+    return new FileTenantBackend(path, registry, stamp);
   }
 
   private static async read(path: string): Promise<{ registry: TenantRegistry; stamp: string | null }> {
     const stamp = await fileStamp(path, (detail) => fileProblem(path, detail));
-    if (stamp === null) return { registry: EMPTY, stamp };
+    if (stamp === null) return { registry: EMPTY_TENANT_REGISTRY, stamp };
     let text: string;
     try {
       text = await readFile(path, 'utf8');
@@ -260,31 +275,112 @@ export class TenantStore {
     return { registry: parseTenantRegistry(path, text), stamp };
   }
 
-  /** Reads the file again if it changed since it was read; true when it did. */
+  get current(): TenantRegistry {
+    return this.registry;
+  }
+
   async refresh(): Promise<boolean> {
-    const stamp = await fileStamp(this.path, (detail) => fileProblem(this.path, detail));
+    const stamp = await fileStamp(this.location, (detail) => fileProblem(this.location, detail));
     if (stamp === this.stamp) return false;
-    const read = await TenantStore.read(this.path);
+    const read = await FileTenantBackend.read(this.location);
     this.registry = read.registry;
     this.stamp = read.stamp;
     return true;
   }
 
-  get current(): TenantRegistry {
-    return this.registry;
-  }
-
-  /** Applies a change to the file as it is now, durably; the store then holds the result. */
   change(change: TenantChange): Promise<TenantRegistry> {
     const run = this.queue.then(async () => {
-      const { registry } = await TenantStore.read(this.path);
+      const { registry } = await FileTenantBackend.read(this.location);
       const next = applyTenantChange(registry, change);
-      await replaceFileDurably(this.path, serializeTenantRegistry(next));
+      await replaceFileDurably(this.location, serializeTenantRegistry(next));
       this.registry = next;
-      this.stamp = await fileStamp(this.path, (detail) => fileProblem(this.path, detail));
+      this.stamp = await fileStamp(this.location, (detail) => fileProblem(this.location, detail));
       return next;
     });
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * The tenants of a broker: its data directory's file, or, for a broker of a cluster, the registry
+ * the cluster shares in etcd (useBackend: the node switches to it before it serves).
+ */
+export class TenantStore {
+  private backend: TenantBackend;
+  /** The backend was switched since refresh() was last asked: the registry changed. */
+  private switched = false;
+  private readonly listeners = new Set<() => void>();
+  private stopForwarding: () => void = () => undefined;
+
+  private constructor(backend: TenantBackend) {
+    this.backend = backend;
+    this.forward();
+  }
+
+  /** Opens the tenants of a data directory (none yet when the file does not exist). */
+  static async open(dataDir: string): Promise<TenantStore> {
+    return new TenantStore(await FileTenantBackend.open(dataDir));
+  }
+
+  /** A store over an opened backend (a cluster's registry in etcd). */
+  static over(backend: TenantBackend): TenantStore {
+    return new TenantStore(backend);
+  }
+
+  /** Where the registry is kept, for messages. */
+  get path(): string {
+    return this.backend.location;
+  }
+
+  get current(): TenantRegistry {
+    return this.backend.current;
+  }
+
+  /** Reads the registry again if it changed since it was read; true when it did. */
+  async refresh(): Promise<boolean> {
+    if (this.switched) {
+      this.switched = false;
+      await this.backend.refresh();
+      return true;
+    }
+    return this.backend.refresh();
+  }
+
+  /** Applies a change to the registry as it is now, durably; the store then holds the result. */
+  change(change: TenantChange): Promise<TenantRegistry> {
+    return this.backend.change(change);
+  }
+
+  /** Calls `listener` as soon as the registry changed elsewhere (when the backend learns of it by itself). */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Keeps the registry in `backend` from now on (the one before is closed). */
+  async useBackend(backend: TenantBackend): Promise<void> {
+    const before = this.backend;
+    this.stopForwarding();
+    this.backend = backend;
+    this.switched = true;
+    this.forward();
+    await before.close();
+    for (const listener of this.listeners) listener();
+  }
+
+  async close(): Promise<void> {
+    this.stopForwarding();
+    this.listeners.clear();
+    await this.backend.close();
+  }
+
+  private forward(): void {
+    this.stopForwarding =
+      this.backend.onChange?.(() => {
+        for (const listener of this.listeners) listener();
+      }) ?? (() => undefined);
   }
 }

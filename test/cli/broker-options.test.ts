@@ -1,12 +1,15 @@
 // The TLS settings of a configuration: the [tls] section and its older names server.tls_* give the
 // same broker options; a configuration that uses both is refused; problems are named in the form
 // the configuration uses; tls.admin = false keeps the admin endpoint on plain HTTP.
+// Authorization and tenants: a broker alone keeps its files (no store opener, no tenant registry in
+// etcd); a cluster with authz opens both in etcd and allows its brokers' principals everything;
+// authz in a cluster without authentication is refused.
 
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/broker/config/load-config.js';
-import { brokerOptionsFrom, tlsFilesFrom } from '../../src/cli/broker-options.js';
+import { authzFrom, brokerOptionsFrom, tenantsFrom, tlsFilesFrom } from '../../src/cli/broker-options.js';
 import { useTempDir } from '../harness/temp-dir.js';
 
 const scratch = useTempDir('ms-tls-options-');
@@ -70,5 +73,53 @@ describe('TLS settings', () => {
         expect.objectContaining({ codeName: 'INVALID_CONFIG', message: expect.stringMatching(message) }),
       );
     }
+  });
+});
+
+describe('authorization and tenants', () => {
+  const cluster = {
+    'cluster.etcd': 'etcd://127.0.0.1:2379/prod',
+    'cluster.broker_id': 1,
+    'cluster.advertise': '127.0.0.1:7400',
+  };
+
+  it('keeps a broker alone on its files', async () => {
+    const config = await loadConfig({
+      file: null,
+      env: {},
+      flags: {
+        'authz.enabled': 'true',
+        'authz.super_users': 'User:admin',
+        'auth.mechanisms': 'SCRAM-SHA-256',
+      },
+    });
+    expect(authzFrom(config)).toEqual({ superUsers: ['User:admin'] });
+    expect(tenantsFrom(config)).toBeNull();
+    expect(brokerOptionsFrom(config, resolvePath).openTenants).toBeUndefined();
+  });
+
+  it('opens the ACLs and tenants of a cluster in etcd, its brokers allowed everything', async () => {
+    const config = await loadConfig({
+      file: null,
+      env: {},
+      flags: {
+        ...cluster,
+        'authz.enabled': 'true',
+        'auth.mechanisms': 'SCRAM-SHA-256,mtls',
+        'cluster.broker_principals': 'User:broker-1,User:broker-2',
+      },
+    });
+    const authz = authzFrom(config);
+    expect(authz?.superUsers).toEqual([]);
+    expect(authz?.brokerPrincipals).toEqual(['User:broker-1', 'User:broker-2']);
+    expect(authz?.openStore).toBeTypeOf('function');
+    expect(tenantsFrom(config)).toBeTypeOf('function');
+  });
+
+  it('refuses authz in a cluster without authentication', async () => {
+    const config = await loadConfig({ file: null, env: {}, flags: { ...cluster, 'authz.enabled': 'true' } });
+    expect(() => authzFrom(config)).toThrow(
+      /authz.enabled in a cluster \(cluster.etcd\) needs authentication/,
+    );
   });
 });

@@ -2,15 +2,16 @@
 // broker with authentication on, their principals and the quotas of tenants and principals.
 // Offline with --data-dir (or --config): the tenants file of that data directory is changed
 // directly, before the first start or while the broker runs (it reads the file again when it
-// changes, and open connections get the change at once). Otherwise over the wire, as a super-user
+// changes, and open connections get the change at once). Offline with --cluster etcd://… (or
+// --config of a cluster's broker): the registry the cluster's brokers share in etcd, before any
+// broker starts or while they run (they watch it). Otherwise over the wire, as a super-user
 // (--user, with MEMORYSTREAMER_PASSWORD).
 
-import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import { loadConfig } from '../../broker/config/load-config.js';
 import { parseBrokerAddress, TcpTransport } from '../../client/tcp-transport.js';
 import { tenantAlterCommand, tenantListCommand } from '../../protocol/commands/tenant-commands.js';
 import { errorOf } from '../../protocol/error-codes.js';
+import { openEtcdTenantStore } from '../../security/etcd-tenant-store.js';
 import {
   parseTenantRegistry,
   type QuotaKey,
@@ -19,20 +20,30 @@ import {
   TenantStore,
 } from '../../security/tenant-store.js';
 import type { CliContext } from '../context.js';
+import { type OfflineFlags, offlineTargetOf } from '../offline-target.js';
 import { renderTable } from '../output.js';
 
-interface TargetFlags {
-  dataDir?: string;
-  config?: string;
-}
+type TargetFlags = OfflineFlags;
 
 const TIMEOUT = { timeoutMs: 30_000 };
 
-/** Offline: the data directory from --data-dir / --config; null: over the wire. */
-async function offlineDir(flags: TargetFlags, context: CliContext): Promise<string | null> {
-  if (flags.dataDir === undefined && flags.config === undefined) return null;
-  const config = await loadConfig({ file: flags.config ?? null, env: context.env });
-  return resolve(flags.dataDir ?? (config.values['storage.data_dir'] as string));
+/** Runs `work` on the offline store of the flags (closed after), or null when the command goes over the wire. */
+async function withOfflineStore<T>(
+  flags: TargetFlags,
+  context: CliContext,
+  work: (store: TenantStore) => Promise<T>,
+): Promise<{ result: T } | null> {
+  const target = await offlineTargetOf(flags, context.env, 'tenants');
+  if (target === null) return null;
+  const store =
+    target.kind === 'cluster'
+      ? await openEtcdTenantStore(target.etcd)
+      : await TenantStore.open(target.dataDir);
+  try {
+    return { result: await work(store) };
+  } finally {
+    await store.close();
+  }
 }
 
 /** A transport to the broker as the CLI's user (over the wire: needs --user, a super-user). */
@@ -41,7 +52,7 @@ async function brokerTransport(context: CliContext): Promise<TcpTransport> {
   if (options.sasl === undefined)
     throw errorOf(
       'AUTHORIZATION_FAILED',
-      'managing tenants over the wire needs a super-user: --user NAME with MEMORYSTREAMER_PASSWORD (or --data-dir DIR to change the tenants file offline)',
+      'managing tenants over the wire needs a super-user: --user NAME with MEMORYSTREAMER_PASSWORD (or --data-dir DIR to change the tenants file offline, --cluster etcd://… those of a cluster)',
     );
   return new TcpTransport({
     brokers: options.brokers
@@ -55,14 +66,13 @@ async function brokerTransport(context: CliContext): Promise<TcpTransport> {
   });
 }
 
-/** Applies a change offline (to the file) or over the wire; returns where it went. */
+/** Applies a change offline (to the file, or etcd) or over the wire; returns where it went. */
 async function applyChange(change: TenantChange, flags: TargetFlags, context: CliContext): Promise<string> {
-  const dir = await offlineDir(flags, context);
-  if (dir !== null) {
-    const store = await TenantStore.open(dir);
+  const offline = await withOfflineStore(flags, context, async (store) => {
     await store.change(change);
     return store.path;
-  }
+  });
+  if (offline !== null) return offline.result;
   const transport = await brokerTransport(context);
   try {
     await transport.call(tenantAlterCommand, { change }, TIMEOUT);
@@ -73,8 +83,8 @@ async function applyChange(change: TenantChange, flags: TargetFlags, context: Cl
 }
 
 async function readRegistry(flags: TargetFlags, context: CliContext): Promise<TenantRegistry> {
-  const dir = await offlineDir(flags, context);
-  if (dir !== null) return (await TenantStore.open(dir)).current;
+  const offline = await withOfflineStore(flags, context, async (store) => store.current);
+  if (offline !== null) return offline.result;
   const transport = await brokerTransport(context);
   try {
     const { registry } = await transport.call(tenantListCommand, {}, TIMEOUT);
@@ -179,7 +189,14 @@ const QUOTA_OPTIONS: ReadonlyArray<{
 function withTarget(command: Command): Command {
   return command
     .option('--data-dir <dir>', 'change the tenants file of this data directory (offline, no broker needed)')
-    .option('--config <file>', 'offline, with the data directory of this broker configuration');
+    .option(
+      '--cluster <etcd://host:port[/name]>',
+      'change the tenants of this cluster in etcd (offline, no broker needed; every broker applies it at once)',
+    )
+    .option(
+      '--config <file>',
+      'offline, with the data directory (or cluster.etcd) of this broker configuration',
+    );
 }
 
 function formatQuota(quota: Partial<Record<QuotaKey, number>>): string {
@@ -193,7 +210,7 @@ export function registerTenant(program: Command, context: CliContext): void {
     .description('tenants (namespaces of topics and groups), their principals and quotas')
     .addHelpText(
       'after',
-      '\nOffline (before the first start, or beside a running broker):\n  memorystreamer tenant add acme --data-dir ./data\n  memorystreamer tenant add-principal acme User:alice --data-dir ./data\n  memorystreamer tenant set-quota acme --produce-bytes-per-sec 1MB --storage-bytes 10GB --data-dir ./data\nOver the wire, as a super-user (authz.super_users):\n  MEMORYSTREAMER_PASSWORD=… memorystreamer --user admin tenant list',
+      '\nOffline (before the first start, or beside a running broker):\n  memorystreamer tenant add acme --data-dir ./data\n  memorystreamer tenant add-principal acme User:alice --data-dir ./data\n  memorystreamer tenant set-quota acme --produce-bytes-per-sec 1MB --storage-bytes 10GB --data-dir ./data\nOffline, the tenants of a cluster (in etcd):\n  memorystreamer tenant add acme --cluster etcd://127.0.0.1:2379\nOver the wire, as a super-user (authz.super_users):\n  MEMORYSTREAMER_PASSWORD=… memorystreamer --user admin tenant list',
     );
 
   const change =

@@ -7,13 +7,9 @@
 // holds the new user's password), applied at once.
 
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
-import { loadConfig } from '../../broker/config/load-config.js';
 import { parseBrokerAddress, TcpTransport } from '../../client/tcp-transport.js';
 import { ALL_SCRAM_MECHANISMS, listUsers, removeUser, setUserPassword } from '../../client/user-admin.js';
-import { parseClusterUrl } from '../../cluster/control-plane/cluster-url.js';
-import { clusterPrefix } from '../../cluster/control-plane/metadata-keys.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import {
   checkIterations,
@@ -25,15 +21,12 @@ import { EtcdUserStore } from '../../security/etcd-user-store.js';
 import { isScramMechanism, type ScramMechanism } from '../../security/scram.js';
 import { type UserCredentials, UserStore } from '../../security/user-store.js';
 import { type CliContext, type GlobalOptions, readStdinSecret } from '../context.js';
+import { type OfflineFlags, offlineTargetOf } from '../offline-target.js';
 import { parseIntegerOption } from '../options.js';
 import { renderTable } from '../output.js';
 import { auditedOfflineChange } from './audit.js';
 
-interface TargetFlags {
-  dataDir?: string;
-  config?: string;
-  cluster?: string;
-}
+type TargetFlags = OfflineFlags;
 
 interface PasswordFlags extends TargetFlags {
   passwordStdin?: boolean;
@@ -51,30 +44,12 @@ interface OfflineTarget {
 }
 
 async function offlineTarget(flags: TargetFlags, context: CliContext): Promise<OfflineTarget | null> {
-  if (flags.dataDir === undefined && flags.config === undefined && flags.cluster === undefined) return null;
-  if (flags.dataDir !== undefined && flags.cluster !== undefined)
-    throw new InvalidArgumentError(
-      '--data-dir and --cluster: a broker alone keeps its users in its data directory, a cluster in etcd; give one',
-    );
-  const config = await loadConfig({ file: flags.config ?? null, env: context.env });
-  const iterations = config.values['auth.scram_iterations'] as number;
-  const cluster =
-    flags.cluster ?? (flags.dataDir === undefined ? (config.values['cluster.etcd'] as string) : '');
-  if (cluster !== '') {
-    const address = parseClusterUrl(cluster);
-    return {
-      iterations,
-      dataDir: null,
-      open: () =>
-        EtcdUserStore.open({
-          address,
-          prefix: clusterPrefix(address.name),
-          url: cluster,
-          connectTimeoutMs: 5000,
-        }),
-    };
-  }
-  const dataDir = resolve(flags.dataDir ?? (config.values['storage.data_dir'] as string));
+  const target = await offlineTargetOf(flags, context.env, 'users');
+  if (target === null) return null;
+  const iterations = target.config.values['auth.scram_iterations'] as number;
+  if (target.kind === 'cluster')
+    return { iterations, dataDir: null, open: () => EtcdUserStore.open(target.etcd) };
+  const { dataDir } = target;
   return { iterations, dataDir, open: () => UserStore.open(dataDir) };
 }
 
@@ -141,7 +116,7 @@ async function brokerTransport(context: CliContext): Promise<TcpTransport> {
   if (options.sasl === undefined)
     throw errorOf(
       'AUTHORIZATION_FAILED',
-      'managing users over the wire needs a super-user: --user NAME with MEMORYSTREAMER_PASSWORD (or --data-dir DIR to change the users file offline)',
+      'managing users over the wire needs a super-user: --user NAME with MEMORYSTREAMER_PASSWORD (or --data-dir DIR to change the users file offline, --cluster etcd://… those of a cluster)',
     );
   return new TcpTransport({
     brokers: options.brokers

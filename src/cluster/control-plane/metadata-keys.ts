@@ -17,6 +17,11 @@
 //   users/<name>                    a user's SCRAM credentials, with authentication on (written and
 //                                   read by security/etcd-user-store.ts; the metadata cache skips them)
 //   users-decoy-secret              the salt secret every broker shows an unknown user
+//   acls/<id>                       one access control entry, with authorization on (<id>: hex
+//                                   SHA-256 of its fields; written and read by
+//                                   security/etcd-acl-store.ts; the metadata cache skips them)
+//   tenant-registry                 the tenants, their principals and quotas, as tenants.json
+//                                   (security/etcd-tenant-store.ts; the metadata cache skips it)
 //
 // Topic names cannot contain '/', so the prefixes never overlap.
 
