@@ -377,7 +377,7 @@ export const SETTINGS = [
     key: 'authz.enabled',
     type: { kind: 'enum', choices: ['true', 'false'] },
     default: 'false',
-    doc: 'check every request against the ACLs of <data_dir>/acls.json (memorystreamer acl add); what no ACL allows is refused (AUTHORIZATION_FAILED), super-users may do everything, a client that did not authenticate is User:ANONYMOUS; the broker does not start with neither a super-user nor an ACL, nor with cluster.etcd (see docs/security.md)',
+    doc: 'check every request against the ACLs (<data_dir>/acls.json on a single broker, etcd with cluster.etcd; memorystreamer acl add); what no ACL allows is refused (AUTHORIZATION_FAILED), super-users may do everything, a client that did not authenticate is User:ANONYMOUS; the broker does not start with neither a super-user nor an ACL (see docs/security.md)',
   },
   {
     key: 'authz.super_users',
