@@ -396,6 +396,12 @@ export const SETTINGS = [
     doc: 'audit records are written at once and fsynced together at most this long after (0: fsync each record before going on)',
   },
   {
+    key: 'audit.topic',
+    type: { kind: 'string', maxLength: 249 },
+    default: '',
+    doc: 'also append every audit record to this internal topic (a name starting with __, e.g. "__audit"; one partition, created by the broker; key the action, value the record line with its hash), readable by super-users and ACLs, written by the broker only; needs authz.enabled; a broker alone only; empty: off (see docs/security.md)',
+  },
+  {
     key: 'cluster.anti_entropy_interval',
     type: { kind: 'duration', min: 0, max: 7 * DAY },
     default: 5 * 60 * SECOND,
