@@ -26,7 +26,6 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
   readSync,
   renameSync,
   statSync,
@@ -358,7 +357,13 @@ export class AuditLog {
   private emitForeign(stat: { size: number; ino: number }): void {
     const known = this.state!;
     const emit = (path: string, from: number) => {
-      const bytes = readFileSync(path).subarray(from);
+      const fd = openSync(path, 'r');
+      let bytes: Buffer;
+      try {
+        bytes = readRange(fd, from, Math.max(0, fstatSync(fd).size - from));
+      } finally {
+        closeSync(fd);
+      }
       let start = 0;
       for (let end = bytes.indexOf(0x0a); end !== -1; end = bytes.indexOf(0x0a, start)) {
         const line = bytes.subarray(start, end).toString('utf8');
