@@ -193,6 +193,49 @@ describe('the audit topic', () => {
     await admin.close();
   });
 
+  it('copies at start the records the disk log got while the broker was stopped', async () => {
+    const { dataDir, broker, as } = await startSecured('__audit');
+    const admin = await as('admin', 'admin-secret');
+    await admin.admin.createTopic({ name: 'before', partitions: 1 });
+    await until(async () => (await readAll(admin, '__audit')).some((m) => m.key === 'topic.create'), 10_000);
+    await admin.close();
+    await broker.stop();
+    // An offline change meanwhile (as `memorystreamer user add --data-dir` records it).
+    const offline = AuditLog.open({ dir: join(dataDir, 'audit'), fsyncIntervalMs: 0 });
+    offline.append({
+      principal: null,
+      source: 'cli:test',
+      action: 'user.add',
+      resource: 'user:bob',
+      result: 'success',
+    });
+    offline.close();
+    const again = await startEmbeddedBroker({
+      dataDir,
+      port: 0,
+      stopDeadlineMs: 200,
+      auth: { mechanisms: ['SCRAM-SHA-256'], superUsers: ['User:admin'], failureDelayMs: 1 },
+      authz: { superUsers: ['User:admin'] },
+      audit: { topic: '__audit' },
+    });
+    const client = await connect({
+      brokers: `127.0.0.1:${again.address!.port}`,
+      sasl: { mechanism: 'SCRAM-SHA-256', username: 'admin', password: 'admin-secret' },
+    });
+    let messages: { key: string; value: string }[] = [];
+    await until(async () => {
+      messages = await readAll(client, '__audit');
+      return messages.some((m) => m.key === 'user.add');
+    }, 10_000);
+    const report = verifyAuditChain(messages.map((m, i) => ({ line: m.value, where: `offset ${i}` })));
+    expect(report.broken).toBeNull();
+    const disk = tailAuditLog({ dir: join(dataDir, 'audit') }, 1000);
+    expect(messages.map((m) => JSON.parse(m.value).hash)).toEqual(
+      disk.slice(0, messages.length).map((r) => r.hash),
+    );
+    await client.close();
+  });
+
   it('is refused at start with a name that is not internal, or without authorization', async () => {
     const dataDir = await tempDir('ms-audit-topic-refused-');
     await addUser(dataDir, 'admin', 'admin-secret');
