@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { connect } from '../../src/client/connect.js';
 import type { MemoryStreamerError } from '../../src/common/errors.js';
-import { AuditLog } from '../../src/security/audit-log.js';
+import { AuditLog, rotatedAuditFiles } from '../../src/security/audit-log.js';
 import type { AuditRecord } from '../../src/security/audit-record.js';
 import { AuditTopicWriter } from '../../src/security/audit-topic.js';
 import { tailAuditLog, verifyAuditChain } from '../../src/security/audit-verify.js';
@@ -280,6 +280,32 @@ describe('AuditLog.onAppended and AuditTopicWriter', () => {
       [3, 'three'],
       [4, 'four'],
     ]);
+  });
+
+  it('tell them across files that another process rotated', async () => {
+    const dir = join(await tempDir('ms-audit-foreign-rotated-'), 'audit');
+    const seen: number[] = [];
+    const broker = AuditLog.open({
+      dir,
+      fsyncIntervalMs: 0,
+      maxFileBytes: 1500,
+      onAppended: (r) => seen.push(r.seq),
+    });
+    const offline = AuditLog.open({ dir, fsyncIntervalMs: 0, maxFileBytes: 1500 });
+    const event = {
+      principal: null,
+      source: 'test',
+      action: 'x',
+      resource: null,
+      result: 'success' as const,
+    };
+    broker.append(event);
+    for (let i = 0; i < 20; i++) offline.append(event);
+    broker.append(event);
+    broker.close();
+    offline.close();
+    expect(rotatedAuditFiles(dir).length).toBeGreaterThan(2);
+    expect(seen).toEqual(Array.from({ length: 22 }, (_, i) => i + 1));
   });
 
   it('never throws: a failed write and a full queue are counted, later records still go, in order', async () => {
