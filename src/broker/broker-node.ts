@@ -36,6 +36,8 @@ import { applyStartupFileBudget } from './startup-file-budget.js';
 import { startMemoryTrim } from './startup-memory-trim.js';
 import { INTERNAL_TOPIC_PREFIX } from './topics/topic-config.js';
 
+/** How often the audit log is checked for records other processes appended (for the audit topic). */
+const AUDIT_FOLLOW_MS = 1000;
 /** How long stopping waits for the tracing exporter before giving its spans up. */
 const TRACING_SHUTDOWN_MS = 2000;
 
@@ -337,7 +339,18 @@ export class BrokerNode {
     let node: BrokerNode | null = null;
     const auditTopic = audit?.topic ?? null;
     // Stopped after the listener (its last records are written) and before storage closes.
-    if (auditTopic !== null) started.push({ name: 'audit topic', stop: () => auditTopic.close() });
+    if (auditTopic !== null) {
+      // Records of offline commands beside the running broker reach the topic within a second.
+      const following = setInterval(() => audit?.log.follow(), AUDIT_FOLLOW_MS);
+      following.unref();
+      started.push({
+        name: 'audit topic',
+        stop: () => {
+          clearInterval(following);
+          return auditTopic.close();
+        },
+      });
+    }
     try {
       // Before the listener exists, the configured certificates; after, the ones it reloaded.
       const context: NodePartContext = { tls: () => server?.tlsOptions ?? options.tls ?? null };

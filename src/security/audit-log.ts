@@ -262,6 +262,22 @@ export class AuditLog {
     this.record({ principal, source, action: `authz.${operation}`, resource, result: 'denied' });
   }
 
+  /**
+   * Tells `onAppended` of records another process appended since this one last wrote or looked,
+   * without writing any (a cheap stat when nothing changed). Never throws: a failure is retried by
+   * the next call or append.
+   */
+  follow(): void {
+    if (this.closed || this.state === null || this.onAppended === undefined) return;
+    try {
+      const { size, ino } = statSync(this.path);
+      if (size === this.state.size && ino === this.state.ino) return;
+      this.withLock(() => this.sync());
+    } catch {
+      // The lock was held too long or a file went away: the next call or append looks again.
+    }
+  }
+
   /** Writes what is pending to disk and closes the file. */
   close(): void {
     if (this.closed) return;

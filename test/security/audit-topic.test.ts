@@ -282,6 +282,30 @@ describe('AuditLog.onAppended and AuditTopicWriter', () => {
     ]);
   });
 
+  it('tell them on follow() too, without an append of this process', async () => {
+    const dir = join(await tempDir('ms-audit-follow-'), 'audit');
+    const seen: number[] = [];
+    const broker = AuditLog.open({ dir, fsyncIntervalMs: 0, onAppended: (r) => seen.push(r.seq) });
+    const offline = AuditLog.open({ dir, fsyncIntervalMs: 0 });
+    const event = {
+      principal: null,
+      source: 'test',
+      action: 'x',
+      resource: null,
+      result: 'success' as const,
+    };
+    broker.follow();
+    expect(seen).toEqual([]);
+    offline.append(event);
+    offline.append(event);
+    broker.follow();
+    broker.follow();
+    broker.append(event);
+    broker.close();
+    offline.close();
+    expect(seen).toEqual([1, 2, 3]);
+  });
+
   it('tell them across files that another process rotated', async () => {
     const dir = join(await tempDir('ms-audit-foreign-rotated-'), 'audit');
     const seen: number[] = [];
