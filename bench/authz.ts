@@ -8,8 +8,15 @@
 // are medians of the rounds, and the overhead is (on − off) / off of the broker CPU per message, also
 // taken round by round (paired) so that drifts between rounds cancel.
 // With --aa both brokers run without authorization: the difference then is the noise floor.
+// With --profile, one broker with authorization on runs under V8's CPU profiler (node --cpu-prof)
+// while it takes produce requests of 2,000-message batches and then serves them back by fetch
+// requests (each request checked); the figure is the share of the broker's busy CPU samples whose
+// stack holds a function of the authorization check (src/security/authorizer*.ts,
+// request-permissions.ts, acl-matcher.ts), with the sample counts: an on/off comparison of two
+// brokers cannot resolve 1% on a shared machine, a count of samples can (to its sampling error).
 // Run: npx tsx bench/authz.ts [--rounds 5] [--big-messages 400000] [--small-messages 50000] [--aa] [--json]
-import { mkdtemp, rm } from 'node:fs/promises';
+//      npx tsx bench/authz.ts --profile [--messages 2000000] [--json]
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TcpTransport } from '../src/client/tcp-transport.js';
@@ -26,6 +33,11 @@ const bigMessages = argNumber('big-messages', 400_000);
 const smallMessages = argNumber('small-messages', 50_000);
 /** A/A run: the "on" broker runs without authorization too, to show the noise between two brokers. */
 const sameBoth = process.argv.includes('--aa');
+/** Profile mode: share of the broker's CPU samples inside the authorization check. */
+const profileMode = process.argv.includes('--profile');
+const profileMessages = argNumber('messages', 2_000_000);
+/** Sampling interval of the profiler (µs): 10× V8's default, for more samples per message. */
+const PROFILE_INTERVAL_US = 100;
 const WINDOW = 8;
 const PASSWORD = 'bench-password';
 const PREFIX = 'authz-bench-';
@@ -58,7 +70,11 @@ async function prepare(dataDir: string, acls: boolean): Promise<void> {
     operation,
     permission: 'allow',
   });
-  const entries: AclEntry[] = [entry('User:bench', PREFIX, 'write'), entry('User:bench', PREFIX, 'create')];
+  const entries: AclEntry[] = [
+    entry('User:bench', PREFIX, 'write'),
+    entry('User:bench', PREFIX, 'create'),
+    entry('User:bench', PREFIX, 'read'),
+  ];
   // Entries of other principals: the matcher looks through them when the cache is cold.
   for (let i = 0; i < 100; i++) entries.push(entry(`User:other${i}`, `team-${i}-`, 'all'));
   await (await FileAclStore.open(dataDir)).change({ kind: 'add', entries });
@@ -215,4 +231,177 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string }; children?: number[] }>;
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+}
+
+/** The files whose functions make up the authorization check. */
+const AUTHZ_FILE = /\/src\/security\/(authorizer[a-z-]*|request-permissions|acl-matcher)\.ts$/;
+
+/**
+ * Busy samples of the broker between `from` and `to` (µs, the monotonic clock V8's profiler shares
+ * with process.hrtime on Linux), and those whose stack holds a function of the authorization check.
+ */
+function authzShare(profile: CpuProfile, from: number, to: number) {
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const inCheck = new Map<number, boolean>();
+  const holdsCheck = (id: number): boolean => {
+    const known = inCheck.get(id);
+    if (known !== undefined) return known;
+    const node = byId.get(id)!;
+    const up = parent.get(id);
+    const value = AUTHZ_FILE.test(node.callFrame.url) || (up !== undefined && holdsCheck(up));
+    inCheck.set(id, value);
+    return value;
+  };
+  let busy = 0;
+  let check = 0;
+  const functions = new Map<string, number>();
+  let at = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    at += profile.timeDeltas[i] ?? 0;
+    if (at < from || at > to) continue;
+    const node = byId.get(profile.samples[i]!)!;
+    if (node.callFrame.functionName === '(idle)') continue;
+    busy++;
+    if (holdsCheck(node.id)) {
+      check++;
+      // The innermost frame of the check in this stack, to say which function it was.
+      let id: number | undefined = node.id;
+      while (id !== undefined && !AUTHZ_FILE.test(byId.get(id)!.callFrame.url)) id = parent.get(id);
+      const frame = byId.get(id!)!.callFrame;
+      const key = `${frame.functionName || '(anonymous)'} (${frame.url.replace(/^.*\/src\//, 'src/')})`;
+      functions.set(key, (functions.get(key) ?? 0) + 1);
+    }
+  }
+  return { busy, check, functions: [...functions].sort((a, b) => b[1] - a[1]) };
+}
+
+async function profileRun(): Promise<void> {
+  const dataDir = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-bench-authz-profile-'));
+  const profileDir = join(process.cwd(), 'bench', 'results', 'profiles', 'authz');
+  await rm(profileDir, { recursive: true, force: true });
+  await mkdir(profileDir, { recursive: true });
+  let produceRate = 0;
+  let replayRate = 0;
+  let windowFrom = 0;
+  let windowTo = 0;
+  try {
+    await prepare(dataDir, true);
+    progress('starting a broker with SCRAM and authorization on, under the CPU profiler');
+    const broker = await startBrokerProcess({
+      dataDir,
+      nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-interval=${PROFILE_INTERVAL_US}`],
+      env: {
+        MEMORYSTREAMER_AUTH_MECHANISMS: 'SCRAM-SHA-256',
+        MEMORYSTREAMER_AUTHZ_ENABLED: 'true',
+        MEMORYSTREAMER_AUTHZ_SUPER_USERS: 'User:admin',
+      },
+    });
+    const transport = new TcpTransport({
+      brokers: [{ host: '127.0.0.1', port: broker.port }],
+      clientId: 'bench-authz-profile',
+      sasl: { mechanism: 'SCRAM-SHA-256', username: 'bench', password: PASSWORD },
+    });
+    try {
+      const topic = `${PREFIX}profile`;
+      await transport.request('createTopic', { name: topic, partitions: 1 }, { timeoutMs: 30_000 });
+      progress('warm-up');
+      await produceRound(transport, broker, topic, 2000, 40_000);
+      windowFrom = Number(process.hrtime.bigint() / 1000n);
+      progress(`producing ${profileMessages} messages in 2,000-message batches`);
+      const produced = await produceRound(transport, broker, topic, 2000, profileMessages);
+      produceRate = produced.rate;
+      progress('replaying them by fetch requests');
+      const started = performance.now();
+      let offset = 0n;
+      let fetched = 0;
+      const end = BigInt(40_000 + Math.ceil(profileMessages / 2000) * 2000);
+      while (offset < end) {
+        const answer = await transport.request(
+          'fetch',
+          { topic, partition: 0, offset, maxBytes: 1 << 20, maxWaitMs: 0 },
+          { timeoutMs: 60_000 },
+        );
+        if (answer.batches.length === 0) break;
+        let at = 0;
+        // Batch layout: base offset (i64 BE) at 0, length (i32 BE) at 8, records count (i32 BE) at 57.
+        while (at + 61 <= answer.batches.length) {
+          const base = answer.batches.readBigInt64BE(at);
+          const length = answer.batches.readInt32BE(at + 8);
+          const count = answer.batches.readInt32BE(at + 57);
+          offset = base + BigInt(count);
+          at += 12 + length;
+        }
+        fetched = Number(offset);
+      }
+      replayRate = rate(fetched, performance.now() - started);
+      windowTo = Number(process.hrtime.bigint() / 1000n);
+    } finally {
+      await transport.close();
+      await broker.stop();
+    }
+    const file = (await readdir(profileDir)).find((f) => f.endsWith('.cpuprofile'));
+    if (file === undefined) throw new Error('the broker wrote no CPU profile');
+    const profile = JSON.parse(await readFile(join(profileDir, file), 'utf8')) as CpuProfile;
+    const { busy, check, functions } = authzShare(profile, windowFrom, windowTo);
+    const share = busy === 0 ? 0 : (check / busy) * 100;
+    // A binomial proportion's standard error, so the reader sees what the sample count resolves.
+    const error = busy === 0 ? 0 : Math.sqrt(((share / 100) * (1 - share / 100)) / busy) * 100;
+    const rows: Row[] = [
+      {
+        measurement: 'broker busy CPU samples in the produce + replay window',
+        samples: busy,
+        'share %': 100,
+        '± (1 standard error) %': null,
+      },
+      {
+        measurement: 'of which inside the authorization check',
+        samples: check,
+        'share %': Number(share.toFixed(3)),
+        '± (1 standard error) %': Number(error.toFixed(3)),
+      },
+      ...functions.slice(0, 6).map(([name, samples]) => ({
+        measurement: `  ${name}`,
+        samples,
+        'share %': Number(((samples / busy) * 100).toFixed(3)),
+        '± (1 standard error) %': null,
+      })),
+    ];
+    const result = writeResult({
+      benchmark: 'authz-profile',
+      title: "Authorization: share of the broker's CPU samples inside the ACL check (2,000-message batches)",
+      command: `npx tsx bench/authz.ts --profile --messages ${profileMessages}`,
+      settings: {
+        transport: `TCP loopback, broker child process (node --cpu-prof, a sample every ${PROFILE_INTERVAL_US} µs), SCRAM-SHA-256`,
+        acls: 'authz on: the user allowed write, create and read by prefix, 100 entries of other principals; not a super-user',
+        messageBytes: 100,
+        batches: `2000 messages per produce request, ${WINDOW} requests in flight, one partition; replay by FETCH requests of up to 1 MiB, one at a time`,
+        messages: profileMessages,
+        acks: 1,
+        durability: 'interval (default: fsync on the flush interval, not per request)',
+        'produce msg/s (profiled)': produceRate,
+        'replay msg/s (profiled)': replayRate,
+      },
+      rows,
+      notes: [
+        'A sample counts as the check when any frame of its stack is a function of src/security/authorizer*.ts, request-permissions.ts or acl-matcher.ts (inclusive time). Idle samples and samples outside the workload window (start-up, warm-up) are left out.',
+        `Load average of the machine at the end of the run: ${loadavg()
+          .map((l) => l.toFixed(1))
+          .join(' / ')} (1 / 5 / 15 min), from other work sharing it (2 cores, shared).`,
+        'Profiling slows the broker; the msg/s in the settings are from the profiled run. Profile: bench/results/profiles/authz/*.cpuprofile.',
+      ],
+    });
+    printResult(result);
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (profileMode) await profileRun();
+else await main();

@@ -883,6 +883,36 @@ export class BrokerCore {
     return this.createLocal(input, true, input.name === OFFSETS_TOPIC && this.groupsInCluster);
   }
 
+  /**
+   * An internal topic of one partition that the broker writes itself (the audit topic), created
+   * when missing: `append` adds records to it in call order, `lastValue` reads its newest record.
+   */
+  async internalTopic(name: string): Promise<{
+    append(records: readonly { key: string; value: string }[]): Promise<void>;
+    lastValue(): Promise<Buffer | null>;
+  }> {
+    this.ensureOpen();
+    if (this.registry.get(name) === undefined) await this.createLocal({ name, partitions: 1 }, true, true);
+    const log = () => this.partition(name, 0).log;
+    return {
+      append: async (records) => {
+        await this.partition(name, 0).produce({ batch: encodeRecordBatch(records), acks: 1 });
+      },
+      lastValue: async () => {
+        const { highWatermark, logStartOffset } = log();
+        if (highWatermark <= logStartOffset) return null;
+        const { data } = await log().read(highWatermark - 1n, 1 << 20);
+        let last: Buffer | null = null;
+        for (const batch of splitBatches(data))
+          for (const record of iterateRecords(batch, {
+            maxDecompressedBytes: this.options.maxDecompressedBytes,
+          }))
+            if (record.value !== null) last = Buffer.from(record.value);
+        return last;
+      },
+    };
+  }
+
   /** How a topic created with `input` looks (for a cluster's topic this broker holds no copy of). */
   viewOfNewTopic(input: CreateTopicRequest): TopicView {
     return {

@@ -11,17 +11,23 @@
 // A start that fails stops what had started, in the same order.
 
 import { join } from 'node:path';
+import { Counter } from 'prom-client';
+import type { MemoryStreamerError } from '../common/errors.js';
 import { type BrokerLogger, silentLogger } from '../metrics/logger.js';
 import { type BrokerTracing, type OtlpTracingOptions, otlpTracing } from '../metrics/tracing.js';
 import { errorOf } from '../protocol/error-codes.js';
+import { Opcode } from '../protocol/opcodes.js';
 import { describeResource } from '../security/acl.js';
-import { configReloadEvent } from '../security/audit-events.js';
+import { aclAlterEvent, configReloadEvent } from '../security/audit-events.js';
 import { AuditLog, type AuditLogOptions } from '../security/audit-log.js';
+import { type AuditEvent, parseRecord } from '../security/audit-record.js';
+import { AuditTopicWriter } from '../security/audit-topic.js';
+import { auditRecordsAfter } from '../security/audit-verify.js';
 import { BrokerAuthorization, type BrokerAuthorizationOptions } from '../security/authorizer-service.js';
 import { BrokerAuthenticator, type BrokerAuthOptions } from '../security/broker-authenticator.js';
 import type { TenantBackend } from '../security/tenant-store.js';
 import { AdminServer } from './admin/admin-server.js';
-import { BrokerCore, type BrokerCoreOptions } from './broker-core.js';
+import { BrokerCore, type BrokerCoreOptions, OFFSETS_TOPIC } from './broker-core.js';
 import type { FdBudget } from './fd-budget.js';
 import type { MemoryTrimmer, MemoryTrimSettings } from './memory-trimmer.js';
 import { attachTenantQuotas, TenantQuotas } from './quotas/tenant-quotas.js';
@@ -29,7 +35,10 @@ import { NetworkServer, type ServerLimits } from './server/network-server.js';
 import type { ServerTlsOptions } from './server/tls.js';
 import { applyStartupFileBudget } from './startup-file-budget.js';
 import { startMemoryTrim } from './startup-memory-trim.js';
+import { INTERNAL_TOPIC_PREFIX } from './topics/topic-config.js';
 
+/** How often the audit log is checked for records other processes appended (for the audit topic). */
+const AUDIT_FOLLOW_MS = 1000;
 /** How long stopping waits for the tracing exporter before giving its spans up. */
 const TRACING_SHUTDOWN_MS = 2000;
 
@@ -49,7 +58,16 @@ export interface BrokerNodeOptions extends BrokerCoreOptions {
    * The hash-chained audit log of authentications and administrative changes, in `<dataDir>/audit`
    * unless `dir` (docs/security.md#audit-log). Default: on when `auth` is, else off (`enabled` decides).
    */
-  audit?: Omit<AuditLogOptions, 'dir' | 'onError'> & { dir?: string; enabled?: boolean };
+  audit?: Omit<AuditLogOptions, 'dir' | 'onError' | 'onAppended'> & {
+    dir?: string;
+    enabled?: boolean;
+    /**
+     * Also append every record to this internal topic (a name starting with `__`, one partition,
+     * created when missing; docs/security.md#the-audit-topic). A broker alone only; with a
+     * listener, only with `authz` (who may read it is an ACL's business).
+     */
+    topic?: string;
+  };
   /**
    * Check every request of the listener against the ACLs of <dataDir>/acls.json, or of the store
    * `authz.openStore` opens (a cluster's, in etcd; managed with `memorystreamer acl`);
@@ -148,19 +166,64 @@ async function stopParts(parts: readonly NodePart[], logger: BrokerLogger): Prom
 }
 
 /** The audit log the options ask for (on by default when authentication is), or null. */
-function openAudit(
+async function openAudit(
   options: BrokerNodeOptions,
   authenticating: boolean,
   logger: BrokerLogger,
-): AuditLog | null {
-  const { dir, enabled, ...settings } = options.audit ?? {};
+  core: BrokerCore,
+  clusterMember: boolean,
+): Promise<{ log: AuditLog; topic: AuditTopicWriter | null } | null> {
+  const { dir, enabled, topic: topicName, ...settings } = options.audit ?? {};
   if (!(enabled ?? authenticating)) return null;
-  return AuditLog.open({
-    ...settings,
-    dir: dir ?? join(options.dataDir, 'audit'),
-    onError: (error, event) =>
-      logger.error({ action: event.action, reason: error.message }, 'audit record not written'),
+  const logDir = dir ?? join(options.dataDir, 'audit');
+  const onError = (error: MemoryStreamerError, event: AuditEvent) =>
+    logger.error({ action: event.action, reason: error.message }, 'audit record not written');
+  if (topicName === undefined || topicName === '')
+    return { log: AuditLog.open({ ...settings, dir: logDir, onError }), topic: null };
+  if (!topicName.startsWith(INTERNAL_TOPIC_PREFIX) || topicName === OFFSETS_TOPIC)
+    throw errorOf(
+      'INVALID_CONFIG',
+      `audit.topic = ${JSON.stringify(topicName)}: the audit topic is internal, its name starts with "__" (e.g. "__audit") and is not ${OFFSETS_TOPIC}`,
+    );
+  if (clusterMember)
+    throw errorOf(
+      'INVALID_CONFIG',
+      'audit.topic is for a broker alone: in a cluster each broker keeps its audit log on disk (audit verify per broker)',
+    );
+  if (options.port !== undefined && options.authz === undefined)
+    throw errorOf(
+      'INVALID_CONFIG',
+      'audit.topic needs authz.enabled = true: without authorization every client could read the audit topic',
+    );
+  const topic = await core.internalTopic(topicName);
+  const lost = new Counter({
+    name: 'memorystreamer_audit_topic_lost_records_total',
+    help: 'audit records that did not reach the audit topic (a full queue or a failed write); the disk log holds them',
+    registers: [core.metrics.registry],
   });
+  const writer = new AuditTopicWriter({
+    append: topic.append,
+    onLost: (count, reason) => {
+      lost.inc(count);
+      logger.warn(
+        { topic: topicName, records: count, reason },
+        'audit records not written to the audit topic',
+      );
+    },
+  });
+  // The topic goes on from its newest record: records the disk log got meanwhile (offline commands
+  // while the broker was stopped) are copied first. A new, empty topic starts with the next record.
+  const last = await topic.lastValue();
+  const lastSeq = last === null ? null : (parseRecord(last.toString('utf8'))?.record.seq ?? null);
+  const log = AuditLog.open({
+    ...settings,
+    dir: logDir,
+    onError,
+    onAppended: (record, line) => writer.forward(record, line),
+  });
+  if (lastSeq !== null)
+    for (const { record, line } of auditRecordsAfter({ dir: logDir }, lastSeq)) writer.forward(record, line);
+  return { log, topic: writer };
 }
 
 export class BrokerNode {
@@ -245,6 +308,22 @@ export class BrokerNode {
             throw error;
           })
         : null;
+    if (authz !== null) {
+      // ACL changes over the wire are administrative changes: recorded like the others.
+      const handleAclRequest = authz.handleAclRequest.bind(authz);
+      authz.handleAclRequest = async (principal, opcode, payload) => {
+        if (opcode !== Opcode.ACL_ALTER) return handleAclRequest(principal, opcode, payload);
+        const caller = { principal, source: null };
+        try {
+          const answer = await handleAclRequest(principal, opcode, payload);
+          auditLog?.record(aclAlterEvent(payload, caller));
+          return answer;
+        } catch (error) {
+          auditLog?.record(aclAlterEvent(payload, caller, error as MemoryStreamerError));
+          throw error;
+        }
+      };
+    }
     const tracing = options.tracing !== undefined ? otlpTracing(options.tracing) : null;
     let core: BrokerCore;
     const coreOptions: BrokerCoreOptions = Object.assign(
@@ -259,8 +338,10 @@ export class BrokerNode {
       if (tracing !== null) await shutdownTracing(tracing);
       throw error;
     }
+    let audit: Awaited<ReturnType<typeof openAudit>> = null;
     try {
-      core.audit = openAudit(options, auth !== null, logger);
+      audit = await openAudit(options, auth !== null, logger, core, coreOptions.clusterMember === true);
+      core.audit = audit?.log ?? null;
       auditLog = core.audit;
     } catch (error) {
       await closeStores();
@@ -274,6 +355,20 @@ export class BrokerNode {
     let server: NetworkServer | null = null;
     let admin: AdminServer | null = null;
     let node: BrokerNode | null = null;
+    const auditTopic = audit?.topic ?? null;
+    // Stopped after the listener (its last records are written) and before storage closes.
+    if (auditTopic !== null) {
+      // Records of offline commands beside the running broker reach the topic within a second.
+      const following = setInterval(() => audit?.log.follow(), AUDIT_FOLLOW_MS);
+      following.unref();
+      started.push({
+        name: 'audit topic',
+        stop: () => {
+          clearInterval(following);
+          return auditTopic.close();
+        },
+      });
+    }
     try {
       // Before the listener exists, the configured certificates; after, the ones it reloaded.
       const context: NodePartContext = { tls: () => server?.tlsOptions ?? options.tls ?? null };

@@ -3,6 +3,7 @@
 // broker's hooks stay one line each.
 
 import { BinaryReader } from '../protocol/codec/binary-reader.js';
+import { AclAction, aclAlterCommand } from '../protocol/commands/acl-commands.js';
 import { UserAction, userAlterCommand } from '../protocol/commands/auth-commands.js';
 import type { AuditEvent } from './audit-record.js';
 
@@ -160,6 +161,41 @@ export function configReloadEvent(reload: {
       trigger: reload.trigger,
       keys: [...reload.keys],
       ...(reload.error !== undefined ? { error: reload.error } : {}),
+    },
+  };
+}
+
+/**
+ * An ACL_ALTER request (entries added or removed over the wire) and how it ended: `acl.add` or
+ * `acl.remove` on the cluster, the entries in the detail (ACL_LIST reads nothing: not recorded).
+ */
+export function aclAlterEvent(
+  payload: Buffer,
+  caller: AuditCaller,
+  error?: { codeName?: string; message?: string },
+): AuditEvent {
+  let action = 'acl.alter';
+  let entries: unknown = null;
+  try {
+    const request = aclAlterCommand.decodeRequest(new BinaryReader(payload));
+    action = request.action === AclAction.ADD ? 'acl.add' : 'acl.remove';
+    entries = request.entries.map(
+      (e) =>
+        `${e.permission} ${e.principal} ${e.operation} ${e.resourceType}:${e.resourceName}${e.pattern === 'prefix' ? '*' : ''}`,
+    );
+  } catch {
+    // A request that does not decode was refused as such: recorded as a failed ACL change.
+  }
+  return {
+    principal: caller.principal,
+    source: caller.source,
+    action,
+    resource: 'cluster',
+    result:
+      error === undefined ? 'success' : error.codeName === 'AUTHORIZATION_FAILED' ? 'denied' : 'failure',
+    detail: {
+      entries,
+      ...(error !== undefined ? { error: error.codeName ?? 'UNKNOWN', message: error.message ?? '' } : {}),
     },
   };
 }

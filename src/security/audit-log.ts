@@ -65,6 +65,13 @@ export interface AuditLogOptions {
   readonly fsyncIntervalMs?: number;
   /** Where a record that could not be written is reported (`record` never throws). */
   readonly onError?: (error: MemoryStreamerError, event: AuditEvent) => void;
+  /**
+   * Told of every record appended to the log after `open`, in chain order, with its line as on
+   * disk (without "\n"): this process's records as they are written, and those another process
+   * (an offline `memorystreamer user … --data-dir`) appended meanwhile, as soon as this process
+   * appends next. The audit topic (audit-topic.ts) forwards them. It must not throw.
+   */
+  readonly onAppended?: (record: AuditRecord, line: string) => void;
 }
 
 /** Rotated files of a directory, oldest first: `audit.log.1`, `audit.log.2`, … */
@@ -175,6 +182,7 @@ export class AuditLog {
   private readonly maxFileBytes: number;
   private readonly fsyncIntervalMs: number;
   private readonly onError: AuditLogOptions['onError'];
+  private readonly onAppended: AuditLogOptions['onAppended'];
   private fd: number | null = null;
   /** Where this process last left the file: another writer moved it when it differs. */
   private state: TailState | null = null;
@@ -187,6 +195,7 @@ export class AuditLog {
     this.maxFileBytes = options.maxFileBytes ?? DEFAULT_AUDIT_MAX_FILE_BYTES;
     this.fsyncIntervalMs = options.fsyncIntervalMs ?? DEFAULT_AUDIT_FSYNC_INTERVAL_MS;
     this.onError = options.onError;
+    this.onAppended = options.onAppended;
   }
 
   /** Opens (or starts) the log of a directory; a torn last record is closed off by the first append. */
@@ -253,6 +262,22 @@ export class AuditLog {
     this.record({ principal, source, action: `authz.${operation}`, resource, result: 'denied' });
   }
 
+  /**
+   * Tells `onAppended` of records another process appended since this one last wrote or looked,
+   * without writing any (a cheap stat when nothing changed). Never throws: a failure is retried by
+   * the next call or append.
+   */
+  follow(): void {
+    if (this.closed || this.state === null || this.onAppended === undefined) return;
+    try {
+      const { size, ino } = statSync(this.path);
+      if (size === this.state.size && ino === this.state.ino) return;
+      this.withLock(() => this.sync());
+    } catch {
+      // The lock was held too long or a file went away: the next call or append looks again.
+    }
+  }
+
   /** Writes what is pending to disk and closes the file. */
   close(): void {
     if (this.closed) return;
@@ -281,7 +306,7 @@ export class AuditLog {
     state.hash = hash;
     state.torn = null;
     this.scheduleSync();
-    return {
+    const record: AuditRecord = {
       seq,
       time: time.toISOString(),
       principal: event.principal,
@@ -294,6 +319,8 @@ export class AuditLog {
       prev,
       hash,
     };
+    this.onAppended?.(record, line);
+    return record;
   }
 
   private write(text: string): void {
@@ -326,6 +353,7 @@ export class AuditLog {
     }
     if (stat !== null && this.state !== null && stat.ino === this.state.ino && stat.size === this.state.size)
       return this.state;
+    if (this.onAppended !== undefined && this.state !== null && stat !== null) this.emitForeign(stat);
     if (stat === null) this.startFile();
     if (this.fd !== null && (this.state === null || statSync(this.path).ino !== this.state.ino)) {
       fsyncSync(this.fd);
@@ -335,6 +363,43 @@ export class AuditLog {
     this.fd ??= openSync(this.path, 'a', 0o600);
     this.state = readTail(this.path);
     return this.state;
+  }
+
+  /**
+   * Tells `onAppended` of the records another process appended since this one last wrote: the
+   * rest of the file this process knew (rotated to `audit.log.<n>` if its inode changed), then the
+   * records of the files after it.
+   */
+  private emitForeign(stat: { size: number; ino: number }): void {
+    const known = this.state!;
+    const emit = (path: string, from: number) => {
+      const fd = openSync(path, 'r');
+      let bytes: Buffer;
+      try {
+        bytes = readRange(fd, from, Math.max(0, fstatSync(fd).size - from));
+      } finally {
+        closeSync(fd);
+      }
+      let start = 0;
+      for (let end = bytes.indexOf(0x0a); end !== -1; end = bytes.indexOf(0x0a, start)) {
+        const line = bytes.subarray(start, end).toString('utf8');
+        start = end + 1;
+        const parsed = parseRecord(line);
+        if (parsed !== null && parsed.record.seq > known.seq) this.onAppended!(parsed.record, line);
+      }
+    };
+    try {
+      if (stat.ino === known.ino) {
+        if (stat.size > known.size) emit(this.path, known.size);
+        return;
+      }
+      for (const rotated of rotatedAuditFiles(this.dir))
+        if (rotated.file >= known.header.file)
+          emit(rotated.path, rotated.file === known.header.file ? known.size : 0);
+      emit(this.path, 0);
+    } catch {
+      // A file gone meanwhile: the records it held stay in the files; only their copy is missed.
+    }
   }
 
   /** A new current file: the first of the log, or the next after the rotated ones. */

@@ -200,3 +200,95 @@ export function tailAuditLog(target: { dir: string } | { file: string }, count: 
   }
   return found;
 }
+
+/** Records of a log after `seq`, oldest first, each with its line as on disk (to copy them on). */
+export function auditRecordsAfter(
+  target: { dir: string } | { file: string },
+  seq: number,
+): { record: AuditRecord; line: string }[] {
+  const found: { record: AuditRecord; line: string }[] = [];
+  for (const path of auditFiles(target)) {
+    for (const line of linesOf(readFileSync(path))) {
+      const parsed = line.ended ? parseRecord(line.text) : null;
+      if (parsed !== null && parsed.record.seq > seq) found.push({ record: parsed.record, line: line.text });
+    }
+  }
+  return found;
+}
+
+/** What a chain of records read from elsewhere (the audit topic) holds, and its first broken link. */
+export interface AuditChainReport {
+  readonly records: number;
+  /** The first record's seq and the hash it chains to (match them against the disk log). */
+  readonly firstSeq: number | null;
+  readonly firstPrev: string | null;
+  readonly lastSeq: number | null;
+  readonly lastHash: string | null;
+  /** `where` names the record (the topic's offset, say). */
+  readonly broken: { where: string; reason: string; expected?: string; found?: string } | null;
+}
+
+/**
+ * Checks a run of record lines (the values of the audit topic, in order): every record's hash over
+ * its bytes, every link to the record before, consecutive sequence numbers. The first record is
+ * taken as it is: the run may start anywhere in the log (the topic holds what was written since it
+ * was configured, less what its retention removed); its seq and prev are reported to be matched
+ * against the disk log.
+ */
+export function verifyAuditChain(lines: Iterable<{ line: string; where: string }>): AuditChainReport {
+  let records = 0;
+  let firstSeq: number | null = null;
+  let firstPrev: string | null = null;
+  let seq: number | null = null;
+  let hash: string | null = null;
+  const report = (broken: AuditChainReport['broken']): AuditChainReport => ({
+    records,
+    firstSeq,
+    firstPrev,
+    lastSeq: seq,
+    lastHash: hash,
+    broken,
+  });
+  for (const { line, where } of lines) {
+    const parsed = parseRecord(line);
+    if (parsed === null) return report({ where, reason: 'not a whole audit record' });
+    const { record, computedHash } = parsed;
+    if (computedHash !== record.hash)
+      return report({
+        where,
+        reason: 'the record was changed: its hash does not match its contents',
+        expected: computedHash,
+        found: record.hash,
+      });
+    if (hash !== null && seq !== null) {
+      if (record.seq !== seq + 1 && record.seq > seq + 1 && record.prev !== hash)
+        return report({
+          where,
+          reason: `records ${seq + 1}..${record.seq - 1} are missing here (not written to this copy; the disk log holds them)`,
+          expected: String(seq + 1),
+          found: String(record.seq),
+        });
+      if (record.prev !== hash)
+        return report({
+          where,
+          reason: 'the record does not follow the one before it (a record was removed, inserted or moved)',
+          expected: hash,
+          found: record.prev,
+        });
+      if (record.seq !== seq + 1)
+        return report({
+          where,
+          reason: 'sequence number out of order',
+          expected: String(seq + 1),
+          found: String(record.seq),
+        });
+    } else {
+      firstSeq = record.seq;
+      firstPrev = record.prev;
+    }
+    hash = record.hash;
+    seq = record.seq;
+    records++;
+  }
+  return report(null);
+}

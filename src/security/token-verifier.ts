@@ -13,22 +13,9 @@ import { readFileSync, statSync } from 'node:fs';
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import type { MemoryStreamerError } from '../common/errors.js';
 import { errorOf } from '../protocol/error-codes.js';
+import { TOKEN_ALGORITHMS } from './token-settings.js';
 
-/** Every signature algorithm a token may use: asymmetric only. */
-export const TOKEN_ALGORITHMS = [
-  'EdDSA',
-  'Ed25519',
-  'ES256',
-  'ES384',
-  'ES512',
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-] as const;
-export type TokenAlgorithm = (typeof TOKEN_ALGORITHMS)[number];
+export { TOKEN_ALGORITHMS, type TokenAlgorithm } from './token-settings.js';
 
 export interface TokenSettings {
   /** A public key (PEM: Ed25519, RSA or EC); exactly one of this and `jwksFile`. */

@@ -2,6 +2,8 @@
 // type and allowed range, its default and what it does. docs/configuration.md is generated from
 // this table (scripts/config-doc.ts) and a test keeps the two equal.
 
+import { TOKEN_ALGORITHMS } from '../../security/token-settings.js';
+
 export type SettingType =
   | { kind: 'int'; min: number; max: number }
   | { kind: 'size'; min: number; max: number; allowUnlimited?: boolean }
@@ -347,23 +349,7 @@ export const SETTINGS = [
   },
   {
     key: 'auth.token_algorithms',
-    type: {
-      kind: 'list',
-      choices: [
-        'EdDSA',
-        'Ed25519',
-        'ES256',
-        'ES384',
-        'ES512',
-        'RS256',
-        'RS384',
-        'RS512',
-        'PS256',
-        'PS384',
-        'PS512',
-      ],
-      itemDoc: 'EdDSA, Ed25519, ES256, ES384, ES512, RS256, RS384, RS512, PS256, PS384, PS512',
-    },
+    type: { kind: 'list', choices: TOKEN_ALGORITHMS, itemDoc: TOKEN_ALGORITHMS.join(', ') },
     default: '',
     doc: 'bearer tokens: signature algorithms accepted (empty: all of these asymmetric ones; HMAC and none never are)',
   },
@@ -408,6 +394,12 @@ export const SETTINGS = [
     type: { kind: 'duration', min: 0, max: 10 * SECOND },
     default: 200,
     doc: 'audit records are written at once and fsynced together at most this long after (0: fsync each record before going on)',
+  },
+  {
+    key: 'audit.topic',
+    type: { kind: 'string', maxLength: 249 },
+    default: '',
+    doc: 'also append every audit record to this internal topic (a name starting with __, e.g. "__audit"; one partition, created by the broker; key the action, value the record line with its hash), readable by super-users and ACLs, written by the broker only; needs authz.enabled; a broker alone only; empty: off (see docs/security.md)',
   },
   {
     key: 'cluster.anti_entropy_interval',

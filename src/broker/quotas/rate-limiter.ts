@@ -17,6 +17,11 @@ export class RateLimiter {
     this.burstMs = burstMs;
   }
 
+  /** Nothing taken is still owed at `now`, and for at least `forMs`: dropping the limiter loses no hold. */
+  idle(now: number, forMs = 0): boolean {
+    return this.freeAt + forMs <= now;
+  }
+
   /** Takes `amount` at `now`; returns how long (ms) the caller should wait before it takes more. */
   take(amount: number, now: number): number {
     if (this.ratePerSec <= 0) return 0;

@@ -27,10 +27,22 @@ import {
   TenantStore,
 } from '../../security/tenant-store.js';
 import type { BrokerCore } from '../broker-core.js';
+import type { PushSubscription } from '../partitions/push-subscription.js';
 import { RateLimiter } from './rate-limiter.js';
 
 /** How often the registry file is checked for changes and tenants' storage is summed. */
 export const DEFAULT_REFRESH_MS = 500;
+/**
+ * A rate limiter whose principal (or tenant) has no open connection is dropped once it has owed
+ * nothing for this long (checked at each refresh): principals that come and go leave nothing behind.
+ */
+export const DEFAULT_LIMITER_IDLE_MS = 60_000;
+/**
+ * Limiters kept at most: past it, every limiter of a principal or tenant without an open
+ * connection that owes nothing is dropped at once (those of connected ones are bounded by the
+ * connections).
+ */
+export const DEFAULT_MAX_LIMITERS = 10_000;
 
 export type RateKind = 'produce' | 'fetch' | 'requests';
 const RATE_QUOTA: Record<RateKind, QuotaKey> = {
@@ -46,6 +58,16 @@ export interface TenantQuotasOptions {
   /** Super-users see and name everything as stored, and no quota holds them. */
   readonly isSuperUser: (principal: string) => boolean;
   readonly refreshMs?: number;
+  /** See DEFAULT_LIMITER_IDLE_MS and DEFAULT_MAX_LIMITERS. */
+  readonly limiterIdleMs?: number;
+  readonly maxLimiters?: number;
+}
+
+/** A rate limiter and whose it is: a principal's own, or a tenant's shared one. */
+interface LimiterEntry {
+  readonly limiter: RateLimiter;
+  readonly principal: string | null;
+  readonly tenant: string | null;
 }
 
 /** What the broker keeps per principal between reloads. */
@@ -64,7 +86,11 @@ export class TenantQuotas {
   /** Open connections counted against quotas, by their principal. */
   private readonly connections = new Map<object, string>();
   /** `<kind>:<tenant|principal scope>` → its limiter (replaced when the quota changes). */
-  private readonly limiters = new Map<string, RateLimiter>();
+  private readonly limiters = new Map<string, LimiterEntry>();
+  private readonly limiterIdleMs: number;
+  /** Subscriptions whose delivery a fetch quota holds, and the timer that resumes each. */
+  private readonly pushHolds = new Map<PushSubscription, NodeJS.Timeout>();
+  private readonly maxLimiters: number;
   /** Bytes in each tenant's topics at the last refresh, plus bytes produced since. */
   private storage = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
@@ -77,6 +103,8 @@ export class TenantQuotas {
     this.store = store;
     this.core = options.core;
     this.isSuperUser = options.isSuperUser;
+    this.limiterIdleMs = options.limiterIdleMs ?? DEFAULT_LIMITER_IDLE_MS;
+    this.maxLimiters = options.maxLimiters ?? DEFAULT_MAX_LIMITERS;
     const registers = [registry];
     this.bytesIn = new Counter({
       name: 'memorystreamer_tenant_bytes_in_total',
@@ -127,6 +155,7 @@ export class TenantQuotas {
         // A file being edited by hand may not parse for a moment: the last good registry holds.
       }
       this.sumStorage();
+      this.evictLimiters(Date.now(), this.limiterIdleMs);
     })().finally(() => {
       this.refreshing = null;
     });
@@ -258,21 +287,82 @@ export class TenantQuotas {
     const key = RATE_QUOTA[kind];
     let delay = 0;
     const own = view.ownQuota[key];
-    if (own !== undefined) delay = this.limiter(`${kind}:${principal}`, own).take(amount, now);
+    if (own !== undefined)
+      delay = this.limiter(`${kind}:${principal}`, own, principal, null, now).take(amount, now);
     const shared = view.tenantQuota[key];
     if (shared !== undefined && view.tenant !== null)
-      delay = Math.max(delay, this.limiter(`${kind}:tenant:${view.tenant}`, shared).take(amount, now));
+      delay = Math.max(
+        delay,
+        this.limiter(`${kind}:tenant:${view.tenant}`, shared, null, view.tenant, now).take(amount, now),
+      );
     if (delay > 0 && view.tenant !== null) this.throttleSeconds.inc({ tenant: view.tenant }, delay / 1000);
     return delay;
   }
 
-  private limiter(key: string, rate: number): RateLimiter {
-    let limiter = this.limiters.get(key);
-    if (limiter === undefined || limiter.ratePerSec !== rate) {
-      limiter = new RateLimiter(rate);
-      this.limiters.set(key, limiter);
-    }
+  private limiter(
+    key: string,
+    rate: number,
+    principal: string | null,
+    tenant: string | null,
+    now: number,
+  ): RateLimiter {
+    const entry = this.limiters.get(key);
+    if (entry !== undefined && entry.limiter.ratePerSec === rate) return entry.limiter;
+    if (entry === undefined && this.limiters.size >= this.maxLimiters) this.evictLimiters(now, 0);
+    const limiter = new RateLimiter(rate);
+    this.limiters.set(key, { limiter, principal, tenant });
     return limiter;
+  }
+
+  /**
+   * A push of a subscription (SUBSCRIBE): `bytes` of batches delivered to the principal's
+   * connection, charged to its fetch quota like a fetch answer (and counted in the tenant's bytes
+   * out). When the quota runs ahead, the subscription's delivery is held for as long: it resumes
+   * from the log afterwards, so nothing is lost, only slowed to the rate.
+   */
+  chargePush(principal: string | null, subscription: PushSubscription, bytes: number): void {
+    const delay = this.charge(principal, 'fetch', bytes);
+    if (delay <= 0) return;
+    const held = this.pushHolds.get(subscription);
+    if (held !== undefined) clearTimeout(held);
+    subscription.pauseDelivery();
+    const timer = setTimeout(() => {
+      this.pushHolds.delete(subscription);
+      if (!subscription.closed) subscription.resumeDelivery();
+    }, delay);
+    timer.unref();
+    this.pushHolds.set(subscription, timer);
+  }
+
+  /** Rate limiters held now (for tests and the eviction's bound). */
+  get limiterCount(): number {
+    return this.limiters.size;
+  }
+
+  /** Principals whose lookups are held now (for tests). */
+  get viewCount(): number {
+    return this.views.size;
+  }
+
+  /**
+   * Drops the limiters of principals and tenants without an open connection that have owed nothing
+   * for `idleMs`: they would let the next request through at once anyway.
+   */
+  private evictLimiters(now: number, idleMs: number): void {
+    if (this.limiters.size === 0) return;
+    const principals = new Set(this.connections.values());
+    const tenants = new Set<string>();
+    for (const principal of principals) {
+      const tenant = principal === '' ? null : this.view(principal)?.tenant;
+      if (tenant != null) tenants.add(tenant);
+    }
+    // What was looked up for principals gone is looked up again when they come back.
+    for (const principal of this.views.keys()) if (!principals.has(principal)) this.views.delete(principal);
+    for (const [key, entry] of this.limiters) {
+      const connected =
+        entry.tenant !== null ? tenants.has(entry.tenant) : principals.has(entry.principal ?? '');
+      if (!connected && entry.limiter.idle(now, idleMs)) this.limiters.delete(key);
+    }
   }
 
   /** TENANT_LIST and TENANT_ALTER, for super-users: the answer's payload. */
@@ -304,6 +394,8 @@ export class TenantQuotas {
 
   close(): void {
     clearInterval(this.timer);
+    for (const timer of this.pushHolds.values()) clearTimeout(timer);
+    this.pushHolds.clear();
   }
 }
 

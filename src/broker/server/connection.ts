@@ -1090,6 +1090,7 @@ export class Connection {
     if (this.isClosed()) return;
     // Past the budget, this channel waits (credit or not) until the client takes what is queued.
     const subscription = this.channels.get(channelId);
+    if (subscription !== undefined) this.tenants?.chargePush(this.principal, subscription, length - 8);
     if (
       subscription !== undefined &&
       (this.currentHeldBytes() > this.host.limits.connectionBudgetBytes || !this.host.globalBudgetFits(0))

@@ -9,7 +9,12 @@ import { loadConfig } from '../../broker/config/load-config.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import { AUDIT_FILE, AuditLog } from '../../security/audit-log.js';
 import type { AuditEvent, AuditRecord } from '../../security/audit-record.js';
-import { type AuditVerifyReport, tailAuditLog, verifyAuditLog } from '../../security/audit-verify.js';
+import {
+  type AuditVerifyReport,
+  tailAuditLog,
+  verifyAuditChain,
+  verifyAuditLog,
+} from '../../security/audit-verify.js';
 import type { CliContext } from '../context.js';
 import { parseIntegerOption } from '../options.js';
 import { renderFields, renderTable } from '../output.js';
@@ -90,6 +95,49 @@ function recordRow(r: AuditRecord): (string | number)[] {
   ];
 }
 
+/** Reads partition 0 of an audit topic from its start to its end and checks the chain of its records. */
+async function verifyTopic(topic: string, context: CliContext): Promise<void> {
+  const client = await context.connect();
+  const lines: { line: string; where: string }[] = [];
+  try {
+    const end = await client.admin.offsetOf(topic, 0, 'latest');
+    if (end > 0n) {
+      const consumer = client.consumer({ topics: [topic], partitions: [0], from: 'earliest' });
+      try {
+        for await (const message of consumer) {
+          lines.push({
+            line: message.value?.toString('utf8') ?? '',
+            where: `${topic}/0 offset ${message.offset}`,
+          });
+          if (message.offset >= end - 1n) break;
+        }
+      } finally {
+        await consumer.close();
+      }
+    }
+  } finally {
+    await client.close();
+  }
+  const report = verifyAuditChain(lines);
+  const { broken } = report;
+  if (broken !== null)
+    throw errorOf(
+      'AUDIT_CHAIN_BROKEN',
+      `${broken.where}: ${broken.reason}${broken.expected !== undefined ? `; expected ${broken.expected}, found ${broken.found}` : ''} (${report.records} records checked before it)`,
+    );
+  context.print(
+    { topic, intact: true, ...report },
+    renderFields({
+      'audit topic': topic,
+      chain: 'intact',
+      'records checked': report.records,
+      'first record':
+        report.firstSeq === null ? 'none' : `seq ${report.firstSeq}, chained to ${report.firstPrev}`,
+      'last record': report.lastHash === null ? 'none' : `seq ${report.lastSeq}, hash ${report.lastHash}`,
+    }),
+  );
+}
+
 export function registerAudit(program: Command, context: CliContext): void {
   const audit = program
     .command('audit')
@@ -97,11 +145,24 @@ export function registerAudit(program: Command, context: CliContext): void {
 
   withTarget(audit.command('verify'))
     .description('check the hash chain of every record; exits 1 naming the first broken link')
+    .option(
+      '--topic <topic>',
+      'check the records of this audit topic instead (audit.topic, e.g. __audit), read from the broker',
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  memorystreamer audit verify --data-dir ./data\n  memorystreamer audit verify --file ./data/audit/audit.log.3 --json',
+      '\nExamples:\n  memorystreamer audit verify --data-dir ./data\n  memorystreamer audit verify --file ./data/audit/audit.log.3 --json\n  memorystreamer --user admin audit verify --topic __audit',
     )
-    .action(async (flags: TargetFlags) => {
+    .action(async (flags: TargetFlags & { topic?: string }) => {
+      if (flags.topic !== undefined) {
+        if (flags.file !== undefined || flags.dir !== undefined || flags.dataDir !== undefined)
+          throw errorOf(
+            'INVALID_CONFIG',
+            '--topic reads the broker; it takes no --file, --dir or --data-dir',
+          );
+        await verifyTopic(flags.topic, context);
+        return;
+      }
       const target = await targetOf(flags, context);
       const report = verifyAuditLog(target, progressReporter(context));
       const { broken } = report;
