@@ -18,6 +18,7 @@ npx tsx bench/metrics-overhead.ts --messages 5000 --rounds 1
 npx tsx bench/metrics-cpu.ts --messages 20000 --scrapes 2
 npx tsx bench/auth.ts --connections 3 --messages 5000 --rounds 1
 npx tsx bench/authz.ts --rounds 1 --big-messages 20000 --small-messages 2000
+npx tsx bench/authz.ts --profile --messages 40000
 npx tsx bench/batch-api.ts --messages 20000 --rounds 1
 npx tsx bench/recovery.ts --mb 16
 npx tsx bench/partition-open.ts --mb 16 --rounds 1

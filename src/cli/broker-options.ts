@@ -298,10 +298,12 @@ export function auditFrom(
   const v = config.values;
   const enabled = v['audit.enabled'] as string;
   const dir = v['audit.dir'] as string;
+  const topic = v['audit.topic'] as string;
   return {
     ...(enabled === 'auto' ? {} : { enabled: enabled === 'true' }),
     ...(dir !== '' ? { dir: resolvePath(dir) } : {}),
     maxFileBytes: v['audit.max_file_size'] as number,
     fsyncIntervalMs: v['audit.fsync_interval'] as number,
+    ...(topic !== '' ? { topic } : {}),
   };
 }

@@ -9,7 +9,13 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/broker/config/load-config.js';
-import { authzFrom, brokerOptionsFrom, tenantsFrom, tlsFilesFrom } from '../../src/cli/broker-options.js';
+import {
+  auditFrom,
+  authzFrom,
+  brokerOptionsFrom,
+  tenantsFrom,
+  tlsFilesFrom,
+} from '../../src/cli/broker-options.js';
 import { useTempDir } from '../harness/temp-dir.js';
 
 const scratch = useTempDir('ms-tls-options-');
@@ -121,5 +127,14 @@ describe('authorization and tenants', () => {
     expect(() => authzFrom(config)).toThrow(
       /authz.enabled in a cluster \(cluster.etcd\) needs authentication/,
     );
+  });
+});
+
+describe('Audit settings', () => {
+  it('passes audit.topic on to the broker, and nothing when it is empty', async () => {
+    const withTopic = await configOf('[audit]\nenabled = true\ntopic = "__audit"\n');
+    expect(auditFrom(withTopic, resolvePath)).toMatchObject({ enabled: true, topic: '__audit' });
+    const without = await configOf('[audit]\nenabled = true\n');
+    expect(auditFrom(without, resolvePath)).not.toHaveProperty('topic');
   });
 });

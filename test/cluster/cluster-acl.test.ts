@@ -306,6 +306,29 @@ describe.skipIf(!etcdAvailable() || !opensslAvailable())('authorization and tena
         ),
       ).not.toBe('ok');
     }
+
+    // A topic quota counts the tenant's topics in the whole cluster, not the copies on the
+    // controller (with one copy each, bravo's two topics may sit on different brokers).
+    await tenantChange(nodes[1]!, { kind: 'set-quota', tenant: 'bravo', quota: { topics: 2 } });
+    await until(
+      async () => {
+        // Topics are created on the controller: the others answer NOT_CONTROLLER.
+        const results = [];
+        for (const node of nodes)
+          results.push(
+            await outcome(() =>
+              transportTo(node, 'bob').request(
+                'createTopic',
+                { name: 'refunds', partitions: 1, replicationFactor: 1 },
+                { timeoutMs: 10_000 },
+              ),
+            ),
+          );
+        if (results.includes('ok')) throw new Error(`bravo's third topic was created: ${results.join()}`);
+        return results.includes('TENANT_TOPIC_QUOTA_EXCEEDED');
+      },
+      { what: 'a third topic of bravo refused' },
+    );
   });
 
   it('holds a principal on one broker to a quota set through the other', async () => {

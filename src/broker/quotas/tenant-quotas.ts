@@ -248,15 +248,22 @@ export class TenantQuotas {
     if (command !== 'createTopic' && command !== 'alterTopic') return;
     if (quota.topics === undefined && quota.partitions === undefined) return;
     const { namespace } = view;
+    // In a cluster the counts are the cluster's (its metadata, which every broker holds), not
+    // those of the topics that have a copy here.
+    const all =
+      this.core.clusterMetadata?.topics().map((t) => ({ name: t.name, partitions: t.partitions ?? 1 })) ??
+      this.core
+        .localTopicNames()
+        .map((name) => ({ name, partitions: this.core.localTopic(name)?.partitions ?? 0 }));
     let topics = 0;
     let partitions = 0;
-    for (const name of this.core.localTopicNames()) {
-      if (!namespace!.visible(name)) continue;
+    for (const topic of all) {
+      if (!namespace!.visible(topic.name)) continue;
       topics++;
-      partitions += this.core.localTopic(name)?.partitions ?? 0;
+      partitions += topic.partitions;
     }
     const input = request as CreateTopicRequest;
-    const existing = this.core.localTopic(input.name);
+    const existing = all.find((t) => t.name === input.name);
     if (command === 'createTopic' && existing === undefined) {
       topics++;
       partitions += this.core.viewOfNewTopic(input).partitions;
