@@ -698,7 +698,8 @@ export class PartitionLog {
     if (this.flushing !== null) return;
     this.flushing = this.flushLoop().finally(() => {
       this.flushing = null;
-      if (this.writeFailure !== null || (this.pending.length > 0 && this.state === 'open')) this.startFlush();
+      if (this.writeFailure !== null) this.startFlush();
+      else if (this.pending.length > 0 && this.state === 'open') this.scheduleFlush();
     });
   }
 
@@ -713,7 +714,10 @@ export class PartitionLog {
       const group = this.pending;
       this.pending = [];
       if (this.config.durability !== 'always') {
+        // One group per run: appends made meanwhile are scheduled anew (scheduleFlush), so that a
+        // loop appending and awaiting each acknowledgement still yields to the event loop.
         await this.writePipelined(group);
+        if (this.writeFailure === null) return;
         continue;
       }
       try {
