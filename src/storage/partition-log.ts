@@ -789,14 +789,21 @@ export class PartitionLog {
       bytes += group[i]!.batch.length;
     }
     const position = segment.size;
-    let inline = false;
+    const during = `writing ${buffers.length} batches to ${segment.path('log')}`;
+    let inline: boolean;
     try {
       inline = this.writeInline(segment, buffers, position, bytes);
-      if (!inline) await segment.write(buffers, position);
     } catch (error) {
-      // An in-line write that failed may have landed in part (the thread-pool one cut itself back).
-      if (!inline) await segment.cutBack(position);
-      throw storageError(error, `writing ${buffers.length} batches to ${segment.path('log')}`);
+      // The failed in-line write may have landed in part: the file ends on a whole batch again.
+      await segment.cutBack(position);
+      throw storageError(error, during);
+    }
+    if (!inline) {
+      try {
+        await segment.write(buffers, position);
+      } catch (error) {
+        throw storageError(error, during);
+      }
     }
     let at = position;
     for (let i = start; i < end; i++) {
