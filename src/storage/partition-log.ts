@@ -863,9 +863,10 @@ export class PartitionLog {
   private async writePipelined(group: PendingAppend[]): Promise<void> {
     let start = 0;
     try {
-      await this.writeEpochs();
+      // (Awaited only when there is something to wait for: the common path stays synchronous.)
+      if (this.leaderEpochs.dirty) await this.writeEpochs();
       while (start < group.length) {
-        await this.writeSlot();
+        if (this.inFlight.length >= this.config.maxWritesInFlight) await this.writeSlot();
         if (this.writeFailure !== null) break;
         const position = this.writeEnd;
         const end = this.chunkEnd(group, start, position);
