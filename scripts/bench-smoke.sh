@@ -11,6 +11,7 @@ npx tsx bench/storage.ts --mb 8 --seconds 0.3
 npx tsx bench/record-validate.ts --messages 20000 --rounds 1
 npx tsx bench/open-files.ts --segments 50 --reads 500
 npx tsx bench/storage-hot-path.ts --appends 2000 --rounds 1
+npx tsx bench/storage-inline-write.ts --writes 200 --rounds 1 --appends 500
 npx tsx bench/wide-partitions.ts --partitions 200 --max-open-files 64
 npx tsx bench/end-to-end.ts --messages 20000 --seconds 1 --rate 2000
 npx tsx bench/tls.ts --messages 20000 --seconds 1 --rate 2000
