@@ -252,6 +252,8 @@ interface Accumulator {
   deferred: boolean;
   /** Numbers the partition's batches in the order they were sealed. */
   nextOrdinal: number;
+  /** A lone message of this partition was flushed by microtask in the current event-loop turn. */
+  loneFlushedThisTurn: boolean;
   /** Queued batches sealed while no producer id was known: stamped, in order, once one is. */
   unstamped: number;
 }
@@ -328,6 +330,8 @@ export class Producer {
     timestamp: 0,
   };
   private closed = false;
+  /** Partitions that flushed a lone message by microtask this turn (reset by `newTurn`). */
+  private readonly loneFlushedLanes: Accumulator[] = [];
 
   constructor(transport: Transport, metadata: TopicMetadataSource, options: ProducerOptions = {}) {
     this.transport = transport;
@@ -585,10 +589,34 @@ export class Producer {
     } else if (!accumulator.scheduled) {
       accumulator.scheduled = true;
       if (this.options.lingerMs > 0) accumulator.timer = setTimeout(accumulator.flush, this.options.lingerMs);
+      else if (this.loneFlushAllowed(accumulator)) queueMicrotask(accumulator.flush);
       else setImmediate(accumulator.flush);
     }
     return receipt;
   }
+
+  /**
+   * With lingerMs 0, a message that opens a batch of an idle partition goes out at the end of the
+   * current job (a microtask) instead of on the next event-loop turn: sends of the same synchronous
+   * job (a plain loop) still share its batch, and nothing else could join it by waiting. Once per
+   * partition per event-loop turn: a loop that sends from `for await` (a few microtasks per
+   * iteration) sends its first message alone and the rest of the turn's messages by `setImmediate`,
+   * together, instead of one request per message.
+   */
+  private loneFlushAllowed(lane: Accumulator): boolean {
+    if (lane.builder.count !== 1 || lane.inFlight > 0 || lane.loneFlushedThisTurn || this.laneBusy(lane))
+      return false;
+    lane.loneFlushedThisTurn = true;
+    this.loneFlushedLanes.push(lane);
+    if (this.loneFlushedLanes.length === 1) setImmediate(this.newTurn);
+    return true;
+  }
+
+  /** A new event-loop turn: every partition may flush a lone message by microtask again. */
+  private readonly newTurn = (): void => {
+    for (const lane of this.loneFlushedLanes) lane.loneFlushedThisTurn = false;
+    this.loneFlushedLanes.length = 0;
+  };
 
   private accumulatorFor(topic: string, partition: number): Accumulator {
     let byPartition = this.accumulators.get(topic);
@@ -617,6 +645,7 @@ export class Producer {
         deferred: false,
         nextOrdinal: 0,
         unstamped: 0,
+        loneFlushedThisTurn: false,
       };
       this.refreshLimits(created);
       accumulator = created;
