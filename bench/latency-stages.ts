@@ -3,15 +3,16 @@
 // message stamped at each stage it passes (bench/lib/stage-probe.ts; CLOCK_MONOTONIC, common to
 // the client and the broker process):
 //   intended send time → send() called → batch sealed by the producer → frame handed to the
-//   socket → broker 'data' event → produce handler → writev issued → writev done (seen by JS) →
+//   socket → broker 'data' event → produce handler → segment write issued → write done (seen by JS) →
 //   push written → push decoded by the client → delivered by the consumer.
 // Per stage: the distribution of its own time, and its mean share of the slowest 1% of messages
 // (the tail). Also: how many tail messages overlap a garbage collection (client, broker) or an
 // fdatasync, and how long writes take while an fdatasync of the log runs and while none does.
 // Run: npx tsx bench/latency-stages.ts [--transport tcp|embedded] [--rate 10000] [--seconds 5]
-//      [--durability interval|never] [--pacing thread|spin] [--json]
+//      [--durability interval|never] [--storage disk|memory] [--pacing thread|spin] [--json]
+// (`--storage memory`: a memory topic, whose log is written to process memory; embedded only.)
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Client } from '../src/client/client.js';
@@ -28,6 +29,9 @@ const arg = (name: string, fallback: string) =>
 const transport = arg('transport', 'tcp') as 'tcp' | 'embedded';
 const durability = arg('durability', 'interval') as 'interval' | 'never';
 const pacing = arg('pacing', 'thread') as 'thread' | 'spin';
+const storage = arg('storage', 'disk') as 'disk' | 'memory';
+if (storage === 'memory' && transport !== 'embedded')
+  throw new Error('--storage memory needs --transport embedded');
 const warmup = rate;
 const total = rate * (seconds + 1);
 
@@ -38,8 +42,8 @@ const ORDER_TCP = [
   'client: frame to socket',
   'broker: data event',
   'broker: produce start',
-  'broker: writev start',
-  'broker: writev done (JS)',
+  'broker: write start',
+  'broker: write done (JS)',
   'broker: push written',
   'client: push decoded',
   'client: delivered',
@@ -194,8 +198,12 @@ function analyse(
     `pushed after a read back from the log (the subscription was catching up) instead of from the append: slowest 1% ${share(wasRead, tail)}, all ${share(wasRead, complete)}`,
     `overlapping an fdatasync of the broker: slowest 1% ${share(synced, tail)}, all ${share(synced, complete)}`,
   ];
-  const ws = merged.stages['broker: writev start'];
-  const wd = merged.stages['broker: writev done (JS)'];
+  const inline = merged.stages['broker: written in line'] ?? [];
+  notes.push(
+    `written in line (a synchronous write into the page cache, no thread-pool hop): all ${share((i) => (inline[i] ?? 0) > 0, complete)}`,
+  );
+  const ws = merged.stages['broker: write start'];
+  const wd = merged.stages['broker: write done (JS)'];
   if (ws !== undefined && wd !== undefined) {
     const during: number[] = [];
     const outside: number[] = [];
@@ -203,7 +211,7 @@ function analyse(
     during.sort((a, b) => a - b);
     outside.sort((a, b) => a - b);
     notes.push(
-      `writev (issued → done seen by JS) while an fdatasync runs: ${during.length} writes, p50 ${Math.round(quantile(during, 0.5))} µs, p99 ${Math.round(quantile(during, 0.99))} µs; otherwise: p50 ${Math.round(quantile(outside, 0.5))} µs, p99 ${Math.round(quantile(outside, 0.99))} µs; ${syncs.length / 2} fdatasyncs, p50 ${Math.round(quantile(pairs(syncs), 0.5))} µs`,
+      `write (issued → done seen by JS) while an fdatasync runs: ${during.length} writes, p50 ${Math.round(quantile(during, 0.5))} µs, p99 ${Math.round(quantile(during, 0.99))} µs; otherwise: p50 ${Math.round(quantile(outside, 0.5))} µs, p99 ${Math.round(quantile(outside, 0.99))} µs; ${syncs.length / 2} fdatasyncs, p50 ${Math.round(quantile(pairs(syncs), 0.5))} µs`,
     );
   }
   const gcTime = (g: number[]) =>
@@ -221,6 +229,7 @@ function pairs(intervals: number[]): number[] {
 }
 
 async function main(): Promise<void> {
+  const loadAtStart = loadavg()[0]!;
   await installClientProbe(transport === 'embedded');
   const topic = `stages-${Date.now()}`;
   let merged: ProbeDump;
@@ -230,8 +239,10 @@ async function main(): Promise<void> {
     try {
       const broker = await Broker.start({ dataDir });
       const client = broker.connect();
-      await client.admin.createTopic({ name: topic, config: { durability } });
-      progress(`embedded, ${rate} msg/s for ${seconds + 1} s`);
+      await client.admin.createTopic(
+        storage === 'memory' ? { name: topic, storage: 'memory' } : { name: topic, config: { durability } },
+      );
+      progress(`embedded, ${storage} topic, ${rate} msg/s for ${seconds + 1} s`);
       await run(client, topic, null);
       await client.close();
       await broker.stop();
@@ -276,11 +287,14 @@ async function main(): Promise<void> {
       ? `CPU per message over the run (probes included): client process ${perMessage(cpu.client)} µs (producer, consumer, pacing), broker process ${perMessage(cpu.broker)} µs`
       : `CPU per message over the run (probes included): ${perMessage(cpu.client)} µs (producer, broker, consumer and pacing in one process)`,
   );
+  notes.push(
+    `a short run on a shared 2-core machine (1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end)`,
+  );
   const result = {
-    benchmark: `latency-stages-${transport}`,
-    title: `Where the end-to-end time goes, ${transport === 'tcp' ? 'over TCP loopback' : 'embedded'}: ${rate} msg/s, 100-byte messages, durability ${durability}`,
-    command: `npx tsx bench/latency-stages.ts --transport ${transport} --rate ${rate} --seconds ${seconds} --durability ${durability} --pacing ${pacing}`,
-    settings: { rate, seconds, messageBytes: 100, durability, pacing, lingerMs: 0, acks: 1 },
+    benchmark: `latency-stages-${transport}${storage === 'memory' ? '-memory' : ''}`,
+    title: `Where the end-to-end time goes, ${transport === 'tcp' ? 'over TCP loopback' : 'embedded'}: ${rate} msg/s, 100-byte messages, ${storage === 'memory' ? 'memory topic' : `durability ${durability}`}`,
+    command: `npx tsx bench/latency-stages.ts --transport ${transport} --rate ${rate} --seconds ${seconds} --durability ${durability}${storage === 'memory' ? ' --storage memory' : ''} --pacing ${pacing}`,
+    settings: { rate, seconds, messageBytes: 100, storage, durability, pacing, lingerMs: 0, acks: 1 },
     rows,
     notes,
   };
