@@ -145,15 +145,19 @@ class MemoryFile implements StorageFile {
 
   writev(buffers: Buffer[], position: number): Promise<void> {
     try {
-      this.check('writev');
-      let at = position;
-      for (const buffer of buffers) {
-        this.data.write(buffer, at);
-        at += buffer.length;
-      }
+      this.writevSync(buffers, position);
       return Promise.resolve();
     } catch (error) {
       return Promise.reject(error);
+    }
+  }
+
+  writevSync(buffers: Buffer[], position: number): void {
+    this.check('writev');
+    let at = position;
+    for (const buffer of buffers) {
+      this.data.write(buffer, at);
+      at += buffer.length;
     }
   }
 

@@ -26,11 +26,18 @@
 //   log.settledSegments / log.repairSegment(base, ranges, target)  sealed segments below the high
 //        watermark, and a verified rewrite of byte ranges of one of them
 //
-// Appends are coalesced: every batch that arrives in one event-loop turn goes out in one positioned
-// writev. With durability `always` the loop then fdatasyncs, and batches that arrive while that sync
-// runs share the next one (group commit). Readers see data up to the high watermark: with `always`
-// only synced bytes, with `interval` and `never` written bytes (docs/storage.md, "Visibility"), and
-// in a replicated log only whole batches below the high watermark its owner sets.
+// Appends are coalesced: the batches appended while the log is busy go out together in one
+// positioned writev, and an idle log writes at the end of the synchronous run that appended (a
+// microtask), not a turn later. A write of at most `inlineWriteMaxBytes` is made in line into the
+// page cache (cheaper than the thread-pool round trip; an in-line write slower than
+// `inlineWriteSlowMs` sends the log to the thread pool for `inlineWriteCooldownMs`), larger ones on
+// the thread pool (docs/storage.md, "Append path"). With durability `always` the loop then
+// fdatasyncs, and batches that arrive while that sync runs share the next one (group commit). With
+// `interval` and `never` up to `maxWritesInFlight` writes run at once: they are published in order,
+// and a failed one takes back itself and everything after it before anything of them is seen.
+// Readers see data up to the high watermark: with `always` only synced bytes, with `interval` and
+// `never` written bytes (docs/storage.md, "Visibility"), and in a replicated log only whole batches
+// below the high watermark its owner sets.
 
 import { errorOf } from '../protocol/error-codes.js';
 import { splitBatches } from '../protocol/record-batch.js';
@@ -77,6 +84,14 @@ export interface PartitionLogConfig {
   retentionMs: number;
   /** -1 means no size limit. */
   retentionBytes: number;
+  /** A write of at most this many bytes is made in line, into the page cache (0: never). */
+  inlineWriteMaxBytes: number;
+  /** An in-line write that takes longer than this sends the log to thread-pool writes for a while. */
+  inlineWriteSlowMs: number;
+  /** How long the log writes on the thread pool after a slow in-line write, before trying again. */
+  inlineWriteCooldownMs: number;
+  /** Thread-pool writes in flight at once with durability `interval` and `never` (at least 1). */
+  maxWritesInFlight: number;
 }
 
 export const DEFAULT_PARTITION_LOG_CONFIG: PartitionLogConfig = {
@@ -87,7 +102,14 @@ export const DEFAULT_PARTITION_LOG_CONFIG: PartitionLogConfig = {
   flushIntervalMs: 100,
   retentionMs: -1,
   retentionBytes: -1,
+  inlineWriteMaxBytes: 256 * 1024,
+  inlineWriteSlowMs: 2,
+  inlineWriteCooldownMs: 5000,
+  maxWritesInFlight: 4,
 };
+
+/** How a log makes its writes now (PartitionLog.writeMode). */
+export type WriteMode = 'inline' | 'pool';
 
 export interface AppendTicket {
   baseOffset: bigint;
@@ -113,6 +135,23 @@ interface PendingAppend {
   resolve: (durability: AppendDurability) => void;
   reject: (error: Error) => void;
 }
+
+/**
+ * One write of the `interval`/`never` pipeline: the batches of `appends`, at `position` of `segment`.
+ * Units are tracked and published in the order they were issued, whatever order they end in.
+ */
+interface WriteUnit {
+  appends: PendingAppend[];
+  segment: Segment;
+  position: number;
+  bytes: number;
+  state: 'writing' | 'written' | 'failed';
+  error: Error | null;
+  /** Settles (never rejects) once the write ended and its state is set. */
+  ended: Promise<void>;
+}
+
+const ended: Promise<void> = Promise.resolve();
 
 export interface Clock {
   now(): number;
@@ -150,6 +189,21 @@ export class PartitionLog {
   private pending: PendingAppend[] = [];
   private flushing: Promise<void> | null = null;
   private flushScheduled = false;
+  private readonly startFlushSoon = (): void => this.startFlush();
+  /** Set by a microtask flush until the turn ends (scheduleFlush). */
+  private flushedThisTurn = false;
+  private readonly endTurn = (): void => {
+    this.flushedThisTurn = false;
+  };
+  /** Writes issued and not yet published (`interval`, `never`), in log order. */
+  private inFlight: WriteUnit[] = [];
+  /** Set when a write of the pipeline or a step between writes failed: the loop takes back. */
+  private writeFailure: Error | null = null;
+  /** While set (clock ms), writes go to the thread pool: an in-line write was slow. */
+  private poolUntil: number | null = null;
+  private readonly slowInlineNs: bigint;
+  private inlineWriteCount = 0;
+  private inlineFallbackCount = 0;
   private dirty = false;
   private intervalTimer: NodeJS.Timeout | null = null;
   private keepsHighWatermark = false;
@@ -193,6 +247,7 @@ export class PartitionLog {
     this.observer = observer;
     this.segments = new SegmentList(fs, dir, config.indexIntervalBytes, streams, this.readAhead);
     this.leaderEpochs = new LeaderEpochFile(fs, dir);
+    this.slowInlineNs = BigInt(Math.round(config.inlineWriteSlowMs * 1e6));
   }
 
   static async open(options: {
@@ -601,17 +656,40 @@ export class PartitionLog {
 
   /** Waits until every queued append is written (or failed) and no interval sync runs. */
   private async appendsSettled(): Promise<void> {
-    while (this.flushing !== null || this.flushScheduled || this.intervalSync !== null) {
+    await this.writesSettled();
+    while (this.intervalSync !== null) {
+      await this.intervalSync;
+      await this.writesSettled();
+    }
+  }
+
+  /** Waits until no flush is scheduled or running and no write is in flight. */
+  private async writesSettled(): Promise<void> {
+    while (this.flushing !== null || this.flushScheduled || this.inFlight.length > 0) {
       if (this.flushing !== null) await this.flushing;
-      else if (this.intervalSync !== null) await this.intervalSync;
+      else if (this.inFlight.some((unit) => unit.state === 'writing'))
+        await Promise.all(this.inFlight.map((unit) => unit.ended));
       else await new Promise((resolve) => setImmediate(resolve));
     }
   }
 
+  /**
+   * The first flush of an event-loop turn on an idle log starts at the end of the synchronous run
+   * that appended (a microtask: the appends of that run still share one write) instead of a turn
+   * later. Later flushes of the same turn, and a log with writes in flight, wait for the turn's end
+   * (setImmediate), so that the appends of one turn share the next write, and a loop that appends
+   * and awaits each acknowledgement (which may settle within microtasks) still yields to the event
+   * loop (timers, sockets, the `interval` fdatasync) once per turn.
+   */
   private scheduleFlush(): void {
-    if (!this.flushScheduled && this.flushing === null) {
-      this.flushScheduled = true;
-      setImmediate(() => this.startFlush());
+    if (this.flushScheduled || this.flushing !== null) return;
+    this.flushScheduled = true;
+    if (this.inFlight.length === 0 && !this.flushedThisTurn) {
+      this.flushedThisTurn = true;
+      setImmediate(this.endTurn);
+      queueMicrotask(this.startFlushSoon);
+    } else {
+      setImmediate(this.startFlushSoon);
     }
   }
 
@@ -620,14 +698,24 @@ export class PartitionLog {
     if (this.flushing !== null) return;
     this.flushing = this.flushLoop().finally(() => {
       this.flushing = null;
-      if (this.pending.length > 0 && this.state === 'open') this.startFlush();
+      if (this.writeFailure !== null || (this.pending.length > 0 && this.state === 'open')) this.startFlush();
     });
   }
 
   private async flushLoop(): Promise<void> {
-    while (this.pending.length > 0 && this.state === 'open') {
+    for (;;) {
+      // A failed write is taken back whatever the state (its appends must be rejected).
+      if (this.writeFailure !== null) {
+        await this.takeBack();
+        continue;
+      }
+      if (this.pending.length === 0 || this.state !== 'open') return;
       const group = this.pending;
       this.pending = [];
+      if (this.config.durability !== 'always') {
+        await this.writePipelined(group);
+        continue;
+      }
       try {
         await this.writeGroup(group);
       } catch (error) {
@@ -637,61 +725,73 @@ export class PartitionLog {
     }
   }
 
+  /** Durability `always`: writes the group (rolling where a segment fills), fdatasyncs, publishes. */
   private async writeGroup(group: PendingAppend[]): Promise<void> {
-    // A new leader epoch is durable before its first batch is written (leader-epoch-file.ts).
-    if (this.leaderEpochs.dirty) {
-      try {
-        await this.leaderEpochs.write();
-      } catch (error) {
-        throw storageError(error, `writing the leader-epoch checkpoint of ${this.dir}`);
-      }
-    }
+    await this.writeEpochs();
     let start = 0;
     while (start < group.length) {
-      // Take batches until one would overflow the active segment; roll there.
-      let end = start;
-      let bytes = 0;
-      const activeSize = this.active.size;
-      while (end < group.length) {
-        const length = group[end]!.batch.length;
-        const overflow = activeSize + bytes + length > this.config.segmentBytes;
-        if (overflow && (activeSize > 0 || bytes > 0)) break;
-        bytes += length;
-        end++;
-      }
-      if (end === start) {
-        await this.roll();
-        continue;
-      }
-      if (activeSize > 0 && this.clock.now() - this.active.createdAt >= this.config.segmentMs) {
+      const end = this.chunkEnd(group, start, this.active.size);
+      if (end === start || this.segmentTooOld(this.active.size)) {
         await this.roll();
         continue;
       }
       await this.writeToActive(group, start, end);
       start = end;
-      if (start < group.length) await this.roll();
     }
-    if (this.config.durability === 'always') {
-      try {
-        await this.timedSync('append');
-      } catch (error) {
-        this.enterFailed(error);
-        throw this.failure!;
-      }
-    } else {
-      this.dirty = true;
+    try {
+      await this.timedSync('append');
+    } catch (error) {
+      this.enterFailed(error);
+      throw this.failure!;
     }
     this.publish(group);
+  }
+
+  /** A new leader epoch is durable before its first batch is written (leader-epoch-file.ts). */
+  private async writeEpochs(): Promise<void> {
+    if (!this.leaderEpochs.dirty) return;
+    try {
+      await this.leaderEpochs.write();
+    } catch (error) {
+      throw storageError(error, `writing the leader-epoch checkpoint of ${this.dir}`);
+    }
+  }
+
+  /** The end of the batches from `start` that fit the active segment when it holds `size` bytes. */
+  private chunkEnd(group: PendingAppend[], start: number, size: number): number {
+    let end = start;
+    let bytes = 0;
+    while (end < group.length) {
+      const length = group[end]!.batch.length;
+      const overflow = size + bytes + length > this.config.segmentBytes;
+      // A batch larger than a whole segment goes alone into an empty one.
+      if (overflow && (size > 0 || bytes > 0)) break;
+      bytes += length;
+      end++;
+    }
+    return end;
+  }
+
+  private segmentTooOld(size: number): boolean {
+    return size > 0 && this.clock.now() - this.active.createdAt >= this.config.segmentMs;
   }
 
   private async writeToActive(group: PendingAppend[], start: number, end: number): Promise<void> {
     const segment = this.active;
     const buffers: Buffer[] = [];
-    for (let i = start; i < end; i++) buffers.push(group[i]!.batch);
+    let bytes = 0;
+    for (let i = start; i < end; i++) {
+      buffers.push(group[i]!.batch);
+      bytes += group[i]!.batch.length;
+    }
     const position = segment.size;
+    let inline = false;
     try {
-      await segment.write(buffers, position);
+      inline = this.writeInline(segment, buffers, position, bytes);
+      if (!inline) await segment.write(buffers, position);
     } catch (error) {
+      // An in-line write that failed may have landed in part (the thread-pool one cut itself back).
+      if (!inline) await segment.cutBack(position);
       throw storageError(error, `writing ${buffers.length} batches to ${segment.path('log')}`);
     }
     let at = position;
@@ -701,6 +801,170 @@ export class PartitionLog {
       at += pending.batch.length;
     }
     segment.size = at;
+  }
+
+  /**
+   * Writes `bytes` in line (synchronously, into the page cache) when the log may: the write is
+   * small enough, the log is not cooling down after a slow one, and the file is open. Each in-line
+   * write is timed: one slower than `inlineWriteSlowMs` (writeback throttling, a slow disk) sends
+   * the log to thread-pool writes for `inlineWriteCooldownMs`. False when nothing was written;
+   * throws the file system's error (part of the write may have landed).
+   */
+  private writeInline(segment: Segment, buffers: Buffer[], position: number, bytes: number): boolean {
+    if (bytes > this.config.inlineWriteMaxBytes) return false;
+    if (this.poolUntil !== null) {
+      if (this.clock.now() < this.poolUntil) return false;
+      this.poolUntil = null;
+    }
+    const started = process.hrtime.bigint();
+    if (!segment.writeInline(buffers, position)) return false;
+    const took = process.hrtime.bigint() - started;
+    this.inlineWriteCount++;
+    if (took > this.slowInlineNs) {
+      this.inlineFallbackCount++;
+      this.poolUntil = this.clock.now() + this.config.inlineWriteCooldownMs;
+    }
+    return true;
+  }
+
+  /** Writes made in line since the open. */
+  get inlineWrites(): number {
+    return this.inlineWriteCount;
+  }
+
+  /** Times a slow in-line write sent the log to thread-pool writes since the open. */
+  get inlineWriteFallbacks(): number {
+    return this.inlineFallbackCount;
+  }
+
+  /** 'pool' while the log cools down after a slow in-line write, or when in-line writes are off. */
+  get writeMode(): WriteMode {
+    if (this.config.inlineWriteMaxBytes <= 0) return 'pool';
+    return this.poolUntil !== null && this.clock.now() < this.poolUntil ? 'pool' : 'inline';
+  }
+
+  /**
+   * Durability `interval` and `never`: issues the group's writes without waiting for them (up to
+   * `maxWritesInFlight` on the thread pool; in-line ones end at once). They are tracked and published
+   * in order as they end (settleWrites). Rolls and epoch writes wait for the writes in flight. On a
+   * failure, what was not issued goes back to the queue and the loop takes back (takeBack).
+   */
+  private async writePipelined(group: PendingAppend[]): Promise<void> {
+    let start = 0;
+    try {
+      await this.writeEpochs();
+      while (start < group.length) {
+        await this.writeSlot();
+        if (this.writeFailure !== null) break;
+        const position = this.writeEnd;
+        const end = this.chunkEnd(group, start, position);
+        if (end === start || this.segmentTooOld(position)) {
+          await this.writesEnded();
+          if (this.writeFailure !== null) break;
+          await this.roll();
+          continue;
+        }
+        this.issueWrite(group.slice(start, end), position);
+        start = end;
+      }
+    } catch (error) {
+      this.writeFailure ??= error instanceof Error ? error : new Error(String(error));
+    }
+    if (start < group.length) this.pending = group.slice(start).concat(this.pending);
+  }
+
+  /** Where the next write goes in the active segment: after the writes in flight. */
+  private get writeEnd(): number {
+    const last = this.inFlight[this.inFlight.length - 1];
+    return last === undefined ? this.active.size : last.position + last.bytes;
+  }
+
+  /** Waits until fewer than `maxWritesInFlight` writes run (or one failed). */
+  private async writeSlot(): Promise<void> {
+    const max = Math.max(1, this.config.maxWritesInFlight);
+    while (this.writeFailure === null) {
+      const writing = this.inFlight.filter((unit) => unit.state === 'writing');
+      if (writing.length < max) return;
+      await writing[0]!.ended;
+    }
+  }
+
+  /** Waits until no write is in flight. */
+  private async writesEnded(): Promise<void> {
+    while (this.inFlight.some((unit) => unit.state === 'writing'))
+      await Promise.all(this.inFlight.map((unit) => unit.ended));
+  }
+
+  private issueWrite(appends: PendingAppend[], position: number): void {
+    const segment = this.active;
+    const buffers = appends.map((pending) => pending.batch);
+    let bytes = 0;
+    for (const buffer of buffers) bytes += buffer.length;
+    const unit: WriteUnit = { appends, segment, position, bytes, state: 'writing', error: null, ended };
+    this.inFlight.push(unit);
+    const failed = (error: unknown): void => {
+      unit.state = 'failed';
+      unit.error = storageError(error, `writing ${buffers.length} batches to ${segment.path('log')}`);
+      this.writeFailure ??= unit.error;
+    };
+    try {
+      if (this.writeInline(segment, buffers, position, bytes)) {
+        unit.state = 'written';
+        this.settleWrites();
+        return;
+      }
+    } catch (error) {
+      failed(error);
+      return;
+    }
+    unit.ended = segment.write(buffers, position, false).then(
+      () => {
+        unit.state = 'written';
+        this.settleWrites();
+      },
+      (error: unknown) => {
+        failed(error);
+        // The loop takes back; start it when it is not running.
+        if (this.flushing === null) this.startFlush();
+      },
+    );
+  }
+
+  /** Tracks and publishes the written units at the head of the pipeline, in order. */
+  private settleWrites(): void {
+    while (this.inFlight.length > 0 && this.inFlight[0]!.state === 'written') {
+      const unit = this.inFlight.shift()!;
+      let at = unit.position;
+      for (const pending of unit.appends) {
+        unit.segment.track(at, pending.batch.length, pending.lastOffset, pending.maxTimestamp);
+        at += pending.batch.length;
+      }
+      unit.segment.size = at;
+      this.dirty = true;
+      this.publish(unit.appends);
+    }
+  }
+
+  /**
+   * After a failure in the pipeline: waits for every write in flight, then cuts the file back to
+   * where the first failed write started (writes after it may have landed), sets the log end back to
+   * the last published batch, and rejects the failed write, every write after it and every queued
+   * append with the failed write's error. Writes before it were published as they ended.
+   */
+  private async takeBack(): Promise<void> {
+    await this.writesEnded();
+    const failed = this.inFlight;
+    this.inFlight = [];
+    const error = failed[0]?.error ?? this.writeFailure!;
+    if (failed.length > 0) await failed[0]!.segment.cutBack(failed[0]!.position);
+    this.writeFailure = null;
+    this.nextOffset = this.active.nextOffset;
+    // Epochs assigned for batches taken back go with them (rewritten before the next batch).
+    this.leaderEpochs.truncateFromEnd(this.nextOffset);
+    const queued = this.pending;
+    this.pending = [];
+    for (const unit of failed) for (const pending of unit.appends) pending.reject(error);
+    for (const pending of queued) pending.reject(error);
   }
 
   /** Seals the active segment (synced unless `never`, indexes persisted) and starts a new one. */
@@ -1119,10 +1383,7 @@ export class PartitionLog {
     // A compaction in progress stops after the segment it is writing.
     this.stopMaintenance = true;
     await this.maintenance;
-    while (this.flushing !== null || this.flushScheduled) {
-      if (this.flushing !== null) await this.flushing;
-      else await new Promise((resolve) => setImmediate(resolve));
-    }
+    await this.writesSettled();
     if (this.intervalTimer !== null) clearInterval(this.intervalTimer);
     if (this.intervalSync !== null) await this.intervalSync;
     const wasOpen = this.state === 'open';

@@ -424,21 +424,50 @@ export class Segment {
     }
   }
 
-  /** Positioned gather write of whole batches; on failure cuts the file back to `position`. */
-  async write(buffers: Buffer[], position: number): Promise<void> {
+  /**
+   * Positioned gather write of whole batches; on failure cuts the file back to `position`, unless
+   * `cutBack` is false (a log with several writes in flight cuts once they have all ended).
+   */
+  async write(buffers: Buffer[], position: number, cutBack = true): Promise<void> {
     const file = this.file.tryLease() ?? (await this.file.lease());
     this.writes++;
     try {
       await file.writev(buffers, position);
     } catch (error) {
       // Cut back whatever part of the write landed, so the file ends on a whole batch again.
-      await file.truncate(position).catch(() => undefined);
+      if (cutBack) await file.truncate(position).catch(() => undefined);
       throw error;
     } finally {
-      // The write's lease becomes the hold until the next sync (one hold at most).
-      if (this.holdUntilSynced && !this.heldForSync) this.heldForSync = true;
-      else this.file.release();
+      this.endWrite();
     }
+  }
+
+  /**
+   * The same write made synchronously, in line (into the page cache): false, having written
+   * nothing, when the file is not open now (reopening it takes the thread pool); throws the file
+   * system's error, with part of the write possibly landed (`cutBack` then).
+   */
+  writeInline(buffers: Buffer[], position: number): boolean {
+    const file = this.file.tryLease();
+    if (file === null) return false;
+    this.writes++;
+    try {
+      file.writevSync(buffers, position);
+      return true;
+    } finally {
+      this.endWrite();
+    }
+  }
+
+  /** Cuts the file back to `position` after a failed write (a failure to cut is left to recovery). */
+  async cutBack(position: number): Promise<void> {
+    await this.file.with((file) => file.truncate(position)).catch(() => undefined);
+  }
+
+  /** A write's lease becomes the hold until the next sync (one hold at most). */
+  private endWrite(): void {
+    if (this.holdUntilSynced && !this.heldForSync) this.heldForSync = true;
+    else this.file.release();
   }
 
   /** fdatasync of the log file (reopened when it was evicted: the kernel syncs the inode's pages). */

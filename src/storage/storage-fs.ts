@@ -1,8 +1,10 @@
 // The file-system operations the storage layer uses, behind an interface so fault tests can inject
 // ENOSPC, EIO and crashes (test/storage/helpers). Production code uses `nodeStorageFs`, a thin
-// pass-through to node:fs/promises. Everything is asynchronous: nothing here blocks the event loop.
+// pass-through to node:fs/promises. Everything is asynchronous except `writevSync`, the one
+// synchronous call: a small append's write into the page cache, made in line on the event loop
+// because it costs less than the thread-pool round trip (docs/storage.md, "Append path").
 
-import { constants } from 'node:fs';
+import { constants, writevSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 
 export interface StorageFile {
@@ -10,6 +12,11 @@ export interface StorageFile {
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   /** Positioned gather write of all buffers; resolves when every byte is written. */
   writev(buffers: Buffer[], position: number): Promise<void>;
+  /**
+   * The same write, synchronous: returns once every byte is in the file (the page cache), throws
+   * the file system's error (ENOSPC, EIO) otherwise. Part of the write may have landed then.
+   */
+  writevSync(buffers: Buffer[], position: number): void;
   datasync(): Promise<void>;
   truncate(length: number): Promise<void>;
   size(): Promise<number>;
@@ -30,6 +37,21 @@ export interface StorageFs {
   exists(path: string): Promise<boolean>;
 }
 
+/** What is left of `buffers` after a short write of `written` bytes. */
+function unwritten(buffers: Buffer[], written: number): Buffer[] {
+  let skip = written;
+  const rest: Buffer[] = [];
+  for (const buffer of buffers) {
+    if (skip >= buffer.length) {
+      skip -= buffer.length;
+      continue;
+    }
+    rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
+    skip = 0;
+  }
+  return rest;
+}
+
 class NodeFile implements StorageFile {
   constructor(private readonly handle: fs.FileHandle) {}
 
@@ -45,17 +67,17 @@ class NodeFile implements StorageFile {
     while (pending.length > 0) {
       const { bytesWritten } = await this.handle.writev(pending, at);
       at += bytesWritten;
-      let skip = bytesWritten;
-      const rest: Buffer[] = [];
-      for (const buffer of pending) {
-        if (skip >= buffer.length) {
-          skip -= buffer.length;
-          continue;
-        }
-        rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
-        skip = 0;
-      }
-      pending = rest;
+      pending = unwritten(pending, bytesWritten);
+    }
+  }
+
+  writevSync(buffers: Buffer[], position: number): void {
+    let pending = buffers;
+    let at = position;
+    while (pending.length > 0) {
+      const bytesWritten = writevSync(this.handle.fd, pending, at);
+      at += bytesWritten;
+      pending = unwritten(pending, bytesWritten);
     }
   }
 

@@ -30,6 +30,10 @@ export function powerLossFs(): PowerLossFs {
   const wrap = (path: string, file: StorageFile): StorageFile => ({
     read: (b, o, l, p) => guard(() => file.read(b, o, l, p)),
     writev: (buffers, position) => guard(() => file.writev(buffers, position)),
+    writevSync(buffers, position) {
+      if (dead) throw Object.assign(new Error('EIO: machine is off'), { code: 'EIO' });
+      file.writevSync(buffers, position);
+    },
     datasync: () =>
       guard(async () => {
         await file.datasync();

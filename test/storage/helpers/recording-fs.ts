@@ -16,7 +16,8 @@ import type { StorageFile, StorageFs } from '../../../src/storage/storage-fs.js'
 
 export type JournalOp =
   | { kind: 'create'; name: string; inode: number }
-  | { kind: 'writev'; name: string; inode: number; position: number; data: Buffer }
+  /** `inline`: made with writevSync (the in-line write of a small append). */
+  | { kind: 'writev'; name: string; inode: number; position: number; data: Buffer; inline?: true }
   | { kind: 'datasync'; name: string; inode: number }
   | { kind: 'truncate'; name: string; inode: number; length: number }
   /** open 'w' + write + fdatasync: the data is durable, the name (when new) is not. */
@@ -62,6 +63,11 @@ export function recordingFs(real: StorageFs, options: RecordingOptions = {}): Re
       const data = Buffer.concat(buffers);
       await file.writev(buffers, position);
       journal.push({ kind: 'writev', name, inode, position, data });
+    },
+    writevSync(buffers, position) {
+      const data = Buffer.concat(buffers);
+      file.writevSync(buffers, position);
+      journal.push({ kind: 'writev', name, inode, position, data, inline: true });
     },
     async datasync() {
       const n = (syncCounts.get(name) ?? 0) + 1;
