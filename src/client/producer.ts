@@ -252,11 +252,18 @@ interface Accumulator {
   deferred: boolean;
   /** Numbers the partition's batches in the order they were sealed. */
   nextOrdinal: number;
-  /** A lone message of this partition was flushed by microtask in the current event-loop turn. */
-  loneFlushedThisTurn: boolean;
+  /** Lone messages of this partition flushed by microtask in the current event-loop turn. */
+  loneFlushesThisTurn: number;
   /** Queued batches sealed while no producer id was known: stamped, in order, once one is. */
   unstamped: number;
 }
+
+/**
+ * Lone messages a partition may flush by microtask per event-loop turn (Producer.loneFlushAllowed):
+ * enough for a few awaited sends in a row, few enough that a `for await` loop's turn costs at most
+ * this many one-message requests before its messages share batches again.
+ */
+const LONE_FLUSHES_PER_TURN = 8;
 
 /** The producer id of a batch sealed before the producer id was known: it is stamped before it goes. */
 const UNSTAMPED = -2n;
@@ -596,25 +603,32 @@ export class Producer {
   }
 
   /**
-   * With lingerMs 0, a message that opens a batch of an idle partition goes out at the end of the
-   * current job (a microtask) instead of on the next event-loop turn: sends of the same synchronous
-   * job (a plain loop) still share its batch, and nothing else could join it by waiting. Once per
-   * partition per event-loop turn: a loop that sends from `for await` (a few microtasks per
-   * iteration) sends its first message alone and the rest of the turn's messages by `setImmediate`,
-   * together, instead of one request per message.
+   * With lingerMs 0, a message that opens a batch of an idle partition (nothing in flight, nothing
+   * queued) goes out at the end of the current job (a microtask) instead of on the next event-loop
+   * turn: sends of the same synchronous job (a plain loop) still share its batch, and nothing else
+   * could join it by waiting. At most LONE_FLUSHES_PER_TURN times per partition and event-loop
+   * turn: a loop that sends from `for await` runs many iterations in one turn (a few microtasks
+   * each), and where the append completes in line each of its messages would otherwise find the
+   * partition idle and go alone; past the budget they wait for the turn's end and share a batch.
    */
   private loneFlushAllowed(lane: Accumulator): boolean {
-    if (lane.builder.count !== 1 || lane.inFlight > 0 || lane.loneFlushedThisTurn || this.laneBusy(lane))
+    if (
+      lane.builder.count !== 1 ||
+      lane.inFlight > 0 ||
+      lane.loneFlushesThisTurn >= LONE_FLUSHES_PER_TURN ||
+      this.laneBusy(lane)
+    )
       return false;
-    lane.loneFlushedThisTurn = true;
-    this.loneFlushedLanes.push(lane);
-    if (this.loneFlushedLanes.length === 1) setImmediate(this.newTurn);
+    if (lane.loneFlushesThisTurn++ === 0) {
+      this.loneFlushedLanes.push(lane);
+      if (this.loneFlushedLanes.length === 1) setImmediate(this.newTurn);
+    }
     return true;
   }
 
   /** A new event-loop turn: every partition may flush a lone message by microtask again. */
   private readonly newTurn = (): void => {
-    for (const lane of this.loneFlushedLanes) lane.loneFlushedThisTurn = false;
+    for (const lane of this.loneFlushedLanes) lane.loneFlushesThisTurn = 0;
     this.loneFlushedLanes.length = 0;
   };
 
@@ -645,7 +659,7 @@ export class Producer {
         deferred: false,
         nextOrdinal: 0,
         unstamped: 0,
-        loneFlushedThisTurn: false,
+        loneFlushesThisTurn: 0,
       };
       this.refreshLimits(created);
       accumulator = created;

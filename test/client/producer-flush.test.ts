@@ -1,7 +1,8 @@
 // When the producer sends a batch with lingerMs 0: a message sent alone to an idle partition leaves
 // at the end of the current job (a microtask), before the next event-loop turn, where it used to
-// wait for a setImmediate; sends of one synchronous job still share one batch, and a loop that
-// sends from `for await` still coalesces within each turn instead of one request per message.
+// wait for a setImmediate (at most 8 times per partition and turn); sends of one synchronous job
+// still share one batch, and a loop that sends from `for await` still coalesces instead of making
+// one request per message.
 // A real embedded broker, in process; a transport around the in-process one records the order of
 // produce requests against setImmediate callbacks (no timing).
 
@@ -16,21 +17,32 @@ import { useTempDir } from '../harness/temp-dir.js';
 const scratch = useTempDir('ms-producer-flush-', 'all');
 let broker: Broker;
 
-/** The in-process transport, noting each produce request (and its record count) in `events`. */
+/**
+ * The in-process transport, noting each produce request in `events`; while `hold` is set, produce
+ * answers wait until `release()` (a batch stays in flight as long as a test needs).
+ */
 class RecordingTransport extends InProcessTransport {
   readonly events: string[] = [];
   produceRequests = 0;
+  hold = false;
+  private held: Array<() => void> = [];
 
   override request<K extends ClientCommand>(
     name: K,
     request: RequestOf<K>,
     options: RequestOptions,
   ): Promise<ResponseOf<K>> {
-    if (name === 'produce') {
-      this.produceRequests++;
-      this.events.push('produce');
-    }
-    return super.request(name, request, options);
+    if (name !== 'produce') return super.request(name, request, options);
+    this.produceRequests++;
+    this.events.push('produce');
+    const answer = super.request(name, request, options);
+    if (!this.hold) return answer;
+    return new Promise<void>((resolve) => this.held.push(resolve)).then(() => answer);
+  }
+
+  release(): void {
+    this.hold = false;
+    for (const resolve of this.held.splice(0)) resolve();
   }
 }
 
@@ -77,10 +89,12 @@ describe('producer with lingerMs 0: a lone message', () => {
     const { client, transport } = recordingClient();
     const producer = client.producer({ lingerMs: 0 });
     await producer.send({ topic: 'flush-disk', value: 'warm-up' });
+    await new Promise((resolve) => setImmediate(resolve));
     transport.events.length = 0;
+    transport.hold = true;
     const first = producer.send({ topic: 'flush-disk', value: 'first' });
-    // After the first one's microtask flush: its batch is in flight (a disk append takes a turn).
     await Promise.resolve();
+    expect(transport.events).toEqual(['produce']);
     const turn = new Promise<void>((resolve) =>
       setImmediate(() => {
         transport.events.push('setImmediate');
@@ -88,7 +102,10 @@ describe('producer with lingerMs 0: a lone message', () => {
       }),
     );
     const second = producer.send({ topic: 'flush-disk', value: 'second' });
-    await Promise.all([first, second, turn]);
+    await turn;
+    await new Promise((resolve) => setImmediate(resolve));
+    transport.release();
+    await Promise.all([first, second]);
     expect(transport.events).toEqual(['produce', 'setImmediate', 'produce']);
     await client.close();
   });
@@ -130,8 +147,9 @@ describe('producer with lingerMs 0: sends still coalesce', () => {
     await Promise.all(receipts);
     counting = false;
     const requests = transport.produceRequests - before;
-    // At most one lone (microtask) flush and one coalesced (setImmediate) flush per partition and turn.
-    expect(requests).toBeLessThanOrEqual(2 * (turns + 1));
+    // At most 8 lone (microtask) flushes per partition and turn, plus the batches that filled up
+    // or waited for the turn's end.
+    expect(requests).toBeLessThanOrEqual(9 * (turns + 1));
     expect(requests).toBeLessThan(count / 10);
     await client.close();
   });
