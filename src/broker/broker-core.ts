@@ -27,7 +27,7 @@ import { partitionForKey } from '../protocol/partitioner.js';
 import { encodeRecordBatch, iterateRecords, splitBatches } from '../protocol/record-batch.js';
 import { type AuditCaller, adminCommandEvent, isAuditedCommand } from '../security/audit-events.js';
 import type { AuditLog } from '../security/audit-log.js';
-import type { StorageObserver } from '../storage/partition-log.js';
+import type { PartitionLogConfig, StorageObserver } from '../storage/partition-log.js';
 import { endRequestSpan, startRequestSpan, TRACED_OPERATIONS, traceDelivery } from './broker-tracing.js';
 import {
   CompactionScheduler,
@@ -112,6 +112,10 @@ export interface BrokerCoreOptions {
   defaultPartitions?: number;
   /** Largest records section a compressed batch may inflate to (decompression-bomb guard). */
   maxDecompressedBytes?: number;
+  /** How partition logs make their append writes (storage.inline_write_*; docs/storage.md, "Append path"). */
+  storageWrites?: Partial<
+    Pick<PartitionLogConfig, 'inlineWriteMaxBytes' | 'inlineWriteSlowMs' | 'inlineWriteCooldownMs'>
+  >;
   /** How often retention (and compaction, for compacted topics that are due) runs over every partition. */
   retentionCheckMs?: number;
   /** Log compaction of `cleanup: compact` topics (broker-wide; docs/configuration.md `compaction.*`). */
@@ -274,6 +278,9 @@ export class BrokerCore {
             highWatermark: p.log.highWatermark,
             logEndOffset: p.log.logEndOffset,
             sizeBytes: p.log.sizeBytes,
+            inlineWrites: p.log.inlineWrites,
+            inlineWriteFallbacks: p.log.inlineWriteFallbacks,
+            poolWrites: p.log.writeMode === 'pool',
           })),
         ),
       groupLag: () =>
@@ -294,6 +301,7 @@ export class BrokerCore {
       maxFetchBytes: options.maxFetchBytes ?? 8 * 1024 * 1024,
       maxPartitions: options.maxPartitions ?? DEFAULT_MAX_PARTITIONS,
       brokerId: options.brokerId ?? 0,
+      storageWrites: options.storageWrites ?? {},
     };
     this.offsetsSegmentBytes = options.offsetsSegmentBytes ?? OFFSETS_SEGMENT_BYTES;
     this.compaction = new CompactionScheduler({
@@ -446,6 +454,7 @@ export class BrokerCore {
       flushIntervalMs: topic.config.flushIntervalMs,
       retentionMs: topic.config.retentionMs,
       retentionBytes: topic.config.retentionBytes,
+      ...this.options.storageWrites,
     };
   }
 

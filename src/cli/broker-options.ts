@@ -212,6 +212,11 @@ export function brokerOptionsFrom(
     maxPartitions: n('topics.max_partitions'),
     maxDecompressedBytes: n('storage.max_decompressed_bytes'),
     ...(n('storage.max_open_files') > 0 ? { maxOpenFiles: n('storage.max_open_files') } : {}),
+    storageWrites: {
+      inlineWriteMaxBytes: n('storage.inline_write_max_bytes'),
+      inlineWriteSlowMs: n('storage.inline_write_slow'),
+      inlineWriteCooldownMs: n('storage.inline_write_cooldown'),
+    },
     topicDefaults: {
       durability: v['topics.durability'] as 'always' | 'interval' | 'never',
       flushIntervalMs: n('topics.flush_interval'),

@@ -17,6 +17,11 @@ export interface BrokerStateSource {
     /** The offset the next appended message gets here (at or above the high watermark). */
     logEndOffset: bigint;
     sizeBytes: number;
+    /** Append writes made in line (into the page cache), and slow ones that sent the log to the thread pool. */
+    inlineWrites?: number;
+    inlineWriteFallbacks?: number;
+    /** True while the log writes on the thread pool (cooling down after a slow in-line write). */
+    poolWrites?: boolean;
   }>;
   groupLag(): Array<{ group: string; topic: string; partition: number; lag: bigint }>;
   connections(): number;
@@ -31,6 +36,8 @@ const LATENCY_BUCKETS = [
 ];
 
 const noRecord = (): void => undefined;
+
+type PartitionState = ReturnType<BrokerStateSource['partitions']>[number];
 
 export interface MetricsSnapshot {
   producedMessages: number;
@@ -180,6 +187,57 @@ export class BrokerMetrics {
         this.reset();
         for (const p of source()?.partitions() ?? [])
           this.set({ topic: p.topic, partition: String(p.partition) }, p.sizeBytes);
+      },
+    });
+    // Partition logs' append writes (docs/storage.md, "Append path"): counted by the logs, read here.
+    const perPartition = (
+      metric: { reset(): void },
+      put: (labels: { topic: string; partition: string }, value: number) => void,
+      value: (p: PartitionState) => number | undefined,
+    ): void => {
+      metric.reset();
+      for (const p of source()?.partitions() ?? []) {
+        const v = value(p);
+        if (v !== undefined && v > 0) put({ topic: p.topic, partition: String(p.partition) }, v);
+      }
+    };
+    new Counter({
+      name: 'memorystreamer_storage_inline_writes_total',
+      help: 'append writes of each partition made in line, into the page cache, since it was opened',
+      labelNames: ['topic', 'partition'],
+      registers,
+      collect() {
+        perPartition(
+          this,
+          (labels, v) => this.inc(labels, v),
+          (p) => p.inlineWrites,
+        );
+      },
+    });
+    new Counter({
+      name: 'memorystreamer_storage_inline_write_fallbacks_total',
+      help: 'times a slow in-line write sent a partition to thread-pool writes for storage.inline_write_cooldown',
+      labelNames: ['topic', 'partition'],
+      registers,
+      collect() {
+        perPartition(
+          this,
+          (labels, v) => this.inc(labels, v),
+          (p) => p.inlineWriteFallbacks,
+        );
+      },
+    });
+    new Gauge({
+      name: 'memorystreamer_storage_pool_write_mode',
+      help: '1 while a partition writes on the thread pool after a slow in-line write (or with in-line writes off); partitions writing in line are left out',
+      labelNames: ['topic', 'partition'],
+      registers,
+      collect() {
+        perPartition(
+          this,
+          (labels, v) => this.set(labels, v),
+          (p) => (p.poolWrites === true ? 1 : undefined),
+        );
       },
     });
     new Gauge({

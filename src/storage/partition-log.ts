@@ -698,7 +698,8 @@ export class PartitionLog {
     if (this.flushing !== null) return;
     this.flushing = this.flushLoop().finally(() => {
       this.flushing = null;
-      if (this.writeFailure !== null || (this.pending.length > 0 && this.state === 'open')) this.startFlush();
+      if (this.writeFailure !== null) this.startFlush();
+      else if (this.pending.length > 0 && this.state === 'open') this.scheduleFlush();
     });
   }
 
@@ -713,7 +714,10 @@ export class PartitionLog {
       const group = this.pending;
       this.pending = [];
       if (this.config.durability !== 'always') {
+        // One group per run: appends made meanwhile are scheduled anew (scheduleFlush), so that a
+        // loop appending and awaiting each acknowledgement still yields to the event loop.
         await this.writePipelined(group);
+        if (this.writeFailure === null) return;
         continue;
       }
       try {
@@ -785,14 +789,21 @@ export class PartitionLog {
       bytes += group[i]!.batch.length;
     }
     const position = segment.size;
-    let inline = false;
+    const during = `writing ${buffers.length} batches to ${segment.path('log')}`;
+    let inline: boolean;
     try {
       inline = this.writeInline(segment, buffers, position, bytes);
-      if (!inline) await segment.write(buffers, position);
     } catch (error) {
-      // An in-line write that failed may have landed in part (the thread-pool one cut itself back).
-      if (!inline) await segment.cutBack(position);
-      throw storageError(error, `writing ${buffers.length} batches to ${segment.path('log')}`);
+      // The failed in-line write may have landed in part: the file ends on a whole batch again.
+      await segment.cutBack(position);
+      throw storageError(error, during);
+    }
+    if (!inline) {
+      try {
+        await segment.write(buffers, position);
+      } catch (error) {
+        throw storageError(error, during);
+      }
     }
     let at = position;
     for (let i = start; i < end; i++) {

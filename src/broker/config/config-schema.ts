@@ -440,6 +440,24 @@ export const SETTINGS = [
     doc: 'files storage keeps open at once (segments are opened on use, idle ones closed); 0: a quarter of the open-files limit, at least 64',
   },
   {
+    key: 'storage.inline_write_max_bytes',
+    type: { kind: 'size', min: 0, max: 64 * MiB },
+    default: 256 * KiB,
+    doc: 'an append write of at most this size is made in line on the event loop, into the page cache, instead of on the thread pool (0: never)',
+  },
+  {
+    key: 'storage.inline_write_slow',
+    type: { kind: 'duration', min: 1, max: 10 * SECOND },
+    default: 2,
+    doc: 'an in-line write that takes longer than this (writeback throttling, a slow disk) sends its partition to thread-pool writes for storage.inline_write_cooldown',
+  },
+  {
+    key: 'storage.inline_write_cooldown',
+    type: { kind: 'duration', min: 1, max: 3600 * SECOND },
+    default: 5 * SECOND,
+    doc: 'how long a partition writes on the thread pool after a slow in-line write before it tries in line again',
+  },
+  {
     key: 'topics.partitions',
     type: { kind: 'int', min: 1, max: 10_000 },
     default: 1,
