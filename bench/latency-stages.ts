@@ -10,7 +10,10 @@
 // fdatasync, and how long writes take while an fdatasync of the log runs and while none does.
 // Run: npx tsx bench/latency-stages.ts [--transport tcp|embedded] [--rate 10000] [--seconds 5]
 //      [--durability interval|never] [--storage disk|memory] [--pacing thread|spin] [--json]
-// (`--storage memory`: a memory topic, whose log is written to process memory; embedded only.)
+// (`--storage memory`: a memory topic, whose log is written to process memory; embedded only.
+// `--inline-write-slow <ms>`: the embedded broker's storage.inline_write_slow, the in-line write
+// time past which a log goes to thread-pool writes for a while; raising it on a loaded machine
+// measures the in-line path the guard would otherwise leave while the machine is busy.)
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +33,9 @@ const transport = arg('transport', 'tcp') as 'tcp' | 'embedded';
 const durability = arg('durability', 'interval') as 'interval' | 'never';
 const pacing = arg('pacing', 'thread') as 'thread' | 'spin';
 const storage = arg('storage', 'disk') as 'disk' | 'memory';
+const inlineWriteSlowMs = process.argv.includes('--inline-write-slow')
+  ? argNumber('inline-write-slow', 2)
+  : null;
 if (storage === 'memory' && transport !== 'embedded')
   throw new Error('--storage memory needs --transport embedded');
 const warmup = rate;
@@ -250,7 +256,10 @@ async function main(): Promise<void> {
   if (transport === 'embedded') {
     const dataDir = await mkdtemp(join(tmpdir(), 'ms-stages-'));
     try {
-      const broker = await Broker.start({ dataDir });
+      const broker = await Broker.start({
+        dataDir,
+        ...(inlineWriteSlowMs !== null ? { storageWrites: { inlineWriteSlowMs } } : {}),
+      });
       const client = broker.connect();
       await client.admin.createTopic(
         storage === 'memory' ? { name: topic, storage: 'memory' } : { name: topic, config: { durability } },
@@ -306,8 +315,18 @@ async function main(): Promise<void> {
   const result = {
     benchmark: `latency-stages-${transport}${storage === 'memory' ? '-memory' : ''}`,
     title: `Where the end-to-end time goes, ${transport === 'tcp' ? 'over TCP loopback' : 'embedded'}: ${rate} msg/s, 100-byte messages, ${storage === 'memory' ? 'memory topic' : `durability ${durability}`}`,
-    command: `npx tsx bench/latency-stages.ts --transport ${transport} --rate ${rate} --seconds ${seconds} --durability ${durability}${storage === 'memory' ? ' --storage memory' : ''} --pacing ${pacing}`,
-    settings: { rate, seconds, messageBytes: 100, storage, durability, pacing, lingerMs: 0, acks: 1 },
+    command: `npx tsx bench/latency-stages.ts --transport ${transport} --rate ${rate} --seconds ${seconds} --durability ${durability}${storage === 'memory' ? ' --storage memory' : ''}${inlineWriteSlowMs !== null ? ` --inline-write-slow ${inlineWriteSlowMs}` : ''} --pacing ${pacing}`,
+    settings: {
+      rate,
+      seconds,
+      messageBytes: 100,
+      storage,
+      durability,
+      pacing,
+      lingerMs: 0,
+      acks: 1,
+      inlineWriteSlowMs: inlineWriteSlowMs ?? 'default',
+    },
     rows,
     notes,
   };

@@ -8,7 +8,9 @@
 //    loop that awaits each send, on the memory topic: msg/s and the produce requests the broker
 //    took (how well sends coalesce).
 // Run: npx tsx bench/memory-topics.ts [--seconds 3] [--rates 10000,100000] [--rounds 1]
-//      [--loop-messages 200000] [--pacing thread|spin] [--json]
+//      [--loop-messages 200000] [--pacing thread|spin] [--inline-write-slow <ms>] [--json]
+// (`--inline-write-slow`: the broker's storage.inline_write_slow, past which a log leaves in-line
+// writes for a while; raising it on a loaded machine measures the in-line path itself.)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +38,9 @@ const pacing: Pacing = process.argv.includes('--pacing')
   ? (process.argv[process.argv.indexOf('--pacing') + 1] as Pacing)
   : 'thread';
 const value = Buffer.alloc(100, 0x63);
+const inlineWriteSlowMs = process.argv.includes('--inline-write-slow')
+  ? argNumber('inline-write-slow', 2)
+  : null;
 
 const TARGET_P99_US = { memory: 10, 'disk (interval)': 50 } as const;
 type Case = keyof typeof TARGET_P99_US;
@@ -119,7 +124,10 @@ const dataDir = await mkdtemp(join(tmpdir(), 'ms-bench-memory-'));
 const latencyRows: Row[] = [];
 const loopRows: Row[] = [];
 try {
-  const broker = await Broker.start({ dataDir });
+  const broker = await Broker.start({
+    dataDir,
+    ...(inlineWriteSlowMs !== null ? { storageWrites: { inlineWriteSlowMs } } : {}),
+  });
   const client = broker.connect();
   await client.admin.createTopic({ name: TOPIC_OF.memory, storage: 'memory' });
   await client.admin.createTopic({ name: TOPIC_OF['disk (interval)'], config: { durability: 'interval' } });
@@ -195,7 +203,7 @@ try {
 }
 if (process.stderr.isTTY) process.stderr.write('\n');
 
-const command = `npx tsx bench/memory-topics.ts --seconds ${seconds} --rates ${rates.join(',')} --rounds ${rounds} --loop-messages ${loopMessages}`;
+const command = `npx tsx bench/memory-topics.ts --seconds ${seconds} --rates ${rates.join(',')} --rounds ${rounds} --loop-messages ${loopMessages}${inlineWriteSlowMs !== null ? ` --inline-write-slow ${inlineWriteSlowMs}` : ''}`;
 const settings = {
   mode: 'embedded (producer, broker and consumer in one process)',
   messageBytes: 100,
@@ -209,6 +217,7 @@ const settings = {
   seconds,
   rounds,
   pacing,
+  inlineWriteSlowMs: inlineWriteSlowMs ?? 'default',
 };
 printResult(
   writeResult({
