@@ -11,10 +11,10 @@
 // Run: npx tsx bench/latency-stages.ts [--transport tcp|embedded] [--rate 10000] [--seconds 5]
 //      [--durability interval|never] [--storage disk|memory] [--pacing thread|spin] [--json]
 // (`--storage memory`: a memory topic, whose log is written to process memory; embedded only.
-// `--inline-write-slow <ms>`: the embedded broker's storage.inline_write_slow, the in-line write
+// `--inline-write-slow <ms>`: the broker's storage.inline_write_slow, the in-line write
 // time past which a log goes to thread-pool writes for a while; raising it on a loaded machine
 // measures the in-line path the guard would otherwise leave while the machine is busy.)
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -274,7 +274,12 @@ async function main(): Promise<void> {
     merged = dump(0, total + 1);
   } else {
     const out = join(tmpdir(), `ms-stages-${process.pid}.json`);
+    // The guard's threshold goes to the broker process as its storage.inline_write_slow.
+    const configFile = join(tmpdir(), `ms-stages-${process.pid}.toml`);
+    if (inlineWriteSlowMs !== null)
+      await writeFile(configFile, `[storage]\ninline_write_slow = "${inlineWriteSlowMs}ms"\n`);
     const broker = await startBrokerProcess({
+      ...(inlineWriteSlowMs !== null ? { configFile } : {}),
       nodeArgs: ['--import', 'tsx', '--import', './bench/lib/stage-probe.ts'],
       env: { STAGE_PROBE: 'broker', STAGE_PROBE_OUT: out, STAGE_PROBE_COUNT: String(total + 1) },
     });
@@ -297,6 +302,7 @@ async function main(): Promise<void> {
     } finally {
       await broker.stop();
       await rm(out, { force: true });
+      await rm(configFile, { force: true });
     }
     if (brokerDump === null) throw new Error('the broker did not write its stage stamps');
     const own = dump(0, total + 1);
