@@ -32,7 +32,12 @@ import { endSpan, startSendSpan, withTraceHeaders } from './tracing.js';
 import type { Transport } from './transport.js';
 
 export interface ProducerOptions {
-  /** How long a batch may wait for more messages (ms). 0 = send what arrived in the same event-loop turn. */
+  /**
+   * How long a batch may wait for more messages (ms). 0: messages sent in the same synchronous job
+   * share a batch; one that opens a batch of an idle partition goes at the end of its job (a
+   * microtask), others (the partition busy, or 8 lone ones already this turn) at the end of the
+   * event-loop turn.
+   */
   lingerMs?: number;
   /**
    * A batch is sent once it reaches this many bytes, and a message that would take it past this
