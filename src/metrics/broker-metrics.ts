@@ -216,7 +216,7 @@ export class BrokerMetrics {
     });
     new Counter({
       name: 'memorystreamer_storage_inline_write_fallbacks_total',
-      help: 'times a slow in-line write sent a partition to thread-pool writes for storage.inline_write_cooldown',
+      help: 'times slow in-line writes in a row sent a partition to thread-pool writes for storage.inline_write_cooldown',
       labelNames: ['topic', 'partition'],
       registers,
       collect() {

@@ -86,8 +86,13 @@ export interface PartitionLogConfig {
   retentionBytes: number;
   /** A write of at most this many bytes is made in line, into the page cache (0: never). */
   inlineWriteMaxBytes: number;
-  /** An in-line write that takes longer than this sends the log to thread-pool writes for a while. */
+  /** In-line writes slower than this, `inlineWriteSlowStreak` in a row, send the log to the thread pool. */
   inlineWriteSlowMs: number;
+  /**
+   * Slow in-line writes in a row that make the switch. Writeback throttling and a slow disk slow
+   * every write; one slow write alone is usually the thread being descheduled on a busy machine.
+   */
+  inlineWriteSlowStreak: number;
   /** How long the log writes on the thread pool after a slow in-line write, before trying again. */
   inlineWriteCooldownMs: number;
   /** Thread-pool writes in flight at once with durability `interval` and `never` (at least 1). */
@@ -104,6 +109,7 @@ export const DEFAULT_PARTITION_LOG_CONFIG: PartitionLogConfig = {
   retentionBytes: -1,
   inlineWriteMaxBytes: 256 * 1024,
   inlineWriteSlowMs: 2,
+  inlineWriteSlowStreak: 2,
   inlineWriteCooldownMs: 5000,
   maxWritesInFlight: 4,
 };
@@ -204,6 +210,8 @@ export class PartitionLog {
   private readonly slowInlineNs: bigint;
   private inlineWriteCount = 0;
   private inlineFallbackCount = 0;
+  /** Slow in-line writes in a row so far. */
+  private slowStreak = 0;
   private dirty = false;
   private intervalTimer: NodeJS.Timeout | null = null;
   private keepsHighWatermark = false;
@@ -816,10 +824,10 @@ export class PartitionLog {
 
   /**
    * Writes `bytes` in line (synchronously, into the page cache) when the log may: the write is
-   * small enough, the log is not cooling down after a slow one, and the file is open. Each in-line
-   * write is timed: one slower than `inlineWriteSlowMs` (writeback throttling, a slow disk) sends
-   * the log to thread-pool writes for `inlineWriteCooldownMs`. False when nothing was written;
-   * throws the file system's error (part of the write may have landed).
+   * small enough, the log is not cooling down after slow ones, and the file is open. Each in-line
+   * write is timed: `inlineWriteSlowStreak` in a row slower than `inlineWriteSlowMs` (writeback
+   * throttling, a slow disk) send the log to thread-pool writes for `inlineWriteCooldownMs`. False
+   * when nothing was written; throws the file system's error (part of the write may have landed).
    */
   private writeInline(segment: Segment, buffers: Buffer[], position: number, bytes: number): boolean {
     if (bytes > this.config.inlineWriteMaxBytes) return false;
@@ -831,7 +839,10 @@ export class PartitionLog {
     if (!segment.writeInline(buffers, position)) return false;
     const took = process.hrtime.bigint() - started;
     this.inlineWriteCount++;
-    if (took > this.slowInlineNs) {
+    if (took <= this.slowInlineNs) {
+      this.slowStreak = 0;
+    } else if (++this.slowStreak >= this.config.inlineWriteSlowStreak) {
+      this.slowStreak = 0;
       this.inlineFallbackCount++;
       this.poolUntil = this.clock.now() + this.config.inlineWriteCooldownMs;
     }
@@ -843,7 +854,7 @@ export class PartitionLog {
     return this.inlineWriteCount;
   }
 
-  /** Times a slow in-line write sent the log to thread-pool writes since the open. */
+  /** Times slow in-line writes sent the log to thread-pool writes since the open. */
   get inlineWriteFallbacks(): number {
     return this.inlineFallbackCount;
   }
@@ -863,9 +874,10 @@ export class PartitionLog {
   private async writePipelined(group: PendingAppend[]): Promise<void> {
     let start = 0;
     try {
-      await this.writeEpochs();
+      // (Awaited only when there is something to wait for: the common path stays synchronous.)
+      if (this.leaderEpochs.dirty) await this.writeEpochs();
       while (start < group.length) {
-        await this.writeSlot();
+        if (this.inFlight.length >= this.config.maxWritesInFlight) await this.writeSlot();
         if (this.writeFailure !== null) break;
         const position = this.writeEnd;
         const end = this.chunkEnd(group, start, position);

@@ -114,16 +114,24 @@ describe('in-line writes', () => {
     await log.close();
   });
 
-  it('switches to thread-pool writes after a slow in-line write, and back after the cool-down', async () => {
+  it('switches to thread-pool writes after slow in-line writes in a row, and back after the cool-down', async () => {
     let now = 1_000_000;
     const { log, faults } = await open(
-      { durability: 'interval', inlineWriteSlowMs: 1, inlineWriteCooldownMs: 5000 },
+      { durability: 'interval', inlineWriteSlowMs: 20, inlineWriteCooldownMs: 5000 },
       { now: () => now },
     );
     await log.append(batchOf('fast')).done;
     expect(log.inlineWriteFallbacks).toBe(0);
-    faults.inlineWriteDelayMs = 5;
+    faults.inlineWriteDelayMs = 25;
+    // One slow write alone (a descheduled thread, as often as not) does not switch.
     await log.append(batchOf('slow')).done;
+    expect(log.inlineWriteFallbacks).toBe(0);
+    faults.inlineWriteDelayMs = 0;
+    await log.append(batchOf('fast again')).done;
+    faults.inlineWriteDelayMs = 25;
+    await log.append(batchOf('slow 1')).done;
+    expect(log.writeMode).toBe('inline');
+    await log.append(batchOf('slow 2')).done;
     expect(log.inlineWriteFallbacks).toBe(1);
     expect(log.writeMode).toBe('pool');
     faults.inlineWriteDelayMs = 0;
@@ -137,9 +145,18 @@ describe('in-line writes', () => {
     expect(log.writeMode).toBe('inline');
     await log.append(batchOf('in line again')).done;
     expect(faults.inlineWrites).toBe(inline + 1);
-    expect(log.inlineWrites).toBe(3);
+    expect(log.inlineWrites).toBe(6);
     expect(log.inlineWriteFallbacks).toBe(1);
-    expect(await values(log)).toEqual(['fast', 'slow', 'pool 1', 'pool 2', 'in line again']);
+    expect(await values(log)).toEqual([
+      'fast',
+      'slow',
+      'fast again',
+      'slow 1',
+      'slow 2',
+      'pool 1',
+      'pool 2',
+      'in line again',
+    ]);
     await log.close();
   });
 

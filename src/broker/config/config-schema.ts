@@ -449,7 +449,7 @@ export const SETTINGS = [
     key: 'storage.inline_write_slow',
     type: { kind: 'duration', min: 1, max: 10 * SECOND },
     default: 2,
-    doc: 'an in-line write that takes longer than this (writeback throttling, a slow disk) sends its partition to thread-pool writes for storage.inline_write_cooldown',
+    doc: 'two in-line writes in a row that take longer than this (writeback throttling, a slow disk) send their partition to thread-pool writes for storage.inline_write_cooldown',
   },
   {
     key: 'storage.inline_write_cooldown',
