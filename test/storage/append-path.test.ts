@@ -114,6 +114,25 @@ describe('in-line writes', () => {
     await log.close();
   });
 
+  it('costs at most one extra write per turn: appends from separate callbacks of one turn share the second', async () => {
+    const { log, faults } = await open({ durability: 'interval' });
+    await log.append(batchOf('warm')).done;
+    await new Promise((resolve) => setImmediate(resolve));
+    const before = faults.inlineWrites;
+    // Ten callbacks of one event-loop turn (as the 'data' events of ten connections are), each appending.
+    const done = await new Promise<Promise<unknown>[]>((resolve) => {
+      const tickets: Promise<unknown>[] = [];
+      for (let i = 0; i < 10; i++)
+        setImmediate(() => {
+          tickets.push(log.append(batchOf(`c${i}`)).done);
+          if (tickets.length === 10) resolve(tickets);
+        });
+    });
+    await Promise.all(done);
+    expect(faults.inlineWrites - before).toBe(2);
+    await log.close();
+  });
+
   it('switches to thread-pool writes after slow in-line writes in a row, and back after the cool-down', async () => {
     let now = 1_000_000;
     const { log, faults } = await open(
