@@ -8,7 +8,9 @@
 //    loop that awaits each send, on the memory topic: msg/s and the produce requests the broker
 //    took (how well sends coalesce).
 // Run: npx tsx bench/memory-topics.ts [--seconds 3] [--rates 10000,100000] [--rounds 1]
-//      [--loop-messages 200000] [--pacing thread|spin] [--json]
+//      [--loop-messages 200000] [--pacing thread|spin] [--inline-write-slow <ms>] [--json]
+// (`--inline-write-slow`: the broker's storage.inline_write_slow, past which a log leaves in-line
+// writes for a while; raising it on a loaded machine measures the in-line path itself.)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +38,9 @@ const pacing: Pacing = process.argv.includes('--pacing')
   ? (process.argv[process.argv.indexOf('--pacing') + 1] as Pacing)
   : 'thread';
 const value = Buffer.alloc(100, 0x63);
+const inlineWriteSlowMs = process.argv.includes('--inline-write-slow')
+  ? argNumber('inline-write-slow', 2)
+  : null;
 
 const TARGET_P99_US = { memory: 10, 'disk (interval)': 50 } as const;
 type Case = keyof typeof TARGET_P99_US;
@@ -52,11 +57,29 @@ async function produceRequests(broker: Broker): Promise<number> {
   return total;
 }
 
-async function latencyCase(client: Client, topic: string, messagesPerSecond: number) {
+/**
+ * One fixed-rate run. Besides the latencies: how busy the event loop was (near 100% it cannot keep
+ * up, and messages queue behind each other), the process's CPU per message (the pacer's thread
+ * included), and how many messages each produce request carried.
+ */
+async function latencyCase(broker: Broker, client: Client, topic: string, messagesPerSecond: number) {
   const intended = latencyHistogram();
   const fromSend = latencyHistogram();
+  const requestsBefore = await produceRequests(broker);
+  const loopBefore = performance.eventLoopUtilization();
+  const cpuBefore = process.cpuUsage();
   await brokerFixedRate(client, topic, { rate: messagesPerSecond, seconds, pacing }, intended, fromSend);
-  return { intended, fromSend };
+  const cpu = process.cpuUsage(cpuBefore);
+  const loop = performance.eventLoopUtilization(loopBefore);
+  const requests = (await produceRequests(broker)) - requestsBefore;
+  const messages = messagesPerSecond * (seconds + 1);
+  return {
+    intended,
+    fromSend,
+    busy: loop.utilization,
+    cpuUsPerMessage: (cpu.user + cpu.system) / messages,
+    messagesPerRequest: messages / Math.max(1, requests),
+  };
 }
 
 /** Sends `count` messages from a `for await` loop over an async source, one send per iteration. */
@@ -101,35 +124,42 @@ const dataDir = await mkdtemp(join(tmpdir(), 'ms-bench-memory-'));
 const latencyRows: Row[] = [];
 const loopRows: Row[] = [];
 try {
-  const broker = await Broker.start({ dataDir });
+  const broker = await Broker.start({
+    dataDir,
+    ...(inlineWriteSlowMs !== null ? { storageWrites: { inlineWriteSlowMs } } : {}),
+  });
   const client = broker.connect();
   await client.admin.createTopic({ name: TOPIC_OF.memory, storage: 'memory' });
   await client.admin.createTopic({ name: TOPIC_OF['disk (interval)'], config: { durability: 'interval' } });
   const cases: Case[] = ['memory', 'disk (interval)'];
-  const merged = new Map<
-    string,
-    { intended: ReturnType<typeof latencyHistogram>; fromSend: ReturnType<typeof latencyHistogram> }
-  >();
+  const merged = new Map<string, Awaited<ReturnType<typeof latencyCase>>>();
   for (let round = 0; round < rounds; round++) {
     for (const messagesPerSecond of rates) {
       // Alternate which case goes first, so neither always runs on the warmer (or busier) machine.
       const order = round % 2 === 0 ? cases : [...cases].reverse();
       for (const name of order) {
         progress(`round ${round + 1}/${rounds}: ${name} at ${messagesPerSecond} msg/s for ${seconds} s`);
-        const measured = await latencyCase(client, TOPIC_OF[name], messagesPerSecond);
+        const measured = await latencyCase(broker, client, TOPIC_OF[name], messagesPerSecond);
         const key = `${name}@${messagesPerSecond}`;
         const into = merged.get(key);
         if (into === undefined) merged.set(key, measured);
         else {
+          // Histograms add up; the busy share, CPU and batching are averaged over the rounds.
           into.intended.add(measured.intended);
           into.fromSend.add(measured.fromSend);
+          into.busy = (into.busy * round + measured.busy) / (round + 1);
+          into.cpuUsPerMessage = (into.cpuUsPerMessage * round + measured.cpuUsPerMessage) / (round + 1);
+          into.messagesPerRequest =
+            (into.messagesPerRequest * round + measured.messagesPerRequest) / (round + 1);
         }
       }
     }
   }
   for (const messagesPerSecond of rates) {
     for (const name of cases) {
-      const { intended, fromSend } = merged.get(`${name}@${messagesPerSecond}`)!;
+      const { intended, fromSend, busy, cpuUsPerMessage, messagesPerRequest } = merged.get(
+        `${name}@${messagesPerSecond}`,
+      )!;
       const p99 = fromSend.getValueAtPercentile(99);
       latencyRows.push({
         topic: name,
@@ -139,6 +169,9 @@ try {
         'p99.9 µs': fromSend.getValueAtPercentile(99.9),
         'max µs': fromSend.maxValue,
         'p99 µs (from intended)': intended.getValueAtPercentile(99),
+        'event loop busy %': Math.round(busy * 100),
+        'CPU µs/msg': Number(cpuUsPerMessage.toFixed(1)),
+        'msgs/request': Number(messagesPerRequest.toFixed(1)),
         'target p99 µs': TARGET_P99_US[name],
         met: p99 < TARGET_P99_US[name] ? 'yes' : 'no',
       });
@@ -170,7 +203,7 @@ try {
 }
 if (process.stderr.isTTY) process.stderr.write('\n');
 
-const command = `npx tsx bench/memory-topics.ts --seconds ${seconds} --rates ${rates.join(',')} --rounds ${rounds} --loop-messages ${loopMessages}`;
+const command = `npx tsx bench/memory-topics.ts --seconds ${seconds} --rates ${rates.join(',')} --rounds ${rounds} --loop-messages ${loopMessages}${inlineWriteSlowMs !== null ? ` --inline-write-slow ${inlineWriteSlowMs}` : ''}`;
 const settings = {
   mode: 'embedded (producer, broker and consumer in one process)',
   messageBytes: 100,
@@ -184,6 +217,7 @@ const settings = {
   seconds,
   rounds,
   pacing,
+  inlineWriteSlowMs: inlineWriteSlowMs ?? 'default',
 };
 printResult(
   writeResult({
@@ -194,6 +228,7 @@ printResult(
     rows: latencyRows,
     notes: [
       'targets (issue 15): P99 < 10 µs for a memory topic, < 50 µs for a disk topic with durability interval, at 10,000 and 100,000 msg/s',
+      "event loop busy % = the event-loop utilization over the case (near 100%: the one thread that runs producer, broker and consumer cannot keep up and messages queue); CPU µs/msg = the process's CPU time (all threads, the pacer's included) per message; msgs/request = messages per produce request",
       'latency counts from the send() call (the pacer hands each message over when due); the "from intended" column counts from the intended send time instead (no coordinated omission, includes the pacer’s wake-up lag)',
       `a short run on a shared 2-core machine loaded by other work (1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end): tails vary from run to run`,
     ],

@@ -80,8 +80,13 @@ function wrap(
   target[name] = around(original);
 }
 
-/** fdatasync intervals and writev stamps, on the FileHandle class of node:fs/promises. */
-async function watchFiles(): Promise<void> {
+/**
+ * fdatasync intervals (on the FileHandle class of node:fs/promises), and the log's segment writes:
+ * `Segment.write` (through the thread pool) and, where the log has it, `Segment.writeInline` (a
+ * synchronous write into the page cache). Wrapping the segment rather than the file handle stamps
+ * the write of a memory topic's log too, and an in-line write as well as a pooled one.
+ */
+async function watchFiles(root: URL): Promise<void> {
   const handle = await open(process.execPath, 'r');
   const proto = Object.getPrototypeOf(handle) as object;
   await handle.close();
@@ -95,22 +100,44 @@ async function watchFiles(): Promise<void> {
         return result.finally(() => syncs.push(started, nowUs()));
       },
   );
+  const { Segment } = await import(new URL('storage/segment.ts', root).href);
   wrap(
-    proto,
-    'writev',
+    Segment.prototype,
+    'write',
     (original) =>
       function (this: unknown, ...args: never[]) {
         const buffers = args[0] as unknown as Buffer[];
         const started = nowUs();
-        for (const batch of buffers) stampBatch('broker: writev start', batch, started);
+        for (const batch of buffers) stampBatch('broker: write start', batch, started);
         const result = original.apply(this, args) as Promise<unknown>;
         return result.then((value) => {
           const done = nowUs();
-          for (const batch of buffers) stampBatch('broker: writev done (JS)', batch, done);
+          for (const batch of buffers) stampBatch('broker: write done (JS)', batch, done);
           return value;
         });
       },
   );
+  if (typeof Segment.prototype.writeInline === 'function') {
+    wrap(
+      Segment.prototype,
+      'writeInline',
+      (original) =>
+        function (this: unknown, ...args: never[]) {
+          const buffers = args[0] as unknown as Buffer[];
+          const started = nowUs();
+          const written = original.apply(this, args);
+          const done = nowUs();
+          if (written === true) {
+            for (const batch of buffers) {
+              stampBatch('broker: write start', batch, started);
+              stampBatch('broker: write done (JS)', batch, done);
+              stampBatch('broker: written in line', batch, done);
+            }
+          }
+          return written;
+        },
+    );
+  }
 }
 
 /** Batches a push subscription had to read back from the log (catch-up) instead of the tail. */
@@ -171,7 +198,7 @@ async function installBrokerProbe(): Promise<void> {
       },
   );
   await watchReads(root);
-  await watchFiles();
+  await watchFiles(root);
   watchGc();
   const out = process.env.STAGE_PROBE_OUT;
   process.on('SIGUSR2', () => {
@@ -255,7 +282,7 @@ export async function installClientProbe(embedded: boolean): Promise<void> {
         },
     );
     await watchReads(root);
-    await watchFiles();
+    await watchFiles(root);
   }
   watchGc();
 }

@@ -32,7 +32,12 @@ import { endSpan, startSendSpan, withTraceHeaders } from './tracing.js';
 import type { Transport } from './transport.js';
 
 export interface ProducerOptions {
-  /** How long a batch may wait for more messages (ms). 0 = send what arrived in the same event-loop turn. */
+  /**
+   * How long a batch may wait for more messages (ms). 0: messages sent in the same synchronous job
+   * share a batch; one that opens a batch of an idle partition goes at the end of its job (a
+   * microtask), others (the partition busy, or 8 lone ones already this turn) at the end of the
+   * event-loop turn.
+   */
   lingerMs?: number;
   /**
    * A batch is sent once it reaches this many bytes, and a message that would take it past this
@@ -252,9 +257,18 @@ interface Accumulator {
   deferred: boolean;
   /** Numbers the partition's batches in the order they were sealed. */
   nextOrdinal: number;
+  /** Lone messages of this partition flushed by microtask in the current event-loop turn. */
+  loneFlushesThisTurn: number;
   /** Queued batches sealed while no producer id was known: stamped, in order, once one is. */
   unstamped: number;
 }
+
+/**
+ * Lone messages a partition may flush by microtask per event-loop turn (Producer.loneFlushAllowed):
+ * enough for a few awaited sends in a row, few enough that a `for await` loop's turn costs at most
+ * this many one-message requests before its messages share batches again.
+ */
+const LONE_FLUSHES_PER_TURN = 8;
 
 /** The producer id of a batch sealed before the producer id was known: it is stamped before it goes. */
 const UNSTAMPED = -2n;
@@ -328,6 +342,8 @@ export class Producer {
     timestamp: 0,
   };
   private closed = false;
+  /** Partitions that flushed a lone message by microtask this turn (reset by `newTurn`). */
+  private readonly loneFlushedLanes: Accumulator[] = [];
 
   constructor(transport: Transport, metadata: TopicMetadataSource, options: ProducerOptions = {}) {
     this.transport = transport;
@@ -585,10 +601,41 @@ export class Producer {
     } else if (!accumulator.scheduled) {
       accumulator.scheduled = true;
       if (this.options.lingerMs > 0) accumulator.timer = setTimeout(accumulator.flush, this.options.lingerMs);
+      else if (this.loneFlushAllowed(accumulator)) queueMicrotask(accumulator.flush);
       else setImmediate(accumulator.flush);
     }
     return receipt;
   }
+
+  /**
+   * With lingerMs 0, a message that opens a batch of an idle partition (nothing in flight, nothing
+   * queued) goes out at the end of the current job (a microtask) instead of on the next event-loop
+   * turn: sends of the same synchronous job (a plain loop) still share its batch, and nothing else
+   * could join it by waiting. At most LONE_FLUSHES_PER_TURN times per partition and event-loop
+   * turn: a loop that sends from `for await` runs many iterations in one turn (a few microtasks
+   * each), and where the append completes in line each of its messages would otherwise find the
+   * partition idle and go alone; past the budget they wait for the turn's end and share a batch.
+   */
+  private loneFlushAllowed(lane: Accumulator): boolean {
+    if (
+      lane.builder.count !== 1 ||
+      lane.inFlight > 0 ||
+      lane.loneFlushesThisTurn >= LONE_FLUSHES_PER_TURN ||
+      this.laneBusy(lane)
+    )
+      return false;
+    if (lane.loneFlushesThisTurn++ === 0) {
+      this.loneFlushedLanes.push(lane);
+      if (this.loneFlushedLanes.length === 1) setImmediate(this.newTurn);
+    }
+    return true;
+  }
+
+  /** A new event-loop turn: every partition may flush a lone message by microtask again. */
+  private readonly newTurn = (): void => {
+    for (const lane of this.loneFlushedLanes) lane.loneFlushesThisTurn = 0;
+    this.loneFlushedLanes.length = 0;
+  };
 
   private accumulatorFor(topic: string, partition: number): Accumulator {
     let byPartition = this.accumulators.get(topic);
@@ -617,6 +664,7 @@ export class Producer {
         deferred: false,
         nextOrdinal: 0,
         unstamped: 0,
+        loneFlushesThisTurn: 0,
       };
       this.refreshLimits(created);
       accumulator = created;

@@ -21,13 +21,15 @@ export class InProcessTransport implements Transport {
 
   constructor(private readonly core: BrokerCore) {}
 
-  async request<K extends ClientCommand>(
+  // Not an async function: the core's own promise is the one the caller gets (bounded in time),
+  // without a wrapping promise and its extra microtask per request.
+  request<K extends ClientCommand>(
     name: K,
     request: RequestOf<K>,
     options: RequestOptions,
   ): Promise<ResponseOf<K>> {
-    if (this.closed) throw errorOf('CONNECTION_CLOSED', 'client is closed');
-    if (name === 'ping') return {} as ResponseOf<K>;
+    if (this.closed) return Promise.reject(errorOf('CONNECTION_CLOSED', 'client is closed'));
+    if (name === 'ping') return Promise.resolve({} as ResponseOf<K>);
     const call = this.core.execute(name as Exclude<ClientCommand, 'ping'>, request as never) as Promise<
       ResponseOf<K>
     >;

@@ -143,6 +143,8 @@ export class Connection {
   private smallFrames: Buffer[] = [];
   private smallBytes = 0;
   private flushScheduled = false;
+  /** The socket is corked for this tick's pushes (writeParts); uncorked on the next tick. */
+  private pushesCorked = false;
   private throttled = false;
   private throttleSentAt = 0;
   /** framesDecoded while let through past the global budget to finish a frame; -1 when not. */
@@ -1141,10 +1143,20 @@ export class Connection {
   private writeParts(parts: readonly Buffer[]): void {
     this.flushSmallFrames();
     this.noteWrite();
-    this.socket.cork();
+    // The pushes of one tick share one cork, released on the next tick (one writev for all of
+    // them), with one callback made once per connection instead of a closure per push.
+    if (!this.pushesCorked) {
+      this.pushesCorked = true;
+      this.socket.cork();
+      process.nextTick(this.uncorkPushes);
+    }
     for (const part of parts) this.socket.write(part);
-    process.nextTick(() => this.socket.uncork());
   }
+
+  private readonly uncorkPushes = (): void => {
+    this.pushesCorked = false;
+    this.socket.uncork();
+  };
 
   /** On drain: write queued pushes, highest priority first, until the socket is backed up again. */
   private drainPushes(): void {

@@ -12,6 +12,10 @@ import { createSource } from './create-source.js';
 import { Delivery } from './delivery.js';
 import type { ConsumerOptions } from './options.js';
 
+const asMessage = (message: Message | null): Message | null => message;
+const asResult = (message: Message | null): IteratorResult<Message> =>
+  message === null ? { done: true, value: undefined } : { done: false, value: message };
+
 export class Consumer implements AsyncIterable<Message> {
   private readonly delivery: Delivery;
   private readonly source: ConsumerSource;
@@ -37,7 +41,28 @@ export class Consumer implements AsyncIterable<Message> {
     // Fast path, the common case while messages are buffered: no async function, no awaits, one
     // already-resolved promise per message (the iterator protocol needs a promise anyway).
     const ready = this.delivery.poll();
-    return ready !== null ? Promise.resolve(ready) : this.nextWaiting();
+    if (ready !== null) return Promise.resolve(ready);
+    if (!this.delivery.flowing) return this.nextWaiting();
+    return new Promise<Message | null>((resolve, reject) => this.whenWoken(resolve, reject, asMessage));
+  }
+
+  /**
+   * The waiting path of a consumer that is flowing (subscribed, nothing stops delivery): the
+   * message is taken in the wake that announces it and the read's promise resolved there — one
+   * promise and one microtask to the reader, where the general path (`nextWaiting`) takes an async
+   * function, the wake's own promise and two more. Anything else the wake brings (a close, a
+   * failure, a pause, a group step) goes the general way.
+   */
+  private whenWoken<T>(
+    resolve: (value: T | PromiseLike<T>) => void,
+    reject: (error: unknown) => void,
+    wrap: (message: Message | null) => T,
+  ): void {
+    this.delivery.onNextWake(() => {
+      const message = this.delivery.poll();
+      if (message !== null) resolve(wrap(message));
+      else this.nextWaiting().then((next) => resolve(wrap(next)), reject);
+    });
   }
 
   private async nextWaiting(): Promise<Message | null> {
@@ -61,9 +86,9 @@ export class Consumer implements AsyncIterable<Message> {
       next: () => {
         const ready = this.delivery.poll();
         if (ready !== null) return Promise.resolve({ done: false, value: ready });
-        return this.nextWaiting().then(
-          (message): IteratorResult<Message> =>
-            message === null ? { done: true, value: undefined } : { done: false, value: message },
+        if (!this.delivery.flowing) return this.nextWaiting().then(asResult);
+        return new Promise<IteratorResult<Message>>((resolve, reject) =>
+          this.whenWoken(resolve, reject, asResult),
         );
       },
       return: async () => {

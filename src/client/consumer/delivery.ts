@@ -116,6 +116,24 @@ export class Delivery implements FeedContext {
     });
   }
 
+  /**
+   * `waitForWake` as a callback (one reader waits at a time, as with the promise): called in the
+   * wake() itself, or at once when a wake came while nobody waited.
+   */
+  onNextWake(callback: () => void): void {
+    if (this.wokenMeanwhile) {
+      this.wokenMeanwhile = false;
+      callback();
+      return;
+    }
+    this.waiter = callback;
+  }
+
+  /** Started, and nothing stops delivery: a read may simply wait for the next message. */
+  get flowing(): boolean {
+    return this.stops === 0;
+  }
+
   wake(): void {
     const waiter = this.waiter;
     this.waiter = null;
