@@ -42,6 +42,16 @@ export interface ProduceInput {
   leaderEpoch?: number | undefined;
 }
 
+/**
+ * A memory log's write is a copy in process memory whatever its size, so it is always made in line,
+ * and the slow-write guard (which protects the event loop from a slow disk) never sends it to the
+ * thread pool: there a descheduled thread would only add a promise hop to the same copy.
+ */
+const MEMORY_LOG_WRITES = {
+  inlineWriteMaxBytes: Number.MAX_SAFE_INTEGER,
+  inlineWriteSlowStreak: Number.MAX_SAFE_INTEGER,
+} as const;
+
 export class Partition {
   readonly topic: string;
   readonly index: number;
@@ -101,7 +111,7 @@ export class Partition {
     const storage = options.storage ?? 'disk';
     const log = await PartitionLog.open({
       dir: options.dir,
-      config: options.config,
+      config: storage === 'memory' ? { ...options.config, ...MEMORY_LOG_WRITES } : options.config,
       ...(storage === 'memory' ? { fs: createMemoryStorageFs() } : {}),
       streams: { maxDecompressedBytes: options.limits.maxDecompressedBytes },
       ...(options.observer !== undefined ? { observer: options.observer } : {}),
