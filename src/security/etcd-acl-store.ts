@@ -20,13 +20,8 @@ import type { Etcd3, IKeyValue, Namespace } from 'etcd3';
 import { errorOf } from '../protocol/error-codes.js';
 import { type AclEntry, aclKey, checkAclEntry } from './acl.js';
 import type { AclChange, AclStore } from './acl-store.js';
-import {
-  type EtcdRegistryOptions,
-  etcdCall,
-  etcdClient,
-  retryUnavailable,
-  WatchedRange,
-} from './etcd-session.js';
+import { etcdClient } from './etcd-client.js';
+import { type EtcdRegistryOptions, etcdCall, retryUnavailable, WatchedRange } from './etcd-session.js';
 
 const ACLS_PREFIX = 'acls/';
 
@@ -82,7 +77,7 @@ export class EtcdAclStore implements AclStore {
    * entries and starts watching them. CONTROL_PLANE_UNAVAILABLE when etcd does not answer.
    */
   static async open(options: EtcdRegistryOptions): Promise<EtcdAclStore> {
-    const acls = new EtcdAclStore(options, etcdClient(options));
+    const acls = new EtcdAclStore(options, etcdClient(options.address, options.callTimeoutMs));
     try {
       await retryUnavailable(() => acls.range.load(), options.connectTimeoutMs ?? 10_000);
     } catch (error) {

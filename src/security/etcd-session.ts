@@ -4,10 +4,9 @@
 // again from scratch when the watch cannot go on (its revision was compacted away). The users
 // (etcd-user-store.ts) follow the same pattern.
 
-import { Etcd3, type IKeyValue, type Namespace, type Watcher } from 'etcd3';
+import type { IKeyValue, Namespace, Watcher } from 'etcd3';
 import { MemoryStreamerError } from '../common/errors.js';
 import { errorOf } from '../protocol/error-codes.js';
-import { etcdCredentials } from './etcd-credentials.js';
 import type { EtcdLocation } from './etcd-user-store.js';
 
 export interface EtcdRegistryOptions {
@@ -22,17 +21,6 @@ export interface EtcdRegistryOptions {
   readonly connectTimeoutMs?: number;
   /** Told when the watch failed and the registry was read again, or a record was ignored (for the log). */
   readonly onResync?: (reason: string) => void;
-}
-
-/** A client whose requests (not its watch streams) have the call deadline. */
-export function etcdClient(options: EtcdRegistryOptions): Etcd3 {
-  const callTimeoutMs = options.callTimeoutMs ?? 2000;
-  return new Etcd3({
-    hosts: [...options.address.endpoints],
-    ...etcdCredentials(options.address.tls),
-    dialTimeout: callTimeoutMs,
-    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
-  });
 }
 
 /** Runs one etcd request; transport failures become CONTROL_PLANE_UNAVAILABLE naming `what`. */

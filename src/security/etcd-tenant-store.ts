@@ -15,13 +15,8 @@
 
 import type { Etcd3, IKeyValue, Namespace } from 'etcd3';
 import { errorOf } from '../protocol/error-codes.js';
-import {
-  type EtcdRegistryOptions,
-  etcdCall,
-  etcdClient,
-  retryUnavailable,
-  WatchedRange,
-} from './etcd-session.js';
+import { etcdClient } from './etcd-client.js';
+import { type EtcdRegistryOptions, etcdCall, retryUnavailable, WatchedRange } from './etcd-session.js';
 import {
   applyTenantChange,
   EMPTY_TENANT_REGISTRY,
@@ -82,7 +77,7 @@ export class EtcdTenantBackend implements TenantBackend {
    * registry and starts watching it. CONTROL_PLANE_UNAVAILABLE when etcd does not answer.
    */
   static async open(options: EtcdRegistryOptions): Promise<EtcdTenantBackend> {
-    const backend = new EtcdTenantBackend(options, etcdClient(options));
+    const backend = new EtcdTenantBackend(options, etcdClient(options.address, options.callTimeoutMs));
     try {
       await retryUnavailable(() => backend.range.load(), options.connectTimeoutMs ?? 10_000);
     } catch (error) {

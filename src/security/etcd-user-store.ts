@@ -16,11 +16,11 @@
 // keeps the revision it was last changed at, so a late event never undoes a newer change.
 
 import { randomBytes } from 'node:crypto';
-import { Etcd3, type IKeyValue, type Namespace, type Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue, Namespace, Watcher } from 'etcd3';
 import { MemoryStreamerError } from '../common/errors.js';
 import { errorOf } from '../protocol/error-codes.js';
 import { decoySalt } from './credentials.js';
-import { etcdCredentials } from './etcd-credentials.js';
+import { etcdClient } from './etcd-client.js';
 import type { ScramCredential, ScramMechanism } from './scram.js';
 import {
   checkChange,
@@ -88,13 +88,7 @@ export class EtcdUserStore implements UserStore {
    * users and starts watching them. CONTROL_PLANE_UNAVAILABLE when etcd does not answer.
    */
   static async open(options: EtcdUserStoreOptions): Promise<EtcdUserStore> {
-    const callTimeoutMs = options.callTimeoutMs ?? 2000;
-    const client = new Etcd3({
-      hosts: [...options.address.endpoints],
-      ...etcdCredentials(options.address.tls),
-      dialTimeout: callTimeoutMs,
-      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
-    });
+    const client = etcdClient(options.address, options.callTimeoutMs);
     const users = new EtcdUserStore(options, client);
     const deadline = Date.now() + (options.connectTimeoutMs ?? 10_000);
     for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2000)) {

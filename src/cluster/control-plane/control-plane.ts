@@ -1,7 +1,7 @@
-import { Etcd3, type IKeyValue, type ITxnResponse, type Lease, type Namespace, type Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue, ITxnResponse, Lease, Namespace, Watcher } from 'etcd3';
 import { MemoryStreamerError } from '../../common/errors.js';
 import { errorOf } from '../../protocol/error-codes.js';
-import { etcdCredentials } from '../../security/etcd-credentials.js';
+import { etcdClient } from '../../security/etcd-client.js';
 import type { ClusterAddress } from './cluster-url.js';
 import type { ControllerInfo, MetadataEvent } from './metadata-cache.js';
 import { clusterPrefix, KEYS } from './metadata-keys.js';
@@ -107,12 +107,7 @@ export class ControlPlane {
    */
   static async connect(options: ControlPlaneOptions): Promise<ControlPlane> {
     const callTimeoutMs = options.callTimeoutMs ?? 2000;
-    const client = new Etcd3({
-      hosts: [...options.address.endpoints],
-      ...etcdCredentials(options.address.tls),
-      dialTimeout: callTimeoutMs,
-      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + callTimeoutMs }),
-    });
+    const client = etcdClient(options.address, callTimeoutMs);
     const plane = new ControlPlane(options.address, client);
     const deadline = Date.now() + (options.connectTimeoutMs ?? 10_000);
     let delayMs = 100;
