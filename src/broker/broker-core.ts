@@ -771,6 +771,25 @@ export class BrokerCore {
     return partition;
   }
 
+  /**
+   * The partition a client request names. In a cluster a topic this broker holds no copy of is
+   * looked up in the cluster before the answer (a topic created a moment ago through another broker
+   * is LEADER_NOT_AVAILABLE here, which the client retries, not UNKNOWN_TOPIC).
+   */
+  private async requestedPartition(topic: string, index: number): Promise<Partition> {
+    try {
+      return this.partition(topic, index);
+    } catch (error) {
+      if (
+        this.clusterMetadata === null ||
+        !isMemoryStreamerError(error) ||
+        error.codeName !== 'UNKNOWN_TOPIC'
+      )
+        throw error;
+      throw await this.clusterMetadata.missingTopic(topic, index);
+    }
+  }
+
   private ensureOpen(): void {
     if (this.closed) throw errorOf('SHUTTING_DOWN');
   }
@@ -1170,7 +1189,7 @@ export class BrokerCore {
     produce: async (request) => {
       refuseInternal(request.topic);
       if (this.changing.size > 0) await this.changing.get(request.topic);
-      const partition = this.partition(request.topic, request.partition);
+      const partition = await this.requestedPartition(request.topic, request.partition);
       const roles = this.replicaRoles;
       let response: ResponseOf<'produce'>;
       try {
@@ -1203,8 +1222,8 @@ export class BrokerCore {
       return response;
     },
     fetch: async (request) => {
+      const partition = await this.requestedPartition(request.topic, request.partition);
       this.replicaRoles?.checkRead(request.topic, request.partition);
-      const partition = this.partition(request.topic, request.partition);
       const maxBytes = Math.min(Math.max(request.maxBytes, 1), this.options.maxFetchBytes);
       const result = await partition.fetch(
         request.offset,
@@ -1219,7 +1238,7 @@ export class BrokerCore {
       };
     },
     listOffsets: async (request): Promise<ListOffsetsResponse> => {
-      const log = this.partition(request.topic, request.partition).log;
+      const log = (await this.requestedPartition(request.topic, request.partition)).log;
       if (request.spec === 'earliest') return { offset: log.logStartOffset };
       if (request.spec === 'latest') return { offset: log.highWatermark };
       return { offset: await log.offsetForTimestamp(request.spec.timestamp) };
@@ -1269,9 +1288,19 @@ export class BrokerCore {
     configHistory: async (request) => this.requireClusterConfig().history(request),
     configRollback: async (request) => this.requireClusterConfig().rollback(request),
     readStream: async (request): Promise<ReadStreamResponse> => {
-      const topic = this.registry.require(request.topic);
       if (request.key.length === 0) throw errorOf('INVALID_STREAM_KEY', 'a stream key is at least one byte');
-      const partition = this.partition(topic.name, partitionForKey(request.key, topic.partitions));
+      // In a cluster this broker may hold no copy of the topic: the key's partition is the cluster's.
+      const partitions =
+        this.registry.get(request.topic)?.partitions ??
+        this.clusterMetadata?.topics().find((topic) => topic.name === request.topic)?.partitions;
+      if (partitions === undefined)
+        throw this.clusterMetadata === null
+          ? errorOf('UNKNOWN_TOPIC', JSON.stringify(request.topic))
+          : await this.clusterMetadata.missingTopic(request.topic, 0);
+      const partition = await this.requestedPartition(
+        request.topic,
+        partitionForKey(request.key, partitions),
+      );
       return partition.readStream(
         request.key,
         request.fromSequence,

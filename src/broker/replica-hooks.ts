@@ -83,6 +83,13 @@ export interface ClusterMetadataView {
   /** Every topic of the cluster, as created (what listTopics answers). */
   topics(): CreateTopicRequest[];
   partitionRoles(topic: string, partition: number): PartitionRoles | undefined;
+  /**
+   * What to answer for a partition this broker holds no copy of: NOT_LEADER or
+   * LEADER_NOT_AVAILABLE when the cluster has the topic (this broker is no replica of it, its copy
+   * is still opening, or its metadata has not yet seen a topic etcd holds), UNKNOWN_PARTITION past
+   * the topic's partitions, UNKNOWN_TOPIC when the cluster has no such topic.
+   */
+  missingTopic(topic: string, partition: number): Promise<Error>;
 }
 
 /**

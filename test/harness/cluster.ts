@@ -50,8 +50,9 @@ export interface NodeCluster extends ClusterBase {
   readonly nodes: BrokerNode[];
 }
 
-function clusterUrl(etcd: EtcdProcess, name: string): string {
-  return `${etcd.endpoint.replace('http://', 'etcd://')}/${name}`;
+function clusterUrl(etcd: EtcdProcess | string, name: string): string {
+  const endpoint = typeof etcd === 'string' ? etcd : etcd.endpoint;
+  return `${endpoint.replace('http://', 'etcd://')}/${name}`;
 }
 
 /** Etcd, then `count` brokers by `start`; on a failure what started is stopped again. */
@@ -126,12 +127,16 @@ export async function startCluster(
 
 /** Etcd and N broker nodes in this process, each with its cluster part. */
 export async function startNodeCluster(
-  options: ClusterOptions & Pick<BrokerNodeOptions, 'logger'> = {},
+  options: ClusterOptions &
+    Pick<BrokerNodeOptions, 'logger'> & {
+      /** The etcd endpoint broker `id` uses (default etcd's own): a proxy in between, say. */
+      etcdEndpointFor?: (id: number, etcd: EtcdProcess) => Promise<string>;
+    } = {},
 ): Promise<NodeCluster> {
   const name = options.name ?? 'test';
   const started = await assemble(
     options,
-    (etcd, id, port, root) =>
+    async (etcd, id, port, root) =>
       BrokerNode.start(
         {
           dataDir: join(root, `b${id}`),
@@ -143,7 +148,7 @@ export async function startNodeCluster(
         },
         [
           clusterPart({
-            cluster: clusterUrl(etcd, name),
+            cluster: clusterUrl((await options.etcdEndpointFor?.(id, etcd)) ?? etcd, name),
             brokerId: id,
             advertise: `127.0.0.1:${port}`,
             leaseTtlSeconds: options.leaseTtlSeconds ?? 2,

@@ -57,6 +57,7 @@ import { FollowerState } from './follower-state.js';
 import { LeaderEpochCache } from './leader-epoch-cache.js';
 import { LeaderState } from './leader-state.js';
 import type { FollowerAction, LeaderAction } from './messages.js';
+import { TopicPresenceCheck } from './topic-presence.js';
 
 export interface ReplicaManagerOptions {
   /** A follower that has not caught up for this long leaves the ISR (Kafka's replica.lag.time.max.ms). */
@@ -549,6 +550,9 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
 
   /** ISR members removed and added by the changes applied to partitions led here (for metrics). */
   private readonly isrChanges = { shrinks: 0, expands: 0 };
+  private readonly topicPresence = new TopicPresenceCheck({
+    stored: async (topic) => (await this.member.controlPlane.read(KEYS.topic(topic))).value !== null,
+  });
 
   private countIsrChange(before: readonly number[], after: readonly number[]): void {
     this.isrChanges.shrinks += before.filter((id) => !after.includes(id)).length;
@@ -931,6 +935,24 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
 
   checkRead(topic: string, partition: number): void {
     if (!this.leaders.has(keyOf(topic, partition))) throw this.notLeader(topic, partition);
+  }
+
+  async missingTopic(topic: string, partition: number): Promise<Error> {
+    const known = this.member.metadata.topic(topic)?.value;
+    if (known === undefined) {
+      if ((await this.topicPresence.check(topic)) !== 'stored')
+        return errorOf('UNKNOWN_TOPIC', JSON.stringify(topic));
+      return errorOf(
+        'LEADER_NOT_AVAILABLE',
+        `${topic}/${partition}: broker ${this.member.brokerId} has not yet seen the topic (its metadata lags etcd)`,
+      );
+    }
+    if (partition >= known.partitions)
+      return errorOf(
+        'UNKNOWN_PARTITION',
+        `${topic} has partitions 0..${known.partitions - 1}, asked for ${partition}`,
+      );
+    return this.notLeader(topic, partition);
   }
 
   private notLeader(topic: string, partition: number): Error {

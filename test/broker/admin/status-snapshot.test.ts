@@ -6,7 +6,12 @@ import type { ClusterMetadataView } from '../../../src/broker/replica-hooks.js';
 import type { MetadataResponse } from '../../../src/protocol/commands/data-types.js';
 
 function viewOf(metadata: MetadataResponse): ClusterMetadataView {
-  return { metadata: () => metadata, topics: () => [], partitionRoles: () => undefined };
+  return {
+    metadata: () => metadata,
+    topics: () => [],
+    partitionRoles: () => undefined,
+    missingTopic: async (topic) => new Error(`no ${topic}`),
+  };
 }
 
 const partition = (partition: number, leader: number, replicas: number[], isr: number[]) => ({

@@ -1,0 +1,110 @@
+// A topic created through one broker can be written at once through another whose metadata has
+// not caught up yet: that broker looks the topic up in etcd and answers LEADER_NOT_AVAILABLE
+// (which the client retries) rather than UNKNOWN_TOPIC (which it takes as final). A topic etcd
+// does not hold stays UNKNOWN_TOPIC. Two brokers in process on a real etcd; broker 2 reaches etcd
+// through a proxy that holds etcd's answers back, so its watch lags broker 1's by 600 ms.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from '../../src/client/client.js';
+import { connect } from '../../src/client/connect.js';
+import { MemoryStreamerError } from '../../src/common/errors.js';
+import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
+import { type NodeCluster, startNodeCluster } from '../harness/cluster.js';
+import { type DelayProxy, startDelayProxy } from '../harness/delay-proxy.js';
+import { etcdAvailable } from '../harness/etcd.js';
+import { until } from '../harness/until.js';
+
+const LAG_MS = 600;
+
+async function codeOf(action: Promise<unknown>): Promise<string | null> {
+  try {
+    await action;
+    return null;
+  } catch (error) {
+    return error instanceof MemoryStreamerError ? error.codeName : String(error);
+  }
+}
+
+describe.skipIf(!etcdAvailable())('a topic on a broker whose metadata lags', () => {
+  let cluster: NodeCluster;
+  let proxy: DelayProxy | null = null;
+  let client: Client;
+
+  beforeAll(async () => {
+    cluster = await startNodeCluster({
+      brokers: 2,
+      name: 'lag',
+      etcdEndpointFor: async (id, etcd) => {
+        if (id !== 2) return etcd.endpoint;
+        const url = new URL(etcd.endpoint);
+        proxy = await startDelayProxy({ host: url.hostname, port: Number(url.port) });
+        return `http://${proxy.address}`;
+      },
+    });
+    // Broker 1 started first and is the controller; broker 2 registered: from now on what etcd
+    // tells broker 2 arrives late.
+    await until(() => cluster.nodes[1]!.core.clusterMetadata?.metadata({}).brokers.length === 2, {
+      what: 'broker 2 sees both brokers',
+    });
+    proxy!.setDelay(LAG_MS);
+    client = await connect({ brokers: cluster.address(1) });
+  }, 60_000);
+
+  afterAll(async () => {
+    await client?.close();
+    await cluster?.stop();
+    await proxy?.close();
+  });
+
+  it('takes writes through the lagging broker as soon as the topic exists', async () => {
+    await client.admin.createTopic({ name: 'fresh', partitions: 4, replicationFactor: 1 });
+    const leaders = await until(async () => {
+      const topic = (await client.admin.metadata(['fresh'])).topics[0]!;
+      const found = topic.partitions.map((partition) => partition.leader);
+      return found.every((leader) => leader > 0) ? found : null;
+    });
+    // Both brokers lead some of the partitions, and broker 2 has not heard of the topic yet.
+    expect(new Set(leaders)).toEqual(new Set([1, 2]));
+    const lagging = cluster.nodes[1]!.core.clusterMetadata!;
+    expect(lagging.metadata({ topics: ['fresh'] }).topics[0]!.error).toBe('UNKNOWN_TOPIC');
+    const direct = await codeOf(
+      cluster.nodes[1]!.core.execute('produce', {
+        topic: 'fresh',
+        partition: leaders.indexOf(2),
+        acks: 1,
+        batch: encodeRecordBatch([{ value: 'direct' }]),
+      }),
+    );
+    expect(direct).toBe('LEADER_NOT_AVAILABLE');
+
+    const producer = client.producer({ acks: 1 });
+    const receipts = await Promise.all(
+      leaders.map((_, partition) => producer.send({ topic: 'fresh', partition, value: `p${partition}` })),
+    );
+    expect(receipts.map((receipt) => [receipt.partition, receipt.offset])).toEqual(
+      leaders.map((_, partition) => [partition, 0n]),
+    );
+  }, 30_000);
+
+  it('answers UNKNOWN_TOPIC for a topic etcd does not hold', async () => {
+    const lagging = cluster.nodes[1]!.core;
+    const batch = encodeRecordBatch([{ value: 'x' }]);
+    expect(
+      await codeOf(lagging.execute('produce', { topic: 'never-made', partition: 0, acks: 1, batch })),
+    ).toBe('UNKNOWN_TOPIC');
+    expect(
+      await codeOf(
+        lagging.execute('fetch', {
+          topic: 'never-made',
+          partition: 0,
+          offset: 0n,
+          maxBytes: 1024,
+          maxWaitMs: 0,
+        }),
+      ),
+    ).toBe('UNKNOWN_TOPIC');
+    expect(
+      await codeOf(lagging.execute('listOffsets', { topic: 'never-made', partition: 0, spec: 'latest' })),
+    ).toBe('UNKNOWN_TOPIC');
+  }, 30_000);
+});
