@@ -1088,9 +1088,12 @@ export class BrokerCore {
       assertKnownTopicOptions('createTopic', request);
       if (this.clusterTopics !== null) {
         if (request.storage === 'memory') throw errorOf('MEMORY_TOPIC_NOT_REPLICATED', request.name);
-        const existing = this.registry.get(request.name);
+        // Checked here as a broker alone checks it: the controller writes what it is given to etcd,
+        // and every broker makes a directory of the name.
+        const { name, partitions, replicationFactor } = this.registry.validateNew(request);
+        const existing = this.registry.get(name);
         if (existing !== undefined && request.ifNotExists === true) return this.view(existing);
-        return this.clusterTopics.create(request);
+        return this.clusterTopics.create({ ...request, name, partitions, replicationFactor });
       }
       const { ifNotExists, ...input } = request;
       // A broker without a cluster is the only broker: one copy is all it can keep.

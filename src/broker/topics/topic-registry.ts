@@ -210,10 +210,14 @@ export class TopicRegistry {
     return [...this.topics.values()].sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  async create(
+  /**
+   * A creation request checked as `create` checks it (name, partitions, replication factor, storage,
+   * configuration), nothing created: what a cluster's controller is asked for is checked the same way.
+   */
+  validateNew(
     input: CreateTopicInput,
-    options: { internal?: boolean; open?: OpenTopicStep } = {},
-  ): Promise<TopicDescription> {
+    options: { internal?: boolean } = {},
+  ): Pick<TopicDescription, 'name' | 'partitions' | 'replicationFactor' | 'storage' | 'config'> {
     const name = validateTopicName(input.name, { allowInternal: options.internal === true });
     const partitions = validatePartitionCount(input.partitions ?? this.defaultPartitions);
     const replicationFactor = validateReplicationFactor(input.replicationFactor ?? 1);
@@ -224,6 +228,14 @@ export class TopicRegistry {
     );
     checkReplication(replicationFactor, config);
     checkStorage(storage, config);
+    return { name, partitions, replicationFactor, storage, config };
+  }
+
+  async create(
+    input: CreateTopicInput,
+    options: { internal?: boolean; open?: OpenTopicStep } = {},
+  ): Promise<TopicDescription> {
+    const { name, partitions, replicationFactor, storage, config } = this.validateNew(input, options);
     if (this.topics.has(name) || this.busy.has(name) || this.damaged.has(name))
       throw errorOf('TOPIC_ALREADY_EXISTS', JSON.stringify(name));
     this.busy.add(name);

@@ -3,6 +3,7 @@
 // lost a race (a partition moved since the cache read it) is not retried blindly: the next
 // reconcile, on the next watch event, decides again from fresh values.
 
+import { validateTopicName } from '../../broker/topics/topic-config.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import {
   type ControlPlane,
@@ -86,6 +87,9 @@ export class Controller {
 
   /** Assigns replicas over the live brokers and writes the topic; leaders follow at the next reconcile. */
   async createTopic(cache: MetadataCache, topic: NewTopic): Promise<TopicRecord> {
+    // The name becomes an etcd key segment and a directory on every replica (internal ones allowed:
+    // the controller creates the consumer offsets topic itself).
+    validateTopicName(topic.name, { allowInternal: true });
     const live = cache.brokers().map((broker) => broker.brokerId);
     const start = Math.floor(this.random() * Math.max(live.length, 1));
     const record: TopicRecord = {
