@@ -941,6 +941,18 @@ export class BrokerCore {
     };
   }
 
+  /**
+   * Checks an alteration of a cluster's topic as a broker alone checks one, against the topic as
+   * the cluster records it, before the controller is asked (it writes what it is given to etcd).
+   * A topic the metadata does not hold is left to the controller (UNKNOWN_TOPIC).
+   */
+  private checkClusterAlteration(request: AlterTopicRequest): void {
+    const current = this.clusterMetadata?.topics().find((topic) => topic.name === request.name);
+    if (current === undefined) return;
+    const view = this.viewOfNewTopic(current);
+    TopicRegistry.validateAlteration(request, { ...view, storage: 'disk' });
+  }
+
   /** How a topic created with `input` looks (for a cluster's topic this broker holds no copy of). */
   viewOfNewTopic(input: CreateTopicRequest): TopicView {
     return {
@@ -1111,6 +1123,7 @@ export class BrokerCore {
       this.refuseOffline(request.name);
       const { clusterTopics, clusterConfig } = this;
       if (clusterTopics === null) return this.alterLocal(request);
+      this.checkClusterAlteration(request);
       if (clusterConfig === null || request.config === undefined) return clusterTopics.alter(request);
       return clusterConfig.alterTopic(request, () => clusterTopics.alter(request));
     },

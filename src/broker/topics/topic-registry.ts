@@ -269,10 +269,15 @@ export class TopicRegistry {
     }
   }
 
-  async alter(input: AlterTopicInput, options: { open?: OpenTopicStep } = {}): Promise<TopicDescription> {
-    const current = this.require(input.name);
-    if (this.busy.has(current.name))
-      throw errorOf('INVALID_REQUEST', `topic ${current.name} is being changed`);
+  /**
+   * The partitions and configuration `input` would give `current`, checked (configuration keys and
+   * values, replication, storage; partitions only grow), nothing changed: a cluster checks an
+   * alteration the same way before its controller writes it.
+   */
+  static validateAlteration(
+    input: AlterTopicInput,
+    current: Pick<TopicDescription, 'partitions' | 'replicationFactor' | 'storage' | 'config'>,
+  ): { partitions: number; config: TopicConfig } {
     const config = resolveTopicConfig(input.config, current.config);
     checkReplication(current.replicationFactor, config);
     checkStorage(current.storage, config);
@@ -286,6 +291,14 @@ export class TopicRegistry {
         );
       }
     }
+    return { partitions, config };
+  }
+
+  async alter(input: AlterTopicInput, options: { open?: OpenTopicStep } = {}): Promise<TopicDescription> {
+    const current = this.require(input.name);
+    if (this.busy.has(current.name))
+      throw errorOf('INVALID_REQUEST', `topic ${current.name} is being changed`);
+    const { partitions, config } = TopicRegistry.validateAlteration(input, current);
     this.busy.add(current.name);
     const dir = this.topicDir(current.name);
     try {

@@ -3,7 +3,7 @@
 // lost a race (a partition moved since the cache read it) is not retried blindly: the next
 // reconcile, on the next watch event, decides again from fresh values.
 
-import { validateTopicName } from '../../broker/topics/topic-config.js';
+import { validatePartitionCount, validateTopicName } from '../../broker/topics/topic-config.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import {
   type ControlPlane,
@@ -90,6 +90,7 @@ export class Controller {
     // The name becomes an etcd key segment and a directory on every replica (internal ones allowed:
     // the controller creates the consumer offsets topic itself).
     validateTopicName(topic.name, { allowInternal: true });
+    validatePartitionCount(topic.partitions);
     const live = cache.brokers().map((broker) => broker.brokerId);
     const start = Math.floor(this.random() * Math.max(live.length, 1));
     const record: TopicRecord = {
@@ -112,7 +113,10 @@ export class Controller {
     const current = cache.topic(name);
     if (current === undefined) throw errorOf('UNKNOWN_TOPIC', name);
     const topic = current.value;
-    const partitions = change.partitions ?? topic.partitions;
+    // Bounded before anything is planned: a count in the billions would be assigned replica by
+    // replica (the broker checks it too; this is the controller's own guard).
+    const partitions =
+      change.partitions === undefined ? topic.partitions : validatePartitionCount(change.partitions);
     if (partitions < topic.partitions)
       throw errorOf(
         'INVALID_PARTITION_COUNT',
