@@ -947,7 +947,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
         `${topic}/${partition}: broker ${this.member.brokerId} has not yet seen the topic (its metadata lags etcd)`,
       );
     }
-    if (partition >= known.partitions)
+    if (partition < 0 || partition >= known.partitions)
       return errorOf(
         'UNKNOWN_PARTITION',
         `${topic} has partitions 0..${known.partitions - 1}, asked for ${partition}`,
