@@ -21,7 +21,7 @@ import { errorOf } from '../protocol/error-codes.js';
 import { type AclEntry, aclKey, checkAclEntry } from './acl.js';
 import type { AclChange, AclStore } from './acl-store.js';
 import { etcdClient } from './etcd-client.js';
-import { type EtcdRegistryOptions, etcdCall, retryUnavailable, WatchedRange } from './etcd-session.js';
+import { type EtcdRegistryOptions, etcdCall, loadedOrClosed, WatchedRange } from './etcd-session.js';
 
 const ACLS_PREFIX = 'acls/';
 
@@ -78,13 +78,7 @@ export class EtcdAclStore implements AclStore {
    */
   static async open(options: EtcdRegistryOptions): Promise<EtcdAclStore> {
     const acls = new EtcdAclStore(options, etcdClient(options.address, options.callTimeoutMs));
-    try {
-      await retryUnavailable(() => acls.range.load(), options.connectTimeoutMs ?? 10_000);
-    } catch (error) {
-      await acls.close();
-      throw error;
-    }
-    return acls;
+    return loadedOrClosed(acls, () => acls.range.load(), options.connectTimeoutMs);
   }
 
   list(): readonly AclEntry[] {

@@ -2,15 +2,15 @@
 // an open that retries an unreachable etcd with backoff, and a watched range of keys that is read
 // once and then followed from the revision of that read (so no change falls between the two), read
 // again from scratch when the watch cannot go on (its revision was compacted away). The users
-// (etcd-user-store.ts) follow the same pattern.
+// (etcd-user-store.ts) are kept the same way.
 
 import type { IKeyValue, Namespace, Watcher } from 'etcd3';
 import { MemoryStreamerError } from '../common/errors.js';
 import { errorOf } from '../protocol/error-codes.js';
-import type { EtcdLocation } from './etcd-user-store.js';
+import type { EtcdEndpoints } from './etcd-client.js';
 
 export interface EtcdRegistryOptions {
-  readonly address: EtcdLocation;
+  readonly address: EtcdEndpoints;
   /** The cluster's key prefix, `/memorystreamer/<cluster name>/` (metadata-keys.ts). */
   readonly prefix: string;
   /** The cluster URL as the operator wrote it (for messages: the command that changes the registry). */
@@ -48,6 +48,24 @@ export async function retryUnavailable(load: () => Promise<void>, connectTimeout
       if (Date.now() + delayMs > deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
+  }
+}
+
+/**
+ * `store` once `load` has succeeded (an unreachable etcd retried as `retryUnavailable` does); when
+ * it never does, the store is closed again (its client and any watch) and the error thrown.
+ */
+export async function loadedOrClosed<T extends { close(): Promise<void> }>(
+  store: T,
+  load: () => Promise<void>,
+  connectTimeoutMs = 10_000,
+): Promise<T> {
+  try {
+    await retryUnavailable(load, connectTimeoutMs);
+    return store;
+  } catch (error) {
+    await store.close();
+    throw error;
   }
 }
 

@@ -16,7 +16,7 @@
 import type { Etcd3, IKeyValue, Namespace } from 'etcd3';
 import { errorOf } from '../protocol/error-codes.js';
 import { etcdClient } from './etcd-client.js';
-import { type EtcdRegistryOptions, etcdCall, retryUnavailable, WatchedRange } from './etcd-session.js';
+import { type EtcdRegistryOptions, etcdCall, loadedOrClosed, WatchedRange } from './etcd-session.js';
 import {
   applyTenantChange,
   EMPTY_TENANT_REGISTRY,
@@ -78,13 +78,7 @@ export class EtcdTenantBackend implements TenantBackend {
    */
   static async open(options: EtcdRegistryOptions): Promise<EtcdTenantBackend> {
     const backend = new EtcdTenantBackend(options, etcdClient(options.address, options.callTimeoutMs));
-    try {
-      await retryUnavailable(() => backend.range.load(), options.connectTimeoutMs ?? 10_000);
-    } catch (error) {
-      await backend.close();
-      throw error;
-    }
-    return backend;
+    return loadedOrClosed(backend, () => backend.range.load(), options.connectTimeoutMs);
   }
 
   get current(): TenantRegistry {

@@ -16,11 +16,11 @@
 // keeps the revision it was last changed at, so a late event never undoes a newer change.
 
 import { randomBytes } from 'node:crypto';
-import type { Etcd3, IKeyValue, Namespace, Watcher } from 'etcd3';
-import { MemoryStreamerError } from '../common/errors.js';
+import type { Etcd3, IKeyValue, Namespace } from 'etcd3';
 import { errorOf } from '../protocol/error-codes.js';
 import { decoySalt } from './credentials.js';
-import { etcdClient } from './etcd-client.js';
+import { type EtcdEndpoints, etcdClient } from './etcd-client.js';
+import { etcdCall, loadedOrClosed, WatchedRange } from './etcd-session.js';
 import type { ScramCredential, ScramMechanism } from './scram.js';
 import {
   checkChange,
@@ -37,15 +37,8 @@ const USERS_PREFIX = 'users/';
 const DECOY_KEY = 'users-decoy-secret';
 
 /** Where etcd is (a parsed cluster URL: cluster-url.ts gives these fields). */
-export interface EtcdLocation {
-  /** etcd client endpoints, `http://host:port` (https with TLS). */
-  readonly endpoints: readonly string[];
-  /** PEM files of TLS to etcd (none given: the system CAs, no client certificate). */
-  readonly tls?: { readonly caFile?: string; readonly certFile?: string; readonly keyFile?: string };
-}
-
 export interface EtcdUserStoreOptions {
-  readonly address: EtcdLocation;
+  readonly address: EtcdEndpoints;
   /** The cluster's key prefix, `/memorystreamer/<cluster name>/` (metadata-keys.ts). */
   readonly prefix: string;
   /** The cluster URL as the operator wrote it (for messages: the command that adds a user). */
@@ -71,7 +64,7 @@ export class EtcdUserStore implements UserStore {
   private readonly store: Namespace;
   private readonly entries = new Map<string, Entry>();
   private decoySecret: Buffer = Buffer.alloc(0);
-  private watcher: Watcher | null = null;
+  private readonly range: WatchedRange;
   private closed = false;
   private readonly onResync: (reason: string) => void;
 
@@ -81,6 +74,20 @@ export class EtcdUserStore implements UserStore {
     this.path = `etcd ${options.address.endpoints.join(',')} ${options.prefix}${USERS_PREFIX}`;
     this.addCommand = `memorystreamer user add NAME --password-stdin --cluster ${options.url}`;
     this.onResync = options.onResync ?? (() => undefined);
+    // A watch that cannot go on (its revision was compacted away) reads every user again; the decoy
+    // secret is written once and never changes.
+    this.range = new WatchedRange(
+      this.store,
+      { prefix: USERS_PREFIX },
+      'users',
+      {
+        reset: () => this.entries.clear(),
+        put: (kv) => this.applyPut(kv),
+        delete: (kv) => this.applyDelete(kv),
+        changed: () => undefined,
+      },
+      this.onResync,
+    );
   }
 
   /**
@@ -88,31 +95,14 @@ export class EtcdUserStore implements UserStore {
    * users and starts watching them. CONTROL_PLANE_UNAVAILABLE when etcd does not answer.
    */
   static async open(options: EtcdUserStoreOptions): Promise<EtcdUserStore> {
-    const client = etcdClient(options.address, options.callTimeoutMs);
-    const users = new EtcdUserStore(options, client);
-    const deadline = Date.now() + (options.connectTimeoutMs ?? 10_000);
-    for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 2000)) {
-      try {
-        await users.load();
-        return users;
-      } catch (error) {
-        if (!(error instanceof MemoryStreamerError) || error.codeName !== 'CONTROL_PLANE_UNAVAILABLE')
-          throw await users.closeAfter(error);
-        if (Date.now() + delayMs > deadline) throw await users.closeAfter(error);
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-      }
-    }
-  }
-
-  private async closeAfter(error: unknown): Promise<unknown> {
-    await this.close();
-    return error;
+    const users = new EtcdUserStore(options, etcdClient(options.address, options.callTimeoutMs));
+    return loadedOrClosed(users, () => users.load(), options.connectTimeoutMs);
   }
 
   /** Reads the decoy secret (writing it if first) and every user, then watches from that revision. */
   private async load(): Promise<void> {
     const proposed = randomBytes(32).toString('base64');
-    const decoy = await this.call(() =>
+    const decoy = await etcdCall('users', () =>
       this.store
         .if(DECOY_KEY, 'Create', '==', 0)
         .then(this.store.put(DECOY_KEY).value(proposed))
@@ -124,41 +114,7 @@ export class EtcdUserStore implements UserStore {
       : decoy.responses[0]?.response_range?.kvs[0]?.value.toString('utf8');
     if (stored === undefined) throw errorOf('INVALID_CLUSTER_METADATA', `${DECOY_KEY}: vanished while read`);
     this.decoySecret = Buffer.from(stored, 'base64');
-    const response = await this.call(() => this.store.getAll().prefix(USERS_PREFIX).exec());
-    this.entries.clear();
-    for (const kv of response.kvs) this.applyPut(kv);
-    await this.watchFrom(BigInt(response.header.revision) + 1n);
-  }
-
-  private async watchFrom(revision: bigint): Promise<void> {
-    const watcher = await this.call(() =>
-      this.store.watch().prefix(USERS_PREFIX).startRevision(revision.toString()).create(),
-    );
-    if (this.closed) {
-      await watcher.cancel().catch(() => undefined);
-      return;
-    }
-    this.watcher = watcher;
-    watcher.on('put', (kv) => this.applyPut(kv));
-    watcher.on('delete', (kv) => this.applyDelete(kv));
-    // A watch that cannot go on (its revision was compacted away): read everything again.
-    watcher.on('error', (error: Error) => void this.resync(watcher, error));
-  }
-
-  private async resync(failed: Watcher, error: Error): Promise<void> {
-    if (this.closed || this.watcher !== failed) return;
-    this.watcher = null;
-    await failed.cancel().catch(() => undefined);
-    this.onResync(error.message);
-    for (let delayMs = 100; !this.closed; delayMs = Math.min(delayMs * 2, 2000)) {
-      try {
-        await this.load();
-        return;
-      } catch (reason) {
-        this.onResync((reason as Error).message);
-        await new Promise((resolve) => setTimeout(resolve, delayMs));
-      }
-    }
+    await this.range.load();
   }
 
   private nameOf(kv: IKeyValue): string {
@@ -231,7 +187,7 @@ export class EtcdUserStore implements UserStore {
     const key = `${USERS_PREFIX}${change.name}`;
     const value =
       change.kind === 'remove' ? '' : JSON.stringify(encodeCredentials({ ...change.credentials }));
-    const result = await this.call(() => {
+    const result = await etcdCall('users', () => {
       const txn =
         change.kind === 'add' ? this.store.if(key, 'Create', '==', 0) : this.store.if(key, 'Create', '>', 0);
       return txn
@@ -251,20 +207,7 @@ export class EtcdUserStore implements UserStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.watcher?.cancel().catch(() => undefined);
-    this.watcher = null;
+    await this.range.close();
     this.client.close();
-  }
-
-  /** Runs one etcd request; transport failures become CONTROL_PLANE_UNAVAILABLE. */
-  private async call<T>(request: () => Promise<T>): Promise<T> {
-    try {
-      return await request();
-    } catch (error) {
-      if (error instanceof MemoryStreamerError) throw error;
-      throw errorOf('CONTROL_PLANE_UNAVAILABLE', `etcd (users): ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
   }
 }
