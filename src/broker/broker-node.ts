@@ -76,7 +76,7 @@ export interface BrokerNodeOptions extends BrokerCoreOptions {
    */
   authz?: BrokerAuthorizationOptions;
   /** Opens the tenant registry a cluster shares (etcd); default `<dataDir>/tenants.json`. */
-  openTenants?: () => Promise<TenantBackend>;
+  openTenants?: (onResync?: (reason: string) => void) => Promise<TenantBackend>;
   /** Where connection events and unexpected errors go (silent by default). */
   logger?: BrokerLogger;
   /**
@@ -275,11 +275,24 @@ export class BrokerNode {
       logger,
     );
     // Checked before anything starts: a broker with authentication on and no user does not start.
+    // A registry kept in etcd tells why it read everything again, or skipped a record: logged.
+    const resynced = (store: string) => (reason: string) =>
+      logger.warn({ store, reason }, 'a registry in etcd was read again or skipped a record');
+    const openUsers = options.auth?.openUsers;
     const auth =
       options.auth !== undefined && options.auth.mechanisms.length > 0 && options.port !== undefined
-        ? await BrokerAuthenticator.open(options.dataDir, options.auth, {
-            clientCertificates: options.tls !== undefined && (options.tls.clientAuth ?? 'none') !== 'none',
-          })
+        ? await BrokerAuthenticator.open(
+            options.dataDir,
+            {
+              ...options.auth,
+              ...(openUsers !== undefined
+                ? { openUsers: (dataDir: string) => openUsers(dataDir, resynced('users')) }
+                : {}),
+            },
+            {
+              clientCertificates: options.tls !== undefined && (options.tls.clientAuth ?? 'none') !== 'none',
+            },
+          )
         : null;
     let auditLog: AuditLog | null | undefined = null;
     let authz: BrokerAuthorization | null = null;
@@ -293,6 +306,9 @@ export class BrokerNode {
         ? await BrokerAuthorization.open(options.dataDir, {
             onRefreshError: (error) => logger.warn({ reason: (error as Error).message }, 'ACLs not reloaded'),
             ...options.authz,
+            ...(options.authz.openStore !== undefined
+              ? { openStore: () => options.authz!.openStore!(resynced('acls')) }
+              : {}),
             // Every denial goes to the audit log too (opened below, before the listener starts).
             onDenied: (denial) => {
               options.authz?.onDenied?.(denial);
@@ -390,7 +406,7 @@ export class BrokerNode {
         });
         // A cluster's registry is in etcd: every broker follows it, a change applies at once.
         if (options.openTenants !== undefined) {
-          await quotas.store.useBackend(await options.openTenants());
+          await quotas.store.useBackend(await options.openTenants(resynced('tenants')));
           quotas.store.onChange(() => void quotas.refresh());
           await quotas.refresh();
         }

@@ -51,7 +51,13 @@ export function authFrom(
   return {
     ...common,
     brokerPrincipals,
-    openUsers: () => EtcdUserStore.open({ address, prefix: clusterPrefix(address.name), url: etcd }),
+    openUsers: (_dataDir, onResync) =>
+      EtcdUserStore.open({
+        address,
+        prefix: clusterPrefix(address.name),
+        url: etcd,
+        ...(onResync !== undefined ? { onResync } : {}),
+      }),
   };
 }
 
@@ -73,16 +79,30 @@ export function authzFrom(config: LoadedConfig): BrokerAuthorizationOptions | nu
   return {
     superUsers,
     brokerPrincipals: (v['cluster.broker_principals'] as string).split(',').filter((p) => p !== ''),
-    openStore: () => EtcdAclStore.open({ address, prefix: clusterPrefix(address.name), url: etcd }),
+    openStore: (onResync) =>
+      EtcdAclStore.open({
+        address,
+        prefix: clusterPrefix(address.name),
+        url: etcd,
+        ...(onResync !== undefined ? { onResync } : {}),
+      }),
   };
 }
 
 /** Opens a cluster's tenant registry in etcd: null on a broker alone (its tenants.json). */
-export function tenantsFrom(config: LoadedConfig): (() => Promise<TenantBackend>) | null {
+export function tenantsFrom(
+  config: LoadedConfig,
+): ((onResync?: (reason: string) => void) => Promise<TenantBackend>) | null {
   const etcd = config.values['cluster.etcd'] as string;
   if (etcd === '') return null;
   const address = parseClusterUrl(etcd);
-  return () => EtcdTenantBackend.open({ address, prefix: clusterPrefix(address.name), url: etcd });
+  return (onResync) =>
+    EtcdTenantBackend.open({
+      address,
+      prefix: clusterPrefix(address.name),
+      url: etcd,
+      ...(onResync !== undefined ? { onResync } : {}),
+    });
 }
 
 /** Where the TLS files are, paths resolved: null for plain TCP. */

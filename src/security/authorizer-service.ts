@@ -33,7 +33,7 @@ export interface BrokerAuthorizationOptions {
   /** The store of the entries; default `<dataDir>/acls.json`. */
   readonly store?: AclStore;
   /** Opens the store of the entries (a cluster's, in etcd); used when `store` is not given. */
-  readonly openStore?: () => Promise<AclStore>;
+  readonly openStore?: (onResync?: (reason: string) => void) => Promise<AclStore>;
   /**
    * The principals of the cluster's brokers (cluster.broker_principals): allowed every operation,
    * as they replicate every topic and forward administrative requests to the controller. They do

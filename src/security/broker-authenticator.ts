@@ -45,7 +45,7 @@ export interface BrokerAuthOptions {
   /** How bearer tokens are verified: required with the `token` mechanism. */
   readonly token?: TokenSettings;
   /** Where the users are (default: the users file of the data directory; a cluster's are in etcd). */
-  readonly openUsers?: (dataDir: string) => Promise<UserStore>;
+  readonly openUsers?: (dataDir: string, onResync?: (reason: string) => void) => Promise<UserStore>;
   /** Principals of the brokers of the cluster: the only ones served inter-broker requests. */
   readonly brokerPrincipals?: readonly string[];
 }

@@ -6,7 +6,8 @@
 // etcd offline (as `acl add --cluster` does) applies on both running brokers. A tenant created
 // through broker 1 holds its principal to its topics on broker 2, and one tenant never sees the
 // other's topics on any broker. A quota changed through broker 1 holds on broker 2. A broker that
-// stops closes the user, ACL and tenant stores it opened in etcd.
+// stops closes the user, ACL and tenant stores it opened in etcd. A record in etcd no broker wrote
+// is skipped with a warning in every broker's log.
 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,11 +21,13 @@ import { clusterPart } from '../../src/cluster/cluster-node.js';
 import { parseClusterUrl } from '../../src/cluster/control-plane/cluster-url.js';
 import { clusterPrefix } from '../../src/cluster/control-plane/metadata-keys.js';
 import { MemoryStreamerError } from '../../src/common/errors.js';
+import type { BrokerLogger } from '../../src/metrics/logger.js';
 import { tenantAlterCommand } from '../../src/protocol/commands/tenant-commands.js';
 import type { AclEntry } from '../../src/security/acl.js';
 import type { BrokerAuthOptions } from '../../src/security/broker-authenticator.js';
 import { deriveCredential } from '../../src/security/credentials.js';
 import { EtcdAclStore } from '../../src/security/etcd-acl-store.js';
+import { etcdClient } from '../../src/security/etcd-client.js';
 import { EtcdUserStore } from '../../src/security/etcd-user-store.js';
 import type { TenantChange } from '../../src/security/tenant-store.js';
 import { makeCertificates, opensslAvailable, type TestCertificates } from '../broker/server/helpers/certs.js';
@@ -54,6 +57,20 @@ function counted<T extends { close(): Promise<void> }>(
     await close();
   };
   return store;
+}
+
+/** Per broker id: the warnings its log got (store and reason of the etcd registries' ones). */
+const warnings = new Map<number, Array<{ message: string; store?: unknown; reason?: unknown }>>();
+
+function warningsOf(brokerId: number): BrokerLogger {
+  const got: Array<{ message: string; store?: unknown; reason?: unknown }> = [];
+  warnings.set(brokerId, got);
+  return {
+    info: () => undefined,
+    debug: () => undefined,
+    error: () => undefined,
+    warn: (fields, message) => got.push({ message, store: fields.store, reason: fields.reason }),
+  };
 }
 
 const PASSWORDS: Record<string, string> = {
@@ -173,11 +190,16 @@ describe.skipIf(!etcdAvailable() || !opensslAvailable())('authorization and tena
         brokerPrincipals: ['User:broker'],
         failureDelayMs: 0,
         maxFailuresPerMinute: 1000,
-        openUsers: async () =>
+        openUsers: async (_dataDir, onResync) =>
           counted(
             brokerId,
             'users',
-            await EtcdUserStore.open({ address, prefix: clusterPrefix(address.name), url }),
+            await EtcdUserStore.open({
+              address,
+              prefix: clusterPrefix(address.name),
+              url,
+              ...(onResync !== undefined ? { onResync } : {}),
+            }),
           ),
       };
       const port = await freePort();
@@ -191,8 +213,12 @@ describe.skipIf(!etcdAvailable() || !opensslAvailable())('authorization and tena
             raiseFileLimit: false,
             tls: { cert: certs.serverCert, key: certs.serverKey, ca: certs.ca, clientAuth: 'request' },
             auth,
-            authz: { ...authz, openStore: async () => counted(brokerId, 'acls', await authz.openStore!()) },
-            openTenants: async () => counted(brokerId, 'tenants', await openTenants()),
+            authz: {
+              ...authz,
+              openStore: async (onResync) => counted(brokerId, 'acls', await authz.openStore!(onResync)),
+            },
+            openTenants: async (onResync) => counted(brokerId, 'tenants', await openTenants(onResync)),
+            logger: warningsOf(brokerId),
           },
           [clusterPart({ cluster: url, brokerId, advertise: `127.0.0.1:${port}`, leaseTtlSeconds: 2 })],
         ),
@@ -350,6 +376,32 @@ describe.skipIf(!etcdAvailable() || !opensslAvailable())('authorization and tena
       { what: 'broker 2 refuses a second connection of carol' },
     );
     expect(await outcome(() => first.request('listTopics', {}, { timeoutMs: 10_000 }))).toBe('ok');
+  });
+
+  it('logs on every broker a record in etcd that its registries skip, and keeps serving', async () => {
+    const writer = etcdClient({ endpoints: [etcd.endpoint] });
+    try {
+      const store = writer.namespace(clusterPrefix('guarded'));
+      await store.put('users/mallory').value('{ not json');
+      await store.put(`acls/${'0'.repeat(64)}`).value('{ "principal": 7 }');
+      for (const brokerId of [1, 2])
+        await until(
+          () => {
+            const stores = new Set((warnings.get(brokerId) ?? []).map((warning) => warning.store));
+            return stores.has('users') && stores.has('acls');
+          },
+          { what: `broker ${brokerId} logs the skipped user and ACL` },
+        );
+      const logged = warnings.get(1)!.find((warning) => warning.store === 'users')!;
+      expect(logged.message).toBe('a registry in etcd was read again or skipped a record');
+      expect(String(logged.reason)).toContain('user mallory in etcd is not valid, ignored');
+      // The other users still authenticate.
+      expect(
+        await outcome(() => transportTo(nodes[1]!, 'alice').request('listTopics', {}, { timeoutMs: 10_000 })),
+      ).toBe('ok');
+    } finally {
+      writer.close();
+    }
   });
 
   it('closes the user, ACL and tenant stores a broker opened when it stops', async () => {
