@@ -2,7 +2,7 @@
 // not caught up yet: that broker looks the topic up in etcd and answers LEADER_NOT_AVAILABLE
 // (which the client retries) rather than UNKNOWN_TOPIC (which it takes as final). A topic etcd
 // does not hold stays UNKNOWN_TOPIC. Two brokers in process on a real etcd; broker 2 reaches etcd
-// through a proxy that holds etcd's answers back, so its watch lags broker 1's by 600 ms.
+// through a proxy that holds etcd's answers back, so its watch lags broker 1's by 1.5 s.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/client/client.js';
@@ -14,7 +14,8 @@ import { type DelayProxy, startDelayProxy } from '../harness/delay-proxy.js';
 import { etcdAvailable } from '../harness/etcd.js';
 import { until } from '../harness/until.js';
 
-const LAG_MS = 600;
+/** Long enough that broker 2 cannot have seen the topic when the test writes to it, even on a loaded machine. */
+const LAG_MS = 1_500;
 
 async function codeOf(action: Promise<unknown>): Promise<string | null> {
   try {
@@ -34,6 +35,8 @@ describe.skipIf(!etcdAvailable())('a topic on a broker whose metadata lags', () 
     cluster = await startNodeCluster({
       brokers: 2,
       name: 'lag',
+      // Broker 2's lease keep-alives come back LAG_MS late too: a lease far longer than that.
+      leaseTtlSeconds: 6,
       etcdEndpointFor: async (id, etcd) => {
         if (id !== 2) return etcd.endpoint;
         const url = new URL(etcd.endpoint);
