@@ -771,10 +771,15 @@ export class BrokerCore {
     return partition;
   }
 
+  /** The partition a client request names, when this broker holds it (no promise on this path). */
+  private heldPartition(topic: string, index: number): Partition | undefined {
+    return this.partitions.get(topic)?.[index];
+  }
+
   /**
-   * The partition a client request names. In a cluster a topic this broker holds no copy of is
-   * looked up in the cluster before the answer (a topic created a moment ago through another broker
-   * is LEADER_NOT_AVAILABLE here, which the client retries, not UNKNOWN_TOPIC).
+   * A partition this broker does not hold: its error. In a cluster the topic is looked up in the
+   * cluster before the answer (a topic created a moment ago through another broker is
+   * LEADER_NOT_AVAILABLE here, which the client retries, not UNKNOWN_TOPIC).
    */
   private async requestedPartition(topic: string, index: number): Promise<Partition> {
     try {
@@ -1205,7 +1210,9 @@ export class BrokerCore {
     produce: async (request) => {
       refuseInternal(request.topic);
       if (this.changing.size > 0) await this.changing.get(request.topic);
-      const partition = await this.requestedPartition(request.topic, request.partition);
+      const partition =
+        this.heldPartition(request.topic, request.partition) ??
+        (await this.requestedPartition(request.topic, request.partition));
       const roles = this.replicaRoles;
       let response: ResponseOf<'produce'>;
       try {
@@ -1238,7 +1245,9 @@ export class BrokerCore {
       return response;
     },
     fetch: async (request) => {
-      const partition = await this.requestedPartition(request.topic, request.partition);
+      const partition =
+        this.heldPartition(request.topic, request.partition) ??
+        (await this.requestedPartition(request.topic, request.partition));
       this.replicaRoles?.checkRead(request.topic, request.partition);
       const maxBytes = Math.min(Math.max(request.maxBytes, 1), this.options.maxFetchBytes);
       const result = await partition.fetch(
@@ -1254,7 +1263,10 @@ export class BrokerCore {
       };
     },
     listOffsets: async (request): Promise<ListOffsetsResponse> => {
-      const log = (await this.requestedPartition(request.topic, request.partition)).log;
+      const log = (
+        this.heldPartition(request.topic, request.partition) ??
+        (await this.requestedPartition(request.topic, request.partition))
+      ).log;
       if (request.spec === 'earliest') return { offset: log.logStartOffset };
       if (request.spec === 'latest') return { offset: log.highWatermark };
       return { offset: await log.offsetForTimestamp(request.spec.timestamp) };
@@ -1313,10 +1325,9 @@ export class BrokerCore {
         throw this.clusterMetadata === null
           ? errorOf('UNKNOWN_TOPIC', JSON.stringify(request.topic))
           : await this.clusterMetadata.missingTopic(request.topic, 0);
-      const partition = await this.requestedPartition(
-        request.topic,
-        partitionForKey(request.key, partitions),
-      );
+      const index = partitionForKey(request.key, partitions);
+      const partition =
+        this.heldPartition(request.topic, index) ?? (await this.requestedPartition(request.topic, index));
       return partition.readStream(
         request.key,
         request.fromSequence,
