@@ -195,13 +195,17 @@ describe.skipIf(!etcdAvailable())('serve --cores', () => {
     expect(serve.lines).toContainEqual(
       expect.objectContaining({ event: 'member-exited', brokerId: 2, signal: 'SIGKILL' }),
     );
-    // The partitions it leads take writes again.
-    const led = (await client.admin.metadata(['orders'])).topics[0]!.partitions.find(
-      (partition) => partition.leader === 2,
-    )!;
+    // The partitions it leads take writes again, once the controller has made it their leader
+    // again (they have no other replica: offline while it was down).
     const producer = client.producer({ acks: 1 });
     const receipt = await until(
-      () => producer.send({ topic: 'orders', partition: led.partition, value: 'back' }),
+      async () => {
+        const led = (await client.admin.metadata(['orders'])).topics[0]!.partitions.find(
+          (partition) => partition.leader === 2,
+        );
+        if (led === undefined) return null;
+        return producer.send({ topic: 'orders', partition: led.partition, value: 'back' });
+      },
       {
         what: 'a produce to a partition of the restarted member',
         timeoutMs: 30_000,
