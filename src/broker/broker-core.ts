@@ -1319,8 +1319,7 @@ export class BrokerCore {
       if (request.key.length === 0) throw errorOf('INVALID_STREAM_KEY', 'a stream key is at least one byte');
       // In a cluster this broker may hold no copy of the topic: the key's partition is the cluster's.
       const partitions =
-        this.registry.get(request.topic)?.partitions ??
-        this.clusterMetadata?.topics().find((topic) => topic.name === request.topic)?.partitions;
+        this.registry.get(request.topic)?.partitions ?? this.clusterMetadata?.partitionCount(request.topic);
       if (partitions === undefined)
         throw this.clusterMetadata === null
           ? errorOf('UNKNOWN_TOPIC', JSON.stringify(request.topic))

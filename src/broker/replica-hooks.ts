@@ -83,6 +83,8 @@ export interface ClusterMetadataView {
   /** Every topic of the cluster, as created (what listTopics answers). */
   topics(): CreateTopicRequest[];
   partitionRoles(topic: string, partition: number): PartitionRoles | undefined;
+  /** How many partitions the cluster's `topic` has, as this member knows it (undefined: no such topic here). */
+  partitionCount(topic: string): number | undefined;
   /**
    * What to answer for a partition this broker holds no copy of: NOT_LEADER or
    * LEADER_NOT_AVAILABLE when the cluster has the topic (this broker is no replica of it, its copy

@@ -1,7 +1,8 @@
 // A topic created through one broker can be written at once through another whose metadata has
 // not caught up yet: that broker looks the topic up in etcd and answers LEADER_NOT_AVAILABLE
 // (which the client retries) rather than UNKNOWN_TOPIC (which it takes as final). A topic etcd
-// does not hold stays UNKNOWN_TOPIC. Two brokers in process on a real etcd; broker 2 reaches etcd
+// does not hold stays UNKNOWN_TOPIC, and one it cannot ask etcd about is CONTROL_PLANE_UNAVAILABLE
+// (retriable: the topic may exist). Two brokers in process on a real etcd; broker 2 reaches etcd
 // through a proxy that holds etcd's answers back, so its watch lags broker 1's by 1.5 s.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -109,5 +110,19 @@ describe.skipIf(!etcdAvailable())('a topic on a broker whose metadata lags', () 
     expect(
       await codeOf(lagging.execute('listOffsets', { topic: 'never-made', partition: 0, spec: 'latest' })),
     ).toBe('UNKNOWN_TOPIC');
+    // A name no topic can have is answered without asking etcd.
+    expect(await codeOf(lagging.execute('produce', { topic: '../etc', partition: 0, acks: 1, batch }))).toBe(
+      'UNKNOWN_TOPIC',
+    );
+  }, 30_000);
+
+  // Last: broker 2 loses etcd for good.
+  it('answers the retriable CONTROL_PLANE_UNAVAILABLE when it cannot ask etcd', async () => {
+    await proxy!.close();
+    const lagging = cluster.nodes[1]!.core;
+    const batch = encodeRecordBatch([{ value: 'x' }]);
+    expect(
+      await codeOf(lagging.execute('produce', { topic: 'unknowable', partition: 0, acks: 1, batch })),
+    ).toBe('CONTROL_PLANE_UNAVAILABLE');
   }, 30_000);
 });

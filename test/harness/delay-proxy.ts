@@ -83,7 +83,16 @@ export async function startDelayProxy(target: { host: string; port: number }): P
     client.on('data', (chunk: Buffer) => upstream.write(chunk));
     client.on('end', () => upstream.end());
     upstream.on('data', (chunk: Buffer) => toClient.push(chunk));
-    upstream.on('end', () => toClient.end());
+    // An upstream that ends passes its end on after the data before it; one that closes without
+    // an end (reset, refused) closes the client at once, as a direct connection would.
+    let upstreamEnded = false;
+    upstream.on('end', () => {
+      upstreamEnded = true;
+      toClient.end();
+    });
+    upstream.on('close', () => {
+      if (!upstreamEnded) closeBoth();
+    });
     client.on('error', closeBoth);
     upstream.on('error', closeBoth);
     client.on('close', closeBoth);

@@ -87,6 +87,17 @@ const TOPIC_NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
 /** Names starting with this prefix belong to the broker (consumer offsets, producer state). */
 export const INTERNAL_TOPIC_PREFIX = '__';
 
+/** Whether `name` could name a topic, internal ones included (what validateTopicName accepts). */
+export function isValidTopicName(name: string): boolean {
+  return (
+    name.length > 0 &&
+    name.length <= MAX_TOPIC_NAME_LENGTH &&
+    TOPIC_NAME_PATTERN.test(name) &&
+    name !== '.' &&
+    name !== '..'
+  );
+}
+
 /**
  * A topic name becomes a directory name, so it is checked strictly: only [A-Za-z0-9._-], 1 to 200
  * characters, never `.` or `..`. That rules out `/`, `\`, NUL and control characters, so no name

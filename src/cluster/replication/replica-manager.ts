@@ -13,6 +13,7 @@ import type {
   ReplicaRequestHandler,
   ReplicaRoles,
 } from '../../broker/replica-hooks.js';
+import { INTERNAL_TOPIC_PREFIX, isValidTopicName } from '../../broker/topics/topic-config.js';
 import { type ClientTlsOptions, TcpTransport } from '../../client/tcp-transport.js';
 import { MemoryStreamerError } from '../../common/errors.js';
 import type { BrokerLogger } from '../../metrics/logger.js';
@@ -937,15 +938,32 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     if (!this.leaders.has(keyOf(topic, partition))) throw this.notLeader(topic, partition);
   }
 
+  partitionCount(topic: string): number | undefined {
+    // Internal topics are the brokers' own, as in topics().
+    if (topic.startsWith(INTERNAL_TOPIC_PREFIX)) return undefined;
+    return this.member.metadata.topic(topic)?.value.partitions;
+  }
+
   async missingTopic(topic: string, partition: number): Promise<Error> {
     const known = this.member.metadata.topic(topic)?.value;
     if (known === undefined) {
-      if ((await this.topicPresence.check(topic)) !== 'stored')
-        return errorOf('UNKNOWN_TOPIC', JSON.stringify(topic));
-      return errorOf(
-        'LEADER_NOT_AVAILABLE',
-        `${topic}/${partition}: broker ${this.member.brokerId} has not yet seen the topic (its metadata lags etcd)`,
-      );
+      // A name no topic can have is not worth an etcd read (a client spraying made-up names).
+      if (!isValidTopicName(topic)) return errorOf('UNKNOWN_TOPIC', JSON.stringify(topic));
+      switch (await this.topicPresence.check(topic)) {
+        case 'stored':
+          return errorOf(
+            'LEADER_NOT_AVAILABLE',
+            `${topic}/${partition}: broker ${this.member.brokerId} has not yet seen the topic (its metadata lags etcd)`,
+          );
+        case 'failed':
+          return errorOf(
+            'CONTROL_PLANE_UNAVAILABLE',
+            `${topic}: broker ${this.member.brokerId} does not know the topic and could not ask etcd whether it exists`,
+          );
+        case 'absent':
+        case 'unchecked':
+          return errorOf('UNKNOWN_TOPIC', JSON.stringify(topic));
+      }
     }
     if (partition < 0 || partition >= known.partitions)
       return errorOf(

@@ -7,7 +7,8 @@
 //
 // Each lookup is one etcd read. Lookups of one name at the same time share a read, and at most
 // `maxConcurrent` names are looked up at once: past that (a client writing to many made-up names)
-// the answer is the local view's, as it would be without this check.
+// the answer is the local view's, as it would be without this check. When etcd cannot answer, the
+// caller answers a retriable CONTROL_PLANE_UNAVAILABLE: whether the topic exists is not known.
 
 export interface TopicPresenceOptions {
   /** Reads etcd: does the cluster's metadata hold `topic`? Throws when etcd cannot answer. */
@@ -16,8 +17,11 @@ export interface TopicPresenceOptions {
   readonly maxConcurrent?: number;
 }
 
-/** 'stored': etcd holds the topic; 'absent': it does not; 'unchecked': no lookup was made. */
-export type TopicPresence = 'stored' | 'absent' | 'unchecked';
+/**
+ * 'stored': etcd holds the topic; 'absent': it does not; 'failed': etcd could not answer;
+ * 'unchecked': no lookup was made (too many names at once).
+ */
+export type TopicPresence = 'stored' | 'absent' | 'failed' | 'unchecked';
 
 export class TopicPresenceCheck {
   private readonly inFlight = new Map<string, Promise<TopicPresence>>();
@@ -27,7 +31,7 @@ export class TopicPresenceCheck {
     this.maxConcurrent = options.maxConcurrent ?? 8;
   }
 
-  /** Asks etcd about `topic` (an etcd failure answers 'unchecked'). */
+  /** Asks etcd about `topic`. */
   check(topic: string): Promise<TopicPresence> {
     const pending = this.inFlight.get(topic);
     if (pending !== undefined) return pending;
@@ -36,7 +40,7 @@ export class TopicPresenceCheck {
       .stored(topic)
       .then(
         (stored): TopicPresence => (stored ? 'stored' : 'absent'),
-        (): TopicPresence => 'unchecked',
+        (): TopicPresence => 'failed',
       )
       .finally(() => this.inFlight.delete(topic));
     this.inFlight.set(topic, lookup);

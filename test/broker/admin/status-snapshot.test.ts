@@ -10,6 +10,7 @@ function viewOf(metadata: MetadataResponse): ClusterMetadataView {
     metadata: () => metadata,
     topics: () => [],
     partitionRoles: () => undefined,
+    partitionCount: () => undefined,
     missingTopic: async (topic) => new Error(`no ${topic}`),
   };
 }

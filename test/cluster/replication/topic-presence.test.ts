@@ -1,5 +1,5 @@
-// TopicPresenceCheck: one etcd read per name at a time, a cap on names looked up at once, and an
-// etcd that cannot answer leaves the answer to the local view ('unchecked').
+// TopicPresenceCheck: one etcd read per name at a time, a cap on names looked up at once (past it
+// the answer is 'unchecked'), and an etcd that cannot answer is 'failed'.
 
 import { describe, expect, it } from 'vitest';
 import { TopicPresenceCheck } from '../../../src/cluster/replication/topic-presence.js';
@@ -36,7 +36,7 @@ describe('TopicPresenceCheck', () => {
     expect(await again).toBe('stored');
   });
 
-  it('looks up at most maxConcurrent names at once; past that, and when etcd fails, it is unchecked', async () => {
+  it('looks up at most maxConcurrent names at once; past that it is unchecked; an etcd failure is failed', async () => {
     const { check, reads } = deferredReads(new Set());
     const a = check.check('a');
     const b = check.check('b');
@@ -44,7 +44,7 @@ describe('TopicPresenceCheck', () => {
     expect(reads).toHaveLength(2);
     reads[0]!.fail();
     reads[1]!.answer();
-    expect(await a).toBe('unchecked');
+    expect(await a).toBe('failed');
     expect(await b).toBe('absent');
     const c = check.check('c');
     expect(reads).toHaveLength(3);
