@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
-import { CHUNK_BYTES, createMemoryStorageFs } from '../../src/storage/memory-storage-fs.js';
+import { CHUNK_BYTES, ChunkReserve, createMemoryStorageFs } from '../../src/storage/memory-storage-fs.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
 import { nodeStorageFs, type StorageFs } from '../../src/storage/storage-fs.js';
 import { useTempDir } from '../harness/temp-dir.js';
@@ -205,5 +205,47 @@ describe('a PartitionLog on the memory StorageFs', () => {
     expect(again.logStartOffset).toBe(log.logStartOffset);
     expect((await again.read(again.logStartOffset, 1 << 20)).data).toEqual(kept.data);
     await again.close();
+  });
+});
+
+describe('ChunkReserve: whole chunks made ahead of need', () => {
+  const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+  it('hands out a zeroed chunk and makes the next one in a later turn, not in the taking call', async () => {
+    const reserve = new ChunkReserve();
+    const first = reserve.take();
+    expect(first.length).toBe(CHUNK_BYTES);
+    expect(reserve.heldBytes).toBe(0);
+    await nextTurn();
+    expect(reserve.heldBytes).toBe(CHUNK_BYTES);
+    first.fill(7);
+    const second = reserve.take();
+    expect(second).not.toBe(first);
+    expect(second.every((byte) => byte === 0)).toBe(true);
+    expect(reserve.heldBytes).toBe(0);
+    // Two takes in one turn: the second is made in line; one refill follows.
+    reserve.take();
+    await nextTurn();
+    expect(reserve.heldBytes).toBe(CHUNK_BYTES);
+  });
+
+  it('gives a growing file its whole chunks from the reserve; small files stay small', async () => {
+    const fs = createMemoryStorageFs();
+    await fs.mkdir('/d');
+    const small = await fs.open('/d/small.index', 'create');
+    await small.writev([Buffer.alloc(1000, 1)], 0);
+    expect(fs.allocatedBytes()).toBe(1024);
+    const segment = await fs.open('/d/0.log', 'create');
+    await segment.writev([Buffer.alloc(5000, 2)], 0);
+    // The segment passed 4 KiB: a whole chunk, and the reserve refills in the next turn.
+    expect(fs.allocatedBytes()).toBe(1024 + CHUNK_BYTES);
+    await nextTurn();
+    expect(fs.allocatedBytes()).toBe(1024 + 2 * CHUNK_BYTES);
+    const data = Buffer.alloc(CHUNK_BYTES, 3);
+    await segment.writev([data], 5000);
+    const back = Buffer.alloc(CHUNK_BYTES + 5000);
+    expect(await segment.read(back, 0, back.length, 0)).toBe(CHUNK_BYTES + 5000);
+    expect(back.subarray(0, 5000).every((byte) => byte === 2)).toBe(true);
+    expect(back.subarray(5000).every((byte) => byte === 3)).toBe(true);
   });
 });
