@@ -35,7 +35,7 @@ export type Pacing = 'thread' | 'spin';
  * 12..20 the time it was actually handed to `send` (which lags the intended one by the pacer's
  * wake-up and by any stall of this thread).
  */
-async function paced(options: FixedRate, send: (payload: Buffer) => void): Promise<number> {
+export async function paced(options: FixedRate, send: (payload: Buffer) => void): Promise<number> {
   const total = options.rate * (options.seconds + 1);
   const interval = 1000 / options.rate;
   const ticker = (options.pacing ?? 'thread') === 'thread' ? await startTicker() : null;

@@ -795,6 +795,53 @@ export class BrokerCore {
     }
   }
 
+  /**
+   * A produce in general: the topic may be changing (wait for it), the partition may not be held
+   * here (the cluster's answer), and in a cluster the leader stamps its epoch and acks 'all' waits
+   * for the ISR.
+   */
+  private async produceAnywhere(request: RequestOf<'produce'>): Promise<ResponseOf<'produce'>> {
+    if (this.changing.size > 0) await this.changing.get(request.topic);
+    const partition =
+      this.heldPartition(request.topic, request.partition) ??
+      (await this.requestedPartition(request.topic, request.partition));
+    const roles = this.replicaRoles;
+    let response: ResponseOf<'produce'>;
+    try {
+      // Without a cluster, one broker holds one copy of every partition (topics with more cannot
+      // be created here): the ISR is this broker alone, so acks 'all' is acknowledged as acks 1 is.
+      const leaderEpoch =
+        roles === null
+          ? undefined
+          : roles.leaderEpochForProduce(request.topic, request.partition, request.acks);
+      response = await partition.produce({
+        batch: request.batch,
+        acks: request.acks === 0 ? 0 : 1,
+        expectedVersion: request.expectedVersion,
+        leaderEpoch,
+      });
+      if (roles !== null && request.acks !== 0)
+        await roles.acknowledged(request.topic, request.partition, response.lastOffset, request.acks);
+    } catch (error) {
+      this.noteStorageFull(partition, error);
+      throw error;
+    }
+    return this.produced(partition, request, response);
+  }
+
+  /** After an append: a partition that was full takes writes again; the produce is counted. */
+  private produced(
+    partition: Partition,
+    request: RequestOf<'produce'>,
+    response: ResponseOf<'produce'>,
+  ): ResponseOf<'produce'> {
+    if (this.fullPartitions.size > 0) this.noteWritable(partition);
+    if (!response.duplicate) {
+      this.metrics.recordProduce(Number(response.lastOffset - response.baseOffset) + 1, request.batch.length);
+    }
+    return response;
+  }
+
   private ensureOpen(): void {
     if (this.closed) throw errorOf('SHUTTING_DOWN');
   }
@@ -823,8 +870,11 @@ export class BrokerCore {
   /** Where administrative changes are recorded (null: no audit log). */
   audit: AuditLog | null = null;
 
-  /** Runs one request/response command (`caller`: who asked, for the audit log). */
-  async execute<K extends CoreCommand>(
+  /**
+   * Runs one request/response command (`caller`: who asked, for the audit log). Not an async
+   * function: the handler's promise is chained once (a lone message's produce is on this path).
+   */
+  execute<K extends CoreCommand>(
     name: K,
     request: RequestOf<K>,
     caller?: AuditCaller,
@@ -834,22 +884,30 @@ export class BrokerCore {
       this.tracer !== null && TRACED_OPERATIONS.has(name)
         ? startRequestSpan(this.tracer, name, request as object, this.inflateLimits)
         : null;
+    let pending: Promise<ResponseOf<K>>;
     try {
       this.ensureOpen();
       const handler = this.handlers[name] as (request: RequestOf<K>) => Promise<ResponseOf<K>>;
-      const response = await handler(request);
-      done();
-      if (span !== null) endRequestSpan(span);
-      if (this.audit !== null && isAuditedCommand(name))
-        this.audit.record(adminCommandEvent(name, request, caller));
-      return response;
+      pending = handler(request);
     } catch (error) {
-      done(error as { codeName?: string });
-      if (this.audit !== null && isAuditedCommand(name))
-        this.audit.record(adminCommandEvent(name, request, caller, error));
-      if (span !== null) endRequestSpan(span, error);
-      throw error;
+      pending = Promise.reject(error);
     }
+    return pending.then(
+      (response) => {
+        done();
+        if (span !== null) endRequestSpan(span);
+        if (this.audit !== null && isAuditedCommand(name))
+          this.audit.record(adminCommandEvent(name, request, caller));
+        return response;
+      },
+      (error: unknown) => {
+        done(error as { codeName?: string });
+        if (this.audit !== null && isAuditedCommand(name))
+          this.audit.record(adminCommandEvent(name, request, caller, error));
+        if (span !== null) endRequestSpan(span, error);
+        throw error;
+      },
+    );
   }
 
   /**
@@ -1207,42 +1265,28 @@ export class BrokerCore {
         topics,
       };
     },
-    produce: async (request) => {
+    produce: (request) => {
       refuseInternal(request.topic);
-      if (this.changing.size > 0) await this.changing.get(request.topic);
-      const partition =
-        this.heldPartition(request.topic, request.partition) ??
-        (await this.requestedPartition(request.topic, request.partition));
-      const roles = this.replicaRoles;
-      let response: ResponseOf<'produce'>;
-      try {
-        // Without a cluster, one broker holds one copy of every partition (topics with more cannot
-        // be created here): the ISR is this broker alone, so acks 'all' is acknowledged as acks 1 is.
-        // In a cluster the leader stamps its epoch, and acks 'all' waits for the ISR below.
-        const leaderEpoch =
-          roles === null
-            ? undefined
-            : roles.leaderEpochForProduce(request.topic, request.partition, request.acks);
-        response = await partition.produce({
+      // A single broker's produce to a partition it holds, with no topic change under way: the
+      // partition's promise chained once, no async frame (the lone message's path).
+      const held =
+        this.changing.size === 0 && this.replicaRoles === null
+          ? this.heldPartition(request.topic, request.partition)
+          : undefined;
+      if (held === undefined) return this.produceAnywhere(request);
+      return held
+        .produce({
           batch: request.batch,
           acks: request.acks === 0 ? 0 : 1,
           expectedVersion: request.expectedVersion,
-          leaderEpoch,
-        });
-        if (roles !== null && request.acks !== 0)
-          await roles.acknowledged(request.topic, request.partition, response.lastOffset, request.acks);
-      } catch (error) {
-        this.noteStorageFull(partition, error);
-        throw error;
-      }
-      if (this.fullPartitions.size > 0) this.noteWritable(partition);
-      if (!response.duplicate) {
-        this.metrics.recordProduce(
-          Number(response.lastOffset - response.baseOffset) + 1,
-          request.batch.length,
+        })
+        .then(
+          (response) => this.produced(held, request, response),
+          (error: unknown) => {
+            this.noteStorageFull(held, error);
+            throw error;
+          },
         );
-      }
-      return response;
     },
     fetch: async (request) => {
       const partition =

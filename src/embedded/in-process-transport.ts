@@ -10,19 +10,31 @@ import type {
   RequestOptions,
   Transport,
 } from '../client/transport.js';
-import { withTimeout } from '../client/with-timeout.js';
 import type { SubscribeRequest } from '../protocol/commands/data-types.js';
 import type { RequestOf, ResponseOf } from '../protocol/commands/registry.js';
 import { errorOf } from '../protocol/error-codes.js';
 
+/** How often pending requests' deadlines are checked: the granularity of request timeouts. */
+const DEADLINE_CHECK_MS = 50;
+
+/** A request the core has not answered yet, and when it times out. */
+interface PendingRequest {
+  readonly deadline: number;
+  readonly name: string;
+  readonly timeoutMs: number;
+  readonly reject: (error: Error) => void;
+}
+
 export class InProcessTransport implements Transport {
   private readonly subscriptions = new Set<PushSubscription>();
+  private readonly pending = new Set<PendingRequest>();
+  /** One timer checks every pending request's deadline (a timer per request cost more than the request). */
+  private deadlines: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(private readonly core: BrokerCore) {}
 
-  // Not an async function: the core's own promise is the one the caller gets (bounded in time),
-  // without a wrapping promise and its extra microtask per request.
+  // Not an async function: the core's promise is chained once into the one the caller gets.
   request<K extends ClientCommand>(
     name: K,
     request: RequestOf<K>,
@@ -33,7 +45,39 @@ export class InProcessTransport implements Transport {
     const call = this.core.execute(name as Exclude<ClientCommand, 'ping'>, request as never) as Promise<
       ResponseOf<K>
     >;
-    return withTimeout(call, options.timeoutMs, name);
+    if (this.deadlines === null) {
+      this.deadlines = setInterval(() => this.expire(), DEADLINE_CHECK_MS);
+      this.deadlines.unref();
+    }
+    return new Promise<ResponseOf<K>>((resolve, reject) => {
+      const entry: PendingRequest = {
+        deadline: performance.now() + options.timeoutMs,
+        name,
+        timeoutMs: options.timeoutMs,
+        reject,
+      };
+      this.pending.add(entry);
+      call.then(
+        (response) => {
+          this.pending.delete(entry);
+          resolve(response);
+        },
+        (error: unknown) => {
+          this.pending.delete(entry);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /** Fails, with a retriable REQUEST_TIMEOUT, every request past its deadline. */
+  private expire(): void {
+    const now = performance.now();
+    for (const entry of this.pending) {
+      if (entry.deadline > now) continue;
+      this.pending.delete(entry);
+      entry.reject(errorOf('REQUEST_TIMEOUT', `${entry.name} after ${entry.timeoutMs} ms`));
+    }
   }
 
   async subscribe(request: SubscribeRequest, handlers: PushHandlers): Promise<RemoteSubscription> {
@@ -52,6 +96,11 @@ export class InProcessTransport implements Transport {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.deadlines !== null) clearInterval(this.deadlines);
+    this.deadlines = null;
+    // Requests still waiting (a long-poll fetch) end now, as on a closed connection.
+    for (const entry of this.pending) entry.reject(errorOf('CONNECTION_CLOSED', 'client is closed'));
+    this.pending.clear();
     for (const subscription of this.subscriptions) subscription.close();
     this.subscriptions.clear();
   }

@@ -1,0 +1,49 @@
+// The in-process transport's request deadlines: a request the core does not answer in time fails
+// with the retriable REQUEST_TIMEOUT (one timer checks every pending request, so within its 50 ms
+// granularity), an answered one is not failed later, and closing the transport ends what is still
+// waiting with CONNECTION_CLOSED. A real embedded broker; a long-poll fetch at the log's end is a
+// request the core holds.
+
+import { describe, expect, it } from 'vitest';
+import { MemoryStreamerError } from '../../src/common/errors.js';
+import { InProcessTransport } from '../../src/embedded/in-process-transport.js';
+import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
+import { startEmbeddedBroker } from '../harness/embedded.js';
+
+async function codeOf(action: Promise<unknown>): Promise<string | null> {
+  try {
+    await action;
+    return null;
+  } catch (error) {
+    return error instanceof MemoryStreamerError ? error.codeName : String(error);
+  }
+}
+
+describe('InProcessTransport deadlines', () => {
+  it('times out a request the core holds, answers the others, and ends waiting ones on close', async () => {
+    const broker = await startEmbeddedBroker();
+    await broker.core.execute('createTopic', { name: 'quiet', partitions: 1 });
+    const transport = new InProcessTransport(broker.core);
+    const longPoll = { topic: 'quiet', partition: 0, offset: 0n, maxBytes: 1024, maxWaitMs: 5_000 };
+
+    const started = performance.now();
+    expect(await codeOf(transport.request('fetch', longPoll, { timeoutMs: 100 }))).toBe('REQUEST_TIMEOUT');
+    const took = performance.now() - started;
+    expect(took).toBeGreaterThanOrEqual(100);
+    expect(took).toBeLessThan(1_000);
+
+    // Answered before its deadline: the answer stands, and nothing fails it afterwards.
+    const receipt = await transport.request(
+      'produce',
+      { topic: 'quiet', partition: 0, acks: 1, batch: encodeRecordBatch([{ value: 'x' }]) },
+      { timeoutMs: 100 },
+    );
+    expect(receipt.baseOffset).toBe(0n);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+
+    const waiting = codeOf(transport.request('fetch', { ...longPoll, offset: 1n }, { timeoutMs: 30_000 }));
+    await transport.close();
+    expect(await waiting).toBe('CONNECTION_CLOSED');
+    expect(await codeOf(transport.request('listTopics', {}, { timeoutMs: 100 }))).toBe('CONNECTION_CLOSED');
+  });
+});
