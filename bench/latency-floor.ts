@@ -21,7 +21,8 @@ import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import type * as hdr from 'hdr-histogram-js';
 import { connect } from '../src/client/connect.js';
 import { Broker } from '../src/embedded/broker.js';
-import { startBrokerProcess } from './lib/broker-process.js';
+import { median } from './gate/rule.js';
+import { cpuSeconds, startBrokerProcess } from './lib/broker-process.js';
 import {
   brokerFixedRate,
   echoFixedRate,
@@ -47,6 +48,9 @@ const pacing: Pacing = process.argv.includes('--pacing')
   ? (process.argv[process.argv.indexOf('--pacing') + 1] as Pacing)
   : 'thread';
 
+/** Every fixed-rate round sends a warm-up second before its measured seconds. */
+const MESSAGES_PER_ROUND = rate * (seconds + 1);
+
 const CASES = [
   'bare Node TCP echo',
   'TCP echo that writes first (threadpool)',
@@ -67,6 +71,8 @@ type Case = (typeof CASES)[number];
 interface Stalls {
   loopP99Us: number;
   gcMsPerS: number;
+  /** CPU time of the process (all its threads) per message sent in the round. */
+  cpuUsPerMessage: number;
 }
 
 /**
@@ -86,11 +92,12 @@ async function brokerMetrics(adminPort: number): Promise<{ loopP99: number; gcSe
   return { loopP99: Number(loop?.[1] ?? Number.NaN), gcSeconds };
 }
 
-/** Runs `round`, measuring this process's event loop and GC, and the broker's when given. */
+/** Runs `round`, measuring this process's event loop, GC and CPU, the broker's when given, and a server process's CPU. */
 async function withStalls(
   adminPort: number | null,
+  serverPid: number | null,
   round: () => Promise<void>,
-): Promise<{ here: Stalls; broker: Stalls | null }> {
+): Promise<{ here: Stalls; broker: Stalls | null; serverCpuUsPerMessage: number | null }> {
   const loop = monitorEventLoopDelay({ resolution: CLIENT_LOOP_SAMPLING_MS });
   let gcMs = 0;
   const gc = new PerformanceObserver((list) => {
@@ -98,17 +105,23 @@ async function withStalls(
   });
   gc.observe({ entryTypes: ['gc'] });
   const before = adminPort === null ? null : await brokerMetrics(adminPort);
+  const serverCpuBefore = serverPid === null ? 0 : await cpuSeconds(serverPid);
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   loop.enable();
   await round();
   loop.disable();
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  const serverCpu = serverPid === null ? null : (await cpuSeconds(serverPid)) - serverCpuBefore;
   gc.disconnect();
   const after = adminPort === null ? null : await brokerMetrics(adminPort);
+  const perMessage = (us: number) => Number((us / MESSAGES_PER_ROUND).toFixed(1));
   return {
     here: {
       loopP99Us: Math.max(0, Math.round(loop.percentile(99) / 1000 - CLIENT_LOOP_SAMPLING_MS * 1000)),
       gcMsPerS: Number((gcMs / seconds).toFixed(1)),
+      cpuUsPerMessage: perMessage(cpu.user + cpu.system),
     },
     broker:
       before === null || after === null
@@ -116,7 +129,9 @@ async function withStalls(
         : {
             loopP99Us: Math.max(0, Math.round(after.loopP99 * 1e6 - BROKER_LOOP_SAMPLING_MS * 1000)),
             gcMsPerS: Number((((after.gcSeconds - before.gcSeconds) * 1000) / seconds).toFixed(1)),
+            cpuUsPerMessage: serverCpu === null ? Number.NaN : perMessage(serverCpu * 1e6),
           },
+    serverCpuUsPerMessage: serverCpu === null ? null : perMessage(serverCpu * 1e6),
   };
 }
 
@@ -134,7 +149,10 @@ async function main(): Promise<void> {
   const pooled = new Map<Case, hdr.Histogram>(CASES.map((c) => [c, latencyHistogram()]));
   const pooledFromSend = new Map<Case, hdr.Histogram>(CASES.map((c) => [c, latencyHistogram()]));
   const perRound = new Map<Case, number[]>(CASES.map((c) => [c, []]));
-  const stalls = new Map<Case, Array<{ here: Stalls; broker: Stalls | null }>>(CASES.map((c) => [c, []]));
+  const stalls = new Map<
+    Case,
+    Array<{ here: Stalls; broker: Stalls | null; serverCpuUsPerMessage: number | null }>
+  >(CASES.map((c) => [c, []]));
   try {
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? CASES : [...CASES].reverse();
@@ -143,24 +161,27 @@ async function main(): Promise<void> {
         const histogram = latencyHistogram();
         const fromSend = pooledFromSend.get(which)!;
         const schedule = { rate, seconds, pacing };
-        let measured: { here: Stalls; broker: Stalls | null };
+        let measured: { here: Stalls; broker: Stalls | null; serverCpuUsPerMessage: number | null };
         if (which === 'bare Node TCP echo')
-          measured = await withStalls(null, () => echoFixedRate(socket, schedule, histogram, fromSend));
+          measured = await withStalls(null, echo.pid, () =>
+            echoFixedRate(socket, schedule, histogram, fromSend),
+          );
         else if (which === 'TCP echo that writes first (threadpool)')
-          measured = await withStalls(null, () =>
+          measured = await withStalls(null, writingEcho.pid, () =>
             echoFixedRate(writingSocket, schedule, histogram, fromSend),
           );
         else if (which === 'in-process floor: setImmediate hop')
-          measured = await withStalls(null, () => immediateHopFixedRate(schedule, histogram, fromSend));
+          measured = await withStalls(null, null, () => immediateHopFixedRate(schedule, histogram, fromSend));
         else if (which === 'in-process floor: fs.write 100 B (threadpool)')
-          measured = await withStalls(null, () =>
+          measured = await withStalls(null, null, () =>
             threadpoolWriteFixedRate(schedule, file.fd, histogram, fromSend),
           );
         else {
           const client = which === 'MemoryStreamer over TCP' ? tcpClient : embeddedClient;
           const topic = `floor-${round}`;
           await client.admin.createTopic({ name: topic, config: { durability: 'interval' } });
-          measured = await withStalls(which === 'MemoryStreamer over TCP' ? broker.adminPort : null, () =>
+          const overTcp = which === 'MemoryStreamer over TCP';
+          measured = await withStalls(overTcp ? broker.adminPort : null, overTcp ? broker.pid : null, () =>
             brokerFixedRate(client, topic, schedule, histogram, fromSend),
           );
         }
@@ -191,6 +212,13 @@ async function main(): Promise<void> {
       'p99 ÷ echo p99': Number((histogram.getValueAtPercentile(99) / floorP99).toFixed(2)),
       'from send call: p50 / p99 µs': `${pooledFromSend.get(which)!.getValueAtPercentile(50)} / ${pooledFromSend.get(which)!.getValueAtPercentile(99)}`,
       'p99 per round µs': perRound.get(which)!.join(', '),
+      'client CPU µs/msg': median(stalls.get(which)!.map((m) => m.here.cpuUsPerMessage)),
+      'server CPU µs/msg':
+        which === 'MemoryStreamer embedded'
+          ? '(same process as the client)'
+          : stalls.get(which)![0]?.serverCpuUsPerMessage === null
+            ? '-'
+            : median(stalls.get(which)!.map((m) => m.serverCpuUsPerMessage ?? Number.NaN)),
       'client loop delay p99 µs': stalls
         .get(which)!
         .map((m) => m.here.loopP99Us)
@@ -238,6 +266,7 @@ async function main(): Promise<void> {
       'The writing echo appends each received chunk to a file before echoing it (one writev on libuv\'s threadpool at a time, chunks arriving meanwhile go together in the next, fdatasync every 100 ms): the floor for a broker process that delivers a message only once it is written, as MemoryStreamer does (docs/storage.md, "Visibility"), when that write goes through the thread pool; it adds a threadpool round trip and a second wake-up of the server per message. MemoryStreamer writes small appends in line (no thread-pool hop), so against this floor it has an advantage the echo does not take.',
       'Rounds alternate the order of the cases; the histograms add up all rounds.',
       'The two in-process floors run the same schedule with no broker: a setImmediate hop per message, and one fs.write of the 100 bytes per message on libuv\'s threadpool (a file in the temporary directory), recorded in its callback. An append the log writes on the thread pool (a large one, or any while the log\'s slow-write guard holds it there) cannot become visible before such a write has completed; a small one written in line into the page cache (docs/storage.md, "Append path") costs a synchronous write instead, below this floor.',
+      "CPU columns: CPU time (user + system, all threads) per message sent, the median over the rounds; the client is this process (producer, consumer and the pacer's thread, or the echo client), the server the echo or broker process. At a fixed rate a process whose thread is busy a share ρ of the time turns a stall of S into a backlog that takes about S ÷ (1 − ρ) to clear, so CPU per message sets how far a GC pause or a descheduling spreads into the tail.",
       "'from send call' counts from the moment the pacer handed the message over, without the pacer's own wake-up lag; the other columns count from the intended send time.",
       "Stall columns, per round: event-loop delay P99 beyond the sampling timer's own period (perf_hooks monitorEventLoopDelay in this process with a 1 ms timer; the broker process reports its own through /metrics with prom-client's 10 ms timer; Node records each timer interval whole, so the period is subtracted and an idle loop reads about 0) and garbage-collection time per second. This process is the client (producer and consumer) in every case and also the broker in the embedded case.",
     ],
