@@ -53,8 +53,18 @@ export interface ProducerOptions {
   acks?: Acks;
   /** Producer id + sequences so retries never duplicate (default true). */
   idempotent?: boolean;
-  /** Attempts for retriable errors before `send` rejects. */
+  /**
+   * Attempts for retriable errors before `send` rejects (default: no count, only
+   * `deliveryTimeoutMs` bounds them).
+   */
   retries?: number;
+  /**
+   * How long a batch may keep being retried, from when it was sealed (default 30,000 ms): past it a
+   * retriable error fails the send instead of another attempt. Long enough by default to ride out
+   * a leader or controller failover of a cluster (about 0.3–1.6 s) or a broker restart; an attempt
+   * already sent still waits for its own `timeoutMs`.
+   */
+  deliveryTimeoutMs?: number;
   /** `send` waits while this many bytes are buffered or in flight. */
   maxBufferedBytes?: number;
   timeoutMs?: number;
@@ -284,6 +294,8 @@ interface PendingBatch {
   producerId: bigint;
   /** Retriable failures so far (a refusal for a gap another batch left does not count). */
   failures: number;
+  /** When it was sealed (performance.now()): retries stop `deliveryTimeoutMs` later. */
+  readonly sealedAt: number;
   error: unknown;
 }
 
@@ -354,7 +366,8 @@ export class Producer {
       compression: options.compression ?? 'none',
       acks: options.acks ?? 1,
       idempotent: options.idempotent ?? true,
-      retries: options.retries ?? 5,
+      retries: options.retries ?? Number.POSITIVE_INFINITY,
+      deliveryTimeoutMs: options.deliveryTimeoutMs ?? 30_000,
       maxBufferedBytes: options.maxBufferedBytes ?? 64 * 1024 * 1024,
       timeoutMs: options.timeoutMs ?? 30_000,
     };
@@ -767,6 +780,7 @@ export class Producer {
       ordinal: lane.nextOrdinal++,
       producerId,
       failures: 0,
+      sealedAt: performance.now(),
       error: null,
     };
   }
@@ -912,11 +926,12 @@ export class Producer {
     if (code === 'UNKNOWN_TOPIC' || code === 'UNKNOWN_PARTITION') this.metadata.forget(lane.topic);
     const retriable = error instanceof MemoryStreamerError && error.retriable;
     const sequenceLost = code === 'OUT_OF_ORDER_SEQUENCE' || code === 'UNKNOWN_PRODUCER_ID';
+    const retryFor = this.options.deliveryTimeoutMs - (performance.now() - head.sealedAt);
     try {
-      if (sequenceLost && head.failures < this.options.retries && !this.closed) {
+      if (sequenceLost && head.failures < this.options.retries && retryFor > 0 && !this.closed) {
         head.failures++;
         await this.restamp(lane, failed, head.producerId);
-      } else if (!retriable || head.failures > this.options.retries || this.closed) {
+      } else if (!retriable || head.failures > this.options.retries || retryFor <= 0 || this.closed) {
         failed.shift();
         this.fail(head, error);
         // Its sequence numbers were used but nothing was written: the batches behind it move to a
@@ -925,7 +940,8 @@ export class Producer {
           await this.restamp(lane, failed, head.producerId);
         else if (head.producerId >= 0n) this.resetIdentity(head.producerId);
       } else {
-        await delay(Math.min(1000, 20 * 2 ** (head.failures - 1)));
+        // 20 ms doubling to 1 s, and never past the delivery timeout (the attempt after it decides).
+        await delay(Math.min(1000, 20 * 2 ** (head.failures - 1), retryFor));
       }
     } catch (identityError) {
       // No new producer id (the broker cannot be reached): what waited on this partition fails.
