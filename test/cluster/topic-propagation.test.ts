@@ -8,24 +8,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/client/client.js';
 import { connect } from '../../src/client/connect.js';
-import { MemoryStreamerError } from '../../src/common/errors.js';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
 import { type NodeCluster, startNodeCluster } from '../harness/cluster.js';
 import { type DelayProxy, startDelayProxy } from '../harness/delay-proxy.js';
+import { errorCodeOf } from '../harness/error-code.js';
 import { etcdAvailable } from '../harness/etcd.js';
 import { until } from '../harness/until.js';
 
 /** Long enough that broker 2 cannot have seen the topic when the test writes to it, even on a loaded machine. */
 const LAG_MS = 1_500;
-
-async function codeOf(action: Promise<unknown>): Promise<string | null> {
-  try {
-    await action;
-    return null;
-  } catch (error) {
-    return error instanceof MemoryStreamerError ? error.codeName : String(error);
-  }
-}
 
 describe.skipIf(!etcdAvailable())('a topic on a broker whose metadata lags', () => {
   let cluster: NodeCluster;
@@ -71,7 +62,7 @@ describe.skipIf(!etcdAvailable())('a topic on a broker whose metadata lags', () 
     expect(new Set(leaders)).toEqual(new Set([1, 2]));
     const lagging = cluster.nodes[1]!.core.clusterMetadata!;
     expect(lagging.metadata({ topics: ['fresh'] }).topics[0]!.error).toBe('UNKNOWN_TOPIC');
-    const direct = await codeOf(
+    const direct = await errorCodeOf(
       cluster.nodes[1]!.core.execute('produce', {
         topic: 'fresh',
         partition: leaders.indexOf(2),
@@ -94,10 +85,10 @@ describe.skipIf(!etcdAvailable())('a topic on a broker whose metadata lags', () 
     const lagging = cluster.nodes[1]!.core;
     const batch = encodeRecordBatch([{ value: 'x' }]);
     expect(
-      await codeOf(lagging.execute('produce', { topic: 'never-made', partition: 0, acks: 1, batch })),
+      await errorCodeOf(lagging.execute('produce', { topic: 'never-made', partition: 0, acks: 1, batch })),
     ).toBe('UNKNOWN_TOPIC');
     expect(
-      await codeOf(
+      await errorCodeOf(
         lagging.execute('fetch', {
           topic: 'never-made',
           partition: 0,
@@ -108,12 +99,14 @@ describe.skipIf(!etcdAvailable())('a topic on a broker whose metadata lags', () 
       ),
     ).toBe('UNKNOWN_TOPIC');
     expect(
-      await codeOf(lagging.execute('listOffsets', { topic: 'never-made', partition: 0, spec: 'latest' })),
+      await errorCodeOf(
+        lagging.execute('listOffsets', { topic: 'never-made', partition: 0, spec: 'latest' }),
+      ),
     ).toBe('UNKNOWN_TOPIC');
     // A name no topic can have is answered without asking etcd.
-    expect(await codeOf(lagging.execute('produce', { topic: '../etc', partition: 0, acks: 1, batch }))).toBe(
-      'UNKNOWN_TOPIC',
-    );
+    expect(
+      await errorCodeOf(lagging.execute('produce', { topic: '../etc', partition: 0, acks: 1, batch })),
+    ).toBe('UNKNOWN_TOPIC');
   }, 30_000);
 
   // Last: broker 2 loses etcd for good.
@@ -122,7 +115,7 @@ describe.skipIf(!etcdAvailable())('a topic on a broker whose metadata lags', () 
     const lagging = cluster.nodes[1]!.core;
     const batch = encodeRecordBatch([{ value: 'x' }]);
     expect(
-      await codeOf(lagging.execute('produce', { topic: 'unknowable', partition: 0, acks: 1, batch })),
+      await errorCodeOf(lagging.execute('produce', { topic: 'unknowable', partition: 0, acks: 1, batch })),
     ).toBe('CONTROL_PLANE_UNAVAILABLE');
   }, 30_000);
 });

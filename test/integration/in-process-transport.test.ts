@@ -5,19 +5,10 @@
 // request the core holds.
 
 import { describe, expect, it } from 'vitest';
-import { MemoryStreamerError } from '../../src/common/errors.js';
 import { InProcessTransport } from '../../src/embedded/in-process-transport.js';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
 import { startEmbeddedBroker } from '../harness/embedded.js';
-
-async function codeOf(action: Promise<unknown>): Promise<string | null> {
-  try {
-    await action;
-    return null;
-  } catch (error) {
-    return error instanceof MemoryStreamerError ? error.codeName : String(error);
-  }
-}
+import { errorCodeOf } from '../harness/error-code.js';
 
 describe('InProcessTransport deadlines', () => {
   it('times out a request the core holds, answers the others, and ends waiting ones on close', async () => {
@@ -27,7 +18,9 @@ describe('InProcessTransport deadlines', () => {
     const longPoll = { topic: 'quiet', partition: 0, offset: 0n, maxBytes: 1024, maxWaitMs: 5_000 };
 
     const started = performance.now();
-    expect(await codeOf(transport.request('fetch', longPoll, { timeoutMs: 100 }))).toBe('REQUEST_TIMEOUT');
+    expect(await errorCodeOf(transport.request('fetch', longPoll, { timeoutMs: 100 }))).toBe(
+      'REQUEST_TIMEOUT',
+    );
     const took = performance.now() - started;
     expect(took).toBeGreaterThanOrEqual(100);
     expect(took).toBeLessThan(1_000);
@@ -41,9 +34,13 @@ describe('InProcessTransport deadlines', () => {
     expect(receipt.baseOffset).toBe(0n);
     await new Promise((resolve) => setTimeout(resolve, 200));
 
-    const waiting = codeOf(transport.request('fetch', { ...longPoll, offset: 1n }, { timeoutMs: 30_000 }));
+    const waiting = errorCodeOf(
+      transport.request('fetch', { ...longPoll, offset: 1n }, { timeoutMs: 30_000 }),
+    );
     await transport.close();
     expect(await waiting).toBe('CONNECTION_CLOSED');
-    expect(await codeOf(transport.request('listTopics', {}, { timeoutMs: 100 }))).toBe('CONNECTION_CLOSED');
+    expect(await errorCodeOf(transport.request('listTopics', {}, { timeoutMs: 100 }))).toBe(
+      'CONNECTION_CLOSED',
+    );
   });
 });
