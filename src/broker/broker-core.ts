@@ -880,12 +880,12 @@ export class BrokerCore {
     caller?: AuditCaller,
   ): Promise<ResponseOf<K>> {
     const done = this.metrics.start(name);
-    const span =
-      this.tracer !== null && TRACED_OPERATIONS.has(name)
-        ? startRequestSpan(this.tracer, name, request as object, this.inflateLimits)
-        : null;
+    let span: ReturnType<typeof startRequestSpan> | null = null;
     let pending: Promise<ResponseOf<K>>;
     try {
+      // The span is started inside: a tracer that throws fails the request, it does not escape.
+      if (this.tracer !== null && TRACED_OPERATIONS.has(name))
+        span = startRequestSpan(this.tracer, name, request as object, this.inflateLimits);
       this.ensureOpen();
       const handler = this.handlers[name] as (request: RequestOf<K>) => Promise<ResponseOf<K>>;
       pending = handler(request);

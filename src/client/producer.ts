@@ -294,6 +294,8 @@ interface PendingBatch {
   producerId: bigint;
   /** Retriable failures so far (a refusal for a gap another batch left does not count). */
   failures: number;
+  /** Times it moved to a fresh producer id because the broker lost its sequence. */
+  restamps: number;
   /** When it was sealed (performance.now()): retries stop `deliveryTimeoutMs` later. */
   readonly sealedAt: number;
   error: unknown;
@@ -318,6 +320,22 @@ function headersOf(input: HeadersInput | undefined): RecordHeaderInput[] | undef
 }
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A batch moves to a fresh producer id at most this many times (a broker that keeps losing the
+ * sequence is not a failover to wait out: each move is immediate, with no backoff).
+ */
+const MAX_RESTAMPS = 5;
+
+/** A count or a duration option: a number, not below 0 (`Infinity` allowed where `infinite`). */
+function checkedOption(name: string, value: number, infinite: boolean): number {
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (!infinite && !Number.isFinite(value)))
+    throw errorOf(
+      'INVALID_CONFIG',
+      `producer option ${name} must be a number ≥ 0${infinite ? '' : ' and finite'}, got ${String(value)}`,
+    );
+  return value;
+}
 
 /**
  * What a produce request carries besides its batch: topic string (u16 length + UTF-8), partition
@@ -366,8 +384,8 @@ export class Producer {
       compression: options.compression ?? 'none',
       acks: options.acks ?? 1,
       idempotent: options.idempotent ?? true,
-      retries: options.retries ?? Number.POSITIVE_INFINITY,
-      deliveryTimeoutMs: options.deliveryTimeoutMs ?? 30_000,
+      retries: checkedOption('retries', options.retries ?? Number.POSITIVE_INFINITY, true),
+      deliveryTimeoutMs: checkedOption('deliveryTimeoutMs', options.deliveryTimeoutMs ?? 30_000, false),
       maxBufferedBytes: options.maxBufferedBytes ?? 64 * 1024 * 1024,
       timeoutMs: options.timeoutMs ?? 30_000,
     };
@@ -780,6 +798,7 @@ export class Producer {
       ordinal: lane.nextOrdinal++,
       producerId,
       failures: 0,
+      restamps: 0,
       sealedAt: performance.now(),
       error: null,
     };
@@ -928,10 +947,23 @@ export class Producer {
     const sequenceLost = code === 'OUT_OF_ORDER_SEQUENCE' || code === 'UNKNOWN_PRODUCER_ID';
     const retryFor = this.options.deliveryTimeoutMs - (performance.now() - head.sealedAt);
     try {
-      if (sequenceLost && head.failures < this.options.retries && retryFor > 0 && !this.closed) {
+      if (
+        sequenceLost &&
+        head.restamps < MAX_RESTAMPS &&
+        head.failures < this.options.retries &&
+        retryFor > 0 &&
+        !this.closed
+      ) {
         head.failures++;
+        head.restamps++;
         await this.restamp(lane, failed, head.producerId);
-      } else if (!retriable || head.failures > this.options.retries || retryFor <= 0 || this.closed) {
+      } else if (
+        !retriable ||
+        sequenceLost ||
+        head.failures > this.options.retries ||
+        retryFor <= 0 ||
+        this.closed
+      ) {
         failed.shift();
         this.fail(head, error);
         // Its sequence numbers were used but nothing was written: the batches behind it move to a

@@ -28,7 +28,11 @@ interface PendingRequest {
 export class InProcessTransport implements Transport {
   private readonly subscriptions = new Set<PushSubscription>();
   private readonly pending = new Set<PendingRequest>();
-  /** One timer checks every pending request's deadline (a timer per request cost more than the request). */
+  /**
+   * One timer checks every pending request's deadline (a timer per request cost more than the
+   * request). It runs while requests are pending and keeps the process alive meanwhile, as a
+   * request's own timer would; a sweep that finds none pending stops it.
+   */
   private deadlines: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -45,10 +49,7 @@ export class InProcessTransport implements Transport {
     const call = this.core.execute(name as Exclude<ClientCommand, 'ping'>, request as never) as Promise<
       ResponseOf<K>
     >;
-    if (this.deadlines === null) {
-      this.deadlines = setInterval(() => this.expire(), DEADLINE_CHECK_MS);
-      this.deadlines.unref();
-    }
+    this.deadlines ??= setInterval(() => this.expire(), DEADLINE_CHECK_MS);
     return new Promise<ResponseOf<K>>((resolve, reject) => {
       const entry: PendingRequest = {
         deadline: performance.now() + options.timeoutMs,
@@ -78,6 +79,15 @@ export class InProcessTransport implements Transport {
       this.pending.delete(entry);
       entry.reject(errorOf('REQUEST_TIMEOUT', `${entry.name} after ${entry.timeoutMs} ms`));
     }
+    if (this.pending.size === 0 && this.deadlines !== null) {
+      clearInterval(this.deadlines);
+      this.deadlines = null;
+    }
+  }
+
+  /** Whether the deadline timer runs (tests: it stops once nothing is pending). */
+  get checkingDeadlines(): boolean {
+    return this.deadlines !== null;
   }
 
   async subscribe(request: SubscribeRequest, handlers: PushHandlers): Promise<RemoteSubscription> {

@@ -12,16 +12,17 @@
 // ENOTDIR, EISDIR, ENOTEMPTY likewise), as node's errors carry them.
 //
 // Layout of one file: `chunks[i]` holds bytes [i × CHUNK_BYTES, (i + 1) × CHUNK_BYTES); only the last
-// chunk may be shorter than CHUNK_BYTES (it grows by doubling up to SMALL_CHUNK_MAX_BYTES, then is
-// a whole chunk), so a growing segment never copies what it holds, and a file costs at most one
-// partly used chunk beyond its size.
+// chunk may be shorter than CHUNK_BYTES (a file's first chunk grows by doubling up to it; later
+// ones are whole from the start), so a growing segment never copies what it holds, and a file
+// costs at most one partly used chunk beyond its size.
 //
 // Whole chunks come from a ChunkReserve that made them ahead of need. Memory fresh from the
 // allocator is mapped on its first touch, page by page, and in a virtual machine such a fault
 // costs 5–10 µs per 4 KiB page: a 64 KiB chunk allocated when an append crossed into it held that
 // append (and the message waiting for it) about 300 µs, once every 64 KiB of log. The reserve
-// allocates (and so touches) the next chunk in a later event-loop turn instead, off any message's
-// path.
+// allocates and touches the next whole chunk in a later event-loop turn instead, off any message's
+// path. (A file's first chunk still doubles from 256 bytes, so that small files stay small: that
+// costs a few faults once per file, not once per 64 KiB.)
 
 import { posix } from 'node:path';
 import type { StorageFile, StorageFs } from './storage-fs.js';
@@ -30,8 +31,6 @@ import type { StorageFile, StorageFs } from './storage-fs.js';
 export const CHUNK_BYTES = 64 * 1024;
 /** The first allocation of a file's last chunk (small files: indexes, checkpoints). */
 const FIRST_CHUNK_BYTES = 256;
-/** A last chunk that must grow past this takes a whole chunk from the reserve. */
-const SMALL_CHUNK_MAX_BYTES = 4096;
 
 /**
  * One whole chunk made ahead of need for the files of one file system (one partition): taking it
@@ -60,7 +59,9 @@ export class ChunkReserve {
 
   private readonly refill = (): void => {
     this.refillScheduled = false;
-    this.spare ??= Buffer.alloc(CHUNK_BYTES);
+    // allocUnsafeSlow + fill, not alloc: calloc may hand out fresh zero pages untouched, which
+    // would move their faults to the first write after all.
+    this.spare ??= Buffer.allocUnsafeSlow(CHUNK_BYTES).fill(0);
   };
 }
 
@@ -157,10 +158,9 @@ export class MemoryFileData {
       if (chunk !== undefined && chunk.length >= needed) continue;
       let capacity = Math.max(FIRST_CHUNK_BYTES, chunk?.length ?? 0);
       while (capacity < needed) capacity *= 2;
-      const grown =
-        capacity > SMALL_CHUNK_MAX_BYTES
-          ? this.reserve.take()
-          : Buffer.alloc(Math.min(capacity, CHUNK_BYTES));
+      // A file's first chunk doubles (small files stay small); past it a file is a large one, whose
+      // chunks are whole from the start and come from the reserve.
+      const grown = i > 0 || capacity >= CHUNK_BYTES ? this.reserve.take() : Buffer.alloc(capacity);
       if (chunk !== undefined) chunk.copy(grown);
       this.chunks[i] = grown;
     }

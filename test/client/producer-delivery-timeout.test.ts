@@ -31,6 +31,21 @@ async function startWithTopic(): Promise<number> {
 }
 
 describe('producer delivery timeout', () => {
+  it('refuses a delivery timeout or a retry count that is not a number ≥ 0', async () => {
+    await startWithTopic();
+    for (const options of [
+      { deliveryTimeoutMs: Number.NaN },
+      { deliveryTimeoutMs: -1 },
+      { deliveryTimeoutMs: Number.POSITIVE_INFINITY },
+      { retries: -1 },
+      { retries: Number.NaN },
+    ])
+      expect(() => client!.producer(options)).toThrow(
+        expect.objectContaining({ codeName: 'INVALID_CONFIG' }),
+      );
+    expect(() => client!.producer({ retries: Number.POSITIVE_INFINITY, deliveryTimeoutMs: 0 })).not.toThrow();
+  });
+
   it('rides out a broker restart with the default options', async () => {
     const port = await startWithTopic();
     const producer = client!.producer();

@@ -139,11 +139,13 @@ describe('producer receipts', () => {
 });
 
 /**
- * A broker stand-in that answers every produce with INTERNAL_ERROR and counts them (the real broker
- * answers INTERNAL_ERROR only for a bug, which a test cannot provoke). Metadata comes from the real one.
+ * A broker stand-in that answers every produce with one error (INTERNAL_ERROR unless given) and counts
+ * them (the real broker answers INTERNAL_ERROR only for a bug, and loses producer ids only after
+ * expiry, which a test cannot provoke at will). Metadata comes from the real one.
  */
 async function brokerWithABug(
   topic: DescribeTopicResponse,
+  produceError: { code: number; text: string } = { code: ErrorCode.INTERNAL_ERROR, text: 'a broker bug' },
 ): Promise<{ port: number; produces: () => number; close: () => Promise<void> }> {
   let produces = 0;
   const server: Server = createServer((socket) => {
@@ -183,7 +185,7 @@ async function brokerWithABug(
           continue;
         } else if (opcode === Opcode.PRODUCE) {
           produces++;
-          answer(opcode, correlationId, encodeErrorPayload('a broker bug'), ErrorCode.INTERNAL_ERROR);
+          answer(opcode, correlationId, encodeErrorPayload(produceError.text), produceError.code);
           continue;
         }
         answer(opcode, correlationId, writer.finish());
@@ -216,6 +218,29 @@ describe('producer retries', () => {
     } finally {
       await client.close();
       await buggy.close();
+    }
+  });
+
+  it('moves a batch to a fresh producer id at most five times when the broker keeps losing its sequence', async () => {
+    const real = broker.connect();
+    clients.push(real);
+    const forgetful = await brokerWithABug(await real.admin.describeTopic('small'), {
+      code: ErrorCode.UNKNOWN_PRODUCER_ID,
+      text: 'producer id is not known',
+    });
+    const client = await connect({ brokers: `127.0.0.1:${forgetful.port}` });
+    try {
+      // Default options: no count of retries, only the delivery timeout; the cap ends it at once.
+      const producer = client.producer();
+      const started = performance.now();
+      await expect(producer.send({ topic: 'small', value: 'x' })).rejects.toMatchObject({
+        code: ErrorCode.UNKNOWN_PRODUCER_ID,
+      });
+      expect(forgetful.produces()).toBe(6);
+      expect(performance.now() - started).toBeLessThan(5_000);
+    } finally {
+      await client.close();
+      await forgetful.close();
     }
   });
 });

@@ -33,6 +33,8 @@ describe('InProcessTransport deadlines', () => {
     );
     expect(receipt.baseOffset).toBe(0n);
     await new Promise((resolve) => setTimeout(resolve, 200));
+    // Nothing pending: the deadline timer has stopped (it would keep an idle process awake).
+    expect(transport.checkingDeadlines).toBe(false);
 
     const waiting = errorCodeOf(
       transport.request('fetch', { ...longPoll, offset: 1n }, { timeoutMs: 30_000 }),

@@ -229,7 +229,7 @@ describe('ChunkReserve: whole chunks made ahead of need', () => {
     expect(reserve.heldBytes).toBe(CHUNK_BYTES);
   });
 
-  it('gives a growing file its whole chunks from the reserve; small files stay small', async () => {
+  it('grows a file by doubling up to one chunk, then takes whole chunks from the reserve', async () => {
     const fs = createMemoryStorageFs();
     await fs.mkdir('/d');
     const small = await fs.open('/d/small.index', 'create');
@@ -237,15 +237,25 @@ describe('ChunkReserve: whole chunks made ahead of need', () => {
     expect(fs.allocatedBytes()).toBe(1024);
     const segment = await fs.open('/d/0.log', 'create');
     await segment.writev([Buffer.alloc(5000, 2)], 0);
-    // The segment passed 4 KiB: a whole chunk, and the reserve refills in the next turn.
-    expect(fs.allocatedBytes()).toBe(1024 + CHUNK_BYTES);
+    // Still small: no whole chunk yet, and the reserve made none.
+    expect(fs.allocatedBytes()).toBe(1024 + 8192);
     await nextTurn();
-    expect(fs.allocatedBytes()).toBe(1024 + 2 * CHUNK_BYTES);
+    expect(fs.allocatedBytes()).toBe(1024 + 8192);
+    // Past the first chunk: the first becomes whole and the second is whole at once, both from the
+    // reserve (the second made in line, the taking turn having emptied it); one refill follows.
     const data = Buffer.alloc(CHUNK_BYTES, 3);
     await segment.writev([data], 5000);
+    expect(fs.allocatedBytes()).toBe(1024 + 2 * CHUNK_BYTES);
+    await nextTurn();
+    expect(fs.allocatedBytes()).toBe(1024 + 3 * CHUNK_BYTES);
     const back = Buffer.alloc(CHUNK_BYTES + 5000);
     expect(await segment.read(back, 0, back.length, 0)).toBe(CHUNK_BYTES + 5000);
     expect(back.subarray(0, 5000).every((byte) => byte === 2)).toBe(true);
     expect(back.subarray(5000).every((byte) => byte === 3)).toBe(true);
+    // A gap written past the end reads as zeros, in a chunk that came from the reserve.
+    await segment.writev([Buffer.from([9])], 3 * CHUNK_BYTES);
+    const gap = Buffer.alloc(1000, 0xff);
+    await segment.read(gap, 0, gap.length, 2 * CHUNK_BYTES + 100);
+    expect(gap.every((byte) => byte === 0)).toBe(true);
   });
 });
