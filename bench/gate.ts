@@ -13,6 +13,7 @@ import {
   type Measurement,
   measureOnce,
   type Side,
+  sameMeasuredTrees,
 } from './ab/rounds.js';
 import { decideGate, GATE_METRICS, type GateDecision, type MetricVerdict } from './gate/rule.js';
 
@@ -92,6 +93,17 @@ function main(): number {
   };
   let trees: ExportedTrees;
   try {
+    // The same code on both sides (a commit that changed only documents or tests): measuring it
+    // twice can only compare noise with noise, so there is nothing to gate.
+    if (sameMeasuredTrees(options.base, options.head)) {
+      const why = `${options.base} and ${options.head} hold the same src/ and package.json: nothing to measure`;
+      if (options.json)
+        process.stdout.write(
+          `${JSON.stringify({ base: { ref: options.base }, head: { ref: options.head }, passed: true, skipped: why })}\n`,
+        );
+      else log(`bench:gate: ${why}; PASS`);
+      return 0;
+    }
     trees = exportTrees({ A: options.base, B: options.head });
   } catch (error) {
     // An unknown commit, or a clone without the base's history (a depth-1 clone has no HEAD~1).

@@ -28,6 +28,21 @@ export function resolveCommit(commit: string): string {
   return out.stdout.trim();
 }
 
+/**
+ * Whether two commits hold the same `src/` and `package.json`: what each side of a comparison runs
+ * (exportTrees), so two such commits measure the same code and differ only by noise.
+ */
+export function sameMeasuredTrees(a: string, b: string): boolean {
+  const object = (commit: string, path: string) =>
+    spawnSync('git', ['rev-parse', '--verify', '--quiet', `${resolveCommit(commit)}:${path}`], {
+      encoding: 'utf8',
+    }).stdout.trim();
+  return ['src', 'package.json'].every((path) => {
+    const left = object(a, path);
+    return left !== '' && left === object(b, path);
+  });
+}
+
 export function exportTrees(commits: Record<Side, string>): ExportedTrees {
   const hashes = { A: resolveCommit(commits.A), B: resolveCommit(commits.B) };
   const root = mkdtempSync(join(tmpdir(), 'ms-ab-src-'));
