@@ -11,16 +11,21 @@
 // Run: npx tsx bench/job-floor.ts [--work 1,3,5,10,15,25] [--rate 10000] [--seconds 3]
 //      [--spin-seconds 3] [--json]
 import { type FixedRate, paced } from './lib/fixed-rate.js';
-import { argNumber, latencyHistogram, printResult, progress, type Row, writeResult } from './lib/report.js';
+import {
+  argNumber,
+  argNumbers,
+  latencyHistogram,
+  printResult,
+  progress,
+  type Row,
+  writeResult,
+} from './lib/report.js';
 
 const rate = argNumber('rate', 10_000);
 const seconds = argNumber('seconds', 3);
 const spinSeconds = argNumber('spin-seconds', 3);
-const workArg = process.argv.includes('--work')
-  ? process.argv[process.argv.indexOf('--work') + 1]!
-  : '1,3,5,10,15,25';
-const works = workArg.split(',').map(Number);
-if (works.some((w) => !Number.isFinite(w) || w <= 0)) throw new Error('--work needs positive µs values');
+const works = argNumbers('work', [1, 3, 5, 10, 15, 25]);
+if (works.some((w) => w <= 0)) throw new Error('--work needs positive µs values');
 
 const GAP_FLOORS_US = [5, 10, 20, 50, 100, 500, 1000] as const;
 
@@ -114,7 +119,7 @@ async function main(): Promise<void> {
   const result = writeResult({
     benchmark: 'job-floor',
     title: `Wall time of a synchronous job of fixed CPU work, ${rate} jobs/s on the latency benchmarks' pacer`,
-    command: `npx tsx bench/job-floor.ts --work ${workArg} --rate ${rate} --seconds ${seconds} --spin-seconds ${spinSeconds}`,
+    command: `npx tsx bench/job-floor.ts --work ${works.join(',')} --rate ${rate} --seconds ${seconds} --spin-seconds ${spinSeconds}`,
     settings: {
       rate,
       seconds,

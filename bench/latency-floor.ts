@@ -71,8 +71,14 @@ type Case = (typeof CASES)[number];
 interface Stalls {
   loopP99Us: number;
   gcMsPerS: number;
-  /** CPU time of the process (all its threads) per message sent in the round. */
-  cpuUsPerMessage: number;
+}
+
+/** A round's stalls, and CPU time (all threads) per message sent: this process's and a server process's. */
+interface RoundCosts {
+  here: Stalls;
+  broker: Stalls | null;
+  clientCpuUsPerMessage: number;
+  serverCpuUsPerMessage: number | null;
 }
 
 /**
@@ -97,7 +103,7 @@ async function withStalls(
   adminPort: number | null,
   serverPid: number | null,
   round: () => Promise<void>,
-): Promise<{ here: Stalls; broker: Stalls | null; serverCpuUsPerMessage: number | null }> {
+): Promise<RoundCosts> {
   const loop = monitorEventLoopDelay({ resolution: CLIENT_LOOP_SAMPLING_MS });
   let gcMs = 0;
   const gc = new PerformanceObserver((list) => {
@@ -121,7 +127,6 @@ async function withStalls(
     here: {
       loopP99Us: Math.max(0, Math.round(loop.percentile(99) / 1000 - CLIENT_LOOP_SAMPLING_MS * 1000)),
       gcMsPerS: Number((gcMs / seconds).toFixed(1)),
-      cpuUsPerMessage: perMessage(cpu.user + cpu.system),
     },
     broker:
       before === null || after === null
@@ -129,8 +134,8 @@ async function withStalls(
         : {
             loopP99Us: Math.max(0, Math.round(after.loopP99 * 1e6 - BROKER_LOOP_SAMPLING_MS * 1000)),
             gcMsPerS: Number((((after.gcSeconds - before.gcSeconds) * 1000) / seconds).toFixed(1)),
-            cpuUsPerMessage: serverCpu === null ? Number.NaN : perMessage(serverCpu * 1e6),
           },
+    clientCpuUsPerMessage: perMessage(cpu.user + cpu.system),
     serverCpuUsPerMessage: serverCpu === null ? null : perMessage(serverCpu * 1e6),
   };
 }
@@ -149,10 +154,7 @@ async function main(): Promise<void> {
   const pooled = new Map<Case, hdr.Histogram>(CASES.map((c) => [c, latencyHistogram()]));
   const pooledFromSend = new Map<Case, hdr.Histogram>(CASES.map((c) => [c, latencyHistogram()]));
   const perRound = new Map<Case, number[]>(CASES.map((c) => [c, []]));
-  const stalls = new Map<
-    Case,
-    Array<{ here: Stalls; broker: Stalls | null; serverCpuUsPerMessage: number | null }>
-  >(CASES.map((c) => [c, []]));
+  const stalls = new Map<Case, RoundCosts[]>(CASES.map((c) => [c, []]));
   try {
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? CASES : [...CASES].reverse();
@@ -161,7 +163,7 @@ async function main(): Promise<void> {
         const histogram = latencyHistogram();
         const fromSend = pooledFromSend.get(which)!;
         const schedule = { rate, seconds, pacing };
-        let measured: { here: Stalls; broker: Stalls | null; serverCpuUsPerMessage: number | null };
+        let measured: RoundCosts;
         if (which === 'bare Node TCP echo')
           measured = await withStalls(null, echo.pid, () =>
             echoFixedRate(socket, schedule, histogram, fromSend),
@@ -212,7 +214,7 @@ async function main(): Promise<void> {
       'p99 ÷ echo p99': Number((histogram.getValueAtPercentile(99) / floorP99).toFixed(2)),
       'from send call: p50 / p99 µs': `${pooledFromSend.get(which)!.getValueAtPercentile(50)} / ${pooledFromSend.get(which)!.getValueAtPercentile(99)}`,
       'p99 per round µs': perRound.get(which)!.join(', '),
-      'client CPU µs/msg': median(stalls.get(which)!.map((m) => m.here.cpuUsPerMessage)),
+      'client CPU µs/msg': median(stalls.get(which)!.map((m) => m.clientCpuUsPerMessage)),
       'server CPU µs/msg':
         which === 'MemoryStreamer embedded'
           ? '(same process as the client)'

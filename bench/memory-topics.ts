@@ -19,6 +19,7 @@ import { Broker } from '../src/embedded/broker.js';
 import { brokerFixedRate, type Pacing } from './lib/fixed-rate.js';
 import {
   argNumber,
+  argNumbers,
   latencyHistogram,
   printResult,
   progress,
@@ -30,10 +31,7 @@ import {
 const seconds = argNumber('seconds', 3);
 const rounds = argNumber('rounds', 1);
 const loopMessages = argNumber('loop-messages', 200_000);
-const ratesArg = process.argv.includes('--rates')
-  ? process.argv[process.argv.indexOf('--rates') + 1]!
-  : '10000,100000';
-const rates = ratesArg.split(',').map(Number);
+const rates = argNumbers('rates', [10_000, 100_000]);
 const pacing: Pacing = process.argv.includes('--pacing')
   ? (process.argv[process.argv.indexOf('--pacing') + 1] as Pacing)
   : 'thread';

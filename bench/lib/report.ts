@@ -97,6 +97,16 @@ export function percentiles(histogram: hdr.Histogram): Row {
   };
 }
 
+/** `--name 1,2,3` as numbers, or `fallback` when the option is absent. */
+export function argNumbers(name: string, fallback: readonly number[]): number[] {
+  const index = process.argv.indexOf(`--${name}`);
+  if (index < 0) return [...fallback];
+  const values = (process.argv[index + 1] ?? '').split(',').map(Number);
+  if (values.length === 0 || values.some((value) => !Number.isFinite(value)))
+    throw new Error(`--${name} needs numbers separated by commas`);
+  return values;
+}
+
 export function argNumber(name: string, fallback: number): number {
   const index = process.argv.indexOf(`--${name}`);
   if (index < 0) return fallback;

@@ -88,7 +88,7 @@ export class MemoryFileData {
   private chunks: Buffer[] = [];
   size = 0;
 
-  constructor(private readonly reserve: ChunkReserve = new ChunkReserve()) {}
+  constructor(private readonly reserve: ChunkReserve) {}
 
   /** Bytes held, counting the unused tail of the last chunk (what the file costs). */
   get allocatedBytes(): number {
