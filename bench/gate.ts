@@ -3,7 +3,7 @@
 // workload `gate` of bench/ab/measure.ts: frame decode, TCP produce and replay, TCP end-to-end P99
 // at 10,000 msg/s, `always` ack P99 at 2,000 msg/s), then decided by bench/gate/rule.ts: a metric
 // fails when its median B ÷ A is worse than its tolerance (the larger of the run's own noise and a
-// floor) and every pair is worse. Exit 0 when nothing failed, 1 when something did, 2 on a usage
+// floor) and every pair is worse, in the first rounds and again over as many more rounds with them. Exit 0 when nothing failed, 1 when something did, 2 on a usage
 // or measurement error. Compares committed trees: uncommitted changes are not measured.
 // Run: npm run bench:gate [-- --base <commit>] [--head <commit>] [--rounds 3] [--quick] [--json]
 import {
@@ -15,7 +15,13 @@ import {
   type Side,
   sameMeasuredTrees,
 } from './ab/rounds.js';
-import { decideGate, GATE_METRICS, type GateDecision, type MetricVerdict } from './gate/rule.js';
+import {
+  type ConfirmedDecision,
+  decideConfirmed,
+  decideGate,
+  GATE_METRICS,
+  type MetricVerdict,
+} from './gate/rule.js';
 
 interface Options {
   base: string;
@@ -116,21 +122,37 @@ function main(): number {
       `${options.rounds} alternating rounds${options.quick ? ', quick' : ''}; 100-byte messages, ` +
       'durability interval (always for the ack P99), acks 1, one fresh process and broker per measurement',
   );
-  let decision: GateDecision;
-  let pairs: Array<{ A: Measurement; B: Measurement }>;
+  let decision: ConfirmedDecision;
+  const pairs: Array<{ A: Measurement; B: Measurement }> = [];
   try {
-    const results = alternate(
-      options.rounds,
-      (side) => measureOnce(trees.dirs[side], 'gate', options.quick ? ['--quick'] : []),
-      (round, side, result, ms) => {
-        const shown = GATE_METRICS.map(
-          (m) => `${m.name} ${figure(result[m.name] ?? Number.NaN, m.name)}`,
-        ).join(', ');
-        log(`round ${round + 1}/${options.rounds} ${side} (${(ms / 1000).toFixed(1)} s): ${shown}`);
-      },
-    );
-    pairs = results.A.map((a, i) => ({ A: a, B: results.B[i]! }));
-    decision = decideGate(pairs);
+    let planned = options.rounds;
+    const measureRounds = (firstRound: number) => {
+      const results = alternate(
+        options.rounds,
+        (side) => measureOnce(trees.dirs[side], 'gate', options.quick ? ['--quick'] : []),
+        (round, side, result, ms) => {
+          const shown = GATE_METRICS.map(
+            (m) => `${m.name} ${figure(result[m.name] ?? Number.NaN, m.name)}`,
+          ).join(', ');
+          log(`round ${round + 1}/${planned} ${side} (${(ms / 1000).toFixed(1)} s): ${shown}`);
+        },
+        firstRound,
+      );
+      const measured = results.A.map((a, i) => ({ A: a, B: results.B[i]! }));
+      pairs.push(...measured);
+      return measured;
+    };
+    decision = decideConfirmed(measureRounds(0), () => {
+      const suspected = decideGate(pairs)
+        .metrics.filter((m) => m.verdict === 'FAIL')
+        .map((m) => m.name);
+      planned = options.rounds * 2;
+      log(
+        `suspected: ${suspected.join(', ')}; ${options.rounds} more rounds to confirm ` +
+          `(a failure must hold over all ${planned} pairs together)`,
+      );
+      return measureRounds(options.rounds);
+    });
   } catch (error) {
     process.stderr.write(`bench:gate: ${(error as Error).message}\n`);
     return 2;
@@ -155,11 +177,18 @@ function main(): number {
     log('');
     log(
       "noise: (max − min) ÷ median of a side's own rounds; tolerance: max(noise, floor: throughput 10%, P99 25%); " +
-        'FAIL: median B ÷ A worse than the tolerance and every pair worse (docs/performance.md, "Regression gate")',
+        'FAIL: median B ÷ A worse than the tolerance and every pair worse, in the first rounds and again over ' +
+        'as many more with them (docs/performance.md, "Regression gate")',
     );
     const failed = decision.metrics.filter((m) => m.verdict === 'FAIL').map((m) => m.name);
+    const confirmation =
+      decision.suspected.length === 0
+        ? ''
+        : decision.passed
+          ? ` after ${decision.decidedRounds} rounds (${decision.suspected.join(', ')} not confirmed)`
+          : ` after ${decision.decidedRounds} rounds (confirmed)`;
     log(
-      `${decision.passed ? 'PASS' : `FAIL (${failed.join(', ')})`} in ${seconds} s ` +
+      `${decision.passed ? 'PASS' : `FAIL (${failed.join(', ')})`}${confirmation} in ${seconds} s ` +
         `(${options.base} → ${options.head})`,
     );
   }

@@ -84,14 +84,18 @@ export interface RoundResults {
   B: Measurement[];
 }
 
-/** Runs `rounds` alternating rounds of `measure`, calling `onResult` after each measurement. */
+/**
+ * Runs `rounds` alternating rounds of `measure`, calling `onResult` after each measurement.
+ * `firstRound` numbers them on from earlier rounds of the same run, so the order keeps alternating.
+ */
 export function alternate(
   rounds: number,
   measure: (side: Side) => Measurement,
   onResult: (round: number, side: Side, result: Measurement, ms: number) => void,
+  firstRound = 0,
 ): RoundResults {
   const results: RoundResults = { A: [], B: [] };
-  for (let round = 0; round < rounds; round++) {
+  for (let round = firstRound; round < firstRound + rounds; round++) {
     for (const side of sidesOfRound(round)) {
       const started = performance.now();
       const result = measure(side);

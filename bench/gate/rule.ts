@@ -15,6 +15,12 @@
 // One wild round moves neither the median nor, alone, the sign of the other pairs, so it cannot
 // fail the gate; a real slowdown moves every pair. A median beyond the tolerance whose pairs
 // disagree is reported as `unsure` (not a failure); a consistent gain beyond it as `better`.
+//
+// Confirmation (decideConfirmed): 1 in 8 for three pairs is the rate at which a figure whose pairs
+// swing by tens of percent (the `always` ack P99 follows the disk's fdatasync) fails unchanged
+// code, so a failure of the first rounds is a suspicion: as many rounds again are measured and the
+// rule is applied to all of them together. Unchanged code then fails only if all six pairs fall on
+// the worse side (1 in 64) beyond the whole run's noise; a real slowdown keeps every pair worse.
 
 export type Direction = 'higher-is-better' | 'lower-is-better';
 
@@ -132,4 +138,28 @@ export function decideMetric(rounds: Rounds, spec: MetricSpec): MetricVerdict {
 export function decideGate(rounds: Rounds, specs: readonly MetricSpec[] = GATE_METRICS): GateDecision {
   const metrics = specs.map((spec) => decideMetric(rounds, spec));
   return { metrics, passed: metrics.every((m) => m.verdict !== 'FAIL') };
+}
+
+/** The gate's decision after confirmation: the figures that failed the first rounds, if any. */
+export interface ConfirmedDecision extends GateDecision {
+  /** Figures that failed the first rounds (and so caused the confirmation rounds); empty if none. */
+  suspected: string[];
+  /** How many rounds the final decision covers (the first ones, or those and the confirmation's). */
+  decidedRounds: number;
+}
+
+/**
+ * Decides on `first`; when a figure fails, measures `more()` (as many rounds again) and decides on
+ * all the rounds together. `more` is only called on a failure, so a passing run costs nothing extra.
+ */
+export function decideConfirmed(
+  first: Rounds,
+  more: () => Rounds,
+  specs: readonly MetricSpec[] = GATE_METRICS,
+): ConfirmedDecision {
+  const initial = decideGate(first, specs);
+  if (initial.passed) return { ...initial, suspected: [], decidedRounds: first.length };
+  const suspected = initial.metrics.filter((m) => m.verdict === 'FAIL').map((m) => m.name);
+  const all = [...first, ...more()];
+  return { ...decideGate(all, specs), suspected, decidedRounds: all.length };
 }

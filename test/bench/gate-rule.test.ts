@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { alternate, sidesOfRound } from '../../bench/ab/rounds.js';
 import {
+  decideConfirmed,
   decideGate,
   decideMetric,
   GATE_METRICS,
@@ -138,5 +140,53 @@ describe('regression gate rule', () => {
         throughput,
       ),
     ).toThrow(/no positive figure for 'produce msg\/s'/);
+  });
+  it('confirms a failure of the first rounds over as many more, and only then fails', () => {
+    // The `always` ack P99 of two CI runs of unchanged code: three pairs worse by chance.
+    const name = 'always ack p99 µs';
+    const first = roundsOf(name, [6_985, 7_166, 5_660], [8_273, 10_350, 7_916]).map((r) => ({
+      A: full({ [name]: r.A[name]! / 8_000 }),
+      B: full({ [name]: r.B[name]! / 8_000 }),
+    }));
+    expect(decideGate(first).passed).toBe(false);
+    // Unchanged code: the next three pairs scatter both ways, so the six together do not fail.
+    const scattered = roundsOf(name, [7_000, 6_100, 8_200], [5_900, 7_400, 6_300]).map((r) => ({
+      A: full({ [name]: r.A[name]! / 8_000 }),
+      B: full({ [name]: r.B[name]! / 8_000 }),
+    }));
+    const cleared = decideConfirmed(first, () => scattered);
+    expect(cleared.suspected).toEqual([name]);
+    expect(cleared.decidedRounds).toBe(6);
+    expect(cleared.passed).toBe(true);
+    // A real slowdown: every further pair is worse again, and the six together fail.
+    const slower = [1, 1.05, 0.95].map((w) => ({
+      A: full({ [name]: w }),
+      B: full({ [name]: w * 1.6 }),
+    }));
+    const confirmed = decideConfirmed(first, () => slower);
+    expect(confirmed.passed).toBe(false);
+    expect(confirmed.metrics.find((m) => m.name === name)!.pairsWorse).toBe(6);
+    // A first decision that passes measures nothing more.
+    let measuredMore = false;
+    const passing = decideConfirmed(scattered, () => {
+      measuredMore = true;
+      return [];
+    });
+    expect(passing.passed).toBe(true);
+    expect(passing.suspected).toEqual([]);
+    expect(passing.decidedRounds).toBe(3);
+    expect(measuredMore).toBe(false);
+  });
+
+  it('numbers confirmation rounds on, so the sides keep alternating', () => {
+    const order: string[] = [];
+    alternate(
+      2,
+      (side) => ({ side: side === 'A' ? 1 : 2 }),
+      (round, side) => order.push(`${round}${side}`),
+      3,
+    );
+    expect(order).toEqual(['3B', '3A', '4A', '4B']);
+    expect(sidesOfRound(3)).toEqual(['B', 'A']);
   });
 });
