@@ -12,7 +12,13 @@
 import { codecName } from '../protocol/compression.js';
 import { errorOf } from '../protocol/error-codes.js';
 import { type InflateLimits, recordsSection } from '../protocol/record-batch.js';
-import { BATCH_HEADER_SIZE, BATCH_OFFSETS, COMPRESSION_CODEC_MASK } from '../protocol/record-batch-layout.js';
+import {
+  BATCH_HEADER_SIZE,
+  BATCH_OFFSETS,
+  COMPRESSION_CODEC_MASK,
+  readInt64,
+  readInt64AsNumber,
+} from '../protocol/record-batch-layout.js';
 import { VarintCursor } from '../protocol/varint.js';
 import type { Message, MessageHeader } from './message.js';
 
@@ -72,7 +78,7 @@ export class RecordBatchView implements MessageBatch {
     private readonly limits: InflateLimits,
     private readonly owner: BatchOwner | null,
   ) {
-    this.baseOffset = bytes.readBigInt64BE(BATCH_OFFSETS.baseOffset);
+    this.baseOffset = readInt64(bytes, BATCH_OFFSETS.baseOffset);
     this.lastOffset = this.baseOffset + BigInt(bytes.readInt32BE(BATCH_OFFSETS.lastOffsetDelta));
     if (firstOffset < this.baseOffset) this.firstOffset = this.baseOffset;
   }
@@ -90,7 +96,7 @@ export class RecordBatchView implements MessageBatch {
   }
 
   get timestamp(): number {
-    return Number(this.bytes.readBigInt64BE(BATCH_OFFSETS.baseTimestamp));
+    return readInt64AsNumber(this.bytes, BATCH_OFFSETS.baseTimestamp);
   }
 
   get compression(): string {

@@ -33,6 +33,8 @@ import {
   COMPRESSION_CODEC_MASK,
   type RecordBatchHeader,
   readBatchHeader,
+  readInt64,
+  readInt64AsNumber,
 } from './record-batch-layout.js';
 import { type KeyVisitor, validateRecords } from './record-validator.js';
 import { VarintCursor, varintSize, writeVarint } from './varint.js';
@@ -482,8 +484,8 @@ export function* iterateRecords(batch: Buffer, limits: InflateLimits): Generator
   try {
     const section = recordsSection(batch, limits);
     const count = batch.readInt32BE(BATCH_OFFSETS.recordCount);
-    const baseOffset = batch.readBigInt64BE(BATCH_OFFSETS.baseOffset);
-    const baseTimestamp = Number(batch.readBigInt64BE(BATCH_OFFSETS.baseTimestamp));
+    const baseOffset = readInt64(batch, BATCH_OFFSETS.baseOffset);
+    const baseTimestamp = readInt64AsNumber(batch, BATCH_OFFSETS.baseTimestamp);
     const cursor = new VarintCursor(section, 0, section.length);
     for (let i = 0; i < count; i++) {
       const length = cursor.varint();

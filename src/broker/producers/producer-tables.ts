@@ -12,7 +12,7 @@
 // above `visibleThrough` (appends that failed) rebuilds `appended` exactly from the visible table
 // and those, where forgetting the truncated batches would not bring back what they evicted.
 
-import { BATCH_OFFSETS } from '../../protocol/record-batch-layout.js';
+import { BATCH_OFFSETS, readInt64 } from '../../protocol/record-batch-layout.js';
 import {
   NO_PRODUCER_ID,
   type ProducerBatchInfo,
@@ -33,7 +33,7 @@ interface AppendedBatch {
  * taken from lastOffsetDelta (validation makes the two equal for a batch a producer sends).
  */
 export function producerBatchInfo(batch: Buffer): ProducerBatchInfo | null {
-  const producerId = batch.readBigInt64BE(BATCH_OFFSETS.producerId);
+  const producerId = readInt64(batch, BATCH_OFFSETS.producerId);
   if (producerId === NO_PRODUCER_ID) return null;
   return {
     producerId,
@@ -71,7 +71,7 @@ export class ProducerTables {
     for (const batch of batches) {
       const info = producerBatchInfo(batch);
       if (info !== null) {
-        const baseOffset = batch.readBigInt64BE(BATCH_OFFSETS.baseOffset);
+        const baseOffset = readInt64(batch, BATCH_OFFSETS.baseOffset);
         this.visible.record(info, baseOffset, baseOffset + BigInt(info.recordCount - 1));
       }
     }
@@ -126,7 +126,7 @@ export class ProducerTables {
   replay(batch: Buffer): void {
     const info = producerBatchInfo(batch);
     if (info === null) return;
-    const baseOffset = batch.readBigInt64BE(BATCH_OFFSETS.baseOffset);
+    const baseOffset = readInt64(batch, BATCH_OFFSETS.baseOffset);
     const lastOffset = baseOffset + BigInt(info.recordCount - 1);
     this.appended.record(info, baseOffset, lastOffset);
     this.visible.record(info, baseOffset, lastOffset);

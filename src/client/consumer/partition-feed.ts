@@ -5,7 +5,7 @@
 
 import { MemoryStreamerError } from '../../common/errors.js';
 import { type DecodedRecord, iterateRecords, splitBatches } from '../../protocol/record-batch.js';
-import { BATCH_OFFSETS, readBatchHeader } from '../../protocol/record-batch-layout.js';
+import { BATCH_OFFSETS, readBatchHeader, readInt64 } from '../../protocol/record-batch-layout.js';
 import type { Message } from '../message.js';
 import { type BatchOwner, RecordBatchView } from '../record-batch-view.js';
 import type { RemoteSubscription } from '../transport.js';
@@ -201,7 +201,7 @@ export class PartitionFeed implements Feed {
       if (batch !== null) {
         const from = this.offset;
         const last =
-          batch.readBigInt64BE(BATCH_OFFSETS.baseOffset) +
+          readInt64(batch, BATCH_OFFSETS.baseOffset) +
           BigInt(batch.readInt32BE(BATCH_OFFSETS.lastOffsetDelta));
         if (last < from) continue;
         this.offset = last + 1n;
