@@ -212,7 +212,7 @@ export class PartitionLog {
   private writeFailure: Error | null = null;
   /** While set (clock ms), writes go to the thread pool: an in-line write was slow. */
   private poolUntil: number | null = null;
-  private readonly slowInlineNs: bigint;
+  private readonly slowInlineMs: number;
   private inlineWriteCount = 0;
   private inlineFallbackCount = 0;
   /** Slow in-line writes in a row so far. */
@@ -260,7 +260,7 @@ export class PartitionLog {
     this.observer = observer;
     this.segments = new SegmentList(fs, dir, config.indexIntervalBytes, streams, this.readAhead);
     this.leaderEpochs = new LeaderEpochFile(fs, dir);
-    this.slowInlineNs = BigInt(Math.round(config.inlineWriteSlowMs * 1e6));
+    this.slowInlineMs = config.inlineWriteSlowMs;
   }
 
   static async open(options: {
@@ -869,11 +869,12 @@ export class PartitionLog {
       if (this.clock.now() < this.poolUntil) return false;
       this.poolUntil = null;
     }
-    const started = process.hrtime.bigint();
+    // performance.now(), not hrtime.bigint(): no BigInts per write, and µs are enough against ms.
+    const started = performance.now();
     if (!segment.writeInline(buffers, position)) return false;
-    const took = process.hrtime.bigint() - started;
+    const took = performance.now() - started;
     this.inlineWriteCount++;
-    if (took <= this.slowInlineNs) {
+    if (took <= this.slowInlineMs) {
       this.slowStreak = 0;
     } else if (++this.slowStreak >= this.config.inlineWriteSlowStreak) {
       this.slowStreak = 0;
@@ -957,48 +958,71 @@ export class PartitionLog {
     const buffers = appends.map((pending) => pending.batch);
     let bytes = 0;
     for (const buffer of buffers) bytes += buffer.length;
-    const unit: WriteUnit = { appends, segment, position, bytes, state: 'writing', error: null, ended };
-    this.inFlight.push(unit);
-    const failed = (error: unknown): void => {
-      unit.state = 'failed';
-      unit.error = storageError(error, `writing ${buffers.length} batches to ${segment.path('log')}`);
-      this.writeFailure ??= unit.error;
-    };
+    let unit: WriteUnit | null = null;
+    if (this.inFlight.length > 0) {
+      // Published in order behind the writes in flight (settleWrites), whichever way it is written.
+      unit = { appends, segment, position, bytes, state: 'writing', error: null, ended };
+      this.inFlight.push(unit);
+    }
     try {
       if (this.writeInline(segment, buffers, position, bytes)) {
-        unit.state = 'written';
-        this.settleWrites();
+        // Nothing ahead of it: tracked and published at once, without a unit in the pipeline.
+        if (unit === null) this.written(segment, appends, position);
+        else {
+          unit.state = 'written';
+          this.settleWrites();
+        }
         return;
       }
     } catch (error) {
-      failed(error);
+      this.writeFailed(unit ?? this.track(appends, segment, position, bytes), error);
       return;
     }
-    unit.ended = segment.write(buffers, position, false).then(
+    const tracked = unit ?? this.track(appends, segment, position, bytes);
+    tracked.ended = segment.write(buffers, position, false).then(
       () => {
-        unit.state = 'written';
+        tracked.state = 'written';
         this.settleWrites();
       },
       (error: unknown) => {
-        failed(error);
+        this.writeFailed(tracked, error);
         // The loop takes back; start it when it is not running.
         if (this.flushing === null) this.startFlush();
       },
     );
   }
 
+  /** A write unit at the end of the pipeline. */
+  private track(appends: PendingAppend[], segment: Segment, position: number, bytes: number): WriteUnit {
+    const unit: WriteUnit = { appends, segment, position, bytes, state: 'writing', error: null, ended };
+    this.inFlight.push(unit);
+    return unit;
+  }
+
+  /** Marks a unit failed; the flush loop takes it and everything after it back (takeBack). */
+  private writeFailed(unit: WriteUnit, error: unknown): void {
+    unit.state = 'failed';
+    unit.error = storageError(error, `writing ${unit.appends.length} batches to ${unit.segment.path('log')}`);
+    this.writeFailure ??= unit.error;
+  }
+
+  /** Indexes a written run of batches at `position` of `segment` and publishes it. */
+  private written(segment: Segment, appends: PendingAppend[], position: number): void {
+    let at = position;
+    for (const pending of appends) {
+      segment.track(at, pending.batch.length, pending.lastOffset, pending.maxTimestamp);
+      at += pending.batch.length;
+    }
+    segment.size = at;
+    this.dirty = true;
+    this.publish(appends);
+  }
+
   /** Tracks and publishes the written units at the head of the pipeline, in order. */
   private settleWrites(): void {
     while (this.inFlight.length > 0 && this.inFlight[0]!.state === 'written') {
       const unit = this.inFlight.shift()!;
-      let at = unit.position;
-      for (const pending of unit.appends) {
-        unit.segment.track(at, pending.batch.length, pending.lastOffset, pending.maxTimestamp);
-        at += pending.batch.length;
-      }
-      unit.segment.size = at;
-      this.dirty = true;
-      this.publish(unit.appends);
+      this.written(unit.segment, unit.appends, unit.position);
     }
   }
 

@@ -170,9 +170,13 @@ export class Partition {
    * chained once) rather than an async frame, a `catch` promise and an `await`. Throws what it
    * refuses before appending; produce turns that into a rejection.
    */
+  /** The keys of the batch being produced (reset per produce; used only before produceNow returns). */
+  private readonly scanned = new StreamKeys();
+
   private produceNow(input: ProduceInput): Promise<ProduceResponse> {
     // One pass: every record is validated and its key taken (a compressed batch is inflated once).
-    const scanned = new StreamKeys();
+    const scanned = this.scanned;
+    scanned.reset();
     const header = validateRecordBatch(input.batch, this.limits, scanned.visit);
     const check = this.derived.producers.check(header);
     if (check.kind === 'duplicate') {

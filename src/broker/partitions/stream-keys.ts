@@ -21,6 +21,16 @@ export class StreamKeys {
     this.deltas.push(offsetDelta);
   };
 
+  /**
+   * Empties it for the next batch. A partition reuses one for every produce (it is read only
+   * synchronously, before produce returns): an object, two arrays and a closure less per append.
+   */
+  reset(): void {
+    this.keys.length = 0;
+    this.deltas.length = 0;
+    this.keyed = false;
+  }
+
   /** The keys of a batch read from its bytes. */
   static of(batch: Buffer, limits: InflateLimits): StreamKeys {
     const keys = new StreamKeys();
