@@ -515,7 +515,8 @@ export function* iterateRecords(batch: Buffer, limits: InflateLimits): Generator
         throw errorOf('BAD_RECORD_BATCH', `record ${i} has ${end - cursor.pos} unread bytes`);
       cursor.end = section.length;
       yield {
-        offset: baseOffset + BigInt(offsetDelta),
+        // (The first record's offset is the base: no BigInts made for a batch of one.)
+        offset: offsetDelta === 0 ? baseOffset : baseOffset + BigInt(offsetDelta),
         offsetDelta,
         timestamp: baseTimestamp + timestampDelta,
         key,
@@ -550,7 +551,8 @@ export function* splitBatches(data: Buffer): Generator<Buffer> {
     const size = data.readInt32BE(at + BATCH_OFFSETS.batchLength) + BATCH_LOG_OVERHEAD;
     if (size < BATCH_HEADER_SIZE) throw errorOf('BAD_RECORD_BATCH', `batch at ${at} declares ${size} bytes`);
     if (at + size > data.length) return;
-    yield data.subarray(at, at + size);
+    // A chunk that is one whole batch (a lone message's push) is yielded as it is, not as a view.
+    yield at === 0 && size === data.length ? data : data.subarray(at, at + size);
     at += size;
   }
 }

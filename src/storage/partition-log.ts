@@ -490,7 +490,8 @@ export class PartitionLog {
       if (leaderEpoch !== this.leaderEpochs.latestEpoch) this.leaderEpochs.assign(leaderEpoch, baseOffset);
       batch.writeInt32BE(leaderEpoch, BATCH_OFFSETS.partitionLeaderEpoch);
     }
-    const lastOffset = baseOffset + BigInt(batch.readInt32BE(BATCH_OFFSETS.lastOffsetDelta));
+    const lastOffsetDelta = batch.readInt32BE(BATCH_OFFSETS.lastOffsetDelta);
+    const lastOffset = lastOffsetDelta === 0 ? baseOffset : baseOffset + BigInt(lastOffsetDelta);
     writeBaseOffset(batch, baseOffset);
     this.nextOffset = lastOffset + 1n;
     let resolve!: (durability: AppendDurability) => void;
