@@ -1,10 +1,11 @@
 // The regression gate: the key figures of a base commit (A, default HEAD~1) and the current commit
 // (B, HEAD) measured side by side in alternating rounds of fresh processes (bench/ab/rounds.ts,
-// workload `gate` of bench/ab/measure.ts: frame decode, TCP produce and replay, TCP end-to-end P99
-// at 10,000 msg/s, `always` ack P99 at 2,000 msg/s), then decided by bench/gate/rule.ts: a metric
-// fails when its median B ÷ A is worse than its tolerance (the larger of the run's own noise and a
-// floor) and every pair is worse, in the first rounds and again over as many more rounds with them. Exit 0 when nothing failed, 1 when something did, 2 on a usage
-// or measurement error. Compares committed trees: uncommitted changes are not measured.
+// workload `gate` of bench/ab/measure.ts: frame decode, TCP end-to-end P99 at 10,000 msg/s,
+// `always` ack P99 at 2,000 msg/s, TCP produce and replay), then decided by bench/gate/rule.ts: a
+// metric fails when its median B ÷ A is worse than its tolerance (the larger of the run's own
+// noise and a floor) and every pair is worse, in the first rounds and again over as many more
+// rounds with them. Exit 0 when nothing failed, 1 when something did, 2 on a usage or
+// measurement error. Compares committed trees: uncommitted changes are not measured.
 // Run: npm run bench:gate [-- --base <commit>] [--head <commit>] [--rounds 3] [--quick] [--json]
 import {
   alternate,
@@ -15,13 +16,7 @@ import {
   type Side,
   sameMeasuredTrees,
 } from './ab/rounds.js';
-import {
-  type ConfirmedDecision,
-  decideConfirmed,
-  decideGate,
-  GATE_METRICS,
-  type MetricVerdict,
-} from './gate/rule.js';
+import { type ConfirmedDecision, decideConfirmed, GATE_METRICS, type MetricVerdict } from './gate/rule.js';
 
 interface Options {
   base: string;
@@ -142,10 +137,7 @@ function main(): number {
       pairs.push(...measured);
       return measured;
     };
-    decision = decideConfirmed(measureRounds(0), () => {
-      const suspected = decideGate(pairs)
-        .metrics.filter((m) => m.verdict === 'FAIL')
-        .map((m) => m.name);
+    decision = decideConfirmed(measureRounds(0), (suspected) => {
       planned = options.rounds * 2;
       log(
         `suspected: ${suspected.join(', ')}; ${options.rounds} more rounds to confirm ` +

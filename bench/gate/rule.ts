@@ -154,12 +154,23 @@ export interface ConfirmedDecision extends GateDecision {
  */
 export function decideConfirmed(
   first: Rounds,
-  more: () => Rounds,
+  more: (suspected: readonly string[]) => Rounds,
   specs: readonly MetricSpec[] = GATE_METRICS,
 ): ConfirmedDecision {
   const initial = decideGate(first, specs);
   if (initial.passed) return { ...initial, suspected: [], decidedRounds: first.length };
   const suspected = initial.metrics.filter((m) => m.verdict === 'FAIL').map((m) => m.name);
-  const all = [...first, ...more()];
-  return { ...decideGate(all, specs), suspected, decidedRounds: all.length };
+  const all = [...first, ...more(suspected)];
+  // A failure needs both decisions: a figure that passed the first rounds and only fails over all
+  // of them was not confirmed, it is `unsure`.
+  const metrics = decideGate(all, specs).metrics.map(
+    (m): MetricVerdict =>
+      m.verdict === 'FAIL' && !suspected.includes(m.name) ? { ...m, verdict: 'unsure' } : m,
+  );
+  return {
+    metrics,
+    passed: metrics.every((m) => m.verdict !== 'FAIL'),
+    suspected,
+    decidedRounds: all.length,
+  };
 }

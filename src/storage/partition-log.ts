@@ -408,8 +408,7 @@ export class PartitionLog {
     this.visibleOffset = released[released.length - 1]!.lastOffset + 1n;
     this.segments.visibleLimit = this.visibleOffset;
     if (this.listeners.size > 0) {
-      const batches = released.map((written) => written.batch);
-      for (const listener of this.listeners) listener(batches, this.visibleOffset);
+      this.tell(released.map((written) => written.batch));
     }
   }
 
@@ -965,18 +964,21 @@ export class PartitionLog {
       unit = { appends, segment, position, bytes, state: 'writing', error: null, ended };
       this.inFlight.push(unit);
     }
+    let inline: boolean;
     try {
-      if (this.writeInline(segment, buffers, position, bytes)) {
-        // Nothing ahead of it: tracked and published at once, without a unit in the pipeline.
-        if (unit === null) this.written(segment, appends, position);
-        else {
-          unit.state = 'written';
-          this.settleWrites();
-        }
-        return;
-      }
+      inline = this.writeInline(segment, buffers, position, bytes);
     } catch (error) {
       this.writeFailed(unit ?? this.track(appends, segment, position, bytes), error);
+      return;
+    }
+    if (inline) {
+      // Published outside the write's try: what happens after the bytes are in the file is not a
+      // failed write (and publish keeps a listener's failure to itself).
+      if (unit === null) this.written(segment, appends, position);
+      else {
+        unit.state = 'written';
+        this.settleWrites();
+      }
       return;
     }
     const tracked = unit ?? this.track(appends, segment, position, bytes);
@@ -1109,8 +1111,7 @@ export class PartitionLog {
     } else {
       this.visibleOffset = this.stable;
       if (this.listeners.size > 0) {
-        const batches = group.map((p) => p.batch);
-        for (const listener of this.listeners) listener(batches, this.visibleOffset);
+        this.tell(group.map((p) => p.batch));
       }
     }
     const durability: AppendDurability = this.config.durability === 'always' ? 'synced' : 'written';
@@ -1176,6 +1177,22 @@ export class PartitionLog {
       .finally(() => {
         this.intervalSync = null;
       });
+  }
+
+  /**
+   * Tells every visibility listener. A listener that throws (derived state, a push sink and what it
+   * calls) neither stops the others nor undoes anything: the batches are written, indexed and
+   * readable, and the log goes on to acknowledge them. Its error is its own to handle, as a roll
+   * listener's is.
+   */
+  private tell(batches: readonly Buffer[]): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(batches, this.visibleOffset);
+      } catch {
+        // Not the log's failure (see above).
+      }
+    }
   }
 
   /** Subscribes to batches as they become readable; returns the unsubscribe function. */

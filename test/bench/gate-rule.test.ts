@@ -166,6 +166,22 @@ describe('regression gate rule', () => {
     const confirmed = decideConfirmed(first, () => slower);
     expect(confirmed.passed).toBe(false);
     expect(confirmed.metrics.find((m) => m.name === name)!.pairsWorse).toBe(6);
+    // Only a suspected figure can fail. Here the e2e P99 is 1.2× in the first rounds (within its
+    // 25% floor: pass) and 1.4× in the further ones: over all six it is beyond the tolerance with
+    // every pair worse, but it was not suspected, so it is unsure and the gate passes.
+    const e2e = 'e2e p99 µs';
+    const withE2e = first.map((r) => ({ A: r.A, B: { ...r.B, [e2e]: r.A[e2e]! * 1.2 } }));
+    expect(decideGate(withE2e).metrics.find((m) => m.name === e2e)!.verdict).toBe('pass');
+    let asked: readonly string[] = [];
+    const further = [1, 1.05, 0.95].map((w) => ({ A: full({ [e2e]: w }), B: full({ [e2e]: w * 1.4 }) }));
+    const lateRise = decideConfirmed(withE2e, (suspected) => {
+      asked = suspected;
+      return further;
+    });
+    expect(asked).toEqual([name]);
+    expect(decideGate([...withE2e, ...further]).metrics.find((m) => m.name === e2e)!.verdict).toBe('FAIL');
+    expect(lateRise.metrics.find((m) => m.name === e2e)!.verdict).toBe('unsure');
+    expect(lateRise.passed).toBe(true);
     // A first decision that passes measures nothing more.
     let measuredMore = false;
     const passing = decideConfirmed(scattered, () => {

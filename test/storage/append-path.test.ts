@@ -214,6 +214,42 @@ describe('in-line writes', () => {
   }
 });
 
+describe('visibility listeners', () => {
+  for (const [durability, inlineWriteMaxBytes] of [
+    ['interval', undefined],
+    ['interval', 0],
+    ['never', undefined],
+    ['always', undefined],
+  ] as const) {
+    const how = `${durability}, ${inlineWriteMaxBytes === 0 ? 'thread-pool' : 'in-line'} writes`;
+    it(`a listener that throws takes nothing back and stops no one (${how})`, async () => {
+      const config = inlineWriteMaxBytes === undefined ? { durability } : { durability, inlineWriteMaxBytes };
+      const { log } = await open(config);
+      const seen: string[] = [];
+      log.onVisible((batches) => {
+        for (const batch of batches)
+          for (const r of iterateRecords(batch, limits))
+            if (r.value!.toString() === 'b') throw new Error('listener');
+      });
+      log.onVisible((batches) => {
+        for (const batch of batches)
+          for (const r of iterateRecords(batch, limits)) seen.push(r.value!.toString());
+      });
+      // Each append in its own turn, so that b is published alone when its listener throws.
+      for (const value of ['a', 'b', 'c']) await log.append(batchOf(value)).done;
+      expect(seen).toEqual(['a', 'b', 'c']);
+      expect(log.highWatermark).toBe(3n);
+      expect(await values(log)).toEqual(['a', 'b', 'c']);
+      await log.close();
+      // The file holds all three whole: a reopen recovers them (no hole, no torn tail).
+      const { log: reopened } = await open(config);
+      expect(reopened.logEndOffset).toBe(3n);
+      expect(await values(reopened)).toEqual(['a', 'b', 'c']);
+      await reopened.close();
+    });
+  }
+});
+
 describe('thread-pool writes in flight', () => {
   /** Appends `value` in its own event-loop turn, and waits until its write is held. */
   async function appendHeld(log: PartitionLog, faults: Faults, value: string): Promise<AppendTicket> {

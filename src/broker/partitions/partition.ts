@@ -165,14 +165,14 @@ export class Partition {
     }
   }
 
+  /** The keys of the batch being produced (reset per produce; used only before produceNow returns). */
+  private readonly scanned = new StreamKeys();
+
   /**
    * produce's body: no async function, so a lone message's produce costs one promise (the write's,
    * chained once) rather than an async frame, a `catch` promise and an `await`. Throws what it
    * refuses before appending; produce turns that into a rejection.
    */
-  /** The keys of the batch being produced (reset per produce; used only before produceNow returns). */
-  private readonly scanned = new StreamKeys();
-
   private produceNow(input: ProduceInput): Promise<ProduceResponse> {
     // One pass: every record is validated and its key taken (a compressed batch is inflated once).
     const scanned = this.scanned;
