@@ -87,17 +87,28 @@ export function readInt64AsNumber(buf: Buffer, at: number): number {
   return buf.readInt32BE(at) * 0x100000000 + buf.readUInt32BE(at + 4);
 }
 
-/** Writes a bigint as a signed 64-bit big-endian integer, without Buffer.writeBigInt64BE's BigInts when it is a safe integer. */
-export function writeInt64(buf: Buffer, value: bigint, at: number): void {
-  if (value < -0x1fffffffffffffn || value > 0x1fffffffffffffn) {
-    buf.writeBigInt64BE(value, at);
+/**
+ * Writes a signed 64-bit big-endian integer given as a safe-integer number or a bigint, as two
+ * 32-bit halves: Buffer.writeBigInt64BE makes four BigInts per call, and a batch header has four
+ * 64-bit fields, written for every batch a producer seals and every base offset the log assigns.
+ * Outside the safe range it falls back to Buffer's codec (which refuses a fraction or a value past
+ * 64 bits with a RangeError).
+ */
+export function writeInt64(buf: Buffer, value: number | bigint, at: number): void {
+  if (typeof value === 'bigint') {
+    if (value < -0x1fffffffffffffn || value > 0x1fffffffffffffn) {
+      buf.writeBigInt64BE(value, at);
+      return;
+    }
+    value = Number(value);
+  } else if (!Number.isSafeInteger(value)) {
+    buf.writeBigInt64BE(BigInt(value), at);
     return;
   }
-  const number = Number(value);
   // Floor division keeps the two's-complement split right for negative values too.
-  const high = Math.floor(number / 0x100000000);
+  const high = Math.floor(value / 0x100000000);
   buf.writeInt32BE(high, at);
-  buf.writeUInt32BE(number - high * 0x100000000, at + 4);
+  buf.writeUInt32BE(value - high * 0x100000000, at + 4);
 }
 
 /** Reads the fixed header at `at`. The caller guarantees BATCH_HEADER_SIZE bytes are present. */

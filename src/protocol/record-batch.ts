@@ -35,6 +35,7 @@ import {
   readBatchHeader,
   readInt64,
   readInt64AsNumber,
+  writeInt64,
 } from './record-batch-layout.js';
 import { type KeyVisitor, validateRecords } from './record-validator.js';
 import { VarintCursor, varintSize, writeVarint } from './varint.js';
@@ -155,30 +156,6 @@ function writeRecord(
   return at;
 }
 
-/**
- * Writes a signed 64-bit big-endian integer given as a safe-integer number or a bigint, as two
- * 32-bit halves: Buffer.writeBigInt64BE allocates intermediate BigInts on every call, and a batch
- * header takes four 64-bit fields (about 100 bytes of garbage per batch, at one batch per message
- * a good part of a producer's garbage at low rates).
- */
-function writeInt64BE(buffer: Buffer, value: number | bigint, at: number): void {
-  if (typeof value === 'bigint') {
-    if (value < -0x80000000n || value > 0x7fffffffn) {
-      buffer.writeBigInt64BE(value, at);
-      return;
-    }
-    value = Number(value);
-  } else if (!Number.isSafeInteger(value)) {
-    // Refused as before (BigInt of a fraction throws a RangeError).
-    buffer.writeBigInt64BE(BigInt(value), at);
-    return;
-  }
-  // Floor division keeps the two's-complement split right for negative values too.
-  const high = Math.floor(value / 0x100000000);
-  buffer.writeInt32BE(high, at);
-  buffer.writeUInt32BE(value - high * 0x100000000, at + 4);
-}
-
 /** Fills the fixed header and the CRC of a batch whose records section is already in place. */
 function sealBatch(
   batch: Buffer,
@@ -188,15 +165,15 @@ function sealBatch(
   maxTimestamp: number,
   options: BatchOptions,
 ): Buffer {
-  writeInt64BE(batch, options.baseOffset ?? 0, BATCH_OFFSETS.baseOffset);
+  writeInt64(batch, options.baseOffset ?? 0, BATCH_OFFSETS.baseOffset);
   batch.writeInt32BE(batch.length - BATCH_LOG_OVERHEAD, BATCH_OFFSETS.batchLength);
   batch.writeInt32BE(options.partitionLeaderEpoch ?? -1, BATCH_OFFSETS.partitionLeaderEpoch);
   batch.writeInt8(BATCH_MAGIC, BATCH_OFFSETS.magic);
   batch.writeInt16BE(attributes, BATCH_OFFSETS.attributes);
   batch.writeInt32BE(recordCount - 1, BATCH_OFFSETS.lastOffsetDelta);
-  writeInt64BE(batch, baseTimestamp, BATCH_OFFSETS.baseTimestamp);
-  writeInt64BE(batch, maxTimestamp, BATCH_OFFSETS.maxTimestamp);
-  writeInt64BE(batch, options.producerId ?? -1, BATCH_OFFSETS.producerId);
+  writeInt64(batch, baseTimestamp, BATCH_OFFSETS.baseTimestamp);
+  writeInt64(batch, maxTimestamp, BATCH_OFFSETS.maxTimestamp);
+  writeInt64(batch, options.producerId ?? -1, BATCH_OFFSETS.producerId);
   batch.writeInt16BE(options.producerEpoch ?? -1, BATCH_OFFSETS.producerEpoch);
   batch.writeInt32BE(options.baseSequence ?? -1, BATCH_OFFSETS.baseSequence);
   batch.writeInt32BE(recordCount, BATCH_OFFSETS.recordCount);
@@ -215,7 +192,7 @@ export function restampProducer(
   producerEpoch: number,
   baseSequence: number,
 ): void {
-  writeInt64BE(batch, producerId, BATCH_OFFSETS.producerId);
+  writeInt64(batch, producerId, BATCH_OFFSETS.producerId);
   batch.writeInt16BE(producerEpoch, BATCH_OFFSETS.producerEpoch);
   batch.writeInt32BE(baseSequence, BATCH_OFFSETS.baseSequence);
   batch.writeUInt32BE(crc32c(batch.subarray(BATCH_CRC_START)), BATCH_OFFSETS.crc);

@@ -958,12 +958,8 @@ export class PartitionLog {
     const buffers = appends.map((pending) => pending.batch);
     let bytes = 0;
     for (const buffer of buffers) bytes += buffer.length;
-    let unit: WriteUnit | null = null;
-    if (this.inFlight.length > 0) {
-      // Published in order behind the writes in flight (settleWrites), whichever way it is written.
-      unit = { appends, segment, position, bytes, state: 'writing', error: null, ended };
-      this.inFlight.push(unit);
-    }
+    // Behind writes in flight it is published in order (settleWrites), whichever way it is written.
+    const unit = this.inFlight.length > 0 ? this.track(appends, segment, position, bytes) : null;
     let inline: boolean;
     try {
       inline = this.writeInline(segment, buffers, position, bytes);

@@ -39,11 +39,18 @@ describe('64-bit header fields', () => {
       writeInt64(ours, value, 2);
       expect(ours.equals(written)).toBe(true);
       expect(readInt64AsNumber(written, 2)).toBe(Number(value));
+      if (Number.isSafeInteger(Number(value)) && BigInt(Number(value)) === value) {
+        // The same value given as a number is written the same.
+        const asNumber = Buffer.alloc(12, 0xee);
+        writeInt64(asNumber, Number(value), 2);
+        expect(asNumber.equals(written)).toBe(true);
+      }
     }
   });
 
   it('refuses a value that does not fit 64 bits, as Buffer does', () => {
     expect(() => writeInt64(Buffer.alloc(8), 1n << 63n, 0)).toThrow(RangeError);
     expect(() => writeInt64(Buffer.alloc(8), -(1n << 63n) - 1n, 0)).toThrow(RangeError);
+    expect(() => writeInt64(Buffer.alloc(8), 1.5, 0)).toThrow(RangeError);
   });
 });
