@@ -8,9 +8,15 @@
 //    loop that awaits each send, on the memory topic: msg/s and the produce requests the broker
 //    took (how well sends coalesce).
 // Run: npx tsx bench/memory-topics.ts [--seconds 3] [--rates 10000,100000] [--rounds 1]
-//      [--loop-messages 200000] [--pacing thread|spin] [--inline-write-slow <ms>] [--json]
+//      [--loop-messages 200000] [--pacing thread|spin] [--inline-write-slow <ms>]
+//      [--memory-retention-bytes <n>] [--json]
 // (`--inline-write-slow`: the broker's storage.inline_write_slow, past which a log leaves in-line
-// writes for a while; raising it on a loaded machine measures the in-line path itself.)
+// writes for a while; raising it on a loaded machine measures the in-line path itself.
+// `--memory-retention-bytes`: the memory topic's retention, default the memory topics' default of
+// 64 MiB; a few MiB make the run reach the steady state in which retention drops a segment at
+// every roll, as a memory topic under lasting load does.)
+// Besides latency each case reports the process's page faults per message: memory fresh from the
+// operating system is mapped on first touch, and on a virtual machine that is a cost of its own.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +45,9 @@ const value = Buffer.alloc(100, 0x63);
 const inlineWriteSlowMs = process.argv.includes('--inline-write-slow')
   ? argNumber('inline-write-slow', 2)
   : null;
+const memoryRetentionBytes = process.argv.includes('--memory-retention-bytes')
+  ? argNumber('memory-retention-bytes', 64 * 1024 * 1024)
+  : null;
 
 const TARGET_P99_US = { memory: 10, 'disk (interval)': 50 } as const;
 type Case = keyof typeof TARGET_P99_US;
@@ -66,8 +75,10 @@ async function latencyCase(broker: Broker, client: Client, topic: string, messag
   const requestsBefore = await produceRequests(broker);
   const loopBefore = performance.eventLoopUtilization();
   const cpuBefore = process.cpuUsage();
+  const faultsBefore = process.resourceUsage().minorPageFault;
   await brokerFixedRate(client, topic, { rate: messagesPerSecond, seconds, pacing }, intended, fromSend);
   const cpu = process.cpuUsage(cpuBefore);
+  const faults = process.resourceUsage().minorPageFault - faultsBefore;
   const loop = performance.eventLoopUtilization(loopBefore);
   const requests = (await produceRequests(broker)) - requestsBefore;
   const messages = messagesPerSecond * (seconds + 1);
@@ -76,6 +87,7 @@ async function latencyCase(broker: Broker, client: Client, topic: string, messag
     fromSend,
     busy: loop.utilization,
     cpuUsPerMessage: (cpu.user + cpu.system) / messages,
+    faultsPerMessage: faults / messages,
     messagesPerRequest: messages / Math.max(1, requests),
   };
 }
@@ -127,7 +139,11 @@ try {
     ...(inlineWriteSlowMs !== null ? { storageWrites: { inlineWriteSlowMs } } : {}),
   });
   const client = broker.connect();
-  await client.admin.createTopic({ name: TOPIC_OF.memory, storage: 'memory' });
+  await client.admin.createTopic({
+    name: TOPIC_OF.memory,
+    storage: 'memory',
+    ...(memoryRetentionBytes !== null ? { config: { retentionBytes: memoryRetentionBytes } } : {}),
+  });
   await client.admin.createTopic({ name: TOPIC_OF['disk (interval)'], config: { durability: 'interval' } });
   const cases: Case[] = ['memory', 'disk (interval)'];
   const merged = new Map<string, Awaited<ReturnType<typeof latencyCase>>>();
@@ -147,6 +163,7 @@ try {
           into.fromSend.add(measured.fromSend);
           into.busy = (into.busy * round + measured.busy) / (round + 1);
           into.cpuUsPerMessage = (into.cpuUsPerMessage * round + measured.cpuUsPerMessage) / (round + 1);
+          into.faultsPerMessage = (into.faultsPerMessage * round + measured.faultsPerMessage) / (round + 1);
           into.messagesPerRequest =
             (into.messagesPerRequest * round + measured.messagesPerRequest) / (round + 1);
         }
@@ -155,7 +172,7 @@ try {
   }
   for (const messagesPerSecond of rates) {
     for (const name of cases) {
-      const { intended, fromSend, busy, cpuUsPerMessage, messagesPerRequest } = merged.get(
+      const { intended, fromSend, busy, cpuUsPerMessage, faultsPerMessage, messagesPerRequest } = merged.get(
         `${name}@${messagesPerSecond}`,
       )!;
       const p99 = fromSend.getValueAtPercentile(99);
@@ -169,6 +186,7 @@ try {
         'p99 µs (from intended)': intended.getValueAtPercentile(99),
         'event loop busy %': Math.round(busy * 100),
         'CPU µs/msg': Number(cpuUsPerMessage.toFixed(1)),
+        'page faults/msg': Number(faultsPerMessage.toFixed(4)),
         'msgs/request': Number(messagesPerRequest.toFixed(1)),
         'target p99 µs': TARGET_P99_US[name],
         met: p99 < TARGET_P99_US[name] ? 'yes' : 'no',
@@ -210,7 +228,10 @@ const settings = {
   partitions: 1,
   acks: 1,
   linger: '0',
-  memory: 'storage memory (retentionBytes 64 MiB, segmentBytes 8 MiB, no fsync)',
+  memory:
+    memoryRetentionBytes === null
+      ? 'storage memory (retentionBytes 64 MiB, segmentBytes 8 MiB, no fsync)'
+      : `storage memory (retentionBytes ${memoryRetentionBytes}, segmentBytes an eighth of it, no fsync)`,
   disk: 'durability interval (fdatasync every 100 ms)',
   seconds,
   rounds,
@@ -226,7 +247,7 @@ printResult(
     rows: latencyRows,
     notes: [
       'targets (issue 15): P99 < 10 µs for a memory topic, < 50 µs for a disk topic with durability interval, at 10,000 and 100,000 msg/s',
-      "event loop busy % = the event-loop utilization over the case (near 100%: the one thread that runs producer, broker and consumer cannot keep up and messages queue); CPU µs/msg = the process's CPU time (all threads, the pacer's included) per message; msgs/request = messages per produce request",
+      "event loop busy % = the event-loop utilization over the case (near 100%: the one thread that runs producer, broker and consumer cannot keep up and messages queue); CPU µs/msg = the process's CPU time (all threads, the pacer's included) per message; msgs/request = messages per produce request; page faults/msg = the process's minor page faults per message (memory mapped on first touch)",
       'latency counts from the send() call (the pacer hands each message over when due); the "from intended" column counts from the intended send time instead (no coordinated omission, includes the pacer’s wake-up lag)',
       `a short run on a shared 2-core machine loaded by other work (1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end): tails vary from run to run`,
     ],

@@ -23,6 +23,16 @@
 // allocates and touches the next whole chunk in a later event-loop turn instead, off any message's
 // path. (A file's first chunk still doubles from 256 bytes, so that small files stay small: that
 // costs a few faults once per file, not once per 64 KiB.)
+//
+// Whole chunks are also taken back. A file that is gone (unlinked, renamed over, or truncated
+// below whole chunks) and that no handle holds any more returns its whole chunks to the reserve,
+// which hands them out again, zeroed, before it makes new ones. A memory topic past its retention
+// drops a sealed segment at every roll and fills the next one from those chunks: in that steady
+// state its appends touch no fresh memory at all. Memory that goes back to the allocator and comes
+// again is faulted in again (on this project's benchmark machine about 12 µs per 4 KiB page,
+// docs/performance.md), so keeping it is what makes a busy memory topic cheap. The reserve keeps at
+// most `recycleLimitBytes` (a segment's worth: the partition's memory bound has room for one
+// segment beside its retention); chunks beyond that go to the garbage collector as before.
 
 import { posix } from 'node:path';
 import type { StorageFile, StorageFs } from './storage-fs.js';
@@ -33,16 +43,33 @@ export const CHUNK_BYTES = 64 * 1024;
 const FIRST_CHUNK_BYTES = 256;
 
 /**
- * One whole chunk made ahead of need for the files of one file system (one partition): taking it
- * schedules the next one's allocation for a later event-loop turn. A burst that needs more than
- * one chunk within a turn allocates the rest in line, as without the reserve.
+ * Whole chunks for the files of one file system (one partition): chunks its files gave back, and
+ * one made ahead of need. Taking the made one schedules the next one's allocation for a later
+ * event-loop turn; a burst that needs more than one chunk within a turn allocates the rest in line,
+ * as without the reserve.
  */
 export class ChunkReserve {
   private spare: Buffer | null = null;
   private refillScheduled = false;
+  /** Chunks files gave back, not yet zeroed (zeroing is done when one is taken). */
+  private readonly returned: Buffer[] = [];
+  private readonly maxReturned: number;
+  /** Chunks handed out again instead of new ones (tests and benchmarks read it). */
+  reused = 0;
+
+  /** `recycleLimitBytes`: how much given-back memory is kept for reuse (whole chunks). */
+  constructor(recycleLimitBytes = 0) {
+    this.maxReturned = Math.max(0, Math.floor(recycleLimitBytes / CHUNK_BYTES));
+  }
 
   /** A zeroed chunk of CHUNK_BYTES. */
   take(): Buffer {
+    const returned = this.returned.pop();
+    if (returned !== undefined) {
+      this.reused++;
+      // Memory already mapped: zeroing it is a memset (a few µs), not page faults.
+      return returned.fill(0);
+    }
     const chunk = this.spare ?? Buffer.alloc(CHUNK_BYTES);
     this.spare = null;
     if (!this.refillScheduled) {
@@ -52,13 +79,23 @@ export class ChunkReserve {
     return chunk;
   }
 
-  /** Bytes held in reserve (0 or CHUNK_BYTES). */
+  /** Takes back whole chunks no file holds any more; beyond the limit they are left to the collector. */
+  giveBack(chunks: readonly Buffer[]): void {
+    for (const chunk of chunks) {
+      if (this.returned.length >= this.maxReturned) return;
+      if (chunk.length === CHUNK_BYTES) this.returned.push(chunk);
+    }
+  }
+
+  /** Bytes held for reuse: the chunk made ahead and the chunks given back. */
   get heldBytes(): number {
-    return this.spare === null ? 0 : CHUNK_BYTES;
+    return (this.spare === null ? 0 : CHUNK_BYTES) + this.returned.length * CHUNK_BYTES;
   }
 
   private readonly refill = (): void => {
     this.refillScheduled = false;
+    // Given-back chunks come first; a new one is made only when there are none.
+    if (this.returned.length > 0) return;
     // allocUnsafeSlow + fill, not alloc: calloc may hand out fresh zero pages untouched, which
     // would move their faults to the first write after all.
     this.spare ??= Buffer.allocUnsafeSlow(CHUNK_BYTES).fill(0);
@@ -87,8 +124,36 @@ function fsError(code: 'ENOENT' | 'EEXIST' | 'ENOTDIR' | 'EISDIR' | 'EBADF', sys
 export class MemoryFileData {
   private chunks: Buffer[] = [];
   size = 0;
+  /** Handles open on these bytes. */
+  private handles = 0;
+  /** No path names these bytes any more (unlinked, or another file renamed over them). */
+  private unnamed = false;
 
   constructor(private readonly reserve: ChunkReserve) {}
+
+  /** A handle opened on these bytes. */
+  opened(): void {
+    this.handles++;
+  }
+
+  /** A handle on these bytes closed: the last one of a file no path names gives its chunks back. */
+  closed(): void {
+    this.handles--;
+    this.releaseIfGone();
+  }
+
+  /** No path names these bytes any more: given back now, or when the last handle closes. */
+  unlinked(): void {
+    this.unnamed = true;
+    this.releaseIfGone();
+  }
+
+  private releaseIfGone(): void {
+    if (!this.unnamed || this.handles > 0 || this.chunks.length === 0) return;
+    this.reserve.giveBack(this.chunks);
+    this.chunks = [];
+    this.size = 0;
+  }
 
   /** Bytes held, counting the unused tail of the last chunk (what the file costs). */
   get allocatedBytes(): number {
@@ -134,6 +199,8 @@ export class MemoryFileData {
       return;
     }
     const keep = Math.ceil(length / CHUNK_BYTES);
+    // Chunks wholly past the new end: handles read only up to the size, so nothing sees them again.
+    if (this.chunks.length > keep) this.reserve.giveBack(this.chunks.slice(keep));
     this.chunks.length = keep;
     // Bytes past the new end in the kept last chunk are zeroed, so a later extension reads zeros.
     const last = this.chunks[keep - 1];
@@ -174,7 +241,9 @@ class MemoryFile implements StorageFile {
   constructor(
     private readonly data: MemoryFileData,
     private readonly path: string,
-  ) {}
+  ) {
+    data.opened();
+  }
 
   private check(syscall: string): void {
     if (this.closed) throw fsError('EBADF', syscall, this.path);
@@ -230,6 +299,7 @@ class MemoryFile implements StorageFile {
   close(): Promise<void> {
     if (this.closed) return Promise.reject(fsError('EBADF', 'close', this.path));
     this.closed = true;
+    this.data.closed();
     return Promise.resolve();
   }
 }
@@ -244,6 +314,8 @@ export interface MemoryStorageFs extends StorageFs {
   allocatedBytes(): number;
   /** Paths of every file, sorted (tests). */
   files(): string[];
+  /** Chunks handed out again from files that were gone, instead of newly allocated ones. */
+  reusedChunks(): number;
 }
 
 /**
@@ -251,10 +323,10 @@ export interface MemoryStorageFs extends StorageFs {
  * exists, and any other directory must be made with `mkdir` (recursive) before files go in it.
  * The returned object holds its operations as own properties, so spreading it (budgetedFs) keeps them.
  */
-export function createMemoryStorageFs(): MemoryStorageFs {
+export function createMemoryStorageFs(options: { recycleLimitBytes?: number } = {}): MemoryStorageFs {
   const files = new Map<string, MemoryFileData>();
   const directories = new Set<string>(['/']);
-  const reserve = new ChunkReserve();
+  const reserve = new ChunkReserve(options.recycleLimitBytes ?? 0);
   const norm = (path: string): string => posix.resolve('/', path);
 
   /** The parent directory of `path`, which must exist (ENOENT otherwise, as open(2) reports). */
@@ -319,14 +391,19 @@ export function createMemoryStorageFs(): MemoryStorageFs {
         if (directories.has(to)) throw fsError('EISDIR', 'rename', rawTo);
         requireParent(to, 'rename');
         // The target's old bytes stay with handles open on it (as an unlinked inode does).
+        const replaced = files.get(to);
         files.delete(from);
         files.set(to, data);
+        if (replaced !== undefined && replaced !== data) replaced.unlinked();
       }),
     unlink: (rawPath) =>
       run(() => {
         const path = norm(rawPath);
         if (directories.has(path)) throw fsError('EISDIR', 'unlink', rawPath);
-        if (!files.delete(path)) throw fsError('ENOENT', 'unlink', rawPath);
+        const data = files.get(path);
+        if (data === undefined) throw fsError('ENOENT', 'unlink', rawPath);
+        files.delete(path);
+        data.unlinked();
       }),
     readdir: (rawPath) =>
       run(() => {
@@ -373,5 +450,6 @@ export function createMemoryStorageFs(): MemoryStorageFs {
       return total;
     },
     files: () => [...files.keys()].sort(),
+    reusedChunks: () => reserve.reused,
   };
 }

@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
+import { encodeRecordBatch, iterateRecords, splitBatches } from '../../src/protocol/record-batch.js';
 import { CHUNK_BYTES, ChunkReserve, createMemoryStorageFs } from '../../src/storage/memory-storage-fs.js';
 import { PartitionLog } from '../../src/storage/partition-log.js';
 import { nodeStorageFs, type StorageFs } from '../../src/storage/storage-fs.js';
@@ -257,5 +257,131 @@ describe('ChunkReserve: whole chunks made ahead of need', () => {
     const gap = Buffer.alloc(1000, 0xff);
     await segment.read(gap, 0, gap.length, 2 * CHUNK_BYTES + 100);
     expect(gap.every((byte) => byte === 0)).toBe(true);
+  });
+});
+
+/** The records of the whole batches in `data` (a read). */
+function* iterateRecordsIn(data: Buffer) {
+  for (const batch of splitBatches(data)) yield* iterateRecords(batch, { maxDecompressedBytes: 1 << 20 });
+}
+
+describe('whole chunks of files that are gone are used again', () => {
+  const filled = (byte: number, length: number) => Buffer.alloc(length, byte);
+  const isAll = (buffer: Buffer, byte: number) => buffer.every((b) => b === byte);
+
+  it('an unlinked file gives its chunks back; the next file to grow gets them, zeroed', async () => {
+    const fs = createMemoryStorageFs({ recycleLimitBytes: 8 * CHUNK_BYTES });
+    await fs.mkdir('/d');
+    const old = await fs.open('/d/0.log', 'create');
+    await old.writev([filled(0xee, 3 * CHUNK_BYTES)], 0);
+    await old.close();
+    const held = fs.allocatedBytes();
+    await fs.unlink('/d/0.log');
+    // The chunks moved to the reserve: still held, not allocated again.
+    expect(fs.allocatedBytes()).toBe(held);
+    const next = await fs.open('/d/1.log', 'create');
+    // A gap, then one byte: every byte before it must read as zero, not as the old file's 0xee.
+    await next.writev([Buffer.from([7])], 3 * CHUNK_BYTES - 1);
+    expect(fs.reusedChunks()).toBe(3);
+    const back = Buffer.alloc(3 * CHUNK_BYTES);
+    await next.read(back, 0, back.length, 0);
+    expect(isAll(back.subarray(0, back.length - 1), 0)).toBe(true);
+    expect(back[back.length - 1]).toBe(7);
+    expect(fs.allocatedBytes()).toBe(held);
+  });
+
+  it('a handle open on an unlinked file keeps its bytes; the chunks come back when it closes', async () => {
+    const fs = createMemoryStorageFs({ recycleLimitBytes: 8 * CHUNK_BYTES });
+    await fs.mkdir('/d');
+    const writer = await fs.open('/d/0.log', 'create');
+    await writer.writev([filled(0x5a, 2 * CHUNK_BYTES)], 0);
+    await writer.close();
+    const reader = await fs.open('/d/0.log', 'read-write');
+    await fs.unlink('/d/0.log');
+    const other = await fs.open('/d/1.log', 'create');
+    await other.writev([filled(0x11, 2 * CHUNK_BYTES)], 0);
+    expect(fs.reusedChunks()).toBe(0);
+    const back = Buffer.alloc(2 * CHUNK_BYTES);
+    expect(await reader.read(back, 0, back.length, 0)).toBe(back.length);
+    expect(isAll(back, 0x5a)).toBe(true);
+    await reader.close();
+    const third = await fs.open('/d/2.log', 'create');
+    await third.writev([filled(0x22, 2 * CHUNK_BYTES)], 0);
+    expect(fs.reusedChunks()).toBe(2);
+    // The file written from the reused chunks holds its own bytes, and the other file is untouched.
+    await third.read(back, 0, back.length, 0);
+    expect(isAll(back, 0x22)).toBe(true);
+    await other.read(back, 0, back.length, 0);
+    expect(isAll(back, 0x11)).toBe(true);
+  });
+
+  it('a file renamed over, and chunks cut off by truncate, are given back too', async () => {
+    const fs = createMemoryStorageFs({ recycleLimitBytes: 8 * CHUNK_BYTES });
+    await fs.mkdir('/d');
+    await fs.writeFile('/d/seg.log', filled(1, 2 * CHUNK_BYTES));
+    await fs.writeFile('/d/seg.log.cleaned', filled(2, 100));
+    await fs.rename('/d/seg.log.cleaned', '/d/seg.log');
+    const grown = await fs.open('/d/a.log', 'create');
+    await grown.writev([filled(3, 2 * CHUNK_BYTES)], 0);
+    expect(fs.reusedChunks()).toBe(2);
+    await grown.truncate(CHUNK_BYTES - 10);
+    const more = await fs.open('/d/b.log', 'create');
+    await more.writev([filled(4, 2 * CHUNK_BYTES)], 0);
+    expect(fs.reusedChunks()).toBe(3);
+    expect((await fs.readFile('/d/seg.log')).equals(filled(2, 100))).toBe(true);
+    const kept = Buffer.alloc(CHUNK_BYTES - 10);
+    await grown.read(kept, 0, kept.length, 0);
+    expect(isAll(kept, 3)).toBe(true);
+  });
+
+  it('keeps at most recycleLimitBytes; without a limit nothing is kept', async () => {
+    const limited = createMemoryStorageFs({ recycleLimitBytes: 2 * CHUNK_BYTES });
+    const unlimited = createMemoryStorageFs();
+    for (const fs of [limited, unlimited]) {
+      await fs.writeFile('/big.log', filled(9, 5 * CHUNK_BYTES));
+      const before = fs.allocatedBytes();
+      await fs.unlink('/big.log');
+      const kept = fs.allocatedBytes();
+      expect(kept).toBeLessThan(before);
+      await fs.writeFile('/next.log', filled(8, 5 * CHUNK_BYTES));
+    }
+    expect(limited.reusedChunks()).toBe(2);
+    expect(unlimited.reusedChunks()).toBe(0);
+  });
+
+  it('a memory log past its retention fills new segments from the segments retention dropped', async () => {
+    const segmentBytes = 4 * CHUNK_BYTES;
+    const fs = createMemoryStorageFs({ recycleLimitBytes: segmentBytes });
+    const config = { segmentBytes, retentionBytes: 3 * segmentBytes, durability: 'never' as const };
+    const log = await PartitionLog.open({
+      dir: '/t/0',
+      config,
+      fs,
+      streams: { maxDecompressedBytes: 1 << 20 },
+    });
+    log.onRoll(() => void log.applyRetention());
+    const batches: Buffer[] = [];
+    for (let i = 0; i < 5000; i++) {
+      const batch = encodeRecordBatch([{ key: `k${i % 7}`, value: filled(i & 0xff, 400) }]);
+      batches.push(batch);
+      await log.append(batch).done;
+    }
+    expect(log.logStartOffset).toBeGreaterThan(0n);
+    expect(fs.reusedChunks()).toBeGreaterThan(0);
+    // Everything still held reads back as it was appended.
+    let offset = log.logStartOffset;
+    while (offset < log.highWatermark) {
+      const { data } = await log.read(offset, 64 * 1024);
+      for (const record of iterateRecordsIn(data)) {
+        expect(record.value).toEqual(filled(Number(offset) & 0xff, 400));
+        offset++;
+      }
+    }
+    // Bounded: the sealed segments within retention, the active one, at most a segment's worth of
+    // chunks kept for reuse, the chunk made ahead and the small files' partly used chunks.
+    expect(fs.allocatedBytes()).toBeLessThanOrEqual(
+      config.retentionBytes + 2 * segmentBytes + 2 * CHUNK_BYTES,
+    );
+    await log.close();
   });
 });

@@ -16,6 +16,7 @@ import { PartitionLog, type PartitionLogConfig, type StorageObserver } from '../
 import type { StreamIndex } from '../../storage/stream-index.js';
 import type { ProducerRecovery } from '../producers/producer-recovery.js';
 import type { ProducerStateTable } from '../producers/producer-state.js';
+import { DEFAULT_MEMORY_SEGMENT_BYTES } from '../topics/topic-config.js';
 import { DataWaiters } from './data-waiters.js';
 import { DerivedState } from './derived-state.js';
 import { type PushSink, PushSubscription } from './push-subscription.js';
@@ -112,7 +113,16 @@ export class Partition {
     const log = await PartitionLog.open({
       dir: options.dir,
       config: storage === 'memory' ? { ...options.config, ...MEMORY_LOG_WRITES } : options.config,
-      ...(storage === 'memory' ? { fs: createMemoryStorageFs() } : {}),
+      // A memory log keeps one segment's worth of the chunks its dropped segments held, for the
+      // next segment to fill (memory-storage-fs.ts): the bound of a memory partition has room
+      // for one segment beside its retention.
+      ...(storage === 'memory'
+        ? {
+            fs: createMemoryStorageFs({
+              recycleLimitBytes: options.config.segmentBytes ?? DEFAULT_MEMORY_SEGMENT_BYTES,
+            }),
+          }
+        : {}),
       streams: { maxDecompressedBytes: options.limits.maxDecompressedBytes },
       ...(options.observer !== undefined ? { observer: options.observer } : {}),
       ...(options.keepHighWatermark === true ? { keepHighWatermark: true } : {}),
