@@ -4,6 +4,7 @@
 
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { CorrelationTable } from '../common/correlation-table.js';
 import { MemoryStreamerError } from '../common/errors.js';
 import { BinaryReader } from '../protocol/codec/binary-reader.js';
 import { BinaryWriter } from '../protocol/codec/binary-writer.js';
@@ -126,7 +127,8 @@ export class TcpTransport implements Transport {
   private readonly options: Required<Omit<TcpTransportOptions, 'sasl'>>;
   private link: Link | null = null;
   private connecting: Promise<Link> | null = null;
-  private readonly pending = new Map<number, PendingRequest>();
+  /** Requests awaiting their answer, by correlation id (a Map here made garbage per request). */
+  private readonly pending = new CorrelationTable<PendingRequest>();
   private nextCorrelationId = 1;
   private brokerIndex = 0;
   private throttleUntil = 0;
@@ -397,11 +399,11 @@ export class TcpTransport implements Transport {
     const error = errorOf('CONNECTION_CLOSED', cause?.message ?? 'connection to the broker closed', {
       cause,
     });
-    for (const [id, pending] of this.pending) {
-      if (pending.link !== link) continue;
+    this.pending.forEach((pending, id) => {
+      if (pending.link !== link) return;
       this.pending.delete(id);
       pending.reject(error);
-    }
+    });
     for (const [id, handlers] of link.channels) {
       link.channels.delete(id);
       handlers.onError(error);
@@ -630,11 +632,11 @@ export class TcpTransport implements Transport {
 
   private expire(): void {
     const now = performance.now();
-    for (const [id, pending] of this.pending) {
-      if (pending.deadline > now) continue;
+    this.pending.forEach((pending, id) => {
+      if (pending.deadline > now) return;
       this.pending.delete(id);
       pending.reject(errorOf('REQUEST_TIMEOUT', `${pending.what} after ${pending.timeoutMs} ms`));
-    }
+    });
   }
 
   private ping(): void {

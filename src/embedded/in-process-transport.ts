@@ -10,6 +10,7 @@ import type {
   RequestOptions,
   Transport,
 } from '../client/transport.js';
+import { CorrelationTable } from '../common/correlation-table.js';
 import type { SubscribeRequest } from '../protocol/commands/data-types.js';
 import type { RequestOf, ResponseOf } from '../protocol/commands/registry.js';
 import { errorOf } from '../protocol/error-codes.js';
@@ -27,7 +28,12 @@ interface PendingRequest {
 
 export class InProcessTransport implements Transport {
   private readonly subscriptions = new Set<PushSubscription>();
-  private readonly pending = new Set<PendingRequest>();
+  /**
+   * Requests the core has not answered, by a number of their own: a Set that each request entered
+   * and left made old-generation garbage per request (src/common/correlation-table.ts).
+   */
+  private readonly pending = new CorrelationTable<PendingRequest>();
+  private nextRequestId = 0;
   /**
    * One timer checks every pending request's deadline (a timer per request cost more than the
    * request). It runs while requests are pending and keeps the process alive meanwhile, as a
@@ -50,21 +56,22 @@ export class InProcessTransport implements Transport {
       ResponseOf<K>
     >;
     this.deadlines ??= setInterval(() => this.expire(), DEADLINE_CHECK_MS);
+    const id = this.nextRequestId;
+    this.nextRequestId = this.nextRequestId >= 0x7fffffff ? 0 : this.nextRequestId + 1;
     return new Promise<ResponseOf<K>>((resolve, reject) => {
-      const entry: PendingRequest = {
+      this.pending.set(id, {
         deadline: performance.now() + options.timeoutMs,
         name,
         timeoutMs: options.timeoutMs,
         reject,
-      };
-      this.pending.add(entry);
+      });
       call.then(
         (response) => {
-          this.pending.delete(entry);
+          this.pending.delete(id);
           resolve(response);
         },
         (error: unknown) => {
-          this.pending.delete(entry);
+          this.pending.delete(id);
           reject(error);
         },
       );
@@ -74,11 +81,11 @@ export class InProcessTransport implements Transport {
   /** Fails, with a retriable REQUEST_TIMEOUT, every request past its deadline. */
   private expire(): void {
     const now = performance.now();
-    for (const entry of this.pending) {
-      if (entry.deadline > now) continue;
-      this.pending.delete(entry);
+    this.pending.forEach((entry, id) => {
+      if (entry.deadline > now) return;
+      this.pending.delete(id);
       entry.reject(errorOf('REQUEST_TIMEOUT', `${entry.name} after ${entry.timeoutMs} ms`));
-    }
+    });
     if (this.pending.size === 0 && this.deadlines !== null) {
       clearInterval(this.deadlines);
       this.deadlines = null;
@@ -109,8 +116,10 @@ export class InProcessTransport implements Transport {
     if (this.deadlines !== null) clearInterval(this.deadlines);
     this.deadlines = null;
     // Requests still waiting (a long-poll fetch) end now, as on a closed connection.
-    for (const entry of this.pending) entry.reject(errorOf('CONNECTION_CLOSED', 'client is closed'));
-    this.pending.clear();
+    this.pending.forEach((entry, id) => {
+      this.pending.delete(id);
+      entry.reject(errorOf('CONNECTION_CLOSED', 'client is closed'));
+    });
     for (const subscription of this.subscriptions) subscription.close();
     this.subscriptions.clear();
   }
