@@ -29,6 +29,7 @@ npx tsx bench/latency-stages.ts --transport tcp --seconds 1 --rate 2000
 npx tsx bench/latency-stages.ts --transport embedded --seconds 1 --rate 2000
 npx tsx bench/allocations.ts --seconds 1 --rate 2000 --top 5
 npx tsx bench/job-floor.ts --seconds 1 --rate 2000 --spin-seconds 0.5 --work 2,10
+npx tsx bench/page-faults.ts --mib 4 --requests 20000 --rounds 1
 # The peer comparison without the peers (they are installed only by npm run bench:compare).
 npx tsx bench/compare/run.ts --smoke --only limits,memorystreamer
 echo "benchmark smoke: all benchmarks ran"

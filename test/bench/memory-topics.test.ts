@@ -54,6 +54,7 @@ it('reports a memory and a disk topic side by side, and the send loops', async (
     expect(p50).toBeLessThanOrEqual(p99!);
     expect(p99).toBeLessThanOrEqual(p999!);
     expect(row.met).toBe(p99! < (row['target p99 µs'] as number) ? 'yes' : 'no');
+    expect(row['page faults/msg']).toBeGreaterThanOrEqual(0);
   }
   expect(loops.rows.map((row) => row.loop)).toEqual([
     'for await, one send per iteration',

@@ -229,6 +229,24 @@ describe('ChunkReserve: whole chunks made ahead of need', () => {
     expect(reserve.heldBytes).toBe(CHUNK_BYTES);
   });
 
+  it('zeroes the next chunk one page per turn (one page fault each), and finishes it when taken early', async () => {
+    const reserve = new ChunkReserve();
+    reserve.take();
+    const prepared: number[] = [];
+    for (let turn = 0; turn < 3; turn++) {
+      await nextTurn();
+      prepared.push(reserve.preparedBytes);
+    }
+    expect(prepared).toEqual([4096, 8192, 12288]);
+    // Taken before it is ready: the rest is zeroed in line, and the chunk is whole and zero.
+    const early = reserve.take();
+    expect(early.length).toBe(CHUNK_BYTES);
+    expect(early.every((byte) => byte === 0)).toBe(true);
+    // Left alone, the next one becomes ready after CHUNK_BYTES / 4096 turns.
+    for (let turn = 0; turn < CHUNK_BYTES / 4096 + 1; turn++) await nextTurn();
+    expect(reserve.preparedBytes).toBe(CHUNK_BYTES);
+  });
+
   it('grows a file by doubling up to one chunk, then takes whole chunks from the reserve', async () => {
     const fs = createMemoryStorageFs();
     await fs.mkdir('/d');
