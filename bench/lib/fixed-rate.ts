@@ -25,6 +25,8 @@ export interface FixedRate {
    *    with the broker, its I/O threads and the consumer for the other one.
    */
   pacing?: Pacing;
+  /** Called once, when the first message after the warm-up second is received (broker runs). */
+  onWarmedUp?: () => void;
 }
 
 export type Pacing = 'thread' | 'spin';
@@ -139,6 +141,7 @@ export async function brokerFixedRate(
   const received = (async () => {
     let count = 0;
     for await (const message of consumer) {
+      if (count === warmup) options.onWarmedUp?.();
       if (count >= warmup) record(message.value!, 0, histogram, fromSend);
       if (++count === total) break;
     }
