@@ -70,7 +70,7 @@ export class PushSubscription {
       if (bytes <= this.credit) {
         this.credit -= bytes;
         this.position = highWatermark;
-        this.sink(batches, highWatermark);
+        this.deliver(batches, highWatermark);
         return;
       }
     }
@@ -108,8 +108,7 @@ export class PushSubscription {
         result = await log.read(this.position, Math.min(this.credit, CATCH_UP_READ_BYTES));
       } catch (error) {
         // Retention removed the data, or the log closed: the subscription ends with the reason.
-        this.close();
-        this.onError(error instanceof Error ? error : new Error(String(error)));
+        this.fail(error);
         return;
       } finally {
         sharedReads.release();
@@ -117,7 +116,31 @@ export class PushSubscription {
       if (result.data.length === 0 || result.data.length > this.credit || this.closed || this.held) return;
       this.credit -= result.data.length;
       this.position = result.nextOffset;
-      this.sink([result.data], result.highWatermark);
+      this.deliver([result.data], result.highWatermark);
+    }
+  }
+
+  /**
+   * Hands batches to the sink. A sink that throws (a transport that cannot take them) ends this
+   * subscription with its error, which the subscriber is told; it does not reach the append path
+   * that called it (the other subscriptions of the partition still get the batches) nor become an
+   * unhandled rejection of the catch-up loop.
+   */
+  private deliver(batches: readonly Buffer[], highWatermark: bigint): void {
+    try {
+      this.sink(batches, highWatermark);
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  /** Ends the subscription and tells the subscriber why (an onError that throws changes nothing). */
+  private fail(error: unknown): void {
+    this.close();
+    try {
+      this.onError(error instanceof Error ? error : new Error(String(error)));
+    } catch {
+      // The subscriber's handler failing leaves nothing more to tell it.
     }
   }
 
