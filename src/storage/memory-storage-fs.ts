@@ -21,15 +21,15 @@
 // costs 5–12 µs per 4 KiB page: a 64 KiB chunk allocated when an append crossed into it held that
 // append (and the message waiting for it) about 300 µs, once every 64 KiB of log. The reserve
 // allocates the next whole chunk ahead and touches it one page per event-loop turn instead, off
-// any message's path. (A file's first chunk still doubles from 256 bytes, so that small files stay small: that
-// costs a few faults once per file, not once per 64 KiB.)
+// any message's path. (A file's first chunk still doubles from 256 bytes, so that small files
+// stay small: that costs a few faults once per file, not once per 64 KiB.)
 //
 // Whole chunks are also taken back. A file that is gone (unlinked, renamed over, or truncated
 // below whole chunks) and that no handle holds any more returns its whole chunks to the reserve,
 // which hands them out again, zeroed, before it makes new ones. A memory topic past its retention
 // drops a sealed segment at every roll and fills the next one from those chunks: in that steady
 // state its appends touch no fresh memory at all. Memory that goes back to the allocator and comes
-// again is faulted in again (on this project's benchmark machine about 12 µs per 4 KiB page,
+// again is faulted in again (on this project's benchmark machine about 10 µs per 4 KiB page,
 // docs/performance.md), so keeping it is what makes a busy memory topic cheap. The reserve keeps at
 // most `recycleLimitBytes` (a segment's worth: the partition's memory bound has room for one
 // segment beside its retention); chunks beyond that go to the garbage collector as before.
@@ -48,7 +48,7 @@ const PREPARE_BYTES_PER_TURN = 4096;
 /**
  * Whole chunks for the files of one file system (one partition): chunks its files gave back, and
  * one made ahead of need. Taking the made one starts the next one, which is zeroed one page per
- * event-loop turn: each page's first touch is a page fault (about 12 µs on the benchmark machine),
+ * event-loop turn: each page's first touch is a page fault (about 10 µs on the benchmark machine),
  * and sixteen of them in one turn held whatever message arrived meanwhile for about 200 µs, where
  * one per turn holds it for one fault at most. A chunk taken before it is ready is finished in line,
  * and a burst that needs more than one chunk within a turn allocates the rest in line, as without
