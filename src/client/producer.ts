@@ -62,7 +62,8 @@ export interface ProducerOptions {
    * How long a batch may keep being retried, from when it was sealed (default 30,000 ms): past it a
    * retriable error fails the send instead of another attempt. Long enough by default to ride out
    * a leader or controller failover of a cluster (about 0.3–1.6 s) or a broker restart; an attempt
-   * already sent still waits for its own `timeoutMs`.
+   * already sent still waits for its own `timeoutMs`. A send that first needs the topic's
+   * partition count or a producer id waits for them the same way, up to this long after the call.
    */
   deliveryTimeoutMs?: number;
   /** `send` waits while this many bytes are buffered or in flight. */
@@ -493,11 +494,12 @@ export class Producer {
 
   private async sendManyUntraced(original: readonly SendInput[]): Promise<Receipt[]> {
     const inputs = this.security === null ? original : original.map((input) => this.sealed(input));
+    const calledAt = performance.now();
     for (const input of inputs) {
       if (this.metadata.cachedPartitionCount(input.topic) === undefined)
-        await this.metadata.partitionCount(input.topic);
+        await this.beforeBatch(() => this.metadata.partitionCount(input.topic), calledAt);
     }
-    await this.identity();
+    if (this.needsIdentity) await this.beforeBatch(() => this.identity(), calledAt);
     while (this.bufferedBytes >= this.options.maxBufferedBytes) {
       await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
     }
@@ -522,10 +524,36 @@ export class Producer {
     while (this.bufferedBytes >= this.options.maxBufferedBytes) {
       await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
     }
-    const partitions = await this.metadata.partitionCount(input.topic);
+    const calledAt = performance.now();
+    const partitions = await this.beforeBatch(() => this.metadata.partitionCount(input.topic), calledAt);
     // Known before any batch is sealed, so batches can be finished synchronously at flush time.
-    await this.identity();
+    if (this.needsIdentity) await this.beforeBatch(() => this.identity(), calledAt);
     return this.enqueue(input, partitions);
+  }
+
+  /**
+   * A step a send needs before its message can go into a batch: the topic's partition count, the
+   * producer id. A retriable failure (no broker reachable, one restarting or failing over) is tried
+   * again with the batches' backoff, up to `deliveryTimeoutMs` after the send was called, as a batch
+   * would be; an error for good (an unknown topic, a refusal) fails the send at once.
+   */
+  private async beforeBatch<T>(step: () => Promise<T>, calledAt: number): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await step();
+      } catch (error) {
+        const retriable = error instanceof MemoryStreamerError && error.retriable;
+        const left = this.options.deliveryTimeoutMs - (performance.now() - calledAt);
+        if (!retriable || left <= 0 || attempt > this.options.retries || this.closed) throw error;
+        // 20 ms doubling to 1 s, never past the delivery timeout (the attempt after it decides).
+        await delay(Math.min(1000, 20 * 2 ** (attempt - 1), left));
+      }
+    }
+  }
+
+  /** Whether sends wait for a producer id first (idempotent, and none held). */
+  private get needsIdentity(): boolean {
+    return this.options.idempotent && this.currentIdentity.producerId < 0n;
   }
 
   private enqueue(input: SendInput, partitions: number): Promise<Receipt>;
