@@ -17,7 +17,9 @@ export class DataWaiters {
     });
   }
 
+  /** Wakes every waiter (called on every publish: with none waiting it allocates nothing). */
   wakeAll(): void {
+    if (this.waiters.size === 0) return;
     for (const wake of [...this.waiters]) wake();
   }
 }
