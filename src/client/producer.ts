@@ -322,6 +322,10 @@ function headersOf(input: HeadersInput | undefined): RecordHeaderInput[] | undef
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The wait before retry `failures` + 1: 20 ms doubling to 1 s, never past `leftMs` (the deadline). */
+const retryBackoffMs = (failures: number, leftMs: number): number =>
+  Math.min(1000, 20 * 2 ** (failures - 1), leftMs);
+
 /**
  * A batch moves to a fresh producer id at most this many times (a broker that keeps losing the
  * sequence is not a failover to wait out: each move is immediate, with no backoff).
@@ -545,8 +549,8 @@ export class Producer {
         const retriable = error instanceof MemoryStreamerError && error.retriable;
         const left = this.options.deliveryTimeoutMs - (performance.now() - calledAt);
         if (!retriable || left <= 0 || attempt > this.options.retries || this.closed) throw error;
-        // 20 ms doubling to 1 s, never past the delivery timeout (the attempt after it decides).
-        await delay(Math.min(1000, 20 * 2 ** (attempt - 1), left));
+        // Never past the delivery timeout: the attempt after it decides.
+        await delay(retryBackoffMs(attempt, left));
       }
     }
   }
@@ -1000,8 +1004,8 @@ export class Producer {
           await this.restamp(lane, failed, head.producerId);
         else if (head.producerId >= 0n) this.resetIdentity(head.producerId);
       } else {
-        // 20 ms doubling to 1 s, and never past the delivery timeout (the attempt after it decides).
-        await delay(Math.min(1000, 20 * 2 ** (head.failures - 1), retryFor));
+        // Never past the delivery timeout: the attempt after it decides.
+        await delay(retryBackoffMs(head.failures, retryFor));
       }
     } catch (identityError) {
       // No new producer id (the broker cannot be reached): what waited on this partition fails.

@@ -1,44 +1,20 @@
 // bench/memory-topics.ts runs end to end (briefly, BENCH_SMOKE=1 so bench/results/ stays as it
 // is): both topics at every rate with ordered percentiles, and the three send loops, each with the
 // produce requests the broker counted (an awaited send is one request per message).
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
-
-const run = promisify(execFile);
-const root = join(import.meta.dirname, '..', '..');
-const script = join(root, 'bench', 'memory-topics.ts');
-
-interface Result {
-  benchmark: string;
-  command: string;
-  rows: Array<Record<string, string | number>>;
-}
+import { type BenchJson, runBenchScript } from './run-bench-script.js';
 
 it('reports a memory and a disk topic side by side, and the send loops', async () => {
-  const { stdout } = await run(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      script,
-      '--seconds',
-      '1',
-      '--rates',
-      '1000,2000',
-      '--loop-messages',
-      '2000',
-      '--json',
-    ],
-    { cwd: root, env: { ...process.env, BENCH_SMOKE: '1' } },
-  );
-  const results = stdout
-    .trim()
-    .split(/\n(?=\{\n {2}"benchmark")/)
-    .map((text) => JSON.parse(text) as Result);
+  const results = await runBenchScript('memory-topics.ts', [
+    '--seconds',
+    '1',
+    '--rates',
+    '1000,2000',
+    '--loop-messages',
+    '2000',
+  ]);
   expect(results.map((r) => r.benchmark)).toEqual(['memory-topics', 'producer-flush']);
-  const [latency, loops] = results as [Result, Result];
+  const [latency, loops] = results as [BenchJson, BenchJson];
   expect(latency.command).toBe(
     'npx tsx bench/memory-topics.ts --seconds 1 --rates 1000,2000 --rounds 1 --loop-messages 2000',
   );
