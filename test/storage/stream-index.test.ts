@@ -160,6 +160,42 @@ describe('stream file format', () => {
     }
     expect(await reader.lookup(`key-${n}`)).toBeNull();
   });
+
+  // A few keys are sorted by comparison, many by radix: both must give the file's hash order.
+  it.each([0, 1, 300, 2047, 2048, 6000])('writes %i keys in hash order', (n) => {
+    const keys = Array.from({ length: n }, (_, i) => `k${(i * 7919) % 100_003}`);
+    const buf = encodeStreamFile({
+      kind: 'segment',
+      baseOffset: 0,
+      nextOffset: n,
+      coveredBytes: 1,
+      keys,
+      entryStart: Uint32Array.from(keys, (_, i) => i),
+      entryCount: new Uint32Array(n).fill(1),
+      nextSequence: Float64Array.from(keys, (_, i) => i + 1),
+      previousOffset: new Float64Array(n).fill(-1),
+      entryOffsets: Float64Array.from(keys, (_, i) => i),
+      entrySequences: Float64Array.from(keys, (_, i) => i),
+    });
+    const header = decodeStreamFile(buf)!;
+    expect(header.keyCount).toBe(n);
+    const inFile: { key: string; hi: number; lo: number; offset: number }[] = [];
+    forEachStreamKey(buf, header, (record) =>
+      inFile.push({
+        key: record.key,
+        hi: record.hashHi,
+        lo: record.hashLo,
+        offset: entriesOf(buf, header, record)[0]!.offset,
+      }),
+    );
+    for (let i = 1; i < inFile.length; i++) {
+      const [a, b] = [inFile[i - 1]!, inFile[i]!];
+      expect(a.hi < b.hi || (a.hi === b.hi && (a.lo < b.lo || (a.lo === b.lo && a.key < b.key)))).toBe(true);
+    }
+    // Every key kept its own entries through the reordering.
+    expect(new Set(inFile.map((r) => r.key)).size).toBe(n);
+    for (const record of inFile) expect(keys[record.offset]).toBe(record.key);
+  });
 });
 
 type Model = Map<string, { sequence: number; offset: bigint; value: string }[]>;
