@@ -1,9 +1,10 @@
 // A topic created through one broker can be written at once through another whose metadata has
 // not caught up yet: that broker looks the topic up in etcd and answers LEADER_NOT_AVAILABLE
 // (which the client retries) rather than UNKNOWN_TOPIC (which it takes as final). A topic etcd
-// does not hold stays UNKNOWN_TOPIC, and one it cannot ask etcd about is CONTROL_PLANE_UNAVAILABLE
-// (retriable: the topic may exist). Two brokers in process on a real etcd; broker 2 reaches etcd
-// through a proxy that holds etcd's answers back, so its watch lags broker 1's by 1.5 s.
+// does not hold stays UNKNOWN_TOPIC, and one it cannot ask etcd about (etcd unreachable, or every
+// lookup slot taken) is CONTROL_PLANE_UNAVAILABLE (retriable: the topic may exist). Two brokers in
+// process on a real etcd; broker 2 reaches etcd through a proxy that holds etcd's answers back, so
+// its watch lags broker 1's by 1.5 s.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../src/client/client.js';
@@ -106,6 +107,24 @@ describe.skipIf(!etcdAvailable())('a topic on a broker whose metadata lags', () 
     // A name no topic can have is answered without asking etcd.
     expect(
       await errorCodeOf(lagging.execute('produce', { topic: '../etc', partition: 0, acks: 1, batch })),
+    ).toBe('UNKNOWN_TOPIC');
+  }, 30_000);
+
+  it('answers CONTROL_PLANE_UNAVAILABLE, not UNKNOWN_TOPIC, for names past the lookup slots', async () => {
+    // etcd answers broker 2 LAG_MS late: eight lookups hold every slot that long, and what comes
+    // meanwhile cannot be checked, so it must not be told final news.
+    const lagging = cluster.nodes[1]!.core;
+    const batch = encodeRecordBatch([{ value: 'x' }]);
+    const codes = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        errorCodeOf(lagging.execute('produce', { topic: `slot-${i}`, partition: 0, acks: 1, batch })),
+      ),
+    );
+    expect(codes.slice(0, 8)).toEqual(new Array(8).fill('UNKNOWN_TOPIC'));
+    expect(codes.slice(8)).toEqual(new Array(4).fill('CONTROL_PLANE_UNAVAILABLE'));
+    // With the slots free again the same names are checked and are unknown.
+    expect(
+      await errorCodeOf(lagging.execute('produce', { topic: 'slot-11', partition: 0, acks: 1, batch })),
     ).toBe('UNKNOWN_TOPIC');
   }, 30_000);
 

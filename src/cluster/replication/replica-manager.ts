@@ -960,8 +960,14 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
             'CONTROL_PLANE_UNAVAILABLE',
             `${topic}: broker ${this.member.brokerId} does not know the topic and could not ask etcd whether it exists`,
           );
-        case 'absent':
         case 'unchecked':
+          // Every lookup slot is taken (etcd answers slowly, or a client sprays names): whether
+          // the topic exists is not known, and UNKNOWN_TOPIC would be taken as final.
+          return errorOf(
+            'CONTROL_PLANE_UNAVAILABLE',
+            `${topic}: broker ${this.member.brokerId} does not know the topic and its etcd lookups are all taken; try again`,
+          );
+        case 'absent':
           return errorOf('UNKNOWN_TOPIC', JSON.stringify(topic));
       }
     }

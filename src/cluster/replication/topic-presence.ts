@@ -6,9 +6,10 @@
 // here yet (the caller answers a retriable LEADER_NOT_AVAILABLE); one etcd lacks is unknown.
 //
 // Each lookup is one etcd read. Lookups of one name at the same time share a read, and at most
-// `maxConcurrent` names are looked up at once: past that (a client writing to many made-up names)
-// the answer is the local view's, as it would be without this check. When etcd cannot answer, the
-// caller answers a retriable CONTROL_PLANE_UNAVAILABLE: whether the topic exists is not known.
+// `maxConcurrent` names are looked up at once, so a client writing to many made-up names cannot
+// queue unbounded reads on etcd. When etcd cannot answer, or every lookup slot is taken (a hanging
+// etcd holds them until the call times out), the caller answers a retriable
+// CONTROL_PLANE_UNAVAILABLE: whether the topic exists is not known.
 
 export interface TopicPresenceOptions {
   /** Reads etcd: does the cluster's metadata hold `topic`? Throws when etcd cannot answer. */
