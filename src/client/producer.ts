@@ -13,6 +13,7 @@
 
 import type { Tracer } from '@opentelemetry/api';
 import { MemoryStreamerError } from '../common/errors.js';
+import { Fifo } from '../common/fifo.js';
 import type { Acks, ProduceResponse } from '../protocol/commands/data-types.js';
 import type { RequestOf } from '../protocol/commands/registry.js';
 import type { CompressionCodecName } from '../protocol/compression.js';
@@ -232,6 +233,36 @@ class RunWaiter implements Waiter {
   }
 }
 
+/** A `send` waiting to go into a batch (Producer.waiting); it is its message's waiter too. */
+class WaitingSend implements Waiter {
+  constructor(
+    readonly input: SendInput,
+    /** performance.now() of the call: its steps retry until `deliveryTimeoutMs` after it. */
+    readonly calledAt: number,
+    readonly resolve: (receipt: Receipt) => void,
+    readonly reject: (error: Error) => void,
+  ) {}
+}
+
+/** A `sendMany` call waiting to go into batches. */
+class WaitingSendMany {
+  constructor(
+    readonly inputs: readonly SendInput[],
+    readonly calledAt: number,
+    readonly resolve: (receipts: Receipt[]) => void,
+    readonly reject: (error: Error) => void,
+  ) {}
+}
+
+type Waiting = WaitingSend | WaitingSendMany;
+
+/** What a waiting call's first missing step failed with, and which waiting calls it fails too. */
+interface StepFailure {
+  readonly error: Error;
+  /** The topic whose partition count failed; null when it concerns every call (producer id, closed). */
+  readonly topic: string | null;
+}
+
 interface Accumulator {
   topic: string;
   partition: number;
@@ -363,6 +394,17 @@ export class Producer {
   private producerId: Promise<{ producerId: bigint; producerEpoch: number }> | null = null;
   private bufferedBytes = 0;
   private readonly spaceWaiters: Array<() => void> = [];
+  /**
+   * Calls that could not go into batches at once (their topic's partition count or the producer id
+   * not known yet, or the buffer full), in call order, and every call after them until they are
+   * all in. One drain at a time waits for what the oldest needs, then puts in every call that has
+   * what it needs: a burst of sends before the first answer costs a small object each, where an
+   * async function per send (its frames and promises, all alive until the answer) kept the
+   * collector busy for most of the burst.
+   */
+  private readonly waiting = new Fifo<Waiting>();
+  private draining = false;
+  private readonly drainedWaiters: Array<() => void> = [];
   /** Batches sealed and not settled (sent, queued or being retried); `flush` waits for 0. */
   private pendingBatches = 0;
   private readonly idleWaiters: Array<() => void> = [];
@@ -456,22 +498,24 @@ export class Producer {
         return Promise.reject(error);
       }
     }
-    // Fast path, no awaits: the topic's partition count is cached, the producer id is known and
-    // there is buffer space. Otherwise the slow path waits for whichever is missing.
+    // Fast path, no awaits: nothing is waiting ahead of it, the topic's partition count is
+    // cached, the producer id is known and there is buffer space. Otherwise it waits its turn.
     const partitions = this.metadata.cachedPartitionCount(input.topic);
-    if (
-      this.closed ||
-      partitions === undefined ||
-      this.bufferedBytes >= this.options.maxBufferedBytes ||
-      (this.options.idempotent && this.currentIdentity.producerId < 0n)
-    ) {
-      return this.sendSlow(input);
+    if (partitions === undefined || this.waiting.length > 0 || !this.readyForAny()) {
+      return new Promise<Receipt>((resolve, reject) =>
+        this.wait(new WaitingSend(input, performance.now(), resolve, reject)),
+      );
     }
     try {
       return this.enqueue(input, partitions);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** Whether a call that knows its partition counts may go into batches now. */
+  private readyForAny(): boolean {
+    return !this.closed && this.bufferedBytes < this.options.maxBufferedBytes && !this.needsIdentity;
   }
 
   /**
@@ -496,43 +540,141 @@ export class Producer {
     return this.sendManyUntraced(inputs);
   }
 
-  private async sendManyUntraced(original: readonly SendInput[]): Promise<Receipt[]> {
-    const inputs = this.security === null ? original : original.map((input) => this.sealed(input));
-    const calledAt = performance.now();
-    for (const input of inputs) {
-      if (this.metadata.cachedPartitionCount(input.topic) === undefined)
-        await this.beforeBatch(() => this.metadata.partitionCount(input.topic), calledAt);
+  private sendManyUntraced(original: readonly SendInput[]): Promise<Receipt[]> {
+    let inputs: readonly SendInput[];
+    try {
+      inputs = this.security === null ? original : original.map((input) => this.sealed(input));
+    } catch (error) {
+      return Promise.reject(error);
     }
-    if (this.needsIdentity) await this.beforeBatch(() => this.identity(), calledAt);
-    while (this.bufferedBytes >= this.options.maxBufferedBytes) {
-      await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
-    }
-    // One clock read for the call: messages without their own timestamp share it.
-    const now = Date.now();
     return new Promise<Receipt[]>((resolve, reject) => {
-      const group = new ReceiptGroup(inputs.length, resolve, reject);
-      for (let i = 0; i < inputs.length; i++) {
-        const input = inputs[i]!;
-        try {
-          this.enqueue(input, this.metadata.cachedPartitionCount(input.topic)!, group, now, i);
-        } catch (error) {
-          group.reject(error as Error);
-          return;
-        }
-      }
+      const call = new WaitingSendMany(inputs, performance.now(), resolve, reject);
+      if (this.waiting.length === 0 && this.readyForAny() && this.knowsCounts(call, null))
+        this.enqueueWaiting(call, null);
+      else this.wait(call);
     });
   }
 
-  private async sendSlow(input: SendInput): Promise<Receipt> {
-    if (this.closed) throw errorOf('CONNECTION_CLOSED', 'producer is closed');
-    while (this.bufferedBytes >= this.options.maxBufferedBytes) {
-      await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
+  /** Queues a call behind the waiting ones and starts the drain if none runs. */
+  private wait(call: Waiting): void {
+    this.waiting.push(call);
+    if (this.draining) return;
+    this.draining = true;
+    void this.drainWaiting();
+  }
+
+  /**
+   * Puts the waiting calls into batches in their order: waits for what the oldest needs, then puts
+   * in every call that has what it needs, until none waits. Never rejects: a step's failure fails
+   * the calls it concerns (failWaiting).
+   */
+  private async drainWaiting(): Promise<void> {
+    // Partition counts this drain was given (the metadata cache may drop one meanwhile).
+    const learned = new Map<string, number>();
+    while (this.waiting.length > 0) {
+      const oldest = this.waiting.peek()!;
+      const failure = await this.readyFor(oldest, learned);
+      if (failure !== null) {
+        this.failWaiting(failure);
+        continue;
+      }
+      // It has what it needs: in it goes, with every call behind it that has what it needs too.
+      this.waiting.shift();
+      this.enqueueWaiting(oldest, learned);
+      while (this.waiting.length > 0) {
+        const call = this.waiting.peek()!;
+        if (!this.readyForAny() || !this.knowsCounts(call, learned)) break;
+        this.waiting.shift();
+        this.enqueueWaiting(call, learned);
+      }
     }
-    const calledAt = performance.now();
-    const partitions = await this.beforeBatch(() => this.metadata.partitionCount(input.topic), calledAt);
-    // Known before any batch is sealed, so batches can be finished synchronously at flush time.
-    if (this.needsIdentity) await this.beforeBatch(() => this.identity(), calledAt);
-    return this.enqueue(input, partitions);
+    this.draining = false;
+    for (const wake of this.drainedWaiters.splice(0)) wake();
+  }
+
+  /** Waits for what `call` needs (buffer space, partition counts, the producer id); null when it has it. */
+  private async readyFor(call: Waiting, learned: Map<string, number>): Promise<StepFailure | null> {
+    if (this.closed) return { error: errorOf('CONNECTION_CLOSED', 'producer is closed'), topic: null };
+    if (this.bufferedBytes >= this.options.maxBufferedBytes) {
+      // The space is held by batches still lingering: someone waiting for it makes them due (as
+      // Kafka's accumulator does when its memory is exhausted).
+      this.flushAll();
+      while (this.bufferedBytes >= this.options.maxBufferedBytes)
+        await new Promise<void>((resolve) => this.spaceWaiters.push(resolve));
+    }
+    for (const input of call instanceof WaitingSend ? [call.input] : call.inputs) {
+      const topic = input.topic;
+      if (this.countOf(topic, learned) !== undefined) continue;
+      try {
+        learned.set(topic, await this.beforeBatch(() => this.metadata.partitionCount(topic), call.calledAt));
+      } catch (error) {
+        return { error: error as Error, topic };
+      }
+    }
+    if (this.needsIdentity) {
+      try {
+        await this.beforeBatch(() => this.identity(), call.calledAt);
+      } catch (error) {
+        return { error: error as Error, topic: null };
+      }
+    }
+    return null;
+  }
+
+  /**
+   * The oldest waiting call failed a step: it fails, and so does every waiting call the same answer
+   * is for (the same topic, or all for the producer id) when that answer is final or their own
+   * delivery timeout has passed too; the others go on trying in their turn.
+   */
+  private failWaiting(failure: StepFailure): void {
+    this.waiting.shift()!.reject(failure.error);
+    const final = !(failure.error instanceof MemoryStreamerError && failure.error.retriable);
+    const now = performance.now();
+    const failed = this.waiting.removeWhere(
+      (call) =>
+        (failure.topic === null ||
+          (call instanceof WaitingSend
+            ? call.input.topic === failure.topic
+            : call.inputs.some((input) => input.topic === failure.topic))) &&
+        (final || now - call.calledAt >= this.options.deliveryTimeoutMs),
+    );
+    for (const call of failed) call.reject(failure.error);
+  }
+
+  private countOf(topic: string, learned: Map<string, number> | null): number | undefined {
+    return this.metadata.cachedPartitionCount(topic) ?? learned?.get(topic);
+  }
+
+  /** Whether every topic of `call` has a known partition count. */
+  private knowsCounts(call: Waiting, learned: Map<string, number> | null): boolean {
+    if (call instanceof WaitingSend) return this.countOf(call.input.topic, learned) !== undefined;
+    for (const input of call.inputs) if (this.countOf(input.topic, learned) === undefined) return false;
+    return true;
+  }
+
+  /** Puts a call that has what it needs into batches (the counts are known: knowsCounts). */
+  private enqueueWaiting(call: Waiting, learned: Map<string, number> | null): void {
+    if (call instanceof WaitingSend) {
+      try {
+        this.enqueue(call.input, this.countOf(call.input.topic, learned)!, call);
+      } catch (error) {
+        call.reject(error as Error);
+      }
+      return;
+    }
+    // One clock read for the call: messages without their own timestamp share it.
+    const now = Date.now();
+    const inputs = call.inputs;
+    const group = new ReceiptGroup(inputs.length, call.resolve, call.reject);
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i]!;
+      try {
+        this.enqueue(input, this.countOf(input.topic, learned)!, group, now, i);
+      } catch (error) {
+        group.reject(error as Error);
+        return;
+      }
+    }
   }
 
   /**
@@ -561,6 +703,7 @@ export class Producer {
   }
 
   private enqueue(input: SendInput, partitions: number): Promise<Receipt>;
+  private enqueue(input: SendInput, partitions: number, waiter: WaitingSend): null;
   private enqueue(
     input: SendInput,
     partitions: number,
@@ -569,13 +712,14 @@ export class Producer {
     index: number,
   ): null;
   /**
-   * `group`/`index`: the message is input `index` of a `sendMany` call; `now`: the timestamp of
-   * messages without one (sendMany reads the clock once per call).
+   * `target`: a ReceiptGroup when the message is input `index` of a `sendMany` call, or the waiting
+   * send it settles; without one a promise is returned. `now`: the timestamp of messages without
+   * one (sendMany reads the clock once per call).
    */
   private enqueue(
     input: SendInput,
     partitions: number,
-    group?: ReceiptGroup,
+    target?: ReceiptGroup | WaitingSend,
     now?: number,
     index = 0,
   ): Promise<Receipt> | null {
@@ -624,8 +768,9 @@ export class Producer {
       });
       const expectedVersion = input.expectedVersion;
       const lane = this.accumulatorFor(input.topic, partition);
-      if (group !== undefined) {
-        this.submitConditional(lane, batch, recordBytes, new GroupWaiter(group, index), expectedVersion);
+      if (target !== undefined) {
+        const waiter = target instanceof ReceiptGroup ? new GroupWaiter(target, index) : target;
+        this.submitConditional(lane, batch, recordBytes, waiter, expectedVersion);
         return null;
       }
       return new Promise<Receipt>((resolve, reject) => {
@@ -650,15 +795,15 @@ export class Producer {
     accumulator.builder.append(record, accumulator.builder.sizedBody);
     this.bufferedBytes += accumulator.builder.sizeInBytes - before;
     let receipt: Promise<Receipt> | null = null;
-    if (group === undefined)
+    if (target === undefined)
       receipt = new Promise<Receipt>((resolve, reject) => accumulator.waiters.push({ resolve, reject }));
-    else {
+    else if (target instanceof ReceiptGroup) {
       // The next message of the same call right behind the previous one joins its run.
       const last = accumulator.waiters[accumulator.waiters.length - 1];
-      if (last instanceof RunWaiter && last.group === group && last.first + last.count === index)
+      if (last instanceof RunWaiter && last.group === target && last.first + last.count === index)
         last.count++;
-      else accumulator.waiters.push(new RunWaiter(group, index));
-    }
+      else accumulator.waiters.push(new RunWaiter(target, index));
+    } else accumulator.waiters.push(target);
     if (accumulator.builder.sizeInBytes >= this.options.batchBytes) {
       this.flushAccumulator(accumulator, true);
     } else if (!accumulator.scheduled) {
@@ -1086,11 +1231,22 @@ export class Producer {
 
   /** Sends everything buffered now and waits until every send has settled. */
   async flush(): Promise<void> {
+    // Calls still waiting for their turn go into batches first (what they wait for may be buffer
+    // space that the batches flushed here free).
+    while (this.draining) {
+      this.flushAll();
+      await new Promise<void>((resolve) => this.drainedWaiters.push(resolve));
+    }
+    this.flushAll();
+    while (this.pendingBatches > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Seals every open batch and sends it (or queues it behind the partition's batches in flight). */
+  private flushAll(): void {
     for (const byPartition of this.accumulators.values()) {
       for (const accumulator of byPartition)
         if (accumulator !== undefined) this.flushAccumulator(accumulator, true);
     }
-    while (this.pendingBatches > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
   async close(): Promise<void> {
