@@ -351,6 +351,36 @@ function headersOf(input: HeadersInput | undefined): RecordHeaderInput[] | undef
   }));
 }
 
+/**
+ * At most this many bytes of a record are not its key, value and header bytes: its length,
+ * attributes, timestamp and offset deltas, and the key, value and header-count varints at their
+ * widest (5 + 1 + 10 + 5 + 5 + 5 + 5).
+ */
+const RECORD_FRAMING_BOUND = 36;
+
+/** At least the UTF-8 size of `value` (a UTF-16 unit takes at most 3 bytes), without encoding it. */
+function byteBound(value: string | Bytes | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  return typeof value === 'string' ? value.length * 3 : value.byteLength;
+}
+
+/** A bound on the bytes a message takes in a batch, from its lengths alone (no encoding, no sizing). */
+function recordBound(input: SendInput): number {
+  let bound = RECORD_FRAMING_BOUND + byteBound(input.key) + byteBound(input.value);
+  for (const header of headersOf(input.headers) ?? [])
+    bound += 10 + header.key.length * 3 + byteBound(header.value as string | Bytes | null);
+  return bound;
+}
+
+function checkPartition(topic: string, partition: number, partitions: number): void {
+  if (!Number.isInteger(partition) || partition < 0 || partition >= partitions) {
+    throw errorOf(
+      'UNKNOWN_PARTITION',
+      `${topic} has partitions 0..${partitions - 1}, asked for ${partition}`,
+    );
+  }
+}
+
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The wait before retry `failures` + 1: 20 ms doubling to 1 s, never past `leftMs` (the deadline). */
@@ -652,6 +682,30 @@ export class Producer {
     return true;
   }
 
+  /**
+   * Throws what `enqueue` would throw for `input` (partition out of range, a conditional append
+   * without key, a message no produce request of `payloadLimit` bytes can carry). The size is
+   * checked from the message's lengths, and sized exactly only when that bound comes near the limit.
+   */
+  private checkSendable(input: SendInput, partitions: number, payloadLimit: number | undefined): void {
+    if (input.partition !== undefined) checkPartition(input.topic, input.partition, partitions);
+    const keyless = input.key === undefined || input.key === null;
+    if (input.expectedVersion !== undefined && keyless)
+      throw errorOf('INVALID_STREAM_KEY', 'an expected-version append needs a key');
+    if (payloadLimit === undefined) return;
+    const limit = payloadLimit - produceRequestOverhead(input.topic);
+    if (BATCH_HEADER_SIZE + recordBound(input) <= limit) return;
+    const record = {
+      key: keyless ? null : toBuffer(input.key!),
+      value: input.value,
+      headers: headersOf(input.headers),
+      timestamp: 0,
+    };
+    // A lone record's size with the deltas at their widest (what it can take in any batch).
+    const sized = new RecordBatchBuilder(0).sizeOf(record) + 14;
+    this.refuseIfTooLarge(input.topic, BATCH_HEADER_SIZE + sized, limit);
+  }
+
   /** Puts a call that has what it needs into batches (the counts are known: knowsCounts). */
   private enqueueWaiting(call: Waiting, learned: Map<string, number> | null): void {
     if (call instanceof WaitingSend) {
@@ -662,9 +716,19 @@ export class Producer {
       }
       return;
     }
+    const inputs = call.inputs;
+    // What enqueue would refuse of one message fails the call before any of it goes into a
+    // batch: a call that fails sent nothing, so retrying it cannot write a message twice.
+    try {
+      const payloadLimit = this.transport.maxRequestPayloadBytes?.('produce');
+      for (const input of inputs)
+        this.checkSendable(input, this.countOf(input.topic, learned)!, payloadLimit);
+    } catch (error) {
+      call.reject(error as Error);
+      return;
+    }
     // One clock read for the call: messages without their own timestamp share it.
     const now = Date.now();
-    const inputs = call.inputs;
     const group = new ReceiptGroup(inputs.length, call.resolve, call.reject);
     for (let i = 0; i < inputs.length; i++) {
       const input = inputs[i]!;
@@ -726,12 +790,7 @@ export class Producer {
     const key = input.key === undefined || input.key === null ? null : toBuffer(input.key);
     let partition: number;
     if (input.partition !== undefined) {
-      if (!Number.isInteger(input.partition) || input.partition < 0 || input.partition >= partitions) {
-        throw errorOf(
-          'UNKNOWN_PARTITION',
-          `${input.topic} has partitions 0..${partitions - 1}, asked for ${input.partition}`,
-        );
-      }
+      checkPartition(input.topic, input.partition, partitions);
       partition = input.partition;
     } else if (key !== null) {
       partition = partitionForKey(key, partitions);

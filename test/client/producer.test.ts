@@ -76,6 +76,31 @@ describe('producer: message and batch sizes', () => {
     await subscription.close();
   });
 
+  it('fails a sendMany whole, with nothing sent, when one of its messages would be refused', async () => {
+    const admin = broker.connect();
+    clients.push(admin);
+    await admin.admin.createTopic({
+      name: 'all-or-nothing',
+      partitions: 2,
+      config: { maxMessageBytes: 32 * MiB },
+    });
+    const client = await tcpClient();
+    const producer = client.producer();
+    const ok = (value: string) => ({ topic: 'all-or-nothing', partition: 0, value });
+    const refusals: Array<[string, Parameters<typeof producer.send>[0]]> = [
+      ['INVALID_STREAM_KEY', { topic: 'all-or-nothing', partition: 0, value: 'v', expectedVersion: 0 }],
+      ['UNKNOWN_PARTITION', { topic: 'all-or-nothing', partition: 2, value: 'v' }],
+      ['MESSAGE_TOO_LARGE', { topic: 'all-or-nothing', partition: 0, value: Buffer.alloc(9 * MiB, 1) }],
+    ];
+    for (const [code, bad] of refusals) {
+      await expect(producer.sendMany([ok('a'), ok('b'), bad, ok('d')])).rejects.toMatchObject({
+        code: ErrorCode[code as keyof typeof ErrorCode],
+      });
+    }
+    // Nothing of those calls reached the log: the next message is the partition's first.
+    expect((await producer.send(ok('after'))).offset).toBe(0n);
+  });
+
   it('splits a batch that would outgrow the frame limit (each message fits alone)', async () => {
     const client = await tcpClient();
     const producer = client.producer({ batchBytes: 64 * MiB });
