@@ -122,12 +122,14 @@ export class ClusterTransport implements Transport {
     request: RequestOf<K>,
     options: RequestOptions,
   ): Promise<ResponseOf<K>> {
+    this.throwIfClosed();
     if (!this.routed) return this.bootstrap.request(name, request, options);
     if (name === 'listGroups') return (await this.listGroupsEverywhere(options)) as ResponseOf<K>;
     const groupId = GROUP_COMMANDS.has(name) ? (request as { groupId: string }).groupId : null;
     try {
       const target =
         groupId !== null ? await this.coordinatorOf(groupId, options) : this.route(name, request);
+      this.throwIfClosed();
       return await target.request(name, request, options);
     } catch (error) {
       if (this.closed) throw error;
@@ -143,10 +145,20 @@ export class ClusterTransport implements Transport {
       if (!reroutes(error)) throw error;
       if (groupId !== null) this.coordinators.delete(groupId);
       await this.refresh();
+      this.throwIfClosed();
       const target =
         groupId !== null ? await this.coordinatorOf(groupId, options) : this.route(name, request);
+      this.throwIfClosed();
       return target.request(name, request, options);
     }
+  }
+
+  /**
+   * Nothing is routed after close(): it would open a connection to a broker (a transport in
+   * `links` made anew) that nothing closes any more.
+   */
+  private throwIfClosed(): void {
+    if (this.closed) throw errorOf('CONNECTION_CLOSED', 'transport is closed');
   }
 
   /** The connection to `groupId`'s coordinator, found through any broker when not known. */
@@ -155,6 +167,7 @@ export class ClusterTransport implements Transport {
     const link = known === undefined ? null : this.broker(known);
     if (link !== null) return link;
     const found = await this.request('findCoordinator', { groupId }, options);
+    this.throwIfClosed();
     this.coordinators.set(groupId, found.brokerId);
     return this.link(found.brokerId, { host: found.host, port: found.port });
   }
@@ -180,6 +193,7 @@ export class ClusterTransport implements Transport {
     handlers: PushHandlers,
     options: RequestOptions,
   ): Promise<RemoteSubscription> {
+    this.throwIfClosed();
     if (!this.routed) return this.bootstrap.subscribe(request, handlers, options);
     const leaderHandlers: PushHandlers = {
       onBatches: (chunks, highWatermark) => handlers.onBatches(chunks, highWatermark),
@@ -198,6 +212,7 @@ export class ClusterTransport implements Transport {
     } catch (error) {
       if (!reroutes(error) || this.closed) throw error;
       await this.refresh();
+      this.throwIfClosed();
       return this.leaderOf(request.topic, request.partition).subscribe(request, leaderHandlers, options);
     }
   }
@@ -279,6 +294,8 @@ export class ClusterTransport implements Transport {
 
   /** The one connection to broker `id`, at `address` (a new one when the broker moved). */
   private link(id: number, address: BrokerAddress): TcpTransport {
+    // The last guard: close() has closed every transport in `links`, and would miss a new one.
+    this.throwIfClosed();
     const where = `${address.host}:${address.port}`;
     const known = this.links.get(id);
     if (known !== undefined && known.address === where) return known.transport;

@@ -127,6 +127,13 @@ export class TcpTransport implements Transport {
   private readonly options: Required<Omit<TcpTransportOptions, 'sasl'>>;
   private link: Link | null = null;
   private connecting: Promise<Link> | null = null;
+  /**
+   * Every connection whose socket has not closed: the current one, one being opened, ones draining
+   * after GOAWAY. close() ends them all: one it missed would keep the process alive.
+   */
+  private readonly links = new Set<Link>();
+  /** Wakes requests waiting out a throttle, so that close() does not leave their timers running. */
+  private readonly throttleWaits = new Set<() => void>();
   /** Requests awaiting their answer, by correlation id (a Map here made garbage per request). */
   private readonly pending = new CorrelationTable<PendingRequest>();
   private nextCorrelationId = 1;
@@ -179,17 +186,28 @@ export class TcpTransport implements Transport {
   private async openLink(): Promise<Link> {
     let lastError: unknown = null;
     for (let i = 0; i < this.options.brokers.length; i++) {
+      this.throwIfClosed();
       const address = this.options.brokers[(this.brokerIndex + i) % this.options.brokers.length]!;
+      let link: Link;
       try {
-        const link = await this.dial(address);
-        this.brokerIndex = (this.brokerIndex + i) % this.options.brokers.length;
-        this.link = link;
-        return link;
+        link = await this.dial(address);
       } catch (error) {
+        // close() cut the dial short: not a broker that is away, and no other one is tried.
+        this.throwIfClosed();
         // Refused credentials are not a broker that is away: said as they are, not retried elsewhere.
         if (isAuthenticationError(error)) throw error;
         lastError = error;
+        continue;
       }
+      if (this.closed) {
+        // close() came after the dial settled (it fails the dials it sees): the connection is
+        // not handed out, and would otherwise outlive the transport.
+        this.failLink(link, errorOf('CONNECTION_CLOSED', 'client closed'));
+        throw errorOf('CONNECTION_CLOSED', 'transport is closed');
+      }
+      this.brokerIndex = (this.brokerIndex + i) % this.options.brokers.length;
+      this.link = link;
+      return link;
     }
     // A TLS mismatch is a setting to change, not an outage to wait out: said with its own code.
     const tlsError = tlsFailure(lastError, 'the broker');
@@ -221,6 +239,7 @@ export class TcpTransport implements Transport {
             });
       if (tls !== null) socket.setNoDelay(true);
       const link = new Link(socket, this.options.maxPayloadBytes);
+      this.links.add(link);
       const timer = setTimeout(() => {
         socket.destroy();
         reject(errorOf('REQUEST_TIMEOUT', `connecting to ${address.host}:${address.port}`));
@@ -234,9 +253,12 @@ export class TcpTransport implements Transport {
       let secured = false;
       // A broker that requires client certificates and refuses this one may close the connection
       // right after the TLS handshake, before its alert reaches this side: said as what it is.
-      socket.on('close', () =>
-        this.onClose(link, secured && link.handshake === null ? closedAfterTls(where) : undefined),
-      );
+      socket.on('close', () => {
+        this.onClose(link, secured && link.handshake === null ? closedAfterTls(where) : undefined);
+        // Closed before the handshake was sent (close() destroys a socket still connecting, with
+        // no error): nothing else would settle the dial until its timer (a no-op once settled).
+        fail(errorOf('CONNECTION_CLOSED', `connection to ${where} closed while connecting`));
+      });
       socket.once(tls === null ? 'connect' : 'secureConnect', () => {
         secured = tls !== null;
         socket.off('error', fail);
@@ -302,6 +324,12 @@ export class TcpTransport implements Transport {
     codec.encodeRequest(writer, request);
     const correlationId = this.nextCorrelationId++;
     return new Promise<Response>((resolve, reject) => {
+      // Closed during an await of the authentication (a token callback, say): its answer would
+      // never come, and after close() no deadline would end the wait.
+      if (link.closed) {
+        reject(errorOf('CONNECTION_CLOSED', 'connection closed during authentication'));
+        return;
+      }
       this.pending.set(correlationId, {
         link,
         decode: (payload) => codec.decodeResponse(new BinaryReader(payload)),
@@ -395,6 +423,7 @@ export class TcpTransport implements Transport {
 
   private onClose(link: Link, cause?: Error): void {
     link.closed = true;
+    this.links.delete(link);
     if (this.link === link) this.link = null;
     const error = errorOf('CONNECTION_CLOSED', cause?.message ?? 'connection to the broker closed', {
       cause,
@@ -491,12 +520,33 @@ export class TcpTransport implements Transport {
     try {
       link = await this.connect();
       const wait = this.throttleUntil - Date.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (wait > 0) await this.throttleWait(wait);
       else this.throttleUntil = 0;
+      // Closed meanwhile: sent now, the request would go out on a connection close() ended (or
+      // missed), with no deadline enforced any more.
+      this.throwIfClosed();
     } finally {
       this.waitingRequests--;
     }
     return this.sendRequest(link, name, request, options);
+  }
+
+  /** Sleeps `ms` for a throttle, or until close(). */
+  private throttleWait(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.throttleWaits.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.throttleWaits.add(wake);
+    });
+  }
+
+  /** After close() nothing is sent: no deadline would end the wait for an answer. */
+  private throwIfClosed(): void {
+    if (this.closed) throw errorOf('CONNECTION_CLOSED', 'transport is closed');
   }
 
   private sendRequest<K extends ClientCommand>(
@@ -557,6 +607,7 @@ export class TcpTransport implements Transport {
     options: RequestOptions,
   ): Promise<Response> {
     const link = await this.connect();
+    this.throwIfClosed();
     const writer = new BinaryWriter(128);
     command.encodeRequest(writer, request);
     const payload = writer.finish();
@@ -583,6 +634,7 @@ export class TcpTransport implements Transport {
     options: RequestOptions,
   ): Promise<RemoteSubscription> {
     const link = await this.connect();
+    this.throwIfClosed();
     const writer = new BinaryWriter(64);
     COMMANDS.subscribe.encodeRequest(writer, request);
     const payload = writer.finish();
@@ -606,6 +658,9 @@ export class TcpTransport implements Transport {
       this.send(link, encodeFrame({ opcode: Opcode.SUBSCRIBE, correlationId }, payload));
     });
     const channelId = response.channelId;
+    // Closed between the answer and here: close() has already told the handlers (the channel was
+    // registered); a subscription on the ended connection would be one nothing can use.
+    this.throwIfClosed();
     return {
       offset: response.offset,
       grant: (bytes) => {
@@ -654,13 +709,21 @@ export class TcpTransport implements Transport {
     this.closed = true;
     clearInterval(this.keepalive);
     clearInterval(this.deadlines);
-    const link = this.link;
     this.link = null;
-    if (link !== null) {
+    // Every connection, not only the current one: one being dialled (its dial fails, openLink
+    // does not hand it out) and ones draining after GOAWAY would otherwise stay open.
+    const error = errorOf('CONNECTION_CLOSED', 'client closed');
+    for (const link of [...this.links]) {
       link.socket.end();
-      this.onClose(link, errorOf('CONNECTION_CLOSED', 'client closed'));
+      this.onClose(link, error);
       link.socket.destroy();
     }
+    for (const wake of [...this.throttleWaits]) wake();
+    // The deadline timer is stopped: whatever still waits for an answer would wait forever.
+    this.pending.forEach((pending, id) => {
+      this.pending.delete(id);
+      pending.reject(error);
+    });
   }
 }
 
