@@ -9,7 +9,7 @@
 //    decoding those batches as the per-message consumer does and as `batch.values()` does;
 //  - embedded (broker, producer and consumer in this process), memory topics: produce, replay, and
 //    produce-and-consume (both at once, timed until the consumer has every message).
-// Run: npx tsx bench/batch-api.ts [--messages 300000] [--rounds 2] [--batch 2000] [--json]
+// Run: npx tsx bench/batch-api.ts [--messages 300000] [--rounds 2] [--batch 2000] [--calls-in-flight 4] [--json]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,10 +28,10 @@ const perCall = argNumber('batch', 2000);
 const VALUE_BYTES = 100;
 const value = Buffer.alloc(VALUE_BYTES, 0x63);
 /**
- * `perCall` messages a step, this many steps in flight at once: about 0.9 MB, under what one
- * connection may hold before the broker throttles it (docs/server.md).
+ * `perCall` messages a step, this many steps in flight at once (default 4: about 0.9 MB, under
+ * what one connection may hold before the broker throttles it, docs/server.md).
  */
-const CALLS_IN_FLIGHT = 4;
+const CALLS_IN_FLIGHT = argNumber('calls-in-flight', 4);
 
 let topics = 0;
 async function newTopic(client: Client, storage: 'disk' | 'memory'): Promise<string> {
@@ -292,6 +292,14 @@ const median = (values: number[]) => {
   return sorted.length % 2 === 1 ? sorted[middle]! : Math.round((sorted[middle - 1]! + sorted[middle]!) / 2);
 };
 const echoMedian = median(results.get('TCP echo (floor)')!);
+// One thread that produces and consumes does both the encoding and the decoding: its ceiling, with
+// no broker at all, is the two floors of each round taken one after the other.
+const encoded = results.get('encode only (RecordBatchBuilder, no I/O)')!;
+const decoded = results.get('decode only, batch.values()')!;
+results.set(
+  'encode + decode (values) in one thread, computed from the two rows above',
+  encoded.map((e, i) => Math.round(1 / (1 / e + 1 / decoded[i]!))),
+);
 const rows: Row[] = [...results.entries()].map(([name, values]) => ({
   case: name,
   'msg/s (median)': median(values),
