@@ -822,6 +822,10 @@ export class BrokerCore {
       });
       if (roles !== null && request.acks !== 0)
         await roles.acknowledged(request.topic, request.partition, response.lastOffset, request.acks);
+      // acks 0 waits for nothing, but the leader still takes the append into its high watermark and
+      // wakes its followers; that it stopped leading meanwhile is no answer an acks 0 produce waits for.
+      else if (roles !== null)
+        roles.acknowledged(request.topic, request.partition, response.lastOffset, 0).catch(() => undefined);
     } catch (error) {
       this.noteStorageFull(partition, error);
       throw error;

@@ -77,7 +77,7 @@ export class LeaderState {
   readonly leaderEpoch: number;
   /** The leader's log end when it took over: a follower has fetched in this epoch once past it. */
   readonly epochStartOffset: bigint;
-  private readonly config: LeaderConfig;
+  private config: LeaderConfig;
   private readonly epochCache: LeaderEpochCache;
   private readonly followers = new Map<number, MutableFollowerProgress>();
   private isrMembers: readonly number[];
@@ -183,6 +183,15 @@ export class LeaderState {
     if (acks === 'all' && this.isrMembers.length < this.config.minInsyncReplicas)
       return 'NOT_ENOUGH_REPLICAS';
     return null;
+  }
+
+  /**
+   * The topic's minInsyncReplicas changed while this broker leads it: acks=all appends are checked
+   * against the new value from now on, and so are the requests already waiting, when the high
+   * watermark passes them (the value counts when they complete, as it does for an ISR change).
+   */
+  setMinInsyncReplicas(minInsyncReplicas: number): void {
+    this.config = { ...this.config, minInsyncReplicas };
   }
 
   /** The local log grew or became stable: `localEnd` is the leader's own high-watermark contribution. */

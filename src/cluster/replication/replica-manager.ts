@@ -83,6 +83,8 @@ export interface ReplicationStats {
     readonly replicas: readonly number[];
     readonly isr: readonly number[];
     readonly followers: ReadonlyArray<{ brokerId: number; lagMessages: bigint; lagMs: number }>;
+    /** Replica fetches answered for the partition since this broker leads it. */
+    readonly replicaFetches: number;
   }>;
   readonly isrShrinks: number;
   readonly isrExpands: number;
@@ -120,8 +122,19 @@ class LeaderReplica {
     { resolve: () => void; reject: (error: Error) => void; lastOffset: bigint; deadlineMs: number }
   >();
   /** Replica fetches waiting for batches past their offset (long poll). */
-  private dataWaiters: Array<() => void> = [];
+  private dataWaiters = new Set<() => void>();
   private nextRequestId = 1;
+  /**
+   * The written end and the high watermark the waiting fetches were last woken for: they are woken
+   * again only when one of them moves. A follower can use nothing else, and waking them on every
+   * fetch would make the followers of an idle partition release each other's long polls in a loop.
+   */
+  private wokenForWritten: bigint;
+  private wokenForHighWatermark: bigint;
+  /** The written end the leader state was last told of. */
+  private progressedTo: bigint;
+  /** Replica fetches answered for this partition since this broker leads it (replicationStats). */
+  replicaFetches = 0;
   /** When this broker started leading at this epoch (follower lag is measured from here at most). */
   readonly leadingSinceMs = Date.now();
 
@@ -133,7 +146,11 @@ class LeaderReplica {
     private readonly proposeIsr: (isr: readonly number[], isrVersion: number) => void,
     /** The replica set this leader started with (a reassignment changes it: see handOver). */
     readonly replicas: readonly number[] = [],
-  ) {}
+  ) {
+    this.wokenForWritten = log.stableOffset;
+    this.progressedTo = log.stableOffset;
+    this.wokenForHighWatermark = state.highWatermark;
+  }
 
   run(actions: readonly LeaderAction[]): void {
     for (const action of actions) {
@@ -156,24 +173,63 @@ class LeaderReplica {
           break;
       }
     }
+    // Waiting fetches are answered once the leader wrote more, or its high watermark moved (by an
+    // append, a follower's fetch, an ISR change), which the other followers learn from the answer.
+    this.wakeIfMoved();
   }
 
+  /** Takes the log's appends into the high watermark, and wakes the waiting fetches when it moved. */
   progress(): void {
+    this.progressedTo = this.log.stableOffset;
     this.run(
-      this.state.onLocalProgress({ logEndOffset: this.log.logEndOffset, localEnd: this.log.stableOffset }),
+      this.state.onLocalProgress({ logEndOffset: this.log.logEndOffset, localEnd: this.progressedTo }),
     );
-    if (this.dataWaiters.length > 0) for (const wake of this.dataWaiters.splice(0)) wake();
   }
 
-  /** Resolves when the leader appended something, or after `ms`. */
+  /**
+   * Appends that drove no progress yet: an acks 0 produce is answered before its batch is written,
+   * so the replica tick takes it in once the log has written it.
+   */
+  progressIfWritten(): void {
+    if (this.log.stableOffset !== this.progressedTo) this.progress();
+  }
+
+  private wakeIfMoved(): void {
+    const written = this.log.stableOffset;
+    const highWatermark = this.state.highWatermark;
+    if (written === this.wokenForWritten && highWatermark === this.wokenForHighWatermark) return;
+    this.wokenForWritten = written;
+    this.wokenForHighWatermark = highWatermark;
+    this.wakeAll();
+  }
+
+  private wakeAll(): void {
+    if (this.dataWaiters.size === 0) return;
+    const waiting = [...this.dataWaiters];
+    this.dataWaiters.clear();
+    for (const wake of waiting) wake();
+  }
+
+  /** Where the log's written end and the high watermark are now (see movedSince). */
+  mark(): { written: bigint; highWatermark: bigint } {
+    return { written: this.log.stableOffset, highWatermark: this.state.highWatermark };
+  }
+
+  /** Whether the leader wrote more or its high watermark moved since `mark`. */
+  movedSince(mark: { written: bigint; highWatermark: bigint }): boolean {
+    return this.log.stableOffset !== mark.written || this.state.highWatermark !== mark.highWatermark;
+  }
+
+  /** Resolves when the leader wrote something or its high watermark moved, or after `ms`. */
   awaitData(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
+        this.dataWaiters.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      this.dataWaiters.push(done);
+      this.dataWaiters.add(done);
     });
   }
 
@@ -193,13 +249,13 @@ class LeaderReplica {
     const waiting = [...this.waiters.values()];
     this.waiters.clear();
     this.run(this.state.resign());
-    for (const wake of this.dataWaiters.splice(0)) wake();
+    this.wakeAll();
     for (const waiter of waiting)
       next.acknowledged(waiter.lastOffset, waiter.deadlineMs).then(waiter.resolve, waiter.reject);
   }
 
   resign(): void {
-    for (const wake of this.dataWaiters.splice(0)) wake();
+    this.wakeAll();
     this.run(this.state.resign());
     for (const waiter of this.waiters.values())
       waiter.reject(errorOf('NOT_LEADER', `${this.topic}/${this.partition}`));
@@ -389,7 +445,10 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     this.tlsOf = options.tls ?? (() => undefined);
     this.tick = setInterval(() => {
       const now = Date.now();
-      for (const leader of this.leaders.values()) leader.run(leader.state.tick(now));
+      for (const leader of this.leaders.values()) {
+        leader.progressIfWritten();
+        leader.run(leader.state.tick(now));
+      }
     }, TICK_MS);
     this.tick.unref();
     this.antiEntropy = new AntiEntropyService(
@@ -506,7 +565,9 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
             current.replicas.length === replicas.length &&
             current.replicas.every((id) => replicas.includes(id));
           if (current !== undefined && current.state.leaderEpoch === leaderEpoch && sameReplicas) {
-            // The ISR as the controller (or this leader's own proposal) wrote it.
+            // The topic's settings as they are now (an alter changes them at the same epoch), and
+            // the ISR as the controller (or this leader's own proposal) wrote it.
+            current.state.setMinInsyncReplicas(this.minInsyncReplicasOf(topic));
             const before = current.state.isr;
             current.run(current.state.applyIsr(isr, Number(state.modRevision), Date.now()));
             this.countIsrChange(before, current.state.isr);
@@ -589,6 +650,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
         replicas: [...replicas],
         isr: [...leader.state.isr],
         followers,
+        replicaFetches: leader.replicaFetches,
       });
     }
     return { partitions, isrShrinks: this.isrChanges.shrinks, isrExpands: this.isrChanges.expands };
@@ -994,14 +1056,23 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
   }
 
   async replicaFetch(request: ReplicaFetchRequest): Promise<ReplicaFetchResponse> {
-    const first = await this.replicaFetchOnce(request);
-    if (request.maxWaitMs <= 0 || first.partitions.some((p) => p.error !== null || p.batches.length > 0))
-      return first;
-    // Nothing to send: wait for the first of these leaders to append (or the wait to end), once.
+    for (const entry of request.partitions) {
+      const leader = this.leaders.get(keyOf(entry.topic, entry.partition));
+      if (leader !== undefined) leader.replicaFetches++;
+    }
     const leaders = request.partitions
       .map((entry) => this.leaders.get(keyOf(entry.topic, entry.partition)))
       .filter((leader): leader is LeaderReplica => leader !== undefined);
+    // A write or a high-watermark move while the read below runs wakes no one (this fetch does
+    // not wait yet): it is looked for before waiting, or it would sit out the whole long poll.
+    const marks = leaders.map((leader) => leader.mark());
+    const first = await this.replicaFetchOnce(request);
+    if (request.maxWaitMs <= 0 || first.partitions.some((p) => p.error !== null || p.batches.length > 0))
+      return first;
     if (leaders.length === 0) return first;
+    if (leaders.some((leader, i) => leader.movedSince(marks[i]!))) return this.replicaFetchOnce(request);
+    // Nothing to send: wait until one of these leaders writes or moves its high watermark (or the
+    // wait ends), once.
     await Promise.race(
       leaders.map((leader) => leader.awaitData(Math.min(request.maxWaitMs, FETCH_MAX_WAIT_MS))),
     );

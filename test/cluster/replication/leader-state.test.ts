@@ -311,6 +311,20 @@ describe('LeaderState: acks', () => {
     expect(leader.checkAppend('all')).toBe('NOT_ENOUGH_REPLICAS');
   });
 
+  it('checks appends and waiting requests against a minInsyncReplicas changed while leading', () => {
+    const { leader, fetch } = lead({ isr: [1, 2], minInsyncReplicas: 2 });
+    leader.onLocalProgress({ logEndOffset: 11n, localEnd: 11n });
+    leader.awaitReplication(1, 10n, 1_000);
+    expect(leader.checkAppend('all')).toBeNull();
+    leader.setMinInsyncReplicas(3);
+    expect(leader.checkAppend('all')).toBe('NOT_ENOUGH_REPLICAS');
+    expect(ofType(fetch(2, 11n).actions, 'complete-produce')).toEqual([
+      { type: 'complete-produce', requestId: 1, error: 'NOT_ENOUGH_REPLICAS_AFTER_APPEND' },
+    ]);
+    leader.setMinInsyncReplicas(1);
+    expect(leader.checkAppend('all')).toBeNull();
+  });
+
   it('times out waiters at their deadline and fails them all on resignation', () => {
     const { leader } = lead();
     leader.onLocalProgress({ logEndOffset: 12n, localEnd: 12n });
