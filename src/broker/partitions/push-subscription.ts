@@ -1,5 +1,8 @@
 // A push subscription with credit-based flow control: the broker sends whole batches while the
-// consumer's byte credit covers them, and waits for more credit otherwise. A caught-up subscriber
+// consumer's byte credit covers them, and waits for more credit otherwise. A batch larger than the
+// whole window the subscriber opened with is still sent once all of the window is back (nothing
+// of it outstanding), as a Kafka fetch returns at least one batch whatever its size limit: credit
+// that could never cover it would stop the partition for good. A caught-up subscriber
 // gets new batches straight from the append path (the in-memory tail), not from a file read.
 // The transport can also hold delivery (`pauseDelivery`) while the bytes it already queued towards
 // the client are over its memory budget, whatever credit is left; it resumes from the log.
@@ -14,7 +17,10 @@ const CATCH_UP_READ_BYTES = 1024 * 1024;
 
 export class PushSubscription {
   private position: bigint;
+  /** Bytes the subscriber can take: its window less what was pushed and not granted back (may go below 0). */
   private credit: number;
+  /** The credit the subscription opened with: the subscriber's whole window. */
+  private readonly window: number;
   private pumping = false;
   private again = false;
   private held = false;
@@ -30,6 +36,12 @@ export class PushSubscription {
   ) {
     this.position = offset;
     this.credit = credit;
+    this.window = credit;
+  }
+
+  /** Whether `bytes` may be pushed now: the credit covers them, or they are more than the whole window and all of it is back. */
+  private covers(bytes: number): boolean {
+    return bytes <= this.credit || (bytes > this.window && this.credit >= this.window);
   }
 
   get offset(): bigint {
@@ -67,7 +79,7 @@ export class PushSubscription {
     if (!this.pumping && first !== undefined && first.readBigInt64BE(0) === this.position) {
       let bytes = 0;
       for (const batch of batches) bytes += batch.length;
-      if (bytes <= this.credit) {
+      if (this.covers(bytes)) {
         this.credit -= bytes;
         this.position = highWatermark;
         this.deliver(batches, highWatermark);
@@ -113,7 +125,7 @@ export class PushSubscription {
       } finally {
         sharedReads.release();
       }
-      if (result.data.length === 0 || result.data.length > this.credit || this.closed || this.held) return;
+      if (result.data.length === 0 || !this.covers(result.data.length) || this.closed || this.held) return;
       this.credit -= result.data.length;
       this.position = result.nextOffset;
       this.deliver([result.data], result.highWatermark);
