@@ -44,6 +44,8 @@ export class BatchReader implements BatchOwner {
   /** The next batch, waiting for one; null once the consumer is closed. Marks the previous ones processed. */
   async next(): Promise<MessageBatch | null> {
     this.releaseAll();
+    // A message read one by one before this batch is processed too.
+    this.delivery.settle();
     const delivery = this.delivery;
     if (!delivery.started) await this.start();
     for (;;) {

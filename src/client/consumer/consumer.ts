@@ -32,12 +32,18 @@ export class Consumer implements AsyncIterable<Message> {
 
   /** Subscribes now (otherwise the first read does); resolves once every partition is subscribed. */
   start(): Promise<void> {
-    if (this.started === null) this.started = this.source.start().then(() => this.delivery.markStarted());
+    // A closed consumer subscribes to nothing: a read after close() must not open what close() closed.
+    this.started ??=
+      this.closing === null ? this.source.start().then(() => this.delivery.markStarted()) : Promise.resolve();
     return this.started;
   }
 
-  /** The next message, waiting for one; null once the consumer is closed. */
+  /**
+   * The next message, waiting for one; null once the consumer is closed. Asking for it counts the
+   * message returned before as processed (what a commit may move past).
+   */
   next(): Promise<Message | null> {
+    this.delivery.settle();
     // Fast path, the common case while messages are buffered: no async function, no awaits, one
     // already-resolved promise per message (the iterator protocol needs a promise anyway).
     const ready = this.delivery.poll();
@@ -84,6 +90,7 @@ export class Consumer implements AsyncIterable<Message> {
   [Symbol.asyncIterator](): AsyncIterator<Message> {
     return {
       next: () => {
+        this.delivery.settle();
         const ready = this.delivery.poll();
         if (ready !== null) return Promise.resolve({ done: false, value: ready });
         if (!this.delivery.flowing) return this.nextWaiting().then(asResult);
@@ -173,9 +180,10 @@ export class Consumer implements AsyncIterable<Message> {
 
   /**
    * For a group consumer, commits the offset after the last message delivered on each of its
-   * partitions; other consumers commit nothing.
+   * partitions (the one in hand counts as processed); other consumers commit nothing.
    */
   commit(): Promise<void> {
+    this.delivery.settle();
     return this.source.commit();
   }
 

@@ -38,6 +38,10 @@ export class Delivery implements FeedContext {
   private readonly onRefusedMessage: ((event: RefusedMessage) => void) | undefined;
   private feeds: Feed[] = [];
   private cursor = 0;
+  /** The feed of the message handed out last, until the application asks for the next one. */
+  private inHand: Feed | null = null;
+  /** Woken when the message in hand is processed (inHandProcessed). */
+  private settleWaiters: Array<() => void> = [];
   private waiter: (() => void) | null = null;
   private wokenMeanwhile = false;
   private failure: Error | null = null;
@@ -62,23 +66,61 @@ export class Delivery implements FeedContext {
     return this.stops === 0 ? this.take() : null;
   }
 
-  /** The next buffered message of any feed, whatever stops delivery (the caller checked). */
+  /**
+   * The next buffered message of any feed, whatever stops delivery (the caller checked). A loop,
+   * not a recursion, past refused messages: a partition may hold any number of them in a row.
+   */
   take(): Message | null {
     const feeds = this.feeds;
-    for (let i = 0; i < feeds.length; i++) {
-      let message = feeds[(this.cursor + i) % feeds.length]!.next();
-      if (message !== null) {
-        this.cursor = (this.cursor + i + 1) % feeds.length;
-        if (this.security !== undefined) {
-          const opened = this.open(message, this.security);
-          if (opened === null) return this.take();
-          message = opened;
-        }
-        if (this.tracer !== undefined) traceReceive(this.tracer, message, this.group);
-        return message;
+    for (let i = 0; i < feeds.length; ) {
+      const feed = feeds[(this.cursor + i) % feeds.length]!;
+      let message = feed.next();
+      if (message === null) {
+        i++;
+        continue;
       }
+      this.cursor = (this.cursor + i + 1) % feeds.length;
+      if (this.security !== undefined) {
+        const opened = this.open(message, this.security);
+        if (opened === null) {
+          // Skipped, so processed: it does not hold its partition's position. Look at every feed
+          // again from the next one.
+          feed.settle();
+          i = 0;
+          continue;
+        }
+        message = opened;
+      }
+      this.inHand = feed;
+      if (this.tracer !== undefined) traceReceive(this.tracer, message, this.group);
+      return message;
     }
     return null;
+  }
+
+  /** The application asked for the next message (or committed): the one it held is processed. */
+  settle(): void {
+    const feed = this.inHand;
+    if (feed === null) return;
+    this.inHand = null;
+    feed.settle();
+    if (this.settleWaiters.length > 0) for (const wake of this.settleWaiters.splice(0)) wake();
+  }
+
+  /**
+   * Resolves once the message in hand, when it is from one of `feeds`, is processed (the
+   * application asks for the next one, or commits), or after `ms`: a partition given up in a
+   * rebalance is committed after the message its handler is still on, as Kafka's consumer gives
+   * partitions up only inside `poll`, so that message is not delivered again to the next owner.
+   */
+  async inHandProcessed(feeds: readonly Feed[], ms: number): Promise<void> {
+    if (this.inHand === null || !feeds.includes(this.inHand)) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      this.settleWaiters.push(resolve);
+    });
+    clearTimeout(timer);
   }
 
   /**
@@ -147,6 +189,7 @@ export class Delivery implements FeedContext {
 
   /** Stops reading from these feeds (the caller closes them). */
   remove(feeds: readonly Feed[]): void {
+    // The message in hand stays in hand: a feed on its way out is committed once it is processed.
     this.feeds = this.feeds.filter((feed) => !feeds.includes(feed));
   }
 

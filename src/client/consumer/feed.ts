@@ -9,6 +9,8 @@ import type { UndecodableBatch } from './options.js';
 export interface Feed {
   /** The next buffered message, or null when none is buffered (never waits). */
   next(): Message | null;
+  /** The message `next` returned last is processed (a commit may move past it). */
+  settle(): void;
   close(): Promise<void>;
 }
 

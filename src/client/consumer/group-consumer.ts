@@ -1,6 +1,7 @@
 // A consumer in a group: it reads the partitions the group's coordinator assigns it, from the
-// group's committed offsets, heartbeats, commits what it delivered, and joins again when the group
-// changes or its membership is lost.
+// group's committed offsets, heartbeats, commits what the application processed (never the
+// message or batch still in its hands), and joins again when the group changes or its membership
+// is lost.
 //
 // Two reasons to join again:
 // - rebalance: the coordinator answers a heartbeat with REBALANCE_IN_PROGRESS. In the
@@ -226,6 +227,8 @@ export class GroupConsumer implements ConsumerSource {
       // Stop delivering from them first: the commit below must be the last position handed out,
       // or the next owner would start before messages this member still delivers (duplicates).
       this.feeds.detach(revoked);
+      // The message the application is on, when it is from one of them, counts once processed.
+      await this.delivery.inHandProcessed(revoked, this.delivery.timeoutMs);
       await this.commitOffsets(revoked, false).catch(() => undefined);
       await Promise.all(revoked.map((feed) => feed.close()));
     }
@@ -260,9 +263,9 @@ export class GroupConsumer implements ConsumerSource {
   }
 
   /**
-   * Commits, for each partition, the offset after the last message delivered (every message
-   * before it counts as processed once the next read is asked for), retrying for up to the
-   * consumer's timeout while the coordinator cannot be reached.
+   * Commits, for each partition, the first offset the application has not processed (a message
+   * counts as processed once the next read is asked for, or `Consumer.commit` was called), retrying
+   * for up to the consumer's timeout while the coordinator cannot be reached.
    */
   commit(): Promise<void> {
     return this.commitOffsets(this.feeds.all(), true);
@@ -274,8 +277,8 @@ export class GroupConsumer implements ConsumerSource {
       return;
     }
     const offsets = feeds
-      .filter((f) => f.position >= 0n)
-      .map((f) => ({ topic: f.topic, partition: f.partition, offset: f.position }));
+      .filter((f) => f.committable >= 0n)
+      .map((f) => ({ topic: f.topic, partition: f.partition, offset: f.committable }));
     if (offsets.length === 0) return;
     const deadline = Date.now() + this.delivery.timeoutMs;
     for (let attempt = 0; ; attempt++) {

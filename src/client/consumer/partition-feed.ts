@@ -2,6 +2,12 @@
 // read yet, decoded lazily into messages. Credit goes back to the broker only for bytes the
 // application consumed, so a slow consumer slows only itself. A broken subscription resubscribes
 // from the next undelivered offset.
+//
+// The broker pushes a batch only when the credit left covers all of it (or, for a batch larger
+// than the whole window, once all of the window is back), so credit kept back can stop a partition
+// for good. Consumed bytes go back in steps of a quarter of the window; and once the buffer is
+// empty, at once when the broker holds more than it pushed, or a moment later when caught up (the
+// next append may be larger than the credit left; a frame per message would cost the latency path).
 
 import { MemoryStreamerError } from '../../common/errors.js';
 import { type DecodedRecord, iterateRecords, splitBatches } from '../../protocol/record-batch.js';
@@ -15,6 +21,8 @@ import { backoffMs, delay, isRetriable } from './retry.js';
 /** Errors of a batch's records (as opposed to its transport): the batch is skipped, not the consumer stopped. */
 const UNDECODABLE = new Set(['BAD_RECORD_BATCH', 'DECOMPRESSED_TOO_LARGE', 'UNSUPPORTED_COMPRESSION']);
 const EMPTY_HEADERS: Message['headers'] = [];
+/** How long a caught-up feed keeps consumed credit back before it returns all of it. */
+const CAUGHT_UP_GRANT_MS = 50;
 
 export class PartitionFeed implements Feed {
   private subscription: RemoteSubscription | null = null;
@@ -27,6 +35,10 @@ export class PartitionFeed implements Feed {
   private deliveredFromBatch = 0;
   private currentChunkSize = 0;
   private ungranted = 0;
+  /** The high watermark of the last push: below it the broker holds data it has not pushed. */
+  private knownEnd = -1n;
+  /** The grant of a caught-up feed's consumed credit, due shortly (grantIfDue). */
+  private caughtUpGrant: NodeJS.Timeout | null = null;
   private closed = false;
   private generation = 0;
   /** Where the first subscription starts (-2 earliest, -1 latest): a retry before it resolved starts there too. */
@@ -35,6 +47,11 @@ export class PartitionFeed implements Feed {
   private offset: bigint;
   /** Where a batch handed out whole and not yet processed starts: the position until it is. */
   private heldFrom: bigint | null = null;
+  /**
+   * The offset of the message handed out last, until the application asks for the next one: the
+   * offset a commit writes, so a message whose handler failed is delivered again.
+   */
+  private inHand: bigint | null = null;
 
   constructor(
     private readonly context: FeedContext,
@@ -50,15 +67,22 @@ export class PartitionFeed implements Feed {
     return this.heldFrom ?? this.offset;
   }
 
+  /** What a commit writes: the first offset the application has not processed yet. */
+  get committable(): bigint {
+    const position = this.heldFrom ?? this.offset;
+    return this.inHand !== null && this.inHand < position ? this.inHand : position;
+  }
+
   async start(offset: bigint): Promise<void> {
     if (this.offset < 0n) this.startOffset = offset;
     const generation = ++this.generation;
     const subscription = await this.context.transport.subscribe(
       { topic: this.topic, partition: this.partition, offset, credit: this.context.creditBytes },
       {
-        onBatches: (chunks, _highWatermark) => {
+        onBatches: (chunks, highWatermark) => {
           if (generation !== this.generation) return;
           for (const chunk of chunks) this.chunks.push(chunk);
+          this.knownEnd = highWatermark;
           this.context.wake();
         },
         onError: (error) => {
@@ -75,6 +99,8 @@ export class PartitionFeed implements Feed {
     // The broker starts where asked, except a memory topic emptied by a restart: it starts at its
     // log start, below the position (docs/storage.md, "Memory topics").
     if (this.offset < 0n || subscription.offset < this.offset) this.offset = subscription.offset;
+    // Bytes read before the subscription was known went back to no one.
+    this.grantIfDue();
   }
 
   /**
@@ -115,14 +141,18 @@ export class PartitionFeed implements Feed {
     }
   }
 
+  /**
+   * Drops what the old subscription pushed: the next one starts with a full window. What the
+   * application holds (a batch, a message) stays unprocessed: a resubscription does not move it.
+   */
   private resetBuffers(): void {
     this.chunks.length = 0;
     this.batches = [];
     this.batchIndex = 0;
     this.records = null;
     this.ungranted = 0;
+    this.knownEnd = -1n;
     this.currentChunkSize = 0;
-    this.heldFrom = null;
   }
 
   async seek(offset: bigint): Promise<void> {
@@ -130,6 +160,9 @@ export class PartitionFeed implements Feed {
     this.subscription = null;
     this.generation++;
     this.resetBuffers();
+    // The application moved the partition: what it held there is no longer its position.
+    this.heldFrom = null;
+    this.inHand = null;
     this.offset = offset;
     if (old !== null) await old.close();
     await this.start(offset);
@@ -151,6 +184,7 @@ export class PartitionFeed implements Feed {
           const record = step.value;
           if (record.offset < this.offset) continue;
           this.offset = record.offset + 1n;
+          this.inHand = record.offset;
           return {
             topic: this.topic,
             partition: this.partition,
@@ -236,6 +270,11 @@ export class PartitionFeed implements Feed {
     this.heldFrom = from;
   }
 
+  /** The message handed out last is processed: the application asked for the next one, or committed. */
+  settle(): void {
+    this.inHand = null;
+  }
+
   /** Moves past a batch whose records cannot be decoded, and says so. */
   private skipBatch(error: MemoryStreamerError): void {
     this.records = null;
@@ -253,18 +292,45 @@ export class PartitionFeed implements Feed {
     });
   }
 
-  /** Returns consumed bytes to the broker as credit, unless paused or too few to be worth a frame. */
+  /**
+   * Returns consumed bytes to the broker as credit, unless paused: in steps of a quarter of the
+   * window while more is buffered; once the buffer is empty, all of it, at once when the broker
+   * holds more than it pushed (it may be holding back a batch the credit left does not cover), or
+   * CAUGHT_UP_GRANT_MS later when caught up (an append larger than the credit left would wait that
+   * long; granting at once would cost a CREDIT frame per message at low rates).
+   */
   grantIfDue(): void {
-    if (this.subscription === null || this.context.isPaused()) return;
-    // Return credit in large steps: fewer CREDIT frames, and the broker keeps a full window queued.
+    if (this.subscription === null || this.context.isPaused() || this.ungranted === 0) return;
     if (this.ungranted * 4 >= this.context.creditBytes) {
-      this.subscription.grant(this.ungranted);
-      this.ungranted = 0;
+      this.grantConsumed();
+      return;
     }
+    if (!this.drained) return;
+    if (this.offset < this.knownEnd) this.grantConsumed();
+    else if (this.caughtUpGrant === null) {
+      this.caughtUpGrant = setTimeout(() => {
+        this.caughtUpGrant = null;
+        if (!this.closed && !this.context.isPaused() && this.drained) this.grantConsumed();
+      }, CAUGHT_UP_GRANT_MS);
+      this.caughtUpGrant.unref();
+    }
+  }
+
+  /** Nothing pushed is left to read. */
+  private get drained(): boolean {
+    return this.currentChunkSize === 0 && this.chunks.length === 0;
+  }
+
+  private grantConsumed(): void {
+    if (this.subscription === null || this.ungranted === 0) return;
+    this.subscription.grant(this.ungranted);
+    this.ungranted = 0;
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.caughtUpGrant !== null) clearTimeout(this.caughtUpGrant);
+    this.caughtUpGrant = null;
     this.generation++;
     const subscription = this.subscription;
     this.subscription = null;

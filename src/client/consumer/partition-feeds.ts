@@ -46,6 +46,8 @@ export class PartitionFeeds {
             () => this.delivery.closed,
           )
         : await this.startOffset(topic, partition));
+    // The consumer closed while the offset was looked up: it has closed the feeds it had already.
+    if (this.delivery.closed) return;
     const feed = new PartitionFeed(this.delivery, topic, partition, offset < 0n ? -1n : offset);
     this.feeds.set(keyOf(topic, partition), feed);
     this.delivery.add(feed);

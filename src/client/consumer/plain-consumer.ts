@@ -8,6 +8,7 @@ import { PartitionFeeds, type PartitionPosition } from './partition-feeds.js';
 
 export class PlainConsumer implements ConsumerSource {
   private readonly feeds: PartitionFeeds;
+  private closed = false;
 
   constructor(
     private readonly delivery: Delivery,
@@ -24,7 +25,11 @@ export class PlainConsumer implements ConsumerSource {
         { timeoutMs: this.delivery.timeoutMs },
       );
       const partitions = this.options.partitions ?? description.partitions.map((p) => p.partition);
-      for (const partition of partitions) await this.feeds.open(topic, partition, null);
+      for (const partition of partitions) {
+        // Closed while starting: the consumer closes the feeds it has, so open no more.
+        if (this.closed) return;
+        await this.feeds.open(topic, partition, null);
+      }
     }
   }
 
@@ -44,5 +49,7 @@ export class PlainConsumer implements ConsumerSource {
     this.feeds.grantAll();
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true;
+  }
 }

@@ -31,6 +31,9 @@ export class StreamFeed implements Feed {
     return { topic: this.topic, partition: this.partition, ...record };
   }
 
+  /** A stream consumer commits nothing: nothing to settle. */
+  settle(): void {}
+
   private poll(): void {
     if (this.polling || this.closed) return;
     this.polling = true;
