@@ -6,10 +6,11 @@
 
 import { isMemoryStreamerError } from '../common/errors.js';
 import { LEADER_EPOCH_CHECKPOINT, LeaderEpochFile } from './leader-epoch-file.js';
+import { decodeLogRestart, LOG_RESTART_CHECKPOINT, removeLogRestart } from './log-restart-file.js';
 import { CLEANED_SUFFIX, parseSegmentFileName, type ScanStop, Segment, segmentFileName } from './segment.js';
 import type { SegmentList } from './segment-list.js';
 import type { StorageFs } from './storage-fs.js';
-import type { StreamRecovery } from './stream-index.js';
+import { STREAM_CHECKPOINT, type StreamRecovery } from './stream-index.js';
 
 export interface RecoveryReport {
   segments: number;
@@ -70,6 +71,38 @@ async function removeLeftovers(fs: StorageFs, dir: string, names: string[], base
   }
 }
 
+/** Files of the log's old history that a restart removes (producer snapshots stay: see below). */
+const OLD_LOG_FILE = /^\d{20}\.(log|index|timeindex|streams)(\.cleaned)?$/;
+
+/**
+ * A `truncateFullyAndStartAt` committed (log-restart-file.ts) and a crash stopped it before its end:
+ * it is finished the same way, in the same order. Every segment file and derived file of the old
+ * log goes (the stream checkpoint and the leader-epoch checkpoint describe the old history), the
+ * empty segment at the restart offset is created, and only then, durably, the record goes: a crash
+ * during this repeats it. Producer snapshots (the broker's) may stay: its open deletes those past
+ * the log end and takes from the others only batches at or past the log start, of which the emptied
+ * log has none (producer-recovery.ts). An invalid record (media corruption) is ignored and removed.
+ */
+async function finishRestart(
+  fs: StorageFs,
+  dir: string,
+  names: readonly string[],
+  indexIntervalBytes: number,
+  now: number,
+): Promise<void> {
+  const offset = decodeLogRestart(await fs.readFile(`${dir}/${LOG_RESTART_CHECKPOINT}`));
+  if (offset !== null) {
+    for (const name of names)
+      if (OLD_LOG_FILE.test(name) || name === STREAM_CHECKPOINT || name === LEADER_EPOCH_CHECKPOINT)
+        await fs.unlink(`${dir}/${name}`);
+    await fs.syncDirectory(dir);
+    // Created empty and made durable (Segment.create fsyncs the directory).
+    const segment = await Segment.create(fs, dir, offset, indexIntervalBytes, now);
+    await segment.close();
+  }
+  await removeLogRestart(fs, dir);
+}
+
 /**
  * Opens the segments of `dir` into `segments` (an empty first segment when there is none) and the
  * leader-epoch checkpoint into `epochs`, and returns what recovery found; sets
@@ -93,7 +126,11 @@ export async function recoverSegments(
     unsavedIndexes: 0,
     leaderEpochs: 'none',
   };
-  const names = await fs.readdir(dir);
+  let names = await fs.readdir(dir);
+  if (names.includes(LOG_RESTART_CHECKPOINT)) {
+    await finishRestart(fs, dir, names, segments.indexIntervalBytes, now);
+    names = await fs.readdir(dir);
+  }
   const bases = names
     .map(parseSegmentFileName)
     .filter((b): b is bigint => b !== null)

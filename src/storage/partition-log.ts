@@ -18,6 +18,7 @@
 //   log.append(batch, leaderEpoch)                        a leader's append, stamped with its epoch
 //   log.appendReplicated(batches) -> AppendTicket         a follower stores its leader's batches as they are
 //   log.truncateTo(offset) -> new log end                 removes every offset at and after a batch start
+//   log.truncateFullyAndStartAt(offset)                   empties the log, which starts again at `offset`
 //   log.setHighWatermark(offset)                          readers see whole batches below it from then on
 //   log.logEndOffset / stableOffset / durableOffset / highWatermark / replicatedHighWatermark
 //   log.leaderEpochs                                      the leader-epoch checkpoint (leader-epoch-file.ts)
@@ -39,6 +40,7 @@
 // `never` written bytes (docs/storage.md, "Visibility"), and in a replicated log only whole batches
 // below the high watermark its owner sets.
 
+import { join } from 'node:path';
 import { errorOf } from '../protocol/error-codes.js';
 import { splitBatches } from '../protocol/record-batch.js';
 import {
@@ -62,16 +64,17 @@ import {
 } from './log-cleaner.js';
 import { LogReader } from './log-reader.js';
 import { type RecoveryReport, recoverSegments } from './log-recovery.js';
+import { removeLogRestart, writeLogRestart } from './log-restart-file.js';
 import { budgetedFs, FileRetiredError } from './open-files.js';
 import { ReadAhead } from './read-ahead.js';
 import { checkReplicatedBatches } from './replicated-batches.js';
 import { ReplicatedVisibility, type WrittenBatch } from './replicated-visibility.js';
 import type { Segment } from './segment.js';
-import { SegmentList, type SegmentReplacedListener } from './segment-list.js';
+import { SegmentList, type SegmentReplacedListener, unlinkIfPresent } from './segment-list.js';
 import { type RepairRange, type RepairResult, type RepairTarget, repairSegment } from './segment-repair.js';
 import { storageError } from './storage-error.js';
 import { nodeStorageFs, type StorageFs } from './storage-fs.js';
-import { StreamIndex } from './stream-index.js';
+import { STREAM_CHECKPOINT, StreamIndex } from './stream-index.js';
 
 export type { RecoveryReport } from './log-recovery.js';
 export type { SegmentReplacedListener } from './segment-list.js';
@@ -654,6 +657,82 @@ export class PartitionLog {
       }
     }
     return end;
+  }
+
+  /**
+   * Empties the log and starts it again at `offset` (≥ 0): a follower whose log ends below its
+   * leader's log start, which cannot fetch what retention removed there (Kafka's
+   * truncateFullyAndStartAt). Every segment goes and an empty one at `offset` takes their place;
+   * the log end, the high watermark (and its checkpoint), the stable and synced ends are `offset`,
+   * the read-ahead cache is dropped, the stream index (and its checkpoint) starts empty and the
+   * leader-epoch checkpoint is emptied. Queued appends finish first; appends made while it runs are
+   * refused (LOG_TRUNCATING). `onTruncated` listeners are told the new end.
+   *
+   * Crash-safe through a restart record (log-restart-file.ts), written durably before any file of
+   * the old log changes and removed once the new log is durable: a crash before it leaves the old
+   * log, a crash after it is finished by the next open, which leaves the new empty log. An I/O error
+   * before the record is durable changes nothing; after it, the log fails (STORAGE_FAILED) and the
+   * next open finishes the restart.
+   */
+  truncateFullyAndStartAt(offset: bigint): Promise<void> {
+    this.checkWritable();
+    if (offset < 0n) throw errorOf('OFFSET_OUT_OF_RANGE', `a log cannot start at ${offset}`);
+    this.truncating++;
+    const run = this.exclusive(() => this.restartAt(offset));
+    const done = () => {
+      this.truncating--;
+    };
+    run.then(done, done);
+    return run;
+  }
+
+  private async restartAt(offset: bigint): Promise<void> {
+    await this.appendsSettled();
+    this.checkOpen();
+    try {
+      await writeLogRestart(this.fs, this.dir, offset);
+    } catch (error) {
+      throw storageError(error, `restarting ${this.dir} at ${offset}`);
+    }
+    try {
+      // Committed: from here the next open finishes what a failure leaves undone.
+      await this.segments.restartAt(offset, this.clock.now(), this.config.durability !== 'never');
+      this.writable(this.active);
+      this.nextOffset = offset;
+      this.visibleOffset = offset;
+      this.stable = offset;
+      this.syncedThrough = offset;
+      this.cleanedThrough = offset;
+      this.readAhead.clear();
+      if (this.replicated !== null) {
+        this.replicated = new ReplicatedVisibility(offset);
+        this.segments.visibleLimit = offset;
+      }
+      // The checkpoint holds the stream versions at the old log start: the new log has none.
+      await unlinkIfPresent(this.fs, join(this.dir, STREAM_CHECKPOINT));
+      await this.fs.syncDirectory(this.dir);
+      if (this.streams !== null) await this.streams.reopen(this.segments.all);
+      this.leaderEpochs.clear();
+      await this.leaderEpochs.write();
+      await removeLogRestart(this.fs, this.dir);
+      // An open clamps an older checkpoint into the new log anyway; this one says where it is.
+      if (this.keepsHighWatermark && this.replicated !== null) await this.checkpointHighWatermark();
+    } catch (error) {
+      this.state = 'failed';
+      this.failure = errorOf(
+        'STORAGE_FAILED',
+        `restarting ${this.dir} at ${offset}: ${(error as Error).message}`,
+        { cause: error },
+      );
+      throw this.failure;
+    }
+    for (const listener of this.truncationListeners) {
+      try {
+        listener(offset);
+      } catch {
+        // A listener's failure (derived state) is not the restart's.
+      }
+    }
   }
 
   /** Subscribes to truncations: called with the new log end once one is done. */

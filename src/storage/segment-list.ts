@@ -333,6 +333,27 @@ export class SegmentList {
     return holder.nextOffset;
   }
 
+  /**
+   * Every segment goes and an empty one at `offset` becomes the whole list (the log's
+   * `truncateFullyAndStartAt`, which has made its restart record durable before: a crash anywhere
+   * in here is finished by the next open, log-recovery.ts). Readers holding a deleted segment find
+   * it gone and look their offset up again, below the new log start.
+   */
+  async restartAt(offset: bigint, now: number, holdUntilSynced: boolean): Promise<Segment> {
+    this.generation++;
+    // The old segments stay listed until the new one replaces them: the list is never empty.
+    for (const segment of this.list) {
+      this.readAhead.dropSegment(segment);
+      await segment.delete();
+    }
+    await this.fs.syncDirectory(this.dir);
+    const fresh = await Segment.create(this.fs, this.dir, offset, this.indexIntervalBytes, now);
+    fresh.holdUntilSynced = holdUntilSynced;
+    this.list = [fresh];
+    this.corruptFrom = null;
+    return fresh;
+  }
+
   /** Closes every segment's file (the log is closing, or its open failed). */
   async closeAll(): Promise<void> {
     this.closed = true;

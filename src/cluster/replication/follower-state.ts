@@ -221,6 +221,9 @@ export class FollowerState {
       this.timeoutMs = this.config.requestTimeoutMs;
     }
     if (response.error !== null) {
+      const leaderStart = response.logStartOffset;
+      if (response.error === 'OFFSET_OUT_OF_RANGE' && leaderStart !== undefined && leaderStart > this.logEnd)
+        return this.startAt(leaderStart, nowMs);
       if (response.error === 'OFFSET_OUT_OF_RANGE') this.phaseValue = 'truncating';
       return this.failed(response.error, nowMs);
     }
@@ -241,6 +244,23 @@ export class FollowerState {
     }
     this.nextSendAtMs = response.batches.length > 0 ? nowMs : nowMs + this.config.idleFetchBackoffMs;
     return [...actions, ...this.poll(nowMs)];
+  }
+
+  /**
+   * Our log ends below the leader's log start: retention removed there what we lack, so no fetch
+   * can continue our log. As Kafka's follower does (truncateFullyAndStartAt), the log is emptied
+   * and starts again at the leader's log start, with no epochs (the leader's batches bring theirs),
+   * and fetching goes on from there. Nothing of ours is lost that the leader still has: our whole
+   * log lies below its start.
+   */
+  private startAt(leaderStart: bigint, nowMs: number): FollowerAction[] {
+    this.epochCache.clear();
+    this.logEnd = leaderStart;
+    this.stable = leaderStart;
+    this.highWatermarkValue = leaderStart;
+    this.phaseValue = 'fetching';
+    this.nextSendAtMs = nowMs;
+    return [{ type: 'truncate-fully', offset: leaderStart }, ...this.poll(nowMs)];
   }
 
   private checkContinues(batches: readonly ReplicaBatch[]): void {

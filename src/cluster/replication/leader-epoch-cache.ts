@@ -108,6 +108,11 @@ export class LeaderEpochCache {
     return this.list.length !== before;
   }
 
+  /** Forgets every entry (the log was emptied and starts again elsewhere). */
+  clear(): void {
+    this.list.length = 0;
+  }
+
   /**
    * The log now starts at `startOffset` (retention): epochs that ended before it go, and the epoch
    * holding it now starts there.

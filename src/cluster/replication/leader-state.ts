@@ -238,8 +238,17 @@ export class LeaderState {
     const refused = this.fence(request.replicaId, request.leaderEpoch);
     if (refused !== null) return { answer: { error: refused, leaderEpoch: this.leaderEpoch }, actions: [] };
     const { fetchOffset } = request;
+    // The log start goes with the answer: a follower below it cannot fetch what retention removed,
+    // and starts its log again there (follower-state.ts).
     if (fetchOffset < this.logStart || fetchOffset > this.logEnd)
-      return { answer: { error: 'OFFSET_OUT_OF_RANGE', leaderEpoch: this.leaderEpoch }, actions: [] };
+      return {
+        answer: {
+          error: 'OFFSET_OUT_OF_RANGE',
+          leaderEpoch: this.leaderEpoch,
+          logStartOffset: this.logStart,
+        },
+        actions: [],
+      };
     const position = minOffset(request.stableOffset, fetchOffset);
     const progress = this.followers.get(request.replicaId)!;
     // Kafka's rule: caught up now if it holds the leader's whole log, or caught up as of its

@@ -37,12 +37,21 @@ export type ReplicaFetchAnswer =
       readonly highWatermark: bigint;
       readonly logStartOffset: bigint;
     }
-  | { readonly error: ErrorName; readonly leaderEpoch: number };
+  | {
+      readonly error: ErrorName;
+      readonly leaderEpoch: number;
+      /** With OFFSET_OUT_OF_RANGE: where the leader's log starts now (a follower below it restarts there). */
+      readonly logStartOffset?: bigint;
+    };
 
 /** What the follower receives: the batches the broker read for the answer, or the error. */
 export type ReplicaFetchResponse =
   | { readonly error: null; readonly batches: readonly ReplicaBatch[]; readonly highWatermark: bigint }
-  | { readonly error: ErrorName };
+  | {
+      readonly error: ErrorName;
+      /** With OFFSET_OUT_OF_RANGE: the leader's log start, when the leader sent it. */
+      readonly logStartOffset?: bigint;
+    };
 
 /** OffsetsForLeaderEpoch: "where does `queryEpoch` end in your log?" */
 export interface EpochQuery {
@@ -90,6 +99,11 @@ export type FollowerAction =
     }
   /** Remove every record at or above `offset` from the local log. */
   | { readonly type: 'truncate'; readonly offset: bigint }
+  /**
+   * Empty the local log and start it again at `offset` (the leader's log start, above this log's
+   * end: retention removed what this replica lacks), its leader-epoch checkpoint emptied too.
+   */
+  | { readonly type: 'truncate-fully'; readonly offset: bigint }
   /** Append these bytes as they are; the batch starts at `batch.baseOffset`, the current log end. */
   | { readonly type: 'append'; readonly batch: ReplicaBatch }
   /** This follower cannot go on with what it was told: ask the controller for the partition's state. */

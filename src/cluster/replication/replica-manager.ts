@@ -210,6 +210,14 @@ class LeaderReplica {
     for (const wake of waiting) wake();
   }
 
+  /**
+   * The leader state's log start as the log has it now (retention moves it), so that a fetch below
+   * it is answered OFFSET_OUT_OF_RANGE with the start the follower restarts at.
+   */
+  followLogStart(): void {
+    this.run(this.state.onLogStartOffset(this.log.logStartOffset));
+  }
+
   /** Where the log's written end and the high watermark are now (see movedSince). */
   mark(): { written: bigint; highWatermark: bigint } {
     return { written: this.log.stableOffset, highWatermark: this.state.highWatermark };
@@ -337,7 +345,11 @@ class FollowerReplica {
               (response) => {
                 const entry = response.partitions[0];
                 const result =
-                  entry === undefined ? { error: 'NOT_LEADER' as ErrorName } : replicaFetchResultOf(entry);
+                  entry === undefined
+                    ? { error: 'NOT_LEADER' as ErrorName }
+                    : entry.error === 'OFFSET_OUT_OF_RANGE' && entry.logStartOffset >= 0n
+                      ? { error: entry.error, logStartOffset: entry.logStartOffset }
+                      : replicaFetchResultOf(entry);
                 this.enqueue(this.state.onFetchResponse(requestId, result, Date.now()));
               },
               (error: unknown) => this.failed(requestId, error, 'fetch'),
@@ -376,6 +388,16 @@ class FollowerReplica {
         case 'truncate':
           await this.log.truncateTo(action.offset);
           await partition.derived.truncated(action.offset);
+          break;
+        case 'truncate-fully':
+          this.logger.info(
+            { topic: this.topic, partition: this.partition, from: this.log.logEndOffset, to: action.offset },
+            "replica log below the leader's log start: emptied, starts again there",
+          );
+          await this.log.truncateFullyAndStartAt(action.offset);
+          // Producer tables as an open of the emptied log builds them (none: every batch they knew
+          // lies below the new log start); the log restarted the stream index itself.
+          await partition.derived.recover();
           break;
         case 'append': {
           const bytes = Buffer.from(
@@ -1084,12 +1106,16 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     let budget = request.maxBytes;
     for (const entry of request.partitions) {
       const leader = this.leaders.get(keyOf(entry.topic, entry.partition));
-      const refuse = (error: ErrorName, leaderEpoch: number): ReplicaFetchedPartition => ({
+      const refuse = (
+        error: ErrorName,
+        leaderEpoch: number,
+        logStartOffset = -1n,
+      ): ReplicaFetchedPartition => ({
         topic: entry.topic,
         partition: entry.partition,
         error,
         highWatermark: -1n,
-        logStartOffset: -1n,
+        logStartOffset,
         leaderEpoch,
         divergingEpoch: null,
         batches: Buffer.alloc(0),
@@ -1098,8 +1124,9 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
         partitions.push(refuse('NOT_LEADER', NO_EPOCH));
         continue;
       }
-      // Progress of the leader's own appends first, so the answer's end is current.
+      // Progress of the leader's own appends and its retention first, so the answer's range is current.
       leader.progress();
+      leader.followLogStart();
       const { answer, actions } = leader.state.handleFetch(
         {
           replicaId: request.replicaId,
@@ -1111,13 +1138,22 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
       );
       leader.run(actions);
       if (answer.error !== null) {
-        partitions.push(refuse(answer.error, answer.leaderEpoch));
+        partitions.push(refuse(answer.error, answer.leaderEpoch, answer.logStartOffset));
         continue;
       }
-      const read =
-        answer.fetchOffset < answer.endOffset && budget > 0
-          ? await leader.log.readForReplica(answer.fetchOffset, Math.min(entry.maxBytes, budget))
-          : { data: Buffer.alloc(0), nextOffset: answer.fetchOffset };
+      let read: { data: Buffer; nextOffset: bigint };
+      try {
+        read =
+          answer.fetchOffset < answer.endOffset && budget > 0
+            ? await leader.log.readForReplica(answer.fetchOffset, Math.min(entry.maxBytes, budget))
+            : { data: Buffer.alloc(0), nextOffset: answer.fetchOffset };
+      } catch (error) {
+        // Retention removed the offset while this read waited: this partition's answer says where
+        // the log starts now; the others are answered as usual.
+        if (!(error instanceof MemoryStreamerError && error.codeName === 'OFFSET_OUT_OF_RANGE')) throw error;
+        partitions.push(refuse('OFFSET_OUT_OF_RANGE', answer.leaderEpoch, leader.log.logStartOffset));
+        continue;
+      }
       budget -= read.data.length;
       partitions.push({
         topic: entry.topic,

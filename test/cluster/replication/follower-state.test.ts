@@ -323,4 +323,43 @@ describe('FollowerState: fetching', () => {
     expect(follower.phase).toBe('truncating');
     expect(onlyRequest(follower.poll(21))).toMatchObject({ type: 'send-epoch-query' });
   });
+
+  it("below the leader's log start: empties its log, starts at the leader's log start, fetches from there", () => {
+    // A log of epoch 6 up to 4; the leader's retention removed everything below 230.
+    const cache = cacheOf([2, 0], [6, 3]);
+    const follower = follow(cache, 4n, { highWatermark: 3n });
+    const query = onlyRequest(follower.poll(0));
+    const fetch = onlyRequest(
+      follower.onEpochAnswer(query.requestId, { error: null, epoch: 6, endOffset: 300n }, 0),
+    );
+    const actions = follower.onFetchResponse(
+      fetch.requestId,
+      { error: 'OFFSET_OUT_OF_RANGE', logStartOffset: 230n },
+      1,
+    );
+    expect(actions[0]).toEqual({ type: 'truncate-fully', offset: 230n });
+    expect(cache.entries()).toEqual([]);
+    expect([follower.phase, follower.logEndOffset, follower.highWatermark]).toEqual(['fetching', 230n, 230n]);
+    const next = onlyRequest(actions);
+    expect(next).toMatchObject({ type: 'send-fetch', request: { fetchOffset: 230n, stableOffset: 230n } });
+    // The leader's batches from there continue the emptied log.
+    const appended = follower.onFetchResponse(
+      next.requestId,
+      { error: null, batches: [batch(230, 6)], highWatermark: 231n },
+      2,
+    );
+    expect(ofType(appended, 'append')).toHaveLength(1);
+    expect(cache.entries()).toEqual([{ epoch: 6, startOffset: 230n }]);
+    expect(follower.logEndOffset).toBe(231n);
+
+    // At or above the leader's log start the answer means what it always did: truncate again.
+    const other = fetching();
+    other.follower.onFetchResponse(
+      other.first.requestId,
+      { error: 'OFFSET_OUT_OF_RANGE', logStartOffset: 0n },
+      1,
+    );
+    expect(other.follower.logEndOffset).toBe(0n);
+    expect(other.follower.phase).toBe('truncating');
+  });
 });

@@ -166,6 +166,19 @@ describe('LeaderState: fencing and bad fetches', () => {
     expect(fetch(2, 11n).answer.error).toBe('OFFSET_OUT_OF_RANGE');
   });
 
+  it('answers a fetch below its log start OFFSET_OUT_OF_RANGE with the log start retention left', () => {
+    const { fetch, leader, cache } = lead();
+    expect(fetch(2, 11n).answer).toEqual({
+      error: 'OFFSET_OUT_OF_RANGE',
+      leaderEpoch: 5,
+      logStartOffset: 0n,
+    });
+    expect(ofType(leader.onLogStartOffset(4n), 'write-epoch-checkpoint')).toHaveLength(1);
+    expect(cache.entries()[0]).toEqual({ epoch: 3, startOffset: 4n });
+    expect(fetch(2, 3n).answer).toEqual({ error: 'OFFSET_OUT_OF_RANGE', leaderEpoch: 5, logStartOffset: 4n });
+    expect(fetch(2, 4n).answer).toMatchObject({ error: null, logStartOffset: 4n });
+  });
+
   it('answers OffsetsForLeaderEpoch from its epoch cache and its log end', () => {
     const { leader } = lead();
     expect(leader.handleEpochQuery({ replicaId: 2, leaderEpoch: 5, queryEpoch: 3 })).toEqual({
