@@ -294,9 +294,15 @@ class FollowerReplica {
     this.enqueue(this.state.poll(Date.now()));
   }
 
-  stop(): void {
+  /**
+   * Stops; resolves once the action under way (a truncation, an append) has ended. A role taken
+   * next reads the log after that: a leader state built while a truncation still runs would start
+   * from a log end and an epoch start the truncation then takes away.
+   */
+  stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    return this.queue;
   }
 
   private enqueue(actions: readonly FollowerAction[]): void {
@@ -307,7 +313,7 @@ class FollowerReplica {
         // A failed append or truncation leaves the state machine ahead of the log: this follower
         // stops, and the manager starts a new one from what the log holds.
         if (this.stopped) return;
-        this.stop();
+        void this.stop();
         this.onGiveUp(`failed step: ${(error as Error).message}`);
       });
   }
@@ -419,7 +425,7 @@ class FollowerReplica {
           break;
         case 'refresh-metadata':
           // The leader does not lead at this epoch (yet, or any more): the manager looks again.
-          this.stop();
+          void this.stop();
           this.onGiveUp(action.reason);
           return;
       }
@@ -515,7 +521,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
    */
   beginShutdown(): void {
     this.leaving = true;
-    for (const key of [...this.followers.keys()]) this.stopFollower(key);
+    for (const key of [...this.followers.keys()]) void this.stopFollower(key);
   }
 
   async stop(): Promise<void> {
@@ -524,7 +530,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     this.antiEntropy.stop();
     await this.reconciling;
     for (const leader of this.leaders.values()) leader.resign();
-    for (const follower of this.followers.values()) follower.stop();
+    await Promise.all([...this.followers.values()].map((follower) => follower.stop()));
     this.leaders.clear();
     this.followers.clear();
     for (const { link } of this.links.values()) await link.close();
@@ -557,7 +563,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
         topic === undefined ||
         !topic.assignment.some((replicas) => replicas.includes(me))
       ) {
-        this.stopReplicasOf(local);
+        await this.stopReplicasOf(local);
         await this.core.deleteLocal(local);
         this.logger.info({ topic: local }, 'replica of a deleted or moved topic removed');
       }
@@ -580,7 +586,8 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
         wanted.add(key);
         const { leader, leaderEpoch, isr } = state.value;
         if (leader === me) {
-          this.stopFollower(key);
+          // A truncation the follower had under way ends before the leader state reads the log.
+          await this.stopFollower(key);
           const current = this.leaders.get(key);
           const sameReplicas =
             current !== undefined &&
@@ -606,13 +613,13 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
           if (this.leaving) continue;
           const current = this.followers.get(key);
           if (current !== undefined && current.leaderEpoch === leaderEpoch) continue;
-          current?.stop();
+          await current?.stop();
           this.becomeFollower(topic.name, p, leader, leaderEpoch);
         }
       }
     }
     for (const key of [...this.leaders.keys()]) if (!wanted.has(key)) this.resignLeader(key);
-    for (const key of [...this.followers.keys()]) if (!wanted.has(key)) this.stopFollower(key);
+    for (const key of [...this.followers.keys()]) if (!wanted.has(key)) await this.stopFollower(key);
     await this.dropMovedPartitions(me);
   }
 
@@ -678,11 +685,11 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     return { partitions, isrShrinks: this.isrChanges.shrinks, isrExpands: this.isrChanges.expands };
   }
 
-  private stopReplicasOf(topic: string): void {
+  private async stopReplicasOf(topic: string): Promise<void> {
     for (const key of [...this.leaders.keys()])
       if (this.leaders.get(key)!.topic === topic) this.resignLeader(key);
     for (const key of [...this.followers.keys()])
-      if (this.followers.get(key)!.topic === topic) this.stopFollower(key);
+      if (this.followers.get(key)!.topic === topic) await this.stopFollower(key);
   }
 
   private localTopicOf(topic: TopicRecord): CreateTopicRequest {
@@ -803,9 +810,11 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     if (leader.topic === OFFSETS_TOPIC) this.core.resignGroupPartition(leader.partition);
   }
 
-  private stopFollower(key: string): void {
-    this.followers.get(key)?.stop();
+  /** Stops the partition's follower; resolves once its action under way has ended. */
+  private stopFollower(key: string): Promise<void> {
+    const follower = this.followers.get(key);
     this.followers.delete(key);
+    return follower === undefined ? Promise.resolve() : follower.stop();
   }
 
   /** One connection per leader broker, at the address it registered. */
