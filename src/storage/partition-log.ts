@@ -92,6 +92,15 @@ export interface PartitionLogConfig {
   retentionMs: number;
   /** -1 means no size limit. */
   retentionBytes: number;
+  /**
+   * How `retentionBytes` is read. 'floor' (disk logs, as Kafka): the oldest segment goes while the
+   * log stays at least `retentionBytes` without it, so the log holds up to retention plus two
+   * segments (the sealed ones just short of one more, and the active one). 'ceiling' (memory
+   * logs, whose retention is their memory bound): the oldest segments go while the log is larger
+   * than `retentionBytes`, so at a roll the sealed segments come down to it, and the log holds at
+   * most retention plus the active segment.
+   */
+  retentionBytesAs: 'floor' | 'ceiling';
   /** A write of at most this many bytes is made in line, into the page cache (0: never). */
   inlineWriteMaxBytes: number;
   /** In-line writes slower than this, `inlineWriteSlowStreak` in a row, send the log to the thread pool. */
@@ -115,6 +124,7 @@ export const DEFAULT_PARTITION_LOG_CONFIG: PartitionLogConfig = {
   flushIntervalMs: 100,
   retentionMs: -1,
   retentionBytes: -1,
+  retentionBytesAs: 'floor',
   inlineWriteMaxBytes: 256 * 1024,
   inlineWriteSlowMs: 2,
   inlineWriteSlowStreak: 2,
@@ -1440,7 +1450,11 @@ export class PartitionLog {
       // A replicated log keeps what is not below its high watermark yet (a replica may still need it).
       if (this.replicated !== null && oldest.nextOffset > this.visibleOffset) break;
       const expired = this.config.retentionMs >= 0 && oldest.maxTimestamp < now - this.config.retentionMs;
-      const oversized = this.config.retentionBytes >= 0 && size - oldest.size >= this.config.retentionBytes;
+      const oversized =
+        this.config.retentionBytes >= 0 &&
+        (this.config.retentionBytesAs === 'ceiling'
+          ? size > this.config.retentionBytes
+          : size - oldest.size >= this.config.retentionBytes);
       if (!expired && !oversized) break;
       size -= oldest.size;
       count++;

@@ -155,6 +155,14 @@ export class DerivedState {
     });
   }
 
+  /**
+   * Retention may have moved the log start: the producers whose newest batch ends below it are
+   * forgotten (in memory, so in the next snapshot too), as an open from the new log start would.
+   */
+  logStartMoved(): void {
+    this.tables.dropProducersBelow(this.log.logStartOffset);
+  }
+
   /** The log's onVisible listener: the batches below `highWatermark` became readable. */
   visible(batches: readonly Buffer[], highWatermark: bigint): void {
     this.tables.recordVisible(batches, highWatermark);

@@ -13,9 +13,10 @@ import { errorOf } from '../../protocol/error-codes.js';
 import { validateRecordBatch } from '../../protocol/record-batch.js';
 import { createMemoryStorageFs } from '../../storage/memory-storage-fs.js';
 import { PartitionLog, type PartitionLogConfig, type StorageObserver } from '../../storage/partition-log.js';
+import type { StorageFs } from '../../storage/storage-fs.js';
 import type { StreamIndex } from '../../storage/stream-index.js';
 import type { ProducerRecovery } from '../producers/producer-recovery.js';
-import type { ProducerStateTable } from '../producers/producer-state.js';
+import type { ProducerStateTable, WrittenBatch } from '../producers/producer-state.js';
 import { DEFAULT_MEMORY_SEGMENT_BYTES } from '../topics/topic-config.js';
 import { DataWaiters } from './data-waiters.js';
 import { DerivedState } from './derived-state.js';
@@ -51,6 +52,8 @@ export interface ProduceInput {
 const MEMORY_LOG_WRITES = {
   inlineWriteMaxBytes: Number.MAX_SAFE_INTEGER,
   inlineWriteSlowStreak: Number.MAX_SAFE_INTEGER,
+  // Retention is a memory topic's memory bound: a ceiling, not a floor (PartitionLogConfig).
+  retentionBytesAs: 'ceiling',
 } as const;
 
 export class Partition {
@@ -89,8 +92,18 @@ export class Partition {
       inMemory
         ? // Memory is the bound: the sealed segments past retention go at once, not at the next
           // periodic run (a fast producer would hold minutes of messages until then).
-          () => void log.applyRetention().catch(() => undefined)
-        : () => this.derived.snapshotInBackground(),
+          // The producers retention left without a batch go with it.
+          () =>
+            void log.applyRetention().then(
+              () => this.derived.logStartMoved(),
+              () => undefined,
+            )
+        : // The broker's periodic retention moves the log start without telling the partition: the
+          // producers it left without a batch go at the next roll, before the snapshot.
+          () => {
+            this.derived.logStartMoved();
+            return this.derived.snapshotInBackground();
+          },
     );
     log.onSegmentReplaced((event) =>
       event.phase === 'replacing' ? this.derived.invalidateSnapshotsFrom(event.baseOffset) : undefined,
@@ -108,6 +121,8 @@ export class Partition {
     keepHighWatermark?: boolean;
     /** 'memory': the log lives in process memory under `dir` as a name, and starts empty. */
     storage?: PartitionStorage;
+    /** The file system of a disk log (tests: one that holds or fails writes); node's by default. */
+    fs?: StorageFs;
   }): Promise<Partition> {
     const storage = options.storage ?? 'disk';
     const log = await PartitionLog.open({
@@ -122,7 +137,9 @@ export class Partition {
               recycleLimitBytes: options.config.segmentBytes ?? DEFAULT_MEMORY_SEGMENT_BYTES,
             }),
           }
-        : {}),
+        : options.fs !== undefined
+          ? { fs: options.fs }
+          : {}),
       streams: { maxDecompressedBytes: options.limits.maxDecompressedBytes },
       ...(options.observer !== undefined ? { observer: options.observer } : {}),
       ...(options.keepHighWatermark === true ? { keepHighWatermark: true } : {}),
@@ -188,16 +205,9 @@ export class Partition {
     const scanned = this.scanned;
     scanned.reset();
     const header = validateRecordBatch(input.batch, this.limits, scanned.visit);
-    const check = this.derived.producers.check(header);
-    if (check.kind === 'duplicate') {
-      return Promise.resolve({
-        baseOffset: check.batch.baseOffset,
-        lastOffset: check.batch.lastOffset,
-        durability: this.log.config.durability === 'always' ? 'synced' : 'written',
-        duplicate: true,
-        sequences: [],
-      });
-    }
+    const producers = this.derived.producers;
+    const check = producers.check(header);
+    if (check.kind === 'duplicate') return this.duplicate(check.batch, input.acks);
     const keys = scanned.keys;
     if (this.limits.keysRequired === true && keys.includes(null)) {
       throw errorOf(
@@ -230,6 +240,15 @@ export class Partition {
       scanned,
     );
     const { baseOffset, lastOffset } = ticket;
+    if (header.producerId >= 0n) {
+      // What a retry of this batch is answered with (duplicate below): its completion until it is
+      // written, and the stream sequences of this reply.
+      const written = producers.latest;
+      if (written !== null && written.baseOffset === baseOffset) {
+        written.done = ticket.done;
+        if (sequences.length > 0) written.streamSequences = compactSequences(sequences);
+      }
+    }
     // Not written: the log took the offsets back, the derived state forgets the batch too.
     const forget = (error: unknown): Promise<never> =>
       this.derived.truncated(baseOffset).then(() => Promise.reject(error));
@@ -240,6 +259,31 @@ export class Partition {
     return ticket.done.then(
       (durability): ProduceResponse => ({ baseOffset, lastOffset, durability, duplicate: false, sequences }),
       forget,
+    );
+  }
+
+  /**
+   * The answer to a retry of a batch the producer table holds: the first copy's offsets and stream
+   * sequences. While that copy is not written yet (synced with durability `always`), the retry
+   * waits for its write as the first produce does, and fails with it: a retry is never acknowledged
+   * for a batch the log may still take back.
+   */
+  private duplicate(batch: WrittenBatch, acks: 0 | 1): Promise<ProduceResponse> {
+    const { baseOffset, lastOffset, done } = batch;
+    const sequences = replySequences(batch);
+    if (acks === 0)
+      return Promise.resolve({ baseOffset, lastOffset, durability: 'none', duplicate: true, sequences });
+    if (done === undefined || lastOffset < this.log.stableOffset) {
+      return Promise.resolve({
+        baseOffset,
+        lastOffset,
+        durability: this.log.config.durability === 'always' ? 'synced' : 'written',
+        duplicate: true,
+        sequences,
+      });
+    }
+    return done.then(
+      (durability): ProduceResponse => ({ baseOffset, lastOffset, durability, duplicate: true, sequences }),
     );
   }
 
@@ -283,8 +327,33 @@ export class Partition {
   async close(): Promise<void> {
     for (const subscription of [...this.subscriptions]) subscription.close();
     this.waiters.wakeAll();
+    // The snapshot written below holds no producer that retention left without a batch.
+    this.derived.logStartMoved();
     await this.log.close();
     // A clean close saves the table as of the log end, so the next open replays nothing.
     await this.derived.snapshotInBackground();
   }
+}
+
+/**
+ * A reply's stream sequences as the producer table keeps them: the first one when each next one is
+ * one more (as when every record has the same key, the usual keyed batch: no array is kept), else
+ * the reply's array itself (encoded once, never changed: sharing it costs no copy on the common path).
+ */
+function compactSequences(sequences: readonly number[]): number | readonly number[] {
+  const first = sequences[0]!;
+  if (first < 0) return sequences;
+  for (let i = 1; i < sequences.length; i++) if (sequences[i] !== first + i) return sequences;
+  return first;
+}
+
+/** The stream sequences a retry's reply carries: those of the first reply (none for a keyless batch). */
+function replySequences(batch: WrittenBatch): number[] {
+  const kept = batch.streamSequences;
+  if (kept === undefined) return [];
+  if (typeof kept !== 'number') return kept.slice();
+  const count = Number(batch.lastOffset - batch.baseOffset) + 1;
+  const sequences = new Array<number>(count);
+  for (let i = 0; i < count; i++) sequences[i] = kept + i;
+  return sequences;
 }

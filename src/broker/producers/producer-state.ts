@@ -14,6 +14,7 @@
 
 import { errorOf } from '../../protocol/error-codes.js';
 import { RETAINED_PRODUCER_BATCHES } from '../../protocol/idempotence.js';
+import type { AppendDurability } from '../../storage/partition-log.js';
 
 export const NO_PRODUCER_ID = -1n;
 /** How many recent batches per producer are remembered for duplicate detection (Kafka keeps 5). */
@@ -33,6 +34,20 @@ export interface WrittenBatch {
   lastSequence: number;
   baseOffset: bigint;
   lastOffset: bigint;
+  /**
+   * The first append's completion while the batch is not yet written (synced with durability
+   * `always`): a retry answers only when it settles, as the first produce does, and fails with it
+   * (the log then took the offsets back). Set by the leader's produce, dropped once the batch is
+   * below the high watermark (producer-tables.ts); never in snapshots.
+   */
+  done?: Promise<AppendDurability> | undefined;
+  /**
+   * The stream sequences the first reply carried, for a retry's reply: absent for a batch without
+   * keys (its reply carries none); the first one when they are consecutive from it (as when every
+   * record has the same key); else the reply's per-record array itself. Set by the leader's
+   * produce, in memory only: a batch a follower applied or a restart rebuilt from the log has none.
+   */
+  streamSequences?: number | readonly number[] | undefined;
 }
 
 interface ProducerEntry {
@@ -61,6 +76,11 @@ function lastSequenceOf(info: ProducerBatchInfo): number {
 
 export class ProducerStateTable {
   private readonly producers = new Map<bigint, ProducerEntry>();
+  /**
+   * The entry recorded last: the leader's produce attaches its completion and stream sequences to
+   * it right after the hook recorded the batch (synchronously), without a lookup by producer id.
+   */
+  latest: WrittenBatch | null = null;
 
   get size(): number {
     return this.producers.size;
@@ -111,21 +131,66 @@ export class ProducerStateTable {
     );
   }
 
-  /** Records a batch that was appended (or found in the log on recovery). */
-  record(info: ProducerBatchInfo, baseOffset: bigint, lastOffset: bigint): void {
-    if (info.producerId === NO_PRODUCER_ID) return;
+  /**
+   * Records a batch that was appended (or found in the log on recovery) and returns its entry
+   * (null for a batch without a producer id).
+   */
+  record(info: ProducerBatchInfo, baseOffset: bigint, lastOffset: bigint): WrittenBatch | null {
+    if (info.producerId === NO_PRODUCER_ID) return null;
+    const batch: WrittenBatch = {
+      baseSequence: info.baseSequence,
+      lastSequence: lastSequenceOf(info),
+      baseOffset,
+      lastOffset,
+      done: undefined,
+      streamSequences: undefined,
+    };
+    this.recordWritten(info, batch);
+    return batch;
+  }
+
+  /** Records an entry as it is (one taken back into the table after a truncation keeps its state). */
+  recordWritten(info: ProducerBatchInfo, batch: WrittenBatch): void {
     let entry = this.producers.get(info.producerId);
     if (entry === undefined || info.producerEpoch > entry.epoch) {
       entry = { epoch: info.producerEpoch, recent: [] };
       this.producers.set(info.producerId, entry);
     }
-    entry.recent.push({
-      baseSequence: info.baseSequence,
-      lastSequence: lastSequenceOf(info),
-      baseOffset,
-      lastOffset,
-    });
+    entry.recent.push(batch);
     if (entry.recent.length > RETAINED_BATCHES) entry.recent.shift();
+    this.latest = batch;
+  }
+
+  /**
+   * Drops every producer whose newest batch ends below `logStartOffset` (retention deleted it): the
+   * log no longer holds anything of it, and a replay from the log start would not know it either.
+   * (A producer that still has a batch at or past the log start keeps its older ones.)
+   */
+  dropProducersBelow(logStartOffset: bigint): void {
+    for (const [producerId, entry] of this.producers) {
+      const newest = entry.recent[entry.recent.length - 1];
+      if (newest === undefined || newest.lastOffset < logStartOffset) this.producers.delete(producerId);
+    }
+    if (this.latest !== null && this.latest.lastOffset < logStartOffset) this.latest = null;
+  }
+
+  /** The stream sequences of the batches that have them, by base offset (a rebuild keeps them). */
+  streamSequencesByOffset(): Map<bigint, number | readonly number[]> {
+    const kept = new Map<bigint, number | readonly number[]>();
+    for (const entry of this.producers.values())
+      for (const batch of entry.recent)
+        if (batch.streamSequences !== undefined) kept.set(batch.baseOffset, batch.streamSequences);
+    return kept;
+  }
+
+  /** Gives the batches at these base offsets their stream sequences back (after a rebuild). */
+  restoreStreamSequences(kept: ReadonlyMap<bigint, number | readonly number[]>): void {
+    if (kept.size === 0) return;
+    for (const entry of this.producers.values())
+      for (const batch of entry.recent) {
+        const sequences = kept.get(batch.baseOffset);
+        if (sequences !== undefined) batch.streamSequences = sequences;
+      }
   }
 
   /**
@@ -139,7 +204,16 @@ export class ProducerStateTable {
     const entries: ProducerSnapshotEntry[] = [];
     for (const [producerId, entry] of this.producers) {
       if (entry.recent.length === 0) continue;
-      entries.push({ producerId, epoch: entry.epoch, batches: entry.recent.map((batch) => ({ ...batch })) });
+      entries.push({
+        producerId,
+        epoch: entry.epoch,
+        batches: entry.recent.map(({ baseSequence, lastSequence, baseOffset, lastOffset }) => ({
+          baseSequence,
+          lastSequence,
+          baseOffset,
+          lastOffset,
+        })),
+      });
     }
     return entries.sort((a, b) => (a.producerId < b.producerId ? -1 : a.producerId > b.producerId ? 1 : 0));
   }
@@ -166,10 +240,19 @@ export class ProducerStateTable {
    */
   loadState(entries: readonly ProducerSnapshotEntry[], logStartOffset = 0n): void {
     this.producers.clear();
+    this.latest = null;
     for (const { producerId, epoch, batches } of entries) {
       const recent = batches
         .filter((batch) => batch.lastOffset >= logStartOffset)
-        .map((batch) => ({ ...batch }));
+        // The same shape as record()'s entries (check() reads both).
+        .map(({ baseSequence, lastSequence, baseOffset, lastOffset }) => ({
+          baseSequence,
+          lastSequence,
+          baseOffset,
+          lastOffset,
+          done: undefined,
+          streamSequences: undefined,
+        }));
       if (recent.length > 0) this.producers.set(producerId, { epoch, recent });
     }
   }

@@ -11,6 +11,8 @@
 // Between them, the batches appended but not yet visible are kept in order: a truncation at or
 // above `visibleThrough` (appends that failed) rebuilds `appended` exactly from the visible table
 // and those, where forgetting the truncated batches would not bring back what they evicted.
+// An entry of `appended` may carry what only the leader's produce knows (WrittenBatch: the first
+// append's completion until the batch is visible, the reply's stream sequences); a rebuild keeps both.
 
 import { BATCH_OFFSETS, readInt64 } from '../../protocol/record-batch-layout.js';
 import {
@@ -18,12 +20,13 @@ import {
   type ProducerBatchInfo,
   type ProducerSnapshotEntry,
   ProducerStateTable,
+  type WrittenBatch,
 } from './producer-state.js';
 
 interface AppendedBatch {
   info: ProducerBatchInfo;
-  baseOffset: bigint;
-  lastOffset: bigint;
+  /** Its entry in `appended` (the same object, so what the produce attached to it stays with it). */
+  written: WrittenBatch;
 }
 
 /**
@@ -50,6 +53,8 @@ export class ProducerTables {
   /** Appended idempotent batches at or past `visibleEnd`, oldest first from `pendingHead`. */
   private pending: AppendedBatch[] = [];
   private pendingHead = 0;
+  /** The log start the tables last dropped producers below. */
+  private droppedBelow = 0n;
 
   /** The visible table holds exactly the batches below this offset. */
   get visibleThrough(): bigint {
@@ -60,10 +65,10 @@ export class ProducerTables {
   recordAppended(batch: Buffer, baseOffset: bigint, lastOffset: bigint): void {
     const info = producerBatchInfo(batch);
     if (info === null) return;
-    this.appended.record(info, baseOffset, lastOffset);
+    const written = this.appended.record(info, baseOffset, lastOffset)!;
     // A batch recorded after it became visible (a caller that applies it once written) is in the
     // visible table already.
-    if (lastOffset >= this.visibleEnd) this.pending.push({ info, baseOffset, lastOffset });
+    if (lastOffset >= this.visibleEnd) this.pending.push({ info, written });
   }
 
   /** Batches became readable, up to `highWatermark`: the visible table takes them. */
@@ -78,9 +83,12 @@ export class ProducerTables {
     this.visibleEnd = highWatermark;
     while (
       this.pendingHead < this.pending.length &&
-      this.pending[this.pendingHead]!.lastOffset < highWatermark
-    )
+      this.pending[this.pendingHead]!.written.lastOffset < highWatermark
+    ) {
+      // Written now: a retry answers at once, the completion is not kept any longer.
+      this.pending[this.pendingHead]!.written.done = undefined;
       this.pendingHead++;
+    }
     if (this.pendingHead === this.pending.length) {
       this.pending = [];
       this.pendingHead = 0;
@@ -102,10 +110,12 @@ export class ProducerTables {
     const kept: AppendedBatch[] = [];
     for (let i = this.pendingHead; i < this.pending.length; i++) {
       const appended = this.pending[i]!;
-      if (appended.lastOffset < offset) kept.push(appended);
+      if (appended.written.lastOffset < offset) kept.push(appended);
     }
+    const sequences = this.appended.streamSequencesByOffset();
     this.appended.loadState(this.visible.exportState());
-    for (const { info, baseOffset, lastOffset } of kept) this.appended.record(info, baseOffset, lastOffset);
+    this.appended.restoreStreamSequences(sequences);
+    for (const { info, written } of kept) this.appended.recordWritten(info, written);
     this.pending = kept;
     this.pendingHead = 0;
     return true;
@@ -120,6 +130,19 @@ export class ProducerTables {
     this.visible.loadState(entries, logStartOffset);
     this.pending = [];
     this.pendingHead = 0;
+  }
+
+  /**
+   * The log start moved to `logStartOffset` (retention): both tables drop the producers whose newest
+   * batch ends below it, as a replay from the new log start would (ProducerStateTable.loadState).
+   * Batches still pending are at or past the high watermark, which retention never passes.
+   */
+  dropProducersBelow(logStartOffset: bigint): void {
+    // Called at every roll: a walk over every producer only when the log start moved.
+    if (logStartOffset === this.droppedBelow) return;
+    this.droppedBelow = logStartOffset;
+    this.appended.dropProducersBelow(logStartOffset);
+    this.visible.dropProducersBelow(logStartOffset);
   }
 
   /** Records a stored batch (a replay of the log after `reset`) in both tables. */

@@ -149,7 +149,12 @@ function applyOnly(batches: readonly Buffer[], partition: Partition): void {
 type Answer = { kind: 'append' } | { kind: 'duplicate'; batch: unknown } | { error: number | undefined };
 function answer(table: ProducerStateTable, info: ProducerBatchInfo): Answer {
   try {
-    return table.check(info);
+    const check = table.check(info);
+    if (check.kind === 'append') return check;
+    // What the log determines; a leader's entry also holds what its produce attached (the first
+    // append's completion, the reply's stream sequences), which neither a follower nor a rebuild has.
+    const { baseSequence, lastSequence, baseOffset, lastOffset } = check.batch;
+    return { kind: 'duplicate', batch: { baseSequence, lastSequence, baseOffset, lastOffset } };
   } catch (error) {
     return { error: (error as { code?: number }).code };
   }
