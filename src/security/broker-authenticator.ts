@@ -300,7 +300,7 @@ export class ConnectionAuth {
   }
 
   private finish(message: Buffer): AuthOutcome {
-    this.enabled();
+    const auth = this.enabled();
     const session = this.session;
     if (session === null || this.mechanism === null)
       return this.failure(
@@ -308,6 +308,10 @@ export class ConnectionAuth {
         '',
       );
     this.session = null;
+    // Checked again here, where the proof is: sessions started on many connections at once, before
+    // any of their proofs failed, would otherwise each have a guess past the limit.
+    const limited = this.rateLimited(auth);
+    if (limited !== null) return limited;
     try {
       const serverFinal = session.final(message.toString('utf8'));
       const principal = `User:${session.user}`;

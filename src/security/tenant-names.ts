@@ -18,6 +18,9 @@
 import { MemoryStreamerError } from '../common/errors.js';
 import { errorOf } from '../protocol/error-codes.js';
 
+/** The broker's consumer-group offsets topic (broker-core.ts OFFSETS_TOPIC). */
+const GROUP_OFFSETS_TOPIC = '__consumer_offsets';
+
 /** Between a tenant's name and the name its principal uses. Topic and group names may hold `.`, tenant names may not. */
 export const TENANT_SEPARATOR = '.';
 /** A topic or group name inside the broker is at most this long (topic-config.ts, group-placement.ts). */
@@ -78,6 +81,7 @@ export class TenantNamespace {
 
   /** Whether this principal may see the stored name. */
   visible(stored: string): boolean {
+    if (this.tenant === null && stored === GROUP_OFFSETS_TOPIC && this.reserved.size > 0) return false;
     return this.tenant === null ? this.ownerOf(stored) === null : stored.startsWith(this.prefix);
   }
 
@@ -89,6 +93,13 @@ export class TenantNamespace {
         `a ${kind} name is a non-empty string`,
       );
     if (this.tenant === null) {
+      // The group offsets topic holds every tenant's group and topic names: outside the tenants'
+      // namespaces, as the rest of theirs is, once there are tenants (super-users have no namespace).
+      if (kind === 'topic' && name === GROUP_OFFSETS_TOPIC && this.reserved.size > 0)
+        throw errorOf(
+          'AUTHORIZATION_FAILED',
+          `${GROUP_OFFSETS_TOPIC} holds the tenants' consumer groups: only a super-user reads it`,
+        );
       const owner = this.ownerOf(name);
       if (owner !== null)
         throw errorOf(

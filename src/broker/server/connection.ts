@@ -999,11 +999,13 @@ export class Connection {
       const reader = new BinaryReader(frame.payload);
       const request = COMMANDS.subscribe.decodeRequest(reader);
       reader.end();
+      // The tenant's name first, then the check, as dispatch does: the ACLs are on the stored name
+      // (a check on the name the principal typed would weigh another topic's entries).
+      if (this.tenants !== null) this.tenantRequest('subscribe', request);
       const refused =
         this.host.authz?.checkRequest(this.authzPrincipal, 'subscribe', request, this.remote) ?? null;
       if (refused !== null) throw refused;
       request.credit = Math.min(request.credit, this.host.limits.maxSubscriptionCreditBytes);
-      if (this.tenants !== null) this.tenantRequest('subscribe', request);
       const channelId = this.nextChannelId++;
       const { subscription, offset } = this.host.core.subscribe(
         request,
