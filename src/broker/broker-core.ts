@@ -80,6 +80,12 @@ function refuseInternal(topic: string): void {
 
 /** The internal topic holding committed consumer-group offsets (compacted: the latest per key). */
 export const OFFSETS_TOPIC = '__consumer_offsets';
+/**
+ * How `__consumer_offsets` keeps its records: compaction only. A committed offset stays until the
+ * group commits another for its partition, however old it is (the topic defaults' retention would
+ * delete a quiet group's offsets).
+ */
+export const OFFSETS_RETENTION = { cleanup: 'compact', retentionMs: -1, retentionBytes: -1 } as const;
 /** Partitions of all topics together a broker takes unless configured otherwise (topics.max_partitions). */
 export const DEFAULT_MAX_PARTITIONS = 10_000;
 /** How often a cluster member writes its partitions' high watermarks to their checkpoint files. */
@@ -251,9 +257,14 @@ export class BrokerCore {
     this.groupsInCluster = options.clusterMember === true;
     this.groups = new GroupCoordinator({
       // In a cluster the coordinator need not hold a copy of the group's topics.
+      // Throws UNKNOWN_TOPIC for a topic that does not exist (the coordinator counts it as 0).
       partitionsOf: (topic) =>
-        this.clusterMetadata?.topics().find((t) => t.name === topic)?.partitions ??
-        this.registry.require(topic).partitions,
+        this.clusterMetadata?.partitionCount(topic) ?? this.registry.require(topic).partitions,
+      // In a cluster the coordinator may hold no copy of a deleted topic (so `deleteLocal` never
+      // runs here for it): its metadata tells that the topic is gone. A broker alone forgets a
+      // topic's offsets when it deletes the topic. Internal topics are each broker's own, not in
+      // the cluster's metadata.
+      topicExists: (topic) => !this.goneFromCluster(topic),
       highWatermark: (topic, partition) => {
         if (this.clusterMetadata === null) return this.partition(topic, partition).log.highWatermark;
         // In a cluster only a partition's leader knows its high watermark (a follower's lags it,
@@ -266,7 +277,16 @@ export class BrokerCore {
         }
         return this.partition(topic, partition).log.highWatermark;
       },
-      store: { append: (groupId, offsets) => this.appendOffsets(groupId, offsets) },
+      store: {
+        append: (groupId, offsets) => this.appendOffsets(groupId, offsets),
+        // Tombstones (a null value): compaction drops the key, and a restart reads it as gone.
+        remove: (groupId, partitions) =>
+          this.appendOffsets(
+            groupId,
+            partitions.map((p) => ({ ...p, offset: null })),
+          ),
+      },
+      logger: this.logger,
     });
     this.state = {
       partitions: () =>
@@ -348,7 +368,9 @@ export class BrokerCore {
       );
       core = new BrokerCore(options, registry, producerIds, lock, await realpath(lock.dataDir));
       for (const [name, reason] of registry.damaged) core.setOffline(name, reason);
-      for (const topic of registry.list()) {
+      for (const listed of registry.list()) {
+        // Repaired before its partitions open: their logs take retention settings at open.
+        const topic = listed.name === OFFSETS_TOPIC ? await core.repairOffsetsTopic(listed) : listed;
         if (topic.name === OFFSETS_TOPIC && !core.groupsInCluster) await core.openPartitions(topic, 0);
         else await core.openTopicIsolated(topic);
       }
@@ -536,22 +558,34 @@ export class BrokerCore {
         {
           name: OFFSETS_TOPIC,
           partitions: 1,
-          config: { durability: 'always', cleanup: 'compact', segmentBytes: this.offsetsSegmentBytes },
+          config: {
+            durability: 'always',
+            ...OFFSETS_RETENTION,
+            segmentBytes: this.offsetsSegmentBytes,
+          },
         },
         { internal: true },
       );
       await this.openPartitions(topic, 0);
-    } else if (existing.config.cleanup !== 'compact') {
-      // Created by a broker before compaction existed: compact it from now on.
-      await this.registry.alter({
-        name: OFFSETS_TOPIC,
-        config: {
-          cleanup: 'compact',
-          segmentBytes: Math.min(existing.config.segmentBytes, this.offsetsSegmentBytes),
-        },
-      });
     }
     for (const entry of await this.readCommittedOffsets(0)) this.groups.restore(entry.groupId, [entry]);
+  }
+
+  /**
+   * An existing `__consumer_offsets` created by a broker before compaction existed, or with the
+   * topic defaults' retention (which deletes committed offsets by age or size): compaction only
+   * from now on.
+   */
+  private async repairOffsetsTopic(existing: TopicDescription): Promise<TopicDescription> {
+    const { cleanup, retentionMs, retentionBytes, segmentBytes } = existing.config;
+    if (cleanup === 'compact' && retentionMs === -1 && retentionBytes === -1) return existing;
+    return this.registry.alter({
+      name: OFFSETS_TOPIC,
+      config: {
+        ...OFFSETS_RETENTION,
+        ...(cleanup === 'compact' ? {} : { segmentBytes: Math.min(segmentBytes, this.offsetsSegmentBytes) }),
+      },
+    });
   }
 
   /** The committed offsets one `__consumer_offsets` partition holds (the last record per key wins). */
@@ -566,7 +600,12 @@ export class BrokerCore {
         for (const record of iterateRecords(batch, {
           maxDecompressedBytes: this.options.maxDecompressedBytes,
         })) {
-          if (record.key === null || record.value === null) continue;
+          if (record.key === null) continue;
+          // A tombstone: the group's offset of a deleted topic, forgotten.
+          if (record.value === null) {
+            latest.delete(record.key.toString('latin1'));
+            continue;
+          }
           const [groupId, topic, partition] = record.key.toString('utf8').split('\0');
           if (groupId === undefined || topic === undefined || partition === undefined) continue;
           latest.set(record.key.toString('latin1'), {
@@ -675,11 +714,14 @@ export class BrokerCore {
 
   private async appendOffsets(
     groupId: string,
-    offsets: readonly { topic: string; partition: number; offset: bigint }[],
+    offsets: readonly { topic: string; partition: number; offset: bigint | null }[],
   ): Promise<void> {
     if (offsets.length === 0) return;
     const batch = encodeRecordBatch(
-      offsets.map((o) => ({ key: `${groupId}\0${o.topic}\0${o.partition}`, value: o.offset.toString() })),
+      offsets.map((o) => ({
+        key: `${groupId}\0${o.topic}\0${o.partition}`,
+        value: o.offset === null ? null : o.offset.toString(),
+      })),
     );
     const index = this.offsetsPartitionOf(groupId);
     const partition = this.partition(OFFSETS_TOPIC, index);
@@ -974,8 +1016,15 @@ export class BrokerCore {
     this.ensureOpen();
     const existing = this.registry.get(input.name);
     if (existing !== undefined) return this.view(existing);
-    // The cluster's `__consumer_offsets` is the one internal topic a cluster places on brokers.
-    return this.createLocal(input, true, input.name === OFFSETS_TOPIC && this.groupsInCluster);
+    // The cluster's `__consumer_offsets` is the one internal topic a cluster places on brokers;
+    // its copies keep offsets by compaction only, whatever the topic defaults' retention here.
+    if (input.name === OFFSETS_TOPIC)
+      return this.createLocal(
+        { ...input, config: { ...input.config, ...OFFSETS_RETENTION } },
+        true,
+        this.groupsInCluster,
+      );
+    return this.createLocal(input, true, false);
   }
 
   /**
@@ -1098,6 +1147,7 @@ export class BrokerCore {
       await this.registry.delete(name);
       this.offline.delete(name);
       this.logger.info({ topic: name }, 'offline topic deleted');
+      await this.forgetGroupOffsets(name);
       return;
     }
     const topic = this.registry.require(name);
@@ -1105,6 +1155,32 @@ export class BrokerCore {
     this.partitions.delete(topic.name);
     for (const partition of list) await partition.close();
     await this.registry.delete(topic.name);
+    await this.forgetGroupOffsets(name);
+  }
+
+  /**
+   * The groups coordinated here forget their committed offsets of a deleted topic, so a topic
+   * created next under its name starts without them.
+   */
+  private async forgetGroupOffsets(name: string): Promise<void> {
+    if (this.clusterMetadata === null) {
+      await this.groups.forgetTopic(name);
+      return;
+    }
+    // A cluster member's copy also goes when the topic moves to other brokers (and a stale
+    // `__consumer_offsets` from before it joined goes): the offsets stay then. The tombstones are
+    // not awaited: their replication must not hold up the member's reconciliation (forgetTopic
+    // logs a failure; the offsets are gone from memory at once).
+    if (this.goneFromCluster(name)) void this.groups.forgetTopic(name);
+  }
+
+  /** Whether this cluster member's metadata says the cluster has no topic `name` (false alone). */
+  private goneFromCluster(name: string): boolean {
+    return (
+      this.clusterMetadata !== null &&
+      !name.startsWith(INTERNAL_TOPIC_PREFIX) &&
+      this.clusterMetadata.partitionCount(name) === undefined
+    );
   }
 
   /**

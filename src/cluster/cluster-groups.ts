@@ -5,7 +5,7 @@
 // The topic is created by the controller the first time a client asks for a coordinator, as
 // Kafka does, with as many replicas as the cluster has brokers then (up to the configured three).
 
-import { OFFSETS_TOPIC } from '../broker/broker-core.js';
+import { OFFSETS_RETENTION, OFFSETS_TOPIC } from '../broker/broker-core.js';
 import { groupOffsetsPartition } from '../broker/groups/group-placement.js';
 import type { ClusterGroups } from '../broker/replica-hooks.js';
 import { MemoryStreamerError } from '../common/errors.js';
@@ -68,9 +68,10 @@ export class ClusterGroupPlacement implements ClusterGroups {
         name: OFFSETS_TOPIC,
         partitions: this.options.offsetsPartitions ?? 8,
         replicationFactor: Math.max(1, Math.min(this.options.offsetsReplicationFactor ?? 3, live)),
+        // Compaction only: the topic defaults' retention would delete a quiet group's offsets.
         config: {
           durability: 'always',
-          cleanup: 'compact',
+          ...OFFSETS_RETENTION,
           segmentBytes: this.options.offsetsSegmentBytes ?? 16 * 1024 * 1024,
           minInsyncReplicas: 1,
         },

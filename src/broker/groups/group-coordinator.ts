@@ -7,6 +7,7 @@
 // `__consumer_offsets`). No sockets here; time comes from a clock so tests can drive it.
 
 import { randomUUID } from 'node:crypto';
+import type { BrokerLogger } from '../../metrics/logger.js';
 import type {
   AssignmentStrategy,
   CommitOffsetsRequest,
@@ -26,10 +27,19 @@ import { assignSticky } from './sticky-assignor.js';
 export interface OffsetStore {
   /** Durably records committed offsets; resolves when they are stored. */
   append(groupId: string, offsets: readonly PartitionOffset[]): Promise<void>;
+  /** Durably forgets the group's offsets of these partitions (a restart must not bring them back). */
+  remove(groupId: string, partitions: readonly { topic: string; partition: number }[]): Promise<void>;
 }
 
 export interface GroupCoordinatorDeps {
+  /** The topic's partition count; throws UNKNOWN_TOPIC when there is no such topic. */
   partitionsOf(topic: string): number;
+  /**
+   * False once the topic is gone, so the groups' offsets for it are dropped (in a cluster the
+   * coordinator may hold no copy of a deleted topic and so never sees it deleted locally).
+   * Without it, only `forgetTopic` drops them.
+   */
+  topicExists?(topic: string): boolean;
   /**
    * The partition's high watermark (what consumers can read up to); null when this broker holds
    * no copy of the partition (a coordinator in a cluster).
@@ -37,6 +47,7 @@ export interface GroupCoordinatorDeps {
   highWatermark(topic: string, partition: number): bigint | null;
   store: OffsetStore;
   now?: () => number;
+  logger?: BrokerLogger;
 }
 
 interface PendingJoin {
@@ -64,7 +75,18 @@ class Group {
   rebalancing = false;
   rebalanceDeadline = 0;
   readonly members = new Map<string, Member>();
+  /** Members waiting in a join: a join checks "has everyone joined" without a pass over them. */
+  joined = 0;
   readonly offsets = new Map<string, PartitionOffset>();
+  /**
+   * Partition counts of the subscribed topics when the current assignment was computed: a topic
+   * that grows (or goes) since then needs a rebalance, else its new partitions are never read.
+   */
+  assignedCounts = new Map<string, number>();
+  /** The last sweep failure logged for this group (logged once, not every sweep). */
+  lastFailure: string | null = null;
+  /** Commits being stored: the group is not reclaimed under them. */
+  commitsInFlight = 0;
 
   constructor(readonly groupId: string) {}
 
@@ -79,13 +101,20 @@ export const MAX_SESSION_TIMEOUT_MS = 300_000;
 
 export class GroupCoordinator {
   private readonly groups = new Map<string, Group>();
+  /**
+   * How often each topic's offsets were forgotten (deleted): a commit stored across a deletion of
+   * its topic must not put the old topic's offset back in memory.
+   */
+  private readonly forgotten = new Map<string, number>();
   private readonly deps: GroupCoordinatorDeps;
   private readonly now: () => number;
+  private readonly logger: BrokerLogger | null;
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(deps: GroupCoordinatorDeps) {
     this.deps = deps;
     this.now = deps.now ?? Date.now;
+    this.logger = deps.logger ?? null;
     this.sweeper = setInterval(() => this.sweep(), 250);
     this.sweeper.unref();
   }
@@ -104,6 +133,19 @@ export class GroupCoordinator {
       this.groups.set(groupId, group);
     }
     return group;
+  }
+
+  /**
+   * A subscribed topic's partition count, 0 once it no longer exists: a member's subscription may
+   * outlive its topic, and the group must still rebalance around it.
+   */
+  private countOf(topic: string): number {
+    try {
+      return this.deps.partitionsOf(topic);
+    } catch (error) {
+      if ((error as { codeName?: unknown }).codeName === 'UNKNOWN_TOPIC') return 0;
+      throw error;
+    }
   }
 
   private existing(groupId: string): Group {
@@ -156,6 +198,7 @@ export class GroupCoordinator {
     member.topics = [...new Set(request.topics)];
     member.sessionTimeoutMs = request.sessionTimeoutMs;
     member.lastSeen = this.now();
+    if (member.pendingJoin === null) group.joined++;
     member.pendingJoin?.reject(
       errorOf('REBALANCE_IN_PROGRESS', 'superseded by a newer join of the same member'),
     );
@@ -179,17 +222,20 @@ export class GroupCoordinator {
   /** Hands out the next generation once every member has joined (or been dropped). */
   private completeIfReady(group: Group, force = false): void {
     if (!group.rebalancing) return;
+    if (!force && group.joined < group.members.size) return;
     const candidates = [...group.members.values()];
-    if (!force && candidates.some((m) => m.pendingJoin === null)) return;
-    for (const m of candidates) if (m.pendingJoin === null) group.members.delete(m.memberId);
-    group.rebalancing = false;
-    if (group.members.size === 0) return;
-    group.generation++;
-    const members = [...group.members.values()];
-    const partitionsOf = (topic: string) => this.deps.partitionsOf(topic);
-    let assignment: Map<string, TopicPartitions[]>;
+    const members = candidates.filter((m) => m.pendingJoin !== null);
+    // The assignment is computed before the group changes, so an error leaves the rebalance
+    // pending as it was instead of half-done.
+    const counts = new Map<string, number>();
+    for (const m of members)
+      for (const topic of m.topics) if (!counts.has(topic)) counts.set(topic, this.countOf(topic));
+    const partitionsOf = (topic: string) => counts.get(topic) ?? 0;
+    let assignment = new Map<string, TopicPartitions[]>();
     let withheld = false;
-    if (group.strategy === 'range') {
+    if (members.length === 0) {
+      // Nobody joined: the group empties below.
+    } else if (group.strategy === 'range') {
       assignment = assignRange(members, partitionsOf);
     } else {
       // Cooperative: a partition that moves is first only taken from its owner; it is handed to
@@ -201,7 +247,6 @@ export class GroupCoordinator {
       const owner = new Map<string, string>();
       for (const m of members)
         for (const a of m.assignment) for (const p of a.partitions) owner.set(`${a.topic}\0${p}`, m.memberId);
-      assignment = new Map();
       for (const [memberId, list] of target) {
         const handed = list
           .map((a) => ({
@@ -219,6 +264,12 @@ export class GroupCoordinator {
         assignment.set(memberId, handed);
       }
     }
+    for (const m of candidates) if (m.pendingJoin === null) group.members.delete(m.memberId);
+    group.rebalancing = false;
+    group.joined = 0;
+    if (group.members.size === 0) return;
+    group.generation++;
+    group.assignedCounts = counts;
     for (const m of group.members.values()) {
       const next = assignment.get(m.memberId) ?? [];
       m.releasing = new Set();
@@ -264,12 +315,14 @@ export class GroupCoordinator {
     if (member === undefined)
       throw errorOf('UNKNOWN_MEMBER', `${request.memberId} is not in group ${group.groupId}`);
     group.members.delete(request.memberId);
+    if (member.pendingJoin !== null) group.joined--;
     member.pendingJoin?.reject(errorOf('UNKNOWN_MEMBER', 'left the group'));
     if (group.members.size > 0) {
       this.startRebalance(group);
       this.completeIfReady(group);
     } else {
       group.rebalancing = false;
+      this.reclaim(group);
     }
   }
 
@@ -294,8 +347,17 @@ export class GroupCoordinator {
         throw errorOf('OFFSET_OUT_OF_RANGE', `commit ${o.offset} for ${o.topic}/${o.partition}`);
       }
     }
-    await this.deps.store.append(group.groupId, request.offsets);
-    for (const o of request.offsets) group.offsets.set(`${o.topic}\0${o.partition}`, o);
+    const epochs = request.offsets.map((o) => this.forgotten.get(o.topic) ?? 0);
+    group.commitsInFlight++;
+    try {
+      await this.deps.store.append(group.groupId, request.offsets);
+    } finally {
+      group.commitsInFlight--;
+    }
+    request.offsets.forEach((o, i) => {
+      if ((this.forgotten.get(o.topic) ?? 0) === epochs[i])
+        group.offsets.set(`${o.topic}\0${o.partition}`, o);
+    });
   }
 
   fetchOffsets(groupId: string): PartitionOffset[] {
@@ -346,21 +408,102 @@ export class GroupCoordinator {
     return { group: group.summary(), members, lag };
   }
 
-  /** Drops members whose session expired and ends rebalances whose time is up. */
+  /**
+   * Drops members whose session expired, ends rebalances whose time is up, rebalances groups whose
+   * topics changed partition count, and drops offsets of topics that are gone. Runs from a timer:
+   * one group's failure is logged and never stops the others (nor escapes the timer).
+   */
   sweep(): void {
     const now = this.now();
-    for (const group of this.groups.values()) {
-      let changed = false;
-      for (const member of group.members.values()) {
-        if (member.pendingJoin === null && now - member.lastSeen > member.sessionTimeoutMs) {
-          group.members.delete(member.memberId);
-          changed = true;
-        }
+    const exists = new Map<string, boolean>();
+    for (const group of [...this.groups.values()]) {
+      try {
+        this.sweepGroup(group, now, exists);
+        group.lastFailure = null;
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        if (group.lastFailure === reason) continue;
+        group.lastFailure = reason;
+        this.logger?.error(
+          { group: group.groupId, reason },
+          'consumer group maintenance failed; the group is tried again at the next sweep',
+        );
       }
-      if (changed && group.members.size > 0) this.startRebalance(group);
-      if (group.rebalancing) this.completeIfReady(group, now >= group.rebalanceDeadline);
-      if (group.members.size === 0) group.rebalancing = false;
     }
+  }
+
+  private sweepGroup(group: Group, now: number, exists: Map<string, boolean>): void {
+    let changed = false;
+    for (const member of group.members.values()) {
+      if (member.pendingJoin === null && now - member.lastSeen > member.sessionTimeoutMs) {
+        group.members.delete(member.memberId);
+        changed = true;
+      }
+    }
+    if (changed && group.members.size > 0) this.startRebalance(group);
+    if (!group.rebalancing && group.members.size > 0 && this.topicsChanged(group)) this.startRebalance(group);
+    if (group.rebalancing) this.completeIfReady(group, now >= group.rebalanceDeadline);
+    if (group.members.size === 0) group.rebalancing = false;
+    const topicExists = this.deps.topicExists;
+    if (topicExists !== undefined) {
+      const gone: PartitionOffset[] = [];
+      for (const o of group.offsets.values()) {
+        let known = exists.get(o.topic);
+        if (known === undefined) {
+          known = topicExists(o.topic);
+          exists.set(o.topic, known);
+        }
+        if (!known) gone.push(o);
+      }
+      if (gone.length > 0) this.dropOffsets(group, gone);
+    }
+    this.reclaim(group);
+  }
+
+  /** Whether a subscribed topic's partition count differs from what the assignment was computed with. */
+  private topicsChanged(group: Group): boolean {
+    for (const [topic, count] of group.assignedCounts) if (this.countOf(topic) !== count) return true;
+    return false;
+  }
+
+  /**
+   * Forgets every group's committed offsets of a deleted topic, in memory at once (a topic of the
+   * same name created next starts without them) and in the store.
+   */
+  async forgetTopic(topic: string): Promise<void> {
+    this.forgotten.set(topic, (this.forgotten.get(topic) ?? 0) + 1);
+    const removals: Promise<void>[] = [];
+    for (const group of [...this.groups.values()]) {
+      const gone = [...group.offsets.values()].filter((o) => o.topic === topic);
+      if (gone.length > 0) removals.push(this.dropOffsets(group, gone));
+      this.reclaim(group);
+    }
+    await Promise.all(removals);
+  }
+
+  private dropOffsets(group: Group, gone: readonly PartitionOffset[]): Promise<void> {
+    for (const o of gone) {
+      group.offsets.delete(`${o.topic}\0${o.partition}`);
+      this.forgotten.set(o.topic, (this.forgotten.get(o.topic) ?? 0) + 1);
+    }
+    const partitions = gone.map((o) => ({ topic: o.topic, partition: o.partition }));
+    return this.deps.store.remove(group.groupId, partitions).catch((error: unknown) => {
+      this.logger?.error(
+        { group: group.groupId, topic: partitions[0]?.topic, reason: (error as Error).message },
+        'offsets of a deleted topic could not be removed from storage; a restart may bring them back',
+      );
+    });
+  }
+
+  /** A group with no members, no rebalance and no committed offsets holds nothing: it goes. */
+  private reclaim(group: Group): void {
+    if (
+      group.members.size === 0 &&
+      !group.rebalancing &&
+      group.offsets.size === 0 &&
+      group.commitsInFlight === 0
+    )
+      this.groups.delete(group.groupId);
   }
 
   /**

@@ -4,26 +4,40 @@ import { GroupCoordinator } from '../../../src/broker/groups/group-coordinator.j
 import { assignRange } from '../../../src/broker/groups/range-assignor.js';
 import { assignSticky } from '../../../src/broker/groups/sticky-assignor.js';
 import type { PartitionOffset } from '../../../src/protocol/commands/data-types.js';
-import { ErrorCode } from '../../../src/protocol/error-codes.js';
+import { ErrorCode, errorOf } from '../../../src/protocol/error-codes.js';
 
 let now = 0;
 const stored: Array<{ groupId: string; offsets: readonly PartitionOffset[] }> = [];
+const removed: Array<{ groupId: string; partitions: readonly { topic: string; partition: number }[] }> = [];
+const logged: Array<{ fields: Record<string, unknown>; message: string }> = [];
+const logger = {
+  info: () => undefined,
+  debug: () => undefined,
+  warn: (fields: Record<string, unknown>, message: string) => void logged.push({ fields, message }),
+  error: (fields: Record<string, unknown>, message: string) => void logged.push({ fields, message }),
+};
 const coordinators: GroupCoordinator[] = [];
 afterEach(() => {
   for (const c of coordinators.splice(0)) c.close();
   stored.length = 0;
+  removed.length = 0;
+  logged.length = 0;
 });
 
 function coordinator(partitions: Record<string, number> = { orders: 6, audit: 2 }) {
   const c = new GroupCoordinator({
     partitionsOf: (topic) => {
       const n = partitions[topic];
-      if (n === undefined) throw Object.assign(new Error('unknown'), { code: 300 });
+      if (n === undefined) throw errorOf('UNKNOWN_TOPIC', topic);
       return n;
     },
     highWatermark: () => 1000n,
-    store: { append: async (groupId, offsets) => void stored.push({ groupId, offsets }) },
+    store: {
+      append: async (groupId, offsets) => void stored.push({ groupId, offsets }),
+      remove: async (groupId, partitions) => void removed.push({ groupId, partitions }),
+    },
     now: () => now,
+    logger,
   });
   coordinators.push(c);
   return c;
@@ -133,7 +147,9 @@ describe('GroupCoordinator', () => {
     expect(() => c.heartbeat({ groupId: 'g', memberId: a.memberId, generation: 1 })).toThrow(/not in group/);
     now = 20_000;
     c.sweep();
-    expect(c.describe('g').group.state).toBe('empty');
+    // Nothing left of it (no members, no committed offsets): the group is reclaimed.
+    expect(c.list()).toEqual([]);
+    expect(() => c.describe('g')).toThrow(/does not exist/);
   });
 
   it('rejects stale generations, unknown members, bad groups and foreign partitions', async () => {
@@ -215,6 +231,197 @@ describe('GroupCoordinator', () => {
     c.restore('g', [{ topic: 'orders', partition: 1, offset: 42n }]);
     expect(c.fetchOffsets('g')).toContainEqual({ topic: 'orders', partition: 1, offset: 42n });
     expect(c.fetchOffsets('missing')).toEqual([]);
+  });
+});
+
+describe('topics that change under a group', () => {
+  const joinGroup = (c: GroupCoordinator, groupId: string, topics: string[], memberId = '') =>
+    c.join({ groupId, memberId, topics, sessionTimeoutMs: 3000, strategy: 'range' });
+
+  it('completes a pending join when a subscribed topic was deleted, on leave and on sweep', async () => {
+    now = 0;
+    const partitions: Record<string, number> = { orders: 2, audit: 2 };
+    const c = coordinator(partitions);
+    const a = await joinGroup(c, 'g', ['audit']);
+    const bJoin = joinGroup(c, 'g', ['orders']);
+    delete partitions.orders;
+    // The last member that has not joined leaves: the waiting member gets the next generation,
+    // with nothing of the deleted topic.
+    c.leave({ groupId: 'g', memberId: a.memberId, generation: a.generation });
+    const b = await bJoin;
+    expect(b).toMatchObject({ generation: 2, assignment: [] });
+    // The group goes on: a new member joins, and one cannot subscribe to the deleted topic.
+    const cJoin = joinGroup(c, 'g', ['audit']);
+    expect(() => joinGroup(c, 'g', ['orders'], b.memberId)).toThrow(/topic does not exist/);
+    const [cJoined, bAgain] = await Promise.all([cJoin, joinGroup(c, 'g', ['audit'], b.memberId)]);
+    expect([cJoined.generation, bAgain.generation]).toEqual([3, 3]);
+    expect([...cJoined.assignment, ...bAgain.assignment].flatMap((x) => x.partitions).sort()).toEqual([0, 1]);
+
+    // The same through the sweep: the rebalance's deadline passes while a member waits.
+    partitions.orders = 2;
+    const x = await joinGroup(c, 'h', ['audit']);
+    const yJoin = joinGroup(c, 'h', ['orders']);
+    delete partitions.orders;
+    now += 20_000;
+    expect(() => c.sweep()).not.toThrow();
+    const y = await yJoin;
+    expect(y).toMatchObject({ generation: 2, assignment: [] });
+    expect(() => c.heartbeat({ groupId: 'h', memberId: x.memberId, generation: 1 })).toThrow(/not in group/);
+  });
+
+  it('keeps sweeping the other groups when one fails, and logs the failure once', async () => {
+    now = 0;
+    let broken = false;
+    const c = new GroupCoordinator({
+      partitionsOf: (topic) => {
+        if (broken && topic === 'bad') throw new Error('metadata unreadable');
+        return 2;
+      },
+      highWatermark: () => 0n,
+      store: { append: async () => undefined, remove: async () => undefined },
+      now: () => now,
+      logger,
+    });
+    coordinators.push(c);
+    await joinGroup(c, 'first', ['bad']);
+    const stuck = joinGroup(c, 'first', ['bad']);
+    stuck.catch(() => undefined);
+    await joinGroup(c, 'second', ['good']);
+    const waiting = joinGroup(c, 'second', ['good']);
+    broken = true;
+    now += 20_000;
+    c.sweep();
+    c.sweep();
+    expect(await waiting).toMatchObject({ generation: 2 });
+    expect(logged).toEqual([
+      {
+        fields: { group: 'first', reason: 'metadata unreadable' },
+        message: 'consumer group maintenance failed; the group is tried again at the next sweep',
+      },
+    ]);
+    // The failed group is untouched (still rebalancing) and completes once the topic is readable.
+    expect(c.describe('first').group.state).toBe('rebalancing');
+    broken = false;
+    c.sweep();
+    expect(await stuck).toMatchObject({ generation: 2 });
+  });
+
+  it('rebalances a stable group when a subscribed topic gains partitions', async () => {
+    now = 0;
+    const partitions: Record<string, number> = { orders: 1 };
+    const c = coordinator(partitions);
+    const a = await joinGroup(c, 'g', ['orders']);
+    expect(a.assignment).toEqual([{ topic: 'orders', partitions: [0] }]);
+    c.sweep();
+    expect(() => c.heartbeat({ groupId: 'g', memberId: a.memberId, generation: 1 })).not.toThrow();
+    partitions.orders = 3;
+    c.sweep();
+    expect(() => c.heartbeat({ groupId: 'g', memberId: a.memberId, generation: 1 })).toThrow(
+      /REBALANCE_IN_PROGRESS|commit and join again/,
+    );
+    const again = await joinGroup(c, 'g', ['orders'], a.memberId);
+    expect(again).toMatchObject({ generation: 2, assignment: [{ topic: 'orders', partitions: [0, 1, 2] }] });
+    c.sweep();
+    expect(() => c.heartbeat({ groupId: 'g', memberId: a.memberId, generation: 2 })).not.toThrow();
+  });
+
+  it('forgets offsets of a deleted topic in memory and in the store', async () => {
+    now = 0;
+    const c = coordinator({ orders: 2, audit: 1 });
+    c.restore('g', [
+      { topic: 'orders', partition: 0, offset: 5n },
+      { topic: 'orders', partition: 1, offset: 6n },
+      { topic: 'audit', partition: 0, offset: 7n },
+    ]);
+    c.restore('other', [{ topic: 'orders', partition: 0, offset: 1n }]);
+    await c.forgetTopic('orders');
+    expect(c.fetchOffsets('g')).toEqual([{ topic: 'audit', partition: 0, offset: 7n }]);
+    expect(removed).toEqual([
+      {
+        groupId: 'g',
+        partitions: [
+          { topic: 'orders', partition: 0 },
+          { topic: 'orders', partition: 1 },
+        ],
+      },
+      { groupId: 'other', partitions: [{ topic: 'orders', partition: 0 }] },
+    ]);
+    // A group left with nothing (no members, no offsets) is reclaimed; one with offsets stays.
+    expect(c.list().map((g) => g.groupId)).toEqual(['g']);
+  });
+
+  it('does not keep a commit stored while its topic was deleted, nor reclaim the group under it', async () => {
+    now = 0;
+    let release: () => void = () => undefined;
+    const c = new GroupCoordinator({
+      partitionsOf: () => 1,
+      highWatermark: () => 10n,
+      store: {
+        append: () => new Promise<void>((resolve) => (release = resolve)),
+        remove: async () => undefined,
+      },
+      now: () => now,
+    });
+    coordinators.push(c);
+    const a = await joinGroup(c, 'g', ['orders']);
+    const commit = c.commit({
+      groupId: 'g',
+      memberId: a.memberId,
+      generation: a.generation,
+      offsets: [{ topic: 'orders', partition: 0, offset: 5n }],
+    });
+    c.leave({ groupId: 'g', memberId: a.memberId, generation: a.generation });
+    await c.forgetTopic('orders');
+    expect(c.list()).toHaveLength(1);
+    release();
+    await commit;
+    expect(c.fetchOffsets('g')).toEqual([]);
+    c.sweep();
+    expect(c.list()).toEqual([]);
+  });
+
+  it('drops offsets of topics that no longer exist on its sweep (a coordinator without a copy)', async () => {
+    const existing = new Set(['orders', 'audit']);
+    const c = new GroupCoordinator({
+      partitionsOf: () => 1,
+      topicExists: (topic) => existing.has(topic),
+      highWatermark: () => null,
+      store: {
+        append: async () => undefined,
+        remove: async (groupId, partitions) => void removed.push({ groupId, partitions }),
+      },
+      now: () => now,
+    });
+    coordinators.push(c);
+    c.restore('g', [
+      { topic: 'orders', partition: 0, offset: 5n },
+      { topic: 'audit', partition: 0, offset: 7n },
+    ]);
+    c.sweep();
+    expect(c.fetchOffsets('g')).toHaveLength(2);
+    existing.delete('orders');
+    c.sweep();
+    expect(c.fetchOffsets('g')).toEqual([{ topic: 'audit', partition: 0, offset: 7n }]);
+    expect(removed).toEqual([{ groupId: 'g', partitions: [{ topic: 'orders', partition: 0 }] }]);
+  });
+
+  it('reclaims a group once it has no members and no committed offsets', async () => {
+    now = 0;
+    const c = coordinator();
+    const a = await join(c);
+    c.leave({ groupId: 'g', memberId: a.memberId, generation: a.generation });
+    expect(c.list()).toEqual([]);
+    const b = await join(c);
+    await c.commit({
+      groupId: 'g',
+      memberId: b.memberId,
+      generation: b.generation,
+      offsets: [{ topic: 'orders', partition: 0, offset: 1n }],
+    });
+    c.leave({ groupId: 'g', memberId: b.memberId, generation: b.generation });
+    c.sweep();
+    expect(c.list()).toEqual([{ groupId: 'g', state: 'empty', generation: 1, members: 0 }]);
+    expect(c.fetchOffsets('g')).toEqual([{ topic: 'orders', partition: 0, offset: 1n }]);
   });
 });
 
