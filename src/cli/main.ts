@@ -32,9 +32,14 @@ export interface CliIo {
   terminal?: { write(text: string): void };
 }
 
+/** The reader of standard output went away (`consume … | head`): nothing more is written. */
+let stdoutClosed = false;
+
 const processIo: CliIo = {
   env: process.env,
-  out: (text) => process.stdout.write(`${text}\n`),
+  out: (text) => {
+    if (!stdoutClosed) process.stdout.write(`${text}\n`);
+  },
   err: (text) => process.stderr.write(`${text}\n`),
   ...(process.stderr.isTTY ? { terminal: { write: (text: string) => process.stderr.write(text) } } : {}),
 };
@@ -129,6 +134,14 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
 // Runs when executed as the bin, not when imported by tests.
 const invokedDirectly = process.argv[1] !== undefined && /(?:^|[\\/])main\.(?:js|ts)$/.test(process.argv[1]);
 if (invokedDirectly) {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    if (stdoutClosed) return;
+    stdoutClosed = true;
+    // Stopped as by Ctrl-C (a consumer closes and commits what it printed), and the exit is clean:
+    // a reader that has read enough is not a failure.
+    process.emit('SIGTERM', 'SIGTERM');
+  });
   run(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

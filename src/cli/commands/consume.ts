@@ -48,7 +48,12 @@ async function printMessages(
       context.out(context.json ? toJson(messageJson(message), 0) : (message.value?.toString('utf8') ?? ''));
       printed++;
       progress.tick();
-      if (options.count !== null && printed >= options.count) break;
+      if (options.count !== null && printed >= options.count) {
+        // Printed is processed: a group commits this last message too (leaving the loop would
+        // leave it in hand, to be delivered again to the next run).
+        await consumer.commit();
+        break;
+      }
       armIdle();
     }
   } finally {

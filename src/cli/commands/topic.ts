@@ -109,7 +109,10 @@ export function registerTopic(program: Command, context: CliContext): void {
     topic
       .command('create <name>')
       .description('create a topic')
-      .option('-p, --partitions <n>', 'number of partitions', '1')
+      .option(
+        '-p, --partitions <n>',
+        "number of partitions (default: the broker's topics.partitions, 1 unless set)",
+      )
       .option(
         '--replication-factor <n>',
         'copies of each partition, on as many brokers (more than 1 needs a cluster)',
@@ -127,7 +130,7 @@ export function registerTopic(program: Command, context: CliContext): void {
     async (
       name: string,
       flags: ConfigFlags & {
-        partitions: string;
+        partitions?: string;
         replicationFactor?: string;
         storage?: string;
         ifNotExists?: boolean;
@@ -137,7 +140,11 @@ export function registerTopic(program: Command, context: CliContext): void {
         flags.storage === undefined
           ? undefined
           : parseChoice('--storage', flags.storage, ['disk', 'memory'] as const);
-      const partitions = parseIntegerOption('--partitions', flags.partitions, 1, 10_000);
+      // Without -p the broker's default applies (topics.partitions), as for any client.
+      const partitions =
+        flags.partitions === undefined
+          ? undefined
+          : parseIntegerOption('--partitions', flags.partitions, 1, 10_000);
       const replicationFactor =
         flags.replicationFactor === undefined
           ? undefined
@@ -147,7 +154,7 @@ export function registerTopic(program: Command, context: CliContext): void {
       try {
         const request = {
           name,
-          partitions,
+          ...(partitions !== undefined ? { partitions } : {}),
           ...(replicationFactor !== undefined ? { replicationFactor } : {}),
           ...(storage !== undefined ? { storage } : {}),
           ...(config ? { config } : {}),
