@@ -3,9 +3,17 @@
 
 import { readFile } from 'node:fs/promises';
 import type { Client } from '../client/client.js';
-import { type ClientTlsOptions, type ConnectOptions, connect, type SaslOptions } from '../client/connect.js';
+import {
+  type ClientTlsOptions,
+  type ConnectOptions,
+  connect,
+  type SaslOptions,
+  tlsOfConnection,
+} from '../client/connect.js';
+import { checkSaslOptions } from '../client/sasl.js';
+import { parseBrokerAddress } from '../client/tcp-transport.js';
 import { errorOf } from '../protocol/error-codes.js';
-import { toJson } from './output.js';
+import { toJson, UsageFailure } from './output.js';
 import { type ProfileTls, resolveConnection, resolveSasl } from './profiles.js';
 import type { ProgressOutput } from './progress.js';
 
@@ -98,7 +106,21 @@ export function createContext(options: {
     connect: async () => connect(await connectOptions()),
     connectOptions: () => connectOptions(),
   };
+  /** What to connect with; a wrong setting fails here, before any broker is asked (a usage error). */
   async function connectOptions(): Promise<ConnectOptions & { brokers: string }> {
+    try {
+      const resolved = await resolveConnectOptions();
+      const list = resolved.brokers.split(',').filter((b) => b.trim() !== '');
+      if (list.length === 0) throw errorOf('INVALID_CONFIG', 'no broker address given (--broker host:port)');
+      tlsOfConnection(list, resolved.tls);
+      for (const address of list) parseBrokerAddress(address);
+      if (resolved.sasl !== undefined) checkSaslOptions(resolved.sasl);
+      return resolved;
+    } catch (error) {
+      throw new UsageFailure(error);
+    }
+  }
+  async function resolveConnectOptions(): Promise<ConnectOptions & { brokers: string }> {
     const globals = options.globals();
     const target = await resolveConnection({
       broker: globals.broker,

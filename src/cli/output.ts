@@ -54,11 +54,23 @@ export const EXIT = {
   unavailable: 3,
 } as const;
 
+/**
+ * A setting of the command line, its environment or its files is wrong, found before any broker
+ * was asked: a usage error (exit 2) whatever the code it carries, so that a script can tell a typo
+ * from a broker's refusal (exit 1).
+ */
+export class UsageFailure extends Error {
+  constructor(readonly reason: unknown) {
+    super(reason instanceof Error ? reason.message : String(reason));
+  }
+}
+
 export function describeFailure(error: unknown): {
   message: string;
   exitCode: number;
   json: Record<string, unknown>;
 } {
+  if (error instanceof UsageFailure) return { ...describeFailure(error.reason), exitCode: EXIT.usage };
   if (isMemoryStreamerError(error)) {
     const unavailable = error.codeName === 'CONNECTION_CLOSED' || error.codeName === 'BROKER_NOT_AVAILABLE';
     return {

@@ -170,15 +170,16 @@ describe('memorystreamer CLI against a real broker', () => {
     expect(await run(['topic', 'list'], io(env))).toBe(EXIT.unavailable);
     expect(await run(['topic', 'list'], io({ ...env, MEMORYSTREAMER_BROKERS: address }))).toBe(0);
     expect(await run(['--broker', address, 'topic', 'list'], io(env))).toBe(0);
-    expect(await run(['--profile', 'nope', 'topic', 'list'], io(env))).toBe(EXIT.failed);
+    // A profile that is not there, or not usable, is a wrong command line: usage (2), not a refusal.
+    expect(await run(['--profile', 'nope', 'topic', 'list'], io(env))).toBe(EXIT.usage);
     expect(err.join('\n')).toMatch(/profile "nope" is not in .*profiles: default, local, bad/);
-    expect(await run(['--profile', 'bad', 'topic', 'list'], io(env))).toBe(EXIT.failed);
+    expect(await run(['--profile', 'bad', 'topic', 'list'], io(env))).toBe(EXIT.usage);
     expect(
       await run(
         ['--profile', 'x', 'topic', 'list'],
         io({ MEMORYSTREAMER_CLI_CONFIG: join(dataDir, 'missing.toml') }),
       ),
-    ).toBe(EXIT.failed);
+    ).toBe(EXIT.usage);
   });
 
   it('takes a global option after the subcommand, the later of two winning', async () => {

@@ -1,9 +1,9 @@
 // `memorystreamer produce <topic>`: sends lines from stdin or a file, or a generated count of
 // messages, and reports what was acknowledged.
 
-import { createReadStream } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import type { Receipt } from '../../client/producer.js';
 import type { CliContext } from '../context.js';
 import { parseAcks, parseChoice, parseIntegerOption } from '../options.js';
@@ -66,6 +66,15 @@ export function registerProduce(program: Command, context: CliContext): void {
           : parseIntegerOption('--count', flags.count, 1, Number.MAX_SAFE_INTEGER);
       const size = parseIntegerOption('--size', flags.size, 0, 64 * 1024 * 1024);
       const progressMs = parseIntegerOption('--progress-ms', flags.progressMs, 0, 86_400_000);
+      // Opened before connecting: a file that cannot be read is a usage error naming the flag.
+      let file: FileHandle | null = null;
+      if (flags.file !== undefined && count === null) {
+        try {
+          file = await open(flags.file, 'r');
+        } catch (error) {
+          throw new InvalidArgumentError(`--file ${JSON.stringify(flags.file)}: ${(error as Error).message}`);
+        }
+      }
       const client = await context.connect();
       const producer = client.producer({ acks, compression, lingerMs });
       const progress = new Progress('produced', count, context, progressMs);
@@ -108,7 +117,7 @@ export function registerProduce(program: Command, context: CliContext): void {
             await drainIfMany();
           }
         } else {
-          const input = flags.file === undefined ? process.stdin : createReadStream(flags.file);
+          const input = file === null ? process.stdin : file.createReadStream();
           for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
             if (failure !== null) break;
             void send(line);
@@ -121,6 +130,7 @@ export function registerProduce(program: Command, context: CliContext): void {
       } finally {
         progress.finish();
         await client.close();
+        await file?.close().catch(() => undefined);
       }
       const summary = {
         topic,
