@@ -21,6 +21,7 @@ import { registerTenant } from './commands/tenant.js';
 import { registerTopic } from './commands/topic.js';
 import { registerUser } from './commands/user.js';
 import { type CliContext, createContext, type GlobalOptions } from './context.js';
+import { addExamples } from './examples.js';
 import { describeFailure, EXIT, toJson } from './output.js';
 import { DEFAULT_BROKER } from './profiles.js';
 
@@ -107,6 +108,7 @@ export async function run(argv: readonly string[], io: CliIo = processIo): Promi
   registerAudit(program, context);
   registerTenant(program, context);
   registerAcl(program, context);
+  addExamples(program);
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return EXIT.ok;
