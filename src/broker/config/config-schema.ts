@@ -102,7 +102,7 @@ export const SETTINGS = [
     key: 'server.max_subscription_credit',
     type: { kind: 'size', min: MiB, max: GiB },
     default: 16 * MiB,
-    doc: 'credit one subscription may hold at once, whatever the client grants (keep it at least the largest batch a topic accepts: a batch is pushed whole)',
+    doc: 'credit one subscription may hold at once, whatever the client grants (a batch is pushed whole: one larger than this waits until none of the credit is outstanding, then goes alone)',
   },
   {
     key: 'server.max_payload_bytes',
