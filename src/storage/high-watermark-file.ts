@@ -17,31 +17,20 @@
 // there were no checkpoint and says so.
 
 import { join } from 'node:path';
-import { crc32c } from '../protocol/crc32c.js';
+import { decodeOffsetCheckpoint, encodeOffsetCheckpoint } from './offset-checkpoint.js';
 import type { StorageFs } from './storage-fs.js';
 
 export const HIGH_WATERMARK_CHECKPOINT = 'high-watermark.checkpoint';
 
-const MAGIC = 0x4d534857; // "MSHW"
-const VERSION = 1;
-const BYTES = 18;
+const MAGIC = 0x4d534857; // "MSHW" (layout: offset-checkpoint.ts)
 
 export function encodeHighWatermark(offset: bigint): Buffer {
-  const bytes = Buffer.alloc(BYTES);
-  bytes.writeUInt32BE(MAGIC, 0);
-  bytes.writeUInt16BE(VERSION, 4);
-  bytes.writeBigInt64BE(offset, 6);
-  bytes.writeUInt32BE(crc32c(bytes.subarray(0, 14)), 14);
-  return bytes;
+  return encodeOffsetCheckpoint(MAGIC, offset);
 }
 
 /** The offset the bytes hold, or null when they are not a valid checkpoint. */
 export function decodeHighWatermark(bytes: Buffer): bigint | null {
-  if (bytes.length !== BYTES) return null;
-  if (bytes.readUInt32BE(0) !== MAGIC || bytes.readUInt16BE(4) !== VERSION) return null;
-  if (bytes.readUInt32BE(14) !== crc32c(bytes.subarray(0, 14))) return null;
-  const offset = bytes.readBigInt64BE(6);
-  return offset < 0n ? null : offset;
+  return decodeOffsetCheckpoint(MAGIC, bytes);
 }
 
 export type CheckpointRead = { state: 'none' } | { state: 'corrupt' } | { state: 'ok'; offset: bigint };
