@@ -367,7 +367,8 @@ function byteBound(value: string | Bytes | null | undefined): number {
 /** A bound on the bytes a message takes in a batch, from its lengths alone (no encoding, no sizing). */
 function recordBound(input: SendInput): number {
   let bound = RECORD_FRAMING_BOUND + byteBound(input.key) + byteBound(input.value);
-  for (const header of headersOf(input.headers) ?? [])
+  if (input.headers === undefined) return bound;
+  for (const header of headersOf(input.headers)!)
     bound += 10 + header.key.length * 3 + byteBound(header.value as string | Bytes | null);
   return bound;
 }
@@ -687,14 +688,12 @@ export class Producer {
    * without key, a message no produce request of `payloadLimit` bytes can carry). The size is
    * checked from the message's lengths, and sized exactly only when that bound comes near the limit.
    */
-  private checkSendable(input: SendInput, partitions: number, payloadLimit: number | undefined): void {
+  private checkSendable(input: SendInput, partitions: number, limit: number | undefined): void {
     if (input.partition !== undefined) checkPartition(input.topic, input.partition, partitions);
     const keyless = input.key === undefined || input.key === null;
     if (input.expectedVersion !== undefined && keyless)
       throw errorOf('INVALID_STREAM_KEY', 'an expected-version append needs a key');
-    if (payloadLimit === undefined) return;
-    const limit = payloadLimit - produceRequestOverhead(input.topic);
-    if (BATCH_HEADER_SIZE + recordBound(input) <= limit) return;
+    if (limit === undefined || BATCH_HEADER_SIZE + recordBound(input) <= limit) return;
     const record = {
       key: keyless ? null : toBuffer(input.key!),
       value: input.value,
@@ -719,10 +718,21 @@ export class Producer {
     const inputs = call.inputs;
     // What enqueue would refuse of one message fails the call before any of it goes into a
     // batch: a call that fails sent nothing, so retrying it cannot write a message twice.
+    // A call's messages mostly go to one topic: its partition count and size limit are looked up
+    // when the topic changes from one message to the next, not for every message.
+    let topic: string | null = null;
+    let partitions = 0;
     try {
       const payloadLimit = this.transport.maxRequestPayloadBytes?.('produce');
-      for (const input of inputs)
-        this.checkSendable(input, this.countOf(input.topic, learned)!, payloadLimit);
+      let limit: number | undefined;
+      for (const input of inputs) {
+        if (input.topic !== topic) {
+          topic = input.topic;
+          partitions = this.countOf(topic, learned)!;
+          limit = payloadLimit === undefined ? undefined : payloadLimit - produceRequestOverhead(topic);
+        }
+        this.checkSendable(input, partitions, limit);
+      }
     } catch (error) {
       call.reject(error as Error);
       return;
@@ -730,10 +740,15 @@ export class Producer {
     // One clock read for the call: messages without their own timestamp share it.
     const now = Date.now();
     const group = new ReceiptGroup(inputs.length, call.resolve, call.reject);
+    topic = null;
     for (let i = 0; i < inputs.length; i++) {
       const input = inputs[i]!;
+      if (input.topic !== topic) {
+        topic = input.topic;
+        partitions = this.countOf(topic, learned)!;
+      }
       try {
-        this.enqueue(input, this.countOf(input.topic, learned)!, group, now, i);
+        this.enqueue(input, partitions, group, now, i);
       } catch (error) {
         group.reject(error as Error);
         return;

@@ -47,6 +47,14 @@ export interface MessageBatch {
   readonly compression: string;
   /** The values, in order, as views into the batch (no Message object each); null for a null value. */
   values(): IterableIterator<Buffer | null>;
+  /**
+   * Calls `visit` once per value, in order, with where the value lies in `buffer` (the records
+   * section: `buffer.subarray(start, end)` is the value). Allocates nothing per message: the
+   * fastest way through a batch for a consumer that reads values in place (`buffer.toString('utf8',
+   * start, end)`, `buffer.readUInt32BE(start)`, a parser that takes offsets). A null value is
+   * visited with `start` and `end` both -1. `buffer` is immutable and stays valid after the call.
+   */
+  forEachValue(visit: (buffer: Buffer, start: number, end: number) => void): void;
   /** The messages, decoded one at a time as the iteration asks for them. */
   messages(): IterableIterator<Message>;
   [Symbol.iterator](): IterableIterator<Message>;
@@ -123,6 +131,32 @@ export class RecordBatchView implements MessageBatch {
     return new ValueIterator(this.records(), this.recordCount, this.firstSkippedDelta());
   }
 
+  forEachValue(visit: (buffer: Buffer, start: number, end: number) => void): void {
+    const section = this.records();
+    const count = this.recordCount;
+    const skipBelowDelta = this.firstSkippedDelta();
+    const cursor = new VarintCursor(section, 0, section.length);
+    for (let i = 0; i < count; i++) {
+      cursor.end = section.length;
+      const length = cursor.varint();
+      const end = cursor.pos + length;
+      if (length < 0 || end > section.length)
+        throw errorOf('BAD_RECORD_BATCH', `record ${i} length ${length} exceeds the batch`);
+      cursor.end = end;
+      cursor.skipByte();
+      cursor.varint();
+      if (cursor.varint() >= skipBelowDelta) {
+        cursor.skipBytes();
+        const valueLength = cursor.varint();
+        if (valueLength === -1) visit(section, -1, -1);
+        else if (valueLength < -1 || valueLength > end - cursor.pos)
+          throw errorOf('BAD_RECORD_BATCH', `record ${i} value length ${valueLength} exceeds the record`);
+        else visit(section, cursor.pos, cursor.pos + valueLength);
+      }
+      cursor.pos = end;
+    }
+  }
+
   messages(): IterableIterator<Message> {
     return new MessageIterator(this, this.records(), this.recordCount, this.firstSkippedDelta());
   }
@@ -169,7 +203,7 @@ abstract class RecordWalker<T> implements IterableIterator<T> {
       if (length < 0 || end > section.length)
         throw errorOf('BAD_RECORD_BATCH', `record ${i} length ${length} exceeds the batch`);
       cursor.end = end;
-      cursor.int8();
+      cursor.skipByte();
       const timestampDelta = cursor.varint();
       const offsetDelta = cursor.varint();
       if (offsetDelta < this.skipBelowDelta) {

@@ -428,7 +428,7 @@ export function forEachKey(
       throw errorOf('BAD_RECORD_BATCH', `record ${i} length ${length} exceeds the batch`);
     const outerEnd = cursor.end;
     cursor.end = end;
-    cursor.int8();
+    cursor.skipByte();
     cursor.varint();
     const offsetDelta = cursor.varint();
     visit(cursor.bytesOrNull(), offsetDelta);
@@ -470,7 +470,7 @@ export function* iterateRecords(batch: Buffer, limits: InflateLimits): Generator
       if (length < 0 || end > section.length)
         throw errorOf('BAD_RECORD_BATCH', `record ${i} length ${length} exceeds the batch`);
       cursor.end = end;
-      cursor.int8();
+      cursor.skipByte();
       const timestampDelta = cursor.varint();
       const offsetDelta = cursor.varint();
       const key = cursor.bytesOrNull();

@@ -16,6 +16,8 @@ function unzigzag(value: number): number {
 /** Bytes that writeVarint will use for `value`. */
 export function varintSize(value: number): number {
   let u = zigzag(value);
+  if (u < 0x80) return 1;
+  if (u < 0x4000) return 2;
   let size = 1;
   while (u >= 0x80) {
     u = Math.floor(u / 128);
@@ -27,6 +29,15 @@ export function varintSize(value: number): number {
 /** Writes `value` zigzag-encoded at `at`; returns the offset after it. */
 export function writeVarint(buf: Buffer, at: number, value: number): number {
   let u = zigzag(value);
+  if (u < 0x80) {
+    buf[at] = u;
+    return at + 1;
+  }
+  if (u < 0x4000) {
+    buf[at] = (u & 0x7f) | 0x80;
+    buf[at + 1] = u >>> 7;
+    return at + 2;
+  }
   while (u >= 0x80) {
     buf[at++] = (u & 0x7f) | 0x80;
     u = u < 0x100000000 ? u >>> 7 : Math.floor(u / 128);
@@ -47,6 +58,28 @@ export class VarintCursor {
   ) {}
 
   varint(): number {
+    // Most varints of a record are one or two bytes (lengths under 64 and 8,192): read those
+    // without the general loop's float arithmetic.
+    const buf = this.buf;
+    const pos = this.pos;
+    if (pos + 1 < this.end) {
+      const first = buf[pos]!;
+      if (first < 0x80) {
+        this.pos = pos + 1;
+        return (first >>> 1) ^ -(first & 1);
+      }
+      const second = buf[pos + 1]!;
+      if (second < 0x80) {
+        const raw = (first & 0x7f) | (second << 7);
+        this.pos = pos + 2;
+        return (raw >>> 1) ^ -(raw & 1);
+      }
+    }
+    return this.longVarint();
+  }
+
+  /** A varint of any width up to 10 bytes, or one that ends at `end`. */
+  private longVarint(): number {
     let result = 0;
     let multiplier = 1;
     for (let i = 0; i < 10; i++) {
@@ -64,10 +97,11 @@ export class VarintCursor {
     throw errorOf('BAD_RECORD_BATCH', `varint longer than 10 bytes at offset ${this.pos}`);
   }
 
-  int8(): number {
+  /** Steps over one byte (a record's attributes, which readers do not use). */
+  skipByte(): void {
     if (this.pos >= this.end)
       throw errorOf('BAD_RECORD_BATCH', `record runs past the end at offset ${this.pos}`);
-    return this.buf.readInt8(this.pos++);
+    this.pos++;
   }
 
   /** A varint length (-1 = null) followed by that many bytes, returned as a view. */

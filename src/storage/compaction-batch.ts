@@ -78,7 +78,7 @@ export function storedRecords(batch: Buffer, maxDecompressedBytes: number): Stor
     if (length < 0 || end > section.length)
       throw errorOf('CORRUPT_DATA', `record ${i} of the batch at ${baseOffset} exceeds the batch`);
     cursor.end = end;
-    cursor.int8();
+    cursor.skipByte();
     const timestampDelta = cursor.varint();
     const offsetDelta = cursor.varint();
     const key = cursor.bytesOrNull();

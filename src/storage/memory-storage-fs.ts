@@ -14,7 +14,10 @@
 // Layout of one file: `chunks[i]` holds bytes [i × CHUNK_BYTES, (i + 1) × CHUNK_BYTES); only the last
 // chunk may be shorter than CHUNK_BYTES (a file's first chunk grows by doubling up to it; later
 // ones are whole from the start), so a growing segment never copies what it holds, and a file
-// costs at most one partly used chunk beyond its size.
+// costs at most one partly used chunk beyond its size. The bytes of the chunks past the size are
+// undefined (a chunk handed out again keeps what it held): an extension zeroes what it exposes
+// without writing it (the gap before a write past the end, the tail of a truncate that extends),
+// so an append, which writes every byte it adds, zeroes nothing.
 //
 // Whole chunks come from a ChunkReserve that made them ahead of need. Memory fresh from the
 // allocator is mapped on its first touch, page by page, and in a virtual machine such a fault
@@ -26,7 +29,7 @@
 //
 // Whole chunks are also taken back. A file that is gone (unlinked, renamed over, or truncated
 // below whole chunks) and that no handle holds any more returns its whole chunks to the reserve,
-// which hands them out again, zeroed, before it makes new ones. A memory topic past its retention
+// which hands them out again before it makes new ones. A memory topic past its retention
 // drops a sealed segment at every roll and fills the next one from those chunks: in that steady
 // state its appends touch no fresh memory at all. Memory that goes back to the allocator and comes
 // again is faulted in again (on this project's benchmark machine about 10 µs per 4 KiB page,
@@ -59,7 +62,7 @@ export class ChunkReserve {
   private next: Buffer | null = null;
   private prepared = 0;
   private refillScheduled = false;
-  /** Chunks files gave back, not yet zeroed (zeroing is done when one is taken). */
+  /** Chunks files gave back (their bytes as the files left them). */
   private readonly returned: Buffer[] = [];
   private readonly maxReturned: number;
   /** Chunks handed out again instead of new ones (tests and benchmarks read it). */
@@ -70,20 +73,23 @@ export class ChunkReserve {
     this.maxReturned = Math.max(0, Math.floor(recycleLimitBytes / CHUNK_BYTES));
   }
 
-  /** A zeroed chunk of CHUNK_BYTES. */
+  /**
+   * A chunk of CHUNK_BYTES whose bytes are undefined (the file zeroes what it exposes unwritten).
+   * One given back is memory already mapped; a new one is touched ahead where it can be.
+   */
   take(): Buffer {
     const returned = this.returned.pop();
     if (returned !== undefined) {
       this.reused++;
-      // Memory already mapped: zeroing it is a memset (a few µs), not page faults.
-      return returned.fill(0);
+      return returned;
     }
     let chunk: Buffer;
     if (this.next !== null) {
-      chunk = this.prepared < CHUNK_BYTES ? this.next.fill(0, this.prepared) : this.next;
+      // The pages not touched yet fault in on the write that needs them, as without the reserve.
+      chunk = this.next;
       this.next = null;
     } else {
-      chunk = Buffer.alloc(CHUNK_BYTES);
+      chunk = Buffer.allocUnsafeSlow(CHUNK_BYTES);
     }
     this.scheduleRefill();
     return chunk;
@@ -208,7 +214,7 @@ export class MemoryFileData {
 
   write(source: Uint8Array, position: number): void {
     const end = position + source.length;
-    if (end > this.size) this.grow(end);
+    if (end > this.size) this.grow(end, position);
     let at = position;
     let from = 0;
     while (from < source.length) {
@@ -224,16 +230,14 @@ export class MemoryFileData {
   /** Shrinks (dropping whole chunks past the end) or extends with zeros. */
   truncate(length: number): void {
     if (length > this.size) {
-      this.grow(length);
+      this.grow(length, length);
       return;
     }
     const keep = Math.ceil(length / CHUNK_BYTES);
     // Chunks wholly past the new end: handles read only up to the size, so nothing sees them again.
+    // What stays past the end in the last chunk is zeroed by the extension that exposes it.
     if (this.chunks.length > keep) this.reserve.giveBack(this.chunks.slice(keep));
     this.chunks.length = keep;
-    // Bytes past the new end in the kept last chunk are zeroed, so a later extension reads zeros.
-    const last = this.chunks[keep - 1];
-    if (last !== undefined) last.fill(0, length - (keep - 1) * CHUNK_BYTES);
     this.size = length;
   }
 
@@ -244,8 +248,12 @@ export class MemoryFileData {
     return out;
   }
 
-  /** Makes room up to `end` (new bytes are zero) and sets the size. */
-  private grow(end: number): void {
+  /**
+   * Makes room up to `end` and sets the size. The new bytes before `writtenFrom` (the gap a write
+   * past the end leaves, all of a truncate's extension) are zeroed; the caller writes the rest.
+   */
+  private grow(end: number, writtenFrom: number): void {
+    const oldSize = this.size;
     const lastIndex = Math.floor((end - 1) / CHUNK_BYTES);
     // The current last chunk becomes whole when others follow it, or large enough for `end`.
     for (let i = Math.max(0, this.chunks.length - 1); i <= lastIndex; i++) {
@@ -256,9 +264,15 @@ export class MemoryFileData {
       while (capacity < needed) capacity *= 2;
       // A file's first chunk doubles (small files stay small); past it a file is a large one, whose
       // chunks are whole from the start and come from the reserve.
-      const grown = i > 0 || capacity >= CHUNK_BYTES ? this.reserve.take() : Buffer.alloc(capacity);
+      const grown = i > 0 || capacity >= CHUNK_BYTES ? this.reserve.take() : Buffer.allocUnsafe(capacity);
       if (chunk !== undefined) chunk.copy(grown);
       this.chunks[i] = grown;
+    }
+    for (let at = oldSize; at < writtenFrom; ) {
+      const within = at % CHUNK_BYTES;
+      const upTo = Math.min(writtenFrom - at, CHUNK_BYTES - within);
+      this.chunks[Math.floor(at / CHUNK_BYTES)]!.fill(0, within, within + upTo);
+      at += upTo;
     }
     this.size = end;
   }

@@ -70,6 +70,15 @@ async function topicWithBatches(
 const values = (prefix: string, count: number) => Array.from({ length: count }, (_, i) => `${prefix}${i}`);
 const text = (value: Buffer | null) => (value === null ? null : value.toString('utf8'));
 
+/** A batch's values read with `forEachValue` (in place, nothing allocated per value by the batch). */
+function visitedValues(batch: MessageBatch): Array<string | null> {
+  const out: Array<string | null> = [];
+  batch.forEachValue((buffer, start, end) => {
+    out.push(start === -1 ? null : buffer.toString('utf8', start, end));
+  });
+  return out;
+}
+
 async function readBatches(client: Client, options: ConsumerOptions, count: number): Promise<MessageBatch[]> {
   const consumer = client.consumer(options);
   const batches: MessageBatch[] = [];
@@ -102,6 +111,7 @@ describe.each(transports)('batches over %s', (_name, newClient) => {
       [0, 8n, 8n, 14n, 7],
     ]);
     expect(batches.map((b) => [...b.values()].map(text))).toEqual(groups);
+    expect(batches.map(visitedValues)).toEqual(groups);
     for (const batch of batches) {
       expect(batch.topic).toBe(topic);
       expect(batch.compression).toBe('none');
@@ -156,6 +166,7 @@ describe.each(transports)('batches over %s', (_name, newClient) => {
     const [first, second] = await readBatches(client, { topics: [topic], from: 4n }, 2);
     expect([first!.baseOffset, first!.firstOffset, first!.lastOffset, first!.count]).toEqual([0n, 4n, 5n, 2]);
     expect([...first!.values()].map(text)).toEqual(['p4', 'p5']);
+    expect(visitedValues(first!)).toEqual(['p4', 'p5']);
     expect([...first!.messages()].map((m) => m.offset)).toEqual([4n, 5n]);
     expect([...second!.values()].map(text)).toEqual(['q0', 'q1']);
   });
@@ -168,6 +179,7 @@ describe.each(transports)('batches over %s', (_name, newClient) => {
     const batches = await readBatches(client, { topics: [topic] }, 2);
     expect(batches.map((b) => b.compression)).toEqual(['lz4', 'lz4']);
     expect(batches.map((b) => [...b.values()].map(text))).toEqual(groups);
+    expect(batches.map(visitedValues)).toEqual(groups);
     const [first] = batches;
     const once = [...first!.values()][0]!;
     const again = [...first!.messages()][0]!.value!;
@@ -177,6 +189,29 @@ describe.each(transports)('batches over %s', (_name, newClient) => {
     expect(batches.flatMap((b) => [...b.messages()])).toEqual(
       await readMessages(client, { topics: [topic] }, 70),
     );
+  });
+
+  it('forEachValue visits null values as -1 and empty ones as start = end, as values() gives them', async () => {
+    const client = await newClient();
+    const topic = `batches-${topicCount++}`;
+    await client.admin.createTopic({ name: topic, partitions: 1 });
+    const producer = client.producer();
+    await producer.sendMany([
+      { topic, partition: 0, key: 'gone', value: null },
+      { topic, partition: 0, value: '' },
+      { topic, partition: 0, value: 'x'.repeat(9000) },
+    ]);
+    await producer.close();
+    const [batch] = await readBatches(client, { topics: [topic] }, 1);
+    const places: Array<[number, number]> = [];
+    batch!.forEachValue((buffer, start, end) => {
+      places.push([start, end]);
+      if (start >= 0) expect(buffer.subarray(start, end)).toEqual([...batch!.values()][places.length - 1]);
+    });
+    expect(places[0]).toEqual([-1, -1]);
+    expect(places[1]![1] - places[1]![0]).toBe(0);
+    expect(places[2]![1] - places[2]![0]).toBe(9000);
+    expect([...batch!.values()].map(text)).toEqual([null, '', 'x'.repeat(9000)]);
   });
 
   it('commits a batch once the next is asked for: leaving the loop on an error resumes at that batch', async () => {

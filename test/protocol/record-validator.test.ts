@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MemoryStreamerError } from '../../src/common/errors.js';
@@ -428,5 +429,94 @@ describe('random record bytes under a valid CRC', () => {
       ),
       { numRuns: 1000 },
     );
+  });
+});
+
+/**
+ * The rules of record-validator.ts written out plainly, one varint reader, no quick path: the
+ * verdict validateRecords must reach for any records section.
+ */
+function referenceVerdict(section: Buffer, count: number, maxTimestamp: bigint): 'accepted' | 'refused' {
+  let pos = 0;
+  const varint = (end: number, maxBytes: number): number | null => {
+    let raw = 0n;
+    for (let i = 0; i < maxBytes; i++) {
+      if (pos >= end) return null;
+      const byte = section[pos++]!;
+      raw |= BigInt(byte & 0x7f) << BigInt(7 * i);
+      if (byte < 0x80) {
+        const value = raw & 1n ? -((raw + 1n) / 2n) : raw / 2n;
+        if (maxBytes === 5 && (value > 2147483647n || value < -2147483648n)) return null;
+        if (value > BigInt(Number.MAX_SAFE_INTEGER) || value < -BigInt(Number.MAX_SAFE_INTEGER)) return null;
+        return Number(value);
+      }
+    }
+    return null;
+  };
+  const field = (end: number): number | null => {
+    const length = varint(end, 5);
+    if (length === null || length < -1 || length > end - pos) return null;
+    if (length > 0) pos += length;
+    return length;
+  };
+  let largest = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < count; i++) {
+    const length = varint(section.length, 5);
+    if (length === null || length < 0 || pos + length > section.length) return 'refused';
+    const end = pos + length;
+    if (pos >= end || section[pos++] !== 0) return 'refused';
+    const delta = varint(end, 10);
+    if (delta === null) return 'refused';
+    largest = Math.max(largest, delta);
+    if (varint(end, 5) !== i) return 'refused';
+    if (field(end) === null || field(end) === null) return 'refused';
+    const headers = varint(end, 5);
+    if (headers === null || headers < 0) return 'refused';
+    for (let h = 0; h < headers; h++) {
+      const keyLength = field(end);
+      if (keyLength === null || keyLength === -1) return 'refused';
+      if (!isUtf8(section.subarray(pos - keyLength, pos))) return 'refused';
+      if (field(end) === null) return 'refused';
+    }
+    if (pos !== end) return 'refused';
+  }
+  if (pos !== section.length) return 'refused';
+  return BigInt(Number(RAW_BASE_TIMESTAMP) + largest) === maxTimestamp ? 'accepted' : 'refused';
+}
+
+describe('the quick pass over common records', () => {
+  // Records the quick pass takes (no headers, one- and two-byte varints: values of 0–8,000 bytes,
+  // keys or none, null values) and one it leaves to the full reader (a header), mutated.
+  const shapes = fc.array(
+    fc.record({
+      key: fc.option(fc.string({ maxLength: 80 }), { nil: null }),
+      value: fc.option(fc.integer({ min: 0, max: 8000 }), { nil: null }),
+      timestampDelta: fc.integer({ min: -100, max: 9000 }),
+      header: fc.boolean(),
+    }),
+    { minLength: 1, maxLength: 5 },
+  );
+
+  it('reaches the verdict of a plain reading of the rules on mutated sections', () => {
+    let accepted = 0;
+    fc.assert(
+      fc.property(shapes, fc.array(mutationArb, { minLength: 0, maxLength: 3 }), (specs, mutations) => {
+        const records = specs.map((spec, i) => ({
+          offsetDelta: i,
+          timestampDelta: spec.timestampDelta,
+          key: spec.key,
+          value: spec.value === null ? null : Buffer.alloc(spec.value, 0x61).toString(),
+          headers: spec.header ? [{ key: 'h', value: 'v' }] : [],
+        }));
+        const section = mutate(Buffer.concat(records.map(rawRecord)), mutations);
+        const maxTimestamp = RAW_BASE_TIMESTAMP + BigInt(Math.max(...specs.map((s) => s.timestampDelta)));
+        const batch = sealSection(section, 'none', specs.length, maxTimestamp);
+        const expected = referenceVerdict(section, specs.length, maxTimestamp);
+        if (expected === 'accepted') accepted++;
+        expect(refusal(batch) === undefined ? 'accepted' : 'refused').toBe(expected);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(accepted).toBeGreaterThan(100);
   });
 });

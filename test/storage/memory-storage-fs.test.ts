@@ -211,7 +211,7 @@ describe('a PartitionLog on the memory StorageFs', () => {
 describe('ChunkReserve: whole chunks made ahead of need', () => {
   const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
-  it('hands out a zeroed chunk and makes the next one in a later turn, not in the taking call', async () => {
+  it('hands out a chunk and makes the next one in a later turn, not in the taking call', async () => {
     const reserve = new ChunkReserve();
     const first = reserve.take();
     expect(first.length).toBe(CHUNK_BYTES);
@@ -221,7 +221,7 @@ describe('ChunkReserve: whole chunks made ahead of need', () => {
     first.fill(7);
     const second = reserve.take();
     expect(second).not.toBe(first);
-    expect(second.every((byte) => byte === 0)).toBe(true);
+    expect(second.length).toBe(CHUNK_BYTES);
     expect(reserve.heldBytes).toBe(0);
     // Two takes in one turn: the second is made in line; one refill follows.
     reserve.take();
@@ -229,7 +229,7 @@ describe('ChunkReserve: whole chunks made ahead of need', () => {
     expect(reserve.heldBytes).toBe(CHUNK_BYTES);
   });
 
-  it('zeroes the next chunk one page per turn (one page fault each), and finishes it when taken early', async () => {
+  it('touches the next chunk one page per turn (one page fault each); taken early, it goes as it is', async () => {
     const reserve = new ChunkReserve();
     reserve.take();
     const prepared: number[] = [];
@@ -238,10 +238,10 @@ describe('ChunkReserve: whole chunks made ahead of need', () => {
       prepared.push(reserve.preparedBytes);
     }
     expect(prepared).toEqual([4096, 8192, 12288]);
-    // Taken before it is ready: the rest is zeroed in line, and the chunk is whole and zero.
+    // Taken before it is ready: handed out whole, its untouched pages fault in when written.
     const early = reserve.take();
     expect(early.length).toBe(CHUNK_BYTES);
-    expect(early.every((byte) => byte === 0)).toBe(true);
+    expect(reserve.preparedBytes).toBe(0);
     // Left alone, the next one becomes ready after CHUNK_BYTES / 4096 turns.
     for (let turn = 0; turn < CHUNK_BYTES / 4096 + 1; turn++) await nextTurn();
     expect(reserve.preparedBytes).toBe(CHUNK_BYTES);
@@ -287,7 +287,7 @@ describe('whole chunks of files that are gone are used again', () => {
   const filled = (byte: number, length: number) => Buffer.alloc(length, byte);
   const isAll = (buffer: Buffer, byte: number) => buffer.every((b) => b === byte);
 
-  it('an unlinked file gives its chunks back; the next file to grow gets them, zeroed', async () => {
+  it('an unlinked file gives its chunks back; the next file to grow gets them, and reads no old byte', async () => {
     const fs = createMemoryStorageFs({ recycleLimitBytes: 8 * CHUNK_BYTES });
     await fs.mkdir('/d');
     const old = await fs.open('/d/0.log', 'create');
@@ -306,6 +306,36 @@ describe('whole chunks of files that are gone are used again', () => {
     expect(isAll(back.subarray(0, back.length - 1), 0)).toBe(true);
     expect(back[back.length - 1]).toBe(7);
     expect(fs.allocatedBytes()).toBe(held);
+  });
+
+  it('bytes a chunk held before never show: extensions by truncate and by a write past the end read zeros', async () => {
+    const fs = createMemoryStorageFs({ recycleLimitBytes: 8 * CHUNK_BYTES });
+    await fs.mkdir('/d');
+    await fs.writeFile('/d/old.log', filled(0xee, 2 * CHUNK_BYTES));
+    await fs.unlink('/d/old.log');
+    const file = await fs.open('/d/new.log', 'create');
+    // Written into a reused chunk, then cut back inside it: the chunk keeps the bytes past the end.
+    await file.writev([filled(0x11, CHUNK_BYTES + 500)], 0);
+    expect(fs.reusedChunks()).toBe(2);
+    await file.truncate(CHUNK_BYTES + 100);
+    // Extended by truncate: the 200 bytes it exposes are zeros (not 0x11, not 0xee).
+    await file.truncate(CHUNK_BYTES + 300);
+    // Extended by a write 400 bytes past the end: the gap is zeros, the write is its bytes.
+    await file.writev([filled(0x22, 50)], CHUNK_BYTES + 700);
+    const back = Buffer.alloc(CHUNK_BYTES + 750);
+    expect(await file.read(back, 0, back.length, 0)).toBe(back.length);
+    expect(isAll(back.subarray(0, CHUNK_BYTES + 100), 0x11)).toBe(true);
+    expect(isAll(back.subarray(CHUNK_BYTES + 100, CHUNK_BYTES + 700), 0)).toBe(true);
+    expect(isAll(back.subarray(CHUNK_BYTES + 700), 0x22)).toBe(true);
+    // A small file's first chunk (not from the reserve) too: cut back, extended, zeros.
+    const small = await fs.open('/d/small.index', 'create');
+    await small.writev([filled(0x33, 900)], 0);
+    await small.truncate(100);
+    await small.truncate(600);
+    const smallBack = Buffer.alloc(600);
+    await small.read(smallBack, 0, 600, 0);
+    expect(isAll(smallBack.subarray(0, 100), 0x33)).toBe(true);
+    expect(isAll(smallBack.subarray(100), 0)).toBe(true);
   });
 
   it('a handle open on an unlinked file keeps its bytes; the chunks come back when it closes', async () => {

@@ -209,7 +209,7 @@ export class Partition {
     const check = producers.check(header);
     if (check.kind === 'duplicate') return this.duplicate(check.batch, input.acks);
     const keys = scanned.keys;
-    if (this.limits.keysRequired === true && keys.includes(null)) {
+    if (this.limits.keysRequired === true && scanned.hasKeyless) {
       throw errorOf(
         'INVALID_REQUEST',
         `topic ${this.topic} is compacted (cleanup=compact): every message needs a key`,
