@@ -8,7 +8,10 @@
 //  - the encode floor: the same messages sealed into batches by RecordBatchBuilder, no I/O; and
 //    decoding those batches as the per-message consumer does and as `batch.values()` does;
 //  - embedded (broker, producer and consumer in this process), memory topics: produce, replay, and
-//    produce-and-consume (both at once, timed until the consumer has every message).
+//    produce-and-consume (both at once, timed until the consumer has every message): on a new
+//    topic each round (every byte it keeps is fresh memory), and on one topic that stays past its
+//    retention across the rounds (the steady state of a memory stream: its appends reuse the
+//    memory of the segments retention drops), read with `values()` and with `forEachValue`.
 // Run: npx tsx bench/batch-api.ts [--messages 300000] [--rounds 2] [--batch 2000] [--calls-in-flight 4] [--json]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -98,30 +101,76 @@ async function replayEach(client: Client, topic: string): Promise<number> {
   return ms;
 }
 
-/** Reads `messages` messages batch by batch, each value through `batch.values()`. */
-async function replayBatches(client: Client, topic: string): Promise<number> {
+/**
+ * Reads `messages` messages batch by batch from `from`, each value through `batch.values()` (a
+ * view each) or, with `inPlace`, through `batch.forEachValue` (nothing allocated per message).
+ */
+async function replayBatches(client: Client, topic: string, inPlace = false): Promise<number> {
   const consumer = client.consumer({ topics: [topic], from: 'earliest' });
   await consumer.start();
+  return readBatches(consumer, inPlace);
+}
+
+/** Reads `messages` messages with a started batch consumer, then closes it. */
+async function readBatches(consumer: ReturnType<Client['consumer']>, inPlace: boolean): Promise<number> {
   const started = performance.now();
   let count = 0;
   let bytes = 0;
+  const visit = (_buffer: Buffer, start: number, end: number) => {
+    bytes += end - start;
+  };
   for await (const batch of consumer.batches()) {
-    for (const v of batch.values()) bytes += v!.length;
+    if (inPlace) batch.forEachValue(visit);
+    else for (const v of batch.values()) bytes += v!.length;
     count += batch.count;
     if (count >= messages) break;
   }
   const ms = performance.now() - started;
+  await consumer.close();
   if (bytes !== messages * VALUE_BYTES) throw new Error(`read ${bytes} bytes`);
   return ms;
 }
 
-/** Produce and consume at once: from the first send to the consumer's last message. */
-async function produceAndConsume(client: Client, topic: string, batchApi: boolean): Promise<number> {
-  const started = performance.now();
-  const consumed = batchApi ? replayBatches(client, topic) : replayEach(client, topic);
-  const produced = batchApi ? produceMany(client, topic) : produceEach(client, topic);
+/**
+ * Produce and consume at once: from the first send to the consumer's last message. The batch
+ * consumer starts at the topic's end (`latest`, resolved before the first send): on a topic used
+ * before, it reads this round's messages only.
+ */
+async function produceAndConsume(
+  client: Client,
+  topic: string,
+  api: 'each' | 'batch' | 'batch-in-place',
+): Promise<number> {
+  let consumed: Promise<number>;
+  let started: number;
+  if (api === 'each') {
+    started = performance.now();
+    consumed = replayEach(client, topic);
+  } else {
+    const consumer = client.consumer({ topics: [topic], from: 'latest' });
+    await consumer.start();
+    started = performance.now();
+    consumed = readBatches(consumer, api === 'batch-in-place');
+  }
+  const produced = api === 'each' ? produceEach(client, topic) : produceMany(client, topic);
   await Promise.all([consumed, produced]);
   return performance.now() - started;
+}
+
+/**
+ * The memory topic the steady-state cases share across rounds: 64 MiB of retention in 8 MiB
+ * segments, filled past its retention before the first round counts.
+ */
+const STEADY_RETENTION_BYTES = 64 * 1024 * 1024;
+async function steadyTopic(client: Client): Promise<string> {
+  const name = `batch-api-steady-${topics++}`;
+  await client.admin.createTopic({
+    name,
+    partitions: 1,
+    storage: 'memory',
+    config: { retentionBytes: STEADY_RETENTION_BYTES, segmentBytes: 8 * 1024 * 1024 },
+  });
+  return name;
 }
 
 /**
@@ -159,6 +208,18 @@ function decodeRecords(batches: Buffer[]): number {
   let bytes = 0;
   for (const batch of batches)
     for (const record of iterateRecords(batch, decodeLimits)) bytes += record.value!.length;
+  if (bytes !== messages * VALUE_BYTES) throw new Error(`decoded ${bytes} bytes`);
+  return performance.now() - started;
+}
+
+/** Decode only, as a batch consumer reading `batch.forEachValue` does it. */
+function decodeInPlace(batches: Buffer[]): number {
+  const started = performance.now();
+  let bytes = 0;
+  const visit = (_buffer: Buffer, start: number, end: number) => {
+    bytes += end - start;
+  };
+  for (const batch of batches) new RecordBatchView('t', 0, batch, 0n, decodeLimits, null).forEachValue(visit);
   if (bytes !== messages * VALUE_BYTES) throw new Error(`decoded ${bytes} bytes`);
   return performance.now() - started;
 }
@@ -224,6 +285,7 @@ const tcp = await connect({ brokers: [`127.0.0.1:${brokerProcess.port}`] });
 const embeddedDir = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-batch-api-'));
 const embedded = await Broker.start({ dataDir: embeddedDir });
 const local = embedded.connect();
+const steady = await steadyTopic(local);
 try {
   for (let round = -1; round < rounds; round++) {
     warmingUp = round < 0;
@@ -242,6 +304,7 @@ try {
         `decode only, ${batchApi ? 'batch.values()' : 'a record object each (per-message path)'}`,
         (batchApi ? decodeValues : decodeRecords)(sealed),
       );
+    record('decode only, batch.forEachValue()', decodeInPlace(sealed));
     let replayTopic = '';
     for (const batchApi of order) {
       const topic = await newTopic(tcp, 'disk');
@@ -272,10 +335,20 @@ try {
     for (const batchApi of order) {
       const topic = await newTopic(local, 'memory');
       record(
-        `embedded produce-and-consume, ${batchApi ? 'sendMany + batches()' : 'send() + message each'}`,
-        await produceAndConsume(local, topic, batchApi),
+        `embedded produce-and-consume, new topic, ${batchApi ? 'sendMany + batches() values()' : 'send() + message each'}`,
+        await produceAndConsume(local, topic, batchApi ? 'batch' : 'each'),
       );
     }
+    if (warmingUp) {
+      // Past its retention before anything counts: the warm-up round's own messages, and more.
+      const fill = Math.ceil(STEADY_RETENTION_BYTES / (messages * 168)) + 1;
+      for (let i = 0; i < fill; i++) await produceMany(local, steady);
+    }
+    for (const inPlace of round % 2 === 0 ? [false, true] : [true, false])
+      record(
+        `embedded produce-and-consume, a topic past its retention, sendMany + batches() ${inPlace ? 'forEachValue' : 'values()'}`,
+        await produceAndConsume(local, steady, inPlace ? 'batch-in-place' : 'batch'),
+      );
   }
 } finally {
   await tcp.close();
@@ -296,9 +369,14 @@ const echoMedian = median(results.get('TCP echo (floor)')!);
 // no broker at all, is the two floors of each round taken one after the other.
 const encoded = results.get('encode only (RecordBatchBuilder, no I/O)')!;
 const decoded = results.get('decode only, batch.values()')!;
+const decodedInPlace = results.get('decode only, batch.forEachValue()')!;
 results.set(
-  'encode + decode (values) in one thread, computed from the two rows above',
+  'encode + decode (values) in one thread, computed from the rows above',
   encoded.map((e, i) => Math.round(1 / (1 / e + 1 / decoded[i]!))),
+);
+results.set(
+  'encode + decode (forEachValue) in one thread, computed from the rows above',
+  encoded.map((e, i) => Math.round(1 / (1 / e + 1 / decodedInPlace[i]!))),
 );
 const rows: Row[] = [...results.entries()].map(([name, values]) => ({
   case: name,

@@ -10,6 +10,10 @@
 //   embedded-burst    a new producer's 100,000 `send()` calls made in one loop before any is
 //                     answered (its producer id is not known yet), then all awaited: msg/s, best
 //                     of three, each on a new producer
+//   embedded-batch    produce-and-consume in process on a memory topic past its retention (64 MiB):
+//                     sendMany of 2,000, 4 calls in flight, read by `batches()` + `values()`; msg/s
+//                     from the first send to the last message read, and CPU ns per message, best
+//                     of three 1M-message runs
 //   embedded-produce-profile  one embedded sendMany run of 1M messages under the CPU profiler:
 //                     the share of busy CPU time in Buffer copies (`_copyActual`, `copy`), in
 //                     record encoding (producer `enqueue`, `writeRecord`, `writeField`, varints,
@@ -107,6 +111,54 @@ async function produceMany(client: ClientLike, topic: string, messages: number):
   const rate = Math.round(messages / ((performance.now() - started) / 1000));
   await producer.close();
   return rate;
+}
+
+interface BatchConsumerLike {
+  start(): Promise<void>;
+  close(): Promise<void>;
+  batches(): AsyncIterable<{ count: number; values(): Iterable<Buffer | null> }>;
+}
+
+/**
+ * Produce and consume at once on `topic`: the consumer starts at the end, then `messages` go out in
+ * sendMany calls of 2,000, 4 in flight; msg/s until the consumer read the last, CPU ns per message.
+ */
+async function produceAndConsumeBatches(
+  client: ClientLike,
+  topic: string,
+  messages: number,
+): Promise<{ rate: number; cpuNs: number }> {
+  const consumer = client.consumer({ topics: [topic], from: 'latest' }) as unknown as BatchConsumerLike;
+  await consumer.start();
+  const producer = client.producer({});
+  const chunk = Array.from({ length: 2000 }, () => ({ topic, partition: 0, value }));
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const consumed = (async () => {
+    let count = 0;
+    let bytes = 0;
+    for await (const batch of consumer.batches()) {
+      for (const v of batch.values()) bytes += v!.length;
+      count += batch.count;
+      if (count >= messages) break;
+    }
+    if (bytes !== messages * value.length) throw new Error(`read ${bytes} bytes`);
+  })();
+  const window: Promise<unknown>[] = [];
+  for (let sent = 0; sent < messages; sent += 2000) {
+    window.push(producer.sendMany(chunk));
+    if (window.length >= 4) await window.shift();
+  }
+  await Promise.all(window);
+  await consumed;
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  await producer.close();
+  await consumer.close();
+  return {
+    rate: Math.round(messages / seconds),
+    cpuNs: Math.round(((used.user + used.system) * 1000) / messages),
+  };
 }
 
 /** A new producer's `messages` sends in one synchronous loop, then all awaited: msg/s. */
@@ -319,7 +371,20 @@ async function main(): Promise<object> {
     const client = broker.connect() as ClientLike;
     let result: object;
     if (test === 'embedded-fixed') result = await fixedRate(client, null, false);
-    else if (test === 'embedded-burst') {
+    else if (test === 'embedded-batch') {
+      await client.admin.createTopic({
+        name: 'steady',
+        storage: 'memory',
+        config: { retentionBytes: 64 * 1024 * 1024, segmentBytes: 8 * 1024 * 1024 },
+      } as { name: string; config: object });
+      await produceAndConsumeBatches(client, 'steady', 600_000);
+      const runs = [];
+      for (let i = 0; i < 3; i++) runs.push(await produceAndConsumeBatches(client, 'steady', 1_000_000));
+      result = {
+        'produce-and-consume msg/s': Math.max(...runs.map((r) => r.rate)),
+        'CPU ns/msg': Math.min(...runs.map((r) => r.cpuNs)),
+      };
+    } else if (test === 'embedded-burst') {
       await client.admin.createTopic({ name: 'bench', config: { durability: 'interval' } });
       const rates: number[] = [];
       for (let i = 0; i < 3; i++) rates.push(await produceBurst(client, 'bench', 100_000));

@@ -5,7 +5,7 @@
 // for deciding whether a change helps, on a noisy machine. bench/gate.ts runs a fixed set of these
 // workloads and decides pass or fail.
 // Run: npx tsx bench/ab/run.ts --a <commit> [--b HEAD] --test <embedded-produce|tcp-produce|
-//      tcp-fixed|embedded-fixed|embedded-burst|alloc-fixed|always-ack|frame-decode> [--rounds 4]
+//      tcp-fixed|embedded-fixed|embedded-burst|embedded-batch|alloc-fixed|always-ack|frame-decode> [--rounds 4]
 import { median } from '../gate/rule.js';
 import { alternate, exportTrees, measureOnce } from './rounds.js';
 
