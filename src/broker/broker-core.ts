@@ -228,6 +228,13 @@ export class BrokerCore {
   /** Set by a cluster member: cluster-wide configuration and its history (none without a cluster). */
   clusterConfig: ClusterConfigRequests | null = null;
   /**
+   * Set by a cluster member: whether the controller has not answered this broker's heartbeats for
+   * the fencing time (it is self-fenced) and how long it has been silent. A fenced broker
+   * coordinates no group, as it leads no partition: the controller may have moved its groups'
+   * offsets partitions, and with them the groups, to other brokers.
+   */
+  selfFence: { readonly selfFenced: boolean; readonly silentForMs: number } | null = null;
+  /**
    * In a cluster, the `__consumer_offsets` partitions this broker leads, each with the load of its
    * committed offsets: their groups are coordinated here once it is done.
    */
@@ -655,16 +662,24 @@ export class BrokerCore {
 
   /**
    * Before a group request: in a cluster, throws NOT_COORDINATOR unless this broker leads the
-   * group's offsets partition, and waits until that partition's committed offsets are loaded.
+   * group's offsets partition and is not fenced, and waits until that partition's committed
+   * offsets are loaded.
    */
   private async coordinatorReady(groupId: string): Promise<void> {
     if (!this.groupsInCluster) return;
     const deadline = Date.now() + COORDINATOR_TAKEOVER_WAIT_MS;
     for (;;) {
+      this.refuseWhileFenced(groupId);
       const topic = this.registry.get(OFFSETS_TOPIC);
       const index = topic === undefined ? -1 : groupOffsetsPartition(groupId, topic.partitions);
       const entry = this.coordinated.get(index);
-      if (entry !== undefined) return entry.loaded;
+      if (entry !== undefined) {
+        await entry.loaded;
+        // Still coordinated here once the offsets are read (not resigned or fenced meanwhile).
+        if (this.coordinated.get(index) !== entry) continue;
+        this.refuseWhileFenced(groupId);
+        return;
+      }
       // The metadata names the new leader a moment before its replica takes the lead: wait for it.
       const view = this.clusterMetadata?.metadata({ topics: [OFFSETS_TOPIC] }).topics[0];
       const count = view?.partitions.length ?? 0;
@@ -677,6 +692,16 @@ export class BrokerCore {
         );
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+  }
+
+  /** A self-fenced broker (see `selfFence`) answers every group request NOT_COORDINATOR. */
+  private refuseWhileFenced(groupId: string): void {
+    const fence = this.selfFence;
+    if (fence === null || !fence.selfFenced) return;
+    throw errorOf(
+      'NOT_COORDINATOR',
+      `group ${JSON.stringify(groupId)}: broker ${this.options.brokerId} is fenced (no heartbeat answered by the controller for ${fence.silentForMs} ms)`,
+    );
   }
 
   /**
@@ -1424,8 +1449,9 @@ export class BrokerCore {
       await this.coordinatorReady(request.groupId);
       return { offsets: this.groups.fetchOffsets(request.groupId) };
     },
-    // In a cluster: the groups this broker coordinates (a client asks every broker).
-    listGroups: async () => ({ groups: this.groups.list() }),
+    // In a cluster: the groups this broker coordinates (a client asks every broker); none while
+    // it is fenced.
+    listGroups: async () => ({ groups: this.selfFence?.selfFenced === true ? [] : this.groups.list() }),
     describeGroup: async (request) => {
       await this.coordinatorReady(request.groupId);
       return this.groups.describe(request.groupId);

@@ -102,10 +102,13 @@ export function clusterPart(options: ClusterPartOptions): NodePartStarter {
         logger.warn({ attempt, delayMs, reason: error.message }, 'registering again failed; retrying'),
       onRejoined: (attempts, tookMs) =>
         logger.info({ attempts, tookMs }, 'registered again under a new lease: back in the cluster'),
-      onSelfFence: (state, silentForMs) =>
-        state === 'fenced'
-          ? logger.warn({ silentForMs }, 'no heartbeat answered by the controller: this broker stops leading')
-          : logger.info({ silentForMs }, 'heartbeats answered again: this broker may lead'),
+      onSelfFence: (state, silentForMs) => {
+        if (state === 'fenced')
+          logger.warn({ silentForMs }, 'no heartbeat answered by the controller: this broker stops leading');
+        else logger.info({ silentForMs }, 'heartbeats answered again: this broker may lead');
+        // Its groups are dropped while it is fenced, and coordinated again once it is heard.
+        manager?.selfFenceChanged(state);
+      },
     });
     const [host, port] = [
       options.advertise.slice(0, options.advertise.lastIndexOf(':')),

@@ -502,6 +502,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     this.core.clusterMetadata = this;
     this.core.clusterGroups = new ClusterGroupPlacement(this.member, this.groupsOptions);
     this.core.clusterOperations = new ControllerOperations(this.member, (id) => this.linkTo(id));
+    this.core.selfFence = this.member;
     this.reconcile();
     this.antiEntropy.start();
   }
@@ -541,6 +542,29 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     this.core.clusterMetadata = null;
     this.core.clusterGroups = null;
     this.core.clusterOperations = null;
+    this.core.selfFence = null;
+  }
+
+  /**
+   * This broker fenced itself, or is heard again (ClusterMember's `onSelfFence`). While fenced it
+   * coordinates no group (the core answers NOT_COORDINATOR), and the groups of the offsets
+   * partitions it leads are dropped here, as when leadership moves away (`resignGroupPartition`):
+   * the controller may have moved those partitions already, so another broker may be coordinating
+   * the same groups, and every member that asked here meanwhile was told NOT_COORDINATOR, which
+   * makes it join again under a new member id. Kept, that membership would be stale once the
+   * broker is heard again: members that will never come back would hold up the next rebalance
+   * until their session timeouts, and a pending join would wait here instead of moving on.
+   * Heard again, the reconcile coordinates the partitions it still leads afresh, from the
+   * committed offsets in their logs, and the members join again.
+   */
+  selfFenceChanged(state: 'fenced' | 'unfenced'): void {
+    if (this.stopped) return;
+    if (state === 'unfenced') {
+      this.reconcile();
+      return;
+    }
+    for (const leader of this.leaders.values())
+      if (leader.topic === OFFSETS_TOPIC) this.core.resignGroupPartition(leader.partition);
   }
 
   private async reconcileNow(): Promise<void> {
@@ -600,6 +624,10 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
             const before = current.state.isr;
             current.run(current.state.applyIsr(isr, Number(state.modRevision), Date.now()));
             this.countIsrChange(before, current.state.isr);
+            // Groups dropped while this broker was fenced are coordinated here again (a no-op
+            // while they still are).
+            if (topic.name === OFFSETS_TOPIC && !this.member.selfFenced)
+              this.core.coordinateGroupPartition(p);
             continue;
           }
           // A reassignment changes the replicas without a new leader epoch (the log's history is
