@@ -25,13 +25,6 @@ export interface RemoteSubscription {
   /** Lets the broker push `bytes` more. */
   grant(bytes: number): void;
   close(): Promise<void>;
-  /**
-   * The largest payload the broker accepts in one request of `name` (learnt in the handshake), or
-   * undefined while unknown or when nothing limits it (in process). A larger request would not be
-   * answered but would close the connection, so the transport refuses it before sending and the
-   * producer keeps its batches under it.
-   */
-  maxRequestPayloadBytes?(name: ClientCommand): number | undefined;
 }
 
 export interface Transport {
@@ -53,4 +46,11 @@ export interface Transport {
    * producer keeps its batches under it.
    */
   maxRequestPayloadBytes?(name: ClientCommand): number | undefined;
+  /**
+   * True when nothing refers to a request's buffers any more once its response has arrived (a
+   * socket transport: the bytes were written before the broker could answer). The producer then
+   * builds later batches in the buffers of answered ones. Not so in process, where the broker
+   * keeps the very buffer (its log and its consumers may hold it).
+   */
+  readonly releasesRequestBuffers?: boolean;
 }
