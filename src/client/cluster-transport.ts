@@ -64,8 +64,6 @@ function reroutes(error: unknown): boolean {
 }
 
 export class ClusterTransport implements Transport {
-  /** Every request goes over one of the brokers' TcpTransports. */
-  readonly releasesRequestBuffers = true;
   private readonly links = new Map<number, { address: string; transport: TcpTransport }>();
   private metadata: MetadataResponse | null = null;
   /** Each group's coordinator, as FIND_COORDINATOR last said. */

@@ -14,7 +14,6 @@
 import type { Tracer } from '@opentelemetry/api';
 import { MemoryStreamerError } from '../common/errors.js';
 import { Fifo } from '../common/fifo.js';
-import { BatchBufferPool } from '../protocol/batch-buffer-pool.js';
 import type { Acks, ProduceResponse } from '../protocol/commands/data-types.js';
 import type { RequestOf } from '../protocol/commands/registry.js';
 import type { CompressionCodecName } from '../protocol/compression.js';
@@ -419,8 +418,6 @@ export class Producer {
   private readonly options: Required<Omit<ProducerOptions, 'tracer' | 'security'>>;
   private readonly tracer: Tracer | null;
   private readonly security: ProducerSecurity | null;
-  /** Buffers of answered batches, for the next batches of any partition (over a socket only). */
-  private readonly batchBuffers = new BatchBufferPool();
   /** Per topic, the accumulators by partition (no string key built per message). */
   private readonly accumulators = new Map<string, Array<Accumulator | undefined>>();
   private readonly sequences = new Map<string, number>();
@@ -934,7 +931,7 @@ export class Producer {
         topic,
         partition,
         sequenceKey: `${partition}:${topic}`,
-        builder: new RecordBatchBuilder(undefined, this.batchBuffers),
+        builder: new RecordBatchBuilder(),
         waiters: [],
         timer: null,
         scheduled: false,
@@ -1143,9 +1140,6 @@ export class Producer {
       (response) => {
         lane.inFlight--;
         this.settle(pending, response);
-        // Answered: the next batch of the partition may be built in its buffer (no fresh memory,
-        // whose pages each fault in on first touch).
-        if (this.transport.releasesRequestBuffers === true) this.batchBuffers.give(pending.request.batch);
         this.pump(lane);
       },
       (error: unknown) => {

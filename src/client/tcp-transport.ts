@@ -124,7 +124,6 @@ class Link {
 }
 
 export class TcpTransport implements Transport {
-  readonly releasesRequestBuffers = true;
   private readonly options: Required<Omit<TcpTransportOptions, 'sasl'>>;
   private link: Link | null = null;
   private connecting: Promise<Link> | null = null;

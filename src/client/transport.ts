@@ -46,11 +46,4 @@ export interface Transport {
    * producer keeps its batches under it.
    */
   maxRequestPayloadBytes?(name: ClientCommand): number | undefined;
-  /**
-   * True when nothing refers to a request's buffers any more once its response has arrived (a
-   * socket transport: the bytes were written before the broker could answer). The producer then
-   * builds later batches in the buffers of answered ones. Not so in process, where the broker
-   * keeps the very buffer (its log and its consumers may hold it).
-   */
-  readonly releasesRequestBuffers?: boolean;
 }

@@ -15,7 +15,6 @@
 //   headers         headerCount × (keyLength varint, key UTF-8, valueLength varint (-1 = null), value)
 
 import { MemoryStreamerError } from '../common/errors.js';
-import type { BatchBufferPool } from './batch-buffer-pool.js';
 import {
   CompressionCodec,
   type CompressionCodecName,
@@ -268,14 +267,7 @@ export class RecordBatchBuilder {
    */
   private handedOffCapacity = 0;
 
-  /**
-   * `pool`: where buffers of batches handed off earlier come back (batch-buffer-pool.ts); a buffer
-   * the builder needs is taken from it before one is allocated.
-   */
-  constructor(
-    private readonly initialCapacity = 16 * 1024,
-    private readonly pool: BatchBufferPool | null = null,
-  ) {
+  constructor(private readonly initialCapacity = 16 * 1024) {
     this.buffer = Buffer.allocUnsafe(initialCapacity);
   }
 
@@ -323,7 +315,7 @@ export class RecordBatchBuilder {
     if (needed > this.buffer.length) {
       let capacity = Math.max(this.buffer.length * 2, this.initialCapacity, this.handedOffCapacity);
       while (capacity < needed) capacity *= 2;
-      const grown = this.pool?.take(capacity) ?? Buffer.allocUnsafe(capacity);
+      const grown = Buffer.allocUnsafe(capacity);
       this.buffer.copy(grown, 0, 0, this.length);
       this.buffer = grown;
     }
