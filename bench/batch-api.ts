@@ -1,21 +1,24 @@
 // The per-message and the batch APIs side by side, 100-byte messages, one partition, in one run
 // with alternating rounds (the machine's load falls on every case alike):
 //  - TCP, a broker in another process (`memorystreamer serve`, disk topics, durability `interval`,
-//    acks 1): produce with one `send()` per message (not awaited; the producer batches them) and
+//    acks 1), the client in a process of its own with no broker in it (as a client application's
+//    process is: a broker in a process fixes glibc's malloc thresholds there, docs/native-memory.md): produce with one `send()` per message (not awaited; the producer batches them) and
 //    with `sendMany` of --batch messages a call; replay with `for await (const message of consumer)`
 //    and with `for await (const batch of consumer.batches())` reading `batch.values()`; and the bare
 //    Node TCP echo of the same bytes in the same run (bench/lib/echo-server.ts), the floor;
 //  - the encode floor: the same messages sealed into batches by RecordBatchBuilder, no I/O; and
 //    decoding those batches as the per-message consumer does and as `batch.values()` does;
-//  - embedded (broker, producer and consumer in this process), memory topics: produce, replay, and
+//  - embedded (broker, producer and consumer in one process), memory topics: produce, replay, and
 //    produce-and-consume (both at once, timed until the consumer has every message): on a new
 //    topic each round (every byte it keeps is fresh memory), and on one topic that stays past its
 //    retention across the rounds (the steady state of a memory stream: its appends reuse the
 //    memory of the segments retention drops), read with `values()` and with `forEachValue`.
 // Run: npx tsx bench/batch-api.ts [--messages 300000] [--rounds 2] [--batch 2000] [--calls-in-flight 4] [--json]
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Client } from '../src/client/client.js';
 import { connect } from '../src/client/connect.js';
 import { RecordBatchView } from '../src/client/record-batch-view.js';
@@ -278,85 +281,121 @@ function record(name: CaseName, ms: number): void {
   progress(`  ${name}: ${rate(messages, ms).toLocaleString('en-US')} msg/s`);
 }
 
-const loadBefore = loadavg()[0]!;
-const brokerProcess = await startBrokerProcess();
-const echoServer = await startEchoServer();
-const tcp = await connect({ brokers: [`127.0.0.1:${brokerProcess.port}`] });
-const embeddedDir = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-batch-api-'));
-const embedded = await Broker.start({ dataDir: embeddedDir });
-const local = embedded.connect();
-const steady = await steadyTopic(local);
-try {
-  for (let round = -1; round < rounds; round++) {
-    warmingUp = round < 0;
-    progress(
-      warmingUp
-        ? 'warm-up round (not counted)'
-        : `round ${round + 1} of ${rounds}, ${messages} messages per case`,
-    );
-    // Alternate which API goes first each round.
-    const order = round % 2 === 0 ? [false, true] : [true, false];
-    record('TCP echo (floor)', await echo(echoServer.port));
-    record('encode only (RecordBatchBuilder, no I/O)', encodeFloor());
-    const sealed = sealedBatches();
-    for (const batchApi of order)
-      record(
-        `decode only, ${batchApi ? 'batch.values()' : 'a record object each (per-message path)'}`,
-        (batchApi ? decodeValues : decodeRecords)(sealed),
-      );
-    record('decode only, batch.forEachValue()', decodeInPlace(sealed));
-    let replayTopic = '';
-    for (const batchApi of order) {
-      const topic = await newTopic(tcp, 'disk');
-      record(
-        `TCP produce, ${batchApi ? 'sendMany' : 'send() each'}`,
-        await (batchApi ? produceMany : produceEach)(tcp, topic),
-      );
-      if (batchApi) replayTopic = topic;
+/**
+ * The TCP cases, in a process with no broker of its own: a client application's process, glibc's
+ * allocator as the application has it (a broker in the process fixes its thresholds,
+ * docs/native-memory.md). The echo client runs here too, so both see the same process.
+ */
+async function runTcpPart(): Promise<void> {
+  const brokerProcess = await startBrokerProcess();
+  const echoServer = await startEchoServer();
+  const tcp = await connect({ brokers: [`127.0.0.1:${brokerProcess.port}`] });
+  try {
+    for (let round = -1; round < rounds; round++) {
+      warmingUp = round < 0;
+      progress(warmingUp ? 'TCP: warm-up round (not counted)' : `TCP: round ${round + 1} of ${rounds}`);
+      // Alternate which API goes first each round.
+      const order = round % 2 === 0 ? [false, true] : [true, false];
+      record('TCP echo (floor)', await echo(echoServer.port));
+      let replayTopic = '';
+      for (const batchApi of order) {
+        const topic = await newTopic(tcp, 'disk');
+        record(
+          `TCP produce, ${batchApi ? 'sendMany' : 'send() each'}`,
+          await (batchApi ? produceMany : produceEach)(tcp, topic),
+        );
+        if (batchApi) replayTopic = topic;
+      }
+      for (const batchApi of order)
+        record(
+          `TCP replay, ${batchApi ? 'batches()' : 'message each'}`,
+          await (batchApi ? replayBatches : replayEach)(tcp, replayTopic),
+        );
     }
-    for (const batchApi of order)
-      record(
-        `TCP replay, ${batchApi ? 'batches()' : 'message each'}`,
-        await (batchApi ? replayBatches : replayEach)(tcp, replayTopic),
-      );
-    for (const batchApi of order) {
-      const topic = await newTopic(local, 'memory');
-      record(
-        `embedded produce, ${batchApi ? 'sendMany' : 'send() each'}`,
-        await (batchApi ? produceMany : produceEach)(local, topic),
-      );
-      if (batchApi) replayTopic = topic;
-    }
-    for (const batchApi of order)
-      record(
-        `embedded replay, ${batchApi ? 'batches()' : 'message each'}`,
-        await (batchApi ? replayBatches : replayEach)(local, replayTopic),
-      );
-    for (const batchApi of order) {
-      const topic = await newTopic(local, 'memory');
-      record(
-        `embedded produce-and-consume, new topic, ${batchApi ? 'sendMany + batches() values()' : 'send() + message each'}`,
-        await produceAndConsume(local, topic, batchApi ? 'batch' : 'each'),
-      );
-    }
-    if (warmingUp) {
-      // Past its retention before anything counts: the warm-up round's own messages, and more.
-      const fill = Math.ceil(STEADY_RETENTION_BYTES / (messages * 168)) + 1;
-      for (let i = 0; i < fill; i++) await produceMany(local, steady);
-    }
-    for (const inPlace of round % 2 === 0 ? [false, true] : [true, false])
-      record(
-        `embedded produce-and-consume, a topic past its retention, sendMany + batches() ${inPlace ? 'forEachValue' : 'values()'}`,
-        await produceAndConsume(local, steady, inPlace ? 'batch-in-place' : 'batch'),
-      );
+  } finally {
+    await tcp.close();
+    await echoServer.stop();
+    await brokerProcess.stop();
   }
-} finally {
-  await tcp.close();
-  await local.close();
-  await embedded.stop();
-  await rm(embeddedDir, { recursive: true, force: true });
-  await echoServer.stop();
-  await brokerProcess.stop();
+}
+
+/** The floors of one thread and the embedded cases, in a process with an embedded broker. */
+async function runEmbeddedPart(): Promise<void> {
+  const embeddedDir = await mkdtemp(join(process.env.BENCH_DIR ?? tmpdir(), 'ms-batch-api-'));
+  const embedded = await Broker.start({ dataDir: embeddedDir });
+  const local = embedded.connect();
+  const steady = await steadyTopic(local);
+  try {
+    for (let round = -1; round < rounds; round++) {
+      warmingUp = round < 0;
+      progress(
+        warmingUp ? 'embedded: warm-up round (not counted)' : `embedded: round ${round + 1} of ${rounds}`,
+      );
+      const order = round % 2 === 0 ? [false, true] : [true, false];
+      record('encode only (RecordBatchBuilder, no I/O)', encodeFloor());
+      const sealed = sealedBatches();
+      for (const batchApi of order)
+        record(
+          `decode only, ${batchApi ? 'batch.values()' : 'a record object each (per-message path)'}`,
+          (batchApi ? decodeValues : decodeRecords)(sealed),
+        );
+      record('decode only, batch.forEachValue()', decodeInPlace(sealed));
+      let replayTopic = '';
+      for (const batchApi of order) {
+        const topic = await newTopic(local, 'memory');
+        record(
+          `embedded produce, ${batchApi ? 'sendMany' : 'send() each'}`,
+          await (batchApi ? produceMany : produceEach)(local, topic),
+        );
+        if (batchApi) replayTopic = topic;
+      }
+      for (const batchApi of order)
+        record(
+          `embedded replay, ${batchApi ? 'batches()' : 'message each'}`,
+          await (batchApi ? replayBatches : replayEach)(local, replayTopic),
+        );
+      for (const batchApi of order) {
+        const topic = await newTopic(local, 'memory');
+        record(
+          `embedded produce-and-consume, new topic, ${batchApi ? 'sendMany + batches() values()' : 'send() + message each'}`,
+          await produceAndConsume(local, topic, batchApi ? 'batch' : 'each'),
+        );
+      }
+      if (warmingUp) {
+        // Past its retention before anything counts: the warm-up round's own messages, and more.
+        const fill = Math.ceil(STEADY_RETENTION_BYTES / (messages * 168)) + 1;
+        for (let i = 0; i < fill; i++) await produceMany(local, steady);
+      }
+      for (const inPlace of round % 2 === 0 ? [false, true] : [true, false])
+        record(
+          `embedded produce-and-consume, a topic past its retention, sendMany + batches() ${inPlace ? 'forEachValue' : 'values()'}`,
+          await produceAndConsume(local, steady, inPlace ? 'batch-in-place' : 'batch'),
+        );
+    }
+  } finally {
+    await local.close();
+    await embedded.stop();
+    await rm(embeddedDir, { recursive: true, force: true });
+  }
+}
+
+// A child runs one part and prints its results as the last line; the parent runs the TCP part,
+// then the embedded part (one after the other: they would compete for the two cores).
+const partAt = process.argv.indexOf('--part');
+if (partAt >= 0) {
+  await (process.argv[partAt + 1] === 'tcp' ? runTcpPart() : runEmbeddedPart());
+  process.stdout.write(`${JSON.stringify([...results.entries()])}\n`);
+  process.exit(0);
+}
+const loadBefore = loadavg()[0]!;
+for (const part of ['tcp', 'embedded']) {
+  const output = execFileSync(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2), '--part', part],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 },
+  );
+  for (const [name, values] of JSON.parse(output.trim().split('\n').pop()!) as [CaseName, number[]][])
+    results.set(name, values);
 }
 
 const median = (values: number[]) => {
@@ -395,8 +434,9 @@ printResult(
       valueBytes: VALUE_BYTES,
       sendManyMessagesPerCall: perCall,
       sendManyCallsInFlight: CALLS_IN_FLIGHT,
-      tcp: 'broker in another process, disk topic, durability interval, acks 1',
-      embedded: 'memory topic, acks 1',
+      tcp: 'broker in another process, disk topic, durability interval, acks 1; the client and the echo client in a process with no broker (glibc malloc defaults)',
+      embedded:
+        'memory topics, acks 1, in a process with an embedded broker (malloc thresholds fixed, docs/native-memory.md); the past-retention topic: 64 MiB retention, 8 MiB segments',
       loadAverageBefore: Number(loadBefore.toFixed(2)),
       loadAverageAfter: Number(loadavg()[0]!.toFixed(2)),
     },
