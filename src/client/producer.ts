@@ -418,6 +418,8 @@ export class Producer {
   private readonly options: Required<Omit<ProducerOptions, 'tracer' | 'security'>>;
   private readonly tracer: Tracer | null;
   private readonly security: ProducerSecurity | null;
+  /** The accumulator `accumulatorFor` returned last (accumulators live as long as the producer). */
+  private lastAccumulator: Accumulator | null = null;
   /** Per topic, the accumulators by partition (no string key built per message). */
   private readonly accumulators = new Map<string, Array<Accumulator | undefined>>();
   private readonly sequences = new Map<string, number>();
@@ -920,6 +922,9 @@ export class Producer {
   };
 
   private accumulatorFor(topic: string, partition: number): Accumulator {
+    // A run of messages to one partition (a sendMany) finds it without the Map lookup.
+    const last = this.lastAccumulator;
+    if (last !== null && last.partition === partition && last.topic === topic) return last;
     let byPartition = this.accumulators.get(topic);
     if (byPartition === undefined) {
       byPartition = [];
@@ -952,6 +957,7 @@ export class Producer {
       accumulator = created;
       byPartition[partition] = accumulator;
     }
+    this.lastAccumulator = accumulator;
     return accumulator;
   }
 

@@ -15,9 +15,10 @@ function unzigzag(value: number): number {
 
 /** Bytes that writeVarint will use for `value`. */
 export function varintSize(value: number): number {
+  // Lengths and deltas: small non-negative numbers, and -1 for null.
+  if (value >= -64 && value < 64) return 1;
+  if (value >= -8192 && value < 8192) return 2;
   let u = zigzag(value);
-  if (u < 0x80) return 1;
-  if (u < 0x4000) return 2;
   let size = 1;
   while (u >= 0x80) {
     u = Math.floor(u / 128);
@@ -28,16 +29,18 @@ export function varintSize(value: number): number {
 
 /** Writes `value` zigzag-encoded at `at`; returns the offset after it. */
 export function writeVarint(buf: Buffer, at: number, value: number): number {
-  let u = zigzag(value);
-  if (u < 0x80) {
-    buf[at] = u;
-    return at + 1;
-  }
-  if (u < 0x4000) {
-    buf[at] = (u & 0x7f) | 0x80;
-    buf[at + 1] = u >>> 7;
+  // Lengths and deltas: small non-negative numbers, and -1 for null; zigzag inline for them.
+  if (value >= -8192 && value < 8192) {
+    const small = value >= 0 ? value << 1 : (-value << 1) - 1;
+    if (small < 0x80) {
+      buf[at] = small;
+      return at + 1;
+    }
+    buf[at] = (small & 0x7f) | 0x80;
+    buf[at + 1] = small >>> 7;
     return at + 2;
   }
+  let u = zigzag(value);
   while (u >= 0x80) {
     buf[at++] = (u & 0x7f) | 0x80;
     u = u < 0x100000000 ? u >>> 7 : Math.floor(u / 128);
