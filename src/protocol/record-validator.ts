@@ -107,9 +107,9 @@ class RecordReader {
 }
 
 /**
- * A varint of one or two bytes at `pos` (before `end`), unzigzagged; the bytes it took in bits 16
- * and up of the result's carrier: see `small`. Returns -1 for anything longer or cut off: the
- * caller then leaves the record to the full reader.
+ * A varint of one or two bytes at `pos` (before `end`): its raw value, still zigzagged, in the low
+ * 16 bits and the bytes it took in bits 16 and up (`small` decodes the value). Returns -1 for
+ * anything longer or cut off: the caller then leaves the record to the full reader.
  */
 function smallRaw(buf: Buffer, pos: number, end: number): number {
   if (pos >= end) return -1;
@@ -133,7 +133,8 @@ let quickKeyStart = 0;
 let quickKeyLength = -1;
 
 /**
- * The common record, checked in one pass of local reads: every varint one or two bytes, no
+ * The common record, checked in one pass of local reads: every varint one or two bytes (so also
+ * an offset delta below 8,192: later records of a larger batch go to the full reader), no
  * headers. Returns the record's end when the record is valid in every respect the full reader
  * checks (attributes 0, offset delta `index`, lengths within the record, nothing left over),
  * else -1, and the full reader decides. Never throws.
