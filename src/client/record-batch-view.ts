@@ -137,21 +137,13 @@ export class RecordBatchView implements MessageBatch {
     const skipBelowDelta = this.firstSkippedDelta();
     const cursor = new VarintCursor(section, 0, section.length);
     for (let i = 0; i < count; i++) {
-      cursor.end = section.length;
-      const length = cursor.varint();
-      const end = cursor.pos + length;
-      if (length < 0 || end > section.length)
-        throw errorOf('BAD_RECORD_BATCH', `record ${i} length ${length} exceeds the batch`);
-      cursor.end = end;
-      cursor.skipByte();
+      const end = cursor.enterRecord(i, section.length);
       cursor.varint();
       if (cursor.varint() >= skipBelowDelta) {
         cursor.skipBytes();
-        const valueLength = cursor.varint();
+        const valueLength = cursor.skipBytes();
         if (valueLength === -1) visit(section, -1, -1);
-        else if (valueLength < -1 || valueLength > end - cursor.pos)
-          throw errorOf('BAD_RECORD_BATCH', `record ${i} value length ${valueLength} exceeds the record`);
-        else visit(section, cursor.pos, cursor.pos + valueLength);
+        else visit(section, cursor.pos - valueLength, cursor.pos);
       }
       cursor.pos = end;
     }
@@ -196,14 +188,7 @@ abstract class RecordWalker<T> implements IterableIterator<T> {
     const cursor = this.cursor;
     const section = this.section;
     while (this.index < this.count) {
-      const i = this.index++;
-      cursor.end = section.length;
-      const length = cursor.varint();
-      const end = cursor.pos + length;
-      if (length < 0 || end > section.length)
-        throw errorOf('BAD_RECORD_BATCH', `record ${i} length ${length} exceeds the batch`);
-      cursor.end = end;
-      cursor.skipByte();
+      const end = cursor.enterRecord(this.index++, section.length);
       const timestampDelta = cursor.varint();
       const offsetDelta = cursor.varint();
       if (offsetDelta < this.skipBelowDelta) {

@@ -422,18 +422,11 @@ export function forEachKey(
   const count = batch.readInt32BE(BATCH_OFFSETS.recordCount);
   const cursor = new VarintCursor(section, 0, section.length);
   for (let i = 0; i < count; i++) {
-    const length = cursor.varint();
-    const end = cursor.pos + length;
-    if (length < 0 || end > section.length)
-      throw errorOf('BAD_RECORD_BATCH', `record ${i} length ${length} exceeds the batch`);
-    const outerEnd = cursor.end;
-    cursor.end = end;
-    cursor.skipByte();
+    const end = cursor.enterRecord(i, section.length);
     cursor.varint();
     const offsetDelta = cursor.varint();
     visit(cursor.bytesOrNull(), offsetDelta);
     cursor.pos = end;
-    cursor.end = outerEnd;
   }
   if (cursor.pos !== section.length)
     throw errorOf('BAD_RECORD_BATCH', `${section.length - cursor.pos} trailing bytes after ${count} records`);
@@ -465,12 +458,7 @@ export function* iterateRecords(batch: Buffer, limits: InflateLimits): Generator
     const baseTimestamp = readInt64AsNumber(batch, BATCH_OFFSETS.baseTimestamp);
     const cursor = new VarintCursor(section, 0, section.length);
     for (let i = 0; i < count; i++) {
-      const length = cursor.varint();
-      const end = cursor.pos + length;
-      if (length < 0 || end > section.length)
-        throw errorOf('BAD_RECORD_BATCH', `record ${i} length ${length} exceeds the batch`);
-      cursor.end = end;
-      cursor.skipByte();
+      const end = cursor.enterRecord(i, section.length);
       const timestampDelta = cursor.varint();
       const offsetDelta = cursor.varint();
       const key = cursor.bytesOrNull();
@@ -490,7 +478,6 @@ export function* iterateRecords(batch: Buffer, limits: InflateLimits): Generator
       }
       if (cursor.pos !== end)
         throw errorOf('BAD_RECORD_BATCH', `record ${i} has ${end - cursor.pos} unread bytes`);
-      cursor.end = section.length;
       yield {
         // (The first record's offset is the base: no BigInts made for a batch of one.)
         offset: offsetDelta === 0 ? baseOffset : baseOffset + BigInt(offsetDelta),

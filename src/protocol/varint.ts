@@ -119,13 +119,30 @@ export class VarintCursor {
     return view;
   }
 
-  /** Skips a varint-length-prefixed field without creating a view. */
-  skipBytes(): void {
+  /**
+   * Enters record `index` of a records section that ends at `sectionEnd` (the cursor at its length
+   * varint): checks the length against the section, bounds the cursor by the record's end and steps
+   * over its attributes byte. Returns the record's end; the timestamp delta comes next.
+   */
+  enterRecord(index: number, sectionEnd: number): number {
+    this.end = sectionEnd;
     const length = this.varint();
-    if (length === -1) return;
+    const end = this.pos + length;
+    if (length < 0 || end > sectionEnd)
+      throw errorOf('BAD_RECORD_BATCH', `record ${index} length ${length} exceeds the batch`);
+    this.end = end;
+    this.skipByte();
+    return end;
+  }
+
+  /** Skips a varint-length-prefixed field without creating a view; returns its length (-1 = null). */
+  skipBytes(): number {
+    const length = this.varint();
+    if (length === -1) return -1;
     if (length < -1 || length > this.end - this.pos) {
       throw errorOf('BAD_RECORD_BATCH', `field length ${length} at offset ${this.pos} exceeds the record`);
     }
     this.pos += length;
+    return length;
   }
 }
