@@ -6,15 +6,11 @@
 //            the result
 //   broker   (--expose-gc) starts an in-process Broker that checks every 100 ms and prints its trim
 //            metrics once they count a trim (or after 20 s)
-//   batches  starts an in-process Broker (argv[4] 'trim': memory trimming on, which fixes glibc's
-//            thresholds; 'off': memoryTrim false) and prints the page faults per message of sealing
-//            1,000,000 100-byte messages into batches of 2,000 handed off, after 2,000,000 of warm-up
 
 import { garbageCollector } from '../../../src/broker/collect-garbage.js';
 import { MemoryTrimmer } from '../../../src/broker/memory-trimmer.js';
 import { nativeMemory, trimMallocAsync } from '../../../src/common/native-memory.js';
 import { Broker } from '../../../src/embedded/broker.js';
-import { RecordBatchBuilder } from '../../../src/protocol/record-batch.js';
 
 const MiB = 1024 * 1024;
 
@@ -118,25 +114,5 @@ if (process.argv[1]?.endsWith('trim-child.ts')) {
         trimmedBytes: metric(text, 'memorystreamer_memory_trimmed_bytes_total'),
       }),
     );
-  } else if (mode === 'batches') {
-    const dataDir = process.argv[3]!;
-    const broker = await Broker.start({
-      dataDir,
-      ...(process.argv[4] === 'off' ? { memoryTrim: false } : {}),
-    });
-    const builder = new RecordBatchBuilder(2000 * 116 + 128);
-    const record = { value: Buffer.alloc(100, 0x63), timestamp: Date.now() };
-    const seal = (messages: number) => {
-      for (let i = 0; i < messages; i++) {
-        builder.append(record);
-        if (builder.count === 2000) builder.finish();
-      }
-    };
-    seal(2_000_000);
-    const before = process.resourceUsage().minorPageFault;
-    seal(1_000_000);
-    const faultsPerMessage = (process.resourceUsage().minorPageFault - before) / 1_000_000;
-    await broker.stop();
-    console.log(JSON.stringify({ status: nativeMemory, faultsPerMessage }));
   } else throw new Error(`unknown mode ${mode}`);
 }
