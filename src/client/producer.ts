@@ -358,6 +358,22 @@ function headersOf(input: HeadersInput | undefined): RecordHeaderInput[] | undef
  */
 const RECORD_FRAMING_BOUND = 36;
 
+/**
+ * Whether a message is a value and nothing else (no key, headers or expected version; the value
+ * bytes or null): a `sendMany` puts runs of these into a batch by `enqueuePlainRun`.
+ */
+function isPlainValue(input: SendInput): boolean {
+  return (
+    (input.key === undefined || input.key === null) &&
+    input.headers === undefined &&
+    input.expectedVersion === undefined &&
+    typeof input.value !== 'string'
+  );
+}
+
+/** Bytes a plain record takes beyond its value, at most: length, attributes, deltas, key, header count. */
+const PLAIN_RECORD_BOUND = 32;
+
 /** At least the UTF-8 size of `value` (a UTF-16 unit takes at most 3 bytes), without encoding it. */
 function byteBound(value: string | Bytes | null | undefined): number {
   if (value === null || value === undefined) return 0;
@@ -743,19 +759,103 @@ export class Producer {
     const now = Date.now();
     const group = new ReceiptGroup(inputs.length, call.resolve, call.reject);
     topic = null;
-    for (let i = 0; i < inputs.length; i++) {
+    for (let i = 0; i < inputs.length; ) {
       const input = inputs[i]!;
       if (input.topic !== topic) {
         topic = input.topic;
         partitions = this.countOf(topic, learned)!;
       }
       try {
+        if (isPlainValue(input)) {
+          const next = this.enqueuePlainRun(inputs, i, partitions, group, now);
+          if (next > i) {
+            i = next;
+            continue;
+          }
+        }
         this.enqueue(input, partitions, group, now, i);
+        i++;
       } catch (error) {
         group.reject(error as Error);
         return;
       }
     }
+  }
+
+  /**
+   * Puts plain messages (a value and nothing else: isPlainValue) of a `sendMany` call into one
+   * partition's batch, from input `start` (plain, checked by checkSendable) for as long as they are
+   * plain and go to the same topic and partition. What `enqueue` does for each of them, in one
+   * loop: the partition, the accumulator and the run of receipts are found once, and the record is
+   * written by the builder's `appendValue` without the general size walk. Returns the index of the
+   * first message it did not take; `start` when the message needs `enqueue` (it may be too large
+   * for a request, which `enqueue` reports).
+   */
+  private enqueuePlainRun(
+    inputs: readonly SendInput[],
+    start: number,
+    partitions: number,
+    group: ReceiptGroup,
+    now: number,
+  ): number {
+    const topic = inputs[start]!.topic;
+    // Messages without a partition stick to one until a batch is sealed (flushAccumulator moves it);
+    // the run ends at every seal, so the sticky partition read here holds for all of it.
+    const sticky = (this.sticky.get(topic) ?? 0) % partitions;
+    const partition = inputs[start]!.partition ?? sticky;
+    const accumulator = this.accumulatorFor(topic, partition);
+    const builder = accumulator.builder;
+    let run: RunWaiter | null = null;
+    for (let i = start; i < inputs.length; i++) {
+      const input = inputs[i]!;
+      if (
+        i > start &&
+        (input.topic !== topic || !isPlainValue(input) || (input.partition ?? sticky) !== partition)
+      )
+        return i;
+      const value = input.value as Bytes | null;
+      if (value !== null && BATCH_HEADER_SIZE + PLAIN_RECORD_BOUND + value.length > accumulator.maxBatchBytes)
+        return i;
+      const timestamp = input.timestamp ?? now;
+      let added = builder.appendValue(value, timestamp, accumulator.splitAtBytes);
+      let sealed = false;
+      if (added < 0) {
+        // It does not fit: what is buffered leaves as it is, and this message starts the next
+        // batch of the same partition (as in enqueue).
+        this.flushAccumulator(accumulator, true);
+        run = null;
+        added = builder.appendValue(value, timestamp, accumulator.splitAtBytes);
+        sealed = true;
+      }
+      this.bufferedBytes += added;
+      if (run !== null) run.count++;
+      else {
+        const last = accumulator.waiters[accumulator.waiters.length - 1];
+        if (last instanceof RunWaiter && last.group === group && last.first + last.count === i) {
+          last.count++;
+          run = last;
+        } else {
+          run = new RunWaiter(group, i);
+          accumulator.waiters.push(run);
+        }
+      }
+      if (builder.sizeInBytes >= this.options.batchBytes) {
+        this.flushAccumulator(accumulator, true);
+        return i + 1;
+      }
+      if (!accumulator.scheduled) this.scheduleFlush(accumulator);
+      // A seal moved the sticky partition: the next message finds its partition afresh.
+      if (sealed) return i + 1;
+    }
+    return inputs.length;
+  }
+
+  /** Schedules the flush of a batch that just opened: after lingerMs, at the job's end or the turn's. */
+  private scheduleFlush(accumulator: Accumulator): void {
+    accumulator.scheduled = true;
+    if (this.options.lingerMs > 0) accumulator.timer = setTimeout(accumulator.flush, this.options.lingerMs);
+    else if (this.loneFlushAllowed(accumulator)) queueMicrotask(accumulator.flush);
+    else setImmediate(accumulator.flush);
   }
 
   /**
@@ -883,10 +983,7 @@ export class Producer {
     if (accumulator.builder.sizeInBytes >= this.options.batchBytes) {
       this.flushAccumulator(accumulator, true);
     } else if (!accumulator.scheduled) {
-      accumulator.scheduled = true;
-      if (this.options.lingerMs > 0) accumulator.timer = setTimeout(accumulator.flush, this.options.lingerMs);
-      else if (this.loneFlushAllowed(accumulator)) queueMicrotask(accumulator.flush);
-      else setImmediate(accumulator.flush);
+      this.scheduleFlush(accumulator);
     }
     return receipt;
   }

@@ -312,15 +312,60 @@ export class RecordBatchBuilder {
     const timestampDelta = timestamp - this.baseTimestamp;
     const body = sizedBody >= 0 ? sizedBody : recordBodySize(record, timestampDelta, this.recordCount);
     const needed = this.length + varintSize(body) + body;
-    if (needed > this.buffer.length) {
-      let capacity = Math.max(this.buffer.length * 2, this.initialCapacity, this.handedOffCapacity);
-      while (capacity < needed) capacity *= 2;
-      const grown = Buffer.allocUnsafe(capacity);
-      this.buffer.copy(grown, 0, 0, this.length);
-      this.buffer = grown;
-    }
+    if (needed > this.buffer.length) this.grow(needed);
     this.length = writeRecord(this.buffer, this.length, record, body, timestampDelta, this.recordCount);
     this.recordCount++;
+  }
+
+  /**
+   * Appends a record with no key and no headers: what `append` writes for `{ key: null, value,
+   * timestamp }`, byte for byte, without the general record's size walk (the producer's
+   * `sendMany` of plain values runs through here). Returns the bytes added, or -1 without
+   * appending when the batch holds records already and would grow past `limit` bytes with this one.
+   *
+   *   record = length varint | attributes 0 | timestampDelta varint | offsetDelta varint
+   *            | key -1 (one byte, 0x01) | value (length varint + bytes, or -1) | header count 0
+   */
+  appendValue(value: Uint8Array | null, timestamp: number, limit: number): number {
+    const first = this.recordCount === 0;
+    const timestampDelta = first ? 0 : timestamp - this.baseTimestamp;
+    const valueSize = value === null ? 1 : varintSize(value.length) + value.length;
+    const body = 3 + varintSize(timestampDelta) + varintSize(this.recordCount) + valueSize;
+    const size = varintSize(body) + body;
+    if (!first && this.length + size > limit) return -1;
+    if (first) {
+      this.baseTimestamp = timestamp;
+      this.maxTimestamp = timestamp;
+    } else if (timestamp > this.maxTimestamp) {
+      this.maxTimestamp = timestamp;
+    }
+    const needed = this.length + size;
+    if (needed > this.buffer.length) this.grow(needed);
+    const buf = this.buffer;
+    let at = writeVarint(buf, this.length, body);
+    buf[at++] = 0;
+    at = writeVarint(buf, at, timestampDelta);
+    at = writeVarint(buf, at, this.recordCount);
+    buf[at++] = 0x01; // zigzag(-1): no key
+    if (value === null) buf[at++] = 0x01;
+    else {
+      at = writeVarint(buf, at, value.length);
+      buf.set(value, at);
+      at += value.length;
+    }
+    buf[at++] = 0; // no headers
+    this.length = at;
+    this.recordCount++;
+    return size;
+  }
+
+  /** Replaces the buffer by one of at least `needed` bytes, keeping what is written. */
+  private grow(needed: number): void {
+    let capacity = Math.max(this.buffer.length * 2, this.initialCapacity, this.handedOffCapacity);
+    while (capacity < needed) capacity *= 2;
+    const grown = Buffer.allocUnsafe(capacity);
+    this.buffer.copy(grown, 0, 0, this.length);
+    this.buffer = grown;
   }
 
   /**
