@@ -13,7 +13,8 @@
 //    topic each round (every byte it keeps is fresh memory), and on one topic that stays past its
 //    retention across the rounds (the steady state of a memory stream: its appends reuse the
 //    memory of the segments retention drops), read with `values()` and with `forEachValue`.
-// Run: npx tsx bench/batch-api.ts [--messages 300000] [--rounds 2] [--batch 2000] [--calls-in-flight 4] [--json]
+// Run: npx tsx bench/batch-api.ts [--messages 300000] [--rounds 2] [--batch 2000] [--calls-in-flight 4]
+//      [--durability interval|never] (the TCP cases' disk topics) [--json]
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -24,13 +25,15 @@ import { connect } from '../src/client/connect.js';
 import { RecordBatchView } from '../src/client/record-batch-view.js';
 import { Broker } from '../src/embedded/broker.js';
 import { iterateRecords, RecordBatchBuilder } from '../src/protocol/record-batch.js';
-import { startBrokerProcess } from './lib/broker-process.js';
-import { argNumber, printResult, progress, type Row, rate, writeResult } from './lib/report.js';
+import { cpuSeconds, startBrokerProcess } from './lib/broker-process.js';
+import { argChoice, argNumber, printResult, progress, type Row, rate, writeResult } from './lib/report.js';
 import { connectEcho, startEchoServer } from './lib/round-trip.js';
 
 const messages = argNumber('messages', 300_000);
 const rounds = argNumber('rounds', 2);
 const perCall = argNumber('batch', 2000);
+/** The TCP cases' disk topics: `interval` (the default, an fdatasync every 100 ms) or `never`. */
+const tcpDurability = argChoice('durability', ['interval', 'never'] as const, 'interval');
 const VALUE_BYTES = 100;
 const value = Buffer.alloc(VALUE_BYTES, 0x63);
 /**
@@ -45,7 +48,8 @@ async function newTopic(client: Client, storage: 'disk' | 'memory'): Promise<str
   await client.admin.createTopic({
     name,
     partitions: 1,
-    ...(storage === 'memory' ? { storage, config: { retentionBytes: 1024 * 1024 * 1024 } } : {}),
+    config: storage === 'memory' ? { retentionBytes: 1024 * 1024 * 1024 } : { durability: tcpDurability },
+    ...(storage === 'memory' ? { storage } : {}),
   });
   return name;
 }
@@ -271,6 +275,27 @@ async function echo(port: number): Promise<number> {
 
 type CaseName = string;
 const results = new Map<CaseName, number[]>();
+/** CPU per message of a TCP case, each round: the client process's and the server process's. */
+const cpuResults = new Map<CaseName, { client: number[]; server: number[] }>();
+
+/**
+ * Runs one TCP case and records, beside its rate, the CPU time per message it took in this process
+ * (the client) and in `serverPid` (the broker, or the echo server), from /proc.
+ */
+async function withCpu(name: CaseName, serverPid: number, run: () => Promise<number>): Promise<number> {
+  const client = process.cpuUsage();
+  const server = await cpuSeconds(serverPid);
+  const ms = await run();
+  const used = process.cpuUsage(client);
+  const serverUsed = (await cpuSeconds(serverPid)) - server;
+  if (!warmingUp) {
+    const entry = cpuResults.get(name) ?? { client: [], server: [] };
+    entry.client.push(Math.round(((used.user + used.system) * 1000) / messages));
+    entry.server.push(Math.round((serverUsed * 1e9) / messages));
+    cpuResults.set(name, entry);
+  }
+  return ms;
+}
 /** The first round warms the JIT and the connections up and is not counted. */
 let warmingUp = true;
 function record(name: CaseName, ms: number): void {
@@ -296,21 +321,32 @@ async function runTcpPart(): Promise<void> {
       progress(warmingUp ? 'TCP: warm-up round (not counted)' : `TCP: round ${round + 1} of ${rounds}`);
       // Alternate which API goes first each round.
       const order = round % 2 === 0 ? [false, true] : [true, false];
-      record('TCP echo (floor)', await echo(echoServer.port));
+      const echoName = 'TCP echo (floor)';
+      record(echoName, await withCpu(echoName, echoServer.pid, () => echo(echoServer.port)));
       let replayTopic = '';
+      const made: string[] = [];
       for (const batchApi of order) {
         const topic = await newTopic(tcp, 'disk');
+        made.push(topic);
+        const name = `TCP produce, ${batchApi ? 'sendMany' : 'send() each'}`;
         record(
-          `TCP produce, ${batchApi ? 'sendMany' : 'send() each'}`,
-          await (batchApi ? produceMany : produceEach)(tcp, topic),
+          name,
+          await withCpu(name, brokerProcess.pid, () => (batchApi ? produceMany : produceEach)(tcp, topic)),
         );
         if (batchApi) replayTopic = topic;
       }
-      for (const batchApi of order)
+      for (const batchApi of order) {
+        const name = `TCP replay, ${batchApi ? 'batches()' : 'message each'}`;
         record(
-          `TCP replay, ${batchApi ? 'batches()' : 'message each'}`,
-          await (batchApi ? replayBatches : replayEach)(tcp, replayTopic),
+          name,
+          await withCpu(name, brokerProcess.pid, () =>
+            (batchApi ? replayBatches : replayEach)(tcp, replayTopic),
+          ),
         );
+      }
+      // A round's topics go once its cases are done: what one round wrote (and the kernel's
+      // writeback of it) does not weigh on the next.
+      for (const topic of made) await tcp.admin.deleteTopic(topic);
     }
   } finally {
     await tcp.close();
@@ -390,7 +426,9 @@ async function runEmbeddedPart(): Promise<void> {
 const partAt = process.argv.indexOf('--part');
 if (partAt >= 0) {
   await (process.argv[partAt + 1] === 'tcp' ? runTcpPart() : runEmbeddedPart());
-  process.stdout.write(`${JSON.stringify([...results.entries()])}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ results: [...results.entries()], cpu: [...cpuResults.entries()] })}\n`,
+  );
   process.exit(0);
 }
 const loadBefore = loadavg()[0]!;
@@ -400,8 +438,12 @@ for (const part of ['tcp', 'embedded']) {
     [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2), '--part', part],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 },
   );
-  for (const [name, values] of JSON.parse(output.trim().split('\n').pop()!) as [CaseName, number[]][])
-    results.set(name, values);
+  const printed = JSON.parse(output.trim().split('\n').pop()!) as {
+    results: [CaseName, number[]][];
+    cpu: [CaseName, { client: number[]; server: number[] }][];
+  };
+  for (const [name, values] of printed.results) results.set(name, values);
+  for (const [name, cpu] of printed.cpu) cpuResults.set(name, cpu);
 }
 
 const median = (values: number[]) => {
@@ -428,6 +470,8 @@ const rows: Row[] = [...results.entries()].map(([name, values]) => ({
   'msg/s (median)': median(values),
   'msg/s (each round)': values.map((v) => v.toLocaleString('en-US')).join(' / '),
   '× echo': name.startsWith('TCP') ? Number((median(values) / echoMedian).toFixed(2)) : null,
+  'client CPU ns/msg': cpuResults.has(name) ? median(cpuResults.get(name)!.client) : null,
+  'server CPU ns/msg': cpuResults.has(name) ? median(cpuResults.get(name)!.server) : null,
 }));
 printResult(
   writeResult({
@@ -440,7 +484,7 @@ printResult(
       valueBytes: VALUE_BYTES,
       sendManyMessagesPerCall: perCall,
       sendManyCallsInFlight: CALLS_IN_FLIGHT,
-      tcp: 'broker in another process, disk topic, durability interval, acks 1; the client and the echo client in a process with no broker (glibc malloc defaults)',
+      tcp: `broker in another process, disk topic, durability ${tcpDurability}, acks 1; the client and the echo client in a process with no broker (glibc malloc defaults)`,
       embedded:
         'memory topics, acks 1, in a process with an embedded broker (malloc thresholds fixed, docs/native-memory.md); the past-retention topic: 64 MiB retention, 8 MiB segments',
       loadAverageBefore: Number(loadBefore.toFixed(2)),
@@ -450,6 +494,7 @@ printResult(
     notes: [
       'targets (issue 15): TCP produce and replay with the batch APIs ≥ 3M msg/s and ≥ 0.5 × the echo of the same run; embedded produce-and-consume with the batch APIs ≥ 5M msg/s',
       'the echo moves the same bytes (110 per message) through a Node TCP echo server in another process, nothing else',
+      'CPU ns/msg (TCP cases, median of the rounds): user + system time of the client process and of the server process (the broker, or the echo server) during the case, over its messages; /proc counts in 10-ms ticks',
       'encode only: the same messages appended to a RecordBatchBuilder and sealed per --batch records (the producer floor, bench/record-batch.ts)',
     ],
   }),

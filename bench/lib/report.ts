@@ -115,6 +115,15 @@ export function argNumber(name: string, fallback: number): number {
   return value;
 }
 
+/** `--name value`, one of `choices`, or `fallback` when the option is absent. */
+export function argChoice<T extends string>(name: string, choices: readonly T[], fallback: T): T {
+  const index = process.argv.indexOf(`--${name}`);
+  if (index < 0) return fallback;
+  const value = process.argv[index + 1] as T;
+  if (!choices.includes(value)) throw new Error(`--${name} needs one of ${choices.join(', ')}`);
+  return value;
+}
+
 export function rate(count: number, ms: number): number {
   return Math.round((count * 1000) / ms);
 }
