@@ -4,16 +4,18 @@
 // (top entries) and per category: our code by folder, Node.js internals, native code / syscalls
 // ("(program)"), the garbage collector, idle. The .cpuprofile files are kept under
 // bench/results/profiles/ (gitignored) for flame-graph viewers (Chrome DevTools, speedscope).
-// Run: npx tsx bench/profile.ts [--messages 2000000] [--json]
+// `--phase produce` or `--phase replay` summarizes that part of the run alone (default: both).
+// Run: npx tsx bench/profile.ts [--messages 2000000] [--phase both|produce|replay] [--json]
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import type { Client } from '../src/client/client.js';
 import { connect } from '../src/client/connect.js';
 import { startBrokerProcess } from './lib/broker-process.js';
-import { argNumber, printResult, progress, type Row, rate, writeResult } from './lib/report.js';
+import { argChoice, argNumber, printResult, progress, type Row, rate, writeResult } from './lib/report.js';
 
 const messages = argNumber('messages', 2_000_000);
+const phase = argChoice('phase', ['both', 'produce', 'replay'] as const, 'both');
 const value = Buffer.alloc(100, 0x70);
 const PROFILE_DIR = join(process.cwd(), 'bench', 'results', 'profiles');
 
@@ -29,7 +31,12 @@ interface CpuProfile {
   endTime: number;
 }
 
-async function produceAndReplay(client: Client): Promise<{ produce: number; replay: number }> {
+/** Now on the clock V8's profiler stamps its samples with (µs). */
+const nowUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
+async function produceAndReplay(
+  client: Client,
+): Promise<{ produce: number; replay: number; replayFrom: number }> {
   const topic = `profile-${Date.now()}`;
   await client.admin.createTopic({ name: topic });
   const producer = client.producer({ batchBytes: 256 * 1024 });
@@ -47,6 +54,7 @@ async function produceAndReplay(client: Client): Promise<{ produce: number; repl
   await Promise.all(window);
   const produce = rate(messages, performance.now() - started);
   await producer.close();
+  const replayFrom = nowUs();
   const consumer = client.consumer({ topics: [topic], from: 'earliest', creditBytes: 8 * 1024 * 1024 });
   started = performance.now();
   let count = 0;
@@ -54,7 +62,7 @@ async function produceAndReplay(client: Client): Promise<{ produce: number; repl
     if (++count % 200_000 === 0) progress(`replayed ${count} of ${messages}`);
     if (count === messages) break;
   }
-  return { produce, replay: rate(messages, performance.now() - started) };
+  return { produce, replay: rate(messages, performance.now() - started), replayFrom };
 }
 
 /** Where a function's code lives, as a category for the summary. */
@@ -127,7 +135,7 @@ async function main(): Promise<void> {
   const broker = await startBrokerProcess({ nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${brokerDir}`] });
   const session = new Session();
   session.connect();
-  let rates: { produce: number; replay: number };
+  let rates: { produce: number; replay: number; replayFrom: number };
   let clientProfile: CpuProfile;
   // The workload's time window, so the broker's start-up (module loading) is left out.
   let windowFrom = 0;
@@ -136,9 +144,9 @@ async function main(): Promise<void> {
     const client = await connect({ brokers: [`127.0.0.1:${broker.port}`] });
     await session.post('Profiler.enable');
     await session.post('Profiler.start');
-    windowFrom = Number(process.hrtime.bigint() / 1000n);
+    windowFrom = nowUs();
     rates = await produceAndReplay(client);
-    windowTo = Number(process.hrtime.bigint() / 1000n);
+    windowTo = nowUs();
     clientProfile = (await session.post('Profiler.stop')).profile as unknown as CpuProfile;
     await client.close();
   } finally {
@@ -150,6 +158,9 @@ async function main(): Promise<void> {
   if (brokerFile === undefined) throw new Error('the broker wrote no CPU profile');
   const brokerProfile = JSON.parse(await readFile(join(brokerDir, brokerFile), 'utf8')) as CpuProfile;
 
+  // The part of the run summarized: produce, replay, or both.
+  if (phase === 'produce') windowTo = rates.replayFrom;
+  if (phase === 'replay') windowFrom = rates.replayFrom;
   const rows: Row[] = [];
   for (const [process, profile] of [
     ['broker', brokerProfile],
@@ -179,8 +190,8 @@ async function main(): Promise<void> {
   }
   const result = writeResult({
     benchmark: 'profile',
-    title: 'CPU profile: self time by category and top functions, broker and client, produce then replay',
-    command: `npx tsx bench/profile.ts --messages ${messages}`,
+    title: `CPU profile: self time by category and top functions, broker and client, ${phase === 'both' ? 'produce then replay' : `the ${phase} part of a produce then replay`}`,
+    command: `npx tsx bench/profile.ts --messages ${messages}${phase === 'both' ? '' : ` --phase ${phase}`}`,
     settings: {
       transport: 'TCP loopback, broker child process (node --cpu-prof), client in the bench process',
       messageBytes: value.length,
@@ -192,7 +203,7 @@ async function main(): Promise<void> {
     },
     rows,
     notes: [
-      'Only samples inside the produce + replay window count (start-up excluded), and idle samples are left out: shares are of busy CPU time. Self time: samples whose innermost frame is that function. "(program)" is time in native code outside JavaScript: syscalls (writev, read), libuv, the N-API CRC-32C, V8 runtime calls.',
+      `Only samples inside the ${phase === 'both' ? 'produce + replay' : phase} window count (start-up excluded), and idle samples are left out: shares are of busy CPU time. Self time: samples whose innermost frame is that function. "(program)" is time in native code outside JavaScript: syscalls (writev, read), libuv, the N-API CRC-32C, V8 runtime calls.`,
       'Profiling slows both processes; the msg/s in the settings are from the profiled run, not the benchmark figures.',
       'Profiles: bench/results/profiles/{broker/*.cpuprofile, client.cpuprofile}, for Chrome DevTools or speedscope.',
     ],
