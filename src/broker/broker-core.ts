@@ -989,6 +989,7 @@ export class BrokerCore {
     input: CreateTopicRequest,
     ifNotExists: boolean,
     internal = false,
+    id?: string,
   ): Promise<TopicView> {
     if (this.offline.has(input.name)) {
       throw errorOf(
@@ -1014,6 +1015,7 @@ export class BrokerCore {
       // what opened and removes the directory, so the topic is never listed half-created.
       const topic = await this.registry.create(input, {
         internal,
+        ...(id !== undefined ? { id } : {}),
         open: async (description) => {
           try {
             await this.openPartitions(description, 0);
@@ -1035,9 +1037,9 @@ export class BrokerCore {
   /**
    * A cluster member keeps its replicas here: the topic as the controller recorded it, created in
    * this broker's storage when missing (its other copies are on other brokers, so the replication
-   * factor is not refused as on a broker alone).
+   * factor is not refused as on a broker alone), with the id the controller gave it when it has one.
    */
-  async ensureReplicaTopic(input: CreateTopicRequest): Promise<TopicView> {
+  async ensureReplicaTopic(input: CreateTopicRequest, id?: string): Promise<TopicView> {
     this.ensureOpen();
     const existing = this.registry.get(input.name);
     if (existing !== undefined) return this.view(existing);
@@ -1048,8 +1050,9 @@ export class BrokerCore {
         { ...input, config: { ...input.config, ...OFFSETS_RETENTION } },
         true,
         this.groupsInCluster,
+        id,
       );
-    return this.createLocal(input, true, false);
+    return this.createLocal(input, true, false, id);
   }
 
   /**
@@ -1165,14 +1168,18 @@ export class BrokerCore {
     }
   }
 
-  /** Deletes a topic from this broker's storage. */
-  async deleteLocal(name: string): Promise<void> {
+  /**
+   * Deletes a topic from this broker's storage. `recreated`: a cluster member's copy of a topic
+   * deleted and created again under its name (its id changed); its groups' offsets go as for a
+   * deleted topic.
+   */
+  async deleteLocal(name: string, recreated = false): Promise<void> {
     if (this.offline.has(name)) {
       // The way out for a topic that could not be opened: its directory goes.
       await this.registry.delete(name);
       this.offline.delete(name);
       this.logger.info({ topic: name }, 'offline topic deleted');
-      await this.forgetGroupOffsets(name);
+      await this.forgetGroupOffsets(name, recreated);
       return;
     }
     const topic = this.registry.require(name);
@@ -1180,14 +1187,14 @@ export class BrokerCore {
     this.partitions.delete(topic.name);
     for (const partition of list) await partition.close();
     await this.registry.delete(topic.name);
-    await this.forgetGroupOffsets(name);
+    await this.forgetGroupOffsets(name, recreated);
   }
 
   /**
    * The groups coordinated here forget their committed offsets of a deleted topic, so a topic
    * created next under its name starts without them.
    */
-  private async forgetGroupOffsets(name: string): Promise<void> {
+  private async forgetGroupOffsets(name: string, recreated = false): Promise<void> {
     if (this.clusterMetadata === null) {
       await this.groups.forgetTopic(name);
       return;
@@ -1196,7 +1203,7 @@ export class BrokerCore {
     // `__consumer_offsets` from before it joined goes): the offsets stay then. The tombstones are
     // not awaited: their replication must not hold up the member's reconciliation (forgetTopic
     // logs a failure; the offsets are gone from memory at once).
-    if (this.goneFromCluster(name)) void this.groups.forgetTopic(name);
+    if (recreated || this.goneFromCluster(name)) void this.groups.forgetTopic(name);
   }
 
   /** Whether this cluster member's metadata says the cluster has no topic `name` (false alone). */

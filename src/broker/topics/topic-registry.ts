@@ -233,7 +233,12 @@ export class TopicRegistry {
 
   async create(
     input: CreateTopicInput,
-    options: { internal?: boolean; open?: OpenTopicStep } = {},
+    options: {
+      internal?: boolean;
+      open?: OpenTopicStep;
+      /** The topic's id when it is given (a cluster's topic: the controller's); else a new UUID. */
+      id?: string;
+    } = {},
   ): Promise<TopicDescription> {
     const { name, partitions, replicationFactor, storage, config } = this.validateNew(input, options);
     if (this.topics.has(name) || this.busy.has(name) || this.damaged.has(name))
@@ -243,7 +248,7 @@ export class TopicRegistry {
     try {
       const description: TopicDescription = {
         name,
-        id: randomUUID(),
+        id: options.id ?? randomUUID(),
         partitions,
         replicationFactor,
         createdAt: Date.now(),

@@ -14,6 +14,13 @@ export interface BrokerRegistration {
 
 export interface TopicRecord {
   readonly name: string;
+  /**
+   * The topic's id, a UUID the controller draws when it creates the topic and that its later
+   * changes keep. A topic deleted and created again under its name gets a new one, so a broker
+   * tells its copy of the old topic from the new (a delete and a create can both arrive before it
+   * looks). Every replica's local copy carries it as its id. Absent in records written without it.
+   */
+  readonly id?: string;
   readonly partitions: number;
   readonly replicationFactor: number;
   /** Replica broker ids per partition, the preferred leader first. Written with the topic, atomically. */
@@ -103,6 +110,9 @@ export function decodeTopicRecord(key: string, bytes: Buffer | string): TopicRec
   if (!Array.isArray(assignment) || assignment.length !== partitions)
     invalid(key, `assignment must list the replicas of each of the ${partitions} partitions`);
   const reassigning = decodeReassigning(key, record.reassigning, partitions);
+  const id = record.id;
+  if (id !== undefined && (typeof id !== 'string' || id.length === 0))
+    invalid(key, 'id must be a non-empty string');
   const replicas = assignment.map((_, partition) => {
     const ids = brokerIds(key, assignment[partition], `assignment[${partition}]`);
     if (ids.length !== replicationFactor && reassigning?.[partition] === undefined)
@@ -114,6 +124,7 @@ export function decodeTopicRecord(key: string, bytes: Buffer | string): TopicRec
   });
   return {
     name,
+    ...(id !== undefined ? { id } : {}),
     partitions,
     replicationFactor,
     assignment: replicas,

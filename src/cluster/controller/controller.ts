@@ -3,6 +3,7 @@
 // lost a race (a partition moved since the cache read it) is not retried blindly: the next
 // reconcile, on the next watch event, decides again from fresh values.
 
+import { randomUUID } from 'node:crypto';
 import { validatePartitionCount, validateTopicName } from '../../broker/topics/topic-config.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import {
@@ -95,6 +96,7 @@ export class Controller {
     const start = Math.floor(this.random() * Math.max(live.length, 1));
     const record: TopicRecord = {
       ...topic,
+      id: randomUUID(),
       assignment: assignReplicas(live, topic.partitions, topic.replicationFactor, start),
     };
     await this.plane.createTopic(this.term, record);

@@ -582,20 +582,32 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
         : [];
     for (const local of [...this.core.localTopicNames(), ...stale]) {
       const topic = cache.topic(local)?.value;
+      // A copy of a topic deleted and created again under its name (both can arrive before this
+      // reconcile runs) carries the old topic's id: it goes, and the new topic's copy is made
+      // below, empty, as on a broker that never held the old one.
+      // A copy that could not be opened (offline) has no id to compare and is left as it is.
+      const localId = this.core.localTopic(local)?.id;
+      const recreated = topic?.id !== undefined && localId !== undefined && localId !== topic.id;
       if (
         stale.includes(local) ||
         topic === undefined ||
+        recreated ||
         !topic.assignment.some((replicas) => replicas.includes(me))
       ) {
         await this.stopReplicasOf(local);
-        await this.core.deleteLocal(local);
-        this.logger.info({ topic: local }, 'replica of a deleted or moved topic removed');
+        await this.core.deleteLocal(local, recreated);
+        this.logger.info(
+          { topic: local },
+          recreated
+            ? 'replica of a topic deleted and created again removed'
+            : 'replica of a deleted or moved topic removed',
+        );
       }
     }
     for (const { value: topic } of cache.topics()) {
       const mine = topic.assignment.some((replicas) => replicas.includes(me));
       if (!mine) continue;
-      await this.core.ensureReplicaTopic(this.localTopicOf(topic));
+      await this.core.ensureReplicaTopic(this.localTopicOf(topic), topic.id);
       await this.core.followReplicaTopic({
         name: topic.name,
         partitions: topic.partitions,
@@ -941,7 +953,8 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
 
   /** A topic this broker holds no copy of, as the cluster records it. */
   private viewOf(record: TopicRecord): TopicView {
-    return this.core.viewOfNewTopic(this.localTopicOf(record));
+    const view = this.core.viewOfNewTopic(this.localTopicOf(record));
+    return record.id === undefined ? view : { ...view, id: record.id };
   }
 
   private async createTopic(request: CreateTopicRequest): Promise<TopicView> {

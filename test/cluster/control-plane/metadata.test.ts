@@ -58,6 +58,14 @@ describe('metadata records', () => {
       [1, 2],
       [2, 3],
     ]);
+    // A record written without an id (before topics had one) has none; one with an id keeps it.
+    expect(topic.id).toBeUndefined();
+    expect(
+      decodeTopicRecord(
+        'k',
+        '{"name":"t","id":"7f3c","partitions":1,"replicationFactor":1,"assignment":[[1]],"config":{}}',
+      ).id,
+    ).toBe('7f3c');
     expect(decodePartitionState('k', '{"leader":-1,"leaderEpoch":0,"isr":[]}').leader).toBe(-1);
   });
 
@@ -85,6 +93,8 @@ describe('metadata records', () => {
     ],
     [{ name: 't', partitions: 1, replicationFactor: 1, assignment: [[1]], config: [] }, 'config'],
     [{ name: '', partitions: 1, replicationFactor: 1, assignment: [[1]], config: {} }, 'name'],
+    [{ name: 't', id: '', partitions: 1, replicationFactor: 1, assignment: [[1]], config: {} }, 'id'],
+    [{ name: 't', id: 7, partitions: 1, replicationFactor: 1, assignment: [[1]], config: {} }, 'id'],
   ])('refuse a bad topic record %#', (record, message) => {
     expect(() => decodeTopicRecord('topics/t', JSON.stringify(record))).toThrow(message);
   });

@@ -1,0 +1,101 @@
+// A topic deleted and created again under its name, in a cluster of three brokers on a real etcd,
+// where every broker hears of both changes before it looks (they are written in one etcd
+// transaction here, which is what a delete and a create in quick succession look like to a broker
+// whose reconcile is busy): every replica drops its copy of the old topic, so the new topic starts
+// empty at offset 0, and none of the old messages can be read from it.
+
+import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from '../../../src/client/client.js';
+import { connect } from '../../../src/client/connect.js';
+import { clusterPrefix, KEYS } from '../../../src/cluster/control-plane/metadata-keys.js';
+import { decodeTopicRecord } from '../../../src/cluster/control-plane/metadata-records.js';
+import { MemoryStreamerError } from '../../../src/common/errors.js';
+import { type NodeCluster, startNodeCluster } from '../../harness/cluster.js';
+import { etcdAvailable } from '../../harness/etcd.js';
+import { until } from '../../harness/until.js';
+
+const NAME = 'recreated';
+let cluster: NodeCluster;
+let client: Client;
+
+/** Retries what a cluster still settling answers with a retriable error. */
+function settled<T>(action: () => Promise<T>): Promise<T> {
+  return until(async () => {
+    try {
+      return await action();
+    } catch (error) {
+      if (error instanceof MemoryStreamerError && error.retriable) return null;
+      throw error;
+    }
+  }, 30_000) as Promise<T>;
+}
+
+describe.skipIf(!etcdAvailable())('a topic deleted and created again in a cluster', () => {
+  beforeAll(async () => {
+    cluster = await startNodeCluster({ name: NAME });
+    client = await connect({ brokers: cluster.addresses().join(',') });
+  }, 60_000);
+  afterAll(async () => {
+    await client?.close();
+    await cluster?.stop();
+  });
+
+  it('starts empty on every replica, though each heard of the delete and the create at once', async () => {
+    await settled(() => client.admin.createTopic({ name: 'reborn', partitions: 1, replicationFactor: 3 }));
+    const producer = client.producer({ acks: 'all' });
+    for (let i = 0; i < 3; i++) await settled(() => producer.send({ topic: 'reborn', value: `old${i}` }));
+    // Every replica holds the old messages.
+    await until(() =>
+      cluster.nodes.every((node) => node.core.localTopic('reborn') !== undefined)
+        ? cluster.nodes.every((node) => node.core.partition('reborn', 0).log.highWatermark === 3n)
+        : false,
+    );
+    // Every copy carries the id the controller gave the topic, and so does the topic's description.
+    const oldIds = cluster.nodes.map((node) => node.core.localTopic('reborn')!.id);
+    expect(new Set(oldIds).size).toBe(1);
+    expect((await settled(() => client.admin.describeTopic('reborn'))).topic.id).toBe(oldIds[0]);
+
+    // The delete and the create as one etcd transaction: the record again (same replicas), with a
+    // new id, and no partition state (the controller elects a leader as for any new topic).
+    const etcdClient = new Etcd3({ hosts: cluster.etcd.endpoint });
+    const etcd = etcdClient.namespace(clusterPrefix(NAME));
+    try {
+      const stored = await etcd.get(KEYS.topic('reborn')).buffer();
+      const record = decodeTopicRecord(KEYS.topic('reborn'), stored!);
+      expect(record.id).toBe(oldIds[0]);
+      const result = await etcd
+        .if(KEYS.topic('reborn'), 'Create', '>', 0)
+        .then(
+          etcd.delete().prefix(KEYS.topicPartitionsPrefix('reborn')),
+          etcd.put(KEYS.topic('reborn')).value(JSON.stringify({ ...record, id: 'reborn-2' })),
+        )
+        .commit();
+      expect(result.succeeded).toBe(true);
+    } finally {
+      etcdClient.close();
+    }
+
+    // Each replica's copy now carries the new id, and holds nothing of the old topic.
+    await until(
+      () =>
+        cluster.nodes.every((node) => node.core.localTopic('reborn')?.id === 'reborn-2') &&
+        cluster.nodes.every((node) => node.core.partition('reborn', 0).log.highWatermark === 0n),
+      { what: 'every replica emptied for the new topic', timeoutMs: 20_000 },
+    );
+    expect((await settled(() => client.admin.describeTopic('reborn'))).topic.id).toBe('reborn-2');
+    const receipt = await settled(() => producer.send({ topic: 'reborn', value: 'new0' }));
+    expect(receipt.offset).toBe(0n);
+    await producer.close();
+    const consumer = client.consumer({ topics: ['reborn'], from: 'earliest' });
+    const values: string[] = [];
+    for await (const message of consumer) {
+      values.push(message.value!.toString());
+      break;
+    }
+    expect(values).toEqual(['new0']);
+    await until(() =>
+      cluster.nodes.every((node) => node.core.partition('reborn', 0).log.highWatermark === 1n),
+    );
+  }, 90_000);
+});
