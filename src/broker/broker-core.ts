@@ -1206,6 +1206,15 @@ export class BrokerCore {
     if (recreated || this.goneFromCluster(name)) void this.groups.forgetTopic(name);
   }
 
+  /**
+   * A cluster topic deleted and created again under its name (its id changed): the groups
+   * coordinated here forget their offsets of the old topic, as of a deleted one, so the new topic
+   * starts without them (also where this broker holds no copy of it).
+   */
+  forgetRecreatedTopic(name: string): void {
+    void this.groups.forgetTopic(name);
+  }
+
   /** Whether this cluster member's metadata says the cluster has no topic `name` (false alone). */
   private goneFromCluster(name: string): boolean {
     return (

@@ -443,12 +443,21 @@ class FollowerReplica {
   }
 }
 
+/** How long the id of a deleted topic is remembered (noticeRecreatedTopics): past every sweep. */
+const SEEN_TOPIC_ID_KEEP_MS = 60_000;
+
 export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, ClusterMetadataView {
   private readonly leaders = new Map<string, LeaderReplica>();
   private readonly followers = new Map<string, FollowerReplica>();
   private readonly links = new Map<number, { advertise: string; link: TcpTransport }>();
   private readonly tick: NodeJS.Timeout;
   private reconciling: Promise<void> = Promise.resolve();
+  /**
+   * The id of every cluster topic as the last reconcile saw it, kept a minute after the topic went
+   * (`goneAt`): a topic created again under the name shows as another id, also when the delete and
+   * the create came between two reconciles.
+   */
+  private readonly seenTopicIds = new Map<string, { id: string; goneAt: number | null }>();
   private stopped = false;
   /** A controlled shutdown began: this broker follows nobody any more (it is leaving the ISRs). */
   private leaving = false;
@@ -580,6 +589,8 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
       offsets !== undefined && offsets.partitions !== cache.topic(OFFSETS_TOPIC)?.value.partitions
         ? [OFFSETS_TOPIC]
         : [];
+    // Topics deleted and created again whose groups' offsets were forgotten here already.
+    const forgotten = new Set<string>();
     for (const local of [...this.core.localTopicNames(), ...stale]) {
       const topic = cache.topic(local)?.value;
       // A copy of a topic deleted and created again under its name (both can arrive before this
@@ -596,6 +607,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
       ) {
         await this.stopReplicasOf(local);
         await this.core.deleteLocal(local, recreated);
+        if (recreated) forgotten.add(local);
         this.logger.info(
           { topic: local },
           recreated
@@ -604,6 +616,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
         );
       }
     }
+    this.noticeRecreatedTopics(forgotten);
     for (const { value: topic } of cache.topics()) {
       const mine = topic.assignment.some((replicas) => replicas.includes(me));
       if (!mine) continue;
@@ -730,6 +743,31 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
       if (this.leaders.get(key)!.topic === topic) this.resignLeader(key);
     for (const key of [...this.followers.keys()])
       if (this.followers.get(key)!.topic === topic) await this.stopFollower(key);
+  }
+
+  /**
+   * The groups coordinated here forget their offsets of a topic deleted and created again under its
+   * name (its id changed since the last reconcile), as of a deleted topic, also where this broker
+   * holds no copy of it: their coordinator's sweep forgets those of a topic it finds gone, but a
+   * delete and a create between two sweeps leave it nothing to find. `forgotten`: topics whose
+   * local copy went as recreated, which forgot them already.
+   */
+  private noticeRecreatedTopics(forgotten: ReadonlySet<string>): void {
+    const now = Date.now();
+    const present = new Set<string>();
+    for (const { value: topic } of this.member.metadata.topics()) {
+      if (topic.id === undefined) continue;
+      present.add(topic.name);
+      const seen = this.seenTopicIds.get(topic.name);
+      if (seen !== undefined && seen.id !== topic.id && !forgotten.has(topic.name))
+        this.core.forgetRecreatedTopic(topic.name);
+      this.seenTopicIds.set(topic.name, { id: topic.id, goneAt: null });
+    }
+    for (const [name, seen] of this.seenTopicIds) {
+      if (present.has(name)) continue;
+      if (seen.goneAt === null) seen.goneAt = now;
+      else if (now - seen.goneAt > SEEN_TOPIC_ID_KEEP_MS) this.seenTopicIds.delete(name);
+    }
   }
 
   private localTopicOf(topic: TopicRecord): CreateTopicRequest {

@@ -2,10 +2,12 @@
 // where every broker hears of both changes before it looks (they are written in one etcd
 // transaction here, which is what a delete and a create in quick succession look like to a broker
 // whose reconcile is busy): every replica drops its copy of the old topic, so the new topic starts
-// empty at offset 0, and none of the old messages can be read from it.
+// empty at offset 0, and none of the old messages can be read from it; and a group's committed
+// offsets of the old topic are forgotten, also by a coordinator that holds no copy of it.
 
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { groupOffsetsPartition } from '../../../src/broker/groups/group-placement.js';
 import type { Client } from '../../../src/client/client.js';
 import { connect } from '../../../src/client/connect.js';
 import { clusterPrefix, KEYS } from '../../../src/cluster/control-plane/metadata-keys.js';
@@ -29,6 +31,30 @@ function settled<T>(action: () => Promise<T>): Promise<T> {
       throw error;
     }
   }, 30_000) as Promise<T>;
+}
+
+/**
+ * Deletes `name` and creates it again with a new id in one etcd transaction: the record as it was
+ * (the same replicas), no partition state (the controller elects leaders as for a new topic).
+ */
+async function recreateAtOnce(name: string, id: string): Promise<string | undefined> {
+  const etcdClient = new Etcd3({ hosts: cluster.etcd.endpoint });
+  const etcd = etcdClient.namespace(clusterPrefix(NAME));
+  try {
+    const stored = await etcd.get(KEYS.topic(name)).buffer();
+    const record = decodeTopicRecord(KEYS.topic(name), stored!);
+    const result = await etcd
+      .if(KEYS.topic(name), 'Create', '>', 0)
+      .then(
+        etcd.delete().prefix(KEYS.topicPartitionsPrefix(name)),
+        etcd.put(KEYS.topic(name)).value(JSON.stringify({ ...record, id })),
+      )
+      .commit();
+    expect(result.succeeded).toBe(true);
+    return record.id;
+  } finally {
+    etcdClient.close();
+  }
 }
 
 describe.skipIf(!etcdAvailable())('a topic deleted and created again in a cluster', () => {
@@ -56,25 +82,8 @@ describe.skipIf(!etcdAvailable())('a topic deleted and created again in a cluste
     expect(new Set(oldIds).size).toBe(1);
     expect((await settled(() => client.admin.describeTopic('reborn'))).topic.id).toBe(oldIds[0]);
 
-    // The delete and the create as one etcd transaction: the record again (same replicas), with a
-    // new id, and no partition state (the controller elects a leader as for any new topic).
-    const etcdClient = new Etcd3({ hosts: cluster.etcd.endpoint });
-    const etcd = etcdClient.namespace(clusterPrefix(NAME));
-    try {
-      const stored = await etcd.get(KEYS.topic('reborn')).buffer();
-      const record = decodeTopicRecord(KEYS.topic('reborn'), stored!);
-      expect(record.id).toBe(oldIds[0]);
-      const result = await etcd
-        .if(KEYS.topic('reborn'), 'Create', '>', 0)
-        .then(
-          etcd.delete().prefix(KEYS.topicPartitionsPrefix('reborn')),
-          etcd.put(KEYS.topic('reborn')).value(JSON.stringify({ ...record, id: 'reborn-2' })),
-        )
-        .commit();
-      expect(result.succeeded).toBe(true);
-    } finally {
-      etcdClient.close();
-    }
+    // The delete and the create as one etcd transaction.
+    expect(await recreateAtOnce('reborn', 'reborn-2')).toBe(oldIds[0]);
 
     // Each replica's copy now carries the new id, and holds nothing of the old topic.
     await until(
@@ -97,5 +106,44 @@ describe.skipIf(!etcdAvailable())('a topic deleted and created again in a cluste
     await until(() =>
       cluster.nodes.every((node) => node.core.partition('reborn', 0).log.highWatermark === 1n),
     );
+  }, 90_000);
+
+  it('leaves no committed offset of the old topic, also at a coordinator without a copy of it', async () => {
+    await settled(() => client.admin.createTopic({ name: 'ledger', partitions: 1, replicationFactor: 1 }));
+    const producer = client.producer({ acks: 'all' });
+    for (let i = 0; i < 3; i++) await settled(() => producer.send({ topic: 'ledger', value: `old${i}` }));
+    // The first lookup creates the offsets topic; then a group whose coordinator does not hold
+    // `ledger` (its copy would go as recreated, forgetting the offsets on that path).
+    await settled(() => client.admin.groupOffsets('probe'));
+    const holder = cluster.nodes.findIndex((node) => node.core.localTopic('ledger') !== undefined);
+    expect(holder).toBeGreaterThanOrEqual(0);
+    const metadata = await client.admin.metadata();
+    const offsetsPartitions = metadata.topics.find(
+      (topic) => topic.name === '__consumer_offsets',
+    )!.partitions;
+    const groupId = Array.from({ length: 64 }, (_, i) => `auditors-${i}`).find(
+      (id) => offsetsPartitions[groupOffsetsPartition(id, offsetsPartitions.length)]!.leader !== holder + 1,
+    )!;
+    const consumer = client.consumer({ topics: ['ledger'], group: groupId, autoCommit: false });
+    for (let read = 0; read < 3; ) if ((await consumer.next()) !== null) read++;
+    await consumer.commit();
+    await consumer.close();
+    expect(await client.admin.groupOffsets(groupId)).toEqual([
+      expect.objectContaining({ topic: 'ledger', partition: 0, offset: 3n }),
+    ]);
+
+    await recreateAtOnce('ledger', 'ledger-2');
+    await until(async () => (await client.admin.groupOffsets(groupId)).length === 0, {
+      what: "the group's offsets of the old topic forgotten",
+      timeoutMs: 10_000,
+    });
+    await settled(() => producer.send({ topic: 'ledger', value: 'new0' }));
+    await producer.close();
+    // The group reads the new topic from its start.
+    const again = client.consumer({ topics: ['ledger'], group: groupId, autoCommit: false });
+    const first = await until(async () => await again.next(), { what: 'the new topic read' });
+    expect(first.value!.toString()).toBe('new0');
+    expect(first.offset).toBe(0n);
+    await again.close();
   }, 90_000);
 });
