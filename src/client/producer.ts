@@ -813,7 +813,8 @@ export class Producer {
         (input.topic !== topic || !isPlainValue(input) || (input.partition ?? sticky) !== partition)
       )
         return i;
-      const value = input.value as Bytes | null;
+      // A missing value (JavaScript callers) is a null one, as in enqueue.
+      const value = (input.value ?? null) as Bytes | null;
       if (value !== null && BATCH_HEADER_SIZE + PLAIN_RECORD_BOUND + value.length > accumulator.maxBatchBytes)
         return i;
       const timestamp = input.timestamp ?? now;

@@ -142,6 +142,20 @@ describe('sendMany', () => {
     });
   });
 
+  it('stores a message without a value (a JavaScript caller) with a null value, as send does', async () => {
+    await client.admin.createTopic({ name: 'no-value', partitions: 1 });
+    const producer = client.producer();
+    const receipts = await producer.sendMany([
+      { topic: 'no-value', value: Buffer.from('a') },
+      { topic: 'no-value' } as unknown as SendInput,
+      { topic: 'no-value', value: Buffer.from('c') },
+    ]);
+    await producer.close();
+    expect(receipts.map((r) => r.offset)).toEqual([0n, 1n, 2n]);
+    const stored = await readAll('no-value', 3);
+    expect(stored.map((m) => m.value?.toString() ?? null)).toEqual(['a', null, 'c']);
+  });
+
   it('resolves every receipt with its own offset, across partitions and batch splits', async () => {
     await client.admin.createTopic({ name: 'many', partitions: 3 });
     // Small batches: one call is split over several batches per partition.
