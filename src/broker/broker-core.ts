@@ -1117,6 +1117,15 @@ export class BrokerCore {
       .filter((name) => !name.startsWith(INTERNAL_TOPIC_PREFIX));
   }
 
+  /**
+   * The cluster's id of this broker's copy of `name`: undefined when there is no copy (or it is
+   * offline), or when the copy was made before topics had cluster ids (its id is its own).
+   */
+  clusterIdOfCopy(name: string): string | undefined {
+    const topic = this.registry.get(name);
+    return topic?.idFromCluster === true ? topic.id : undefined;
+  }
+
   /** The topic as this broker holds it, or undefined. */
   localTopic(name: string): TopicView | undefined {
     const topic = this.registry.get(name);

@@ -57,6 +57,12 @@ export interface TopicDescription {
   name: string;
   /** Random id given at creation, so that a topic deleted and created again is a different topic. */
   id: string;
+  /**
+   * True when `id` is the cluster's (the controller's, for a cluster member's copy), not drawn by
+   * this broker: only then does a differing id in the cluster's record mean the topic was deleted
+   * and created again (a copy made before topics had cluster ids has an id of its own).
+   */
+  idFromCluster?: true;
   partitions: number;
   /** Copies of each partition; fixed at creation (topic.json written before it existed holds 1). */
   replicationFactor: number;

@@ -163,6 +163,7 @@ export class TopicRegistry {
     return {
       name: validateTopicName(value.name, { allowInternal: true }),
       id: value.id,
+      ...(value.idFromCluster === true ? { idFromCluster: true as const } : {}),
       partitions: validatePartitionCount(value.partitions),
       replicationFactor,
       createdAt: value.createdAt,
@@ -249,6 +250,7 @@ export class TopicRegistry {
       const description: TopicDescription = {
         name,
         id: options.id ?? randomUUID(),
+        ...(options.id !== undefined ? { idFromCluster: true as const } : {}),
         partitions,
         replicationFactor,
         createdAt: Date.now(),
@@ -349,7 +351,9 @@ export class TopicRegistry {
     if (this.busy.has(name)) throw errorOf('INVALID_REQUEST', `topic ${name} is being changed`);
     this.busy.add(name);
     try {
-      const trashDir = join(this.dataDir, 'trash', `${name}.${current.id}`);
+      // Unique: a cluster member's copy keeps the cluster's id, so the same topic can come and go
+      // here more than once.
+      const trashDir = join(this.dataDir, 'trash', `${name}.${current.id}.${randomUUID()}`);
       await rename(this.topicDir(name), trashDir);
       await syncDirectory(join(this.dataDir, 'topics'));
       this.topics.delete(name);

@@ -596,8 +596,9 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
       // A copy of a topic deleted and created again under its name (both can arrive before this
       // reconcile runs) carries the old topic's id: it goes, and the new topic's copy is made
       // below, empty, as on a broker that never held the old one.
-      // A copy that could not be opened (offline) has no id to compare and is left as it is.
-      const localId = this.core.localTopic(local)?.id;
+      // A copy that could not be opened (offline), or made before topics had cluster ids, has no
+      // cluster id to compare and is left as it is.
+      const localId = this.core.clusterIdOfCopy(local);
       const recreated = topic?.id !== undefined && localId !== undefined && localId !== topic.id;
       if (
         stale.includes(local) ||
@@ -620,6 +621,11 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
     for (const { value: topic } of cache.topics()) {
       const mine = topic.assignment.some((replicas) => replicas.includes(me));
       if (!mine) continue;
+      // Deleted and created again since the loop above looked (the cache moves on while this
+      // reconcile awaits): the old topic's copy is not taken for the new one; the reconcile that
+      // change queued replaces it.
+      const copyId = this.core.clusterIdOfCopy(topic.name);
+      if (topic.id !== undefined && copyId !== undefined && copyId !== topic.id) continue;
       await this.core.ensureReplicaTopic(this.localTopicOf(topic), topic.id);
       await this.core.followReplicaTopic({
         name: topic.name,
@@ -1029,7 +1035,7 @@ export class ReplicaManager implements ReplicaRoles, ReplicaRequestHandler, Clus
       return {
         name,
         error: null,
-        id: this.core.localTopic(name)?.id ?? '',
+        id: this.core.localTopic(name)?.id ?? topic.id ?? '',
         internal: name.startsWith('__'),
         partitions: Array.from({ length: topic.partitions }, (_, partition) => {
           const replicas = [...(topic.assignment[partition] ?? [])];

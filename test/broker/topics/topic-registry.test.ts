@@ -95,6 +95,27 @@ describe('TopicRegistry', () => {
     expect((await TopicRegistry.open(dataDir)).list()).toEqual([]);
   });
 
+  it("keeps a cluster's id for a copy and marks it as the cluster's; a topic of its own draws one", async () => {
+    const registry = await TopicRegistry.open(dataDir);
+    const own = await registry.create({ name: 'alone' });
+    const copy = await registry.create({ name: 'copy', replicationFactor: 3 }, { id: 'cluster-id-1' });
+    expect(own.idFromCluster).toBeUndefined();
+    expect(copy).toMatchObject({ id: 'cluster-id-1', idFromCluster: true });
+    // Altering and reopening keep both.
+    await registry.alter({ name: 'copy', config: { retentionMs: 5000 } });
+    const reopened = await TopicRegistry.open(dataDir);
+    expect(reopened.require('copy')).toMatchObject({ id: 'cluster-id-1', idFromCluster: true });
+    expect(reopened.require('alone').id).toBe(own.id);
+    expect(reopened.require('alone').idFromCluster).toBeUndefined();
+    // A copy can come and go under the same id more than once, also when the trash of an earlier
+    // delete is still there (its removal failed, say).
+    const left = join(dataDir, 'trash', 'copy.cluster-id-1');
+    await mkdir(join(left, '0'), { recursive: true });
+    await writeFile(join(left, '0', 'leftover'), 'x');
+    await reopened.delete('copy');
+    expect(reopened.get('copy')).toBeUndefined();
+  });
+
   it('refuses concurrent creation of the same name', async () => {
     const registry = await TopicRegistry.open(dataDir);
     const results = await Promise.allSettled([

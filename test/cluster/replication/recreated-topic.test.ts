@@ -132,6 +132,13 @@ describe.skipIf(!etcdAvailable())('a topic deleted and created again in a cluste
       expect.objectContaining({ topic: 'ledger', partition: 0, offset: 3n }),
     ]);
 
+    // Every broker names the topic by the cluster's id, those without a copy too.
+    const ids = cluster.nodes.map(
+      (node) => node.core.clusterMetadata!.metadata({ topics: ['ledger'] }).topics[0]!.id,
+    );
+    expect(new Set(ids)).toEqual(new Set([cluster.nodes[holder]!.core.localTopic('ledger')!.id]));
+    expect(ids[0]).not.toBe('');
+
     await recreateAtOnce('ledger', 'ledger-2');
     await until(async () => (await client.admin.groupOffsets(groupId)).length === 0, {
       what: "the group's offsets of the old topic forgotten",
