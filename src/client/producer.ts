@@ -244,6 +244,21 @@ class WaitingSend implements Waiter {
   ) {}
 }
 
+/**
+ * Message `index` of `group` in the accumulator's open batch: the next message of the same call
+ * right behind the previous one joins its run (the batch's last waiter), any other starts one.
+ */
+function joinRun(accumulator: Accumulator, group: ReceiptGroup, index: number): RunWaiter {
+  const last = accumulator.waiters[accumulator.waiters.length - 1];
+  if (last instanceof RunWaiter && last.group === group && last.first + last.count === index) {
+    last.count++;
+    return last;
+  }
+  const run = new RunWaiter(group, index);
+  accumulator.waiters.push(run);
+  return run;
+}
+
 /** A `sendMany` call waiting to go into batches. */
 class WaitingSendMany {
   constructor(
@@ -830,16 +845,7 @@ export class Producer {
       }
       this.bufferedBytes += added;
       if (run !== null) run.count++;
-      else {
-        const last = accumulator.waiters[accumulator.waiters.length - 1];
-        if (last instanceof RunWaiter && last.group === group && last.first + last.count === i) {
-          last.count++;
-          run = last;
-        } else {
-          run = new RunWaiter(group, i);
-          accumulator.waiters.push(run);
-        }
-      }
+      else run = joinRun(accumulator, group, i);
       if (builder.sizeInBytes >= this.options.batchBytes) {
         this.flushAccumulator(accumulator, true);
         return i + 1;
@@ -974,13 +980,8 @@ export class Producer {
     let receipt: Promise<Receipt> | null = null;
     if (target === undefined)
       receipt = new Promise<Receipt>((resolve, reject) => accumulator.waiters.push({ resolve, reject }));
-    else if (target instanceof ReceiptGroup) {
-      // The next message of the same call right behind the previous one joins its run.
-      const last = accumulator.waiters[accumulator.waiters.length - 1];
-      if (last instanceof RunWaiter && last.group === target && last.first + last.count === index)
-        last.count++;
-      else accumulator.waiters.push(new RunWaiter(target, index));
-    } else accumulator.waiters.push(target);
+    else if (target instanceof ReceiptGroup) joinRun(accumulator, target, index);
+    else accumulator.waiters.push(target);
     if (accumulator.builder.sizeInBytes >= this.options.batchBytes) {
       this.flushAccumulator(accumulator, true);
     } else if (!accumulator.scheduled) {

@@ -11,26 +11,13 @@ import { groupOffsetsPartition } from '../../src/broker/groups/group-placement.j
 import type { Client } from '../../src/client/client.js';
 import { connect } from '../../src/client/connect.js';
 import type { ClusterMember } from '../../src/cluster/cluster-member.js';
-import { MemoryStreamerError } from '../../src/common/errors.js';
 import { type NodeCluster, startNodeCluster } from '../harness/cluster.js';
 import { etcdAvailable } from '../harness/etcd.js';
-import { until } from '../harness/until.js';
+import { retryWhileRetriable, until } from '../harness/until.js';
 
 let cluster: NodeCluster;
 const nodes: (BrokerNode | null)[] = [];
 let client: Client;
-
-/** Retries what a cluster still settling answers with a retriable error. */
-function settled<T>(action: () => Promise<T>): Promise<T> {
-  return until(async () => {
-    try {
-      return await action();
-    } catch (error) {
-      if (error instanceof MemoryStreamerError && error.retriable) return null;
-      throw error;
-    }
-  }, 30_000) as Promise<T>;
-}
 
 describe.skipIf(!etcdAvailable())('a deleted topic in a cluster', () => {
   beforeAll(async () => {
@@ -44,12 +31,15 @@ describe.skipIf(!etcdAvailable())('a deleted topic in a cluster', () => {
   });
 
   it('is forgotten by the coordinator of a group that committed for it, also one without a copy', async () => {
-    await settled(() => client.admin.createTopic({ name: 'gone', partitions: 1, replicationFactor: 1 }));
+    await retryWhileRetriable(() =>
+      client.admin.createTopic({ name: 'gone', partitions: 1, replicationFactor: 1 }),
+    );
     const producer = client.producer({ acks: 'all' });
-    for (let i = 0; i < 5; i++) await settled(() => producer.send({ topic: 'gone', value: `old${i}` }));
+    for (let i = 0; i < 5; i++)
+      await retryWhileRetriable(() => producer.send({ topic: 'gone', value: `old${i}` }));
     // The first lookup creates the offsets topic; then pick a group whose coordinator is not the
     // broker holding `gone`.
-    await settled(() => client.admin.groupOffsets('probe'));
+    await retryWhileRetriable(() => client.admin.groupOffsets('probe'));
     const holder = nodes.findIndex((node) => node!.core.localTopic('gone') !== undefined);
     expect(holder).toBeGreaterThanOrEqual(0);
     // The offsets topic as the cluster records it (what every broker creates its copy from).
@@ -77,14 +67,17 @@ describe.skipIf(!etcdAvailable())('a deleted topic in a cluster', () => {
     expect(coordinator).not.toBe(holder);
     expect(nodes[coordinator]!.core.localTopic('gone')).toBeUndefined();
 
-    await settled(() => client.admin.deleteTopic('gone'));
+    await retryWhileRetriable(() => client.admin.deleteTopic('gone'));
     await until(async () => (await client.admin.groupOffsets(groupId)).length === 0, {
       what: "the group's offsets of the deleted topic forgotten",
       timeoutMs: 10_000,
     });
     // Created again on every broker, so it outlives the coordinator's stop below.
-    await settled(() => client.admin.createTopic({ name: 'gone', partitions: 1, replicationFactor: 3 }));
-    for (let i = 0; i < 2; i++) await settled(() => producer.send({ topic: 'gone', value: `new${i}` }));
+    await retryWhileRetriable(() =>
+      client.admin.createTopic({ name: 'gone', partitions: 1, replicationFactor: 3 }),
+    );
+    for (let i = 0; i < 2; i++)
+      await retryWhileRetriable(() => producer.send({ topic: 'gone', value: `new${i}` }));
     await producer.close();
 
     // The coordinator stops: the next one reads the group's offsets from its own replica, where

@@ -24,7 +24,7 @@ import { MemoryStreamerError } from '../../src/common/errors.js';
 import { type NodeCluster, startNodeCluster } from '../harness/cluster.js';
 import { type DelayProxy, startDelayProxy } from '../harness/delay-proxy.js';
 import { etcdAvailable } from '../harness/etcd.js';
-import { until } from '../harness/until.js';
+import { retryWhileRetriable, until } from '../harness/until.js';
 
 /** How late etcd's answers reach the victim in the first test: well past the fencing time (300 ms). */
 const LAG_MS = 1_500;
@@ -65,17 +65,6 @@ function reader(consumer: Consumer): (ms: number) => Promise<Message | null> {
       clearTimeout(timer);
     }
   };
-}
-
-async function retried<T>(action: () => Promise<T>): Promise<T> {
-  return until(async () => {
-    try {
-      return await action();
-    } catch (error) {
-      if (error instanceof MemoryStreamerError && error.retriable) return null;
-      throw error;
-    }
-  });
 }
 
 describe.skipIf(!etcdAvailable())('a self-fenced group coordinator', () => {
@@ -124,14 +113,18 @@ describe.skipIf(!etcdAvailable())('a self-fenced group coordinator', () => {
       },
     });
     client = await connect({ brokers: cluster.address(1) });
-    await retried(() => client.admin.createTopic({ name: 'orders', partitions: 2, replicationFactor: 3 }));
+    await retryWhileRetriable(() =>
+      client.admin.createTopic({ name: 'orders', partitions: 2, replicationFactor: 3 }),
+    );
     const producer = client.producer({ acks: 'all' });
     for (let i = 0; i < 10; i++)
-      await retried(() => producer.send({ topic: 'orders', partition: i % 2, value: `m${i}` }));
+      await retryWhileRetriable(() => producer.send({ topic: 'orders', partition: i % 2, value: `m${i}` }));
     // The first coordinator lookup makes the offsets topic (on the controller).
     const lookup = new TcpTransport({ brokers: [addressOf(1)] });
     try {
-      await retried(() => lookup.request('findCoordinator', { groupId: 'warm-up' }, { timeoutMs: 15_000 }));
+      await retryWhileRetriable(() =>
+        lookup.request('findCoordinator', { groupId: 'warm-up' }, { timeoutMs: 15_000 }),
+      );
     } finally {
       await lookup.close();
     }
@@ -166,7 +159,7 @@ describe.skipIf(!etcdAvailable())('a self-fenced group coordinator', () => {
 
   it('refuses group requests while fenced, and coordinates afresh once heard again', async () => {
     const groupId = groupOn('held');
-    const joined = await retried(() =>
+    const joined = await retryWhileRetriable(() =>
       direct.request(
         'joinGroup',
         { groupId, memberId: '', topics: ['orders'], sessionTimeoutMs: 120_000, strategy: 'range' },
@@ -287,7 +280,7 @@ describe.skipIf(!etcdAvailable())('a self-fenced group coordinator', () => {
       // It goes on reading, and its commit is taken by the new coordinator.
       const producer = client.producer({ acks: 'all' });
       for (let i = 0; i < 10; i++)
-        await retried(() => producer.send({ topic: 'orders', partition: i % 2, value: `n${i}` }));
+        await retryWhileRetriable(() => producer.send({ topic: 'orders', partition: i % 2, value: `n${i}` }));
       const wanted = Array.from({ length: 10 }, (_, i) => `n${i}`);
       const readBy = Date.now() + 20_000;
       while (wanted.some((v) => !seen.has(v)) && Date.now() < readBy) {

@@ -9,11 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrokerNode } from '../../src/broker/broker-node.js';
 import type { Client } from '../../src/client/client.js';
 import { connect } from '../../src/client/connect.js';
-import { MemoryStreamerError } from '../../src/common/errors.js';
 import { encodeRecordBatch } from '../../src/protocol/record-batch.js';
 import { type NodeCluster, startNodeCluster } from '../harness/cluster.js';
 import { etcdAvailable } from '../harness/etcd.js';
-import { until } from '../harness/until.js';
+import { retryWhileRetriable, until } from '../harness/until.js';
 
 let cluster: NodeCluster;
 const nodes: (BrokerNode | null)[] = [];
@@ -30,17 +29,6 @@ function leaderIndex(topic: string): number {
   });
 }
 
-async function retrying<T>(action: () => Promise<T>): Promise<T> {
-  return until(async () => {
-    try {
-      return await action();
-    } catch (error) {
-      if (error instanceof MemoryStreamerError && error.retriable) return null;
-      throw error;
-    }
-  }, 30_000);
-}
-
 describe.skipIf(!etcdAvailable())('a leader change keeps streams and producer state', () => {
   beforeAll(async () => {
     cluster = await startNodeCluster({ name: 'change' });
@@ -53,10 +41,14 @@ describe.skipIf(!etcdAvailable())('a leader change keeps streams and producer st
   });
 
   it('expected-version appends and idempotent retries go on at the new leader', async () => {
-    await retrying(() => client.admin.createTopic({ name: 'ledger', partitions: 1, replicationFactor: 3 }));
+    await retryWhileRetriable(() =>
+      client.admin.createTopic({ name: 'ledger', partitions: 1, replicationFactor: 3 }),
+    );
     const producer = client.producer({ acks: 'all' });
     // Stream acct-1: five events, each appended only at the version the writer expects.
-    let receipt = await retrying(() => producer.send({ topic: 'ledger', key: 'acct-1', value: 'e0' }));
+    let receipt = await retryWhileRetriable(() =>
+      producer.send({ topic: 'ledger', key: 'acct-1', value: 'e0' }),
+    );
     for (let i = 1; i < 5; i++)
       receipt = await producer.send({
         topic: 'ledger',
@@ -117,7 +109,7 @@ describe.skipIf(!etcdAvailable())('a leader change keeps streams and producer st
     await expect(
       producer.send({ topic: 'ledger', key: 'acct-1', value: 'stale', expectedVersion: versionBefore - 2 }),
     ).rejects.toMatchObject({ codeName: 'STREAM_VERSION_CONFLICT' });
-    const appended = await retrying(() =>
+    const appended = await retryWhileRetriable(() =>
       producer.send({ topic: 'ledger', key: 'acct-1', value: 'e5', expectedVersion: versionBefore }),
     );
     expect(appended.sequence).toBe(versionBefore);

@@ -5,6 +5,8 @@
 //   const leader = await until(async () => (await describe()).leader ?? null);   // a value
 //   await until(() => seen.size === 400, { what: 'all 400 read', timeoutMs: 60_000 });  // a condition
 
+import { MemoryStreamerError } from '../../src/common/errors.js';
+
 export interface UntilOptions {
   /** What is awaited, for the error (e.g. "the second member reads"). */
   what?: string;
@@ -47,4 +49,20 @@ export async function until<T>(
       );
     await new Promise((resolve) => setTimeout(resolve, interval));
   }
+}
+
+/**
+ * `action` tried again while it fails with a retriable MemoryStreamerError (a cluster still
+ * settling: no leader yet, metadata on its way), for up to `timeoutMs`; any other error fails at
+ * once.
+ */
+export function retryWhileRetriable<T>(action: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  return until(async () => {
+    try {
+      return await action();
+    } catch (error) {
+      if (error instanceof MemoryStreamerError && error.retriable) return null;
+      throw error;
+    }
+  }, timeoutMs) as Promise<T>;
 }

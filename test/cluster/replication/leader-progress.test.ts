@@ -8,24 +8,12 @@ import type { BrokerNode } from '../../../src/broker/broker-node.js';
 import type { Client } from '../../../src/client/client.js';
 import { connect } from '../../../src/client/connect.js';
 import type { ReplicaManager } from '../../../src/cluster/replication/replica-manager.js';
-import { MemoryStreamerError } from '../../../src/common/errors.js';
 import { type NodeCluster, startNodeCluster } from '../../harness/cluster.js';
 import { etcdAvailable } from '../../harness/etcd.js';
-import { until } from '../../harness/until.js';
+import { retryWhileRetriable, until } from '../../harness/until.js';
 
 let cluster: NodeCluster;
 let client: Client;
-
-async function retrying<T>(action: () => Promise<T>): Promise<T> {
-  return until(async () => {
-    try {
-      return await action();
-    } catch (error) {
-      if (error instanceof MemoryStreamerError && error.retriable) return null;
-      throw error;
-    }
-  }, 30_000);
-}
 
 function leaderOf(topic: string): BrokerNode {
   const leader = cluster.nodes.find((node) => {
@@ -75,9 +63,11 @@ describe.skipIf(!etcdAvailable())('leader progress: waking the followers', () =>
   });
 
   it('an idle partition with two followers gets about two replica fetches a second from each', async () => {
-    await retrying(() => client.admin.createTopic({ name: 'idle', partitions: 1, replicationFactor: 3 }));
+    await retryWhileRetriable(() =>
+      client.admin.createTopic({ name: 'idle', partitions: 1, replicationFactor: 3 }),
+    );
     const producer = client.producer({ acks: 'all' });
-    await retrying(() => producer.send({ topic: 'idle', value: 'only' }));
+    await retryWhileRetriable(() => producer.send({ topic: 'idle', value: 'only' }));
     // Both followers hold it and know the high watermark: nothing is left to replicate.
     await until(() =>
       cluster.nodes.every((node) => node.core.partition('idle', 0).log.highWatermark === 1n) ? true : null,
@@ -92,9 +82,11 @@ describe.skipIf(!etcdAvailable())('leader progress: waking the followers', () =>
   }, 60_000);
 
   it('acks 0 messages after an acks 1 message reach consumers of a one-replica topic', async () => {
-    await retrying(() => client.admin.createTopic({ name: 'zero', partitions: 1, replicationFactor: 1 }));
+    await retryWhileRetriable(() =>
+      client.admin.createTopic({ name: 'zero', partitions: 1, replicationFactor: 1 }),
+    );
     // The acks 1 produce makes the leader set a replicated high watermark on its log.
-    await retrying(() => client.producer({ acks: 1 }).send({ topic: 'zero', value: 'acks-1' }));
+    await retryWhileRetriable(() => client.producer({ acks: 1 }).send({ topic: 'zero', value: 'acks-1' }));
     const fireAndForget = client.producer({ acks: 0 });
     for (let i = 0; i < 10; i++) await fireAndForget.send({ topic: 'zero', value: `acks-0-${i}` });
     const log = leaderOf('zero').core.partition('zero', 0).log;

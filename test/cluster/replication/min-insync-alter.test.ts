@@ -7,24 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '../../../src/client/client.js';
 import { connect } from '../../../src/client/connect.js';
 import type { ReplicaManager } from '../../../src/cluster/replication/replica-manager.js';
-import { MemoryStreamerError } from '../../../src/common/errors.js';
 import { type NodeCluster, startNodeCluster } from '../../harness/cluster.js';
 import { etcdAvailable } from '../../harness/etcd.js';
-import { until } from '../../harness/until.js';
+import { retryWhileRetriable, until } from '../../harness/until.js';
 
 let cluster: NodeCluster;
 let client: Client;
-
-async function retrying<T>(action: () => Promise<T>): Promise<T> {
-  return until(async () => {
-    try {
-      return await action();
-    } catch (error) {
-      if (error instanceof MemoryStreamerError && error.retriable) return null;
-      throw error;
-    }
-  }, 30_000);
-}
 
 describe.skipIf(!etcdAvailable())('minInsyncReplicas altered on a led partition', () => {
   beforeAll(async () => {
@@ -37,7 +25,7 @@ describe.skipIf(!etcdAvailable())('minInsyncReplicas altered on a led partition'
   });
 
   it('an acks all produce is refused once the ISR is below the altered minimum', async () => {
-    await retrying(() =>
+    await retryWhileRetriable(() =>
       client.admin.createTopic({
         name: 'payments',
         partitions: 1,
@@ -46,11 +34,13 @@ describe.skipIf(!etcdAvailable())('minInsyncReplicas altered on a led partition'
       }),
     );
     const producer = client.producer({ acks: 'all', retries: 0 });
-    await retrying(() => producer.send({ topic: 'payments', value: 'before the alter' }));
+    await retryWhileRetriable(() => producer.send({ topic: 'payments', value: 'before the alter' }));
     const { leader, replicas } = (await client.admin.metadata(['payments'])).topics[0]!.partitions[0]!;
     const follower = replicas.find((id) => id !== leader)!;
 
-    await retrying(() => client.admin.alterTopic({ name: 'payments', config: { minInsyncReplicas: 2 } }));
+    await retryWhileRetriable(() =>
+      client.admin.alterTopic({ name: 'payments', config: { minInsyncReplicas: 2 } }),
+    );
     await until(() =>
       cluster.nodes[leader - 1]!.core.localTopic('payments')?.config.minInsyncReplicas === 2 ? true : null,
     );

@@ -12,26 +12,13 @@ import type { Client } from '../../../src/client/client.js';
 import { connect } from '../../../src/client/connect.js';
 import { clusterPrefix, KEYS } from '../../../src/cluster/control-plane/metadata-keys.js';
 import { decodeTopicRecord } from '../../../src/cluster/control-plane/metadata-records.js';
-import { MemoryStreamerError } from '../../../src/common/errors.js';
 import { type NodeCluster, startNodeCluster } from '../../harness/cluster.js';
 import { etcdAvailable } from '../../harness/etcd.js';
-import { until } from '../../harness/until.js';
+import { retryWhileRetriable, until } from '../../harness/until.js';
 
 const NAME = 'recreated';
 let cluster: NodeCluster;
 let client: Client;
-
-/** Retries what a cluster still settling answers with a retriable error. */
-function settled<T>(action: () => Promise<T>): Promise<T> {
-  return until(async () => {
-    try {
-      return await action();
-    } catch (error) {
-      if (error instanceof MemoryStreamerError && error.retriable) return null;
-      throw error;
-    }
-  }, 30_000) as Promise<T>;
-}
 
 /**
  * Deletes `name` and creates it again with a new id in one etcd transaction: the record as it was
@@ -68,9 +55,12 @@ describe.skipIf(!etcdAvailable())('a topic deleted and created again in a cluste
   });
 
   it('starts empty on every replica, though each heard of the delete and the create at once', async () => {
-    await settled(() => client.admin.createTopic({ name: 'reborn', partitions: 1, replicationFactor: 3 }));
+    await retryWhileRetriable(() =>
+      client.admin.createTopic({ name: 'reborn', partitions: 1, replicationFactor: 3 }),
+    );
     const producer = client.producer({ acks: 'all' });
-    for (let i = 0; i < 3; i++) await settled(() => producer.send({ topic: 'reborn', value: `old${i}` }));
+    for (let i = 0; i < 3; i++)
+      await retryWhileRetriable(() => producer.send({ topic: 'reborn', value: `old${i}` }));
     // Every replica holds the old messages.
     await until(() =>
       cluster.nodes.every((node) => node.core.localTopic('reborn') !== undefined)
@@ -80,7 +70,7 @@ describe.skipIf(!etcdAvailable())('a topic deleted and created again in a cluste
     // Every copy carries the id the controller gave the topic, and so does the topic's description.
     const oldIds = cluster.nodes.map((node) => node.core.localTopic('reborn')!.id);
     expect(new Set(oldIds).size).toBe(1);
-    expect((await settled(() => client.admin.describeTopic('reborn'))).topic.id).toBe(oldIds[0]);
+    expect((await retryWhileRetriable(() => client.admin.describeTopic('reborn'))).topic.id).toBe(oldIds[0]);
 
     // The delete and the create as one etcd transaction.
     expect(await recreateAtOnce('reborn', 'reborn-2')).toBe(oldIds[0]);
@@ -92,8 +82,8 @@ describe.skipIf(!etcdAvailable())('a topic deleted and created again in a cluste
         cluster.nodes.every((node) => node.core.partition('reborn', 0).log.highWatermark === 0n),
       { what: 'every replica emptied for the new topic', timeoutMs: 20_000 },
     );
-    expect((await settled(() => client.admin.describeTopic('reborn'))).topic.id).toBe('reborn-2');
-    const receipt = await settled(() => producer.send({ topic: 'reborn', value: 'new0' }));
+    expect((await retryWhileRetriable(() => client.admin.describeTopic('reborn'))).topic.id).toBe('reborn-2');
+    const receipt = await retryWhileRetriable(() => producer.send({ topic: 'reborn', value: 'new0' }));
     expect(receipt.offset).toBe(0n);
     await producer.close();
     const consumer = client.consumer({ topics: ['reborn'], from: 'earliest' });
@@ -109,12 +99,15 @@ describe.skipIf(!etcdAvailable())('a topic deleted and created again in a cluste
   }, 90_000);
 
   it('leaves no committed offset of the old topic, also at a coordinator without a copy of it', async () => {
-    await settled(() => client.admin.createTopic({ name: 'ledger', partitions: 1, replicationFactor: 1 }));
+    await retryWhileRetriable(() =>
+      client.admin.createTopic({ name: 'ledger', partitions: 1, replicationFactor: 1 }),
+    );
     const producer = client.producer({ acks: 'all' });
-    for (let i = 0; i < 3; i++) await settled(() => producer.send({ topic: 'ledger', value: `old${i}` }));
+    for (let i = 0; i < 3; i++)
+      await retryWhileRetriable(() => producer.send({ topic: 'ledger', value: `old${i}` }));
     // The first lookup creates the offsets topic; then a group whose coordinator does not hold
     // `ledger` (its copy would go as recreated, forgetting the offsets on that path).
-    await settled(() => client.admin.groupOffsets('probe'));
+    await retryWhileRetriable(() => client.admin.groupOffsets('probe'));
     const holder = cluster.nodes.findIndex((node) => node.core.localTopic('ledger') !== undefined);
     expect(holder).toBeGreaterThanOrEqual(0);
     const metadata = await client.admin.metadata();
@@ -144,7 +137,7 @@ describe.skipIf(!etcdAvailable())('a topic deleted and created again in a cluste
       what: "the group's offsets of the old topic forgotten",
       timeoutMs: 10_000,
     });
-    await settled(() => producer.send({ topic: 'ledger', value: 'new0' }));
+    await retryWhileRetriable(() => producer.send({ topic: 'ledger', value: 'new0' }));
     await producer.close();
     // The group reads the new topic from its start.
     const again = client.consumer({ topics: ['ledger'], group: groupId, autoCommit: false });
