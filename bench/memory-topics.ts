@@ -4,6 +4,11 @@
 //    the consumer's receipt (the pacer's own wake-up lag left out), and from the intended send time
 //    (no coordinated omission), for a memory topic and a disk topic with durability `interval`;
 //    the cases alternate per round so that the machine's load falls on both alike;
+//  - the floors under those figures, on the same pacer and in the same rounds: the broker's own part
+//    without producer, transport or consumer (the messages due together sealed into a batch and
+//    handed to the partition's produce, timed until the partition pushes them to a subscription),
+//    for each topic, and the encoding of
+//    a batch of one alone (the least any in-process path does);
 //  - a loop that sends from `for await` (one send per iteration, not awaited), a plain loop, and a
 //    loop that awaits each send, on the memory topic: msg/s and the produce requests the broker
 //    took (how well sends coalesce).
@@ -22,7 +27,13 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '../src/client/client.js';
 import { Broker } from '../src/embedded/broker.js';
-import { brokerFixedRate, type Pacing } from './lib/fixed-rate.js';
+import {
+  brokerFixedRate,
+  encodeFixedRate,
+  type FixedRate,
+  type Pacing,
+  partitionFixedRate,
+} from './lib/fixed-rate.js';
 import {
   argNumber,
   argNumbers,
@@ -50,8 +61,23 @@ const memoryRetentionBytes = process.argv.includes('--memory-retention-bytes')
   : null;
 
 const TARGET_P99_US = { memory: 10, 'disk (interval)': 50 } as const;
-type Case = keyof typeof TARGET_P99_US;
-const TOPIC_OF: Record<Case, string> = { memory: 'ticks-memory', 'disk (interval)': 'ticks-disk' };
+type Storage = keyof typeof TARGET_P99_US;
+const TOPIC_OF: Record<Storage, string> = { memory: 'ticks-memory', 'disk (interval)': 'ticks-disk' };
+/** The floors' own topics, so that their messages never reach the consumers of the client cases. */
+const FLOOR_TOPIC_OF: Record<Storage, string> = { memory: 'floor-memory', 'disk (interval)': 'floor-disk' };
+
+/** What a case measures: the whole path through the client, or one of the floors under it. */
+type Case =
+  | { name: Storage; storage: Storage; path: 'client' }
+  | { name: string; storage: Storage; path: 'broker alone' }
+  | { name: string; path: 'encode alone' };
+const CASES: readonly Case[] = [
+  { name: 'memory', storage: 'memory', path: 'client' },
+  { name: 'disk (interval)', storage: 'disk (interval)', path: 'client' },
+  { name: 'floor: memory, broker alone', storage: 'memory', path: 'broker alone' },
+  { name: 'floor: disk (interval), broker alone', storage: 'disk (interval)', path: 'broker alone' },
+  { name: 'floor: encode a batch of one', path: 'encode alone' },
+];
 
 /** Produce requests the broker answered so far (from its metrics). */
 async function produceRequests(broker: Broker): Promise<number> {
@@ -69,7 +95,7 @@ async function produceRequests(broker: Broker): Promise<number> {
  * up, and messages queue behind each other), the process's CPU per message (the pacer's thread
  * included), and how many messages each produce request carried.
  */
-async function latencyCase(broker: Broker, client: Client, topic: string, messagesPerSecond: number) {
+async function latencyCase(broker: Broker, client: Client, measured: Case, messagesPerSecond: number) {
   const intended = latencyHistogram();
   const fromSend = latencyHistogram();
   const requestsBefore = await produceRequests(broker);
@@ -81,13 +107,17 @@ async function latencyCase(broker: Broker, client: Client, topic: string, messag
   const onWarmedUp = () => {
     faultsBefore = process.resourceUsage().minorPageFault;
   };
-  await brokerFixedRate(
-    client,
-    topic,
-    { rate: messagesPerSecond, seconds, pacing, onWarmedUp },
-    intended,
-    fromSend,
-  );
+  const schedule: FixedRate = { rate: messagesPerSecond, seconds, pacing, onWarmedUp };
+  if (measured.path === 'client')
+    await brokerFixedRate(client, TOPIC_OF[measured.storage], schedule, intended, fromSend);
+  else if (measured.path === 'broker alone')
+    await partitionFixedRate(
+      broker.core.partition(FLOOR_TOPIC_OF[measured.storage], 0),
+      schedule,
+      intended,
+      fromSend,
+    );
+  else await encodeFixedRate(schedule, intended, fromSend);
   const cpu = process.cpuUsage(cpuBefore);
   const faults = process.resourceUsage().minorPageFault - faultsBefore;
   const loop = performance.eventLoopUtilization(loopBefore);
@@ -156,16 +186,25 @@ try {
     ...(memoryRetentionBytes !== null ? { config: { retentionBytes: memoryRetentionBytes } } : {}),
   });
   await client.admin.createTopic({ name: TOPIC_OF['disk (interval)'], config: { durability: 'interval' } });
-  const cases: Case[] = ['memory', 'disk (interval)'];
+  await client.admin.createTopic({
+    name: FLOOR_TOPIC_OF.memory,
+    storage: 'memory',
+    ...(memoryRetentionBytes !== null ? { config: { retentionBytes: memoryRetentionBytes } } : {}),
+  });
+  await client.admin.createTopic({
+    name: FLOOR_TOPIC_OF['disk (interval)'],
+    config: { durability: 'interval' },
+  });
+  const cases = CASES;
   const merged = new Map<string, Awaited<ReturnType<typeof latencyCase>>>();
   for (let round = 0; round < rounds; round++) {
     for (const messagesPerSecond of rates) {
       // Alternate which case goes first, so neither always runs on the warmer (or busier) machine.
       const order = round % 2 === 0 ? cases : [...cases].reverse();
-      for (const name of order) {
-        progress(`round ${round + 1}/${rounds}: ${name} at ${messagesPerSecond} msg/s for ${seconds} s`);
-        const measured = await latencyCase(broker, client, TOPIC_OF[name], messagesPerSecond);
-        const key = `${name}@${messagesPerSecond}`;
+      for (const one of order) {
+        progress(`round ${round + 1}/${rounds}: ${one.name} at ${messagesPerSecond} msg/s for ${seconds} s`);
+        const measured = await latencyCase(broker, client, one, messagesPerSecond);
+        const key = `${one.name}@${messagesPerSecond}`;
         const into = merged.get(key);
         if (into === undefined) merged.set(key, measured);
         else {
@@ -182,13 +221,14 @@ try {
     }
   }
   for (const messagesPerSecond of rates) {
-    for (const name of cases) {
+    for (const one of cases) {
       const { intended, fromSend, busy, cpuUsPerMessage, faultsPerMessage, messagesPerRequest } = merged.get(
-        `${name}@${messagesPerSecond}`,
+        `${one.name}@${messagesPerSecond}`,
       )!;
       const p99 = fromSend.getValueAtPercentile(99);
+      const target = one.path === 'client' ? TARGET_P99_US[one.storage] : null;
       latencyRows.push({
-        topic: name,
+        topic: one.name,
         'msg/s': messagesPerSecond,
         'p50 µs': fromSend.getValueAtPercentile(50),
         'p99 µs': p99,
@@ -198,9 +238,9 @@ try {
         'event loop busy %': Math.round(busy * 100),
         'CPU µs/msg': Number(cpuUsPerMessage.toFixed(1)),
         'page faults/msg': Number(faultsPerMessage.toFixed(4)),
-        'msgs/request': Number(messagesPerRequest.toFixed(1)),
-        'target p99 µs': TARGET_P99_US[name],
-        met: p99 < TARGET_P99_US[name] ? 'yes' : 'no',
+        'msgs/request': one.path === 'client' ? Number(messagesPerRequest.toFixed(1)) : '–',
+        'target p99 µs': target ?? '–',
+        met: target === null ? '–' : p99 < target ? 'yes' : 'no',
       });
     }
   }
@@ -257,6 +297,7 @@ printResult(
     settings,
     rows: latencyRows,
     notes: [
+      'floor rows: "broker alone" seals the messages due together into a batch (as the producer does with lingerMs 0) and hands it straight to the partition (validation, producer and stream bookkeeping, the append and its write, publication) and times it until the partition pushes it to a subscription, with no producer, transport or consumer; "encode a batch of one" times the sealing of the message into a record batch alone. Both run on the same pacer in the same rounds as the client cases: the client path cannot have a lower P99 than its own broker part on the same machine',
       'targets (issue 15): P99 < 10 µs for a memory topic, < 50 µs for a disk topic with durability interval, at 10,000 and 100,000 msg/s',
       "event loop busy % = the event-loop utilization over the case (near 100%: the one thread that runs producer, broker and consumer cannot keep up and messages queue); CPU µs/msg = the process's CPU time (all threads, the pacer's included) per message; msgs/request = messages per produce request; page faults/msg = the process's minor page faults per measured message, after the warm-up second (memory mapped on first touch; about 10 µs each on a virtual machine, bench/page-faults.ts)",
       'latency counts from the send() call (the pacer hands each message over when due); the "from intended" column counts from the intended send time instead (no coordinated omission, includes the pacer’s wake-up lag)',

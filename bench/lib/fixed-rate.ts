@@ -8,7 +8,10 @@ import { write } from 'node:fs';
 import type { Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
 import type * as hdr from 'hdr-histogram-js';
+import type { Partition } from '../../src/broker/partitions/partition.js';
 import type { Client } from '../../src/client/client.js';
+import { RecordBatchView } from '../../src/client/record-batch-view.js';
+import { RecordBatchBuilder } from '../../src/protocol/record-batch.js';
 
 export interface FixedRate {
   rate: number;
@@ -230,5 +233,86 @@ export async function threadpoolWriteFixedRate(
     });
   });
   await done;
+  if (failure !== null) throw failure;
+}
+
+/**
+ * The least any in-process path must do for a message: write it as a record into a batch of one
+ * and seal the batch (the log keeps record batches). Each message, as it becomes due, is encoded
+ * and recorded at once: the time is the encoding's wall time on this schedule.
+ */
+export async function encodeFixedRate(
+  options: FixedRate,
+  histogram: hdr.Histogram,
+  fromSend?: hdr.Histogram,
+): Promise<void> {
+  const builder = new RecordBatchBuilder(256);
+  let count = 0;
+  let sealed = 0;
+  await paced(options, (payload) => {
+    builder.appendValue(payload, Date.now(), Number.MAX_SAFE_INTEGER);
+    sealed += builder.finish().length;
+    if (count === options.rate) options.onWarmedUp?.();
+    if (count++ >= options.rate) record(payload, 0, histogram, fromSend);
+  });
+  if (sealed === 0) throw new Error('no batch was sealed');
+}
+
+/**
+ * The broker's own part of the in-process path, without producer, transport or consumer: each
+ * message, as it becomes due, is sealed into a batch and handed to the partition's produce
+ * (validation, producer and stream bookkeeping, the log's append and its write, publication), and
+ * recorded when the partition pushes it to a subscription (the hook a consumer's push hangs on).
+ */
+export async function partitionFixedRate(
+  partition: Partition,
+  options: FixedRate,
+  histogram: hdr.Histogram,
+  fromSend?: hdr.Histogram,
+): Promise<void> {
+  const total = options.rate * (options.seconds + 1);
+  const builder = new RecordBatchBuilder(256);
+  const limits = { maxBatchBytes: 1024 * 1024, maxDecompressedBytes: 1024 * 1024 };
+  let count = 0;
+  let failure: Error | null = null;
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  const onValue = (buffer: Buffer, start: number): void => {
+    if (count === options.rate) options.onWarmedUp?.();
+    if (count >= options.rate) record(buffer, start, histogram, fromSend);
+    if (++count === total) finish();
+  };
+  const subscription = partition.subscribe(
+    partition.log.highWatermark,
+    1024 * 1024 * 1024,
+    (batches) => {
+      for (const batch of batches) new RecordBatchView('', 0, batch, 0n, limits, null).forEachValue(onValue);
+    },
+    (error) => {
+      failure ??= error;
+      finish();
+    },
+  );
+  // Messages due together (the pacer hands over all that are due at its wake-up) share a batch,
+  // sealed at the end of the job as the producer does with `lingerMs: 0`.
+  let sealing = false;
+  const seal = (): void => {
+    sealing = false;
+    partition.produce({ batch: builder.finish(), acks: 1 }).catch((error: Error) => {
+      failure ??= error;
+      finish();
+    });
+  };
+  await paced(options, (payload) => {
+    builder.appendValue(payload, Date.now(), Number.MAX_SAFE_INTEGER);
+    if (!sealing) {
+      sealing = true;
+      queueMicrotask(seal);
+    }
+  });
+  await done;
+  subscription.close();
   if (failure !== null) throw failure;
 }
