@@ -39,6 +39,8 @@ async function run(key: SystemKey): Promise<Outcome> {
       echoMsgPerSec: limits.echoMsgPerSec,
       pingPong: percentilesOf(limits.pingPong),
       pingPongCount: limits.pingPongCount,
+      echoFixedRate: percentilesOf(limits.echoFixedRate),
+      writingEchoFixedRate: percentilesOf(limits.writingEchoFixedRate),
       fsync: percentilesOf(limits.fsync),
       fsyncCount: limits.fsyncCount,
     };

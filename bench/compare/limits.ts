@@ -2,25 +2,34 @@
 //  - Node TCP loopback echo of 100-byte messages sent in large writes (what one connection can
 //    move through a Node process at all), against bench/lib/echo-server.ts in a child process;
 //  - ping-pong round trip of one 100-byte message at a time (the floor for any request/response);
+//  - the fixed-rate schedule of the systems' latency runs (the same pacer, rate and warm-up)
+//    through the bare echo, and through an echo that appends what it received to a file before
+//    echoing it (the floor for a server that delivers a message only once it is written), both
+//    from the intended send time as the systems' end-to-end figures are;
 //  - write + fdatasync of 4 KiB (the floor for a per-message durable ack on this disk).
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Histogram } from 'hdr-histogram-js';
+import { echoFixedRate } from '../lib/fixed-rate.js';
 import { rawFsyncLatency } from '../lib/fsync.js';
 import { latencyHistogram, progress, rate } from '../lib/report.js';
 import { connectEcho, echoRoundTrips, startEchoServer } from '../lib/round-trip.js';
 import { tempDir, track } from './servers.js';
-import { MESSAGE_BYTES } from './workload.js';
+import { MESSAGE_BYTES, type Settings, scheduleOf } from './workload.js';
 
 export interface Limits {
   echoMsgPerSec: number;
   pingPong: Histogram;
   pingPongCount: number;
+  /** The fixed-rate schedule through the bare echo, from each message's intended send time. */
+  echoFixedRate: Histogram;
+  /** The same through the echo that writes before echoing. */
+  writingEchoFixedRate: Histogram;
   fsync: Histogram;
   fsyncCount: number;
 }
 
-export interface LimitSettings {
+export interface LimitSettings extends Settings {
   messages: number;
   roundTrips: number;
   fsyncSeconds: number;
@@ -63,6 +72,8 @@ export async function measureLimits(settings: LimitSettings): Promise<Limits> {
   const tracked = track({ name: 'echo server', stop: () => echo.stop() });
   let echoMsgPerSec: number;
   const pingPong = latencyHistogram();
+  const echoLatency = latencyHistogram();
+  const writingEchoLatency = latencyHistogram();
   try {
     progress(`limits: TCP echo of ${settings.messages} messages`);
     echoMsgPerSec = await echoThroughput(echo.port, settings.messages);
@@ -71,8 +82,29 @@ export async function measureLimits(settings: LimitSettings): Promise<Limits> {
     await echoRoundTrips(socket, Math.min(2000, settings.roundTrips), null, MESSAGE_BYTES);
     await echoRoundTrips(socket, settings.roundTrips, (us) => pingPong.recordValue(us), MESSAGE_BYTES);
     socket.destroy();
+    progress(`limits: echo at ${settings.rate} msg/s for ${settings.seconds} s`);
+    const paced = await connectEcho(echo.port);
+    await echoFixedRate(paced, scheduleOf(settings), echoLatency);
+    paced.destroy();
   } finally {
     await tracked.stop();
+  }
+  const writeDir = await tempDir('writing-echo');
+  const writing = await startEchoServer(join(writeDir, 'echo.log'));
+  const trackedWriting = track({
+    name: 'writing echo server',
+    stop: async () => {
+      await writing.stop();
+      await rm(writeDir, { recursive: true, force: true });
+    },
+  });
+  try {
+    progress(`limits: writing echo at ${settings.rate} msg/s for ${settings.seconds} s`);
+    const paced = await connectEcho(writing.port);
+    await echoFixedRate(paced, scheduleOf(settings), writingEchoLatency);
+    paced.destroy();
+  } finally {
+    await trackedWriting.stop();
   }
   progress(`limits: write + fdatasync 4 KiB for ${settings.fsyncSeconds} s`);
   const dir = await tempDir('fsync');
@@ -90,6 +122,8 @@ export async function measureLimits(settings: LimitSettings): Promise<Limits> {
       echoMsgPerSec,
       pingPong,
       pingPongCount: settings.roundTrips,
+      echoFixedRate: echoLatency,
+      writingEchoFixedRate: writingEchoLatency,
       fsync: histogram,
       fsyncCount: count,
     };

@@ -5,7 +5,8 @@
 // Each system runs in a fresh child process (bench/compare/child.ts) that starts and stops its
 // server; a system that cannot run gets a "not available: <reason>" row, never figures.
 // Run: bash bench/compare/install.sh && npx tsx bench/compare/run.ts
-//        [--messages 1000000] [--rate 10000] [--seconds 5] [--only nats,redis,...] [--smoke] [--json]
+//        [--messages 1000000] [--rate 10000] [--seconds 5] [--pacing thread|spin] [--only nats,redis,...]
+//        [--smoke] [--json]
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import { printResult, progress, writeResult } from '../lib/report.js';
@@ -101,7 +102,8 @@ const result = writeResult({
   rows: buildRows(outcomes),
   notes: [
     'produce: max rate, every message acknowledged; replay: read all back from the start (messages as above)',
-    `e2e = send → consumer receipt, ack = publish → acknowledgement; both from each message's intended send time at ${settings.rate} msg/s (no coordinated omission), after ${settings.warmupSeconds} s of warm-up`,
+    `e2e = send → consumer receipt, ack = publish → acknowledgement; both from each message's intended send time at ${settings.rate} msg/s (no coordinated omission), after ${settings.warmupSeconds} s of warm-up; ${settings.pacing === 'thread' ? "paced by a sleeping thread that wakes the sender's event loop for each due message (the loop otherwise idle, as a service's is)" : 'paced by polling the clock every event-loop turn (one core kept busy)'}`,
+    'the two fixed-rate echo rows run the same schedule, pacer and warm-up as the systems through the bare echo and through an echo that appends to a file before echoing: the floors for a two-process path on this machine, and for one that delivers a message only once it is written',
     'MS÷ produce/replay = MemoryStreamer msg/s ÷ that row (>1: MemoryStreamer faster); against the echo row, ÷ the echo msg/s',
     'MS÷ e2e/ack p99 = MemoryStreamer P99 ÷ that row (<1: MemoryStreamer lower); the fdatasync row is the floor of a per-message durable ack',
     'server CPU = server process CPU seconds ÷ wall seconds over produce + replay',

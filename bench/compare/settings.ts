@@ -1,4 +1,5 @@
 // Command-line settings of the comparison, shared by the runner and its per-system children.
+import type { Pacing } from '../lib/fixed-rate.js';
 import { argNumber } from '../lib/report.js';
 import type { LimitSettings } from './limits.js';
 import type { Settings } from './workload.js';
@@ -41,10 +42,24 @@ export const settings: Settings = {
   rate: argNumber('rate', smoke ? 2_000 : 10_000),
   seconds: argNumber('seconds', smoke ? 1 : 5),
   warmupSeconds: argNumber('warmup', smoke ? 0.2 : 1),
+  pacing: argPacing(),
 };
 
+/**
+ * `--pacing spin|thread` (bench/lib/fixed-rate.ts). The default polls the clock every turn: it
+ * keeps one core busy (which a server that needs more CPU per message feels more), but adds no
+ * wake-up lag to any message. `thread` sleeps to each due time and adds that wake-up to every
+ * message, as the other latency benchmarks do; under it nats.js's client fell behind the schedule
+ * (its P50 grew to hundreds of milliseconds), so its row is not comparable there.
+ */
+function argPacing(): Pacing {
+  const value = argString('pacing') ?? 'spin';
+  if (value !== 'thread' && value !== 'spin') throw new Error(`--pacing: thread or spin, not ${value}`);
+  return value;
+}
+
 export const limitSettings: LimitSettings = {
-  messages: settings.messages,
+  ...settings,
   roundTrips: argNumber('round-trips', smoke ? 500 : 10_000),
   fsyncSeconds: argNumber('fsync-seconds', smoke ? 0.3 : 3),
 };

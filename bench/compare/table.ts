@@ -33,6 +33,9 @@ export interface LimitsOutcome {
   echoMsgPerSec: number;
   pingPong: Percentiles;
   pingPongCount: number;
+  /** The systems' fixed-rate schedule through the bare echo, and through the echo that writes first. */
+  echoFixedRate: Percentiles;
+  writingEchoFixedRate: Percentiles;
   fsync: Percentiles;
   fsyncCount: number;
 }
@@ -123,6 +126,26 @@ export function buildRows(outcomes: Outcome[]): Row[] {
         'load 1m': outcome.load,
         status: `ok; ${outcome.pingPongCount} round trips`,
       });
+      for (const [system, figures, what] of [
+        ['bare: Node TCP echo at the fixed rate', outcome.echoFixedRate, 'the latency schedule, echoed'],
+        [
+          'bare: Node TCP echo that writes before echoing, at the fixed rate',
+          outcome.writingEchoFixedRate,
+          'the latency schedule, appended to a file, echoed once written',
+        ],
+      ] as const) {
+        rows.push({
+          system,
+          ...EMPTY,
+          'e2e p50 µs': figures.p50,
+          'e2e p99 µs': figures.p99,
+          'e2e p99.9 µs': figures.p999,
+          'MS÷ e2e p99': ratio(ms?.endToEnd.p99, figures.p99),
+          'e2e p99 ÷ ping p99': ratio(figures.p99, outcome.pingPong.p99),
+          'load 1m': outcome.load,
+          status: `ok; ${what}`,
+        });
+      }
       rows.push({
         system: 'bare: write + fdatasync 4 KiB',
         ...EMPTY,

@@ -7,6 +7,7 @@
 // A system module only adapts its client to `System`; timing and histograms live here.
 import type { Histogram } from 'hdr-histogram-js';
 import { cpuSeconds } from '../lib/broker-process.js';
+import { type FixedRate, type Pacing, paced, totalCount, warmupCount } from '../lib/fixed-rate.js';
 import { latencyHistogram, progress, rate } from '../lib/report.js';
 
 export const MESSAGE_BYTES = 100;
@@ -19,6 +20,22 @@ export interface Settings {
   seconds: number;
   /** Leading part of the fixed-rate run that is not recorded (JIT, buffers, connections). */
   warmupSeconds: number;
+  /**
+   * How the sender waits for each due message (bench/lib/fixed-rate.ts): a poll of the clock every
+   * event-loop turn (`spin`, the comparison's default), or a sleeping thread that wakes the loop.
+   */
+  pacing: Pacing;
+}
+
+/** The fixed-rate schedule of `settings`, for bench/lib/fixed-rate.ts. */
+export function scheduleOf(settings: Settings): FixedRate {
+  return {
+    rate: settings.rate,
+    seconds: settings.seconds,
+    warmupSeconds: settings.warmupSeconds,
+    bytes: MESSAGE_BYTES,
+    pacing: settings.pacing,
+  };
 }
 
 /** One system under test, connected and with its streams created. */
@@ -56,8 +73,9 @@ function micros(fromMs: number): number {
 }
 
 /**
- * Publishes `rate` messages/s for warmup + `seconds`. Each payload starts with its intended send
- * time, so the consumer's latency includes any time the message waited behind a stalled sender.
+ * Publishes `rate` messages/s for warmup + `seconds` on the shared pacer. Each payload starts with
+ * its intended send time, so the consumer's latency includes any time the message waited behind a
+ * stalled sender.
  */
 async function fixedRate(
   system: System,
@@ -65,9 +83,9 @@ async function fixedRate(
 ): Promise<Pick<Figures, 'endToEnd' | 'ack' | 'latencyMessages'>> {
   const endToEnd = latencyHistogram();
   const ack = latencyHistogram();
-  const warmup = Math.round(settings.rate * settings.warmupSeconds);
-  const total = Math.round(settings.rate * settings.seconds) + warmup;
-  const interval = 1000 / settings.rate;
+  const schedule = scheduleOf(settings);
+  const warmup = warmupCount(schedule);
+  const total = totalCount(schedule);
   let received = 0;
   let allReceived: () => void = () => undefined;
   const done = new Promise<void>((resolve) => {
@@ -77,25 +95,17 @@ async function fixedRate(
     if (received >= warmup) endToEnd.recordValue(micros(value.readDoubleLE(0)));
     if (++received === total) allReceived();
   });
-  const origin = performance.now();
   const acks: Promise<unknown>[] = [];
   let sent = 0;
-  while (sent < total) {
-    const due = Math.min(total, Math.floor((performance.now() - origin) / interval) + 1);
-    while (sent < due) {
-      const intended = origin + sent * interval;
-      const value = Buffer.alloc(MESSAGE_BYTES, 0x63);
-      value.writeDoubleLE(intended, 0);
-      const record = sent >= warmup;
-      acks.push(
-        system.publish(value).then(() => {
-          if (record) ack.recordValue(micros(intended));
-        }),
-      );
-      sent++;
-    }
-    await new Promise((resolve) => setImmediate(resolve));
-  }
+  await paced(schedule, (value) => {
+    const intended = value.readDoubleLE(0);
+    const record = sent++ >= warmup;
+    acks.push(
+      system.publish(value).then(() => {
+        if (record) ack.recordValue(micros(intended));
+      }),
+    );
+  });
   await Promise.all(acks);
   // A lost message would hang the run: give up after a generous grace period instead.
   let timer: NodeJS.Timeout | undefined;

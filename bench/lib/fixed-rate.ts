@@ -15,8 +15,10 @@ import { RecordBatchBuilder } from '../../src/protocol/record-batch.js';
 
 export interface FixedRate {
   rate: number;
-  /** Measured seconds; one more second before them warms up and is not recorded. */
+  /** Measured seconds; `warmupSeconds` before them warm up and are not recorded. */
   seconds: number;
+  /** Seconds sent before the measured ones and not recorded (default 1). */
+  warmupSeconds?: number;
   bytes?: number;
   /**
    * How the sender waits for the next due message:
@@ -34,6 +36,16 @@ export interface FixedRate {
 
 export type Pacing = 'thread' | 'spin';
 
+/** Messages of the warm-up, sent first and not recorded. */
+export function warmupCount(options: FixedRate): number {
+  return Math.round(options.rate * (options.warmupSeconds ?? 1));
+}
+
+/** Messages of the whole schedule, the warm-up included. */
+export function totalCount(options: FixedRate): number {
+  return warmupCount(options) + Math.round(options.rate * options.seconds);
+}
+
 /**
  * Runs the send schedule, calling `send(payload)` for each message as it becomes due. The payload's
  * first 8 bytes carry the intended send time (performance.now() ms), bytes 8..12 its index, bytes
@@ -41,7 +53,7 @@ export type Pacing = 'thread' | 'spin';
  * wake-up and by any stall of this thread).
  */
 export async function paced(options: FixedRate, send: (payload: Buffer) => void): Promise<number> {
-  const total = options.rate * (options.seconds + 1);
+  const total = totalCount(options);
   const interval = 1000 / options.rate;
   const ticker = (options.pacing ?? 'thread') === 'thread' ? await startTicker() : null;
   const origin = performance.now();
@@ -136,8 +148,8 @@ export async function brokerFixedRate(
   histogram: hdr.Histogram,
   fromSend?: hdr.Histogram,
 ): Promise<void> {
-  const warmup = options.rate;
-  const total = options.rate * (options.seconds + 1);
+  const warmup = warmupCount(options);
+  const total = totalCount(options);
   const consumer = client.consumer({ topics: [topic], from: 'latest' });
   await consumer.start();
   const producer = client.producer({ lingerMs: 0 });
@@ -163,8 +175,8 @@ export async function echoFixedRate(
   fromSend?: hdr.Histogram,
 ): Promise<void> {
   const bytes = options.bytes ?? 100;
-  const warmup = options.rate;
-  const total = options.rate * (options.seconds + 1);
+  const warmup = warmupCount(options);
+  const total = totalCount(options);
   let pending: Buffer = Buffer.alloc(0);
   let count = 0;
   const done = new Promise<void>((resolve) => {
@@ -198,7 +210,7 @@ export async function immediateHopFixedRate(
   let count = 0;
   await paced(options, (payload) =>
     setImmediate(() => {
-      if (count++ >= options.rate) record(payload, 0, histogram, fromSend);
+      if (count++ >= warmupCount(options)) record(payload, 0, histogram, fromSend);
     }),
   );
   await new Promise((resolve) => setImmediate(resolve));
@@ -215,7 +227,7 @@ export async function threadpoolWriteFixedRate(
   histogram: hdr.Histogram,
   fromSend?: hdr.Histogram,
 ): Promise<void> {
-  const total = options.rate * (options.seconds + 1);
+  const total = totalCount(options);
   let count = 0;
   let position = 0;
   let failure: Error | null = null;
@@ -228,7 +240,7 @@ export async function threadpoolWriteFixedRate(
     position += payload.length;
     write(fd, payload, 0, payload.length, at, (error) => {
       if (error !== null) failure ??= error;
-      if (count >= options.rate) record(payload, 0, histogram, fromSend);
+      if (count >= warmupCount(options)) record(payload, 0, histogram, fromSend);
       if (++count === total) finish();
     });
   });
@@ -247,13 +259,14 @@ export async function encodeFixedRate(
   fromSend?: hdr.Histogram,
 ): Promise<void> {
   const builder = new RecordBatchBuilder(256);
+  const warmup = warmupCount(options);
   let count = 0;
   let sealed = 0;
   await paced(options, (payload) => {
     builder.appendValue(payload, Date.now(), Number.MAX_SAFE_INTEGER);
     sealed += builder.finish().length;
-    if (count === options.rate) options.onWarmedUp?.();
-    if (count++ >= options.rate) record(payload, 0, histogram, fromSend);
+    if (count === warmup) options.onWarmedUp?.();
+    if (count++ >= warmup) record(payload, 0, histogram, fromSend);
   });
   if (sealed === 0) throw new Error('no batch was sealed');
 }
@@ -270,7 +283,8 @@ export async function partitionFixedRate(
   histogram: hdr.Histogram,
   fromSend?: hdr.Histogram,
 ): Promise<void> {
-  const total = options.rate * (options.seconds + 1);
+  const warmup = warmupCount(options);
+  const total = totalCount(options);
   const builder = new RecordBatchBuilder(256);
   const limits = { maxBatchBytes: 1024 * 1024, maxDecompressedBytes: 1024 * 1024 };
   let count = 0;
@@ -280,8 +294,8 @@ export async function partitionFixedRate(
     finish = resolve;
   });
   const onValue = (buffer: Buffer, start: number): void => {
-    if (count === options.rate) options.onWarmedUp?.();
-    if (count >= options.rate) record(buffer, start, histogram, fromSend);
+    if (count === warmup) options.onWarmedUp?.();
+    if (count >= warmup) record(buffer, start, histogram, fromSend);
     if (++count === total) finish();
   };
   const subscription = partition.subscribe(
