@@ -76,6 +76,8 @@ interface CompareRows {
   peers: Row[];
   echo: Row | undefined;
   ping: Row | undefined;
+  /** The latency schedule through the bare echo and through the echo that writes first. */
+  fixedRateEchoes: Row[];
   fsync: Row | undefined;
 }
 
@@ -85,7 +87,8 @@ function compareRows(result: BenchResult): CompareRows {
   return {
     ours: result.rows.find((r) => /^memorystreamer/i.test(str(r, 'system'))),
     peers: result.rows.filter((r) => !isBare(r) && !/^memorystreamer/i.test(str(r, 'system'))),
-    echo: bare.find((r) => /echo/i.test(str(r, 'system'))),
+    echo: bare.find((r) => /echo/i.test(str(r, 'system')) && !/fixed rate/i.test(str(r, 'system'))),
+    fixedRateEchoes: bare.filter((r) => /echo.*fixed rate/i.test(str(r, 'system'))),
     ping: bare.find((r) => /ping/i.test(str(r, 'system'))),
     fsync: bare.find((r) => /fdatasync|fsync/i.test(str(r, 'system'))),
   };
@@ -219,7 +222,7 @@ function summary(result: BenchResult): string[] {
       `| ${str(peer, 'system')}${version ? ` ${version}` : ''} | ${ratio(ourProduce, num(peer, 'produce msg/s'))} | ${ratio(ourReplay, num(peer, 'replay msg/s'))} | ${ratio(ourE2e, num(peer, 'e2e p99 µs'))} | ${ratio(ourAck, num(peer, 'ack p99 µs'))} | ${load(peer)} |`,
     );
   }
-  for (const limit of [c.echo, c.ping, c.fsync]) {
+  for (const limit of [c.echo, c.ping, ...c.fixedRateEchoes, c.fsync]) {
     if (!limit) continue;
     const echoRate = num(limit, 'produce msg/s');
     lines.push(
