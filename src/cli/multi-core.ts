@@ -25,6 +25,7 @@ import type { CliContext } from './context.js';
 import { freePort } from './free-port.js';
 import { type LocalEtcdProcess, startLocalEtcd } from './local-etcd-process.js';
 import { parseIntegerOption } from './options.js';
+import { asUsage } from './output.js';
 
 const MAX_CORES = 64;
 const FIRST_BACKOFF_MS = 250;
@@ -406,14 +407,18 @@ export class CoreSupervisor {
  * start again, which ends it with that error).
  */
 export async function serveCores(cores: number, inputs: ConfigInputs, context: CliContext): Promise<void> {
-  const config = await loadConfig(inputs);
+  // Wrong settings are usage errors (exit 2), found before any member starts.
+  const { config, options } = await asUsage(async () => {
+    const config = await loadConfig(inputs);
+    const values = config.values;
+    if (values['cluster.broker_id'] !== -1 || values['cluster.advertise'] !== '')
+      throw errorOf(
+        'CORES_OPTION_CONFLICT',
+        `leave out --broker-id and --advertise (cluster.broker_id, cluster.advertise) with --cores ${cores}`,
+      );
+    return { config, options: brokerOptionsFrom(config, (path) => resolve(path)) };
+  });
   const values = config.values;
-  if (values['cluster.broker_id'] !== -1 || values['cluster.advertise'] !== '')
-    throw errorOf(
-      'CORES_OPTION_CONFLICT',
-      `leave out --broker-id and --advertise (cluster.broker_id, cluster.advertise) with --cores ${cores}`,
-    );
-  const options = brokerOptionsFrom(config, (path) => resolve(path));
   const etcd = values['cluster.etcd'] as string;
   const print = (value: MemberEvent) => context.print(value, describeEvent(value));
   const supervisor = await CoreSupervisor.start({

@@ -65,6 +65,18 @@ export class UsageFailure extends Error {
   }
 }
 
+/**
+ * Runs a step that only reads and checks settings (the command line, the environment, the
+ * configuration file): whatever it throws is a usage error.
+ */
+export async function asUsage<T>(read: () => T | Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    throw new UsageFailure(error);
+  }
+}
+
 export function describeFailure(error: unknown): {
   message: string;
   exitCode: number;

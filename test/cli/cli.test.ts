@@ -119,12 +119,12 @@ describe('memorystreamer CLI against a real broker', () => {
     expect(out.join('\n')).toMatch(/topics\.durability\s+interval\s+default/);
     const bad = join(dataDir, 'bad.toml');
     await writeFile(bad, '[server]\nport = "many"\n');
-    expect(await run(['serve', '--config', bad], io)).toBe(EXIT.failed);
+    expect(await run(['serve', '--config', bad], io)).toBe(EXIT.usage);
     expect(err.join('\n')).toMatch(/INVALID_CONFIG \(304\).*server\.port/);
     // A syntax error names the file, the line and the column.
     err.length = 0;
     await writeFile(bad, '[server]\nport = 7400\nhost = [oops\n');
-    expect(await run(['serve', '--config', bad], io)).toBe(EXIT.failed);
+    expect(await run(['serve', '--config', bad], io)).toBe(EXIT.usage);
     expect(err.join('\n')).toMatch(
       new RegExp(`INVALID_CONFIG \\(304\\).*${bad}:3:\\d+: not valid TOML \\(line 3, column \\d+\\)`),
     );

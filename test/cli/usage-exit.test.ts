@@ -1,6 +1,7 @@
 // Exit codes tell a wrong command line from a broker's refusal: a setting found wrong before any
 // broker is asked (a broker address, a profile, TLS or token files, a file to produce) exits 2
-// (usage) with its code and message, not 1 (the broker refused).
+// (usage) with its code and message, not 1 (the broker refused). So does a `serve` whose own
+// settings are wrong (flags, environment, configuration file), before any broker starts.
 import { describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/main.js';
 import { EXIT } from '../../src/cli/output.js';
@@ -23,6 +24,17 @@ describe('usage errors found before any broker is asked', () => {
     const { code, err } = await cli(...argv);
     expect(code).toBe(EXIT.usage);
     expect(err).toMatch(message);
+  });
+
+  it.each([
+    [['serve', '--port', 'abc'], /INVALID_CONFIG \(304\).*server\.port/],
+    [['serve', '--config', '/nonexistent/broker.toml'], /INVALID_CONFIG \(304\).*broker\.toml/],
+    [['serve', '--cores', '0'], /--cores "0"/],
+    [['serve', '--cores', '2', '--broker-id', '3'], /CORES_OPTION_CONFLICT.*--broker-id/],
+  ])('serve %j: a wrong setting exits 2 before any broker starts', async (argv, message) => {
+    const { code, err } = await cli(...argv);
+    expect(err).toMatch(message);
+    expect(code).toBe(EXIT.usage);
   });
 
   it('a broker that cannot be reached is still exit 3', async () => {

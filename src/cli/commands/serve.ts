@@ -19,6 +19,7 @@ import type { UserStore } from '../../security/user-store.js';
 import { brokerOptionsFrom, clusterSettingsFrom, tlsFilesFrom } from '../broker-options.js';
 import type { CliContext } from '../context.js';
 import { parseCores, serveCores } from '../multi-core.js';
+import { asUsage } from '../output.js';
 import { reloadTlsOnChange } from '../tls-reload.js';
 import { watchFileChanges } from '../watch-file.js';
 
@@ -256,15 +257,15 @@ export function registerServe(program: Command, context: CliContext): void {
     )
     .action(async (flags: ServeFlags) => {
       const inputs = { file: flags.config ?? null, env: context.env, flags: flagSettings(flags) };
-      const cores = parseCores(flags.cores);
+      const cores = await asUsage(() => parseCores(flags.cores));
       if (cores > 1) return await serveCores(cores, inputs, context);
-      const config = await loadConfig(inputs);
-      const { shutdownDeadlineMs, logLevel, logFormat, ...options } = brokerOptionsFrom(config, (path) =>
-        resolve(path),
+      const config = await asUsage(() => loadConfig(inputs));
+      const { shutdownDeadlineMs, logLevel, logFormat, ...options } = await asUsage(() =>
+        brokerOptionsFrom(config, (path) => resolve(path)),
       );
       const pretty = logFormat === 'pretty' || (logFormat === 'auto' && process.stderr.isTTY === true);
       const logger = createLogger({ level: logLevel, pretty });
-      const cluster = clusterSettingsFrom(config);
+      const cluster = await asUsage(() => clusterSettingsFrom(config));
       const running = new RunningConfig(config, inputs, logger);
       const parts =
         cluster === null
