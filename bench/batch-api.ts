@@ -477,7 +477,7 @@ printResult(
   writeResult({
     benchmark: 'batch-api',
     title: 'Per-message and batch APIs side by side, 100-byte messages, one partition (alternating rounds)',
-    command: 'npx tsx bench/batch-api.ts',
+    command: `npx tsx bench/batch-api.ts --messages ${messages} --rounds ${rounds}${perCall !== 2000 ? ` --batch ${perCall}` : ''}${CALLS_IN_FLIGHT !== 4 ? ` --calls-in-flight ${CALLS_IN_FLIGHT}` : ''}${tcpDurability !== 'interval' ? ` --durability ${tcpDurability}` : ''}`,
     settings: {
       messages,
       rounds,
