@@ -94,6 +94,7 @@ const result = writeResult({
     latencyRate: settings.rate,
     latencySeconds: settings.seconds,
     latencyWarmupSeconds: settings.warmupSeconds,
+    latencyPacing: settings.pacing,
     roundTrips: limitSettings.roundTrips,
     fsyncSeconds: limitSettings.fsyncSeconds,
     host: '127.0.0.1',
@@ -103,7 +104,7 @@ const result = writeResult({
   notes: [
     'produce: max rate, every message acknowledged; replay: read all back from the start (messages as above)',
     `e2e = send → consumer receipt, ack = publish → acknowledgement; both from each message's intended send time at ${settings.rate} msg/s (no coordinated omission), after ${settings.warmupSeconds} s of warm-up; ${settings.pacing === 'thread' ? "paced by a sleeping thread that wakes the sender's event loop for each due message (the loop otherwise idle, as a service's is)" : 'paced by polling the clock every event-loop turn (one core kept busy)'}`,
-    'the two fixed-rate echo rows run the same schedule, pacer and warm-up as the systems through the bare echo and through an echo that appends to a file before echoing: the floors for a two-process path on this machine, and for one that delivers a message only once it is written',
+    'the two fixed-rate echo rows run the same schedule, pacer and warm-up as the systems through the bare echo (the floor for a path through two Node processes on this machine) and through an echo that appends to a file before echoing (one write on the thread pool at a time, fdatasync every 100 ms: a reference for a server that delivers a message only once it is written; MemoryStreamer writes small appends in line instead)',
     'MS÷ produce/replay = MemoryStreamer msg/s ÷ that row (>1: MemoryStreamer faster); against the echo row, ÷ the echo msg/s',
     'MS÷ e2e/ack p99 = MemoryStreamer P99 ÷ that row (<1: MemoryStreamer lower); the fdatasync row is the floor of a per-message durable ack',
     'server CPU = server process CPU seconds ÷ wall seconds over produce + replay',

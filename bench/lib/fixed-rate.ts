@@ -11,7 +11,7 @@ import type * as hdr from 'hdr-histogram-js';
 import type { Partition } from '../../src/broker/partitions/partition.js';
 import type { Client } from '../../src/client/client.js';
 import { RecordBatchView } from '../../src/client/record-batch-view.js';
-import { RecordBatchBuilder } from '../../src/protocol/record-batch.js';
+import { RecordBatchBuilder, splitBatches } from '../../src/protocol/record-batch.js';
 
 export interface FixedRate {
   rate: number;
@@ -271,6 +271,9 @@ export async function encodeFixedRate(
   if (sealed === 0) throw new Error('no batch was sealed');
 }
 
+/** The credit window `partitionFixedRate` opens: a consumer's default (`creditBytes`, 4 MiB). */
+const SUBSCRIPTION_WINDOW_BYTES = 4 * 1024 * 1024;
+
 /**
  * The broker's own part of the in-process path, without producer, transport or consumer: each
  * message, as it becomes due, is sealed into a batch and handed to the partition's produce
@@ -298,11 +301,19 @@ export async function partitionFixedRate(
     if (count >= warmup) record(buffer, start, histogram, fromSend);
     if (++count === total) finish();
   };
+  // The window a consumer opens, given back as each push is taken (as a consumer grants credit).
   const subscription = partition.subscribe(
     partition.log.highWatermark,
-    1024 * 1024 * 1024,
-    (batches) => {
-      for (const batch of batches) new RecordBatchView('', 0, batch, 0n, limits, null).forEachValue(onValue);
+    SUBSCRIPTION_WINDOW_BYTES,
+    (pushed) => {
+      let bytes = 0;
+      for (const chunk of pushed) {
+        bytes += chunk.length;
+        // A push read back from the log (a subscription catching up) holds several batches.
+        for (const batch of splitBatches(chunk))
+          new RecordBatchView('', 0, batch, 0n, limits, null).forEachValue(onValue);
+      }
+      subscription.grant(bytes);
     },
     (error) => {
       failure ??= error;
@@ -319,14 +330,25 @@ export async function partitionFixedRate(
       finish();
     });
   };
-  await paced(options, (payload) => {
-    builder.appendValue(payload, Date.now(), Number.MAX_SAFE_INTEGER);
-    if (!sealing) {
-      sealing = true;
-      queueMicrotask(seal);
-    }
-  });
-  await done;
-  subscription.close();
+  try {
+    await paced(options, (payload) => {
+      builder.appendValue(payload, Date.now(), Number.MAX_SAFE_INTEGER);
+      if (!sealing) {
+        sealing = true;
+        queueMicrotask(seal);
+      }
+    });
+    // A message that never arrives fails the run instead of hanging it.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`the partition pushed ${count} of ${total} messages`)),
+        30_000,
+      );
+    });
+    await Promise.race([done, late]).finally(() => clearTimeout(timer));
+  } finally {
+    subscription.close();
+  }
   if (failure !== null) throw failure;
 }
