@@ -7,8 +7,7 @@
 //  - the floors under those figures, on the same pacer and in the same rounds: the broker's own part
 //    without producer, transport or consumer (the messages due together sealed into a batch and
 //    handed to the partition's produce, timed until the partition pushes them to a subscription),
-//    for each topic, and the encoding of
-//    a batch of one alone (the least any in-process path does);
+//    for each topic, and the encoding of a batch of one alone (the least any in-process path does);
 //  - a loop that sends from `for await` (one send per iteration, not awaited), a plain loop, and a
 //    loop that awaits each send, on the memory topic: msg/s and the produce requests the broker
 //    took (how well sends coalesce).
@@ -180,27 +179,20 @@ try {
     ...(inlineWriteSlowMs !== null ? { storageWrites: { inlineWriteSlowMs } } : {}),
   });
   const client = broker.connect();
-  await client.admin.createTopic({
-    name: TOPIC_OF.memory,
-    storage: 'memory',
-    ...(memoryRetentionBytes !== null ? { config: { retentionBytes: memoryRetentionBytes } } : {}),
-  });
-  await client.admin.createTopic({ name: TOPIC_OF['disk (interval)'], config: { durability: 'interval' } });
-  await client.admin.createTopic({
-    name: FLOOR_TOPIC_OF.memory,
-    storage: 'memory',
-    ...(memoryRetentionBytes !== null ? { config: { retentionBytes: memoryRetentionBytes } } : {}),
-  });
-  await client.admin.createTopic({
-    name: FLOOR_TOPIC_OF['disk (interval)'],
-    config: { durability: 'interval' },
-  });
-  const cases = CASES;
+  // The client cases' topics, and the floors' own of the same kinds.
+  for (const topics of [TOPIC_OF, FLOOR_TOPIC_OF]) {
+    await client.admin.createTopic({
+      name: topics.memory,
+      storage: 'memory',
+      ...(memoryRetentionBytes !== null ? { config: { retentionBytes: memoryRetentionBytes } } : {}),
+    });
+    await client.admin.createTopic({ name: topics['disk (interval)'], config: { durability: 'interval' } });
+  }
   const merged = new Map<string, Awaited<ReturnType<typeof latencyCase>>>();
   for (let round = 0; round < rounds; round++) {
     for (const messagesPerSecond of rates) {
       // Alternate which case goes first, so neither always runs on the warmer (or busier) machine.
-      const order = round % 2 === 0 ? cases : [...cases].reverse();
+      const order = round % 2 === 0 ? CASES : [...CASES].reverse();
       for (const one of order) {
         progress(`round ${round + 1}/${rounds}: ${one.name} at ${messagesPerSecond} msg/s for ${seconds} s`);
         const measured = await latencyCase(broker, client, one, messagesPerSecond);
@@ -221,7 +213,7 @@ try {
     }
   }
   for (const messagesPerSecond of rates) {
-    for (const one of cases) {
+    for (const one of CASES) {
       const { intended, fromSend, busy, cpuUsPerMessage, faultsPerMessage, messagesPerRequest } = merged.get(
         `${one.name}@${messagesPerSecond}`,
       )!;

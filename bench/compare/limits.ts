@@ -4,8 +4,8 @@
 //  - ping-pong round trip of one 100-byte message at a time (the floor for any request/response);
 //  - the fixed-rate schedule of the systems' latency runs (the same pacer, rate and warm-up)
 //    through the bare echo, and through an echo that appends what it received to a file before
-//    echoing it (the floor for a server that delivers a message only once it is written), both
-//    from the intended send time as the systems' end-to-end figures are;
+//    echoing it (on the thread pool: a reference for a server that delivers a message only once
+//    it is written), both from the intended send time as the systems' end-to-end figures are;
 //  - write + fdatasync of 4 KiB (the floor for a per-message durable ack on this disk).
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -67,6 +67,16 @@ async function echoThroughput(port: number, messages: number): Promise<number> {
   return rate(messages, ms);
 }
 
+/** The systems' latency schedule through the echo on `port`, on a connection of its own. */
+async function scheduleThroughEcho(port: number, settings: Settings, histogram: Histogram): Promise<void> {
+  const socket = await connectEcho(port);
+  try {
+    await echoFixedRate(socket, scheduleOf(settings), histogram);
+  } finally {
+    socket.destroy();
+  }
+}
+
 export async function measureLimits(settings: LimitSettings): Promise<Limits> {
   const echo = await startEchoServer();
   const tracked = track({ name: 'echo server', stop: () => echo.stop() });
@@ -83,9 +93,7 @@ export async function measureLimits(settings: LimitSettings): Promise<Limits> {
     await echoRoundTrips(socket, settings.roundTrips, (us) => pingPong.recordValue(us), MESSAGE_BYTES);
     socket.destroy();
     progress(`limits: echo at ${settings.rate} msg/s for ${settings.seconds} s`);
-    const paced = await connectEcho(echo.port);
-    await echoFixedRate(paced, scheduleOf(settings), echoLatency);
-    paced.destroy();
+    await scheduleThroughEcho(echo.port, settings, echoLatency);
   } finally {
     await tracked.stop();
   }
@@ -100,9 +108,7 @@ export async function measureLimits(settings: LimitSettings): Promise<Limits> {
   });
   try {
     progress(`limits: writing echo at ${settings.rate} msg/s for ${settings.seconds} s`);
-    const paced = await connectEcho(writing.port);
-    await echoFixedRate(paced, scheduleOf(settings), writingEchoLatency);
-    paced.destroy();
+    await scheduleThroughEcho(writing.port, settings, writingEchoLatency);
   } finally {
     await trackedWriting.stop();
   }

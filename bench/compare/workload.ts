@@ -96,10 +96,10 @@ async function fixedRate(
     if (++received === total) allReceived();
   });
   const acks: Promise<unknown>[] = [];
-  let sent = 0;
   await paced(schedule, (value) => {
+    // The pacer stamps each payload with its intended send time and its index.
     const intended = value.readDoubleLE(0);
-    const record = sent++ >= warmup;
+    const record = value.readUInt32LE(8) >= warmup;
     acks.push(
       system.publish(value).then(() => {
         if (record) ack.recordValue(micros(intended));
