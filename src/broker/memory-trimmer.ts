@@ -2,9 +2,16 @@
 // After a burst of traffic RSS stays high although the broker holds nothing, for two reasons:
 //
 // 1. V8 frees a Buffer's bytes only in a full collection, which an idle broker may not run for
-//    minutes. So when the connections' held bytes have fallen by more than `thresholdBytes` since
-//    their peak and ArrayBuffers still hold that much more than the connections do, one full
-//    collection is run (at most one per `minGcIntervalMs`).
+//    minutes. So one full collection is run (at most one per `minGcIntervalMs`) when ArrayBuffers
+//    hold more than `thresholdBytes` beyond what the connections hold and either
+//    a. the connections' held bytes have fallen by more than `thresholdBytes` since their peak
+//       (a burst of large frames or of queued responses ended), or
+//    b. those unheld Buffer bytes grew by more than `thresholdBytes` over their level after the
+//       last collection, and stayed level since the previous check. Bytes that went through the
+//       broker without ever being held for long (a catch-up read pushed straight into the kernel's
+//       socket buffer) leave garbage no connection counted; once the broker is quiet, V8 has no
+//       reason to collect it soon. A collection that frees nothing (the bytes are live, such as a
+//       memory topic's data) raises that level, so it is not repeated at every check.
 // 2. glibc keeps the pages of freed chunks in its arenas. So when the memory that neither V8's heap
 //    nor ArrayBuffers account for (rss − heapTotal − arrayBuffers) has grown by more than
 //    `thresholdBytes` over its level after the last trim, the growth is almost all free malloc
@@ -75,13 +82,20 @@ export class MemoryTrimmer {
   /** Highest held bytes since the last forced collection (or since the drop was seen freed). */
   private heldPeak = 0;
   private lastGcAt = Number.NEGATIVE_INFINITY;
+  /** Buffer bytes no connection held after the last forced collection (or at start); lowered whenever they fall. */
+  private unheldFloor: number;
+  /** Buffer bytes no connection held at the previous check. */
+  private unheldBefore: number;
 
   constructor(settings: MemoryTrimSettings, deps: MemoryTrimmerDeps) {
     if (!(settings.intervalMs > 0) || !(settings.thresholdBytes >= 0) || !(settings.minGcIntervalMs >= 0))
       throw new RangeError('memory trim: intervalMs must be > 0, thresholdBytes and minGcIntervalMs >= 0');
     this.settings = settings;
     this.deps = deps;
-    this.floor = unaccountedBytes(process.memoryUsage());
+    const usage = process.memoryUsage();
+    this.floor = unaccountedBytes(usage);
+    this.unheldFloor = usage.arrayBuffers;
+    this.unheldBefore = usage.arrayBuffers;
   }
 
   /** Whether trims can happen in this process (the addon loaded). */
@@ -144,13 +158,18 @@ export class MemoryTrimmer {
     const held = this.deps.heldBytes();
     if (held > this.heldPeak) this.heldPeak = held;
     const collect = this.deps.collectGarbage;
+    if (collect === null) return null;
     const threshold = this.settings.thresholdBytes;
-    if (collect === null || this.heldPeak - held <= threshold) return null;
+    const unheld = process.memoryUsage().arrayBuffers - held;
+    const grewSinceLastCheck = unheld - this.unheldBefore;
+    this.unheldBefore = unheld;
+    if (unheld < this.unheldFloor) this.unheldFloor = unheld;
+    const released = this.heldPeak - held > threshold;
     // Already collected by V8 itself: nothing to force; watch for the next drop from here.
-    if (process.memoryUsage().arrayBuffers - held <= threshold) {
-      this.heldPeak = held;
-      return null;
-    }
+    if (released && unheld <= threshold) this.heldPeak = held;
+    if (unheld <= threshold) return null;
+    const quietGarbage = unheld - this.unheldFloor > threshold && grewSinceLastCheck <= threshold / 16;
+    if (!released && !quietGarbage) return null;
     if (performance.now() - this.lastGcAt < this.settings.minGcIntervalMs) return null;
     const started = performance.now();
     collect();
@@ -160,6 +179,9 @@ export class MemoryTrimmer {
     this.deps.onGc?.(gcMs);
     // V8 frees ArrayBuffer bytes on a background thread just after the collection.
     await pause(100);
+    const survived = process.memoryUsage().arrayBuffers - this.deps.heldBytes();
+    this.unheldFloor = survived;
+    this.unheldBefore = survived;
     return gcMs;
   }
 }

@@ -11,7 +11,7 @@ const MiB = 1024 * 1024;
 
 /** test/broker/helpers/trim-child.ts in a child, so this runner's own heap does not count. */
 async function child(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Record<string, unknown>> {
-  const exposeGc = args[0] === 'release' ? [] : ['--expose-gc'];
+  const exposeGc = args[0] === 'release' || args[0] === 'quiet' ? [] : ['--expose-gc'];
   const { stdout } = await promisify(execFile)(
     process.execPath,
     [...exposeGc, '--import', 'tsx', 'test/broker/helpers/trim-child.ts', ...args],
@@ -77,6 +77,37 @@ describe('MemoryTrimmer', () => {
     expect(result.released!.gcMs).not.toBeNull();
     expect(result.arrayBuffersAfter).toBeLessThan(50 * MiB);
     expect(result.released!.returnedBytes).toBeGreaterThan(100 * MiB);
+  }, 90_000);
+
+  it('collects Buffers no connection held once the broker is quiet, then not again while they stay live', async () => {
+    const result = (await child(['quiet'])) as {
+      arrayBuffersBefore: number;
+      growing: unknown;
+      gcsWhileGrowing: number;
+      quiet: { returnedBytes: number; gcMs: number | null } | null;
+      gcsWhenQuiet: number;
+      arrayBuffersAfter: number;
+      again: unknown;
+      gcsAgain: number;
+      gcsLiveFirst: number;
+      gcsLiveAfter: number;
+    };
+    if (!nativeMemory.available) return expect(result.gcsAgain).toBe(0);
+    expect(result.arrayBuffersBefore).toBeGreaterThan(150 * MiB);
+    // Still growing at the first check: V8 is busy and may collect them itself.
+    expect(result.gcsWhileGrowing).toBe(0);
+    expect(result.growing).toBeNull();
+    // Level since the previous check: one collection, and the trim returns the pages.
+    expect(result.gcsWhenQuiet).toBe(1);
+    expect(result.quiet).not.toBeNull();
+    expect(result.quiet!.gcMs).not.toBeNull();
+    expect(result.arrayBuffersAfter).toBeLessThan(50 * MiB);
+    expect(result.quiet!.returnedBytes).toBeGreaterThan(100 * MiB);
+    expect(result.gcsAgain).toBe(1);
+    expect(result.again).toBeNull();
+    // 200 MiB kept live: collected once when quiet, found live, then left alone.
+    expect(result.gcsLiveFirst).toBe(1);
+    expect(result.gcsLiveAfter).toBe(0);
   }, 90_000);
 
   it('does nothing without the addon', async () => {

@@ -4,6 +4,9 @@
 //   release  (no --expose-gc) reports them held as a connection would, lets go of them without a
 //            collection, calls MemoryTrimmer.check() with the runtime garbage collector and prints
 //            the result
+//   quiet    (no --expose-gc) lets go of them unheld by any connection (bytes that passed through
+//            the broker) without a collection and calls check() three times: while they grow, once
+//            quiet, and again; then keeps 200 MiB live and calls check() twice more
 //   broker   (--expose-gc) starts an in-process Broker that checks every 100 ms and prints its trim
 //            metrics once they count a trim (or after 20 s)
 
@@ -94,6 +97,55 @@ if (process.argv[1]?.endsWith('trim-child.ts')) {
         released,
         arrayBuffersAfter: process.memoryUsage().arrayBuffers,
         dropped: held === null,
+      }),
+    );
+  } else if (mode === 'quiet') {
+    const collections: number[] = [];
+    const trimmer = new MemoryTrimmer(
+      { intervalMs: 60_000, thresholdBytes: 32 * MiB, minGcIntervalMs: 0 },
+      {
+        status: nativeMemory,
+        trim: trimMallocAsync,
+        heldBytes: () => 0,
+        collectGarbage: garbageCollector(),
+        onTrim: () => undefined,
+        onGc: (ms) => collections.push(ms),
+        onError: (error: unknown) => {
+          throw error;
+        },
+      },
+    );
+    allocate(200 * MiB);
+    const arrayBuffersBefore = process.memoryUsage().arrayBuffers;
+    const growing = await trimmer.check();
+    const gcsWhileGrowing = collections.length;
+    const quiet = await trimmer.check();
+    const gcsWhenQuiet = collections.length;
+    const arrayBuffersAfter = process.memoryUsage().arrayBuffers;
+    const again = await trimmer.check();
+    const gcsAgain = collections.length;
+    // Live Buffers no connection holds (a memory topic's data): one collection finds them live,
+    // and the next check does not collect again.
+    const live = allocate(200 * MiB);
+    await trimmer.check();
+    await trimmer.check();
+    const gcsLiveFirst = collections.length - gcsAgain;
+    await trimmer.check();
+    const gcsLiveAfter = collections.length - gcsAgain - gcsLiveFirst;
+    console.log(
+      JSON.stringify({
+        status: nativeMemory,
+        arrayBuffersBefore,
+        growing,
+        gcsWhileGrowing,
+        quiet,
+        gcsWhenQuiet,
+        arrayBuffersAfter,
+        again,
+        gcsAgain,
+        gcsLiveFirst,
+        gcsLiveAfter,
+        liveKept: live.length > 0,
       }),
     );
   } else if (mode === 'broker') {
