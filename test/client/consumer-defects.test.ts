@@ -3,7 +3,8 @@
 // batch held by the application keeps its partition's position across a resubscription; a long run
 // of refused messages is skipped without growing the stack; a consumer closed before or while it
 // starts leaves no subscription open; and a message whose handler failed is committed by no one, so
-// it is delivered again.
+// it is delivered again, while one the application finished (its next read waits) is committed by a
+// close.
 // A real embedded broker listening on TCP; clients over TCP (directly or through a proxy the test
 // can cut) and in process.
 
@@ -363,5 +364,23 @@ describe('at least once, message by message', () => {
     expect((await consumer.next())!.offset).toBe(1n);
     await consumer.close();
     expect(await client.admin.groupOffsets(group)).toEqual([{ topic, partition: 0, offset: 1n }]);
+  });
+
+  it('a close while the next read waits commits the last message: the next member repeats nothing', async () => {
+    const client = broker.connect();
+    clients.push(client);
+    const topic = await groupTopic(client, 2);
+    const group = `${topic}-waiting`;
+    const consumer = client.consumer({ topics: [topic], group });
+    expect((await consumer.next())!.offset).toBe(0n);
+    expect((await consumer.next())!.offset).toBe(1n);
+    // The application is done with offset 1 and waits for more: a clean hand-over.
+    const waiting = consumer.next();
+    await consumer.close();
+    expect(await waiting).toBeNull();
+    expect(await client.admin.groupOffsets(group)).toEqual([{ topic, partition: 0, offset: 2n }]);
+    await client.producer().send({ topic, value: 'm2' });
+    const next = client.consumer({ topics: [topic], group });
+    expect(await readOffsets(next, 1)).toEqual([2n]);
   });
 });
