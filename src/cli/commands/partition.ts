@@ -9,7 +9,12 @@
 import { readFile } from 'node:fs/promises';
 import { type Command, InvalidArgumentError } from 'commander';
 import type { Client } from '../../client/client.js';
-import type { ReassignmentProgress, ReassignmentTarget } from '../../protocol/commands/reassign-commands.js';
+import type { MetadataResponse } from '../../protocol/commands/data-types.js';
+import type {
+  ReassignmentProgress,
+  ReassignmentStarted,
+  ReassignmentTarget,
+} from '../../protocol/commands/reassign-commands.js';
 import { errorOf } from '../../protocol/error-codes.js';
 import type { CliContext } from '../context.js';
 import { parseIntegerOption } from '../options.js';
@@ -90,14 +95,76 @@ function progressLine(p: ReassignmentProgress): string {
   return `${p.topic}/${p.partition}: replicas ${p.replicas.join(',')} -> ${p.target.join(',')}, isr ${p.isr.join(',')}: ${progressState(p)}`;
 }
 
-/** Polls the reassignments until none of `keys` is under way; prints each change of progress. */
+/** A partition whose reassignment finished, as `reassign --wait` reports it. */
+export interface FinishedReassignment extends ReassignmentStarted {
+  readonly replicas: readonly number[];
+  readonly leader: number;
+  readonly isr: readonly number[];
+}
+
+/** Where the partitions of a `reassign --wait` stand after one poll. */
+export type ReassignWaitStep =
+  | { readonly state: 'finished'; readonly finished: FinishedReassignment[] }
+  | {
+      readonly state: 'waiting';
+      /** The partitions not there yet, with their replicas as last seen (null: not seen). */
+      readonly pending: ReadonlyArray<ReassignmentStarted & { readonly replicas: readonly number[] | null }>;
+    }
+  | {
+      readonly state: 'replaced';
+      readonly progress: ReassignmentProgress;
+      readonly asked: readonly number[];
+    };
+
+const sameReplicas = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((id, i) => id === b[i]);
+
+/**
+ * One poll of `reassign --wait` (pure): `running` are the reassignments under way, as the
+ * controller answers; `metadata` the topics as the broker asked describes them (null when not
+ * read). A partition counts as finished only when no reassignment of it runs AND the metadata
+ * shows exactly the replicas asked for. "None under way" alone is not enough: the answer may come
+ * from a view that does not hold the request yet, and the broker describing the topics follows
+ * the control plane a moment behind the controller; either way the replicas of before would have
+ * been reported as the result. A partition moving to other replicas than asked was replaced by
+ * another reassignment (`--replace`): waiting cannot end well.
+ */
+export function reassignWaitStep(
+  started: readonly ReassignmentStarted[],
+  running: readonly ReassignmentProgress[],
+  metadata: MetadataResponse | null,
+): ReassignWaitStep {
+  const key = (p: { topic: string; partition: number }) => `${p.topic}/${p.partition}`;
+  const runningByKey = new Map(running.map((p) => [key(p), p]));
+  for (const p of started) {
+    const progress = runningByKey.get(key(p));
+    if (progress !== undefined && !sameReplicas(progress.target, p.to))
+      return { state: 'replaced', progress, asked: p.to };
+  }
+  const finished: FinishedReassignment[] = [];
+  const pending: Array<ReassignmentStarted & { replicas: readonly number[] | null }> = [];
+  for (const p of started) {
+    const now = metadata?.topics
+      .find((t) => t.name === p.topic)
+      ?.partitions.find((q) => q.partition === p.partition);
+    const progress = runningByKey.get(key(p));
+    if (progress !== undefined || now === undefined || !sameReplicas(now.replicas, p.to))
+      pending.push({ ...p, replicas: progress?.replicas ?? now?.replicas ?? null });
+    else finished.push({ ...p, replicas: now.replicas, leader: now.leader, isr: now.isr });
+  }
+  return pending.length === 0 ? { state: 'finished', finished } : { state: 'waiting', pending };
+}
+
+/** Polls until every partition of `started` finished (reassignWaitStep); prints each change of progress. */
 async function waitFor(
   client: Client,
-  keys: Set<string>,
+  started: readonly ReassignmentStarted[],
   timeoutMs: number,
   context: CliContext,
-): Promise<void> {
+): Promise<FinishedReassignment[]> {
   const deadline = Date.now() + timeoutMs;
+  const keys = new Set(started.map((p) => `${p.topic}/${p.partition}`));
+  const topics = [...new Set(started.map((p) => p.topic))];
   const last = new Map<string, string>();
   for (;;) {
     const running = (await client.admin.reassignments()).filter((p) => keys.has(`${p.topic}/${p.partition}`));
@@ -107,11 +174,23 @@ async function waitFor(
       last.set(`${p.topic}/${p.partition}`, line);
       context.err(context.json ? JSON.stringify({ progress: p }) : line);
     }
-    if (running.length === 0) return;
+    const metadata = running.length === 0 ? await client.admin.metadata(topics) : null;
+    const step = reassignWaitStep(started, running, metadata);
+    if (step.state === 'finished') return step.finished;
+    if (step.state === 'replaced')
+      throw errorOf(
+        'REASSIGNMENT_IN_PROGRESS',
+        `${step.progress.topic}/${step.progress.partition} is moving to ${step.progress.target.join(',')} now, not ${step.asked.join(',')}: another reassignment replaced this one`,
+      );
     if (Date.now() > deadline)
       throw errorOf(
         'REQUEST_TIMEOUT',
-        `reassignment still under way after ${timeoutMs} ms (it goes on: see partition reassignments)`,
+        `reassignment not finished after ${timeoutMs} ms (${step.pending
+          .map(
+            (p) =>
+              `${p.topic}/${p.partition}: replicas ${p.replicas?.join(',') ?? 'unknown'}, asked ${p.to.join(',')}`,
+          )
+          .join('; ')}; it goes on: see partition reassignments)`,
       );
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
@@ -163,12 +242,7 @@ export function registerPartition(program: Command, context: CliContext): void {
           );
           return;
         }
-        await waitFor(client, new Set(started.map((p) => `${p.topic}/${p.partition}`)), timeoutMs, context);
-        const metadata = await client.admin.metadata([...new Set(started.map((p) => p.topic))]);
-        const finished = started.map((p) => {
-          const now = metadata.topics.find((t) => t.name === p.topic)?.partitions[p.partition];
-          return { ...p, replicas: now?.replicas ?? [], leader: now?.leader ?? -1, isr: now?.isr ?? [] };
-        });
+        const finished = await waitFor(client, started, timeoutMs, context);
         context.print(
           { finished },
           renderTable(

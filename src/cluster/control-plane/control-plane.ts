@@ -243,19 +243,20 @@ export class ControlPlane {
 
   /** Replaces a topic's record (partitions added, settings, reassignment) if unchanged since read. */
   async updateTopic(term: ControllerInfo, topic: TopicRecord, expectedModRevision: bigint): Promise<boolean> {
-    return this.updateTopics(term, [{ topic, expectedModRevision }]);
+    return (await this.updateTopics(term, [{ topic, expectedModRevision }])) !== null;
   }
 
   /**
    * Replaces several topics' records in one transaction (a reassignment plan over several topics
    * starts whole or not at all), if `term` is still the controller and every topic is at the
-   * revision the caller read. False when one moved (read again and retry).
+   * revision the caller read. Returns the etcd revision of the write (a cache holds it once its
+   * revision reached that one), or null when a topic moved (read again and retry).
    */
   async updateTopics(
     term: ControllerInfo,
     updates: ReadonlyArray<{ topic: TopicRecord; expectedModRevision: bigint }>,
-  ): Promise<boolean> {
-    if (updates.length === 0) return true;
+  ): Promise<bigint | null> {
+    if (updates.length === 0) return 0n;
     if (updates.length > MAX_PARTITION_UPDATES_PER_WRITE)
       throw errorOf(
         'INVALID_REQUEST',
@@ -272,8 +273,11 @@ export class ControlPlane {
         .else(this.store.get(KEYS.controller))
         .commit();
     });
-    if (!result.succeeded) this.checkStillController(result, term);
-    return result.succeeded;
+    if (!result.succeeded) {
+      this.checkStillController(result, term);
+      return null;
+    }
+    return BigInt(result.header.revision);
   }
 
   /**

@@ -87,6 +87,8 @@ export class ControllerService {
   private dirty = false;
   private campaigning = false;
   private stopped = false;
+  /** Called after each change of the cache, and at stop (untilCache). */
+  private readonly cacheListeners = new Set<() => void>();
   readonly fencingTimeMs: number | null;
   /** The brokers' heartbeats, while this broker is the controller. */
   private liveness: BrokerLiveness | null = null;
@@ -163,16 +165,24 @@ export class ControllerService {
     await this.guard(controller, () => controller.deleteTopic(name));
   }
 
-  /** Starts reassignments (refused whole when the plan is bad); reconciles finish them. */
+  /**
+   * Starts reassignments (refused whole when the plan is bad); reconciles finish them. Answers
+   * as soon as this broker's cache holds the write (or after SETTLE_TIMEOUT_MS): etcd
+   * acknowledges the write before the watch brings it here, and `reassignments()` answers from
+   * the cache, so a client polling the reassignments right after this answer would otherwise find
+   * none under way and take its reassignment for finished while it had not even started
+   * (`partition reassign --wait` then reported the replicas of before as the result).
+   */
   async reassign(
     plan: readonly ReassignmentTarget[],
     options: ReassignOptions = {},
   ): Promise<PlannedTopic[]> {
     const controller = this.requireController();
-    const planned = await this.guard(controller, () =>
+    const { planned, revision } = await this.guard(controller, () =>
       this.onFreshTopics(() => controller.reassign(this.cache, plan, options)),
     );
     this.scheduleReconcile();
+    await this.untilCache(() => this.cache.revision >= revision);
     return planned;
   }
 
@@ -432,6 +442,27 @@ export class ControllerService {
     }
   }
 
+  /**
+   * Waits until `done()`, checked now and after each change the watch brings (no polling delay:
+   * an answer waiting on it goes out as soon as the cache holds what it waits for), or for
+   * `timeoutMs`, or until stopped.
+   */
+  private async untilCache(done: () => boolean, timeoutMs = SETTLE_TIMEOUT_MS): Promise<void> {
+    if (done() || this.stopped) return;
+    await new Promise<void>((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.cacheListeners.delete(check);
+        resolve();
+      };
+      const check = () => {
+        if (done() || this.stopped) finish();
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      this.cacheListeners.add(check);
+    });
+  }
+
   private async settle(done: () => boolean, timeoutMs = SETTLE_TIMEOUT_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!done() && Date.now() < deadline && !this.stopped)
@@ -447,6 +478,7 @@ export class ControllerService {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const listener of [...this.cacheListeners]) listener();
     this.stopLiveness();
     await this.stopWatch?.();
     this.stopWatch = null;
@@ -471,6 +503,7 @@ export class ControllerService {
       },
     );
     this.events.onMetadata?.(this.cache, snapshot.events);
+    for (const listener of [...this.cacheListeners]) listener();
     await this.afterChange();
   }
 
@@ -479,6 +512,7 @@ export class ControllerService {
     this.drained.apply(events);
     this.liveness?.sync(this.cache.brokers(), Date.now());
     this.events.onMetadata?.(this.cache, events);
+    for (const listener of [...this.cacheListeners]) listener();
     void this.afterChange();
   }
 

@@ -151,13 +151,14 @@ export class Controller {
 
   /**
    * Starts moving partitions to new replicas (reassignment.ts: refused whole when a target is
-   * bad); the reconciles after it finish each partition once its new replicas caught up.
+   * bad); the reconciles after it finish each partition once its new replicas caught up. Returns
+   * what started and the etcd revision that started it.
    */
   async reassign(
     cache: MetadataCache,
     plan: readonly ReassignmentTarget[],
     options: ReassignOptions = {},
-  ): Promise<PlannedTopic[]> {
+  ): Promise<{ planned: PlannedTopic[]; revision: bigint }> {
     const topics = new Map(cache.topics().map(({ value }) => [value.name, value]));
     const live = new Set(cache.brokers().map((broker) => broker.brokerId));
     const planned = planReassignment(topics, live, plan, options);
@@ -165,9 +166,9 @@ export class Controller {
       topic: record,
       expectedModRevision: cache.topic(record.name)!.modRevision,
     }));
-    if (!(await this.plane.updateTopics(this.term, updates)))
-      throw new StaleTopicError(planned.map(({ record }) => record.name));
-    return planned;
+    const revision = await this.plane.updateTopics(this.term, updates);
+    if (revision === null) throw new StaleTopicError(planned.map(({ record }) => record.name));
+    return { planned, revision };
   }
 
   /** Preferred-leader election over `topics` (every topic when not given); returns what moved. */

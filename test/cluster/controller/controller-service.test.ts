@@ -31,9 +31,17 @@ async function until(condition: () => boolean, timeoutMs = 15_000): Promise<void
 async function startMember(
   address: string,
   id: number,
-  options: { fencingTimeMs?: number; leaseTtlSeconds?: number } = {},
+  options: { fencingTimeMs?: number; leaseTtlSeconds?: number; watchDelayMs?: number } = {},
 ): Promise<Member & { startedAtMs: number }> {
   const plane = await ControlPlane.connect({ address: parseClusterUrl(address) });
+  const { watchDelayMs } = options;
+  if (watchDelayMs !== undefined) {
+    // The watch brings every change this much later than etcd acknowledged it (in order): a slow
+    // watch, as on a loaded machine.
+    const watch = plane.watch.bind(plane);
+    plane.watch = (afterRevision, onEvents, onError) =>
+      watch(afterRevision, (events) => setTimeout(() => onEvents(events), watchDelayMs), onError);
+  }
   const startedAtMs = Date.now();
   const session = await plane.register(
     { brokerId: id, advertise: `127.0.0.1:${7400 + id}`, startedAtMs },
@@ -173,6 +181,45 @@ describe.skipIf(!etcdAvailable())('controller service', () => {
       await member.service.stop().catch(() => undefined);
       await member.session.close();
       await member.plane.close();
+    }
+  });
+
+  it('answers a reassignment once its own view holds it, however late the watch brings it', async () => {
+    // reassignments() answers from the cache, which the watch updates after etcd acknowledged the
+    // write: answered before, a client polling right after found none under way and took its
+    // reassignment for finished (`partition reassign --wait` printed the replicas of before).
+    const address = `${etcd.endpoint.replace('http://', 'etcd://')}/read-your-writes`;
+    const members = [
+      await startMember(address, 1, { watchDelayMs: 300 }),
+      await startMember(address, 2, { watchDelayMs: 300 }),
+    ];
+    try {
+      await until(() => members.filter((m) => m.service.term !== null).length === 1);
+      const controller = members.find((m) => m.service.term !== null)!;
+      const view = controller.service.cache;
+      await until(() => view.brokers().length === 2);
+      const created = await controller.service.createTopic({
+        name: 'late',
+        partitions: 1,
+        replicationFactor: 1,
+        config: {},
+      });
+      await until(() => (view.partition('late', 0)?.value.leader ?? NO_LEADER) !== NO_LEADER);
+      const from = created.assignment[0]!;
+      const target = [from[0] === 1 ? 2 : 1];
+      const started = await controller.service.reassign([{ topic: 'late', partition: 0, replicas: target }]);
+      expect(started.flatMap((p) => p.started)).toEqual([{ partition: 0, from, to: target }]);
+      // No broker runs here to catch the new replica up: it stays under way, and shows so at once.
+      expect(controller.service.reassignments()).toEqual([
+        { topic: 'late', partition: 0, replicas: [...from, ...target], target, isr: from, leader: from[0] },
+      ]);
+      expect(members.flatMap((m) => m.errors)).toEqual([]);
+    } finally {
+      for (const member of members) {
+        await member.service.stop().catch(() => undefined);
+        await member.session.close();
+        await member.plane.close();
+      }
     }
   });
 
