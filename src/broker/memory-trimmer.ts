@@ -7,7 +7,7 @@
 //    a. the connections' held bytes have fallen by more than `thresholdBytes` since their peak
 //       (a burst of large frames or of queued responses ended), or
 //    b. those unheld Buffer bytes grew by more than `thresholdBytes` over their level after the
-//       last collection, and stayed level since the previous check. Bytes that went through the
+//       last collection, and stayed level (within `thresholdBytes` / 16) since the previous check. Bytes that went through the
 //       broker without ever being held for long (a catch-up read pushed straight into the kernel's
 //       socket buffer) leave garbage no connection counted; once the broker is quiet, V8 has no
 //       reason to collect it soon. A collection that frees nothing (the bytes are live, such as a
@@ -168,7 +168,10 @@ export class MemoryTrimmer {
     // Already collected by V8 itself: nothing to force; watch for the next drop from here.
     if (released && unheld <= threshold) this.heldPeak = held;
     if (unheld <= threshold) return null;
-    const quietGarbage = unheld - this.unheldFloor > threshold && grewSinceLastCheck <= threshold / 16;
+    // Level, not merely not growing: a broker under load swings by far more between checks, falling
+    // as V8 collects by itself, and is left to it.
+    const quietGarbage =
+      unheld - this.unheldFloor > threshold && Math.abs(grewSinceLastCheck) <= threshold / 16;
     if (!released && !quietGarbage) return null;
     if (performance.now() - this.lastGcAt < this.settings.minGcIntervalMs) return null;
     const started = performance.now();
