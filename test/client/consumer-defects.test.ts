@@ -366,6 +366,24 @@ describe('at least once, message by message', () => {
     expect(await client.admin.groupOffsets(group)).toEqual([{ topic, partition: 0, offset: 1n }]);
   });
 
+  it('a close hands out no more buffered messages while its commit is on its way', async () => {
+    const client = broker.connect();
+    clients.push(client);
+    const topic = await groupTopic(client, 5);
+    const group = `${topic}-closing`;
+    const consumer = client.consumer({ topics: [topic], group });
+    expect((await consumer.next())!.offset).toBe(0n);
+    expect((await consumer.next())!.offset).toBe(1n);
+    // Offsets 2-4 came in the same batch and are buffered. The close's commit starts now (offset 1,
+    // the message in hand); a read meanwhile gets nothing, so nothing is processed outside it.
+    const closing = consumer.close();
+    expect(await consumer.next()).toBeNull();
+    await closing;
+    expect(await client.admin.groupOffsets(group)).toEqual([{ topic, partition: 0, offset: 1n }]);
+    const next = client.consumer({ topics: [topic], group });
+    expect(await readOffsets(next, 4)).toEqual([1n, 2n, 3n, 4n]);
+  });
+
   it('a close while the next read waits commits the last message: the next member repeats nothing', async () => {
     const client = broker.connect();
     clients.push(client);

@@ -189,8 +189,11 @@ export class Consumer implements AsyncIterable<Message> {
 
   async close(): Promise<void> {
     this.closing ??= (async () => {
-      await this.source.close();
+      // Delivery stops first: the close commits what the application finished when it starts, and
+      // a message handed out while that commit is on its way would be in no commit (delivered
+      // again to the partition's next owner).
       this.delivery.markClosed();
+      await this.source.close();
       await Promise.all(this.delivery.all().map((feed) => feed.close()));
     })();
     return this.closing;
