@@ -7,11 +7,12 @@
 //    a. the connections' held bytes have fallen by more than `thresholdBytes` since their peak
 //       (a burst of large frames or of queued responses ended), or
 //    b. those unheld Buffer bytes grew by more than `thresholdBytes` over their level after the
-//       last collection, and stayed level (within `thresholdBytes` / 16) since the previous check. Bytes that went through the
-//       broker without ever being held for long (a catch-up read pushed straight into the kernel's
-//       socket buffer) leave garbage no connection counted; once the broker is quiet, V8 has no
-//       reason to collect it soon. A collection that frees nothing (the bytes are live, such as a
-//       memory topic's data) raises that level, so it is not repeated at every check.
+//       last collection, and stayed level (within `thresholdBytes` / 16) since the previous
+//       check. Bytes that went through the broker without ever being held for long (a catch-up
+//       read pushed straight into the kernel's socket buffer) leave garbage no connection
+//       counted; once the broker is quiet, V8 has no reason to collect it soon. A collection that
+//       frees nothing (the bytes are live, such as a memory topic's data) raises that level, so it
+//       is not repeated at every check.
 // 2. glibc keeps the pages of freed chunks in its arenas. So when the memory that neither V8's heap
 //    nor ArrayBuffers account for (rss − heapTotal − arrayBuffers) has grown by more than
 //    `thresholdBytes` over its level after the last trim, the growth is almost all free malloc
@@ -133,8 +134,10 @@ export class MemoryTrimmer {
   }
 
   private async run(): Promise<TrimRecord | null> {
-    const gcMs = await this.collectIfReleased();
-    const before = process.memoryUsage();
+    const sampled = process.memoryUsage();
+    const gcMs = await this.collectIfReleased(sampled.arrayBuffers);
+    // Sampled again only when a collection changed it.
+    const before = gcMs === null ? sampled : process.memoryUsage();
     const level = unaccountedBytes(before);
     if (level < this.floor) this.floor = level;
     if (level - this.floor <= this.settings.thresholdBytes) return null;
@@ -154,13 +157,13 @@ export class MemoryTrimmer {
   }
 
   /** Step 1 of the header comment; resolves with the collection's time, or null when none ran. */
-  private async collectIfReleased(): Promise<number | null> {
+  private async collectIfReleased(arrayBuffers: number): Promise<number | null> {
     const held = this.deps.heldBytes();
     if (held > this.heldPeak) this.heldPeak = held;
     const collect = this.deps.collectGarbage;
     if (collect === null) return null;
     const threshold = this.settings.thresholdBytes;
-    const unheld = process.memoryUsage().arrayBuffers - held;
+    const unheld = arrayBuffers - held;
     const grewSinceLastCheck = unheld - this.unheldBefore;
     this.unheldBefore = unheld;
     if (unheld < this.unheldFloor) this.unheldFloor = unheld;

@@ -87,7 +87,7 @@ export class ControllerService {
   private dirty = false;
   private campaigning = false;
   private stopped = false;
-  /** Called after each change of the cache, and at stop (untilCache). */
+  /** Called after each change of the cache, and at stop (settle). */
   private readonly cacheListeners = new Set<() => void>();
   readonly fencingTimeMs: number | null;
   /** The brokers' heartbeats, while this broker is the controller. */
@@ -182,7 +182,7 @@ export class ControllerService {
       this.onFreshTopics(() => controller.reassign(this.cache, plan, options)),
     );
     this.scheduleReconcile();
-    await this.untilCache(() => this.cache.revision >= revision);
+    await this.settle(() => this.cache.revision >= revision);
     return planned;
   }
 
@@ -447,7 +447,7 @@ export class ControllerService {
    * an answer waiting on it goes out as soon as the cache holds what it waits for), or for
    * `timeoutMs`, or until stopped.
    */
-  private async untilCache(done: () => boolean, timeoutMs = SETTLE_TIMEOUT_MS): Promise<void> {
+  private async settle(done: () => boolean, timeoutMs = SETTLE_TIMEOUT_MS): Promise<void> {
     if (done() || this.stopped) return;
     await new Promise<void>((resolve) => {
       const finish = () => {
@@ -461,12 +461,6 @@ export class ControllerService {
       const timer = setTimeout(finish, timeoutMs);
       this.cacheListeners.add(check);
     });
-  }
-
-  private async settle(done: () => boolean, timeoutMs = SETTLE_TIMEOUT_MS): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!done() && Date.now() < deadline && !this.stopped)
-      await new Promise((resolve) => setTimeout(resolve, 20));
   }
 
   private requireController(): Controller {

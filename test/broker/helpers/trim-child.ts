@@ -40,6 +40,28 @@ async function churn(total: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 10));
 }
 
+/** A trimmer that checks only when told (check()), trims for real and throws what fails. */
+function trimmerFor(
+  heldBytes: () => number,
+  collectGarbage: (() => void) | null,
+  onGc?: (ms: number) => void,
+): MemoryTrimmer {
+  return new MemoryTrimmer(
+    { intervalMs: 60_000, thresholdBytes: 32 * MiB, minGcIntervalMs: 0 },
+    {
+      status: nativeMemory,
+      trim: trimMallocAsync,
+      heldBytes,
+      collectGarbage,
+      onTrim: () => undefined,
+      ...(onGc === undefined ? {} : { onGc }),
+      onError: (error: unknown) => {
+        throw error;
+      },
+    },
+  );
+}
+
 /** A metric's value in Prometheus text, 0 when absent. */
 function metric(text: string, name: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
@@ -49,19 +71,7 @@ function metric(text: string, name: string): number {
 if (process.argv[1]?.endsWith('trim-child.ts')) {
   const mode = process.argv[2];
   if (mode === 'check') {
-    const trimmer = new MemoryTrimmer(
-      { intervalMs: 60_000, thresholdBytes: 32 * MiB, minGcIntervalMs: 0 },
-      {
-        status: nativeMemory,
-        trim: trimMallocAsync,
-        heldBytes: () => 0,
-        collectGarbage: null,
-        onTrim: () => undefined,
-        onError: (error: unknown) => {
-          throw error;
-        },
-      },
-    );
+    const trimmer = trimmerFor(() => 0, null);
     await churn(200 * MiB);
     const first = await trimmer.check();
     const second = await trimmer.check();
@@ -69,19 +79,7 @@ if (process.argv[1]?.endsWith('trim-child.ts')) {
   } else if (mode === 'release') {
     let held: Buffer[] | null = allocate(200 * MiB);
     let heldBytes = held.reduce((sum, b) => sum + b.length, 0);
-    const trimmer = new MemoryTrimmer(
-      { intervalMs: 60_000, thresholdBytes: 32 * MiB, minGcIntervalMs: 0 },
-      {
-        status: nativeMemory,
-        trim: trimMallocAsync,
-        heldBytes: () => heldBytes,
-        collectGarbage: garbageCollector(),
-        onTrim: () => undefined,
-        onError: (error: unknown) => {
-          throw error;
-        },
-      },
-    );
+    const trimmer = trimmerFor(() => heldBytes, garbageCollector());
     const whileHeld = await trimmer.check();
     held = null;
     heldBytes = 0;
@@ -101,19 +99,10 @@ if (process.argv[1]?.endsWith('trim-child.ts')) {
     );
   } else if (mode === 'quiet') {
     const collections: number[] = [];
-    const trimmer = new MemoryTrimmer(
-      { intervalMs: 60_000, thresholdBytes: 32 * MiB, minGcIntervalMs: 0 },
-      {
-        status: nativeMemory,
-        trim: trimMallocAsync,
-        heldBytes: () => 0,
-        collectGarbage: garbageCollector(),
-        onTrim: () => undefined,
-        onGc: (ms) => collections.push(ms),
-        onError: (error: unknown) => {
-          throw error;
-        },
-      },
+    const trimmer = trimmerFor(
+      () => 0,
+      garbageCollector(),
+      (ms) => collections.push(ms),
     );
     allocate(200 * MiB);
     const arrayBuffersBefore = process.memoryUsage().arrayBuffers;
